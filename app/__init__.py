@@ -1,0 +1,120 @@
+"""CXR Academy: training and certification of chest X-ray readers for TB screening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app import models  # noqa: F401  (every table known to Alembic)
+from app.config import load_config
+from app.extensions import csrf, db, limiter, login_manager, migrate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application. No database or network work happens here."""
+    app = Flask(__name__, instance_relative_config=True, instance_path=_instance_path(config))
+    load_config(app, config)
+
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True
+    )
+    csrf.init_app(app)
+    limiter.init_app(app)
+    _init_login(app)
+
+    from app.errors import init_errors
+    from app.security import init_security
+
+    init_security(app)
+    init_errors(app)
+    _register_blueprints(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    _register_template_helpers(app)
+    return app
+
+
+def _instance_path(config: dict[str, Any] | None) -> str | None:
+    import os
+
+    path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CXR_ACADEMY_INSTANCE_PATH")
+    return str(Path(path).resolve()) if path else None
+
+
+def _init_login(app: Flask) -> None:
+    from app.auth.sessions import load_user
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see this page."
+    login_manager.login_message_category = "info"
+    # "basic": a changed IP or browser marks the session non-fresh instead of ending it;
+    # clinics on unstable links change address mid-exam.
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user)
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():  # type: ignore[no-untyped-def]
+        from flask import abort, flash, redirect, url_for
+
+        from app.errors import _wants_json
+
+        if _wants_json():
+            abort(401, description="Sign in first.")
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _register_blueprints(app: Flask) -> None:
+    # Importing each area's routes module attaches its views to the area's blueprint.
+    from app import home
+    from app.admin import routes as admin_routes
+    from app.auth import routes as auth_routes
+    from app.cases import routes as cases_routes
+    from app.certification import routes as certification_routes
+    from app.quizzes import routes as quizzes_routes
+    from app.viewer import routes as viewer_routes
+
+    for module in (
+        home,
+        auth_routes,
+        admin_routes,
+        cases_routes,
+        quizzes_routes,
+        viewer_routes,
+        certification_routes,
+    ):
+        app.register_blueprint(module.bp)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from app.auth.forms import LogoutForm
+    from app.auth.roles import Role
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {
+            "Role": Role,
+            "logout_form": LogoutForm() if current_user.is_authenticated else None,
+        }
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
+    # SQLite ignores foreign keys unless asked, per connection.
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from app.admin import bp
+from app.admin.forms import ActionForm, ClinicForm, UserCreateForm, UserEditForm
+from app.audit.services import events_query, known_actions, record
+from app.auth.decorators import roles_required
+from app.auth.invitations import invitation_url
+from app.auth.models import Clinic, User
+from app.auth.roles import Role
+from app.auth.services import (
+    AccountError,
+    country_name,
+    create_clinic,
+    create_user,
+    set_active,
+    update_user,
+)
+from app.extensions import db
+
+
+@bp.before_request
+@roles_required(Role.ADMIN)
+def _admins_only() -> None:
+    """Every page in this area is for administrators."""
+
+
+def _clinic_choices() -> list[tuple[int, str]]:
+    clinics = db.session.scalars(select(Clinic).order_by(Clinic.name)).all()
+    return [(c.id, f"{c.name} ({c.city}, {c.country_code})") for c in clinics]
+
+
+def _clinic_or_none(clinic_id: int | None) -> Clinic | None:
+    return db.session.get(Clinic, clinic_id) if clinic_id else None
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404, description=f"There is no user {user_id}.")
+    return user
+
+
+@bp.route("/")
+def index() -> str:
+    counts = {
+        "users": db.session.scalar(select(func.count(User.id)).where(User.active)),
+        "clinics": db.session.scalar(select(func.count(Clinic.id))),
+    }
+    recent = db.session.scalars(events_query().limit(10)).all()
+    return render_template("admin/index.html", counts=counts, recent=recent)
+
+
+@bp.route("/users")
+def users() -> str:
+    rows = db.session.scalars(select(User).order_by(User.full_name)).all()
+    return render_template("admin/users.html", users=rows)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def new_user() -> Response | str | tuple[str, int]:
+    form = UserCreateForm(clinics=_clinic_choices())
+    if form.validate_on_submit():
+        try:
+            user = create_user(
+                email=form.email.data or "",
+                full_name=form.full_name.data or "",
+                username=form.username.data or None,
+                roles=form.roles.data or [],
+                clinic=_clinic_or_none(form.clinic.data),
+                lead_countries=form.lead_countries.data or [],
+                lead_all_countries=bool(form.lead_all_countries.data),
+            )
+        except AccountError as exc:
+            form.form_errors.append(str(exc).capitalize() + ".")
+            return render_template("admin/user_new.html", form=form), 400
+        return _render_user(user, invitation=_invite(user), status=201)
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/user_new.html", form=form), status
+
+
+def _invite(user: User) -> str:
+    link = invitation_url(user)
+    record("user.invite", object_type="user", object_id=user.id)
+    db.session.commit()
+    return link
+
+
+def _render_user(
+    user: User,
+    *,
+    form: UserEditForm | None = None,
+    invitation: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    if form is None:
+        form = UserEditForm(
+            clinics=_clinic_choices(),
+            formdata=None,
+            full_name=user.full_name,
+            clinic=user.clinic_id or 0,
+            roles=[r.value for r in user.roles],
+            lead_all_countries=user.lead_all_countries,
+            lead_countries=user.lead_countries,
+        )
+    return render_template(
+        "admin/user.html",
+        user=user,
+        form=form,
+        action=ActionForm(),
+        invitation=invitation,
+        country_name=country_name,
+    ), status
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+def user(user_id: int) -> Response | tuple[str, int]:
+    target = _user_or_404(user_id)
+    if request.method == "GET":
+        return _render_user(target)
+    form = UserEditForm(clinics=_clinic_choices())
+    if not form.validate_on_submit():
+        return _render_user(target, form=form, status=400)
+    try:
+        update_user(
+            target,
+            full_name=form.full_name.data,
+            roles=form.roles.data or [],
+            clinic=_clinic_or_none(form.clinic.data),
+            lead_countries=form.lead_countries.data or [],
+            lead_all_countries=bool(form.lead_all_countries.data),
+        )
+    except AccountError as exc:
+        db.session.rollback()
+        form.form_errors.append(str(exc).capitalize() + ".")
+        return _render_user(target, form=form, status=400)
+    flash("Saved.", "success")
+    return redirect(url_for("admin.user", user_id=target.id))
+
+
+@bp.route("/users/<int:user_id>/invite", methods=["POST"])
+def invite(user_id: int) -> tuple[str, int]:
+    target = _user_or_404(user_id)
+    if not target.active:
+        abort(409, description="Reactivate this account before inviting its user.")
+    return _render_user(target, invitation=_invite(target))
+
+
+@bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
+def deactivate(user_id: int) -> Response:
+    target = _user_or_404(user_id)
+    if target.id == current_user.id:
+        abort(409, description="You cannot deactivate your own account.")
+    set_active(target, False)
+    flash(f"{target.full_name} is deactivated and signed out everywhere.", "success")
+    return redirect(url_for("admin.user", user_id=target.id))
+
+
+@bp.route("/users/<int:user_id>/activate", methods=["POST"])
+def activate(user_id: int) -> Response:
+    target = _user_or_404(user_id)
+    set_active(target, True)
+    flash(f"{target.full_name} is active again.", "success")
+    return redirect(url_for("admin.user", user_id=target.id))
+
+
+@bp.route("/clinics", methods=["GET", "POST"])
+def clinics() -> tuple[str, int]:
+    form = ClinicForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            clinic = create_clinic(
+                form.name.data or "", form.city.data or "", form.country.data or ""
+            )
+        except AccountError as exc:
+            form.form_errors.append(str(exc).capitalize() + ".")
+            status = 400
+        else:
+            flash(f"Clinic {clinic.name} added.", "success")
+            form = ClinicForm(formdata=None)
+    elif request.method == "POST":
+        status = 400
+    rows = db.session.execute(
+        select(Clinic, func.count(User.id))
+        .outerjoin(User, User.clinic_id == Clinic.id)
+        .group_by(Clinic.id)
+        .order_by(Clinic.country_code, Clinic.name)
+    ).all()
+    return render_template(
+        "admin/clinics.html", form=form, rows=rows, country_name=country_name
+    ), status
+
+
+@bp.route("/audit")
+def audit() -> str:
+    action = request.args.get("action") or None
+    page = db.paginate(
+        events_query(action), per_page=int(current_app.config["AUDIT_PAGE_SIZE"]), error_out=False
+    )
+    return render_template("admin/audit.html", page=page, action=action, actions=known_actions())

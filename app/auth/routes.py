@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app.auth import bp
+from app.auth.forms import ChangePasswordForm, LoginForm, SetPasswordForm
+from app.auth.invitations import InvitationError, user_for_invitation
+from app.auth.services import AccountError, authenticate, change_password, set_password
+from app.auth.sessions import end_current_session, start_session
+from app.extensions import db, limiter
+from app.home import home_url_for
+
+WRONG_CREDENTIALS = "Wrong user name or password."
+TOO_MANY_FAILURES = (
+    "Too many failed sign-in attempts. Wait 15 minutes and try again, "
+    "or ask your administrator to reset your password."
+)
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_FAILURE_LIMIT"]
+
+
+def _username_key() -> str:
+    return "user:" + (request.form.get("username") or "").strip().lower()[:254]
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths: never redirect to another host after sign-in."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    _login_limit,
+    key_func=get_remote_address,
+    methods=["POST"],
+    deduct_when=_failed,
+    error_message=TOO_MANY_FAILURES,
+)
+@limiter.limit(
+    _login_limit,
+    key_func=_username_key,
+    methods=["POST"],
+    deduct_when=_failed,
+    error_message=TOO_MANY_FAILURES,
+)
+def login() -> Response | str | tuple[str, int]:
+    if current_user.is_authenticated:
+        return redirect(home_url_for(current_user))
+    form = LoginForm(next=request.args.get("next", ""))
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("auth/login.html", form=form), status
+    user = authenticate(form.username.data or "", form.password.data or "")
+    if user is None:
+        form.password.errors = [WRONG_CREDENTIALS]
+        return render_template("auth/login.html", form=form), 401
+    start_session(user)
+    db.session.commit()
+    return redirect(_safe_next(form.next.data) or home_url_for(user))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Response:
+    # The CSRF token is checked by CSRFProtect before this runs.
+    if current_user.is_authenticated:
+        end_current_session()
+        db.session.commit()
+    flash("You have signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password() -> Response | str | tuple[str, int]:
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            change_password(current_user, form.current.data or "", form.password.data or "")
+        except AccountError as exc:
+            form.password.errors = [str(exc).capitalize() + "."]
+            return render_template("auth/change_password.html", form=form), 400
+        flash("Your password has been changed. Other devices have been signed out.", "success")
+        return redirect(home_url_for(current_user))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/change_password.html", form=form), status
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str) -> Response | str | tuple[str, int]:
+    try:
+        user = user_for_invitation(token)
+    except InvitationError as exc:
+        return render_template("auth/invitation_invalid.html", reason=str(exc)), 400
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            set_password(user, form.password.data or "", via="invitation")
+        except AccountError as exc:
+            form.password.errors = [str(exc).capitalize() + "."]
+            return render_template("auth/accept_invitation.html", form=form, user=user), 400
+        flash("Your password is set. Sign in with your user name and new password.", "success")
+        return redirect(url_for("auth.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/accept_invitation.html", form=form, user=user), status

@@ -1,0 +1,309 @@
+"""Account use cases: one function each, shared by the web pages and the command line.
+
+Every function validates before it writes, records an audit event and commits; on bad
+input it raises ``AccountError`` with a message for the person who typed it and leaves
+the database untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.audit.services import record
+from app.auth.models import Clinic, LeadCountry, User, UserRole
+from app.auth.passwords import hash_password, needs_rehash, verify_password
+from app.auth.roles import Role
+from app.auth.sessions import end_all_sessions
+from app.db_types import utcnow
+from app.extensions import db
+
+_USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+
+
+class AccountError(ValueError):
+    """Bad input to an account operation; the message is meant for the user."""
+
+
+# ---- validation -----------------------------------------------------------------------
+
+
+def normalise_email(email: str) -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise AccountError(f"invalid e-mail address {email!r}: {exc}") from None
+
+
+def normalise_country(code: str) -> str:
+    code = code.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise AccountError(f"unknown country code {code!r}; use ISO 3166-1 alpha-2, e.g. KE")
+    return code
+
+
+def country_name(code: str) -> str:
+    country = pycountry.countries.get(alpha_2=code)
+    return getattr(country, "common_name", None) or (country.name if country else code)
+
+
+def parse_roles(values: Iterable[str | Role]) -> set[Role]:
+    roles: set[Role] = set()
+    for value in values:
+        try:
+            roles.add(value if isinstance(value, Role) else Role.parse(value))
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+    return roles
+
+
+def check_password_policy(password: str, user: User) -> None:
+    minimum = current_app.config["PASSWORD_MIN_LENGTH"]
+    if len(password) < minimum:
+        raise AccountError(f"the password must have at least {minimum} characters")
+    if len(password) > 256:
+        raise AccountError("the password must have at most 256 characters")
+    lowered = password.lower()
+    if lowered in {user.username, user.email}:
+        raise AccountError("the password must not be your user name or e-mail address")
+
+
+def _username_from_email(email: str) -> str:
+    base = re.sub(r"[^a-z0-9._-]", "", email.split("@", 1)[0].lower())
+    base = (base or "user").ljust(3, "0")[:56]
+    candidate, n = base, 1
+    while db.session.scalar(select(User.id).where(User.username == candidate)) is not None:
+        n += 1
+        candidate = f"{base}{n}"
+    return candidate
+
+
+# ---- clinics --------------------------------------------------------------------------
+
+
+def create_clinic(name: str, city: str, country_code: str) -> Clinic:
+    name, city = name.strip(), city.strip()
+    if not name or not city:
+        raise AccountError("a clinic needs a name and a city")
+    country = normalise_country(country_code)
+    if db.session.scalar(select(Clinic.id).where(func.lower(Clinic.name) == name.lower())):
+        raise AccountError(f"a clinic named {name!r} already exists")
+    clinic = Clinic(name=name, city=city, country_code=country)
+    db.session.add(clinic)
+    db.session.flush()
+    record("clinic.create", object_type="clinic", object_id=clinic.id, name=name, country=country)
+    db.session.commit()
+    return clinic
+
+
+def find_clinic(ref: str) -> Clinic:
+    """A clinic by id or by name (case-insensitive)."""
+    ref = ref.strip()
+    clinic = db.session.get(Clinic, int(ref)) if ref.isdigit() else None
+    if clinic is None:
+        clinic = db.session.scalar(select(Clinic).where(func.lower(Clinic.name) == ref.lower()))
+    if clinic is None:
+        raise AccountError(f"no clinic {ref!r}")
+    return clinic
+
+
+# ---- users ----------------------------------------------------------------------------
+
+
+def find_user(ref: str) -> User:
+    """A user by id, user name or e-mail."""
+    ref = ref.strip().lower()
+    user = db.session.get(User, int(ref)) if ref.isdigit() else None
+    if user is None:
+        user = db.session.scalar(select(User).where((User.username == ref) | (User.email == ref)))
+    if user is None:
+        raise AccountError(f"no user {ref!r}")
+    return user
+
+
+def create_user(
+    *,
+    email: str,
+    full_name: str,
+    roles: Iterable[str | Role],
+    clinic: Clinic | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    lead_countries: Iterable[str] = (),
+    lead_all_countries: bool = False,
+) -> User:
+    """Create an account. Without ``password`` the user sets one through an invitation."""
+    email = normalise_email(email)
+    full_name = full_name.strip()
+    if not full_name:
+        raise AccountError("a user needs a full name")
+    role_set = parse_roles(roles)
+    if not role_set:
+        raise AccountError("a user needs at least one role")
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AccountError(f"a user with e-mail {email} already exists")
+    if username:
+        username = username.strip().lower()
+        if not _USERNAME_RE.match(username):
+            raise AccountError(
+                "a user name has 3-64 characters: lower-case letters, digits, '.', '_' or '-'"
+            )
+        if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+            raise AccountError(f"the user name {username!r} is taken")
+    else:
+        username = _username_from_email(email)
+    countries = sorted({normalise_country(c) for c in lead_countries})
+    _check_lead_scope(role_set, countries, lead_all_countries)
+
+    user = User(
+        email=email,
+        username=username,
+        full_name=full_name,
+        clinic=clinic,
+        active=True,
+        lead_all_countries=lead_all_countries,
+        role_links=[UserRole(role=r.value) for r in sorted(role_set)],
+        lead_country_links=[LeadCountry(country_code=c) for c in countries],
+    )
+    if password is not None:
+        check_password_policy(password, user)
+        user.password_hash = hash_password(password)
+    db.session.add(user)
+    db.session.flush()
+    record(
+        "user.create",
+        object_type="user",
+        object_id=user.id,
+        username=username,
+        roles=sorted(r.value for r in role_set),
+        clinic_id=clinic.id if clinic else None,
+    )
+    db.session.commit()
+    return user
+
+
+def _check_lead_scope(roles: set[Role], countries: list[str], all_countries: bool) -> None:
+    if Role.PROGRAMME_LEAD in roles and not countries and not all_countries:
+        raise AccountError("a programme lead needs countries in scope (or all countries)")
+
+
+def update_user(
+    user: User,
+    *,
+    roles: Iterable[str | Role],
+    clinic: Clinic | None,
+    lead_countries: Iterable[str],
+    lead_all_countries: bool,
+    full_name: str | None = None,
+) -> User:
+    """Change roles, clinic and programme-lead scope in one audited step."""
+    role_set = parse_roles(roles)
+    if not role_set:
+        raise AccountError("a user needs at least one role")
+    countries = sorted({normalise_country(c) for c in lead_countries})
+    _check_lead_scope(role_set, countries, lead_all_countries)
+    if full_name is not None and not full_name.strip():
+        raise AccountError("a user needs a full name")
+
+    old_roles = sorted(r.value for r in user.roles)
+    new_roles = sorted(r.value for r in role_set)
+    if old_roles != new_roles:
+        keep = [link for link in user.role_links if link.role in new_roles]
+        have = {link.role for link in keep}
+        user.role_links = keep + [UserRole(role=r) for r in new_roles if r not in have]
+        record(
+            "user.roles", object_type="user", object_id=user.id, before=old_roles, after=new_roles
+        )
+    new_scope = (lead_all_countries, countries)
+    old_scope = (user.lead_all_countries, user.lead_countries)
+    if new_scope != old_scope:
+        keep_c = [link for link in user.lead_country_links if link.country_code in countries]
+        have_c = {link.country_code for link in keep_c}
+        user.lead_country_links = keep_c + [
+            LeadCountry(country_code=c) for c in countries if c not in have_c
+        ]
+        user.lead_all_countries = lead_all_countries
+        record(
+            "user.scope",
+            object_type="user",
+            object_id=user.id,
+            before={"all": old_scope[0], "countries": old_scope[1]},
+            after={"all": lead_all_countries, "countries": countries},
+        )
+    if (clinic.id if clinic else None) != user.clinic_id:
+        record(
+            "user.clinic",
+            object_type="user",
+            object_id=user.id,
+            before=user.clinic_id,
+            after=clinic.id if clinic else None,
+        )
+        user.clinic = clinic
+    if full_name is not None and full_name.strip() != user.full_name:
+        user.full_name = full_name.strip()
+        record("user.rename", object_type="user", object_id=user.id)
+    db.session.commit()
+    return user
+
+
+def set_active(user: User, active: bool) -> User:
+    """Deactivate (ending every session at once) or reactivate an account."""
+    if user.active == active:
+        return user
+    user.active = active
+    if not active:
+        end_all_sessions(user)
+    record("user.activate" if active else "user.deactivate", object_type="user", object_id=user.id)
+    db.session.commit()
+    return user
+
+
+def set_password(user: User, password: str, *, via: str) -> None:
+    """Set a new password (from an invitation, a change or an admin reset)."""
+    check_password_policy(password, user)
+    user.password_hash = hash_password(password)
+    record("user.password", object_type="user", object_id=user.id, actor=user, via=via)
+    db.session.commit()
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if not verify_password(user.password_hash, current):
+        raise AccountError("the current password is wrong")
+    check_password_policy(new, user)
+    user.password_hash = hash_password(new)
+    end_all_sessions(user, keep_current=True)  # other devices must sign in again
+    record("user.password", object_type="user", object_id=user.id, via="change")
+    db.session.commit()
+
+
+def authenticate(identifier: str, password: str) -> User | None:
+    """The active user with this user name or e-mail and password, else None.
+
+    Success and failure are both audited; failures never say which part was wrong.
+    """
+    ident = identifier.strip().lower()
+    user = None
+    if ident:
+        user = db.session.scalar(
+            select(User).where((User.username == ident) | (User.email == ident))
+        )
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.active:
+        record(
+            "login.failed",
+            object_type="user",
+            object_id=user.id if user else None,
+            username=ident[:64],
+        )
+        db.session.commit()
+        return None
+    if needs_rehash(user.password_hash or ""):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    record("login", actor=user, object_type="user", object_id=user.id)
+    return user

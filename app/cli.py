@@ -1,0 +1,251 @@
+"""Command line: ``flask --app app <group> <command>`` and the ``cxr-academy`` script."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from app.auth.invitations import invitation_url
+from app.auth.models import Clinic, User
+from app.auth.roles import Role
+from app.auth.services import (
+    AccountError,
+    create_clinic,
+    create_user,
+    find_clinic,
+    find_user,
+    set_active,
+    set_password,
+    update_user,
+)
+from app.extensions import db
+
+ROLE_HELP = "one of: " + ", ".join(r.value for r in Role) + " (repeat for several)"
+
+
+def _fail(exc: AccountError) -> click.ClickException:
+    db.session.rollback()
+    return click.ClickException(str(exc))
+
+
+users = click.Group("users", help="Manage user accounts.")
+clinics = click.Group("clinics", help="Manage clinics (panel sites).")
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "full_name", required=True, help="Full name as shown on certificates.")
+@click.option("--role", "roles", multiple=True, required=True, help=ROLE_HELP)
+@click.option("--clinic", help="Clinic id or name.")
+@click.option("--username", help="Defaults to the part of the e-mail before @.")
+@click.option(
+    "--country",
+    "countries",
+    multiple=True,
+    help="Programme lead: a country in scope (ISO code, repeatable).",
+)
+@click.option("--all-countries", is_flag=True, help="Programme lead: every country.")
+@click.option(
+    "--password",
+    "password_mode",
+    type=click.Choice(["invite", "generate"]),
+    default="invite",
+    show_default=True,
+    help="invite: print an invitation link; generate: print a random password.",
+)
+@with_appcontext
+def users_create(
+    email: str,
+    full_name: str,
+    roles: tuple[str, ...],
+    clinic: str | None,
+    username: str | None,
+    countries: tuple[str, ...],
+    all_countries: bool,
+    password_mode: str,
+) -> None:
+    """Create a user account."""
+    generate = password_mode == "generate"  # noqa: S105  (an option value)
+    password = secrets.token_urlsafe(12) if generate else None
+    try:
+        clinic_row = find_clinic(clinic) if clinic else None
+        user = create_user(
+            email=email,
+            full_name=full_name,
+            roles=roles,
+            clinic=clinic_row,
+            username=username,
+            password=password,
+            lead_countries=countries,
+            lead_all_countries=all_countries,
+        )
+    except AccountError as exc:
+        raise _fail(exc) from None
+    click.echo(f"created user {user.username} (id {user.id})")
+    if password:
+        click.echo(f"password: {password}")
+    else:
+        click.echo(f"invitation link: {_external_invitation(user)}")
+
+
+def _external_invitation(user: User) -> str:
+    server = current_app.config.get("SERVER_NAME")
+    with current_app.test_request_context(base_url=None if server else "http://127.0.0.1:5000"):
+        return invitation_url(user)
+
+
+@users.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List user accounts."""
+    for user in db.session.scalars(select(User).order_by(User.username)):
+        roles = ",".join(sorted(r.value for r in user.roles))
+        clinic = user.clinic.name if user.clinic else "-"
+        state = "active" if user.active else "inactive"
+        click.echo(f"{user.id}\t{user.username}\t{user.email}\t{roles}\t{clinic}\t{state}")
+
+
+@users.command("set-roles")
+@click.argument("user_ref")
+@click.option("--role", "roles", multiple=True, required=True, help=ROLE_HELP)
+@click.option("--country", "countries", multiple=True)
+@click.option("--all-countries", is_flag=True)
+@with_appcontext
+def users_set_roles(
+    user_ref: str, roles: tuple[str, ...], countries: tuple[str, ...], all_countries: bool
+) -> None:
+    """Replace a user's roles (and programme-lead scope)."""
+    try:
+        user = find_user(user_ref)
+        update_user(
+            user,
+            roles=roles,
+            clinic=user.clinic,
+            lead_countries=countries or user.lead_countries,
+            lead_all_countries=all_countries or user.lead_all_countries,
+        )
+    except AccountError as exc:
+        raise _fail(exc) from None
+    click.echo(f"{user.username}: {', '.join(sorted(r.value for r in user.roles))}")
+
+
+@users.command("deactivate")
+@click.argument("user_ref")
+@with_appcontext
+def users_deactivate(user_ref: str) -> None:
+    """Deactivate an account and end its sessions."""
+    try:
+        user = set_active(find_user(user_ref), False)
+    except AccountError as exc:
+        raise _fail(exc) from None
+    click.echo(f"{user.username} deactivated")
+
+
+@users.command("activate")
+@click.argument("user_ref")
+@with_appcontext
+def users_activate(user_ref: str) -> None:
+    """Reactivate an account."""
+    try:
+        user = set_active(find_user(user_ref), True)
+    except AccountError as exc:
+        raise _fail(exc) from None
+    click.echo(f"{user.username} active")
+
+
+@users.command("invite")
+@click.argument("user_ref")
+@with_appcontext
+def users_invite(user_ref: str) -> None:
+    """Print a fresh invitation (password-setting) link."""
+    try:
+        user = find_user(user_ref)
+    except AccountError as exc:
+        raise _fail(exc) from None
+    if not user.active:
+        raise click.ClickException(f"{user.username} is deactivated; activate it first")
+    click.echo(_external_invitation(user))
+
+
+@users.command("set-password")
+@click.argument("user_ref")
+@click.password_option()
+@with_appcontext
+def users_set_password(user_ref: str, password: str) -> None:
+    """Set a user's password (prompted)."""
+    try:
+        set_password(find_user(user_ref), password, via="cli")
+    except AccountError as exc:
+        raise _fail(exc) from None
+    click.echo("password set")
+
+
+@clinics.command("create")
+@click.option("--name", required=True)
+@click.option("--city", required=True)
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. KE.")
+@with_appcontext
+def clinics_create(name: str, city: str, country: str) -> None:
+    """Add a clinic."""
+    try:
+        clinic = create_clinic(name, city, country)
+    except AccountError as exc:
+        raise _fail(exc) from None
+    click.echo(f"created clinic {clinic.name} (id {clinic.id})")
+
+
+@clinics.command("list")
+@with_appcontext
+def clinics_list() -> None:
+    """List clinics."""
+    for clinic in db.session.scalars(select(Clinic).order_by(Clinic.country_code, Clinic.name)):
+        click.echo(f"{clinic.id}\t{clinic.country_code}\t{clinic.city}\t{clinic.name}")
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-serve", is_flag=True, help="Prepare the database and demo data, then stop.")
+@with_appcontext
+def demo(port: int, no_serve: bool) -> None:
+    """Create or upgrade the database, add demo data, serve on 127.0.0.1."""
+    from flask_migrate import upgrade
+
+    from app import MIGRATIONS_DIR
+    from app.demo import seed_demo
+
+    if not Path(MIGRATIONS_DIR, "env.py").exists():
+        raise click.ClickException(
+            f"migrations not found at {MIGRATIONS_DIR}; install with 'pip install -e .'"
+        )
+    upgrade(directory=str(MIGRATIONS_DIR))
+    accounts = seed_demo()
+    click.echo("\nDemo accounts (user name / password):")
+    for account in accounts:
+        password = account.password or "(set earlier; see the instance folder)"
+        click.echo(f"  {account.role.label:<22} {account.username:<20} {password}")
+    click.echo(f"\nPasswords are also in {Path(current_app.instance_path) / 'demo-accounts.txt'}")
+    if no_serve:
+        return
+    click.echo(f"\nCXR Academy: http://127.0.0.1:{port}/  (Ctrl+C stops)\n")
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False, threaded=True)
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(users)
+    app.cli.add_command(clinics)
+    app.cli.add_command(demo)
+
+
+def main() -> None:
+    """The ``cxr-academy`` console script: the same commands as ``flask --app app``."""
+    from app import create_app
+
+    FlaskGroup(create_app=create_app, name="cxr-academy", help="CXR Academy portal commands.")(
+        prog_name="cxr-academy"
+    )

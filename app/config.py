@@ -1,0 +1,109 @@
+"""Configuration: defaults in code, then ``instance/config.py``, then ``CXR_ACADEMY_*``
+environment variables, then the mapping passed to ``create_app``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ENV_PREFIX = "CXR_ACADEMY"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name)
+DEFAULT_SQLITE_NAME = "cxr_academy.sqlite3"
+
+
+class DefaultConfig:
+    """Embedded defaults: a zero-setup install on SQLite in the instance folder."""
+
+    # Set later from the instance folder unless configured.
+    SECRET_KEY: str | None = None
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+
+    # Sessions: the signed cookie only names a server-side session row (see auth.sessions),
+    # so logout and deactivation end it for good. 12 h covers a 3-hour exam with margin.
+    SESSION_LIFETIME = timedelta(hours=12)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    SESSION_COOKIE_NAME = "cxr_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # True forces Secure cookies; otherwise they are Secure whenever the request is HTTPS.
+    SESSION_COOKIE_SECURE = False
+    FORCE_HTTPS = False
+    # Number of reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+    TRUSTED_PROXY_COUNT = 0
+
+    # The CSRF token is bound to the session and lives as long as it does, so a long exam
+    # never loses a save because its token aged out.
+    WTF_CSRF_TIME_LIMIT = None
+    WTF_CSRF_SSL_STRICT = True
+
+    # Login throttling: the 11th failure within 15 minutes is refused.
+    LOGIN_FAILURE_LIMIT = "10 per 15 minutes"
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = False
+
+    INVITATION_MAX_AGE = timedelta(days=7)
+    PASSWORD_MIN_LENGTH = 10
+
+    # argon2id parameters (RFC 9106 "second recommended" profile, argon2-cffi's default).
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+    ARGON2_PARALLELISM = 4
+
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    AUDIT_PAGE_SIZE = 50
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Apply every configuration layer in order of precedence (last wins)."""
+    app.config.from_object(DefaultConfig)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env(ENV_PREFIX)
+    if overrides:
+        app.config.update(overrides)
+
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + str(
+            Path(app.instance_path) / DEFAULT_SQLITE_NAME
+        )
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
+    app.config["PERMANENT_SESSION_LIFETIME"] = app.config["SESSION_LIFETIME"]
+
+
+def normalise_database_url(url: str) -> str:
+    """Let plain ``postgresql://`` URLs use psycopg 3, the driver we ship."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def instance_secret_key(instance_path: Path) -> str:
+    """Read the install's secret key, generating it once on first run.
+
+    The key is never in the repository: each install makes its own, readable by its owner only.
+    """
+    key_file = instance_path / SECRET_KEY_FILE
+    if key_file.exists():
+        key = key_file.read_text().strip()
+        if key:
+            return key
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # O_EXCL: two processes starting at once must not end up with different keys.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key

@@ -1,0 +1,108 @@
+"""Demo data for a fresh install: clinics and one account per role.
+
+Re-running never duplicates or resets anything: existing clinics and users are left as they
+are. Generated passwords are kept in the instance folder (owner-only) so that later runs can
+print them again.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.auth.models import Clinic, User
+from app.auth.roles import Role
+from app.auth.services import create_clinic, create_user
+from app.extensions import db
+
+PASSWORD_FILE = "demo-accounts.txt"  # noqa: S105  (a file name, not a password)
+
+DEMO_CLINICS = [
+    ("Nairobi Panel Clinic", "Nairobi", "KE"),
+    ("Manila Health Assessment Centre", "Manila", "PH"),
+    ("Dhaka Migration Health Clinic", "Dhaka", "BD"),
+    ("Teleradiology QC Centre", "Bangkok", "TH"),
+]
+
+# user name, full name, role, clinic, programme-lead countries
+DEMO_USERS: list[tuple[str, str, Role, str | None, list[str]]] = [
+    ("demo-radiologist", "Dr Amina Otieno", Role.TRAINEE_RADIOLOGIST, "Nairobi Panel Clinic", []),
+    (
+        "demo-radiographer",
+        "Jose Santos",
+        Role.TRAINEE_RADIOGRAPHER,
+        "Manila Health Assessment Centre",
+        [],
+    ),
+    ("demo-trainer", "Dr Somchai Wongsa", Role.TRAINER, "Teleradiology QC Centre", []),
+    ("demo-lead", "Dr Farhana Rahman", Role.PROGRAMME_LEAD, None, ["KE", "PH", "BD"]),
+    ("demo-admin", "Portal Administrator", Role.ADMIN, None, []),
+]
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    role: Role
+    password: str | None  # None when set before and no longer known to this install
+    created: bool
+
+
+def _password_file() -> Path:
+    return Path(current_app.instance_path) / PASSWORD_FILE
+
+
+def _known_passwords() -> dict[str, str]:
+    path = _password_file()
+    if not path.exists():
+        return {}
+    known = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and not line.startswith("#"):
+            known[parts[0]] = parts[1]
+    return known
+
+
+def _remember(passwords: dict[str, str]) -> None:
+    path = _password_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# CXR Academy demo accounts: user name, password (local demo only)"]
+    lines += [f"{name} {pw}" for name, pw in sorted(passwords.items())]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def seed_demo() -> list[DemoAccount]:
+    clinics: dict[str, Clinic] = {}
+    for name, city, country in DEMO_CLINICS:
+        clinic = db.session.scalar(select(Clinic).where(func.lower(Clinic.name) == name.lower()))
+        clinics[name] = clinic or create_clinic(name, city, country)
+
+    known = _known_passwords()
+    accounts = []
+    for username, full_name, role, clinic_name, countries in DEMO_USERS:
+        existing = db.session.scalar(select(User).where(User.username == username))
+        if existing is not None:
+            accounts.append(DemoAccount(username, role, known.get(username), created=False))
+            continue
+        password = secrets.token_urlsafe(12)
+        create_user(
+            email=f"{username}@demo.cxr-academy.org",
+            username=username,
+            full_name=full_name,
+            roles=[role],
+            clinic=clinics[clinic_name] if clinic_name else None,
+            password=password,
+            lead_countries=countries,
+        )
+        known[username] = password
+        accounts.append(DemoAccount(username, role, password, created=True))
+    _remember(known)
+    return accounts

@@ -1,0 +1,5 @@
+"""Reading exercises and exams, scored against reference reads."""
+
+from flask import Blueprint
+
+bp = Blueprint("quizzes", __name__, url_prefix="/training")
