@@ -1,0 +1,181 @@
+"""Fixtures: the app on a real database (SQLite, and PostgreSQL started by the suite),
+clients, and factories for clinics and users."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from app import MIGRATIONS_DIR, create_app
+from app.auth.models import Clinic, User
+from app.auth.roles import Role
+from app.auth.services import create_clinic, create_user
+from app.extensions import db
+from tests.realservers import create_database, postgres_server
+
+PASSWORD = "correct-horse-battery"
+
+# Cheap argon2 parameters: the tests check behaviour, not hashing cost.
+FAST_HASHING = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1}
+
+
+def base_config(database_url: str, instance_path: Path) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "INSTANCE_PATH": str(instance_path),
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "INVITATION_MAX_AGE": timedelta(days=7),
+        "SERVER_NAME": None,
+        **FAST_HASHING,
+    }
+
+
+def migrate_database(database_url: str, instance_path: Path) -> None:
+    app = create_app(base_config(database_url, instance_path))
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR))
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(
+    scope="session",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """An empty database brought to the migration head with ``flask db upgrade``."""
+    instance = tmp_path_factory.mktemp("migrate-instance")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
+    else:
+        base = request.getfixturevalue("postgres_base_url")
+        url = create_database(base, "cxr_test")
+    migrate_database(url, instance)
+    return url
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in its own application context, as on a
+    real server: the test's own context (``g``, the database session) never leaks into
+    a request, so per-request state such as the CSRF token behaves as in production."""
+
+    def open(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(base_config(database_url, tmp_path / "instance"))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        # Empty every table (children first) so each test starts from a clean database.
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Overrides pytest-flask's client, which keeps request contexts alive between
+    requests (``with client``) and would share them with the test's own context."""
+    return app.test_client()
+
+
+@pytest.fixture
+def make_clinic(app: Flask) -> Callable[..., Clinic]:
+    counter = iter(range(1, 10_000))
+
+    def factory(name: str | None = None, city: str = "Nairobi", country: str = "KE") -> Clinic:
+        return create_clinic(name or f"Clinic {next(counter)}", city, country)
+
+    return factory
+
+
+@pytest.fixture
+def make_user(app: Flask, make_clinic: Callable[..., Clinic]) -> Callable[..., User]:
+    counter = iter(range(1, 10_000))
+
+    def factory(
+        *roles: Role,
+        username: str | None = None,
+        password: str | None = PASSWORD,
+        clinic: Clinic | None = None,
+        countries: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> User:
+        n = next(counter)
+        roles = roles or (Role.TRAINEE_RADIOLOGIST,)
+        if Role.PROGRAMME_LEAD in roles and not countries and "lead_all_countries" not in kwargs:
+            countries = ("KE",)
+        return create_user(
+            email=f"{username or f'user{n}'}@example.org",
+            full_name=kwargs.pop("full_name", f"Test User {n}"),
+            username=username or f"user{n}",
+            roles=roles,
+            clinic=clinic,
+            password=password,
+            lead_countries=countries,
+            **kwargs,
+        )
+
+    return factory
+
+
+_CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
+    """The CSRF token a browser would get from ``path``."""
+    page = client.get(path)
+    match = _CSRF_RE.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path} ({page.status_code})"
+    return match.group(1)
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD, **extra: str):
+    token = csrf_token(client)
+    return client.post(
+        "/auth/login",
+        data={"username": username, "password": password, "csrf_token": token, **extra},
+    )
+
+
+@pytest.fixture
+def login_as(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., User]:
+    """Create a user with ``roles`` and sign the test client in as them."""
+
+    def factory(*roles: Role, **kwargs: Any) -> User:
+        user = make_user(*roles, **kwargs)
+        response = login(client, user.username)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    return factory
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, Any] | None = None,
+              page: str | None = None):
+    """POST a form the way a browser does: with the CSRF token from the page it came from."""
+    token = csrf_token(client, page or path)
+    return client.post(path, data={"csrf_token": token, **(data or {})})
