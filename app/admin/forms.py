@@ -5,6 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -16,11 +17,12 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 from app.auth.roles import Role
 
 
-def country_choices() -> list[tuple[str, str]]:
-    return sorted(
+def country_choices() -> list[SelectChoice]:
+    countries = sorted(
         ((c.alpha_2, getattr(c, "common_name", c.name)) for c in pycountry.countries),
         key=lambda pair: pair[1],
     )
+    return [SelectChoice(code, name) for code, name in countries]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -36,7 +38,7 @@ class ClinicForm(FlaskForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.country.choices = [("", "— choose —"), *country_choices()]
+        self.country.choices = [SelectChoice("", "— choose —"), *country_choices()]
 
 
 class UserEditForm(FlaskForm):
@@ -44,7 +46,7 @@ class UserEditForm(FlaskForm):
     clinic = SelectField("Clinic", coerce=int)
     roles = MultiCheckboxField(
         "Roles",
-        choices=[(r.value, r.label) for r in Role],
+        choices=[SelectChoice(r.value, r.label) for r in Role],
         validators=[DataRequired(message="choose at least one role")],
     )
     lead_all_countries = BooleanField("Programme lead for all countries")
@@ -53,7 +55,10 @@ class UserEditForm(FlaskForm):
 
     def __init__(self, *args: object, clinics: list[tuple[int, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.clinic.choices = [(0, "— none (central staff) —"), *clinics]
+        self.clinic.choices = [
+            SelectChoice(0, "— none (central staff) —"),  # type: ignore[arg-type]
+            *(SelectChoice(cid, label) for cid, label in clinics),  # type: ignore[arg-type]
+        ]
         self.lead_countries.choices = country_choices()
 
 

@@ -1,0 +1,147 @@
+"""Administration: users, roles, clinics, deactivation and the audit log."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEvent
+from app.auth.models import Clinic, User
+from app.auth.roles import Role
+from app.extensions import db
+from tests.conftest import csrf_token, login, post_form
+
+ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/new", "/admin/clinics", "/admin/audit"]
+
+
+@pytest.mark.parametrize("role", [r for r in Role if r is not Role.ADMIN])
+def test_non_admins_get_403_on_admin_pages(client, login_as, role):
+    login_as(role)
+    for page in ADMIN_PAGES:
+        response = client.get(page)
+        assert response.status_code == 403, page
+        assert "only for: administrator" in response.get_data(as_text=True)
+
+
+def test_non_admin_cannot_post_to_admin_actions(client, login_as, make_user):
+    victim = make_user()
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    token = csrf_token(client, "/training/")
+    response = client.post(f"/admin/users/{victim.id}/deactivate", data={"csrf_token": token})
+    assert response.status_code == 403
+    db.session.refresh(victim)
+    assert victim.active
+
+
+def test_admin_pages_render(client, login_as):
+    login_as(Role.ADMIN)
+    for page in ADMIN_PAGES:
+        assert client.get(page).status_code == 200, page
+
+
+def test_admin_creates_clinic_and_bad_input_is_a_clear_400(client, login_as):
+    login_as(Role.ADMIN)
+    ok = post_form(client, "/admin/clinics", {"name": "Kathmandu Panel Clinic",
+                                              "city": "Kathmandu", "country": "NP"})
+    assert ok.status_code == 200
+    assert "Clinic Kathmandu Panel Clinic added." in ok.get_data(as_text=True)
+    duplicate = post_form(client, "/admin/clinics", {"name": "kathmandu panel clinic",
+                                                     "city": "Kathmandu", "country": "NP"})
+    assert duplicate.status_code == 400
+    assert "already exists" in duplicate.get_data(as_text=True)
+    bad_country = post_form(client, "/admin/clinics", {"name": "Nowhere", "city": "X",
+                                                       "country": "XX"})
+    assert bad_country.status_code == 400
+    assert "Not a valid choice" in bad_country.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(Clinic.id))) == 1
+
+
+def test_admin_create_user_rejects_duplicates_and_missing_roles(client, login_as, make_user):
+    login_as(Role.ADMIN)
+    existing = make_user()
+    before = db.session.scalar(select(func.count(User.id)))
+    dup = post_form(client, "/admin/users/new", {"email": existing.email, "full_name": "Dup",
+                                                 "clinic": "0", "roles": ["trainer"]})
+    assert dup.status_code == 400
+    assert "already exists" in dup.get_data(as_text=True)
+    no_role = post_form(client, "/admin/users/new", {"email": "x@example.org",
+                                                     "full_name": "X", "clinic": "0"})
+    assert no_role.status_code == 400
+    assert "choose at least one role" in no_role.get_data(as_text=True)
+    lead = post_form(client, "/admin/users/new", {"email": "lead@example.org", "full_name": "L",
+                                                  "clinic": "0", "roles": ["programme_lead"]})
+    assert lead.status_code == 400
+    assert "needs countries in scope" in lead.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(User.id))) == before
+
+
+def test_admin_changes_roles_and_scope_and_it_is_audited(client, login_as, make_user):
+    admin = login_as(Role.ADMIN)
+    target = make_user(Role.TRAINEE_RADIOLOGIST)
+    response = post_form(client, f"/admin/users/{target.id}", {
+        "full_name": target.full_name, "clinic": "0",
+        "roles": ["trainee_radiologist", "programme_lead"], "lead_countries": ["KE", "UG"],
+    })
+    assert response.status_code == 302
+    db.session.expire_all()
+    user = db.session.get(User, target.id)
+    assert user.roles == {Role.TRAINEE_RADIOLOGIST, Role.PROGRAMME_LEAD}
+    assert user.lead_countries == ["KE", "UG"]
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "user.roles")
+    ).one()
+    assert event.actor_id == admin.id
+    assert event.object_id == str(target.id)
+    assert event.detail == {"before": ["trainee_radiologist"],
+                            "after": ["programme_lead", "trainee_radiologist"]}
+
+
+def test_unknown_user_page_is_404_with_reason(client, login_as):
+    login_as(Role.ADMIN)
+    response = client.get("/admin/users/99999")
+    assert response.status_code == 404
+    assert "There is no user 99999." in response.get_data(as_text=True)
+
+
+def test_deactivation_signs_the_user_out_everywhere(app, client, login_as, make_user):
+    target = make_user()
+    their_client = app.test_client()
+    assert login(their_client, target.username).status_code == 302
+    login_as(Role.ADMIN)
+    response = post_form(client, f"/admin/users/{target.id}/deactivate",
+                         page=f"/admin/users/{target.id}")
+    assert response.status_code == 302
+    assert their_client.get("/training/").status_code == 302
+    assert login(their_client, target.username).status_code == 401
+
+
+def test_admin_cannot_deactivate_themselves(client, login_as):
+    admin = login_as(Role.ADMIN)
+    response = post_form(client, f"/admin/users/{admin.id}/deactivate",
+                         page=f"/admin/users/{admin.id}")
+    assert response.status_code == 409
+    assert "cannot deactivate your own account" in response.get_data(as_text=True)
+
+
+def test_reinvite_makes_a_new_link_and_audits_it(client, login_as, make_user):
+    login_as(Role.ADMIN)
+    target = make_user()
+    response = post_form(client, f"/admin/users/{target.id}/invite",
+                         page=f"/admin/users/{target.id}")
+    assert response.status_code == 200
+    assert "/auth/invitation/" in response.get_data(as_text=True)
+    assert db.session.scalar(
+        select(func.count()).where(AuditEvent.action == "user.invite")
+    ) == 1
+
+
+def test_audit_log_shows_logins_failures_and_user_changes(client, make_user):
+    admin = make_user(Role.ADMIN)
+    login(client, "someone-unknown", "wrong-password-1")
+    login(client, admin.username)
+    page = client.get("/admin/audit").get_data(as_text=True)
+    for action in ("login.failed", "login", "user.create"):
+        assert f"<td>{action}</td>" in page
+    filtered = client.get("/admin/audit?action=login.failed").get_data(as_text=True)
+    assert "<td>login.failed</td>" in filtered
+    assert "<td>user.create</td>" not in filtered
