@@ -1,0 +1,154 @@
+"""Command line: user and clinic administration, and the demo set-up."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from app.auth.models import Clinic, User
+from app.auth.roles import Role
+from app.extensions import db
+from tests.conftest import login
+
+
+def run(app, *args: str):
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def test_users_create_with_invitation(app, make_clinic):
+    clinic = make_clinic("Addis Panel Clinic", "Addis Ababa", "ET")
+    result = run(app, "users", "create", "--email", "Reader.One@Example.org", "--name",
+                 "Dr Reader One", "--role", "trainee_radiologist", "--clinic", "addis panel clinic")
+    assert result.exit_code == 0, result.output
+    assert "created user reader.one" in result.output
+    assert "/auth/invitation/" in result.output
+    user = db.session.scalar(select(User).where(User.username == "reader.one"))
+    assert user.email == "reader.one@example.org"
+    assert user.clinic_id == clinic.id
+    assert user.password_hash is None
+
+
+def test_users_create_with_generated_password_can_sign_in(app, client):
+    result = run(app, "users", "create", "--email", "t@example.org", "--name", "T",
+                 "--role", "Trainer", "--role", "admin", "--password", "generate")
+    assert result.exit_code == 0, result.output
+    password = result.output.split("password: ")[1].split()[0]
+    assert login(client, "t00", password).status_code == 302
+
+
+def test_users_create_bad_input_gives_clear_errors_and_writes_nothing(app, make_user):
+    existing = make_user()
+    cases = [
+        (["--role", "surgeon"], "unknown role 'surgeon'"),
+        (["--role", "trainer", "--email", existing.email], "already exists"),
+        (["--role", "trainer", "--clinic", "Atlantis"], "no clinic 'Atlantis'"),
+        (["--role", "programme_lead"], "needs countries in scope"),
+        (["--role", "programme_lead", "--country", "ZZ"], "unknown country code 'ZZ'"),
+        (["--role", "trainer", "--email", "not-an-email"], "invalid e-mail address"),
+        (["--role", "trainer", "--username", "A B"], "a user name has 3-64 characters"),
+    ]
+    before = db.session.scalar(select(func.count(User.id)))
+    for extra, message in cases:
+        args = ["users", "create", "--name", "Someone"]
+        if "--email" not in extra:
+            args += ["--email", "someone@example.org"]
+        result = run(app, *args, *extra)
+        assert result.exit_code != 0, extra
+        assert message in result.output, (extra, result.output)
+        assert "Traceback" not in result.output
+    assert db.session.scalar(select(func.count(User.id))) == before
+
+
+def test_users_list_set_roles_deactivate_activate(app, make_user):
+    user = make_user(Role.TRAINEE_RADIOGRAPHER, username="radiographer1")
+    assert "radiographer1" in run(app, "users", "list").output
+    result = run(app, "users", "set-roles", "radiographer1", "--role", "trainer")
+    assert result.exit_code == 0, result.output
+    assert "radiographer1: trainer" in result.output
+    assert run(app, "users", "deactivate", user.email).exit_code == 0
+    db.session.expire_all()
+    assert not db.session.get(User, user.id).active
+    assert run(app, "users", "invite", "radiographer1").exit_code != 0
+    assert run(app, "users", "activate", str(user.id)).exit_code == 0
+    assert "/auth/invitation/" in run(app, "users", "invite", "radiographer1").output
+    missing = run(app, "users", "deactivate", "nobody")
+    assert missing.exit_code != 0 and "no user 'nobody'" in missing.output
+    bad_role = run(app, "users", "set-roles", "radiographer1", "--role", "king")
+    assert bad_role.exit_code != 0 and "unknown role" in bad_role.output
+
+
+def test_users_set_password(app, client, make_user):
+    user = make_user()
+    result = app.test_cli_runner().invoke(
+        args=["users", "set-password", user.username], input="brand-new-pass\nbrand-new-pass\n")
+    assert result.exit_code == 0, result.output
+    assert login(client, user.username, "brand-new-pass").status_code == 302
+    weak = app.test_cli_runner().invoke(
+        args=["users", "set-password", user.username], input="short\nshort\n")
+    assert weak.exit_code != 0 and "at least 10 characters" in weak.output
+
+
+def test_clinics_create_and_list(app):
+    result = run(app, "clinics", "create", "--name", "Lagos Clinic", "--city", "Lagos",
+                 "--country", "ng")
+    assert result.exit_code == 0, result.output
+    assert "NG\tLagos\tLagos Clinic" in run(app, "clinics", "list").output
+    again = run(app, "clinics", "create", "--name", "Lagos Clinic", "--city", "Lagos",
+                "--country", "NG")
+    assert again.exit_code != 0 and "already exists" in again.output
+    bad = run(app, "clinics", "create", "--name", "X", "--city", "Y", "--country", "Narnia")
+    assert bad.exit_code != 0 and "unknown country code" in bad.output
+    assert db.session.scalar(select(func.count(Clinic.id))) == 1
+
+
+def test_demo_seeds_once_and_never_resets(app, client):
+    first = run(app, "demo", "--no-serve")
+    assert first.exit_code == 0, first.output
+    passwords = {}
+    for role in Role:
+        line = next(li for li in first.output.splitlines() if li.strip().startswith(role.label))
+        _, username, password = line.rsplit(maxsplit=2)
+        passwords[username] = password
+    assert len(passwords) == len(Role)
+    users_before = db.session.scalar(select(func.count(User.id)))
+    clinics_before = db.session.scalar(select(func.count(Clinic.id)))
+
+    second = run(app, "demo", "--no-serve")
+    assert second.exit_code == 0, second.output
+    for username, password in passwords.items():
+        assert f"{username}" in second.output and password in second.output
+    assert db.session.scalar(select(func.count(User.id))) == users_before
+    assert db.session.scalar(select(func.count(Clinic.id))) == clinics_before
+
+    for username, password in passwords.items():
+        assert login(client, username, password).status_code == 302, username
+        client.post("/auth/logout", data={"csrf_token": _token(client)})
+
+    secrets_file = Path(app.instance_path) / "demo-accounts.txt"
+    assert stat.S_IMODE(os.stat(secrets_file).st_mode) == 0o600
+
+
+def _token(client):
+    from tests.conftest import csrf_token
+
+    return csrf_token(client, "/viewer/")
+
+
+def test_console_script_exposes_the_same_commands(tmp_path):
+    script = Path(sys.executable).parent / "cxr-academy"
+    env = {**os.environ, "CXR_ACADEMY_INSTANCE_PATH": str(tmp_path)}
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=env,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    for command in ("demo", "users", "clinics", "db"):
+        assert f"  {command}" in result.stdout
+    bad = subprocess.run([str(script), "users", "create", "--email", "a@b.org", "--name", "A",
+                          "--role", "wizard"], capture_output=True, text=True, env=env,
+                         timeout=60, check=False)
+    assert bad.returncode != 0
+    assert "unknown role 'wizard'" in bad.stderr

@@ -1,0 +1,69 @@
+"""Configuration layers, the generated secret key and a side-effect-free factory."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from app import create_app
+from app.config import normalise_database_url
+
+
+def test_defaults_use_sqlite_in_the_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("CXR_ACADEMY_SQLALCHEMY_DATABASE_URI", raising=False)
+    app = create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/cxr_academy.sqlite3"
+    assert app.instance_path == str(tmp_path)
+
+
+def test_factory_has_no_side_effects_beyond_the_secret_key(tmp_path):
+    create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]  # no database made
+    create_app({"INSTANCE_PATH": str(tmp_path / "other"), "SECRET_KEY": "given"})
+    assert not (tmp_path / "other").exists()
+
+
+def test_secret_key_is_generated_once_and_private(tmp_path):
+    first = create_app({"INSTANCE_PATH": str(tmp_path)}).config["SECRET_KEY"]
+    second = create_app({"INSTANCE_PATH": str(tmp_path)}).config["SECRET_KEY"]
+    assert first == second
+    assert len(first) >= 64
+    key_file = tmp_path / "secret_key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    other = create_app({"INSTANCE_PATH": str(tmp_path / "elsewhere")}).config["SECRET_KEY"]
+    assert other != first
+
+
+def test_instance_config_file_and_environment_override_defaults(tmp_path, monkeypatch):
+    (tmp_path / "config.py").write_text(
+        'PASSWORD_MIN_LENGTH = 14\nSQLALCHEMY_DATABASE_URI = "sqlite:///from-file.db"\n'
+    )
+    app = create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert app.config["PASSWORD_MIN_LENGTH"] == 14
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///from-file.db"
+
+    monkeypatch.setenv("CXR_ACADEMY_PASSWORD_MIN_LENGTH", "16")
+    monkeypatch.setenv("CXR_ACADEMY_SQLALCHEMY_DATABASE_URI", "postgresql://u@db.example/cxr")
+    app = create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert app.config["PASSWORD_MIN_LENGTH"] == 16
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db.example/cxr"
+
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "PASSWORD_MIN_LENGTH": 20})
+    assert app.config["PASSWORD_MIN_LENGTH"] == 20
+
+
+def test_postgres_urls_use_psycopg3():
+    assert normalise_database_url("postgres://a@h/d") == "postgresql+psycopg://a@h/d"
+    assert normalise_database_url("postgresql://a@h/d") == "postgresql+psycopg://a@h/d"
+    assert normalise_database_url("postgresql+psycopg://a@h/d") == "postgresql+psycopg://a@h/d"
+    assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_production_cookie_and_proxy_settings(tmp_path):
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SESSION_COOKIE_SECURE": True,
+                      "TRUSTED_PROXY_COUNT": 1, "SECRET_KEY": "k"})
+    client = app.test_client()
+    response = client.get("/auth/login")
+    assert "Secure" in response.headers["Set-Cookie"]
+    forwarded = client.get("/auth/login", headers={"X-Forwarded-Proto": "https"})
+    assert "max-age" in forwarded.headers["Strict-Transport-Security"]
