@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
 from app.auth.invitations import invitation_url
 from app.auth.models import Clinic, User
@@ -233,7 +234,8 @@ def demo(port: int, no_serve: bool) -> None:
         return
     click.echo(f"\nCXR Academy: http://127.0.0.1:{port}/  (Ctrl+C stops)\n")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False, threaded=True)
+    # run_simple, not app.run: Flask ignores app.run() inside its own command line.
+    run_simple("127.0.0.1", port, app, threaded=True)
 
 
 def register_cli(app: Flask) -> None:

@@ -152,3 +152,41 @@ def test_console_script_exposes_the_same_commands(tmp_path):
                          timeout=60, check=False)
     assert bad.returncode != 0
     assert "unknown role 'wizard'" in bad.stderr
+
+
+def test_quick_start_demo_serves_the_portal_on_127_0_0_1(tmp_path):
+    """The README's quick start, minus the install: `cxr-academy demo --port N` on an empty
+    instance folder creates the database, prints the accounts and serves the portal."""
+    from tests.realservers import free_port
+
+    port = free_port()
+    script = Path(sys.executable).parent / "cxr-academy"
+    env = {**os.environ, "CXR_ACADEMY_INSTANCE_PATH": str(tmp_path)}
+    env.pop("CXR_ACADEMY_SQLALCHEMY_DATABASE_URI", None)
+    server = subprocess.Popen([str(script), "demo", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        body = _wait_for(f"http://127.0.0.1:{port}/auth/login", server)
+        assert "<h1>Sign in</h1>" in body
+        assert (tmp_path / "cxr_academy.sqlite3").exists()
+        assert "demo-radiologist" in (tmp_path / "demo-accounts.txt").read_text()
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}/" in output
+    assert "demo-admin" in output
+
+
+def _wait_for(url: str, server: subprocess.Popen) -> str:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL)
+                return response.read().decode()
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"demo server did not come up: {server.poll()}") from None
+            time.sleep(0.2)

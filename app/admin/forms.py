@@ -50,7 +50,10 @@ class UserEditForm(FlaskForm):
         validators=[DataRequired(message="choose at least one role")],
     )
     lead_all_countries = BooleanField("Programme lead for all countries")
-    lead_countries = SelectMultipleField("Programme lead for these countries")
+    lead_countries = SelectMultipleField(
+        "Programme lead for these countries",
+        description="Hold Ctrl (⌘ on a Mac) to choose several.",
+    )
     submit = SubmitField("Save")
 
     def __init__(self, *args: object, clinics: list[tuple[int, str]], **kwargs: object) -> None:
