@@ -88,6 +88,7 @@ def test_logout_ends_the_session(client, login_as):
     assert response.status_code == 302
     assert client.get("/training/").status_code == 302
     assert db.session.scalars(select(UserSession.ended_at)).one() is not None
+    assert actions()[-2:] == ["login", "logout"]
 
 
 def test_cookie_captured_before_logout_is_refused_afterwards(app, client, login_as):

@@ -126,7 +126,11 @@ def test_demo_seeds_once_and_never_resets(app, client):
     assert db.session.scalar(select(func.count(Clinic.id))) == clinics_before
 
     for username, password in passwords.items():
-        assert login(client, username, password).status_code == 302, username
+        response = login(client, username, password)
+        assert response.status_code == 302, username
+        home = client.get(response.headers["Location"])
+        assert home.status_code == 200, username
+        assert "<h1>" in home.get_data(as_text=True)
         client.post("/auth/logout", data={"csrf_token": _token(client)})
 
     secrets_file = Path(app.instance_path) / "demo-accounts.txt"

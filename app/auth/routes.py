@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from app.auth import bp
 from app.auth.forms import ChangePasswordForm, LoginForm, SetPasswordForm
+from app.audit.services import record
 from app.auth.invitations import InvitationError, user_for_invitation
 from app.auth.services import AccountError, authenticate, change_password, set_password
 from app.auth.sessions import end_current_session, start_session
@@ -79,6 +80,7 @@ def login() -> Response | str | tuple[str, int]:
 def logout() -> Response:
     # The CSRF token is checked by CSRFProtect before this runs.
     if current_user.is_authenticated:
+        record("logout", object_type="user", object_id=current_user.id)
         end_current_session()
         db.session.commit()
     flash("You have signed out.", "info")
