@@ -42,8 +42,10 @@ class DefaultConfig:
     WTF_CSRF_TIME_LIMIT = None
     WTF_CSRF_SSL_STRICT = True
 
-    # Login throttling: the 11th failure within 15 minutes is refused.
+    # Login throttling: the 11th failure within 15 minutes is refused, per user name and per
+    # client address. Clinics behind one NAT address share the second limit; raise it for them.
     LOGIN_FAILURE_LIMIT = "10 per 15 minutes"
+    LOGIN_FAILURE_LIMIT_PER_ADDRESS = "10 per 15 minutes"
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = False
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, abort, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -54,6 +54,15 @@ def init_security(app: Flask) -> None:
         permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()"},
         x_xss_protection=False,  # obsolete header; the CSP does this job
     )
+
+    @app.before_request
+    def _refuse_nul_characters() -> None:
+        # PostgreSQL text cannot hold NUL; refuse such input up front as a clear 400
+        # rather than letting it fail deep inside a query.
+        values = [*request.args.values(), *request.form.values(), request.path]
+        values += [v for v in (request.view_args or {}).values() if isinstance(v, str)]
+        if any("\x00" in value for value in values):
+            abort(400, description="The request contains a NUL character, which is not allowed.")
 
     @app.after_request
     def _no_store_private_pages(response: Response) -> Response:

@@ -145,3 +145,54 @@ def test_audit_log_shows_logins_failures_and_user_changes(client, make_user):
     filtered = client.get("/admin/audit?action=login.failed").get_data(as_text=True)
     assert "<td>login.failed</td>" in filtered
     assert "<td>user.create</td>" not in filtered
+
+
+def test_concurrent_duplicate_becomes_a_clear_error_and_writes_nothing(app, make_user, monkeypatch):
+    """Two admins creating the same account at once: the loser's unique-constraint error is
+    reported as bad input, not a 500, and leaves no row or audit event behind."""
+    from app.auth import services
+    from app.auth.services import AccountError, create_user
+
+    existing = make_user(username="taken")
+    monkeypatch.setattr(services, "_username_from_email", lambda email: existing.username)
+    users_before = db.session.scalar(select(func.count(User.id)))
+    events_before = db.session.scalar(select(func.count(AuditEvent.id)))
+    with pytest.raises(AccountError, match="already exists"):
+        create_user(email="fresh@example.org", full_name="F", roles=["trainer"])
+    assert db.session.scalar(select(func.count(User.id))) == users_before
+    assert db.session.scalar(select(func.count(AuditEvent.id))) == events_before
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "abc",
+                              "roles": ["trainer"]}),
+        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "999",
+                              "roles": ["trainer"]}),
+        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "0",
+                              "roles": ["emperor"]}),
+        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "0",
+                              "roles": ["programme_lead"], "lead_countries": ["QQ"]}),
+        ("/admin/users/new", {"email": "not an email", "full_name": "A", "clinic": "0",
+                              "roles": ["trainer"]}),
+        ("/admin/clinics", {"name": "x" * 500, "city": "y", "country": "KE"}),
+        ("/admin/clinics", {"name": "", "city": "", "country": ""}),
+    ],
+)
+def test_hostile_admin_form_input_is_a_400_not_a_500(client, login_as, path, data):
+    login_as(Role.ADMIN)
+    response = post_form(client, path, data)
+    assert response.status_code == 400
+    assert 'class="error"' in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(User.id))) == 1
+    assert db.session.scalar(select(func.count(Clinic.id))) == 0
+
+
+def test_hostile_query_strings_do_not_break_admin_pages(client, login_as):
+    login_as(Role.ADMIN)
+    expected = {"/admin/audit?page=abc": 200, "/admin/audit?page=-3": 200,
+                "/admin/audit?page=99999": 200, "/admin/audit?action=%00": 400,
+                "/admin/users/abc": 404, "/admin/users/0": 404}
+    for path, status in expected.items():
+        assert client.get(path).status_code == status, path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.auth.roles import Role
-from tests.conftest import login
+from tests.conftest import csrf_token, login
 
 HOMES = {
     Role.TRAINEE_RADIOLOGIST: ("/training/", "My reading exercises"),
@@ -134,3 +134,19 @@ def test_session_cookie_flags_over_http_and_https(client, make_user):
 def test_signed_in_pages_are_not_cached(client, login_as):
     login_as()
     assert client.get("/training/").headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "request_args",
+    [
+        {"path": "/auth/login", "method": "POST", "data": {"username": "a\x00b", "password": "x"}},
+        {"path": "/auth/login?next=%00", "method": "GET"},
+        {"path": "/auth/invitation/abc%00def", "method": "GET"},
+    ],
+)
+def test_nul_characters_are_refused_with_a_reason(client, request_args):
+    if "data" in request_args:
+        request_args["data"]["csrf_token"] = csrf_token(client)
+    response = client.open(**request_args)
+    assert response.status_code == 400
+    assert "NUL character" in response.get_data(as_text=True)

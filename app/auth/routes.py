@@ -7,9 +7,9 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from app.audit.services import record
 from app.auth import bp
 from app.auth.forms import ChangePasswordForm, LoginForm, SetPasswordForm
-from app.audit.services import record
 from app.auth.invitations import InvitationError, user_for_invitation
 from app.auth.services import AccountError, authenticate, change_password, set_password
 from app.auth.sessions import end_current_session, start_session
@@ -25,6 +25,10 @@ TOO_MANY_FAILURES = (
 
 def _login_limit() -> str:
     return current_app.config["LOGIN_FAILURE_LIMIT"]
+
+
+def _address_limit() -> str:
+    return current_app.config["LOGIN_FAILURE_LIMIT_PER_ADDRESS"]
 
 
 def _username_key() -> str:

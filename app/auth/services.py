@@ -14,6 +14,7 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record
 from app.auth.models import Clinic, LeadCountry, User, UserRole
@@ -28,6 +29,16 @@ _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 
 class AccountError(ValueError):
     """Bad input to an account operation; the message is meant for the user."""
+
+
+def _flush_or_conflict(message: str) -> None:
+    """Write pending rows; a unique constraint hit by a concurrent request (after our own
+    check passed) becomes a clear error instead of a 500."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise AccountError(message) from None
 
 
 # ---- validation -----------------------------------------------------------------------
@@ -62,14 +73,14 @@ def parse_roles(values: Iterable[str | Role]) -> set[Role]:
     return roles
 
 
-def check_password_policy(password: str, user: User) -> None:
+def check_password_policy(password: str, username: str, email: str) -> None:
     minimum = current_app.config["PASSWORD_MIN_LENGTH"]
     if len(password) < minimum:
         raise AccountError(f"the password must have at least {minimum} characters")
     if len(password) > 256:
         raise AccountError("the password must have at most 256 characters")
     lowered = password.lower()
-    if lowered in {user.username, user.email}:
+    if lowered in {username, email}:
         raise AccountError("the password must not be your user name or e-mail address")
 
 
@@ -95,7 +106,7 @@ def create_clinic(name: str, city: str, country_code: str) -> Clinic:
         raise AccountError(f"a clinic named {name!r} already exists")
     clinic = Clinic(name=name, city=city, country_code=country)
     db.session.add(clinic)
-    db.session.flush()
+    _flush_or_conflict(f"a clinic named {name!r} already exists")
     record("clinic.create", object_type="clinic", object_id=clinic.id, name=name, country=country)
     db.session.commit()
     return clinic
@@ -159,6 +170,8 @@ def create_user(
         username = _username_from_email(email)
     countries = sorted({normalise_country(c) for c in lead_countries})
     _check_lead_scope(role_set, countries, lead_all_countries)
+    if password is not None:
+        check_password_policy(password, username, email)
 
     user = User(
         email=email,
@@ -171,10 +184,9 @@ def create_user(
         lead_country_links=[LeadCountry(country_code=c) for c in countries],
     )
     if password is not None:
-        check_password_policy(password, user)
         user.password_hash = hash_password(password)
     db.session.add(user)
-    db.session.flush()
+    _flush_or_conflict(f"a user with e-mail {email} or user name {username!r} already exists")
     record(
         "user.create",
         object_type="user",
@@ -265,7 +277,7 @@ def set_active(user: User, active: bool) -> User:
 
 def set_password(user: User, password: str, *, via: str) -> None:
     """Set a new password (from an invitation, a change or an admin reset)."""
-    check_password_policy(password, user)
+    check_password_policy(password, user.username, user.email)
     user.password_hash = hash_password(password)
     record("user.password", object_type="user", object_id=user.id, actor=user, via=via)
     db.session.commit()
@@ -274,7 +286,7 @@ def set_password(user: User, password: str, *, via: str) -> None:
 def change_password(user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
         raise AccountError("the current password is wrong")
-    check_password_policy(new, user)
+    check_password_policy(new, user.username, user.email)
     user.password_hash = hash_password(new)
     end_all_sessions(user, keep_current=True)  # other devices must sign in again
     record("user.password", object_type="user", object_id=user.id, via="change")
