@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -103,10 +103,9 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {
-            "Role": Role,
-            "logout_form": LogoutForm() if current_user.is_authenticated else None,
-        }
+        # Templates are also rendered outside requests (e-mails from the command line).
+        signed_in = has_request_context() and current_user.is_authenticated
+        return {"Role": Role, "logout_form": LogoutForm() if signed_in else None}
 
 
 @event.listens_for(Engine, "connect")

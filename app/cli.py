@@ -11,7 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
-from app.auth.invitations import invitation_url
+from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import (
@@ -91,13 +91,16 @@ def users_create(
     if password:
         click.echo(f"password: {password}")
     else:
-        click.echo(f"invitation link: {_external_invitation(user)}")
+        _echo_invitation(issue_invitation(user), user)
 
 
-def _external_invitation(user: User) -> str:
-    server = current_app.config.get("SERVER_NAME")
-    with current_app.test_request_context(base_url=None if server else "http://127.0.0.1:5000"):
-        return invitation_url(user)
+def _echo_invitation(invitation: Invitation, user: User) -> None:
+    click.echo(f"invitation link: {invitation.link}")
+    if invitation.emailed:
+        click.echo(f"sent by e-mail to {user.email}")
+    elif invitation.mail_error:
+        click.echo(f"the e-mail could not be sent ({invitation.mail_error}); pass the link on",
+                   err=True)
 
 
 @users.command("list")
@@ -170,7 +173,7 @@ def users_invite(user_ref: str) -> None:
         raise _fail(exc) from None
     if not user.active:
         raise click.ClickException(f"{user.username} is deactivated; activate it first")
-    click.echo(_external_invitation(user))
+    _echo_invitation(issue_invitation(user), user)
 
 
 @users.command("set-password")

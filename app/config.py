@@ -57,6 +57,20 @@ class DefaultConfig:
     ARGON2_MEMORY_COST = 65536
     ARGON2_PARALLELISM = 4
 
+    # Base of absolute links made outside a web request (command line, scheduled e-mails).
+    PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+
+    # Outgoing e-mail: none unless MAIL_SERVER is set (invitation links are then shown
+    # to the administrator to pass on).
+    MAIL_SERVER: str | None = None
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False  # STARTTLS
+    MAIL_USE_SSL = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_SENDER = "CXR Academy <no-reply@cxr-academy.invalid>"
+    MAIL_TIMEOUT = 10
+
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     AUDIT_PAGE_SIZE = 50
 

@@ -95,6 +95,13 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _push_request_context() -> None:
+    """Overrides pytest-flask's fixture of this name, which pushes a request context around
+    every test: code under test must see what it sees in production (the command line has
+    no request)."""
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     """Overrides pytest-flask's client, which keeps request contexts alive between

@@ -7,9 +7,9 @@ from werkzeug.wrappers import Response
 
 from app.admin import bp
 from app.admin.forms import ActionForm, ClinicForm, UserCreateForm, UserEditForm
-from app.audit.services import events_query, known_actions, record
+from app.audit.services import events_query, known_actions
 from app.auth.decorators import roles_required
-from app.auth.invitations import invitation_url
+from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import (
@@ -78,23 +78,16 @@ def new_user() -> Response | str | tuple[str, int]:
         except AccountError as exc:
             form.form_errors.append(str(exc).capitalize() + ".")
             return render_template("admin/user_new.html", form=form), 400
-        return _render_user(user, invitation=_invite(user), status=201)
+        return _render_user(user, invitation=issue_invitation(user), status=201)
     status = 400 if request.method == "POST" else 200
     return render_template("admin/user_new.html", form=form), status
-
-
-def _invite(user: User) -> str:
-    link = invitation_url(user)
-    record("user.invite", object_type="user", object_id=user.id)
-    db.session.commit()
-    return link
 
 
 def _render_user(
     user: User,
     *,
     form: UserEditForm | None = None,
-    invitation: str | None = None,
+    invitation: Invitation | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     if form is None:
@@ -147,7 +140,7 @@ def invite(user_id: int) -> tuple[str, int]:
     target = _user_or_404(user_id)
     if not target.active:
         abort(409, description="Reactivate this account before inviting its user.")
-    return _render_user(target, invitation=_invite(target))
+    return _render_user(target, invitation=issue_invitation(target))
 
 
 @bp.route("/users/<int:user_id>/deactivate", methods=["POST"])

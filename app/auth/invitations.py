@@ -7,12 +7,16 @@ once used (and a later invitation or password change also retires earlier links)
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
-from flask import current_app, url_for
+from flask import current_app, render_template
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from app.audit.services import record
 from app.auth.models import User
 from app.extensions import db
+from app.mail import MailError, mail_configured, send_mail
+from app.urls import external_url
 
 _SALT = "cxr-academy.invitation"
 
@@ -34,7 +38,36 @@ def invitation_token(user: User) -> str:
 
 
 def invitation_url(user: User) -> str:
-    return url_for("auth.accept_invitation", token=invitation_token(user), _external=True)
+    return external_url("auth.accept_invitation", token=invitation_token(user))
+
+
+@dataclass(frozen=True)
+class Invitation:
+    link: str
+    emailed: bool
+    mail_error: str | None = None
+
+
+def issue_invitation(user: User) -> Invitation:
+    """Make a fresh invitation link, e-mail it when mail is configured, audit it."""
+    link = invitation_url(user)
+    emailed, error = False, None
+    if mail_configured():
+        body = render_template(
+            "mail/invitation.txt",
+            user=user,
+            link=link,
+            days=current_app.config["INVITATION_MAX_AGE"].days,
+        )
+        try:
+            send_mail(user.email, "Your CXR Academy account", body)
+            emailed = True
+        except MailError as exc:
+            error = str(exc)
+            current_app.logger.warning("invitation e-mail for user %s not sent: %s", user.id, error)
+    record("user.invite", object_type="user", object_id=user.id, emailed=emailed)
+    db.session.commit()
+    return Invitation(link, emailed, error)
 
 
 def user_for_invitation(token: str) -> User:
