@@ -48,7 +48,9 @@ def test_admin_creates_clinic_and_bad_input_is_a_clear_400(client, login_as):
     duplicate = post_form(client, "/admin/clinics", {"name": "kathmandu panel clinic",
                                                      "city": "Kathmandu", "country": "NP"})
     assert duplicate.status_code == 400
-    assert "already exists" in duplicate.get_data(as_text=True)
+    assert "A clinic named &#39;kathmandu panel clinic&#39; already exists." in duplicate.get_data(
+        as_text=True
+    )
     bad_country = post_form(client, "/admin/clinics", {"name": "Nowhere", "city": "X",
                                                        "country": "XX"})
     assert bad_country.status_code == 400
@@ -196,3 +198,20 @@ def test_hostile_query_strings_do_not_break_admin_pages(client, login_as):
                 "/admin/users/abc": 404, "/admin/users/0": 404}
     for path, status in expected.items():
         assert client.get(path).status_code == status, path
+
+
+def test_the_last_administrator_cannot_be_removed(app, client, login_as, make_user):
+    admin = login_as(Role.ADMIN)
+    response = post_form(client, f"/admin/users/{admin.id}", {
+        "full_name": admin.full_name, "clinic": "0", "roles": ["trainer"]})
+    assert response.status_code == 400
+    assert "last active administrator" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert Role.ADMIN in db.session.get(User, admin.id).roles
+    cli = app.test_cli_runner().invoke(args=["users", "deactivate", admin.username])
+    assert cli.exit_code != 0 and "last active administrator" in cli.output
+
+    make_user(Role.ADMIN)  # with a second administrator, the change is allowed
+    response = post_form(client, f"/admin/users/{admin.id}", {
+        "full_name": admin.full_name, "clinic": "0", "roles": ["trainer"]})
+    assert response.status_code == 302

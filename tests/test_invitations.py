@@ -98,3 +98,14 @@ def test_weak_password_on_invitation_is_refused(client, make_user):
     assert response.status_code == 400
     assert "at least 10 characters" in response.get_data(as_text=True)
     assert client.get(path).status_code == 200  # still usable after a refused attempt
+
+
+def test_password_reset_by_invitation_signs_out_existing_sessions(app, client, make_user):
+    user = make_user()
+    device = app.test_client()
+    assert login(device, user.username).status_code == 302
+    path = f"/auth/invitation/{invitation_token(user)}"
+    response = client.post(path, data={"csrf_token": csrf_token(client, path),
+                                       "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert response.status_code == 302
+    assert device.get("/training/").status_code == 302

@@ -76,7 +76,7 @@ def new_user() -> Response | str | tuple[str, int]:
                 lead_all_countries=bool(form.lead_all_countries.data),
             )
         except AccountError as exc:
-            form.form_errors.append(str(exc).capitalize() + ".")
+            form.form_errors.append(exc.sentence)
             return render_template("admin/user_new.html", form=form), 400
         return _render_user(user, invitation=issue_invitation(user), status=201)
     status = 400 if request.method == "POST" else 200
@@ -129,7 +129,7 @@ def user(user_id: int) -> Response | tuple[str, int]:
         )
     except AccountError as exc:
         db.session.rollback()
-        form.form_errors.append(str(exc).capitalize() + ".")
+        form.form_errors.append(exc.sentence)
         return _render_user(target, form=form, status=400)
     flash("Saved.", "success")
     return redirect(url_for("admin.user", user_id=target.id))
@@ -171,7 +171,7 @@ def clinics() -> tuple[str, int]:
                 form.name.data or "", form.city.data or "", form.country.data or ""
             )
         except AccountError as exc:
-            form.form_errors.append(str(exc).capitalize() + ".")
+            form.form_errors.append(exc.sentence)
             status = 400
         else:
             flash(f"Clinic {clinic.name} added.", "success")

@@ -99,7 +99,7 @@ def password() -> Response | str | tuple[str, int]:
         try:
             change_password(current_user, form.current.data or "", form.password.data or "")
         except AccountError as exc:
-            form.password.errors = [str(exc).capitalize() + "."]
+            form.password.errors = [exc.sentence]
             return render_template("auth/change_password.html", form=form), 400
         flash("Your password has been changed. Other devices have been signed out.", "success")
         return redirect(home_url_for(current_user))
@@ -118,7 +118,7 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         try:
             set_password(user, form.password.data or "", via="invitation")
         except AccountError as exc:
-            form.password.errors = [str(exc).capitalize() + "."]
+            form.password.errors = [exc.sentence]
             return render_template("auth/accept_invitation.html", form=form, user=user), 400
         flash("Your password is set. Sign in with your user name and new password.", "success")
         return redirect(url_for("auth.login"))

@@ -30,6 +30,12 @@ _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 class AccountError(ValueError):
     """Bad input to an account operation; the message is meant for the user."""
 
+    @property
+    def sentence(self) -> str:
+        """The message as a sentence for a web page (the command line prints it as is)."""
+        text = str(self)
+        return text[:1].upper() + text[1:] + "."
+
 
 def _flush_or_conflict(message: str) -> None:
     """Write pending rows; a unique constraint hit by a concurrent request (after our own
@@ -224,6 +230,8 @@ def update_user(
 
     old_roles = sorted(r.value for r in user.roles)
     new_roles = sorted(r.value for r in role_set)
+    if Role.ADMIN in user.roles and Role.ADMIN not in role_set:
+        _keep_an_administrator(user)
     if old_roles != new_roles:
         keep = [link for link in user.role_links if link.role in new_roles]
         have = {link.role for link in keep}
@@ -267,6 +275,8 @@ def set_active(user: User, active: bool) -> User:
     """Deactivate (ending every session at once) or reactivate an account."""
     if user.active == active:
         return user
+    if not active and Role.ADMIN in user.roles:
+        _keep_an_administrator(user)
     user.active = active
     if not active:
         end_all_sessions(user)
@@ -275,11 +285,26 @@ def set_active(user: User, active: bool) -> User:
     return user
 
 
+def _keep_an_administrator(leaving: User) -> None:
+    """Refuse to remove the last active administrator: nobody could manage accounts."""
+    others = db.session.scalar(
+        select(func.count(User.id))
+        .join(UserRole)
+        .where(UserRole.role == Role.ADMIN.value, User.active, User.id != leaving.id)
+    )
+    if not others:
+        raise AccountError("this is the last active administrator; make another one first")
+
+
 def set_password(user: User, password: str, *, via: str) -> None:
-    """Set a new password (from an invitation, a change or an admin reset)."""
+    """Set a new password from an invitation link or the command line. Like any password
+    reset it ends the user's existing sessions."""
     check_password_policy(password, user.username, user.email)
     user.password_hash = hash_password(password)
-    record("user.password", object_type="user", object_id=user.id, actor=user, via=via)
+    end_all_sessions(user)
+    # Through an invitation the (anonymous) actor is the invitee themself.
+    actor = user if via == "invitation" else None
+    record("user.password", object_type="user", object_id=user.id, actor=actor, via=via)
     db.session.commit()
 
 
