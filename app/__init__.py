@@ -22,6 +22,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True, instance_path=_instance_path(config))
     load_config(app, config)
 
+    from app.uploads import init_uploads
+
+    init_uploads(app)  # before CSRFProtect, which reads the body
     db.init_app(app)
     migrate.init_app(
         app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True
@@ -100,6 +103,11 @@ def _register_blueprints(app: Flask) -> None:
 def _register_template_helpers(app: Flask) -> None:
     from app.auth.forms import LogoutForm
     from app.auth.roles import Role
+
+    @app.template_filter("replace_tie")
+    def _tie_item(tie: str) -> str:
+        """A consensus tie "item:option" names its item."""
+        return tie.partition(":")[0]
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

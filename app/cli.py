@@ -241,9 +241,45 @@ def demo(port: int, no_serve: bool) -> None:
     run_simple("127.0.0.1", port, app, threaded=True)
 
 
+cases = click.Group("cases", help="Manage the case library.")
+
+
+@cases.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--allow-no-meta", is_flag=True,
+              help="Also accept DICOM files without preamble and file meta (not Part 10).")
+@click.option("--source", default="import", show_default=True, help="Where the images come from.")
+@click.option("--licence", default="", help="Licence or terms of use of the images.")
+@click.option("--exam-bank", is_flag=True, help="Keep the new cases for exams only.")
+@with_appcontext
+def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, licence: str,
+                 exam_bank: bool) -> None:
+    """Import DICOM files, folders (recursively) and .zip archives."""
+    from app.cases.ingest import ImportOptions, import_files, sources_from_paths
+
+    summary = import_files(
+        sources_from_paths(paths), actor=None,
+        options=ImportOptions(allow_no_meta=allow_no_meta, source=source, licence=licence,
+                              exam_bank=exam_bank),
+    )
+    for result in summary.results:
+        if result.status == "imported":
+            note = " (pixel review needed)" if result.pixel_review_needed else ""
+            click.echo(f"imported   {result.name} -> case {result.case_id}{note}")
+        elif result.status == "duplicate":
+            click.echo(f"duplicate  {result.name}: {result.reason}")
+        else:
+            click.echo(f"refused    {result.name}: {result.reason}", err=True)
+    click.echo(f"{summary.count('imported')} imported, {summary.count('duplicate')} duplicate, "
+               f"{summary.count('rejected')} refused")
+    if summary.count("rejected"):
+        raise SystemExit(1)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(clinics)
+    app.cli.add_command(cases)
     app.cli.add_command(demo)
 
 

@@ -13,6 +13,7 @@ from flask import Flask
 
 ENV_PREFIX = "CXR_ACADEMY"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name)
+DEID_SECRET_FILE = "deid_secret"  # noqa: S105  (a file name)
 DEFAULT_SQLITE_NAME = "cxr_academy.sqlite3"
 
 
@@ -72,6 +73,22 @@ class DefaultConfig:
     MAIL_TIMEOUT = 10
 
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+
+    # Case library. Images live in IMAGE_STORAGE_PATH (default: instance/images).
+    IMAGE_STORAGE_PATH: str | None = None
+    # Keys the de-identification HMACs (replacement UIDs, date shifts, patient pseudonyms):
+    # generated once into the instance folder; set it explicitly for several app servers.
+    DEID_SECRET: str | None = None
+    DEID_RETAIN_PATIENT_CHARACTERISTICS = True
+    DEID_DATES = "shift"  # or "remove"
+    CASE_UPLOAD_MAX_BYTES = 1024 * 1024 * 1024
+    INGEST_FILE_MAX_BYTES = 512 * 1024 * 1024
+    INGEST_TIME_LIMIT = 60  # seconds per file, parsing to derivatives
+    INGEST_MEMORY_LIMIT = 4 * 1024**3  # bytes of address space for the parsing process
+    ARCHIVE_MAX_ENTRIES = 2000
+    ARCHIVE_MAX_TOTAL_BYTES = 4 * 1024**3
+    ARCHIVE_MAX_RATIO = 100.0
+    CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
 
 
@@ -92,6 +109,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
+    if not app.config.get("DEID_SECRET"):
+        app.config["DEID_SECRET"] = instance_secret_key(Path(app.instance_path), DEID_SECRET_FILE)
+    if not app.config.get("IMAGE_STORAGE_PATH"):
+        app.config["IMAGE_STORAGE_PATH"] = str(Path(app.instance_path) / "images")
     app.config["PERMANENT_SESSION_LIFETIME"] = app.config["SESSION_LIFETIME"]
 
 
@@ -103,12 +124,12 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def instance_secret_key(instance_path: Path) -> str:
+def instance_secret_key(instance_path: Path, file_name: str = SECRET_KEY_FILE) -> str:
     """Read the install's secret key, generating it once on first run.
 
     The key is never in the repository: each install makes its own, readable by its owner only.
     """
-    key_file = instance_path / SECRET_KEY_FILE
+    key_file = instance_path / file_name
     if key_file.exists():
         key = key_file.read_text().strip()
         if key:

@@ -34,6 +34,11 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
         return exc
     if exc.code >= 500:
         return handle_server_error(exc)
+    if exc.code == 413:
+        limit = request.max_content_length
+        size = f" of {limit // 1024**2} MB" if limit else ""
+        return _render(413, exc.name, f"The upload is larger than the limit{size}. Send fewer "
+                       "or smaller files at a time.")
     return _render(exc.code, exc.name, exc.description or exc.name)
 
 

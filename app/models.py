@@ -2,5 +2,19 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
+from app.cases.models import Case, CaseImage, CaseTag, ReferenceRead
+from app.quizzes.models import ReportingScheme
 
-__all__ = ["AuditEvent", "Clinic", "LeadCountry", "User", "UserRole", "UserSession"]
+__all__ = [
+    "AuditEvent",
+    "Case",
+    "CaseImage",
+    "CaseTag",
+    "Clinic",
+    "LeadCountry",
+    "ReferenceRead",
+    "ReportingScheme",
+    "User",
+    "UserRole",
+    "UserSession",
+]

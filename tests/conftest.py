@@ -31,6 +31,7 @@ def base_config(database_url: str, instance_path: Path) -> dict[str, Any]:
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
+        "DEID_SECRET": "test-deid-secret-not-for-production",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "INSTANCE_PATH": str(instance_path),
         "RATELIMIT_STORAGE_URI": "memory://",

@@ -16,10 +16,12 @@ def test_defaults_use_sqlite_in_the_instance_folder(tmp_path, monkeypatch):
     assert app.instance_path == str(tmp_path)
 
 
-def test_factory_has_no_side_effects_beyond_the_secret_key(tmp_path):
+def test_factory_has_no_side_effects_beyond_the_secret_keys(tmp_path):
     create_app({"INSTANCE_PATH": str(tmp_path)})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]  # no database made
-    create_app({"INSTANCE_PATH": str(tmp_path / "other"), "SECRET_KEY": "given"})
+    # No database, no image folder: only the generated keys.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deid_secret", "secret_key"]
+    create_app({"INSTANCE_PATH": str(tmp_path / "other"), "SECRET_KEY": "given",
+                "DEID_SECRET": "given too"})
     assert not (tmp_path / "other").exists()
 
 

@@ -1,13 +1,280 @@
 from __future__ import annotations
 
-from flask import render_template
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases import bp
+from app.cases.access import can_view_case
+from app.cases.forms import ActionForm, CaseDetailsForm, RedactionForm, StatusForm, UploadForm
+from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
+from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
+from app.cases.reads import all_schemes, get_scheme, reference_for, save_read
+from app.cases.services import (
+    TRANSITIONS,
+    CaseError,
+    LibraryFilter,
+    change_status,
+    complete_pixel_review,
+    library_query,
+    parse_tags,
+    redact_image,
+    update_details,
+)
+from app.cases.storage import FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
+from app.extensions import db
+from app.quizzes.readform import answers_from_form
+from app.quizzes.schemes import SchemeError
+from app.uploads import large_upload
+
+LIBRARY_ROLES = (Role.TRAINER, Role.ADMIN)
+IMAGE_FILES = {
+    "thumbnail": (THUMBNAIL_FILE, "image/jpeg"),
+    "preview": (PREVIEW_FILE, "image/jpeg"),
+    "full": (FULL_FILE, "image/png"),
+}
+
+
+def _case_or_404(case_id: int) -> Case:
+    case = db.session.get(Case, case_id)
+    if case is None:
+        abort(404, description=f"There is no case {case_id}.")
+    return case
 
 
 @bp.route("/")
-@roles_required(Role.TRAINER, Role.ADMIN)
+@roles_required(*LIBRARY_ROLES)
 def index() -> str:
-    return render_template("cases/index.html")
+    flt = LibraryFilter(
+        status=request.args.get("status") or None,
+        difficulty=request.args.get("difficulty") or None,
+        tag=request.args.get("tag") or None,
+        source=request.args.get("source") or None,
+        review_needed=request.args.get("review") == "1",
+    )
+    page = db.paginate(library_query(flt), per_page=current_app.config["CASES_PAGE_SIZE"],
+                       error_out=False)
+    query_args = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template("cases/index.html", page=page, flt=flt, statuses=list(CaseStatus),
+                           query_args=query_args)
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@large_upload("CASE_UPLOAD_MAX_BYTES")
+@roles_required(*LIBRARY_ROLES)
+def upload() -> str | tuple[str, int]:
+    form = UploadForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("cases/upload.html", form=form), status
+    summary = import_files(
+        sources_from_uploads(request.files.getlist(form.files.name)),
+        actor=current_user,
+        options=ImportOptions(source=form.source.data or "upload",
+                              licence=form.licence.data or "",
+                              exam_bank=bool(form.exam_bank.data)),
+    )
+    status = 200 if summary.count("imported") or summary.count("duplicate") else 400
+    return render_template("cases/upload_report.html", summary=summary), status
+
+
+@bp.route("/<int:case_id>", methods=["GET", "POST"])
+@roles_required(*LIBRARY_ROLES)
+def detail(case_id: int) -> Response | tuple[str, int]:
+    case = _case_or_404(case_id)
+    form = CaseDetailsForm(obj=case if request.method == "GET" else None,
+                           tags=", ".join(case.tags) if request.method == "GET" else None)
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                update_details(
+                    case,
+                    difficulty=form.difficulty.data or None,
+                    tags=parse_tags(form.tags.data or ""),
+                    teaching_notes=form.teaching_notes.data or "",
+                    source=form.source.data or "",
+                    licence=form.licence.data or "",
+                    exam_bank=bool(form.exam_bank.data),
+                    actor=current_user,
+                )
+            except CaseError as exc:
+                db.session.rollback()
+                form.form_errors.append(exc.sentence)
+                status = 400
+            else:
+                flash("Saved.", "success")
+                return redirect(url_for("cases.detail", case_id=case.id))
+        else:
+            status = 400
+    return render_template(
+        "cases/detail.html", case=case, form=form, status_form=StatusForm(),
+        action_form=ActionForm(), transitions=TRANSITIONS[case.status_enum],
+        reference=reference_for(case),
+    ), status
+
+
+@bp.route("/<int:case_id>/status", methods=["POST"])
+@roles_required(*LIBRARY_ROLES)
+def set_status(case_id: int) -> Response:
+    case = _case_or_404(case_id)
+    form = StatusForm()
+    try:
+        target = CaseStatus(form.status.data or "")
+    except ValueError:
+        abort(400, description="Unknown case status.")
+    try:
+        change_status(case, target, actor=current_user)
+    except CaseError as exc:
+        abort(409, description=exc.sentence)
+    flash(f"{case.title} is now {target.label}.", "success")
+    return redirect(url_for("cases.detail", case_id=case.id))
+
+
+@bp.route("/<int:case_id>/review", methods=["GET"])
+@roles_required(*LIBRARY_ROLES)
+def pixel_review(case_id: int) -> str:
+    case = _case_or_404(case_id)
+    return render_template("cases/pixel_review.html", case=case, form=RedactionForm(),
+                           action_form=ActionForm())
+
+
+@bp.route("/images/<int:image_id>/redact", methods=["POST"])
+@roles_required(*LIBRARY_ROLES)
+def redact(image_id: int) -> Response:
+    image = db.session.get(CaseImage, image_id)
+    if image is None:
+        abort(404, description=f"There is no image {image_id}.")
+    form = RedactionForm()
+    if not form.validate_on_submit():
+        abort(400, description="Draw at least one rectangle to redact.")
+    try:
+        rects = _parse_rectangles(form.rectangles.data or "")
+        redact_image(image, rects, actor=current_user)
+    except CaseError as exc:
+        abort(400, description=exc.sentence)
+    flash(f"{len(rects)} area(s) redacted in the stored image.", "success")
+    return redirect(url_for("cases.pixel_review", case_id=image.case_id))
+
+
+def _parse_rectangles(text: str) -> list[tuple[int, int, int, int]]:
+    rects = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        numbers = part.split(",")
+        if len(numbers) != 4 or not all(n.strip().lstrip("-").isdigit() for n in numbers):
+            raise CaseError("each rectangle needs four whole numbers: x, y, width, height")
+        x, y, w, h = (int(n) for n in numbers)
+        rects.append((x, y, w, h))
+    if not rects or len(rects) > 100:
+        raise CaseError("draw between 1 and 100 rectangles")
+    return rects
+
+
+@bp.route("/<int:case_id>/review/complete", methods=["POST"])
+@roles_required(*LIBRARY_ROLES)
+def pixel_review_done(case_id: int) -> Response:
+    case = _case_or_404(case_id)
+    complete_pixel_review(case, actor=current_user)
+    flash("Pixel review recorded.", "success")
+    return redirect(url_for("cases.detail", case_id=case.id))
+
+
+@bp.route("/images/<int:image_id>/<kind>")
+def image_file(image_id: int, kind: str) -> Response:
+    """Image derivatives: cached for a year per version (the URL carries it), private to
+    users allowed to see the case."""
+    if kind not in IMAGE_FILES:
+        abort(404, description="Unknown image representation.")
+    image = db.session.get(CaseImage, image_id)
+    if image is None or not current_user.is_authenticated or not can_view_case(
+        current_user, image.case
+    ):
+        # One answer for "missing" and "not yours": ids reveal nothing.
+        if not current_user.is_authenticated:
+            abort(401, description="Sign in first.")
+        abort(404, description="There is no such image.")
+    name, mimetype = IMAGE_FILES[kind]
+    response = send_file(image_store().path(image.storage_key, name), mimetype=mimetype,
+                         etag=image.etag, conditional=True, max_age=0)
+    current = request.args.get("v") == str(image.version)
+    response.headers["Cache-Control"] = (
+        "private, max-age=31536000, immutable" if current else "private, no-cache"
+    )
+    return response
+
+
+@bp.route("/<int:case_id>/read", methods=["GET", "POST"])
+@roles_required(*LIBRARY_ROLES)
+def read(case_id: int) -> Response | tuple[str, int]:
+    """The signed-in trainer's expert read of the case (a new version on every save)."""
+    case = _case_or_404(case_id)
+    mine = next((r for r in case.current_reads
+                 if r.author_id == current_user.id and r.kind == ReadKind.EXPERT.value), None)
+    existing = case.current_reads[0] if case.current_reads else None
+    try:
+        if existing is not None:
+            scheme = get_scheme(existing.scheme_key, existing.scheme_version)
+        else:
+            scheme = get_scheme(request.values.get("scheme") or "ds3030")
+    except SchemeError as exc:
+        abort(400, description=str(exc))
+    form = ActionForm()
+    answers = mine.answers if mine else {}
+    status = 200
+    if request.method == "POST" and form.validate_on_submit():
+        answers = answers_from_form(scheme, request.form)
+        try:
+            save_read(case, author=current_user, scheme=scheme, answers=answers)
+        except SchemeError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc)[:1].upper() + str(exc)[1:] + ".")
+            status = 400
+        else:
+            flash("Your read is saved.", "success")
+            return redirect(url_for("cases.detail", case_id=case.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("cases/read.html", case=case, scheme=scheme, answers=answers,
+                           form=form, schemes=all_schemes(), fixed=existing is not None,
+                           mine=mine), status
+
+
+@bp.route("/<int:case_id>/adjudicate", methods=["POST"])
+@roles_required(*LIBRARY_ROLES)
+def adjudicate(case_id: int) -> Response:
+    case = _case_or_404(case_id)
+    reference = reference_for(case)
+    if reference.scheme is None or not reference.open_ties:
+        abort(409, description="There is nothing to adjudicate on this case.")
+    tied_items = {t.partition(":")[0] for t in reference.open_ties}
+    answers = answers_from_form(reference.scheme, request.form, only=tied_items)
+    missing = tied_items - set(answers) - {
+        i.key for i in reference.scheme.items if i.type == "multi"
+    }
+    if missing:
+        abort(400, description="Decide every tied item: " + ", ".join(sorted(missing)) + ".")
+    for item in tied_items:
+        answers.setdefault(item, [])  # a multi item with nothing ticked: the options are absent
+    previous = next((r for r in case.current_reads if r.kind == ReadKind.ADJUDICATION.value),
+                    None)
+    merged = {**(previous.answers if previous else {}), **answers}
+    try:
+        save_read(case, author=current_user, scheme=reference.scheme,
+                  answers={k: v for k, v in merged.items() if v not in ([], None, "")},
+                  kind=ReadKind.ADJUDICATION)
+    except SchemeError as exc:
+        db.session.rollback()
+        abort(400, description=str(exc))
+    flash("Adjudication saved.", "success")
+    return redirect(url_for("cases.detail", case_id=case.id))

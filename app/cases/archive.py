@@ -1,0 +1,101 @@
+"""Reading the files inside an uploaded .zip without trusting it.
+
+Members are read into memory one at a time, never extracted to disk, so no entry name can
+write anywhere. Archives over the entry-count, total-size or compression-ratio limits are
+refused from the central directory before any member is decompressed, and every read is
+capped so a member that lies about its size cannot inflate past the limit.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from app.cases.sandbox import Rejected
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_entries: int = 2000
+    max_total_bytes: int = 4 * 1024**3
+    max_member_bytes: int = 512 * 1024**2
+    max_ratio: float = 100.0  # uncompressed / compressed, per member
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    problem: str | None  # why this member is skipped, or None
+    info: zipfile.ZipInfo
+
+
+def is_zip(head: bytes) -> bool:
+    return head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _member_problem(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
+    name = info.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path in the archive: not read"
+    if ".." in parts:
+        return "path with '..' in the archive: not read"
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return "symbolic link in the archive: not read"
+    if info.flag_bits & 0x1:
+        return "encrypted archive member: not read"
+    if info.file_size > limits.max_member_bytes:
+        return f"larger than the {limits.max_member_bytes // 1024**2} MB per-file limit"
+    return None
+
+
+def open_archive(fileobj: BinaryIO, limits: ArchiveLimits) -> tuple[zipfile.ZipFile, list[Member]]:
+    """Open and vet an archive; raises Rejected when the archive as a whole is refused."""
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise Rejected("the .zip archive is damaged or not a zip file") from None
+    infos = [i for i in archive.infolist() if not i.is_dir()]
+    if len(infos) > limits.max_entries:
+        raise Rejected(f"the archive has {len(infos)} files; the limit is {limits.max_entries}")
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_total_bytes:
+        raise Rejected(
+            f"the archive would unpack to {total // 1024**2} MB; the limit is "
+            f"{limits.max_total_bytes // 1024**2} MB"
+        )
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if ratio > limits.max_ratio and info.file_size > 1024 * 1024:
+            raise Rejected(
+                f"the archive is compressed {ratio:.0f}:1, above the {limits.max_ratio:.0f}:1 "
+                "limit (a possible zip bomb); it was not unpacked"
+            )
+    return archive, [Member(i.filename, _member_problem(i, limits), i) for i in infos]
+
+
+def read_member(archive: zipfile.ZipFile, member: Member, limits: ArchiveLimits) -> bytes:
+    """The member's bytes, refusing to inflate beyond its declared size and the limit."""
+    cap = min(member.info.file_size, limits.max_member_bytes)
+    try:
+        with archive.open(member.info) as fh:
+            data = fh.read(cap + 1)
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
+        raise Rejected("this archive member is damaged and could not be read") from None
+    if len(data) > cap:
+        raise Rejected("this archive member is larger than it declares: not read")
+    return data
+
+
+def iter_members(
+    fileobj: BinaryIO, limits: ArchiveLimits
+) -> Iterator[tuple[Member, zipfile.ZipFile]]:
+    archive, members = open_archive(fileobj, limits)
+    with archive:
+        for member in members:
+            yield member, archive

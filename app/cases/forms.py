@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from app.cases.models import Difficulty
+
+
+class UploadForm(FlaskForm):
+    files = FileField("DICOM files or .zip archives", validators=[FileRequired()],
+                      render_kw={"multiple": True, "accept": ".dcm,.dicom,.zip,application/dicom"})
+    source = StringField("Source", default="upload", validators=[DataRequired(), Length(max=200)])
+    licence = TextAreaField("Licence / terms of use", validators=[Length(max=5000)])
+    exam_bank = BooleanField("Exam bank (never shown to trainees outside exams)")
+
+
+class CaseDetailsForm(FlaskForm):
+    difficulty = SelectField(
+        "Difficulty",
+        choices=[SelectChoice("", "— not set —")]
+        + [SelectChoice(d.value, d.value) for d in Difficulty],
+    )
+    tags = StringField("Tags (comma-separated)", validators=[Length(max=1000)])
+    teaching_notes = TextAreaField("Teaching notes", validators=[Length(max=20000)])
+    source = StringField("Source", validators=[DataRequired(), Length(max=200)])
+    licence = TextAreaField("Licence / terms of use", validators=[Length(max=5000)])
+    exam_bank = BooleanField("Exam bank (never shown to trainees outside exams)")
+
+
+class StatusForm(FlaskForm):
+    status = HiddenField(validators=[DataRequired()])
+
+
+class RedactionForm(FlaskForm):
+    # "x,y,width,height;x,y,width,height" in image pixel coordinates, written by redact.js
+    rectangles = HiddenField(validators=[DataRequired(message="draw at least one rectangle")])
+
+
+class ActionForm(FlaskForm):
+    """A button that only needs its CSRF token."""

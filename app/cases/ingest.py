@@ -1,0 +1,339 @@
+"""Importing DICOM files into the case library: the one service behind the upload page and
+``flask --app app cases import``.
+
+Every file gets its own result. Each is parsed and de-identified in a sandboxed child process
+(time and memory limits), checked for duplicates by pixel hash, and stored with its case in
+one step: a refused or failed file leaves no row, image folder or temporary file behind, and
+never stops the files after it. File names are shown back to the person importing and are
+never stored or logged: they may carry patient names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.audit.services import record
+from app.auth.models import User
+from app.cases.archive import ArchiveLimits, is_zip, iter_members, read_member
+from app.cases.models import Case, CaseImage, CaseStatus
+from app.cases.processing import ProcessedImage, ProcessOptions, process_dicom
+from app.cases.sandbox import Rejected, run_limited
+from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
+from app.extensions import db
+
+Status = Literal["imported", "duplicate", "rejected"]
+
+
+@dataclass
+class FileResult:
+    name: str
+    status: Status
+    case_id: int | None = None
+    image_id: int | None = None
+    reason: str | None = None
+    deid_report: dict[str, Any] | None = None
+    pixel_review_needed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "imported"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file to import: a name to show and a way to get its bytes (bounded)."""
+
+    name: str
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    allow_no_meta: bool = False
+    source: str = "upload"
+    licence: str = ""
+    exam_bank: bool = False
+
+
+@dataclass
+class ImportSummary:
+    results: list[FileResult] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+def archive_limits() -> ArchiveLimits:
+    cfg = current_app.config
+    return ArchiveLimits(
+        max_entries=cfg["ARCHIVE_MAX_ENTRIES"],
+        max_total_bytes=cfg["ARCHIVE_MAX_TOTAL_BYTES"],
+        max_member_bytes=cfg["INGEST_FILE_MAX_BYTES"],
+        max_ratio=cfg["ARCHIVE_MAX_RATIO"],
+    )
+
+
+# ---- sources ----------------------------------------------------------------------------
+
+
+def _bounded_reader(path: Path, limit: int) -> Callable[[], bytes]:
+    def read() -> bytes:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise Rejected(f"larger than the {limit // 1024**2} MB per-file limit")
+        return data
+
+    return read
+
+
+def _expand(
+    name: str, head: bytes, opener: Callable[[], BinaryIO], limits: ArchiveLimits
+) -> Iterator[Source | FileResult]:
+    """Yield the file itself, or each member when it is a zip archive."""
+    if not is_zip(head):
+        return
+    try:
+        with opener() as fh:
+            for member, archive in iter_members(fh, limits):  # type: ignore[arg-type]
+                shown = f"{name} / {member.name}"
+                if member.problem:
+                    yield FileResult(shown, "rejected", reason=member.problem)
+                else:
+                    data = _read_member_or_reason(archive, member, limits)
+                    if isinstance(data, str):
+                        yield FileResult(shown, "rejected", reason=data)
+                    else:
+                        yield Source(shown, lambda data=data: data)
+    except Rejected as exc:
+        yield FileResult(name, "rejected", reason=str(exc))
+
+
+def _read_member_or_reason(archive: Any, member: Any, limits: ArchiveLimits) -> bytes | str:
+    try:
+        return read_member(archive, member, limits)
+    except Rejected as exc:
+        return str(exc)
+
+
+def sources_from_paths(paths: Iterable[Path]) -> Iterator[Source | FileResult]:
+    """Files, folders (recursively; links are not followed) and .zip archives."""
+    limits = archive_limits()
+    for path in paths:
+        if path.is_symlink():
+            yield FileResult(str(path), "rejected", reason="symbolic links are not followed")
+        elif path.is_dir():
+            for root, dirs, files in os.walk(path, followlinks=False):
+                dirs.sort()
+                for file_name in sorted(files):
+                    child = Path(root) / file_name
+                    if not child.is_symlink():
+                        yield from _file_sources(child, limits)
+        elif path.is_file():
+            yield from _file_sources(path, limits)
+        else:
+            yield FileResult(str(path), "rejected", reason="no such file or folder")
+
+
+def _file_sources(path: Path, limits: ArchiveLimits) -> Iterator[Source | FileResult]:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if is_zip(head):
+        yield from _expand(str(path), head, lambda: path.open("rb"), limits)
+    else:
+        yield Source(str(path), _bounded_reader(path, limits.max_member_bytes))
+
+
+def sources_from_uploads(files: Iterable[Any]) -> Iterator[Source | FileResult]:
+    """Werkzeug FileStorage objects from a multipart upload."""
+    limits = archive_limits()
+    for storage in files:
+        name = os.path.basename(storage.filename or "") or "unnamed file"
+        stream = storage.stream
+        head = stream.read(4)
+        stream.seek(0)
+        if is_zip(head):
+            yield from _expand(name, head, lambda stream=stream: stream, limits)
+        else:
+
+            def read(stream: Any = stream) -> bytes:
+                stream.seek(0)
+                data = stream.read(limits.max_member_bytes + 1)
+                if len(data) > limits.max_member_bytes:
+                    raise Rejected(
+                        f"larger than the {limits.max_member_bytes // 1024**2} MB per-file limit"
+                    )
+                return data
+
+            yield Source(name, read)
+
+
+# ---- import -----------------------------------------------------------------------------
+
+
+def import_files(
+    items: Iterable[Source | FileResult], *, actor: User | None, options: ImportOptions
+) -> ImportSummary:
+    cfg = current_app.config
+    process_options = ProcessOptions(
+        secret=cfg["DEID_SECRET"].encode(),
+        allow_no_meta=options.allow_no_meta,
+        retain_patient_characteristics=cfg["DEID_RETAIN_PATIENT_CHARACTERISTICS"],
+        dates=cfg["DEID_DATES"],
+    )
+    summary = ImportSummary()
+    cases_by_study: dict[str, Case] = {}
+    for item in items:
+        if isinstance(item, FileResult):
+            summary.results.append(item)
+            continue
+        try:
+            data = item.read()
+            processed = run_limited(
+                process_dicom,
+                (data, process_options),
+                timeout=float(cfg["INGEST_TIME_LIMIT"]),
+                memory_bytes=int(cfg["INGEST_MEMORY_LIMIT"]),
+            )
+        except Rejected as exc:
+            summary.results.append(FileResult(item.name, "rejected", reason=str(exc)))
+            continue
+        del data
+        summary.results.append(_store(item.name, processed, cases_by_study, actor, options))
+
+    record(
+        "cases.import",
+        actor=actor,
+        object_type="import",
+        source=options.source,
+        imported=summary.count("imported"),
+        duplicates=summary.count("duplicate"),
+        rejected=summary.count("rejected"),
+        cases=sorted({r.case_id for r in summary.results if r.ok and r.case_id}),
+    )
+    db.session.commit()
+    return summary
+
+
+def _duplicate_of(pixel_hash: str) -> CaseImage | None:
+    return db.session.scalar(select(CaseImage).where(CaseImage.pixel_hash == pixel_hash))
+
+
+def _store(
+    name: str,
+    processed: ProcessedImage,
+    cases_by_study: dict[str, Case],
+    actor: User | None,
+    options: ImportOptions,
+) -> FileResult:
+    existing = _duplicate_of(processed.pixel_hash)
+    if existing is not None:
+        return FileResult(
+            name,
+            "duplicate",
+            case_id=existing.case_id,
+            image_id=existing.id,
+            reason=f"the same image is already in case {existing.case_id}; not stored again",
+        )
+    store = image_store()
+    # Images of one (de-identified) study uploaded together become one case.
+    case = cases_by_study.get(processed.study_uid)
+    new_case = case is None
+    if case is None:
+        case = Case(
+            status=CaseStatus.DRAFT.value,
+            exam_bank=options.exam_bank,
+            age_band=age_band(processed.age),
+            sex=processed.sex,
+            source=options.source,
+            licence=options.licence,
+            created_by=actor,
+        )
+    case.pixel_review_needed = case.pixel_review_needed or processed.pixel_review_needed
+    with store.stage() as staged:
+        staged.write(DICOM_FILE, processed.dicom)
+        staged.write(THUMBNAIL_FILE, processed.thumbnail_jpeg)
+        staged.write(PREVIEW_FILE, processed.preview_jpeg)
+        staged.write(FULL_FILE, processed.full_png16)
+        image = CaseImage(
+            case=case,
+            view=processed.view,
+            pixel_hash=processed.pixel_hash,
+            storage_key=staged.key,
+            modality=processed.modality,
+            transfer_syntax=processed.transfer_syntax[:80],
+            rows=processed.rows,
+            columns=processed.columns,
+            bits_stored=processed.bits_stored,
+            study_uid=processed.study_uid,
+            sop_uid=processed.sop_uid,
+            patient_pseudonym=processed.patient_pseudonym,
+            display_params=processed.display_params,
+            deid_report=processed.deid_report,
+            sizes={
+                "dicom": len(processed.dicom),
+                "thumbnail": len(processed.thumbnail_jpeg),
+                "preview": len(processed.preview_jpeg),
+                "full": len(processed.full_png16),
+            },
+        )
+        db.session.add(image)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            # The same image arrived through another request a moment ago.
+            db.session.rollback()
+            existing = _duplicate_of(processed.pixel_hash)
+            return FileResult(
+                name,
+                "duplicate",
+                case_id=existing.case_id if existing else None,
+                reason="the same image was imported at the same moment; not stored again",
+            )
+        staged.commit()
+    try:
+        if new_case:
+            record(
+                "case.create",
+                actor=actor,
+                object_type="case",
+                object_id=case.id,
+                source=options.source,
+            )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        store.delete(image.storage_key)
+        raise
+    if new_case:
+        cases_by_study[processed.study_uid] = case
+    return FileResult(
+        name,
+        "imported",
+        case_id=case.id,
+        image_id=image.id,
+        deid_report=processed.deid_report,
+        pixel_review_needed=processed.pixel_review_needed,
+    )
+
+
+def age_band(age: str | None) -> str | None:
+    """DICOM AS ("045Y", "006M") to a ten-year band such as "40-49"."""
+    if not age or len(age) != 4 or not age[:3].isdigit():
+        return None
+    value, unit = int(age[:3]), age[3].upper()
+    years = value if unit == "Y" else 0 if unit in "MWD" else None
+    if years is None:
+        return None
+    if years >= 90:
+        return "90+"
+    low = years // 10 * 10
+    return f"{low}-{low + 9}"

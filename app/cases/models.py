@@ -1,0 +1,203 @@
+"""The case library: cases, their images and tags."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.auth.models import User
+from app.db_types import UTCDateTime, utcnow
+from app.extensions import db
+
+
+class CaseStatus(StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PUBLISHED = "published"
+    RETIRED = "retired"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class Difficulty(StrEnum):
+    EASY = "easy"
+    MODERATE = "moderate"
+    HARD = "hard"
+
+
+class ImageView(StrEnum):
+    PA = "PA"
+    AP = "AP"
+    LATERAL = "LATERAL"
+
+
+def _values(enum: type[StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum)
+
+
+class Case(db.Model):
+    """A teaching case: one or more anonymized images and (later) its reference read.
+
+    ``title`` is neutral ("Case 42"): nothing a trainee can see may hint at the diagnosis.
+    """
+
+    __tablename__ = "teaching_case"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_values(CaseStatus)})", name="known_status"),
+        CheckConstraint(
+            f"difficulty IS NULL OR difficulty IN ({_values(Difficulty)})",
+            name="known_difficulty",
+        ),
+        CheckConstraint("sex IS NULL OR sex IN ('M', 'F', 'O')", name="known_sex"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.DRAFT.value, index=True)
+    # Exam-bank cases are never shown to trainees outside an exam.
+    exam_bank: Mapped[bool] = mapped_column(Boolean, default=False)
+    age_band: Mapped[str | None] = mapped_column(String(8))
+    sex: Mapped[str | None] = mapped_column(String(1))
+    source: Mapped[str] = mapped_column(String(200), default="upload")
+    licence: Mapped[str] = mapped_column(Text, default="")
+    difficulty: Mapped[str | None] = mapped_column(String(16))
+    teaching_notes: Mapped[str] = mapped_column(Text, default="")
+    pixel_review_needed: Mapped[bool] = mapped_column(Boolean, default=False)
+    pixel_reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pixel_reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    images: Mapped[list[CaseImage]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CaseImage.id"
+    )
+    tag_links: Mapped[list[CaseTag]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", lazy="selectin"
+    )
+    reads: Mapped[list[ReferenceRead]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="ReferenceRead.id"
+    )
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    pixel_reviewed_by: Mapped[User | None] = relationship(foreign_keys=[pixel_reviewed_by_id])
+
+    @property
+    def title(self) -> str:
+        return f"Case {self.id}"
+
+    @property
+    def tags(self) -> list[str]:
+        return sorted(link.tag for link in self.tag_links)
+
+    @property
+    def status_enum(self) -> CaseStatus:
+        return CaseStatus(self.status)
+
+    @property
+    def current_reads(self) -> list[ReferenceRead]:
+        return [r for r in self.reads if r.current]
+
+
+class CaseTag(db.Model):
+    __tablename__ = "case_tag"
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+    case: Mapped[Case] = relationship(back_populates="tag_links")
+
+
+class CaseImage(db.Model):
+    """One de-identified image and its stored derivatives.
+
+    The derivatives live in image storage under ``storage_key``; the database keeps what the
+    viewer and the library need without reading them.
+    """
+
+    __tablename__ = "case_image"
+    __table_args__ = (CheckConstraint(f"view IN ({_values(ImageView)})", name="known_view"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="CASCADE"), index=True
+    )
+    view: Mapped[str] = mapped_column(String(8), default=ImageView.PA.value)
+    is_prior: Mapped[bool] = mapped_column(Boolean, default=False)
+    # sha256 of the stored pixel values as received: the duplicate-detection key.
+    pixel_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Changes whenever the stored pixels change (redaction); part of every image URL and ETag.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    modality: Mapped[str] = mapped_column(String(4))
+    transfer_syntax: Mapped[str] = mapped_column(String(80))
+    rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[int] = mapped_column(Integer)
+    bits_stored: Mapped[int] = mapped_column(Integer)
+    # De-identified identifiers only (replacement UIDs and patient pseudonym).
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    sop_uid: Mapped[str] = mapped_column(String(64))
+    patient_pseudonym: Mapped[str | None] = mapped_column(String(64), index=True)
+    display_params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deid_report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sizes: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="images")
+
+    @property
+    def etag(self) -> str:
+        return f"{self.pixel_hash[:16]}-{self.version}"
+
+
+class ReadKind(StrEnum):
+    EXPERT = "expert"  # one expert's read; the reference is their consensus
+    ADJUDICATION = "adjudication"  # a trainer's decision on the items the experts tied on
+
+
+class ReferenceRead(db.Model):
+    """One version of one expert's read of a case, in a reporting scheme.
+
+    Editing never overwrites: it adds a new version and marks the old one superseded, so the
+    history of every reference read is kept.
+    """
+
+    __tablename__ = "reference_read"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_values(ReadKind)})", name="known_kind"),
+        UniqueConstraint("case_id", "author_id", "kind", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    kind: Mapped[str] = mapped_column(String(16), default=ReadKind.EXPERT.value)
+    scheme_key: Mapped[str] = mapped_column(String(64))
+    scheme_version: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Lesion marks per image: [{"image_id", "finding", "shape", "geometry", ...}]
+    marks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    current: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="reads")
+    author: Mapped[User | None] = relationship()

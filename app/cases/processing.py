@@ -1,0 +1,183 @@
+"""One DICOM file from bytes to a de-identified image with derivatives.
+
+Pure (no Flask, no database): runs inside the sandboxed child process. Every refusal raises
+``Rejected`` with a reason a trainer can act on and that never quotes a value from the file.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID, ImplicitVRLittleEndian
+
+from app.cases import pixels
+from app.cases.deidentify import DeidOptions, deidentify
+from app.cases.sandbox import Rejected
+
+ACCEPTED_MODALITIES = ("CR", "DX")
+MAX_DIMENSION = 6000
+VIEWS = {"PA": "PA", "AP": "AP", "LL": "LATERAL", "RL": "LATERAL", "LATERAL": "LATERAL"}
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    secret: bytes
+    allow_no_meta: bool = False
+    retain_patient_characteristics: bool = True
+    dates: str = "shift"
+
+
+@dataclass
+class ProcessedImage:
+    dicom: bytes  # the de-identified DICOM Part 10 file
+    thumbnail_jpeg: bytes
+    preview_jpeg: bytes
+    full_png16: bytes
+    display_params: dict[str, Any]
+    deid_report: dict[str, Any]
+    pixel_hash: str
+    pixel_review_needed: bool
+    modality: str
+    transfer_syntax: str
+    rows: int
+    columns: int
+    bits_stored: int
+    study_uid: str
+    sop_uid: str
+    patient_pseudonym: str | None
+    view: str
+    sex: str | None
+    age: str | None  # DICOM AS, e.g. "045Y"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
+    ds = _read(data, options.allow_no_meta)
+    _check_header(ds)
+    try:
+        stored = pixels.stored_pixels(ds)
+    except ValueError as exc:
+        raise Rejected(str(exc)) from None
+    except Exception as exc:
+        raise Rejected(f"the pixel data could not be decoded ({type(exc).__name__})") from None
+    pixel_hash = pixels.pixel_hash(stored)
+    transfer_syntax = UID(ds.file_meta.TransferSyntaxUID).name
+
+    report = deidentify(
+        ds,
+        DeidOptions(
+            secret=options.secret,
+            retain_patient_characteristics=options.retain_patient_characteristics,
+            dates=options.dates,  # type: ignore[arg-type]
+        ),
+    )
+    try:
+        derivatives = pixels.make_derivatives(ds, stored)
+    except ValueError as exc:
+        raise Rejected(str(exc)) from None
+
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return ProcessedImage(
+        dicom=out.getvalue(),
+        thumbnail_jpeg=derivatives.thumbnail_jpeg,
+        preview_jpeg=derivatives.preview_jpeg,
+        full_png16=derivatives.full_png16,
+        display_params=derivatives.params.to_json(),
+        deid_report=report.to_json(),
+        pixel_hash=pixel_hash,
+        pixel_review_needed=report.pixel_review_needed,
+        modality=str(ds.Modality),
+        transfer_syntax=transfer_syntax,
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        bits_stored=int(ds.BitsStored),
+        study_uid=str(ds.StudyInstanceUID),
+        sop_uid=str(ds.SOPInstanceUID),
+        patient_pseudonym=str(ds.get("PatientID") or "") or None,
+        view=VIEWS.get(str(ds.get("ViewPosition", "") or "").upper(), "PA"),
+        sex=_sex(ds),
+        age=str(ds.get("PatientAge") or "") or None,
+    )
+
+
+def _read(data: bytes, allow_no_meta: bool) -> Dataset:
+    has_marker = len(data) >= 132 and data[128:132] == b"DICM"
+    if not has_marker and not allow_no_meta:
+        raise Rejected(
+            "not a DICOM Part 10 file (no 'DICM' marker); files without file meta are "
+            "accepted only through the command line with --allow-no-meta"
+        )
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=not has_marker)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise Rejected(f"the file could not be read as DICOM ({type(exc).__name__})") from None
+    if not has_marker:
+        if "PixelData" not in ds and "Modality" not in ds:
+            raise Rejected("not a DICOM file")
+        # A bare dataset: pydicom detected its encoding; record it as file meta.
+        ds.file_meta = ds.file_meta if "TransferSyntaxUID" in ds.file_meta else FileMetaDataset()
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        if "SOPClassUID" in ds:
+            ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        if "SOPInstanceUID" in ds:
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if "TransferSyntaxUID" not in ds.file_meta:
+        raise Rejected("the file meta has no transfer syntax")
+    return ds
+
+
+def _check_header(ds: Dataset) -> None:
+    """Refuse what we cannot show, before any pixel array is allocated."""
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modality not in ACCEPTED_MODALITIES:
+        shown = modality if modality.isalnum() and len(modality) <= 4 else "missing"
+        raise Rejected(
+            f"modality {shown} is not a chest radiograph: only CR and DX images are accepted"
+        )
+    if "PixelData" not in ds:
+        raise Rejected("the file has no pixel data")
+    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        raise Rejected("multi-frame images are not accepted: one radiograph per file")
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1 or str(
+        ds.get("PhotometricInterpretation", "")
+    ) not in ("MONOCHROME1", "MONOCHROME2"):
+        raise Rejected("only greyscale (MONOCHROME1/MONOCHROME2) images are accepted")
+    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if not rows or not columns:
+        raise Rejected("the image size (Rows/Columns) is missing")
+    if rows > MAX_DIMENSION or columns > MAX_DIMENSION:
+        raise Rejected(
+            f"the image is {columns} x {rows} pixels; the limit is "
+            f"{MAX_DIMENSION} x {MAX_DIMENSION}"
+        )
+    bits_allocated = int(ds.get("BitsAllocated", 0) or 0)
+    bits_stored = int(ds.get("BitsStored", bits_allocated) or 0)
+    if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
+        raise Rejected("only 8- or 16-bit images with up to 16 stored bits are accepted")
+    syntax = UID(ds.file_meta.TransferSyntaxUID)
+    if not syntax.is_transfer_syntax:
+        raise Rejected("the transfer syntax is not a known DICOM transfer syntax")
+    if syntax.is_compressed:
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError:
+            decoder = None
+        if decoder is None or not decoder.is_available:
+            raise Rejected(f"no decoder is installed for the transfer syntax {syntax.name}")
+    else:
+        expected = rows * columns * (bits_allocated // 8)
+        if len(ds.PixelData) < expected:
+            raise Rejected(f"the pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)")
+
+
+def _sex(ds: Dataset) -> str | None:
+    value = str(ds.get("PatientSex", "") or "").upper()
+    return value if value in ("M", "F", "O") else None

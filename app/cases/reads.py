@@ -1,0 +1,235 @@
+"""Reference reads: versioned expert reads of a case and the consensus that is the reference."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.audit.services import record
+from app.auth.models import User
+from app.cases.models import Case, ReadKind, ReferenceRead
+from app.extensions import db
+from app.quizzes.models import ReportingScheme
+from app.quizzes.schemes import (
+    Scheme,
+    SchemeError,
+    builtin_schemes,
+    consensus,
+    parse_scheme,
+    tb_positive,
+    validate_answers,
+    validate_marks,
+)
+
+# ---- scheme registry --------------------------------------------------------------------
+
+
+def all_schemes() -> dict[str, Scheme]:
+    """Built-in schemes plus the newest version of each trainer-made one."""
+    schemes = builtin_schemes()
+    rows = db.session.scalars(select(ReportingScheme).order_by(ReportingScheme.version))
+    for row in rows:
+        if row.key not in builtin_schemes():
+            schemes[row.key] = parse_scheme(row.definition)
+    return schemes
+
+
+def get_scheme(key: str, version: int | None = None) -> Scheme:
+    builtin = builtin_schemes()
+    if key in builtin and (version is None or builtin[key].version == version):
+        return builtin[key]
+    query = select(ReportingScheme).where(ReportingScheme.key == key)
+    if version is not None:
+        query = query.where(ReportingScheme.version == version)
+    row = db.session.scalars(query.order_by(ReportingScheme.version.desc())).first()
+    if row is None:
+        raise SchemeError(
+            f"no reporting scheme {key!r}" + (f" version {version}" if version else "")
+        )
+    return parse_scheme(row.definition)
+
+
+def add_scheme(text: str, *, actor: User | None) -> Scheme:
+    """Add a trainer-made scheme (or a new version of one) from its JSON definition."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemeError(f"the definition is not valid JSON (line {exc.lineno})") from None
+    scheme = parse_scheme(data)
+    if scheme.key in builtin_schemes():
+        raise SchemeError(f"{scheme.key!r} is a built-in scheme; choose another key")
+    exists = db.session.scalar(
+        select(ReportingScheme.id).where(
+            ReportingScheme.key == scheme.key, ReportingScheme.version == scheme.version
+        )
+    )
+    if exists:
+        raise SchemeError(f"{scheme.ref} exists already; raise the version to change it")
+    db.session.add(
+        ReportingScheme(
+            key=scheme.key,
+            version=scheme.version,
+            definition=data,
+            created_by_id=actor.id if actor else None,
+        )
+    )
+    record("scheme.add", actor=actor, object_type="scheme", object_id=scheme.ref)
+    db.session.commit()
+    return scheme
+
+
+# ---- reads ------------------------------------------------------------------------------
+
+
+def save_read(
+    case: Case,
+    *,
+    author: User | None,
+    scheme: Scheme,
+    answers: Any,
+    marks: Any = None,
+    kind: ReadKind = ReadKind.EXPERT,
+) -> ReferenceRead:
+    """Validate and store a new version of ``author``'s read; the previous one is kept as
+    history. ``marks=None`` keeps the marks of the previous version."""
+    current = case.current_reads
+    others = [
+        r for r in current if (r.author_id, r.kind) != (author.id if author else None, kind.value)
+    ]
+    if any(r.scheme_key != scheme.key for r in others):
+        raise SchemeError("every reference read of a case uses the same reporting scheme")
+    clean_answers = validate_answers(scheme, answers)
+    previous = next(
+        (
+            r
+            for r in current
+            if r.author_id == (author.id if author else None) and r.kind == kind.value
+        ),
+        None,
+    )
+    if marks is None:
+        clean_marks = previous.marks if previous else []
+    else:
+        clean_marks = _validate_case_marks(case, scheme, marks)
+    version = 1
+    if previous is not None:
+        version = previous.version + 1
+        db.session.execute(
+            update(ReferenceRead).where(ReferenceRead.id == previous.id).values(current=False)
+        )
+    read = ReferenceRead(
+        case=case,
+        author=author,
+        kind=kind.value,
+        scheme_key=scheme.key,
+        scheme_version=scheme.version,
+        answers=clean_answers,
+        marks=clean_marks,
+        version=version,
+        current=True,
+    )
+    db.session.add(read)
+    db.session.flush()
+    record(
+        "case.read",
+        actor=author,
+        object_type="case",
+        object_id=case.id,
+        kind=kind.value,
+        version=version,
+        scheme=scheme.ref,
+    )
+    db.session.commit()
+    db.session.refresh(case)
+    return read
+
+
+def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[str, Any]]:
+    if not isinstance(marks, list):
+        raise SchemeError("marks must be a list")
+    images = {image.id: image for image in case.images}
+    clean = []
+    for n, mark in enumerate(marks, 1):
+        image = images.get(mark.get("image_id")) if isinstance(mark, dict) else None
+        if image is None:
+            raise SchemeError(f"mark {n} must name one of this case's images")
+        [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
+        clean.append({"image_id": image.id, **checked})
+    return clean
+
+
+@dataclass
+class Reference:
+    """The case's reference read: the experts' consensus with adjudicated ties."""
+
+    scheme: Scheme | None
+    answers: dict[str, Any] = field(default_factory=dict)
+    marks: list[dict[str, Any]] = field(default_factory=list)
+    open_ties: tuple[str, ...] = ()
+    readers: int = 0
+    tb_positive: bool | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.scheme is not None and self.readers > 0 and not self.open_ties
+
+
+def reference_for(case: Case) -> Reference:
+    reads = case.current_reads
+    experts = [r for r in reads if r.kind == ReadKind.EXPERT.value]
+    if not experts:
+        return Reference(scheme=None)
+    scheme = get_scheme(experts[0].scheme_key, experts[0].scheme_version)
+    agreed = consensus(scheme, [r.answers for r in experts])
+    answers = dict(agreed.answers)
+    ties = list(agreed.ties)
+    adjudication = next((r for r in reads if r.kind == ReadKind.ADJUDICATION.value), None)
+    if adjudication is not None:
+        for key in list(ties):
+            item_key, _, option = key.partition(":")
+            if item_key in adjudication.answers:
+                ties.remove(key)
+                if option:
+                    chosen = option in adjudication.answers[item_key]
+                    values = [v for v in answers.get(item_key, []) if v != option]
+                    answers[item_key] = values + ([option] if chosen else [])
+                else:
+                    answers[item_key] = adjudication.answers[item_key]
+    findings = _consensus_findings(scheme, answers)
+    marks = [
+        m
+        for r in (adjudication, *experts)
+        if r
+        for m in r.marks
+        if findings is None or m["finding"] in findings
+    ]
+    return Reference(
+        scheme=scheme,
+        answers=answers,
+        marks=_dedupe(marks),
+        open_ties=tuple(ties),
+        readers=len(experts),
+        tb_positive=tb_positive(scheme, answers),
+    )
+
+
+def _consensus_findings(scheme: Scheme, answers: dict[str, Any]) -> set[str] | None:
+    """Marks count for the reference only when their finding is in the consensus read."""
+    label_item = scheme.definition.get("mark_labels")
+    if not label_item:
+        return None
+    value = answers.get(label_item)
+    return set(value if isinstance(value, list) else [value] if value else [])
+
+
+def _dedupe(marks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, unique = set(), []
+    for mark in marks:
+        key = json.dumps(mark, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(mark)
+    return unique

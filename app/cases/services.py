@@ -1,0 +1,195 @@
+"""Case library use cases other than import: browsing, editing, review, status."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pydicom
+from sqlalchemy import Select, select
+
+from app.audit.services import record
+from app.auth.models import User
+from app.cases import pixels
+from app.cases.models import Case, CaseImage, CaseStatus, CaseTag, Difficulty
+from app.cases.reads import reference_for
+from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
+from app.db_types import utcnow
+from app.extensions import db
+
+
+class CaseError(ValueError):
+    """A refused change to a case; the message is for the trainer."""
+
+    @property
+    def sentence(self) -> str:
+        text = str(self)
+        return text[:1].upper() + text[1:] + "."
+
+
+# Allowed status changes: draft -> in review -> published -> retired, and back to draft
+# for corrections before publication.
+TRANSITIONS: dict[CaseStatus, tuple[CaseStatus, ...]] = {
+    CaseStatus.DRAFT: (CaseStatus.IN_REVIEW,),
+    CaseStatus.IN_REVIEW: (CaseStatus.PUBLISHED, CaseStatus.DRAFT),
+    CaseStatus.PUBLISHED: (CaseStatus.RETIRED,),
+    CaseStatus.RETIRED: (CaseStatus.DRAFT,),
+}
+
+
+@dataclass(frozen=True)
+class LibraryFilter:
+    status: str | None = None
+    difficulty: str | None = None
+    tag: str | None = None
+    source: str | None = None
+    review_needed: bool = False
+
+
+def library_query(flt: LibraryFilter) -> Select[tuple[Case]]:
+    query = select(Case).order_by(Case.id.desc())
+    if flt.status:
+        query = query.where(Case.status == flt.status)
+    if flt.difficulty:
+        query = query.where(Case.difficulty == flt.difficulty)
+    if flt.source:
+        query = query.where(Case.source == flt.source)
+    if flt.tag:
+        query = query.where(Case.tag_links.any(CaseTag.tag == flt.tag.strip().lower()))
+    if flt.review_needed:
+        query = query.where(Case.pixel_review_needed, Case.pixel_reviewed_at.is_(None))
+    return query
+
+
+def parse_tags(text: str) -> list[str]:
+    tags = sorted({t.strip().lower() for t in text.split(",") if t.strip()})
+    for tag in tags:
+        if len(tag) > 64:
+            raise CaseError("a tag has at most 64 characters")
+    return tags
+
+
+def update_details(
+    case: Case,
+    *,
+    difficulty: str | None,
+    tags: Iterable[str],
+    teaching_notes: str,
+    source: str,
+    licence: str,
+    exam_bank: bool,
+    actor: User,
+) -> Case:
+    if difficulty and difficulty not in {d.value for d in Difficulty}:
+        raise CaseError(f"unknown difficulty {difficulty!r}")
+    if not source.strip():
+        raise CaseError("a case needs a source")
+    new_tags = sorted(set(tags))
+    keep = [link for link in case.tag_links if link.tag in new_tags]
+    have = {link.tag for link in keep}
+    case.tag_links = keep + [CaseTag(tag=t) for t in new_tags if t not in have]
+    case.difficulty = difficulty or None
+    case.teaching_notes = teaching_notes.strip()
+    case.source = source.strip()[:200]
+    case.licence = licence.strip()
+    case.exam_bank = exam_bank
+    record("case.update", actor=actor, object_type="case", object_id=case.id)
+    db.session.commit()
+    return case
+
+
+def change_status(case: Case, new: CaseStatus, *, actor: User) -> Case:
+    current = case.status_enum
+    if new not in TRANSITIONS[current]:
+        raise CaseError(f"a {current.label} case cannot become {new.label}")
+    if new is CaseStatus.PUBLISHED:
+        _check_publishable(case)
+        case.published_at = utcnow()
+    case.status = new.value
+    record(
+        "case.status",
+        actor=actor,
+        object_type="case",
+        object_id=case.id,
+        before=current.value,
+        after=new.value,
+    )
+    db.session.commit()
+    return case
+
+
+def _check_publishable(case: Case) -> None:
+    if not case.images:
+        raise CaseError("a case needs at least one image before it is published")
+    reference = reference_for(case)
+    if reference.readers == 0:
+        raise CaseError("a case needs a reference read before it is published")
+    if reference.open_ties:
+        raise CaseError(
+            "the expert reads disagree on "
+            + ", ".join(reference.open_ties)
+            + "; adjudicate before publishing"
+        )
+    if case.pixel_review_needed and case.pixel_reviewed_at is None:
+        raise CaseError(
+            "the images may carry burned-in text: complete the pixel review before publishing"
+        )
+
+
+def redact_image(image: CaseImage, rects: list[tuple[int, int, int, int]], *, actor: User) -> None:
+    """Burn redaction rectangles into the stored pixels and re-make the derivatives."""
+    if not rects:
+        raise CaseError("draw at least one rectangle to redact")
+    store = image_store()
+    ds = pydicom.dcmread(io.BytesIO(store.read(image.storage_key, DICOM_FILE)))
+    stored = pixels.stored_pixels(ds)
+    try:
+        redacted = pixels.redact(stored, rects, pixels.background_value(ds, stored))
+    except ValueError as exc:
+        raise CaseError(str(exc)) from None
+    # Stored uncompressed from now on: the original encoding may be lossy or exotic, and the
+    # redacted pixels must be exactly what was reviewed. The (replacement) UIDs stay.
+    ds.set_pixel_data(
+        redacted,
+        str(ds.PhotometricInterpretation),
+        int(ds.BitsStored),
+        generate_instance_uid=False,
+    )
+    derivatives = pixels.make_derivatives(ds, redacted)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    store.replace(
+        image.storage_key,
+        {
+            DICOM_FILE: out.getvalue(),
+            THUMBNAIL_FILE: derivatives.thumbnail_jpeg,
+            PREVIEW_FILE: derivatives.preview_jpeg,
+            FULL_FILE: derivatives.full_png16,
+        },
+    )
+    image.version += 1
+    image.display_params = derivatives.params.to_json()
+    record(
+        "case.redact",
+        actor=actor,
+        object_type="case",
+        object_id=image.case_id,
+        image=image.id,
+        rectangles=[list(r) for r in rects],
+    )
+    db.session.commit()
+
+
+def complete_pixel_review(case: Case, *, actor: User) -> Case:
+    case.pixel_reviewed_at = utcnow()
+    case.pixel_reviewed_by = actor
+    record(
+        "case.pixel_review",
+        actor=actor,
+        object_type="case",
+        object_id=case.id,
+        redacted_images=[img.id for img in case.images if img.version > 1],
+    )
+    db.session.commit()
+    return case

@@ -1,0 +1,405 @@
+"""Reporting schemes as data: the read form, the answers it accepts and how they map to the
+TB decision. Built-in schemes are JSON files in ``schemes/``; trainers add more as database
+rows with the same JSON. Pure module: no Flask or database imports.
+
+Answer shapes by item type:
+  choice     -> one option value (str)
+  multi      -> list of option values
+  scale      -> int within [min, max]
+  text       -> str (max_length)
+  criterion  -> {"pass": bool, "reason": str}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+ITEM_TYPES = ("choice", "multi", "scale", "text", "criterion")
+MARK_SHAPES = ("point", "ellipse", "rectangle", "polygon")
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class SchemeError(ValueError):
+    """A scheme definition, an answer set or a mark that does not fit; message for people."""
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+    group: str | None = None
+    tb_positive: bool = False
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    type: str
+    label: str
+    required: bool = False
+    options: tuple[Option, ...] = ()
+    groups: tuple[tuple[str, str], ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int = 500
+    ordinal: bool = False
+    anchors: dict[str, str] = field(default_factory=dict)
+
+    def option_values(self) -> list[str]:
+        return [o.value for o in self.options]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    key: str
+    version: int
+    name: str
+    audience: str
+    items: tuple[Item, ...]
+    tb_decision: dict[str, Any] | None
+    rating: str | None
+    mark_labels: tuple[Option, ...] | None
+    definition: dict[str, Any]
+
+    def item(self, key: str) -> Item:
+        for item in self.items:
+            if item.key == key:
+                return item
+        raise KeyError(key)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.key}@{self.version}"
+
+
+# ---- definitions ------------------------------------------------------------------------
+
+
+def parse_scheme(data: Any) -> Scheme:
+    """Validate a scheme definition (parsed JSON) and build the Scheme."""
+    if not isinstance(data, dict):
+        raise SchemeError("a scheme is a JSON object")
+    key = data.get("key")
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise SchemeError("the scheme needs a 'key' of lower-case letters, digits and '_'")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise SchemeError("'version' must be a positive whole number")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SchemeError("the scheme needs a 'name'")
+    raw_items = data.get("items")
+    if not isinstance(raw_items, list) or not raw_items:
+        raise SchemeError("the scheme needs a non-empty list of 'items'")
+    items = tuple(_parse_item(raw, n) for n, raw in enumerate(raw_items, 1))
+    keys = [i.key for i in items]
+    if len(set(keys)) != len(keys):
+        raise SchemeError("item keys must be unique")
+    scheme = Scheme(
+        key=key,
+        version=version,
+        name=name.strip(),
+        audience=str(data.get("audience", "radiologist")),
+        items=items,
+        tb_decision=data.get("tb_decision"),
+        rating=data.get("rating"),
+        mark_labels=None,
+        definition=data,
+    )
+    _check_references(scheme)
+    labels = data.get("mark_labels")
+    if labels is not None:
+        if labels not in keys or scheme.item(labels).type not in ("multi", "choice"):
+            raise SchemeError("'mark_labels' must name a choice or multi item")
+        scheme = _replace_labels(scheme, scheme.item(labels).options)
+    return scheme
+
+
+def _replace_labels(scheme: Scheme, labels: tuple[Option, ...]) -> Scheme:
+    from dataclasses import replace
+
+    return replace(scheme, mark_labels=labels)
+
+
+def _parse_item(raw: Any, n: int) -> Item:
+    if not isinstance(raw, dict):
+        raise SchemeError(f"item {n} is not an object")
+    key, kind = raw.get("key"), raw.get("type")
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise SchemeError(f"item {n} needs a 'key' of lower-case letters, digits and '_'")
+    if kind not in ITEM_TYPES:
+        raise SchemeError(f"item {key!r}: 'type' must be one of {', '.join(ITEM_TYPES)}")
+    label = raw.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise SchemeError(f"item {key!r} needs a 'label'")
+    options: tuple[Option, ...] = ()
+    groups = tuple((g["key"], g["label"]) for g in raw.get("groups", []) if isinstance(g, dict))
+    if kind in ("choice", "multi"):
+        raw_options = raw.get("options")
+        if not isinstance(raw_options, list) or not raw_options:
+            raise SchemeError(f"item {key!r} needs 'options'")
+        options = tuple(_parse_option(o, key) for o in raw_options)
+        values = [o.value for o in options]
+        if len(set(values)) != len(values):
+            raise SchemeError(f"item {key!r}: option values must be unique")
+        known = {g for g, _ in groups}
+        if any(o.group and o.group not in known for o in options):
+            raise SchemeError(f"item {key!r}: an option names an undeclared group")
+    minimum = maximum = None
+    if kind == "scale":
+        minimum, maximum = raw.get("min"), raw.get("max")
+        if not isinstance(minimum, int) or not isinstance(maximum, int) or minimum >= maximum:
+            raise SchemeError(f"item {key!r}: a scale needs whole numbers min < max")
+    return Item(
+        key=key,
+        type=kind,
+        label=label.strip(),
+        required=bool(raw.get("required", False)),
+        options=options,
+        groups=groups,
+        minimum=minimum,
+        maximum=maximum,
+        max_length=int(raw.get("max_length", 500)),
+        ordinal=bool(raw.get("ordinal", False)),
+        anchors={str(k): str(v) for k, v in (raw.get("anchors") or {}).items()},
+    )
+
+
+def _parse_option(raw: Any, item_key: str) -> Option:
+    if not isinstance(raw, dict) or not isinstance(raw.get("value"), str) or not raw["value"]:
+        raise SchemeError(f"item {item_key!r}: every option needs a 'value'")
+    return Option(
+        value=raw["value"],
+        label=str(raw.get("label") or raw["value"]),
+        group=raw.get("group"),
+        tb_positive=bool(raw.get("tb_positive", False)),
+    )
+
+
+def _check_references(scheme: Scheme) -> None:
+    keys = {i.key for i in scheme.items}
+    decision = scheme.tb_decision
+    if decision is not None:
+        if not isinstance(decision, dict) or decision.get("item") not in keys:
+            raise SchemeError("'tb_decision' must name an item")
+        item = scheme.item(decision["item"])
+        if "positive_group" in decision and decision["positive_group"] not in {
+            g for g, _ in item.groups
+        }:
+            raise SchemeError("'tb_decision.positive_group' is not a group of its item")
+        if "positive_values" in decision and not set(decision["positive_values"]) <= set(
+            item.option_values()
+        ):
+            raise SchemeError("'tb_decision.positive_values' are not options of its item")
+    if scheme.rating is not None and (
+        scheme.rating not in keys or scheme.item(scheme.rating).type != "scale"
+    ):
+        raise SchemeError("'rating' must name a scale item")
+
+
+def builtin_schemes() -> dict[str, Scheme]:
+    folder = resources.files("app.quizzes") / "schemes"
+    schemes = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            scheme = parse_scheme(json.loads(entry.read_text(encoding="utf-8")))
+            schemes[scheme.key] = scheme
+    return schemes
+
+
+# ---- answers and marks ------------------------------------------------------------------
+
+
+def validate_answers(scheme: Scheme, answers: Any) -> dict[str, Any]:
+    """Normalised answers, or SchemeError naming the first item that does not fit."""
+    if not isinstance(answers, dict):
+        raise SchemeError("answers must be an object keyed by item")
+    unknown = set(answers) - {i.key for i in scheme.items}
+    if unknown:
+        raise SchemeError(f"unknown item(s): {', '.join(sorted(unknown))}")
+    clean: dict[str, Any] = {}
+    for item in scheme.items:
+        value = answers.get(item.key)
+        if value in (None, "", []):
+            if item.required:
+                raise SchemeError(f"'{item.label}' needs an answer")
+            continue
+        clean[item.key] = _validate_value(item, value)
+    return clean
+
+
+def _validate_value(item: Item, value: Any) -> Any:
+    if item.type == "choice":
+        if value not in item.option_values():
+            raise SchemeError(f"'{item.label}': {value!r} is not one of the options")
+        return value
+    if item.type == "multi":
+        values = value if isinstance(value, list) else [value]
+        bad = [v for v in values if v not in item.option_values()]
+        if bad:
+            raise SchemeError(f"'{item.label}': {bad[0]!r} is not one of the options")
+        return sorted(set(values), key=item.option_values().index)
+    if item.type == "scale":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise SchemeError(f"'{item.label}' needs a whole number") from None
+        if not item.minimum <= number <= item.maximum:  # type: ignore[operator]
+            raise SchemeError(f"'{item.label}' must be between {item.minimum} and {item.maximum}")
+        return number
+    if item.type == "text":
+        text = str(value).strip()
+        if len(text) > item.max_length:
+            raise SchemeError(f"'{item.label}' has at most {item.max_length} characters")
+        return text
+    # criterion
+    if not isinstance(value, dict) or not isinstance(value.get("pass"), bool):
+        raise SchemeError(f"'{item.label}' needs pass or fail")
+    reason = str(value.get("reason") or "").strip()[:500]
+    if not value["pass"] and not reason:
+        raise SchemeError(f"'{item.label}': give the reason it fails")
+    return {"pass": value["pass"], "reason": reason}
+
+
+def validate_marks(scheme: Scheme, marks: Any, *, columns: int, rows: int) -> list[dict]:
+    """Lesion marks in image pixel coordinates, labelled from the scheme."""
+    if not isinstance(marks, list):
+        raise SchemeError("marks must be a list")
+    if marks and scheme.mark_labels is None:
+        raise SchemeError("this scheme takes no lesion marks")
+    allowed = {o.value for o in scheme.mark_labels or ()}
+    clean = []
+    for n, mark in enumerate(marks, 1):
+        if not isinstance(mark, dict):
+            raise SchemeError(f"mark {n} is not an object")
+        finding, shape, geo = mark.get("finding"), mark.get("shape"), mark.get("geometry")
+        if finding not in allowed:
+            raise SchemeError(f"mark {n}: {finding!r} is not a finding of this scheme")
+        if shape not in MARK_SHAPES or not isinstance(geo, dict):
+            raise SchemeError(f"mark {n}: shape must be one of {', '.join(MARK_SHAPES)}")
+        clean_mark: dict[str, Any] = {
+            "finding": finding,
+            "shape": shape,
+            "geometry": _validate_geometry(shape, geo, columns, rows, n),
+        }
+        if mark.get("confidence") is not None:
+            confidence = mark["confidence"]
+            if not isinstance(confidence, int | float) or not 0 <= confidence <= 100:
+                raise SchemeError(f"mark {n}: confidence must be between 0 and 100")
+            clean_mark["confidence"] = confidence
+        clean.append(clean_mark)
+    return clean
+
+
+def _validate_geometry(shape: str, geo: dict, columns: int, rows: int, n: int) -> dict:
+    def num(key: str, low: float, high: float) -> float:
+        value = geo.get(key)
+        if not isinstance(value, int | float) or not low <= value <= high:
+            raise SchemeError(f"mark {n}: {key} must be a number within the image")
+        return float(value)
+
+    if shape == "point":
+        return {"x": num("x", 0, columns), "y": num("y", 0, rows)}
+    if shape == "ellipse":
+        return {
+            "cx": num("cx", 0, columns),
+            "cy": num("cy", 0, rows),
+            "rx": num("rx", 0.5, columns),
+            "ry": num("ry", 0.5, rows),
+        }
+    if shape == "rectangle":
+        x, y = num("x", 0, columns), num("y", 0, rows)
+        return {
+            "x": x,
+            "y": y,
+            "width": num("width", 1, columns - x),
+            "height": num("height", 1, rows - y),
+        }
+    points = geo.get("points")
+    if not isinstance(points, list) or not 3 <= len(points) <= 500:
+        raise SchemeError(f"mark {n}: a polygon needs 3 to 500 points")
+    clean = []
+    for point in points:
+        if (
+            not isinstance(point, list | tuple)
+            or len(point) != 2
+            or not all(isinstance(c, int | float) for c in point)
+            or not (0 <= point[0] <= columns and 0 <= point[1] <= rows)
+        ):
+            raise SchemeError(f"mark {n}: polygon points must be [x, y] within the image")
+        clean.append([float(point[0]), float(point[1])])
+    return {"points": clean}
+
+
+def tb_positive(scheme: Scheme, answers: dict[str, Any]) -> bool | None:
+    """The sputum decision implied by the answers, or None when the scheme has none."""
+    decision = scheme.tb_decision
+    if not decision:
+        return None
+    value = answers.get(decision["item"])
+    if "positive_group" in decision:
+        item = scheme.item(decision["item"])
+        positive = {o.value for o in item.options if o.group == decision["positive_group"]}
+        values = value if isinstance(value, list) else [value]
+        return bool(positive & set(values))
+    return value in set(decision.get("positive_values", []))
+
+
+# ---- consensus --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consensus:
+    answers: dict[str, Any]
+    ties: tuple[str, ...]  # item keys (or "item:option" for multi) needing adjudication
+    readers: int
+
+
+def consensus(scheme: Scheme, reads: list[dict[str, Any]]) -> Consensus:
+    """Majority per item across expert reads; an exact tie is left out and flagged.
+
+    choice/scale/text: the most common answer (a tie between the top answers is flagged);
+    multi: each option is present when more than half the readers chose it (exactly half is
+    flagged); criterion: pass/fail by majority, reasons from the majority side.
+    """
+    answers: dict[str, Any] = {}
+    ties: list[str] = []
+    n = len(reads)
+    if n == 0:
+        return Consensus({}, (), 0)
+    for item in scheme.items:
+        given = [r[item.key] for r in reads if r.get(item.key) not in (None, "", [])]
+        if item.type == "multi":
+            counts = Counter(v for r in reads for v in (r.get(item.key) or []))
+            chosen = []
+            for option in item.option_values():
+                if counts[option] * 2 > n:
+                    chosen.append(option)
+                elif counts[option] * 2 == n:
+                    ties.append(f"{item.key}:{option}")
+            if chosen:
+                answers[item.key] = chosen
+            continue
+        if not given:
+            continue
+        if item.type == "criterion":
+            passes = sum(1 for g in given if g["pass"])
+            if passes * 2 == len(given):
+                ties.append(item.key)
+                continue
+            verdict = passes * 2 > len(given)
+            reasons = sorted({g["reason"] for g in given if g["pass"] == verdict and g["reason"]})
+            answers[item.key] = {"pass": verdict, "reason": "; ".join(reasons)}
+            continue
+        counts = Counter(json.dumps(g, sort_keys=True) for g in given)
+        (top, top_count), *rest = counts.most_common()
+        if rest and rest[0][1] == top_count:
+            ties.append(item.key)
+            continue
+        answers[item.key] = json.loads(top)
+    return Consensus(answers, tuple(ties), n)
