@@ -7,8 +7,11 @@ holds the half-parsed file.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import os
 import resource
+import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -25,6 +28,13 @@ class LimitExceeded(Rejected):
 
 
 def _child(conn: Connection, memory_bytes: int, fn: Callable[..., Any], args: tuple) -> None:
+    # Decoders and pydicom may print or log values from the file: nothing the child says
+    # may reach the server's logs.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
