@@ -113,7 +113,7 @@ def _register_template_helpers(app: Flask) -> None:
     def _globals() -> dict[str, Any]:
         # Templates are also rendered outside requests (e-mails from the command line).
         signed_in = has_request_context() and current_user.is_authenticated
-        return {"Role": Role, "logout_form": LogoutForm() if signed_in else None}
+        return {"Role": Role, "logout_form": LogoutForm(formdata=None) if signed_in else None}
 
 
 @event.listens_for(Engine, "connect")

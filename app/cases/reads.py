@@ -101,7 +101,7 @@ def save_read(
     ]
     if any(r.scheme_key != scheme.key for r in others):
         raise SchemeError("every reference read of a case uses the same reporting scheme")
-    clean_answers = validate_answers(scheme, answers)
+    clean_answers = validate_answers(scheme, answers, partial=kind is ReadKind.ADJUDICATION)
     previous = next(
         (
             r

@@ -215,8 +215,9 @@ def builtin_schemes() -> dict[str, Scheme]:
 # ---- answers and marks ------------------------------------------------------------------
 
 
-def validate_answers(scheme: Scheme, answers: Any) -> dict[str, Any]:
-    """Normalised answers, or SchemeError naming the first item that does not fit."""
+def validate_answers(scheme: Scheme, answers: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Normalised answers, or SchemeError naming the first item that does not fit.
+    ``partial``: required items may be missing (an adjudication answers only the ties)."""
     if not isinstance(answers, dict):
         raise SchemeError("answers must be an object keyed by item")
     unknown = set(answers) - {i.key for i in scheme.items}
@@ -226,7 +227,7 @@ def validate_answers(scheme: Scheme, answers: Any) -> dict[str, Any]:
     for item in scheme.items:
         value = answers.get(item.key)
         if value in (None, "", []):
-            if item.required:
+            if item.required and not partial:
                 raise SchemeError(f"'{item.label}' needs an answer")
             continue
         clean[item.key] = _validate_value(item, value)

@@ -1,0 +1,266 @@
+"""Case library pages: upload, per-file report, images, pixel review, reads, publishing."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from app.audit.models import AuditEvent
+from app.auth.roles import Role
+from app.cases import pixels
+from app.cases.models import Case, CaseImage, CaseStatus, ReferenceRead
+from app.extensions import db
+from tests.conftest import csrf_token, post_form
+from tests.dicom_factory import cr_dataset, to_bytes
+
+
+def upload(client, *files: tuple[bytes, str], **fields):
+    token = csrf_token(client, "/cases/upload")
+    return client.post("/cases/upload", data={
+        "csrf_token": token, "source": "upload", **fields,
+        "files": [(io.BytesIO(data), name) for data, name in files],
+    }, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def trainer(login_as):
+    return login_as(Role.TRAINER)
+
+
+@pytest.fixture
+def case(app, client, trainer) -> Case:
+    response = upload(client, (to_bytes(cr_dataset(seed=1, rows=80, columns=60)), "a.dcm"))
+    assert response.status_code == 200
+    return db.session.scalars(select(Case)).one()
+
+
+def test_upload_mixed_files_and_zip_gives_a_report_per_file(client, trainer):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("good.dcm", to_bytes(cr_dataset(seed=2)))
+        zf.writestr("../evil.dcm", to_bytes(cr_dataset(seed=3)))
+        zf.writestr("mr.dcm", to_bytes(cr_dataset(seed=4, modality="MR")))
+    response = upload(client, (to_bytes(cr_dataset(seed=5)), "one.dcm"),
+                      (b"not dicom at all", "readme.txt"), (archive.getvalue(), "batch.zip"))
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "2 imported · 0 already in the library · 3 refused" in html
+    assert html.count('data-testid="file-result"') == 5
+    assert "modality MR is not a chest radiograph" in html
+    assert "path with &#39;..&#39; in the archive" in html
+    assert "De-identification:" in html
+
+
+def test_upload_of_only_bad_files_is_a_400_with_reasons(client, trainer):
+    response = upload(client, (b"nope", "x.dcm"))
+    assert response.status_code == 400
+    assert "no &#39;DICM&#39; marker" in response.get_data(as_text=True)
+
+
+def test_upload_needs_a_file_and_a_csrf_token(client, trainer):
+    response = post_form(client, "/cases/upload", {"source": "x"})
+    assert response.status_code == 400
+    assert "This field is required." in response.get_data(as_text=True)
+    bare = client.post("/cases/upload", data={"files": (io.BytesIO(b"x"), "x.dcm")},
+                       content_type="multipart/form-data")
+    assert bare.status_code == 400
+
+
+def test_upload_over_the_size_limit_is_413_with_a_message(app, client, trainer):
+    app.config["CASE_UPLOAD_MAX_BYTES"] = 10_000
+    response = upload(client, (b"x" * 50_000, "big.dcm"))
+    assert response.status_code == 413
+    assert "larger than the limit" in response.get_data(as_text=True)
+    assert db.session.scalars(select(Case)).all() == []
+
+
+def test_trainees_cannot_upload_or_browse(client, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    assert client.get("/cases/upload").status_code == 403
+    assert client.get("/cases/").status_code == 403
+
+
+def test_image_files_are_cached_by_version_and_private(app, client, case, make_user):
+    image = case.images[0]
+    url = f"/cases/images/{image.id}/preview?v={image.version}"
+    first = client.get(url)
+    assert first.status_code == 200 and first.mimetype == "image/jpeg"
+    assert first.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    etag = first.headers["ETag"]
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert client.get(f"/cases/images/{image.id}/full").headers["Cache-Control"] == (
+        "private, no-cache")
+    full = client.get(f"/cases/images/{image.id}/full?v=1")
+    assert full.mimetype == "image/png"
+    assert np.array_equal(
+        pixels.decode_full_png16(full.data),
+        cr_dataset(seed=1, rows=80, columns=60).pixel_array,
+    )
+    assert client.get(f"/cases/images/{image.id}/dicom").status_code == 404
+
+    trainee = app.test_client()
+    from tests.conftest import login
+
+    user = make_user(Role.TRAINEE_RADIOLOGIST)
+    login(trainee, user.username)
+    assert trainee.get(url).status_code == 404  # a draft case: not for trainees
+    assert app.test_client().get(url).status_code in (302, 401)
+
+
+def test_library_filters_and_pagination(app, client, trainer):
+    app.config["CASES_PAGE_SIZE"] = 2
+    for seed in range(3):
+        upload(client, (to_bytes(cr_dataset(seed=100 + seed)), f"{seed}.dcm"))
+    page = client.get("/cases/").get_data(as_text=True)
+    assert "3 cases · page 1 of 2" in page
+    assert "3 cases · page 2 of 2" in client.get("/cases/?page=2").get_data(as_text=True)
+    first = db.session.scalars(select(Case).order_by(Case.id)).first()
+    post_form(client, f"/cases/{first.id}", {"source": "nlm", "tags": "Cavity, upper zone",
+                                             "difficulty": "hard"})
+    filtered = client.get("/cases/?tag=cavity&difficulty=hard").get_data(as_text=True)
+    assert "1 cases" in filtered and f"Case {first.id}</a>" in filtered
+    assert "0 cases" in client.get("/cases/?status=published").get_data(as_text=True)
+
+
+def test_case_details_are_saved_and_audited(client, case):
+    response = post_form(client, f"/cases/{case.id}", {
+        "difficulty": "moderate", "tags": "effusion, Effusion, left",
+        "teaching_notes": "Blunted left costophrenic angle.", "source": "QC centre",
+        "licence": "CC BY 4.0", "exam_bank": "y"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    saved = db.session.get(Case, case.id)
+    assert saved.tags == ["effusion", "left"]
+    assert (saved.difficulty, saved.exam_bank) == ("moderate", True)
+    bad = post_form(client, f"/cases/{case.id}", {"difficulty": "impossible", "source": "x"})
+    assert bad.status_code == 400
+
+
+def test_redaction_burns_into_stored_pixels_and_is_audited(app, client, case):
+    image = case.images[0]
+    response = post_form(client, f"/cases/images/{image.id}/redact",
+                         {"rectangles": "0,0,10,5;50,70,100,100"},
+                         page=f"/cases/{case.id}/review")
+    assert response.status_code == 302
+    db.session.expire_all()
+    image = db.session.get(CaseImage, image.id)
+    assert image.version == 2
+    full = client.get(f"/cases/images/{image.id}/full?v=2").data
+    values = pixels.decode_full_png16(full)
+    original = cr_dataset(seed=1, rows=80, columns=60).pixel_array
+    background = int(values[0, 0])
+    assert (values[0:5, 0:10] == background).all()
+    assert (values[70:80, 50:60] == background).all()  # clipped at the image edge
+    assert np.array_equal(values[10:60, 12:40], original[10:60, 12:40])  # untouched elsewhere
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "case.redact")).one()
+    assert event.detail["rectangles"] == [[0, 0, 10, 5], [50, 70, 100, 100]]
+
+
+@pytest.mark.parametrize("rectangles", ["", "1,2,3", "a,b,c,d", "0,0,-5,5"])
+def test_bad_redaction_rectangles_are_400(client, case, rectangles):
+    image = case.images[0]
+    response = post_form(client, f"/cases/images/{image.id}/redact",
+                         {"rectangles": rectangles}, page=f"/cases/{case.id}/review")
+    assert response.status_code == 400
+    db.session.expire_all()
+    assert db.session.get(CaseImage, image.id).version == 1
+
+
+def _write_read(client, case, **answers):
+    data = {"scheme": "tb_screening", **answers}
+    return post_form(client, f"/cases/{case.id}/read?scheme=tb_screening", data,
+                     page=f"/cases/{case.id}/read?scheme=tb_screening")
+
+
+def test_publishing_needs_pixel_review_and_a_reference_read(client, case, login_as):
+    def publish():
+        post_form(client, f"/cases/{case.id}/status", {"status": "in_review"},
+                  page=f"/cases/{case.id}")
+        return post_form(client, f"/cases/{case.id}/status", {"status": "published"},
+                         page=f"/cases/{case.id}")
+
+    no_read = publish()
+    assert no_read.status_code == 409
+    assert "needs a reference read" in no_read.get_data(as_text=True)
+    assert _write_read(client, case, classification="abnormal_tb", tb_likelihood="5",
+                       findings=["cavitary_lesion"]).status_code == 302
+    db.session.expire_all()
+    case = db.session.get(Case, case.id)
+    case.pixel_review_needed = True
+    db.session.commit()
+    assert "complete the pixel review" in publish().get_data(as_text=True)
+    post_form(client, f"/cases/{case.id}/review/complete", page=f"/cases/{case.id}/review")
+    published = publish()
+    assert published.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == CaseStatus.PUBLISHED.value
+    bad = post_form(client, f"/cases/{case.id}/status", {"status": "draft"},
+                    page=f"/cases/{case.id}")
+    assert bad.status_code == 409  # published -> draft is not a transition
+    unknown = post_form(client, f"/cases/{case.id}/status", {"status": "lost"},
+                        page=f"/cases/{case.id}")
+    assert unknown.status_code == 400
+
+
+def test_read_form_validation_and_version_history(client, case):
+    missing = _write_read(client, case, classification="normal")
+    assert missing.status_code == 400
+    assert "&#39;TB likelihood&#39; needs an answer" in missing.get_data(as_text=True)
+    out_of_range = _write_read(client, case, classification="normal", tb_likelihood="9")
+    assert out_of_range.status_code == 400
+    assert _write_read(client, case, classification="normal", tb_likelihood="1").status_code == 302
+    assert _write_read(client, case, classification="abnormal_tb",
+                       tb_likelihood="4").status_code == 302
+    reads = db.session.scalars(select(ReferenceRead).order_by(ReferenceRead.id)).all()
+    assert [(r.version, r.current) for r in reads] == [(1, False), (2, True)]
+    assert reads[0].answers["classification"] == "normal"  # history kept
+
+
+def test_consensus_of_experts_with_tie_and_adjudication(app, client, case, make_user):
+    from tests.conftest import login
+
+    _write_read(client, case, classification="abnormal_tb", tb_likelihood="5",
+                findings=["cavitary_lesion", "nodule"])
+    second = app.test_client()
+    login(second, make_user(Role.TRAINER).username)
+    _write_read(second, case, classification="abnormal_tb", tb_likelihood="4",
+                findings=["cavitary_lesion"])
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "consensus of 2 expert reads" in page
+    assert "tied on: tb_likelihood, findings:nodule" in page
+    response = post_form(client, f"/cases/{case.id}/adjudicate",
+                         {"tb_likelihood": "5", "findings": ["cavitary_lesion"]},
+                         page=f"/cases/{case.id}")
+    assert response.status_code == 302
+    from app.cases.reads import reference_for
+
+    db.session.expire_all()
+    reference = reference_for(db.session.get(Case, case.id))
+    assert reference.open_ties == ()
+    assert reference.answers["tb_likelihood"] == 5
+    assert reference.answers["findings"] == ["cavitary_lesion"]
+    assert reference.tb_positive is True
+    nothing = post_form(client, f"/cases/{case.id}/adjudicate", {}, page=f"/cases/{case.id}")
+    assert nothing.status_code == 409
+
+
+def test_a_second_reader_must_use_the_same_scheme(app, client, case, make_user):
+    from tests.conftest import login
+
+    _write_read(client, case, classification="normal", tb_likelihood="1")
+    second = app.test_client()
+    login(second, make_user(Role.TRAINER).username)
+    page = second.get(f"/cases/{case.id}/read?scheme=ds3030").get_data(as_text=True)
+    assert "every read of this case uses it" in page and "TB likelihood" in page
+
+
+def test_stored_files_are_only_the_expected_ones(app, case):
+    folder = Path(app.config["IMAGE_STORAGE_PATH"])
+    files = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    assert files == ["full.png", "image.dcm", "preview.jpg", "thumbnail.jpg"]
