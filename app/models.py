@@ -2,12 +2,13 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
-from app.cases.models import Case, CaseImage, CaseTag, ReferenceRead
+from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
 from app.quizzes.models import ReportingScheme
 
 __all__ = [
     "AuditEvent",
     "Case",
+    "CaseFinding",
     "CaseImage",
     "CaseTag",
     "Clinic",

@@ -264,3 +264,45 @@ def test_stored_files_are_only_the_expected_ones(app, case):
     folder = Path(app.config["IMAGE_STORAGE_PATH"])
     files = sorted(p.name for p in folder.rglob("*") if p.is_file())
     assert files == ["full.png", "image.dcm", "preview.jpg", "thumbnail.jpg"]
+
+
+def test_library_filters_on_the_reference_read(client, case, trainer):
+    other = upload(client, (to_bytes(cr_dataset(seed=7)), "b.dcm"))
+    assert other.status_code == 200
+    _write_read(client, case, classification="abnormal_tb", tb_likelihood="5",
+                findings=["cavitary_lesion", "pleural_effusion"])
+    hit = client.get("/cases/?finding=cavitary_lesion").get_data(as_text=True)
+    assert "1 cases" in hit and f"Case {case.id}</a>" in hit
+    assert "1 cases" in client.get("/cases/?tb=yes&classification=abnormal_tb").get_data(
+        as_text=True)
+    assert "0 cases" in client.get("/cases/?finding=miliary").get_data(as_text=True)
+    # A new version of the read moves the case between filters.
+    _write_read(client, case, classification="normal", tb_likelihood="1")
+    assert "0 cases" in client.get("/cases/?finding=cavitary_lesion").get_data(as_text=True)
+    assert "0 cases" in client.get("/cases/?tb=yes").get_data(as_text=True)
+
+
+def test_library_page_query_count_does_not_grow_with_cases(app, client, trainer):
+    from sqlalchemy import event
+
+    for seed in range(6):
+        upload(client, (to_bytes(cr_dataset(seed=200 + seed, rows=16, columns=16)), f"{seed}.dcm"))
+
+    def queries_for_page() -> int:
+        statements: list[str] = []
+
+        def count(*args, **kwargs):
+            statements.append(args[2])
+
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get("/cases/").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements)
+
+    app.config["CASES_PAGE_SIZE"] = 2
+    small = queries_for_page()
+    app.config["CASES_PAGE_SIZE"] = 6
+    assert queries_for_page() == small

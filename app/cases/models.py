@@ -83,12 +83,20 @@ class Case(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The reference read summarised for filtering the library (kept in step by
+    # reads.refresh_summary whenever a read changes): the classification answer, the sputum
+    # decision, and the findings in finding_links.
+    reference_classification: Mapped[str | None] = mapped_column(String(64), index=True)
+    reference_tb_positive: Mapped[bool | None] = mapped_column(Boolean, index=True)
 
     images: Mapped[list[CaseImage]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="CaseImage.id"
     )
     tag_links: Mapped[list[CaseTag]] = relationship(
         back_populates="case", cascade="all, delete-orphan", lazy="selectin"
+    )
+    finding_links: Mapped[list[CaseFinding]] = relationship(
+        back_populates="case", cascade="all, delete-orphan"
     )
     reads: Mapped[list[ReferenceRead]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="ReferenceRead.id"
@@ -122,6 +130,19 @@ class CaseTag(db.Model):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
     case: Mapped[Case] = relationship(back_populates="tag_links")
+
+
+class CaseFinding(db.Model):
+    """A finding present in the case's reference read (for filtering the library)."""
+
+    __tablename__ = "case_finding"
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="CASCADE"), primary_key=True
+    )
+    finding: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+    case: Mapped[Case] = relationship(back_populates="finding_links")
 
 
 class CaseImage(db.Model):

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from app.audit.services import record
 from app.auth.models import User
-from app.cases.models import Case, ReadKind, ReferenceRead
+from app.cases.models import Case, CaseFinding, ReadKind, ReferenceRead
 from app.extensions import db
 from app.quizzes.models import ReportingScheme
 from app.quizzes.schemes import (
@@ -142,9 +142,38 @@ def save_read(
         version=version,
         scheme=scheme.ref,
     )
+    db.session.flush()
+    db.session.expire(case, ["reads"])
+    refresh_summary(case)
     db.session.commit()
-    db.session.refresh(case)
     return read
+
+
+def classification_item(scheme: Scheme) -> str | None:
+    """The item that classifies the whole image: the first required single choice."""
+    for item in scheme.items:
+        if item.type == "choice" and item.required:
+            return item.key
+    return None
+
+
+def refresh_summary(case: Case) -> None:
+    """Copy the reference's classification, decision and findings onto the case, where the
+    library filters on them with indexes (50,000 cases do not fit a scan of JSON)."""
+    reference = reference_for(case)
+    findings: set[str] = set()
+    classification = None
+    if reference.scheme is not None:
+        key = classification_item(reference.scheme)
+        classification = reference.answers.get(key) if key else None
+        label_item = reference.scheme.definition.get("mark_labels")
+        value = reference.answers.get(label_item) if label_item else None
+        findings = set(value if isinstance(value, list) else [value] if value else [])
+    case.reference_classification = classification
+    case.reference_tb_positive = reference.tb_positive
+    keep = [link for link in case.finding_links if link.finding in findings]
+    have = {link.finding for link in keep}
+    case.finding_links = keep + [CaseFinding(finding=f) for f in sorted(findings - have)]
 
 
 def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[str, Any]]:

@@ -56,8 +56,12 @@ def _case_or_404(case_id: int) -> Case:
 @bp.route("/")
 @roles_required(*LIBRARY_ROLES)
 def index() -> str:
+    tb = request.args.get("tb")
     flt = LibraryFilter(
         status=request.args.get("status") or None,
+        finding=request.args.get("finding") or None,
+        classification=request.args.get("classification") or None,
+        tb={"yes": True, "no": False}.get(tb or ""),
         difficulty=request.args.get("difficulty") or None,
         tag=request.args.get("tag") or None,
         source=request.args.get("source") or None,
@@ -66,8 +70,10 @@ def index() -> str:
     page = db.paginate(library_query(flt), per_page=current_app.config["CASES_PAGE_SIZE"],
                        error_out=False)
     query_args = {k: v for k, v in request.args.items() if k != "page"}
+    schemes = all_schemes()
+    findings = sorted({(o.value, o.label) for s in schemes.values() for o in s.mark_labels or ()})
     return render_template("cases/index.html", page=page, flt=flt, statuses=list(CaseStatus),
-                           query_args=query_args)
+                           query_args=query_args, findings=findings)
 
 
 @bp.route("/upload", methods=["GET", "POST"])

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import pydicom
 from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
 
 from app.audit.services import record
 from app.auth.models import User
 from app.cases import pixels
-from app.cases.models import Case, CaseImage, CaseStatus, CaseTag, Difficulty
+from app.cases.models import Case, CaseFinding, CaseImage, CaseStatus, CaseTag, Difficulty
 from app.cases.reads import reference_for
 from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
 from app.db_types import utcnow
@@ -41,6 +42,9 @@ TRANSITIONS: dict[CaseStatus, tuple[CaseStatus, ...]] = {
 @dataclass(frozen=True)
 class LibraryFilter:
     status: str | None = None
+    finding: str | None = None
+    classification: str | None = None
+    tb: bool | None = None
     difficulty: str | None = None
     tag: str | None = None
     source: str | None = None
@@ -48,7 +52,14 @@ class LibraryFilter:
 
 
 def library_query(flt: LibraryFilter) -> Select[tuple[Case]]:
-    query = select(Case).order_by(Case.id.desc())
+    # Images and tags come in two extra queries per page, not one per case.
+    query = select(Case).options(selectinload(Case.images)).order_by(Case.id.desc())
+    if flt.finding:
+        query = query.where(Case.finding_links.any(CaseFinding.finding == flt.finding))
+    if flt.classification:
+        query = query.where(Case.reference_classification == flt.classification)
+    if flt.tb is not None:
+        query = query.where(Case.reference_tb_positive.is_(flt.tb))
     if flt.status:
         query = query.where(Case.status == flt.status)
     if flt.difficulty:

@@ -1,8 +1,8 @@
-"""case library: cases, images, tags, reference reads, reporting schemes
+"""case library: cases, images, tags, findings, reference reads, reporting schemes
 
-Revision ID: 53604a7a981b
+Revision ID: d2b59104da76
 Revises: 18d81e6cc356
-Create Date: 2026-11-28 04:30:00.890936
+Create Date: 2026-11-28 04:35:06.864795
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import app.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = '53604a7a981b'
+revision = 'd2b59104da76'
 down_revision = '18d81e6cc356'
 branch_labels = None
 depends_on = None
@@ -51,6 +51,8 @@ def upgrade():
     sa.Column('created_at', app.db_types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db_types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('published_at', app.db_types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reference_classification', sa.String(length=64), nullable=True),
+    sa.Column('reference_tb_positive', sa.Boolean(), nullable=True),
     sa.CheckConstraint("difficulty IS NULL OR difficulty IN ('easy', 'moderate', 'hard')", name=op.f('ck_teaching_case_known_difficulty')),
     sa.CheckConstraint("sex IS NULL OR sex IN ('M', 'F', 'O')", name=op.f('ck_teaching_case_known_sex')),
     sa.CheckConstraint("status IN ('draft', 'in_review', 'published', 'retired')", name=op.f('ck_teaching_case_known_status')),
@@ -59,7 +61,18 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_teaching_case'))
     )
     with op.batch_alter_table('teaching_case', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_teaching_case_reference_classification'), ['reference_classification'], unique=False)
+        batch_op.create_index(batch_op.f('ix_teaching_case_reference_tb_positive'), ['reference_tb_positive'], unique=False)
         batch_op.create_index(batch_op.f('ix_teaching_case_status'), ['status'], unique=False)
+
+    op.create_table('case_finding',
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('finding', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['teaching_case.id'], name=op.f('fk_case_finding_case_id_teaching_case'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('case_id', 'finding', name=op.f('pk_case_finding'))
+    )
+    with op.batch_alter_table('case_finding', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_finding_finding'), ['finding'], unique=False)
 
     op.create_table('case_image',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -143,8 +156,14 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_case_image_case_id'))
 
     op.drop_table('case_image')
+    with op.batch_alter_table('case_finding', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_finding_finding'))
+
+    op.drop_table('case_finding')
     with op.batch_alter_table('teaching_case', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_teaching_case_status'))
+        batch_op.drop_index(batch_op.f('ix_teaching_case_reference_tb_positive'))
+        batch_op.drop_index(batch_op.f('ix_teaching_case_reference_classification'))
 
     op.drop_table('teaching_case')
     with op.batch_alter_table('reporting_scheme', schema=None) as batch_op:
