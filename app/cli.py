@@ -276,6 +276,32 @@ def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, lice
         raise SystemExit(1)
 
 
+@cases.command("add-scheme")
+@click.argument("definition", type=click.File("r", encoding="utf-8"))
+@with_appcontext
+def cases_add_scheme(definition: click.utils.LazyFile) -> None:
+    """Add a reporting scheme from its JSON definition file."""
+    from app.cases.reads import add_scheme
+    from app.quizzes.schemes import SchemeError
+
+    try:
+        scheme = add_scheme(definition.read(), actor=None)
+    except SchemeError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added scheme {scheme.ref}: {scheme.name}")
+
+
+@cases.command("schemes")
+@with_appcontext
+def cases_schemes() -> None:
+    """List the reporting schemes."""
+    from app.cases.reads import all_schemes
+
+    for scheme in all_schemes().values():
+        click.echo(f"{scheme.ref}\t{scheme.audience}\t{scheme.name}")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(clinics)

@@ -306,3 +306,56 @@ def test_library_page_query_count_does_not_grow_with_cases(app, client, trainer)
     small = queries_for_page()
     app.config["CASES_PAGE_SIZE"] = 6
     assert queries_for_page() == small
+
+
+NEW_SCHEME = """{"key": "simple_normal", "version": 1, "name": "Normal or not",
+ "items": [{"key": "verdict", "type": "choice", "label": "Verdict", "required": true,
+            "options": [{"value": "normal", "label": "Normal"},
+                        {"value": "abnormal", "label": "Abnormal"}]}],
+ "tb_decision": {"item": "verdict", "positive_values": ["abnormal"]}}"""
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"key": "x", "name": "X", "items": []}', "non-empty list of"),
+        (NEW_SCHEME.replace("simple_normal", "ds3030"), "built-in scheme"),
+        (NEW_SCHEME.replace('"choice"', '"slider"'), "must be one of"),
+        (NEW_SCHEME.replace('"verdict", "positive', '"nothing", "positive'), "must name an item"),
+    ],
+)
+def test_bad_scheme_definitions_are_400_with_the_reason(client, trainer, definition, message):
+    response = post_form(client, "/cases/schemes", {"definition": definition})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True).replace("&#39;", "'")
+
+
+def test_trainer_adds_a_scheme_and_reads_with_it(client, case):
+    response = post_form(client, "/cases/schemes", {"definition": NEW_SCHEME})
+    assert response.status_code == 200
+    assert "Scheme Normal or not (simple_normal@1) added." in response.get_data(as_text=True)
+    again = post_form(client, "/cases/schemes", {"definition": NEW_SCHEME})
+    assert "exists already" in again.get_data(as_text=True)
+    read = post_form(client, f"/cases/{case.id}/read?scheme=simple_normal",
+                     {"scheme": "simple_normal", "verdict": "abnormal"},
+                     page=f"/cases/{case.id}/read?scheme=simple_normal")
+    assert read.status_code == 302
+    from app.cases.reads import reference_for
+
+    db.session.expire_all()
+    assert reference_for(db.session.get(Case, case.id)).tb_positive is True
+
+
+def test_cli_adds_and_lists_schemes(app, tmp_path):
+    path = tmp_path / "scheme.json"
+    path.write_text(NEW_SCHEME)
+    runner = app.test_cli_runner()
+    assert "added scheme simple_normal@1" in runner.invoke(args=["cases", "add-scheme",
+                                                                 str(path)]).output
+    listed = runner.invoke(args=["cases", "schemes"]).output
+    assert "simple_normal@1" in listed and "ds3030@1" in listed
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    result = runner.invoke(args=["cases", "add-scheme", str(bad)])
+    assert result.exit_code != 0 and "a scheme is a JSON object" in result.output

@@ -40,3 +40,11 @@ class RedactionForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that only needs its CSRF token."""
+
+
+class SchemeForm(FlaskForm):
+    definition = TextAreaField(
+        "Scheme definition (JSON)",
+        validators=[DataRequired(), Length(max=200_000)],
+        description="Same format as the built-in schemes in app/quizzes/schemes/.",
+    )

@@ -17,10 +17,17 @@ from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases import bp
 from app.cases.access import can_view_case
-from app.cases.forms import ActionForm, CaseDetailsForm, RedactionForm, StatusForm, UploadForm
+from app.cases.forms import (
+    ActionForm,
+    CaseDetailsForm,
+    RedactionForm,
+    SchemeForm,
+    StatusForm,
+    UploadForm,
+)
 from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
-from app.cases.reads import all_schemes, get_scheme, reference_for, save_read
+from app.cases.reads import add_scheme, all_schemes, get_scheme, reference_for, save_read
 from app.cases.services import (
     TRANSITIONS,
     CaseError,
@@ -284,3 +291,24 @@ def adjudicate(case_id: int) -> Response:
         abort(400, description=str(exc))
     flash("Adjudication saved.", "success")
     return redirect(url_for("cases.detail", case_id=case.id))
+
+
+@bp.route("/schemes", methods=["GET", "POST"])
+@roles_required(*LIBRARY_ROLES)
+def schemes() -> tuple[str, int]:
+    """Reporting schemes: the built-in ones and trainer-made ones added as JSON."""
+    form = SchemeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            scheme = add_scheme(form.definition.data or "", actor=current_user)
+        except SchemeError as exc:
+            db.session.rollback()
+            form.definition.errors = [str(exc)[:1].upper() + str(exc)[1:] + "."]
+            status = 400
+        else:
+            flash(f"Scheme {scheme.name} ({scheme.ref}) added.", "success")
+            form = SchemeForm(formdata=None)
+    elif request.method == "POST":
+        status = 400
+    return render_template("cases/schemes.html", schemes=all_schemes(), form=form), status
