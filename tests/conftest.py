@@ -3,7 +3,9 @@ clients, and factories for clinics and users."""
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,13 +15,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from werkzeug.serving import make_server
 
 from app import MIGRATIONS_DIR, create_app
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
 from app.extensions import db
-from tests.realservers import create_database, postgres_server
+from tests.realservers import CHROMIUM, create_database, missing, postgres_server
 
 PASSWORD = "correct-horse-battery"
 
@@ -187,3 +190,54 @@ def post_form(client: FlaskClient, path: str, data: dict[str, Any] | None = None
     """POST a form the way a browser does: with the CSRF token from the page it came from."""
     token = csrf_token(client, page or path)
     return client.post(path, data={"csrf_token": token, **(data or {})})
+
+
+# ---- a real browser against a live server ------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture
+def portal_url(app) -> Iterator[str]:
+    """The app served over real HTTP on 127.0.0.1, in a background thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        missing(f"Chromium not found at {CHROMIUM} (install Debian's 'chromium')")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("Playwright for Python is not installed")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
