@@ -276,6 +276,30 @@ def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, lice
         raise SystemExit(1)
 
 
+@cases.command("import-dataset")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["nlm", "tbx11k"]))
+@click.argument("path", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@with_appcontext
+def cases_import_dataset(fmt: str, path: Path) -> None:
+    """Import a downloaded public collection (nlm: Shenzhen/Montgomery; tbx11k)."""
+    from app.cases.dataset_import import import_dataset
+    from app.cases.dataset_readers import DatasetError
+
+    try:
+        summary = import_dataset(fmt, path)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in summary.results:
+        if result.status == "rejected":
+            click.echo(f"refused    {result.name}: {result.reason}", err=True)
+        else:
+            click.echo(f"{result.status:<10} {result.name} -> case {result.case_id}")
+    click.echo(f"{summary.count('imported')} imported, {summary.count('duplicate')} duplicate, "
+               f"{summary.count('rejected')} refused")
+    if summary.count("rejected"):
+        raise SystemExit(1)
+
+
 @cases.command("add-scheme")
 @click.argument("definition", type=click.File("r", encoding="utf-8"))
 @with_appcontext
