@@ -87,7 +87,7 @@ def tbx11k(shared, tmp_path) -> Path:
 
 
 def test_tbx11k_boxes_become_rectangle_marks_in_png_pixels(app, tbx11k, shared):
-    from xml.etree import ElementTree
+    from defusedxml import ElementTree
 
     result = run(app, "tbx11k", str(tbx11k))
     assert result.exit_code == 0, result.output
