@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import zipfile
 
 import numpy as np
@@ -57,17 +56,25 @@ def test_trainer_uploads_rg1_and_a_mixed_zip(app, portal_url, page, make_user, t
     rows.first.get_by_role("link").click()
     image = page.locator("img.preview").first
     image.wait_for()
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    width, height = page.evaluate("img => [img.naturalWidth, img.naturalHeight]",
-                                  image.element_handle())
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
+    width, height = page.evaluate(
+        "img => [img.naturalWidth, img.naturalHeight]", image.element_handle()
+    )
     assert max(width, height) == 1024
-    drawn = np.array(page.evaluate(
-        """img => { const c = document.createElement('canvas');
+    drawn = np.array(
+        page.evaluate(
+            """img => { const c = document.createElement('canvas');
                     c.width = img.naturalWidth; c.height = img.naturalHeight;
                     const g = c.getContext('2d'); g.drawImage(img, 0, 0);
                     const d = g.getImageData(0, 0, c.width, c.height).data;
                     const out = []; for (let i = 0; i < d.length; i += 4) out.push(d[i]);
-                    return out; }""", image.element_handle()), dtype=np.uint8).reshape(height, width)
+                    return out; }""",
+            image.element_handle(),
+        ),
+        dtype=np.uint8,
+    ).reshape(height, width)
     original = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm"))
     expected = pixels.render_8bit(original, pixels.stored_pixels(original))
     expected = np.asarray(Image.fromarray(expected).resize((width, height), Image.Resampling.BOX))
@@ -79,13 +86,14 @@ def test_trainer_uploads_rg1_and_a_mixed_zip(app, portal_url, page, make_user, t
 
     assert np.abs(means(drawn.astype(float)) - means(expected.astype(float))).max() < 6
     # Lungs (dark) are darker than the mediastinum (bright) in a correctly inverted image.
-    centre = drawn[height // 3: height // 2, width // 2 - 20: width // 2 + 20].mean()
-    lung = drawn[height // 3: height // 2, width // 5: width // 5 + 40].mean()
+    centre = drawn[height // 3 : height // 2, width // 2 - 20 : width // 2 + 20].mean()
+    lung = drawn[height // 3 : height // 2, width // 5 : width // 5 + 40].mean()
     assert lung < centre
 
 
-def test_pixel_review_page_draws_rectangles_in_image_coordinates(app, portal_url, page,
-                                                                 make_user, client):
+def test_pixel_review_page_draws_rectangles_in_image_coordinates(
+    app, portal_url, page, make_user, client
+):
     from sqlalchemy import select
 
     from app.cases.ingest import ImportOptions, Source, import_files

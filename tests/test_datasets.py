@@ -101,8 +101,8 @@ def test_tbx11k_boxes_become_rectangle_marks_in_png_pixels(app, tbx11k, shared):
         assert reference.marks and all(m["shape"] == "rectangle" for m in reference.marks)
         for mark in reference.marks:
             g = mark["geometry"]
-            assert 0 <= g["x"] and g["x"] + g["width"] <= image.columns
-            assert 0 <= g["y"] and g["y"] + g["height"] <= image.rows
+            assert g["x"] >= 0 and g["x"] + g["width"] <= image.columns
+            assert g["y"] >= 0 and g["y"] + g["height"] <= image.rows
     # Scaling: the first box of one file, from the original size to the 512-pixel PNG.
     xml = sorted((tbx11k / "annotations" / "xml").glob("*.xml"))[0]
     tree = ElementTree.parse(xml)
