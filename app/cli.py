@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.serving import run_simple
 
 from app.auth.invitations import Invitation, issue_invitation
@@ -220,7 +220,7 @@ def demo(port: int, no_serve: bool) -> None:
     from flask_migrate import upgrade
 
     from app import MIGRATIONS_DIR
-    from app.demo import seed_demo
+    from app.demo import seed_demo, seed_demo_library
 
     if not Path(MIGRATIONS_DIR, "env.py").exists():
         raise click.ClickException(
@@ -228,6 +228,17 @@ def demo(port: int, no_serve: bool) -> None:
         )
     upgrade(directory=str(MIGRATIONS_DIR))
     accounts = seed_demo()
+    click.echo("Loading the demo case library...")
+    library = seed_demo_library()
+    refused = [r for r in library if r.status == "refused"]
+    for result in refused:
+        click.echo(f"  demo case {result.case_file} not loaded: {result.reason}", err=True)
+    from app.cases.models import Case, CaseStatus
+
+    published = db.session.scalar(
+        select(func.count(Case.id)).where(Case.status == CaseStatus.PUBLISHED.value)
+    )
+    click.echo(f"Case library: {published} published cases")
     click.echo("\nDemo accounts (user name / password):")
     for account in accounts:
         password = account.password or "(set earlier; see the instance folder)"
@@ -298,6 +309,61 @@ def cases_import_dataset(fmt: str, path: Path) -> None:
                f"{summary.count('rejected')} refused")
     if summary.count("rejected"):
         raise SystemExit(1)
+
+
+@cases.command("import-library")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--draft", is_flag=True, help="Leave the cases as drafts instead of publishing.")
+@with_appcontext
+def cases_import_library(folder: Path, draft: bool) -> None:
+    """Load case files (a curated library exported by another installation)."""
+    from app.cases.library_files import LibraryError, load_library
+
+    try:
+        results = load_library(folder, publish=not draft)
+    except LibraryError as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in results:
+        if result.status == "refused":
+            click.echo(f"refused  {result.case_file}: {result.reason}", err=True)
+        else:
+            click.echo(f"{result.status:<8} {result.case_file} -> case {result.case_id}")
+    loaded = sum(r.status == "loaded" for r in results)
+    present = sum(r.status == "present" for r in results)
+    refused = sum(r.status == "refused" for r in results)
+    click.echo(f"{loaded} loaded, {present} already present, {refused} refused")
+    if refused:
+        raise SystemExit(1)
+
+
+@cases.command("export-library")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--status", default="published", show_default=True,
+              type=click.Choice(["draft", "in_review", "published", "retired", "all"]))
+@with_appcontext
+def cases_export_library(folder: Path, status: str) -> None:
+    """Write case files and de-identified images for exchange with another installation."""
+    from app.cases.library_files import LibraryError, export_library
+    from app.cases.models import Case
+
+    query = select(Case).order_by(Case.id)
+    if status != "all":
+        query = query.where(Case.status == status)
+    try:
+        written = export_library(folder, list(db.session.scalars(query)))
+    except LibraryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{len(written)} case files written to {folder}")
+
+
+@cases.command("write-demo-library")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False),
+                default=str(Path(__file__).resolve().parent.parent / "case_library"))
+def cases_write_demo_library(folder: Path) -> None:
+    """Regenerate the demo library's case files (after changing app/cases/demo_library.py)."""
+    from app.cases.demo_library import write_demo_library
+
+    click.echo(f"{len(write_demo_library(folder))} case files written to {folder}")
 
 
 @cases.command("add-scheme")

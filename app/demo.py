@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
+from app.cases.library_files import LoadResult, load_library
 from app.extensions import db
 
 PASSWORD_FILE = "demo-accounts.txt"  # noqa: S105  (a file name, not a password)
@@ -77,6 +78,16 @@ def _remember(passwords: dict[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def demo_library_path() -> Path:
+    configured = current_app.config.get("DEMO_LIBRARY_PATH")
+    return Path(configured) if configured else Path(current_app.root_path).parent / "case_library"
+
+
+def seed_demo_library() -> list[LoadResult]:
+    """The curated demo cases, published (already loaded ones are left as they are)."""
+    return load_library(demo_library_path(), publish=True)
 
 
 def seed_demo() -> list[DemoAccount]:

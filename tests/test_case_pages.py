@@ -359,3 +359,11 @@ def test_cli_adds_and_lists_schemes(app, tmp_path):
     bad.write_text("[]")
     result = runner.invoke(args=["cases", "add-scheme", str(bad)])
     assert result.exit_code != 0 and "a scheme is a JSON object" in result.output
+
+
+def test_detail_form_shows_the_saved_values(client, case):
+    post_form(client, f"/cases/{case.id}", {"source": "QC centre", "tags": "cavity, apex",
+                                            "difficulty": "hard"})
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert 'value="apex, cavity"' in page
+    assert '<option selected value="hard">' in page

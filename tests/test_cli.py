@@ -109,6 +109,8 @@ def test_clinics_create_and_list(app):
 def test_demo_seeds_once_and_never_resets(app, client):
     first = run(app, "demo", "--no-serve")
     assert first.exit_code == 0, first.output
+    published = int(first.output.split("Case library: ")[1].split()[0])
+    assert published >= 20
     passwords = {}
     for role in Role:
         line = next(li for li in first.output.splitlines() if li.strip().startswith(role.label))
@@ -120,6 +122,7 @@ def test_demo_seeds_once_and_never_resets(app, client):
 
     second = run(app, "demo", "--no-serve")
     assert second.exit_code == 0, second.output
+    assert f"Case library: {published} published cases" in second.output
     for username, password in passwords.items():
         assert f"{username}" in second.output and password in second.output
     assert db.session.scalar(select(func.count(User.id))) == users_before

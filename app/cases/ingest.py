@@ -61,6 +61,9 @@ class ImportOptions:
     source: str = "upload"
     licence: str = ""
     exam_bank: bool = False
+    # All files of this import form one case (a case file's images), instead of one case
+    # per (de-identified) study.
+    one_case: bool = False
 
 
 @dataclass
@@ -245,7 +248,8 @@ def _store(
         )
     store = image_store()
     # Images of one (de-identified) study uploaded together become one case.
-    case = cases_by_study.get(processed.study_uid)
+    group = "*" if options.one_case else processed.study_uid
+    case = cases_by_study.get(group)
     new_case = case is None
     if case is None:
         case = Case(
@@ -314,7 +318,7 @@ def _store(
         store.delete(image.storage_key)
         raise
     if new_case:
-        cases_by_study[processed.study_uid] = case
+        cases_by_study[group] = case
     return FileResult(
         name,
         "imported",

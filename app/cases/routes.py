@@ -106,8 +106,12 @@ def upload() -> str | tuple[str, int]:
 @roles_required(*LIBRARY_ROLES)
 def detail(case_id: int) -> Response | tuple[str, int]:
     case = _case_or_404(case_id)
-    form = CaseDetailsForm(obj=case if request.method == "GET" else None,
-                           tags=", ".join(case.tags) if request.method == "GET" else None)
+    initial = {
+        "difficulty": case.difficulty or "", "tags": ", ".join(case.tags),
+        "teaching_notes": case.teaching_notes, "source": case.source,
+        "licence": case.licence, "exam_bank": case.exam_bank,
+    }
+    form = CaseDetailsForm(data=initial if request.method == "GET" else None)
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():

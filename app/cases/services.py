@@ -110,7 +110,7 @@ def update_details(
     return case
 
 
-def change_status(case: Case, new: CaseStatus, *, actor: User) -> Case:
+def change_status(case: Case, new: CaseStatus, *, actor: User | None) -> Case:
     current = case.status_enum
     if new not in TRANSITIONS[current]:
         raise CaseError(f"a {current.label} case cannot become {new.label}")
@@ -192,7 +192,7 @@ def redact_image(image: CaseImage, rects: list[tuple[int, int, int, int]], *, ac
     db.session.commit()
 
 
-def complete_pixel_review(case: Case, *, actor: User) -> Case:
+def complete_pixel_review(case: Case, *, actor: User | None) -> Case:
     case.pixel_reviewed_at = utcnow()
     case.pixel_reviewed_by = actor
     record(

@@ -1,0 +1,249 @@
+"""The case library as text: one small JSON file per case, for the demo library in
+``case_library/`` and for exchanging curated cases between installations.
+
+A case file holds everything but the pixels: details, teaching notes, source, licence, the
+reference read (marks point at images by position) and, per image, where its pixels come
+from and the sha256 of its stored values. Pixels come from a deterministic synthetic phantom,
+from the ``pydicom-data`` package, or from a DICOM file next to the case files (exports).
+Loading goes through the normal ingest, so de-identification and checks apply, and it is
+idempotent: images already in the library (same pixel hash) are not imported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.cases.ingest import FileResult, ImportOptions, Source, import_files
+from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
+from app.cases.reads import get_scheme, reference_for, save_read
+from app.cases.sandbox import Rejected, run_limited
+from app.cases.services import change_status, complete_pixel_review, parse_tags
+from app.cases.storage import DICOM_FILE, image_store
+from app.extensions import db
+from app.quizzes.schemes import SchemeError
+
+FORMAT = "cxr-academy-case/1"
+CASES_DIR = "cases"
+IMAGES_DIR = "images"
+
+
+class LibraryError(ValueError):
+    """A case file that cannot be loaded; the message names the file and the problem."""
+
+
+@dataclass
+class LoadResult:
+    case_file: str
+    status: str  # "loaded", "present" (already in the library) or "refused"
+    case_id: int | None = None
+    reason: str | None = None
+
+
+# ---- image origins -----------------------------------------------------------------------
+
+
+def phantom_dicom(seed: int, findings: tuple[str, ...], size: int) -> bytes:
+    """Runs in the sandbox: a synthetic radiograph as a DX file (deterministic pixels)."""
+    from app.cases.dicom_build import dataset_bytes, dx_dataset
+    from app.cases.phantom import make_phantom
+
+    phantom = make_phantom(seed, findings, size=size)
+    ds = dx_dataset(phantom.pixels, bits_stored=12, pixel_spacing_mm=phantom.pixel_spacing_mm,
+                    sex=phantom.sex, age_years=phantom.age_years, synthetic=True)
+    return dataset_bytes(ds)
+
+
+def _image_bytes(origin: dict[str, Any], folder: Path) -> bytes:
+    cfg = current_app.config
+    if "phantom" in origin:
+        spec = origin["phantom"]
+        return run_limited(
+            phantom_dicom,
+            (int(spec["seed"]), tuple(spec.get("findings", ())), int(spec.get("size", 1024))),
+            timeout=float(cfg["INGEST_TIME_LIMIT"]), memory_bytes=int(cfg["INGEST_MEMORY_LIMIT"]),
+        )
+    if "pydicom_data" in origin:
+        from pydicom.data import get_testdata_file
+
+        path = get_testdata_file(str(origin["pydicom_data"]), download=False)
+        if path is None:
+            raise Rejected(f"{origin['pydicom_data']} is not available (install pydicom-data)")
+        return Path(path).read_bytes()
+    if "file" in origin:
+        path = (folder / str(origin["file"])).resolve()
+        if folder.resolve() not in path.parents:
+            raise Rejected("an image path leaves the library folder")
+        if not path.is_file():
+            raise Rejected(f"missing image file {origin['file']}")
+        data = path.read_bytes()
+        if origin.get("sha256") and hashlib.sha256(data).hexdigest() != origin["sha256"]:
+            raise Rejected(f"{origin['file']} does not match its sha256")
+        return data
+    raise Rejected("an image has no known origin (phantom, pydicom_data or file)")
+
+
+# ---- loading -----------------------------------------------------------------------------
+
+
+def case_files(folder: Path) -> list[Path]:
+    cases = folder / CASES_DIR
+    if not cases.is_dir():
+        raise LibraryError(f"{folder} has no {CASES_DIR}/ folder of case files")
+    return sorted(cases.glob("*.json"))
+
+
+def load_library(folder: Path, *, publish: bool = True) -> list[LoadResult]:
+    return [load_case_file(path, folder, publish=publish) for path in case_files(folder)]
+
+
+def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
+    name = path.name
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        _check_spec(spec)
+    except (OSError, ValueError) as exc:
+        return LoadResult(name, "refused", reason=str(exc))
+    wanted = [img["pixel_sha256"] for img in spec["images"]]
+    existing = db.session.scalars(
+        select(CaseImage).where(CaseImage.pixel_hash.in_(wanted))
+    ).all()
+    if existing:
+        return LoadResult(name, "present", case_id=existing[0].case_id)
+
+    options = ImportOptions(source=spec["source"], licence=spec["licence"],
+                            exam_bank=bool(spec.get("exam_bank", False)), one_case=True)
+    sources = [
+        Source(f"{name} image {n + 1}",
+               lambda origin=image["origin"]: _image_bytes(origin, folder))
+        for n, image in enumerate(spec["images"])
+    ]
+    results: list[FileResult] = import_files(sources, actor=None, options=options).results
+    refused = [r for r in results if r.status != "imported"]
+    case_ids = {r.case_id for r in results if r.case_id}
+    if refused or len(case_ids) != 1:
+        _discard({r.case_id for r in results if r.status == "imported"})
+        reason = refused[0].reason if refused else "its images did not form one case"
+        return LoadResult(name, "refused", reason=reason)
+    case = db.session.get(Case, case_ids.pop())
+    try:
+        _apply_spec(case, spec, [r.image_id for r in results])
+    except (LibraryError, SchemeError) as exc:
+        db.session.rollback()
+        _discard({case.id})
+        return LoadResult(name, "refused", reason=str(exc))
+    if publish:
+        _publish(case)
+    return LoadResult(name, "loaded", case_id=case.id)
+
+
+def _check_spec(spec: Any) -> None:
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise LibraryError(f"not a case file (expected format {FORMAT})")
+    for key in ("source", "licence", "images", "reference"):
+        if key not in spec:
+            raise LibraryError(f"the case file has no {key!r}")
+    if not isinstance(spec["images"], list) or not spec["images"]:
+        raise LibraryError("a case needs at least one image")
+    for image in spec["images"]:
+        if not isinstance(image, dict) or "origin" not in image or "pixel_sha256" not in image:
+            raise LibraryError("every image needs an 'origin' and a 'pixel_sha256'")
+
+
+def _apply_spec(case: Case, spec: dict[str, Any], image_ids: list[int | None]) -> None:
+    images = {img.id: img for img in case.images}
+    ordered = [images[i] for i in image_ids if i in images]
+    for image, image_spec in zip(ordered, spec["images"], strict=True):
+        if image.pixel_hash != image_spec["pixel_sha256"]:
+            raise LibraryError("the image pixels do not match the case file's pixel_sha256")
+        image.view = image_spec.get("view", image.view)
+        image.is_prior = bool(image_spec.get("prior", False))
+    case.difficulty = spec.get("difficulty")
+    case.teaching_notes = spec.get("teaching_notes", "")
+    case.tag_links = [CaseTag(tag=t) for t in parse_tags(",".join(spec.get("tags", [])))]
+    reference = spec["reference"]
+    scheme = get_scheme(reference["scheme"], reference.get("version"))
+    marks = []
+    for mark in reference.get("marks", []):
+        index = mark.get("image", 0)
+        if not isinstance(index, int) or not 0 <= index < len(ordered):
+            raise LibraryError("a mark points at an image the case does not have")
+        marks.append({**{k: v for k, v in mark.items() if k != "image"},
+                      "image_id": ordered[index].id})
+    save_read(case, author=None, scheme=scheme, answers=reference["answers"], marks=marks)
+
+
+def _publish(case: Case) -> None:
+    if case.pixel_review_needed and case.pixel_reviewed_at is None:
+        complete_pixel_review(case, actor=None)
+    if case.status == CaseStatus.DRAFT.value:
+        change_status(case, CaseStatus.IN_REVIEW, actor=None)
+    if case.status == CaseStatus.IN_REVIEW.value:
+        change_status(case, CaseStatus.PUBLISHED, actor=None)
+
+
+def _discard(case_ids: set[int | None]) -> None:
+    """Undo a partly loaded case: rows and stored images."""
+    store = image_store()
+    for case_id in filter(None, case_ids):
+        case = db.session.get(Case, case_id)
+        if case is None:
+            continue
+        keys = [img.storage_key for img in case.images]
+        db.session.delete(case)
+        db.session.commit()
+        for key in keys:
+            store.delete(key)
+
+
+# ---- export ------------------------------------------------------------------------------
+
+
+def export_library(folder: Path, cases: list[Case]) -> list[Path]:
+    """Write case files and their de-identified DICOM images under ``folder``."""
+    (folder / CASES_DIR).mkdir(parents=True, exist_ok=True)
+    (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    store = image_store()
+    written = []
+    for case in cases:
+        reference = reference_for(case)
+        if reference.scheme is None:
+            raise LibraryError(f"case {case.id} has no reference read to export")
+        index = {img.id: n for n, img in enumerate(case.images)}
+        images = []
+        for image in case.images:
+            data = store.read(image.storage_key, DICOM_FILE)
+            digest = hashlib.sha256(data).hexdigest()
+            (folder / IMAGES_DIR / f"{digest}.dcm").write_bytes(data)
+            images.append({
+                "view": image.view, "prior": image.is_prior,
+                "origin": {"file": f"{IMAGES_DIR}/{digest}.dcm", "sha256": digest},
+                "pixel_sha256": image.pixel_hash,
+            })
+        spec = {
+            "format": FORMAT,
+            "source": case.source,
+            "licence": case.licence,
+            "difficulty": case.difficulty,
+            "tags": case.tags,
+            "exam_bank": case.exam_bank,
+            "teaching_notes": case.teaching_notes,
+            "images": images,
+            "reference": {
+                "scheme": reference.scheme.key,
+                "version": reference.scheme.version,
+                "answers": reference.answers,
+                "marks": [{**{k: v for k, v in m.items() if k != "image_id"},
+                           "image": index[m["image_id"]]} for m in reference.marks],
+            },
+        }
+        path = folder / CASES_DIR / f"case-{case.id:06d}.json"
+        path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
