@@ -14,7 +14,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID, ImplicitVRLittleEndian
+from pydicom.uid import UID, ImplicitVRLittleEndian, JPEGExtended12Bit, generate_uid
 
 from app.cases import pixels
 from app.cases.deidentify import DeidOptions, deidentify
@@ -82,6 +82,7 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
     except ValueError as exc:
         raise Rejected(str(exc)) from None
 
+    _ensure_instance_uids(ds)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return ProcessedImage(
@@ -165,6 +166,13 @@ def _check_header(ds: Dataset) -> None:
     syntax = UID(ds.file_meta.TransferSyntaxUID)
     if not syntax.is_transfer_syntax:
         raise Rejected("the transfer syntax is not a known DICOM transfer syntax")
+    if syntax == JPEGExtended12Bit and bits_stored > 8:
+        # No well-kept, non-GPL decoder handles 12-bit lossy JPEG (libjpeg's is GPL; GDCM's
+        # Python build lacks it), so such files are refused rather than shown wrongly.
+        raise Rejected(
+            "12-bit lossy JPEG (JPEG Extended, process 4) is not supported: export the image "
+            "uncompressed, as JPEG 2000 or as JPEG lossless"
+        )
     if syntax.is_compressed:
         try:
             decoder = get_decoder(syntax)
@@ -176,6 +184,16 @@ def _check_header(ds: Dataset) -> None:
         expected = rows * columns * (bits_allocated // 8)
         if len(ds.PixelData) < expected:
             raise Rejected(f"the pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)")
+
+
+def _ensure_instance_uids(ds: Dataset) -> None:
+    """Some files lack their instance UIDs; give them fresh ones (a study of its own)."""
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        if not ds.get(keyword):
+            setattr(ds, keyword, generate_uid())
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if "SOPClassUID" in ds:
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
 
 
 def _sex(ds: Dataset) -> str | None:
