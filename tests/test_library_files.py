@@ -123,3 +123,16 @@ def test_bad_case_files_are_refused_and_leave_nothing(app, small_library, change
 def test_import_library_of_a_folder_without_case_files_is_a_clear_error(app, tmp_path):
     result = app.test_cli_runner().invoke(args=["cases", "import-library", str(tmp_path)])
     assert result.exit_code != 0 and "has no cases/ folder" in result.output
+
+
+def test_case_page_draws_the_reference_marks(app, client, login_as, small_library):
+    from app.auth.roles import Role
+
+    load_library(small_library)
+    login_as(Role.TRAINER)
+    cavity = next(c for c in db.session.scalars(select(Case)) if "cavitary_lesion" in c.tags)
+    [mark] = reference_for(cavity).marks
+    page = client.get(f"/cases/{cavity.id}").get_data(as_text=True)
+    g = mark["geometry"]
+    assert f'viewBox="0 0 {cavity.images[0].columns} {cavity.images[0].rows}"' in page
+    assert f'<ellipse cx="{g["cx"]}" cy="{g["cy"]}" rx="{g["rx"]}" ry="{g["ry"]}"/>' in page
