@@ -1,12 +1,57 @@
 from __future__ import annotations
 
-from flask import render_template
-from flask_login import login_required
+from flask import abort, jsonify, render_template, request
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
 
+from app.auth.decorators import roles_required
+from app.auth.roles import Role
+from app.cases.access import can_view_case
+from app.cases.models import Case
+from app.extensions import db
 from app.viewer import bp
+from app.viewer.services import ViewerError, case_payload, save_reference_marks
 
 
 @bp.route("/")
 @login_required
 def index() -> str:
     return render_template("viewer/index.html")
+
+
+def _viewable_case(case_id: int) -> Case:
+    case = db.session.get(Case, case_id)
+    if case is None or not can_view_case(current_user, case):
+        abort(404, description="There is no such case.")
+    return case
+
+
+@bp.route("/cases/<int:case_id>")
+@login_required
+def case(case_id: int) -> str:
+    viewed = _viewable_case(case_id)
+    return render_template("viewer/case.html", case=viewed)
+
+
+@bp.route("/api/cases/<int:case_id>")
+@login_required
+def case_data(case_id: int) -> Response:
+    response = jsonify(case_payload(_viewable_case(case_id), current_user))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/api/cases/<int:case_id>/marks", methods=["POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def save_marks(case_id: int) -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("marks"), list):
+        abort(400, description="Send JSON of the form {\"marks\": [...]}.")
+    try:
+        version = save_reference_marks(_viewable_case(case_id), current_user, body["marks"])
+    except ViewerError as exc:
+        db.session.rollback()
+        message = str(exc)
+        return jsonify(error="Bad Request", message=message[:1].upper() + message[1:] + ".",
+                       status=400), 400
+    return jsonify(saved=True, version=version)

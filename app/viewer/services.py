@@ -1,0 +1,75 @@
+"""What the viewer is sent for a case, and saving a trainer's reference marks.
+
+The answer key never reaches a browser that may not see it: reference marks are included
+only for users who curate the library (trainers, administrators).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+
+from app.auth.models import User
+from app.auth.roles import Role
+from app.cases.models import Case, ReadKind, ReferenceRead
+from app.cases.reads import get_scheme, reference_for, save_read
+from app.quizzes.schemes import SchemeError
+
+
+class ViewerError(ValueError):
+    """A refused viewer request; the message is for the user."""
+
+
+def may_curate(user: User) -> bool:
+    return user.has_role(Role.TRAINER, Role.ADMIN)
+
+
+def case_payload(case: Case, user: User) -> dict[str, Any]:
+    images = [
+        {
+            "id": image.id,
+            "view": image.view,
+            "prior": image.is_prior,
+            "columns": image.columns,
+            "rows": image.rows,
+            "preview_url": url_for("cases.image_file", image_id=image.id, kind="preview",
+                                   v=image.version),
+            "full_url": url_for("cases.image_file", image_id=image.id, kind="full",
+                                v=image.version),
+            "params": image.display_params,
+        }
+        for image in case.images
+    ]
+    payload: dict[str, Any] = {"case": {"id": case.id, "title": case.title}, "images": images,
+                               "labels": [], "marks": [], "editable": False}
+    if may_curate(user):
+        reference = reference_for(case)
+        mine = _my_read(case, user)
+        scheme = reference.scheme
+        if scheme is not None and scheme.mark_labels:
+            payload["labels"] = [{"value": o.value, "label": o.label}
+                                 for o in scheme.mark_labels]
+        payload["editable"] = mine is not None and bool(payload["labels"])
+        payload["marks"] = list(mine.marks) if mine is not None else []
+        payload["reference_marks"] = reference.marks
+        payload["save_url"] = url_for("viewer.save_marks", case_id=case.id)
+    return payload
+
+
+def _my_read(case: Case, user: User) -> ReferenceRead | None:
+    return next((r for r in case.current_reads
+                 if r.author_id == user.id and r.kind == ReadKind.EXPERT.value), None)
+
+
+def save_reference_marks(case: Case, user: User, marks: Any) -> int:
+    """A new version of the trainer's own read with these marks; returns the version."""
+    mine = _my_read(case, user)
+    if mine is None:
+        raise ViewerError("write your reference read of this case before marking lesions")
+    scheme = get_scheme(mine.scheme_key, mine.scheme_version)
+    try:
+        read = save_read(case, author=user, scheme=scheme, answers=mine.answers, marks=marks)
+    except SchemeError as exc:
+        raise ViewerError(str(exc)) from None
+    return read.version
