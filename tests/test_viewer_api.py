@@ -99,8 +99,7 @@ def test_saving_marks_adds_a_version_of_the_trainers_read(client, case):
 )
 def test_bad_marks_are_400_with_the_reason(client, case, marks, message):
     login(client, "expert")
-    for mark in marks:
-        mark.setdefault("image_id", case.images[0].id)
+    marks = [{"image_id": case.images[0].id, **mark} for mark in marks]
     response = _save(client, case, marks)
     assert response.status_code == 400
     assert message in response.get_json()["message"]
