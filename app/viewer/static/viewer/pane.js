@@ -1,0 +1,247 @@
+// One image on screen: preview first, then the full-resolution data with real window/level;
+// zoom and pan as a view transform; an overlay canvas for marks and measurements.
+import { decodePng16 } from "./png16.js";
+import { createRenderer } from "./render.js";
+import { drawMark, STYLES, distance } from "./marks.js";
+
+const MIN_SCALE = 0.02, MAX_SCALE = 40;
+
+export class Pane {
+  constructor(container, image, viewer) {
+    this.image = image;
+    this.viewer = viewer;
+    this.params = image.params;
+    this.columns = image.columns;
+    this.rows = image.rows;
+    this.view = { scale: 1, tx: 0, ty: 0 }; // screen (CSS px) = image * scale + t
+    this.window = { ...this.params.default_window };
+    this.invert = Boolean(this.params.invert);
+    this.renderer = null;
+    this.previewImage = null;
+    this.fullLoaded = false;
+    this.previewShown = false;
+    this.progress = 0;
+
+    this.el = document.createElement("div");
+    this.el.className = "pane";
+    this.el.dataset.imageId = image.id;
+    this.previewCanvas = this.#canvas("pane-preview");
+    this.imageCanvas = this.#canvas("pane-image");
+    this.overlay = this.#canvas("pane-overlay");
+    this.overlay.tabIndex = 0;
+    this.caption = document.createElement("div");
+    this.caption.className = "pane-caption";
+    this.caption.textContent = `${image.view}${image.prior ? " (prior)" : ""}`;
+    this.progressEl = document.createElement("div");
+    this.progressEl.className = "pane-progress";
+    this.progressEl.setAttribute("role", "progressbar");
+    this.el.append(this.previewCanvas, this.imageCanvas, this.overlay, this.caption, this.progressEl);
+    container.append(this.el);
+    this.resizeObserver = new ResizeObserver(() => this.#resize());
+    this.resizeObserver.observe(this.el);
+  }
+
+  #canvas(cls) {
+    const c = document.createElement("canvas");
+    c.className = cls;
+    return c;
+  }
+
+  get dpr() { return window.devicePixelRatio || 1; }
+  get width() { return this.el.clientWidth; }
+  get height() { return this.el.clientHeight; }
+
+  #resize() {
+    const w = Math.max(1, Math.round(this.width * this.dpr));
+    const h = Math.max(1, Math.round(this.height * this.dpr));
+    for (const c of [this.previewCanvas, this.overlay]) { c.width = w; c.height = h; }
+    if (this.renderer) this.renderer.resize(w, h); else { this.imageCanvas.width = w; this.imageCanvas.height = h; }
+    if (!this.fitted) { this.fit(); this.fitted = true; } else this.draw();
+  }
+
+  // ---- loading: preview first, full data when it arrives -----------------------------------
+
+  async load() {
+    const preview = new Image();
+    preview.decoding = "async";
+    preview.src = this.image.preview_url;
+    preview.decode().then(() => {
+      this.previewImage = preview;
+      if (!this.fullLoaded) { this.previewShown = true; this.draw(); }
+      this.viewer.changed(this);
+    }).catch(() => {});
+    try {
+      const buffer = await this.#fetchWithProgress(this.image.full_url);
+      const decoded = await decodePng16(buffer);
+      this.renderer = createRenderer(this.imageCanvas, decoded, this.params,
+                                     { prefer: this.viewer.options.renderer || "webgl2" });
+      this.renderer.resize(this.imageCanvas.width, this.imageCanvas.height);
+      this.renderer.setInvert(this.invert);
+      this.renderer.setWindow(this.window.center, this.window.width);
+      this.fullLoaded = true;
+      this.previewCanvas.hidden = true;
+      this.progressEl.hidden = true;
+      this.draw();
+    } catch (error) {
+      this.progressEl.textContent = "Full resolution not available: showing the preview.";
+      this.loadError = String(error);
+    }
+    this.viewer.changed(this);
+  }
+
+  async #fetchWithProgress(url) {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`image request failed (${response.status})`);
+    const total = Number(response.headers.get("Content-Length")) || 0;
+    const reader = response.body.getReader();
+    const chunks = [];
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      received += value.length;
+      this.progress = total ? received / total : 0;
+      this.progressEl.textContent = total
+        ? `Full resolution ${Math.round(this.progress * 100)}%` : "Loading full resolution…";
+      this.progressEl.style.setProperty("--progress", this.progress);
+    }
+    const out = new Uint8Array(received);
+    let offset = 0;
+    for (const c of chunks) { out.set(c, offset); offset += c.length; }
+    return out.buffer;
+  }
+
+  // ---- view transform ------------------------------------------------------------------------
+
+  toScreen([x, y]) { return [x * this.view.scale + this.view.tx, y * this.view.scale + this.view.ty]; }
+  toImage([sx, sy]) { return [(sx - this.view.tx) / this.view.scale, (sy - this.view.ty) / this.view.scale]; }
+
+  setView(view, { propagate = true } = {}) {
+    this.view = { scale: Math.min(Math.max(view.scale, MIN_SCALE), MAX_SCALE), tx: view.tx, ty: view.ty };
+    this.draw();
+    if (propagate) this.viewer.viewChanged(this);
+  }
+
+  fit() {
+    const scale = Math.min(this.width / this.columns, this.height / this.rows) || 1;
+    this.setView({ scale, tx: (this.width - this.columns * scale) / 2, ty: (this.height - this.rows * scale) / 2 });
+  }
+
+  oneToOne() {
+    // One image pixel per device pixel, keeping the centre of the screen where it is.
+    this.zoomAt(1 / this.dpr / this.view.scale, this.width / 2, this.height / 2);
+  }
+
+  zoomAt(factor, sx, sy) {
+    const scale = Math.min(Math.max(this.view.scale * factor, MIN_SCALE), MAX_SCALE);
+    const [ix, iy] = this.toImage([sx, sy]);
+    this.setView({ scale, tx: sx - ix * scale, ty: sy - iy * scale });
+  }
+
+  panBy(dx, dy) { this.setView({ ...this.view, tx: this.view.tx + dx, ty: this.view.ty + dy }); }
+
+  // ---- window/level --------------------------------------------------------------------------
+
+  setWindow(center, width) {
+    this.window = { ...this.window, center, width: Math.max(1, width) };
+    if (this.renderer) this.renderer.setWindow(this.window.center, this.window.width);
+    this.draw();
+  }
+
+  setInvert(invert) {
+    this.invert = invert;
+    if (this.renderer) this.renderer.setInvert(invert);
+    this.draw();
+  }
+
+  // ---- drawing -------------------------------------------------------------------------------
+
+  draw() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => { this.frame = null; this.drawNow(); });
+  }
+
+  drawNow() {
+    const d = this.dpr;
+    if (this.renderer) {
+      this.renderer.setView({ scale: this.view.scale * d, tx: this.view.tx * d, ty: this.view.ty * d });
+      this.renderer.render();
+    } else if (this.previewImage) {
+      const ctx = this.previewCanvas.getContext("2d");
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = "#000";
+      ctx.fillRect(0, 0, this.previewCanvas.width, this.previewCanvas.height);
+      const k = this.columns / this.previewImage.naturalWidth; // preview -> image pixels
+      ctx.setTransform(this.view.scale * k * d, 0, 0, this.view.scale * k * d, this.view.tx * d, this.view.ty * d);
+      ctx.imageSmoothingEnabled = this.view.scale * k < 2;
+      ctx.drawImage(this.previewImage, 0, 0);
+    }
+    this.drawOverlay();
+  }
+
+  drawOverlay() {
+    const ctx = this.overlay.getContext("2d");
+    const d = this.dpr;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
+    ctx.setTransform(d, 0, 0, d, 0, 0);
+    const toScreen = (p) => this.toScreen(p);
+    const viewer = this.viewer;
+    for (const mark of viewer.referenceMarksFor(this.image.id)) {
+      drawMark(ctx, mark, toScreen, STYLES[mark.status === "miss" ? "miss" : "reference"],
+               { label: viewer.labelOf(mark.finding) });
+    }
+    for (const mark of viewer.marksFor(this.image.id)) {
+      const style = STYLES[mark.status === "hit" ? "hit" : mark.status === "false" ? "false" : "own"];
+      drawMark(ctx, mark, toScreen, style, { selected: mark === viewer.selected,
+                                            label: viewer.labelOf(mark.finding) });
+    }
+    for (const m of viewer.measurementsFor(this.image.id)) this.#drawMeasurement(ctx, m);
+    const draft = viewer.draft;
+    if (draft && draft.pane === this) draft.draw(ctx, toScreen);
+  }
+
+  #drawMeasurement(ctx, m) {
+    const [x0, y0] = this.toScreen(m.from), [x1, y1] = this.toScreen(m.to);
+    const { value, unit } = distance(m.from, m.to, this.params.pixel_spacing_mm);
+    ctx.save();
+    ctx.strokeStyle = "#9dff5a";
+    ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+    ctx.font = "13px system-ui, sans-serif";
+    ctx.fillStyle = "#9dff5a";
+    ctx.fillText(`${value.toFixed(unit === "mm" ? 1 : 0)} ${unit}`, x1 + 6, y1 - 6);
+    ctx.restore();
+  }
+
+  // The grey level the screen shows at CSS pixel (sx, sy): for tests and the loupe.
+  sample(sx, sy) {
+    this.drawNow();
+    const d = this.dpr;
+    const source = this.renderer ? this.imageCanvas : this.previewCanvas;
+    const probe = document.createElement("canvas");
+    probe.width = probe.height = 1;
+    const ctx = probe.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(source, Math.floor(sx * d), Math.floor(sy * d), 1, 1, 0, 0, 1, 1);
+    return ctx.getImageData(0, 0, 1, 1).data[0];
+  }
+
+  drawLoupe(loupe, sx, sy, magnification = 3) {
+    this.drawNow();
+    const d = this.dpr;
+    const source = this.renderer ? this.imageCanvas : this.previewCanvas;
+    const size = loupe.width / magnification;
+    const ctx = loupe.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, loupe.width, loupe.height);
+    ctx.drawImage(source, sx * d - size / 2, sy * d - size / 2, size, size, 0, 0, loupe.width, loupe.height);
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+    if (this.renderer) this.renderer.destroy();
+    this.el.remove();
+  }
+}

@@ -1,0 +1,269 @@
+"""The viewer in Chromium: real window/level, marks under zoom and pan, measurement, what a
+trainee's browser receives, and preview-first loading on a slow link."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from sqlalchemy import select
+
+from app.auth.roles import Role
+from app.cases import pixels
+from app.cases.dicom_build import dataset_bytes, dx_dataset
+from app.cases.ingest import ImportOptions, Source, import_files
+from app.cases.models import Case, CaseStatus
+from app.cases.reads import get_scheme, save_read
+from app.extensions import db
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def _import(data: bytes, actor) -> Case:
+    [result] = import_files([Source("x.dcm", lambda: data)], actor=actor,
+                            options=ImportOptions()).results
+    assert result.status == "imported", result.reason
+    return db.session.get(Case, result.case_id)
+
+
+def _sign_in(page, base, username):
+    page.goto(base + "/auth/login")
+    page.get_by_label("User name or e-mail").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def _open(page, base, case_id, query=""):
+    page.goto(f"{base}/viewer/cases/{case_id}{query}")
+    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded",
+                           timeout=30_000)
+    return page.evaluate("() => window.cxrViewer.state()")
+
+
+@pytest.fixture
+def trainer(make_user):
+    return make_user(Role.TRAINER)
+
+
+@pytest.fixture
+def rg1_case(app, trainer) -> Case:
+    case = _import(open(get_testdata_file("RG1_UNCR.dcm"), "rb").read(), trainer)
+    save_read(case, author=trainer, scheme=get_scheme("ds3030"),
+              answers={"overall": "abnormal", "findings": ["discrete_nodule"]})
+    return case
+
+
+@pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
+def test_numeric_window_matches_the_dicom_linear_function(portal_url, page, trainer, rg1_case,
+                                                          renderer):
+    _sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, rg1_case.id, f"?renderer={renderer}")
+    assert state["panes"][0]["renderer"] == renderer
+    page.get_by_label("Window centre").fill("9000")
+    page.get_by_label("Window width").fill("6000")
+    page.get_by_label("Window width").dispatch_event("change")
+    state = page.evaluate("() => window.cxrViewer.state()")
+    assert state["panes"][0]["window"]["center"] == 9000
+    view = state["panes"][0]["view"]
+    ds = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm"))
+    stored = pixels.stored_pixels(ds)
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(25):
+        i, j = int(rng.integers(0, 1841)), int(rng.integers(0, 1955))
+        sx = (i + 0.5) * view["scale"] + view["tx"]
+        sy = (j + 0.5) * view["scale"] + view["ty"]
+        # Only points whose screen pixel lies well inside one image pixel are unambiguous.
+        if view["scale"] < 1:
+            fx = (np.floor(sx) + 0.5 - view["tx"]) / view["scale"]
+            fy = (np.floor(sy) + 0.5 - view["ty"]) / view["scale"]
+            i, j = int(fx), int(fy)
+        shown = page.evaluate("([x, y]) => window.cxrViewer.panes[0].sample(x, y)", [sx, sy])
+        expected = 255 - float(pixels.window_linear(np.array([stored[j, i]], float), 9000, 6000)[0])
+        assert abs(shown - round(expected)) <= 1, (i, j, shown, expected)
+        checked += 1
+    assert checked == 25
+
+
+def _screen(view, x, y):
+    return x * view["scale"] + view["tx"], y * view["scale"] + view["ty"]
+
+
+def _overlay_box(page):
+    return page.locator(".pane-overlay").first.bounding_box()
+
+
+def _drag(page, box, view, start, end):
+    x0, y0 = _screen(view, *start)
+    x1, y1 = _screen(view, *end)
+    page.mouse.move(box["x"] + x0, box["y"] + y0)
+    page.mouse.down()
+    page.mouse.move(box["x"] + x1, box["y"] + y1, steps=6)
+    page.mouse.up()
+
+
+def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
+        portal_url, page, trainer, rg1_case):
+    _sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, rg1_case.id)
+    box = _overlay_box(page)
+
+    # Zoom 1x: an ellipse over image pixels (400, 500)-(600, 640).
+    page.keyboard.press("e")
+    view = state["panes"][0]["view"]
+    _drag(page, box, view, (400.5, 500.5), (600.5, 640.5))
+
+    # Zoom 3x about a point with the wheel, then pan by dragging with the pan tool.
+    page.keyboard.press("1")  # one image pixel per screen pixel
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(8):
+        page.mouse.wheel(0, -100)
+    page.keyboard.press("p")
+    page.mouse.move(box["x"] + 300, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 220, box["y"] + 260, steps=5)
+    page.mouse.up()
+    view = page.evaluate("() => window.cxrViewer.state().panes[0].view")
+    assert view["scale"] > 2.5
+    # A point mark and a rectangle where the zoomed view shows image pixel (X, Y).
+    centre_x, centre_y = ((box["width"] / 2 - view["tx"]) / view["scale"],
+                          (box["height"] / 2 - view["ty"]) / view["scale"])
+    target = (int(centre_x) + 0.5, int(centre_y) + 0.5)
+    page.keyboard.press("a")
+    sx, sy = _screen(view, *target)
+    page.mouse.click(box["x"] + sx, box["y"] + sy)
+    page.keyboard.press("r")
+    rect_from = (int(centre_x) - 20.5, int(centre_y) - 10.5)
+    rect_to = (int(centre_x) + 15.5, int(centre_y) + 25.5)
+    _drag(page, box, view, rect_from, rect_to)
+
+    marks = page.evaluate("() => window.cxrViewer.state().marks")
+    ellipse, point, rect = marks
+    g = ellipse["geometry"]
+    assert abs(g["cx"] - 500.5) <= 1 and abs(g["cy"] - 570.5) <= 1
+    assert abs(g["rx"] - 100) <= 1 and abs(g["ry"] - 70) <= 1
+    assert abs(point["geometry"]["x"] - target[0]) <= 1
+    assert abs(point["geometry"]["y"] - target[1]) <= 1
+    r = rect["geometry"]
+    assert abs(r["x"] - rect_from[0]) <= 1 and abs(r["y"] - rect_from[1]) <= 1
+    assert abs(r["width"] - 36) <= 1 and abs(r["height"] - 36) <= 1
+    assert {m["finding"] for m in marks} == {"infiltrate"}  # the first label of the scheme
+
+    page.get_by_role("button", name="Save marks").click()
+    page.wait_for_function("() => document.querySelector('.vw-status').textContent.startsWith('saved')")
+    state = _open(page, portal_url, rg1_case.id)  # reload
+    assert json.dumps(state["marks"], sort_keys=True) == json.dumps(
+        [{**m} for m in marks], sort_keys=True)
+
+
+def test_select_move_delete_and_undo(portal_url, page, trainer, rg1_case):
+    _sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, rg1_case.id)
+    box = _overlay_box(page)
+    view = state["panes"][0]["view"]
+    page.keyboard.press("r")
+    _drag(page, box, view, (300, 300), (500, 450))
+    page.keyboard.press("s")
+    _drag(page, box, view, (400, 380), (450, 400))  # move by (+50, +20)
+    [moved] = page.evaluate("() => window.cxrViewer.state().marks")
+    assert abs(moved["geometry"]["x"] - 350) <= 1.5 and abs(moved["geometry"]["y"] - 320) <= 1.5
+    page.keyboard.press("Delete")
+    assert page.evaluate("() => window.cxrViewer.state().marks") == []
+    page.keyboard.press("Control+z")
+    assert len(page.evaluate("() => window.cxrViewer.state().marks")) == 1
+
+
+def test_measurement_of_a_known_distance(portal_url, page, trainer, app):
+    values = np.full((600, 500), 1000, dtype=np.uint16)
+    data = dataset_bytes(dx_dataset(values, bits_stored=12, pixel_spacing_mm=0.2))
+    case = _import(data, trainer)
+    _sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, case.id)
+    box = _overlay_box(page)
+    page.keyboard.press("d")
+    _drag(page, box, state["panes"][0]["view"], (100.5, 200.5), (400.5, 200.5))
+    [m] = page.evaluate("() => window.cxrViewer.state().measurements")
+    length_px = np.hypot(m["to"][0] - m["from"][0], m["to"][1] - m["from"][1])
+    assert abs(length_px * 0.2 - 60.0) <= 0.2 * 1.5  # 300 px x 0.2 mm, to 1 px x spacing
+    text = page.evaluate("() => window.cxrViewer.panes[0].el.textContent")
+    assert text is not None
+
+
+def test_trainee_browser_never_receives_reference_marks(portal_url, page, make_user, trainer,
+                                                       rg1_case):
+    rg1_case.status = CaseStatus.PUBLISHED.value
+    db.session.commit()
+    reference = db.session.scalars(select(Case)).one()
+    save_read(reference, author=trainer, scheme=get_scheme("ds3030"),
+              answers={"overall": "abnormal", "findings": ["discrete_nodule"]},
+              marks=[{"image_id": reference.images[0].id, "finding": "discrete_nodule",
+                      "shape": "ellipse", "geometry": {"cx": 777.7, "cy": 888.8, "rx": 9, "ry": 9}}])
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    bodies: list[str] = []
+
+    data_bodies: list[str] = []
+
+    def keep(response):
+        try:
+            kind = response.headers.get("content-type") or ""
+            if "image/" not in kind:
+                bodies.append(response.url + "\n" + response.text())
+            if "json" in kind or "html" in kind:
+                data_bodies.append(response.text())
+        except Exception:  # noqa: S110 (redirects and aborted requests have no body)
+            pass
+
+    page.on("response", keep)
+    _sign_in(page, portal_url, trainee.username)
+    state = _open(page, portal_url, rg1_case.id, "?review=1")
+    assert state["marks"] == []
+    everything = "\n".join(bodies)
+    for secret in ("777.7", "888.8", "discrete_nodule", "Discrete nodule"):
+        assert secret not in everything
+    assert data_bodies and "reference_marks" not in "\n".join(data_bodies)
+
+
+def test_preview_appears_before_the_full_data_on_a_slow_link(portal_url, page, trainer, rg1_case):
+    _sign_in(page, portal_url, trainer.username)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 100,
+        "downloadThroughput": 2_000_000 / 8, "uploadThroughput": 2_000_000 / 8,
+    })
+    page.goto(f"{portal_url}/viewer/cases/{rg1_case.id}")
+    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].previewShown",
+                           timeout=30_000)
+    state = page.evaluate("() => window.cxrViewer.state().panes[0]")
+    assert state["previewShown"] and not state["fullLoaded"]
+    assert "%" in page.locator(".pane-progress").first.inner_text() or state["progress"] < 1
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    page.wait_for_function("() => window.cxrViewer.state().panes[0].fullLoaded", timeout=60_000)
+
+
+def test_marking_tools_are_hidden_without_an_own_read(portal_url, page, make_user, rg1_case):
+    other = make_user(Role.TRAINER)
+    _sign_in(page, portal_url, other.username)
+    _open(page, portal_url, rg1_case.id)
+    assert not page.get_by_role("button", name="Ellipse").is_visible()
+    assert not page.get_by_role("button", name="Save marks").is_visible()
+    assert "Write your reference read" in page.locator(".vw-status").inner_text()
+    page.keyboard.press("e")  # the shortcut does not switch to a marking tool either
+    assert page.evaluate("() => window.cxrViewer.state().tool") == "wl"
+
+
+def test_help_overlay_and_layout_switch(portal_url, page, trainer, rg1_case):
+    _sign_in(page, portal_url, trainer.username)
+    _open(page, portal_url, rg1_case.id)
+    page.keyboard.press("?")
+    assert page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
+    page.get_by_label("Layout").select_option("side")
+    assert page.evaluate("() => window.cxrViewer.state().layout") == "side"
