@@ -4,6 +4,7 @@ trainee's browser receives, and preview-first loading on a slow link."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.browser
 
 
 def _import(data: bytes, actor) -> Case:
-    [result] = import_files([Source("x.dcm", lambda: data)], actor=actor,
-                            options=ImportOptions()).results
+    [result] = import_files(
+        [Source("x.dcm", lambda: data)], actor=actor, options=ImportOptions()
+    ).results
     assert result.status == "imported", result.reason
     return db.session.get(Case, result.case_id)
 
@@ -40,8 +42,9 @@ def _sign_in(page, base, username):
 
 def _open(page, base, case_id, query=""):
     page.goto(f"{base}/viewer/cases/{case_id}{query}")
-    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded", timeout=30_000
+    )
     return page.evaluate("() => window.cxrViewer.state()")
 
 
@@ -52,15 +55,20 @@ def trainer(make_user):
 
 @pytest.fixture
 def rg1_case(app, trainer) -> Case:
-    case = _import(open(get_testdata_file("RG1_UNCR.dcm"), "rb").read(), trainer)
-    save_read(case, author=trainer, scheme=get_scheme("ds3030"),
-              answers={"overall": "abnormal", "findings": ["discrete_nodule"]})
+    case = _import(Path(get_testdata_file("RG1_UNCR.dcm")).read_bytes(), trainer)
+    save_read(
+        case,
+        author=trainer,
+        scheme=get_scheme("ds3030"),
+        answers={"overall": "abnormal", "findings": ["discrete_nodule"]},
+    )
     return case
 
 
 @pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
-def test_numeric_window_matches_the_dicom_linear_function(portal_url, page, trainer, rg1_case,
-                                                          renderer):
+def test_numeric_window_matches_the_dicom_linear_function(
+    portal_url, page, trainer, rg1_case, renderer
+):
     _sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, rg1_case.id, f"?renderer={renderer}")
     assert state["panes"][0]["renderer"] == renderer
@@ -108,7 +116,8 @@ def _drag(page, box, view, start, end):
 
 
 def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
-        portal_url, page, trainer, rg1_case):
+    portal_url, page, trainer, rg1_case
+):
     _sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, rg1_case.id)
     box = _overlay_box(page)
@@ -131,8 +140,10 @@ def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
     view = page.evaluate("() => window.cxrViewer.state().panes[0].view")
     assert view["scale"] > 2.5
     # A point mark and a rectangle where the zoomed view shows image pixel (X, Y).
-    centre_x, centre_y = ((box["width"] / 2 - view["tx"]) / view["scale"],
-                          (box["height"] / 2 - view["ty"]) / view["scale"])
+    centre_x, centre_y = (
+        (box["width"] / 2 - view["tx"]) / view["scale"],
+        (box["height"] / 2 - view["ty"]) / view["scale"],
+    )
     target = (int(centre_x) + 0.5, int(centre_y) + 0.5)
     page.keyboard.press("a")
     sx, sy = _screen(view, *target)
@@ -155,10 +166,13 @@ def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
     assert {m["finding"] for m in marks} == {"infiltrate"}  # the first label of the scheme
 
     page.get_by_role("button", name="Save marks").click()
-    page.wait_for_function("() => document.querySelector('.vw-status').textContent.startsWith('saved')")
+    page.wait_for_function(
+        "() => document.querySelector('.vw-status').textContent.startsWith('saved')"
+    )
     state = _open(page, portal_url, rg1_case.id)  # reload
     assert json.dumps(state["marks"], sort_keys=True) == json.dumps(
-        [{**m} for m in marks], sort_keys=True)
+        [{**m} for m in marks], sort_keys=True
+    )
 
 
 def test_select_move_delete_and_undo(portal_url, page, trainer, rg1_case):
@@ -194,15 +208,26 @@ def test_measurement_of_a_known_distance(portal_url, page, trainer, app):
     assert text is not None
 
 
-def test_trainee_browser_never_receives_reference_marks(portal_url, page, make_user, trainer,
-                                                       rg1_case):
+def test_trainee_browser_never_receives_reference_marks(
+    portal_url, page, make_user, trainer, rg1_case
+):
     rg1_case.status = CaseStatus.PUBLISHED.value
     db.session.commit()
     reference = db.session.scalars(select(Case)).one()
-    save_read(reference, author=trainer, scheme=get_scheme("ds3030"),
-              answers={"overall": "abnormal", "findings": ["discrete_nodule"]},
-              marks=[{"image_id": reference.images[0].id, "finding": "discrete_nodule",
-                      "shape": "ellipse", "geometry": {"cx": 777.7, "cy": 888.8, "rx": 9, "ry": 9}}])
+    save_read(
+        reference,
+        author=trainer,
+        scheme=get_scheme("ds3030"),
+        answers={"overall": "abnormal", "findings": ["discrete_nodule"]},
+        marks=[
+            {
+                "image_id": reference.images[0].id,
+                "finding": "discrete_nodule",
+                "shape": "ellipse",
+                "geometry": {"cx": 777.7, "cy": 888.8, "rx": 9, "ry": 9},
+            }
+        ],
+    )
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     bodies: list[str] = []
 
@@ -232,18 +257,26 @@ def test_preview_appears_before_the_full_data_on_a_slow_link(portal_url, page, t
     _sign_in(page, portal_url, trainer.username)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 100,
-        "downloadThroughput": 2_000_000 / 8, "uploadThroughput": 2_000_000 / 8,
-    })
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 100,
+            "downloadThroughput": 2_000_000 / 8,
+            "uploadThroughput": 2_000_000 / 8,
+        },
+    )
     page.goto(f"{portal_url}/viewer/cases/{rg1_case.id}")
-    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].previewShown",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => window.cxrViewer && window.cxrViewer.state().panes[0].previewShown", timeout=30_000
+    )
     state = page.evaluate("() => window.cxrViewer.state().panes[0]")
     assert state["previewShown"] and not state["fullLoaded"]
     assert "%" in page.locator(".pane-progress").first.inner_text() or state["progress"] < 1
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     page.wait_for_function("() => window.cxrViewer.state().panes[0].fullLoaded", timeout=60_000)
 
 
