@@ -30,7 +30,9 @@ def _viewable_case(case_id: int) -> Case:
 @login_required
 def case(case_id: int) -> str:
     viewed = _viewable_case(case_id)
-    return render_template("viewer/case.html", case=viewed)
+    # The case data travels in the page itself: one round trip less before the first image.
+    return render_template("viewer/case.html", case=viewed,
+                           payload=case_payload(viewed, current_user))
 
 
 @bp.route("/api/cases/<int:case_id>")

@@ -2,17 +2,25 @@
 import { Viewer } from "./viewer.js";
 
 const root = document.getElementById("viewer");
+async function caseData() {
+  // Embedded in the page (JSON, never executed); fetched when a page does not embed it.
+  const embedded = document.getElementById("viewer-data");
+  if (embedded) return JSON.parse(embedded.textContent);
+  const response = await fetch(root.dataset.caseUrl, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`The case could not be loaded (${response.status}).`);
+  return response.json();
+}
+
 if (root) {
   const params = new URLSearchParams(window.location.search);
-  const response = await fetch(root.dataset.caseUrl, { credentials: "same-origin" });
-  if (response.ok) {
-    const data = await response.json();
+  try {
+    const data = await caseData();
     // Exposed for the pages that embed the viewer (and for browser tests).
     window.cxrViewer = new Viewer(root, data, {
       renderer: params.get("renderer") === "canvas2d" ? "canvas2d" : "webgl2",
       review: params.get("review") === "1" && Boolean(data.reference_marks),
     });
-  } else {
-    root.querySelector(".vw-status").textContent = `The case could not be loaded (${response.status}).`;
+  } catch (error) {
+    root.querySelector(".vw-status").textContent = error.message;
   }
 }

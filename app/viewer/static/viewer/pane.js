@@ -65,11 +65,14 @@ export class Pane {
     const preview = new Image();
     preview.decoding = "async";
     preview.src = this.image.preview_url;
-    preview.decode().then(() => {
+    const previewReady = preview.decode().then(() => {
       this.previewImage = preview;
-      if (!this.fullLoaded) { this.previewShown = true; this.draw(); }
+      if (!this.fullLoaded) { this.previewShown = true; this.drawNow(); }
       this.viewer.changed(this);
     }).catch(() => {});
+    // On a slow link the full data would compete with the preview for bandwidth: ask for it
+    // once the preview is on screen (or after 3 s, whichever comes first).
+    await Promise.race([previewReady, new Promise((r) => setTimeout(r, 3000))]);
     try {
       const buffer = await this.#fetchWithProgress(this.image.full_url);
       const decoded = await decodePng16(buffer);
