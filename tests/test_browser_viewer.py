@@ -300,3 +300,23 @@ def test_help_overlay_and_layout_switch(portal_url, page, trainer, rg1_case):
     assert not page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
     page.get_by_label("Layout").select_option("side")
     assert page.evaluate("() => window.cxrViewer.state().layout") == "side"
+
+
+def test_pinch_zoom_with_touch(portal_url, page, trainer, rg1_case):
+    _sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, rg1_case.id)
+    before = state["panes"][0]["view"]["scale"]
+    box = _overlay_box(page)
+    cdp = page.context.new_cdp_session(page)
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    def touch(kind, spread):
+        points = [{"x": cx - spread, "y": cy, "id": 1}, {"x": cx + spread, "y": cy, "id": 2}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", 40)
+    for spread in range(50, 130, 10):
+        touch("touchMove", spread)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    after = page.evaluate("() => window.cxrViewer.state().panes[0].view.scale")
+    assert after > before * 2

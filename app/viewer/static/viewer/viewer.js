@@ -66,7 +66,21 @@ export class Viewer {
     for (const other of this.panes) if (other !== pane) other.setView(pane.view, { propagate: false });
   }
 
-  changed() { this.#refreshControls(); }
+  changed() {
+    this.#refreshControls();
+    if (!this.prefetched && this.panes.every((p) => p.fullLoaded || p.loadError)) {
+      this.prefetched = true;
+      this.#prefetch();
+    }
+  }
+
+  // Warm the browser cache with the next case's images (exercises pass their URLs) once this
+  // case is fully loaded, so moving on costs no wait on a slow link.
+  #prefetch() {
+    for (const url of this.data.prefetch || []) {
+      fetch(url, { credentials: "same-origin", priority: "low" }).catch(() => {});
+    }
+  }
 
   // ---- marks -----------------------------------------------------------------------------------
 
