@@ -44,6 +44,28 @@ function paddingRange(params) {
   return [Math.min(value, limit), Math.max(value, limit)];
 }
 
+/** The canvas pixels [first, end) along one axis whose centres fall on the image pixels
+ *  [start, start + length), clipped to [0, size): pixel c shows image pixel
+ *  floor((c + 0.5 - t) / scale), so a centre exactly on an image edge belongs to the pixel
+ *  right of / below it. Both back ends fill exactly these whole pixels, in double
+ *  precision here, instead of relying on how the edges of a fractional rectangle are
+ *  rasterised (GL's tie rules, or a 2D canvas's antialiasing). */
+function coveredPixels(start, length, scale, t, size) {
+  const first = Math.ceil(t + start * scale - 0.5);
+  const end = Math.ceil(t + (start + length) * scale - 0.5);
+  return [Math.min(Math.max(first, 0), size), Math.min(Math.max(end, 0), size)];
+}
+
+/** The padding range as PNG samples: [first, count - 1] for the shader's one unsigned
+ *  compare; a first sample beyond 16 bits matches nothing. */
+function paddingSamples(params) {
+  const range = paddingRange(params);
+  if (!range) return [0x10000, 0];
+  const first = Math.max(range[0] + params.stored_offset, 0);
+  const last = Math.min(range[1] + params.stored_offset, 0xffff);
+  return last < first ? [0x10000, 0] : [first, last - first];
+}
+
 /**
  * @param {HTMLCanvasElement|OffscreenCanvas} canvas target; its width/height are device px
  * @param {{width: number, height: number, data: Uint16Array}} image from decodePng16
@@ -113,19 +135,20 @@ function baseRenderer(kind, canvas, state, changed) {
 // ------------------------------------------------------------------------------- WebGL2
 
 const VERTEX_SHADER = `#version 300 es
-// One quad per texture tile, placed in canvas pixels by the view; corners from the
-// vertex id, so there are no vertex buffers at all.
-uniform vec4 u_tile;   // tile x0, y0, x1, y1 in image pixels
-uniform vec3 u_view;   // scale, tx, ty: canvas = image * scale + t (canvas pixels)
+// One quad per texture tile, on whole canvas pixels (see coveredPixels); corners come
+// from the vertex id, so there are no vertex buffers at all.
+uniform vec4 u_rect;   // x0, y0, x1, y1 in canvas pixels, y down
 uniform vec2 u_canvas; // canvas size in pixels
 void main() {
   vec2 corner = vec2(gl_VertexID & 1, gl_VertexID >> 1);
-  vec2 canvasPos = mix(u_tile.xy, u_tile.zw, corner) * u_view.x + u_view.yz;
+  vec2 canvasPos = mix(u_rect.xy, u_rect.zw, corner);
   // Canvas rows go down, clip space goes up.
   gl_Position = vec4(canvasPos / u_canvas * vec2(2.0, -2.0) + vec2(-1.0, 1.0), 0.0, 1.0);
 }`;
 
 const FRAGMENT_SHADER = `#version 300 es
+// Kept lean: on a software GPU (SwiftShader) every operation per fragment shows up in the
+// frame time of a window drag.
 precision highp float;
 precision highp int;
 precision highp usampler2D;
@@ -133,29 +156,27 @@ uniform usampler2D u_samples;
 uniform vec3 u_view;       // scale, tx, ty
 uniform float u_canvasHeight;
 uniform ivec4 u_tileRect;  // tile x0, y0, width, height in image pixels
-uniform int u_offset;      // stored_offset
-uniform vec2 u_rescale;    // slope, intercept
-uniform vec4 u_window;     // low edge, high edge, c' = c - 0.5, 255 / w' (w' = w - 1)
-uniform bool u_invert;
-uniform bool u_hasPadding;
-uniform ivec2 u_padding;   // inclusive range of padding, stored units
+uniform vec2 u_rescale;    // slope, intercept - stored_offset * slope: sample -> output
+uniform vec2 u_window;     // c' = c - 0.5, 255 / w' (w' = w - 1 > 0)
+uniform bool u_threshold;  // width 1 (w' = 0): black up to c', white above
+uniform float u_invert;    // 255 to invert, else 0: grey' = |u_invert - grey|
+uniform uvec2 u_padding;   // first padding sample, number of padding samples - 1
 out vec4 outColor;
 void main() {
   // Centre of this canvas pixel, y down, then the image pixel it falls in (nearest).
   vec2 canvasPos = vec2(gl_FragCoord.x, u_canvasHeight - gl_FragCoord.y);
   ivec2 pixel = ivec2(floor((canvasPos - u_view.yz) / u_view.x));
-  // Clamp guards the tile edges against rounding; the quad already limits coverage.
+  // The clamp guards tile edges against rounding; the quad already limits coverage.
   ivec2 texel = clamp(pixel - u_tileRect.xy, ivec2(0), u_tileRect.zw - 1);
-  int stored = int(texelFetch(u_samples, texel, 0).r) - u_offset;
-  float x = float(stored) * u_rescale.x + u_rescale.y;
-  float grey;
-  if (x <= u_window.x) grey = 0.0;
-  else if (x > u_window.y) grey = 255.0;
-  else grey = clamp((x - u_window.z) * u_window.w + 127.5, 0.0, 255.0);
-  grey = floor(grey + 0.5);
-  if (u_invert) grey = 255.0 - grey;
-  if (u_hasPadding && stored >= u_padding.x && stored <= u_padding.y) grey = 0.0;
-  outColor = vec4(vec3(grey / 255.0), 1.0);
+  uint value = texelFetch(u_samples, texel, 0).r;
+  float x = float(value) * u_rescale.x + u_rescale.y;
+  // The LINEAR window: clamping the straight line equals the standard's three cases.
+  float grey = u_threshold ? (x > u_window.x ? 255.0 : 0.0)
+                           : clamp((x - u_window.x) * u_window.y + 127.5, 0.0, 255.0);
+  grey = abs(u_invert - floor(grey + 0.5));
+  // One unsigned compare for the padding range: samples below it wrap to huge values.
+  bool padding = value - u_padding.x <= u_padding.y;
+  outColor = vec4(vec3(padding ? 0.0 : grey / 255.0), 1.0);
 }`;
 
 function compile(gl, type, source) {
@@ -225,23 +246,19 @@ function webglRenderer(canvas, gl, image, params, state, options) {
   if (!(tileSize >= 1)) throw new Error("WebGL2 reports no usable MAX_TEXTURE_SIZE.");
   const program = link(gl);
   const uniform = {};
-  for (const name of ["u_tile", "u_view", "u_canvas", "u_samples", "u_canvasHeight",
-                      "u_tileRect", "u_offset", "u_rescale", "u_window", "u_invert",
-                      "u_hasPadding", "u_padding"]) {
+  for (const name of ["u_rect", "u_view", "u_canvas", "u_samples", "u_canvasHeight",
+                      "u_tileRect", "u_rescale", "u_window", "u_threshold", "u_invert",
+                      "u_padding"]) {
     uniform[name] = gl.getUniformLocation(program, name);
   }
   const tiles = uploadTiles(gl, image, tileSize);
   const vao = gl.createVertexArray(); // empty: corners come from gl_VertexID
-  const padding = paddingRange(params);
+  const { stored_offset: offset, rescale_slope: slope, rescale_intercept: intercept } = params;
 
   gl.useProgram(program);
   gl.uniform1i(uniform.u_samples, 0);
-  gl.uniform1i(uniform.u_offset, params.stored_offset);
-  gl.uniform2f(uniform.u_rescale, params.rescale_slope, params.rescale_intercept);
-  gl.uniform1i(uniform.u_hasPadding, padding ? 1 : 0);
-  // Clamp to int32: a padding value outside the stored range simply matches nothing.
-  const toInt = (v) => Math.max(-0x80000000, Math.min(0x7fffffff, v));
-  gl.uniform2i(uniform.u_padding, ...(padding ?? [0, 0]).map(toInt));
+  gl.uniform2f(uniform.u_rescale, slope, intercept - offset * slope);
+  gl.uniform2ui(uniform.u_padding, ...paddingSamples(params));
   gl.disable(gl.DEPTH_TEST);
   gl.disable(gl.BLEND);
 
@@ -262,13 +279,16 @@ function webglRenderer(canvas, gl, image, params, state, options) {
       gl.uniform3f(uniform.u_view, scale, tx, ty);
       gl.uniform2f(uniform.u_canvas, canvas.width, canvas.height);
       gl.uniform1f(uniform.u_canvasHeight, canvas.height);
-      // w' = 0 (width 1) never reaches the slope: low edge == high edge.
-      gl.uniform4f(uniform.u_window, c - w / 2, c + w / 2, c, w > 0 ? 255 / w : 0);
-      gl.uniform1i(uniform.u_invert, state.invert ? 1 : 0);
+      gl.uniform2f(uniform.u_window, c, w > 0 ? 255 / w : 0);
+      gl.uniform1i(uniform.u_threshold, w > 0 ? 0 : 1);
+      gl.uniform1f(uniform.u_invert, state.invert ? 255 : 0);
       gl.activeTexture(gl.TEXTURE0);
       for (const tile of tiles) {
+        const [x0, x1] = coveredPixels(tile.x0, tile.w, scale, tx, canvas.width);
+        const [y0, y1] = coveredPixels(tile.y0, tile.h, scale, ty, canvas.height);
+        if (x1 <= x0 || y1 <= y0) continue; // off screen
         gl.bindTexture(gl.TEXTURE_2D, tile.texture);
-        gl.uniform4f(uniform.u_tile, tile.x0, tile.y0, tile.x0 + tile.w, tile.y0 + tile.h);
+        gl.uniform4f(uniform.u_rect, x0, y0, x1, y1);
         gl.uniform4i(uniform.u_tileRect, tile.x0, tile.y0, tile.w, tile.h);
         gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
       }
@@ -362,11 +382,9 @@ function canvasRenderer(canvas, image, params, state) {
       // (blending the first and last row and column with the background). Instead, fill
       // exactly the canvas pixels whose centres lie on the image, with the image as a
       // pattern: nearest sampling everywhere, like the WebGL path.
-      const x0 = Math.ceil(tx - 0.5);
-      const y0 = Math.ceil(ty - 0.5);
-      const x1 = Math.ceil(tx + width * scale - 0.5);
-      const y1 = Math.ceil(ty + height * scale - 0.5);
-      if (x1 <= x0 || y1 <= y0) return;
+      const [x0, x1] = coveredPixels(0, width, scale, tx, canvas.width);
+      const [y0, y1] = coveredPixels(0, height, scale, ty, canvas.height);
+      if (x1 <= x0 || y1 <= y0) return; // off screen
       ctx.imageSmoothingEnabled = false; // nearest pixel when zoomed
       pattern.setTransform(new DOMMatrix([scale, 0, 0, scale, tx, ty]));
       ctx.fillStyle = pattern;
