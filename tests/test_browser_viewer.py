@@ -320,3 +320,77 @@ def test_pinch_zoom_with_touch(portal_url, page, trainer, rg1_case):
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     after = page.evaluate("() => window.cxrViewer.state().panes[0].view.scale")
     assert after > before * 2
+
+
+def test_freehand_polygon_and_resize_by_handle(portal_url, page, trainer, rg1_case):
+    _sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, rg1_case.id)
+    box = _overlay_box(page)
+    view = state["panes"][0]["view"]
+    page.keyboard.press("g")
+    path = [(800, 800), (900, 820), (950, 900), (880, 980), (790, 930)]
+    x0, y0 = _screen(view, *path[0])
+    page.mouse.move(box["x"] + x0, box["y"] + y0)
+    page.mouse.down()
+    for point in path[1:]:
+        sx, sy = _screen(view, *point)
+        page.mouse.move(box["x"] + sx, box["y"] + sy, steps=4)
+    page.mouse.up()
+    [polygon] = page.evaluate("() => window.cxrViewer.state().marks")
+    assert polygon["shape"] == "polygon" and len(polygon["geometry"]["points"]) >= 5
+    xs = [p[0] for p in polygon["geometry"]["points"]]
+    assert min(xs) >= 785 and max(xs) <= 955
+
+    page.keyboard.press("r")
+    _drag(page, box, view, (300, 300), (500, 450))
+    page.keyboard.press("s")
+    _drag(page, box, view, (400, 380), (401, 381))  # select the rectangle
+    _drag(page, box, view, (500, 450), (600, 500))  # drag its south-east handle
+    rect = page.evaluate("() => window.cxrViewer.state().marks")[1]
+    g = rect["geometry"]
+    assert abs(g["x"] - 300) <= 2 and abs(g["width"] - 300) <= 3 and abs(g["height"] - 200) <= 3
+
+
+def test_loupe_magnifies_the_image_under_the_cursor(portal_url, page, trainer, rg1_case):
+    _sign_in(page, portal_url, trainer.username)
+    _open(page, portal_url, rg1_case.id)
+    box = _overlay_box(page)
+    page.keyboard.press("m")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] / 2 + 5, box["y"] + box["height"] / 2 + 5)
+    loupe = page.locator("canvas.viewer-loupe")
+    assert loupe.is_visible()
+    spread = page.evaluate("""() => { const c = document.querySelector('canvas.viewer-loupe');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let lo = 255, hi = 0; for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i]);
+        hi = Math.max(hi, d[i]); } return hi - lo; }""")
+    assert spread > 10  # image content, not an empty canvas
+    page.keyboard.press("m")
+    assert not loupe.is_visible()
+
+
+def test_linked_layout_moves_current_and_prior_together(portal_url, page, trainer, app):
+    from app.cases.models import CaseImage
+
+    current = dataset_bytes(dx_dataset(np.full((300, 240), 900, np.uint16), bits_stored=12))
+    prior = dataset_bytes(dx_dataset(np.full((300, 240), 700, np.uint16), bits_stored=12))
+    summary = import_files(
+        [Source("now.dcm", lambda: current), Source("then.dcm", lambda: prior)],
+        actor=trainer,
+        options=ImportOptions(one_case=True),
+    )
+    images = [db.session.get(CaseImage, r.image_id) for r in summary.results]
+    images[1].is_prior = True
+    db.session.commit()
+    _sign_in(page, portal_url, trainer.username)
+    _open(page, portal_url, images[0].case_id)
+    page.get_by_label("Layout").select_option("linked")
+    page.wait_for_function("() => window.cxrViewer.state().panes.length === 2")
+    box = _overlay_box(page)
+    page.keyboard.press("p")
+    page.mouse.move(box["x"] + 100, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 160, box["y"] + 130, steps=4)
+    page.mouse.up()
+    first, second = page.evaluate("() => window.cxrViewer.state().panes.map((p) => p.view)")
+    assert first == second
