@@ -101,8 +101,9 @@ async function inflate(idats, expected) {
       filled += value.length;
     }
   } catch (error) {
-    if (error.message.startsWith("PNG decode failed")) throw error;
-    throw fail(`image data is truncated or corrupt (${error.message})`);
+    const message = String(error?.message ?? error);
+    if (message.startsWith("PNG decode failed")) throw error;
+    throw fail(`image data is truncated or corrupt (${message})`); // from the inflater
   }
   if (filled !== expected) {
     throw fail(`image data is truncated (${filled} of ${expected} bytes after inflating)`);

@@ -154,7 +154,7 @@ precision highp int;
 precision highp usampler2D;
 uniform usampler2D u_samples;
 uniform vec3 u_view;       // scale, tx, ty
-uniform float u_canvasHeight;
+uniform vec2 u_canvas;     // canvas size in pixels
 uniform ivec4 u_tileRect;  // tile x0, y0, width, height in image pixels
 uniform vec2 u_rescale;    // slope, intercept - stored_offset * slope: sample -> output
 uniform vec2 u_window;     // c' = c - 0.5, 255 / w' (w' = w - 1 > 0)
@@ -164,7 +164,7 @@ uniform uvec2 u_padding;   // first padding sample, number of padding samples - 
 out vec4 outColor;
 void main() {
   // Centre of this canvas pixel, y down, then the image pixel it falls in (nearest).
-  vec2 canvasPos = vec2(gl_FragCoord.x, u_canvasHeight - gl_FragCoord.y);
+  vec2 canvasPos = vec2(gl_FragCoord.x, u_canvas.y - gl_FragCoord.y);
   ivec2 pixel = ivec2(floor((canvasPos - u_view.yz) / u_view.x));
   // The clamp guards tile edges against rounding; the quad already limits coverage.
   ivec2 texel = clamp(pixel - u_tileRect.xy, ivec2(0), u_tileRect.zw - 1);
@@ -246,7 +246,7 @@ function webglRenderer(canvas, gl, image, params, state, options) {
   if (!(tileSize >= 1)) throw new Error("WebGL2 reports no usable MAX_TEXTURE_SIZE.");
   const program = link(gl);
   const uniform = {};
-  for (const name of ["u_rect", "u_view", "u_canvas", "u_samples", "u_canvasHeight",
+  for (const name of ["u_rect", "u_view", "u_canvas", "u_samples",
                       "u_tileRect", "u_rescale", "u_window", "u_threshold", "u_invert",
                       "u_padding"]) {
     uniform[name] = gl.getUniformLocation(program, name);
@@ -278,7 +278,6 @@ function webglRenderer(canvas, gl, image, params, state, options) {
       gl.bindVertexArray(vao);
       gl.uniform3f(uniform.u_view, scale, tx, ty);
       gl.uniform2f(uniform.u_canvas, canvas.width, canvas.height);
-      gl.uniform1f(uniform.u_canvasHeight, canvas.height);
       gl.uniform2f(uniform.u_window, c, w > 0 ? 255 / w : 0);
       gl.uniform1i(uniform.u_threshold, w > 0 ? 0 : 1);
       gl.uniform1f(uniform.u_invert, state.invert ? 255 : 0);
@@ -306,9 +305,12 @@ function webglRenderer(canvas, gl, image, params, state, options) {
 
 // ----------------------------------------------------------------------------- Canvas 2D
 
+// Skia resolves a pixel centre that falls exactly on an image pixel edge to the left
+// (in x) where coveredPixels and the WebGL path go right; shifting the pattern by a hair
+// (invisible) gives the same pixels as WebGL for such ties (e.g. scale 1, tx = 0.5).
+const TIE_NUDGE = 1 / 128; // canvas pixels
 // ImageData is RGBA bytes; writing whole pixels through a Uint32Array view needs the
 // platform's byte order (little-endian everywhere in practice, checked anyway).
-const TIE_NUDGE = 1 / 128; // canvas pixels
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Grey level (0..255) per PNG sample value, for the current window (FORMAT.md step 3). */
@@ -327,8 +329,10 @@ export function buildLut(params, center, width, invert) {
   }
   const padding = paddingRange(params);
   if (padding) {
-    // Padding is in stored units; clamp its sample range to the table.
-    lut.fill(0, Math.max(padding[0] + offset, 0), Math.max(Math.min(padding[1] + offset + 1, 65536), 0));
+    // Padding is in stored units; its samples are clamped to the table.
+    const first = Math.min(Math.max(padding[0] + offset, 0), 65536);
+    const end = Math.min(Math.max(padding[1] + offset + 1, 0), 65536);
+    lut.fill(0, first, end);
   }
   return lut;
 }
@@ -390,9 +394,6 @@ function canvasRenderer(canvas, image, params, state) {
       const [y0, y1] = coveredPixels(0, height, scale, ty, canvas.height);
       if (x1 <= x0 || y1 <= y0) return; // off screen
       ctx.imageSmoothingEnabled = false; // nearest pixel when zoomed
-      // Skia resolves a pixel centre that falls exactly on an image pixel edge towards the
-      // left (in x); shifting the image by a hair (1/128 px, invisible) makes such ties
-      // go right/down as in coveredPixels and the WebGL path.
       pattern.setTransform(new DOMMatrix([scale, 0, 0, scale, tx - TIE_NUDGE, ty - TIE_NUDGE]));
       ctx.fillStyle = pattern;
       ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
