@@ -202,6 +202,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # Real WebGL2 without a GPU: ANGLE on SwiftShader, which headless Chromium would otherwise
+    # only pick as an automatic fallback that Chrome plans to remove.
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
 ]
 
 

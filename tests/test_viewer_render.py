@@ -10,7 +10,6 @@ built here, under the portal's CSP (script-src 'self', no inline script anywhere
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from app.cases.pixels import (
     stored_pixels,
     window_linear,
 )
-from tests.realservers import CHROMIUM, missing
+from tests.conftest import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -46,15 +45,6 @@ BACKENDS = ("webgl2", "canvas2d")
 # Chromium 156 still picks SwiftShader by itself in headless mode, even with --disable-gpu,
 # but the automatic software fallback is deprecated; asking for it explicitly keeps WebGL2
 # available when that fallback goes.
-CHROMIUM_WEBGL_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
 
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:"
 INDEX_HTML = (
@@ -209,19 +199,10 @@ def _handler(viewer: Viewer):
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        missing(f"Chromium not found at {CHROMIUM} (install Debian's 'chromium')")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("Playwright for Python is not installed")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_WEBGL_ARGS
-        )
-        yield browser
-        browser.close()
+def chromium(browser: Any) -> Any:
+    """The suite's one Chromium (tests/conftest.py): Playwright's sync API allows a single
+    instance per process. Its flags give real WebGL2 in headless mode (SwiftShader)."""
+    return browser
 
 
 @pytest.fixture(scope="module")
@@ -710,7 +691,7 @@ def test_runs_under_the_portal_csp_with_real_webgl2(viewer: Viewer, labelled: Ca
     }""")
     if info is None:
         pytest.fail("WebGL2 is unavailable in headless Chromium with "
-                    + " ".join(CHROMIUM_WEBGL_ARGS))
+                    + " ".join(CHROMIUM_ARGS))
     assert info["version"].startswith("WebGL 2.0")
     assert info["maxTexture"] >= 2048
     for backend in BACKENDS:
