@@ -392,10 +392,51 @@ def cases_schemes() -> None:
         click.echo(f"{scheme.ref}\t{scheme.audience}\t{scheme.name}")
 
 
+quizzes = click.Group("quizzes", help="Exercises and attempts.")
+
+
+@quizzes.command("create-exercise")
+@click.option("--title", required=True)
+@click.option("--kind", type=click.Choice(["practice", "exam"]), default="practice",
+              show_default=True)
+@click.option("--scheme", "scheme_key", default="ds3030", show_default=True)
+@click.option("--case", "case_ids", type=int, multiple=True, required=True,
+              help="A published case id (repeat for each case, in order).")
+@click.option("--time-limit", type=int, help="Minutes (exams).")
+@click.option("--max-attempts", type=int)
+@click.option("--cooldown-hours", type=int, default=0, show_default=True)
+@with_appcontext
+def quizzes_create_exercise(title: str, kind: str, scheme_key: str, case_ids: tuple[int, ...],
+                            time_limit: int | None, max_attempts: int | None,
+                            cooldown_hours: int) -> None:
+    """Create an exercise from published cases."""
+    from app.quizzes.services import AttemptError, create_exercise
+
+    try:
+        exercise = create_exercise(title=title, kind=kind, scheme_key=scheme_key,
+                                   case_ids=case_ids, actor=None,
+                                   time_limit_minutes=time_limit, max_attempts=max_attempts,
+                                   cooldown_hours=cooldown_hours)
+    except AttemptError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created exercise {exercise.id}: {exercise.title} ({len(case_ids)} cases)")
+
+
+@quizzes.command("expire")
+@with_appcontext
+def quizzes_expire() -> None:
+    """Time out attempts past their deadline (run it every minute from cron)."""
+    from app.quizzes.services import expire_overdue_attempts
+
+    click.echo(f"{expire_overdue_attempts()} attempts timed out")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(clinics)
     app.cli.add_command(cases)
+    app.cli.add_command(quizzes)
     app.cli.add_command(demo)
 
 

@@ -20,6 +20,8 @@ from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
 from app.cases.library_files import LoadResult, load_library
 from app.extensions import db
+from app.quizzes.models import Exercise
+from app.quizzes.services import create_exercise
 
 PASSWORD_FILE = "demo-accounts.txt"  # noqa: S105  (a file name, not a password)
 
@@ -85,9 +87,19 @@ def demo_library_path() -> Path:
     return Path(configured) if configured else Path(current_app.root_path).parent / "case_library"
 
 
+DEMO_PRACTICE = "Demo practice: DS-3030 chest X-ray reads"
+
+
 def seed_demo_library() -> list[LoadResult]:
-    """The curated demo cases, published (already loaded ones are left as they are)."""
-    return load_library(demo_library_path(), publish=True)
+    """The curated demo cases, published (already loaded ones are left as they are), and a
+    practice set of ten of them."""
+    results = load_library(demo_library_path(), publish=True)
+    if db.session.scalar(select(Exercise.id).where(Exercise.title == DEMO_PRACTICE)) is None:
+        case_ids = [r.case_id for r in results if r.case_id and r.status != "refused"][:10]
+        if case_ids:
+            create_exercise(title=DEMO_PRACTICE, kind="practice", scheme_key="ds3030",
+                            case_ids=case_ids, actor=None)
+    return results
 
 
 def seed_demo() -> list[DemoAccount]:

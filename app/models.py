@@ -3,15 +3,25 @@
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
 from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
-from app.quizzes.models import ReportingScheme
+from app.quizzes.models import (
+    Attempt,
+    AttemptAnswer,
+    Exercise,
+    ExerciseCase,
+    ReportingScheme,
+)
 
 __all__ = [
+    "Attempt",
+    "AttemptAnswer",
     "AuditEvent",
     "Case",
     "CaseFinding",
     "CaseImage",
     "CaseTag",
     "Clinic",
+    "Exercise",
+    "ExerciseCase",
     "LeadCountry",
     "ReferenceRead",
     "ReportingScheme",

@@ -1,13 +1,28 @@
-"""Trainer-made reporting schemes (the built-in ones are JSON files in schemes/)."""
+"""Reporting schemes made by trainers (built-in ones are JSON files in schemes/), exercises
+and the trainees' attempts at them."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.auth.models import User
+from app.cases.models import Case
 from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
 
@@ -22,3 +37,115 @@ class ReportingScheme(db.Model):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ExerciseKind(StrEnum):
+    PRACTICE = "practice"  # immediate feedback, unlimited attempts
+    EXAM = "exam"  # timed, attempt limit, cool-down, feedback as review settings allow
+
+
+class AttemptState(StrEnum):
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+    TIMED_OUT = "timed_out"
+    ABANDONED = "abandoned"
+
+
+def _values(enum: type[StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum)
+
+
+class Exercise(db.Model):
+    __tablename__ = "exercise"
+    __table_args__ = (CheckConstraint(f"kind IN ({_values(ExerciseKind)})", name="known_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    scheme_key: Mapped[str] = mapped_column(String(64))
+    scheme_version: Mapped[int] = mapped_column(Integer)
+    time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
+    cooldown_hours: Mapped[int] = mapped_column(Integer, default=0)
+    opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shuffle: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What a trainee sees, when: {"correctness": "immediate"|"after_submit"|"never", ...}
+    review: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Who it is for: {"roles": [...], "clinics": [...], "countries": [...]}; empty = everyone
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    cases: Mapped[list[ExerciseCase]] = relationship(
+        back_populates="exercise", cascade="all, delete-orphan", order_by="ExerciseCase.position"
+    )
+
+
+class ExerciseCase(db.Model):
+    __tablename__ = "exercise_case"
+
+    exercise_id: Mapped[int] = mapped_column(
+        ForeignKey("exercise.id", ondelete="CASCADE"), primary_key=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("teaching_case.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    exercise: Mapped[Exercise] = relationship(back_populates="cases")
+    case: Mapped[Case] = relationship()
+
+
+class Attempt(db.Model):
+    """One trainee's attempt at an exercise. At most one is in progress per trainee and
+    exercise (a partial unique index), so two tabs starting at once share it."""
+
+    __tablename__ = "attempt"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_values(AttemptState)})", name="known_state"),
+        Index(
+            "uq_attempt_open",
+            "exercise_id",
+            "user_id",
+            unique=True,
+            sqlite_where=text("state = 'in_progress'"),
+            postgresql_where=text("state = 'in_progress'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exercise_id: Mapped[int] = mapped_column(ForeignKey("exercise.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=AttemptState.IN_PROGRESS.value)
+    number: Mapped[int] = mapped_column(Integer, default=1)
+    case_order: Mapped[list[int]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The case the trainee has open and since when: reading time is measured on the server.
+    current_case_id: Mapped[int | None] = mapped_column(Integer)
+    current_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    exercise: Mapped[Exercise] = relationship()
+    user: Mapped[User] = relationship()
+    answers: Mapped[list[AttemptAnswer]] = relationship(
+        back_populates="attempt", cascade="all, delete-orphan"
+    )
+
+
+class AttemptAnswer(db.Model):
+    __tablename__ = "attempt_answer"
+
+    attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("attempt.id", ondelete="CASCADE"), primary_key=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("teaching_case.id"), primary_key=True)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    marks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Incremented by every acknowledged save; the page shows it as "saved".
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    attempt: Mapped[Attempt] = relationship(back_populates="answers")

@@ -1,13 +1,128 @@
 from __future__ import annotations
 
-from flask import render_template
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
+from app.cases.forms import ActionForm
+from app.extensions import db
 from app.quizzes import bp
+from app.quizzes.models import Attempt, AttemptState, Exercise
+from app.quizzes.services import (
+    AttemptError,
+    attempts_of,
+    open_attempt,
+    open_exercises,
+    save_answer,
+    scheme_of,
+    start_attempt,
+    submit_attempt,
+    view_case,
+)
+from app.viewer.services import attempt_payload
+
+TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
+
+
+def _refuse(exc: AttemptError) -> None:
+    abort(exc.status, description=exc.sentence)
 
 
 @bp.route("/")
-@roles_required(Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
+@roles_required(*TRAINING_ROLES)
 def index() -> str:
-    return render_template("quizzes/index.html")
+    exercises = open_exercises()
+    return render_template(
+        "quizzes/index.html", exercises=exercises, attempts=attempts_of(current_user),
+        open_attempts={e.id: open_attempt(e, current_user) for e in exercises},
+        action_form=ActionForm(),
+    )
+
+
+def _exercise_or_404(exercise_id: int) -> Exercise:
+    exercise = db.session.get(Exercise, exercise_id)
+    if exercise is None or not exercise.published:
+        abort(404, description="There is no such exercise.")
+    return exercise
+
+
+def _attempt_or_404(attempt_id: int) -> Attempt:
+    attempt = db.session.get(Attempt, attempt_id)
+    if attempt is None or attempt.user_id != current_user.id:
+        abort(404, description="There is no such attempt.")
+    return attempt
+
+
+@bp.route("/exercises/<int:exercise_id>/start", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def start(exercise_id: int) -> Response:
+    try:
+        attempt = start_attempt(_exercise_or_404(exercise_id), current_user)
+    except AttemptError as exc:
+        _refuse(exc)
+    return redirect(url_for("quizzes.case", attempt_id=attempt.id, position=1))
+
+
+@bp.route("/attempts/<int:attempt_id>/<int:position>")
+@roles_required(*TRAINING_ROLES)
+def case(attempt_id: int, position: int) -> Response | str:
+    attempt = _attempt_or_404(attempt_id)
+    if attempt.state != AttemptState.IN_PROGRESS.value:
+        return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+    try:
+        viewed, answer = view_case(attempt, current_user, position - 1)
+    except AttemptError as exc:
+        if attempt.state != AttemptState.IN_PROGRESS.value:  # it just timed out
+            return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+        _refuse(exc)
+    total = len(attempt.case_order)
+    next_case = None
+    if position < total:
+        next_case = db.session.get(type(viewed), attempt.case_order[position])
+    return render_template(
+        "quizzes/case.html", attempt=attempt, case=viewed, answer=answer, position=position,
+        total=total, scheme=scheme_of(attempt.exercise), action_form=ActionForm(),
+        payload=attempt_payload(attempt, viewed, answer, next_case),
+    )
+
+
+@bp.route("/attempts/<int:attempt_id>/cases/<int:case_id>", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def autosave(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
+    attempt = _attempt_or_404(attempt_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description='Send JSON: {"answers": {...}, "marks": [...]}.')
+    try:
+        answer = save_answer(attempt, current_user, case_id, body.get("answers"),
+                             body.get("marks"))
+    except AttemptError as exc:
+        db.session.rollback()
+        return jsonify(error="Not saved", message=exc.sentence, status=exc.status), exc.status
+    seconds_left = None
+    if attempt.deadline_at is not None:
+        seconds_left = max(0, int((attempt.deadline_at - answer.saved_at).total_seconds()))
+    return jsonify(saved=True, revision=answer.revision, saved_at=answer.saved_at.isoformat(),
+                   seconds_left=seconds_left)
+
+
+@bp.route("/attempts/<int:attempt_id>/submit", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def submit(attempt_id: int) -> Response:
+    attempt = _attempt_or_404(attempt_id)
+    try:
+        submit_attempt(attempt, current_user)
+    except AttemptError as exc:
+        _refuse(exc)
+    flash("Your answers are submitted.", "success")
+    return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+
+
+@bp.route("/attempts/<int:attempt_id>/result")
+@roles_required(*TRAINING_ROLES)
+def result(attempt_id: int) -> str:
+    attempt = _attempt_or_404(attempt_id)
+    answered = sum(1 for a in attempt.answers if a.answers)
+    return render_template("quizzes/result.html", attempt=attempt, answered=answered)

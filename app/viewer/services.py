@@ -12,7 +12,7 @@ from flask import url_for
 
 from app.auth.models import User
 from app.auth.roles import Role
-from app.cases.models import Case, ReadKind, ReferenceRead
+from app.cases.models import Case, CaseImage, ReadKind, ReferenceRead
 from app.cases.reads import get_scheme, reference_for, save_read
 from app.quizzes.schemes import SchemeError
 
@@ -25,22 +25,23 @@ def may_curate(user: User) -> bool:
     return user.has_role(Role.TRAINER, Role.ADMIN)
 
 
+def _image(image: CaseImage) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "view": image.view,
+        "prior": image.is_prior,
+        "columns": image.columns,
+        "rows": image.rows,
+        "preview_url": url_for("cases.image_file", image_id=image.id, kind="preview",
+                               v=image.version),
+        "full_url": url_for("cases.image_file", image_id=image.id, kind="full",
+                            v=image.version),
+        "params": image.display_params,
+    }
+
+
 def case_payload(case: Case, user: User) -> dict[str, Any]:
-    images = [
-        {
-            "id": image.id,
-            "view": image.view,
-            "prior": image.is_prior,
-            "columns": image.columns,
-            "rows": image.rows,
-            "preview_url": url_for("cases.image_file", image_id=image.id, kind="preview",
-                                   v=image.version),
-            "full_url": url_for("cases.image_file", image_id=image.id, kind="full",
-                                v=image.version),
-            "params": image.display_params,
-        }
-        for image in case.images
-    ]
+    images = [_image(image) for image in case.images]
     payload: dict[str, Any] = {"case": {"id": case.id, "title": case.title}, "images": images,
                                "labels": [], "marks": [], "editable": False}
     if may_curate(user):
@@ -73,3 +74,23 @@ def save_reference_marks(case: Case, user: User, marks: Any) -> int:
     except SchemeError as exc:
         raise ViewerError(str(exc)) from None
     return read.version
+
+
+def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | None) -> dict:
+    """What the viewer gets inside an attempt: the images, the scheme's labels and the
+    trainee's own marks. Never anything from the reference read."""
+    from app.quizzes.services import scheme_of
+
+    scheme = scheme_of(attempt.exercise)
+    payload: dict[str, Any] = {
+        "case": {"id": case.id, "title": case.title},
+        "images": [_image(image) for image in case.images],
+        "labels": [{"value": o.value, "label": o.label} for o in scheme.mark_labels or ()],
+        "marks": list(answer.marks or []),
+        "editable": bool(scheme.mark_labels),
+        "autosave": True,
+    }
+    if next_case is not None:
+        payload["prefetch"] = [url for image in next_case.images
+                               for url in (_image(image)["preview_url"], _image(image)["full_url"])]
+    return payload

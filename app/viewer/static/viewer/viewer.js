@@ -92,12 +92,16 @@ export class Viewer {
 
   #remember() { this.undoStack.push(JSON.stringify(this.marks)); if (this.undoStack.length > 200) this.undoStack.shift(); }
 
+  // Pages that save marks themselves (exercise autosave) listen for this.
+  #notify() { this.root.dispatchEvent(new CustomEvent("marks-changed", { detail: this.state().marks })); }
+
   undo() {
     if (!this.undoStack.length) return;
     this.marks = JSON.parse(this.undoStack.pop());
     this.selected = null;
     this.dirty = true;
     this.#redraw();
+    this.#notify();
   }
 
   #addMark(mark) {
@@ -108,6 +112,7 @@ export class Viewer {
     this.dirty = true;
     this.#setStatus("not saved");
     this.#redraw();
+    this.#notify();
   }
 
   #replaceMark(old, updated) {
@@ -116,6 +121,7 @@ export class Viewer {
     if (this.selected === old) this.selected = updated;
     this.dirty = true;
     this.#setStatus("not saved");
+    this.#notify();
   }
 
   deleteSelected() {
@@ -126,6 +132,7 @@ export class Viewer {
     this.dirty = true;
     this.#setStatus("not saved");
     this.#redraw();
+    this.#notify();
   }
 
   async save() {
@@ -379,7 +386,9 @@ export class Viewer {
       this.#replaceMark(this.selected, value === undefined ? rest : { ...rest, confidence: value });
       this.#redraw();
     });
-    for (const sel of [".vw-label-wrap", ".vw-confidence-wrap", ".vw-save"]) this.el(sel).hidden = !this.editable;
+    for (const sel of [".vw-label-wrap", ".vw-confidence-wrap"]) this.el(sel).hidden = !this.editable;
+    // In an exercise the page autosaves marks with the read; no separate button.
+    this.el(".vw-save").hidden = !this.editable || Boolean(this.data.autosave);
   }
 
   action(name) {
@@ -453,7 +462,7 @@ export class Viewer {
     legend.hidden = false;
   }
 
-  #setStatus(text) { this.el(".vw-status").textContent = text; }
+  #setStatus(text) { if (!this.data.autosave) this.el(".vw-status").textContent = text; }
 
   #redraw() { for (const p of this.panes) p.drawOverlay(); this.#refreshControls(); }
 

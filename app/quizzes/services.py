@@ -1,0 +1,356 @@
+"""Exercises and attempts: the state machine, autosave and server-side time.
+
+Attempt states: in progress -> submitted | timed out (at the server deadline, by server
+time, whether or not the trainee comes back) | abandoned. One attempt per trainee and
+exercise can be in progress (a partial unique index); starting twice returns it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.audit.services import record
+from app.auth.models import User
+from app.cases.models import Case, CaseStatus
+from app.cases.reads import get_scheme
+from app.db_types import utcnow
+from app.extensions import db
+from app.quizzes.models import (
+    Attempt,
+    AttemptAnswer,
+    AttemptState,
+    Exercise,
+    ExerciseCase,
+    ExerciseKind,
+)
+from app.quizzes.schemes import Scheme, SchemeError, validate_answers, validate_marks
+
+# Gaps longer than this between two events of an attempt are not counted as reading time:
+# the trainee was away or the link was down.
+MAX_READING_GAP = timedelta(minutes=5)
+
+
+class AttemptError(ValueError):
+    """A refused action on an exercise or attempt; the message is for the trainee."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def sentence(self) -> str:
+        text = str(self)
+        return text[:1].upper() + text[1:] + "."
+
+
+# ---- exercises --------------------------------------------------------------------------------
+
+
+def create_exercise(
+    *,
+    title: str,
+    kind: str,
+    scheme_key: str,
+    case_ids: Iterable[int],
+    actor: User | None,
+    time_limit_minutes: int | None = None,
+    max_attempts: int | None = None,
+    cooldown_hours: int = 0,
+    opens_at: datetime | None = None,
+    closes_at: datetime | None = None,
+    shuffle: bool = True,
+    published: bool = True,
+) -> Exercise:
+    if not title.strip():
+        raise AttemptError("an exercise needs a title")
+    try:
+        exercise_kind = ExerciseKind(kind)
+    except ValueError:
+        raise AttemptError(f"unknown exercise kind {kind!r}: practice or exam") from None
+    try:
+        scheme = get_scheme(scheme_key)
+    except SchemeError as exc:
+        raise AttemptError(str(exc)) from None
+    ids = list(dict.fromkeys(case_ids))
+    if not ids:
+        raise AttemptError("an exercise needs at least one case")
+    cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_(ids)))}
+    for case_id in ids:
+        case = cases.get(case_id)
+        if case is None or case.status != CaseStatus.PUBLISHED.value:
+            raise AttemptError(f"case {case_id} is not a published case")
+        if case.exam_bank and exercise_kind is not ExerciseKind.EXAM:
+            raise AttemptError(f"case {case_id} is in the exam bank: only exams may use it")
+    if time_limit_minutes is not None and time_limit_minutes <= 0:
+        raise AttemptError("the time limit must be a positive number of minutes")
+    if opens_at and closes_at and closes_at <= opens_at:
+        raise AttemptError("the exercise must close after it opens")
+    exercise = Exercise(
+        title=title.strip(),
+        kind=exercise_kind.value,
+        scheme_key=scheme.key,
+        scheme_version=scheme.version,
+        time_limit_minutes=time_limit_minutes,
+        max_attempts=max_attempts,
+        cooldown_hours=cooldown_hours,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        shuffle=shuffle,
+        published=published,
+        created_by_id=actor.id if actor else None,
+        cases=[ExerciseCase(case_id=cid, position=n) for n, cid in enumerate(ids)],
+    )
+    db.session.add(exercise)
+    db.session.flush()
+    record(
+        "exercise.create",
+        actor=actor,
+        object_type="exercise",
+        object_id=exercise.id,
+        kind=exercise.kind,
+        cases=len(ids),
+    )
+    db.session.commit()
+    return exercise
+
+
+def open_exercises(now: datetime | None = None) -> list[Exercise]:
+    now = now or utcnow()
+    query = select(Exercise).where(Exercise.published).order_by(Exercise.id)
+    return [
+        e
+        for e in db.session.scalars(query)
+        if (e.opens_at is None or e.opens_at <= now) and (e.closes_at is None or now < e.closes_at)
+    ]
+
+
+# ---- attempts -------------------------------------------------------------------------------
+
+
+def open_attempt(exercise: Exercise, user: User) -> Attempt | None:
+    return db.session.scalar(
+        select(Attempt).where(
+            Attempt.exercise_id == exercise.id,
+            Attempt.user_id == user.id,
+            Attempt.state == AttemptState.IN_PROGRESS.value,
+        )
+    )
+
+
+def expire_if_overdue(attempt: Attempt, now: datetime | None = None) -> bool:
+    """Time an attempt out at its deadline (by server time); True when it just ended."""
+    now = now or utcnow()
+    if (
+        attempt.state == AttemptState.IN_PROGRESS.value
+        and attempt.deadline_at is not None
+        and now >= attempt.deadline_at
+    ):
+        _account_reading(attempt, attempt.deadline_at)
+        attempt.state = AttemptState.TIMED_OUT.value
+        attempt.ended_at = attempt.deadline_at
+        record("attempt.timed_out", actor=attempt.user, object_type="attempt", object_id=attempt.id)
+        db.session.commit()
+        return True
+    return False
+
+
+def expire_overdue_attempts(now: datetime | None = None) -> int:
+    """Every attempt past its deadline, also for trainees who never come back (cron)."""
+    now = now or utcnow()
+    overdue = db.session.scalars(
+        select(Attempt).where(
+            Attempt.state == AttemptState.IN_PROGRESS.value, Attempt.deadline_at <= now
+        )
+    ).all()
+    return sum(expire_if_overdue(a, now) for a in overdue)
+
+
+def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -> Attempt:
+    now = now or utcnow()
+    current = open_attempt(exercise, user)
+    if current is not None and not expire_if_overdue(current, now):
+        return current
+    if not exercise.published or (exercise.opens_at and now < exercise.opens_at):
+        raise AttemptError("this exercise is not open yet", 409)
+    if exercise.closes_at and now >= exercise.closes_at:
+        raise AttemptError("this exercise has closed", 409)
+    previous = db.session.scalars(
+        select(Attempt)
+        .where(
+            Attempt.exercise_id == exercise.id,
+            Attempt.user_id == user.id,
+        )
+        .order_by(Attempt.number.desc())
+    ).all()
+    ended = [a for a in previous if a.state != AttemptState.ABANDONED.value]
+    if exercise.max_attempts is not None and len(ended) >= exercise.max_attempts:
+        raise AttemptError(f"you have used all {exercise.max_attempts} attempts", 409)
+    if ended and exercise.cooldown_hours and ended[0].ended_at is not None:
+        ready = ended[0].ended_at + timedelta(hours=exercise.cooldown_hours)
+        if now < ready:
+            raise AttemptError(
+                f"the next attempt opens {ready:%Y-%m-%d %H:%M} UTC (cool-down after an attempt)",
+                409,
+            )
+    order = [link.case_id for link in exercise.cases]
+    if exercise.shuffle:
+        random.Random(f"{exercise.id}:{user.id}:{len(previous)}").shuffle(order)  # noqa: S311
+    deadline = (
+        now + timedelta(minutes=exercise.time_limit_minutes)
+        if (exercise.time_limit_minutes)
+        else None
+    )
+    attempt = Attempt(
+        exercise=exercise,
+        user=user,
+        state=AttemptState.IN_PROGRESS.value,
+        number=len(previous) + 1,
+        case_order=order,
+        started_at=now,
+        deadline_at=deadline,
+    )
+    db.session.add(attempt)
+    try:
+        db.session.flush()
+    except IntegrityError:  # another tab started the same attempt a moment ago
+        db.session.rollback()
+        existing = open_attempt(exercise, user)
+        if existing is None:
+            raise
+        return existing
+    record(
+        "attempt.start",
+        actor=user,
+        object_type="attempt",
+        object_id=attempt.id,
+        exercise=exercise.id,
+    )
+    db.session.commit()
+    return attempt
+
+
+def _account_reading(attempt: Attempt, now: datetime) -> None:
+    """Add the time since the last event to the case that was open."""
+    if attempt.current_case_id is None or attempt.current_since is None:
+        return
+    gap = min(now - attempt.current_since, MAX_READING_GAP)
+    if gap.total_seconds() > 0:
+        answer = _answer(attempt, attempt.current_case_id)
+        answer.seconds = (answer.seconds or 0.0) + gap.total_seconds()
+    attempt.current_since = now
+
+
+def _answer(attempt: Attempt, case_id: int) -> AttemptAnswer:
+    for answer in attempt.answers:
+        if answer.case_id == case_id:
+            return answer
+    answer = AttemptAnswer(
+        attempt=attempt, case_id=case_id, answers={}, marks=[], revision=0, seconds=0.0
+    )
+    db.session.add(answer)
+    return answer
+
+
+def _check_active(attempt: Attempt, user: User, now: datetime) -> None:
+    if attempt.user_id != user.id:
+        raise AttemptError("this is not your attempt", 404)
+    expire_if_overdue(attempt, now)
+    if attempt.state != AttemptState.IN_PROGRESS.value:
+        raise AttemptError(f"this attempt has ended ({attempt.state.replace('_', ' ')})", 409)
+
+
+def view_case(
+    attempt: Attempt, user: User, position: int, now: datetime | None = None
+) -> tuple[Case, AttemptAnswer]:
+    now = now or utcnow()
+    _check_active(attempt, user, now)
+    if not 0 <= position < len(attempt.case_order):
+        raise AttemptError("there is no such case in this attempt", 404)
+    case_id = attempt.case_order[position]
+    _account_reading(attempt, now)
+    attempt.current_case_id = case_id
+    attempt.current_since = now
+    answer = _answer(attempt, case_id)
+    db.session.commit()
+    return db.session.get(Case, case_id), answer
+
+
+def scheme_of(exercise: Exercise) -> Scheme:
+    return get_scheme(exercise.scheme_key, exercise.scheme_version)
+
+
+def save_answer(
+    attempt: Attempt,
+    user: User,
+    case_id: int,
+    answers: Any,
+    marks: Any,
+    now: datetime | None = None,
+) -> AttemptAnswer:
+    """Autosave of one case's read (may be incomplete until submission)."""
+    now = now or utcnow()
+    _check_active(attempt, user, now)
+    if case_id not in attempt.case_order:
+        raise AttemptError("that case is not part of this attempt", 404)
+    scheme = scheme_of(attempt.exercise)
+    case = db.session.get(Case, case_id)
+    images = {image.id: image for image in case.images}
+    try:
+        clean_answers = validate_answers(scheme, answers or {}, partial=True)
+        clean_marks = []
+        for n, mark in enumerate(marks or [], 1):
+            image = images.get(mark.get("image_id")) if isinstance(mark, dict) else None
+            if image is None:
+                raise SchemeError(f"mark {n} must name one of this case's images")
+            [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
+            clean_marks.append({"image_id": image.id, **checked})
+    except SchemeError as exc:
+        raise AttemptError(str(exc)) from None
+    if attempt.current_case_id == case_id:
+        _account_reading(attempt, now)
+    answer = _answer(attempt, case_id)
+    answer.answers = clean_answers
+    answer.marks = clean_marks
+    answer.revision = (answer.revision or 0) + 1
+    answer.saved_at = now
+    db.session.commit()
+    return answer
+
+
+def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) -> Attempt:
+    """Idempotent: submitting an ended attempt returns it unchanged."""
+    now = now or utcnow()
+    if attempt.user_id != user.id:
+        raise AttemptError("this is not your attempt", 404)
+    if expire_if_overdue(attempt, now) or attempt.state != AttemptState.IN_PROGRESS.value:
+        return attempt
+    _account_reading(attempt, now)
+    attempt.state = AttemptState.SUBMITTED.value
+    attempt.ended_at = now
+    attempt.current_case_id = None
+    record("attempt.submit", actor=user, object_type="attempt", object_id=attempt.id)
+    db.session.commit()
+    return attempt
+
+
+def attempts_of(user: User) -> list[Attempt]:
+    return list(
+        db.session.scalars(
+            select(Attempt).where(Attempt.user_id == user.id).order_by(Attempt.started_at.desc())
+        )
+    )
+
+
+def attempt_counts(exercise_ids: list[int]) -> dict[int, int]:
+    rows = db.session.execute(
+        select(Attempt.exercise_id, func.count())
+        .where(Attempt.exercise_id.in_(exercise_ids))
+        .group_by(Attempt.exercise_id)
+    )
+    return dict(rows.all())

@@ -1,0 +1,115 @@
+// Autosave of an exercise read: the form's answers and the viewer's marks go to the server on
+// every change and at least every 15 s. Only an acknowledged save is shown as "saved"; a failed
+// one says so and retries. The time limit is the server's: the clock only displays it.
+const root = document.getElementById("attempt");
+const form = root.querySelector(".attempt-form");
+const state = root.querySelector(".save-state");
+const token = document.querySelector('meta[name="csrf-token"]').content;
+const HEARTBEAT_MS = 15000;
+
+let dirty = false;
+let saving = null;
+let retryDelay = 1000;
+let timer = null;
+
+function answers() {
+  // Field names as rendered by quizzes/_read_form.html (see app/quizzes/readform.py).
+  const data = new FormData(form);
+  const out = {};
+  for (const fieldset of form.querySelectorAll("fieldset[data-item]")) {
+    const key = fieldset.dataset.item;
+    if (fieldset.classList.contains("read-multi")) {
+      const values = data.getAll(key);
+      if (values.length) out[key] = values;
+    } else if (fieldset.classList.contains("read-criterion")) {
+      const verdict = data.get(`${key}.pass`);
+      if (verdict) out[key] = { pass: verdict === "pass", reason: data.get(`${key}.reason`) || "" };
+    } else {
+      const value = (data.get(key) || "").trim();
+      if (value) out[key] = value;
+    }
+  }
+  return out;
+}
+
+function marks() {
+  return window.cxrViewer ? window.cxrViewer.state().marks.map(({ status, ...m }) => m) : [];
+}
+
+function show(text, kind = "") {
+  state.textContent = text;
+  state.className = `save-state ${kind}`;
+}
+
+async function save() {
+  if (saving) { dirty = true; return saving; }
+  dirty = false;
+  show("saving…", "pending");
+  saving = (async () => {
+    try {
+      const response = await fetch(root.dataset.saveUrl, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": token },
+        body: JSON.stringify({ answers: answers(), marks: marks() }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.status === 409) { window.location = root.dataset.resultUrl; return; }
+      if (!response.ok) {
+        show(`not saved: ${body.message || `HTTP ${response.status}`}`, "failing");
+        return; // bad input: retrying the same data would fail again
+      }
+      retryDelay = 1000;
+      show(`saved ${new Date(body.saved_at).toLocaleTimeString()} (revision ${body.revision})`);
+    } catch {
+      dirty = true;
+      show("not saved — retrying", "failing");
+      setTimeout(save, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 30000);
+    } finally {
+      saving = null;
+      // Changes made while this save was on its way go in the next one.
+      if (dirty && state.className.indexOf("failing") < 0) setTimeout(save, 0);
+    }
+  })();
+  return saving;
+}
+
+function changed() {
+  dirty = true;
+  show("not saved yet", "pending");
+  clearTimeout(timer);
+  timer = setTimeout(save, 400);
+}
+
+form.addEventListener("change", changed);
+form.addEventListener("input", (e) => { if (e.target.type === "text") changed(); });
+document.getElementById("viewer").addEventListener("marks-changed", changed);
+setInterval(() => { save(); }, HEARTBEAT_MS); // also keeps the reading time on the server
+
+// Leave a case only after its answers are acknowledged.
+for (const link of root.querySelectorAll(".attempt-nav a")) {
+  link.addEventListener("click", async (e) => {
+    e.preventDefault();
+    clearTimeout(timer);
+    await save();
+    window.location = link.href;
+  });
+}
+root.querySelector(".attempt-submit").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  clearTimeout(timer);
+  await save();
+  e.target.submit();
+});
+
+const clock = root.querySelector(".attempt-clock");
+if (clock && root.dataset.deadline) {
+  const deadline = new Date(root.dataset.deadline).getTime();
+  const tick = () => {
+    const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    clock.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    if (left === 0) window.location = root.dataset.resultUrl;
+  };
+  tick();
+  setInterval(tick, 1000);
+}

@@ -1,0 +1,231 @@
+"""Exercises and attempts: one open attempt, autosave, server time, submission, and the
+answer key never leaving the server during an attempt."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.auth.roles import Role
+from app.cases.ingest import ImportOptions, Source, import_files
+from app.cases.models import Case, CaseStatus
+from app.cases.reads import get_scheme, save_read
+from app.extensions import db
+from app.quizzes.models import Attempt, AttemptState
+from app.quizzes.services import (
+    AttemptError,
+    create_exercise,
+    expire_overdue_attempts,
+    save_answer,
+    start_attempt,
+    submit_attempt,
+    view_case,
+)
+from tests.conftest import csrf_token, login
+from tests.dicom_factory import cr_dataset, to_bytes
+
+T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+TEACHING = "Thick-walled cavity in the right apex: active TB until proven otherwise"
+
+
+@pytest.fixture
+def cases(app, make_user) -> list[Case]:
+    trainer = make_user(Role.TRAINER, username="expert")
+    made = []
+    for seed in range(3):
+        data = to_bytes(cr_dataset(seed=300 + seed, rows=64, columns=48))
+        [result] = import_files([Source("x.dcm", lambda d=data: d)], actor=trainer,
+                                options=ImportOptions()).results
+        case = db.session.get(Case, result.case_id)
+        save_read(case, author=trainer, scheme=get_scheme("ds3030"),
+                  answers={"overall": "abnormal", "findings": ["cavitary_lesion"]},
+                  marks=[{"image_id": case.images[0].id, "finding": "cavitary_lesion",
+                          "shape": "ellipse",
+                          "geometry": {"cx": 31.7, "cy": 17.3, "rx": 4.1, "ry": 3.9}}])
+        case.teaching_notes = TEACHING
+        case.status = CaseStatus.PUBLISHED.value
+        made.append(case)
+    made[2].exam_bank = True
+    db.session.commit()
+    return made
+
+
+@pytest.fixture
+def practice(cases):
+    return create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
+                           case_ids=[c.id for c in cases[:2]], actor=None)
+
+
+@pytest.fixture
+def exam(cases):
+    return create_exercise(title="Exam", kind="exam", scheme_key="ds3030",
+                           case_ids=[c.id for c in cases], actor=None, time_limit_minutes=10,
+                           max_attempts=2, cooldown_hours=24)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"case_ids": []}, "at least one case"),
+        ({"case_ids": [99999]}, "not a published case"),
+        ({"kind": "quiz"}, "unknown exercise kind"),
+        ({"scheme_key": "nope"}, "no reporting scheme"),
+        ({"title": " "}, "needs a title"),
+        ({"time_limit_minutes": 0}, "positive number of minutes"),
+    ],
+)
+def test_bad_exercises_are_refused(cases, kwargs, message):
+    args = {"title": "T", "kind": "practice", "scheme_key": "ds3030",
+            "case_ids": [cases[0].id], "actor": None, **kwargs}
+    with pytest.raises(AttemptError, match=message):
+        create_exercise(**args)
+
+
+def test_exam_bank_cases_only_in_exams(cases):
+    with pytest.raises(AttemptError, match="exam bank"):
+        create_exercise(title="P", kind="practice", scheme_key="ds3030",
+                        case_ids=[cases[2].id], actor=None)
+
+
+def test_starting_twice_returns_the_same_attempt_and_the_database_refuses_two(
+        practice, make_user):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    first = start_attempt(practice, trainee)
+    assert start_attempt(practice, trainee).id == first.id
+    db.session.add(Attempt(exercise=practice, user=trainee, state="in_progress", number=9,
+                           case_order=[1]))
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_autosave_reading_time_and_submission(practice, make_user):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    with freeze_time(T0):
+        attempt = start_attempt(practice, trainee)
+        case, _ = view_case(attempt, trainee, 0)
+    with freeze_time(T0 + timedelta(seconds=40)):
+        answer = save_answer(attempt, trainee, case.id, {"overall": "abnormal"}, [])
+    assert answer.revision == 1 and answer.seconds == pytest.approx(40)
+    with freeze_time(T0 + timedelta(minutes=30)):  # away for a long time: capped
+        answer = save_answer(attempt, trainee, case.id, {"overall": "normal"}, [])
+    assert answer.revision == 2 and answer.seconds == pytest.approx(40 + 300)
+    with pytest.raises(AttemptError, match="not one of the options"):
+        save_answer(attempt, trainee, case.id, {"overall": "maybe"}, [])
+    with pytest.raises(AttemptError, match="must name one of this case's images"):
+        save_answer(attempt, trainee, case.id, {}, [{"image_id": 12345, "finding": "nodule",
+                                                      "shape": "point",
+                                                      "geometry": {"x": 1, "y": 1}}])
+    other = make_user(Role.TRAINEE_RADIOLOGIST)
+    with pytest.raises(AttemptError, match="not your attempt"):
+        save_answer(attempt, other, case.id, {}, [])
+    with freeze_time(T0 + timedelta(minutes=31)):
+        submitted = submit_attempt(attempt, trainee)
+        assert submit_attempt(attempt, trainee) is submitted  # idempotent
+    assert submitted.state == AttemptState.SUBMITTED.value
+    with pytest.raises(AttemptError, match="has ended"):
+        save_answer(attempt, trainee, case.id, {}, [])
+
+
+def test_exam_times_out_by_server_time_even_without_the_trainee(app, exam, make_user):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    with freeze_time(T0):
+        attempt = start_attempt(exam, trainee)
+    assert attempt.deadline_at == T0 + timedelta(minutes=10)
+    with freeze_time(T0 + timedelta(minutes=11)):
+        result = app.test_cli_runner().invoke(args=["quizzes", "expire"])
+        assert "1 attempts timed out" in result.output
+    db.session.expire_all()
+    attempt = db.session.get(Attempt, attempt.id)
+    assert attempt.state == AttemptState.TIMED_OUT.value
+    assert attempt.ended_at == T0 + timedelta(minutes=10)
+    with freeze_time(T0 + timedelta(hours=2)), pytest.raises(AttemptError, match="cool-down"):
+        start_attempt(exam, trainee)
+    with freeze_time(T0 + timedelta(hours=25)):
+        second = start_attempt(exam, trainee)
+        submit_attempt(second, trainee)
+    with freeze_time(T0 + timedelta(hours=50)), pytest.raises(AttemptError, match="all 2"):
+        start_attempt(exam, trainee)
+    with freeze_time(T0 + timedelta(hours=50)):
+        assert expire_overdue_attempts() == 0
+
+
+def test_autosave_endpoint_acknowledges_and_refuses_bad_input(app, client, practice, login_as):
+    trainee = login_as(Role.TRAINEE_RADIOLOGIST)
+    response = post_start(client, practice)
+    assert response.status_code == 302
+    attempt = db.session.scalars(select(Attempt)).one()
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200
+    token = csrf_token(client, response.headers["Location"])
+    case_id = attempt.case_order[0]
+    url = f"/training/attempts/{attempt.id}/cases/{case_id}"
+    ok = client.post(url, json={"answers": {"overall": "normal"}, "marks": []},
+                     headers={"X-CSRFToken": token})
+    assert ok.status_code == 200 and ok.get_json()["revision"] == 1
+    bad = client.post(url, json={"answers": {"overall": 3}}, headers={"X-CSRFToken": token})
+    assert bad.status_code == 400 and "not one of the options" in bad.get_json()["message"]
+    not_json = client.post(url, data="x", headers={"X-CSRFToken": token,
+                                                   "Content-Type": "application/json"})
+    assert not_json.status_code == 400
+    no_csrf = client.post(url, json={"answers": {}})
+    assert no_csrf.status_code == 400
+    wrong_case = client.post(f"/training/attempts/{attempt.id}/cases/99999", json={},
+                             headers={"X-CSRFToken": token})
+    assert wrong_case.status_code == 404
+    assert trainee.id == attempt.user_id
+
+
+def post_start(client, exercise):
+    token = csrf_token(client, "/training/")
+    return client.post(f"/training/exercises/{exercise.id}/start", data={"csrf_token": token})
+
+
+def test_exam_bank_images_only_during_an_open_attempt(app, client, exam, login_as, cases):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    bank_image = cases[2].images[0]
+    url = f"/cases/images/{bank_image.id}/preview?v=1"
+    assert client.get(url).status_code == 404
+    post_start(client, exam)
+    assert client.get(url).status_code == 200
+    attempt = db.session.scalars(select(Attempt)).one()
+    token = csrf_token(client, "/training/")
+    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+    assert client.get(url).status_code == 404
+
+
+def test_the_answer_key_never_leaves_the_server_during_an_attempt(app, client, exam, login_as,
+                                                                cases):
+    """Record every response of a whole attempt and look for the reference read in them."""
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    bodies: list[bytes] = []
+
+    def get(url):
+        response = client.get(url)
+        bodies.append(response.data)
+        return response
+
+    bodies.append(get("/training/").data)
+    started = post_start(client, exam)
+    attempt = db.session.scalars(select(Attempt)).one()
+    token = csrf_token(client, started.headers["Location"])
+    for position in range(1, len(attempt.case_order) + 1):
+        page = get(f"/training/attempts/{attempt.id}/{position}")
+        assert page.status_code == 200
+        case = db.session.get(Case, attempt.case_order[position - 1])
+        for image in case.images:
+            for kind in ("thumbnail", "preview", "full"):
+                assert get(f"/cases/images/{image.id}/{kind}?v=1").status_code == 200
+        saved = client.post(f"/training/attempts/{attempt.id}/cases/{case.id}",
+                            json={"answers": {"overall": "normal"}, "marks": []},
+                            headers={"X-CSRFToken": token})
+        bodies.append(saved.data)
+        assert get(f"/viewer/api/cases/{case.id}").status_code == 200
+    everything = b"\n".join(bodies)
+    for secret in (TEACHING, "31.7", "17.3", "reference_marks", '"findings": ["cavitary_lesion"]',
+                   "ReferenceRead", "reference_tb_positive"):
+        assert secret.encode() not in everything, secret

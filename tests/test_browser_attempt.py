@@ -1,0 +1,85 @@
+"""A trainee takes a practice exercise in Chromium: reads, marks, autosave, reload, submit."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.auth.roles import Role
+from app.cases.library_files import load_library
+from app.extensions import db
+from app.quizzes.models import Attempt, AttemptAnswer
+from app.quizzes.services import create_exercise
+from tests.conftest import PASSWORD
+from tests.test_library_files import LIBRARY
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def exercise(app, tmp_path):
+    import shutil
+
+    folder = tmp_path / "lib"
+    (folder / "cases").mkdir(parents=True)
+    for name in ("phantom-cavity-1", "phantom-normal-1"):
+        shutil.copy(LIBRARY / "cases" / f"{name}.json", folder / "cases")
+    results = load_library(folder)
+    return create_exercise(
+        title="Browser practice",
+        kind="practice",
+        scheme_key="ds3030",
+        case_ids=[r.case_id for r in results],
+        actor=None,
+    )
+
+
+def test_trainee_reads_marks_autosaves_resumes_and_submits(portal_url, page, make_user, exercise):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    page.goto(portal_url + "/auth/login")
+    page.get_by_label("User name or e-mail").fill(trainee.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
+
+    page.get_by_label("Abnormal").check()
+    page.get_by_label("Cavitary lesion").check()
+    state = page.get_by_test_id("save-state")
+    page.wait_for_function(
+        "() => document.querySelector('.save-state').textContent.startsWith('saved')"
+    )
+    # A mark with the viewer: ellipse tool, finding label chosen in the viewer.
+    page.get_by_label("Finding label").select_option("cavitary_lesion")
+    page.get_by_role("button", name="Ellipse").click()
+    box = page.locator(".pane-overlay").first.bounding_box()
+    page.mouse.move(box["x"] + 200, box["y"] + 150)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 200, steps=5)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => document.querySelector('.save-state').textContent.includes('revision 2')"
+    )
+    assert "saved" in state.inner_text()
+
+    # Another device (a reload) resumes with every acknowledged answer present.
+    page.reload()
+    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
+    assert page.get_by_label("Abnormal").is_checked()
+    assert page.get_by_label("Cavitary lesion").is_checked()
+    marks = page.evaluate("() => window.cxrViewer.state().marks")
+    assert len(marks) == 1 and marks[0]["finding"] == "cavitary_lesion"
+
+    page.get_by_role("link", name="Next case").click()
+    page.wait_for_url("**/2")
+    page.get_by_label("Normal").first.check()
+    page.get_by_role("button", name="Submit all answers").click()
+    page.wait_for_url("**/result")
+    assert "submitted" in page.get_by_test_id("attempt-state").inner_text()
+
+    attempt = db.session.scalars(select(Attempt)).one()
+    answers = {a.case_id: a for a in db.session.scalars(select(AttemptAnswer))}
+    first, second = attempt.case_order
+    assert answers[first].answers == {"overall": "abnormal", "findings": ["cavitary_lesion"]}
+    assert answers[second].answers == {"overall": "normal"}
+    assert answers[first].seconds > 0
