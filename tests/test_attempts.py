@@ -25,7 +25,7 @@ from app.quizzes.services import (
     submit_attempt,
     view_case,
 )
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token
 from tests.dicom_factory import cr_dataset, to_bytes
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
