@@ -229,3 +229,42 @@ def test_the_answer_key_never_leaves_the_server_during_an_attempt(app, client, e
     for secret in (TEACHING, "31.7", "17.3", "reference_marks", '"findings": ["cavitary_lesion"]',
                    "ReferenceRead", "reference_tb_positive"):
         assert secret.encode() not in everything, secret
+
+
+def _take(client, exercise, answers):
+    started = post_start(client, exercise)
+    attempt = db.session.scalars(select(Attempt).where(Attempt.exercise_id == exercise.id)).one()
+    token = csrf_token(client, started.headers["Location"])
+    for case_id in attempt.case_order:
+        response = client.post(f"/training/attempts/{attempt.id}/cases/{case_id}",
+                               json={"answers": answers, "marks": []},
+                               headers={"X-CSRFToken": token})
+        assert response.status_code == 200
+    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+    return client.get(f"/training/attempts/{attempt.id}/result").get_data(as_text=True)
+
+
+def test_practice_result_shows_scores_and_case_feedback(client, practice, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    page = _take(client, practice, {"overall": "abnormal", "findings": ["cavitary_lesion"]})
+    assert 'data-testid="scores"' in page
+    assert "Sensitivity (TB-suggestive)" in page and "100 %" in page
+    assert page.count('data-testid="case-feedback"') == 2
+    assert "grade 1" in page
+    assert TEACHING in page  # after submission, a practice set teaches
+    assert "0 of 1 reference lesions found" in page
+
+
+def test_missed_tb_is_a_major_significant_discrepancy(client, practice, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    page = _take(client, practice, {"overall": "normal"})
+    assert "grade 3b" in page
+    assert "abnormal image read as normal" in page
+
+
+def test_exam_result_shows_scores_but_not_the_reference(client, exam, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    page = _take(client, exam, {"overall": "normal"})
+    assert 'data-testid="scores"' in page
+    assert TEACHING not in page
+    assert 'data-testid="case-feedback"' not in page

@@ -10,6 +10,7 @@ from app.cases.forms import ActionForm
 from app.extensions import db
 from app.quizzes import bp
 from app.quizzes.models import Attempt, AttemptState, Exercise
+from app.quizzes.results import score, show_case_feedback
 from app.quizzes.services import (
     AttemptError,
     attempts_of,
@@ -125,4 +126,10 @@ def submit(attempt_id: int) -> Response:
 def result(attempt_id: int) -> str:
     attempt = _attempt_or_404(attempt_id)
     answered = sum(1 for a in attempt.answers if a.answers)
-    return render_template("quizzes/result.html", attempt=attempt, answered=answered)
+    if attempt.state == AttemptState.IN_PROGRESS.value:
+        return render_template("quizzes/result.html", attempt=attempt, answered=answered,
+                               result=None, feedback=[], scheme=None, show_cases=False)
+    result, feedback = score(attempt)
+    return render_template("quizzes/result.html", attempt=attempt, answered=answered,
+                           result=result, feedback=feedback, scheme=scheme_of(attempt.exercise),
+                           show_cases=show_case_feedback(attempt))

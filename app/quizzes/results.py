@@ -1,0 +1,94 @@
+"""Scoring a finished attempt against the cases' reference reads (app/quizzes/scoring.py
+does the arithmetic; this module turns stored reads into its inputs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.cases.models import Case
+from app.cases.reads import Reference, classification_item, reference_for
+from app.extensions import db
+from app.quizzes.models import Attempt, AttemptAnswer, ExerciseKind
+from app.quizzes.schemes import Scheme, tb_positive
+from app.quizzes.scoring import AttemptScore, CaseRead, CaseTruth, Lesion, Mark, score_attempt
+from app.quizzes.services import scheme_of
+
+
+@dataclass
+class CaseFeedback:
+    position: int
+    case: Case
+    reference: Reference
+    answer: AttemptAnswer | None
+    score: Any  # scoring.CaseScore
+
+
+def _findings(scheme: Scheme, answers: dict[str, Any]) -> frozenset[str]:
+    item = scheme.definition.get("mark_labels")
+    value = answers.get(item) if item else None
+    return frozenset(value if isinstance(value, list) else [value] if value else [])
+
+
+def _rating(scheme: Scheme, answers: dict[str, Any]) -> float | None:
+    value = answers.get(scheme.rating) if scheme.rating else None
+    return float(value) if value is not None else None
+
+
+def truth_for(case: Case, reference: Reference, scheme: Scheme) -> CaseTruth:
+    answers = reference.answers
+    key = classification_item(scheme)
+    lesions = tuple(
+        Lesion(id=str(n), image_id=m["image_id"], finding=m["finding"], shape=m["shape"],
+               geometry=m["geometry"])
+        for n, m in enumerate(reference.marks)
+    )
+    rating = _rating(scheme, answers)
+    return CaseTruth(
+        case_id=case.id, tb_positive=reference.tb_positive,
+        classification=answers.get(key) if key else None,
+        findings=_findings(scheme, answers), lesions=lesions,
+        rating=int(rating) if rating is not None else None,
+    )
+
+
+def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> CaseRead:
+    answers = answer.answers if answer else {}
+    key = classification_item(scheme)
+    rating = _rating(scheme, answers)
+    marks = tuple(
+        Mark(image_id=m["image_id"], finding=m["finding"], shape=m["shape"],
+             geometry=m["geometry"], confidence=m.get("confidence"))
+        for m in (answer.marks if answer else [])
+    )
+    return CaseRead(
+        case_id=case_id,
+        tb_positive=tb_positive(scheme, answers) if answers else None,
+        classification=answers.get(key) if key else None,
+        findings=_findings(scheme, answers), rating=rating, marks=marks,
+        ordinal=int(rating) if rating is not None else None,
+        reading_seconds=answer.seconds if answer else None,
+    )
+
+
+def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
+    scheme = scheme_of(attempt.exercise)
+    answers = {a.case_id: a for a in attempt.answers}
+    pairs, feedback = [], []
+    for position, case_id in enumerate(attempt.case_order, 1):
+        case = db.session.get(Case, case_id)
+        reference = reference_for(case)
+        pairs.append((truth_for(case, reference, scheme),
+                      read_for(case_id, answers.get(case_id), scheme)))
+        feedback.append(CaseFeedback(position, case, reference, answers.get(case_id), None))
+    universe = [o.value for o in scheme.mark_labels or ()]
+    result = score_attempt(pairs, findings_universe=universe)
+    for item, case_score in zip(feedback, result.cases, strict=True):
+        item.score = case_score
+    return result, feedback
+
+
+def show_case_feedback(attempt: Attempt) -> bool:
+    """Practice sets show each case's reference read and teaching notes after submission;
+    exams show the scores only (per-exercise review settings come with the exam editor)."""
+    return attempt.exercise.kind == ExerciseKind.PRACTICE.value
