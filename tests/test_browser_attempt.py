@@ -76,6 +76,8 @@ def test_trainee_reads_marks_autosaves_resumes_and_submits(portal_url, page, mak
     page.get_by_role("button", name="Submit all answers").click()
     page.wait_for_url("**/result")
     assert "submitted" in page.get_by_test_id("attempt-state").inner_text()
+    assert page.get_by_test_id("scores").is_visible()
+    assert page.get_by_test_id("case-feedback").count() == 2
 
     attempt = db.session.scalars(select(Attempt)).one()
     answers = {a.case_id: a for a in db.session.scalars(select(AttemptAnswer))}
