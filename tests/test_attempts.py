@@ -268,3 +268,43 @@ def test_exam_result_shows_scores_but_not_the_reference(client, exam, login_as):
     assert 'data-testid="scores"' in page
     assert TEACHING not in page
     assert 'data-testid="case-feedback"' not in page
+
+
+def test_trainer_creates_an_exam_with_pass_criteria(client, cases, login_as):
+    from tests.conftest import post_form
+
+    login_as(Role.TRAINER)
+    assert client.get("/training/manage").status_code == 200
+    response = post_form(client, "/training/manage", {
+        "title": "Certification exam", "kind": "exam", "scheme": "ds3030",
+        "cases": [str(c.id) for c in cases], "time_limit": "30", "max_attempts": "2",
+        "cooldown_hours": "48", "min_sensitivity": "0.90", "min_specificity": "0.80",
+        "shuffle": "y"})
+    assert response.status_code == 302
+    from app.quizzes.models import Exercise
+
+    exam = db.session.scalars(select(Exercise)).one()
+    assert exam.criteria == [{"metric": "sensitivity", "minimum": 0.9},
+                             {"metric": "specificity", "minimum": 0.8}]
+    assert (exam.time_limit_minutes, exam.max_attempts, exam.cooldown_hours) == (30, 2, 48)
+    bad = post_form(client, "/training/manage", {"title": "X", "kind": "exam",
+                                                 "scheme": "ds3030", "min_kappa": "7"})
+    assert bad.status_code == 400
+    text = bad.get_data(as_text=True)
+    assert "choose at least one case" in text and "Number must be between 0 and 1" in text
+
+
+def test_trainees_cannot_manage_exercises(client, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    assert client.get("/training/manage").status_code == 403
+
+
+def test_failed_criteria_are_listed_with_reasons(client, cases, login_as):
+    exam = create_exercise(title="Graded", kind="exam", scheme_key="ds3030",
+                           case_ids=[c.id for c in cases], actor=None,
+                           criteria=[("sensitivity", 0.9), ("specificity", 0.8)])
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    page = _take(client, exam, {"overall": "normal"})
+    assert "Not passed" in page
+    assert "sensitivity 0.000 is below the minimum 0.9" in page
+    assert "not defined: every reference case is TB-suggestive" in page

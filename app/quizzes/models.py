@@ -73,6 +73,8 @@ class Exercise(db.Model):
     shuffle: Mapped[bool] = mapped_column(Boolean, default=True)
     # What a trainee sees, when: {"correctness": "immediate"|"after_submit"|"never", ...}
     review: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Pass criteria, all of which must hold: [{"metric": "sensitivity", "minimum": 0.9}, ...]
+    criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Who it is for: {"roles": [...], "clinics": [...], "countries": [...]}; empty = everyone
     audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     published: Mapped[bool] = mapped_column(Boolean, default=False)

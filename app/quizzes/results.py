@@ -11,7 +11,15 @@ from app.cases.reads import Reference, classification_item, reference_for
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptAnswer, ExerciseKind
 from app.quizzes.schemes import Scheme, tb_positive
-from app.quizzes.scoring import AttemptScore, CaseRead, CaseTruth, Lesion, Mark, score_attempt
+from app.quizzes.scoring import (
+    AttemptScore,
+    CaseRead,
+    CaseTruth,
+    Criterion,
+    Lesion,
+    Mark,
+    score_attempt,
+)
 from app.quizzes.services import scheme_of
 
 
@@ -82,7 +90,9 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
                       read_for(case_id, answers.get(case_id), scheme)))
         feedback.append(CaseFeedback(position, case, reference, answers.get(case_id), None))
     universe = [o.value for o in scheme.mark_labels or ()]
-    result = score_attempt(pairs, findings_universe=universe)
+    criteria = [Criterion(c["metric"], minimum=c["minimum"])
+                for c in attempt.exercise.criteria or []]
+    result = score_attempt(pairs, criteria, findings_universe=universe)
     for item, case_score in zip(feedback, result.cases, strict=True):
         item.score = case_score
     return result, feedback

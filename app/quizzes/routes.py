@@ -1,19 +1,28 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms import SelectChoice
 
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
+from app.cases.models import Case, CaseStatus
+from app.cases.reads import all_schemes
 from app.extensions import db
 from app.quizzes import bp
+from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise
 from app.quizzes.results import score, show_case_feedback
 from app.quizzes.services import (
+    CRITERIA_METRICS,
     AttemptError,
     attempts_of,
+    create_exercise,
     open_attempt,
     open_exercises,
     save_answer,
@@ -119,6 +128,58 @@ def submit(attempt_id: int) -> Response:
         _refuse(exc)
     flash("Your answers are submitted.", "success")
     return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+
+
+@bp.route("/manage", methods=["GET", "POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def manage() -> Response | tuple[str, int]:
+    """Trainers build exercises from published library cases by hand."""
+    form = ExerciseForm()
+    form.scheme.choices = [SelectChoice(k, s.name) for k, s in all_schemes().items()]
+    published = db.session.scalars(select(Case).where(
+        Case.status == CaseStatus.PUBLISHED.value).order_by(Case.id)).all()
+    form.cases.choices = [SelectChoice(c.id, _case_label(c)) for c in published]
+    status = 200
+    if form.validate_on_submit():
+        criteria = [(metric, float(value)) for metric, value in (
+            ("sensitivity", form.min_sensitivity.data), ("specificity", form.min_specificity.data),
+            ("kappa", form.min_kappa.data),
+            ("lesion_localisation_sensitivity", form.min_localisation.data),
+        ) if value is not None]
+        try:
+            exercise = create_exercise(
+                title=form.title.data or "", kind=form.kind.data or "",
+                scheme_key=form.scheme.data or "", case_ids=form.cases.data or [],
+                actor=current_user, time_limit_minutes=form.time_limit.data,
+                max_attempts=form.max_attempts.data,
+                cooldown_hours=form.cooldown_hours.data or 0,
+                opens_at=_utc(form.opens_at.data), closes_at=_utc(form.closes_at.data),
+                shuffle=bool(form.shuffle.data), criteria=criteria,
+            )
+        except AttemptError as exc:
+            db.session.rollback()
+            form.form_errors.append(exc.sentence)
+            status = 400
+        else:
+            flash(f"Exercise {exercise.title} created with {len(exercise.cases)} cases.",
+                  "success")
+            return redirect(url_for("quizzes.manage"))
+    elif request.method == "POST":
+        status = 400
+    exercises = db.session.scalars(select(Exercise).order_by(Exercise.id.desc())).all()
+    return render_template("quizzes/manage.html", form=form, exercises=exercises,
+                           metrics=CRITERIA_METRICS), status
+
+
+def _case_label(case: Case) -> str:
+    reference = case.reference_classification or "no reference"
+    tb = " · TB-suggestive" if case.reference_tb_positive else ""
+    bank = " · exam bank" if case.exam_bank else ""
+    return f"{case.title}: {reference}{tb}{bank} · {case.difficulty or 'difficulty not set'}"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None else None
 
 
 @bp.route("/attempts/<int:attempt_id>/result")

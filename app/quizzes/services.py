@@ -31,6 +31,19 @@ from app.quizzes.models import (
 )
 from app.quizzes.schemes import Scheme, SchemeError, validate_answers, validate_marks
 
+# Metrics an exercise may set a pass threshold on (names of scoring.score_attempt's metrics),
+# with the words shown to trainees.
+CRITERIA_METRICS = {
+    "sensitivity": "sensitivity for TB-suggestive reads",
+    "specificity": "specificity",
+    "accuracy": "accuracy of the sputum decision",
+    "kappa": "Cohen's kappa of the sputum decision",
+    "auc": "ROC AUC of the TB likelihood",
+    "lesion_localisation_sensitivity": "share of reference lesions marked",
+    "concordance": "share of concordant reads",
+    "quality_agreement": "image-quality agreement",
+}
+
 # Gaps longer than this between two events of an attempt are not counted as reading time:
 # the trainee was away or the link was down.
 MAX_READING_GAP = timedelta(minutes=5)
@@ -66,6 +79,7 @@ def create_exercise(
     closes_at: datetime | None = None,
     shuffle: bool = True,
     published: bool = True,
+    criteria: Iterable[tuple[str, float]] = (),
 ) -> Exercise:
     if not title.strip():
         raise AttemptError("an exercise needs a title")
@@ -91,6 +105,13 @@ def create_exercise(
         raise AttemptError("the time limit must be a positive number of minutes")
     if opens_at and closes_at and closes_at <= opens_at:
         raise AttemptError("the exercise must close after it opens")
+    clean_criteria = []
+    for metric, minimum in criteria:
+        if metric not in CRITERIA_METRICS:
+            raise AttemptError(f"no pass criterion can use {metric!r}")
+        if not 0 <= float(minimum) <= 1:
+            raise AttemptError(f"the minimum for {metric} must be between 0 and 1")
+        clean_criteria.append({"metric": metric, "minimum": float(minimum)})
     exercise = Exercise(
         title=title.strip(),
         kind=exercise_kind.value,
@@ -103,6 +124,7 @@ def create_exercise(
         closes_at=closes_at,
         shuffle=shuffle,
         published=published,
+        criteria=clean_criteria,
         created_by_id=actor.id if actor else None,
         cases=[ExerciseCase(case_id=cid, position=n) for n, cid in enumerate(ids)],
     )

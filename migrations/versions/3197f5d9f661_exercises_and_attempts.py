@@ -1,8 +1,8 @@
 """exercises and attempts
 
-Revision ID: 952de9ee1cd0
+Revision ID: 3197f5d9f661
 Revises: d2b59104da76
-Create Date: 2026-11-28 05:23:20.872593
+Create Date: 2026-11-28 05:29:02.859033
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import app.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = '952de9ee1cd0'
+revision = '3197f5d9f661'
 down_revision = 'd2b59104da76'
 branch_labels = None
 depends_on = None
@@ -34,6 +34,7 @@ def upgrade():
     sa.Column('closes_at', app.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('shuffle', sa.Boolean(), nullable=False),
     sa.Column('review', sa.JSON(), nullable=False),
+    sa.Column('criteria', sa.JSON(), nullable=False),
     sa.Column('audience', sa.JSON(), nullable=False),
     sa.Column('published', sa.Boolean(), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),

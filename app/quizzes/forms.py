@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    DecimalField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    widgets,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def _threshold(label: str) -> DecimalField:
+    return DecimalField(label, places=2, validators=[Optional(), NumberRange(0, 1)],
+                        description="0 to 1, e.g. 0.90; empty = no criterion")
+
+
+class ExerciseForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    kind = SelectField("Kind", choices=[SelectChoice("practice", "Practice set (immediate "
+                                                     "feedback, unlimited attempts)"),
+                                        SelectChoice("exam", "Exam (timed, attempt limit)")])
+    scheme = SelectField("Reporting scheme")
+    cases = MultiCheckboxField("Cases (published)", coerce=int,
+                               validators=[DataRequired(message="choose at least one case")])
+    time_limit = IntegerField("Time limit (minutes)", validators=[Optional(), NumberRange(1)])
+    max_attempts = IntegerField("Attempts allowed", validators=[Optional(), NumberRange(1)])
+    cooldown_hours = IntegerField("Cool-down between attempts (hours)", default=0,
+                                  validators=[Optional(), NumberRange(0)])
+    opens_at = DateTimeLocalField("Opens (UTC)", validators=[Optional()])
+    closes_at = DateTimeLocalField("Closes (UTC)", validators=[Optional()])
+    min_sensitivity = _threshold("Pass: minimum sensitivity")
+    min_specificity = _threshold("Pass: minimum specificity")
+    min_kappa = _threshold("Pass: minimum kappa")
+    min_localisation = _threshold("Pass: minimum lesion localisation")
+    shuffle = BooleanField("Shuffle the case order for each attempt", default=True)
