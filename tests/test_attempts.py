@@ -308,3 +308,24 @@ def test_failed_criteria_are_listed_with_reasons(client, cases, login_as):
     assert "Not passed" in page
     assert "sensitivity 0.000 is below the minimum 0.9" in page
     assert "not defined: every reference case is TB-suggestive" in page
+
+
+def test_attempt_page_prefetches_the_next_case_and_hides_the_reference(client, practice,
+                                                                      login_as):
+    import json
+    import re
+
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    started = post_start(client, practice)
+    attempt = db.session.scalars(select(Attempt)).one()
+    html = client.get(started.headers["Location"]).get_data(as_text=True)
+    payload = json.loads(re.search(
+        r'<script type="application/json" id="viewer-data">(.*?)</script>', html, re.S).group(1))
+    next_case = db.session.get(Case, attempt.case_order[1])
+    expected = {f"/cases/images/{i.id}/{kind}?v={i.version}"
+                for i in next_case.images for kind in ("preview", "full")}
+    assert set(payload["prefetch"]) == expected
+    assert payload["editable"] is True and payload["autosave"] is True
+    assert payload["marks"] == [] and "reference_marks" not in payload
+    last = client.get(f"/training/attempts/{attempt.id}/2").get_data(as_text=True)
+    assert '"prefetch"' not in last
