@@ -329,3 +329,44 @@ def test_attempt_page_prefetches_the_next_case_and_hides_the_reference(client, p
     assert payload["marks"] == [] and "reference_marks" not in payload
     last = client.get(f"/training/attempts/{attempt.id}/2").get_data(as_text=True)
     assert '"prefetch"' not in last
+
+
+def test_review_shows_hit_missed_and_false_marks_only_after_submission(client, practice,
+                                                                      login_as):
+    import json
+    import re
+
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    started = post_start(client, practice)
+    attempt = db.session.scalars(select(Attempt)).one()
+    token = csrf_token(client, started.headers["Location"])
+    first, second = attempt.case_order
+    assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 403
+    for case_id, mark in ((first, {"cx": 31.5, "cy": 17.5, "rx": 3, "ry": 3}),  # on the lesion
+                          (second, {"cx": 5, "cy": 5, "rx": 2, "ry": 2})):  # elsewhere
+        image_id = db.session.get(Case, case_id).images[0].id
+        client.post(f"/training/attempts/{attempt.id}/cases/{case_id}", headers={
+            "X-CSRFToken": token}, json={"answers": {"overall": "abnormal"}, "marks": [
+                {"image_id": image_id, "finding": "cavitary_lesion", "shape": "ellipse",
+                 "geometry": mark}]})
+    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+
+    def payload(position):
+        html = client.get(f"/training/attempts/{attempt.id}/review/{position}").get_data(
+            as_text=True)
+        return json.loads(re.search(r'id="viewer-data">(.*?)</script>', html, re.S).group(1))
+
+    one, two = payload(1), payload(2)
+    assert one["review"] is True and one["editable"] is False
+    assert [m["status"] for m in one["marks"]] == ["hit"]
+    assert [m["status"] for m in one["reference_marks"]] == ["reference"]
+    assert [m["status"] for m in two["marks"]] == ["false"]
+    assert [m["status"] for m in two["reference_marks"]] == ["miss"]
+    assert client.get(f"/training/attempts/{attempt.id}/review/9").status_code == 404
+
+
+def test_exam_review_is_not_shown(client, exam, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    _take(client, exam, {"overall": "normal"})
+    attempt = db.session.scalars(select(Attempt)).one()
+    assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 403

@@ -78,6 +78,11 @@ def test_trainee_reads_marks_autosaves_resumes_and_submits(portal_url, page, mak
     assert "submitted" in page.get_by_test_id("attempt-state").inner_text()
     assert page.get_by_test_id("scores").is_visible()
     assert page.get_by_test_id("case-feedback").count() == 2
+    # Review in the viewer: the trainee's mark with its outcome, and the legend.
+    page.get_by_role("link", name="review in the viewer").first.click()
+    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
+    assert page.locator(".viewer-legend").is_visible()
+    assert "missed reference lesion" in page.locator(".viewer-legend").inner_text()
 
     attempt = db.session.scalars(select(Attempt)).one()
     answers = {a.case_id: a for a in db.session.scalars(select(AttemptAnswer))}

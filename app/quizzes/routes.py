@@ -17,7 +17,7 @@ from app.extensions import db
 from app.quizzes import bp
 from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise
-from app.quizzes.results import score, show_case_feedback
+from app.quizzes.results import review_payload, score, show_case_feedback
 from app.quizzes.services import (
     CRITERIA_METRICS,
     AttemptError,
@@ -128,6 +128,23 @@ def submit(attempt_id: int) -> Response:
         _refuse(exc)
     flash("Your answers are submitted.", "success")
     return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+
+
+@bp.route("/attempts/<int:attempt_id>/review/<int:position>")
+@roles_required(*TRAINING_ROLES)
+def review(attempt_id: int, position: int) -> str:
+    """One case of a finished attempt in the viewer: the trainee's marks (hit or false) and
+    the reference lesions (found or missed), when the exercise's review rules allow it."""
+    attempt = _attempt_or_404(attempt_id)
+    if attempt.state == AttemptState.IN_PROGRESS.value or not show_case_feedback(attempt):
+        abort(403, description="The reference read of this exercise is not shown.")
+    _, feedback = score(attempt)
+    if not 1 <= position <= len(feedback):
+        abort(404, description="There is no such case in this attempt.")
+    item = feedback[position - 1]
+    return render_template("quizzes/review.html", attempt=attempt, item=item, case=item.case,
+                           position=position,
+                           total=len(feedback), payload=review_payload(item))
 
 
 @bp.route("/manage", methods=["GET", "POST"])

@@ -25,7 +25,7 @@ def may_curate(user: User) -> bool:
     return user.has_role(Role.TRAINER, Role.ADMIN)
 
 
-def _image(image: CaseImage) -> dict[str, Any]:
+def image_json(image: CaseImage) -> dict[str, Any]:
     return {
         "id": image.id,
         "view": image.view,
@@ -41,7 +41,7 @@ def _image(image: CaseImage) -> dict[str, Any]:
 
 
 def case_payload(case: Case, user: User) -> dict[str, Any]:
-    images = [_image(image) for image in case.images]
+    images = [image_json(image) for image in case.images]
     payload: dict[str, Any] = {"case": {"id": case.id, "title": case.title}, "images": images,
                                "labels": [], "marks": [], "editable": False}
     if may_curate(user):
@@ -84,13 +84,13 @@ def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | Non
     scheme = scheme_of(attempt.exercise)
     payload: dict[str, Any] = {
         "case": {"id": case.id, "title": case.title},
-        "images": [_image(image) for image in case.images],
+        "images": [image_json(image) for image in case.images],
         "labels": [{"value": o.value, "label": o.label} for o in scheme.mark_labels or ()],
         "marks": list(answer.marks or []),
         "editable": bool(scheme.mark_labels),
         "autosave": True,
     }
     if next_case is not None:
-        payload["prefetch"] = [url for image in next_case.images
-                               for url in (_image(image)["preview_url"], _image(image)["full_url"])]
+        upcoming = [image_json(image) for image in next_case.images]
+        payload["prefetch"] = [url for i in upcoming for url in (i["preview_url"], i["full_url"])]
     return payload

@@ -18,7 +18,7 @@ if (root) {
     // Exposed for the pages that embed the viewer (and for browser tests).
     window.cxrViewer = new Viewer(root, data, {
       renderer: params.get("renderer") === "canvas2d" ? "canvas2d" : "webgl2",
-      review: params.get("review") === "1" && Boolean(data.reference_marks),
+      review: Boolean(data.review) || (params.get("review") === "1" && Boolean(data.reference_marks)),
     });
   } catch (error) {
     root.querySelector(".vw-status").textContent = error.message;
