@@ -423,6 +423,16 @@ def quizzes_create_exercise(title: str, kind: str, scheme_key: str, case_ids: tu
     click.echo(f"created exercise {exercise.id}: {exercise.title} ({len(case_ids)} cases)")
 
 
+@quizzes.command("rescore")
+@click.option("--exercise", "exercise_id", type=int, help="Only this exercise.")
+@with_appcontext
+def quizzes_rescore(exercise_id: int | None) -> None:
+    """Re-score ended attempts against the current reference reads."""
+    from app.quizzes.results import rescore
+
+    click.echo(f"{rescore(exercise_id)} attempts re-scored")
+
+
 @quizzes.command("expire")
 @with_appcontext
 def quizzes_expire() -> None:

@@ -25,7 +25,7 @@ from app.quizzes.services import (
     submit_attempt,
     view_case,
 )
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, login
 from tests.dicom_factory import cr_dataset, to_bytes
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -233,7 +233,8 @@ def test_the_answer_key_never_leaves_the_server_during_an_attempt(app, client, e
 
 def _take(client, exercise, answers):
     started = post_start(client, exercise)
-    attempt = db.session.scalars(select(Attempt).where(Attempt.exercise_id == exercise.id)).one()
+    attempt_id = int(started.headers["Location"].split("/attempts/")[1].split("/")[0])
+    attempt = db.session.get(Attempt, attempt_id)
     token = csrf_token(client, started.headers["Location"])
     for case_id in attempt.case_order:
         response = client.post(f"/training/attempts/{attempt.id}/cases/{case_id}",
@@ -370,3 +371,47 @@ def test_exam_review_is_not_shown(client, exam, login_as):
     _take(client, exam, {"overall": "normal"})
     attempt = db.session.scalars(select(Attempt)).one()
     assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 403
+
+
+def test_scores_are_fixed_at_submission_and_rescored_on_demand(app, client, practice,
+                                                              login_as, cases):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    _take(client, practice, {"overall": "normal"})
+    attempt = db.session.scalars(select(Attempt)).one()
+    assert attempt.metrics["metrics"]["specificity"] is None
+    assert attempt.metrics["metrics"]["sensitivity"] == 0.0
+    # The reference changes: every case becomes normal. Re-scoring follows it.
+    for case in cases[:2]:
+        save_read(case, author=None, scheme=get_scheme("ds3030"), answers={"overall": "normal"},
+                  marks=[])
+    from app.cases.models import ReferenceRead
+
+    for read in db.session.scalars(select(ReferenceRead)):
+        if read.author_id is not None:
+            read.current = False
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["quizzes", "rescore"])
+    assert "1 attempts re-scored" in result.output
+    db.session.expire_all()
+    assert db.session.get(Attempt, attempt.id).metrics["metrics"]["specificity"] == 1.0
+
+
+def test_result_figures_and_peer_percentile(app, client, practice, make_user, login_as):
+    from app.quizzes.results import peer_percentile
+
+    for n in range(5):
+        peer = make_user(Role.TRAINEE_RADIOLOGIST)
+        other = app.test_client()
+        login(other, peer.username)
+        tb_read = {"overall": "abnormal", "findings": ["cavitary_lesion"]}
+        _take(other, practice, {"overall": "normal"} if n % 2 else tb_read)
+    me = login_as(Role.TRAINEE_RADIOLOGIST)
+    page = _take(client, practice, {"overall": "abnormal", "findings": ["cavitary_lesion"]})
+    assert 'data-testid="percentile"' in page and "of 5 other trainees" in page
+    mine = db.session.scalars(select(Attempt).where(Attempt.user_id == me.id)).one()
+    percentile, peers = peer_percentile(mine)
+    assert peers == 5 and percentile == pytest.approx(100 * (2 + 0.5 * 3) / 5)
+    roc = client.get(f"/training/attempts/{mine.id}/roc.png")
+    assert roc.status_code == 200 and roc.data.startswith(b"\x89PNG")
+    learning = client.get(f"/training/attempts/{mine.id}/learning.png")
+    assert learning.status_code == 200 and learning.mimetype == "image/png"

@@ -125,6 +125,10 @@ class Attempt(db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Scores fixed when the attempt ends (re-computed by `quizzes rescore` when a reference
+    # read changes): the metrics of scoring.score_attempt and the pass/fail verdict.
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    passed: Mapped[bool | None] = mapped_column(Boolean)
     # The case the trainee has open and since when: reading time is measured on the server.
     current_case_id: Mapped[int | None] = mapped_column(Integer)
     current_since: Mapped[datetime | None] = mapped_column(UTCDateTime())

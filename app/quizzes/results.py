@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from app.cases.models import Case
 from app.cases.reads import Reference, classification_item, reference_for
 from app.extensions import db
-from app.quizzes.models import Attempt, AttemptAnswer, ExerciseKind
+from app.quizzes.models import Attempt, AttemptAnswer, AttemptState, ExerciseKind
 from app.quizzes.schemes import Scheme, tb_positive
 from app.quizzes.scoring import (
     AttemptScore,
@@ -125,3 +127,57 @@ def review_payload(item: CaseFeedback) -> dict[str, Any]:
         "labels": scheme_labels, "marks": marks, "reference_marks": reference,
         "editable": False, "review": True,
     }
+
+
+def finalise(attempt: Attempt) -> None:
+    """Fix the attempt's scores when it ends (the caller commits)."""
+    result, _ = score(attempt)
+    data = result.to_json()
+    attempt.metrics = {"metrics": data["metrics"], "intervals": data.get("intervals", {}),
+                       "grades": data.get("grades", {})}
+    attempt.passed = result.passed
+
+
+def rescore(exercise_id: int | None = None) -> int:
+    """Re-score ended attempts (after reference reads changed); returns how many."""
+    query = select(Attempt).where(Attempt.state.in_(ENDED_STATES))
+    if exercise_id is not None:
+        query = query.where(Attempt.exercise_id == exercise_id)
+    count = 0
+    for attempt in db.session.scalars(query):
+        finalise(attempt)
+        count += 1
+    db.session.commit()
+    return count
+
+
+ENDED_STATES = (AttemptState.SUBMITTED.value, AttemptState.TIMED_OUT.value)
+PEERS_NEEDED = 5
+
+
+def peer_percentile(attempt: Attempt, metric: str = "accuracy") -> tuple[float, int] | None:
+    """(percentile, peers) of this attempt's metric among other trainees' latest ended
+    attempts at the same exercise: anonymous, and only with at least PEERS_NEEDED peers."""
+    mine = ((attempt.metrics or {}).get("metrics") or {}).get(metric)
+    if mine is None:
+        return None
+    latest: dict[int, Attempt] = {}
+    for other in db.session.scalars(select(Attempt).where(
+            Attempt.exercise_id == attempt.exercise_id, Attempt.user_id != attempt.user_id,
+            Attempt.state.in_(ENDED_STATES)).order_by(Attempt.number)):
+        latest[other.user_id] = other
+    values = [v for a in latest.values()
+              if (v := ((a.metrics or {}).get("metrics") or {}).get(metric)) is not None]
+    if len(values) < PEERS_NEEDED:
+        return None
+    below = sum(1 for v in values if v < mine) + 0.5 * sum(1 for v in values if v == mine)
+    return 100.0 * below / len(values), len(values)
+
+
+def learning_curve(attempt: Attempt, metric: str = "accuracy") -> list[tuple[int, float]]:
+    """(attempt number, metric) of this trainee's ended attempts at the exercise."""
+    attempts = db.session.scalars(select(Attempt).where(
+        Attempt.exercise_id == attempt.exercise_id, Attempt.user_id == attempt.user_id,
+        Attempt.state.in_(ENDED_STATES)).order_by(Attempt.number))
+    return [(a.number, v) for a in attempts
+            if (v := ((a.metrics or {}).get("metrics") or {}).get(metric)) is not None]

@@ -2,10 +2,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
-from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.auth.decorators import roles_required
@@ -15,9 +23,16 @@ from app.cases.models import Case, CaseStatus
 from app.cases.reads import all_schemes
 from app.extensions import db
 from app.quizzes import bp
+from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise
-from app.quizzes.results import review_payload, score, show_case_feedback
+from app.quizzes.results import (
+    learning_curve,
+    peer_percentile,
+    review_payload,
+    score,
+    show_case_feedback,
+)
 from app.quizzes.services import (
     CRITERIA_METRICS,
     AttemptError,
@@ -147,6 +162,39 @@ def review(attempt_id: int, position: int) -> str:
                            total=len(feedback), payload=review_payload(item))
 
 
+def _figure(png: bytes) -> Response:
+    response = Response(png, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@bp.route("/attempts/<int:attempt_id>/roc.png")
+@roles_required(*TRAINING_ROLES)
+def roc_png(attempt_id: int) -> Response:
+    attempt = _attempt_or_404(attempt_id)
+    if attempt.state == AttemptState.IN_PROGRESS.value:
+        abort(409, description="The attempt is still in progress.")
+    result, feedback = score(attempt)
+    pairs = [(f.reference.tb_positive, f) for f in feedback]
+    truth, ratings = [], []
+    for tb, f in pairs:
+        answers = f.answer.answers if f.answer else {}
+        scheme = scheme_of(attempt.exercise)
+        if tb is not None and scheme.rating and answers.get(scheme.rating) is not None:
+            truth.append(bool(tb))
+            ratings.append(float(answers[scheme.rating]))
+    sens, spec = result.metrics.get("sensitivity"), result.metrics.get("specificity")
+    point = (1 - spec, sens) if sens is not None and spec is not None else None
+    return _figure(roc_figure(truth, ratings, result.metrics.get("auc"), point))
+
+
+@bp.route("/attempts/<int:attempt_id>/learning.png")
+@roles_required(*TRAINING_ROLES)
+def learning_png(attempt_id: int) -> Response:
+    attempt = _attempt_or_404(attempt_id)
+    return _figure(learning_figure(learning_curve(attempt), "accuracy of the sputum decision"))
+
+
 @bp.route("/manage", methods=["GET", "POST"])
 @roles_required(Role.TRAINER, Role.ADMIN)
 def manage() -> Response | tuple[str, int]:
@@ -210,4 +258,6 @@ def result(attempt_id: int) -> str:
     result, feedback = score(attempt)
     return render_template("quizzes/result.html", attempt=attempt, answered=answered,
                            result=result, feedback=feedback, scheme=scheme_of(attempt.exercise),
-                           show_cases=show_case_feedback(attempt))
+                           show_cases=show_case_feedback(attempt),
+                           percentile=peer_percentile(attempt),
+                           attempts_made=len(learning_curve(attempt)))

@@ -176,6 +176,7 @@ def expire_if_overdue(attempt: Attempt, now: datetime | None = None) -> bool:
         _account_reading(attempt, attempt.deadline_at)
         attempt.state = AttemptState.TIMED_OUT.value
         attempt.ended_at = attempt.deadline_at
+        _finalise(attempt)
         record("attempt.timed_out", actor=attempt.user, object_type="attempt", object_id=attempt.id)
         db.session.commit()
         return True
@@ -356,9 +357,18 @@ def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) ->
     attempt.state = AttemptState.SUBMITTED.value
     attempt.ended_at = now
     attempt.current_case_id = None
+    _finalise(attempt)
     record("attempt.submit", actor=user, object_type="attempt", object_id=attempt.id)
     db.session.commit()
     return attempt
+
+
+def _finalise(attempt: Attempt) -> None:
+    # Imported here: results builds on this module (scheme_of).
+    from app.quizzes.results import finalise
+
+    db.session.flush()
+    finalise(attempt)
 
 
 def attempts_of(user: User) -> list[Attempt]:

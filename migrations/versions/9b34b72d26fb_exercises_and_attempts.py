@@ -1,8 +1,8 @@
 """exercises and attempts
 
-Revision ID: 3197f5d9f661
+Revision ID: 9b34b72d26fb
 Revises: d2b59104da76
-Create Date: 2026-11-28 05:29:02.859033
+Create Date: 2026-11-28 05:43:14.111922
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import app.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = '3197f5d9f661'
+revision = '9b34b72d26fb'
 down_revision = 'd2b59104da76'
 branch_labels = None
 depends_on = None
@@ -53,6 +53,8 @@ def upgrade():
     sa.Column('started_at', app.db_types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('deadline_at', app.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('ended_at', app.db_types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('metrics', sa.JSON(), nullable=True),
+    sa.Column('passed', sa.Boolean(), nullable=True),
     sa.Column('current_case_id', sa.Integer(), nullable=True),
     sa.Column('current_since', app.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("state IN ('in_progress', 'submitted', 'timed_out', 'abandoned')", name=op.f('ck_attempt_known_state')),
