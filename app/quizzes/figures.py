@@ -50,7 +50,8 @@ def roc_figure(truth: Sequence[bool], ratings: Sequence[float], auc: float | Non
     ax.set_ylim(0, 1)
     ax.set_xlabel("1 - specificity (false-positive fraction)")
     ax.set_ylabel("sensitivity (true-positive fraction)")
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
 
 
