@@ -415,3 +415,36 @@ def test_result_figures_and_peer_percentile(app, client, practice, make_user, lo
     assert roc.status_code == 200 and roc.data.startswith(b"\x89PNG")
     learning = client.get(f"/training/attempts/{mine.id}/learning.png")
     assert learning.status_code == 200 and learning.mimetype == "image/png"
+
+
+def test_audience_limits_who_sees_and_starts_an_exercise(client, cases, make_clinic, make_user,
+                                                         login_as):
+    kenya = make_clinic("Nairobi site", "Nairobi", "KE")
+    exercise = create_exercise(title="Radiographers in Kenya", kind="practice",
+                               scheme_key="ds3030", case_ids=[cases[0].id], actor=None,
+                               audience={"roles": ["trainee_radiographer"],
+                                         "countries": ["ke"]})
+    assert exercise.audience == {"roles": ["trainee_radiographer"], "clinic_ids": [],
+                                 "countries": ["KE"]}
+    outsider = make_user(Role.TRAINEE_RADIOGRAPHER, clinic=make_clinic("Lima", "Lima", "PE"))
+    with pytest.raises(AttemptError, match="not assigned to you") as refused:
+        start_attempt(exercise, outsider)
+    assert refused.value.status == 403
+    insider = login_as(Role.TRAINEE_RADIOGRAPHER, clinic=kenya)
+    assert "Radiographers in Kenya" in client.get("/training/").get_data(as_text=True)
+    assert start_attempt(exercise, insider).user_id == insider.id
+    with pytest.raises(AttemptError, match="unknown role"):
+        create_exercise(title="X", kind="practice", scheme_key="ds3030",
+                        case_ids=[cases[0].id], actor=None, audience={"roles": ["king"]})
+
+
+def test_abandoning_a_practice_attempt_but_not_an_exam(client, practice, exam, make_user):
+    from app.quizzes.services import abandon_attempt
+
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    attempt = start_attempt(practice, trainee)
+    assert abandon_attempt(attempt, trainee).state == AttemptState.ABANDONED.value
+    assert start_attempt(practice, trainee).number == 2
+    exam_attempt = start_attempt(exam, trainee)
+    with pytest.raises(AttemptError, match="cannot be abandoned"):
+        abandon_attempt(exam_attempt, trainee)

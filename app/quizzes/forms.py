@@ -44,3 +44,7 @@ class ExerciseForm(FlaskForm):
     min_kappa = _threshold("Pass: minimum kappa")
     min_localisation = _threshold("Pass: minimum lesion localisation")
     shuffle = BooleanField("Shuffle the case order for each attempt", default=True)
+    audience_roles = MultiCheckboxField("For these roles (none ticked: every trainee)")
+    audience_clinics = SelectMultipleField("For these clinics only", coerce=int,
+                                           description="Hold Ctrl (⌘ on a Mac) to choose several.")
+    audience_countries = SelectMultipleField("For clinics in these countries only")

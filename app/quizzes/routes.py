@@ -16,7 +16,9 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
+from app.admin.forms import country_choices
 from app.auth.decorators import roles_required
+from app.auth.models import Clinic
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
@@ -36,6 +38,7 @@ from app.quizzes.results import (
 from app.quizzes.services import (
     CRITERIA_METRICS,
     AttemptError,
+    abandon_attempt,
     attempts_of,
     create_exercise,
     open_attempt,
@@ -58,7 +61,7 @@ def _refuse(exc: AttemptError) -> None:
 @bp.route("/")
 @roles_required(*TRAINING_ROLES)
 def index() -> str:
-    exercises = open_exercises()
+    exercises = open_exercises(current_user)
     return render_template(
         "quizzes/index.html", exercises=exercises, attempts=attempts_of(current_user),
         open_attempts={e.id: open_attempt(e, current_user) for e in exercises},
@@ -204,6 +207,12 @@ def manage() -> Response | tuple[str, int]:
     published = db.session.scalars(select(Case).where(
         Case.status == CaseStatus.PUBLISHED.value).order_by(Case.id)).all()
     form.cases.choices = [SelectChoice(c.id, _case_label(c)) for c in published]
+    form.audience_roles.choices = [SelectChoice(r.value, r.label) for r in
+                                   (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)]
+    clinics = db.session.scalars(select(Clinic).order_by(Clinic.name)).all()
+    form.audience_clinics.choices = [SelectChoice(c.id, f"{c.name} ({c.country_code})")
+                                     for c in clinics]
+    form.audience_countries.choices = country_choices()
     status = 200
     if form.validate_on_submit():
         criteria = [(metric, float(value)) for metric, value in (
@@ -220,6 +229,9 @@ def manage() -> Response | tuple[str, int]:
                 cooldown_hours=form.cooldown_hours.data or 0,
                 opens_at=_utc(form.opens_at.data), closes_at=_utc(form.closes_at.data),
                 shuffle=bool(form.shuffle.data), criteria=criteria,
+                audience={"roles": form.audience_roles.data or [],
+                          "clinic_ids": form.audience_clinics.data or [],
+                          "countries": form.audience_countries.data or []},
             )
         except AttemptError as exc:
             db.session.rollback()
@@ -245,6 +257,17 @@ def _case_label(case: Case) -> str:
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
+
+
+@bp.route("/attempts/<int:attempt_id>/abandon", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def abandon(attempt_id: int) -> Response:
+    try:
+        abandon_attempt(_attempt_or_404(attempt_id), current_user)
+    except AttemptError as exc:
+        _refuse(exc)
+    flash("The attempt is abandoned.", "info")
+    return redirect(url_for("quizzes.index"))
 
 
 @bp.route("/attempts/<int:attempt_id>/result")

@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record
 from app.auth.models import User
+from app.auth.roles import Role
 from app.cases.models import Case, CaseStatus
 from app.cases.reads import get_scheme
 from app.db_types import utcnow
@@ -80,6 +81,7 @@ def create_exercise(
     shuffle: bool = True,
     published: bool = True,
     criteria: Iterable[tuple[str, float]] = (),
+    audience: dict[str, list[Any]] | None = None,
 ) -> Exercise:
     if not title.strip():
         raise AttemptError("an exercise needs a title")
@@ -125,6 +127,7 @@ def create_exercise(
         shuffle=shuffle,
         published=published,
         criteria=clean_criteria,
+        audience=_clean_audience(audience or {}),
         created_by_id=actor.id if actor else None,
         cases=[ExerciseCase(case_id=cid, position=n) for n, cid in enumerate(ids)],
     )
@@ -142,17 +145,47 @@ def create_exercise(
     return exercise
 
 
-def open_exercises(now: datetime | None = None) -> list[Exercise]:
+def assigned_to(exercise: Exercise, user: User) -> bool:
+    """An exercise's audience: roles, clinics and countries; each one given must match
+    (any of its values), and an empty audience means every trainee."""
+    audience = exercise.audience or {}
+    roles = set(audience.get("roles") or [])
+    clinics = set(audience.get("clinic_ids") or [])
+    countries = set(audience.get("countries") or [])
+    if roles and not user.has_role(*(Role(r) for r in roles)):
+        return False
+    if clinics and user.clinic_id not in clinics:
+        return False
+    return not countries or (user.clinic is not None and user.clinic.country_code in countries)
+
+
+def open_exercises(user: User, now: datetime | None = None) -> list[Exercise]:
     now = now or utcnow()
     query = select(Exercise).where(Exercise.published).order_by(Exercise.id)
     return [
         e
         for e in db.session.scalars(query)
-        if (e.opens_at is None or e.opens_at <= now) and (e.closes_at is None or now < e.closes_at)
+        if (e.opens_at is None or e.opens_at <= now)
+        and (e.closes_at is None or now < e.closes_at)
+        and assigned_to(e, user)
     ]
 
 
 # ---- attempts -------------------------------------------------------------------------------
+
+
+def _clean_audience(audience: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    roles = sorted({str(r) for r in audience.get("roles") or []})
+    for role in roles:
+        try:
+            Role(role)
+        except ValueError:
+            raise AttemptError(f"unknown role {role!r}") from None
+    return {
+        "roles": roles,
+        "clinic_ids": sorted({int(c) for c in audience.get("clinic_ids") or []}),
+        "countries": sorted({str(c).upper() for c in audience.get("countries") or []}),
+    }
 
 
 def open_attempt(exercise: Exercise, user: User) -> Attempt | None:
@@ -199,6 +232,8 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
     current = open_attempt(exercise, user)
     if current is not None and not expire_if_overdue(current, now):
         return current
+    if not assigned_to(exercise, user):
+        raise AttemptError("this exercise is not assigned to you", 403)
     if not exercise.published or (exercise.opens_at and now < exercise.opens_at):
         raise AttemptError("this exercise is not open yet", 409)
     if exercise.closes_at and now >= exercise.closes_at:
@@ -211,7 +246,8 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
         )
         .order_by(Attempt.number.desc())
     ).all()
-    ended = [a for a in previous if a.state != AttemptState.ABANDONED.value]
+    # Every earlier attempt counts, abandoned ones too: abandoning cannot reset an exam.
+    ended = previous
     if exercise.max_attempts is not None and len(ended) >= exercise.max_attempts:
         raise AttemptError(f"you have used all {exercise.max_attempts} attempts", 409)
     if ended and exercise.cooldown_hours and ended[0].ended_at is not None:
@@ -363,6 +399,20 @@ def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) ->
     return attempt
 
 
+def abandon_attempt(attempt: Attempt, user: User) -> Attempt:
+    """Give up a practice attempt (exams are submitted or time out)."""
+    if attempt.user_id != user.id:
+        raise AttemptError("this is not your attempt", 404)
+    if attempt.exercise.kind == ExerciseKind.EXAM.value:
+        raise AttemptError("an exam cannot be abandoned: submit it", 409)
+    if attempt.state == AttemptState.IN_PROGRESS.value:
+        attempt.state = AttemptState.ABANDONED.value
+        attempt.ended_at = utcnow()
+        record("attempt.abandon", actor=user, object_type="attempt", object_id=attempt.id)
+        db.session.commit()
+    return attempt
+
+
 def _finalise(attempt: Attempt) -> None:
     # Imported here: results builds on this module (scheme_of).
     from app.quizzes.results import finalise
@@ -377,12 +427,3 @@ def attempts_of(user: User) -> list[Attempt]:
             select(Attempt).where(Attempt.user_id == user.id).order_by(Attempt.started_at.desc())
         )
     )
-
-
-def attempt_counts(exercise_ids: list[int]) -> dict[int, int]:
-    rows = db.session.execute(
-        select(Attempt.exercise_id, func.count())
-        .where(Attempt.exercise_id.in_(exercise_ids))
-        .group_by(Attempt.exercise_id)
-    )
-    return dict(rows.all())
