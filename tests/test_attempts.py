@@ -448,3 +448,34 @@ def test_abandoning_a_practice_attempt_but_not_an_exam(client, practice, exam, m
     exam_attempt = start_attempt(exam, trainee)
     with pytest.raises(AttemptError, match="cannot be abandoned"):
         abandon_attempt(exam_attempt, trainee)
+
+
+def test_practice_gives_immediate_feedback_per_case_and_locks_it(client, practice, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    started = post_start(client, practice)
+    attempt = db.session.scalars(select(Attempt)).one()
+    token = csrf_token(client, started.headers["Location"])
+    case_id = attempt.case_order[0]
+    url = f"/training/attempts/{attempt.id}/cases/{case_id}"
+    client.post(url, json={"answers": {"overall": "normal"}}, headers={"X-CSRFToken": token})
+    assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 403
+    checked = client.post(f"/training/attempts/{attempt.id}/check/1",
+                          data={"csrf_token": token})
+    assert checked.status_code == 302
+    page = client.get(checked.headers["Location"]).get_data(as_text=True)
+    assert "grade 3b" in page and TEACHING in page and "Reference read" in page
+    # The answer is final once the feedback has been seen; other cases stay open.
+    late = client.post(url, json={"answers": {"overall": "abnormal"}},
+                       headers={"X-CSRFToken": token})
+    assert late.status_code == 409 and "answer is final" in late.get_json()["message"]
+    assert client.get(f"/training/attempts/{attempt.id}/review/2").status_code == 403
+
+
+def test_exams_give_no_feedback_during_the_attempt(client, exam, login_as):
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    started = post_start(client, exam)
+    attempt = db.session.scalars(select(Attempt)).one()
+    token = csrf_token(client, started.headers["Location"])
+    response = client.post(f"/training/attempts/{attempt.id}/check/1",
+                           data={"csrf_token": token})
+    assert response.status_code == 403

@@ -153,5 +153,7 @@ class AttemptAnswer(db.Model):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(default=0.0)
     saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Practice sets: the trainee asked for this case's feedback; the answer is final.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     attempt: Mapped[Attempt] = relationship(back_populates="answers")

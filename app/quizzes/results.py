@@ -100,6 +100,19 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
     return result, feedback
 
 
+def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
+    """One case scored on its own (practice feedback during the attempt)."""
+    scheme = scheme_of(attempt.exercise)
+    case_id = attempt.case_order[position - 1]
+    case = db.session.get(Case, case_id)
+    answer = next((a for a in attempt.answers if a.case_id == case_id), None)
+    reference = reference_for(case)
+    universe = [o.value for o in scheme.mark_labels or ()]
+    result = score_attempt([(truth_for(case, reference, scheme),
+                             read_for(case_id, answer, scheme))], findings_universe=universe)
+    return CaseFeedback(position, case, reference, answer, result.cases[0])
+
+
 def show_case_feedback(attempt: Attempt) -> bool:
     """Practice sets show each case's reference read and teaching notes after submission;
     exams show the scores only (per-exercise review settings come with the exam editor)."""

@@ -29,6 +29,7 @@ from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise
 from app.quizzes.results import (
+    case_feedback,
     learning_curve,
     peer_percentile,
     review_payload,
@@ -40,6 +41,7 @@ from app.quizzes.services import (
     AttemptError,
     abandon_attempt,
     attempts_of,
+    check_case,
     create_exercise,
     open_attempt,
     open_exercises,
@@ -151,18 +153,18 @@ def submit(attempt_id: int) -> Response:
 @bp.route("/attempts/<int:attempt_id>/review/<int:position>")
 @roles_required(*TRAINING_ROLES)
 def review(attempt_id: int, position: int) -> str:
-    """One case of a finished attempt in the viewer: the trainee's marks (hit or false) and
-    the reference lesions (found or missed), when the exercise's review rules allow it."""
+    """One case in the viewer with the trainee's marks (hit or false) and the reference
+    lesions (found or missed): after a practice attempt, or for a case whose feedback the
+    trainee asked for during one."""
     attempt = _attempt_or_404(attempt_id)
-    if attempt.state == AttemptState.IN_PROGRESS.value or not show_case_feedback(attempt):
-        abort(403, description="The reference read of this exercise is not shown.")
-    _, feedback = score(attempt)
-    if not 1 <= position <= len(feedback):
+    if not 1 <= position <= len(attempt.case_order):
         abort(404, description="There is no such case in this attempt.")
-    item = feedback[position - 1]
+    if not _may_review(attempt, position):
+        abort(403, description="The reference read of this case is not shown yet.")
+    item = case_feedback(attempt, position)
     return render_template("quizzes/review.html", attempt=attempt, item=item, case=item.case,
                            position=position,
-                           total=len(feedback), payload=review_payload(item))
+                           total=len(attempt.case_order), payload=review_payload(item))
 
 
 def _figure(png: bytes) -> Response:
@@ -257,6 +259,28 @@ def _case_label(case: Case) -> str:
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _may_review(attempt: Attempt, position: int) -> bool:
+    if not show_case_feedback(attempt):
+        return False
+    if attempt.state != AttemptState.IN_PROGRESS.value:
+        return True
+    case_id = attempt.case_order[position - 1]
+    return any(a.case_id == case_id and a.checked_at for a in attempt.answers)
+
+
+@bp.route("/attempts/<int:attempt_id>/check/<int:position>", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def check(attempt_id: int, position: int) -> Response:
+    attempt = _attempt_or_404(attempt_id)
+    if not 1 <= position <= len(attempt.case_order):
+        abort(404, description="There is no such case in this attempt.")
+    try:
+        check_case(attempt, current_user, attempt.case_order[position - 1])
+    except AttemptError as exc:
+        _refuse(exc)
+    return redirect(url_for("quizzes.review", attempt_id=attempt.id, position=position))
 
 
 @bp.route("/attempts/<int:attempt_id>/abandon", methods=["POST"])

@@ -357,6 +357,8 @@ def save_answer(
     _check_active(attempt, user, now)
     if case_id not in attempt.case_order:
         raise AttemptError("that case is not part of this attempt", 404)
+    if _answer(attempt, case_id).checked_at is not None:
+        raise AttemptError("you have seen the feedback for this case: its answer is final", 409)
     scheme = scheme_of(attempt.exercise)
     case = db.session.get(Case, case_id)
     images = {image.id: image for image in case.images}
@@ -397,6 +399,24 @@ def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) ->
     record("attempt.submit", actor=user, object_type="attempt", object_id=attempt.id)
     db.session.commit()
     return attempt
+
+
+def check_case(attempt: Attempt, user: User, case_id: int,
+               now: datetime | None = None) -> AttemptAnswer:
+    """Practice sets give immediate feedback per case; asking for it makes the answer final."""
+    now = now or utcnow()
+    _check_active(attempt, user, now)
+    if attempt.exercise.kind != ExerciseKind.PRACTICE.value:
+        raise AttemptError("feedback comes after the exam, as its review settings allow", 403)
+    if case_id not in attempt.case_order:
+        raise AttemptError("that case is not part of this attempt", 404)
+    answer = _answer(attempt, case_id)
+    if answer.checked_at is None:
+        if attempt.current_case_id == case_id:
+            _account_reading(attempt, now)
+        answer.checked_at = now
+        db.session.commit()
+    return answer
 
 
 def abandon_attempt(attempt: Attempt, user: User) -> Attempt:

@@ -95,12 +95,15 @@ for (const link of root.querySelectorAll(".attempt-nav a")) {
     window.location = link.href;
   });
 }
-root.querySelector(".attempt-submit").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  clearTimeout(timer);
-  await save();
-  e.target.submit();
-});
+// Submitting (or checking a practice answer) waits for the last save to be acknowledged.
+for (const finalForm of root.querySelectorAll(".attempt-submit, .attempt-check")) {
+  finalForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clearTimeout(timer);
+    await save();
+    e.target.submit();
+  });
+}
 
 const clock = root.querySelector(".attempt-clock");
 if (clock && root.dataset.deadline) {

@@ -1,8 +1,8 @@
 """exercises and attempts
 
-Revision ID: 9b34b72d26fb
+Revision ID: 7d4886b38c80
 Revises: d2b59104da76
-Create Date: 2026-11-28 05:43:14.111922
+Create Date: 2026-11-28 05:46:13.565915
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import app.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = '9b34b72d26fb'
+revision = '7d4886b38c80'
 down_revision = 'd2b59104da76'
 branch_labels = None
 depends_on = None
@@ -83,6 +83,7 @@ def upgrade():
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('seconds', sa.Double(), nullable=False),
     sa.Column('saved_at', app.db_types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('checked_at', app.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['attempt_id'], ['attempt.id'], name=op.f('fk_attempt_answer_attempt_id_attempt'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['case_id'], ['teaching_case.id'], name=op.f('fk_attempt_answer_case_id_teaching_case')),
     sa.PrimaryKeyConstraint('attempt_id', 'case_id', name=op.f('pk_attempt_answer'))
