@@ -291,8 +291,11 @@ def test_trainer_creates_an_exam_with_pass_criteria(client, cases, login_as):
     bad = post_form(client, "/training/manage", {"title": "X", "kind": "exam",
                                                  "scheme": "ds3030", "min_kappa": "7"})
     assert bad.status_code == 400
-    text = bad.get_data(as_text=True)
-    assert "choose at least one case" in text and "Number must be between 0 and 1" in text
+    assert "Number must be between 0 and 1" in bad.get_data(as_text=True)
+    none = post_form(client, "/training/manage", {"title": "X", "kind": "exam",
+                                                  "scheme": "ds3030"})
+    assert none.status_code == 400
+    assert "Choose at least one case, or give a rule." in none.get_data(as_text=True)
 
 
 def test_trainees_cannot_manage_exercises(client, login_as):

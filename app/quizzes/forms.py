@@ -31,8 +31,17 @@ class ExerciseForm(FlaskForm):
                                                      "feedback, unlimited attempts)"),
                                         SelectChoice("exam", "Exam (timed, attempt limit)")])
     scheme = SelectField("Reporting scheme")
-    cases = MultiCheckboxField("Cases (published)", coerce=int,
-                               validators=[DataRequired(message="choose at least one case")])
+    cases = MultiCheckboxField("Cases (published)", coerce=int, validators=[Optional()])
+    rule_total = IntegerField("Or choose by rule: number of cases",
+                              validators=[Optional(), NumberRange(1, 500)])
+    rule_tb_percent = IntegerField("TB-suggestive share (%)",
+                                   validators=[Optional(), NumberRange(0, 100)])
+    rule_findings = StringField("At least this many cases per finding",
+                                description="e.g. cavitary_lesion:5, pleural_effusion:5",
+                                validators=[Optional(), Length(max=500)])
+    rule_difficulty = StringField("Difficulty mix (%)",
+                                  description="e.g. easy:30, moderate:50, hard:20",
+                                  validators=[Optional(), Length(max=200)])
     time_limit = IntegerField("Time limit (minutes)", validators=[Optional(), NumberRange(1)])
     max_attempts = IntegerField("Attempts allowed", validators=[Optional(), NumberRange(1)])
     cooldown_hours = IntegerField("Cool-down between attempts (hours)", default=0,

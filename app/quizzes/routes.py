@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 from flask import (
@@ -36,6 +37,7 @@ from app.quizzes.results import (
     score,
     show_case_feedback,
 )
+from app.quizzes.selection import CaseRule, SelectionError, parse_pairs, select_cases
 from app.quizzes.services import (
     CRITERIA_METRICS,
     AttemptError,
@@ -223,9 +225,10 @@ def manage() -> Response | tuple[str, int]:
             ("lesion_localisation_sensitivity", form.min_localisation.data),
         ) if value is not None]
         try:
+            case_ids = _chosen_cases(form)
             exercise = create_exercise(
                 title=form.title.data or "", kind=form.kind.data or "",
-                scheme_key=form.scheme.data or "", case_ids=form.cases.data or [],
+                scheme_key=form.scheme.data or "", case_ids=case_ids,
                 actor=current_user, time_limit_minutes=form.time_limit.data,
                 max_attempts=form.max_attempts.data,
                 cooldown_hours=form.cooldown_hours.data or 0,
@@ -235,9 +238,10 @@ def manage() -> Response | tuple[str, int]:
                           "clinic_ids": form.audience_clinics.data or [],
                           "countries": form.audience_countries.data or []},
             )
-        except AttemptError as exc:
+        except (AttemptError, SelectionError) as exc:
             db.session.rollback()
-            form.form_errors.append(exc.sentence)
+            message = str(exc)
+            form.form_errors.append(message[:1].upper() + message[1:] + ".")
             status = 400
         else:
             flash(f"Exercise {exercise.title} created with {len(exercise.cases)} cases.",
@@ -248,6 +252,26 @@ def manage() -> Response | tuple[str, int]:
     exercises = db.session.scalars(select(Exercise).order_by(Exercise.id.desc())).all()
     return render_template("quizzes/manage.html", form=form, exercises=exercises,
                            metrics=CRITERIA_METRICS), status
+
+
+def _chosen_cases(form: ExerciseForm) -> list[int]:
+    """The ticked cases, or cases drawn by the rule when a number of cases is given."""
+    if not form.rule_total.data:
+        if not form.cases.data:
+            raise AttemptError("choose at least one case, or give a rule")
+        return list(form.cases.data)
+    tb = form.rule_tb_percent.data
+    difficulty = parse_pairs(form.rule_difficulty.data or "", integer=False)
+    rule = CaseRule(
+        total=form.rule_total.data,
+        tb_share=tb / 100 if tb is not None else None,
+        min_per_finding={k: int(v) for k, v in parse_pairs(form.rule_findings.data or "",
+                                                            integer=True).items()},
+        difficulty_mix={k: v / 100 for k, v in difficulty.items()},
+        include_exam_bank=form.kind.data == "exam",
+        seed=secrets.randbelow(2**31),
+    )
+    return select_cases(rule)
 
 
 def _case_label(case: Case) -> str:

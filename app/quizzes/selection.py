@@ -1,0 +1,130 @@
+"""Choosing an exercise's cases by rule, e.g. 40 cases, half TB-suggestive, at least five
+each with a cavity, an effusion and adenopathy, 30/50/20 % easy/moderate/hard."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.cases.models import Case, CaseStatus
+
+
+class SelectionError(ValueError):
+    """The library cannot satisfy the rule; the message says what is short."""
+
+
+@dataclass(frozen=True)
+class CaseRule:
+    total: int
+    tb_share: float | None = None  # fraction of TB-suggestive cases, e.g. 0.5
+    min_per_finding: Mapping[str, int] = field(default_factory=dict)
+    difficulty_mix: Mapping[str, float] = field(default_factory=dict)  # shares, sum <= 1
+    include_exam_bank: bool = False
+    seed: int = 0
+
+
+def parse_pairs(text: str, *, integer: bool) -> dict[str, float]:
+    """ "cavitary_lesion:5, pleural_effusion:5" -> {"cavitary_lesion": 5, ...}."""
+    pairs: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition(":")
+        try:
+            number = int(value) if integer else float(value)
+        except ValueError:
+            number = None
+        if not sep or not key.strip() or number is None or number < 0:
+            raise SelectionError(f"write {part!r} as name:number")
+        pairs[key.strip()] = number
+    return pairs
+
+
+def select_cases(rule: CaseRule, candidates: list[Case] | None = None) -> list[int]:
+    if rule.total < 1:
+        raise SelectionError("the rule needs at least one case")
+    if rule.tb_share is not None and not 0 <= rule.tb_share <= 1:
+        raise SelectionError("the TB-suggestive share is between 0 and 1")
+    pool = candidates if candidates is not None else _library(rule.include_exam_bank)
+    pool = [c for c in pool if c.reference_tb_positive is not None or rule.tb_share is None]
+    rng = random.Random(rule.seed)  # noqa: S311 (a reproducible draw, not a secret)
+    rng.shuffle(pool)
+    chosen: list[Case] = []
+
+    def findings(case: Case) -> set[str]:
+        return {link.finding for link in case.finding_links}
+
+    for finding, needed in rule.min_per_finding.items():
+        have = sum(1 for c in chosen if finding in findings(c))
+        extra = [c for c in pool if c not in chosen and finding in findings(c)]
+        if have + len(extra) < needed:
+            raise SelectionError(
+                f"only {have + len(extra)} published case(s) with {finding!r} "
+                f"({int(needed)} needed)"
+            )
+        chosen += extra[: max(0, int(needed) - have)]
+    if len(chosen) > rule.total:
+        raise SelectionError(f"the finding minimums alone need {len(chosen)} cases")
+
+    remaining = [c for c in pool if c not in chosen]
+    if rule.tb_share is not None:
+        want_tb = round(rule.total * rule.tb_share)
+        have_tb = sum(1 for c in chosen if c.reference_tb_positive)
+        if have_tb > want_tb:
+            raise SelectionError(
+                f"the finding minimums give {have_tb} TB-suggestive cases, "
+                f"more than the {want_tb} asked for"
+            )
+        chosen += _fill(
+            remaining,
+            lambda c: bool(c.reference_tb_positive),
+            want_tb - have_tb,
+            rule,
+            "TB-suggestive",
+        )
+        want_other = rule.total - len(chosen)
+        chosen += _fill(
+            [c for c in remaining if c not in chosen],
+            lambda c: not c.reference_tb_positive,
+            want_other,
+            rule,
+            "other",
+        )
+    else:
+        chosen += _fill(remaining, lambda c: True, rule.total - len(chosen), rule, "")
+    return [c.id for c in chosen]
+
+
+def _fill(pool: list[Case], wanted, count: int, rule: CaseRule, what: str) -> list[Case]:
+    """``count`` cases of ``pool`` that are ``wanted``, following the difficulty mix."""
+    if count <= 0:
+        return []
+    candidates = [c for c in pool if wanted(c)]
+    if len(candidates) < count:
+        kind = f"{what} " if what else ""
+        raise SelectionError(
+            f"only {len(candidates)} {kind}published case(s) left ({count} needed)"
+        )
+    picked: list[Case] = []
+    for difficulty, share in rule.difficulty_mix.items():
+        quota = round(count * share)
+        of_level = [c for c in candidates if c.difficulty == difficulty and c not in picked]
+        picked += of_level[:quota]
+    picked += [c for c in candidates if c not in picked][: count - len(picked)]
+    return picked[:count]
+
+
+def _library(include_exam_bank: bool) -> list[Case]:
+    from app.extensions import db
+
+    query = (
+        select(Case)
+        .options(selectinload(Case.finding_links))
+        .where(Case.status == CaseStatus.PUBLISHED.value)
+        .order_by(Case.id)
+    )
+    if not include_exam_bank:
+        query = query.where(Case.exam_bank.is_(False))
+    return list(db.session.scalars(query))
