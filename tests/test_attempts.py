@@ -482,3 +482,43 @@ def test_exams_give_no_feedback_during_the_attempt(client, exam, login_as):
     response = client.post(f"/training/attempts/{attempt.id}/check/1",
                            data={"csrf_token": token})
     assert response.status_code == 403
+
+
+def test_radiographer_image_quality_set_end_to_end(app, client, make_user, login_as):
+    trainer = make_user(Role.TRAINER)
+    data = to_bytes(cr_dataset(seed=900, rows=64, columns=48))
+    [result] = import_files([Source("q.dcm", lambda: data)], actor=trainer,
+                            options=ImportOptions()).results
+    case = db.session.get(Case, result.case_id)
+    good = {"pass": True, "reason": ""}
+    reference = {key: good for key in ("inclusion", "rotation", "scapulae", "inspiration",
+                                       "exposure", "collimation", "artefacts")}
+    reference["rotation"] = {"pass": False, "reason": "rotated to the left"}
+    save_read(case, author=trainer, scheme=get_scheme("image_quality"),
+              answers={**reference, "grade": "2"})
+    case.status = CaseStatus.PUBLISHED.value
+    db.session.commit()
+    exercise = create_exercise(title="Image quality", kind="practice",
+                               scheme_key="image_quality", case_ids=[case.id], actor=None,
+                               audience={"roles": ["trainee_radiographer"]})
+    login_as(Role.TRAINEE_RADIOGRAPHER)
+    page = client.get(post_start(client, exercise).headers["Location"]).get_data(as_text=True)
+    assert "Rotation: spinous processes midway" in page and 'name="rotation.pass"' in page
+    answers = {**{k: good for k in reference}, "grade": "2"}  # misses the rotation fault
+    missing_reason = _take_existing(client, exercise, {**answers, "rotation": {"pass": False}})
+    assert "give the reason it fails" in missing_reason
+    result_page = _take_existing(client, exercise, answers, submit=True)
+    assert "Image-quality criteria agreement" in result_page
+    assert "86 %" in result_page  # 6 of 7 criteria agree
+    assert "grade 2a" in result_page and "criterion &#39;rotation&#39;" in result_page
+
+
+def _take_existing(client, exercise, answers, submit=False):
+    attempt = db.session.scalars(select(Attempt).where(Attempt.exercise_id == exercise.id)).one()
+    token = csrf_token(client, f"/training/attempts/{attempt.id}/1")
+    response = client.post(f"/training/attempts/{attempt.id}/cases/{attempt.case_order[0]}",
+                           json={"answers": answers}, headers={"X-CSRFToken": token})
+    if not submit:
+        return response.get_json()["message"]
+    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+    return client.get(f"/training/attempts/{attempt.id}/result").get_data(as_text=True)

@@ -45,6 +45,13 @@ def _rating(scheme: Scheme, answers: dict[str, Any]) -> float | None:
     return float(value) if value is not None else None
 
 
+def _quality(scheme: Scheme, answers: dict[str, Any]) -> dict[str, bool] | None:
+    """Radiographer criteria answered pass/fail, by item key."""
+    criteria = {i.key: answers[i.key]["pass"] for i in scheme.items
+                if i.type == "criterion" and isinstance(answers.get(i.key), dict)}
+    return criteria or None
+
+
 def truth_for(case: Case, reference: Reference, scheme: Scheme) -> CaseTruth:
     answers = reference.answers
     key = classification_item(scheme)
@@ -59,6 +66,7 @@ def truth_for(case: Case, reference: Reference, scheme: Scheme) -> CaseTruth:
         classification=answers.get(key) if key else None,
         findings=_findings(scheme, answers), lesions=lesions,
         rating=int(rating) if rating is not None else None,
+        quality=_quality(scheme, answers),
     )
 
 
@@ -77,6 +85,7 @@ def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> Case
         classification=answers.get(key) if key else None,
         findings=_findings(scheme, answers), rating=rating, marks=marks,
         ordinal=int(rating) if rating is not None else None,
+        quality=_quality(scheme, answers),
         reading_seconds=answer.seconds if answer else None,
     )
 
