@@ -88,6 +88,7 @@ def demo_library_path() -> Path:
 
 
 DEMO_PRACTICE = "Demo practice: DS-3030 chest X-ray reads"
+DEMO_EXAM = "Demo exam: TB screening reader (30 minutes)"
 
 
 def seed_demo_library() -> list[LoadResult]:
@@ -99,6 +100,13 @@ def seed_demo_library() -> list[LoadResult]:
         if case_ids:
             create_exercise(title=DEMO_PRACTICE, kind="practice", scheme_key="ds3030",
                             case_ids=case_ids, actor=None)
+    if db.session.scalar(select(Exercise.id).where(Exercise.title == DEMO_EXAM)) is None:
+        case_ids = [r.case_id for r in results if r.case_id and r.status != "refused"][10:22]
+        if case_ids:
+            create_exercise(title=DEMO_EXAM, kind="exam", scheme_key="ds3030",
+                            case_ids=case_ids, actor=None, time_limit_minutes=30,
+                            max_attempts=3, cooldown_hours=1,
+                            criteria=[("sensitivity", 0.8), ("specificity", 0.8)])
     return results
 
 

@@ -90,3 +90,62 @@ def test_trainee_reads_marks_autosaves_resumes_and_submits(portal_url, page, mak
     assert answers[first].answers == {"overall": "abnormal", "findings": ["cavitary_lesion"]}
     assert answers[second].answers == {"overall": "normal"}
     assert answers[first].seconds > 0
+
+
+@pytest.fixture
+def exam(app, tmp_path):
+    import shutil
+
+    folder = tmp_path / "exam-lib"
+    (folder / "cases").mkdir(parents=True)
+    for name in ("phantom-effusion-1", "phantom-normal-2"):
+        shutil.copy(LIBRARY / "cases" / f"{name}.json", folder / "cases")
+    results = load_library(folder)
+    return create_exercise(
+        title="Browser exam",
+        kind="exam",
+        scheme_key="ds3030",
+        case_ids=[r.case_id for r in results],
+        actor=None,
+        time_limit_minutes=30,
+        max_attempts=2,
+        criteria=[("sensitivity", 0.8), ("specificity", 0.8)],
+    )
+
+
+def test_trainee_takes_a_timed_exam_end_to_end(portal_url, page, make_user, exam):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    page.goto(portal_url + "/auth/login")
+    page.get_by_label("User name or e-mail").fill(trainee.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Start").click()
+    loaded = "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded"
+    saved = "() => document.querySelector('.save-state').textContent.startsWith('saved')"
+    page.wait_for_function(loaded)
+    clock = page.get_by_test_id("time-left").inner_text()
+    assert clock.startswith(("29:", "30:"))
+    assert not page.get_by_role("button", name="Check my answer (final for this case)").count()
+
+    attempt = db.session.scalars(select(Attempt)).one()
+    from app.cases.models import Case
+
+    for position, case_id in enumerate(attempt.case_order, 1):
+        if position > 1:
+            page.get_by_role("link", name="Next case").click()
+            page.wait_for_url(f"**/{position}")
+            page.wait_for_function(loaded)
+        tb = db.session.get(Case, case_id).reference_tb_positive
+        page.get_by_label("Abnormal" if tb else "Normal").first.check()
+        if tb:
+            page.get_by_label("Pleural effusion").check()
+        page.wait_for_function(saved)
+        if position == 1:  # reload mid-way: the answer is still there
+            page.reload()
+            page.wait_for_function(loaded)
+            assert page.get_by_label("Abnormal" if tb else "Normal").first.is_checked()
+    page.get_by_role("button", name="Submit all answers").click()
+    page.wait_for_url("**/result")
+    assert page.get_by_test_id("verdict").inner_text() == "Passed"
+    assert page.get_by_test_id("scores").is_visible()
+    assert page.get_by_test_id("case-feedback").count() == 0  # exams: scores only
