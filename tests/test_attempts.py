@@ -522,3 +522,33 @@ def _take_existing(client, exercise, answers, submit=False):
         return response.get_json()["message"]
     client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
     return client.get(f"/training/attempts/{attempt.id}/result").get_data(as_text=True)
+
+
+def test_review_settings_decide_what_is_shown_and_when(client, cases, login_as):
+    later = datetime.now(UTC) + timedelta(hours=1)
+    exam = create_exercise(title="Graded later", kind="exam", scheme_key="ds3030",
+                           case_ids=[c.id for c in cases[:2]], actor=None, closes_at=later,
+                           review={"score": "after_close", "reference": "after_submit",
+                                   "teaching_notes": "never"})
+    assert exam.review == {"score": "after_close", "correctness": "never",
+                           "reference": "after_submit", "teaching_notes": "never"}
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    page = _take(client, exam, {"overall": "normal"})
+    assert 'data-testid="scores-hidden"' in page and "after the exercise closes" in page
+    assert 'data-testid="scores"' not in page
+    assert "Reference read" in page and "grade 3b" not in page and TEACHING not in page
+    attempt = db.session.scalars(select(Attempt)).one()
+    assert client.get(f"/training/attempts/{attempt.id}/roc.png").status_code == 403
+    assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 200
+    with freeze_time(later + timedelta(minutes=1)):
+        shown = client.get(f"/training/attempts/{attempt.id}/result").get_data(as_text=True)
+    assert 'data-testid="scores"' in shown
+
+
+def test_immediate_feedback_is_for_practice_sets_only(cases):
+    with pytest.raises(AttemptError, match="only practice sets"):
+        create_exercise(title="E", kind="exam", scheme_key="ds3030", case_ids=[cases[0].id],
+                        actor=None, review={"reference": "immediate"})
+    with pytest.raises(AttemptError, match="unknown review setting"):
+        create_exercise(title="P", kind="practice", scheme_key="ds3030",
+                        case_ids=[cases[0].id], actor=None, review={"score": "sometimes"})

@@ -25,6 +25,15 @@ def _threshold(label: str) -> DecimalField:
                         description="0 to 1, e.g. 0.90; empty = no criterion")
 
 
+def _when(label: str) -> SelectField:
+    from app.quizzes.review_rules import LABELS
+
+    # Not sent by older pages or scripts: then the kind's defaults apply, and
+    # review_rules.clean refuses any value it does not know.
+    return SelectField(label, choices=[SelectChoice("", "default for the kind")]
+                       + [SelectChoice(k, v) for k, v in LABELS.items()], validate_choice=False)
+
+
 class ExerciseForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=200)])
     kind = SelectField("Kind", choices=[SelectChoice("practice", "Practice set (immediate "
@@ -53,6 +62,10 @@ class ExerciseForm(FlaskForm):
     min_kappa = _threshold("Pass: minimum kappa")
     min_localisation = _threshold("Pass: minimum lesion localisation")
     shuffle = BooleanField("Shuffle the case order for each attempt", default=True)
+    review_score = _when("Show the scores")
+    review_correctness = _when("Show what was right and wrong")
+    review_reference = _when("Show the reference read and marks")
+    review_teaching_notes = _when("Show the teaching notes")
     audience_roles = MultiCheckboxField("For these roles (none ticked: every trainee)")
     audience_clinics = SelectMultipleField("For these clinics only", coerce=int,
                                            description="Hold Ctrl (⌘ on a Mac) to choose several.")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.cases.models import Case
 from app.cases.reads import Reference, classification_item, reference_for
 from app.extensions import db
-from app.quizzes.models import Attempt, AttemptAnswer, AttemptState, ExerciseKind
+from app.quizzes.models import Attempt, AttemptAnswer, AttemptState
 from app.quizzes.schemes import Scheme, tb_positive
 from app.quizzes.scoring import (
     AttemptScore,
@@ -120,12 +120,6 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     result = score_attempt([(truth_for(case, reference, scheme),
                              read_for(case_id, answer, scheme))], findings_universe=universe)
     return CaseFeedback(position, case, reference, answer, result.cases[0])
-
-
-def show_case_feedback(attempt: Attempt) -> bool:
-    """Practice sets show each case's reference read and teaching notes after submission;
-    exams show the scores only (per-exercise review settings come with the exam editor)."""
-    return attempt.exercise.kind == ExerciseKind.PRACTICE.value
 
 
 def review_payload(item: CaseFeedback) -> dict[str, Any]:

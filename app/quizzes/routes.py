@@ -25,7 +25,7 @@ from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.cases.reads import all_schemes
 from app.extensions import db
-from app.quizzes import bp
+from app.quizzes import bp, review_rules
 from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise
@@ -35,7 +35,6 @@ from app.quizzes.results import (
     peer_percentile,
     review_payload,
     score,
-    show_case_feedback,
 )
 from app.quizzes.selection import CaseRule, SelectionError, parse_pairs, select_cases
 from app.quizzes.services import (
@@ -116,6 +115,7 @@ def case(attempt_id: int, position: int) -> Response | str:
     return render_template(
         "quizzes/case.html", attempt=attempt, case=viewed, answer=answer, position=position,
         total=total, scheme=scheme_of(attempt.exercise), action_form=ActionForm(),
+        immediate_feedback=review_rules.immediate_feedback(attempt.exercise),
         payload=attempt_payload(attempt, viewed, answer, next_case),
     )
 
@@ -164,8 +164,10 @@ def review(attempt_id: int, position: int) -> str:
     if not _may_review(attempt, position):
         abort(403, description="The reference read of this case is not shown yet.")
     item = case_feedback(attempt, position)
+    show_notes = review_rules.visible(attempt, "teaching_notes",
+                                      case_checked=_checked(attempt, position))
     return render_template("quizzes/review.html", attempt=attempt, item=item, case=item.case,
-                           position=position,
+                           position=position, show_notes=show_notes,
                            total=len(attempt.case_order), payload=review_payload(item))
 
 
@@ -181,6 +183,8 @@ def roc_png(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if attempt.state == AttemptState.IN_PROGRESS.value:
         abort(409, description="The attempt is still in progress.")
+    if not review_rules.visible(attempt, "score"):
+        abort(403, description="Scores of this exercise are not shown yet.")
     result, feedback = score(attempt)
     pairs = [(f.reference.tb_positive, f) for f in feedback]
     truth, ratings = [], []
@@ -234,6 +238,8 @@ def manage() -> Response | tuple[str, int]:
                 cooldown_hours=form.cooldown_hours.data or 0,
                 opens_at=_utc(form.opens_at.data), closes_at=_utc(form.closes_at.data),
                 shuffle=bool(form.shuffle.data), criteria=criteria,
+                review={item: getattr(form, f"review_{item}").data
+                        for item in review_rules.ITEMS if getattr(form, f"review_{item}").data},
                 audience={"roles": form.audience_roles.data or [],
                           "clinic_ids": form.audience_clinics.data or [],
                           "countries": form.audience_countries.data or []},
@@ -285,13 +291,13 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
-def _may_review(attempt: Attempt, position: int) -> bool:
-    if not show_case_feedback(attempt):
-        return False
-    if attempt.state != AttemptState.IN_PROGRESS.value:
-        return True
+def _checked(attempt: Attempt, position: int) -> bool:
     case_id = attempt.case_order[position - 1]
     return any(a.case_id == case_id and a.checked_at for a in attempt.answers)
+
+
+def _may_review(attempt: Attempt, position: int) -> bool:
+    return review_rules.visible(attempt, "reference", case_checked=_checked(attempt, position))
 
 
 @bp.route("/attempts/<int:attempt_id>/check/<int:position>", methods=["POST"])
@@ -323,12 +329,12 @@ def abandon(attempt_id: int) -> Response:
 def result(attempt_id: int) -> str:
     attempt = _attempt_or_404(attempt_id)
     answered = sum(1 for a in attempt.answers if a.answers)
-    if attempt.state == AttemptState.IN_PROGRESS.value:
+    shown = {item: review_rules.visible(attempt, item) for item in review_rules.ITEMS}
+    if attempt.state == AttemptState.IN_PROGRESS.value or not any(shown.values()):
         return render_template("quizzes/result.html", attempt=attempt, answered=answered,
-                               result=None, feedback=[], scheme=None, show_cases=False)
+                               result=None, feedback=[], scheme=None, shown=shown)
     result, feedback = score(attempt)
     return render_template("quizzes/result.html", attempt=attempt, answered=answered,
                            result=result, feedback=feedback, scheme=scheme_of(attempt.exercise),
-                           show_cases=show_case_feedback(attempt),
-                           percentile=peer_percentile(attempt),
+                           shown=shown, percentile=peer_percentile(attempt),
                            attempts_made=len(learning_curve(attempt)))

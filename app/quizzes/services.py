@@ -82,6 +82,7 @@ def create_exercise(
     published: bool = True,
     criteria: Iterable[tuple[str, float]] = (),
     audience: dict[str, list[Any]] | None = None,
+    review: dict[str, str] | None = None,
 ) -> Exercise:
     if not title.strip():
         raise AttemptError("an exercise needs a title")
@@ -107,6 +108,12 @@ def create_exercise(
         raise AttemptError("the time limit must be a positive number of minutes")
     if opens_at and closes_at and closes_at <= opens_at:
         raise AttemptError("the exercise must close after it opens")
+    from app.quizzes.review_rules import clean as clean_review
+
+    try:
+        review_settings = clean_review(exercise_kind.value, review)
+    except ValueError as exc:
+        raise AttemptError(str(exc)) from None
     clean_criteria = []
     for metric, minimum in criteria:
         if metric not in CRITERIA_METRICS:
@@ -128,6 +135,7 @@ def create_exercise(
         published=published,
         criteria=clean_criteria,
         audience=_clean_audience(audience or {}),
+        review=review_settings,
         created_by_id=actor.id if actor else None,
         cases=[ExerciseCase(case_id=cid, position=n) for n, cid in enumerate(ids)],
     )
@@ -406,8 +414,10 @@ def check_case(attempt: Attempt, user: User, case_id: int,
     """Practice sets give immediate feedback per case; asking for it makes the answer final."""
     now = now or utcnow()
     _check_active(attempt, user, now)
-    if attempt.exercise.kind != ExerciseKind.PRACTICE.value:
-        raise AttemptError("feedback comes after the exam, as its review settings allow", 403)
+    from app.quizzes.review_rules import immediate_feedback
+
+    if not immediate_feedback(attempt.exercise):
+        raise AttemptError("feedback comes after the attempt, as the review settings allow", 403)
     if case_id not in attempt.case_order:
         raise AttemptError("that case is not part of this attempt", 404)
     answer = _answer(attempt, case_id)
