@@ -254,6 +254,7 @@ def test_practice_result_shows_scores_and_case_feedback(client, practice, login_
     assert "grade 1" in page
     assert TEACHING in page  # after submission, a practice set teaches
     assert "0 of 1 reference lesions found" in page
+    assert "PPV / NPV" in page and "Per finding" in page and "cavitary_lesion" in page
 
 
 def test_missed_tb_is_a_major_significant_discrepancy(client, practice, login_as):
