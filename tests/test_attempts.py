@@ -472,6 +472,9 @@ def test_practice_gives_immediate_feedback_per_case_and_locks_it(client, practic
     late = client.post(url, json={"answers": {"overall": "abnormal"}},
                        headers={"X-CSRFToken": token})
     assert late.status_code == 409 and "answer is final" in late.get_json()["message"]
+    assert late.get_json()["ended"] is False  # the page stays; only this case is final
+    revisit = client.get(f"/training/attempts/{attempt.id}/1").get_data(as_text=True)
+    assert 'data-final="1"' in revisit and "fieldset class=\"plain\" disabled" in revisit
     assert client.get(f"/training/attempts/{attempt.id}/review/2").status_code == 403
 
 

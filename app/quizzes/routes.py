@@ -132,7 +132,9 @@ def autosave(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
                              body.get("marks"))
     except AttemptError as exc:
         db.session.rollback()
-        return jsonify(error="Not saved", message=exc.sentence, status=exc.status), exc.status
+        ended = attempt.state != AttemptState.IN_PROGRESS.value
+        return jsonify(error="Not saved", message=exc.sentence, status=exc.status,
+                       ended=ended), exc.status
     seconds_left = None
     if attempt.deadline_at is not None:
         seconds_left = max(0, int((attempt.deadline_at - answer.saved_at).total_seconds()))

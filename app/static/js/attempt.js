@@ -41,7 +41,11 @@ function show(text, kind = "") {
   state.className = `save-state ${kind}`;
 }
 
+// A case whose feedback has been seen is final: nothing more to save for it.
+const finalAnswer = root.dataset.final === "1";
+
 async function save() {
+  if (finalAnswer) return null;
   if (saving) { dirty = true; return saving; }
   dirty = false;
   show("saving…", "pending");
@@ -53,7 +57,7 @@ async function save() {
         body: JSON.stringify({ answers: answers(), marks: marks() }),
       });
       const body = await response.json().catch(() => ({}));
-      if (response.status === 409) { window.location = root.dataset.resultUrl; return; }
+      if (response.status === 409 && body.ended) { window.location = root.dataset.resultUrl; return; }
       if (!response.ok) {
         show(`not saved: ${body.message || `HTTP ${response.status}`}`, "failing");
         return; // bad input: retrying the same data would fail again
