@@ -19,8 +19,10 @@ from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
 from app.cases.library_files import LoadResult, load_library
+from app.cases.models import Case
 from app.extensions import db
 from app.quizzes.models import Exercise
+from app.quizzes.selection import CaseRule, SelectionError, select_cases
 from app.quizzes.services import create_exercise
 
 PASSWORD_FILE = "demo-accounts.txt"  # noqa: S105  (a file name, not a password)
@@ -92,21 +94,26 @@ DEMO_EXAM = "Demo exam: TB screening reader (30 minutes)"
 
 
 def seed_demo_library() -> list[LoadResult]:
-    """The curated demo cases, published (already loaded ones are left as they are), and a
-    practice set of ten of them."""
+    """The curated demo cases, published (already loaded ones are left as they are), a
+    practice set of ten of them and a 30-minute exam of twelve."""
     results = load_library(demo_library_path(), publish=True)
-    if db.session.scalar(select(Exercise.id).where(Exercise.title == DEMO_PRACTICE)) is None:
-        case_ids = [r.case_id for r in results if r.case_id and r.status != "refused"][:10]
-        if case_ids:
-            create_exercise(title=DEMO_PRACTICE, kind="practice", scheme_key="ds3030",
-                            case_ids=case_ids, actor=None)
-    if db.session.scalar(select(Exercise.id).where(Exercise.title == DEMO_EXAM)) is None:
-        case_ids = [r.case_id for r in results if r.case_id and r.status != "refused"][10:22]
-        if case_ids:
-            create_exercise(title=DEMO_EXAM, kind="exam", scheme_key="ds3030",
-                            case_ids=case_ids, actor=None, time_limit_minutes=30,
-                            max_attempts=3, cooldown_hours=1,
-                            criteria=[("sensitivity", 0.8), ("specificity", 0.8)])
+    loaded = [db.session.get(Case, r.case_id) for r in results if r.case_id]
+    exercises = (
+        (DEMO_PRACTICE, "practice", 10, 1, {}),
+        (DEMO_EXAM, "exam", 12, 2, {"time_limit_minutes": 30, "max_attempts": 3,
+                                    "cooldown_hours": 1,
+                                    "criteria": [("sensitivity", 0.8), ("specificity", 0.8)]}),
+    )
+    for title, kind, total, seed, extra in exercises:
+        if db.session.scalar(select(Exercise.id).where(Exercise.title == title)) is not None:
+            continue
+        try:  # half TB-suggestive, so that sensitivity and specificity both mean something
+            case_ids = select_cases(CaseRule(total=total, tb_share=0.5, seed=seed),
+                                    candidates=loaded)
+        except SelectionError:
+            continue  # a trimmed library: no demo exercise rather than a lopsided one
+        create_exercise(title=title, kind=kind, scheme_key="ds3030", case_ids=case_ids,
+                        actor=None, **extra)
     return results
 
 

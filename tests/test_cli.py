@@ -123,6 +123,15 @@ def test_demo_seeds_once_and_never_resets(app, client):
     second = run(app, "demo", "--no-serve")
     assert second.exit_code == 0, second.output
     assert f"Case library: {published} published cases" in second.output
+    from app.cases.models import Case
+    from app.quizzes.models import Exercise
+
+    exercises = db.session.scalars(select(Exercise).order_by(Exercise.id)).all()
+    assert [e.kind for e in exercises] == ["practice", "exam"]  # not duplicated by re-runs
+    for exercise in exercises:
+        decisions = [db.session.get(Case, link.case_id).reference_tb_positive
+                     for link in exercise.cases]
+        assert decisions.count(True) == decisions.count(False)
     for username, password in passwords.items():
         assert f"{username}" in second.output and password in second.output
     assert db.session.scalar(select(func.count(User.id))) == users_before
