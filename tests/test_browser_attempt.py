@@ -149,3 +149,29 @@ def test_trainee_takes_a_timed_exam_end_to_end(portal_url, page, make_user, exam
     assert page.get_by_test_id("verdict").inner_text() == "Passed"
     assert page.get_by_test_id("scores").is_visible()
     assert page.get_by_test_id("case-feedback").count() == 0  # exams: scores only
+
+
+def test_dropped_connection_shows_not_saved_and_retries(portal_url, page, make_user, exercise):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    page.goto(portal_url + "/auth/login")
+    page.get_by_label("User name or e-mail").fill(trainee.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
+    page.context.set_offline(True)
+    page.get_by_label("Abnormal").check()
+    page.wait_for_function(
+        "() => document.querySelector('.save-state').textContent === 'not saved — retrying'"
+    )
+    assert db.session.scalars(select(AttemptAnswer)).all() == [] or all(
+        not a.answers for a in db.session.scalars(select(AttemptAnswer))
+    )
+    page.context.set_offline(False)
+    page.wait_for_function(
+        "() => document.querySelector('.save-state').textContent.startsWith('saved')",
+        timeout=20_000,
+    )
+    db.session.expire_all()
+    [answer] = [a for a in db.session.scalars(select(AttemptAnswer)) if a.answers]
+    assert answer.answers == {"overall": "abnormal"}
