@@ -85,6 +85,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.auth import routes as auth_routes
     from app.cases import routes as cases_routes
     from app.certification import routes as certification_routes
+    from app.certification import verify
     from app.quizzes import routes as quizzes_routes
     from app.viewer import routes as viewer_routes
 
@@ -96,6 +97,7 @@ def _register_blueprints(app: Flask) -> None:
         quizzes_routes,
         viewer_routes,
         certification_routes,
+        verify,
     ):
         app.register_blueprint(module.bp)
 

@@ -442,11 +442,48 @@ def quizzes_expire() -> None:
     click.echo(f"{expire_overdue_attempts()} attempts timed out")
 
 
+certs = click.Group("certs", help="Certification programmes and certificates.")
+
+
+@certs.command("create-programme")
+@click.option("--title", required=True)
+@click.option("--exam", "exams", type=int, multiple=True, required=True,
+              help="An exam exercise id that must be passed (repeatable).")
+@click.option("--practice", "practices", type=int, multiple=True,
+              help="A practice exercise id that must be completed (repeatable).")
+@click.option("--renewal", "renewals", type=int, multiple=True,
+              help="The recertification exam exercise id.")
+@click.option("--role", "roles", multiple=True, help="An eligible role (repeatable).")
+@click.option("--validity-days", type=int, default=730, show_default=True)
+@click.option("--renewal-window-days", type=int, default=90, show_default=True)
+@click.option("--cme-hours", type=float, default=0.0, show_default=True)
+@with_appcontext
+def certs_create_programme(title: str, exams: tuple[int, ...], practices: tuple[int, ...],
+                           renewals: tuple[int, ...], roles: tuple[str, ...],
+                           validity_days: int, renewal_window_days: int,
+                           cme_hours: float) -> None:
+    """Create a certification programme."""
+    from app.certification.services import CertificationError, create_programme
+
+    requirements = ([(e, "exam") for e in exams] + [(p, "practice") for p in practices]
+                    + [(r, "renewal") for r in renewals])
+    try:
+        programme = create_programme(title=title, requirements=requirements,
+                                     eligible_roles=roles, validity_days=validity_days,
+                                     renewal_window_days=renewal_window_days,
+                                     cme_hours=cme_hours)
+    except (CertificationError, ValueError) as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created programme {programme.id}: {programme.title}")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(clinics)
     app.cli.add_command(cases)
     app.cli.add_command(quizzes)
+    app.cli.add_command(certs)
     app.cli.add_command(demo)
 
 

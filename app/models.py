@@ -3,6 +3,7 @@
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
 from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
+from app.certification.models import Certificate, Programme, Requirement
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -19,12 +20,15 @@ __all__ = [
     "CaseFinding",
     "CaseImage",
     "CaseTag",
+    "Certificate",
     "Clinic",
     "Exercise",
     "ExerciseCase",
     "LeadCountry",
+    "Programme",
     "ReferenceRead",
     "ReportingScheme",
+    "Requirement",
     "User",
     "UserRole",
     "UserSession",

@@ -1,15 +1,27 @@
 from __future__ import annotations
 
-from flask import render_template
-from flask_login import current_user
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from app.auth.decorators import roles_required
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import country_name
+from app.cases.forms import ActionForm
 from app.certification import bp
+from app.certification.models import Certificate, Programme
+from app.certification.pdf import certificate_pdf
+from app.certification.services import (
+    CertificationError,
+    current_certificate,
+    progress,
+    reinstate,
+    revoke,
+    status,
+)
 from app.extensions import db
+from app.urls import external_url
 
 
 @bp.route("/")
@@ -33,3 +45,91 @@ def index() -> str:
         countries=[(c, country_name(c)) for c in current_user.lead_countries],
         country_name=country_name,
     )
+
+
+def _certificate_or_404(certificate_id: int) -> Certificate:
+    certificate = db.session.get(Certificate, certificate_id)
+    if certificate is None:
+        abort(404, description="There is no such certificate.")
+    return certificate
+
+
+def _lead_scope_allows(certificate: Certificate) -> bool:
+    if current_user.has_role(Role.ADMIN) or current_user.lead_all_countries:
+        return True
+    clinic = certificate.user.clinic
+    return clinic is not None and clinic.country_code in current_user.lead_countries
+
+
+@bp.route("/mine")
+@login_required
+def mine() -> str:
+    """A trainee's programmes, progress towards each requirement, and certificates."""
+    programmes = db.session.scalars(select(Programme).where(Programme.active)).all()
+    rows = [
+        (p, progress(current_user, p), current_certificate(current_user, p))
+        for p in programmes
+        if not p.eligible_roles or current_user.has_role(*(Role(r) for r in p.eligible_roles))
+    ]
+    certificates = db.session.scalars(
+        select(Certificate)
+        .where(Certificate.user_id == current_user.id)
+        .order_by(Certificate.issued_at.desc())
+    ).all()
+    return render_template(
+        "certification/mine.html", rows=rows, certificates=certificates, status=status
+    )
+
+
+@bp.route("/certificates")
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def certificates() -> str:
+    rows = [
+        c
+        for c in db.session.scalars(select(Certificate).order_by(Certificate.issued_at.desc()))
+        if _lead_scope_allows(c)
+    ]
+    return render_template(
+        "certification/certificates.html",
+        certificates=rows,
+        status=status,
+        action_form=ActionForm(),
+    )
+
+
+@bp.route("/certificates/<int:certificate_id>/<action>", methods=["POST"])
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def change(certificate_id: int, action: str) -> Response:
+    certificate = _certificate_or_404(certificate_id)
+    if not _lead_scope_allows(certificate):
+        abort(404, description="There is no such certificate.")
+    reason = request.form.get("reason", "")
+    try:
+        if action == "revoke":
+            revoke(certificate, reason=reason, actor=current_user)
+        elif action == "reinstate":
+            reinstate(certificate, reason=reason, actor=current_user)
+        else:
+            abort(404, description="Unknown action.")
+    except CertificationError as exc:
+        abort(exc.status, description=exc.sentence)
+    flash(f"Certificate {certificate.code}: {status(certificate)}.", "success")
+    return redirect(url_for("certification.certificates"))
+
+
+@bp.route("/certificates/<int:certificate_id>.pdf")
+@login_required
+def pdf(certificate_id: int) -> Response:
+    certificate = _certificate_or_404(certificate_id)
+    own = certificate.user_id == current_user.id
+    lead = current_user.has_role(Role.PROGRAMME_LEAD, Role.ADMIN) and _lead_scope_allows(
+        certificate
+    )
+    if not own and not lead:
+        abort(404, description="There is no such certificate.")
+    url = external_url("verify.show", code=certificate.code)
+    response = Response(certificate_pdf(certificate, url), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="certificate-{certificate.code}.pdf"'
+    )
+    return response

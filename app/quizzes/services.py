@@ -449,6 +449,11 @@ def _finalise(attempt: Attempt) -> None:
 
     db.session.flush()
     finalise(attempt)
+    from app.certification.services import issue_after_attempt
+
+    # Certificates follow from the scores at once (issue_after_attempt commits).
+    db.session.flush()
+    issue_after_attempt(attempt)
 
 
 def attempts_of(user: User) -> list[Attempt]:

@@ -1,0 +1,299 @@
+"""Programmes and certificates: issued by rule (and only then), expiring, revocable,
+verifiable by anyone from their code."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.audit.services import record
+from app.auth.models import User
+from app.auth.roles import Role
+from app.certification.models import Certificate, Programme, Requirement
+from app.db_types import utcnow
+from app.extensions import db
+from app.quizzes.models import Attempt, AttemptState, Exercise
+
+REQUIREMENT_KINDS = ("practice", "exam", "renewal")
+VALID, EXPIRED, REVOKED = "valid", "expired", "revoked"
+
+
+class CertificationError(ValueError):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def sentence(self) -> str:
+        text = str(self)
+        return text[:1].upper() + text[1:] + "."
+
+
+def status(certificate: Certificate, now: datetime | None = None) -> str:
+    """Computed, never stored: a certificate is expired the moment its date passes."""
+    if certificate.revoked_at is not None:
+        return REVOKED
+    return EXPIRED if (now or utcnow()) >= certificate.expires_at else VALID
+
+
+def new_code() -> str:
+    # 16 characters from a 32-symbol alphabet: 80 bits, no look-alike characters.
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+def create_programme(
+    *,
+    title: str,
+    requirements: Iterable[tuple[int, str]],
+    eligible_roles: Iterable[str] = (),
+    validity_days: int = 730,
+    renewal_window_days: int = 90,
+    cme_hours: float = 0.0,
+    description: str = "",
+    actor: User | None = None,
+) -> Programme:
+    if not title.strip():
+        raise CertificationError("a programme needs a title")
+    reqs = list(requirements)
+    if not any(kind == "exam" for _, kind in reqs):
+        raise CertificationError("a programme needs at least one exam to pass")
+    for exercise_id, kind in reqs:
+        if kind not in REQUIREMENT_KINDS:
+            raise CertificationError(f"unknown requirement kind {kind!r}")
+        if db.session.get(Exercise, exercise_id) is None:
+            raise CertificationError(f"there is no exercise {exercise_id}")
+    roles = sorted(set(eligible_roles))
+    for role in roles:
+        Role(role)  # ValueError for unknown roles
+    if validity_days < 1 or not 0 <= renewal_window_days < validity_days:
+        raise CertificationError("the validity must be positive and longer than the renewal window")
+    programme = Programme(
+        title=title.strip(),
+        description=description,
+        eligible_roles=roles,
+        validity_days=validity_days,
+        renewal_window_days=renewal_window_days,
+        cme_hours=cme_hours,
+        requirements=[Requirement(exercise_id=e, kind=k) for e, k in reqs],
+    )
+    db.session.add(programme)
+    db.session.flush()
+    record("programme.create", actor=actor, object_type="programme", object_id=programme.id)
+    db.session.commit()
+    return programme
+
+
+@dataclass(frozen=True)
+class RequirementProgress:
+    requirement: Requirement
+    met: bool
+    attempt: Attempt | None
+
+
+def _ended_attempts(user: User, exercise_id: int) -> list[Attempt]:
+    return list(
+        db.session.scalars(
+            select(Attempt)
+            .where(
+                Attempt.user_id == user.id,
+                Attempt.exercise_id == exercise_id,
+                Attempt.state.in_((AttemptState.SUBMITTED.value, AttemptState.TIMED_OUT.value)),
+            )
+            .order_by(Attempt.ended_at)
+        )
+    )
+
+
+def progress(
+    user: User, programme: Programme, since: datetime | None = None
+) -> list[RequirementProgress]:
+    """Each requirement and the attempt that meets it (attempts before ``since`` ignored)."""
+    out = []
+    for req in programme.requirements:
+        attempts = [
+            a
+            for a in _ended_attempts(user, req.exercise_id)
+            if since is None or (a.ended_at and a.ended_at >= since)
+        ]
+        if req.kind == "practice":
+            meeting = next(
+                (a for a in reversed(attempts) if a.state == AttemptState.SUBMITTED.value), None
+            )
+        else:
+            meeting = next((a for a in reversed(attempts) if a.passed), None)
+        out.append(RequirementProgress(req, meeting is not None, meeting))
+    return out
+
+
+def current_certificate(user: User, programme: Programme) -> Certificate | None:
+    return db.session.scalars(
+        select(Certificate)
+        .where(
+            Certificate.user_id == user.id,
+            Certificate.programme_id == programme.id,
+            Certificate.revoked_at.is_(None),
+        )
+        .order_by(Certificate.expires_at.desc())
+    ).first()
+
+
+def issue_if_met(
+    user: User, programme: Programme, now: datetime | None = None
+) -> Certificate | None:
+    """Issue a certificate when every requirement holds (and only then); renew one in its
+    renewal window when the renewal exam is passed."""
+    now = now or utcnow()
+    if not programme.active:
+        return None
+    if programme.eligible_roles and not user.has_role(*(Role(r) for r in programme.eligible_roles)):
+        return None
+    current = current_certificate(user, programme)
+    if current is not None and status(current, now) == VALID:
+        window = current.expires_at - timedelta(days=programme.renewal_window_days)
+        if now < window:
+            return None  # still valid and not yet renewable
+        renewal = [
+            p for p in progress(user, programme, since=window) if p.requirement.kind == "renewal"
+        ]
+        if not renewal or not all(p.met for p in renewal):
+            return None
+        return _issue(user, programme, renewal, now, renewed=current)
+    initial = [p for p in progress(user, programme) if p.requirement.kind != "renewal"]
+    if not initial or not all(p.met for p in initial):
+        return None
+    return _issue(user, programme, initial, now)
+
+
+def _issue(
+    user: User,
+    programme: Programme,
+    met: list[RequirementProgress],
+    now: datetime,
+    renewed: Certificate | None = None,
+    exception: str | None = None,
+) -> Certificate:
+    evidence = {
+        "requirements": [
+            {
+                "kind": p.requirement.kind,
+                "exercise": p.requirement.exercise.title,
+                "attempt_id": p.attempt.id if p.attempt else None,
+                "ended_at": p.attempt.ended_at.isoformat()
+                if p.attempt and p.attempt.ended_at
+                else None,
+                "metrics": {
+                    k: v
+                    for k, v in ((p.attempt.metrics or {}).get("metrics") or {}).items()
+                    if k in ("sensitivity", "specificity", "accuracy", "kappa", "auc")
+                }
+                if p.attempt
+                else {},
+            }
+            for p in met
+        ],
+        "renews": renewed.code if renewed else None,
+    }
+    start = max(now, renewed.expires_at) if renewed else now
+    certificate = Certificate(
+        code=new_code(),
+        programme=programme,
+        user=user,
+        holder_name=user.full_name,
+        issued_at=now,
+        expires_at=start + timedelta(days=programme.validity_days),
+        cme_hours=programme.cme_hours,
+        evidence=evidence,
+        exception_reason=exception,
+    )
+    db.session.add(certificate)
+    db.session.flush()
+    record(
+        "certificate.issue",
+        actor=user,
+        object_type="certificate",
+        object_id=certificate.id,
+        programme=programme.id,
+        exception=bool(exception),
+        renews=renewed.id if renewed else None,
+    )
+    db.session.commit()
+    return certificate
+
+
+def issue_after_attempt(attempt: Attempt) -> list[Certificate]:
+    """Called when an attempt ends: every programme that uses its exercise is checked."""
+    programmes = (
+        db.session.scalars(
+            select(Programme)
+            .join(Requirement)
+            .where(Requirement.exercise_id == attempt.exercise_id)
+        )
+        .unique()
+        .all()
+    )
+    issued = [issue_if_met(attempt.user, p) for p in programmes]
+    return [c for c in issued if c is not None]
+
+
+def revoke(certificate: Certificate, *, reason: str, actor: User) -> Certificate:
+    if not reason.strip():
+        raise CertificationError("give the reason for revoking")
+    if certificate.revoked_at is not None:
+        raise CertificationError("the certificate is already revoked", 409)
+    certificate.revoked_at = utcnow()
+    certificate.revoke_reason = reason.strip()
+    record(
+        "certificate.revoke",
+        actor=actor,
+        object_type="certificate",
+        object_id=certificate.id,
+        reason=reason.strip(),
+    )
+    db.session.commit()
+    return certificate
+
+
+def reinstate(certificate: Certificate, *, reason: str, actor: User) -> Certificate:
+    if not reason.strip():
+        raise CertificationError("give the reason for reinstating")
+    if certificate.revoked_at is None:
+        raise CertificationError("the certificate is not revoked", 409)
+    certificate.revoked_at = None
+    certificate.revoke_reason = None
+    record(
+        "certificate.reinstate",
+        actor=actor,
+        object_type="certificate",
+        object_id=certificate.id,
+        reason=reason.strip(),
+    )
+    db.session.commit()
+    return certificate
+
+
+def grant_exception(user: User, programme: Programme, *, reason: str, actor: User) -> Certificate:
+    """A certificate without the requirements, with the lead's reason on record."""
+    if not reason.strip():
+        raise CertificationError("give the reason for the exception")
+    certificate = _issue(user, programme, [], utcnow(), exception=reason.strip())
+    record(
+        "certificate.exception",
+        actor=actor,
+        object_type="certificate",
+        object_id=certificate.id,
+        reason=reason.strip(),
+    )
+    db.session.commit()
+    return certificate
+
+
+def find_by_code(code: str) -> Certificate | None:
+    cleaned = "".join(ch for ch in code.upper() if ch.isalnum())
+    if not 8 <= len(cleaned) <= 32:
+        return None
+    return db.session.scalar(select(Certificate).where(Certificate.code == cleaned))

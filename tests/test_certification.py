@@ -1,0 +1,182 @@
+"""Certificates: issued by rule and only then, expiring, revocable, verifiable by anyone."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from app.audit.models import AuditEvent
+from app.auth.roles import Role
+from app.certification.models import Certificate
+from app.certification.services import (
+    CertificationError,
+    create_programme,
+    grant_exception,
+    revoke,
+    status,
+)
+from app.extensions import db
+from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
+from tests.conftest import post_form
+from tests.test_attempts import cases  # noqa: F401 (fixture)
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def programme(cases):  # noqa: F811
+    practice = create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
+                               case_ids=[cases[0].id], actor=None)
+    exam = create_exercise(title="Exam", kind="exam", scheme_key="ds3030",
+                           case_ids=[cases[0].id, cases[1].id], actor=None,
+                           criteria=[("sensitivity", 0.9)])
+    return create_programme(title="TB CXR reader — radiologist",
+                            requirements=[(practice.id, "practice"), (exam.id, "exam")],
+                            eligible_roles=["trainee_radiologist"], validity_days=730,
+                            cme_hours=4)
+
+
+def _take(exercise, user, answers):
+    attempt = start_attempt(exercise, user)
+    for case_id in attempt.case_order:
+        save_answer(attempt, user, case_id, answers, [])
+    return submit_attempt(attempt, user)
+
+
+def _exercise(programme, kind):
+    return next(r.exercise for r in programme.requirements if r.kind == kind)
+
+
+TB = {"overall": "abnormal", "findings": ["cavitary_lesion"]}
+
+
+def test_issued_only_when_every_requirement_is_met(programme, make_user):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST, full_name="Dr Ada Reader")
+    with freeze_time(T0):
+        _take(_exercise(programme, "exam"), trainee, TB)  # passed, but no practice yet
+        assert db.session.scalars(select(Certificate)).all() == []
+        _take(_exercise(programme, "practice"), trainee, {"overall": "normal"})
+    [certificate] = db.session.scalars(select(Certificate)).all()
+    assert certificate.holder_name == "Dr Ada Reader"
+    assert certificate.expires_at == T0 + timedelta(days=730)
+    assert certificate.cme_hours == 4
+    assert re.fullmatch(r"[A-HJ-NP-Z2-9]{16}", certificate.code)
+    exam_evidence = next(e for e in certificate.evidence["requirements"] if e["kind"] == "exam")
+    assert exam_evidence["metrics"]["sensitivity"] == 1.0
+    with freeze_time(T0 + timedelta(days=1)):
+        _take(_exercise(programme, "practice"), trainee, {"overall": "normal"})
+    assert len(db.session.scalars(select(Certificate)).all()) == 1  # no duplicate
+
+
+def test_failing_the_exam_or_the_wrong_role_issues_nothing(programme, make_user):
+    failing = make_user(Role.TRAINEE_RADIOLOGIST)
+    _take(_exercise(programme, "practice"), failing, TB)
+    _take(_exercise(programme, "exam"), failing, {"overall": "normal"})
+    radiographer = make_user(Role.TRAINEE_RADIOGRAPHER)
+    _take(_exercise(programme, "practice"), radiographer, TB)
+    _take(_exercise(programme, "exam"), radiographer, TB)
+    assert db.session.scalars(select(Certificate)).all() == []
+
+
+def test_public_verification_valid_expired_revoked_and_not_found(app, client, programme,
+                                                                make_user):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST, full_name="Dr Ada Reader")
+    _take(_exercise(programme, "practice"), trainee, TB)
+    _take(_exercise(programme, "exam"), trainee, TB)
+    certificate = db.session.scalars(select(Certificate)).one()
+    page = client.get(f"/verify/{certificate.code}").get_data(as_text=True)
+    assert 'data-testid="certificate-status">Valid' in page and "Dr Ada Reader" in page
+    assert trainee.email not in page and "sensitivity" not in page
+    assert client.get(f"/verify/{certificate.code.lower()}").status_code == 200
+    data = client.get(f"/verify/{certificate.code}.json").get_json()
+    assert data == {"code": certificate.code, "holder": "Dr Ada Reader",
+                    "programme": "TB CXR reader — radiologist",
+                    "issued": certificate.issued_at.date().isoformat(),
+                    "expires": certificate.expires_at.date().isoformat(), "status": "valid"}
+    with freeze_time(certificate.expires_at + timedelta(seconds=1)):
+        assert client.get(f"/verify/{certificate.code}.json").get_json()["status"] == "expired"
+    lead = make_user(Role.PROGRAMME_LEAD, lead_all_countries=True)
+    revoke(certificate, reason="exam irregularity", actor=lead)
+    assert client.get(f"/verify/{certificate.code}.json").get_json()["status"] == "revoked"
+    missing = client.get("/verify/ABCDEFGHJKLMNPQR")
+    assert missing.status_code == 404 and "Not found." in missing.get_data(as_text=True)
+    assert client.get("/verify/ABCDEFGHJKLMNPQR.json").status_code == 404
+    assert client.get(f"/verify/?code={certificate.code}").status_code == 302
+
+
+def test_verification_is_rate_limited(client):
+    for _ in range(30):
+        assert client.get("/verify/ZZZZZZZZZZZZZZZZ").status_code == 404
+    assert client.get("/verify/ZZZZZZZZZZZZZZZZ").status_code == 429
+
+
+def test_lead_revokes_and_reinstates_with_reasons_in_the_audit_log(client, programme,
+                                                                  make_user, login_as):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    _take(_exercise(programme, "practice"), trainee, TB)
+    _take(_exercise(programme, "exam"), trainee, TB)
+    certificate = db.session.scalars(select(Certificate)).one()
+    lead = login_as(Role.PROGRAMME_LEAD, lead_all_countries=True)
+    page = "/certification/certificates"
+    no_reason = post_form(client, f"/certification/certificates/{certificate.id}/revoke",
+                          {"reason": " "}, page=page)
+    assert no_reason.status_code == 400
+    ok = post_form(client, f"/certification/certificates/{certificate.id}/revoke",
+                   {"reason": "identity doubt"}, page=page)
+    assert ok.status_code == 302
+    db.session.expire_all()
+    assert status(db.session.get(Certificate, certificate.id)) == "revoked"
+    back = post_form(client, f"/certification/certificates/{certificate.id}/reinstate",
+                     {"reason": "identity confirmed"}, page=page)
+    assert back.status_code == 302
+    events = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.action.in_(["certificate.revoke", "certificate.reinstate"])
+    ).order_by(AuditEvent.id)).all()
+    assert [(e.action, e.detail["reason"], e.actor_id) for e in events] == [
+        ("certificate.revoke", "identity doubt", lead.id),
+        ("certificate.reinstate", "identity confirmed", lead.id)]
+
+
+def test_exception_needs_a_reason(programme, make_user):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    lead = make_user(Role.PROGRAMME_LEAD, lead_all_countries=True)
+    with pytest.raises(CertificationError, match="reason"):
+        grant_exception(trainee, programme, reason="", actor=lead)
+    certificate = grant_exception(trainee, programme, reason="equivalent national exam",
+                                  actor=lead)
+    assert certificate.exception_reason == "equivalent national exam"
+    assert status(certificate) == "valid"
+
+
+def test_pdf_states_the_code_and_verification_address(client, programme, make_user, login_as):
+    trainee = login_as(Role.TRAINEE_RADIOLOGIST)
+    _take(_exercise(programme, "practice"), trainee, TB)
+    _take(_exercise(programme, "exam"), trainee, TB)
+    certificate = db.session.scalars(select(Certificate)).one()
+    mine = client.get("/certification/mine").get_data(as_text=True)
+    assert certificate.code in mine and "done" in mine
+    pdf = client.get(f"/certification/certificates/{certificate.id}.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert certificate.code.encode() in pdf.data
+    assert f"/verify/{certificate.code}".encode() in pdf.data
+    assert b"/Subtype /Image" in pdf.data  # the QR code
+    other = make_user(Role.TRAINEE_RADIOLOGIST)
+    from tests.conftest import login
+
+    stranger = client.application.test_client()
+    login(stranger, other.username)
+    assert stranger.get(f"/certification/certificates/{certificate.id}.pdf").status_code == 404
+
+
+def test_programme_needs_an_exam_and_known_exercises(cases, app):  # noqa: F811
+    with pytest.raises(CertificationError, match="at least one exam"):
+        create_programme(title="P", requirements=[])
+    with pytest.raises(CertificationError, match="no exercise 999"):
+        create_programme(title="P", requirements=[(999, "exam")])
+    result = app.test_cli_runner().invoke(args=["certs", "create-programme", "--title", "X",
+                                                "--exam", "12345"])
+    assert result.exit_code != 0 and "no exercise 12345" in result.output
