@@ -478,6 +478,21 @@ def certs_create_programme(title: str, exams: tuple[int, ...], practices: tuple[
     click.echo(f"created programme {programme.id}: {programme.title}")
 
 
+@certs.command("remind")
+@with_appcontext
+def certs_remind() -> None:
+    """E-mail expiry reminders (run daily from cron); each reminder goes out once."""
+    from app.certification.reminders import send_reminders
+    from app.mail import mail_configured
+
+    if not mail_configured():
+        raise click.ClickException("no SMTP server is configured (MAIL_SERVER)")
+    sent, failed = send_reminders()
+    click.echo(f"{sent} reminders sent, {failed} failed (retried next run)")
+    if failed:
+        raise SystemExit(1)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(clinics)

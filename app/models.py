@@ -3,7 +3,12 @@
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
 from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
-from app.certification.models import Certificate, Programme, Requirement
+from app.certification.models import (
+    Certificate,
+    CertificateReminder,
+    Programme,
+    Requirement,
+)
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -21,6 +26,7 @@ __all__ = [
     "CaseImage",
     "CaseTag",
     "Certificate",
+    "CertificateReminder",
     "Clinic",
     "Exercise",
     "ExerciseCase",

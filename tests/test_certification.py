@@ -180,3 +180,43 @@ def test_programme_needs_an_exam_and_known_exercises(cases, app):  # noqa: F811
     result = app.test_cli_runner().invoke(args=["certs", "create-programme", "--title", "X",
                                                 "--exam", "12345"])
     assert result.exit_code != 0 and "no exercise 12345" in result.output
+
+
+def test_reminders_arrive_once_each_at_a_real_smtp_server(app, programme, make_user):
+    from aiosmtpd.controller import Controller
+
+    from tests.realservers import free_port
+    from tests.test_mail import Inbox
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
+    try:
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        with freeze_time(T0):
+            _take(_exercise(programme, "practice"), trainee, TB)
+            _take(_exercise(programme, "exam"), trainee, TB)
+        certificate = db.session.scalars(select(Certificate)).one()
+        runner = app.test_cli_runner()
+
+        def remind_on(day):
+            with freeze_time(certificate.expires_at - timedelta(days=day)):
+                return runner.invoke(args=["certs", "remind"]).output
+
+        assert "0 reminders sent" in remind_on(200)
+        for day, expected in ((89, "under 90 days"), (29, "under 30 days"),
+                              (6, "under 7 days"), (-1, "has expired")):
+            assert "1 reminders sent" in remind_on(day)
+            assert "0 reminders sent" in remind_on(day)  # idempotent: once each
+            assert expected in inbox.messages[-1]["Subject"]
+        assert len(inbox.messages) == 4
+        assert certificate.code in inbox.messages[0].get_payload(decode=True).decode()
+        assert {m["To"] for m in inbox.messages} == {trainee.email}
+    finally:
+        controller.stop()
+
+
+def test_remind_without_smtp_is_a_clear_error(app):
+    result = app.test_cli_runner().invoke(args=["certs", "remind"])
+    assert result.exit_code != 0 and "no SMTP server is configured" in result.output

@@ -69,3 +69,15 @@ class Certificate(db.Model):
 
     programme: Mapped[Programme] = relationship()
     user: Mapped[User] = relationship()
+
+
+class CertificateReminder(db.Model):
+    """A reminder e-mail sent (90, 30, 7 days before expiry, or after it): once each."""
+
+    __tablename__ = "certificate_reminder"
+
+    certificate_id: Mapped[int] = mapped_column(
+        ForeignKey("certificate.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

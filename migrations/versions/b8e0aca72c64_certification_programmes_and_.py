@@ -1,8 +1,8 @@
 """certification programmes and certificates
 
-Revision ID: b043aef0ae83
+Revision ID: b8e0aca72c64
 Revises: 7d4886b38c80
-Create Date: 2026-11-28 06:12:07.802024
+Create Date: 2026-11-28 06:19:02.635554
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import app.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = 'b043aef0ae83'
+revision = 'b8e0aca72c64'
 down_revision = '7d4886b38c80'
 branch_labels = None
 depends_on = None
@@ -56,6 +56,13 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_certificate_programme_id'), ['programme_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificate_user_id'), ['user_id'], unique=False)
 
+    op.create_table('certificate_reminder',
+    sa.Column('certificate_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('sent_at', app.db_types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['certificate_id'], ['certificate.id'], name=op.f('fk_certificate_reminder_certificate_id_certificate'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('certificate_id', 'kind', name=op.f('pk_certificate_reminder'))
+    )
     op.create_table('programme_requirement',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('programme_id', sa.Integer(), nullable=False),
@@ -77,6 +84,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_programme_requirement_programme_id'))
 
     op.drop_table('programme_requirement')
+    op.drop_table('certificate_reminder')
     with op.batch_alter_table('certificate', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_certificate_user_id'))
         batch_op.drop_index(batch_op.f('ix_certificate_programme_id'))
