@@ -556,3 +556,30 @@ def test_immediate_feedback_is_for_practice_sets_only(cases):
     with pytest.raises(AttemptError, match="unknown review setting"):
         create_exercise(title="P", kind="practice", scheme_key="ds3030",
                         case_ids=[cases[0].id], actor=None, review={"score": "sometimes"})
+
+
+def test_trainer_statistics_show_pass_rate_difficulty_and_discrimination(client, cases,
+                                                                         make_user, login_as):
+    from app.quizzes.results import exercise_statistics
+
+    exam = create_exercise(title="Stats", kind="exam", scheme_key="ds3030",
+                           case_ids=[c.id for c in cases], actor=None,
+                           criteria=[("accuracy", 0.6)])
+    tb = {"overall": "abnormal", "findings": ["cavitary_lesion"]}
+    # Four trainees: 3, 2, 1 and 0 of the three cases right.
+    for right in (3, 2, 1, 0):
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt = start_attempt(exam, trainee)
+        for case_id in attempt.case_order:
+            case_index = [c.id for c in cases].index(case_id)
+            save_answer(attempt, trainee, case_id,
+                        tb if case_index < right else {"overall": "normal"}, [])
+        submit_attempt(attempt, trainee)
+    summary, rows = exercise_statistics(exam.id)
+    assert summary == {"attempts": 4, "trainees": 4, "pass_rate": 0.5}
+    assert [r.share_correct for r in rows] == [0.75, 0.5, 0.25]
+    assert all(r.discrimination is not None and r.discrimination > 0 for r in rows)
+    login_as(Role.TRAINER)
+    page = client.get(f"/training/manage/{exam.id}/statistics").get_data(as_text=True)
+    assert "4 ended attempts by 4 trainees · pass rate 50 %" in page
+    assert client.get("/training/manage/9999/statistics").status_code == 404

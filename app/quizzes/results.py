@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.cases.models import Case
 from app.cases.reads import Reference, classification_item, reference_for
 from app.extensions import db
-from app.quizzes.models import Attempt, AttemptAnswer, AttemptState
+from app.quizzes.models import Attempt, AttemptAnswer, AttemptState, Exercise
 from app.quizzes.schemes import Scheme, tb_positive
 from app.quizzes.scoring import (
     AttemptScore,
@@ -149,8 +149,14 @@ def finalise(attempt: Attempt) -> None:
     """Fix the attempt's scores when it ends (the caller commits)."""
     result, _ = score(attempt)
     data = result.to_json()
-    attempt.metrics = {"metrics": data["metrics"], "intervals": data.get("intervals", {}),
-                       "grades": data.get("grades", {})}
+    attempt.metrics = {
+        "metrics": data["metrics"], "intervals": data.get("intervals", {}),
+        "grades": data.get("grades", {}),
+        # Per case: was the sputum decision right (1/0, None when not answered)? For the
+        # trainers' case statistics (difficulty and discrimination).
+        "cases": {str(c.case_id): None if c.tb_correct is None else int(c.tb_correct)
+                  for c in result.cases},
+    }
     attempt.passed = result.passed
 
 
@@ -197,3 +203,41 @@ def learning_curve(attempt: Attempt, metric: str = "accuracy") -> list[tuple[int
         Attempt.state.in_(ENDED_STATES)).order_by(Attempt.number))
     return [(a.number, v) for a in attempts
             if (v := ((a.metrics or {}).get("metrics") or {}).get(metric)) is not None]
+
+
+@dataclass
+class CaseStatistic:
+    case: Case
+    answered: int
+    share_correct: float | None  # "difficulty": the share of trainees who got it right
+    discrimination: float | None  # correlation of getting it right with the total score
+
+
+def exercise_statistics(exercise_id: int) -> tuple[dict[str, Any], list[CaseStatistic]]:
+    """Pass rate and per-case difficulty and discrimination, from the stored scores of every
+    ended attempt, to find cases that do not measure what they should."""
+    import numpy as np
+
+    attempts = [a for a in db.session.scalars(select(Attempt).where(
+        Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES))) if a.metrics]
+    graded = [a.passed for a in attempts if a.passed is not None]
+    summary = {
+        "attempts": len(attempts),
+        "trainees": len({a.user_id for a in attempts}),
+        "pass_rate": sum(graded) / len(graded) if graded else None,
+    }
+    totals = {a.id: (a.metrics.get("metrics") or {}).get("accuracy") for a in attempts}
+    exercise = db.session.get(Exercise, exercise_id)
+    rows = []
+    for link in exercise.cases:
+        pairs = [(a.metrics.get("cases", {}).get(str(link.case_id)), totals[a.id])
+                 for a in attempts]
+        pairs = [(c, t) for c, t in pairs if c is not None and t is not None]
+        correct = [c for c, _ in pairs]
+        discrimination = None
+        if len(pairs) >= 3 and len(set(correct)) > 1 and len({t for _, t in pairs}) > 1:
+            discrimination = float(np.corrcoef(correct, [t for _, t in pairs])[0, 1])
+        rows.append(CaseStatistic(link.case, len(pairs),
+                                  sum(correct) / len(correct) if correct else None,
+                                  discrimination))
+    return summary, rows

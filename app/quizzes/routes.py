@@ -31,6 +31,7 @@ from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise
 from app.quizzes.results import (
     case_feedback,
+    exercise_statistics,
     learning_curve,
     peer_percentile,
     review_payload,
@@ -260,6 +261,17 @@ def manage() -> Response | tuple[str, int]:
     exercises = db.session.scalars(select(Exercise).order_by(Exercise.id.desc())).all()
     return render_template("quizzes/manage.html", form=form, exercises=exercises,
                            metrics=CRITERIA_METRICS), status
+
+
+@bp.route("/manage/<int:exercise_id>/statistics")
+@roles_required(Role.TRAINER, Role.ADMIN)
+def statistics(exercise_id: int) -> str:
+    exercise = db.session.get(Exercise, exercise_id)
+    if exercise is None:
+        abort(404, description="There is no such exercise.")
+    summary, rows = exercise_statistics(exercise_id)
+    return render_template("quizzes/statistics.html", exercise=exercise, summary=summary,
+                           rows=rows)
 
 
 def _chosen_cases(form: ExerciseForm) -> list[int]:
