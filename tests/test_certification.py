@@ -220,3 +220,47 @@ def test_reminders_arrive_once_each_at_a_real_smtp_server(app, programme, make_u
 def test_remind_without_smtp_is_a_clear_error(app):
     result = app.test_cli_runner().invoke(args=["certs", "remind"])
     assert result.exit_code != 0 and "no SMTP server is configured" in result.output
+
+
+def test_programme_dashboard_counts_per_clinic_and_csv(client, programme, make_user,
+                                                       make_clinic, login_as):
+    from sqlalchemy import event
+
+    nairobi = make_clinic("Nairobi site", "Nairobi", "KE")
+    lima = make_clinic("Lima site", "Lima", "PE")
+    certified = make_user(Role.TRAINEE_RADIOLOGIST, clinic=nairobi)
+    _take(_exercise(programme, "practice"), certified, TB)
+    _take(_exercise(programme, "exam"), certified, TB)
+    started = make_user(Role.TRAINEE_RADIOLOGIST, clinic=nairobi)
+    _take(_exercise(programme, "exam"), started, {"overall": "normal"})
+    make_user(Role.TRAINEE_RADIOLOGIST, clinic=nairobi)  # not started
+    make_user(Role.TRAINEE_RADIOGRAPHER, clinic=nairobi)  # not eligible
+    make_user(Role.TRAINEE_RADIOLOGIST, clinic=lima)  # outside the lead's scope
+    login_as(Role.PROGRAMME_LEAD, countries=("KE",))
+    url = f"/certification/programmes/{programme.id}"
+
+    statements: list[str] = []
+    counter = lambda *args, **kw: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", counter)
+    try:
+        page = client.get(url).get_data(as_text=True)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", counter)
+    assert "Lima site" not in page
+    cells = re.search(r"<td>Nairobi site</td>(.*?)</tr>", page, re.S).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", cells)[:6] == ["3", "1", "0", "0", "1", "1"]
+    assert "50 % of 2" in cells
+    csv_text = client.get(url + "?format=csv").get_data(as_text=True)
+    assert csv_text.splitlines()[1] == "KE,Nairobi site,3,1,0,0,1,1,2,0.500"
+    # More data, same number of queries.
+    for _ in range(4):
+        extra = make_user(Role.TRAINEE_RADIOLOGIST, clinic=nairobi)
+        _take(_exercise(programme, "exam"), extra, TB)
+    more: list[str] = []
+    counter2 = lambda *args, **kw: more.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", counter2)
+    try:
+        client.get(url)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", counter2)
+    assert len(more) == len(statements)

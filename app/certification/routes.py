@@ -10,6 +10,7 @@ from app.auth.roles import Role
 from app.auth.services import country_name
 from app.cases.forms import ActionForm
 from app.certification import bp
+from app.certification.dashboard import clinic_rows, programmes, rows_csv
 from app.certification.models import Certificate, Programme
 from app.certification.pdf import certificate_pdf
 from app.certification.services import (
@@ -22,6 +23,31 @@ from app.certification.services import (
 )
 from app.extensions import db
 from app.urls import external_url
+
+
+def _scope() -> list[str] | None:
+    if current_user.has_role(Role.ADMIN) or current_user.lead_all_countries:
+        return None
+    return current_user.lead_countries
+
+
+@bp.route("/programmes/<int:programme_id>")
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def programme_dashboard(programme_id: int) -> Response | str:
+    programme = db.session.get(Programme, programme_id)
+    if programme is None:
+        abort(404, description="There is no such programme.")
+    rows = clinic_rows(programme, _scope())
+    country = request.args.get("country")
+    if country:
+        rows = [r for r in rows if r.clinic.country_code == country.upper()]
+    if request.args.get("format") == "csv":
+        response = Response(rows_csv(rows), mimetype="text/csv")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="programme-{programme.id}-clinics.csv"')
+        return response
+    return render_template("certification/programme.html", programme=programme, rows=rows,
+                           country=country, country_name=country_name)
 
 
 @bp.route("/")
@@ -44,6 +70,7 @@ def index() -> str:
         all_countries=all_countries,
         countries=[(c, country_name(c)) for c in current_user.lead_countries],
         country_name=country_name,
+        programmes=programmes(),
     )
 
 
