@@ -252,6 +252,14 @@ def test_programme_dashboard_counts_per_clinic_and_csv(client, programme, make_u
     assert "50 % of 2" in cells
     csv_text = client.get(url + "?format=csv").get_data(as_text=True)
     assert csv_text.splitlines()[1] == "KE,Nairobi site,3,1,0,0,1,1,2,0.500"
+    import io
+
+    from openpyxl import load_workbook
+
+    xlsx = client.get(url + "?format=xlsx")
+    assert xlsx.mimetype.endswith("spreadsheetml.sheet")
+    sheet = load_workbook(io.BytesIO(xlsx.data)).active
+    assert [c.value for c in sheet[3]] == ["KE", "Nairobi site", 3, 1, 0, 0, 1, 1, 2, 0.5]
     # More data, same number of queries.
     for _ in range(4):
         extra = make_user(Role.TRAINEE_RADIOLOGIST, clinic=nairobi)

@@ -127,26 +127,36 @@ def clinic_rows(
     return list(rows.values())
 
 
+def _values(r: ClinicRow) -> list[object]:
+    return [r.clinic.country_code, r.clinic.name, r.enrolled, r.certified, r.expiring,
+            r.expired, r.in_progress, r.not_started, r.exam_attempts, r.exam_pass_rate]
+
+
 def rows_csv(rows: list[ClinicRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for r in rows:
-        rate = "" if r.exam_pass_rate is None else f"{r.exam_pass_rate:.3f}"
-        writer.writerow(
-            [
-                r.clinic.country_code,
-                r.clinic.name,
-                r.enrolled,
-                r.certified,
-                r.expiring,
-                r.expired,
-                r.in_progress,
-                r.not_started,
-                r.exam_attempts,
-                rate,
-            ]
-        )
+        values = _values(r)
+        values[-1] = "" if r.exam_pass_rate is None else f"{r.exam_pass_rate:.3f}"
+        writer.writerow(values)
+    return out.getvalue()
+
+
+def rows_xlsx(rows: list[ClinicRow], title: str) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Clinics"
+    sheet.append([title])
+    sheet.append(list(COLUMNS))
+    for r in rows:
+        sheet.append(_values(r))
+    for cell in sheet["J"][2:]:
+        cell.number_format = "0%"
+    out = io.BytesIO()
+    book.save(out)
     return out.getvalue()
 
 

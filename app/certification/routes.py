@@ -10,7 +10,7 @@ from app.auth.roles import Role
 from app.auth.services import country_name
 from app.cases.forms import ActionForm
 from app.certification import bp
-from app.certification.dashboard import clinic_rows, programmes, rows_csv
+from app.certification.dashboard import clinic_rows, programmes, rows_csv, rows_xlsx
 from app.certification.models import Certificate, Programme
 from app.certification.pdf import certificate_pdf
 from app.certification.services import (
@@ -41,6 +41,13 @@ def programme_dashboard(programme_id: int) -> Response | str:
     country = request.args.get("country")
     if country:
         rows = [r for r in rows if r.clinic.country_code == country.upper()]
+    if request.args.get("format") == "xlsx":
+        response = Response(
+            rows_xlsx(rows, programme.title),
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="programme-{programme.id}-clinics.xlsx"')
+        return response
     if request.args.get("format") == "csv":
         response = Response(rows_csv(rows), mimetype="text/csv")
         response.headers["Content-Disposition"] = (
