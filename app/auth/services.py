@@ -23,18 +23,13 @@ from app.auth.roles import Role
 from app.auth.sessions import end_all_sessions
 from app.db_types import utcnow
 from app.extensions import db
+from app.user_errors import UserError
 
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 
 
-class AccountError(ValueError):
+class AccountError(UserError):
     """Bad input to an account operation; the message is meant for the user."""
-
-    @property
-    def sentence(self) -> str:
-        """The message as a sentence for a web page (the command line prints it as is)."""
-        text = str(self)
-        return text[:1].upper() + text[1:] + "."
 
 
 def _flush_or_conflict(message: str) -> None:

@@ -18,15 +18,11 @@ from app.cases.reads import reference_for
 from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
 from app.db_types import utcnow
 from app.extensions import db
+from app.user_errors import UserError
 
 
-class CaseError(ValueError):
+class CaseError(UserError):
     """A refused change to a case; the message is for the trainer."""
-
-    @property
-    def sentence(self) -> str:
-        text = str(self)
-        return text[:1].upper() + text[1:] + "."
 
 
 # Allowed status changes: draft -> in review -> published -> retired, and back to draft

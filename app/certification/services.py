@@ -17,20 +17,14 @@ from app.certification.models import Certificate, Programme, Requirement
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState, Exercise
+from app.user_errors import UserError
 
 REQUIREMENT_KINDS = ("practice", "exam", "renewal")
 VALID, EXPIRED, REVOKED = "valid", "expired", "revoked"
 
 
-class CertificationError(ValueError):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-    @property
-    def sentence(self) -> str:
-        text = str(self)
-        return text[:1].upper() + text[1:] + "."
+class CertificationError(UserError):
+    """A refused certification action; the message is for the lead or trainee."""
 
 
 def status(certificate: Certificate, now: datetime | None = None) -> str:

@@ -31,6 +31,7 @@ from app.quizzes.models import (
     ExerciseKind,
 )
 from app.quizzes.schemes import Scheme, SchemeError, validate_answers, validate_marks
+from app.user_errors import UserError
 
 # Metrics an exercise may set a pass threshold on (names of scoring.score_attempt's metrics),
 # with the words shown to trainees.
@@ -50,17 +51,8 @@ CRITERIA_METRICS = {
 MAX_READING_GAP = timedelta(minutes=5)
 
 
-class AttemptError(ValueError):
+class AttemptError(UserError):
     """A refused action on an exercise or attempt; the message is for the trainee."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-    @property
-    def sentence(self) -> str:
-        text = str(self)
-        return text[:1].upper() + text[1:] + "."
 
 
 # ---- exercises --------------------------------------------------------------------------------
