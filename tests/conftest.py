@@ -245,3 +245,12 @@ def page(browser):
     context.close()
 
 
+
+
+def sign_in(page, base: str, username: str, password: str = PASSWORD) -> None:
+    """Sign in through the real form of a live portal."""
+    page.goto(base + "/auth/login")
+    page.get_by_label("User name or e-mail").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()

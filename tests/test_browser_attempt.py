@@ -10,7 +10,7 @@ from app.cases.library_files import load_library
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptAnswer
 from app.quizzes.services import create_exercise
-from tests.conftest import PASSWORD
+from tests.conftest import sign_in
 from tests.test_library_files import LIBRARY
 
 pytestmark = pytest.mark.browser
@@ -36,10 +36,7 @@ def exercise(app, tmp_path):
 
 def test_trainee_reads_marks_autosaves_resumes_and_submits(portal_url, page, make_user, exercise):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
-    page.goto(portal_url + "/auth/login")
-    page.get_by_label("User name or e-mail").fill(trainee.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, portal_url, trainee.username)
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
 
@@ -115,10 +112,7 @@ def exam(app, tmp_path):
 
 def test_trainee_takes_a_timed_exam_end_to_end(portal_url, page, make_user, exam):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
-    page.goto(portal_url + "/auth/login")
-    page.get_by_label("User name or e-mail").fill(trainee.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, portal_url, trainee.username)
     page.get_by_role("button", name="Start").click()
     loaded = "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded"
     saved = "() => document.querySelector('.save-state').textContent.startsWith('saved')"
@@ -153,10 +147,7 @@ def test_trainee_takes_a_timed_exam_end_to_end(portal_url, page, make_user, exam
 
 def test_dropped_connection_shows_not_saved_and_retries(portal_url, page, make_user, exercise):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
-    page.goto(portal_url + "/auth/login")
-    page.get_by_label("User name or e-mail").fill(trainee.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, portal_url, trainee.username)
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
     page.context.set_offline(True)

@@ -12,18 +12,12 @@ from pydicom.data import get_testdata_file
 
 from app.auth.roles import Role
 from app.cases import pixels
-from tests.conftest import PASSWORD
+from tests.conftest import sign_in
 from tests.dicom_factory import cr_dataset, to_bytes
 
 pytestmark = pytest.mark.browser
 
 
-def sign_in(page, base: str, username: str) -> None:
-    page.goto(base + "/auth/login")
-    page.get_by_label("User name or e-mail").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(base + "/cases/")
 
 
 def test_trainer_uploads_rg1_and_a_mixed_zip(app, portal_url, page, make_user, tmp_path):

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.certification.models import Certificate
 from app.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import sign_in
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 from tests.test_certification import programme  # noqa: F401 (fixture)
 
@@ -22,12 +22,6 @@ LOADED = "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded
 SAVED = "() => document.querySelector('.save-state').textContent.startsWith('saved')"
 
 
-def _sign_in(page, base, username):
-    page.goto(base + "/auth/login")
-    page.get_by_label("User name or e-mail").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def _take(page, title, total):
@@ -51,7 +45,7 @@ def test_certificate_from_exercises_to_revocation_and_expiry(portal_url, browser
     lead = make_user(Role.PROGRAMME_LEAD, lead_all_countries=True)
     context = browser.new_context()
     page = context.new_page()
-    _sign_in(page, portal_url, trainee.username)
+    sign_in(page, portal_url, trainee.username)
     _take(page, "Practice", 1)
     _take(page, "Exam", 2)
     assert page.get_by_test_id("verdict").inner_text() == "Passed"
@@ -71,7 +65,7 @@ def test_certificate_from_exercises_to_revocation_and_expiry(portal_url, browser
     assert "Dr Ada Reader" in public.content()
 
     lead_page = browser.new_context().new_page()
-    _sign_in(lead_page, portal_url, lead.username)
+    sign_in(lead_page, portal_url, lead.username)
     lead_page.goto(portal_url + "/certification/certificates")
     lead_page.get_by_placeholder("reason").fill("identity doubt")
     lead_page.get_by_role("button", name="Revoke").click()

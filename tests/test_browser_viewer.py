@@ -19,7 +19,7 @@ from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseStatus
 from app.cases.reads import get_scheme, save_read
 from app.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -32,12 +32,6 @@ def _import(data: bytes, actor) -> Case:
     return db.session.get(Case, result.case_id)
 
 
-def _sign_in(page, base, username):
-    page.goto(base + "/auth/login")
-    page.get_by_label("User name or e-mail").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def _open(page, base, case_id, query=""):
@@ -69,7 +63,7 @@ def rg1_case(app, trainer) -> Case:
 def test_numeric_window_matches_the_dicom_linear_function(
     portal_url, page, trainer, rg1_case, renderer
 ):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, rg1_case.id, f"?renderer={renderer}")
     assert state["panes"][0]["renderer"] == renderer
     page.get_by_label("Window centre").fill("9000")
@@ -118,7 +112,7 @@ def _drag(page, box, view, start, end):
 def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
     portal_url, page, trainer, rg1_case
 ):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, rg1_case.id)
     box = _overlay_box(page)
 
@@ -176,7 +170,7 @@ def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
 
 
 def test_select_move_delete_and_undo(portal_url, page, trainer, rg1_case):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, rg1_case.id)
     box = _overlay_box(page)
     view = state["panes"][0]["view"]
@@ -196,7 +190,7 @@ def test_measurement_of_a_known_distance(portal_url, page, trainer, app):
     values = np.full((600, 500), 1000, dtype=np.uint16)
     data = dataset_bytes(dx_dataset(values, bits_stored=12, pixel_spacing_mm=0.2))
     case = _import(data, trainer)
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, case.id)
     box = _overlay_box(page)
     page.keyboard.press("d")
@@ -244,7 +238,7 @@ def test_trainee_browser_never_receives_reference_marks(
             pass
 
     page.on("response", keep)
-    _sign_in(page, portal_url, trainee.username)
+    sign_in(page, portal_url, trainee.username)
     state = _open(page, portal_url, rg1_case.id, "?review=1")
     assert state["marks"] == []
     everything = "\n".join(bodies)
@@ -254,7 +248,7 @@ def test_trainee_browser_never_receives_reference_marks(
 
 
 def test_preview_appears_before_the_full_data_on_a_slow_link(portal_url, page, trainer, rg1_case):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
     cdp.send(
@@ -282,7 +276,7 @@ def test_preview_appears_before_the_full_data_on_a_slow_link(portal_url, page, t
 
 def test_marking_tools_are_hidden_without_an_own_read(portal_url, page, make_user, rg1_case):
     other = make_user(Role.TRAINER)
-    _sign_in(page, portal_url, other.username)
+    sign_in(page, portal_url, other.username)
     _open(page, portal_url, rg1_case.id)
     assert not page.get_by_role("button", name="Ellipse").is_visible()
     assert not page.get_by_role("button", name="Save marks").is_visible()
@@ -292,7 +286,7 @@ def test_marking_tools_are_hidden_without_an_own_read(portal_url, page, make_use
 
 
 def test_help_overlay_and_layout_switch(portal_url, page, trainer, rg1_case):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     _open(page, portal_url, rg1_case.id)
     page.keyboard.press("?")
     assert page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
@@ -303,7 +297,7 @@ def test_help_overlay_and_layout_switch(portal_url, page, trainer, rg1_case):
 
 
 def test_pinch_zoom_with_touch(portal_url, page, trainer, rg1_case):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, rg1_case.id)
     before = state["panes"][0]["view"]["scale"]
     box = _overlay_box(page)
@@ -323,7 +317,7 @@ def test_pinch_zoom_with_touch(portal_url, page, trainer, rg1_case):
 
 
 def test_freehand_polygon_and_resize_by_handle(portal_url, page, trainer, rg1_case):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     state = _open(page, portal_url, rg1_case.id)
     box = _overlay_box(page)
     view = state["panes"][0]["view"]
@@ -352,7 +346,7 @@ def test_freehand_polygon_and_resize_by_handle(portal_url, page, trainer, rg1_ca
 
 
 def test_loupe_magnifies_the_image_under_the_cursor(portal_url, page, trainer, rg1_case):
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     _open(page, portal_url, rg1_case.id)
     box = _overlay_box(page)
     page.keyboard.press("m")
@@ -382,7 +376,7 @@ def test_linked_layout_moves_current_and_prior_together(portal_url, page, traine
     images = [db.session.get(CaseImage, r.image_id) for r in summary.results]
     images[1].is_prior = True
     db.session.commit()
-    _sign_in(page, portal_url, trainer.username)
+    sign_in(page, portal_url, trainer.username)
     _open(page, portal_url, images[0].case_id)
     page.get_by_label("Layout").select_option("linked")
     page.wait_for_function("() => window.cxrViewer.state().panes.length === 2")

@@ -272,3 +272,18 @@ def test_programme_dashboard_counts_per_clinic_and_csv(client, programme, make_u
     finally:
         event.remove(db.engine, "before_cursor_execute", counter2)
     assert len(more) == len(statements)
+
+
+def test_leads_list_only_certificates_in_their_countries(client, programme, make_user,
+                                                          make_clinic, login_as):
+    for name, country in (("Kenyan reader", "KE"), ("Peruvian reader", "PE")):
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST, full_name=name,
+                            clinic=make_clinic(f"{country} site", "City", country))
+        _take(_exercise(programme, "practice"), trainee, TB)
+        _take(_exercise(programme, "exam"), trainee, TB)
+    login_as(Role.PROGRAMME_LEAD, countries=("KE",))
+    page = client.get("/certification/certificates").get_data(as_text=True)
+    assert "Kenyan reader" in page and "Peruvian reader" not in page
+    peruvian = db.session.scalars(select(Certificate).where(
+        Certificate.holder_name == "Peruvian reader")).one()
+    assert client.get(f"/certification/certificates/{peruvian.id}.pdf").status_code == 404

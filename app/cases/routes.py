@@ -255,7 +255,7 @@ def read(case_id: int) -> Response | tuple[str, int]:
             save_read(case, author=current_user, scheme=scheme, answers=answers)
         except SchemeError as exc:
             db.session.rollback()
-            form.form_errors.append(str(exc)[:1].upper() + str(exc)[1:] + ".")
+            form.form_errors.append(exc.sentence)
             status = 400
         else:
             flash("Your read is saved.", "success")
@@ -308,7 +308,7 @@ def schemes() -> tuple[str, int]:
             scheme = add_scheme(form.definition.data or "", actor=current_user)
         except SchemeError as exc:
             db.session.rollback()
-            form.definition.errors = [str(exc)[:1].upper() + str(exc)[1:] + "."]
+            form.definition.errors = [exc.sentence]
             status = 400
         else:
             flash(f"Scheme {scheme.name} ({scheme.ref}) added.", "success")

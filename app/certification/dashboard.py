@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from app.auth.models import Clinic, User, UserRole
-from app.certification.models import Certificate, Programme, Requirement
+from app.certification.models import Certificate, Programme
 from app.certification.services import EXPIRED, VALID, status
 from app.db_types import utcnow
 from app.extensions import db
@@ -44,7 +44,6 @@ class ClinicRow:
     not_started: int = 0
     exam_attempts: int = 0
     exam_passed: int = 0
-    users: list[int] = field(default_factory=list)
 
     @property
     def exam_pass_rate(self) -> float | None:
@@ -108,7 +107,6 @@ def clinic_rows(
     for user_id, clinic_id in clinic_of.items():
         row = rows[clinic_id]
         row.enrolled += 1
-        row.users.append(user_id)
         cert = certificates.get(user_id)
         state = status(cert, now) if cert else None
         if state == VALID:
@@ -164,7 +162,3 @@ def programmes() -> list[Programme]:
     return list(
         db.session.scalars(select(Programme).where(Programme.active).order_by(Programme.id))
     )
-
-
-def exam_requirements(programme: Programme) -> list[Requirement]:
-    return [r for r in programme.requirements if r.kind != "practice"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from app.auth.decorators import roles_required
 from app.auth.models import Clinic, User
@@ -89,10 +90,11 @@ def _certificate_or_404(certificate_id: int) -> Certificate:
 
 
 def _lead_scope_allows(certificate: Certificate) -> bool:
-    if current_user.has_role(Role.ADMIN) or current_user.lead_all_countries:
+    scope = _scope()
+    if scope is None:
         return True
     clinic = certificate.user.clinic
-    return clinic is not None and clinic.country_code in current_user.lead_countries
+    return clinic is not None and clinic.country_code in scope
 
 
 @bp.route("/mine")
@@ -118,17 +120,20 @@ def mine() -> str:
 @bp.route("/certificates")
 @roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
 def certificates() -> str:
-    rows = [
-        c
-        for c in db.session.scalars(select(Certificate).order_by(Certificate.issued_at.desc()))
-        if _lead_scope_allows(c)
-    ]
-    return render_template(
-        "certification/certificates.html",
-        certificates=rows,
-        status=status,
-        action_form=ActionForm(),
+    # Scope and holders in the query itself: no per-certificate lookups of users or clinics.
+    query = (
+        select(Certificate)
+        .join(User, User.id == Certificate.user_id)
+        .outerjoin(Clinic, Clinic.id == User.clinic_id)
+        .options(joinedload(Certificate.user), joinedload(Certificate.programme))
+        .order_by(Certificate.issued_at.desc())
     )
+    scope = _scope()
+    if scope is not None:
+        query = query.where(Clinic.country_code.in_(scope))
+    return render_template("certification/certificates.html",
+                           certificates=db.session.scalars(query).unique().all(),
+                           status=status, action_form=ActionForm())
 
 
 @bp.route("/certificates/<int:certificate_id>/<action>", methods=["POST"])

@@ -249,8 +249,7 @@ def manage() -> Response | tuple[str, int]:
             )
         except (AttemptError, SelectionError) as exc:
             db.session.rollback()
-            message = str(exc)
-            form.form_errors.append(message[:1].upper() + message[1:] + ".")
+            form.form_errors.append(exc.sentence)
             status = 400
         else:
             flash(f"Exercise {exercise.title} created with {len(exercise.cases)} cases.",

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from app.user_errors import UserError
+
 ITEM_TYPES = ("choice", "multi", "scale", "text", "criterion")
 MARK_SHAPES = ("point", "ellipse", "rectangle", "polygon")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class SchemeError(ValueError):
+class SchemeError(UserError):
     """A scheme definition, an answer set or a mark that does not fit; message for people."""
 
 

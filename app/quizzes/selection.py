@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.cases.models import Case, CaseStatus
+from app.user_errors import UserError
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError):
     """The library cannot satisfy the rule; the message says what is short."""
 
 

@@ -53,7 +53,5 @@ def save_marks(case_id: int) -> Response | tuple[Response, int]:
         version = save_reference_marks(_viewable_case(case_id), current_user, body["marks"])
     except ViewerError as exc:
         db.session.rollback()
-        message = str(exc)
-        return jsonify(error="Bad Request", message=message[:1].upper() + message[1:] + ".",
-                       status=400), 400
+        return jsonify(error="Bad Request", message=exc.sentence, status=exc.status), exc.status
     return jsonify(saved=True, version=version)

@@ -15,9 +15,10 @@ from app.auth.roles import Role
 from app.cases.models import Case, CaseImage, ReadKind, ReferenceRead
 from app.cases.reads import get_scheme, reference_for, save_read
 from app.quizzes.schemes import SchemeError
+from app.user_errors import UserError
 
 
-class ViewerError(ValueError):
+class ViewerError(UserError):
     """A refused viewer request; the message is for the user."""
 
 
