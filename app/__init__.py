@@ -79,11 +79,13 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    # Importing each area's routes module attaches its views to the area's blueprint.
+    # Importing each area's routes module attaches its views to the area's blueprint (the
+    # certification editor's join certification_routes.bp, registered once below).
     from app import home
     from app.admin import routes as admin_routes
     from app.auth import routes as auth_routes
     from app.cases import routes as cases_routes
+    from app.certification import editor as certification_editor  # noqa: F401
     from app.certification import routes as certification_routes
     from app.certification import verify
     from app.quizzes import routes as quizzes_routes

@@ -90,6 +90,7 @@ class DefaultConfig:
     ARCHIVE_MAX_RATIO = 100.0
     CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
+    CERTIFICATES_PAGE_SIZE = 50
 
 
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:

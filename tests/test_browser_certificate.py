@@ -1,12 +1,15 @@
-"""End to end in Chromium: a trainee earns a certificate, downloads its PDF and follows its
-verification address; a lead revokes it; past its expiry date it shows as expired."""
+"""End to end in Chromium: a trainee earns a certificate, downloads its PDF and follows the
+verification address its QR code encodes; a lead revokes it; past its expiry date it shows as
+expired, and the reminder e-mails reach a real SMTP server once each."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
+import pypdfium2
 import pytest
+import zxingcpp
 from freezegun import freeze_time
 from sqlalchemy import select
 
@@ -20,8 +23,25 @@ from tests.test_certification import programme  # noqa: F401 (fixture)
 pytestmark = pytest.mark.browser
 LOADED = "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded"
 SAVED = "() => document.querySelector('.save-state').textContent.startsWith('saved')"
+SCAN_DPI = 150
+# (days before expiry, words in the subject): 89, 29 and 6 days before it, 1 day after it.
+REMINDERS = ((89, "under 90 days"), (29, "under 30 days"), (6, "under 7 days"),
+             (-1, "has expired"))
 
 
+def _read_pdf(pdf: bytes) -> tuple[str, list[tuple[zxingcpp.BarcodeFormat, str]]]:
+    """The text of the PDF's single page and every barcode (format, text) found in a
+    150 dpi rendering of it: what a reader sees and what a phone scanning a print-out
+    decodes, not the data the PDF was made from."""
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        assert len(document) == 1
+        page = document[0]
+        text = page.get_textpage().get_text_range()
+        image = page.render(scale=SCAN_DPI / 72).to_pil()
+    finally:
+        document.close()
+    return text, [(code.format, code.text) for code in zxingcpp.read_barcodes(image)]
 
 
 def _take(page, title, total):
@@ -39,8 +59,14 @@ def _take(page, title, total):
     page.wait_for_url("**/result")
 
 
-def test_certificate_from_exercises_to_revocation_and_expiry(portal_url, browser, make_user,
-                                                             programme):  # noqa: F811
+def test_certificate_from_exercises_to_revocation_and_expiry(
+    app, portal_url, browser, make_user, programme  # noqa: F811
+):
+    from aiosmtpd.controller import Controller
+
+    from tests.realservers import free_port
+    from tests.test_mail import Inbox
+
     trainee = make_user(Role.TRAINEE_RADIOLOGIST, full_name="Dr Ada Reader")
     lead = make_user(Role.PROGRAMME_LEAD, lead_all_countries=True)
     context = browser.new_context()
@@ -55,12 +81,18 @@ def test_certificate_from_exercises_to_revocation_and_expiry(portal_url, browser
     pdf_url = page.get_by_role("link", name="PDF").get_attribute("href")
     pdf = page.request.get(portal_url + pdf_url)
     assert pdf.ok and pdf.body().startswith(b"%PDF")
-    verify_url = re.search(rb"Verify at: (\S+)\)", pdf.body()).group(1).decode()
+    text, codes = _read_pdf(pdf.body())
+    printed_url = re.search(r"Verify at: (\S+)", text).group(1)
+    assert len(codes) == 1, codes  # exactly one code on the page, and it is a QR code
+    [(kind, verify_url)] = codes
+    assert kind == zxingcpp.BarcodeFormat.QRCode
+    assert verify_url == printed_url
     certificate = db.session.scalars(select(Certificate)).one()
-    assert verify_url.endswith(f"/verify/{certificate.code}")
+    # Made from the host of the request for the PDF: the live test server itself.
+    assert verify_url == f"{portal_url}/verify/{certificate.code}"
 
     public = browser.new_context().new_page()  # anyone, not signed in
-    public.goto(portal_url + verify_url[verify_url.index("/verify/"):])
+    public.goto(verify_url)
     assert public.get_by_test_id("certificate-status").inner_text() == "Valid"
     assert "Dr Ada Reader" in public.content()
 
@@ -78,9 +110,38 @@ def test_certificate_from_exercises_to_revocation_and_expiry(portal_url, browser
     public.reload()
     assert public.get_by_test_id("certificate-status").inner_text() == "Valid"
 
-    db.session.expire_all()
-    expiry = db.session.get(Certificate, certificate.id).expires_at
-    with freeze_time(expiry + timedelta(days=1), tick=True):
-        public.reload()
-        assert public.get_by_test_id("certificate-status").inner_text() == "Expired"
-    context.close()
+    # Reminders from `certs remind` (the daily job) to a real SMTP server. portal_url serves
+    # this same `app` object, so the configuration applies to the CLI and the server alike.
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port,
+                      PUBLIC_BASE_URL=portal_url)
+    try:
+        db.session.expire_all()
+        expiry = db.session.get(Certificate, certificate.id).expires_at
+        runner = app.test_cli_runner()
+
+        def remind(days_before_expiry):
+            with freeze_time(expiry - timedelta(days=days_before_expiry)):
+                result = runner.invoke(args=["certs", "remind"])
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        for step, (day, subject) in enumerate(REMINDERS, start=1):
+            assert "1 reminders sent" in remind(day)
+            assert "0 reminders sent" in remind(day)  # the second run the same day: none
+            assert len(inbox.messages) == step  # exactly one e-mail per step
+            message = inbox.messages[-1]
+            assert message["To"] == trainee.email and subject in message["Subject"]
+            assert f"Verification: {verify_url}" in message.get_payload(decode=True).decode()
+        assert len(inbox.messages) == 4
+
+        with freeze_time(expiry + timedelta(days=1), tick=True):
+            public.goto(verify_url)
+            assert public.get_by_test_id("certificate-status").inner_text() == "Expired"
+    finally:
+        controller.stop()
+        context.close()
+        public.context.close()
+        lead_page.context.close()

@@ -1,24 +1,55 @@
-"""The programme lead's view per clinic: how many trainees are certified, expiring, expired,
-in progress or not started, and how they do in the programme's exams. A fixed number of
-aggregate queries, however many users, attempts and certificates there are."""
+"""The programme lead's views: per clinic (enrolled, certified, expiring, expired, in progress,
+not started, exam pass rate), the readers behind those counts, and the distribution of their
+exam sensitivity and specificity.
+
+Every figure is computed by the database in a fixed number of aggregate queries, however many
+users, attempts and certificates there are: a reader's state is a CASE over their latest
+unrevoked certificate and whether they started the programme's exercises.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, case, func, literal, select, true
+from sqlalchemy.sql.selectable import Subquery
 
 from app.auth.models import Clinic, User, UserRole
 from app.certification.models import Certificate, Programme
-from app.certification.services import EXPIRED, VALID, status
-from app.db_types import utcnow
+from app.certification.services import CertificationError
+from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
-from app.quizzes.models import Attempt, AttemptState
+from app.quizzes.models import Attempt
+from app.quizzes.results import ENDED_STATES
 
 EXPIRING_DAYS = 90
+
+# A reader's state in one programme. "certified" holds a valid certificate that does not
+# expire within EXPIRING_DAYS; "expiring" holds one that does.
+CERTIFIED, EXPIRING, EXPIRED = "certified", "expiring", "expired"
+IN_PROGRESS, NOT_STARTED = "in_progress", "not_started"
+READER_STATES = (CERTIFIED, EXPIRING, EXPIRED, IN_PROGRESS, NOT_STARTED)
+STATE_LABELS = {
+    CERTIFIED: "certified",
+    EXPIRING: f"expiring within {EXPIRING_DAYS} days",
+    EXPIRED: "expired",
+    IN_PROGRESS: "in progress",
+    NOT_STARTED: "not started",
+}
+# The status filter: "certified" means every valid certificate, expiring ones included.
+STATUS_FILTERS = {
+    "certified": (CERTIFIED, EXPIRING),
+    "expiring": (EXPIRING,),
+    "expired": (EXPIRED,),
+    "in_progress": (IN_PROGRESS,),
+    "not_started": (NOT_STARTED,),
+}
+
 COLUMNS = (
     "country",
     "clinic",
@@ -31,13 +62,53 @@ COLUMNS = (
     "exam_attempts",
     "exam_pass_rate",
 )
+READER_COLUMNS = (
+    "country",
+    "clinic",
+    "reader",
+    "state",
+    "certificate_expires",
+    "latest_exam",
+    "latest_exam_passed",
+    "sensitivity",
+    "specificity",
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The dashboard's filters, from the query string; bad values are a 400 with a reason."""
+
+    country: str | None = None
+    clinic_id: int | None = None
+    status: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> Filters:
+        country = (args.get("country") or "").strip().upper() or None
+        if country is not None and not (len(country) == 2 and country.isalpha()):
+            raise CertificationError("the country filter takes a two-letter ISO code")
+        clinic_text = (args.get("clinic") or "").strip()
+        if clinic_text and not clinic_text.isdigit():
+            raise CertificationError("the clinic filter takes a clinic number")
+        status = (args.get("status") or "").strip() or None
+        if status is not None and status not in STATUS_FILTERS:
+            raise CertificationError(
+                "the status filter takes one of " + ", ".join(STATUS_FILTERS)
+            )
+        return cls(country, int(clinic_text) if clinic_text else None, status)
+
+    def args(self) -> dict[str, Any]:
+        """For links that keep the filters."""
+        return {k: v for k, v in (("country", self.country), ("clinic", self.clinic_id),
+                                  ("status", self.status)) if v is not None}
 
 
 @dataclass
 class ClinicRow:
     clinic: Clinic
     enrolled: int = 0
-    certified: int = 0
+    certified: int = 0  # every valid certificate, expiring ones included
     expiring: int = 0
     expired: int = 0
     in_progress: int = 0
@@ -50,79 +121,252 @@ class ClinicRow:
         return self.exam_passed / self.exam_attempts if self.exam_attempts else None
 
 
-def clinic_rows(
-    programme: Programme, countries: list[str] | None, now: datetime | None = None
-) -> list[ClinicRow]:
-    """``countries``: the lead's scope (None = all)."""
-    now = now or utcnow()
-    clinics_query = select(Clinic).order_by(Clinic.country_code, Clinic.name)
-    if countries is not None:
-        clinics_query = clinics_query.where(Clinic.country_code.in_(countries))
-    rows = {c.id: ClinicRow(c) for c in db.session.scalars(clinics_query)}
-    if not rows:
-        return []
-    users_query = select(User.id, User.clinic_id).where(User.active, User.clinic_id.in_(rows))
+@dataclass(frozen=True)
+class ReaderRow:
+    user_id: int
+    name: str
+    clinic_name: str
+    country_code: str
+    state: str
+    expires_at: datetime | None
+    exam_ended_at: datetime | None
+    exam_passed: bool | None
+    sensitivity: float | None
+    specificity: float | None
+
+
+@dataclass
+class ReaderPage:
+    rows: list[ReaderRow]
+    total: int
+    page: int
+    per_page: int
+    pages: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pages = max(1, -(-self.total // self.per_page))
+
+
+def _clinics(scope: list[str] | None, filters: Filters) -> Select[Any]:
+    query = select(Clinic)
+    if scope is not None:
+        query = query.where(Clinic.country_code.in_(scope))
+    if filters.country:
+        query = query.where(Clinic.country_code == filters.country)
+    if filters.clinic_id is not None:
+        query = query.where(Clinic.id == filters.clinic_id)
+    return query
+
+
+def _readers(programme: Programme, scope: list[str] | None, filters: Filters) -> Subquery:
+    """The programme's readers in scope: active users of an eligible role in a clinic."""
+    clinics = _clinics(scope, filters).with_only_columns(Clinic.id)
+    query = select(User.id.label("user_id"), User.clinic_id.label("clinic_id")).where(
+        User.active, User.clinic_id.in_(clinics)
+    )
     if programme.eligible_roles:
-        users_query = users_query.where(
+        query = query.where(
             User.id.in_(select(UserRole.user_id).where(UserRole.role.in_(programme.eligible_roles)))
         )
-    clinic_of = dict(db.session.execute(users_query).all())
-    certificates: dict[int, Certificate] = {}
-    for cert in db.session.scalars(
-        select(Certificate).where(
+    return query.subquery("readers")
+
+
+def _states(programme: Programme, readers: Subquery, now: datetime) -> Subquery:
+    """(user_id, clinic_id, expires_at, state) for every reader. Correlated subqueries on
+    the indexed user columns: each reader costs a few index lookups, so the time grows with
+    the readers in view, not with all attempts and certificates."""
+    expires = (
+        select(func.max(Certificate.expires_at))
+        .where(
+            Certificate.user_id == readers.c.user_id,
             Certificate.programme_id == programme.id,
             Certificate.revoked_at.is_(None),
-            Certificate.user_id.in_(clinic_of),
         )
-    ):
-        if (
-            cert.user_id not in certificates
-            or cert.expires_at > certificates[cert.user_id].expires_at
-        ):
-            certificates[cert.user_id] = cert
-    exercise_ids = [r.exercise_id for r in programme.requirements]
-    started = set(
-        db.session.scalars(
-            select(Attempt.user_id)
-            .where(Attempt.exercise_id.in_(exercise_ids), Attempt.user_id.in_(clinic_of))
-            .distinct()
-        )
+        .correlate(readers)
+        .scalar_subquery()
     )
-    exam_ids = [r.exercise_id for r in programme.requirements if r.kind != "practice"]
+    exercise_ids = [r.exercise_id for r in programme.requirements] or [-1]
+    started = (
+        select(Attempt.id)
+        .where(Attempt.user_id == readers.c.user_id, Attempt.exercise_id.in_(exercise_ids))
+        .correlate(readers)
+        .exists()
+    )
+    inner = select(readers.c.user_id, readers.c.clinic_id, expires.label("expires_at"),
+                   started.label("started")).subquery("reader_facts")
+    now_param = literal(now, UTCDateTime())
+    soon_param = literal(now + timedelta(days=EXPIRING_DAYS), UTCDateTime())
+    state = case(
+        (inner.c.expires_at > soon_param, CERTIFIED),
+        (inner.c.expires_at > now_param, EXPIRING),
+        (inner.c.expires_at.is_not(None), EXPIRED),
+        (inner.c.started, IN_PROGRESS),
+        else_=NOT_STARTED,
+    )
+    return select(inner.c.user_id, inner.c.clinic_id, inner.c.expires_at,
+                  state.label("state")).subquery("reader_state")
+
+
+def _exam_ids(programme: Programme) -> list[int]:
+    return [r.exercise_id for r in programme.requirements if r.kind != "practice"] or [-1]
+
+
+def _latest_exams(programme: Programme, user_ids: Select[Any] | list[int]) -> Subquery:
+    """The most recent ended exam attempt in the programme (its scores) of each user."""
+    ranked = (
+        select(
+            Attempt.user_id,
+            Attempt.ended_at,
+            Attempt.passed,
+            Attempt.sensitivity,
+            Attempt.specificity,
+            func.row_number()
+            .over(partition_by=Attempt.user_id,
+                  order_by=(Attempt.ended_at.desc(), Attempt.id.desc()))
+            .label("recency"),
+        )
+        .where(
+            Attempt.exercise_id.in_(_exam_ids(programme)),
+            Attempt.state.in_(ENDED_STATES),
+            Attempt.user_id.in_(user_ids),
+        )
+        .subquery("ranked_exams")
+    )
+    return (
+        select(ranked.c.user_id, ranked.c.ended_at, ranked.c.passed, ranked.c.sensitivity,
+               ranked.c.specificity)
+        .where(ranked.c.recency == 1)
+        .subquery("latest_exam")
+    )
+
+
+def clinic_rows(
+    programme: Programme,
+    scope: list[str] | None,
+    filters: Filters | None = None,
+    now: datetime | None = None,
+) -> list[ClinicRow]:
+    """``scope``: the lead's countries (None = all). Three queries."""
+    filters = filters or Filters()
+    now = now or utcnow()
+    rows = {
+        c.id: ClinicRow(c)
+        for c in db.session.scalars(
+            _clinics(scope, filters).order_by(Clinic.country_code, Clinic.name)
+        )
+    }
+    if not rows:
+        return []
+    states = _states(programme, _readers(programme, scope, filters), now)
+    counts = db.session.execute(
+        select(states.c.clinic_id, states.c.state, func.count())
+        .group_by(states.c.clinic_id, states.c.state)
+    ).all()
+    for clinic_id, state, n in counts:
+        row = rows[clinic_id]
+        row.enrolled += n
+        if state in (CERTIFIED, EXPIRING):
+            row.certified += n
+        if state == EXPIRING:
+            row.expiring += n
+        elif state == EXPIRED:
+            row.expired += n
+        elif state == IN_PROGRESS:
+            row.in_progress += n
+        elif state == NOT_STARTED:
+            row.not_started += n
     exams = db.session.execute(
         select(
             User.clinic_id,
             func.count(Attempt.id),
-            func.sum(func.coalesce(Attempt.passed.cast(db.Integer), 0)),
+            func.sum(case((Attempt.passed == true(), 1), else_=0)),
         )
         .join(User, User.id == Attempt.user_id)
         .where(
-            Attempt.exercise_id.in_(exam_ids),
+            Attempt.exercise_id.in_(_exam_ids(programme)),
             User.clinic_id.in_(rows),
-            Attempt.state.in_((AttemptState.SUBMITTED.value, AttemptState.TIMED_OUT.value)),
+            Attempt.state.in_(ENDED_STATES),
         )
         .group_by(User.clinic_id)
     ).all()
-    soon = now + timedelta(days=EXPIRING_DAYS)
-    for user_id, clinic_id in clinic_of.items():
-        row = rows[clinic_id]
-        row.enrolled += 1
-        cert = certificates.get(user_id)
-        state = status(cert, now) if cert else None
-        if state == VALID:
-            row.certified += 1
-            if cert.expires_at <= soon:
-                row.expiring += 1
-        elif state == EXPIRED:
-            row.expired += 1
-        elif user_id in started:
-            row.in_progress += 1
-        else:
-            row.not_started += 1
     for clinic_id, attempts, passed in exams:
         rows[clinic_id].exam_attempts = int(attempts)
         rows[clinic_id].exam_passed = int(passed or 0)
     return list(rows.values())
+
+
+def reader_page(
+    programme: Programme,
+    scope: list[str] | None,
+    filters: Filters,
+    page: int = 1,
+    per_page: int | None = 50,
+    now: datetime | None = None,
+) -> ReaderPage:
+    """The readers behind the counts, filtered by status, one page at a time. Three
+    queries: the count, the page, and the latest exam of the readers on the page."""
+    now = now or utcnow()
+    states = _states(programme, _readers(programme, scope, filters), now)
+    query = (
+        select(User.id, User.full_name, Clinic.name, Clinic.country_code, states.c.state,
+               states.c.expires_at)
+        .select_from(states)
+        .join(User, User.id == states.c.user_id)
+        .join(Clinic, Clinic.id == states.c.clinic_id)
+    )
+    if filters.status is not None:
+        query = query.where(states.c.state.in_(STATUS_FILTERS[filters.status]))
+    query = query.order_by(Clinic.country_code, Clinic.name, User.full_name, User.id)
+    page = max(page, 1)
+    if per_page is None:  # everything, for export: the exams of the same readers by subquery
+        listed = db.session.execute(query).all()
+        total, per_page = len(listed), max(len(listed), 1)
+        latest = _latest_exams(programme, select(query.subquery().c.id))
+    else:
+        total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        listed = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
+        latest = _latest_exams(programme, [r[0] for r in listed])
+    exams = {row[0]: row[1:] for row in db.session.execute(select(latest))}
+    rows = [ReaderRow(*r, *exams.get(r[0], (None, None, None, None))) for r in listed]
+    return ReaderPage(rows, total, page, per_page)
+
+
+def reader_rows(
+    programme: Programme, scope: list[str] | None, filters: Filters, now: datetime | None = None
+) -> list[ReaderRow]:
+    """Every reader matching the filters, for export."""
+    return reader_page(programme, scope, filters, per_page=None, now=now).rows
+
+
+def exam_scores_by_clinic(
+    programme: Programme, scope: list[str] | None, filters: Filters
+) -> list[tuple[Clinic, list[float], list[float]]]:
+    """(clinic, sensitivities, specificities) of each reader's latest exam, per clinic that
+    has any: the data of the distribution figure. Two queries."""
+    readers = _readers(programme, scope, filters)
+    exams = _latest_exams(programme, select(readers.c.user_id))
+    query = (
+        select(readers.c.clinic_id, exams.c.sensitivity, exams.c.specificity)
+        .join(exams, exams.c.user_id == readers.c.user_id)
+    )
+    if filters.status is not None:
+        states = _states(programme, readers, utcnow())
+        query = query.join(states, states.c.user_id == readers.c.user_id).where(
+            states.c.state.in_(STATUS_FILTERS[filters.status])
+        )
+    per_clinic: dict[int, tuple[list[float], list[float]]] = {}
+    for clinic_id, sensitivity, specificity in db.session.execute(query):
+        sens, spec = per_clinic.setdefault(clinic_id, ([], []))
+        if sensitivity is not None:
+            sens.append(sensitivity)
+        if specificity is not None:
+            spec.append(specificity)
+    if not per_clinic:
+        return []
+    clinics = db.session.scalars(
+        select(Clinic).where(Clinic.id.in_(per_clinic)).order_by(Clinic.country_code, Clinic.name)
+    )
+    return [(c, *per_clinic[c.id]) for c in clinics]
 
 
 def _values(r: ClinicRow) -> list[object]:
@@ -130,32 +374,57 @@ def _values(r: ClinicRow) -> list[object]:
             r.expired, r.in_progress, r.not_started, r.exam_attempts, r.exam_pass_rate]
 
 
-def rows_csv(rows: list[ClinicRow]) -> str:
+def _reader_values(r: ReaderRow) -> list[object]:
+    return [r.country_code, r.clinic_name, r.name, STATE_LABELS[r.state],
+            r.expires_at.date() if r.expires_at else None,
+            r.exam_ended_at.date() if r.exam_ended_at else None,
+            r.exam_passed, r.sensitivity, r.specificity]
+
+
+def _csv(header: tuple[str, ...], rows: list[list[object]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    for r in rows:
-        values = _values(r)
-        values[-1] = "" if r.exam_pass_rate is None else f"{r.exam_pass_rate:.3f}"
-        writer.writerow(values)
+    writer.writerow(header)
+    for values in rows:
+        writer.writerow(["" if v is None else f"{v:.3f}" if isinstance(v, float) else v
+                         for v in values])
     return out.getvalue()
 
 
-def rows_xlsx(rows: list[ClinicRow], title: str) -> bytes:
+def rows_csv(rows: list[ClinicRow]) -> str:
+    return _csv(COLUMNS, [_values(r) for r in rows])
+
+
+def readers_csv(rows: list[ReaderRow]) -> str:
+    return _csv(READER_COLUMNS, [_reader_values(r) for r in rows])
+
+
+def _xlsx(title: str, sheet_name: str, header: tuple[str, ...], rows: list[list[object]],
+          percent_columns: tuple[str, ...]) -> bytes:
     from openpyxl import Workbook
 
     book = Workbook()
     sheet = book.active
-    sheet.title = "Clinics"
+    sheet.title = sheet_name
     sheet.append([title])
-    sheet.append(list(COLUMNS))
-    for r in rows:
-        sheet.append(_values(r))
-    for cell in sheet["J"][2:]:
-        cell.number_format = "0%"
+    sheet.append(list(header))
+    for values in rows:
+        sheet.append(values)
+    for letter in percent_columns:
+        for cell in sheet[letter][2:]:
+            cell.number_format = "0%"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def rows_xlsx(rows: list[ClinicRow], title: str) -> bytes:
+    return _xlsx(title, "Clinics", COLUMNS, [_values(r) for r in rows], ("J",))
+
+
+def readers_xlsx(rows: list[ReaderRow], title: str) -> bytes:
+    return _xlsx(title, "Readers", READER_COLUMNS, [_reader_values(r) for r in rows],
+                 ("H", "I"))
 
 
 def programmes() -> list[Programme]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -11,13 +11,27 @@ from app.auth.roles import Role
 from app.auth.services import country_name
 from app.cases.forms import ActionForm
 from app.certification import bp
-from app.certification.dashboard import clinic_rows, programmes, rows_csv, rows_xlsx
+from app.certification.dashboard import (
+    STATE_LABELS,
+    STATUS_FILTERS,
+    Filters,
+    clinic_rows,
+    exam_scores_by_clinic,
+    programmes,
+    reader_page,
+    reader_rows,
+    readers_csv,
+    readers_xlsx,
+    rows_csv,
+    rows_xlsx,
+)
+from app.certification.figures import clinic_distribution_figure
+from app.certification.history import programme_steps, reader_history
+from app.certification.listing import CertificateFilters, certificate_query
 from app.certification.models import Certificate, Programme
 from app.certification.pdf import certificate_pdf
 from app.certification.services import (
     CertificationError,
-    current_certificate,
-    progress,
     reinstate,
     revoke,
     status,
@@ -32,30 +46,96 @@ def _scope() -> list[str] | None:
     return current_user.lead_countries
 
 
-@bp.route("/programmes/<int:programme_id>")
-@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
-def programme_dashboard(programme_id: int) -> Response | str:
+def _programme_or_404(programme_id: int) -> Programme:
     programme = db.session.get(Programme, programme_id)
     if programme is None:
         abort(404, description="There is no such programme.")
-    rows = clinic_rows(programme, _scope())
-    country = request.args.get("country")
-    if country:
-        rows = [r for r in rows if r.clinic.country_code == country.upper()]
-    if request.args.get("format") == "xlsx":
-        response = Response(
-            rows_xlsx(rows, programme.title),
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="programme-{programme.id}-clinics.xlsx"')
-        return response
-    if request.args.get("format") == "csv":
-        response = Response(rows_csv(rows), mimetype="text/csv")
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="programme-{programme.id}-clinics.csv"')
-        return response
-    return render_template("certification/programme.html", programme=programme, rows=rows,
-                           country=country, country_name=country_name)
+    return programme
+
+
+def _filters() -> Filters:
+    try:
+        return Filters.from_args(request.args)
+    except CertificationError as exc:
+        abort(exc.status, description=exc.sentence)
+
+
+def _page_number() -> int:
+    text = request.args.get("page", "1")
+    if not text.isdigit() or int(text) < 1:
+        abort(400, description="The page number must be a positive whole number.")
+    return int(text)
+
+
+def _download(body: str | bytes, kind: str, name: str) -> Response:
+    mimetype = ("text/csv" if kind == "csv" else
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
+    return response
+
+
+@bp.route("/programmes/<int:programme_id>")
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def programme_dashboard(programme_id: int) -> Response | str:
+    """Per clinic, filtered by country, clinic (the drill-down) and reader status; the
+    readers behind the counts below, one page at a time."""
+    programme = _programme_or_404(programme_id)
+    filters = _filters()
+    export = request.args.get("format")
+    if export not in (None, "csv", "xlsx"):
+        abort(400, description="The export format is csv or xlsx.")
+    table = request.args.get("table", "clinics")
+    if table not in ("clinics", "readers"):
+        abort(400, description="The table to export is clinics or readers.")
+    scope = _scope()
+    if export and table == "readers":
+        readers = reader_rows(programme, scope, filters)
+        body = readers_csv(readers) if export == "csv" else readers_xlsx(readers, programme.title)
+        return _download(body, export, f"programme-{programme.id}-readers")
+    rows = clinic_rows(programme, scope, filters)
+    if export:
+        body = rows_csv(rows) if export == "csv" else rows_xlsx(rows, programme.title)
+        return _download(body, export, f"programme-{programme.id}-clinics")
+    readers = reader_page(programme, scope, filters, _page_number())
+    clinic_query = select(Clinic).order_by(Clinic.country_code, Clinic.name)
+    if scope is not None:
+        clinic_query = clinic_query.where(Clinic.country_code.in_(scope))
+    clinics = db.session.scalars(clinic_query).all()
+    return render_template(
+        "certification/programme.html", programme=programme, rows=rows, readers=readers,
+        filters=filters, clinics=clinics, countries=sorted({c.country_code for c in clinics}),
+        programmes=programmes(), country_name=country_name, state_labels=STATE_LABELS,
+        status_filters=STATUS_FILTERS,
+    )
+
+
+@bp.route("/programmes/<int:programme_id>/scores.png")
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def scores_png(programme_id: int) -> Response:
+    """Readers' latest exam sensitivity and specificity per clinic, with the page's filters."""
+    programme = _programme_or_404(programme_id)
+    filters = _filters()
+    clinics = exam_scores_by_clinic(programme, _scope(), filters)
+    png = clinic_distribution_figure(
+        [(f"{c.country_code} · {c.name}", sens, spec) for c, sens, spec in clinics],
+        programme.title,
+    )
+    response = Response(png, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@bp.route("/readers/<int:user_id>")
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def reader(user_id: int) -> str:
+    """One reader's history: certificates, progress per programme, every attempt."""
+    user = db.session.get(User, user_id)
+    if user is None or not _scope_allows_user(user):
+        abort(404, description="There is no such reader in your countries.")
+    history = reader_history(user, page=_page_number())
+    return render_template("certification/reader.html", reader=user, history=history,
+                           status=status, country_name=country_name)
 
 
 @bp.route("/")
@@ -89,29 +169,33 @@ def _certificate_or_404(certificate_id: int) -> Certificate:
     return certificate
 
 
-def _lead_scope_allows(certificate: Certificate) -> bool:
+def _scope_allows_user(user: User) -> bool:
     scope = _scope()
     if scope is None:
         return True
-    clinic = certificate.user.clinic
-    return clinic is not None and clinic.country_code in scope
+    return user.clinic is not None and user.clinic.country_code in scope
+
+
+def _lead_scope_allows(certificate: Certificate) -> bool:
+    return _scope_allows_user(certificate.user)
 
 
 @bp.route("/mine")
 @login_required
 def mine() -> str:
     """A trainee's programmes, progress towards each requirement, and certificates."""
-    programmes = db.session.scalars(select(Programme).where(Programme.active)).all()
-    rows = [
-        (p, progress(current_user, p), current_certificate(current_user, p))
-        for p in programmes
-        if not p.eligible_roles or current_user.has_role(*(Role(r) for r in p.eligible_roles))
-    ]
     certificates = db.session.scalars(
         select(Certificate)
         .where(Certificate.user_id == current_user.id)
+        .options(joinedload(Certificate.programme))
         .order_by(Certificate.issued_at.desc())
     ).all()
+    current: dict[int, Certificate] = {}  # per programme, as services.current_certificate
+    for c in certificates:
+        best = current.get(c.programme_id)
+        if c.revoked_at is None and (best is None or c.expires_at > best.expires_at):
+            current[c.programme_id] = c
+    rows = [(p, steps, current.get(p.id)) for p, steps in programme_steps(current_user)]
     return render_template(
         "certification/mine.html", rows=rows, certificates=certificates, status=status
     )
@@ -120,19 +204,19 @@ def mine() -> str:
 @bp.route("/certificates")
 @roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
 def certificates() -> str:
-    # Scope and holders in the query itself: no per-certificate lookups of users or clinics.
-    query = (
-        select(Certificate)
-        .join(User, User.id == Certificate.user_id)
-        .outerjoin(Clinic, Clinic.id == User.clinic_id)
-        .options(joinedload(Certificate.user), joinedload(Certificate.programme))
-        .order_by(Certificate.issued_at.desc())
-    )
-    scope = _scope()
-    if scope is not None:
-        query = query.where(Clinic.country_code.in_(scope))
-    return render_template("certification/certificates.html",
-                           certificates=db.session.scalars(query).unique().all(),
+    """Certificates in the lead's countries, filtered and one page at a time."""
+    try:
+        listing = CertificateFilters.from_args(request.args)
+    except CertificationError as exc:
+        abort(exc.status, description=exc.sentence)
+    page = db.paginate(certificate_query(listing, _scope()), page=_page_number(),
+                       per_page=int(current_app.config["CERTIFICATES_PAGE_SIZE"]),
+                       error_out=False)
+    clinic_query = select(Clinic).order_by(Clinic.country_code, Clinic.name)
+    if (scope := _scope()) is not None:
+        clinic_query = clinic_query.where(Clinic.country_code.in_(scope))
+    return render_template("certification/certificates.html", page=page, listing=listing,
+                           programmes=programmes(), clinics=db.session.scalars(clinic_query).all(),
                            status=status, action_form=ActionForm())
 
 

@@ -3,12 +3,14 @@ verifiable by anyone from their code."""
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record
 from app.auth.models import User
@@ -40,6 +42,94 @@ def new_code() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(16))
 
 
+# Beyond a century, expiry dates overflow and the database's integer columns are at risk.
+MAX_VALIDITY_DAYS = 36_500
+TITLE_LENGTH = 200  # the column's length
+
+
+@dataclass(frozen=True)
+class ProgrammeFields:
+    """A programme's editable fields, checked and normalised."""
+
+    title: str
+    description: str
+    eligible_roles: list[str]
+    validity_days: int
+    renewal_window_days: int
+    cme_hours: float
+    requirements: list[tuple[int, str]]
+
+
+def _validated_programme(
+    *,
+    title: str,
+    requirements: Iterable[tuple[int, str]],
+    eligible_roles: Iterable[str],
+    validity_days: int,
+    renewal_window_days: int,
+    cme_hours: float,
+    description: str,
+    programme_id: int | None = None,
+) -> ProgrammeFields:
+    """The rules for creating and editing a programme alike; reads, never writes.
+
+    ``programme_id``: the programme being edited, which may keep its own title."""
+    title = title.strip()
+    if not title:
+        raise CertificationError("a programme needs a title")
+    if len(title) > TITLE_LENGTH:
+        raise CertificationError(f"the title must be at most {TITLE_LENGTH} characters")
+    reqs = list(requirements)
+    if not any(kind == "exam" for _, kind in reqs):
+        raise CertificationError("a programme needs at least one exam to pass")
+    for exercise_id, kind in reqs:
+        if kind not in REQUIREMENT_KINDS:
+            raise CertificationError(f"unknown requirement kind {kind!r}")
+        if db.session.get(Exercise, exercise_id) is None:
+            raise CertificationError(f"there is no exercise {exercise_id}")
+    if len(set(reqs)) != len(reqs):
+        raise CertificationError("the same exercise is listed twice with the same kind")
+    roles = sorted(set(eligible_roles))
+    for role in roles:
+        try:
+            Role(role)
+        except ValueError:
+            raise CertificationError(f"unknown role {role!r}") from None
+    if validity_days < 1 or not 0 <= renewal_window_days < validity_days:
+        raise CertificationError("the validity must be positive and longer than the renewal window")
+    if validity_days > MAX_VALIDITY_DAYS:
+        raise CertificationError(f"the validity can be at most {MAX_VALIDITY_DAYS} days")
+    # NaN passes every comparison, and infinity is no number of hours.
+    if not math.isfinite(cme_hours) or cme_hours < 0:
+        raise CertificationError("CME/CPD hours must be a number of 0 or more")
+    # Case-insensitive: two programmes differing only in capitals would confuse trainees.
+    # Both sides lowered by the database, so its own notion of case applies to both.
+    same_title = select(Programme.id).where(func.lower(Programme.title) == func.lower(title))
+    if programme_id is not None:
+        same_title = same_title.where(Programme.id != programme_id)
+    if db.session.scalar(same_title) is not None:
+        raise CertificationError(f"a programme titled {title!r} already exists", 409)
+    return ProgrammeFields(
+        title=title,
+        description=description,
+        eligible_roles=roles,
+        validity_days=validity_days,
+        renewal_window_days=renewal_window_days,
+        cme_hours=float(cme_hours),
+        requirements=reqs,
+    )
+
+
+def _flush_or_title_conflict(title: str) -> None:
+    """A concurrent request may take the title between our check and the write: a clear
+    409 then, not an IntegrityError."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise CertificationError(f"a programme titled {title!r} already exists", 409) from None
+
+
 def create_programme(
     *,
     title: str,
@@ -51,33 +141,105 @@ def create_programme(
     description: str = "",
     actor: User | None = None,
 ) -> Programme:
-    if not title.strip():
-        raise CertificationError("a programme needs a title")
-    reqs = list(requirements)
-    if not any(kind == "exam" for _, kind in reqs):
-        raise CertificationError("a programme needs at least one exam to pass")
-    for exercise_id, kind in reqs:
-        if kind not in REQUIREMENT_KINDS:
-            raise CertificationError(f"unknown requirement kind {kind!r}")
-        if db.session.get(Exercise, exercise_id) is None:
-            raise CertificationError(f"there is no exercise {exercise_id}")
-    roles = sorted(set(eligible_roles))
-    for role in roles:
-        Role(role)  # ValueError for unknown roles
-    if validity_days < 1 or not 0 <= renewal_window_days < validity_days:
-        raise CertificationError("the validity must be positive and longer than the renewal window")
-    programme = Programme(
-        title=title.strip(),
-        description=description,
-        eligible_roles=roles,
+    fields = _validated_programme(
+        title=title,
+        requirements=requirements,
+        eligible_roles=eligible_roles,
         validity_days=validity_days,
         renewal_window_days=renewal_window_days,
         cme_hours=cme_hours,
-        requirements=[Requirement(exercise_id=e, kind=k) for e, k in reqs],
+        description=description,
+    )
+    programme = Programme(
+        title=fields.title,
+        description=fields.description,
+        eligible_roles=fields.eligible_roles,
+        validity_days=fields.validity_days,
+        renewal_window_days=fields.renewal_window_days,
+        cme_hours=fields.cme_hours,
+        requirements=[Requirement(exercise_id=e, kind=k) for e, k in fields.requirements],
     )
     db.session.add(programme)
-    db.session.flush()
+    _flush_or_title_conflict(fields.title)
     record("programme.create", actor=actor, object_type="programme", object_id=programme.id)
+    db.session.commit()
+    return programme
+
+
+def update_programme(
+    programme: Programme,
+    *,
+    title: str,
+    description: str,
+    eligible_roles: Iterable[str],
+    validity_days: int,
+    renewal_window_days: int,
+    cme_hours: float,
+    active: bool,
+    requirements: Iterable[tuple[int, str]],
+    actor: User | None,
+) -> Programme:
+    """Change a programme under the same rules as ``create_programme``; nothing is written
+    unless all of them hold.
+
+    Certificates already issued are untouched: their expiry date, CME/CPD hours and
+    evidence were fixed when they were issued, so new validity, hours or requirements
+    apply to certificates issued (or renewed) from now on. Deactivating stops new
+    certificates without ending the ones held.
+    """
+    fields = _validated_programme(
+        title=title,
+        requirements=requirements,
+        eligible_roles=eligible_roles,
+        validity_days=validity_days,
+        renewal_window_days=renewal_window_days,
+        cme_hours=cme_hours,
+        description=description,
+        programme_id=programme.id,
+    )
+    before = {
+        "title": programme.title,
+        "description": programme.description,
+        "eligible_roles": sorted(programme.eligible_roles or []),
+        "validity_days": programme.validity_days,
+        "renewal_window_days": programme.renewal_window_days,
+        "cme_hours": programme.cme_hours,
+        "active": programme.active,
+        "requirements": [[r.exercise_id, r.kind] for r in programme.requirements],
+    }
+    after = {
+        "title": fields.title,
+        "description": fields.description,
+        "eligible_roles": fields.eligible_roles,
+        "validity_days": fields.validity_days,
+        "renewal_window_days": fields.renewal_window_days,
+        "cme_hours": fields.cme_hours,
+        "active": bool(active),
+        "requirements": [[e, k] for e, k in fields.requirements],
+    }
+    changed = [name for name in before if before[name] != after[name]]
+    if not changed:
+        return programme
+    for name in changed:
+        if name != "requirements":
+            setattr(programme, name, after[name])
+    if "requirements" in changed:
+        # Rows no longer listed are deleted (delete-orphan); nothing else refers to them.
+        programme.requirements = [
+            Requirement(exercise_id=e, kind=k) for e, k in fields.requirements
+        ]
+    _flush_or_title_conflict(fields.title)
+    # The description may be long: the log says that it changed, not what it says.
+    shown = [name for name in changed if name != "description"]
+    record(
+        "programme.update",
+        actor=actor,
+        object_type="programme",
+        object_id=programme.id,
+        changed=changed,
+        before={name: before[name] for name in shown},
+        after={name: after[name] for name in shown},
+    )
     db.session.commit()
     return programme
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt
 
 
-def _png(fig: plt.Figure) -> bytes:
+def figure_png(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -52,7 +52,7 @@ def roc_figure(truth: Sequence[bool], ratings: Sequence[float], auc: float | Non
     ax.set_ylabel("sensitivity (true-positive fraction)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def learning_figure(points: Sequence[tuple[int, float]], label: str) -> bytes:
@@ -65,4 +65,4 @@ def learning_figure(points: Sequence[tuple[int, float]], label: str) -> bytes:
     ax.set_xlabel("attempt")
     ax.set_ylabel(f"{label} (%)")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return figure_png(fig)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -129,6 +130,10 @@ class Attempt(db.Model):
     # read changes): the metrics of scoring.score_attempt and the pass/fail verdict.
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     passed: Mapped[bool | None] = mapped_column(Boolean)
+    # Copies of the two headline metrics as columns, so that programme dashboards can
+    # aggregate them over many thousands of attempts without reading the JSON.
+    sensitivity: Mapped[float | None] = mapped_column(Float)
+    specificity: Mapped[float | None] = mapped_column(Float)
     # The case the trainee has open and since when: reading time is measured on the server.
     current_case_id: Mapped[int | None] = mapped_column(Integer)
     current_since: Mapped[datetime | None] = mapped_column(UTCDateTime())

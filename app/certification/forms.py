@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    FieldList,
+    FloatField,
+    Form,
+    FormField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.utils import unset_value
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    ValidationError,
+)
+
+from app.admin.forms import MultiCheckboxField
+from app.auth.roles import TRAINEE_ROLES, Role
+from app.certification.models import Programme
+from app.certification.services import MAX_VALIDITY_DAYS
+from app.quizzes.models import Exercise
+
+REQUIREMENT_ROWS = 8  # rows shown on a new programme; blank rows are ignored
+SPARE_ROWS = 3  # blank rows offered below an existing programme's requirements
+# Posted rows beyond this are not read: a hand-made request cannot make the form unbounded.
+MAX_REQUIREMENT_ROWS = 100
+
+KIND_CHOICES = [
+    SelectChoice("practice", "Practice: an attempt submitted"),
+    SelectChoice("exam", "Exam: passed"),
+    SelectChoice("renewal", "Renewal exam: passed within the renewal window"),
+]
+
+
+def _optional_int(value: object) -> int | None:
+    """A database id, or None for anything else (a database integer cannot hold more)."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        return None
+    return number if 0 < number < 2**31 else None
+
+
+class RequirementRow(Form):
+    """One requirement; a row without an exercise is left out. A plain ``Form``: the
+    enclosing form carries the CSRF token."""
+
+    # Choices are checked by the service, whose message names the unknown exercise or kind.
+    exercise = SelectField("Exercise", validate_choice=False)
+    kind = SelectField("Kind", choices=KIND_CHOICES, default="exam", validate_choice=False)
+
+    def validate_exercise(self, field: SelectField) -> None:
+        if field.data and _optional_int(field.data) is None:
+            raise ValidationError("choose an exercise from the list")
+
+
+class RowList(FieldList):
+    """A ``FieldList`` whose padding rows are blank. WTForms renumbers the posted rows
+    before padding and then reads each padding row from the request under its new name,
+    so posted rows 0 and 5 would come back as three rows, row 5 twice."""
+
+    def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
+        wanted, self.min_entries = self.min_entries, 0
+        try:
+            super().process(formdata, data, extra_filters)
+        finally:
+            self.min_entries = wanted
+        while len(self.entries) < self.min_entries:
+            self.append_entry()
+
+
+def _role_choices(extra_roles: Iterable[str]) -> list[SelectChoice]:
+    trainee = [r for r in Role if r in TRAINEE_ROLES]
+    # A role set from the command line stays offered, so saving the form keeps it.
+    kept = [Role(r) for r in sorted(set(extra_roles)) if Role(r) not in TRAINEE_ROLES]
+    return [SelectChoice(r.value, r.label) for r in trainee + kept]
+
+
+def _exercise_label(exercise: Exercise) -> str:
+    hidden = "" if exercise.published else ", unpublished"
+    return f"{exercise.title} ({exercise.kind}{hidden}, #{exercise.id})"
+
+
+class ProgrammeForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Length(max=5000)])
+    eligible_roles = MultiCheckboxField("Eligible roles (none ticked: any role)")
+    validity_days = IntegerField(
+        "Valid for (days)",
+        default=730,
+        validators=[InputRequired(), NumberRange(1, MAX_VALIDITY_DAYS)],
+    )
+    renewal_window_days = IntegerField(
+        "Renewal window (days before expiry)",
+        default=90,
+        description="Renewal exams passed in this window renew the certificate; shorter "
+        "than the validity.",
+        validators=[InputRequired(), NumberRange(0, MAX_VALIDITY_DAYS)],
+    )
+    cme_hours = FloatField(
+        "CME/CPD hours",
+        default=0.0,
+        validators=[
+            InputRequired(),
+            NumberRange(min=0, message="CME/CPD hours must be a number of 0 or more"),
+        ],
+    )
+    requirements = RowList(
+        FormField(RequirementRow),
+        min_entries=REQUIREMENT_ROWS,
+        max_entries=MAX_REQUIREMENT_ROWS,
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        exercises: Sequence[Exercise],
+        extra_roles: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.eligible_roles.choices = _role_choices(extra_roles)
+        self._exercise_choices = [
+            SelectChoice("", "— none —"),
+            *(SelectChoice(str(e.id), _exercise_label(e)) for e in exercises),
+        ]
+        for row in self.requirements:
+            row.form.exercise.choices = self._exercise_choices
+
+    def add_spare_rows(self, spare: int = SPARE_ROWS) -> None:
+        """Blank rows below the filled ones, at least ``REQUIREMENT_ROWS`` rows in all."""
+        blank = sum(1 for row in self.requirements if not row.form.exercise.data)
+        while blank < spare or len(self.requirements) < REQUIREMENT_ROWS:
+            row = self.requirements.append_entry()
+            row.form.exercise.choices = self._exercise_choices
+            blank += 1
+
+    def requirement_pairs(self) -> list[tuple[int, str]]:
+        return [
+            (int(row.form.exercise.data), row.form.kind.data or "")
+            for row in self.requirements
+            if row.form.exercise.data
+        ]
+
+    def values(self) -> dict[str, Any]:
+        """The keyword arguments for ``create_programme``."""
+        return {
+            "title": self.title.data or "",
+            "description": (self.description.data or "").strip(),
+            "eligible_roles": list(self.eligible_roles.data or []),
+            "validity_days": self.validity_days.data,
+            "renewal_window_days": self.renewal_window_days.data,
+            "cme_hours": self.cme_hours.data,
+            "requirements": self.requirement_pairs(),
+        }
+
+
+class ProgrammeEditForm(ProgrammeForm):
+    active = BooleanField("Active: trainees can earn it (held certificates stay either way)")
+
+    def values(self) -> dict[str, Any]:
+        """The keyword arguments for ``update_programme``."""
+        return {**super().values(), "active": bool(self.active.data)}
+
+
+def programme_data(programme: Programme) -> dict[str, Any]:
+    """An existing programme as the edit form's initial data."""
+    return {
+        "title": programme.title,
+        "description": programme.description,
+        "eligible_roles": list(programme.eligible_roles or []),
+        "validity_days": programme.validity_days,
+        "renewal_window_days": programme.renewal_window_days,
+        "cme_hours": programme.cme_hours,
+        "active": programme.active,
+        "requirements": [
+            {"exercise": str(r.exercise_id), "kind": r.kind} for r in programme.requirements
+        ],
+    }
+
+
+class ExceptionForm(FlaskForm):
+    reader = StringField(
+        "Reader (user name or e-mail)",
+        validators=[DataRequired(message="name the reader"), Length(max=254)],
+    )
+    programme = SelectField("Programme", coerce=_optional_int, validate_choice=False)
+    reason = TextAreaField(
+        "Reason for the exception",
+        description="Kept on the certificate and in the audit log.",
+        validators=[
+            DataRequired(message="give the reason for the exception"),
+            Length(max=2000),
+        ],
+    )
+
+    def __init__(self, *args: Any, programmes: Sequence[Programme], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._programme_ids = {p.id for p in programmes}
+        self.programme.choices = [
+            SelectChoice("", "— choose —"),
+            *(SelectChoice(str(p.id), p.title) for p in programmes),
+        ]
+
+    def validate_programme(self, field: SelectField) -> None:
+        if field.data is None:
+            raise ValidationError("choose a programme")
+        if field.data not in self._programme_ids:
+            raise ValidationError("choose an active programme from the list")

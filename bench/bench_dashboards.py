@@ -1,0 +1,145 @@
+"""Server time and SQL query count of the certification dashboards at scale, by hand:
+
+    .venv/bin/python bench/bench_dashboards.py [--database sqlite|postgresql|both]
+                                               [--runs 5] [--small]
+
+Not a test. Builds 10,000 users, 100 clinics in 50 countries, 200,000 ended attempts and
+20,000 certificates (bench/scale_data.py) in a fresh database — SQLite in a temporary
+file, PostgreSQL in a temporary server started like the test suite's — then signs in as a
+programme lead (all countries), a lead for 10 countries, a trainer and a trainee, and times
+each dashboard page in the application (the Flask test client: server time, no network).
+Prints the median of N runs and the number of SQL statements per page, against the target
+of < 300 ms per page on PostgreSQL. ``--small`` runs a 1/20 scale for a quick look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import event, select
+
+from app import create_app
+from app.auth.models import Clinic, User
+from app.auth.roles import Role
+from app.auth.services import create_user, set_password
+from app.extensions import db
+from bench.scale_data import FULL, Scale, populate
+from tests.conftest import IsolatedClient, base_config, login, migrate_database
+from tests.realservers import create_database, postgres_server
+
+TARGET_MS = 300.0
+PASSWORD = "bench-password-long-enough-1"
+
+
+def _pages(data, clinic_id: int, country: str) -> list[tuple[str, str, str]]:
+    """(who, label, url) of every dashboard page."""
+    p = f"/certification/programmes/{data.programme_id}"
+    exam = data.exercise_ids[2]
+    return [
+        ("lead", "certification index", "/certification/"),
+        ("lead", "programme: all clinics + readers p.1", p),
+        ("lead", "programme: one country", f"{p}?country={country}"),
+        ("lead", "programme: clinic drill-down", f"{p}?clinic={clinic_id}"),
+        ("lead", "programme: status expiring", f"{p}?status=expiring"),
+        ("lead", "programme: readers page 40", f"{p}?page=40"),
+        ("lead", "figure: sens/spec per clinic (PNG)", f"{p}/scores.png"),
+        ("lead", "figure: one country (PNG)", f"{p}/scores.png?country={country}"),
+        ("lead", "export: clinics XLSX", f"{p}?format=xlsx"),
+        ("lead", "export: all readers CSV", f"{p}?format=csv&table=readers"),
+        ("lead", "certificates p.1", "/certification/certificates"),
+        ("lead", "certificates: valid in a clinic", f"/certification/certificates?status=valid"
+                                                    f"&clinic={clinic_id}"),
+        ("lead", "certificates: search by name", "/certification/certificates?q=Reader+S00"),
+        ("lead", "reader history (busiest reader)",
+         f"/certification/readers/{data.busiest_reader_id}"),
+        ("country lead", "programme, 10 countries", p),
+        ("trainer", "exam statistics", f"/training/manage/{exam}/statistics"),
+        ("trainee", "my certification", "/certification/mine"),
+    ]
+
+
+def _measure(client, url: str, runs: int) -> tuple[float, int, int]:
+    statements: list[str] = []
+
+    def count(*args, **kwargs) -> None:
+        statements.append(args[2])
+
+    times = []
+    for run in range(runs + 1):  # the first run warms caches and templates; not counted
+        statements.clear()
+        event.listen(db.engine, "before_cursor_execute", count)
+        start = time.perf_counter()
+        response = client.get(url)
+        elapsed = time.perf_counter() - start
+        event.remove(db.engine, "before_cursor_execute", count)
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: HTTP {response.status_code}")
+        if run:
+            times.append(elapsed * 1000)
+    return statistics.median(times), len(statements), len(response.data)
+
+
+def bench(database_url: str, scale: Scale, runs: int, label: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp) / "instance"
+        migrate_database(database_url, instance)
+        app = create_app({**base_config(database_url, instance), "TESTING": False})
+        app.test_client_class = IsolatedClient
+        with app.app_context():
+            start = time.perf_counter()
+            data = populate(scale)
+            print(f"\n{label}: populated {scale} in {time.perf_counter() - start:.1f} s")
+            clinic = db.session.scalars(select(Clinic).order_by(Clinic.id)).first()
+            create_user(email="lead@example.org", full_name="Lead", username="lead",
+                        roles=[Role.PROGRAMME_LEAD], password=PASSWORD, lead_all_countries=True)
+            create_user(email="lead10@example.org", full_name="Lead 10", username="lead10",
+                        roles=[Role.PROGRAMME_LEAD], password=PASSWORD,
+                        lead_countries=data.country_codes[:10])
+            create_user(email="trainer@example.org", full_name="Trainer", username="trainer",
+                        roles=[Role.TRAINER], password=PASSWORD)
+            busiest = db.session.get(User, data.busiest_reader_id)
+            set_password(busiest, PASSWORD, via="bench")
+            db.session.commit()
+            clients = {}
+            for who, username in (("lead", "lead"), ("country lead", "lead10"),
+                                  ("trainer", "trainer"), ("trainee", busiest.username)):
+                clients[who] = app.test_client()
+                response = login(clients[who], username, PASSWORD)
+                assert response.status_code == 302, f"sign-in of {username} failed"
+            print(f"{'page':<40} {'who':<13} {'median ms':>10} {'queries':>8} {'bytes':>10}")
+            for who, name, url in _pages(data, clinic.id, clinic.country_code):
+                ms, queries, size = _measure(clients[who], url, runs)
+                flag = "" if ms < TARGET_MS else f"  (> {TARGET_MS:.0f} ms)"
+                print(f"{name:<40} {who:<13} {ms:>10.1f} {queries:>8} {size:>10}{flag}")
+            db.session.remove()
+            db.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--small", action="store_true", help="1/20 of the full scale")
+    args = parser.parse_args()
+    scale = FULL
+    if args.small:
+        scale = Scale(users=500, clinics=20, countries=10, attempts=10_000, certificates=1_000)
+    print(f"Target: < {TARGET_MS:.0f} ms server time per dashboard page on PostgreSQL.")
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        if args.database in ("sqlite", "both"):
+            bench(f"sqlite:///{tmp}/bench.sqlite3", scale, args.runs, "SQLite")
+        if args.database in ("postgresql", "both"):
+            base = stack.enter_context(postgres_server())
+            bench(create_database(base, "cxr_bench"), scale, args.runs, "PostgreSQL")
+
+
+if __name__ == "__main__":
+    main()
