@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from app import create_app
 from app.config import normalise_database_url
 
@@ -69,3 +71,20 @@ def test_production_cookie_and_proxy_settings(tmp_path):
     assert "Secure" in response.headers["Set-Cookie"]
     forwarded = client.get("/auth/login", headers={"X-Forwarded-Proto": "https"})
     assert "max-age" in forwarded.headers["Strict-Transport-Security"]
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_run_without_jit(postgres_base_url, tmp_path):
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from tests.conftest import base_config
+    from tests.realservers import create_database
+
+    url = create_database(postgres_base_url, "cxr_jit")
+    for setting, expected in ((False, "off"), (True, "on")):
+        app = create_app({**base_config(url, tmp_path / "instance"), "POSTGRES_JIT": setting})
+        with app.app_context():
+            assert db.session.scalar(text("SHOW jit")) == expected
+            db.session.remove()
+            db.engine.dispose()

@@ -24,8 +24,7 @@ from app.certification.models import Certificate, Programme
 from app.certification.services import CertificationError
 from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
-from app.quizzes.models import Attempt
-from app.quizzes.results import ENDED_STATES
+from app.quizzes.models import ENDED_STATES, Attempt
 
 EXPIRING_DAYS = 90
 

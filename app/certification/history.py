@@ -13,8 +13,7 @@ from app.auth.models import User
 from app.auth.roles import Role
 from app.certification.models import Certificate, Programme, Requirement
 from app.extensions import db
-from app.quizzes.models import Attempt, AttemptState
-from app.quizzes.results import ENDED_STATES
+from app.quizzes.models import ENDED_STATES, Attempt, AttemptState
 
 
 @dataclass(frozen=True)

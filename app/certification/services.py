@@ -18,7 +18,7 @@ from app.auth.roles import Role
 from app.certification.models import Certificate, Programme, Requirement
 from app.db_types import utcnow
 from app.extensions import db
-from app.quizzes.models import Attempt, AttemptState, Exercise
+from app.quizzes.models import ENDED_STATES, Attempt, AttemptState, Exercise
 from app.user_errors import UserError
 
 REQUIREMENT_KINDS = ("practice", "exam", "renewal")
@@ -258,7 +258,7 @@ def _ended_attempts(user: User, exercise_id: int) -> list[Attempt]:
             .where(
                 Attempt.user_id == user.id,
                 Attempt.exercise_id == exercise_id,
-                Attempt.state.in_((AttemptState.SUBMITTED.value, AttemptState.TIMED_OUT.value)),
+                Attempt.state.in_(ENDED_STATES),
             )
             .order_by(Attempt.ended_at)
         )

@@ -6,12 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case as when
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from app.cases.models import Case
 from app.cases.reads import Reference, classification_item, reference_for
 from app.extensions import db
-from app.quizzes.models import Attempt, AttemptAnswer, AttemptState, Exercise, ExerciseCase
+from app.quizzes import tallies
+from app.quizzes.models import (
+    ENDED_STATES,
+    Attempt,
+    AttemptAnswer,
+    Exercise,
+    ExerciseCase,
+)
 from app.quizzes.schemes import Scheme, tb_positive
 from app.quizzes.scoring import (
     AttemptScore,
@@ -149,6 +158,7 @@ def finalise(attempt: Attempt) -> None:
     """Fix the attempt's scores when it ends (the caller commits)."""
     result, _ = score(attempt)
     data = result.to_json()
+    old_metrics = attempt.metrics
     attempt.metrics = {
         "metrics": data["metrics"], "intervals": data.get("intervals", {}),
         "grades": data.get("grades", {}),
@@ -160,6 +170,7 @@ def finalise(attempt: Attempt) -> None:
     attempt.passed = result.passed
     attempt.sensitivity = data["metrics"].get("sensitivity")
     attempt.specificity = data["metrics"].get("specificity")
+    tallies.record_scores(attempt, old_metrics)
 
 
 def rescore(exercise_id: int | None = None) -> int:
@@ -169,13 +180,12 @@ def rescore(exercise_id: int | None = None) -> int:
         query = query.where(Attempt.exercise_id == exercise_id)
     count = 0
     for attempt in db.session.scalars(query):
-        finalise(attempt)
+        finalise(attempt)  # also corrects the attempt's share of the case tallies
         count += 1
     db.session.commit()
     return count
 
 
-ENDED_STATES = (AttemptState.SUBMITTED.value, AttemptState.TIMED_OUT.value)
 PEERS_NEEDED = 5
 
 
@@ -216,44 +226,25 @@ class CaseStatistic:
 
 
 def exercise_statistics(exercise_id: int) -> tuple[dict[str, Any], list[CaseStatistic]]:
-    """Pass rate and per-case difficulty and discrimination, from the stored scores of every
-    ended attempt, to find cases that do not measure what they should. Three queries; the
-    arithmetic is vectorised, so tens of thousands of attempts take well under a second."""
-    import numpy as np
-    from sqlalchemy.orm import selectinload
-
+    """Pass rate and per-case difficulty and discrimination, to find cases that do not
+    measure what they should. Three queries: aggregates over the attempts, the exercise's
+    cases, and the running sums per case (tallies.py)."""
+    attempts, trainees, graded, passed = db.session.execute(
+        select(func.count(Attempt.id), func.count(Attempt.user_id.distinct()),
+               func.count(Attempt.passed), func.sum(when((Attempt.passed.is_(True), 1), else_=0)))
+        .where(Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES),
+               Attempt.metrics.is_not(None))
+    ).one()
+    summary = {
+        "attempts": attempts,
+        "trainees": trainees,
+        "pass_rate": (passed or 0) / graded if graded else None,
+    }
     exercise = db.session.scalar(select(Exercise).where(Exercise.id == exercise_id).options(
         selectinload(Exercise.cases).joinedload(ExerciseCase.case)))
-    # Columns, not ORM objects: only the stored scores are needed.
-    stored = [(user_id, passed, metrics) for user_id, passed, metrics in db.session.execute(
-        select(Attempt.user_id, Attempt.passed, Attempt.metrics).where(
-            Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES))) if metrics]
-    graded = [passed for _, passed, _ in stored if passed is not None]
-    summary = {
-        "attempts": len(stored),
-        "trainees": len({user_id for user_id, _, _ in stored}),
-        "pass_rate": sum(graded) / len(graded) if graded else None,
-    }
-    links = exercise.cases if exercise else []
-    # attempts x cases: 1 right, 0 wrong, NaN not answered; totals NaN when not scored.
-    correct = np.full((len(stored), len(links)), np.nan)
-    totals = np.full(len(stored), np.nan)
-    for row, (_, _, metrics) in enumerate(stored):
-        accuracy = (metrics.get("metrics") or {}).get("accuracy")
-        if accuracy is not None:
-            totals[row] = accuracy
-        per_case = metrics.get("cases") or {}
-        for column, link in enumerate(links):
-            value = per_case.get(str(link.case_id))
-            if value is not None:
-                correct[row, column] = value
+    sums = tallies.tallies(exercise_id)
     rows = []
-    for column, link in enumerate(links):
-        usable = ~np.isnan(correct[:, column]) & ~np.isnan(totals)
-        x, y = correct[usable, column], totals[usable]
-        discrimination = None
-        if len(x) >= 3 and np.unique(x).size > 1 and np.unique(y).size > 1:
-            discrimination = float(np.corrcoef(x, y)[0, 1])
-        rows.append(CaseStatistic(link.case, int(usable.sum()),
-                                  float(x.mean()) if len(x) else None, discrimination))
+    for link in exercise.cases if exercise else []:
+        t = sums.get(link.case_id) or tallies.tally(None)
+        rows.append(CaseStatistic(link.case, t.answered, t.share_correct, t.discrimination))
     return summary, rows

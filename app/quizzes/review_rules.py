@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.db_types import utcnow
-from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
+from app.quizzes.models import ENDED_STATES, Attempt, Exercise, ExerciseKind
 
 ITEMS = ("score", "correctness", "reference", "teaching_notes")
 WHEN = ("immediate", "after_submit", "after_close", "never")
@@ -47,7 +47,7 @@ def clean(kind: str, review: dict[str, str] | None) -> dict[str, str]:
 
 
 def _ended(attempt: Attempt) -> bool:
-    return attempt.state in (AttemptState.SUBMITTED.value, AttemptState.TIMED_OUT.value)
+    return attempt.state in ENDED_STATES
 
 
 def visible(attempt: Attempt, item: str, *, case_checked: bool = False,
