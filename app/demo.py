@@ -114,7 +114,35 @@ def seed_demo_library() -> list[LoadResult]:
             continue  # a trimmed library: no demo exercise rather than a lopsided one
         create_exercise(title=title, kind=kind, scheme_key="ds3030", case_ids=case_ids,
                         actor=None, **extra)
+    seed_demo_programme()
     return results
+
+
+DEMO_PROGRAMME = "TB CXR reader — radiologist (demo)"
+
+
+def seed_demo_programme() -> None:
+    """A certification programme over the demo practice set and exam: complete the one,
+    pass the other; renewed by passing the exam again in the last 90 days."""
+    from app.certification.models import Programme
+    from app.certification.services import create_programme
+
+    if db.session.scalar(select(Programme.id).where(Programme.title == DEMO_PROGRAMME)):
+        return
+    ids = {title: db.session.scalar(select(Exercise.id).where(Exercise.title == title))
+           for title in (DEMO_PRACTICE, DEMO_EXAM)}
+    if None in ids.values():
+        return  # a trimmed library without the demo exercises
+    create_programme(
+        title=DEMO_PROGRAMME,
+        description="Demonstration programme: the demo practice set and exam.",
+        requirements=[(ids[DEMO_PRACTICE], "practice"), (ids[DEMO_EXAM], "exam"),
+                      (ids[DEMO_EXAM], "renewal")],
+        eligible_roles=[Role.TRAINEE_RADIOLOGIST.value],
+        validity_days=730,
+        renewal_window_days=90,
+        cme_hours=4,
+    )
 
 
 def seed_demo() -> list[DemoAccount]:

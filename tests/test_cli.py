@@ -128,6 +128,12 @@ def test_demo_seeds_once_and_never_resets(app, client):
 
     exercises = db.session.scalars(select(Exercise).order_by(Exercise.id)).all()
     assert [e.kind for e in exercises] == ["practice", "exam"]  # not duplicated by re-runs
+    from app.certification.models import Programme
+
+    [programme] = db.session.scalars(select(Programme)).all()  # nor is the programme
+    assert [(r.exercise_id, r.kind) for r in programme.requirements] == [
+        (exercises[0].id, "practice"), (exercises[1].id, "exam"), (exercises[1].id, "renewal")]
+    assert programme.eligible_roles == ["trainee_radiologist"]
     for exercise in exercises:
         decisions = [db.session.get(Case, link.case_id).reference_tb_positive
                      for link in exercise.cases]
