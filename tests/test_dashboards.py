@@ -87,6 +87,10 @@ def test_counts_per_clinic_by_reader_state(client, programme, clinics):  # noqa:
     assert _cells(page, "Nairobi site")[:6] == ["4", "2", "1", "0", "2", "0"]
     assert "75 % of 4" in page
     assert _cells(page, "Mombasa site")[:6] == ["2", "0", "0", "1", "0", "1"]
+    # Per country: the two Kenyan clinics summed.
+    kenya = page.split('data-testid="country-table"')[1].split("</table>")[0]
+    assert re.findall(r"<td>([^<]*)</td>", kenya)[:7] == ["2", "6", "2", "1", "1", "2", "1"]
+    assert "80 % of 5" in kenya
     assert _reader_names(page) == ["Reader expired", "Reader idle", "Reader certified",
                                    "Reader expiring", "Reader progress", "Reader revoked"]
 

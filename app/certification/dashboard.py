@@ -294,6 +294,36 @@ def clinic_rows(
     return list(rows.values())
 
 
+@dataclass
+class CountryRow:
+    country_code: str
+    clinics: int = 0
+    enrolled: int = 0
+    certified: int = 0
+    expiring: int = 0
+    expired: int = 0
+    in_progress: int = 0
+    not_started: int = 0
+    exam_attempts: int = 0
+    exam_passed: int = 0
+
+    @property
+    def exam_pass_rate(self) -> float | None:
+        return self.exam_passed / self.exam_attempts if self.exam_attempts else None
+
+
+def country_rows(rows: list[ClinicRow]) -> list[CountryRow]:
+    """The clinic rows summed per country (no further queries)."""
+    totals: dict[str, CountryRow] = {}
+    for row in rows:
+        total = totals.setdefault(row.clinic.country_code, CountryRow(row.clinic.country_code))
+        total.clinics += 1
+        for name in ("enrolled", "certified", "expiring", "expired", "in_progress",
+                     "not_started", "exam_attempts", "exam_passed"):
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    return list(totals.values())
+
+
 def reader_page(
     programme: Programme,
     scope: list[str] | None,

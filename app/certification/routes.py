@@ -16,6 +16,7 @@ from app.certification.dashboard import (
     STATUS_FILTERS,
     Filters,
     clinic_rows,
+    country_rows,
     exam_scores_by_clinic,
     programmes,
     reader_page,
@@ -104,6 +105,7 @@ def programme_dashboard(programme_id: int) -> Response | str:
     clinics = db.session.scalars(clinic_query).all()
     return render_template(
         "certification/programme.html", programme=programme, rows=rows, readers=readers,
+        countries_summary=country_rows(rows),
         filters=filters, clinics=clinics, countries=sorted({c.country_code for c in clinics}),
         programmes=programmes(), country_name=country_name, state_labels=STATE_LABELS,
         status_filters=STATUS_FILTERS,
