@@ -340,3 +340,25 @@ def test_dashboard_query_counts_do_not_grow_with_the_data(app, make_user):
     db.session.commit()
     after = _statement_counts(clients, urls)
     assert after == before
+
+
+def test_revoking_from_a_filtered_page_returns_to_it(client, programme, clinics):  # noqa: F811
+    from tests.conftest import csrf_token
+
+    certificate = db.session.scalars(select(Certificate).where(
+        Certificate.user_id == clinics["expiring"].id)).one()
+    listing = "/certification/certificates?status=valid&page=1"
+    with freeze_time(VIEW):
+        login(client, clinics["lead"].username)
+        token = csrf_token(client, listing)
+        # Revoke and reinstate in turn; only the certificate list is a place to go back to.
+        for action, back, expected in (
+                ("revoke", listing, listing),
+                ("reinstate", "https://evil.example/certification/certificates",
+                 "/certification/certificates"),
+                ("revoke", "/certification/certificatesX", "/certification/certificates"),
+                ("reinstate", "", "/certification/certificates")):
+            response = client.post(f"/certification/certificates/{certificate.id}/{action}",
+                                   data={"csrf_token": token, "reason": "check", "next": back})
+            assert response.status_code == 302
+            assert response.headers["Location"] == expected

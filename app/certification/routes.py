@@ -239,7 +239,12 @@ def change(certificate_id: int, action: str) -> Response:
     except CertificationError as exc:
         abort(exc.status, description=exc.sentence)
     flash(f"Certificate {certificate.code}: {status(certificate)}.", "success")
-    return redirect(url_for("certification.certificates"))
+    # Back to the list page and filters the lead came from; only ever to that list.
+    back = request.form.get("next", "")
+    listing = url_for("certification.certificates")
+    if not (back == listing or back.startswith(listing + "?")):
+        back = listing
+    return redirect(back)
 
 
 @bp.route("/certificates/<int:certificate_id>.pdf")
