@@ -20,7 +20,7 @@ from app.certification.forms import (
     programme_data,
 )
 from app.certification.models import Certificate, Programme
-from app.certification.routes import _scope
+from app.certification.routes import lead_scope
 from app.certification.services import (
     VALID,
     CertificationError,
@@ -40,7 +40,7 @@ EDITORS_ONLY = (
 
 
 def _require_editor() -> None:
-    if _scope() is not None:
+    if lead_scope() is not None:
         abort(403, description=EDITORS_ONLY)
 
 
@@ -69,7 +69,7 @@ def programme_list() -> str:
         .order_by(Programme.active.desc(), Programme.title)
     ).all()
     return render_template("certification/programmes.html", programmes=rows,
-                           may_edit=_scope() is None, role_label=_role_label)
+                           may_edit=lead_scope() is None, role_label=_role_label)
 
 
 def _render_programme_form(form: ProgrammeForm, programme: Programme | None,
@@ -126,7 +126,7 @@ def _reader_in_scope(ref: str) -> User:
     reader = db.session.scalar(
         select(User).where((User.username == ref.lower()) | (User.email == ref.lower()))
     )
-    scope = _scope()
+    scope = lead_scope()
     in_scope = reader is not None and (
         scope is None or (reader.clinic is not None and reader.clinic.country_code in scope)
     )

@@ -41,7 +41,7 @@ from app.extensions import db
 from app.urls import external_url
 
 
-def _scope() -> list[str] | None:
+def lead_scope() -> list[str] | None:
     if current_user.has_role(Role.ADMIN) or current_user.lead_all_countries:
         return None
     return current_user.lead_countries
@@ -89,7 +89,7 @@ def programme_dashboard(programme_id: int) -> Response | str:
     table = request.args.get("table", "clinics")
     if table not in ("clinics", "readers"):
         abort(400, description="The table to export is clinics or readers.")
-    scope = _scope()
+    scope = lead_scope()
     if export and table == "readers":
         readers = reader_rows(programme, scope, filters)
         body = readers_csv(readers) if export == "csv" else readers_xlsx(readers, programme.title)
@@ -118,7 +118,7 @@ def scores_png(programme_id: int) -> Response:
     """Readers' latest exam sensitivity and specificity per clinic, with the page's filters."""
     programme = _programme_or_404(programme_id)
     filters = _filters()
-    clinics = exam_scores_by_clinic(programme, _scope(), filters)
+    clinics = exam_scores_by_clinic(programme, lead_scope(), filters)
     png = clinic_distribution_figure(
         [(f"{c.country_code} · {c.name}", sens, spec) for c, sens, spec in clinics],
         programme.title,
@@ -172,7 +172,7 @@ def _certificate_or_404(certificate_id: int) -> Certificate:
 
 
 def _scope_allows_user(user: User) -> bool:
-    scope = _scope()
+    scope = lead_scope()
     if scope is None:
         return True
     return user.clinic is not None and user.clinic.country_code in scope
@@ -211,11 +211,11 @@ def certificates() -> str:
         listing = CertificateFilters.from_args(request.args)
     except CertificationError as exc:
         abort(exc.status, description=exc.sentence)
-    page = db.paginate(certificate_query(listing, _scope()), page=_page_number(),
+    page = db.paginate(certificate_query(listing, lead_scope()), page=_page_number(),
                        per_page=int(current_app.config["CERTIFICATES_PAGE_SIZE"]),
                        error_out=False)
     clinic_query = select(Clinic).order_by(Clinic.country_code, Clinic.name)
-    if (scope := _scope()) is not None:
+    if (scope := lead_scope()) is not None:
         clinic_query = clinic_query.where(Clinic.country_code.in_(scope))
     return render_template("certification/certificates.html", page=page, listing=listing,
                            programmes=programmes(), clinics=db.session.scalars(clinic_query).all(),
