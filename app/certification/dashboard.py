@@ -210,33 +210,33 @@ def _exam_ids(programme: Programme) -> list[int]:
     return [r.exercise_id for r in programme.requirements if r.kind != "practice"] or [-1]
 
 
-def _latest_exams(programme: Programme, user_ids: Select[Any] | list[int]) -> Subquery:
-    """The most recent ended exam attempt in the programme (its scores) of each user."""
-    ranked = (
-        select(
-            Attempt.user_id,
-            Attempt.ended_at,
-            Attempt.passed,
-            Attempt.sensitivity,
-            Attempt.specificity,
-            func.row_number()
-            .over(partition_by=Attempt.user_id,
-                  order_by=(Attempt.ended_at.desc(), Attempt.id.desc()))
-            .label("recency"),
-        )
+def _latest_exams(programme: Programme, users: Subquery) -> Subquery:
+    """The most recent ended exam attempt in the programme (its scores) of each user in
+    ``users`` (a subquery with a ``user_id`` column). A correlated lookup per user on the
+    user's attempts, rather than a window over every exam attempt: tens of milliseconds for
+    thousands of readers instead of hundreds."""
+    latest_id = (
+        select(Attempt.id)
         .where(
+            Attempt.user_id == users.c.user_id,
             Attempt.exercise_id.in_(_exam_ids(programme)),
             Attempt.state.in_(ENDED_STATES),
-            Attempt.user_id.in_(user_ids),
         )
-        .subquery("ranked_exams")
+        .order_by(Attempt.ended_at.desc(), Attempt.id.desc())
+        .limit(1)
+        .correlate(users)
+        .scalar_subquery()
     )
     return (
-        select(ranked.c.user_id, ranked.c.ended_at, ranked.c.passed, ranked.c.sensitivity,
-               ranked.c.specificity)
-        .where(ranked.c.recency == 1)
+        select(users.c.user_id, Attempt.ended_at, Attempt.passed, Attempt.sensitivity,
+               Attempt.specificity)
+        .join(Attempt, Attempt.id == latest_id)
         .subquery("latest_exam")
     )
+
+
+def _users(ids: list[int]) -> Subquery:
+    return select(User.id.label("user_id")).where(User.id.in_(ids)).subquery("listed")
 
 
 def clinic_rows(
@@ -350,11 +350,12 @@ def reader_page(
     if per_page is None:  # everything, for export: the exams of the same readers by subquery
         listed = db.session.execute(query).all()
         total, per_page = len(listed), max(len(listed), 1)
-        latest = _latest_exams(programme, select(query.subquery().c.id))
+        latest = _latest_exams(
+            programme, select(query.subquery().c.id.label("user_id")).subquery("listed"))
     else:
         total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         listed = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
-        latest = _latest_exams(programme, [r[0] for r in listed])
+        latest = _latest_exams(programme, _users([r[0] for r in listed]))
     exams = {row[0]: row[1:] for row in db.session.execute(select(latest))}
     rows = [ReaderRow(*r, *exams.get(r[0], (None, None, None, None))) for r in listed]
     return ReaderPage(rows, total, page, per_page)
@@ -373,7 +374,7 @@ def exam_scores_by_clinic(
     """(clinic, sensitivities, specificities) of each reader's latest exam, per clinic that
     has any: the data of the distribution figure. Two queries."""
     readers = _readers(programme, scope, filters)
-    exams = _latest_exams(programme, select(readers.c.user_id))
+    exams = _latest_exams(programme, readers)
     query = (
         select(readers.c.clinic_id, exams.c.sensitivity, exams.c.specificity)
         .join(exams, exams.c.user_id == readers.c.user_id)

@@ -119,6 +119,10 @@ class Attempt(db.Model):
             sqlite_where=text("state = 'in_progress'"),
             postgresql_where=text("state = 'in_progress'"),
         ),
+        # The programme dashboards' lookups: exam attempts per clinic, and each reader's
+        # latest ended exam, answered from the index alone.
+        Index("ix_attempt_exercise_state_user", "exercise_id", "state", "user_id", "ended_at",
+              "passed"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
