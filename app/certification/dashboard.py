@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -103,9 +103,10 @@ class Filters:
                                   ("status", self.status)) if v is not None}
 
 
-@dataclass
-class ClinicRow:
-    clinic: Clinic
+@dataclass(kw_only=True)
+class Counts:
+    """Readers by state and exam attempts, of a clinic or a country."""
+
     enrolled: int = 0
     certified: int = 0  # every valid certificate, expiring ones included
     expiring: int = 0
@@ -118,6 +119,24 @@ class ClinicRow:
     @property
     def exam_pass_rate(self) -> float | None:
         return self.exam_passed / self.exam_attempts if self.exam_attempts else None
+
+    def add(self, other: Counts) -> None:
+        for name in COUNT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+COUNT_FIELDS = tuple(f.name for f in fields(Counts))
+
+
+@dataclass
+class ClinicRow(Counts):
+    clinic: Clinic
+
+
+@dataclass
+class CountryRow(Counts):
+    country_code: str
+    clinics: int = 0
 
 
 @dataclass(frozen=True)
@@ -268,7 +287,7 @@ def clinic_rows(
     filters = filters or Filters()
     now = now or utcnow()
     rows = {
-        c.id: ClinicRow(c)
+        c.id: ClinicRow(clinic=c)
         for c in db.session.scalars(
             _clinics(scope, filters).order_by(Clinic.country_code, Clinic.name)
         )
@@ -313,33 +332,14 @@ def clinic_rows(
     return list(rows.values())
 
 
-@dataclass
-class CountryRow:
-    country_code: str
-    clinics: int = 0
-    enrolled: int = 0
-    certified: int = 0
-    expiring: int = 0
-    expired: int = 0
-    in_progress: int = 0
-    not_started: int = 0
-    exam_attempts: int = 0
-    exam_passed: int = 0
-
-    @property
-    def exam_pass_rate(self) -> float | None:
-        return self.exam_passed / self.exam_attempts if self.exam_attempts else None
-
-
 def country_rows(rows: list[ClinicRow]) -> list[CountryRow]:
     """The clinic rows summed per country (no further queries)."""
     totals: dict[str, CountryRow] = {}
     for row in rows:
-        total = totals.setdefault(row.clinic.country_code, CountryRow(row.clinic.country_code))
+        total = totals.setdefault(row.clinic.country_code,
+                                  CountryRow(country_code=row.clinic.country_code))
         total.clinics += 1
-        for name in ("enrolled", "certified", "expiring", "expired", "in_progress",
-                     "not_started", "exam_attempts", "exam_passed"):
-            setattr(total, name, getattr(total, name) + getattr(row, name))
+        total.add(row)
     return list(totals.values())
 
 
