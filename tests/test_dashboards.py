@@ -362,3 +362,36 @@ def test_revoking_from_a_filtered_page_returns_to_it(client, programme, clinics)
                                    data={"csrf_token": token, "reason": "check", "next": back})
             assert response.status_code == 302
             assert response.headers["Location"] == expected
+
+
+def test_my_page_says_when_renewal_opens_and_when_it_is_due(client, cases, make_user):  # noqa: F811
+    from app.certification.services import create_programme
+    from app.quizzes.services import create_exercise
+
+    practice = create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
+                               case_ids=[cases[0].id], actor=None)
+    exam = create_exercise(title="Exam", kind="exam", scheme_key="ds3030",
+                           case_ids=[cases[0].id, cases[1].id], actor=None,
+                           criteria=[("sensitivity", 0.9)])
+    renewable = create_programme(title="Renewable", eligible_roles=["trainee_radiologist"],
+                                 requirements=[(practice.id, "practice"), (exam.id, "exam"),
+                                               (exam.id, "renewal")],
+                                 validity_days=730, renewal_window_days=90)
+    reader = make_user(Role.TRAINEE_RADIOLOGIST)
+
+    def renewal_line(when) -> str:
+        with freeze_time(when):
+            login(client, reader.username)
+            page = client.get("/certification/mine").get_data(as_text=True)
+        return re.search(r"To renew, pass “Exam”:([^<]*)</li>", page).group(1).strip()
+
+    assert renewal_line(T0) == "once you hold the certificate"
+    _certify(renewable, reader, T0)
+    expires = T0 + timedelta(days=730)
+    opens = expires - timedelta(days=90)
+    assert renewal_line(T0 + timedelta(days=1)) == f"from {opens:%Y-%m-%d}"
+    assert renewal_line(opens + timedelta(days=1)) == f"due by {expires:%Y-%m-%d}"
+    with freeze_time(opens + timedelta(days=2)):
+        _take(exam, reader, TB)  # the renewal: a new certificate from the old expiry
+    assert renewal_line(opens + timedelta(days=3)) == (
+        f"from {expires + timedelta(days=730 - 90):%Y-%m-%d}")

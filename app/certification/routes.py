@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
@@ -32,11 +34,13 @@ from app.certification.listing import CertificateFilters, certificate_query
 from app.certification.models import Certificate, Programme
 from app.certification.pdf import certificate_pdf
 from app.certification.services import (
+    VALID,
     CertificationError,
     reinstate,
     revoke,
     status,
 )
+from app.db_types import utcnow
 from app.extensions import db
 from app.urls import external_url
 
@@ -197,10 +201,15 @@ def mine() -> str:
         best = current.get(c.programme_id)
         if c.revoked_at is None and (best is None or c.expires_at > best.expires_at):
             current[c.programme_id] = c
-    rows = [(p, steps, current.get(p.id)) for p, steps in programme_steps(current_user)]
-    return render_template(
-        "certification/mine.html", rows=rows, certificates=certificates, status=status
-    )
+    rows = []
+    for p, steps in programme_steps(current_user):
+        held = current.get(p.id)
+        valid = held is not None and status(held) == VALID
+        # Renewal counts only in the window before expiry (services.issue_if_met).
+        renewal_from = held.expires_at - timedelta(days=p.renewal_window_days) if valid else None
+        rows.append((p, steps, held, renewal_from))
+    return render_template("certification/mine.html", rows=rows, certificates=certificates,
+                           status=status, now=utcnow())
 
 
 @bp.route("/certificates")
