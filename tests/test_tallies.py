@@ -99,3 +99,34 @@ def test_migrations_fill_the_new_columns_and_tallies_from_stored_scores(exam_wit
     assert {a.id: (a.sensitivity, a.specificity)
             for a in db.session.scalars(select(Attempt))} == scores
     assert _stored() == kept
+
+
+def test_concurrent_attempt_ends_lose_no_counts(app, exam_with_attempts):
+    """Two workers adding to the same case's sums at once, each in its own session and
+    transaction, as two attempts ending together on two server threads."""
+    import threading
+
+    exercise_id = exam_with_attempts.id
+    case_id = exam_with_attempts.cases[0].case_id
+    before = db.session.get(ExerciseCaseTally, (exercise_id, case_id)).n
+    db.session.remove()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with app.app_context():
+                for _ in range(25):
+                    ended = Attempt(exercise_id=exercise_id, metrics={
+                        "metrics": {"accuracy": 0.5}, "cases": {str(case_id): 1}})
+                    tallies.record_scores(ended, old_metrics=None)
+                    db.session.commit()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert db.session.get(ExerciseCaseTally, (exercise_id, case_id)).n == before + 50
