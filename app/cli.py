@@ -371,8 +371,8 @@ def cases_write_demo_library(folder: Path) -> None:
 @with_appcontext
 def cases_add_scheme(definition: click.utils.LazyFile) -> None:
     """Add a reporting scheme from its JSON definition file."""
-    from app.cases.reads import add_scheme
-    from app.quizzes.schemes import SchemeError
+    from app.schemes.definitions import SchemeError
+    from app.schemes.registry import add_scheme
 
     try:
         scheme = add_scheme(definition.read(), actor=None)
@@ -386,7 +386,7 @@ def cases_add_scheme(definition: click.utils.LazyFile) -> None:
 @with_appcontext
 def cases_schemes() -> None:
     """List the reporting schemes."""
-    from app.cases.reads import all_schemes
+    from app.schemes.registry import all_schemes
 
     for scheme in all_schemes().values():
         click.echo(f"{scheme.ref}\t{scheme.audience}\t{scheme.name}")

@@ -14,8 +14,8 @@ from app.quizzes.models import (
     AttemptAnswer,
     Exercise,
     ExerciseCase,
-    ReportingScheme,
 )
+from app.schemes.models import ReportingScheme
 
 __all__ = [
     "Attempt",

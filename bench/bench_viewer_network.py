@@ -25,8 +25,9 @@ from app.auth.services import create_user
 from app.cases.dicom_build import dataset_bytes, dx_dataset
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.phantom import make_phantom
-from app.cases.reads import get_scheme, save_read
+from app.cases.reads import save_read
 from app.extensions import db
+from app.schemes.registry import get_scheme
 
 PASSWORD = "bench-password-123"
 LINKS_MBIT = (2, 10)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.roles import Role
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseStatus
-from app.cases.reads import get_scheme, save_read
+from app.cases.reads import save_read
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.services import (
@@ -25,6 +25,7 @@ from app.quizzes.services import (
     submit_attempt,
     view_case,
 )
+from app.schemes.registry import get_scheme
 from tests.conftest import csrf_token, login
 from tests.dicom_factory import cr_dataset, to_bytes
 

@@ -17,8 +17,9 @@ from app.cases import pixels
 from app.cases.dicom_build import dataset_bytes, dx_dataset
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseStatus
-from app.cases.reads import get_scheme, save_read
+from app.cases.reads import save_read
 from app.extensions import db
+from app.schemes.registry import get_scheme
 from tests.conftest import sign_in
 
 pytestmark = pytest.mark.browser

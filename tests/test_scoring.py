@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
 
 from app.quizzes import scoring
-from app.quizzes.schemes import builtin_schemes, validate_marks
 from app.quizzes.scoring import (
     NL_FINDING,
     NL_OTHER_IMAGE,
@@ -47,6 +46,8 @@ from app.quizzes.scoring import (
     weighted_kappa,
     wilson_interval,
 )
+from app.schemes.definitions import validate_marks
+from app.schemes.registry import builtin_schemes
 from tests.realservers import missing
 
 REFDATA = Path(__file__).resolve().parents[2] / "shared" / "refdata"
@@ -1017,7 +1018,7 @@ def test_module_is_pure() -> None:
         "dataclasses",
         "typing",
         "numpy",
-        "app.quizzes.schemes",
+        "app.schemes.definitions",
     }
 
 

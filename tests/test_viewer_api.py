@@ -10,8 +10,9 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseStatus, ReferenceRead
-from app.cases.reads import get_scheme, save_read
+from app.cases.reads import save_read
 from app.extensions import db
+from app.schemes.registry import get_scheme
 from tests.conftest import csrf_token, login
 from tests.dicom_factory import cr_dataset, to_bytes
 

@@ -18,10 +18,11 @@ from app.cases.dataset_readers import DatasetEntry, read_dataset
 from app.cases.dicom_build import dataset_bytes, dx_dataset, png_to_pixels
 from app.cases.ingest import FileResult, ImportOptions, ImportSummary, Source, import_files
 from app.cases.models import Case
-from app.cases.reads import get_scheme, save_read
+from app.cases.reads import save_read
 from app.cases.sandbox import Rejected, run_limited
 from app.extensions import db
-from app.quizzes.schemes import Scheme
+from app.schemes.definitions import Scheme
+from app.schemes.registry import get_scheme
 
 SCHEME = "tb_screening"
 SOURCES = {"nlm": "NLM TB chest X-ray sets", "tbx11k": "TBX11K"}

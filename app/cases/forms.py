@@ -46,5 +46,5 @@ class SchemeForm(FlaskForm):
     definition = TextAreaField(
         "Scheme definition (JSON)",
         validators=[DataRequired(), Length(max=200_000)],
-        description="Same format as the built-in schemes in app/quizzes/schemes/.",
+        description="Same format as the built-in schemes in app/schemes/builtin/.",
     )

@@ -22,12 +22,13 @@ from sqlalchemy import select
 
 from app.cases.ingest import FileResult, ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
-from app.cases.reads import get_scheme, reference_for, save_read
+from app.cases.reads import reference_for, save_read
 from app.cases.sandbox import Rejected, run_limited
 from app.cases.services import change_status, complete_pixel_review, parse_tags
 from app.cases.storage import DICOM_FILE, image_store
 from app.extensions import db
-from app.quizzes.schemes import SchemeError
+from app.schemes.definitions import SchemeError
+from app.schemes.registry import get_scheme
 
 FORMAT = "cxr-academy-case/1"
 CASES_DIR = "cases"

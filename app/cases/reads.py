@@ -6,80 +6,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from app.audit.services import record
 from app.auth.models import User
 from app.cases.models import Case, CaseFinding, ReadKind, ReferenceRead
 from app.extensions import db
-from app.quizzes.models import ReportingScheme
-from app.quizzes.schemes import (
+from app.schemes.definitions import (
     Scheme,
     SchemeError,
-    builtin_schemes,
     consensus,
-    parse_scheme,
     tb_positive,
     validate_answers,
     validate_marks,
 )
-
-# ---- scheme registry --------------------------------------------------------------------
-
-
-def all_schemes() -> dict[str, Scheme]:
-    """Built-in schemes plus the newest version of each trainer-made one."""
-    schemes = builtin_schemes()
-    rows = db.session.scalars(select(ReportingScheme).order_by(ReportingScheme.version))
-    for row in rows:
-        if row.key not in builtin_schemes():
-            schemes[row.key] = parse_scheme(row.definition)
-    return schemes
-
-
-def get_scheme(key: str, version: int | None = None) -> Scheme:
-    builtin = builtin_schemes()
-    if key in builtin and (version is None or builtin[key].version == version):
-        return builtin[key]
-    query = select(ReportingScheme).where(ReportingScheme.key == key)
-    if version is not None:
-        query = query.where(ReportingScheme.version == version)
-    row = db.session.scalars(query.order_by(ReportingScheme.version.desc())).first()
-    if row is None:
-        raise SchemeError(
-            f"no reporting scheme {key!r}" + (f" version {version}" if version else "")
-        )
-    return parse_scheme(row.definition)
-
-
-def add_scheme(text: str, *, actor: User | None) -> Scheme:
-    """Add a trainer-made scheme (or a new version of one) from its JSON definition."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemeError(f"the definition is not valid JSON (line {exc.lineno})") from None
-    scheme = parse_scheme(data)
-    if scheme.key in builtin_schemes():
-        raise SchemeError(f"{scheme.key!r} is a built-in scheme; choose another key")
-    exists = db.session.scalar(
-        select(ReportingScheme.id).where(
-            ReportingScheme.key == scheme.key, ReportingScheme.version == scheme.version
-        )
-    )
-    if exists:
-        raise SchemeError(f"{scheme.ref} exists already; raise the version to change it")
-    db.session.add(
-        ReportingScheme(
-            key=scheme.key,
-            version=scheme.version,
-            definition=data,
-            created_by_id=actor.id if actor else None,
-        )
-    )
-    record("scheme.add", actor=actor, object_type="scheme", object_id=scheme.ref)
-    db.session.commit()
-    return scheme
-
+from app.schemes.registry import classification_item, get_scheme
 
 # ---- reads ------------------------------------------------------------------------------
 
@@ -149,12 +90,6 @@ def save_read(
     return read
 
 
-def classification_item(scheme: Scheme) -> str | None:
-    """The item that classifies the whole image: the first required single choice."""
-    for item in scheme.items:
-        if item.type == "choice" and item.required:
-            return item.key
-    return None
 
 
 def refresh_summary(case: Case) -> None:

@@ -27,7 +27,7 @@ from app.cases.forms import (
 )
 from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
-from app.cases.reads import add_scheme, all_schemes, get_scheme, reference_for, save_read
+from app.cases.reads import reference_for, save_read
 from app.cases.services import (
     TRANSITIONS,
     CaseError,
@@ -41,8 +41,9 @@ from app.cases.services import (
 )
 from app.cases.storage import FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
 from app.extensions import db
-from app.quizzes.readform import answers_from_form
-from app.quizzes.schemes import SchemeError
+from app.schemes.definitions import SchemeError
+from app.schemes.readform import answers_from_form
+from app.schemes.registry import add_scheme, all_schemes, get_scheme
 from app.uploads import large_upload
 
 LIBRARY_ROLES = (Role.TRAINER, Role.ADMIN)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.cases.models import Case
-from app.cases.reads import Reference, classification_item, reference_for
+from app.cases.reads import Reference, reference_for
 from app.extensions import db
 from app.quizzes import tallies
 from app.quizzes.models import (
@@ -21,7 +21,6 @@ from app.quizzes.models import (
     Exercise,
     ExerciseCase,
 )
-from app.quizzes.schemes import Scheme, tb_positive
 from app.quizzes.scoring import (
     AttemptScore,
     CaseRead,
@@ -31,7 +30,8 @@ from app.quizzes.scoring import (
     Mark,
     score_attempt,
 )
-from app.quizzes.services import scheme_of
+from app.schemes.definitions import Scheme, tb_positive
+from app.schemes.registry import classification_item, scheme_of
 
 
 @dataclass

@@ -23,7 +23,6 @@ from app.auth.models import Clinic
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
-from app.cases.reads import all_schemes
 from app.extensions import db
 from app.quizzes import bp, review_rules
 from app.quizzes.figures import learning_figure, roc_figure
@@ -48,11 +47,11 @@ from app.quizzes.services import (
     open_attempt,
     open_exercises,
     save_answer,
-    scheme_of,
     start_attempt,
     submit_attempt,
     view_case,
 )
+from app.schemes.registry import all_schemes, scheme_of
 from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)

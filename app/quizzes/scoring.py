@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from app.quizzes.schemes import MARK_SHAPES
+from app.schemes.definitions import MARK_SHAPES
 
 #: Two-sided 95 % standard normal quantile, qnorm(0.975) (kept as a constant so that
 #: importing this module does not need scipy).

@@ -19,7 +19,6 @@ from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.models import Case, CaseStatus
-from app.cases.reads import get_scheme
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import (
@@ -30,7 +29,8 @@ from app.quizzes.models import (
     ExerciseCase,
     ExerciseKind,
 )
-from app.quizzes.schemes import Scheme, SchemeError, validate_answers, validate_marks
+from app.schemes.definitions import SchemeError, validate_answers, validate_marks
+from app.schemes.registry import get_scheme, scheme_of
 from app.user_errors import UserError
 
 # Metrics an exercise may set a pass threshold on (names of scoring.score_attempt's metrics),
@@ -338,10 +338,6 @@ def view_case(
     answer = _answer(attempt, case_id)
     db.session.commit()
     return db.session.get(Case, case_id), answer
-
-
-def scheme_of(exercise: Exercise) -> Scheme:
-    return get_scheme(exercise.scheme_key, exercise.scheme_version)
 
 
 def save_answer(

@@ -13,8 +13,9 @@ from flask import url_for
 from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.models import Case, CaseImage, ReadKind, ReferenceRead
-from app.cases.reads import get_scheme, reference_for, save_read
-from app.quizzes.schemes import SchemeError
+from app.cases.reads import reference_for, save_read
+from app.schemes.definitions import SchemeError
+from app.schemes.registry import get_scheme, scheme_of
 from app.user_errors import UserError
 
 
@@ -80,7 +81,6 @@ def save_reference_marks(case: Case, user: User, marks: Any) -> int:
 def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | None) -> dict:
     """What the viewer gets inside an attempt: the images, the scheme's labels and the
     trainee's own marks. Never anything from the reference read."""
-    from app.quizzes.services import scheme_of
 
     scheme = scheme_of(attempt.exercise)
     payload: dict[str, Any] = {

@@ -16,7 +16,6 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from app.user_errors import UserError
@@ -203,15 +202,6 @@ def _check_references(scheme: Scheme) -> None:
     ):
         raise SchemeError("'rating' must name a scale item")
 
-
-def builtin_schemes() -> dict[str, Scheme]:
-    folder = resources.files("app.quizzes") / "schemes"
-    schemes = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".json"):
-            scheme = parse_scheme(json.loads(entry.read_text(encoding="utf-8")))
-            schemes[scheme.key] = scheme
-    return schemes
 
 
 # ---- answers and marks ------------------------------------------------------------------
