@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -22,6 +23,7 @@ from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
 from app.extensions import db
+from tests.forms import submit_form
 from tests.realservers import CHROMIUM, create_database, missing, postgres_server
 
 PASSWORD = "correct-horse-battery"
@@ -164,12 +166,17 @@ def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
     return match.group(1)
 
 
-def login(client: FlaskClient, username: str, password: str = PASSWORD, **extra: str):
-    token = csrf_token(client)
-    return client.post(
-        "/auth/login",
-        data={"username": username, "password": password, "csrf_token": token, **extra},
-    )
+def login(client: FlaskClient, username: str, password: str = PASSWORD,
+          next: str | None = None):
+    """Sign in through the rendered sign-in form (``next`` as a link to the page carries it)."""
+    page = "/auth/login" + (f"?{urlencode({'next': next})}" if next is not None else "")
+    return submit_form(client, page, button="Sign in",
+                       fields={"username": username, "password": password})
+
+
+def sign_out(client: FlaskClient, page: str = "/training/"):
+    """Sign out with the button every signed-in page renders."""
+    return submit_form(client, page, button="Sign out")
 
 
 @pytest.fixture
@@ -185,9 +192,11 @@ def login_as(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..
     return factory
 
 
-def post_form(client: FlaskClient, path: str, data: dict[str, Any] | None = None,
-              page: str | None = None):
-    """POST a form the way a browser does: with the CSRF token from the page it came from."""
+def post_hand_built(client: FlaskClient, path: str, data: dict[str, Any] | None = None,
+                    page: str | None = None):
+    """POST a body written by the test, with only the CSRF token a browser would have from
+    ``page``: for requests no rendered form can make (a forged choice, an over-long value, an
+    attacker's request). Tests of what a page lets a user do use tests.forms.submit_form."""
     token = csrf_token(client, page or path)
     return client.post(path, data={"csrf_token": token, **(data or {})})
 

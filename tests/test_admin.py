@@ -9,7 +9,8 @@ from app.audit.models import AuditEvent
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.extensions import db
-from tests.conftest import csrf_token, login, post_form
+from tests.conftest import csrf_token, login, post_hand_built
+from tests.forms import FormNotFound, submit_form
 
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/new", "/admin/clinics", "/admin/audit"]
 
@@ -27,6 +28,7 @@ def test_non_admin_cannot_post_to_admin_actions(client, login_as, make_user):
     victim = make_user()
     login_as(Role.TRAINEE_RADIOLOGIST)
     token = csrf_token(client, "/training/")
+    # Deliberately hand-built: no page offers a trainee this action; an attacker forges it.
     response = client.post(f"/admin/users/{victim.id}/deactivate", data={"csrf_token": token})
     assert response.status_code == 403
     db.session.refresh(victim)
@@ -41,18 +43,23 @@ def test_admin_pages_render(client, login_as):
 
 def test_admin_creates_clinic_and_bad_input_is_a_clear_400(client, login_as):
     login_as(Role.ADMIN)
-    ok = post_form(client, "/admin/clinics", {"name": "Kathmandu Panel Clinic",
-                                              "city": "Kathmandu", "country": "NP"})
+    def add_clinic(name: str, city: str, country: str):
+        return submit_form(client, "/admin/clinics", button="Add clinic",
+                           fields={"name": name, "city": city, "country": country})
+
+    ok = add_clinic("Kathmandu Panel Clinic", "Kathmandu", "NP")
     assert ok.status_code == 200
     assert "Clinic Kathmandu Panel Clinic added." in ok.get_data(as_text=True)
-    duplicate = post_form(client, "/admin/clinics", {"name": "kathmandu panel clinic",
-                                                     "city": "Kathmandu", "country": "NP"})
+    duplicate = add_clinic("kathmandu panel clinic", "Kathmandu", "NP")
     assert duplicate.status_code == 400
     assert "A clinic named &#39;kathmandu panel clinic&#39; already exists." in duplicate.get_data(
         as_text=True
     )
-    bad_country = post_form(client, "/admin/clinics", {"name": "Nowhere", "city": "X",
-                                                       "country": "XX"})
+    with pytest.raises(FormNotFound):  # the country list offers no "XX"
+        add_clinic("Nowhere", "X", "XX")
+    # Deliberately hand-built: a forged country code the form does not offer.
+    bad_country = post_hand_built(client, "/admin/clinics", {"name": "Nowhere", "city": "X",
+                                                             "country": "XX"})
     assert bad_country.status_code == 400
     assert "Not a valid choice" in bad_country.get_data(as_text=True)
     assert db.session.scalar(select(func.count(Clinic.id))) == 1
@@ -62,16 +69,17 @@ def test_admin_create_user_rejects_duplicates_and_missing_roles(client, login_as
     login_as(Role.ADMIN)
     existing = make_user()
     before = db.session.scalar(select(func.count(User.id)))
-    dup = post_form(client, "/admin/users/new", {"email": existing.email, "full_name": "Dup",
-                                                 "clinic": "0", "roles": ["trainer"]})
+    def create(**fields):
+        return submit_form(client, "/admin/users/new",
+                           button="Create user and make invitation link", fields=fields)
+
+    dup = create(email=existing.email, full_name="Dup", clinic="0", roles=["trainer"])
     assert dup.status_code == 400
     assert "already exists" in dup.get_data(as_text=True)
-    no_role = post_form(client, "/admin/users/new", {"email": "x@example.org",
-                                                     "full_name": "X", "clinic": "0"})
+    no_role = create(email="x@example.org", full_name="X", clinic="0")
     assert no_role.status_code == 400
     assert "choose at least one role" in no_role.get_data(as_text=True)
-    lead = post_form(client, "/admin/users/new", {"email": "lead@example.org", "full_name": "L",
-                                                  "clinic": "0", "roles": ["programme_lead"]})
+    lead = create(email="lead@example.org", full_name="L", clinic="0", roles=["programme_lead"])
     assert lead.status_code == 400
     assert "needs countries in scope" in lead.get_data(as_text=True)
     assert db.session.scalar(select(func.count(User.id))) == before
@@ -80,8 +88,7 @@ def test_admin_create_user_rejects_duplicates_and_missing_roles(client, login_as
 def test_admin_changes_roles_and_scope_and_it_is_audited(client, login_as, make_user):
     admin = login_as(Role.ADMIN)
     target = make_user(Role.TRAINEE_RADIOLOGIST)
-    response = post_form(client, f"/admin/users/{target.id}", {
-        "full_name": target.full_name, "clinic": "0",
+    response = submit_form(client, f"/admin/users/{target.id}", button="Save", fields={
         "roles": ["trainee_radiologist", "programme_lead"], "lead_countries": ["KE", "UG"],
     })
     assert response.status_code == 302
@@ -110,8 +117,7 @@ def test_deactivation_signs_the_user_out_everywhere(app, client, login_as, make_
     their_client = app.test_client()
     assert login(their_client, target.username).status_code == 302
     login_as(Role.ADMIN)
-    response = post_form(client, f"/admin/users/{target.id}/deactivate",
-                         page=f"/admin/users/{target.id}")
+    response = submit_form(client, f"/admin/users/{target.id}", button="Deactivate")
     assert response.status_code == 302
     assert their_client.get("/training/").status_code == 302
     assert login(their_client, target.username).status_code == 401
@@ -119,8 +125,11 @@ def test_deactivation_signs_the_user_out_everywhere(app, client, login_as, make_
 
 def test_admin_cannot_deactivate_themselves(client, login_as):
     admin = login_as(Role.ADMIN)
-    response = post_form(client, f"/admin/users/{admin.id}/deactivate",
-                         page=f"/admin/users/{admin.id}")
+    with pytest.raises(FormNotFound):  # their own page offers no "Deactivate"
+        submit_form(client, f"/admin/users/{admin.id}", button="Deactivate")
+    # Deliberately hand-built: the request the page does not offer, forged.
+    response = post_hand_built(client, f"/admin/users/{admin.id}/deactivate",
+                               page=f"/admin/users/{admin.id}")
     assert response.status_code == 409
     assert "cannot deactivate your own account" in response.get_data(as_text=True)
 
@@ -128,8 +137,7 @@ def test_admin_cannot_deactivate_themselves(client, login_as):
 def test_reinvite_makes_a_new_link_and_audits_it(client, login_as, make_user):
     login_as(Role.ADMIN)
     target = make_user()
-    response = post_form(client, f"/admin/users/{target.id}/invite",
-                         page=f"/admin/users/{target.id}")
+    response = submit_form(client, f"/admin/users/{target.id}", button="New invitation link")
     assert response.status_code == 200
     assert "/auth/invitation/" in response.get_data(as_text=True)
     assert db.session.scalar(
@@ -165,26 +173,35 @@ def test_concurrent_duplicate_becomes_a_clear_error_and_writes_nothing(app, make
     assert db.session.scalar(select(func.count(AuditEvent.id))) == events_before
 
 
+# "forged": deliberately hand-built, a value the rendered form cannot send (a choice it does
+# not offer, more characters than its maxlength); otherwise typed into the rendered form.
 @pytest.mark.parametrize(
-    ("path", "data"),
+    ("path", "button", "data", "forged"),
     [
-        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "abc",
-                              "roles": ["trainer"]}),
-        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "999",
-                              "roles": ["trainer"]}),
-        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "0",
-                              "roles": ["emperor"]}),
-        ("/admin/users/new", {"email": "a@b.org", "full_name": "A", "clinic": "0",
-                              "roles": ["programme_lead"], "lead_countries": ["QQ"]}),
-        ("/admin/users/new", {"email": "not an email", "full_name": "A", "clinic": "0",
-                              "roles": ["trainer"]}),
-        ("/admin/clinics", {"name": "x" * 500, "city": "y", "country": "KE"}),
-        ("/admin/clinics", {"name": "", "city": "", "country": ""}),
+        ("/admin/users/new", "Create user and make invitation link",
+         {"email": "a@b.org", "full_name": "A", "clinic": "abc", "roles": ["trainer"]}, True),
+        ("/admin/users/new", "Create user and make invitation link",
+         {"email": "a@b.org", "full_name": "A", "clinic": "999", "roles": ["trainer"]}, True),
+        ("/admin/users/new", "Create user and make invitation link",
+         {"email": "a@b.org", "full_name": "A", "clinic": "0", "roles": ["emperor"]}, True),
+        ("/admin/users/new", "Create user and make invitation link",
+         {"email": "a@b.org", "full_name": "A", "clinic": "0", "roles": ["programme_lead"],
+          "lead_countries": ["QQ"]}, True),
+        ("/admin/users/new", "Create user and make invitation link",
+         {"email": "not an email", "full_name": "A", "clinic": "0", "roles": ["trainer"]}, False),
+        ("/admin/clinics", "Add clinic", {"name": "x" * 500, "city": "y", "country": "KE"}, True),
+        ("/admin/clinics", "Add clinic", {"name": "", "city": "", "country": ""}, False),
     ],
 )
-def test_hostile_admin_form_input_is_a_400_not_a_500(client, login_as, path, data):
+def test_hostile_admin_form_input_is_a_400_not_a_500(client, login_as, path, button, data,
+                                                     forged):
     login_as(Role.ADMIN)
-    response = post_form(client, path, data)
+    if forged:
+        with pytest.raises(FormNotFound):
+            submit_form(client, path, button=button, fields=data)
+        response = post_hand_built(client, path, data)
+    else:
+        response = submit_form(client, path, button=button, fields=data)
     assert response.status_code == 400
     assert 'class="error"' in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count(User.id))) == 1
@@ -202,8 +219,8 @@ def test_hostile_query_strings_do_not_break_admin_pages(client, login_as):
 
 def test_the_last_administrator_cannot_be_removed(app, client, login_as, make_user):
     admin = login_as(Role.ADMIN)
-    response = post_form(client, f"/admin/users/{admin.id}", {
-        "full_name": admin.full_name, "clinic": "0", "roles": ["trainer"]})
+    response = submit_form(client, f"/admin/users/{admin.id}", button="Save",
+                           fields={"roles": ["trainer"]})
     assert response.status_code == 400
     assert "last active administrator" in response.get_data(as_text=True)
     db.session.expire_all()
@@ -212,6 +229,6 @@ def test_the_last_administrator_cannot_be_removed(app, client, login_as, make_us
     assert cli.exit_code != 0 and "last active administrator" in cli.output
 
     make_user(Role.ADMIN)  # with a second administrator, the change is allowed
-    response = post_form(client, f"/admin/users/{admin.id}", {
-        "full_name": admin.full_name, "clinic": "0", "roles": ["trainer"]})
+    response = submit_form(client, f"/admin/users/{admin.id}", button="Save",
+                           fields={"roles": ["trainer"]})
     assert response.status_code == 302

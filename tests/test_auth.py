@@ -8,7 +8,8 @@ from app.audit.models import AuditEvent
 from app.auth.models import UserSession
 from app.auth.roles import Role
 from app.extensions import db
-from tests.conftest import PASSWORD, csrf_token, login, post_form
+from tests.conftest import PASSWORD, csrf_token, login, sign_out
+from tests.forms import submit_form
 
 
 def actions() -> list[str]:
@@ -56,7 +57,7 @@ def test_deactivated_and_invited_users_cannot_sign_in(client, make_user):
 
 
 def test_empty_login_form_is_a_clear_400(client):
-    response = post_form(client, "/auth/login", {"username": "", "password": ""})
+    response = submit_form(client, "/auth/login", button="Sign in")
     assert response.status_code == 400
     assert "This field is required." in response.get_data(as_text=True)
 
@@ -65,11 +66,11 @@ def test_next_parameter_only_redirects_within_the_site(client, make_user):
     user = make_user(Role.ADMIN)
     response = login(client, user.username, next="/admin/audit")
     assert response.headers["Location"] == "/admin/audit"
-    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+    sign_out(client, "/admin/")
     for hostile in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
         response = login(client, user.username, next=hostile)
         assert response.headers["Location"] == "/admin/", hostile
-        client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+        sign_out(client, "/admin/")
 
 
 def test_anonymous_user_is_sent_to_sign_in_and_json_gets_401(client, app):
@@ -84,7 +85,7 @@ def test_anonymous_user_is_sent_to_sign_in_and_json_gets_401(client, app):
 def test_logout_ends_the_session(client, login_as):
     login_as(Role.TRAINEE_RADIOLOGIST)
     assert client.get("/training/").status_code == 200
-    response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/training/")})
+    response = sign_out(client)
     assert response.status_code == 302
     assert client.get("/training/").status_code == 302
     assert db.session.scalars(select(UserSession.ended_at)).one() is not None
@@ -95,7 +96,7 @@ def test_cookie_captured_before_logout_is_refused_afterwards(app, client, login_
     login_as(Role.TRAINEE_RADIOLOGIST)
     cookie_name = app.config["SESSION_COOKIE_NAME"]
     captured = client.get_cookie(cookie_name).value
-    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/training/")})
+    sign_out(client)
 
     replay = app.test_client()
     replay.set_cookie(cookie_name, captured)
@@ -106,6 +107,7 @@ def test_cookie_captured_before_logout_is_refused_afterwards(app, client, login_
 
 def test_logout_without_csrf_token_is_refused(client, login_as):
     login_as()
+    # Deliberately hand-built: a forged request without the token the page's form carries.
     response = client.post("/auth/logout")
     assert response.status_code == 400
     assert "CSRF" in response.get_data(as_text=True)
@@ -114,6 +116,7 @@ def test_logout_without_csrf_token_is_refused(client, login_as):
 
 def test_login_post_without_csrf_token_is_refused_with_reason(client, make_user):
     user = make_user()
+    # Deliberately hand-built: a cross-site post without the token the sign-in form carries.
     response = client.post("/auth/login", data={"username": user.username, "password": PASSWORD})
     assert response.status_code == 400
     assert "security token is missing or has expired" in response.get_data(as_text=True)
@@ -122,6 +125,7 @@ def test_login_post_without_csrf_token_is_refused_with_reason(client, make_user)
 def test_json_post_needs_the_csrf_header(client, login_as):
     login_as()
     token = csrf_token(client, "/training/")
+    # JSON, as a script would send it; "bare" deliberately lacks the CSRF header.
     bare = client.post("/auth/logout", json={})
     assert bare.status_code == 400
     assert "CSRF" in bare.get_json()["message"]
@@ -156,27 +160,29 @@ def test_successful_logins_do_not_count_towards_the_limit(client, make_user):
     user = make_user()
     for _ in range(12):
         assert login(client, user.username).status_code == 302
-        client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/training/")})
+        sign_out(client)
 
 
 def test_change_password_checks_current_and_policy(client, login_as):
     user = login_as()
     page = "/auth/password"
-    wrong = post_form(client, page, {"current": "nope-nope-nope", "password": "a-new-password-1",
-                                     "confirm": "a-new-password-1"})
+
+    def change(current: str, password: str, confirm: str):
+        return submit_form(client, page, button="Change password", fields={
+            "current": current, "password": password, "confirm": confirm})
+
+    wrong = change("nope-nope-nope", "a-new-password-1", "a-new-password-1")
     assert wrong.status_code == 400
     assert "The current password is wrong." in wrong.get_data(as_text=True)
-    short = post_form(client, page, {"current": PASSWORD, "password": "short", "confirm": "short"})
+    short = change(PASSWORD, "short", "short")
     assert short.status_code == 400
     assert "at least 10 characters" in short.get_data(as_text=True)
-    differ = post_form(client, page, {"current": PASSWORD, "password": "a-new-password-1",
-                                      "confirm": "a-new-password-2"})
+    differ = change(PASSWORD, "a-new-password-1", "a-new-password-2")
     assert differ.status_code == 400
     assert "the passwords differ" in differ.get_data(as_text=True)
-    ok = post_form(client, page, {"current": PASSWORD, "password": "a-new-password-1",
-                                  "confirm": "a-new-password-1"})
+    ok = change(PASSWORD, "a-new-password-1", "a-new-password-1")
     assert ok.status_code == 302
-    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/training/")})
+    sign_out(client)
     assert login(client, user.username, PASSWORD).status_code == 401
     assert login(client, user.username, "a-new-password-1").status_code == 302
 
@@ -186,8 +192,9 @@ def test_changing_password_signs_out_other_devices(app, client, make_user):
     other_device = app.test_client()
     assert login(other_device, user.username).status_code == 302
     assert login(client, user.username).status_code == 302
-    post_form(client, "/auth/password", {"current": PASSWORD, "password": "a-new-password-1",
-                                         "confirm": "a-new-password-1"})
+    changed = submit_form(client, "/auth/password", button="Change password", fields={
+        "current": PASSWORD, "password": "a-new-password-1", "confirm": "a-new-password-1"})
+    assert changed.status_code == 302
     assert client.get("/training/").status_code == 200
     assert other_device.get("/training/").status_code == 302
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from tests.forms import FormNotFound, fill, find_form, form_fields
+from tests.forms import FieldRefused, FormNotFound, fill, find_form, form_fields, submission
 
 PAGE = """
 <form method="post" action="/cases/1/status">
@@ -14,7 +16,7 @@ PAGE = """
   <button name="status" value="retired">Retire</button>
 </form>
 <form method="post" action="/other">
-  <input name="title" value="old">
+  <input name="title" value="old" maxlength="10">
   <input type="checkbox" name="shuffle" value="y" checked>
   <input type="checkbox" name="bank" value="y">
   <input type="radio" name="kind" value="practice">
@@ -24,8 +26,17 @@ PAGE = """
     <option value="1" selected>1</option><option value="2">2</option></select>
   <textarea name="notes">hello</textarea>
   <input name="off" value="x" disabled>
+  <input name="link" value="https://x" readonly>
   <button type="submit">Save</button>
 </form>
+<form method="post" action="/upload" enctype="multipart/form-data">
+  <input type="hidden" name="csrf_token" value="t">
+  <input type="file" name="files" multiple>
+  <input type="file" name="one">
+  <button>Import</button>
+</form>
+<form method="get" action="/search?old=1"><input name="q"><button>Search</button></form>
+<form method="post" action="/plain"><input type="file" name="f"><button>Send</button></form>
 """
 
 
@@ -39,18 +50,68 @@ def test_checked_controls_selected_options_and_text_areas_are_sent():
     form, button = find_form(PAGE, button="Save")
     assert form_fields(form, button) == [
         ("title", "old"), ("shuffle", "y"), ("kind", "exam"), ("scheme", "b"), ("cases", "1"),
-        ("notes", "hello")]
+        ("notes", "hello"), ("link", "https://x")]
+
+
+def test_filled_values_are_sent_in_document_order():
+    form, button = find_form(PAGE, button="Save")
+    fill(form, {"notes": "bye", "bank": True, "cases": [1, 2], "shuffle": False,
+                "kind": "practice", "title": "new"})
+    assert form_fields(form, button) == [
+        ("title", "new"), ("bank", "y"), ("kind", "practice"), ("scheme", "b"), ("cases", "1"),
+        ("cases", "2"), ("notes", "bye"), ("link", "https://x")]
 
 
 def test_only_rendered_fields_and_offered_choices_can_be_filled():
-    form, button = find_form(PAGE, button="Save")
-    pairs = fill(form, form_fields(form, button), {"cases": [1, 2], "shuffle": False,
-                                                    "kind": "practice"})
-    assert ("cases", "2") in pairs and ("shuffle", "y") not in pairs
-    assert ("kind", "practice") in pairs
+    form, _ = find_form(PAGE, button="Save")
     with pytest.raises(FormNotFound):
-        fill(form, pairs, {"not_rendered": "x"})
-    with pytest.raises(FormNotFound):
-        fill(form, pairs, {"scheme": "c"})
+        fill(form, {"not_rendered": "x"})
+    with pytest.raises(FieldRefused):
+        fill(form, {"scheme": "c"})
+    with pytest.raises(FieldRefused):
+        fill(form, {"kind": ["practice", "exam"]})
+    with pytest.raises(FieldRefused):
+        fill(form, {"scheme": ["a", "b"]})
     with pytest.raises(FormNotFound):
         find_form(PAGE, button="Delete")
+
+
+def test_what_a_user_cannot_type_is_refused():
+    form, _ = find_form(PAGE, button="Save")
+    with pytest.raises(FieldRefused, match="at most 10"):
+        fill(form, {"title": "x" * 11})
+    with pytest.raises(FieldRefused, match="read-only"):
+        fill(form, {"link": "https://elsewhere"})
+    with pytest.raises(FieldRefused, match="disabled"):
+        fill(form, {"off": "y"})
+
+
+def test_a_duplicated_field_cannot_be_collapsed_into_one_value():
+    """The broken case status form rendered 'status' twice; a test filling 'status' must not
+    hide that by sending one value where the browser sends two."""
+    form, _ = find_form(PAGE.replace('<button name="status" value="published">',
+                                     '<input type="hidden" name="status" value="published">'
+                                     '<button>'), button="Publish")
+    with pytest.raises(FieldRefused, match="2 controls named 'status'"):
+        fill(form, {"status": "published"})
+
+
+def test_files_go_to_multipart_forms_only_and_one_unless_multiple():
+    files = [(io.BytesIO(b"a"), "a.dcm"), (io.BytesIO(b"b"), "b.dcm")]
+    method, path, data = submission(PAGE, "/p", button="Import", fields={"files": files})
+    assert (method, path) == ("post", "/upload")
+    assert [name for name, _ in data.items(multi=True)] == ["csrf_token", "files", "files", "one"]
+    assert [f[1] for f in data.getlist("files")] == ["a.dcm", "b.dcm"]
+    assert data.getlist("one")[0][1] == ""  # no file chosen: an empty part, as browsers send
+    with pytest.raises(FieldRefused, match="one file"):
+        submission(PAGE, "/p", button="Import", fields={"one": files})
+    with pytest.raises(FieldRefused, match="multipart"):
+        submission(PAGE, "/p", button="Send", fields={"f": files[0]})
+
+
+def test_get_forms_and_relative_actions():
+    method, path, data = submission(PAGE, "/cases/", button="Search", fields={"q": "cavity"})
+    assert (method, path, list(data.items())) == ("get", "/search?old=1", [("q", "cavity")])
+    _, path, _ = submission(PAGE.replace('action="/plain"', 'action="../x"'), "/a/b/c",
+                            button="Send")
+    assert path == "/a/x"
