@@ -15,16 +15,14 @@ from app.auth.roles import Role
 from app.cases import pixels
 from app.cases.models import Case, CaseImage, CaseStatus, ReferenceRead
 from app.extensions import db
-from tests.conftest import csrf_token, post_form
+from tests.conftest import post_hand_built
 from tests.dicom_factory import cr_dataset, to_bytes
+from tests.forms import FormNotFound, submit_form
 
 
 def upload(client, *files: tuple[bytes, str], **fields):
-    token = csrf_token(client, "/cases/upload")
-    return client.post("/cases/upload", data={
-        "csrf_token": token, "source": "upload", **fields,
-        "files": [(io.BytesIO(data), name) for data, name in files],
-    }, content_type="multipart/form-data")
+    return submit_form(client, "/cases/upload", button="Import", fields={
+        **fields, "files": [(io.BytesIO(data), name) for data, name in files]})
 
 
 @pytest.fixture
@@ -63,9 +61,10 @@ def test_upload_of_only_bad_files_is_a_400_with_reasons(client, trainer):
 
 
 def test_upload_needs_a_file_and_a_csrf_token(client, trainer):
-    response = post_form(client, "/cases/upload", {"source": "x"})
+    response = upload(client, source="x")
     assert response.status_code == 400
     assert "This field is required." in response.get_data(as_text=True)
+    # Deliberately hand-built: a cross-site upload without the form's CSRF token.
     bare = client.post("/cases/upload", data={"files": (io.BytesIO(b"x"), "x.dcm")},
                        content_type="multipart/form-data")
     assert bare.status_code == 400
@@ -121,32 +120,40 @@ def test_library_filters_and_pagination(app, client, trainer):
     assert "3 cases · page 1 of 2" in page
     assert "3 cases · page 2 of 2" in client.get("/cases/?page=2").get_data(as_text=True)
     first = db.session.scalars(select(Case).order_by(Case.id)).first()
-    post_form(client, f"/cases/{first.id}", {"source": "nlm", "tags": "Cavity, upper zone",
-                                             "difficulty": "hard"})
+    saved = submit_form(client, f"/cases/{first.id}", button="Save", fields={
+        "source": "nlm", "tags": "Cavity, upper zone", "difficulty": "hard"})
+    assert saved.status_code == 302
     filtered = client.get("/cases/?tag=cavity&difficulty=hard").get_data(as_text=True)
     assert "1 cases" in filtered and f"Case {first.id}</a>" in filtered
     assert "0 cases" in client.get("/cases/?status=published").get_data(as_text=True)
 
 
 def test_case_details_are_saved_and_audited(client, case):
-    response = post_form(client, f"/cases/{case.id}", {
+    response = submit_form(client, f"/cases/{case.id}", button="Save", fields={
         "difficulty": "moderate", "tags": "effusion, Effusion, left",
         "teaching_notes": "Blunted left costophrenic angle.", "source": "QC centre",
-        "licence": "CC BY 4.0", "exam_bank": "y"})
+        "licence": "CC BY 4.0", "exam_bank": True})
     assert response.status_code == 302
     db.session.expire_all()
     saved = db.session.get(Case, case.id)
     assert saved.tags == ["effusion", "left"]
     assert (saved.difficulty, saved.exam_bank) == ("moderate", True)
-    bad = post_form(client, f"/cases/{case.id}", {"difficulty": "impossible", "source": "x"})
+    with pytest.raises(FormNotFound):
+        submit_form(client, f"/cases/{case.id}", button="Save",
+                    fields={"difficulty": "impossible"})
+    # Deliberately hand-built: a difficulty the form does not offer.
+    bad = post_hand_built(client, f"/cases/{case.id}", {"difficulty": "impossible",
+                                                        "source": "x"})
     assert bad.status_code == 400
+    empty_source = submit_form(client, f"/cases/{case.id}", button="Save", fields={"source": ""})
+    assert empty_source.status_code == 400
 
 
 def test_redaction_burns_into_stored_pixels_and_is_audited(app, client, case):
     image = case.images[0]
-    response = post_form(client, f"/cases/images/{image.id}/redact",
-                         {"rectangles": "0,0,10,5;50,70,100,100"},
-                         page=f"/cases/{case.id}/review")
+    # The page's script writes the drawn rectangles into the form's hidden field.
+    response = submit_form(client, f"/cases/{case.id}/review", button="Redact",
+                           fields={"rectangles": "0,0,10,5;50,70,100,100"})
     assert response.status_code == 302
     db.session.expire_all()
     image = db.session.get(CaseImage, image.id)
@@ -165,26 +172,30 @@ def test_redaction_burns_into_stored_pixels_and_is_audited(app, client, case):
 @pytest.mark.parametrize("rectangles", ["", "1,2,3", "a,b,c,d", "0,0,-5,5"])
 def test_bad_redaction_rectangles_are_400(client, case, rectangles):
     image = case.images[0]
-    response = post_form(client, f"/cases/images/{image.id}/redact",
-                         {"rectangles": rectangles}, page=f"/cases/{case.id}/review")
+    if not rectangles:  # "Redact" pressed before drawing anything
+        response = submit_form(client, f"/cases/{case.id}/review", button="Redact")
+    else:
+        # Deliberately hand-built: rectangles the page's script never writes (tampered).
+        response = post_hand_built(client, f"/cases/images/{image.id}/redact",
+                                   {"rectangles": rectangles}, page=f"/cases/{case.id}/review")
     assert response.status_code == 400
     db.session.expire_all()
     assert db.session.get(CaseImage, image.id).version == 1
 
 
 def _write_read(client, case, **answers):
-    data = {"scheme": "tb_screening", **answers}
-    return post_form(client, f"/cases/{case.id}/read?scheme=tb_screening", data,
-                     page=f"/cases/{case.id}/read?scheme=tb_screening")
+    return submit_form(client, f"/cases/{case.id}/read?scheme=tb_screening", button="Save read",
+                       fields=answers)
 
 
 def test_publishing_needs_pixel_review_and_a_reference_read(client, case, login_as):
-    def publish():
-        post_form(client, f"/cases/{case.id}/status", {"status": "in_review"},
-                  page=f"/cases/{case.id}")
-        return post_form(client, f"/cases/{case.id}/status", {"status": "published"},
-                         page=f"/cases/{case.id}")
+    def press(button: str):
+        return submit_form(client, f"/cases/{case.id}", button=button)
 
+    def publish():
+        return press("Publish")
+
+    assert press("Submit for review").status_code == 302
     no_read = publish()
     assert no_read.status_code == 409
     assert "needs a reference read" in no_read.get_data(as_text=True)
@@ -195,24 +206,40 @@ def test_publishing_needs_pixel_review_and_a_reference_read(client, case, login_
     case.pixel_review_needed = True
     db.session.commit()
     assert "complete the pixel review" in publish().get_data(as_text=True)
-    post_form(client, f"/cases/{case.id}/review/complete", page=f"/cases/{case.id}/review")
+    submit_form(client, f"/cases/{case.id}/review",
+                button="The images carry no identifying text: record the review")
+    assert press("Back to draft").status_code == 302
+    assert press("Submit for review").status_code == 302
     published = publish()
     assert published.status_code == 302
     db.session.expire_all()
     assert db.session.get(Case, case.id).status == CaseStatus.PUBLISHED.value
-    bad = post_form(client, f"/cases/{case.id}/status", {"status": "draft"},
-                    page=f"/cases/{case.id}")
+    with pytest.raises(FormNotFound):  # a published case offers no "Back to draft"
+        press("Back to draft")
+    # Deliberately hand-built: transitions and statuses the page does not offer, forged.
+    bad = post_hand_built(client, f"/cases/{case.id}/status", {"status": "draft"},
+                          page=f"/cases/{case.id}")
     assert bad.status_code == 409  # published -> draft is not a transition
-    unknown = post_form(client, f"/cases/{case.id}/status", {"status": "lost"},
-                        page=f"/cases/{case.id}")
+    unknown = post_hand_built(client, f"/cases/{case.id}/status", {"status": "lost"},
+                              page=f"/cases/{case.id}")
     assert unknown.status_code == 400
+    assert "Unknown case status" in unknown.get_data(as_text=True)
+    assert press("Retire").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == CaseStatus.RETIRED.value
 
 
 def test_read_form_validation_and_version_history(client, case):
     missing = _write_read(client, case, classification="normal")
     assert missing.status_code == 400
     assert "&#39;TB likelihood&#39; needs an answer" in missing.get_data(as_text=True)
-    out_of_range = _write_read(client, case, classification="normal", tb_likelihood="9")
+    with pytest.raises(FormNotFound):  # the scale offers 1 to 5
+        _write_read(client, case, classification="normal", tb_likelihood="9")
+    # Deliberately hand-built: a likelihood outside the scale the form offers.
+    out_of_range = post_hand_built(
+        client, f"/cases/{case.id}/read?scheme=tb_screening",
+        {"scheme": "tb_screening", "classification": "normal", "tb_likelihood": "9"},
+        page=f"/cases/{case.id}/read?scheme=tb_screening")
     assert out_of_range.status_code == 400
     assert _write_read(client, case, classification="normal", tb_likelihood="1").status_code == 302
     assert _write_read(client, case, classification="abnormal_tb",
@@ -234,9 +261,8 @@ def test_consensus_of_experts_with_tie_and_adjudication(app, client, case, make_
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
     assert "consensus of 2 expert reads" in page
     assert "tied on: tb_likelihood, findings:nodule" in page
-    response = post_form(client, f"/cases/{case.id}/adjudicate",
-                         {"tb_likelihood": "5", "findings": ["cavitary_lesion"]},
-                         page=f"/cases/{case.id}")
+    response = submit_form(client, f"/cases/{case.id}", button="Save adjudication",
+                           fields={"tb_likelihood": "5", "findings": ["cavitary_lesion"]})
     assert response.status_code == 302
     from app.cases.reads import reference_for
 
@@ -246,7 +272,11 @@ def test_consensus_of_experts_with_tie_and_adjudication(app, client, case, make_
     assert reference.answers["tb_likelihood"] == 5
     assert reference.answers["findings"] == ["cavitary_lesion"]
     assert reference.tb_positive is True
-    nothing = post_form(client, f"/cases/{case.id}/adjudicate", {}, page=f"/cases/{case.id}")
+    with pytest.raises(FormNotFound):  # nothing tied: the page offers no adjudication
+        submit_form(client, f"/cases/{case.id}", button="Save adjudication")
+    # Deliberately hand-built: a replayed adjudication the page no longer offers.
+    nothing = post_hand_built(client, f"/cases/{case.id}/adjudicate", {},
+                              page=f"/cases/{case.id}")
     assert nothing.status_code == 409
 
 
@@ -276,8 +306,9 @@ def test_library_filters_on_the_reference_read(client, case, trainer):
     assert "1 cases" in client.get("/cases/?tb=yes&classification=abnormal_tb").get_data(
         as_text=True)
     assert "0 cases" in client.get("/cases/?finding=miliary").get_data(as_text=True)
-    # A new version of the read moves the case between filters.
-    _write_read(client, case, classification="normal", tb_likelihood="1")
+    # A new version of the read moves the case between filters (the form shows the earlier
+    # answers: the reader unticks the findings).
+    _write_read(client, case, classification="normal", tb_likelihood="1", findings=None)
     assert "0 cases" in client.get("/cases/?finding=cavitary_lesion").get_data(as_text=True)
     assert "0 cases" in client.get("/cases/?tb=yes").get_data(as_text=True)
 
@@ -326,20 +357,27 @@ NEW_SCHEME = """{"key": "simple_normal", "version": 1, "name": "Normal or not",
     ],
 )
 def test_bad_scheme_definitions_are_400_with_the_reason(client, trainer, definition, message):
-    response = post_form(client, "/cases/schemes", {"definition": definition})
+    response = submit_form(client, "/cases/schemes", button="Add scheme",
+                           fields={"definition": definition})
     assert response.status_code == 400
     assert message in response.get_data(as_text=True).replace("&#39;", "'")
 
 
 def test_trainer_adds_a_scheme_and_reads_with_it(client, case):
-    response = post_form(client, "/cases/schemes", {"definition": NEW_SCHEME})
+    def add(definition: str):
+        return submit_form(client, "/cases/schemes", button="Add scheme",
+                           fields={"definition": definition})
+
+    response = add(NEW_SCHEME)
     assert response.status_code == 200
     assert "Scheme Normal or not (simple_normal@1) added." in response.get_data(as_text=True)
-    again = post_form(client, "/cases/schemes", {"definition": NEW_SCHEME})
+    again = add(NEW_SCHEME)
     assert "exists already" in again.get_data(as_text=True)
-    read = post_form(client, f"/cases/{case.id}/read?scheme=simple_normal",
-                     {"scheme": "simple_normal", "verdict": "abnormal"},
-                     page=f"/cases/{case.id}/read?scheme=simple_normal")
+    chosen = submit_form(client, f"/cases/{case.id}/read", button="Use this scheme",
+                         fields={"scheme": "simple_normal"})
+    assert chosen.status_code == 200 and "Verdict" in chosen.get_data(as_text=True)
+    read = submit_form(client, f"/cases/{case.id}/read?scheme=simple_normal",
+                       button="Save read", fields={"verdict": "abnormal"})
     assert read.status_code == 302
     from app.cases.reads import reference_for
 
@@ -362,8 +400,8 @@ def test_cli_adds_and_lists_schemes(app, tmp_path):
 
 
 def test_detail_form_shows_the_saved_values(client, case):
-    post_form(client, f"/cases/{case.id}", {"source": "QC centre", "tags": "cavity, apex",
-                                            "difficulty": "hard"})
+    submit_form(client, f"/cases/{case.id}", button="Save", fields={
+        "source": "QC centre", "tags": "cavity, apex", "difficulty": "hard"})
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
     assert 'value="apex, cavity"' in page
     assert '<option selected value="hard">' in page
