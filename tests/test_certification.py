@@ -21,7 +21,7 @@ from app.certification.services import (
 )
 from app.extensions import db
 from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
-from tests.conftest import post_form
+from tests.forms import submit_form
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -122,16 +122,18 @@ def test_lead_revokes_and_reinstates_with_reasons_in_the_audit_log(client, progr
     certificate = db.session.scalars(select(Certificate)).one()
     lead = login_as(Role.PROGRAMME_LEAD, lead_all_countries=True)
     page = "/certification/certificates"
-    no_reason = post_form(client, f"/certification/certificates/{certificate.id}/revoke",
-                          {"reason": " "}, page=page)
+
+    def change(action: str, reason: str):
+        return submit_form(client, page, action=f"/certificates/{certificate.id}/{action}",
+                           fields={"reason": reason})
+
+    no_reason = change("revoke", " ")
     assert no_reason.status_code == 400
-    ok = post_form(client, f"/certification/certificates/{certificate.id}/revoke",
-                   {"reason": "identity doubt"}, page=page)
+    ok = change("revoke", "identity doubt")
     assert ok.status_code == 302
     db.session.expire_all()
     assert status(db.session.get(Certificate, certificate.id)) == "revoked"
-    back = post_form(client, f"/certification/certificates/{certificate.id}/reinstate",
-                     {"reason": "identity confirmed"}, page=page)
+    back = change("reinstate", "identity confirmed")
     assert back.status_code == 302
     events = db.session.scalars(select(AuditEvent).where(
         AuditEvent.action.in_(["certificate.revoke", "certificate.reinstate"])

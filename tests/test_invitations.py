@@ -9,18 +9,24 @@ from freezegun import freeze_time
 from app.auth.invitations import invitation_token
 from app.auth.roles import Role
 from app.auth.services import set_active
-from tests.conftest import csrf_token, login
+from tests.conftest import login, sign_out
+from tests.forms import submit_form, submit_html
 
 NEW_PASSWORD = "my-own-password-42"
+
+
+def set_password(client, path: str, password: str):
+    return submit_form(client, path, button="Set password",
+                       fields={"password": password, "confirm": password})
 
 
 def invitation_path(client, login_as, make_clinic) -> str:
     """An admin creates an account in the browser and receives its invitation link."""
     login_as(Role.ADMIN)
     clinic = make_clinic("Hanoi Panel Site", "Hanoi", "VN")
-    token = csrf_token(client, "/admin/users/new")
-    response = client.post("/admin/users/new", data={
-        "csrf_token": token, "email": "new.reader@example.org", "full_name": "Dr New Reader",
+    response = submit_form(client, "/admin/users/new",
+                           button="Create user and make invitation link", fields={
+        "email": "new.reader@example.org", "full_name": "Dr New Reader",
         "clinic": str(clinic.id), "roles": ["trainee_radiologist"],
     })
     assert response.status_code == 201, response.get_data(as_text=True)
@@ -28,7 +34,7 @@ def invitation_path(client, login_as, make_clinic) -> str:
     start = html.index('data-testid="invitation-link"')
     link = html[html.index('value="', start - 200) + 7:]
     link = link[: link.index('"')]
-    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+    sign_out(client, "/admin/")
     return urlsplit(link).path
 
 
@@ -37,8 +43,7 @@ def test_invitee_sets_password_and_signs_in(client, login_as, make_clinic):
     page = client.get(path)
     assert page.status_code == 200
     assert "new.reader" in page.get_data(as_text=True)
-    response = client.post(path, data={"csrf_token": csrf_token(client, path),
-                                       "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    response = set_password(client, path, NEW_PASSWORD)
     assert response.status_code == 302
     signed_in = login(client, "new.reader", NEW_PASSWORD)
     assert signed_in.headers["Location"] == "/training/"
@@ -46,8 +51,7 @@ def test_invitee_sets_password_and_signs_in(client, login_as, make_clinic):
 
 def test_used_invitation_cannot_be_used_again(client, login_as, make_clinic):
     path = invitation_path(client, login_as, make_clinic)
-    client.post(path, data={"csrf_token": csrf_token(client, path),
-                            "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert set_password(client, path, NEW_PASSWORD).status_code == 302
     again = client.get(path)
     assert again.status_code == 400
     assert "already been used" in again.get_data(as_text=True)
@@ -58,14 +62,16 @@ def test_expired_invitation_is_refused(client, make_user):
     with freeze_time("2026-01-01 09:00:00"):
         token = invitation_token(user)
     with freeze_time("2026-01-07 08:59:00"):
-        assert client.get(f"/auth/invitation/{token}").status_code == 200
+        opened = client.get(f"/auth/invitation/{token}")
+        assert opened.status_code == 200
     with freeze_time("2026-01-08 09:00:01"):
         response = client.get(f"/auth/invitation/{token}")
         assert response.status_code == 400
         assert "has expired" in response.get_data(as_text=True)
-        posted = client.post(f"/auth/invitation/{token}", data={
-            "password": NEW_PASSWORD, "confirm": NEW_PASSWORD,
-            "csrf_token": csrf_token(client)})
+        # The page opened before the link expired is submitted after it did.
+        posted = submit_html(client, opened.get_data(as_text=True), f"/auth/invitation/{token}",
+                             button="Set password",
+                             fields={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
         assert posted.status_code == 400
     assert login(client, user.username, NEW_PASSWORD).status_code == 401
 
@@ -93,8 +99,7 @@ def test_invitation_for_deactivated_user_is_refused(client, make_user):
 def test_weak_password_on_invitation_is_refused(client, make_user):
     user = make_user(password=None)
     path = f"/auth/invitation/{invitation_token(user)}"
-    response = client.post(path, data={"csrf_token": csrf_token(client, path),
-                                       "password": "short", "confirm": "short"})
+    response = set_password(client, path, "short")
     assert response.status_code == 400
     assert "at least 10 characters" in response.get_data(as_text=True)
     assert client.get(path).status_code == 200  # still usable after a refused attempt
@@ -105,7 +110,6 @@ def test_password_reset_by_invitation_signs_out_existing_sessions(app, client, m
     device = app.test_client()
     assert login(device, user.username).status_code == 302
     path = f"/auth/invitation/{invitation_token(user)}"
-    response = client.post(path, data={"csrf_token": csrf_token(client, path),
-                                       "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    response = set_password(client, path, NEW_PASSWORD)
     assert response.status_code == 302
     assert device.get("/training/").status_code == 302

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEvent
 from app.auth.roles import Role
 from app.extensions import db
-from tests.conftest import post_form
+from tests.forms import submit_form
 from tests.realservers import free_port
 
 
@@ -45,8 +45,8 @@ def _body(message: Message) -> str:
 def test_admin_invitation_is_emailed(client, login_as, make_user, smtp_inbox):
     login_as(Role.ADMIN)
     invitee = make_user(password=None, full_name="Dr Mail Reader")
-    response = post_form(client, f"/admin/users/{invitee.id}/invite",
-                         page=f"/admin/users/{invitee.id}")
+    response = submit_form(client, f"/admin/users/{invitee.id}",
+                           button="Make invitation link")
     assert response.status_code == 200
     assert "was e-mailed to" in response.get_data(as_text=True)
     [message] = smtp_inbox.messages
@@ -75,8 +75,8 @@ def test_unreachable_smtp_server_still_gives_the_admin_the_link(app, client, log
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port(), MAIL_TIMEOUT=2)
     login_as(Role.ADMIN)
     invitee = make_user(password=None)
-    response = post_form(client, f"/admin/users/{invitee.id}/invite",
-                         page=f"/admin/users/{invitee.id}")
+    response = submit_form(client, f"/admin/users/{invitee.id}",
+                           button="Make invitation link")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "could not be sent" in html
@@ -86,6 +86,6 @@ def test_unreachable_smtp_server_still_gives_the_admin_the_link(app, client, log
 def test_without_mail_configured_the_link_is_shown_to_pass_on(client, login_as, make_user):
     login_as(Role.ADMIN)
     invitee = make_user(password=None)
-    response = post_form(client, f"/admin/users/{invitee.id}/invite",
-                         page=f"/admin/users/{invitee.id}")
+    response = submit_form(client, f"/admin/users/{invitee.id}",
+                           button="Make invitation link")
     assert "E-mail is not configured" in response.get_data(as_text=True)

@@ -96,6 +96,7 @@ def test_server_error_page_reveals_nothing_internal(app, client):
 
 def test_oversized_request_gets_413(app, client):
     app.config["MAX_CONTENT_LENGTH"] = 1024
+    # Deliberately hand-built: 4 KB in a box whose maxlength is 254, as a script would post.
     response = client.post("/auth/login", data={"username": "x" * 4096, "password": "y"})
     assert response.status_code == 413
 
@@ -145,7 +146,7 @@ def test_signed_in_pages_are_not_cached(client, login_as):
     ],
 )
 def test_nul_characters_are_refused_with_a_reason(client, request_args):
-    if "data" in request_args:
+    if "data" in request_args:  # deliberately hand-built: nobody types a NUL into a form
         request_args["data"]["csrf_token"] = csrf_token(client)
     response = client.open(**request_args)
     assert response.status_code == 400

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.cases.models import Case, CaseImage
 from app.extensions import db
-from tests.conftest import csrf_token
 from tests.dicom_factory import PHI, cr_dataset, phi_strings, to_bytes
+from tests.forms import submit_form
 
 
 def _database_dump() -> bytes:
@@ -39,11 +39,8 @@ def test_planted_phi_never_reaches_storage_database_or_logs(app, client, login_a
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("Quarrington_Zebulon_chest.dcm", phi_file)
     buffer.seek(0)
-    token = csrf_token(client, "/cases/upload")
-    response = client.post("/cases/upload", data={
-        "csrf_token": token, "source": "upload",
-        "files": [(io.BytesIO(phi_file), "PHI-ID-K2J9X7.dcm"), (buffer, "batch.zip")],
-    }, content_type="multipart/form-data")
+    response = submit_form(client, "/cases/upload", button="Import", fields={
+        "files": [(io.BytesIO(phi_file), "PHI-ID-K2J9X7.dcm"), (buffer, "batch.zip")]})
     assert response.status_code == 200, response.get_data(as_text=True)
     page = response.get_data(as_text=True)
     assert "1 imported · 1 already in the library · 0 refused" in page, page[-3000:]
