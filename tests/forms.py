@@ -19,6 +19,7 @@ collapsed into the one value the test meant.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
@@ -31,6 +32,14 @@ Upload = tuple[IO[bytes], str]
 Value = str | int | float | bool | None | Upload | Iterable[str | int | Upload]
 
 _NOT_FIELDS = ("submit", "image", "button", "reset")
+
+# What a browser lets these boxes hold (HTML's value sanitization): anything else becomes "".
+_TYPED_VALUES = {
+    "number": re.compile(r"-?(\d+(\.\d+)?|\.\d+)([eE][-+]?\d+)?"),
+    "date": re.compile(r"\d{4,}-\d{2}-\d{2}"),
+    "datetime-local": re.compile(r"\d{4,}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?"),
+    "time": re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?"),
+}
 
 
 class FormNotFound(AssertionError):
@@ -187,6 +196,9 @@ def _set_text(name: str, controls: list[Tag], value: Value) -> None:
         if limit is not None and str(limit).isdigit() and len(text) > int(str(limit)):
             raise FieldRefused(
                 f"{name!r} takes at most {limit} characters; a user cannot type {len(text)}")
+        pattern = _TYPED_VALUES.get(_kind(control))
+        if text and pattern is not None and not pattern.fullmatch(text):
+            raise FieldRefused(f"{name!r} is a {_kind(control)} box: it cannot hold {text!r}")
         if control.name == "textarea":
             control.string = text
         else:

@@ -27,6 +27,8 @@ PAGE = """
   <textarea name="notes">hello</textarea>
   <input name="off" value="x" disabled>
   <input name="link" value="https://x" readonly>
+  <input type="number" name="hours" step="any">
+  <input type="datetime-local" name="opens">
   <button type="submit">Save</button>
 </form>
 <form method="post" action="/upload" enctype="multipart/form-data">
@@ -50,7 +52,7 @@ def test_checked_controls_selected_options_and_text_areas_are_sent():
     form, button = find_form(PAGE, button="Save")
     assert form_fields(form, button) == [
         ("title", "old"), ("shuffle", "y"), ("kind", "exam"), ("scheme", "b"), ("cases", "1"),
-        ("notes", "hello"), ("link", "https://x")]
+        ("notes", "hello"), ("link", "https://x"), ("hours", ""), ("opens", "")]
 
 
 def test_filled_values_are_sent_in_document_order():
@@ -59,7 +61,7 @@ def test_filled_values_are_sent_in_document_order():
                 "kind": "practice", "title": "new"})
     assert form_fields(form, button) == [
         ("title", "new"), ("bank", "y"), ("kind", "practice"), ("scheme", "b"), ("cases", "1"),
-        ("cases", "2"), ("notes", "bye"), ("link", "https://x")]
+        ("cases", "2"), ("notes", "bye"), ("link", "https://x"), ("hours", ""), ("opens", "")]
 
 
 def test_only_rendered_fields_and_offered_choices_can_be_filled():
@@ -84,6 +86,10 @@ def test_what_a_user_cannot_type_is_refused():
         fill(form, {"link": "https://elsewhere"})
     with pytest.raises(FieldRefused, match="disabled"):
         fill(form, {"off": "y"})
+    fill(form, {"hours": "-1.5e2", "opens": "2026-03-01T08:00"})
+    for box, typed in (("hours", "nan"), ("hours", "two"), ("opens", "tomorrow")):
+        with pytest.raises(FieldRefused, match="cannot hold"):
+            fill(form, {box: typed})
 
 
 def test_a_duplicated_field_cannot_be_collapsed_into_one_value():

@@ -23,7 +23,8 @@ from app.certification.services import (
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.services import create_exercise
-from tests.conftest import post_form
+from tests.conftest import post_hand_built
+from tests.forms import FormNotFound, submit_form
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 from tests.test_certification import T0, TB, _exercise, _take, programme  # noqa: F401
 
@@ -34,6 +35,18 @@ EXCEPTION = "/certification/exceptions/new"
 
 def _edit_url(target: Programme) -> str:
     return f"/certification/programmes/{target.id}/edit"
+
+
+def _create(client, data: dict[str, Any]):
+    return submit_form(client, NEW, button="Create programme", fields=data)
+
+
+def _save(client, target: Programme, data: dict[str, Any]):
+    return submit_form(client, _edit_url(target), button="Save programme", fields=data)
+
+
+def _grant(client, data: dict[str, Any]):
+    return submit_form(client, EXCEPTION, button="Issue certificate", fields=data)
 
 
 def _form(
@@ -47,7 +60,8 @@ def _form(
     active: bool | None = None,
     blank_rows: int = 8,
 ) -> dict[str, Any]:
-    """The fields a browser posts, blank requirement rows included."""
+    """The fields to fill (or, for a forged request, the body), blank requirement rows
+    included; ``active`` only ticks the box when true."""
     data: dict[str, Any] = {
         "title": title,
         "description": "For radiographers reading at panel sites.",
@@ -86,7 +100,7 @@ def test_lead_for_all_countries_creates_a_programme(client, programme, login_as)
     assert page.status_code == 200
     assert page.get_data(as_text=True).count('name="requirements-7-exercise"') == 1
     practice, exam = _exercise(programme, "practice"), _exercise(programme, "exam")
-    response = post_form(client, NEW, _form([(practice.id, "practice"), (exam.id, "exam")]))
+    response = _create(client, _form([(practice.id, "practice"), (exam.id, "exam")]))
     assert response.status_code == 302 and response.location.endswith(LIST)
 
     created = db.session.scalars(
@@ -111,7 +125,7 @@ def test_rows_posted_with_gaps_are_read_once(client, programme, login_as):  # no
     data = _form([], title="Hand-made", blank_rows=0)
     data |= {"requirements-0-exercise": str(exam.id), "requirements-0-kind": "exam",
              "requirements-5-exercise": str(practice.id), "requirements-5-kind": "practice"}
-    assert post_form(client, NEW, data).status_code == 302
+    assert _create(client, data).status_code == 302
     created = db.session.scalars(select(Programme).where(Programme.title == "Hand-made")).one()
     assert [(r.exercise_id, r.kind) for r in created.requirements] == [
         (exam.id, "exam"), (practice.id, "practice")]
@@ -133,7 +147,7 @@ def test_admin_edits_validity_and_requirements_and_held_certificates_stay(
     assert 'value="TB CXR reader — radiologist"' in form and 'value="730"' in form
     assert '<input checked id="active" name="active" type="checkbox"' in form
     exam = _exercise(programme, "exam")
-    response = post_form(client, _edit_url(programme), _form(
+    response = _save(client, programme, _form(
         [(exam.id, "exam"), (renewal.id, "renewal")], title="TB CXR reader — radiologist",
         roles=("trainee_radiologist",), validity="365", window="60", cme="4", active=True))
     assert response.status_code == 302, response.get_data(as_text=True)
@@ -189,29 +203,37 @@ def test_duplicate_titles_are_a_409_in_the_service_too(programme, make_user):  #
     assert db.session.get(Programme, other.id).title == "Other"
 
 
+# The fourth value says the input is forged: the rendered form cannot send it (an exercise or
+# kind it does not offer, letters in a number box, more characters than its maxlength), so
+# the test checks the form refuses it, then posts it hand-built, on purpose.
 BAD_INPUT = [
-    pytest.param({"rows": "practice only"}, 400, "at least one exam to pass", id="no-exam"),
-    pytest.param({"window": "730"}, 400, "longer than the renewal window", id="window>=validity"),
-    pytest.param({"title": "tb cxr reader — radiologist"}, 409, "already exists",
+    pytest.param({"rows": "practice only"}, 400, "at least one exam to pass", False, id="no-exam"),
+    pytest.param({"window": "730"}, 400, "longer than the renewal window",
+                 False, id="window>=validity"),
+    pytest.param({"title": "tb cxr reader — radiologist"}, 409, "already exists", False,
                  id="duplicate-title"),
-    pytest.param({"rows": "unknown exercise"}, 400, "There is no exercise 99999",
+    pytest.param({"rows": "unknown exercise"}, 400, "There is no exercise 99999", True,
                  id="unknown-exercise"),
-    pytest.param({"rows": "not a number"}, 400, "choose an exercise from the list",
+    pytest.param({"rows": "not a number"}, 400, "choose an exercise from the list", True,
                  id="exercise-not-a-number"),
-    pytest.param({"rows": "unknown kind"}, 400, "Unknown requirement kind", id="unknown-kind"),
-    pytest.param({"rows": "twice"}, 400, "listed twice", id="same-row-twice"),
-    pytest.param({"cme": "-1"}, 400, "CME/CPD hours must be a number of 0 or more",
+    pytest.param({"rows": "unknown kind"}, 400, "Unknown requirement kind",
+                 True, id="unknown-kind"),
+    pytest.param({"rows": "twice"}, 400, "listed twice", False, id="same-row-twice"),
+    pytest.param({"cme": "-1"}, 400, "CME/CPD hours must be a number of 0 or more", False,
                  id="negative-cme"),
-    pytest.param({"cme": "nan"}, 400, "CME/CPD hours must be a number of 0 or more", id="nan-cme"),
-    pytest.param({"cme": "inf"}, 400, "CME/CPD hours must be a number of 0 or more", id="inf-cme"),
-    pytest.param({"validity": "0"}, 400, "Number must be between 1 and 36500", id="zero-validity"),
-    pytest.param({"validity": "99999999999"}, 400, "Number must be between",
+    pytest.param({"cme": "nan"}, 400, "CME/CPD hours must be a number of 0 or more",
+                 True, id="nan-cme"),
+    pytest.param({"cme": "inf"}, 400, "CME/CPD hours must be a number of 0 or more",
+                 True, id="inf-cme"),
+    pytest.param({"validity": "0"}, 400, "Number must be between 1 and 36500",
+                 False, id="zero-validity"),
+    pytest.param({"validity": "99999999999"}, 400, "Number must be between", False,
                  id="huge-validity"),
-    pytest.param({"validity": "two years"}, 400, "Not a valid integer value", id="words"),
-    pytest.param({"title": "  "}, 400, "This field is required", id="blank-title"),
-    pytest.param({"title": "x" * 201}, 400, "Field cannot be longer than 200 characters",
+    pytest.param({"validity": "two years"}, 400, "Not a valid integer value", True, id="words"),
+    pytest.param({"title": "  "}, 400, "This field is required", False, id="blank-title"),
+    pytest.param({"title": "x" * 201}, 400, "Field cannot be longer than 200 characters", True,
                  id="long-title"),
-    pytest.param({"roles": ("trainer",)}, 400, "is not a valid choice", id="unlisted-role"),
+    pytest.param({"roles": ("trainer",)}, 400, "is not a valid choice", True, id="unlisted-role"),
 ]
 
 
@@ -227,12 +249,18 @@ def _bad_form(target: Programme, change: dict[str, Any], **fixed: Any) -> dict[s
     return _form(rows, **{**fixed, **change})
 
 
-@pytest.mark.parametrize(("change", "code", "reason"), BAD_INPUT)
+@pytest.mark.parametrize(("change", "code", "reason", "forged"), BAD_INPUT)
 def test_bad_new_programme_is_refused_with_the_reason_and_writes_nothing(
-        client, programme, login_as, change, code, reason):  # noqa: F811
+        client, programme, login_as, change, code, reason, forged):  # noqa: F811
     login_as(Role.ADMIN)
     before = _counts(), len(_events("programme.create"))
-    response = post_form(client, NEW, _bad_form(programme, dict(change)))
+    data = _bad_form(programme, dict(change))
+    if forged:
+        with pytest.raises(FormNotFound):
+            _create(client, data)
+        response = post_hand_built(client, NEW, data)
+    else:
+        response = _create(client, data)
     page = response.get_data(as_text=True)
     assert response.status_code == code, page
     assert reason in page
@@ -240,20 +268,24 @@ def test_bad_new_programme_is_refused_with_the_reason_and_writes_nothing(
     assert (_counts(), len(_events("programme.create"))) == before
 
 
-@pytest.mark.parametrize(("change", "code", "reason"), [
+@pytest.mark.parametrize(("change", "code", "reason", "forged"), [
     p for p in BAD_INPUT if p.id in {"no-exam", "window>=validity", "duplicate-title",
                                      "unknown-exercise", "negative-cme", "blank-title"}])
 def test_bad_edit_is_refused_with_the_reason_and_changes_nothing(
-        client, programme, login_as, change, code, reason):  # noqa: F811
+        client, programme, login_as, change, code, reason, forged):  # noqa: F811
     exam = _exercise(programme, "exam")
     other = create_programme(title="Other programme", requirements=[(exam.id, "exam")],
                              validity_days=400)
     login_as(Role.PROGRAMME_LEAD, lead_all_countries=True)
     before = _counts()
     # Renamed to the first programme's title when the case is the duplicate one.
-    response = post_form(client, _edit_url(other),
-                         _bad_form(programme, dict(change), title="Other programme",
-                                   active=True))
+    data = _bad_form(programme, dict(change), title="Other programme", active=True)
+    if forged:
+        with pytest.raises(FormNotFound):
+            _save(client, other, data)
+        response = post_hand_built(client, _edit_url(other), data)
+    else:
+        response = _save(client, other, data)
     page = response.get_data(as_text=True)
     assert response.status_code == code, page
     assert reason in page
@@ -275,9 +307,10 @@ def test_country_scoped_leads_see_the_list_but_may_not_edit(client, programme, l
     for response in (
         client.get(NEW),
         client.get(_edit_url(programme)),
-        post_form(client, NEW, _bad_form(programme, {}), page=LIST),
-        post_form(client, _edit_url(programme), _bad_form(programme, {"validity": "1"}),
-                  page=LIST),
+        # Deliberately hand-built: no page offers this lead these forms; forged posts.
+        post_hand_built(client, NEW, _bad_form(programme, {}), page=LIST),
+        post_hand_built(client, _edit_url(programme), _bad_form(programme, {"validity": "1"}),
+                        page=LIST),
     ):
         assert response.status_code == 403
         assert "only administrators and programme leads for all countries" in (
@@ -317,7 +350,7 @@ def test_lead_grants_an_exception_through_the_form(
     assert form.status_code == 200
     assert 'value="wanjiru"' in page
     assert f'<option selected value="{programme.id}">' in page
-    response = post_form(client, EXCEPTION, {
+    response = _grant(client, {
         "reader": "Wanjiru@Example.org", "programme": str(programme.id),
         "reason": "passed the national equivalent exam in 2025"})
     assert response.status_code == 302 and response.location.endswith("/certification/certificates")
@@ -332,23 +365,26 @@ def test_lead_grants_an_exception_through_the_form(
     assert f"Certificate {certificate.code} issued to Dr Wanjiru K" in listing
 
 
-@pytest.mark.parametrize(("fields", "code", "reason"), [
-    pytest.param({"reason": "  "}, 400, "give the reason for the exception", id="no-reason"),
-    pytest.param({"reader": ""}, 400, "name the reader", id="no-reader"),
+# The fourth value: forged, a programme the form's list does not offer (posted hand-built).
+@pytest.mark.parametrize(("fields", "code", "reason", "forged"), [
+    pytest.param({"reason": "  "}, 400, "give the reason for the exception", False, id="no-reason"),
+    pytest.param({"reader": ""}, 400, "name the reader", False, id="no-reader"),
     pytest.param({"reader": "nobody"}, 404, "There is no reader &#39;nobody&#39; in your countries",
+                 False,
                  id="unknown-reader"),
     pytest.param({"reader": "ana"}, 404, "There is no reader &#39;ana&#39; in your countries",
+                 False,
                  id="reader-in-another-country"),
-    pytest.param({"reader": "central"}, 404, "There is no reader &#39;central&#39; in your",
+    pytest.param({"reader": "central"}, 404, "There is no reader &#39;central&#39; in your", False,
                  id="reader-without-clinic"),
-    pytest.param({"programme": ""}, 400, "choose a programme", id="no-programme"),
-    pytest.param({"programme": "inactive"}, 400, "choose an active programme", id="inactive"),
-    pytest.param({"programme": "99999999999999999999"}, 400, "choose a programme",
+    pytest.param({"programme": ""}, 400, "choose a programme", False, id="no-programme"),
+    pytest.param({"programme": "inactive"}, 400, "choose an active programme", True, id="inactive"),
+    pytest.param({"programme": "99999999999999999999"}, 400, "choose a programme", True,
                  id="programme-id-overflow"),
 ])
 def test_refused_exceptions_say_why_and_issue_nothing(
         client, programme, kenyan_reader, make_user, make_clinic, login_as,  # noqa: F811
-        fields, code, reason):
+        fields, code, reason, forged):
     make_user(Role.TRAINEE_RADIOLOGIST, username="ana",
               clinic=make_clinic("Lima site", "Lima", "PE"))
     make_user(Role.TRAINEE_RADIOLOGIST, username="central")
@@ -361,7 +397,12 @@ def test_refused_exceptions_say_why_and_issue_nothing(
             **fields}
     if data["programme"] == "inactive":
         data["programme"] = str(inactive.id)
-    response = post_form(client, EXCEPTION, data)
+    if forged:
+        with pytest.raises(FormNotFound):
+            _grant(client, data)
+        response = post_hand_built(client, EXCEPTION, data)
+    else:
+        response = _grant(client, data)
     page = response.get_data(as_text=True)
     assert response.status_code == code, page
     assert reason in page and 'name="reason"' in page
@@ -376,9 +417,9 @@ def test_admins_reach_readers_anywhere_but_not_deactivated_ones(
     set_active(make_user(Role.TRAINEE_RADIOLOGIST, username="gone"), False)
     login_as(Role.ADMIN)
     data = {"programme": str(programme.id), "reason": "equivalent exam"}
-    refused = post_form(client, EXCEPTION, {**data, "reader": "gone"})
+    refused = _grant(client, {**data, "reader": "gone"})
     assert refused.status_code == 409 and "is deactivated" in refused.get_data(as_text=True)
-    assert post_form(client, EXCEPTION, {**data, "reader": "ana"}).status_code == 302
+    assert _grant(client, {**data, "reader": "ana"}).status_code == 302
     assert db.session.scalars(select(Certificate)).one().user_id == peruvian.id
 
 
@@ -388,7 +429,7 @@ def test_no_exception_while_a_valid_certificate_is_held(
     held = grant_exception(kenyan_reader, programme, reason="pilot site", actor=lead)
     login_as(Role.PROGRAMME_LEAD, countries=("KE",))
     data = {"reader": "wanjiru", "programme": str(programme.id), "reason": "again"}
-    refused = post_form(client, EXCEPTION, data)
+    refused = _grant(client, data)
     page = refused.get_data(as_text=True)
     assert refused.status_code == 409
     assert f"already holds a valid certificate for {programme.title} ({held.code}" in page
@@ -396,7 +437,7 @@ def test_no_exception_while_a_valid_certificate_is_held(
     # Once it has expired, an exception may be granted again.
     held.expires_at = utcnow() - timedelta(days=1)
     db.session.commit()
-    granted = post_form(client, EXCEPTION, data)
+    granted = _grant(client, data)
     assert granted.status_code == 302
     assert granted.location.endswith("/certification/certificates")
     assert len(db.session.scalars(select(Certificate)).all()) == 2
@@ -406,8 +447,8 @@ def test_leads_cannot_grant_themselves_an_exception(
         client, programme, make_clinic, login_as):  # noqa: F811
     lead = login_as(Role.PROGRAMME_LEAD, Role.TRAINEE_RADIOLOGIST, username="selfie",
                     countries=("KE",), clinic=make_clinic("Kisumu site", "Kisumu", "KE"))
-    response = post_form(client, EXCEPTION, {"reader": lead.username, "reason": "I know it",
-                                             "programme": str(programme.id)})
+    response = _grant(client, {"reader": lead.username, "reason": "I know it",
+                               "programme": str(programme.id)})
     assert response.status_code == 403
     assert "cannot grant an exception to yourself" in response.get_data(as_text=True)
     assert db.session.scalars(select(Certificate)).all() == []

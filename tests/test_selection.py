@@ -9,7 +9,7 @@ from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
 from app.quizzes.selection import CaseRule, SelectionError, parse_pairs, select_cases
-from tests.conftest import post_form
+from tests.forms import submit_form
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_parse_pairs():
 
 def test_trainer_builds_an_exercise_by_rule(client, library, login_as):
     login_as(Role.TRAINER)
-    response = post_form(client, "/training/manage", {
+    response = submit_form(client, "/training/manage", button="Create exercise", fields={
         "title": "Drawn", "kind": "practice", "scheme": "ds3030", "rule_total": "6",
         "rule_tb_percent": "50", "rule_findings": "pleural_effusion:2",
         "rule_difficulty": "moderate:50"})
@@ -83,6 +83,6 @@ def test_trainer_builds_an_exercise_by_rule(client, library, login_as):
     exercise = db.session.scalars(select(Exercise)).one()
     ids = [link.case_id for link in exercise.cases]
     assert len(ids) == 6 and _tb(ids) == 3
-    short = post_form(client, "/training/manage", {
+    short = submit_form(client, "/training/manage", button="Create exercise", fields={
         "title": "Too many", "kind": "practice", "scheme": "ds3030", "rule_total": "400"})
     assert short.status_code == 400 and "needed" in short.get_data(as_text=True)
