@@ -28,6 +28,7 @@ from app.quizzes.services import (
 from app.schemes.registry import get_scheme
 from tests.conftest import csrf_token, login
 from tests.dicom_factory import cr_dataset, to_bytes
+from tests.forms import FormNotFound, submit_form
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 TEACHING = "Thick-walled cavity in the right apex: active TB until proven otherwise"
@@ -182,8 +183,14 @@ def test_autosave_endpoint_acknowledges_and_refuses_bad_input(app, client, pract
 
 
 def post_start(client, exercise):
-    token = csrf_token(client, "/training/")
-    return client.post(f"/training/exercises/{exercise.id}/start", data={"csrf_token": token})
+    """Press Start (or Resume) beside the exercise on the trainee's list."""
+    return submit_form(client, "/training/", action=f"/exercises/{exercise.id}/start")
+
+
+def press_submit(client, attempt_id: int, position: int = 1):
+    """Press "Submit all answers" on a case page of the attempt."""
+    return submit_form(client, f"/training/attempts/{attempt_id}/{position}",
+                       button="Submit all answers")
 
 
 def test_exam_bank_images_only_during_an_open_attempt(app, client, exam, login_as, cases):
@@ -194,8 +201,7 @@ def test_exam_bank_images_only_during_an_open_attempt(app, client, exam, login_a
     post_start(client, exam)
     assert client.get(url).status_code == 200
     attempt = db.session.scalars(select(Attempt)).one()
-    token = csrf_token(client, "/training/")
-    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+    assert press_submit(client, attempt.id).status_code == 302
     assert client.get(url).status_code == 404
 
 
@@ -242,7 +248,7 @@ def _take(client, exercise, answers):
                                json={"answers": answers, "marks": []},
                                headers={"X-CSRFToken": token})
         assert response.status_code == 200
-    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+    assert press_submit(client, attempt.id).status_code == 302
     return client.get(f"/training/attempts/{attempt.id}/result").get_data(as_text=True)
 
 
@@ -274,15 +280,16 @@ def test_exam_result_shows_scores_but_not_the_reference(client, exam, login_as):
 
 
 def test_trainer_creates_an_exam_with_pass_criteria(client, cases, login_as):
-    from tests.conftest import post_form
+    def create(**fields):
+        return submit_form(client, "/training/manage", button="Create exercise", fields=fields)
 
     login_as(Role.TRAINER)
     assert client.get("/training/manage").status_code == 200
-    response = post_form(client, "/training/manage", {
-        "title": "Certification exam", "kind": "exam", "scheme": "ds3030",
-        "cases": [str(c.id) for c in cases], "time_limit": "30", "max_attempts": "2",
-        "cooldown_hours": "48", "min_sensitivity": "0.90", "min_specificity": "0.80",
-        "shuffle": "y"})
+    response = create(
+        title="Certification exam", kind="exam", scheme="ds3030",
+        cases=[str(c.id) for c in cases], time_limit="30", max_attempts="2",
+        cooldown_hours="48", min_sensitivity="0.90", min_specificity="0.80",
+        shuffle=True)
     assert response.status_code == 302
     from app.quizzes.models import Exercise
 
@@ -290,12 +297,10 @@ def test_trainer_creates_an_exam_with_pass_criteria(client, cases, login_as):
     assert exam.criteria == [{"metric": "sensitivity", "minimum": 0.9},
                              {"metric": "specificity", "minimum": 0.8}]
     assert (exam.time_limit_minutes, exam.max_attempts, exam.cooldown_hours) == (30, 2, 48)
-    bad = post_form(client, "/training/manage", {"title": "X", "kind": "exam",
-                                                 "scheme": "ds3030", "min_kappa": "7"})
+    bad = create(title="X", kind="exam", scheme="ds3030", min_kappa="7")
     assert bad.status_code == 400
     assert "Number must be between 0 and 1" in bad.get_data(as_text=True)
-    none = post_form(client, "/training/manage", {"title": "X", "kind": "exam",
-                                                  "scheme": "ds3030"})
+    none = create(title="X", kind="exam", scheme="ds3030")
     assert none.status_code == 400
     assert "Choose at least one case, or give a rule." in none.get_data(as_text=True)
 
@@ -355,7 +360,7 @@ def test_review_shows_hit_missed_and_false_marks_only_after_submission(client, p
             "X-CSRFToken": token}, json={"answers": {"overall": "abnormal"}, "marks": [
                 {"image_id": image_id, "finding": "cavitary_lesion", "shape": "ellipse",
                  "geometry": mark}]})
-    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+    assert press_submit(client, attempt.id).status_code == 302
 
     def payload(position):
         html = client.get(f"/training/attempts/{attempt.id}/review/{position}").get_data(
@@ -464,8 +469,8 @@ def test_practice_gives_immediate_feedback_per_case_and_locks_it(client, practic
     url = f"/training/attempts/{attempt.id}/cases/{case_id}"
     client.post(url, json={"answers": {"overall": "normal"}}, headers={"X-CSRFToken": token})
     assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 403
-    checked = client.post(f"/training/attempts/{attempt.id}/check/1",
-                          data={"csrf_token": token})
+    checked = submit_form(client, f"/training/attempts/{attempt.id}/1",
+                          button="Check my answer (final for this case)")
     assert checked.status_code == 302
     page = client.get(checked.headers["Location"]).get_data(as_text=True)
     assert "grade 3b" in page and TEACHING in page and "Reference read" in page
@@ -483,7 +488,11 @@ def test_exams_give_no_feedback_during_the_attempt(client, exam, login_as):
     login_as(Role.TRAINEE_RADIOLOGIST)
     started = post_start(client, exam)
     attempt = db.session.scalars(select(Attempt)).one()
+    with pytest.raises(FormNotFound):  # an exam page offers no "Check my answer"
+        submit_form(client, started.headers["Location"],
+                    button="Check my answer (final for this case)")
     token = csrf_token(client, started.headers["Location"])
+    # Deliberately hand-built: the check an exam page does not offer, forged.
     response = client.post(f"/training/attempts/{attempt.id}/check/1",
                            data={"csrf_token": token})
     assert response.status_code == 403
@@ -525,7 +534,7 @@ def _take_existing(client, exercise, answers, submit=False):
                            json={"answers": answers}, headers={"X-CSRFToken": token})
     if not submit:
         return response.get_json()["message"]
-    client.post(f"/training/attempts/{attempt.id}/submit", data={"csrf_token": token})
+    assert press_submit(client, attempt.id).status_code == 302
     return client.get(f"/training/attempts/{attempt.id}/result").get_data(as_text=True)
 
 

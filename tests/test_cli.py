@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.extensions import db
-from tests.conftest import login
+from tests.conftest import login, sign_out
 
 
 def run(app, *args: str):
@@ -149,16 +149,10 @@ def test_demo_seeds_once_and_never_resets(app, client):
         home = client.get(response.headers["Location"])
         assert home.status_code == 200, username
         assert "<h1>" in home.get_data(as_text=True)
-        client.post("/auth/logout", data={"csrf_token": _token(client)})
+        assert sign_out(client, response.headers["Location"]).status_code == 302
 
     secrets_file = Path(app.instance_path) / "demo-accounts.txt"
     assert stat.S_IMODE(os.stat(secrets_file).st_mode) == 0o600
-
-
-def _token(client):
-    from tests.conftest import csrf_token
-
-    return csrf_token(client, "/viewer/")
 
 
 def test_console_script_exposes_the_same_commands(tmp_path):

@@ -13,7 +13,7 @@ from app.cases.models import Case, CaseStatus, ReferenceRead
 from app.cases.reads import save_read
 from app.extensions import db
 from app.schemes.registry import get_scheme
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, sign_out
 from tests.dicom_factory import cr_dataset, to_bytes
 
 MARK = {"finding": "cavitary_lesion", "shape": "ellipse",
@@ -116,7 +116,7 @@ def test_malformed_body_missing_csrf_and_no_read(client, case, login_as, make_us
     no_token = client.post(f"/viewer/api/cases/{case.id}/marks", json={"marks": []})
     assert no_token.status_code == 400 and "CSRF" in no_token.get_json()["message"]
     other = make_user(Role.TRAINER)
-    client.post("/auth/logout", data={"csrf_token": token})
+    sign_out(client, f"/viewer/cases/{case.id}")
     login(client, other.username)
     response = _save(client, case, [])
     assert response.status_code == 400
