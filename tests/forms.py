@@ -11,15 +11,16 @@ render cannot be posted, so a broken template fails the test instead of being pa
 hand-written body.
 
 Hidden fields may be set too: pages set them from script (lesion marks, redaction rectangles),
-and a test stands in for that script. A name carried by several text-like controls is refused
-unless one value per control is given, so a duplicated hidden field cannot be silently
-collapsed into the one value the test meant.
+and a test stands in for that script. A form that renders one single-valued name twice (two
+hidden or text fields, where the server reads only the first) is refused outright: that is how
+the case status buttons once posted an empty status before the button's own.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
@@ -135,6 +136,20 @@ def form_fields(form: Tag, submitter: Tag | None = None,
         else:
             pairs.append((name, str(control.get("value", ""))))
     return pairs
+
+
+def shadowed_names(form: Tag, submitter: Tag | None = None) -> list[str]:
+    """Names the form sends more than once from single-valued controls (text, hidden, single
+    selects, and the clicked button): the server's form reads the first value and never sees
+    the others."""
+    counts = Counter(
+        str(c.get("name")) for c in form.find_all(["input", "select", "textarea"])
+        if c.get("name") and not c.has_attr("disabled")
+        and _kind(c) not in (*_NOT_FIELDS, "checkbox", "radio", "file")
+        and not (c.name == "select" and c.has_attr("multiple")))
+    if submitter is not None and submitter.get("name"):
+        counts[str(submitter.get("name"))] += 1
+    return sorted(name for name, n in counts.items() if n > 1)
 
 
 def _option_value(option: Tag) -> str:
@@ -256,6 +271,10 @@ def submission(html: str, page: str, *, button: str | None = None, selector: str
                ) -> tuple[str, str, MultiDict[str, Any]]:
     """The (method, path, body) a browser would send for a form of ``html`` at URL ``page``."""
     form, submitter = find_form(html, button=button, selector=selector, action=action)
+    shadowed = shadowed_names(form, submitter)
+    if shadowed:
+        raise FormNotFound(f"the form renders {shadowed} more than once; a server reading the "
+                           "first value never sees the others")
     uploads = fill(form, fields or {})
     if uploads and not _is_multipart(form):
         raise FieldRefused("the form is not multipart/form-data: a browser would send only "

@@ -6,7 +6,15 @@ import io
 
 import pytest
 
-from tests.forms import FieldRefused, FormNotFound, fill, find_form, form_fields, submission
+from tests.forms import (
+    FieldRefused,
+    FormNotFound,
+    fill,
+    find_form,
+    form_fields,
+    shadowed_names,
+    submission,
+)
 
 PAGE = """
 <form method="post" action="/cases/1/status">
@@ -100,6 +108,27 @@ def test_a_duplicated_field_cannot_be_collapsed_into_one_value():
                                      '<button>'), button="Publish")
     with pytest.raises(FieldRefused, match="2 controls named 'status'"):
         fill(form, {"status": "published"})
+
+
+def test_a_form_that_renders_a_single_valued_name_twice_is_refused():
+    """The case status form as it was: hidden_tag() rendered an empty 'status', then the
+    template its own; the server read the empty one."""
+    broken = """<form method="post" action="/cases/1/status">
+      <input id="csrf_token" name="csrf_token" type="hidden" value="t">
+      <input id="status" name="status" type="hidden" value="">
+      <input type="hidden" name="status" value="published"><button>Publish</button></form>"""
+    form, _ = find_form(broken, button="Publish")
+    assert shadowed_names(form) == ["status"]
+    with pytest.raises(FormNotFound, match="renders \\['status'\\] more than once"):
+        submission(broken, "/cases/1", button="Publish")
+    fixed = broken.replace('<input id="status" name="status" type="hidden" value="">', "")
+    assert submission(fixed, "/cases/1", button="Publish")[2].getlist("status") == ["published"]
+    # Likewise a button whose name a hidden field already carries.
+    form, button = find_form(PAGE, button="Publish")
+    assert shadowed_names(form, button) == ["status"]
+    # Check boxes and multiple selects legitimately repeat a name.
+    form, button = find_form(PAGE, button="Save")
+    assert shadowed_names(form, button) == []
 
 
 def test_files_go_to_multipart_forms_only_and_one_unless_multiple():
