@@ -14,7 +14,6 @@ AFROC/wAFROC whichever way the trainee gave them.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -197,11 +196,18 @@ def localise(
         reason, row = _candidates(mark, lesions, compatible)
         reasons.append(reason)
         allowed.append(row)
-    credited = (
-        credit_marks(ratings, allowed, _mark_order(marks, ratings), _lesion_order(lesions))
-        if any(reason is None for reason in reasons)
-        else {}
-    )
+    candidates = [i for i, reason in enumerate(reasons) if reason is None]
+    credited: dict[int, int] = {}
+    if len(candidates) == 1 and sum(allowed[candidates[0]]) == 1:
+        credited = {allowed[candidates[0]].index(True): candidates[0]}  # no choice to make
+    elif candidates:
+        involved = [j for j in range(len(lesions)) if any(allowed[i][j] for i in candidates)]
+        credited = credit_marks(
+            ratings,
+            allowed,
+            sorted(candidates, key=lambda i: (-ratings[i], _mark_key(marks[i]))),
+            sorted(involved, key=lambda j: _lesion_key(lesions[j])),
+        )
     lesion_of = {i: j for j, i in credited.items()}
     outcomes = tuple(
         MarkOutcome(i, "LL", ratings[i], lesions[lesion_of[i]].id)
@@ -238,7 +244,7 @@ def _lesion_outcomes(
             j in credited,
             credited.get(j),
             ratings[credited[j]] if j in credited else None,
-            tuple(o.source for o in lesion.outlines),
+            (lesion.id, *(o.source for o in lesion.members)),
         )
         for j, lesion in enumerate(lesions)
     )
@@ -266,24 +272,23 @@ def _candidates(
     return (NL_FINDING if inside else NL_OUTSIDE if on_image else NL_OTHER_IMAGE), row
 
 
-def _mark_order(marks: Sequence[Mark], ratings: Sequence[float]) -> list[int]:
-    """Highest rating first, then by content: never by the order the marks were stored."""
-    return sorted(range(len(marks)), key=lambda i: (-ratings[i], _mark_key(marks[i])))
+# Canonical orders break ties in the matching: marks by highest rating, then by content;
+# lesions by content, id last. Never by the order the marks or reference marks were stored.
 
 
 def _mark_key(mark: Mark) -> tuple[Any, ...]:
-    x, y = mark_position(mark)
-    return (mark.image_id, mark.finding, mark.shape, x, y,
-            json.dumps(mark.geometry, sort_keys=True))
-
-
-def _lesion_order(lesions: Sequence[Lesion]) -> list[int]:
-    """By content (id last): never by the order of the reference marks."""
-    return sorted(range(len(lesions)), key=lambda j: _lesion_key(lesions[j]))
+    return (mark.image_id, mark.finding, mark.shape, _geometry_key(mark.geometry))
 
 
 def _lesion_key(lesion: Lesion) -> tuple[Any, ...]:
-    return (lesion.image_id, lesion.finding, lesion.shape,
-            json.dumps(lesion.geometry, sort_keys=True),
-            -1.0 if lesion.weight is None else float(lesion.weight),
-            json.dumps([o.to_dict() for o in lesion.members], sort_keys=True), lesion.id)
+    members = tuple((o.finding, o.shape, _geometry_key(o.geometry)) for o in lesion.members)
+    weight = -1.0 if lesion.weight is None else float(lesion.weight)
+    return (lesion.image_id, lesion.finding, lesion.shape, _geometry_key(lesion.geometry),
+            weight, members, lesion.id)
+
+
+def _geometry_key(geometry: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        (key, tuple(tuple(float(c) for c in p) for p in value) if key == "points" else value)
+        for key, value in sorted(geometry.items())
+    )
