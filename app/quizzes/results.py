@@ -172,7 +172,7 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     """One case scored on its own (practice feedback during the attempt)."""
     scheme = scheme_of(attempt.exercise)
     case_id = attempt.case_order[position - 1]
-    case = db.session.get(Case, case_id)
+    case = db.session.get_one(Case, case_id)  # an attempt keeps its cases
     answer = next((a for a in attempt.answers if a.case_id == case_id), None)
     reference = reference_for(case)
     result = score_attempt([(truth_for(case, reference, scheme),
