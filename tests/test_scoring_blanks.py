@@ -79,6 +79,9 @@ def test_a_missing_rating_is_the_worst_rating_of_the_scale_for_roc() -> None:
     attempt = score_attempt(pairs, rating_scale=SCALE)
     expected = roc_auc_score([1, 1, 1, 0, 0, 0], [4, 5, 1, 1, 2, 5])
     assert attempt.metrics["auc"] == pytest.approx(expected)
+    # The ROC figure plots the same points.
+    assert attempt.roc == ((True, 4.0), (True, 5.0), (True, 1.0), (False, 1.0), (False, 2.0),
+                           (False, 5.0))
     assert not any("left out of ROC" in note for note in attempt.notes)
 
 

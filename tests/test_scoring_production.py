@@ -116,6 +116,7 @@ def test_a_likelihood_without_a_classification_is_a_blank_read(make_case, make_u
     assert by_case[normal.id].grade == "U"
     # ROC: the blank normal case rates 5 (worst), tying the TB case's 5: AUC 0.5.
     assert result.metrics["auc"] == 0.5
+    assert sorted(result.roc) == [(False, 5.0), (True, 5.0)]  # what the ROC figure plots
 
 
 def test_two_experts_outlining_one_lesion_give_one_reference_lesion(app, make_case,

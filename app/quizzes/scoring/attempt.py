@@ -32,6 +32,9 @@ class AttemptScore:
     criteria: tuple[CriterionResult, ...]
     passed: bool | None
     notes: tuple[str, ...] = field(default=())
+    # (reference TB-suggestive, likelihood) of every case in the AUC, a missing likelihood
+    # as its worst rating: the points of the ROC figure.
+    roc: tuple[tuple[bool, float], ...] = field(default=())
 
     def metric(self, name: str) -> float | None:
         """A metric by name, including ``finding_sensitivity:<finding>`` and
@@ -101,7 +104,7 @@ def score_attempt(
         sheet.notes.append("the attempt has no cases: every metric is undefined")
     confusion = measures.decision_metrics(pairs, cases, sheet)
     measures.classification_metrics(cases, sheet)
-    measures.roc_metrics(pairs, cases, sheet, rating_scale)
+    roc = measures.roc_metrics(pairs, cases, sheet, rating_scale)
     measures.ordinal_metrics(pairs, cases, sheet, ordinal_labels, kappa_weights)
     measures.localisation_metrics(pairs, cases, sheet, normal_classes)
     per_finding = measures.per_finding(cases, universe, sheet)
@@ -126,4 +129,5 @@ def score_attempt(
         criteria=results,
         passed=passed,
         notes=tuple(notes),
+        roc=roc,
     )

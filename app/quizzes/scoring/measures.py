@@ -118,9 +118,10 @@ def roc_metrics(
     cases: Sequence[CaseScore],
     sheet: Sheet,
     scale: tuple[float, float] | None,
-) -> None:
+) -> tuple[tuple[bool, float], ...]:
     """ROC AUC with DeLong's CI over every case the reference decides; a missing
-    likelihood takes the worst rating of ``scale`` (without a scale: the extremes seen)."""
+    likelihood takes the worst rating of ``scale`` (without a scale: the extremes seen).
+    Returns the (reference TB, rating) pairs it used, for the ROC figure."""
     decided = [
         (bool(t.tb_positive), _usable_rating(r, c))
         for (t, r), c in zip(pairs, cases, strict=True)
@@ -138,7 +139,7 @@ def roc_metrics(
         sheet.put("auc", None, why)
         sheet.put("auc_variance", None, why)
         sheet.intervals["auc"] = None
-        return
+        return ()
     missing = len(decided) - len(given)
     if missing:
         sheet.notes.append(
@@ -168,6 +169,7 @@ def roc_metrics(
         )
     if auc is not None and len(set(ratings)) == 1:
         sheet.notes.append("all likelihood ratings are tied: AUC is 0.5 by the tie rule")
+    return tuple(zip(truth, ratings, strict=True))
 
 
 def _usable_rating(read: CaseRead, case: CaseScore) -> float | None:
