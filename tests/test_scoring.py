@@ -856,10 +856,12 @@ def test_two_marks_on_one_lesion_give_one_ll_and_one_nl() -> None:
     lesion = ellipse("L", 1, "nodule", 100, 100, 20, 20)
     marks = (point(1, "nodule", 95, 100, 40), point(1, "nodule", 105, 100, 40))
     result = localise(truth(1, True, lesions=(lesion,)), read(1, True, marks=marks))
-    # Equal confidence: the first mark in the read wins.
+    # Equal confidence: the tie goes by content (the leftmost mark), not by the read's order.
     assert [m.status for m in result.marks] == ["LL", "NL"]
     assert result.marks[1].reason == NL_TAKEN
     assert (result.ll, result.nl) == (1, 1)
+    swapped = localise(truth(1, True, lesions=(lesion,)), read(1, True, marks=marks[::-1]))
+    assert [m.status for m in swapped.marks] == ["NL", "LL"]
 
 
 def test_the_higher_rated_mark_is_credited() -> None:
