@@ -269,7 +269,8 @@ def test_decision_metrics_equal_sklearn_confusion_matrix(pairs: list[tuple[bool,
     y_true = [t for t, _ in pairs]
     y_read = [r for _, r in pairs]
     tn, fp, fn, tp = confusion_matrix(y_true, y_read, labels=[False, True]).ravel()
-    assert attempt.confusion == {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "n": len(pairs)}
+    assert attempt.confusion == {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "n": len(pairs),
+                                 "blank": 0}
     m = attempt.metrics
     assert m["sensitivity"] == (tp / (tp + fn) if tp + fn else None)
     assert m["specificity"] == (tn / (tn + fp) if tn + fp else None)
@@ -436,7 +437,7 @@ def test_hand_worked_attempt() -> None:
     m = attempt.metrics
     # Sputum decision: reference + = cases 1-4, trainee + = 1, 2, 4, 5.
     # TP = 3 (1, 2, 4), FN = 1 (3), FP = 1 (5), TN = 1 (6).
-    assert attempt.confusion == {"tp": 3, "fp": 1, "fn": 1, "tn": 1, "n": 6}
+    assert attempt.confusion == {"tp": 3, "fp": 1, "fn": 1, "tn": 1, "n": 6, "blank": 0}
     assert m["sensitivity"] == 3 / 4
     assert m["specificity"] == 1 / 2
     assert m["ppv"] == 3 / 4
@@ -488,7 +489,7 @@ def test_hand_worked_attempt() -> None:
     # Grades: 1 concur; 2 missed infiltrate -> 2a; 3 TB read normal -> 3b; 4 concur;
     # 5 normal read TB -> 3b; 6 concur.
     assert [c.grade for c in attempt.cases] == ["1", "2a", "3b", "1", "3b", "1"]
-    assert attempt.grades == {"1": 3, "2a": 1, "2b": 0, "3a": 0, "3b": 2}
+    assert attempt.grades == {"1": 3, "2a": 1, "2b": 0, "3a": 0, "3b": 2, "U": 0}
     assert m["concordance"] == 0.5
     assert m["major_discrepancies"] == 2
     # Reading time: (30 + 45 + 20 + 60 + 25 + 40) / 6 = 36.67; median (30 + 40) / 2 = 35.
@@ -678,7 +679,8 @@ def test_empty_attempt() -> None:
     m = attempt.metrics
     assert m["cases"] == 0
     defined = {k for k, v in m.items() if v is not None}
-    assert defined == {"cases", "major_discrepancies", "significant_discrepancies"}
+    assert defined == {"cases", "major_discrepancies", "significant_discrepancies",
+                       "blank_cases"}
     assert attempt.passed is False
     assert attempt.criteria[0].reason.startswith("not defined: ")
     assert "the attempt has no cases: every metric is undefined" in attempt.notes
@@ -704,11 +706,11 @@ def test_scheme_without_decision_or_ratings_radiographer_set() -> None:
         )
         for i, (q, a) in enumerate(zip(reference, trainee, strict=True))
     ]
-    attempt = score_attempt(pairs, [Criterion("quality_agreement", 0.7)])
-    # 8 judgements compared (one unanswered), 6 agree.
-    assert attempt.metrics["quality_agreement"] == 6 / 8
+    attempt = score_attempt(pairs, [Criterion("quality_agreement", 0.6)])
+    # 9 judgements, 6 agree: the unanswered one counts as a disagreement.
+    assert attempt.metrics["quality_agreement"] == 6 / 9
     assert attempt.quality["rotation"]["agree"] == 2 and attempt.quality["rotation"]["n"] == 3
-    assert attempt.quality["exposure"]["n"] == 2
+    assert attempt.quality["exposure"]["n"] == 3 and attempt.quality["exposure"]["agree"] == 1
     assert attempt.metrics["weighted_kappa"] == 1.0
     assert attempt.metrics["sensitivity"] is None and attempt.metrics["auc"] is None
     assert attempt.passed is True
@@ -723,7 +725,9 @@ def test_non_finite_inputs_never_reach_the_output() -> None:
         (truth(2, False), read(2, False, rating=1.0, reading_seconds=12.0)),
     ]
     attempt = score_attempt(pairs)
-    assert attempt.metrics["auc"] is None  # the infinite rating is left out of ROC
+    # The infinite rating counts as missing: the TB case takes the worst rating seen (1.0),
+    # tying the normal case.
+    assert attempt.metrics["auc"] == 0.5
     assert attempt.metrics["mean_reading_seconds"] == 12.0
     assert_json_clean(attempt.to_json())
 
@@ -852,13 +856,15 @@ def test_two_marks_on_one_lesion_give_one_ll_and_one_nl() -> None:
     lesion = ellipse("L", 1, "nodule", 100, 100, 20, 20)
     marks = (point(1, "nodule", 95, 100, 40), point(1, "nodule", 105, 100, 40))
     result = localise(truth(1, True, lesions=(lesion,)), read(1, True, marks=marks))
-    # Equal confidence: the first mark in the read wins.
+    # Equal confidence: the tie goes by content (the leftmost mark), not by the read's order.
     assert [m.status for m in result.marks] == ["LL", "NL"]
     assert result.marks[1].reason == NL_TAKEN
     assert (result.ll, result.nl) == (1, 1)
+    swapped = localise(truth(1, True, lesions=(lesion,)), read(1, True, marks=marks[::-1]))
+    assert [m.status for m in swapped.marks] == ["NL", "LL"]
 
 
-def test_greedy_assignment_by_descending_confidence() -> None:
+def test_the_higher_rated_mark_is_credited() -> None:
     lesion = ellipse("L", 1, "nodule", 100, 100, 20, 20)
     marks = (point(1, "nodule", 95, 100, 30), point(1, "nodule", 105, 100, 90))
     result = localise(truth(1, True, lesions=(lesion,)), read(1, True, marks=marks))
@@ -866,15 +872,16 @@ def test_greedy_assignment_by_descending_confidence() -> None:
     assert result.lesions[0].rating == 90.0 and result.lesions[0].mark_index == 1
 
 
-def test_mark_without_confidence_takes_the_read_rating_then_one() -> None:
+def test_mark_without_confidence_takes_the_converted_likelihood_then_the_middle() -> None:
     lesion = ellipse("L", 1, "nodule", 100, 100, 20, 20)
     case_truth = truth(1, True, lesions=(lesion,))
     with_rating = localise(
-        case_truth, read(1, True, rating=4, marks=(point(1, "nodule", 100, 100),))
+        case_truth, read(1, True, rating=4, marks=(point(1, "nodule", 100, 100),)),
+        rating_scale=(1, 5),
     )
-    assert with_rating.lesions[0].rating == 4.0
+    assert with_rating.lesions[0].rating == 75.0
     without = localise(case_truth, read(1, True, marks=(point(1, "nodule", 100, 100),)))
-    assert without.lesions[0].rating == 1.0
+    assert without.lesions[0].rating == 50.0
 
 
 def test_overlapping_lesions_each_credited_once() -> None:
@@ -969,8 +976,8 @@ def test_round_trip_through_dicts() -> None:
             CaseRead(1, False, None, frozenset()),
             "3b",
         ),
-        # trainee gave no sputum decision: cannot be "b"
-        (truth(1, True, findings={"nodule"}), read(1, None, "normal"), "3a"),
+        # trainee gave no sputum decision: the read is blank, graded U (not answered)
+        (truth(1, True, findings={"nodule"}), read(1, None, "normal"), "U"),
     ],
 )
 def test_discrepancy_grade(reference: CaseTruth, trainee: CaseRead, grade: str) -> None:
@@ -1000,37 +1007,61 @@ def test_pabak_and_kappa_small_cases() -> None:
         weighted_kappa([1], [9], [1, 2, 3])
 
 
-def test_module_is_pure() -> None:
-    """No Flask, no database: only the standard library, numpy and the schemes module."""
-    tree = ast.parse(Path(scoring.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(
-                node.module if node.module.startswith("app") else node.module.split(".")[0]
-            )
-    assert imported <= {
-        "__future__",
-        "math",
-        "collections",
-        "dataclasses",
-        "typing",
-        "numpy",
-        "app.schemes.definitions",
-    }
+PURE_IMPORTS = {
+    "__future__", "math", "json", "collections", "dataclasses", "typing", "numpy", "scipy",
+    "app.schemes.definitions",
+}
 
 
-def test_ordinal_answers_outside_the_scale_are_left_out() -> None:
+def test_every_module_of_the_package_is_pure() -> None:
+    """No Flask, no database: the standard library, numpy, scipy, the schemes' definitions
+    and the package's own modules."""
+    package = Path(scoring.__file__).parent
+    assert Path(scoring.__file__).name == "__init__.py"
+    modules = sorted(package.glob("*.py"))
+    assert len(modules) >= 10
+    for module in modules:
+        assert len(module.read_text(encoding="utf-8").splitlines()) < 500, module.name
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                name = node.module
+                if name.startswith("app.quizzes.scoring"):
+                    continue
+                imported.add(name if name.startswith("app") else name.split(".")[0])
+        assert imported <= PURE_IMPORTS, (module.name, imported - PURE_IMPORTS)
+
+
+def test_the_package_exports_every_name_used_elsewhere() -> None:
+    used = set()
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("app", "tests", "bench"):
+        for path in (root / folder).rglob("*.py"):
+            if "scoring" in path.parts and path.parent.name == "scoring":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module == "app.quizzes.scoring":
+                    used |= {alias.name for alias in node.names}
+    assert used
+    assert used <= set(scoring.__all__)
+    assert all(hasattr(scoring, name) for name in scoring.__all__)
+
+
+def test_ordinal_answers_outside_the_scale_count_as_the_worst() -> None:
     pairs = [
         (truth(1, True, rating=5), read(1, True, ordinal=5)),
         (truth(2, False, rating=1), read(2, False, ordinal=1)),
-        (truth(3, False, rating=1), read(3, False, ordinal=9)),
+        (truth(3, False, rating=1), read(3, False, ordinal=9)),  # counts as 5
+        (truth(4, False, rating=9), read(4, False, ordinal=1)),  # reference off the scale
     ]
     attempt = score_attempt(pairs, ordinal_labels=[1, 2, 3, 4, 5])
-    assert attempt.metrics["weighted_kappa"] == 1.0
-    assert any("outside the scale" in note for note in attempt.notes)
+    expected = cohen_kappa_score([5, 1, 1], [5, 1, 5], labels=[1, 2, 3, 4, 5], weights="linear")
+    assert attempt.metrics["weighted_kappa"] == pytest.approx(expected)
+    assert any("outside the scale count as the category farthest" in n for n in attempt.notes)
+    assert any("reference ordinal answer(s) outside the scale" in n for n in attempt.notes)
 
 
 @st.composite
@@ -1071,6 +1102,7 @@ def random_pairs(draw: st.DrawFn) -> list[tuple[CaseTruth, CaseRead]]:
 
 NOT_FRACTIONS = {
     "cases",
+    "blank_cases",
     "nl_per_case",
     "major_discrepancies",
     "significant_discrepancies",

@@ -262,6 +262,7 @@ def _store(
             created_by=actor,
         )
     case.pixel_review_needed = case.pixel_review_needed or processed.pixel_review_needed
+    spacing = processed.pixel_spacing_mm
     with store.stage() as staged:
         staged.write(DICOM_FILE, processed.dicom)
         staged.write(THUMBNAIL_FILE, processed.thumbnail_jpeg)
@@ -277,6 +278,8 @@ def _store(
             rows=processed.rows,
             columns=processed.columns,
             bits_stored=processed.bits_stored,
+            row_spacing_mm=spacing[0] if spacing else None,
+            column_spacing_mm=spacing[1] if spacing else None,
             study_uid=processed.study_uid,
             sop_uid=processed.sop_uid,
             patient_pseudonym=processed.patient_pseudonym,

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -171,6 +172,11 @@ class CaseImage(db.Model):
     rows: Mapped[int] = mapped_column(Integer)
     columns: Mapped[int] = mapped_column(Integer)
     bits_stored: Mapped[int] = mapped_column(Integer)
+    # Millimetres between the centres of adjacent rows / columns: ImagerPixelSpacing (at the
+    # detector), else PixelSpacing; None when the file has neither (or a zero one). Scoring
+    # turns its 10 mm point tolerance into pixels with it.
+    row_spacing_mm: Mapped[float | None] = mapped_column(Float)
+    column_spacing_mm: Mapped[float | None] = mapped_column(Float)
     # De-identified identifiers only (replacement UIDs and patient pseudonym).
     study_uid: Mapped[str] = mapped_column(String(64), index=True)
     sop_uid: Mapped[str] = mapped_column(String(64))

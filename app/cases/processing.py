@@ -54,6 +54,7 @@ class ProcessedImage:
     view: str
     sex: str | None
     age: str | None  # DICOM AS, e.g. "045Y"
+    pixel_spacing_mm: tuple[float, float] | None = None  # (row, column), as display_params
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,6 +106,7 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
         view=VIEWS.get(str(ds.get("ViewPosition", "") or "").upper(), "PA"),
         sex=_sex(ds),
         age=str(ds.get("PatientAge") or "") or None,
+        pixel_spacing_mm=derivatives.params.pixel_spacing_mm,
     )
 
 

@@ -127,7 +127,12 @@ def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[st
 
 @dataclass
 class Reference:
-    """The case's reference read: the experts' consensus with adjudicated ties."""
+    """The case's reference read: the experts' consensus with adjudicated ties.
+
+    ``marks`` are the experts' (and the adjudicator's) lesion outlines whose finding is in
+    the consensus read, each once. Outlines of one lesion by several experts stay separate
+    here, so that the review can show each of them; scoring merges them into one reference
+    lesion by its overlap rule (app/quizzes/scoring/consensus.py)."""
 
     scheme: Scheme | None
     answers: dict[str, Any] = field(default_factory=dict)
@@ -190,6 +195,7 @@ def _consensus_findings(scheme: Scheme, answers: dict[str, Any]) -> set[str] | N
 
 
 def _dedupe(marks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Byte-identical outlines (a copied read) once; overlapping ones are merged later."""
     seen, unique = set(), []
     for mark in marks:
         key = json.dumps(mark, sort_keys=True)

@@ -10,7 +10,7 @@ from sqlalchemy import case as when
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.cases.models import Case
+from app.cases.models import Case, CaseImage
 from app.cases.reads import Reference, reference_for
 from app.extensions import db
 from app.quizzes import tallies
@@ -28,6 +28,8 @@ from app.quizzes.scoring import (
     Criterion,
     Lesion,
     Mark,
+    consensus_lesions,
+    point_tolerance_px,
     score_attempt,
 )
 from app.schemes.definitions import Scheme, tb_positive
@@ -54,6 +56,51 @@ def _rating(scheme: Scheme, answers: dict[str, Any]) -> float | None:
     return float(value) if value is not None else None
 
 
+def _answered(value: Any) -> bool:
+    return value not in (None, "", [])
+
+
+def _decided(scheme: Scheme, answers: dict[str, Any]) -> bool:
+    """Does the read give a sputum decision? Only when the scheme's classification (and a
+    required decision item) is answered: a likelihood alone is a blank read, not "not TB"."""
+    key = classification_item(scheme)
+    if key is not None and not _answered(answers.get(key)):
+        return False
+    decision = scheme.tb_decision
+    if decision and scheme.item(decision["item"]).required:
+        return _answered(answers.get(decision["item"]))
+    return True
+
+
+def scoring_options(scheme: Scheme) -> dict[str, Any]:
+    """What score_attempt needs to know of the scheme: the compatible mark findings, the
+    findings, the likelihood scale (worst ROC rating, mark ratings on 0-100) and the
+    ordinal scale for weighted kappa."""
+    scale = scheme.item(scheme.rating) if scheme.rating else None
+    low, high = (scale.minimum, scale.maximum) if scale else (None, None)
+    return {
+        "compatible": scheme.compatible_findings,
+        "findings_universe": [o.value for o in scheme.mark_labels or ()],
+        "rating_scale": (low, high) if low is not None and high is not None else None,
+        "ordinal_labels": list(range(low, high + 1))
+        if low is not None and high is not None
+        else None,
+    }
+
+
+def _point_radius(image: CaseImage | None) -> tuple[float, float] | None:
+    """The 10 mm point tolerance in pixels on this image (None: an image no longer in the
+    case, scored with scoring's last-resort default)."""
+    if image is None:
+        return None
+    spacing = (
+        (image.row_spacing_mm, image.column_spacing_mm)
+        if image.row_spacing_mm and image.column_spacing_mm
+        else None
+    )
+    return point_tolerance_px(spacing, image.columns)
+
+
 def _quality(scheme: Scheme, answers: dict[str, Any]) -> dict[str, bool] | None:
     """Radiographer criteria answered pass/fail, by item key."""
     criteria = {i.key: answers[i.key]["pass"] for i in scheme.items
@@ -62,13 +109,17 @@ def _quality(scheme: Scheme, answers: dict[str, Any]) -> dict[str, bool] | None:
 
 
 def truth_for(case: Case, reference: Reference, scheme: Scheme) -> CaseTruth:
+    """The reference as scoring takes it. Each expert mark is an outline with the index of
+    the mark as its id; outlines of one lesion are merged into one (consensus_lesions)."""
     answers = reference.answers
     key = classification_item(scheme)
-    lesions = tuple(
+    images = {image.id: image for image in case.images}
+    outlines = [
         Lesion(id=str(n), image_id=m["image_id"], finding=m["finding"], shape=m["shape"],
-               geometry=m["geometry"])
+               geometry=m["geometry"], point_radius=_point_radius(images.get(m["image_id"])))
         for n, m in enumerate(reference.marks)
-    )
+    ]
+    lesions = consensus_lesions(outlines, scheme.compatible_findings)
     rating = _rating(scheme, answers)
     return CaseTruth(
         case_id=case.id, tb_positive=reference.tb_positive,
@@ -90,7 +141,7 @@ def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> Case
     )
     return CaseRead(
         case_id=case_id,
-        tb_positive=tb_positive(scheme, answers) if answers else None,
+        tb_positive=tb_positive(scheme, answers) if _decided(scheme, answers) else None,
         classification=answers.get(key) if key else None,
         findings=_findings(scheme, answers), rating=rating, marks=marks,
         ordinal=int(rating) if rating is not None else None,
@@ -109,10 +160,9 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
         pairs.append((truth_for(case, reference, scheme),
                       read_for(case_id, answers.get(case_id), scheme)))
         feedback.append(CaseFeedback(position, case, reference, answers.get(case_id), None))
-    universe = [o.value for o in scheme.mark_labels or ()]
     criteria = [Criterion(c["metric"], minimum=c["minimum"])
                 for c in attempt.exercise.criteria or []]
-    result = score_attempt(pairs, criteria, findings_universe=universe)
+    result = score_attempt(pairs, criteria, **scoring_options(scheme))
     for item, case_score in zip(feedback, result.cases, strict=True):
         item.score = case_score
     return result, feedback
@@ -122,12 +172,11 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     """One case scored on its own (practice feedback during the attempt)."""
     scheme = scheme_of(attempt.exercise)
     case_id = attempt.case_order[position - 1]
-    case = db.session.get(Case, case_id)
+    case = db.session.get_one(Case, case_id)  # an attempt keeps its cases
     answer = next((a for a in attempt.answers if a.case_id == case_id), None)
     reference = reference_for(case)
-    universe = [o.value for o in scheme.mark_labels or ()]
     result = score_attempt([(truth_for(case, reference, scheme),
-                             read_for(case_id, answer, scheme))], findings_universe=universe)
+                             read_for(case_id, answer, scheme))], **scoring_options(scheme))
     return CaseFeedback(position, case, reference, answer, result.cases[0])
 
 
@@ -143,8 +192,9 @@ def review_payload(item: CaseFeedback) -> dict[str, Any]:
     outcomes = item.score.localisation
     marks = [{**mark, "status": "hit" if outcomes.marks[n].status == "LL" else "false"}
              for n, mark in enumerate(own)]
-    hit = {lesion.lesion_id for lesion in outcomes.lesions if lesion.hit}
-    reference = [{**mark, "status": "reference" if str(n) in hit else "miss"}
+    # Each expert's outline takes the outcome of the (merged) lesion it belongs to.
+    found = {source: lesion.hit for lesion in outcomes.lesions for source in lesion.outlines}
+    reference = [{**mark, "status": "reference" if found.get(str(n)) else "miss"}
                  for n, mark in enumerate(item.reference.marks)]
     return {
         "case": {"id": item.case.id, "title": f"Case {item.position}"},

@@ -187,15 +187,9 @@ def roc_png(attempt_id: int) -> Response:
         abort(409, description="The attempt is still in progress.")
     if not review_rules.visible(attempt, "score"):
         abort(403, description="Scores of this exercise are not shown yet.")
-    result, feedback = score(attempt)
-    pairs = [(f.reference.tb_positive, f) for f in feedback]
-    truth, ratings = [], []
-    for tb, f in pairs:
-        answers = f.answer.answers if f.answer else {}
-        scheme = scheme_of(attempt.exercise)
-        if tb is not None and scheme.rating and answers.get(scheme.rating) is not None:
-            truth.append(bool(tb))
-            ratings.append(float(answers[scheme.rating]))
+    result, _ = score(attempt)
+    # The cases of the AUC, a missing likelihood at its worst rating (as the AUC counts it).
+    truth, ratings = [tb for tb, _ in result.roc], [rating for _, rating in result.roc]
     sens, spec = result.metrics.get("sensitivity"), result.metrics.get("specificity")
     point = (1 - spec, sens) if sens is not None and spec is not None else None
     return _figure(roc_figure(truth, ratings, result.metrics.get("auc"), point))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.user_errors import UserError
@@ -66,6 +66,9 @@ class Scheme:
     rating: str | None
     mark_labels: tuple[Option, ...] | None
     definition: dict[str, Any]
+    # Mark findings that may stand for one another when a mark is credited to a reference
+    # lesion (and when experts' outlines merge into one lesion), read both ways.
+    compatible_findings: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def item(self, key: str) -> Item:
         for item in self.items:
@@ -117,14 +120,41 @@ def parse_scheme(data: Any) -> Scheme:
     if labels is not None:
         if labels not in keys or scheme.item(labels).type not in ("multi", "choice"):
             raise SchemeError("'mark_labels' must name a choice or multi item")
-        scheme = _replace_labels(scheme, scheme.item(labels).options)
+        scheme = replace(scheme, mark_labels=scheme.item(labels).options)
+    if data.get("compatible_findings") is not None:
+        scheme = replace(
+            scheme, compatible_findings=_parse_compatible(data["compatible_findings"], scheme)
+        )
     return scheme
 
 
-def _replace_labels(scheme: Scheme, labels: tuple[Option, ...]) -> Scheme:
-    from dataclasses import replace
-
-    return replace(scheme, mark_labels=labels)
+def _parse_compatible(raw: Any, scheme: Scheme) -> dict[str, frozenset[str]]:
+    """``{"finding": ["other finding", ...]}``: each name a mark finding of the scheme. The
+    relation is symmetric: declaring a ~ b also makes b ~ a."""
+    if scheme.mark_labels is None:
+        raise SchemeError("this scheme takes no lesion marks: it has no 'compatible_findings'")
+    if not isinstance(raw, dict):
+        raise SchemeError("'compatible_findings' must be an object of finding: [findings]")
+    labels = {o.value for o in scheme.mark_labels}
+    pairs: dict[str, set[str]] = {}
+    for finding, others in raw.items():
+        if not isinstance(others, list) or not others or not all(
+            isinstance(o, str) for o in others
+        ):
+            raise SchemeError(f"'compatible_findings': {finding!r} must list findings")
+        for name in (finding, *others):
+            if name not in labels:
+                raise SchemeError(
+                    f"'compatible_findings': {name!r} is not a mark finding of this scheme"
+                )
+        for other in others:
+            if other == finding:
+                raise SchemeError(
+                    f"'compatible_findings': {finding!r} is compatible with itself already"
+                )
+            pairs.setdefault(finding, set()).add(other)
+            pairs.setdefault(other, set()).add(finding)
+    return {finding: frozenset(others) for finding, others in pairs.items()}
 
 
 def _parse_item(raw: Any, n: int) -> Item:
