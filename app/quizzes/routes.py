@@ -190,9 +190,9 @@ def roc_png(attempt_id: int) -> Response:
     result, feedback = score(attempt)
     pairs = [(f.reference.tb_positive, f) for f in feedback]
     truth, ratings = [], []
+    scheme = scheme_of(attempt.exercise)
     for tb, f in pairs:
         answers = f.answer.answers if f.answer else {}
-        scheme = scheme_of(attempt.exercise)
         if tb is not None and scheme.rating and answers.get(scheme.rating) is not None:
             truth.append(bool(tb))
             ratings.append(float(answers[scheme.rating]))
