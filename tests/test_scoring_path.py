@@ -16,6 +16,7 @@ import app.schemes.definitions as definitions
 import app.schemes.registry as registry
 from app.auth.models import User
 from app.auth.roles import Role
+from app.cases.models import Case
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.results import score
@@ -163,3 +164,32 @@ def test_scheme_definitions_are_parsed_once_per_process(
     assert len(parsed) == after_first, parsed  # and never again in this process
     assert second.metrics == first.metrics
     assert len(second.cases) == LARGE
+
+
+@pytest.mark.parametrize("image_of", ["other case", "text id"])
+def test_autosave_refuses_a_mark_on_an_image_not_of_its_case(app, make_user, image_of):
+    """Autosave looks up only the saved case's images: a mark naming another case's image
+    (or an id that is not a number) is refused with the reason, and nothing is written."""
+    scheme = get_scheme("tb_screening")
+    experts = [make_user(Role.TRAINER), make_user(Role.TRAINER)]
+    case_ids = add_cases(2, scheme=scheme, experts=experts, seed=5)
+    exam_id = add_exam(case_ids, scheme=scheme)
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    attempt_id = finished_read(exam_id, trainee, seed=5)
+    attempt = db.session.get(Attempt, attempt_id)
+    case_id, other_id = attempt.case_order
+    before = {a.case_id: (a.revision, a.answers, a.marks) for a in attempt.answers}
+    other_image = db.session.get(Case, other_id).images[0].id
+    client = app.test_client()
+    assert login(client, trainee.username).status_code == 302
+    page = f"/training/attempts/{attempt_id}/1"
+    token = csrf_token(client, page)
+    mark = {"image_id": other_image if image_of == "other case" else str(other_image),
+            "finding": "nodule", "shape": "point", "geometry": {"x": 10, "y": 10}}
+    refused = client.post(f"/training/attempts/{attempt_id}/cases/{case_id}",
+                          json={"answers": {"classification": "normal"}, "marks": [mark]},
+                          headers={"X-CSRFToken": token})
+    assert refused.status_code == 400
+    assert "must name one of this case's images" in refused.get_json()["message"]
+    stored = _fresh(Attempt, attempt_id)
+    assert {a.case_id: (a.revision, a.answers, a.marks) for a in stored.answers} == before

@@ -363,7 +363,8 @@ def save_answer(
         clean_answers = validate_answers(scheme, answers or {}, partial=True)
         clean_marks = []
         for n, mark in enumerate(marks or [], 1):
-            image = images.get(mark.get("image_id")) if isinstance(mark, dict) else None
+            image_id = mark.get("image_id") if isinstance(mark, dict) else None
+            image = images.get(image_id) if isinstance(image_id, int) else None
             if image is None:
                 raise SchemeError(f"mark {n} must name one of this case's images")
             [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
