@@ -310,22 +310,27 @@ def _statements() -> Iterator[list[str]]:
         event.remove(db.engine, "before_cursor_execute", count)
 
 
-def _timed(action: Callable[[], Any]) -> tuple[tuple[float, int], Any]:
-    """((ms, SQL statements), result) of one call."""
+Sample = tuple[float, float, int]  # wall ms, this process's CPU ms, SQL statements
+
+
+def _timed(action: Callable[[], Any]) -> tuple[Sample, Any]:
+    """The sample and the result of one call. CPU time is the application's own (the
+    database server's is not in it): on a shared machine it varies less than wall time."""
     with _statements() as sent:
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         result = action()
-        elapsed = time.perf_counter() - start
-    return (elapsed * 1000, len(sent)), result
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return (elapsed * 1000, cpu * 1000, len(sent)), result
 
 
-def _report(label: str, samples: list[tuple[float, int]], target: float | None = None) -> None:
-    times = [ms for ms, _ in samples]
-    counts = sorted({n for _, n in samples})
+def _report(label: str, samples: list[Sample], target: float | None = None) -> None:
+    times = [ms for ms, _, _ in samples]
+    cpu = statistics.median(c for _, c, _ in samples)
+    counts = sorted({n for _, _, n in samples})
     median = statistics.median(times)
     versus = f"; target {target:.0f} ms, ratio {median / target:.3f}" if target else ""
-    print(f"   {label:<44} median {median:7.1f} ms of {len(times)} "
-          f"(min {min(times):.1f}, max {max(times):.1f}), "
+    print(f"   {label:<38} median {median:6.1f} ms of {len(times)} "
+          f"(min {min(times):.1f}, max {max(times):.1f}; app CPU {cpu:.1f} ms), "
           f"{'/'.join(map(str, counts))} statements{versus}")
 
 
@@ -377,7 +382,10 @@ def bench_database(database_url: str, label: str, runs: int) -> None:
                   f"{len(reads)} finished reads built in {time.perf_counter() - start:.1f} s")
             db.session.remove()
 
-            service, form, scoring, page = [], [], [], []
+            service: list[Sample] = []
+            form: list[Sample] = []
+            scoring: list[Sample] = []
+            page: list[Sample] = []
             for n, (user_id, _, attempt_id) in enumerate(reads[: runs + 1]):
                 # As a request would start: nothing of earlier work in the session.
                 db.session.remove()
@@ -416,6 +424,8 @@ def bench_database(database_url: str, label: str, runs: int) -> None:
                     raise SystemExit(f"result page: HTTP {response.status_code}")
                 if n:
                     page.append(sample)
+            load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"   {os.cpu_count()} CPUs, load average {load}")
             _report("submit_attempt (service)", service, SUBMIT_TARGET_MS)
             _report("submit form of the case page (POST)", form)
             _report("results.score of an ended attempt", scoring)
