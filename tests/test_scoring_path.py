@@ -17,6 +17,7 @@ import app.schemes.registry as registry
 from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.models import Case
+from app.cases.reads import reference_for, references_for
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.results import score
@@ -164,6 +165,9 @@ def test_scheme_definitions_are_parsed_once_per_process(
     assert len(parsed) == after_first, parsed  # and never again in this process
     assert second.metrics == first.metrics
     assert len(second.cases) == LARGE
+    # The bulk references are the ones reference_for gives case by case.
+    cases = [db.session.get(Case, case_id) for case_id in _fresh(Attempt, attempt_id).case_order]
+    assert references_for(cases) == {case.id: reference_for(case) for case in cases}
 
 
 @pytest.mark.parametrize("image_of", ["other case", "text id"])
