@@ -1,8 +1,9 @@
 """Timing of app/quizzes/scoring.py, by hand:
 
     .venv/bin/python bench/bench_scoring.py [--runs 20] [--attempts 10000] [--processes 2]
+        [--part pure|rescore|database ...] [--database sqlite|postgresql|both] [--db-runs 5]
 
-Not a test. Prints two figures against their targets:
+Not a test. Prints these figures against their targets:
 
 1. Scoring one exam attempt: 200 cases x 12 findings, about half abnormal with 1-3 lesions
    each (ellipses, rectangles, polygons), trainee marks of every shape with confidences,
@@ -13,6 +14,17 @@ Not a test. Prints two figures against their targets:
    scored against the new reference and its result serialised back to JSON. Target
    10,000 attempts < 60 s, with a pool of 2 processes. ``--attempts`` below 10,000
    measures that many and extrapolates linearly (the output says so).
+3. The database path: a 200-case exam with reference reads from two experts (lesion marks on
+   the TB-suggestive cases) and trainees' finished 200-case reads with marks
+   (bench/exam_data.py), in a fresh database: SQLite in a temporary file, PostgreSQL in a
+   temporary server started like the test suite's. Times, in the application (server
+   time, no network): ``submit_attempt`` (end, score, tallies, certificate check, commit),
+   the case page's submit form, loading and scoring an ended attempt (``results.score``)
+   and its result page; prints the median of N runs (each submit on its own attempt, after
+   one warm-up) and the SQL statements each sends. Target: a 200-case submit < 100 ms on
+   PostgreSQL.
+
+``--part`` picks the parts to run (default all); ``--database`` the databases of part 3.
 """
 
 from __future__ import annotations
@@ -25,11 +37,16 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import event, text
 
 from app.quizzes.scoring import CaseRead, CaseTruth, Criterion, score_attempt
 
@@ -271,14 +288,186 @@ def bench_rescoring(attempts: int, processes: int) -> None:
     print(f"   10,000 attempts: {full:.1f} s ({label}); target 60 s, ratio {full / 60:.3f}")
 
 
+# ---- 3. the database path ---------------------------------------------------------------
+
+SUBMIT_TARGET_MS = 100.0
+DB_CASES = 200
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    from app.extensions import db
+
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+Sample = tuple[float, float, int]  # wall ms, this process's CPU ms, SQL statements
+
+
+def _timed(action: Callable[[], Any]) -> tuple[Sample, Any]:
+    """The sample and the result of one call. CPU time is the application's own (the
+    database server's is not in it): on a shared machine it varies less than wall time."""
+    with _statements() as sent:
+        cpu, start = time.process_time(), time.perf_counter()
+        result = action()
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return (elapsed * 1000, cpu * 1000, len(sent)), result
+
+
+def _report(label: str, samples: list[Sample], target: float | None = None) -> None:
+    times = [ms for ms, _, _ in samples]
+    cpu = statistics.median(c for _, c, _ in samples)
+    counts = sorted({n for _, _, n in samples})
+    median = statistics.median(times)
+    versus = f"; target {target:.0f} ms, ratio {median / target:.3f}" if target else ""
+    print(f"   {label:<38} median {median:6.1f} ms of {len(times)} "
+          f"(min {min(times):.1f}, max {max(times):.1f}; app CPU {cpu:.1f} ms), "
+          f"{'/'.join(map(str, counts))} statements{versus}")
+
+
+def bench_database(database_url: str, label: str, runs: int) -> None:
+    from flask_migrate import upgrade
+
+    from app import MIGRATIONS_DIR, create_app
+    from app.auth.models import User
+    from app.auth.roles import Role
+    from app.auth.services import create_user
+    from app.extensions import db
+    from app.quizzes.models import Attempt
+    from app.quizzes.results import score
+    from app.quizzes.services import submit_attempt
+    from app.schemes.registry import get_scheme
+    from bench.exam_data import add_cases, add_exam, finished_read
+    from tests.conftest import PASSWORD, IsolatedClient, base_config, login
+    from tests.forms import submit_html
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = {**base_config(database_url, Path(tmp) / "instance"), "TESTING": False}
+        app = create_app(config)
+        app.test_client_class = IsolatedClient
+        with app.app_context():
+            upgrade(directory=str(MIGRATIONS_DIR))
+            start = time.perf_counter()
+            scheme = get_scheme("tb_screening")
+
+            def person(name: str, role: Role) -> User:
+                return create_user(email=f"{name}@example.org", full_name=name.title(),
+                                   username=name, roles=[role], password=PASSWORD)
+
+            experts = [person(f"expert{n}", Role.TRAINER) for n in range(2)]
+            case_ids = add_cases(DB_CASES, scheme=scheme, experts=experts, seed=1)
+            review = dict.fromkeys(("score", "correctness", "reference", "teaching_notes"),
+                                   "after_submit")
+            exam_id = add_exam(case_ids, scheme=scheme, review=review)
+            reads = []
+            for n in range(2 * (runs + 1)):
+                trainee = person(f"trainee{n}", Role.TRAINEE_RADIOLOGIST)
+                reads.append((trainee.id, trainee.username,
+                              finished_read(exam_id, trainee, seed=100 + n)))
+            if db.engine.dialect.name == "postgresql":
+                # As autovacuum would soon after a load: the planner needs statistics.
+                with db.engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("ANALYZE"))
+            print(f"\n{label}: {DB_CASES}-case exam, {len(experts)} experts, "
+                  f"{len(reads)} finished reads built in {time.perf_counter() - start:.1f} s")
+            db.session.remove()
+
+            service: list[Sample] = []
+            form: list[Sample] = []
+            scoring: list[Sample] = []
+            page: list[Sample] = []
+            for n, (user_id, _, attempt_id) in enumerate(reads[: runs + 1]):
+                # As a request would start: nothing of earlier work in the session.
+                db.session.remove()
+                user, attempt = db.session.get(User, user_id), db.session.get(Attempt, attempt_id)
+                sample, _ = _timed(lambda a=attempt, u=user: submit_attempt(a, u))
+                if n:  # the first run warms caches; not counted
+                    service.append(sample)
+            db.session.remove()
+            for n, (_, username, attempt_id) in enumerate(reads[runs + 1:]):
+                client = app.test_client()
+                if login(client, username).status_code != 302:
+                    raise SystemExit(f"sign-in of {username} failed")
+                case_page = f"/training/attempts/{attempt_id}/1"
+                html = client.get(case_page).get_data(as_text=True)
+                sample, response = _timed(lambda h=html, p=case_page, c=client: submit_html(
+                    c, h, p, button="Submit all answers"))
+                if response.status_code != 302:
+                    raise SystemExit(f"submit form: HTTP {response.status_code}")
+                if n:
+                    form.append(sample)
+            ended = reads[0][2]
+            for n in range(runs + 1):
+                db.session.remove()
+                attempt = db.session.get(Attempt, ended)
+                sample, _ = _timed(lambda a=attempt: score(a))
+                if n:
+                    scoring.append(sample)
+            db.session.remove()
+            last_user, last_attempt = reads[-1][1], reads[-1][2]
+            client = app.test_client()
+            login(client, last_user)
+            for n in range(runs + 1):
+                sample, response = _timed(
+                    lambda: client.get(f"/training/attempts/{last_attempt}/result"))
+                if response.status_code != 200:
+                    raise SystemExit(f"result page: HTTP {response.status_code}")
+                if n:
+                    page.append(sample)
+            load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"   {os.cpu_count()} CPUs, load average {load}")
+            _report("submit_attempt (service)", service, SUBMIT_TARGET_MS)
+            _report("submit form of the case page (POST)", form)
+            _report("results.score of an ended attempt", scoring)
+            _report("result page (GET)", page)
+            db.session.remove()
+            db.engine.dispose()
+
+
+def bench_databases(databases: str, runs: int) -> None:
+    print(f"3. the database path ({DB_CASES} cases; target: submit < "
+          f"{SUBMIT_TARGET_MS:.0f} ms server time on PostgreSQL)")
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        if databases in ("sqlite", "both"):
+            bench_database(f"sqlite:///{tmp}/bench.sqlite3", "SQLite", runs)
+        if databases in ("postgresql", "both"):
+            from tests.realservers import create_database, postgres_server
+
+            base = stack.enter_context(postgres_server())
+            bench_database(create_database(base, "cxr_bench"), "PostgreSQL", runs)
+
+
+PARTS = ("pure", "rescore", "database")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--db-runs", type=int, default=5,
+                        help="runs per figure of part 3 (each submit needs its own attempt)")
     parser.add_argument("--attempts", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--part", choices=PARTS, action="append",
+                        help="run only this part (repeatable); default all")
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     args = parser.parse_args()
-    bench_one_attempt(args.runs)
-    bench_rescoring(args.attempts, args.processes)
+    parts = args.part or PARTS
+    if "pure" in parts:
+        bench_one_attempt(args.runs)
+    if "rescore" in parts:
+        bench_rescoring(args.attempts, args.processes)
+    if "database" in parts:
+        bench_databases(args.database, args.db_runs)
 
 
 if __name__ == "__main__":

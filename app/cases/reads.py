@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import update
@@ -125,6 +127,18 @@ def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[st
     return clean
 
 
+SchemeLookup = Callable[[str, int], Scheme]
+
+
+def references_for(cases: Iterable[Case]) -> dict[int, Reference]:
+    """Each case's reference, by case id, with each scheme version looked up once: a
+    trainer-made scheme is a database row, and looking it up per case would cost a
+    statement per case. Load the cases with their reads (``selectinload(Case.reads)``) to
+    keep the whole batch at a constant number of statements."""
+    schemes = cache(get_scheme)
+    return {case.id: reference_for(case, schemes=schemes) for case in cases}
+
+
 @dataclass
 class Reference:
     """The case's reference read: the experts' consensus with adjudicated ties.
@@ -146,12 +160,12 @@ class Reference:
         return self.scheme is not None and self.readers > 0 and not self.open_ties
 
 
-def reference_for(case: Case) -> Reference:
+def reference_for(case: Case, *, schemes: SchemeLookup = get_scheme) -> Reference:
     reads = case.current_reads
     experts = [r for r in reads if r.kind == ReadKind.EXPERT.value]
     if not experts:
         return Reference(scheme=None)
-    scheme = get_scheme(experts[0].scheme_key, experts[0].scheme_version)
+    scheme = schemes(experts[0].scheme_key, experts[0].scheme_version)
     agreed = consensus(scheme, [r.answers for r in experts])
     answers = dict(agreed.answers)
     ties = list(agreed.ties)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.cases.models import Case, CaseImage
-from app.cases.reads import Reference, reference_for
+from app.cases.reads import Reference, reference_for, references_for
 from app.extensions import db
 from app.quizzes import tallies
 from app.quizzes.models import (
@@ -150,13 +150,23 @@ def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> Case
     )
 
 
+def _cases_with_references(case_ids: list[int]) -> tuple[dict[int, Case], dict[int, Reference]]:
+    """The attempt's cases with their images and reference reads, and each case's reference:
+    a constant number of statements however many cases (one per table, and one lookup per
+    scheme version), instead of a few per case."""
+    query = select(Case).where(Case.id.in_(case_ids)).options(
+        selectinload(Case.images), selectinload(Case.reads))
+    cases = {case.id: case for case in db.session.scalars(query)}
+    return cases, references_for(cases.values())
+
+
 def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
     scheme = scheme_of(attempt.exercise)
     answers = {a.case_id: a for a in attempt.answers}
+    cases, references = _cases_with_references(attempt.case_order)
     pairs, feedback = [], []
     for position, case_id in enumerate(attempt.case_order, 1):
-        case = db.session.get(Case, case_id)
-        reference = reference_for(case)
+        case, reference = cases[case_id], references[case_id]
         pairs.append((truth_for(case, reference, scheme),
                       read_for(case_id, answers.get(case_id), scheme)))
         feedback.append(CaseFeedback(position, case, reference, answers.get(case_id), None))

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
-from app.cases.models import Case, CaseStatus
+from app.cases.models import Case, CaseImage, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import (
@@ -356,13 +356,15 @@ def save_answer(
     if _answer(attempt, case_id).checked_at is not None:
         raise AttemptError("you have seen the feedback for this case: its answer is final", 409)
     scheme = scheme_of(attempt.exercise)
-    case = db.session.get(Case, case_id)
-    images = {image.id: image for image in case.images}
+    # The case's images alone (one statement; loading the case would add its tags).
+    images = {image.id: image for image in db.session.scalars(
+        select(CaseImage).where(CaseImage.case_id == case_id))}
     try:
         clean_answers = validate_answers(scheme, answers or {}, partial=True)
         clean_marks = []
         for n, mark in enumerate(marks or [], 1):
-            image = images.get(mark.get("image_id")) if isinstance(mark, dict) else None
+            image_id = mark.get("image_id") if isinstance(mark, dict) else None
+            image = images.get(image_id) if isinstance(image_id, int) else None
             if image is None:
                 raise SchemeError(f"mark {n} must name one of this case's images")
             [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)

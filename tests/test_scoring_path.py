@@ -1,0 +1,199 @@
+"""The scoring path's cost does not grow with the exam: ending and scoring an attempt, and
+the pages that score one, take the same number of SQL statements for 10 cases as for 60
+(cases with images, reference reads from two experts, answers with marks); scheme
+definitions are parsed once per process, not per case or per request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+import app.schemes.definitions as definitions
+import app.schemes.registry as registry
+from app.auth.models import User
+from app.auth.roles import Role
+from app.cases.models import Case
+from app.cases.reads import reference_for, references_for
+from app.extensions import db
+from app.quizzes.models import Attempt, AttemptState
+from app.quizzes.results import score
+from app.quizzes.services import submit_attempt
+from app.schemes.definitions import Scheme
+from app.schemes.registry import add_scheme, builtin_schemes, get_scheme
+from bench.exam_data import add_cases, add_exam, finished_read
+from tests.conftest import csrf_token, login
+from tests.forms import submit_html
+
+SMALL, LARGE = 10, 60
+# Everything shown after the attempt, so that the result page scores and the review page
+# opens (an exam's defaults hide both).
+SHOW_ALL = {"score": "after_submit", "correctness": "after_submit",
+            "reference": "after_submit", "teaching_notes": "after_submit"}
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements sent to the database while the block runs."""
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+@pytest.fixture(params=["builtin", "trainer_made"])
+def scheme(request, app) -> Scheme:
+    """The built-in TB screening scheme, or the same definition stored by a trainer (read
+    from the database, where a per-case lookup would cost a statement per case)."""
+    if request.param == "builtin":
+        return get_scheme("tb_screening")
+    definition = {**builtin_schemes()["tb_screening"].definition, "key": "clinic_tb_read",
+                  "name": "Clinic TB read"}
+    return add_scheme(json.dumps(definition), actor=None)
+
+
+@pytest.fixture
+def exams(app, make_user, scheme) -> dict[int, int]:
+    """{number of cases: exam id}: a 10-case and a 60-case exam over the same library."""
+    experts = [make_user(Role.TRAINER), make_user(Role.TRAINER)]
+    case_ids = add_cases(LARGE, scheme=scheme, experts=experts, seed=7)
+    return {size: add_exam(case_ids[:size], scheme=scheme, title=f"{size} cases", review=SHOW_ALL)
+            for size in (SMALL, LARGE)}
+
+
+def _fresh(model: type, ident: int):
+    """The row as a new request would see it: nothing of the set-up left in the session."""
+    db.session.remove()
+    return db.session.get(model, ident)
+
+
+def test_ending_an_attempt_takes_as_many_statements_for_60_cases_as_for_10(
+        exams, make_user: Callable[..., User]):
+    counts = {}
+    for size, exam_id in exams.items():
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt_id, user_id = finished_read(exam_id, trainee, seed=size), trainee.id
+        user = _fresh(User, user_id)
+        attempt = db.session.get(Attempt, attempt_id)
+        with statements() as sent:
+            submit_attempt(attempt, user)
+        counts[size] = len(sent)
+        ended = _fresh(Attempt, attempt_id)
+        assert ended.state == AttemptState.SUBMITTED.value
+        assert len(ended.metrics["cases"]) == size
+        assert ended.sensitivity is not None and ended.specificity is not None
+    assert counts[SMALL] == counts[LARGE], counts
+
+
+def _page_counts(client, attempt_id: int, first_case_id: int) -> dict[str, int]:
+    """Statements of each request that ends or scores the attempt, made as the pages do."""
+    counts = {}
+    page = f"/training/attempts/{attempt_id}/1"
+    html = client.get(page).get_data(as_text=True)
+    # Autosave, as the case page's script sends it.
+    token = csrf_token(client, page)
+    with statements() as sent:
+        saved = client.post(f"/training/attempts/{attempt_id}/cases/{first_case_id}",
+                            json={"answers": {"classification": "normal", "tb_likelihood": 2},
+                                  "marks": []},
+                            headers={"X-CSRFToken": token})
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    counts["autosave"] = len(sent)
+    with statements() as sent:
+        submitted = submit_html(client, html, page, button="Submit all answers")
+    assert submitted.status_code == 302, submitted.get_data(as_text=True)
+    counts["submit"] = len(sent)
+    for name, url, marker in (
+        ("result", f"/training/attempts/{attempt_id}/result", 'data-testid="case-feedback"'),
+        ("review", f"/training/attempts/{attempt_id}/review/1", "Case 1"),
+        ("roc.png", f"/training/attempts/{attempt_id}/roc.png", ""),
+    ):
+        with statements() as sent:
+            response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        assert marker in response.get_data(as_text=True) if marker else response.data
+        counts[name] = len(sent)
+    return counts
+
+
+def test_pages_that_end_or_score_an_attempt_do_not_grow_with_its_cases(
+        app, exams, make_user: Callable[..., User]):
+    counts = {}
+    for size, exam_id in exams.items():
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt_id = finished_read(exam_id, trainee, seed=size)
+        first_case_id = db.session.get(Attempt, attempt_id).case_order[0]
+        client = app.test_client()
+        assert login(client, trainee.username).status_code == 302
+        db.session.remove()
+        counts[size] = _page_counts(client, attempt_id, first_case_id)
+        ended = _fresh(Attempt, attempt_id)
+        assert ended.state == AttemptState.SUBMITTED.value
+        assert len(ended.metrics["cases"]) == size
+    grew = {name: (n, counts[LARGE][name]) for name, n in counts[SMALL].items()
+            if n != counts[LARGE][name]}
+    assert not grew, f"statements for {SMALL} and {LARGE} cases: {grew}"
+
+
+def test_scheme_definitions_are_parsed_once_per_process(
+        exams, make_user: Callable[..., User], monkeypatch):
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    attempt_id = finished_read(exams[LARGE], trainee, seed=3)
+    parsed: list[str] = []
+    real = definitions.parse_scheme
+
+    def counting(data):
+        parsed.append(str(data.get("key")) if isinstance(data, dict) else "?")
+        return real(data)
+
+    # Both names: the registry calls the one it imported.
+    monkeypatch.setattr(definitions, "parse_scheme", counting)
+    monkeypatch.setattr(registry, "parse_scheme", counting)
+    first, _ = score(_fresh(Attempt, attempt_id))
+    after_first = len(parsed)
+    second, _ = score(_fresh(Attempt, attempt_id))
+    assert after_first <= 1, parsed  # at most the first use of a stored definition
+    assert len(parsed) == after_first, parsed  # and never again in this process
+    assert second.metrics == first.metrics
+    assert len(second.cases) == LARGE
+    # The bulk references are the ones reference_for gives case by case.
+    cases = [db.session.get(Case, case_id) for case_id in _fresh(Attempt, attempt_id).case_order]
+    assert references_for(cases) == {case.id: reference_for(case) for case in cases}
+
+
+@pytest.mark.parametrize("image_of", ["other case", "text id"])
+def test_autosave_refuses_a_mark_on_an_image_not_of_its_case(app, make_user, image_of):
+    """Autosave looks up only the saved case's images: a mark naming another case's image
+    (or an id that is not a number) is refused with the reason, and nothing is written."""
+    scheme = get_scheme("tb_screening")
+    experts = [make_user(Role.TRAINER), make_user(Role.TRAINER)]
+    case_ids = add_cases(2, scheme=scheme, experts=experts, seed=5)
+    exam_id = add_exam(case_ids, scheme=scheme)
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    attempt_id = finished_read(exam_id, trainee, seed=5)
+    attempt = db.session.get(Attempt, attempt_id)
+    case_id, other_id = attempt.case_order
+    before = {a.case_id: (a.revision, a.answers, a.marks) for a in attempt.answers}
+    other_image = db.session.get(Case, other_id).images[0].id
+    client = app.test_client()
+    assert login(client, trainee.username).status_code == 302
+    page = f"/training/attempts/{attempt_id}/1"
+    token = csrf_token(client, page)
+    mark = {"image_id": other_image if image_of == "other case" else str(other_image),
+            "finding": "nodule", "shape": "point", "geometry": {"x": 10, "y": 10}}
+    refused = client.post(f"/training/attempts/{attempt_id}/cases/{case_id}",
+                          json={"answers": {"classification": "normal"}, "marks": [mark]},
+                          headers={"X-CSRFToken": token})
+    assert refused.status_code == 400
+    assert "must name one of this case's images" in refused.get_json()["message"]
+    stored = _fresh(Attempt, attempt_id)
+    assert {a.case_id: (a.revision, a.answers, a.marks) for a in stored.answers} == before
