@@ -248,8 +248,15 @@ def demo(port: int, no_serve: bool) -> None:
         return
     click.echo(f"\nCXR Academy: http://127.0.0.1:{port}/  (Ctrl+C stops)\n")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    # run_simple, not app.run: Flask ignores app.run() inside its own command line.
-    run_simple("127.0.0.1", port, app, threaded=True)
+    from app.demo import ExpiryWorker
+
+    # No cron in a demo: exams past their time limit are ended by the server itself.
+    expiry = ExpiryWorker(app).start()
+    try:
+        # run_simple, not app.run: Flask ignores app.run() inside its own command line.
+        run_simple("127.0.0.1", port, app, threaded=True)
+    finally:
+        expiry.stop()
 
 
 cases = click.Group("cases", help="Manage the case library.")
