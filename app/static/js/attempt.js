@@ -117,11 +117,13 @@ for (const finalForm of root.querySelectorAll(".attempt-submit, .attempt-check")
 
 // ---- the time limit ------------------------------------------------------------------------
 // The deadline is the server's. The page gives it as a date; every acknowledged save says how
-// many seconds the server still counts, which corrects a wrong clock on this computer (a fast
-// clock must not end an exam early). When the time is up the last answers are saved and the
-// submit form is posted: the server ends the attempt (timed out past its deadline) and shows
-// the result. Past the deadline the save itself is refused and leads to the result (see save).
+// many whole seconds the server still counts, which corrects a wrong clock on this computer (a
+// fast clock must not end an exam early). When the time is up the last answers are saved: past
+// the deadline the server refuses the save and we go to the result (see save); otherwise (the
+// server rounds down, so up to a second remains) the submit form is posted just after the
+// deadline, and the server times the attempt out and shows the result.
 const clock = root.querySelector(".attempt-clock");
+const GRACE_MS = 1500;
 let deadline = root.dataset.deadline ? new Date(root.dataset.deadline).getTime() : null;
 let endingTime = false;
 
@@ -134,8 +136,8 @@ async function timeUp() {
   endingTime = true;
   clearTimeout(timer);
   await save();
-  endingTime = false;
-  if (attemptEnded || Date.now() < deadline) return; // over already, or the server counts more time
+  if (attemptEnded || Date.now() < deadline) { endingTime = false; return; } // more time by the server
+  await new Promise((resolve) => setTimeout(resolve, GRACE_MS));
   const submitForm = root.querySelector(".attempt-submit");
   if (submitForm) submitForm.submit();
   else window.location = root.dataset.resultUrl;
@@ -143,9 +145,9 @@ async function timeUp() {
 
 if (clock && deadline !== null) {
   const tick = () => {
-    const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
     clock.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
-    if (left === 0) timeUp();
+    if (Date.now() >= deadline) timeUp();
   };
   tick();
   setInterval(tick, 1000);
