@@ -61,13 +61,14 @@ class Member:
     attempt_id: int
 
 
-def prepare_cohort(exam: Exercise, size: int, password: str, seed: int = 1) -> list[Member]:
+def prepare_cohort(exam: Exercise, size: int, password: str, seed: int = 1,
+                   prefix: str = "cohort") -> list[Member]:
     """``size`` trainees, each with an exam attempt in progress and every case answered
     (each attempt has its own shuffled case order, as in production)."""
     rng = random.Random(seed)
     members = []
     for n in range(size):
-        trainee = create_user(email=f"cohort{n}@example.org", username=f"cohort{n}",
+        trainee = create_user(email=f"{prefix}{n}@example.org", username=f"{prefix}{n}",
                               full_name=f"Cohort Trainee {n}",
                               roles=[Role.TRAINEE_RADIOLOGIST], password=password)
         attempt = start_attempt(exam, trainee)

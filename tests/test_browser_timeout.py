@@ -15,7 +15,7 @@ from app.cases.library_files import load_library
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
-from app.quizzes.services import create_exercise
+from app.quizzes.services import create_exercise, start_attempt
 from tests.conftest import sign_in
 from tests.test_library_files import LIBRARY
 
@@ -44,23 +44,39 @@ def _attempt() -> Attempt:
 def test_when_the_time_runs_out_the_trainee_lands_on_the_result(portal_url, page, make_user,
                                                                  exam):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    # The trainee started 30 minutes ago, less a few seconds: the page counts them down.
+    attempt = start_attempt(exam, trainee, now=utcnow() - timedelta(minutes=30, seconds=-8))
     sign_in(page, portal_url, trainee.username)
-    page.get_by_role("button", name="Start").click()
+    page.goto(f"{portal_url}/training/attempts/{attempt.id}/1")
     page.wait_for_function(LOADED)
-    # The server's deadline comes closer than the page was told (as if the trainee had
-    # been reading for 29 minutes): the next acknowledged save brings the news.
-    attempt = _attempt()
-    attempt.deadline_at = utcnow() + timedelta(seconds=6)
-    db.session.commit()
     page.get_by_label("Abnormal").check()
     page.get_by_label("Cavitary lesion").check()
     page.wait_for_function(SAVED)
     page.wait_for_url("**/result", timeout=60_000)
     assert "timed out" in page.get_by_test_id("attempt-state").inner_text()
+    assert "still in progress" not in page.content()
     assert "1 of 2 cases answered" in page.content()
     ended = _attempt()
     assert ended.state == AttemptState.TIMED_OUT.value
     assert ended.ended_at == ended.deadline_at and ended.metrics is not None
+
+
+def test_a_server_deadline_nearer_than_the_page_said_is_followed(portal_url, page, make_user,
+                                                                 exam):
+    """Each acknowledged save brings the server's count of seconds left."""
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    sign_in(page, portal_url, trainee.username)
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function(LOADED)
+    attempt = _attempt()
+    attempt.deadline_at = utcnow() + timedelta(seconds=8)
+    db.session.commit()
+    page.get_by_label("Normal").first.check()
+    page.wait_for_function(SAVED)
+    page.wait_for_function(
+        "() => document.querySelector('.attempt-clock').textContent.startsWith('0:')")
+    page.wait_for_url("**/result", timeout=60_000)
+    assert _attempt().state == AttemptState.TIMED_OUT.value
 
 
 def test_a_fast_computer_clock_does_not_end_the_exam_early(portal_url, page, make_user, exam):
