@@ -235,8 +235,11 @@ def after_rescore(sender: object, *, exercise_ids: Sequence[int],
         for user_id in user_ids:
 
             def one(user_id: int = user_id, programme_id: int = programme_id) -> Outcome:
-                outcome = reevaluate(db.session.get(User, user_id),
-                                     db.session.get(Programme, programme_id))
+                user = db.session.get(User, user_id)
+                programme = db.session.get(Programme, programme_id)
+                if user is None or programme is None:  # deleted meanwhile
+                    return Outcome([], [])
+                outcome = reevaluate(user, programme)
                 db.session.commit()
                 return outcome
 

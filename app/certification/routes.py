@@ -6,6 +6,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.auth.decorators import roles_required
 from app.auth.models import Clinic, User
@@ -101,8 +102,8 @@ def programme_dashboard(programme_id: int) -> Response | str:
         abort(400, description="The table to export is clinics or readers.")
     scope = lead_scope()
     if export and table == "readers":
-        readers = reader_rows(programme, scope, filters)
-        body = readers_csv(readers) if export == "csv" else readers_xlsx(readers, programme.title)
+        listed = reader_rows(programme, scope, filters)
+        body = readers_csv(listed) if export == "csv" else readers_xlsx(listed, programme.title)
         return _download(body, export, f"programme-{programme.id}-readers")
     rows = clinic_rows(programme, scope, filters)
     if export:
@@ -218,7 +219,8 @@ def mine() -> str:
         held = current.get(p.id)
         valid = held is not None and status(held) == VALID
         # Renewal counts only in the window before expiry (services.issue_if_met).
-        renewal_from = held.expires_at - timedelta(days=p.renewal_window_days) if valid else None
+        renewal_from = (held.expires_at - timedelta(days=p.renewal_window_days)
+                        if held is not None and valid else None)
         rows.append((p, steps, held, renewal_from))
     under_review = set(db.session.scalars(
         select(CertificateReview.certificate_id).join(CertificateReview.certificate).where(
@@ -249,7 +251,7 @@ def certificates() -> str:
 
 @bp.route("/certificates/<int:certificate_id>/<action>", methods=["POST"])
 @roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
-def change(certificate_id: int, action: str) -> Response:
+def change(certificate_id: int, action: str) -> WerkzeugResponse:
     certificate = _certificate_or_404(certificate_id)
     if not _lead_scope_allows(certificate):
         abort(404, description="There is no such certificate.")
@@ -311,7 +313,7 @@ def reviews() -> str:
 
 @bp.route("/reviews/<int:review_id>", methods=["POST"])
 @roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
-def decide_review(review_id: int) -> Response | tuple[str, int]:
+def decide_review(review_id: int) -> WerkzeugResponse | tuple[str, int]:
     review = db.session.get(CertificateReview, review_id)
     if review is None or not _lead_scope_allows(review.certificate):
         abort(404, description="There is no such review in your countries.")

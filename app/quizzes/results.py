@@ -234,7 +234,7 @@ def rescore(exercise_id: int | None = None) -> RescoreReport:
         if change.passed_before != change.passed_after:
             report.changes.append(change)
     if exercise_ids:
-        answers = attempts_rescored.send(current_app._get_current_object(),
+        answers = attempts_rescored.send(current_app._get_current_object(),  # type: ignore[attr-defined]
                                          exercise_ids=sorted(exercise_ids),
                                          changes=list(report.changes))
         for _receiver, lines in answers:

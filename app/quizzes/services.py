@@ -390,6 +390,8 @@ def save_answer(
 ) -> AttemptAnswer:
     """Autosave of one case's read (may be incomplete until submission)."""
     now = now or utcnow()
+    if attempt.user_id == user.id:
+        _lock(attempt)  # a submit at the same moment scores this answer, or it is refused
     _check_active(attempt, user, now)
     if case_id not in attempt.case_order:
         raise AttemptError("that case is not part of this attempt", 404)
@@ -493,7 +495,8 @@ def _finalise(attempt: Attempt) -> None:
     db.session.flush()
     finalise(attempt)
     db.session.flush()
-    attempt_ended.send(current_app._get_current_object(), attempt=attempt)
+    attempt_ended.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                       attempt=attempt)
 
 
 def attempts_of(user: User) -> list[Attempt]:
