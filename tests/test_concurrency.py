@@ -11,8 +11,10 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from werkzeug.serving import make_server
 
+from app import locking
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.auth.roles import Role
@@ -20,11 +22,14 @@ from app.certification import services as certification_services
 from app.certification.models import Certificate
 from app.certification.services import create_programme
 from app.extensions import db
+from app.locking import is_transient
+from app.quizzes import services as quizzes_services
 from app.quizzes import tallies
 from app.quizzes.models import Attempt, AttemptState, ExerciseCaseTally
 from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
 from tests.cohort import TB, cohort_exam, make_cases, prepare_cohort, run_together, submit_cohort
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, login
+from tests.forms import submit_form
 
 COHORT = 64
 CASES = 12
@@ -184,3 +189,49 @@ def test_two_exams_of_a_programme_passed_at_once_issue_the_certificate(
         Certificate.user_id == user_id, Certificate.programme_id == programme_id)).all()
     assert len(certificates) == 1
     assert {e["attempt_id"] for e in certificates[0].evidence["requirements"]} == set(attempt_ids)
+
+
+class _Aborted(Exception):
+    """What psycopg raises for a transaction PostgreSQL chose to abort."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"aborted ({sqlstate})")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(("orig", "transient"), [
+    (_Aborted("40P01"), True),  # deadlock detected
+    (_Aborted("40001"), True),  # serialisation failure
+    (_Aborted("23505"), False),  # unique violation: running again would not help
+    (Exception("database is locked"), True),  # SQLite's busy writer lock
+    (Exception("no such table: attempt"), False),
+])
+def test_only_transactions_aborted_by_another_are_retried(orig, transient):
+    assert is_transient(OperationalError("SELECT 1", {}, orig)) is transient
+
+
+def test_a_submit_that_stays_deadlocked_is_refused_with_a_reason_and_nothing_written(
+        app, client, exam_attempt, monkeypatch):
+    """After the bounded retries, the trainee gets a 409 saying what to do, never a 500;
+    the attempt stays open with its answers and nothing of the failed ends is kept."""
+    exam, member = exam_attempt
+    tries = []
+
+    def deadlocked(attempt):
+        tries.append(attempt.id)
+        raise OperationalError("INSERT INTO exercise_case_tally", {}, _Aborted("40P01"))
+
+    monkeypatch.setattr(quizzes_services, "_finalise", deadlocked)
+    monkeypatch.setattr(locking.time, "sleep", lambda seconds: None)
+    login(client, member.username)
+    answer = submit_form(client, f"/training/attempts/{member.attempt_id}/1",
+                         button="Submit all answers")
+    assert answer.status_code == 409
+    assert "your answers are saved, try again in a moment" in answer.get_data(as_text=True)
+    assert tries == [member.attempt_id] * locking.RETRIES
+    attempt = db.session.get(Attempt, member.attempt_id)
+    db.session.refresh(attempt)
+    assert attempt.state == AttemptState.IN_PROGRESS.value and attempt.ended_at is None
+    assert len([a for a in attempt.answers if a.answers]) == 3
+    assert _audited("attempt.submit") == 0
+    assert _stored(exam.id) == {}
