@@ -144,7 +144,7 @@ def _valid_certificates(user: User, programme: Programme) -> list[Certificate]:
 def _latest_review(certificate: Certificate) -> CertificateReview | None:
     return db.session.scalars(
         select(CertificateReview).where(CertificateReview.certificate_id == certificate.id)
-        .order_by(CertificateReview.id.desc())
+        .order_by(CertificateReview.id.desc()).execution_options(populate_existing=True)
     ).first()
 
 
@@ -294,6 +294,9 @@ def decide(review: CertificateReview, *, revoke: bool, reason: str,
         raise CertificationError("give the reason for your decision")
 
     def work() -> tuple[CertificateReview, int]:
+        # The same lock as issuing and re-evaluation take: a re-scoring running meanwhile
+        # sees the decision, or the decision sees what the re-scoring did.
+        lock_key("certificate", review.certificate.programme_id, review.certificate.user_id)
         locked = lock_row(CertificateReview, review.id)
         if locked is None or locked.state != OPEN:
             db.session.rollback()
