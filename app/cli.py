@@ -248,8 +248,15 @@ def demo(port: int, no_serve: bool) -> None:
         return
     click.echo(f"\nCXR Academy: http://127.0.0.1:{port}/  (Ctrl+C stops)\n")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    # run_simple, not app.run: Flask ignores app.run() inside its own command line.
-    run_simple("127.0.0.1", port, app, threaded=True)
+    from app.demo import ExpiryWorker
+
+    # No cron in a demo: exams past their time limit are ended by the server itself.
+    expiry = ExpiryWorker(app).start()
+    try:
+        # run_simple, not app.run: Flask ignores app.run() inside its own command line.
+        run_simple("127.0.0.1", port, app, threaded=True)
+    finally:
+        expiry.stop()
 
 
 cases = click.Group("cases", help="Manage the case library.")
@@ -427,16 +434,30 @@ def quizzes_create_exercise(title: str, kind: str, scheme_key: str, case_ids: tu
 @click.option("--exercise", "exercise_id", type=int, help="Only this exercise.")
 @with_appcontext
 def quizzes_rescore(exercise_id: int | None) -> None:
-    """Re-score ended attempts against the current reference reads."""
+    """Re-score ended attempts against the current reference reads; certificates follow
+    (new passes issued, certificates whose evidence no longer holds listed for review)."""
+    from app.quizzes.models import Exercise
     from app.quizzes.results import rescore
+    from app.user_errors import UserError
 
-    click.echo(f"{rescore(exercise_id)} attempts re-scored")
+    if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
+        raise click.ClickException(f"there is no exercise {exercise_id}")
+    try:
+        report = rescore(exercise_id)
+    except UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{report.attempts} attempts re-scored, "
+               f"{len(report.changes)} with a changed pass/fail verdict")
+    for line in report.consequences:
+        click.echo(f"  {line}")
 
 
 @quizzes.command("expire")
 @with_appcontext
 def quizzes_expire() -> None:
-    """Time out attempts past their deadline (run it every minute from cron)."""
+    """Time out attempts past their deadline (run it every minute from cron; pages that
+    show an attempt end it too, and the demo server runs this itself)."""
     from app.quizzes.services import expire_overdue_attempts
 
     click.echo(f"{expire_overdue_attempts()} attempts timed out")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from app.auth.models import Clinic, User
@@ -23,7 +24,7 @@ from app.cases.models import Case
 from app.extensions import db
 from app.quizzes.models import Exercise
 from app.quizzes.selection import CaseRule, SelectionError, select_cases
-from app.quizzes.services import create_exercise
+from app.quizzes.services import create_exercise, expire_overdue_attempts
 
 PASSWORD_FILE = "demo-accounts.txt"  # noqa: S105  (a file name, not a password)
 
@@ -172,3 +173,55 @@ def seed_demo() -> list[DemoAccount]:
         accounts.append(DemoAccount(username, role, password, created=True))
     _remember(known)
     return accounts
+
+
+# ---- serving -------------------------------------------------------------------------------
+
+EXPIRY_INTERVAL_SECONDS = 30.0
+
+
+class ExpiryWorker:
+    """The demo server's stand-in for cron: every ``interval`` seconds, in a background
+    thread, attempts past their deadline are timed out, scored and certified, also for
+    trainees who never come back (production runs ``quizzes expire`` from cron). Started
+    and stopped with the server."""
+
+    def __init__(self, app: Flask, interval: float = EXPIRY_INTERVAL_SECONDS) -> None:
+        self.app = app
+        self.interval = interval
+        self.passes = 0  # completed passes, for whoever waits on ``ran``
+        self.ran = threading.Event()  # set after each pass
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="attempt-expiry", daemon=True)
+
+    def run_once(self) -> int:
+        with self.app.app_context():
+            try:
+                return expire_overdue_attempts()
+            finally:
+                db.session.remove()
+
+    def _loop(self) -> None:
+        while True:  # a first pass at once: attempts that ran out while the demo was off
+            try:
+                ended = self.run_once()
+                if ended:
+                    self.app.logger.info("%d attempts timed out", ended)
+            except Exception:  # the next pass tries again; the server keeps serving
+                self.app.logger.exception("timing out overdue attempts failed")
+            self.passes += 1
+            self.ran.set()
+            if self._stop.wait(self.interval):
+                return
+
+    def start(self) -> ExpiryWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()

@@ -6,6 +6,8 @@ from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRea
 from app.certification.models import (
     Certificate,
     CertificateReminder,
+    CertificateReview,
+    CertificationNotice,
     Programme,
     Requirement,
 )
@@ -27,6 +29,8 @@ __all__ = [
     "CaseTag",
     "Certificate",
     "CertificateReminder",
+    "CertificateReview",
+    "CertificationNotice",
     "Clinic",
     "Exercise",
     "ExerciseCase",

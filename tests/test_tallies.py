@@ -73,7 +73,7 @@ def test_tallies_equal_a_recount_after_attempts_end(exam_with_attempts):
 
 def test_rescoring_replaces_an_attempts_share_without_double_counting(exam_with_attempts):
     kept = _stored()
-    assert rescore(exam_with_attempts.id) == 5
+    assert rescore(exam_with_attempts.id).attempts == 5
     assert _stored() == kept  # same scores: subtracted and added back
     # A changed answer (as after a reference read changed): the tallies follow it.
     answer = db.session.scalars(select(AttemptAnswer).join(Attempt).where(

@@ -14,6 +14,7 @@ from wtforms import (
     SelectChoice,
     SelectField,
     StringField,
+    SubmitField,
     TextAreaField,
 )
 from wtforms.utils import unset_value
@@ -218,3 +219,21 @@ class ExceptionForm(FlaskForm):
             raise ValidationError("choose a programme")
         if field.data not in self._programme_ids:
             raise ValidationError("choose an active programme from the list")
+
+
+class ReviewDecisionForm(FlaskForm):
+    """A lead's decision on a certificate listed after re-scoring: one of two buttons."""
+
+    reason = TextAreaField(
+        "Your reason (recorded, and sent to the holder)",
+        validators=[
+            DataRequired(message="give the reason for your decision"),
+            Length(max=2000),
+        ],
+    )
+    revoke = SubmitField("Revoke certificate")
+    keep = SubmitField("Keep certificate")
+
+    def validate_keep(self, field: SubmitField) -> None:
+        if not (self.revoke.data or field.data):
+            raise ValidationError("choose to revoke or to keep the certificate")

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -81,3 +92,71 @@ class CertificateReminder(db.Model):
     )
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+REVIEW_STATES = ("open", "revoked", "kept", "withdrawn")
+
+
+class CertificateReview(db.Model):
+    """A certificate whose evidence no longer meets its programme's rule after the attempts
+    behind it were re-scored. The certificate stays as it is until a programme lead decides:
+    ``revoked`` (the lead confirmed) or ``kept`` (the lead dismissed it), each with a
+    reason; ``withdrawn`` when a later re-scoring made the evidence meet the rule again."""
+
+    __tablename__ = "certificate_review"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in REVIEW_STATES) + ")", name="known_state"
+        ),
+        # One open review per certificate.
+        Index(
+            "uq_certificate_review_open",
+            "certificate_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(
+        ForeignKey("certificate.id", ondelete="CASCADE"), index=True
+    )
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    # Why the evidence no longer meets the rule, in words for the lead and the holder.
+    reason: Mapped[str] = mapped_column(Text)
+    # Per evidence attempt that no longer meets its requirement: the figures at issue and
+    # after re-scoring, and the exercise's pass criteria.
+    figures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    certificate: Mapped[Certificate] = relationship()
+    decided_by: Mapped[User | None] = relationship()
+
+
+class CertificationNotice(db.Model):
+    """A message to a trainee about their certification (issued after re-scoring, under
+    review, revoked or kept): shown on their "my certification" page, and e-mailed where a
+    mail server is configured (``emailed_at`` once the server took it)."""
+
+    __tablename__ = "certification_notice"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    programme_id: Mapped[int | None] = mapped_column(
+        ForeignKey("programme.id", ondelete="CASCADE")
+    )
+    certificate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certificate.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()

@@ -6,6 +6,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.auth.decorators import roles_required
 from app.auth.models import Clinic, User
@@ -29,10 +30,13 @@ from app.certification.dashboard import (
     rows_xlsx,
 )
 from app.certification.figures import clinic_distribution_figure
+from app.certification.forms import ReviewDecisionForm
 from app.certification.history import programme_steps, reader_history
 from app.certification.listing import CertificateFilters, certificate_query
-from app.certification.models import Certificate, Programme
+from app.certification.models import Certificate, CertificateReview, Programme
+from app.certification.notices import notices_for
 from app.certification.pdf import certificate_pdf
+from app.certification.reviews import KEPT, OPEN, REVOKED, WITHDRAWN, decide, reviews_query
 from app.certification.services import (
     VALID,
     CertificationError,
@@ -42,7 +46,10 @@ from app.certification.services import (
 )
 from app.db_types import utcnow
 from app.extensions import db
+from app.quizzes.services import CRITERIA_METRICS, expire_overdue_attempts
 from app.urls import external_url
+
+DECIDED_SHOWN = 50  # decided reviews listed below the open ones, newest first
 
 
 def lead_scope() -> list[str] | None:
@@ -95,8 +102,8 @@ def programme_dashboard(programme_id: int) -> Response | str:
         abort(400, description="The table to export is clinics or readers.")
     scope = lead_scope()
     if export and table == "readers":
-        readers = reader_rows(programme, scope, filters)
-        body = readers_csv(readers) if export == "csv" else readers_xlsx(readers, programme.title)
+        listed = reader_rows(programme, scope, filters)
+        body = readers_csv(listed) if export == "csv" else readers_xlsx(listed, programme.title)
         return _download(body, export, f"programme-{programme.id}-readers")
     rows = clinic_rows(programme, scope, filters)
     if export:
@@ -139,6 +146,7 @@ def reader(user_id: int) -> str:
     user = db.session.get(User, user_id)
     if user is None or not _scope_allows_user(user):
         abort(404, description="There is no such reader in your countries.")
+    expire_overdue_attempts(user=user)  # an exam past its time shows with its result
     history = reader_history(user, page=_page_number())
     return render_template("certification/reader.html", reader=user, history=history,
                            status=status, country_name=country_name)
@@ -158,9 +166,12 @@ def index() -> str:
     if not all_countries:
         query = query.where(Clinic.country_code.in_(current_user.lead_countries))
     rows = db.session.execute(query).all()
+    to_review = db.session.scalar(
+        select(func.count()).select_from(reviews_query(lead_scope(), [OPEN]).subquery()))
     return render_template(
         "certification/index.html",
         rows=rows,
+        to_review=to_review,
         all_countries=all_countries,
         countries=[(c, country_name(c)) for c in current_user.lead_countries],
         country_name=country_name,
@@ -190,6 +201,8 @@ def _lead_scope_allows(certificate: Certificate) -> bool:
 @login_required
 def mine() -> str:
     """A trainee's programmes, progress towards each requirement, and certificates."""
+    # An exam past its time limit counts (and may certify) the moment the trainee looks.
+    expire_overdue_attempts(user=current_user)
     certificates = db.session.scalars(
         select(Certificate)
         .where(Certificate.user_id == current_user.id)
@@ -206,10 +219,15 @@ def mine() -> str:
         held = current.get(p.id)
         valid = held is not None and status(held) == VALID
         # Renewal counts only in the window before expiry (services.issue_if_met).
-        renewal_from = held.expires_at - timedelta(days=p.renewal_window_days) if valid else None
+        renewal_from = (held.expires_at - timedelta(days=p.renewal_window_days)
+                        if held is not None and valid else None)
         rows.append((p, steps, held, renewal_from))
+    under_review = set(db.session.scalars(
+        select(CertificateReview.certificate_id).join(CertificateReview.certificate).where(
+            Certificate.user_id == current_user.id, CertificateReview.state == OPEN)))
     return render_template("certification/mine.html", rows=rows, certificates=certificates,
-                           status=status, now=utcnow())
+                           status=status, now=utcnow(), notices=notices_for(current_user),
+                           under_review=under_review)
 
 
 @bp.route("/certificates")
@@ -233,7 +251,7 @@ def certificates() -> str:
 
 @bp.route("/certificates/<int:certificate_id>/<action>", methods=["POST"])
 @roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
-def change(certificate_id: int, action: str) -> Response:
+def change(certificate_id: int, action: str) -> WerkzeugResponse:
     certificate = _certificate_or_404(certificate_id)
     if not _lead_scope_allows(certificate):
         abort(404, description="There is no such certificate.")
@@ -272,3 +290,42 @@ def pdf(certificate_id: int) -> Response:
         f'inline; filename="certificate-{certificate.code}.pdf"'
     )
     return response
+
+
+def _render_reviews(form: ReviewDecisionForm, failed: int | None = None) -> str:
+    scope = lead_scope()
+    return render_template(
+        "certification/reviews.html", form=form, failed=failed,
+        open_reviews=db.session.scalars(reviews_query(scope, [OPEN])).all(),
+        decided=db.session.scalars(
+            reviews_query(scope, [REVOKED, KEPT, WITHDRAWN]).limit(DECIDED_SHOWN)).all(),
+        status=status, labels=CRITERIA_METRICS, country_name=country_name,
+    )
+
+
+@bp.route("/reviews")
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def reviews() -> str:
+    """Certificates in the lead's countries whose evidence no longer meets the rule after
+    re-scoring, with the figures before and after; revoke or keep each, with a reason."""
+    return _render_reviews(ReviewDecisionForm(formdata=None))
+
+
+@bp.route("/reviews/<int:review_id>", methods=["POST"])
+@roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
+def decide_review(review_id: int) -> WerkzeugResponse | tuple[str, int]:
+    review = db.session.get(CertificateReview, review_id)
+    if review is None or not _lead_scope_allows(review.certificate):
+        abort(404, description="There is no such review in your countries.")
+    form = ReviewDecisionForm()
+    if not form.validate_on_submit():
+        return _render_reviews(form, failed=review_id), 400
+    try:
+        decided = decide(review, revoke=bool(form.revoke.data), reason=form.reason.data or "",
+                         actor=current_user)
+    except CertificationError as exc:
+        abort(exc.status, description=exc.sentence)
+    certificate = decided.certificate
+    flash(f"Certificate {certificate.code} of {certificate.holder_name}: "
+          f"{'revoked' if decided.state == REVOKED else 'kept'}; the holder is told.", "success")
+    return redirect(url_for("certification.reviews"))

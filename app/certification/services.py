@@ -18,6 +18,7 @@ from app.auth.roles import Role
 from app.certification.models import Certificate, Programme, Requirement
 from app.db_types import utcnow
 from app.extensions import db
+from app.locking import lock_key
 from app.quizzes.models import ENDED_STATES, Attempt, AttemptState, Exercise
 from app.user_errors import UserError
 
@@ -261,6 +262,8 @@ def _ended_attempts(user: User, exercise_id: int) -> list[Attempt]:
                 Attempt.state.in_(ENDED_STATES),
             )
             .order_by(Attempt.ended_at)
+            # What other transactions committed, not attempts this session read earlier.
+            .execution_options(populate_existing=True)
         )
     )
 
@@ -302,10 +305,16 @@ def issue_if_met(
     user: User, programme: Programme, now: datetime | None = None
 ) -> Certificate | None:
     """Issue a certificate when every requirement holds (and only then); renew one in its
-    renewal window when the renewal exam is passed."""
+    renewal window when the renewal exam is passed. The caller commits.
+
+    The decision is taken under a lock per trainee and programme, held until the caller's
+    transaction ends: of two attempts ending at the same moment (two exams of one
+    programme), the second decides after the first committed and sees both passes; and
+    no two requests issue the same certificate twice."""
     now = now or utcnow()
     if not programme.active:
         return None
+    lock_key("certificate", programme.id, user.id)
     if programme.eligible_roles and not user.has_role(*(Role(r) for r in programme.eligible_roles)):
         return None
     current = current_certificate(user, programme)
@@ -377,23 +386,30 @@ def _issue(
         exception=bool(exception),
         renews=renewed.id if renewed else None,
     )
-    db.session.commit()
     return certificate
 
 
 def issue_after_attempt(attempt: Attempt) -> list[Certificate]:
-    """Called when an attempt ends: every programme that uses its exercise is checked."""
+    """When an attempt ends, in its transaction: every programme that uses its exercise is
+    checked (in programme order, so that locks are always taken in one order)."""
     programmes = (
         db.session.scalars(
             select(Programme)
             .join(Requirement)
             .where(Requirement.exercise_id == attempt.exercise_id)
+            .order_by(Programme.id)
         )
         .unique()
         .all()
     )
     issued = [issue_if_met(attempt.user, p) for p in programmes]
     return [c for c in issued if c is not None]
+
+
+def on_attempt_ended(sender: object, *, attempt: Attempt, **_: object) -> None:
+    """Receiver of quizzes.signals.attempt_ended: certificates follow from the scores at
+    once, in the transaction that ended the attempt."""
+    issue_after_attempt(attempt)
 
 
 def revoke(certificate: Certificate, *, reason: str, actor: User) -> Certificate:
@@ -436,6 +452,7 @@ def grant_exception(user: User, programme: Programme, *, reason: str, actor: Use
     """A certificate without the requirements, with the lead's reason on record."""
     if not reason.strip():
         raise CertificationError("give the reason for the exception")
+    lock_key("certificate", programme.id, user.id)
     certificate = _issue(user, programme, [], utcnow(), exception=reason.strip())
     record(
         "certificate.exception",

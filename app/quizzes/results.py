@@ -3,9 +3,10 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import case as when
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -13,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from app.cases.models import Case, CaseImage
 from app.cases.reads import Reference, reference_for, references_for
 from app.extensions import db
+from app.locking import lock_row, retrying
 from app.quizzes import tallies
 from app.quizzes.models import (
     ENDED_STATES,
@@ -32,8 +34,10 @@ from app.quizzes.scoring import (
     point_tolerance_px,
     score_attempt,
 )
+from app.quizzes.signals import attempts_rescored
 from app.schemes.definitions import Scheme, tb_positive
 from app.schemes.registry import classification_item, scheme_of
+from app.user_errors import UserError
 
 
 @dataclass
@@ -215,7 +219,8 @@ def review_payload(item: CaseFeedback) -> dict[str, Any]:
 
 
 def finalise(attempt: Attempt) -> None:
-    """Fix the attempt's scores when it ends (the caller commits)."""
+    """Fix the attempt's scores when it ends or is re-scored (the caller holds the attempt's
+    row lock and commits)."""
     result, _ = score(attempt)
     data = result.to_json()
     old_metrics = attempt.metrics
@@ -233,17 +238,68 @@ def finalise(attempt: Attempt) -> None:
     tallies.record_scores(attempt, old_metrics)
 
 
-def rescore(exercise_id: int | None = None) -> int:
-    """Re-score ended attempts (after reference reads changed); returns how many."""
-    query = select(Attempt).where(Attempt.state.in_(ENDED_STATES))
+@dataclass(frozen=True)
+class VerdictChange:
+    """An ended attempt whose pass/fail verdict changed when it was re-scored."""
+
+    attempt_id: int
+    user_id: int
+    exercise_id: int
+    passed_before: bool | None
+    passed_after: bool | None
+
+
+@dataclass
+class RescoreReport:
+    attempts: int = 0
+    changes: list[VerdictChange] = field(default_factory=list)
+    # What followed from the new scores, in words, from whoever listens to
+    # signals.attempts_rescored (certificates issued, listed for review, ...).
+    consequences: list[str] = field(default_factory=list)
+
+
+def _busy() -> UserError:
+    return UserError("the database stayed busy: run the re-scoring again", 409)
+
+
+def rescore(exercise_id: int | None = None) -> RescoreReport:
+    """Re-score ended attempts (after reference reads changed), one transaction per attempt
+    under its row lock (an attempt re-scored twice at once is corrected once, not twice),
+    then announce it: certificates are re-evaluated by their own area. Re-running it is
+    harmless: unchanged scores change nothing."""
+    query = select(Attempt.id).where(Attempt.state.in_(ENDED_STATES)).order_by(Attempt.id)
     if exercise_id is not None:
         query = query.where(Attempt.exercise_id == exercise_id)
-    count = 0
-    for attempt in db.session.scalars(query):
-        finalise(attempt)  # also corrects the attempt's share of the case tallies
-        count += 1
-    db.session.commit()
-    return count
+    report = RescoreReport()
+    exercise_ids: set[int] = set()
+    for attempt_id in db.session.scalars(query).all():
+
+        def again(attempt_id: int = attempt_id) -> tuple[int, VerdictChange] | None:
+            attempt = lock_row(Attempt, attempt_id)
+            if attempt is None or attempt.state not in ENDED_STATES:
+                db.session.commit()
+                return None
+            before = attempt.passed
+            finalise(attempt)  # also corrects the attempt's share of the case tallies
+            db.session.commit()
+            return attempt.exercise_id, VerdictChange(
+                attempt.id, attempt.user_id, attempt.exercise_id, before, attempt.passed)
+
+        done = retrying(again, _busy)
+        if done is None:
+            continue
+        exercise, change = done
+        report.attempts += 1
+        exercise_ids.add(exercise)
+        if change.passed_before != change.passed_after:
+            report.changes.append(change)
+    if exercise_ids:
+        answers = attempts_rescored.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                         exercise_ids=sorted(exercise_ids),
+                                         changes=list(report.changes))
+        for _receiver, lines in answers:
+            report.consequences.extend(lines or [])
+    return report
 
 
 PEERS_NEEDED = 5

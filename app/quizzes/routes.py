@@ -44,6 +44,8 @@ from app.quizzes.services import (
     attempts_of,
     check_case,
     create_exercise,
+    expire_if_overdue,
+    expire_overdue_attempts,
     open_attempt,
     open_exercises,
     save_answer,
@@ -64,6 +66,7 @@ def _refuse(exc: AttemptError) -> None:
 @bp.route("/")
 @roles_required(*TRAINING_ROLES)
 def index() -> str:
+    expire_overdue_attempts(user=current_user)  # past their time: listed with a result
     exercises = open_exercises(current_user)
     return render_template(
         "quizzes/index.html", exercises=exercises, attempts=attempts_of(current_user),
@@ -83,6 +86,7 @@ def _attempt_or_404(attempt_id: int) -> Attempt:
     attempt = db.session.get(Attempt, attempt_id)
     if attempt is None or attempt.user_id != current_user.id:
         abort(404, description="There is no such attempt.")
+    expire_if_overdue(attempt)  # reading an attempt past its time ends it, with its result
     return attempt
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +22,7 @@ from app.auth.roles import Role
 from app.cases.models import Case, CaseImage, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
+from app.locking import lock_row, retrying
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -29,6 +31,7 @@ from app.quizzes.models import (
     ExerciseCase,
     ExerciseKind,
 )
+from app.quizzes.signals import attempt_ended
 from app.schemes.definitions import SchemeError, validate_answers, validate_marks
 from app.schemes.registry import get_scheme, scheme_of
 from app.user_errors import UserError
@@ -198,32 +201,69 @@ def open_attempt(exercise: Exercise, user: User) -> Attempt | None:
     )
 
 
-def expire_if_overdue(attempt: Attempt, now: datetime | None = None) -> bool:
-    """Time an attempt out at its deadline (by server time); True when it just ended."""
-    now = now or utcnow()
-    if (
+def _overdue(attempt: Attempt, now: datetime) -> bool:
+    return (
         attempt.state == AttemptState.IN_PROGRESS.value
         and attempt.deadline_at is not None
         and now >= attempt.deadline_at
-    ):
-        _account_reading(attempt, attempt.deadline_at)
-        attempt.state = AttemptState.TIMED_OUT.value
-        attempt.ended_at = attempt.deadline_at
-        _finalise(attempt)
-        record("attempt.timed_out", actor=attempt.user, object_type="attempt", object_id=attempt.id)
-        db.session.commit()
-        return True
-    return False
+    )
 
 
-def expire_overdue_attempts(now: datetime | None = None) -> int:
-    """Every attempt past its deadline, also for trainees who never come back (cron)."""
+def _busy() -> AttemptError:
+    return AttemptError(
+        "many attempts are ending at this moment: your answers are saved, try again in a "
+        "moment", 409)
+
+
+def _lock(attempt: Attempt) -> None:
+    """Hold the attempt's row until this transaction ends and re-read it: of two requests
+    ending one attempt at once (two tabs, a double click, the clock and the trainee), the
+    second sees that the first ended it."""
+    db.session.expire(attempt)  # its answers too: another request may have saved one
+    lock_row(Attempt, attempt.id)
+
+
+def expire_if_overdue(attempt: Attempt, now: datetime | None = None) -> bool:
+    """Time an attempt out at its deadline (by server time); True when this call ended it.
+    Called wherever an attempt is read, so an attempt past its deadline never shows as in
+    progress: the trainee who runs out of time gets a result without waiting for cron."""
     now = now or utcnow()
-    overdue = db.session.scalars(
-        select(Attempt).where(
-            Attempt.state == AttemptState.IN_PROGRESS.value, Attempt.deadline_at <= now
-        )
-    ).all()
+    if not _overdue(attempt, now):
+        return False  # the common case: no lock taken
+
+    def time_out() -> bool:
+        _lock(attempt)
+        ended = _overdue(attempt, now)
+        if ended:
+            _end_timed_out(attempt)
+        db.session.commit()
+        return ended
+
+    return retrying(time_out, _busy)
+
+
+def _end_timed_out(attempt: Attempt) -> None:
+    """End a locked attempt at its deadline: the reading time up to the deadline, the
+    answers saved by then."""
+    assert attempt.deadline_at is not None
+    _account_reading(attempt, attempt.deadline_at)
+    attempt.state = AttemptState.TIMED_OUT.value
+    attempt.ended_at = attempt.deadline_at
+    attempt.current_case_id = None
+    _finalise(attempt)
+    record("attempt.timed_out", actor=attempt.user, object_type="attempt", object_id=attempt.id)
+
+
+def expire_overdue_attempts(now: datetime | None = None, user: User | None = None) -> int:
+    """Every attempt past its deadline (cron, the demo server), or only ``user``'s (pages
+    that show their attempts, certificates or progress); returns how many it ended."""
+    now = now or utcnow()
+    query = select(Attempt).where(
+        Attempt.state == AttemptState.IN_PROGRESS.value, Attempt.deadline_at <= now
+    ).order_by(Attempt.id)
+    if user is not None:
+        query = query.where(Attempt.user_id == user.id)
+    overdue = db.session.scalars(query).all()
     return sum(expire_if_overdue(a, now) for a in overdue)
 
 
@@ -350,6 +390,8 @@ def save_answer(
 ) -> AttemptAnswer:
     """Autosave of one case's read (may be incomplete until submission)."""
     now = now or utcnow()
+    if attempt.user_id == user.id:
+        _lock(attempt)  # a submit at the same moment scores this answer, or it is refused
     _check_active(attempt, user, now)
     if case_id not in attempt.case_order:
         raise AttemptError("that case is not part of this attempt", 404)
@@ -383,20 +425,27 @@ def save_answer(
 
 
 def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) -> Attempt:
-    """Idempotent: submitting an ended attempt returns it unchanged."""
+    """Idempotent: submitting an ended attempt returns it unchanged; one past its deadline
+    is timed out instead (the answers saved by the deadline count)."""
     now = now or utcnow()
     if attempt.user_id != user.id:
         raise AttemptError("this is not your attempt", 404)
-    if expire_if_overdue(attempt, now) or attempt.state != AttemptState.IN_PROGRESS.value:
+
+    def submit() -> Attempt:
+        _lock(attempt)
+        if _overdue(attempt, now):
+            _end_timed_out(attempt)
+        elif attempt.state == AttemptState.IN_PROGRESS.value:
+            _account_reading(attempt, now)
+            attempt.state = AttemptState.SUBMITTED.value
+            attempt.ended_at = now
+            attempt.current_case_id = None
+            _finalise(attempt)
+            record("attempt.submit", actor=user, object_type="attempt", object_id=attempt.id)
+        db.session.commit()
         return attempt
-    _account_reading(attempt, now)
-    attempt.state = AttemptState.SUBMITTED.value
-    attempt.ended_at = now
-    attempt.current_case_id = None
-    _finalise(attempt)
-    record("attempt.submit", actor=user, object_type="attempt", object_id=attempt.id)
-    db.session.commit()
-    return attempt
+
+    return retrying(submit, _busy)
 
 
 def check_case(attempt: Attempt, user: User, case_id: int,
@@ -425,25 +474,31 @@ def abandon_attempt(attempt: Attempt, user: User) -> Attempt:
         raise AttemptError("this is not your attempt", 404)
     if attempt.exercise.kind == ExerciseKind.EXAM.value:
         raise AttemptError("an exam cannot be abandoned: submit it", 409)
-    if attempt.state == AttemptState.IN_PROGRESS.value:
-        attempt.state = AttemptState.ABANDONED.value
-        attempt.ended_at = utcnow()
-        record("attempt.abandon", actor=user, object_type="attempt", object_id=attempt.id)
+
+    def abandon() -> Attempt:
+        _lock(attempt)  # a submit at the same moment wins or loses whole, never both
+        if attempt.state == AttemptState.IN_PROGRESS.value:
+            attempt.state = AttemptState.ABANDONED.value
+            attempt.ended_at = utcnow()
+            attempt.current_case_id = None
+            record("attempt.abandon", actor=user, object_type="attempt", object_id=attempt.id)
         db.session.commit()
-    return attempt
+        return attempt
+
+    return retrying(abandon, _busy)
 
 
 def _finalise(attempt: Attempt) -> None:
+    """Score a locked attempt that has just ended and tell whoever listens (certificates
+    follow from the scores) within the same transaction; the caller commits."""
     # Imported here: results builds on this module (scheme_of).
     from app.quizzes.results import finalise
 
     db.session.flush()
     finalise(attempt)
-    from app.certification.services import issue_after_attempt
-
-    # Certificates follow from the scores at once (issue_after_attempt commits).
     db.session.flush()
-    issue_after_attempt(attempt)
+    attempt_ended.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                       attempt=attempt)
 
 
 def attempts_of(user: User) -> list[Attempt]:

@@ -43,8 +43,13 @@ def _row(exercise_id: int, case_id: int, x: float, y: float, sign: int) -> dict[
 
 
 def _add(rows: list[dict[str, Any]]) -> None:
+    """Upsert the rows in case order. Each upsert locks its row until commit: in one order
+    for every transaction, two attempts ending together wait for each other instead of
+    each holding a row the other needs (PostgreSQL's "deadlock detected" when each took
+    them in its own shuffled case order)."""
     if not rows:
         return
+    rows = sorted(rows, key=lambda row: (row["exercise_id"], row["case_id"]))
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     table = ExerciseCaseTally.__table__
     statement = insert(table)

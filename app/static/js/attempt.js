@@ -11,6 +11,7 @@ let dirty = false;
 let saving = null;
 let retryDelay = 1000;
 let timer = null;
+let attemptEnded = false; // a save was refused because the attempt is over
 
 function answers() {
   // Field names as rendered by quizzes/_read_form.html (see app/quizzes/readform.py).
@@ -57,12 +58,17 @@ async function save() {
         body: JSON.stringify({ answers: answers(), marks: marks() }),
       });
       const body = await response.json().catch(() => ({}));
-      if (response.status === 409 && body.ended) { window.location = root.dataset.resultUrl; return; }
+      if (response.status === 409 && body.ended) {
+        attemptEnded = true;
+        window.location = root.dataset.resultUrl;
+        return;
+      }
       if (!response.ok) {
         show(`not saved: ${body.message || `HTTP ${response.status}`}`, "failing");
         return; // bad input: retrying the same data would fail again
       }
       retryDelay = 1000;
+      clockFromServer(body.seconds_left);
       show(`saved ${new Date(body.saved_at).toLocaleTimeString()} (revision ${body.revision})`);
     } catch {
       dirty = true;
@@ -109,13 +115,39 @@ for (const finalForm of root.querySelectorAll(".attempt-submit, .attempt-check")
   });
 }
 
+// ---- the time limit ------------------------------------------------------------------------
+// The deadline is the server's. The page gives it as a date; every acknowledged save says how
+// many whole seconds the server still counts, which corrects a wrong clock on this computer (a
+// fast clock must not end an exam early). When the time is up the last answers are saved: past
+// the deadline the server refuses the save and we go to the result (see save); otherwise (the
+// server rounds down, so up to a second remains) the submit form is posted just after the
+// deadline, and the server times the attempt out and shows the result.
 const clock = root.querySelector(".attempt-clock");
-if (clock && root.dataset.deadline) {
-  const deadline = new Date(root.dataset.deadline).getTime();
+const GRACE_MS = 1500;
+let deadline = root.dataset.deadline ? new Date(root.dataset.deadline).getTime() : null;
+let endingTime = false;
+
+function clockFromServer(secondsLeft) {
+  if (deadline !== null && typeof secondsLeft === "number") deadline = Date.now() + secondsLeft * 1000;
+}
+
+async function timeUp() {
+  if (endingTime) return;
+  endingTime = true;
+  clearTimeout(timer);
+  await save();
+  if (attemptEnded || Date.now() < deadline) { endingTime = false; return; } // more time by the server
+  await new Promise((resolve) => setTimeout(resolve, GRACE_MS));
+  const submitForm = root.querySelector(".attempt-submit");
+  if (submitForm) submitForm.submit();
+  else window.location = root.dataset.resultUrl;
+}
+
+if (clock && deadline !== null) {
   const tick = () => {
-    const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
     clock.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
-    if (left === 0) window.location = root.dataset.resultUrl;
+    if (Date.now() >= deadline) timeUp();
   };
   tick();
   setInterval(tick, 1000);

@@ -1,0 +1,148 @@
+"""A cohort submitting an exam at the same moment, under gunicorn, by hand:
+
+    .venv/bin/python bench/bench_cohort_submit.py [--rounds 3] [--cohort 64] [--cases 12]
+                                                  [--worker-class gthread|sync]
+                                                  [--workers 2] [--threads 8]
+
+Not a test. Starts a throw-away PostgreSQL server (as the test suite does), brings a fresh
+database to the migration head, and serves the portal with gunicorn on 127.0.0.1 (gthread:
+2 workers x 8 threads by default, as in production). Each round builds a 12-case exam and
+64 trainees, each with an attempt in progress and every case answered (each attempt with its
+own shuffled case order); every trainee signs in over HTTP and fetches their exam page, then
+all 64 post the page's submit form at the same moment. Prints, per round, the HTTP statuses
+of the 64 submits (302 to the result page is success), how many attempts ended, and whether
+the case tallies equal a recount from the stored scores (tallies.rebuild).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import func, select
+
+from app import create_app
+from app.auth.roles import Role
+from app.auth.services import create_user
+from app.cases.models import Case
+from app.extensions import db
+from app.quizzes import tallies
+from app.quizzes.models import Attempt, AttemptState, ExerciseCaseTally
+from tests.cohort import HttpClient, cohort_exam, make_cases, prepare_cohort, submit_cohort
+from tests.conftest import FAST_HASHING, base_config, migrate_database
+from tests.realservers import create_database, free_port, postgres_server
+
+PASSWORD = "bench-password-long-enough-1"
+
+
+def _tallies(exercise_id: int) -> dict[int, tuple]:
+    db.session.expire_all()
+    return {r.case_id: (r.n, round(r.sum_x, 9), round(r.sum_y, 9), round(r.sum_xy, 9),
+                        round(r.sum_yy, 9))
+            for r in db.session.scalars(select(ExerciseCaseTally).where(
+                ExerciseCaseTally.exercise_id == exercise_id))}
+
+
+def _serve(url: str, instance: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "CXR_ACADEMY_SQLALCHEMY_DATABASE_URI": url,
+           "CXR_ACADEMY_INSTANCE_PATH": str(instance),
+           **{f"CXR_ACADEMY_{k}": str(v) for k, v in FAST_HASHING.items()}}
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+               "--workers", str(args.workers), "--worker-class", args.worker_class,
+               "--timeout", "120", "--log-level", "warning"]
+    if args.worker_class == "gthread":
+        command += ["--threads", str(args.threads)]
+    server = subprocess.Popen([*command, "app:create_app()"], env=env,
+                              cwd=Path(__file__).resolve().parents[1])
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if HttpClient(base, timeout=5).get("/auth/login").status == 200:
+                return server, base
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise SystemExit(f"gunicorn did not come up (exit {server.poll()})")
+        time.sleep(0.3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cohort", type=int, default=64)
+    parser.add_argument("--cases", type=int, default=12)
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        raise SystemExit("gunicorn is not installed (pip install gunicorn)") from None
+
+    instance = Path(tempfile.mkdtemp(prefix="cxr-bench-cohort-"))
+    with postgres_server() as base_url:
+        url = create_database(base_url, "cxr_bench_cohort")
+        migrate_database(url, instance)
+        app = create_app({**base_config(url, instance), "TESTING": False})
+        server, base = _serve(url, instance, args)
+        label = (f"gunicorn {args.worker_class} {args.workers} workers"
+                 + (f" x {args.threads} threads" if args.worker_class == "gthread" else ""))
+        print(f"{args.cohort} trainees submit a {args.cases}-case exam at once; {label}; "
+              "PostgreSQL")
+        try:
+            with app.app_context():
+                expert = create_user(email="expert@example.org", username="expert",
+                                     full_name="Expert Reader", roles=[Role.TRAINER],
+                                     password=PASSWORD)
+                case_ids = [c.id for c in make_cases(args.cases, expert)]
+                for round_number in range(1, args.rounds + 1):
+                    cases = [db.session.get(Case, case_id) for case_id in case_ids]
+                    exam = cohort_exam(cases, title=f"Cohort exam {round_number}")
+                    exam_id = exam.id
+                    members = prepare_cohort(exam, args.cohort, PASSWORD, seed=round_number,
+                                             prefix=f"r{round_number}t")
+                    db.session.remove()
+                    start = time.perf_counter()
+                    answers = submit_cohort(base, members, PASSWORD)
+                    elapsed = time.perf_counter() - start
+                    statuses = collections.Counter(
+                        type(a).__name__ if isinstance(a, BaseException) else a.status
+                        for a in answers)
+                    ended = db.session.scalar(select(func.count(Attempt.id)).where(
+                        Attempt.exercise_id == exam_id,
+                        Attempt.state == AttemptState.SUBMITTED.value))
+                    kept = _tallies(exam_id)
+                    tallies.rebuild(exam_id)
+                    db.session.commit()
+                    exact = kept == _tallies(exam_id)
+                    failed = sum(n for status, n in statuses.items() if status != 302)
+                    print(f"round {round_number}: submits answered {dict(statuses)}; "
+                          f"{failed} of {args.cohort} failed; {ended} attempts submitted; "
+                          f"tallies {'exact' if exact else 'WRONG'} "
+                          f"(sign-in, page fetch and burst {elapsed:.1f} s)")
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            with app.app_context():
+                db.engine.dispose()
+    shutil.rmtree(instance, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

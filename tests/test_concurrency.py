@@ -1,0 +1,237 @@
+"""Attempts ending at the same moment: a cohort submitting together over real HTTP, one
+attempt submitted twice at once, two exams of one programme passed at once. Each worker
+has its own application context, database session and connection, as server threads do."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from werkzeug.serving import make_server
+
+from app import locking
+from app.audit.models import AuditEvent
+from app.auth.models import User
+from app.auth.roles import Role
+from app.certification import services as certification_services
+from app.certification.models import Certificate
+from app.certification.services import create_programme
+from app.extensions import db
+from app.locking import is_transient
+from app.quizzes import services as quizzes_services
+from app.quizzes import tallies
+from app.quizzes.models import Attempt, AttemptState, ExerciseCaseTally
+from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
+from tests.cohort import TB, cohort_exam, make_cases, prepare_cohort, run_together, submit_cohort
+from tests.conftest import PASSWORD, login
+from tests.forms import submit_form
+
+COHORT = 64
+CASES = 12
+
+
+def _stored(exercise_id: int) -> dict[int, tuple]:
+    db.session.expire_all()
+    rows = db.session.scalars(select(ExerciseCaseTally).where(
+        ExerciseCaseTally.exercise_id == exercise_id)).all()
+    return {r.case_id: (r.n, round(r.sum_x, 9), round(r.sum_y, 9), round(r.sum_xy, 9),
+                        round(r.sum_yy, 9)) for r in rows}
+
+
+def _rebuilt(exercise_id: int) -> dict[int, tuple]:
+    tallies.rebuild(exercise_id)
+    db.session.commit()
+    return _stored(exercise_id)
+
+
+def _audited(action: str) -> int:
+    return db.session.scalar(select(func.count(AuditEvent.id)).where(
+        AuditEvent.action == action)) or 0
+
+
+def _postgresql_only() -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite lets one writer at a time: these transactions cannot overlap")
+
+
+@pytest.fixture
+def threaded_server(app: Flask) -> Iterator[str]:
+    """The app over real HTTP on 127.0.0.1: a thread per request, as gunicorn's gthread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=30)
+
+
+def test_a_cohort_submitting_together_gets_every_result_and_exact_tallies(
+        app, make_user, threaded_server):
+    """64 trainees post the submit form of a 12-case exam at the same moment (PostgreSQL:
+    each attempt's shuffled case order used to take the case tallies' row locks in a
+    different order, and most submits died of "deadlock detected")."""
+    _postgresql_only()
+    expert = make_user(Role.TRAINER, username="expert")
+    exam = cohort_exam(make_cases(CASES, expert))
+    members = prepare_cohort(exam, COHORT, PASSWORD)
+    answers = submit_cohort(threaded_server, members, PASSWORD)
+
+    failures = [a if isinstance(a, BaseException) else (a.status, a.body[-300:])
+                for a in answers if isinstance(a, BaseException) or a.status != 302]
+    assert failures == []
+    for member, answer in zip(members, answers, strict=True):
+        assert answer.headers["Location"].endswith(
+            f"/training/attempts/{member.attempt_id}/result")
+    db.session.expire_all()
+    states = db.session.scalars(select(Attempt.state).where(Attempt.exercise_id == exam.id))
+    assert sorted(states) == [AttemptState.SUBMITTED.value] * COHORT
+    assert _audited("attempt.submit") == COHORT
+    kept = _stored(exam.id)
+    assert {n for n, *_ in kept.values()} == {COHORT}
+    assert kept == _rebuilt(exam.id)
+
+
+@pytest.fixture
+def exam_attempt(app, make_user):
+    expert = make_user(Role.TRAINER, username="expert")
+    exam = cohort_exam(make_cases(3, expert))
+    [member] = prepare_cohort(exam, 1, PASSWORD)
+    return exam, member
+
+
+def test_one_attempt_submitted_twice_at_once_counts_once(app, exam_attempt):
+    """Two requests (a double click, two tabs) submit the same attempt at the same moment:
+    one ends it, the other finds it ended; the tallies count it once, one audit row."""
+    exam, member = exam_attempt
+    exam_id, attempt_id = exam.id, member.attempt_id
+    user_id = db.session.scalar(select(User.id).where(User.username == member.username))
+    db.session.remove()
+    both_read = threading.Barrier(2, timeout=60)
+
+    def submit() -> str:
+        with app.app_context():
+            attempt = db.session.get(Attempt, attempt_id)
+            user = db.session.get(User, user_id)
+            assert attempt.state == AttemptState.IN_PROGRESS.value  # as each request saw it
+            both_read.wait()
+            try:
+                return submit_attempt(attempt, user).state
+            finally:
+                db.session.remove()
+
+    results = run_together([submit, submit], timeout=120)
+    assert results == [AttemptState.SUBMITTED.value] * 2
+    assert _audited("attempt.submit") == 1
+    kept = _stored(exam_id)
+    assert {n for n, *_ in kept.values()} == {1}
+    assert kept == _rebuilt(exam_id)
+
+
+def test_two_exams_of_a_programme_passed_at_once_issue_the_certificate(
+        app, make_user, monkeypatch):
+    """A programme needs exams A and B; the trainee's two attempts end at the same moment
+    on two server threads. Each used to look for the other's pass before it was committed,
+    and neither issued the certificate."""
+    _postgresql_only()
+    expert = make_user(Role.TRAINER, username="expert")
+    cases = make_cases(4, expert)
+    exams = [create_exercise(title=f"Exam {name}", kind="exam", scheme_key="ds3030",
+                             case_ids=[c.id for c in part], actor=None,
+                             criteria=[("sensitivity", 0.5)])
+             for name, part in (("A", cases[:2]), ("B", cases[2:]))]
+    programme = create_programme(title="Two exams", requirements=[(e.id, "exam") for e in exams])
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    attempt_ids = []
+    for exam in exams:
+        attempt = start_attempt(exam, trainee)
+        for case_id in attempt.case_order:
+            save_answer(attempt, trainee, case_id, TB, [])
+        attempt_ids.append(attempt.id)
+    user_id, programme_id = trainee.id, programme.id
+    db.session.remove()
+
+    # Each attempt end reads the trainee's progress before the other commits: the moment two
+    # server threads collide. Each waits (a bounded time) for the other to have read too; a
+    # lock that keeps the other out until this one commits makes that wait run out.
+    both_read = threading.Barrier(2, timeout=10)
+    original = certification_services.progress
+
+    def colliding(*args, **kwargs):
+        found = original(*args, **kwargs)
+        # Broken when the other attempt end is held back by a lock: no collision then.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait()
+        return found
+
+    monkeypatch.setattr(certification_services, "progress", colliding)
+
+    def submit(attempt_id: int):
+        def job() -> bool:
+            with app.app_context():
+                try:
+                    attempt = submit_attempt(db.session.get(Attempt, attempt_id),
+                                             db.session.get(User, user_id))
+                    return bool(attempt.passed)
+                finally:
+                    db.session.remove()
+        return job
+
+    results = run_together([submit(a) for a in attempt_ids], timeout=120)
+    assert results == [True, True]
+    certificates = db.session.scalars(select(Certificate).where(
+        Certificate.user_id == user_id, Certificate.programme_id == programme_id)).all()
+    assert len(certificates) == 1
+    assert {e["attempt_id"] for e in certificates[0].evidence["requirements"]} == set(attempt_ids)
+
+
+class _Aborted(Exception):
+    """What psycopg raises for a transaction PostgreSQL chose to abort."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"aborted ({sqlstate})")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(("orig", "transient"), [
+    (_Aborted("40P01"), True),  # deadlock detected
+    (_Aborted("40001"), True),  # serialisation failure
+    (_Aborted("23505"), False),  # unique violation: running again would not help
+    (Exception("database is locked"), True),  # SQLite's busy writer lock
+    (Exception("no such table: attempt"), False),
+])
+def test_only_transactions_aborted_by_another_are_retried(orig, transient):
+    assert is_transient(OperationalError("SELECT 1", {}, orig)) is transient
+
+
+def test_a_submit_that_stays_deadlocked_is_refused_with_a_reason_and_nothing_written(
+        app, client, exam_attempt, monkeypatch):
+    """After the bounded retries, the trainee gets a 409 saying what to do, never a 500;
+    the attempt stays open with its answers and nothing of the failed ends is kept."""
+    exam, member = exam_attempt
+    tries = []
+
+    def deadlocked(attempt):
+        tries.append(attempt.id)
+        raise OperationalError("INSERT INTO exercise_case_tally", {}, _Aborted("40P01"))
+
+    monkeypatch.setattr(quizzes_services, "_finalise", deadlocked)
+    monkeypatch.setattr(locking.time, "sleep", lambda seconds: None)
+    login(client, member.username)
+    answer = submit_form(client, f"/training/attempts/{member.attempt_id}/1",
+                         button="Submit all answers")
+    assert answer.status_code == 409
+    assert "your answers are saved, try again in a moment" in answer.get_data(as_text=True)
+    assert tries == [member.attempt_id] * locking.RETRIES
+    attempt = db.session.get(Attempt, member.attempt_id)
+    db.session.refresh(attempt)
+    assert attempt.state == AttemptState.IN_PROGRESS.value and attempt.ended_at is None
+    assert len([a for a in attempt.answers if a.answers]) == 3
+    assert _audited("attempt.submit") == 0
+    assert _stored(exam.id) == {}
