@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from app.auth.models import User
 from app.auth.roles import Role
@@ -27,7 +27,7 @@ from app.quizzes.models import Exercise
 from app.quizzes.services import create_exercise, save_answer, start_attempt
 from app.schemes.registry import get_scheme
 from tests.dicom_factory import cr_dataset, to_bytes
-from tests.forms import fill, find_form, form_fields
+from tests.forms import submission
 
 TB = {"overall": "abnormal", "findings": ["cavitary_lesion"]}
 NORMAL = {"overall": "normal"}
@@ -118,29 +118,26 @@ class HttpClient:
     def get(self, path: str) -> Answer:
         return self.request("GET", path)
 
-    def prepare_form(self, page: str, button: str) -> tuple[str, str]:
+    def prepare_form(self, page: str, button: str,
+                     fields: dict[str, str] | None = None) -> tuple[str, str]:
         """GET ``page`` and return (action path, urlencoded body) of its form with
-        ``button``, as a browser would submit it."""
+        ``button``, filled with ``fields`` and submitted as a browser would."""
         answer = self.get(page)
         if answer.status != 200:
             raise AssertionError(f"{page} answered {answer.status}")
-        form, submitter = find_form(answer.body, button=button)
-        action = urlsplit(urljoin(self.base + page, str(form.get("action") or page))).path
-        return action, urlencode(form_fields(form, submitter))
+        _method, action, data = submission(answer.body, page, button=button, fields=fields)
+        return action, urlencode(list(data.items(multi=True)))
 
     def submit(self, page: str, button: str, fields: dict[str, str] | None = None) -> Answer:
-        action, body = self.prepare_form(page, button)
-        if fields:
-            body = body + "&" + urlencode(fields)
+        action, body = self.prepare_form(page, button, fields)
         return self.request("POST", action, body)
 
 
 def sign_in(base: str, username: str, password: str) -> HttpClient:
     client = HttpClient(base)
-    answer = client.get("/auth/login")
-    form, submitter = find_form(answer.body, button="Sign in")
-    pairs = fill(form, form_fields(form, submitter), {"username": username, "password": password})
-    signed = client.request("POST", "/auth/login", urlencode(pairs))
+    action, body = client.prepare_form("/auth/login", "Sign in",
+                                       {"username": username, "password": password})
+    signed = client.request("POST", action, body)
     if signed.status != 302:
         raise AssertionError(f"{username} could not sign in ({signed.status})")
     return client

@@ -18,7 +18,7 @@ from app.certification.services import create_programme
 from app.extensions import db
 from app.quizzes.services import create_exercise
 from app.schemes.registry import get_scheme
-from tests.conftest import login, post_form
+from tests.conftest import login, post_hand_built
 from tests.forms import find_form, submit_form, submit_html
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 from tests.test_certification import TB, _take
@@ -210,9 +210,9 @@ def test_leads_see_and_decide_only_reviews_in_their_countries(
     with pytest.raises(AssertionError):  # the page offers a Philippine lead no such form
         find_form(page, selector=f"form[data-review='{review.id}']")
     # A request written by hand, as someone outside the lead's scope would send it.
-    forged = post_form(other, f"/certification/reviews/{review.id}",
-                       {"reason": "x", "revoke": "Revoke certificate"},
-                       page="/certification/reviews")
+    forged = post_hand_built(other, f"/certification/reviews/{review.id}",
+                             {"reason": "x", "revoke": "Revoke certificate"},
+                             page="/certification/reviews")
     assert forged.status_code == 404
     assert _fresh(CertificateReview, review.id).state == "open"
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)

@@ -1,7 +1,7 @@
 """certificate reviews and certification notices
 
 Revision ID: fa47f6aeb7eb
-Revises: 6491851cb4c1
+Revises: c9752d2e0146
 Create Date: 2026-12-05 06:21:57.521683
 
 """
@@ -13,7 +13,7 @@ import app.db_types
 
 # revision identifiers, used by Alembic.
 revision = 'fa47f6aeb7eb'
-down_revision = '6491851cb4c1'
+down_revision = 'c9752d2e0146'
 branch_labels = None
 depends_on = None
 
