@@ -469,6 +469,15 @@ export class Viewer {
       this.el(".vw-confidence").value = this.selected.confidence ?? "";
     }
     this.root.querySelector('[data-action="invert"]').setAttribute("aria-pressed", String(pane.invert !== Boolean(pane.params.invert)));
+    // Numbers set on the preview are not on screen yet: the readout says so and points to
+    // the pane's notice (which window, and how far the full data has come).
+    const pending = pane.windowPending && !pane.fullLoaded;
+    for (const input of [this.el(".vw-center"), this.el(".vw-width")]) {
+      if (pending) input.setAttribute("aria-describedby", pane.notice.id);
+      else input.removeAttribute("aria-describedby");
+      input.classList.toggle("pending", pending);
+    }
+    this.el(".vw-wl-pending").hidden = !pending;
   }
 
   #legend() {
