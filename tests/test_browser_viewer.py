@@ -481,3 +481,44 @@ def test_window_changes_on_the_preview_say_the_exact_window_comes_with_the_full_
     assert page.get_by_label("Window centre").input_value() == "9000"
     assert page.get_by_label("Window width").input_value() == "6000"
     _assert_exact_window(page, 9000, 6000)
+
+
+def test_touch_window_drag_on_the_preview_is_explained_until_the_full_data_arrives(
+    browser, portal_url, trainer, rg1_case
+):
+    context = browser.new_context(
+        has_touch=True, is_mobile=False, viewport={"width": 1024, "height": 768}
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, portal_url, trainer.username)
+        cdp = _throttle(page, 1_000_000)
+        page.goto(f"{portal_url}/viewer/cases/{rg1_case.id}")
+        page.wait_for_function(
+            "() => window.cxrViewer && window.cxrViewer.state().panes[0].previewShown",
+            timeout=30_000,
+        )
+        page.get_by_role("button", name="W/L").tap()
+        box = _overlay_box(page)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        cdp.send("Input.dispatchTouchEvent",
+                 {"type": "touchStart", "touchPoints": [{"x": x, "y": y, "id": 1}]})
+        for step in range(1, 7):
+            point = {"x": x + 10 * step, "y": y - 8 * step, "id": 1}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        window = page.evaluate("() => window.cxrViewer.state().panes[0].window")
+        assert not page.evaluate("() => window.cxrViewer.state().panes[0].fullLoaded")
+        notice = page.locator(".pane-notice").first
+        notice.wait_for(state="visible")
+        assert "exact" in notice.inner_text() and "full" in notice.inner_text()
+        _throttle(page, 0)
+        page.wait_for_function("() => window.cxrViewer.state().panes[0].fullLoaded",
+                               timeout=60_000)
+        assert not notice.is_visible()
+        # The window dragged on the preview is the one now applied, exactly.
+        assert page.evaluate("() => window.cxrViewer.state().panes[0].window") == window
+        _assert_exact_window(page, window["center"], window["width"], points=8)
+    finally:
+        context.close()
