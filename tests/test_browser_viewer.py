@@ -389,3 +389,136 @@ def test_linked_layout_moves_current_and_prior_together(portal_url, page, traine
     page.mouse.up()
     first, second = page.evaluate("() => window.cxrViewer.state().panes.map((p) => p.view)")
     assert first == second
+
+
+def _throttle(page, bits_per_second: int):
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    fast = bits_per_second <= 0
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0 if fast else 50,
+            "downloadThroughput": -1 if fast else bits_per_second / 8,
+            "uploadThroughput": -1 if fast else bits_per_second / 8,
+        },
+    )
+    return cdp
+
+
+def _assert_exact_window(page, center: float, width: float, points: int = 12) -> None:
+    """The screen shows the DICOM LINEAR window of the stored 15-bit values (RG1 is
+    MONOCHROME1), at points where one image pixel covers the whole screen pixel."""
+    view = page.evaluate("() => window.cxrViewer.state().panes[0].view")
+    stored = pixels.stored_pixels(pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm")))
+    rng = np.random.default_rng(2)
+    for _ in range(points):
+        i, j = int(rng.integers(0, 1841)), int(rng.integers(0, 1955))
+        sx = (i + 0.5) * view["scale"] + view["tx"]
+        sy = (j + 0.5) * view["scale"] + view["ty"]
+        if view["scale"] < 1:
+            i = int((np.floor(sx) + 0.5 - view["tx"]) / view["scale"])
+            j = int((np.floor(sy) + 0.5 - view["ty"]) / view["scale"])
+        shown = page.evaluate("([x, y]) => window.cxrViewer.panes[0].sample(x, y)", [sx, sy])
+        grey = pixels.window_linear(np.array([stored[j, i]], float), center, width)[0]
+        assert abs(shown - round(255 - float(grey))) <= 1, (i, j, shown, grey)
+
+
+def test_window_changes_on_the_preview_say_the_exact_window_comes_with_the_full_data(
+    portal_url, page, trainer, rg1_case
+):
+    sign_in(page, portal_url, trainer.username)
+    # 5.5 MB of full data at 1 Mbit/s: the preview phase lasts until the test lifts the limit.
+    cdp = _throttle(page, 1_000_000)
+    page.goto(f"{portal_url}/viewer/cases/{rg1_case.id}")
+    page.wait_for_function(
+        "() => window.cxrViewer && window.cxrViewer.state().panes[0].previewShown", timeout=30_000
+    )
+    notice = page.locator(".pane-notice").first
+    assert not notice.is_visible()  # nothing to explain until the window is changed
+
+    # Window/level by dragging with the W/L tool, on the preview.
+    page.keyboard.press("w")
+    box = _overlay_box(page)
+    page.mouse.move(box["x"] + 200, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 160, steps=5)
+    page.mouse.up()
+    assert not page.evaluate("() => window.cxrViewer.state().panes[0].fullLoaded")
+    notice.wait_for(state="visible")
+    text = notice.inner_text()
+    assert "preview" in text.lower() and "exact" in text.lower() and "full" in text.lower()
+    # The readout says its numbers are not applied yet.
+    assert page.get_by_label("Window centre").get_attribute("aria-describedby")
+    assert page.locator(".vw-wl-pending").is_visible()
+
+    # Window/level by keyboard in the readout: the notice names the window it will apply.
+    page.get_by_label("Window centre").fill("9000")
+    page.get_by_label("Window width").fill("6000")
+    page.get_by_label("Window width").press("Tab")
+    page.wait_for_function(
+        "() => /9000/.test(document.querySelector('.pane-notice').textContent)"
+        " && /6000/.test(document.querySelector('.pane-notice').textContent)"
+    )
+    # Progress of the full data, in bytes and percent, moves while the user waits.
+    page.wait_for_function(
+        r"""() => /[1-9][\d.]* of 5\.\d MB \(\d+ %\)/.test(
+                document.querySelector('.pane-notice').textContent)""",
+        timeout=30_000,
+    )
+    first = page.evaluate("() => window.cxrViewer.state().panes[0].progress")
+    page.wait_for_function(
+        f"() => window.cxrViewer.state().panes[0].progress > {first}", timeout=30_000
+    )
+
+    _throttle(page, 0)
+    cdp.detach()
+    page.wait_for_function("() => window.cxrViewer.state().panes[0].fullLoaded", timeout=60_000)
+    assert not notice.is_visible()
+    assert not page.locator(".vw-wl-pending").is_visible()
+    assert page.get_by_label("Window centre").get_attribute("aria-describedby") is None
+    assert page.get_by_label("Window centre").input_value() == "9000"
+    assert page.get_by_label("Window width").input_value() == "6000"
+    _assert_exact_window(page, 9000, 6000)
+
+
+def test_touch_window_drag_on_the_preview_is_explained_until_the_full_data_arrives(
+    browser, portal_url, trainer, rg1_case
+):
+    context = browser.new_context(
+        has_touch=True, is_mobile=False, viewport={"width": 1024, "height": 768}
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, portal_url, trainer.username)
+        cdp = _throttle(page, 1_000_000)
+        page.goto(f"{portal_url}/viewer/cases/{rg1_case.id}")
+        page.wait_for_function(
+            "() => window.cxrViewer && window.cxrViewer.state().panes[0].previewShown",
+            timeout=30_000,
+        )
+        page.get_by_role("button", name="W/L").tap()
+        box = _overlay_box(page)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        cdp.send("Input.dispatchTouchEvent",
+                 {"type": "touchStart", "touchPoints": [{"x": x, "y": y, "id": 1}]})
+        for step in range(1, 7):
+            point = {"x": x + 10 * step, "y": y - 8 * step, "id": 1}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        window = page.evaluate("() => window.cxrViewer.state().panes[0].window")
+        assert not page.evaluate("() => window.cxrViewer.state().panes[0].fullLoaded")
+        notice = page.locator(".pane-notice").first
+        notice.wait_for(state="visible")
+        assert "exact" in notice.inner_text() and "full" in notice.inner_text()
+        _throttle(page, 0)
+        page.wait_for_function("() => window.cxrViewer.state().panes[0].fullLoaded",
+                               timeout=60_000)
+        assert not notice.is_visible()
+        # The window dragged on the preview is the one now applied, exactly.
+        assert page.evaluate("() => window.cxrViewer.state().panes[0].window") == window
+        _assert_exact_window(page, window["center"], window["width"], points=8)
+    finally:
+        context.close()

@@ -5,12 +5,9 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on a server; must precede pyplot
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
 ClinicScores = tuple[str, Sequence[float], Sequence[float]]  # label, sensitivities, specificities
@@ -18,6 +15,26 @@ ClinicScores = tuple[str, Sequence[float], Sequence[float]]  # label, sensitivit
 BLUE, RED, GREY = "#1f5f8b", "#a4262c", "#333333"
 ROW_INCHES = 0.28
 LABEL_INCHES_PER_CHAR = 0.062  # DejaVu Sans at 8 pt, generously
+# The dashboard's column is about 1080 px at 1280 px (less on a tablet, where the page scales
+# the image down): the PNG is drawn 1000 px wide and the clinic names share that width.
+DPI = 100
+WIDTH_INCHES = 10.0
+MAX_LABEL_INCHES = 3.2
+DOT_SIZE = 16  # points², about 5 px across at DPI: one reader is one visible dot
+ROW_SPREAD = 0.26  # readers of a row spread over ±this, so equal scores are separate dots
+
+
+def _fit_label(label: str, chars: int) -> str:
+    return label if len(label) <= chars else label[: chars - 1].rstrip() + "…"
+
+
+def _spread(n: int) -> np.ndarray:
+    """Vertical offsets of n readers in a row: all different, so readers with the same score
+    are as many dots as readers; in a fixed shuffled order, so height says nothing about the
+    value (sorted offsets would draw a misleading slope)."""
+    if n <= 1:
+        return np.zeros(n)
+    return np.linspace(-ROW_SPREAD, ROW_SPREAD, n)[np.random.default_rng(n).permutation(n)]
 
 
 def _tukey_boxes(rows: Sequence[tuple[float, Sequence[float]]]) -> tuple[list, list, list]:
@@ -40,14 +57,29 @@ def _tukey_boxes(rows: Sequence[tuple[float, Sequence[float]]]) -> tuple[list, l
 
 
 def clinic_distribution_figure(clinics: Sequence[ClinicScores], title: str) -> bytes:
+    """The figure of :func:`clinic_distribution` as a PNG, 1000 px wide."""
+    fig = clinic_distribution(clinics, title)
+    buffer = io.BytesIO()
+    # Fast zlib level: a large figure otherwise spends a fifth of its time compressing.
+    fig.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
+    return buffer.getvalue()
+
+
+def clinic_distribution(clinics: Sequence[ClinicScores], title: str) -> Figure:
     """One row per clinic, two panels (sensitivity, specificity): a box of the readers'
     values with each reader drawn as a dot, so a clinic of three readers is not mistaken for
-    a clinic of thirty (n is in the label)."""
-    labels = [f"{label} (n={max(len(sens), len(spec))})" for label, sens, spec in clinics]
+    a clinic of thirty (n is in the label). Built without pyplot: no global figure state
+    shared between a server's threads, nothing to close."""
+    counts = [f" (n={max(len(sens), len(spec))})" for _, sens, spec in clinics]
     rows = max(len(clinics), 1)
-    label_inches = 0.3 + LABEL_INCHES_PER_CHAR * max((len(t) for t in labels), default=10)
-    width, height = 4.0 + 2 * 3.2 + label_inches, 1.3 + ROW_INCHES * rows
-    fig, axes = plt.subplots(1, 2, figsize=(width, height), sharey=True)
+    longest = max((len(c[0]) + len(n) for c, n in zip(clinics, counts, strict=True)), default=10)
+    label_inches = min(MAX_LABEL_INCHES, 0.3 + LABEL_INCHES_PER_CHAR * longest)
+    chars = int((label_inches - 0.3) / LABEL_INCHES_PER_CHAR)
+    # A long clinic name is shortened, never its reader count.
+    labels = [_fit_label(c[0], chars - len(n)) + n for c, n in zip(clinics, counts, strict=True)]
+    width, height = WIDTH_INCHES, 1.3 + ROW_INCHES * rows
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    axes = fig.subplots(1, 2, sharey=True)
     # Fixed margins instead of bbox_inches="tight", which draws the whole figure twice.
     fig.subplots_adjust(left=label_inches / width, right=0.98, wspace=0.06,
                         bottom=0.75 / height, top=1 - 0.45 / height)
@@ -60,12 +92,14 @@ def clinic_distribution_figure(clinics: Sequence[ClinicScores], title: str) -> b
                                          linewidths=0.8))
         ax.add_collection(LineCollection(whiskers, colors=BLUE, linewidths=0.8))
         ax.add_collection(LineCollection(medians, colors=RED, linewidths=1.6))
-        # One scatter for all readers, for the same reason.
+        # One scatter for all readers, for the same reason: a dot per reader who has a
+        # value in this panel, spread within the clinic's row.
         xs = np.fromiter((v for values in data for v in values), dtype=float)
-        ys = np.fromiter((p for p, values in zip(positions, data, strict=True) for _ in values),
-                         dtype=float)
+        ys = np.concatenate([p + _spread(len(values))
+                             for p, values in zip(positions, data, strict=True)] or [[]])
         if xs.size:
-            ax.scatter(xs, ys, s=5, alpha=0.45, color=GREY, linewidths=0, zorder=3)
+            ax.scatter(xs, ys, s=DOT_SIZE, alpha=0.7, color=GREY, edgecolors="white",
+                       linewidths=0.4, zorder=3)
         ax.set_xlim(-0.02, 1.02)
         ax.set_xlabel(f"{name} (latest exam per reader)")
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
@@ -83,8 +117,4 @@ def clinic_distribution_figure(clinics: Sequence[ClinicScores], title: str) -> b
         fig.text(0.5, 0.62, "no exam results yet for these filters", ha="center",
                  va="center", color="#5b6675")
     fig.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
-    buffer = io.BytesIO()
-    # Fast zlib level: a large figure otherwise spends a fifth of its time compressing.
-    fig.savefig(buffer, format="png", dpi=90, pil_kwargs={"compress_level": 1})
-    plt.close(fig)
-    return buffer.getvalue()
+    return fig

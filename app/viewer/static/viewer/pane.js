@@ -5,6 +5,14 @@ import { createRenderer } from "./render.js";
 import { drawMark, STYLES, distance } from "./marks.js";
 
 const MIN_SCALE = 0.02, MAX_SCALE = 40;
+let noticeIds = 0;
+
+// "1.2 of 5.5 MB (22 %)": bytes as well as percent, so a slow link is seen to be moving.
+function megabytes(bytes) { return (bytes / 1e6).toFixed(1); }
+export function progressText(received, total) {
+  if (!total) return received ? `${megabytes(received)} MB received` : "waiting for the first bytes";
+  return `${megabytes(received)} of ${megabytes(total)} MB (${Math.floor((received / total) * 100)} %)`;
+}
 
 export class Pane {
   constructor(container, image, viewer) {
@@ -21,6 +29,11 @@ export class Pane {
     this.fullLoaded = false;
     this.previewShown = false;
     this.progress = 0;
+    this.received = 0;
+    this.total = 0;
+    // True while the window shown in the readout is one the user set on the 8-bit preview:
+    // the preview cannot show it, the full data will.
+    this.windowPending = false;
 
     this.el = document.createElement("div");
     this.el.className = "pane";
@@ -35,7 +48,15 @@ export class Pane {
     this.progressEl = document.createElement("div");
     this.progressEl.className = "pane-progress";
     this.progressEl.setAttribute("role", "progressbar");
-    this.el.append(this.previewCanvas, this.imageCanvas, this.overlay, this.caption, this.progressEl);
+    this.progressEl.setAttribute("aria-label", "Full-resolution data");
+    this.progressEl.setAttribute("aria-valuemin", "0");
+    this.progressEl.setAttribute("aria-valuemax", "100");
+    this.notice = document.createElement("div");
+    this.notice.className = "pane-notice";
+    this.notice.id = `pane-notice-${++noticeIds}`;
+    this.notice.setAttribute("role", "status");
+    this.notice.hidden = true;
+    this.el.append(this.previewCanvas, this.imageCanvas, this.overlay, this.caption, this.progressEl, this.notice);
     container.append(this.el);
     this.resizeObserver = new ResizeObserver(() => this.#resize());
     this.resizeObserver.observe(this.el);
@@ -82,6 +103,7 @@ export class Pane {
       this.renderer.setInvert(this.invert);
       this.renderer.setWindow(this.window.center, this.window.width);
       this.fullLoaded = true;
+      this.windowPending = false;
       this.previewCanvas.hidden = true;
       this.progressEl.hidden = true;
       this.draw();
@@ -89,7 +111,23 @@ export class Pane {
       this.progressEl.textContent = "Full resolution not available: showing the preview.";
       this.loadError = String(error);
     }
+    this.#showNotice();
     this.viewer.changed(this);
+  }
+
+  // What the user is told when the window/level they set cannot be shown yet: which window,
+  // that the 8-bit preview cannot show it exactly, and how far the full data has come.
+  #showNotice() {
+    if (!this.windowPending || this.fullLoaded) {
+      this.notice.hidden = true;
+      this.notice.textContent = "";
+      return;
+    }
+    const c = Math.round(this.window.center * 100) / 100, w = Math.round(this.window.width * 100) / 100;
+    this.notice.textContent = this.loadError
+      ? `Window centre ${c}, width ${w} cannot be shown: the full-resolution data is not available, and the 8-bit preview keeps its default window.`
+      : `Showing the 8-bit preview. The exact window (centre ${c}, width ${w}) is applied when the full-resolution data has arrived: ${progressText(this.received, this.total)}.`;
+    this.notice.hidden = false;
   }
 
   async #fetchWithProgress(url) {
@@ -99,15 +137,18 @@ export class Pane {
     const reader = response.body.getReader();
     const chunks = [];
     let received = 0;
+    this.total = total;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       chunks.push(value);
       received += value.length;
+      this.received = received;
       this.progress = total ? received / total : 0;
-      this.progressEl.textContent = total
-        ? `Full resolution ${Math.round(this.progress * 100)}%` : "Loading full resolution…";
+      this.progressEl.textContent = `Full resolution: ${progressText(received, total)}`;
       this.progressEl.style.setProperty("--progress", this.progress);
+      if (total) this.progressEl.setAttribute("aria-valuenow", String(Math.floor(this.progress * 100)));
+      if (this.windowPending) this.#showNotice();
     }
     const out = new Uint8Array(received);
     let offset = 0;
@@ -148,13 +189,19 @@ export class Pane {
 
   setWindow(center, width) {
     this.window = { ...this.window, center, width: Math.max(1, width) };
+    const d = this.params.default_window;
+    // The preview already shows the default window; any other waits for the full data.
     if (this.renderer) this.renderer.setWindow(this.window.center, this.window.width);
+    else this.windowPending = this.window.center !== d.center || this.window.width !== d.width;
+    this.#showNotice();
     this.draw();
   }
 
   setInvert(invert) {
     this.invert = invert;
     if (this.renderer) this.renderer.setInvert(invert);
+    // Inverting 8-bit grey levels is exact, so the preview can show it at once.
+    this.previewCanvas.style.filter = invert !== Boolean(this.params.invert) ? "invert(1)" : "";
     this.draw();
   }
 

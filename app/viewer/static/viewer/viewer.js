@@ -8,6 +8,23 @@ const KEYS = {
 };
 const MARK_TOOLS = new Set(["point", "ellipse", "rectangle", "polygon"]);
 
+// The focus rule of the shortcuts: the viewer's keys work wherever the focus is, except where
+// a key is typed as text (text and number boxes, text areas, drop-down lists, editable
+// content). A radio button or checkbox just clicked in the read form keeps the keys for the
+// viewer, apart from the few it uses itself (OWN_KEYS).
+const NOT_TEXT = new Set(["radio", "checkbox", "button", "submit", "reset", "image", "range", "color", "file"]);
+const OWN_KEYS = new Set([" ", "Enter", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End"]);
+
+function isTextEntry(target) {
+  if (!(target instanceof Element)) return false;
+  if (target.isContentEditable || target.matches("textarea, select")) return true;
+  return target.matches("input") && !NOT_TEXT.has(target.type);
+}
+
+function isControl(target) {
+  return target instanceof Element && target.matches("input, button, a[href], summary, [role=button], [role=radio], [role=checkbox]");
+}
+
 export class Viewer {
   constructor(root, data, options = {}) {
     this.root = root;
@@ -410,10 +427,15 @@ export class Viewer {
 
   #bindKeyboard() {
     document.addEventListener("keydown", (e) => {
-      if (e.target.matches("input, select, textarea")) return;
+      // A page's own shortcut (e.g. the attempt page's) already handled this key.
+      if (e.defaultPrevented || e.isComposing) return;
+      if (isTextEntry(e.target)) return;
       const key = e.key.toLowerCase();
       if ((e.ctrlKey || e.metaKey) && key === "z") { e.preventDefault(); this.undo(); return; }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
+      // Keys a focused control needs for itself stay the browser's: arrows move through a
+      // radio group, Space ticks a checkbox or presses a button, Enter follows a link.
+      if (OWN_KEYS.has(e.key) && isControl(e.target)) return;
       if (key === " ") { this.spaceDown = true; e.preventDefault(); return; }
       if (KEYS[key]) this.setTool(KEYS[key]);
       else if (key === "f") this.action("fit");
@@ -447,6 +469,15 @@ export class Viewer {
       this.el(".vw-confidence").value = this.selected.confidence ?? "";
     }
     this.root.querySelector('[data-action="invert"]').setAttribute("aria-pressed", String(pane.invert !== Boolean(pane.params.invert)));
+    // Numbers set on the preview are not on screen yet: the readout says so and points to
+    // the pane's notice (which window, and how far the full data has come).
+    const pending = pane.windowPending && !pane.fullLoaded;
+    for (const input of [this.el(".vw-center"), this.el(".vw-width")]) {
+      if (pending) input.setAttribute("aria-describedby", pane.notice.id);
+      else input.removeAttribute("aria-describedby");
+      input.classList.toggle("pending", pending);
+    }
+    this.el(".vw-wl-pending").hidden = !pending;
   }
 
   #legend() {
