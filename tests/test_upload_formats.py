@@ -10,8 +10,11 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bs4 import BeautifulSoup
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from sqlalchemy import select
@@ -97,6 +100,50 @@ def test_part10_file_without_its_preamble_is_read_with_its_own_transfer_syntax(c
     assert processed.transfer_syntax == "Explicit VR Little Endian"
     reference = process_dicom(whole, ProcessOptions(secret=b"s"))
     assert processed.pixel_hash == reference.pixel_hash
+
+
+@pytest.mark.parametrize(("implicit", "little", "syntax"), [
+    (True, True, "Implicit VR Little Endian"),
+    (False, True, "Explicit VR Little Endian"),
+    (False, False, "Explicit VR Big Endian"),
+])
+def test_bare_dataset_keeps_the_encoding_it_was_written_in(implicit, little, syntax):
+    ds = cr_dataset(seed=5, rows=40, columns=32, bits_stored=12)
+    reference = process_dicom(to_bytes(ds), ProcessOptions(secret=b"s"))
+    ds.file_meta = FileMetaDataset()
+    if not little:  # pydicom writes OW pixel bytes as given: swap them for big endian
+        ds.PixelData = np.frombuffer(ds.PixelData, "<u2").astype(">u2").tobytes()
+    out = io.BytesIO()
+    ds.save_as(out, implicit_vr=implicit, little_endian=little, enforce_file_format=False)
+    processed = process_dicom(out.getvalue(), ProcessOptions(secret=b"s", allow_no_meta=True))
+    assert processed.transfer_syntax == syntax
+    assert processed.pixel_hash == reference.pixel_hash  # the same pixel values
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=1024))
+def test_arbitrary_bytes_get_one_of_the_two_answers(data):
+    with pytest.raises(Rejected) as refused:
+        process_dicom(data, ProcessOptions(secret=b"s"))
+    assert str(refused.value).startswith("not a DICOM file") or (
+        str(refused.value) == NO_FILE_META_REASON
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=400), flips=st.lists(
+    st.tuples(st.integers(min_value=0, max_value=399), st.integers(0, 255)), max_size=4))
+def test_damaged_dicom_without_header_is_refused_with_a_reason(cut, flips):
+    """Cut short or with bytes changed, a bare dataset is refused, never a crash."""
+    data = bytearray(bare_dicom()[:cut])
+    for at, value in flips:
+        if at < len(data):
+            data[at] = value
+    with pytest.raises(Rejected) as refused:
+        process_dicom(bytes(data), ProcessOptions(secret=b"s"))
+    assert str(refused.value).startswith("not a DICOM file") or (
+        str(refused.value) == NO_FILE_META_REASON
+    )
 
 
 def test_damaged_part10_file_keeps_its_own_reason():
