@@ -138,7 +138,7 @@ def _read(data: bytes, allow_no_meta: bool) -> Dataset:
         has_marker = len(data) >= 132 and data[128:132] == b"DICM"
     if has_marker:
         try:
-            ds = pydicom.dcmread(io.BytesIO(data))
+            ds: Dataset = pydicom.dcmread(io.BytesIO(data))
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
             raise Rejected(
                 f"the file could not be read as DICOM ({type(exc).__name__})"
