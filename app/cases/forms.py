@@ -14,6 +14,12 @@ class UploadForm(FlaskForm):
     source = StringField("Source", default="upload", validators=[DataRequired(), Length(max=200)])
     licence = TextAreaField("Licence / terms of use", validators=[Length(max=5000)])
     exam_bank = BooleanField("Exam bank (never shown to trainees outside exams)")
+    allow_no_meta = BooleanField(
+        "Also accept DICOM files without a Part 10 header",
+        description="Some older CR systems write the DICOM data set alone, without the "
+        "128-byte preamble, the 'DICM' marker and the file meta. Tick this to import such "
+        "files; pictures and other files are still refused.",
+    )
 
 
 class CaseDetailsForm(FlaskForm):

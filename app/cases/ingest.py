@@ -24,7 +24,12 @@ from app.audit.services import record
 from app.auth.models import User
 from app.cases.archive import ArchiveLimits, is_zip, iter_members, read_member
 from app.cases.models import Case, CaseImage, CaseStatus
-from app.cases.processing import ProcessedImage, ProcessOptions, process_dicom
+from app.cases.processing import (
+    NO_FILE_META_REASON,
+    ProcessedImage,
+    ProcessOptions,
+    process_dicom,
+)
 from app.cases.sandbox import Rejected, run_limited
 from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
 from app.extensions import db
@@ -45,6 +50,12 @@ class FileResult:
     @property
     def ok(self) -> bool:
         return self.status == "imported"
+
+    @property
+    def needs_no_meta_option(self) -> bool:
+        """Refused only because the file lacks the Part 10 header, which the importer
+        may choose to accept."""
+        return self.status == "rejected" and self.reason == NO_FILE_META_REASON
 
 
 @dataclass(frozen=True)

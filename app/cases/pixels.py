@@ -687,9 +687,12 @@ def decode_full_png16(data: bytes) -> np.ndarray:
 def pixel_hash(stored: np.ndarray) -> str:
     """sha256 over shape, dtype and values: two files with the same pixels are the same
     image whatever their headers or transfer syntax (lossless)."""
+    # Little-endian bytes whatever the file's byte order (big-endian syntaxes and bare
+    # big-endian datasets decode to '>u2'), so one image has one hash.
+    values = np.ascontiguousarray(stored, dtype=stored.dtype.newbyteorder("<"))
     digest = hashlib.sha256()
-    digest.update(f"{tuple(stored.shape)}|{stored.dtype.str}|".encode())
-    digest.update(np.ascontiguousarray(stored).tobytes())
+    digest.update(f"{tuple(values.shape)}|{values.dtype.str}|".encode())
+    digest.update(values.tobytes())
     return digest.hexdigest()
 
 

@@ -11,10 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID, ImplicitVRLittleEndian, JPEGExtended12Bit, generate_uid
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGExtended12Bit,
+    generate_uid,
+)
 
 from app.cases import pixels
 from app.cases.deidentify import DeidOptions, deidentify
@@ -22,6 +30,17 @@ from app.cases.sandbox import Rejected
 
 ACCEPTED_MODALITIES = ("CR", "DX")
 MAX_DIMENSION = 6000
+NO_FILE_META_REASON = (
+    "DICOM without a Part 10 header (no preamble or file meta), as older systems write it: "
+    "import it with \"Also accept DICOM files without a Part 10 header\" ticked "
+    "(--allow-no-meta on the command line)"
+)
+# Any of these makes a file without the Part 10 header a DICOM image instance.
+DATASET_MARKERS = ("SOPClassUID", "Modality", "PixelData")
+BARE_ENCODINGS = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian,
+                  (False, False): ExplicitVRBigEndian}
+PICTURE_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "JPEG2000": "JPEG 2000", "TIFF": "TIFF",
+                   "GIF": "GIF", "BMP": "BMP", "WEBP": "WebP"}
 VIEWS = {"PA": "PA", "AP": "AP", "LL": "LATERAL", "RL": "LATERAL", "LATERAL": "LATERAL"}
 
 
@@ -111,30 +130,67 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
 
 
 def _read(data: bytes, allow_no_meta: bool) -> Dataset:
-    has_marker = len(data) >= 132 and data[128:132] == b"DICM"
-    if not has_marker and not allow_no_meta:
-        raise Rejected(
-            "not a DICOM Part 10 file (no 'DICM' marker); files without file meta are "
-            "accepted only through the command line with --allow-no-meta"
-        )
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=not has_marker)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise Rejected(f"the file could not be read as DICOM ({type(exc).__name__})") from None
-    if not has_marker:
-        if "PixelData" not in ds and "Modality" not in ds:
-            raise Rejected("not a DICOM file")
-        # A bare dataset: pydicom detected its encoding; record it as file meta.
-        ds.file_meta = ds.file_meta if "TransferSyntaxUID" in ds.file_meta else FileMetaDataset()
-        if "TransferSyntaxUID" not in ds.file_meta:
-            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        if "SOPClassUID" in ds:
-            ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        if "SOPInstanceUID" in ds:
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if data[:4] == b"DICM":
+        # Only the 128-byte preamble was lost: put it back so the file meta is read as such.
+        data = bytes(128) + data
+        has_marker = False
+    else:
+        has_marker = len(data) >= 132 and data[128:132] == b"DICM"
+    if has_marker:
+        try:
+            ds: Dataset = pydicom.dcmread(io.BytesIO(data))
+        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+            raise Rejected(
+                f"the file could not be read as DICOM ({type(exc).__name__})"
+            ) from None
+    else:
+        # Pictures, text and documents get the plain answer; only a file that really is a
+        # DICOM dataset is told about the option, so nobody ticks it in vain.
+        ds = _read_without_header(data)
+        if not allow_no_meta:
+            raise Rejected(NO_FILE_META_REASON)
     if "TransferSyntaxUID" not in ds.file_meta:
         raise Rejected("the file meta has no transfer syntax")
     return ds
+
+
+def _read_without_header(data: bytes) -> Dataset:
+    """A dataset written without the Part 10 header; Rejected when it is not DICOM at all."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        first = next(iter(ds.keys()), None)
+    except Exception:  # a forced parse of arbitrary bytes fails in arbitrary ways
+        raise Rejected(_not_dicom(data)) from None
+    # Arbitrary bytes parse as one or two nonsense elements; a real dataset starts with a
+    # standard (even) group and carries the elements that make it an image instance.
+    if first is None or first.group % 2 or not any(k in ds for k in DATASET_MARKERS):
+        raise Rejected(_not_dicom(data))
+    # pydicom detected the encoding of a bare dataset; record it as file meta.
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        syntax = BARE_ENCODINGS.get((bool(implicit), bool(little)))
+        if syntax is None:
+            raise Rejected("implicit VR big endian is not a DICOM transfer syntax")
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
+    if "SOPClassUID" in ds:
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    if "SOPInstanceUID" in ds:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def _not_dicom(data: bytes) -> str:
+    """Name the picture formats people export from a viewer instead of the DICOM file."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(PICTURE_FORMATS)) as picture:
+            shown = PICTURE_FORMATS[str(picture.format)]
+    except Exception:  # not a picture either (or a damaged one): nothing more to say
+        return "not a DICOM file"
+    return (
+        f"not a DICOM file (a {shown} image: import the original DICOM file from the X-ray "
+        "system or the PACS; a picture lacks the pixel values and header the portal needs)"
+    )
 
 
 def _check_header(ds: Dataset) -> None:

@@ -89,6 +89,9 @@ def index() -> str:
 @roles_required(*LIBRARY_ROLES)
 def upload() -> str | tuple[str, int]:
     form = UploadForm()
+    if request.method == "GET" and request.args.get("allow_no_meta") == "1":
+        # The import report's "import again" link: the option the refused files need.
+        form.allow_no_meta.data = True
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("cases/upload.html", form=form), status
@@ -97,7 +100,8 @@ def upload() -> str | tuple[str, int]:
         actor=current_user,
         options=ImportOptions(source=form.source.data or "upload",
                               licence=form.licence.data or "",
-                              exam_bank=bool(form.exam_bank.data)),
+                              exam_bank=bool(form.exam_bank.data),
+                              allow_no_meta=bool(form.allow_no_meta.data)),
     )
     status = 200 if summary.count("imported") or summary.count("duplicate") else 400
     return render_template("cases/upload_report.html", summary=summary), status
