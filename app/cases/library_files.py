@@ -24,7 +24,13 @@ from app.cases.ingest import FileResult, ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
 from app.cases.reads import reference_for, save_read
 from app.cases.sandbox import Rejected, run_limited
-from app.cases.services import change_status, complete_pixel_review, parse_tags
+from app.cases.services import (
+    CaseError,
+    change_status,
+    complete_pixel_review,
+    parse_tags,
+    put_in_exam_bank,
+)
 from app.cases.storage import DICOM_FILE, image_store
 from app.extensions import db
 from app.schemes.definitions import SchemeError
@@ -116,7 +122,7 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         select(CaseImage).where(CaseImage.pixel_hash.in_(wanted))
     ).all()
     if existing:
-        return LoadResult(name, "present", case_id=existing[0].case_id)
+        return _present(name, existing[0].case, bool(spec.get("exam_bank", False)))
 
     options = ImportOptions(source=spec["source"], licence=spec["licence"],
                             exam_bank=bool(spec.get("exam_bank", False)), one_case=True)
@@ -142,6 +148,21 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
     if publish:
         _publish(case)
     return LoadResult(name, "loaded", case_id=case.id)
+
+
+def _present(name: str, case: Case, exam_bank: bool) -> LoadResult:
+    """A case already in the library is left as it is, except that a file keeping it for
+    exams puts it in the exam bank, which the exam-bank rule may refuse (a case in a
+    practice set never joins the bank)."""
+    if exam_bank and not case.exam_bank:
+        try:
+            put_in_exam_bank([case], actor=None)
+        except CaseError as exc:
+            db.session.rollback()
+            return LoadResult(name, "refused", case_id=case.id,
+                              reason=f"already in the library, and {exc}")
+        return LoadResult(name, "present", case_id=case.id, reason="now in the exam bank")
+    return LoadResult(name, "present", case_id=case.id)
 
 
 def _check_spec(spec: Any) -> None:

@@ -24,16 +24,15 @@ from app.auth.roles import Role
 from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.extensions import db
-from app.quizzes import bp, review_rules
+from app.quizzes import access, bp, disclosure, review_rules
 from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ExerciseForm
-from app.quizzes.models import Attempt, AttemptState, Exercise
+from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
 from app.quizzes.results import (
     case_feedback,
     exercise_statistics,
     learning_curve,
     peer_percentile,
-    review_payload,
     score,
 )
 from app.quizzes.selection import CaseRule, SelectionError, parse_pairs, select_cases
@@ -45,6 +44,7 @@ from app.quizzes.services import (
     check_case,
     create_exercise,
     open_attempt,
+    open_case,
     open_exercises,
     save_answer,
     start_attempt,
@@ -55,6 +55,9 @@ from app.schemes.registry import all_schemes, scheme_of
 from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
+
+# The case library asks attempts who may see a case and which case may join the exam bank.
+bp.record_once(access.connect)
 
 
 def _refuse(exc: AttemptError) -> None:
@@ -142,6 +145,21 @@ def autosave(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
                    seconds_left=seconds_left)
 
 
+@bp.route("/attempts/<int:attempt_id>/cases/<int:case_id>/opened", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def opened(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
+    """The case page has loaded (posted by attempt.js): the reading clock is the server's."""
+    attempt = _attempt_or_404(attempt_id)
+    try:
+        open_case(attempt, current_user, case_id)
+    except AttemptError as exc:
+        db.session.rollback()
+        ended = attempt.state != AttemptState.IN_PROGRESS.value
+        return jsonify(error="Not recorded", message=exc.sentence, status=exc.status,
+                       ended=ended), exc.status
+    return jsonify(opened=True)
+
+
 @bp.route("/attempts/<int:attempt_id>/submit", methods=["POST"])
 @roles_required(*TRAINING_ROLES)
 def submit(attempt_id: int) -> Response:
@@ -157,20 +175,20 @@ def submit(attempt_id: int) -> Response:
 @bp.route("/attempts/<int:attempt_id>/review/<int:position>")
 @roles_required(*TRAINING_ROLES)
 def review(attempt_id: int, position: int) -> str:
-    """One case in the viewer with the trainee's marks (hit or false) and the reference
-    lesions (found or missed): after a practice attempt, or for a case whose feedback the
-    trainee asked for during one."""
+    """One case in the viewer with what the review settings show of it: the trainee's marks
+    (hit or false when correctness is shown), the reference read and lesions (found or
+    missed), the teaching notes. After the attempt, or for a case whose practice feedback
+    the trainee asked for during one."""
     attempt = _attempt_or_404(attempt_id)
     if not 1 <= position <= len(attempt.case_order):
         abort(404, description="There is no such case in this attempt.")
-    if not _may_review(attempt, position):
+    shown = disclosure.of_case(attempt, position)
+    if not shown.anything:
         abort(403, description="The reference read of this case is not shown yet.")
     item = case_feedback(attempt, position)
-    show_notes = review_rules.visible(attempt, "teaching_notes",
-                                      case_checked=_checked(attempt, position))
     return render_template("quizzes/review.html", attempt=attempt, item=item, case=item.case,
-                           position=position, show_notes=show_notes,
-                           total=len(attempt.case_order), payload=review_payload(item))
+                           position=position, shown=shown, total=len(attempt.case_order),
+                           payload=disclosure.review_payload(item, shown))
 
 
 def _figure(png: bytes) -> Response:
@@ -185,8 +203,11 @@ def roc_png(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if attempt.state == AttemptState.IN_PROGRESS.value:
         abort(409, description="The attempt is still in progress.")
-    if not review_rules.visible(attempt, "score"):
-        abort(403, description="Scores of this exercise are not shown yet.")
+    shown = disclosure.of_attempt(attempt)
+    # Each step of the curve tells which ratings were given to TB cases: it shows what was
+    # right, case by case, not just a score.
+    if not (shown.score and shown.every_case("correctness")):
+        abort(403, description="The ROC curve of this attempt is not shown.")
     result, feedback = score(attempt)
     pairs = [(f.reference.tb_positive, f) for f in feedback]
     truth, ratings = [], []
@@ -205,6 +226,11 @@ def roc_png(attempt_id: int) -> Response:
 @roles_required(*TRAINING_ROLES)
 def learning_png(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
+    if attempt.state == AttemptState.IN_PROGRESS.value:
+        abort(409, description="The attempt is still in progress.")
+    # Every ended attempt at the exercise shares this one's score setting and closing date.
+    if not review_rules.visible(attempt, "score"):
+        abort(403, description="Scores of this exercise are not shown yet.")
     return _figure(learning_figure(learning_curve(attempt), "accuracy of the sputum decision"))
 
 
@@ -249,7 +275,7 @@ def manage() -> Response | tuple[str, int]:
         except (AttemptError, SelectionError) as exc:
             db.session.rollback()
             form.form_errors.append(exc.sentence)
-            status = 400
+            status = exc.status
         else:
             flash(f"Exercise {exercise.title} created with {len(exercise.cases)} cases.",
                   "success")
@@ -286,7 +312,7 @@ def _chosen_cases(form: ExerciseForm) -> list[int]:
         min_per_finding={k: int(v) for k, v in parse_pairs(form.rule_findings.data or "",
                                                             integer=True).items()},
         difficulty_mix={k: v / 100 for k, v in difficulty.items()},
-        include_exam_bank=form.kind.data == "exam",
+        kind=ExerciseKind.EXAM if form.kind.data == "exam" else ExerciseKind.PRACTICE,
         seed=secrets.randbelow(2**31),
     )
     return select_cases(rule)
@@ -303,23 +329,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
-def _checked(attempt: Attempt, position: int) -> bool:
-    case_id = attempt.case_order[position - 1]
-    return any(a.case_id == case_id and a.checked_at for a in attempt.answers)
-
-
-def _may_review(attempt: Attempt, position: int) -> bool:
-    return review_rules.visible(attempt, "reference", case_checked=_checked(attempt, position))
-
-
 @bp.route("/attempts/<int:attempt_id>/check/<int:position>", methods=["POST"])
 @roles_required(*TRAINING_ROLES)
 def check(attempt_id: int, position: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if not 1 <= position <= len(attempt.case_order):
         abort(404, description="There is no such case in this attempt.")
+    case_id = attempt.case_order[position - 1]
+    if case_id in disclosure.withheld_cases(attempt):
+        abort(403, description="This case is also in an exam: practice shows no feedback "
+                               "for it.")
     try:
-        check_case(attempt, current_user, attempt.case_order[position - 1])
+        check_case(attempt, current_user, case_id)
     except AttemptError as exc:
         _refuse(exc)
     return redirect(url_for("quizzes.review", attempt_id=attempt.id, position=position))
@@ -341,12 +362,16 @@ def abandon(attempt_id: int) -> Response:
 def result(attempt_id: int) -> str:
     attempt = _attempt_or_404(attempt_id)
     answered = sum(1 for a in attempt.answers if a.answers)
-    shown = {item: review_rules.visible(attempt, item) for item in review_rules.ITEMS}
-    if attempt.state == AttemptState.IN_PROGRESS.value or not any(shown.values()):
+    shown = disclosure.of_attempt(attempt)
+    if attempt.state == AttemptState.IN_PROGRESS.value or not (
+            shown.score or any(c.anything for c in shown.cases)):
         return render_template("quizzes/result.html", attempt=attempt, answered=answered,
-                               result=None, feedback=[], scheme=None, shown=shown)
+                               result=None, feedback=[], scheme=None, shown=shown, notes=[])
     result, feedback = score(attempt)
+    scheme = scheme_of(attempt.exercise)
+    notes = disclosure.shown_notes(result.notes, shown,
+                                   [o.value for o in scheme.mark_labels or ()])
     return render_template("quizzes/result.html", attempt=attempt, answered=answered,
-                           result=result, feedback=feedback, scheme=scheme_of(attempt.exercise),
-                           shown=shown, percentile=peer_percentile(attempt),
+                           result=result, feedback=feedback, scheme=scheme, shown=shown,
+                           notes=notes, percentile=peer_percentile(attempt),
                            attempts_made=len(learning_curve(attempt)))
