@@ -33,7 +33,8 @@ def make_key_case(curator: User, seed: int, *, tb: bool, label: str,
     case = db.session.get(Case, result.case_id)
     reference_text = f"{label} reference text {seed}"
     answers = {**(TB_READ if tb else {"overall": "normal"}), "other_text": reference_text}
-    geometry = {"cx": 15 + seed % 13 + 0.271, "cy": 30 + seed % 11 + 0.643, "rx": 3.5,
+    # Within the 48 x 64 image, and different for nearby seeds (a key's traces must be its own).
+    geometry = {"cx": 10 + seed % 31 + 0.271, "cy": 20 + seed % 37 + 0.643, "rx": 3.5,
                 "ry": 4.5}
     marks = [{"image_id": case.images[0].id, "finding": "cavitary_lesion",
               "shape": "ellipse", "geometry": geometry}] if tb else []

@@ -617,3 +617,69 @@ def test_the_case_library_imports_nothing_from_attempts():
         return False
 
     assert not reaches("cases", "quizzes")  # no import circle through the library
+
+
+# ---- the data migration ----------------------------------------------------------------
+
+
+def test_migration_takes_exam_cases_out_of_practice_sets(app, library, make_user):
+    from flask_migrate import downgrade, upgrade
+
+    from app import MIGRATIONS_DIR
+    from app.quizzes.models import ExerciseCase
+
+    cases, bank = library
+    c = [case.id for case in cases]
+    practice = create_exercise(title="Drill", kind="practice", scheme_key="ds3030",
+                               case_ids=[c[2], c[3]], actor=None)
+    only_exam_cases = create_exercise(title="Exam drill", kind="practice", scheme_key="ds3030",
+                                      case_ids=[c[4]], actor=None)
+    exam = create_exercise(title="Exam", kind="exam", scheme_key="ds3030",
+                           case_ids=[c[0], c[1]], actor=None)
+    waiting = create_exercise(title="Graded later", kind="exam", scheme_key="ds3030",
+                              case_ids=[c[5]], actor=None)
+    # Rows as they could be written before the rules.
+    db.session.add_all([ExerciseCase(exercise_id=practice.id, case_id=c[0], position=2),
+                        ExerciseCase(exercise_id=practice.id, case_id=bank.id, position=3),
+                        ExerciseCase(exercise_id=exam.id, case_id=c[4], position=2)])
+    waiting.review = {**waiting.review, "reference": "after_close", "score": "after_close"}
+    db.session.commit()
+    reading, finished, stuck = (make_user(Role.TRAINEE_RADIOLOGIST) for _ in range(3))
+    db.session.expire_all()
+    open_attempt = start_attempt(db.session.get(Exercise, practice.id), reading)
+    for case_id in (c[0], c[2]):
+        save_answer(open_attempt, reading, case_id, {"overall": "normal"}, [])
+    open_attempt.current_case_id = c[0]
+    db.session.commit()
+    ended = _take(db.session.get(Exercise, practice.id), finished, {"overall": "normal"})
+    ended_order = list(ended.case_order)
+    empty = start_attempt(db.session.get(Exercise, only_exam_cases.id), stuck)
+    ids = {name: row.id for name, row in (("practice", practice), ("exam", exam),
+                                          ("only_exam_cases", only_exam_cases),
+                                          ("waiting", waiting), ("open", open_attempt),
+                                          ("ended", ended), ("empty", empty))}
+
+    db.session.remove()
+    downgrade(directory=str(MIGRATIONS_DIR), revision="6491851cb4c1")
+    upgrade(directory=str(MIGRATIONS_DIR))
+    db.session.expire_all()
+
+    def links(exercise_id):
+        return {link.case_id for link in db.session.scalars(
+            select(ExerciseCase).where(ExerciseCase.exercise_id == exercise_id))}
+
+    assert links(ids["practice"]) == {c[2], c[3]}  # the exam and exam-bank cases left
+    assert links(ids["exam"]) == {c[0], c[1], c[4]}  # the exam keeps every case
+    assert links(ids["only_exam_cases"]) == set()
+    assert db.session.get(Exercise, ids["only_exam_cases"]).published is False
+    reading_now = db.session.get(Attempt, ids["open"])
+    assert sorted(reading_now.case_order) == [c[2], c[3]]
+    assert {a.case_id for a in reading_now.answers} == {c[2]}
+    assert reading_now.current_case_id is None and reading_now.state == "in_progress"
+    finished_now = db.session.get(Attempt, ids["ended"])
+    assert finished_now.case_order == ended_order  # history stays as it was
+    assert {a.case_id for a in finished_now.answers} == set(ended_order)
+    assert db.session.get(Attempt, ids["empty"]).state == AttemptState.ABANDONED.value
+    assert db.session.get(Exercise, ids["waiting"]).review == {
+        "score": "never", "correctness": "never", "reference": "never",
+        "teaching_notes": "never"}
