@@ -99,6 +99,8 @@ def test_the_exercise_form_refuses_a_practice_set_with_an_exam_case(client, libr
     create_exercise(title="Exam", kind="exam", scheme_key="ds3030", case_ids=[cases[0].id],
                     actor=None)
     login_as(Role.TRAINER)
+    page = client.get("/training/manage").get_data(as_text=True)
+    assert re.search(rf"Case {cases[0].id}: [^<]* · in an exam", page)  # said up front
     response = submit_form(client, "/training/manage", button="Create exercise", fields={
         "title": "Leaky practice", "kind": "practice", "scheme": "ds3030",
         "cases": [cases[0].id, cases[2].id]})

@@ -65,6 +65,17 @@ def barred_case_ids(kind: ExerciseKind) -> set[int]:
     return barred
 
 
+def kinds_by_case() -> dict[int, set[str]]:
+    """The kinds of exercise ("practice", "exam") each case is in: shown to trainers
+    choosing cases, since the two never mix."""
+    kinds: dict[int, set[str]] = {}
+    for case_id, kind in db.session.execute(
+            select(ExerciseCase.case_id, Exercise.kind).distinct()
+            .join(Exercise, Exercise.id == ExerciseCase.exercise_id)):
+        kinds.setdefault(case_id, set()).add(kind)
+    return kinds
+
+
 def open_attempt_grants(user: User, case: Case, now: datetime | None = None) -> bool:
     """Does one of ``user``'s own open attempts hold ``case`` (and may it show it)?"""
     now = now or utcnow()

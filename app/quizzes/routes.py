@@ -242,7 +242,9 @@ def manage() -> Response | tuple[str, int]:
     form.scheme.choices = [SelectChoice(k, s.name) for k, s in all_schemes().items()]
     published = db.session.scalars(select(Case).where(
         Case.status == CaseStatus.PUBLISHED.value).order_by(Case.id)).all()
-    form.cases.choices = [SelectChoice(c.id, _case_label(c)) for c in published]
+    kinds = access.kinds_by_case()
+    form.cases.choices = [SelectChoice(c.id, _case_label(c, kinds.get(c.id, set())))
+                          for c in published]
     form.audience_roles.choices = [SelectChoice(r.value, r.label) for r in
                                    (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)]
     clinics = db.session.scalars(select(Clinic).order_by(Clinic.name)).all()
@@ -318,11 +320,15 @@ def _chosen_cases(form: ExerciseForm) -> list[int]:
     return select_cases(rule)
 
 
-def _case_label(case: Case) -> str:
+def _case_label(case: Case, kinds: set[str]) -> str:
     reference = case.reference_classification or "no reference"
     tb = " · TB-suggestive" if case.reference_tb_positive else ""
     bank = " · exam bank" if case.exam_bank else ""
-    return f"{case.title}: {reference}{tb}{bank} · {case.difficulty or 'difficulty not set'}"
+    # Practice sets and exams never share a case: say where each one already is.
+    used = "".join(f" · in {'an exam' if kind == 'exam' else 'a practice set'}"
+                   for kind in sorted(kinds))
+    return (f"{case.title}: {reference}{tb}{bank}{used} · "
+            f"{case.difficulty or 'difficulty not set'}")
 
 
 def _utc(value: datetime | None) -> datetime | None:
