@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -99,8 +100,8 @@ def seed_demo_library() -> list[LoadResult]:
     practice set of ten of them and a 30-minute exam of twelve others, kept in the exam
     bank: the exam's cases are never in the practice set (whose feedback shows the key)."""
     results = load_library(demo_library_path(), publish=True)
-    loaded = [db.session.get(Case, r.case_id) for r in results if r.case_id]
-    exercises = (
+    loaded = [db.session.get_one(Case, r.case_id) for r in results if r.case_id]
+    exercises: tuple[tuple[str, ExerciseKind, int, int, dict[str, Any]], ...] = (
         (DEMO_PRACTICE, ExerciseKind.PRACTICE, 10, 1, {}),
         (DEMO_EXAM, ExerciseKind.EXAM, 12, 2, {
             "time_limit_minutes": 30, "max_attempts": 3, "cooldown_hours": 1,
@@ -133,9 +134,10 @@ def seed_demo_programme() -> None:
 
     if db.session.scalar(select(Programme.id).where(Programme.title == DEMO_PROGRAMME)):
         return
-    ids = {title: db.session.scalar(select(Exercise.id).where(Exercise.title == title))
-           for title in (DEMO_PRACTICE, DEMO_EXAM)}
-    if None in ids.values():
+    found = {title: db.session.scalar(select(Exercise.id).where(Exercise.title == title))
+             for title in (DEMO_PRACTICE, DEMO_EXAM)}
+    ids = {title: exercise_id for title, exercise_id in found.items() if exercise_id is not None}
+    if len(ids) < len(found):
         return  # a trimmed library without the demo exercises
     create_programme(
         title=DEMO_PROGRAMME,

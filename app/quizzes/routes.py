@@ -4,7 +4,6 @@ import secrets
 from datetime import UTC, datetime
 
 from flask import (
-    Response,
     abort,
     flash,
     jsonify,
@@ -15,6 +14,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.admin.forms import country_choices
@@ -23,6 +23,7 @@ from app.auth.models import Clinic
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
+from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes import access, bp, disclosure, review_rules
 from app.quizzes.figures import learning_figure, roc_figure
@@ -138,10 +139,11 @@ def autosave(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
         ended = attempt.state != AttemptState.IN_PROGRESS.value
         return jsonify(error="Not saved", message=exc.sentence, status=exc.status,
                        ended=ended), exc.status
+    saved_at = answer.saved_at or utcnow()
     seconds_left = None
     if attempt.deadline_at is not None:
-        seconds_left = max(0, int((attempt.deadline_at - answer.saved_at).total_seconds()))
-    return jsonify(saved=True, revision=answer.revision, saved_at=answer.saved_at.isoformat(),
+        seconds_left = max(0, int((attempt.deadline_at - saved_at).total_seconds()))
+    return jsonify(saved=True, revision=answer.revision, saved_at=saved_at.isoformat(),
                    seconds_left=seconds_left)
 
 

@@ -364,7 +364,7 @@ def view_case(
     saved = next((a for a in attempt.answers if a.case_id == case_id), None)
     answer = saved or AttemptAnswer(case_id=case_id, answers={}, marks=[], revision=0,
                                     seconds=0.0)
-    return db.session.get(Case, case_id), answer
+    return db.session.get_one(Case, case_id), answer
 
 
 def open_case(attempt: Attempt, user: User, case_id: int, now: datetime | None = None) -> None:
