@@ -12,6 +12,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import func, select
@@ -21,8 +22,9 @@ from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
 from app.cases.library_files import LoadResult, load_library
 from app.cases.models import Case
+from app.cases.services import put_in_exam_bank
 from app.extensions import db
-from app.quizzes.models import Exercise
+from app.quizzes.models import Exercise, ExerciseKind
 from app.quizzes.selection import CaseRule, SelectionError, select_cases
 from app.quizzes.services import create_exercise, expire_overdue_attempts
 
@@ -96,25 +98,28 @@ DEMO_EXAM = "Demo exam: TB screening reader (30 minutes)"
 
 def seed_demo_library() -> list[LoadResult]:
     """The curated demo cases, published (already loaded ones are left as they are), a
-    practice set of ten of them and a 30-minute exam of twelve."""
+    practice set of ten of them and a 30-minute exam of twelve others, kept in the exam
+    bank: the exam's cases are never in the practice set (whose feedback shows the key)."""
     results = load_library(demo_library_path(), publish=True)
-    loaded = [db.session.get(Case, r.case_id) for r in results if r.case_id]
-    exercises = (
-        (DEMO_PRACTICE, "practice", 10, 1, {}),
-        (DEMO_EXAM, "exam", 12, 2, {"time_limit_minutes": 30, "max_attempts": 3,
-                                    "cooldown_hours": 1,
-                                    "criteria": [("sensitivity", 0.8), ("specificity", 0.8)]}),
+    loaded = [db.session.get_one(Case, r.case_id) for r in results if r.case_id]
+    exercises: tuple[tuple[str, ExerciseKind, int, int, dict[str, Any]], ...] = (
+        (DEMO_PRACTICE, ExerciseKind.PRACTICE, 10, 1, {}),
+        (DEMO_EXAM, ExerciseKind.EXAM, 12, 2, {
+            "time_limit_minutes": 30, "max_attempts": 3, "cooldown_hours": 1,
+            "criteria": [("sensitivity", 0.8), ("specificity", 0.8)]}),
     )
     for title, kind, total, seed, extra in exercises:
         if db.session.scalar(select(Exercise.id).where(Exercise.title == title)) is not None:
             continue
         try:  # half TB-suggestive, so that sensitivity and specificity both mean something
-            case_ids = select_cases(CaseRule(total=total, tb_share=0.5, seed=seed),
+            case_ids = select_cases(CaseRule(total=total, tb_share=0.5, seed=seed, kind=kind),
                                     candidates=loaded)
         except SelectionError:
             continue  # a trimmed library: no demo exercise rather than a lopsided one
-        create_exercise(title=title, kind=kind, scheme_key="ds3030", case_ids=case_ids,
-                        actor=None, **extra)
+        exercise = create_exercise(title=title, kind=kind.value, scheme_key="ds3030",
+                                   case_ids=case_ids, actor=None, **extra)
+        if kind is ExerciseKind.EXAM:
+            put_in_exam_bank([link.case for link in exercise.cases], actor=None)
     seed_demo_programme()
     return results
 
@@ -130,9 +135,10 @@ def seed_demo_programme() -> None:
 
     if db.session.scalar(select(Programme.id).where(Programme.title == DEMO_PROGRAMME)):
         return
-    ids = {title: db.session.scalar(select(Exercise.id).where(Exercise.title == title))
-           for title in (DEMO_PRACTICE, DEMO_EXAM)}
-    if None in ids.values():
+    found = {title: db.session.scalar(select(Exercise.id).where(Exercise.title == title))
+             for title in (DEMO_PRACTICE, DEMO_EXAM)}
+    ids = {title: exercise_id for title, exercise_id in found.items() if exercise_id is not None}
+    if len(ids) < len(found):
         return  # a trimmed library without the demo exercises
     create_programme(
         title=DEMO_PROGRAMME,

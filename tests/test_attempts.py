@@ -20,6 +20,7 @@ from app.quizzes.services import (
     AttemptError,
     create_exercise,
     expire_overdue_attempts,
+    open_case,
     save_answer,
     start_attempt,
     submit_attempt,
@@ -63,9 +64,9 @@ def practice(cases):
 
 
 @pytest.fixture
-def exam(cases):
+def exam(cases, exam_cases):
     return create_exercise(title="Exam", kind="exam", scheme_key="ds3030",
-                           case_ids=[c.id for c in cases], actor=None, time_limit_minutes=10,
+                           case_ids=[c.id for c in exam_cases], actor=None, time_limit_minutes=10,
                            max_attempts=2, cooldown_hours=24)
 
 
@@ -110,6 +111,7 @@ def test_autosave_reading_time_and_submission(practice, make_user):
     with freeze_time(T0):
         attempt = start_attempt(practice, trainee)
         case, _ = view_case(attempt, trainee, 0)
+        open_case(attempt, trainee, case.id)  # posted by the page once it has loaded
     with freeze_time(T0 + timedelta(seconds=40)):
         answer = save_answer(attempt, trainee, case.id, {"overall": "abnormal"}, [])
     assert answer.revision == 1 and answer.seconds == pytest.approx(40)
@@ -593,3 +595,28 @@ def test_trainer_statistics_show_pass_rate_difficulty_and_discrimination(client,
     page = client.get(f"/training/manage/{exam.id}/statistics").get_data(as_text=True)
     assert "4 ended attempts by 4 trainees · pass rate 50 %" in page
     assert client.get("/training/manage/9999/statistics").status_code == 404
+
+
+@pytest.fixture
+def exam_cases(cases) -> list[Case]:
+    """The exam's cases: the exam-bank case and two more like the practice set's, but none
+    of the practice set's (exams and practice sets share no case)."""
+    from app.auth.models import User
+
+    trainer = db.session.scalars(select(User).where(User.username == "expert")).one()
+    made = []
+    for seed in (310, 311):
+        data = to_bytes(cr_dataset(seed=seed, rows=64, columns=48))
+        [result] = import_files([Source("x.dcm", lambda d=data: d)], actor=trainer,
+                                options=ImportOptions()).results
+        case = db.session.get(Case, result.case_id)
+        save_read(case, author=trainer, scheme=get_scheme("ds3030"),
+                  answers={"overall": "abnormal", "findings": ["cavitary_lesion"]},
+                  marks=[{"image_id": case.images[0].id, "finding": "cavitary_lesion",
+                          "shape": "ellipse",
+                          "geometry": {"cx": 31.7, "cy": 17.3, "rx": 4.1, "ry": 3.9}}])
+        case.teaching_notes = TEACHING
+        case.status = CaseStatus.PUBLISHED.value
+        made.append(case)
+    db.session.commit()
+    return [*made, cases[2]]

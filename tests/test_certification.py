@@ -30,9 +30,9 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def programme(cases):  # noqa: F811
     practice = create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
-                               case_ids=[cases[0].id], actor=None)
+                               case_ids=[cases[1].id], actor=None)
     exam = create_exercise(title="Exam", kind="exam", scheme_key="ds3030",
-                           case_ids=[cases[0].id, cases[1].id], actor=None,
+                           case_ids=[cases[0].id, cases[2].id], actor=None,
                            criteria=[("sensitivity", 0.9)])
     return create_programme(title="TB CXR reader — radiologist",
                             requirements=[(practice.id, "practice"), (exam.id, "exam")],

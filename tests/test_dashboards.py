@@ -375,9 +375,9 @@ def test_my_page_says_when_renewal_opens_and_when_it_is_due(client, cases, make_
     from app.quizzes.services import create_exercise
 
     practice = create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
-                               case_ids=[cases[0].id], actor=None)
+                               case_ids=[cases[1].id], actor=None)
     exam = create_exercise(title="Exam", kind="exam", scheme_key="ds3030",
-                           case_ids=[cases[0].id, cases[1].id], actor=None,
+                           case_ids=[cases[0].id, cases[2].id], actor=None,
                            criteria=[("sensitivity", 0.9)])
     renewable = create_programme(title="Renewable", eligible_roles=["trainee_radiologist"],
                                  requirements=[(practice.id, "practice"), (exam.id, "exam"),

@@ -31,6 +31,11 @@ PHANTOM_CASES: list[tuple[str, int, tuple[str, ...], str]] = [
     ("phantom-normal-6", 106, (), "hard"),
     ("phantom-normal-7", 107, (), "moderate"),
     ("phantom-normal-8", 108, (), "easy"),
+    # Enough normal chests for a practice set and an exam that share no case, each half
+    # TB-suggestive.
+    ("phantom-normal-9", 109, (), "moderate"),
+    ("phantom-normal-10", 110, (), "easy"),
+    ("phantom-normal-11", 111, (), "hard"),
     ("phantom-cavity-1", 201, ("cavitary_lesion",), "easy"),
     ("phantom-infiltrate-1", 202, ("infiltrate",), "moderate"),
     ("phantom-nodule-1", 203, ("nodule",), "moderate"),

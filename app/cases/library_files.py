@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,13 @@ from app.cases.ingest import FileResult, ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
 from app.cases.reads import reference_for, save_read
 from app.cases.sandbox import Rejected, run_limited
-from app.cases.services import change_status, complete_pixel_review, parse_tags
+from app.cases.services import (
+    CaseError,
+    change_status,
+    complete_pixel_review,
+    parse_tags,
+    put_in_exam_bank,
+)
 from app.cases.storage import DICOM_FILE, image_store
 from app.extensions import db
 from app.schemes.definitions import SchemeError
@@ -73,10 +80,10 @@ def _image_bytes(origin: dict[str, Any], folder: Path) -> bytes:
     if "pydicom_data" in origin:
         from pydicom.data import get_testdata_file
 
-        path = get_testdata_file(str(origin["pydicom_data"]), download=False)
-        if path is None:
+        sample = get_testdata_file(str(origin["pydicom_data"]), download=False)
+        if not isinstance(sample, str):
             raise Rejected(f"{origin['pydicom_data']} is not available (install pydicom-data)")
-        return Path(path).read_bytes()
+        return Path(sample).read_bytes()
     if "file" in origin:
         path = (folder / str(origin["file"])).resolve()
         if folder.resolve() not in path.parents:
@@ -116,15 +123,12 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         select(CaseImage).where(CaseImage.pixel_hash.in_(wanted))
     ).all()
     if existing:
-        return LoadResult(name, "present", case_id=existing[0].case_id)
+        return _present(name, existing[0].case, bool(spec.get("exam_bank", False)))
 
     options = ImportOptions(source=spec["source"], licence=spec["licence"],
                             exam_bank=bool(spec.get("exam_bank", False)), one_case=True)
-    sources = [
-        Source(f"{name} image {n + 1}",
-               lambda origin=image["origin"]: _image_bytes(origin, folder))
-        for n, image in enumerate(spec["images"])
-    ]
+    sources = [Source(f"{name} image {n + 1}", _reader(image["origin"], folder))
+               for n, image in enumerate(spec["images"])]
     results: list[FileResult] = import_files(sources, actor=None, options=options).results
     refused = [r for r in results if r.status != "imported"]
     case_ids = {r.case_id for r in results if r.case_id}
@@ -132,7 +136,7 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         _discard({r.case_id for r in results if r.status == "imported"})
         reason = refused[0].reason if refused else "its images did not form one case"
         return LoadResult(name, "refused", reason=reason)
-    case = db.session.get(Case, case_ids.pop())
+    case = db.session.get_one(Case, case_ids.pop())
     try:
         _apply_spec(case, spec, [r.image_id for r in results])
     except (LibraryError, SchemeError) as exc:
@@ -142,6 +146,25 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
     if publish:
         _publish(case)
     return LoadResult(name, "loaded", case_id=case.id)
+
+
+def _present(name: str, case: Case, exam_bank: bool) -> LoadResult:
+    """A case already in the library is left as it is, except that a file keeping it for
+    exams puts it in the exam bank, which the exam-bank rule may refuse (a case in a
+    practice set never joins the bank)."""
+    if exam_bank and not case.exam_bank:
+        try:
+            put_in_exam_bank([case], actor=None)
+        except CaseError as exc:
+            db.session.rollback()
+            return LoadResult(name, "refused", case_id=case.id,
+                              reason=f"already in the library, and {exc}")
+        return LoadResult(name, "present", case_id=case.id, reason="now in the exam bank")
+    return LoadResult(name, "present", case_id=case.id)
+
+
+def _reader(origin: dict[str, Any], folder: Path) -> Callable[[], bytes]:
+    return lambda: _image_bytes(origin, folder)
 
 
 def _check_spec(spec: Any) -> None:

@@ -134,7 +134,7 @@ def detail(case_id: int) -> Response | tuple[str, int]:
             except CaseError as exc:
                 db.session.rollback()
                 form.form_errors.append(exc.sentence)
-                status = 400
+                status = exc.status
             else:
                 flash("Saved.", "success")
                 return redirect(url_for("cases.detail", case_id=case.id))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.audit.services import record
 from app.auth.models import User
 from app.cases import pixels
+from app.cases.access import exam_bank_refusals
 from app.cases.models import Case, CaseFinding, CaseImage, CaseStatus, CaseTag, Difficulty
 from app.cases.reads import reference_for
 from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
@@ -92,6 +93,8 @@ def update_details(
         raise CaseError(f"unknown difficulty {difficulty!r}")
     if not source.strip():
         raise CaseError("a case needs a source")
+    if exam_bank and not case.exam_bank:
+        _check_exam_bank(case)
     new_tags = sorted(set(tags))
     keep = [link for link in case.tag_links if link.tag in new_tags]
     have = {link.tag for link in keep}
@@ -104,6 +107,29 @@ def update_details(
     record("case.update", actor=actor, object_type="case", object_id=case.id)
     db.session.commit()
     return case
+
+
+def put_in_exam_bank(cases: Iterable[Case], *, actor: User | None) -> None:
+    """Keep ``cases`` for exams only; all or none (a refused one leaves every case as it
+    was)."""
+    chosen = [case for case in cases if not case.exam_bank]
+    for case in chosen:
+        _check_exam_bank(case)
+    for case in chosen:
+        case.exam_bank = True
+        record("case.exam_bank", actor=actor, object_type="case", object_id=case.id)
+    db.session.commit()
+
+
+def _check_exam_bank(case: Case) -> None:
+    # Both directions hold: an exam-bank case never goes into a practice set (exercises
+    # refuse it), and a case already in one never joins the bank. The row lock makes a
+    # practice set being built from this case at the same moment wait for the answer.
+    db.session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
+    refusals = exam_bank_refusals(case)
+    if refusals:
+        raise CaseError(f"case {case.id} cannot join the exam bank: " + "; ".join(refusals),
+                        409)
 
 
 def change_status(case: Case, new: CaseStatus, *, actor: User | None) -> Case:

@@ -12,7 +12,7 @@ from wtforms import (
     StringField,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -25,13 +25,20 @@ def _threshold(label: str) -> DecimalField:
                         description="0 to 1, e.g. 0.90; empty = no criterion")
 
 
-def _when(label: str) -> SelectField:
+REVIEW_FIELDS = ("review_score", "review_correctness", "review_reference",
+                 "review_teaching_notes")
+KEY_NOTE = ("An exam that shows what was right, the reference read or the teaching notes "
+            "cannot be started again by a trainee who has seen them.")
+
+
+def _when(label: str, description: str = "") -> SelectField:
     from app.quizzes.review_rules import LABELS
 
     # Not sent by older pages or scripts: then the kind's defaults apply, and
     # review_rules.clean refuses any value it does not know.
     return SelectField(label, choices=[SelectChoice("", "default for the kind")]
-                       + [SelectChoice(k, v) for k, v in LABELS.items()], validate_choice=False)
+                       + [SelectChoice(k, v) for k, v in LABELS.items()], validate_choice=False,
+                       description=description)
 
 
 class ExerciseForm(FlaskForm):
@@ -56,17 +63,28 @@ class ExerciseForm(FlaskForm):
     cooldown_hours = IntegerField("Cool-down between attempts (hours)", default=0,
                                   validators=[Optional(), NumberRange(0)])
     opens_at = DateTimeLocalField("Opens (UTC)", validators=[Optional()])
-    closes_at = DateTimeLocalField("Closes (UTC)", validators=[Optional()])
+    closes_at = DateTimeLocalField("Closes (UTC)", validators=[Optional()],
+                                   description="Needed when anything is shown after the "
+                                               "exercise closes.")
     min_sensitivity = _threshold("Pass: minimum sensitivity")
     min_specificity = _threshold("Pass: minimum specificity")
     min_kappa = _threshold("Pass: minimum kappa")
     min_localisation = _threshold("Pass: minimum lesion localisation")
     shuffle = BooleanField("Shuffle the case order for each attempt", default=True)
     review_score = _when("Show the scores")
-    review_correctness = _when("Show what was right and wrong")
-    review_reference = _when("Show the reference read and marks")
-    review_teaching_notes = _when("Show the teaching notes")
+    review_correctness = _when("Show what was right and wrong", KEY_NOTE)
+    review_reference = _when("Show the reference read and marks", KEY_NOTE)
+    review_teaching_notes = _when("Show the teaching notes", KEY_NOTE)
     audience_roles = MultiCheckboxField("For these roles (none ticked: every trainee)")
     audience_clinics = SelectMultipleField("For these clinics only", coerce=int,
                                            description="Hold Ctrl (⌘ on a Mac) to choose several.")
     audience_countries = SelectMultipleField("For clinics in these countries only")
+
+    def validate_closes_at(self, field: DateTimeLocalField) -> None:
+        # Without a closing date "after the exercise closes" would never come (or, as it once
+        # did, come right after the attempt, with a resit still open).
+        waiting = [getattr(self, name).label.text for name in REVIEW_FIELDS
+                   if getattr(self, name).data == "after_close"]
+        if waiting and field.data is None:
+            raise ValidationError("Set a closing date: " + ", ".join(waiting).lower()
+                                  + " after the exercise closes.")

@@ -194,30 +194,6 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     return CaseFeedback(position, case, reference, answer, result.cases[0])
 
 
-def review_payload(item: CaseFeedback) -> dict[str, Any]:
-    """The viewer's data for reviewing one case: marks with their outcome."""
-    from app.viewer.services import image_json
-
-    scheme_labels = []
-    if item.reference.scheme is not None and item.reference.scheme.mark_labels:
-        scheme_labels = [{"value": o.value, "label": o.label}
-                         for o in item.reference.scheme.mark_labels]
-    own = list(item.answer.marks) if item.answer else []
-    outcomes = item.score.localisation
-    marks = [{**mark, "status": "hit" if outcomes.marks[n].status == "LL" else "false"}
-             for n, mark in enumerate(own)]
-    # Each expert's outline takes the outcome of the (merged) lesion it belongs to.
-    found = {source: lesion.hit for lesion in outcomes.lesions for source in lesion.outlines}
-    reference = [{**mark, "status": "reference" if found.get(str(n)) else "miss"}
-                 for n, mark in enumerate(item.reference.marks)]
-    return {
-        "case": {"id": item.case.id, "title": f"Case {item.position}"},
-        "images": [image_json(image) for image in item.case.images],
-        "labels": scheme_labels, "marks": marks, "reference_marks": reference,
-        "editable": False, "review": True,
-    }
-
-
 def finalise(attempt: Attempt) -> None:
     """Fix the attempt's scores when it ends or is re-scored (the caller holds the attempt's
     row lock and commits)."""

@@ -2,7 +2,9 @@
 
 Each of score, correctness, reference read and teaching notes is shown: immediately (per
 case, in practice sets, once the trainee asks for a case's feedback), after the attempt is
-submitted or timed out, after the exercise closes, or never.
+submitted or timed out, after the exercise closes (which needs a closing date), or never.
+These are the exercise's own rules; disclosure.py adds what the trainee's other attempts
+withhold.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def visible(attempt: Attempt, item: str, *, case_checked: bool = False,
     if when == "after_submit":
         return _ended(attempt)
     closes = attempt.exercise.closes_at
-    return _ended(attempt) and (closes is None or (now or utcnow()) >= closes)
+    # No closing date (rows from before it was required): the exercise never closes, so
+    # what waits for it is never shown, rather than shown at once.
+    return _ended(attempt) and closes is not None and (now or utcnow()) >= closes
 
 
 def immediate_feedback(exercise: Exercise) -> bool:

@@ -4,7 +4,6 @@ import secrets
 from datetime import UTC, datetime
 
 from flask import (
-    Response,
     abort,
     flash,
     jsonify,
@@ -15,6 +14,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.admin.forms import country_choices
@@ -23,17 +23,17 @@ from app.auth.models import Clinic
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
+from app.db_types import utcnow
 from app.extensions import db
-from app.quizzes import bp, review_rules
+from app.quizzes import access, bp, disclosure, review_rules
 from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ExerciseForm
-from app.quizzes.models import Attempt, AttemptState, Exercise
+from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
 from app.quizzes.results import (
     case_feedback,
     exercise_statistics,
     learning_curve,
     peer_percentile,
-    review_payload,
     score,
 )
 from app.quizzes.selection import CaseRule, SelectionError, parse_pairs, select_cases
@@ -47,6 +47,7 @@ from app.quizzes.services import (
     expire_if_overdue,
     expire_overdue_attempts,
     open_attempt,
+    open_case,
     open_exercises,
     save_answer,
     start_attempt,
@@ -57,6 +58,9 @@ from app.schemes.registry import all_schemes, scheme_of
 from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
+
+# The case library asks attempts who may see a case and which case may join the exam bank.
+bp.record_once(access.connect)
 
 
 def _refuse(exc: AttemptError) -> None:
@@ -139,11 +143,27 @@ def autosave(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
         ended = attempt.state != AttemptState.IN_PROGRESS.value
         return jsonify(error="Not saved", message=exc.sentence, status=exc.status,
                        ended=ended), exc.status
+    saved_at = answer.saved_at or utcnow()
     seconds_left = None
     if attempt.deadline_at is not None:
-        seconds_left = max(0, int((attempt.deadline_at - answer.saved_at).total_seconds()))
-    return jsonify(saved=True, revision=answer.revision, saved_at=answer.saved_at.isoformat(),
+        seconds_left = max(0, int((attempt.deadline_at - saved_at).total_seconds()))
+    return jsonify(saved=True, revision=answer.revision, saved_at=saved_at.isoformat(),
                    seconds_left=seconds_left)
+
+
+@bp.route("/attempts/<int:attempt_id>/cases/<int:case_id>/opened", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def opened(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
+    """The case page has loaded (posted by attempt.js): the reading clock is the server's."""
+    attempt = _attempt_or_404(attempt_id)
+    try:
+        open_case(attempt, current_user, case_id)
+    except AttemptError as exc:
+        db.session.rollback()
+        ended = attempt.state != AttemptState.IN_PROGRESS.value
+        return jsonify(error="Not recorded", message=exc.sentence, status=exc.status,
+                       ended=ended), exc.status
+    return jsonify(opened=True)
 
 
 @bp.route("/attempts/<int:attempt_id>/submit", methods=["POST"])
@@ -161,20 +181,20 @@ def submit(attempt_id: int) -> Response:
 @bp.route("/attempts/<int:attempt_id>/review/<int:position>")
 @roles_required(*TRAINING_ROLES)
 def review(attempt_id: int, position: int) -> str:
-    """One case in the viewer with the trainee's marks (hit or false) and the reference
-    lesions (found or missed): after a practice attempt, or for a case whose feedback the
-    trainee asked for during one."""
+    """One case in the viewer with what the review settings show of it: the trainee's marks
+    (hit or false when correctness is shown), the reference read and lesions (found or
+    missed), the teaching notes. After the attempt, or for a case whose practice feedback
+    the trainee asked for during one."""
     attempt = _attempt_or_404(attempt_id)
     if not 1 <= position <= len(attempt.case_order):
         abort(404, description="There is no such case in this attempt.")
-    if not _may_review(attempt, position):
+    shown = disclosure.of_case(attempt, position)
+    if not shown.anything:
         abort(403, description="The reference read of this case is not shown yet.")
     item = case_feedback(attempt, position)
-    show_notes = review_rules.visible(attempt, "teaching_notes",
-                                      case_checked=_checked(attempt, position))
     return render_template("quizzes/review.html", attempt=attempt, item=item, case=item.case,
-                           position=position, show_notes=show_notes,
-                           total=len(attempt.case_order), payload=review_payload(item))
+                           position=position, shown=shown, total=len(attempt.case_order),
+                           payload=disclosure.review_payload(item, shown))
 
 
 def _figure(png: bytes) -> Response:
@@ -189,8 +209,11 @@ def roc_png(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if attempt.state == AttemptState.IN_PROGRESS.value:
         abort(409, description="The attempt is still in progress.")
-    if not review_rules.visible(attempt, "score"):
-        abort(403, description="Scores of this exercise are not shown yet.")
+    shown = disclosure.of_attempt(attempt)
+    # Each step of the curve tells which ratings were given to TB cases: it shows what was
+    # right, case by case, not just a score.
+    if not (shown.score and shown.every_case("correctness")):
+        abort(403, description="The ROC curve of this attempt is not shown.")
     result, _ = score(attempt)
     # The cases of the AUC, a missing likelihood at its worst rating (as the AUC counts it).
     truth, ratings = [tb for tb, _ in result.roc], [rating for _, rating in result.roc]
@@ -203,6 +226,11 @@ def roc_png(attempt_id: int) -> Response:
 @roles_required(*TRAINING_ROLES)
 def learning_png(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
+    if attempt.state == AttemptState.IN_PROGRESS.value:
+        abort(409, description="The attempt is still in progress.")
+    # Every ended attempt at the exercise shares this one's score setting and closing date.
+    if not review_rules.visible(attempt, "score"):
+        abort(403, description="Scores of this exercise are not shown yet.")
     return _figure(learning_figure(learning_curve(attempt), "accuracy of the sputum decision"))
 
 
@@ -214,7 +242,9 @@ def manage() -> Response | tuple[str, int]:
     form.scheme.choices = [SelectChoice(k, s.name) for k, s in all_schemes().items()]
     published = db.session.scalars(select(Case).where(
         Case.status == CaseStatus.PUBLISHED.value).order_by(Case.id)).all()
-    form.cases.choices = [SelectChoice(c.id, _case_label(c)) for c in published]
+    kinds = access.kinds_by_case()
+    form.cases.choices = [SelectChoice(c.id, _case_label(c, kinds.get(c.id, set())))
+                          for c in published]
     form.audience_roles.choices = [SelectChoice(r.value, r.label) for r in
                                    (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)]
     clinics = db.session.scalars(select(Clinic).order_by(Clinic.name)).all()
@@ -247,7 +277,7 @@ def manage() -> Response | tuple[str, int]:
         except (AttemptError, SelectionError) as exc:
             db.session.rollback()
             form.form_errors.append(exc.sentence)
-            status = 400
+            status = exc.status
         else:
             flash(f"Exercise {exercise.title} created with {len(exercise.cases)} cases.",
                   "success")
@@ -284,30 +314,25 @@ def _chosen_cases(form: ExerciseForm) -> list[int]:
         min_per_finding={k: int(v) for k, v in parse_pairs(form.rule_findings.data or "",
                                                             integer=True).items()},
         difficulty_mix={k: v / 100 for k, v in difficulty.items()},
-        include_exam_bank=form.kind.data == "exam",
+        kind=ExerciseKind.EXAM if form.kind.data == "exam" else ExerciseKind.PRACTICE,
         seed=secrets.randbelow(2**31),
     )
     return select_cases(rule)
 
 
-def _case_label(case: Case) -> str:
+def _case_label(case: Case, kinds: set[str]) -> str:
     reference = case.reference_classification or "no reference"
     tb = " · TB-suggestive" if case.reference_tb_positive else ""
     bank = " · exam bank" if case.exam_bank else ""
-    return f"{case.title}: {reference}{tb}{bank} · {case.difficulty or 'difficulty not set'}"
+    # Practice sets and exams never share a case: say where each one already is.
+    used = "".join(f" · in {'an exam' if kind == 'exam' else 'a practice set'}"
+                   for kind in sorted(kinds))
+    return (f"{case.title}: {reference}{tb}{bank}{used} · "
+            f"{case.difficulty or 'difficulty not set'}")
 
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
-
-
-def _checked(attempt: Attempt, position: int) -> bool:
-    case_id = attempt.case_order[position - 1]
-    return any(a.case_id == case_id and a.checked_at for a in attempt.answers)
-
-
-def _may_review(attempt: Attempt, position: int) -> bool:
-    return review_rules.visible(attempt, "reference", case_checked=_checked(attempt, position))
 
 
 @bp.route("/attempts/<int:attempt_id>/check/<int:position>", methods=["POST"])
@@ -316,8 +341,12 @@ def check(attempt_id: int, position: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if not 1 <= position <= len(attempt.case_order):
         abort(404, description="There is no such case in this attempt.")
+    case_id = attempt.case_order[position - 1]
+    if case_id in disclosure.withheld_cases(attempt):
+        abort(403, description="This case is also in an exam: practice shows no feedback "
+                               "for it.")
     try:
-        check_case(attempt, current_user, attempt.case_order[position - 1])
+        check_case(attempt, current_user, case_id)
     except AttemptError as exc:
         _refuse(exc)
     return redirect(url_for("quizzes.review", attempt_id=attempt.id, position=position))
@@ -339,12 +368,16 @@ def abandon(attempt_id: int) -> Response:
 def result(attempt_id: int) -> str:
     attempt = _attempt_or_404(attempt_id)
     answered = sum(1 for a in attempt.answers if a.answers)
-    shown = {item: review_rules.visible(attempt, item) for item in review_rules.ITEMS}
-    if attempt.state == AttemptState.IN_PROGRESS.value or not any(shown.values()):
+    shown = disclosure.of_attempt(attempt)
+    if attempt.state == AttemptState.IN_PROGRESS.value or not (
+            shown.score or any(c.anything for c in shown.cases)):
         return render_template("quizzes/result.html", attempt=attempt, answered=answered,
-                               result=None, feedback=[], scheme=None, shown=shown)
+                               result=None, feedback=[], scheme=None, shown=shown, notes=[])
     result, feedback = score(attempt)
+    scheme = scheme_of(attempt.exercise)
+    notes = disclosure.shown_notes(result.notes, shown,
+                                   [o.value for o in scheme.mark_labels or ()])
     return render_template("quizzes/result.html", attempt=attempt, answered=answered,
-                           result=result, feedback=feedback, scheme=scheme_of(attempt.exercise),
-                           shown=shown, percentile=peer_percentile(attempt),
+                           result=result, feedback=feedback, scheme=scheme, shown=shown,
+                           notes=notes, percentile=peer_percentile(attempt),
                            attempts_made=len(learning_curve(attempt)))

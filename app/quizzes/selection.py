@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.cases.models import Case, CaseStatus
+from app.quizzes.access import barred_case_ids
+from app.quizzes.models import ExerciseKind
 from app.user_errors import UserError
 
 
@@ -24,7 +26,9 @@ class CaseRule:
     tb_share: float | None = None  # fraction of TB-suggestive cases, e.g. 0.5
     min_per_finding: Mapping[str, int] = field(default_factory=dict)
     difficulty_mix: Mapping[str, float] = field(default_factory=dict)  # shares, sum <= 1
-    include_exam_bank: bool = False
+    # What the cases are for: a practice set never draws a case that is in an exam or the
+    # exam bank, an exam never one that is in a practice set (access.barred_case_ids).
+    kind: ExerciseKind = ExerciseKind.PRACTICE
     seed: int = 0
 
 
@@ -48,7 +52,9 @@ def select_cases(rule: CaseRule, candidates: list[Case] | None = None) -> list[i
         raise SelectionError("the rule needs at least one case")
     if rule.tb_share is not None and not 0 <= rule.tb_share <= 1:
         raise SelectionError("the TB-suggestive share is between 0 and 1")
-    pool = candidates if candidates is not None else _library(rule.include_exam_bank)
+    barred = barred_case_ids(ExerciseKind(rule.kind))
+    pool = [c for c in (candidates if candidates is not None else _library())
+            if c.id not in barred and c.status == CaseStatus.PUBLISHED.value]
     pool = [c for c in pool if c.reference_tb_positive is not None or rule.tb_share is None]
     rng = random.Random(rule.seed)  # noqa: S311 (a reproducible draw, not a secret)
     rng.shuffle(pool)
@@ -117,7 +123,7 @@ def _fill(pool: list[Case], wanted, count: int, rule: CaseRule, what: str) -> li
     return picked[:count]
 
 
-def _library(include_exam_bank: bool) -> list[Case]:
+def _library() -> list[Case]:
     from app.extensions import db
 
     query = (
@@ -126,6 +132,4 @@ def _library(include_exam_bank: bool) -> list[Case]:
         .where(Case.status == CaseStatus.PUBLISHED.value)
         .order_by(Case.id)
     )
-    if not include_exam_bank:
-        query = query.where(Case.exam_bank.is_(False))
     return list(db.session.scalars(query))

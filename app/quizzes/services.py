@@ -23,6 +23,8 @@ from app.cases.models import Case, CaseImage, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
 from app.locking import lock_row, retrying
+from app.quizzes.access import separation_conflicts
+from app.quizzes.disclosure import seen_keys
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -92,13 +94,21 @@ def create_exercise(
     ids = list(dict.fromkeys(case_ids))
     if not ids:
         raise AttemptError("an exercise needs at least one case")
-    cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_(ids)))}
+    # The case rows stay locked to the end of this transaction, so that a practice set, an
+    # exam or an exam-bank flag being made from the same case at this moment waits for it
+    # and then sees it (access.separation_conflicts).
+    cases = {c.id: c for c in db.session.scalars(
+        select(Case).where(Case.id.in_(ids)).with_for_update())}
     for case_id in ids:
         case = cases.get(case_id)
         if case is None or case.status != CaseStatus.PUBLISHED.value:
             raise AttemptError(f"case {case_id} is not a published case")
-        if case.exam_bank and exercise_kind is not ExerciseKind.EXAM:
-            raise AttemptError(f"case {case_id} is in the exam bank: only exams may use it")
+    conflicts = separation_conflicts(exercise_kind, ids)
+    if conflicts:
+        reason = conflicts[next(c for c in ids if c in conflicts)]
+        others = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise AttemptError(f"{reason}{others}: practice sets and exams never share a case",
+                           409)
     if time_limit_minutes is not None and time_limit_minutes <= 0:
         raise AttemptError("the time limit must be a positive number of minutes")
     if opens_at and closes_at and closes_at <= opens_at:
@@ -109,6 +119,8 @@ def create_exercise(
         review_settings = clean_review(exercise_kind.value, review)
     except ValueError as exc:
         raise AttemptError(str(exc)) from None
+    if closes_at is None and "after_close" in review_settings.values():
+        raise AttemptError("what is shown after the exercise closes needs a closing date")
     clean_criteria = []
     for metric, minimum in criteria:
         if metric not in CRITERIA_METRICS:
@@ -298,6 +310,8 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
                 409,
             )
     order = [link.case_id for link in exercise.cases]
+    if exercise.kind == ExerciseKind.EXAM.value:
+        _refuse_seen_keys(user, order, now)
     if exercise.shuffle:
         random.Random(f"{exercise.id}:{user.id}:{len(previous)}").shuffle(order)  # noqa: S311
     deadline = (
@@ -334,6 +348,18 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
     return attempt
 
 
+def _refuse_seen_keys(user: User, case_ids: list[int], now: datetime) -> None:
+    """Nobody starts an exam with any of its answers in hand: not after this exam's own
+    review showed them (a resit once the key is out), nor another exam's. Practice sets are
+    exempt: their cases are in no exam, and retaking them after the feedback is their point."""
+    seen = seen_keys(user, case_ids, now)
+    if seen:
+        where = sorted({attempt.exercise.title for attempt in seen.values()})
+        raise AttemptError(
+            f"you have seen the answer key of {len(seen)} of this exam's cases (in "
+            + ", ".join(repr(title) for title in where) + "), so you cannot take it", 409)
+
+
 def _account_reading(attempt: Attempt, now: datetime) -> None:
     """Add the time since the last event to the case that was open."""
     if attempt.current_case_id is None or attempt.current_since is None:
@@ -367,17 +393,31 @@ def _check_active(attempt: Attempt, user: User, now: datetime) -> None:
 def view_case(
     attempt: Attempt, user: User, position: int, now: datetime | None = None
 ) -> tuple[Case, AttemptAnswer]:
+    """The case at 0-based ``position`` and the trainee's saved answer to it (an empty one,
+    not stored, when nothing is saved yet). Reading changes nothing: the page tells the
+    server when the case is on screen (open_case)."""
     now = now or utcnow()
     _check_active(attempt, user, now)
     if not 0 <= position < len(attempt.case_order):
         raise AttemptError("there is no such case in this attempt", 404)
     case_id = attempt.case_order[position]
+    saved = next((a for a in attempt.answers if a.case_id == case_id), None)
+    answer = saved or AttemptAnswer(case_id=case_id, answers={}, marks=[], revision=0,
+                                    seconds=0.0)
+    return db.session.get_one(Case, case_id), answer
+
+
+def open_case(attempt: Attempt, user: User, case_id: int, now: datetime | None = None) -> None:
+    """The trainee has ``case_id`` on screen from ``now``: the time since the attempt's last
+    event goes to the case that was open before, and the reading clock runs for this one."""
+    now = now or utcnow()
+    _check_active(attempt, user, now)
+    if case_id not in attempt.case_order:
+        raise AttemptError("that case is not part of this attempt", 404)
     _account_reading(attempt, now)
     attempt.current_case_id = case_id
     attempt.current_since = now
-    answer = _answer(attempt, case_id)
     db.session.commit()
-    return db.session.get(Case, case_id), answer
 
 
 def save_answer(

@@ -45,8 +45,25 @@ function show(text, kind = "") {
 // A case whose feedback has been seen is final: nothing more to save for it.
 const finalAnswer = root.dataset.final === "1";
 
+// Reading the page changed nothing on the server: tell it that this case is now on screen,
+// which starts its reading clock (and stops the previous case's). Saves wait for it, so that
+// the time is counted to the case in the order the trainee read them.
+const opened = (async () => {
+  try {
+    const response = await fetch(root.dataset.openedUrl, {
+      method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token },
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 409 && body.ended) window.location = root.dataset.resultUrl;
+  } catch {
+    // Offline: the next acknowledged save still records the answer; only this case's
+    // reading time since the last event is lost.
+  }
+})();
+
 async function save() {
   if (finalAnswer) return null;
+  await opened;
   if (saving) { dirty = true; return saving; }
   dirty = false;
   show("saving…", "pending");

@@ -1,0 +1,81 @@
+"""Two trainers building a practice set and an exam from the same case at the same moment
+(PostgreSQL, real concurrent connections): one of them is refused, never both saved."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select, text
+
+from app.auth.roles import Role
+from app.extensions import db
+from app.quizzes import services
+from app.quizzes.models import Exercise
+from app.quizzes.services import AttemptError, create_exercise
+from tests.keycases import make_key_case
+
+GUARD_SECONDS = 60  # only ends a hung test; nothing is measured
+
+
+def _lock_waiters() -> int:
+    """Connections of this database waiting for a row lock."""
+    return db.session.scalar(text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"))
+
+
+def test_a_practice_set_and_an_exam_made_at_once_never_share_a_case(app, make_user,
+                                                                   monkeypatch):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks (SELECT ... FOR UPDATE) are PostgreSQL's; SQLite lets one "
+                    "writer at a time")
+    case = make_key_case(make_user(Role.TRAINER), 900, tb=True, label="shared")
+    db.session.remove()
+    first_flushed, release_first, second_done = (threading.Event() for _ in range(3))
+    outcomes: dict[str, object] = {}
+    record = services.record
+
+    def record_and_hold(action, **kwargs):
+        # The first trainer's exercise is written but not committed: hold it there until
+        # the second trainer's request has either finished or is waiting for a lock.
+        if threading.current_thread().name == "first" and action == "exercise.create":
+            first_flushed.set()
+            assert release_first.wait(GUARD_SECONDS)
+        return record(action, **kwargs)
+
+    monkeypatch.setattr(services, "record", record_and_hold)
+
+    def trainer(kind: str) -> None:
+        try:
+            with app.app_context():
+                if kind == "exam":
+                    assert first_flushed.wait(GUARD_SECONDS)
+                made = create_exercise(title=kind, kind=kind, scheme_key="ds3030",
+                                       case_ids=[case.id], actor=None)
+                outcomes[kind] = made.id
+        except AttemptError as exc:
+            outcomes[kind] = exc
+        finally:
+            if kind == "exam":
+                second_done.set()
+
+    first = threading.Thread(target=trainer, args=("practice",), name="first")
+    second = threading.Thread(target=trainer, args=("exam",), name="second")
+    first.start()
+    second.start()
+    assert first_flushed.wait(GUARD_SECONDS)
+    with app.app_context():
+        for _ in range(GUARD_SECONDS * 20):
+            if second_done.wait(0.05) or _lock_waiters():
+                break
+    release_first.set()
+    first.join(GUARD_SECONDS)
+    second.join(GUARD_SECONDS)
+    assert not first.is_alive() and not second.is_alive()
+
+    assert isinstance(outcomes["practice"], int)
+    refused = outcomes["exam"]
+    assert isinstance(refused, AttemptError), refused
+    assert f"case {case.id} is in the practice set 'practice'" in str(refused)
+    assert db.session.scalar(select(func.count(Exercise.id))) == 1
