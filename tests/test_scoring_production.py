@@ -18,8 +18,9 @@ from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage, CaseStatus
 from app.cases.reads import reference_for, save_read
 from app.extensions import db
+from app.quizzes import disclosure
 from app.quizzes.models import Attempt
-from app.quizzes.results import case_feedback, review_payload, score
+from app.quizzes.results import case_feedback, score
 from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
 from app.schemes.registry import get_scheme
 from tests.dicom_factory import cr_dataset, to_bytes
@@ -139,7 +140,8 @@ def test_two_experts_outlining_one_lesion_give_one_reference_lesion(app, make_ca
     # The review shows each expert's outline, coloured by its lesion's outcome.
     position = found.case_order.index(tb_case.id) + 1
     with app.test_request_context():  # the payload holds image URLs
-        payload = review_payload(case_feedback(found, position))
+        payload = disclosure.review_payload(case_feedback(found, position),
+                                            disclosure.of_attempt(found).at(position))
     assert [m["status"] for m in payload["reference_marks"]] == ["reference", "reference"]
     assert [m["status"] for m in payload["marks"]] == ["hit"]
     missed = take(practice, make_user(Role.TRAINEE_RADIOLOGIST), {
@@ -148,7 +150,8 @@ def test_two_experts_outlining_one_lesion_give_one_reference_lesion(app, make_ca
     })
     position = missed.case_order.index(tb_case.id) + 1
     with app.test_request_context():
-        payload = review_payload(case_feedback(missed, position))
+        payload = disclosure.review_payload(case_feedback(missed, position),
+                                            disclosure.of_attempt(missed).at(position))
     assert [m["status"] for m in payload["reference_marks"]] == ["miss", "miss"]
     assert [m["status"] for m in payload["marks"]] == ["false"]
 

@@ -18,7 +18,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.services import save_answer, start_attempt
-from tests.test_attempts import cases, exam  # noqa: F401 (fixtures)
+from tests.test_attempts import cases, exam, exam_cases  # noqa: F401 (fixtures)
 from tests.test_certification import TB, _exercise, _take, programme  # noqa: F401
 
 
