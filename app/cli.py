@@ -294,6 +294,59 @@ def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, lice
         raise SystemExit(1)
 
 
+def _set_case_status(case_ref: str, status: str, actor_ref: str | None) -> None:
+    """The status buttons' service, from the command line: same rules, audited."""
+    from app.cases.services import (
+        LIBRARY_ROLES,
+        CaseError,
+        change_status,
+        find_case,
+        parse_status,
+    )
+
+    try:
+        actor = find_user(actor_ref) if actor_ref else None
+        if actor is not None and not actor.has_role(*LIBRARY_ROLES):
+            raise click.ClickException(
+                f"{actor.username} may not change case statuses (trainers and administrators "
+                "only)")
+        case = find_case(case_ref)
+        target = parse_status(status)
+        before = case.status_enum
+        change_status(case, target, actor=actor, via="command line")
+    except (CaseError, AccountError) as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"case {case.id}: {before.label} -> {target.label}")
+
+
+BY_HELP = ("User recorded as having made the change (a trainer or administrator); "
+           "by default the audit log records the command line.")
+
+
+@cases.command("set-status")
+@click.argument("case_ref", metavar="CASE")
+@click.argument("status", metavar="STATUS")
+@click.option("--by", "actor_ref", metavar="USER", help=BY_HELP)
+@with_appcontext
+def cases_set_status(case_ref: str, status: str, actor_ref: str | None) -> None:
+    """Move case CASE (its id) to STATUS: draft, in_review, published or retired.
+
+    The rules of the case page's buttons apply: draft -> in_review -> published -> retired,
+    back to draft from in_review or retired; publishing needs a reference read without open
+    ties and, where burned-in text is possible, a completed pixel review."""
+    _set_case_status(case_ref, status, actor_ref)
+
+
+@cases.command("publish")
+@click.argument("case_ref", metavar="CASE")
+@click.option("--by", "actor_ref", metavar="USER", help=BY_HELP)
+@with_appcontext
+def cases_publish(case_ref: str, actor_ref: str | None) -> None:
+    """Publish case CASE (in review): the same as ``set-status CASE published``."""
+    _set_case_status(case_ref, "published", actor_ref)
+
+
 @cases.command("import-dataset")
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["nlm", "tbx11k"]))
 @click.argument("path", type=click.Path(path_type=Path, exists=True, file_okay=False))

@@ -206,3 +206,95 @@ def _wait_for(url: str, server: subprocess.Popen) -> str:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"demo server did not come up: {server.poll()}") from None
             time.sleep(0.2)
+
+
+# ---- cases set-status / publish: the status buttons' rules from the command line ---------
+
+
+def _draft_case(app, seed: int = 1):
+    from app.cases.ingest import ImportOptions, Source, import_files
+    from app.cases.models import Case
+    from tests.dicom_factory import cr_dataset, to_bytes
+
+    data = to_bytes(cr_dataset(seed=seed, rows=64, columns=48))
+    summary = import_files([Source("a.dcm", lambda: data)], actor=None, options=ImportOptions())
+    return db.session.get(Case, summary.results[0].case_id)
+
+
+def _status_events(case_id: int):
+    from app.audit.models import AuditEvent
+
+    return db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "case.status",
+                                 AuditEvent.object_id == str(case_id))
+        .order_by(AuditEvent.id)).all()
+
+
+def test_cases_set_status_follows_the_page_rules_and_is_audited(app, make_user):
+    from app.cases.models import Case
+    from app.cases.reads import save_read
+    from app.cases.services import complete_pixel_review
+    from app.schemes.registry import get_scheme
+
+    trainer = make_user(Role.TRAINER)
+    case = _draft_case(app)
+    case.pixel_review_needed = True
+    db.session.commit()
+
+    moved = run(app, "cases", "set-status", str(case.id), "in_review")
+    assert moved.exit_code == 0, moved.output
+    assert moved.output == f"case {case.id}: draft -> in review\n"
+
+    # Publishing needs what the Publish button needs: a reference read, then a pixel review.
+    no_read = run(app, "cases", "publish", str(case.id))
+    assert no_read.exit_code == 1
+    assert no_read.output == "Error: a case needs a reference read before it is published\n"
+    save_read(case, author=trainer, scheme=get_scheme("ds3030"),
+              answers={"overall": "normal"})
+    not_reviewed = run(app, "cases", "publish", str(case.id))
+    assert not_reviewed.exit_code == 1 and "complete the pixel review" in not_reviewed.output
+    complete_pixel_review(case, actor=trainer)
+
+    published = run(app, "cases", "publish", str(case.id), "--by", trainer.username)
+    assert published.exit_code == 0, published.output
+    assert published.output == f"case {case.id}: in review -> published\n"
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == "published"
+    assert db.session.get(Case, case.id).published_at is not None
+
+    events = _status_events(case.id)
+    assert [(e.detail["before"], e.detail["after"]) for e in events] == [
+        ("draft", "in_review"), ("in_review", "published")]
+    assert events[0].actor is None and events[0].detail["via"] == "command line"
+    assert events[1].actor_id == trainer.id and events[1].detail["via"] == "command line"
+
+
+def test_cases_set_status_bad_input_is_one_line_and_changes_nothing(app, make_user):
+    from app.cases.models import Case
+
+    case = _draft_case(app)
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    cases = [
+        (("set-status", "999", "in_review"), "Error: there is no case 999\n"),
+        (("set-status", "case-1", "in_review"), "Error: there is no case 'case-1'\n"),
+        (("set-status", str(case.id), "lost"),
+         "Error: unknown case status 'lost': use one of draft, in_review, published, "
+         "retired\n"),
+        (("set-status", str(case.id), "retired"),
+         "Error: a draft case cannot become retired (it can become: in review)\n"),
+        (("set-status", str(case.id), "draft"), f"Error: case {case.id} is already draft\n"),
+        (("publish", str(case.id)),
+         "Error: a draft case cannot become published (it can become: in review)\n"),
+        (("set-status", str(case.id), "in_review", "--by", "nobody"),
+         "Error: no user 'nobody'\n"),
+        (("set-status", str(case.id), "in_review", "--by", trainee.username),
+         f"Error: {trainee.username} may not change case statuses (trainers and "
+         "administrators only)\n"),
+    ]
+    for args, message in cases:
+        result = run(app, "cases", *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output == message, args
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == "draft"
+    assert _status_events(case.id) == []

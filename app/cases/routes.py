@@ -14,7 +14,6 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
-from app.auth.roles import Role
 from app.cases import bp
 from app.cases.access import can_view_case
 from app.cases.forms import (
@@ -29,12 +28,14 @@ from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
 from app.cases.reads import reference_for, save_read
 from app.cases.services import (
+    LIBRARY_ROLES,
     TRANSITIONS,
     CaseError,
     LibraryFilter,
     change_status,
     complete_pixel_review,
     library_query,
+    parse_status,
     parse_tags,
     redact_image,
     update_details,
@@ -46,7 +47,6 @@ from app.schemes.readform import answers_from_form
 from app.schemes.registry import add_scheme, all_schemes, get_scheme
 from app.uploads import large_upload
 
-LIBRARY_ROLES = (Role.TRAINER, Role.ADMIN)
 IMAGE_FILES = {
     "thumbnail": (THUMBNAIL_FILE, "image/jpeg"),
     "preview": (PREVIEW_FILE, "image/jpeg"),
@@ -153,9 +153,9 @@ def set_status(case_id: int) -> Response:
     case = _case_or_404(case_id)
     form = StatusForm()
     try:
-        target = CaseStatus(form.status.data or "")
-    except ValueError:
-        abort(400, description="Unknown case status.")
+        target = parse_status(form.status.data or "")
+    except CaseError as exc:
+        abort(400, description=exc.sentence)
     try:
         change_status(case, target, actor=current_user)
     except CaseError as exc:

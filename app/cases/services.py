@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from app.audit.services import record
 from app.auth.models import User
+from app.auth.roles import Role
 from app.cases import pixels
 from app.cases.access import exam_bank_refusals
 from app.cases.models import Case, CaseFinding, CaseImage, CaseStatus, CaseTag, Difficulty
@@ -25,6 +26,9 @@ from app.user_errors import UserError
 class CaseError(UserError):
     """A refused change to a case; the message is for the trainer."""
 
+
+# Who curates the library: the library pages and the status commands.
+LIBRARY_ROLES = (Role.TRAINER, Role.ADMIN)
 
 # Allowed status changes: draft -> in review -> published -> retired, and back to draft
 # for corrections before publication.
@@ -132,14 +136,47 @@ def _check_exam_bank(case: Case) -> None:
                         409)
 
 
-def change_status(case: Case, new: CaseStatus, *, actor: User | None) -> Case:
+def find_case(ref: str) -> Case:
+    """A case by its id as typed on the command line."""
+    text = ref.strip()
+    case = db.session.get(Case, int(text)) if text.isdigit() else None
+    if case is None:
+        raise CaseError(f"there is no case {text if text.isdigit() else repr(text)}", 404)
+    return case
+
+
+def parse_status(text: str) -> CaseStatus:
+    """A status by its value ("in_review"); its label and dashes ("in review", "in-review")
+    are accepted too, as people type them."""
+    wanted = text.strip().lower().replace("-", "_").replace(" ", "_")
+    try:
+        return CaseStatus(wanted)
+    except ValueError:
+        raise CaseError(
+            f"unknown case status {text!r}: use one of " + ", ".join(s.value for s in CaseStatus)
+        ) from None
+
+
+def change_status(
+    case: Case, new: CaseStatus, *, actor: User | None, via: str | None = None
+) -> Case:
+    """The one way a case changes status (page buttons, command line, library loader):
+    the same transitions and publication checks for all, audited."""
     current = case.status_enum
-    if new not in TRANSITIONS[current]:
-        raise CaseError(f"a {current.label} case cannot become {new.label}")
+    if new is current:
+        raise CaseError(f"case {case.id} is already {current.label}", 409)
+    allowed = TRANSITIONS[current]
+    if new not in allowed:
+        raise CaseError(
+            f"a {current.label} case cannot become {new.label} "
+            f"(it can become: {', '.join(s.label for s in allowed)})",
+            409,
+        )
     if new is CaseStatus.PUBLISHED:
         _check_publishable(case)
         case.published_at = utcnow()
     case.status = new.value
+    detail = {"via": via} if via else {}
     record(
         "case.status",
         actor=actor,
@@ -147,6 +184,7 @@ def change_status(case: Case, new: CaseStatus, *, actor: User | None) -> Case:
         object_id=case.id,
         before=current.value,
         after=new.value,
+        **detail,
     )
     db.session.commit()
     return case
