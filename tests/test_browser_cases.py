@@ -112,6 +112,7 @@ def test_pixel_review_page_draws_rectangles_in_image_coordinates(
     x, y, w, h = (int(v) for v in value.split(","))
     assert abs(x - 10 * scale) <= 2 and abs(y - 20 * scale) <= 2
     assert abs(w - 100 * scale) <= 2 and abs(h - 50 * scale) <= 2
-    page.get_by_role("button", name="Redact").click()
+    page.get_by_role("button", name="Redact…").click()
+    page.get_by_role("button", name="Burn in permanently").click()
     page.wait_for_url(f"{portal_url}/cases/{case.id}/review")
     assert "area(s) redacted in the stored image" in page.content()

@@ -152,7 +152,7 @@ def test_case_details_are_saved_and_audited(client, case):
 def test_redaction_burns_into_stored_pixels_and_is_audited(app, client, case):
     image = case.images[0]
     # The page's script writes the drawn rectangles into the form's hidden field.
-    response = submit_form(client, f"/cases/{case.id}/review", button="Redact",
+    response = submit_form(client, f"/cases/{case.id}/review", button="Burn in permanently",
                            fields={"rectangles": "0,0,10,5;50,70,100,100"})
     assert response.status_code == 302
     db.session.expire_all()
@@ -173,12 +173,29 @@ def test_redaction_burns_into_stored_pixels_and_is_audited(app, client, case):
 def test_bad_redaction_rectangles_are_400(client, case, rectangles):
     image = case.images[0]
     if not rectangles:  # "Redact" pressed before drawing anything
-        response = submit_form(client, f"/cases/{case.id}/review", button="Redact")
+        response = submit_form(client, f"/cases/{case.id}/review", button="Burn in permanently")
     else:
         # Deliberately hand-built: rectangles the page's script never writes (tampered).
         response = post_hand_built(client, f"/cases/images/{image.id}/redact",
-                                   {"rectangles": rectangles}, page=f"/cases/{case.id}/review")
+                                   {"rectangles": rectangles, "confirm": "yes"},
+                                   page=f"/cases/{case.id}/review")
     assert response.status_code == 400
+    db.session.expire_all()
+    assert db.session.get(CaseImage, image.id).version == 1
+
+
+def test_redaction_without_the_confirmation_changes_nothing(client, case):
+    image = case.images[0]
+    page = client.get(f"/cases/{case.id}/review").get_data(as_text=True)
+    # The page offers exactly one way to apply: the dialog's button, which says it is final.
+    assert "This cannot be undone" in page
+    with pytest.raises(FormNotFound):
+        submit_form(client, f"/cases/{case.id}/review", button="Redact")
+    # Deliberately hand-built: a post that skipped the confirmation dialog.
+    response = post_hand_built(client, f"/cases/images/{image.id}/redact",
+                               {"rectangles": "0,0,10,5"}, page=f"/cases/{case.id}/review")
+    assert response.status_code == 400
+    assert "confirm it in the dialog" in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(CaseImage, image.id).version == 1
 

@@ -42,6 +42,9 @@ class StatusForm(FlaskForm):
 class RedactionForm(FlaskForm):
     # "x,y,width,height;x,y,width,height" in image pixel coordinates, written by redact.js
     rectangles = HiddenField(validators=[DataRequired(message="draw at least one rectangle")])
+    # Sent by the confirmation dialog's button: burning in cannot be undone, so a request
+    # without it (a stray or scripted post) changes nothing.
+    confirm = HiddenField()
 
 
 class ActionForm(FlaskForm):

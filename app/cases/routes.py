@@ -181,6 +181,8 @@ def redact(image_id: int) -> Response:
     form = RedactionForm()
     if not form.validate_on_submit():
         abort(400, description="Draw at least one rectangle to redact.")
+    if form.confirm.data != "yes":
+        abort(400, description="Burning in cannot be undone: confirm it in the dialog first.")
     try:
         rects = _parse_rectangles(form.rectangles.data or "")
         redact_image(image, rects, actor=current_user)
