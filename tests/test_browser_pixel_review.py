@@ -102,6 +102,8 @@ def test_trainer_windows_zooms_draws_removes_and_confirms_a_redaction(
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("1 rectangle will be burned into the stored image.")
     expect(dialog).to_contain_text("This cannot be undone")
+    # The safe choice has the focus: pressing Enter by habit does not burn anything in.
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     db.session.expire_all()

@@ -20,7 +20,6 @@ function setUp(section) {
   const shown = section.querySelector("canvas.redact-image");
   const overlay = section.querySelector("canvas.redact-canvas");
   const stage = section.querySelector(".redact-stage");
-  const viewport = section.querySelector(".redact-viewport");
   const field = section.querySelector("input.redact-rectangles");
   const list = section.querySelector(".redact-list");
   const empty = section.querySelector(".redact-empty");
@@ -38,7 +37,9 @@ function setUp(section) {
   const imageScale = () => columns / overlay.clientWidth; // image pixels per CSS pixel
 
   function fitWidth() {
-    return Math.max(100, Math.min(viewport.clientWidth || 640, 900));
+    // 100 % shows the whole image: as wide as the section, as tall as most of the window.
+    const tall = Math.max(300, window.innerHeight * 0.8 - 4);
+    return Math.max(100, Math.min(section.clientWidth || 640, (tall * columns) / rows));
   }
 
   function layout() {
