@@ -95,6 +95,19 @@ def test_trainer_windows_zooms_draws_removes_and_confirms_a_redaction(
     section.get_by_role("button", name="Remove rectangle 2").click()
     expect(items).to_have_count(1)
     assert section.locator("input.redact-rectangles").input_value() == kept
+    # Or: click a rectangle on the image to select it, and press Delete.
+    page.evaluate("window.scrollTo(0, 0)")  # pressing Remove scrolled the page down
+    box = overlay.bounding_box()
+    page.mouse.move(box["x"] + 500, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 560, box["y"] + 340, steps=4)
+    page.mouse.up()
+    expect(items).to_have_count(2)
+    page.mouse.click(box["x"] + 530, box["y"] + 320)
+    expect(items.nth(1)).to_have_attribute("aria-current", "true")
+    page.keyboard.press("Delete")
+    expect(items).to_have_count(1)
+    assert section.locator("input.redact-rectangles").input_value() == kept
 
     # Applying asks first, says how many and that it is final; Cancel changes nothing.
     dialog = section.locator("dialog.redact-confirm")

@@ -32,6 +32,7 @@ function setUp(section) {
   const rects = []; // [x, y, w, h] in image pixels
   let dragging = null; // {start: [x, y], end: [x, y]} while the pointer is down
   let zoom = 0; // index into ZOOMS
+  let selected = -1; // a rectangle clicked on, removed with Delete
   let original = null; // the preview's grey values, read once
 
   const imageScale = () => columns / overlay.clientWidth; // image pixels per CSS pixel
@@ -95,7 +96,8 @@ function setUp(section) {
     ctx.font = "bold 14px sans-serif";
     rects.forEach(([x, y, w, h], i) => {
       ctx.fillStyle = "rgba(220, 40, 40, 0.45)";
-      ctx.strokeStyle = "#ff3030";
+      ctx.strokeStyle = i === selected ? "#ffffff" : "#ff3030";
+      ctx.lineWidth = i === selected ? 4 : 2;
       ctx.setLineDash([]);
       ctx.fillRect(x / s, y / s, w / s, h / s);
       ctx.strokeRect(x / s, y / s, w / s, h / s);
@@ -107,6 +109,7 @@ function setUp(section) {
       // The rectangle being dragged: a dashed outline that follows the pointer.
       const [x, y, w, h] = live;
       ctx.strokeStyle = "#ffd400";
+      ctx.lineWidth = 2;
       ctx.setLineDash([6, 4]);
       ctx.strokeRect(x / s, y / s, w / s, h / s);
     }
@@ -117,13 +120,14 @@ function setUp(section) {
     field.value = rects.map((r) => r.join(",")).join(";");
     list.replaceChildren(...rects.map(([x, y, w, h], i) => {
       const item = document.createElement("li");
+      if (i === selected) item.setAttribute("aria-current", "true");
       item.append(`x ${x}, y ${y}: ${w} × ${h} px`);
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "secondary";
       remove.textContent = "Remove";
       remove.setAttribute("aria-label", `Remove rectangle ${i + 1}`);
-      remove.addEventListener("click", () => { rects.splice(i, 1); changed(); });
+      remove.addEventListener("click", () => removeAt(i));
       item.append(remove);
       return item;
     }));
@@ -133,6 +137,21 @@ function setUp(section) {
   }
 
   function changed() { syncList(); drawRects(); }
+
+  function removeAt(i) {
+    rects.splice(i, 1);
+    selected = -1;
+    changed();
+  }
+
+  function rectAt([px, py]) {
+    // The last drawn rectangle under the point (it is drawn on top).
+    for (let i = rects.length - 1; i >= 0; i--) {
+      const [x, y, w, h] = rects[i];
+      if (px >= x && px <= x + w && py >= y && py <= y + h) return i;
+    }
+    return -1;
+  }
 
   function point(event) {
     const box = overlay.getBoundingClientRect();
@@ -159,10 +178,27 @@ function setUp(section) {
     dragging.end = point(e);
     const made = current();
     dragging = null;
-    if (made[2] > 0 && made[3] > 0) rects.push(made);
+    if (made[2] > 0 && made[3] > 0) {
+      rects.push(made);
+      selected = -1;
+    } else {
+      selected = rectAt(made); // a click: select the rectangle under it (Delete removes it)
+      overlay.focus();
+    }
     changed();
   });
   overlay.addEventListener("pointercancel", () => { dragging = null; drawRects(); });
+  overlay.addEventListener("keydown", (e) => {
+    if ((e.key === "Delete" || e.key === "Backspace") && selected >= 0) {
+      e.preventDefault();
+      removeAt(selected);
+    } else if (e.key === "Escape") {
+      dragging = null;
+      selected = -1;
+      drawRects();
+      syncList();
+    }
+  });
 
   level.addEventListener("input", render);
   width.addEventListener("input", render);
@@ -176,7 +212,7 @@ function setUp(section) {
     level.value = "128"; width.value = "256"; zoom = 0; render(); layout();
   });
   section.querySelector(".redact-clear").addEventListener("click", () => {
-    rects.length = 0; changed();
+    rects.length = 0; selected = -1; changed();
   });
   section.querySelector(".redact-open").addEventListener("click", () => {
     if (!rects.length) return;
