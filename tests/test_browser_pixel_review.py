@@ -140,3 +140,54 @@ def test_trainer_windows_zooms_draws_removes_and_confirms_a_redaction(
     assert (stored[inside] == background).all()
     assert np.array_equal(stored[~inside], original[~inside])
     assert (original[inside] != background).any()  # the rectangle really changed pixels
+
+
+def test_rectangles_are_drawn_with_a_finger_on_a_tablet(app, portal_url, browser, make_user):
+    from playwright.sync_api import expect
+
+    from app.cases.ingest import ImportOptions, Source, import_files
+    from tests.dicom_factory import cr_dataset, to_bytes
+
+    trainer = make_user(Role.TRAINER)
+    data = to_bytes(cr_dataset(seed=7, rows=600, columns=500, burned_in=None))
+    import_files([Source("x.dcm", lambda: data)], actor=trainer, options=ImportOptions())
+    case = db.session.scalars(select(Case)).one()
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        sign_in(page, portal_url, trainer.username)
+        page.goto(f"{portal_url}/cases/{case.id}/review")
+        section = page.locator("section.redact").first
+        expect(section).to_have_attribute("data-ready", "1")
+        section.get_by_role("button", name="Zoom in").tap()
+        expect(section.locator(".redact-zoom-level")).to_have_text("150 %")
+        overlay = section.locator("canvas.redact-canvas")
+        box = overlay.bounding_box()
+        touch = context.new_cdp_session(page)
+
+        def finger(kind: str, x: float, y: float) -> None:
+            points = [] if kind == "touchEnd" else [{"x": box["x"] + x, "y": box["y"] + y, "id": 1}]
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        finger("touchStart", 20, 30)
+        for step in range(1, 6):
+            finger("touchMove", 20 + 16 * step, 30 + 8 * step)
+        assert overlay.get_attribute("data-dragging")  # outlined while the finger moves
+        page.wait_for_timeout(200)  # the finger rests before lifting: no fling
+        finger("touchMove", 100, 70)
+        finger("touchEnd", 0, 0)
+        items = section.locator(".redact-list li")
+        expect(items).to_have_count(1)
+        x, y, w, h = (int(v) for v in
+                      section.locator("input.redact-rectangles").input_value().split(","))
+        scale = 500 / box["width"]
+        assert abs(x - 20 * scale) <= 2 and abs(y - 30 * scale) <= 2
+        assert abs(w - 80 * scale) <= 2 and abs(h - 40 * scale) <= 2
+        remove = section.get_by_role("button", name="Remove rectangle 1")
+        assert remove.bounding_box()["height"] >= 44  # a finger-sized target
+        remove.tap()
+        expect(items).to_have_count(0)
+        expect(section.get_by_role("button", name="Redact…")).to_be_disabled()
+    finally:
+        context.close()
