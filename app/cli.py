@@ -306,6 +306,8 @@ def _set_case_status(case_ref: str, status: str, actor_ref: str | None) -> None:
 
     try:
         actor = find_user(actor_ref) if actor_ref else None
+        if actor is not None and not actor.active:
+            raise click.ClickException(f"{actor.username} is deactivated")
         if actor is not None and not actor.has_role(*LIBRARY_ROLES):
             raise click.ClickException(
                 f"{actor.username} may not change case statuses (trainers and administrators "

@@ -274,6 +274,9 @@ def test_cases_set_status_bad_input_is_one_line_and_changes_nothing(app, make_us
 
     case = _draft_case(app)
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    former = make_user(Role.TRAINER)
+    former.active = False
+    db.session.commit()
     cases = [
         (("set-status", "999", "in_review"), "Error: there is no case 999\n"),
         (("set-status", "case-1", "in_review"), "Error: there is no case 'case-1'\n"),
@@ -290,6 +293,8 @@ def test_cases_set_status_bad_input_is_one_line_and_changes_nothing(app, make_us
         (("set-status", str(case.id), "in_review", "--by", trainee.username),
          f"Error: {trainee.username} may not change case statuses (trainers and "
          "administrators only)\n"),
+        (("publish", str(case.id), "--by", former.username),
+         f"Error: {former.username} is deactivated\n"),
     ]
     for args, message in cases:
         result = run(app, "cases", *args)
