@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 from freezegun import freeze_time
 
 from app.auth.invitations import invitation_token
-from app.extensions import db
 from app.auth.roles import Role
 from app.auth.services import set_active
+from app.extensions import db
 from tests.conftest import login, sign_out
 from tests.forms import submit_form, submit_html
 

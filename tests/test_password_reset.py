@@ -24,6 +24,12 @@ NEW_PASSWORD = "a-brand-new-password-7"
 SAME_ANSWER = "If the user name or e-mail address you entered"
 
 
+@pytest.fixture
+def inbox(request):
+    """The real SMTP server of tests.test_mail, collecting what the portal sends."""
+    return request.getfixturevalue("smtp_inbox")
+
+
 def ask_for_link(client, identifier: str, **kwargs):
     return submit_form(client, "/auth/password/forgot", button="Send reset link",
                        fields={"identifier": identifier}, **kwargs)
@@ -61,7 +67,7 @@ def test_sign_in_page_offers_the_reset_and_without_mail_says_ask_an_administrato
     assert "Ask your administrator" in response.get_data(as_text=True)
 
 
-def test_reset_by_email_ends_every_session_and_is_audited(app, client, make_user, smtp_inbox):
+def test_reset_by_email_ends_every_session_and_is_audited(app, client, make_user, inbox):
     user = make_user(username="forgetful", full_name="Dr Forgetful")
     device = app.test_client()
     assert login(device, user.username).status_code == 302
@@ -70,7 +76,7 @@ def test_reset_by_email_ends_every_session_and_is_audited(app, client, make_user
     answer = ask_for_link(client, "  FORGETFUL@example.org ")
     assert answer.status_code == 200
     assert SAME_ANSWER in answer.get_data(as_text=True)
-    [message] = smtp_inbox.messages
+    [message] = inbox.messages
     assert message["To"] == user.email
     assert message["Subject"] == "Reset your CXR Academy password"
     assert "Dr Forgetful" in message.get_payload(decode=True).decode()
@@ -92,7 +98,7 @@ def test_reset_by_email_ends_every_session_and_is_audited(app, client, make_user
 
 
 def test_the_answer_is_the_same_for_unknown_and_deactivated_accounts(client, make_user,
-                                                                   smtp_inbox):
+                                                                   inbox):
     known = make_user(username="known")
     gone = make_user(username="gone")
     set_active(gone, False)
@@ -106,24 +112,24 @@ def test_the_answer_is_the_same_for_unknown_and_deactivated_accounts(client, mak
 
     answers = {answer(i) for i in ("known", "nobody-at-all", "gone", "nobody@example.org")}
     assert len(answers) == 1 and SAME_ANSWER in answers.pop()
-    assert [m["To"] for m in smtp_inbox.messages] == [known.email]
+    assert [m["To"] for m in inbox.messages] == [known.email]
 
 
-def test_used_link_is_refused(client, make_user, smtp_inbox):
+def test_used_link_is_refused(client, make_user, inbox):
     make_user(username="once")
     ask_for_link(client, "once")
-    path = link_path(smtp_inbox.messages[0])
+    path = link_path(inbox.messages[0])
     assert choose(client, path).status_code == 302
     again = client.get(path)
     assert again.status_code == 400
     assert "already been used" in again.get_data(as_text=True)
 
 
-def test_a_new_link_retires_the_older_one(client, make_user, smtp_inbox):
+def test_a_new_link_retires_the_older_one(client, make_user, inbox):
     user = make_user(username="twice")
     ask_for_link(client, "twice")
     ask_for_link(client, "twice")
-    first, second = (link_path(m) for m in smtp_inbox.messages)
+    first, second = (link_path(m) for m in inbox.messages)
     old = client.get(first)
     assert old.status_code == 400
     assert "newer password reset link" in old.get_data(as_text=True)
@@ -132,11 +138,11 @@ def test_a_new_link_retires_the_older_one(client, make_user, smtp_inbox):
     assert verify_password(db.session.get(User, user.id).password_hash, NEW_PASSWORD)
 
 
-def test_expired_link_is_refused_even_from_a_page_opened_in_time(client, make_user, smtp_inbox):
+def test_expired_link_is_refused_even_from_a_page_opened_in_time(client, make_user, inbox):
     user = make_user(username="slow")
     with freeze_time("2026-05-01 09:00:00"):
         ask_for_link(client, "slow")
-        path = link_path(smtp_inbox.messages[0])
+        path = link_path(inbox.messages[0])
     with freeze_time("2026-05-01 09:59:00"):
         opened = client.get(path)
         assert opened.status_code == 200
@@ -151,10 +157,10 @@ def test_expired_link_is_refused_even_from_a_page_opened_in_time(client, make_us
     assert verify_password(db.session.get(User, user.id).password_hash, PASSWORD)
 
 
-def test_link_of_a_deactivated_account_is_refused(client, make_user, smtp_inbox):
+def test_link_of_a_deactivated_account_is_refused(client, make_user, inbox):
     user = make_user(username="leaver")
     ask_for_link(client, "leaver")
-    path = link_path(smtp_inbox.messages[0])
+    path = link_path(inbox.messages[0])
     opened = client.get(path)
     set_active(user, False)
     refused = client.get(path)
@@ -169,10 +175,10 @@ def test_link_of_a_deactivated_account_is_refused(client, make_user, smtp_inbox)
 
 
 def test_weak_or_mismatched_password_is_refused_and_the_link_still_works(client, make_user,
-                                                                        smtp_inbox):
+                                                                        inbox):
     make_user(username="weak")
     ask_for_link(client, "weak")
-    path = link_path(smtp_inbox.messages[0])
+    path = link_path(inbox.messages[0])
     short = choose(client, path, "short")
     assert short.status_code == 400
     assert "at least 10 characters" in short.get_data(as_text=True)
@@ -183,7 +189,7 @@ def test_weak_or_mismatched_password_is_refused_and_the_link_still_works(client,
     assert choose(client, path).status_code == 302
 
 
-def test_other_links_and_forgeries_are_not_reset_links(client, make_user, smtp_inbox):
+def test_other_links_and_forgeries_are_not_reset_links(client, make_user, inbox):
     user = make_user(username="target")
     invitation = invitation_token(user)
     db.session.commit()
@@ -193,7 +199,7 @@ def test_other_links_and_forgeries_are_not_reset_links(client, make_user, smtp_i
         assert "not valid" in response.get_data(as_text=True)
 
 
-def test_requests_are_rate_limited_per_account_and_per_address(client, make_user, smtp_inbox):
+def test_requests_are_rate_limited_per_account_and_per_address(client, make_user, inbox):
     make_user(username="popular")
     # From many addresses, one account still gets at most five e-mails an hour.
     for n in range(5):
@@ -202,7 +208,7 @@ def test_requests_are_rate_limited_per_account_and_per_address(client, make_user
     flood = ask_for_link(client, "popular", environ_base={"REMOTE_ADDR": "10.0.1.1"})
     assert flood.status_code == 429
     assert "Too many password reset requests" in flood.get_data(as_text=True)
-    assert len(smtp_inbox.messages) == 5
+    assert len(inbox.messages) == 5
     # One address cannot probe many accounts either.
     for n in range(5):
         assert ask_for_link(client, f"someone{n}").status_code == 200
@@ -218,10 +224,10 @@ def test_an_unreachable_mail_server_gives_the_same_answer(app, client, make_user
     assert asked.detail == {"matched": True, "emailed": False}
 
 
-def test_hostile_reset_requests_are_400s(client, smtp_inbox):
+def test_hostile_reset_requests_are_400s(client, inbox):
     # Hand-built: more characters than the box's maxlength lets anyone type, and no field.
     for data in ({"identifier": "x" * 300}, {}):
         response = post_hand_built(client, "/auth/password/forgot", data)
         assert response.status_code == 400
         assert 'class="error"' in response.get_data(as_text=True)
-    assert smtp_inbox.messages == []
+    assert inbox.messages == []

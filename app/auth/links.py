@@ -16,7 +16,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -26,9 +26,9 @@ from app.db_types import utcnow
 from app.extensions import db
 
 
-class LinkPurpose(str, Enum):
+class LinkPurpose(StrEnum):
     INVITATION = "invitation"
-    PASSWORD_RESET = "password_reset"
+    PASSWORD_RESET = "password_reset"  # noqa: S105  (a purpose, not a password)
 
     @property
     def max_age(self) -> timedelta:
@@ -44,7 +44,7 @@ _SALTS = {
 }
 
 
-class LinkProblem(str, Enum):
+class LinkProblem(StrEnum):
     EXPIRED = "expired"
     INVALID = "invalid"
     USED = "used"
@@ -90,7 +90,7 @@ def make_link_token(user: User, purpose: LinkPurpose) -> str:
 def user_for_link(token: str, purpose: LinkPurpose) -> User:
     """The user the token was made for, if it is still good; raises LinkError otherwise."""
     try:
-        payload = _serializer(purpose).loads(token, max_age=purpose.max_age.total_seconds())
+        payload = _serializer(purpose).loads(token, max_age=int(purpose.max_age.total_seconds()))
     except SignatureExpired:
         raise LinkError(LinkProblem.EXPIRED) from None
     except BadSignature:
