@@ -31,7 +31,5 @@ class LogoutForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
-    identifier = StringField(
-        "User name or e-mail", validators=[DataRequired(), Length(max=254)]
-    )
+    identifier = StringField("User name or e-mail", validators=[DataRequired(), Length(max=254)])
     submit = SubmitField("Send reset link")

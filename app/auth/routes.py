@@ -187,8 +187,11 @@ def reset_password_page(token: str) -> Response | str | tuple[str, int]:
         except AccountError as exc:
             form.password.errors = [exc.sentence]
             return render_template("auth/reset_password.html", form=form, user=user), 400
-        flash("Your password is reset and you are signed out everywhere. Sign in with your "
-              "new password.", "success")
+        flash(
+            "Your password is reset and you are signed out everywhere. Sign in with your "
+            "new password.",
+            "success",
+        )
         return redirect(url_for("auth.login"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/reset_password.html", form=form, user=user), status

@@ -332,6 +332,7 @@ def _issue(
     now: datetime,
     renewed: Certificate | None = None,
     exception: str | None = None,
+    granted_by: User | None = None,
 ) -> Certificate:
     evidence = {
         "requirements": [
@@ -370,7 +371,7 @@ def _issue(
     db.session.flush()
     record(
         "certificate.issue",
-        actor=user,
+        actor=granted_by or user,  # an exception is the granting lead's act, not the holder's
         object_type="certificate",
         object_id=certificate.id,
         programme=programme.id,
@@ -436,7 +437,7 @@ def grant_exception(user: User, programme: Programme, *, reason: str, actor: Use
     """A certificate without the requirements, with the lead's reason on record."""
     if not reason.strip():
         raise CertificationError("give the reason for the exception")
-    certificate = _issue(user, programme, [], utcnow(), exception=reason.strip())
+    certificate = _issue(user, programme, [], utcnow(), exception=reason.strip(), granted_by=actor)
     record(
         "certificate.exception",
         actor=actor,

@@ -1,4 +1,4 @@
-"""account links: the newest invitation or password-reset link per user
+"""account links: the newest invitation or password-reset link per user; exception actors
 
 Revision ID: e41a7c2d9f10
 Revises: c9752d2e0146
@@ -6,6 +6,10 @@ Create Date: 2026-12-05 07:00:00.000000
 
 Links issued before this revision carry no nonce and stop working: an administrator makes
 a new invitation, a user asks for a new reset link.
+
+Certificates granted by exception were logged ("certificate.issue") as issued by their
+holder; the lead who granted the exception (the actor of the matching
+"certificate.exception" event) becomes the actor of those events.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -28,7 +32,23 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_account_link_user_id_user_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'purpose', name=op.f('pk_account_link'))
     )
+    op.execute(
+        """
+        UPDATE audit_event SET actor_id = (
+            SELECT granted.actor_id FROM audit_event AS granted
+            WHERE granted.action = 'certificate.exception'
+              AND granted.object_id = audit_event.object_id
+            ORDER BY granted.id LIMIT 1
+        )
+        WHERE action = 'certificate.issue' AND EXISTS (
+            SELECT 1 FROM audit_event AS granted
+            WHERE granted.action = 'certificate.exception'
+              AND granted.object_id = audit_event.object_id
+        )
+        """
+    )
 
 
 def downgrade():
+    # The corrected actors stay: they are the truth, not a schema change.
     op.drop_table('account_link')
