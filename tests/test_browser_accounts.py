@@ -62,3 +62,53 @@ def test_forgotten_password_is_reset_from_the_emailed_link(app, portal_url, page
     other.goto(portal_url + "/training/")
     assert urlsplit(other.url).path == "/auth/login"
     laptop.close()
+
+
+def _audit_rows(page) -> list[dict[str, str]]:
+    headings = page.locator("table.audit thead th").all_inner_texts()
+    found = []
+    for row in page.locator("table.audit tbody tr").all():
+        cells = row.locator("td").all_inner_texts()
+        if len(cells) == len(headings):
+            found.append(dict(zip(headings, cells, strict=True)))
+    return found
+
+
+def test_administrator_changes_roles_and_finds_it_in_the_audit_log(app, portal_url, page,
+                                                                  make_user):
+    make_user(Role.ADMIN, username="ada", full_name="Ada Admin")
+    make_user(Role.TRAINEE_RADIOLOGIST, username="kofi", full_name="Dr Kofi Mensah")
+    sign_in(page, portal_url, "ada")
+
+    page.get_by_role("link", name="Administration").click()
+    page.get_by_role("link", name="active users").click()
+    page.get_by_role("link", name="Dr Kofi Mensah").click()
+    page.get_by_label("Trainee radiologist").uncheck()
+    page.get_by_label("Trainer", exact=True).check()
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_load_state()
+
+    page.get_by_role("link", name="Administration").click()
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_label("Who (user name or e-mail)").fill("ada")
+    page.get_by_label("What").select_option(label="Roles changed")
+    today = page.evaluate("new Date().toISOString().slice(0, 10)")
+    page.get_by_label("From (UTC)").fill(today)
+    page.get_by_label("To (UTC)").fill(today)
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()
+    assert _audit_rows(page) and all(r["What"] == "Roles changed" for r in _audit_rows(page))
+    [row] = _audit_rows(page)
+    assert row["Who"] == "Ada Admin (ada)"
+    assert row["Object"] == "User Dr Kofi Mensah (kofi)"
+    assert row["Details"] == "Changed roles: trainee radiologist → trainer."
+
+    # A range that ends before it starts is explained, and nothing is listed.
+    page.get_by_label("From (UTC)").fill("2026-03-10")
+    page.get_by_label("To (UTC)").fill("2026-03-01")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()
+    assert "is after the end date" in page.get_by_role("alert").first.inner_text()
+    assert _audit_rows(page) == []
+    page.get_by_role("link", name="Clear filters").click()
+    assert len(_audit_rows(page)) > 1
