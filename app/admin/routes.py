@@ -4,13 +4,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
-from wtforms import SelectChoice
 
 from app.admin import bp
 from app.admin.forms import (
     ActionForm,
     AuditFilterForm,
     ClinicForm,
+    SelectChoice,
     UserCreateForm,
     UserEditForm,
 )

@@ -108,7 +108,7 @@ def make_filter(
     )
 
 
-def events_query(filters: AuditFilter | None = None) -> Select[tuple[AuditEvent]]:
+def events_query(filters: AuditFilter | None = None) -> Select[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
     f = filters or AuditFilter()
     if f.actor is not None:
