@@ -243,3 +243,11 @@ def test_the_migration_credits_earlier_exceptions_to_the_granting_lead(app, make
     assert actors == {("certificate.issue", "41"): lead,
                       ("certificate.exception", "41"): lead,
                       ("certificate.issue", "42"): earned}
+
+
+def test_the_administration_home_lists_recent_activity_in_words(client, as_ada):
+    html = client.get("/admin/").get_data(as_text=True)
+    recent = rows(html)
+    assert recent[0]["What"] == "Signed in" and recent[0]["Who"] == "Ada (ada)"
+    assert {"What": "Name changed", "Details": "Changed the full name."}.items() <= next(
+        r for r in recent if r["What"] == "Name changed").items()
