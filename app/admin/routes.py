@@ -205,6 +205,26 @@ def clinics() -> tuple[str, int]:
     ), status
 
 
+def _audit_filter(form: AuditFilterForm) -> AuditFilter | None:
+    """The filter the form asks for, or None (with the reason on the form) if it is bad."""
+    if not any(request.args.get(name) for name in form.data):
+        return AuditFilter()
+    if not form.validate():
+        return None
+    try:
+        return make_filter(
+            actor=form.actor.data or "",
+            action=form.action.data or "",
+            object_type=form.object_type.data or "",
+            object_id=form.object_id.data or "",
+            since=form.since.data,
+            until=form.until.data,
+        )
+    except AuditFilterError as exc:
+        form.form_errors.append(exc.sentence)
+        return None
+
+
 @bp.route("/audit")
 def audit() -> tuple[str, int]:
     form = AuditFilterForm(
@@ -212,24 +232,8 @@ def audit() -> tuple[str, int]:
         actions=[SelectChoice(a, action_label(a)) for a in known_actions()],
         object_types=[SelectChoice(t, object_type_label(t)) for t in known_object_types()],
     )
-    filters, status = AuditFilter(), 200
-    if any(request.args.get(name) for name in form.data):
-        if not form.validate():
-            status = 400
-        else:
-            try:
-                filters = make_filter(
-                    actor=form.actor.data or "",
-                    action=form.action.data or "",
-                    object_type=form.object_type.data or "",
-                    object_id=form.object_id.data or "",
-                    since=form.since.data,
-                    until=form.until.data,
-                )
-            except AuditFilterError as exc:
-                form.form_errors.append(exc.sentence)
-                status = 400
-    if status == 400:
+    filters = _audit_filter(form)
+    if filters is None:
         # A filter that cannot be applied lists nothing rather than everything.
         return render_template("admin/audit.html", form=form, page=None, events=[], args={}), 400
     page = db.paginate(

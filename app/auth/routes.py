@@ -53,7 +53,7 @@ def _reset_identifier_key() -> str:
 
 
 TOO_MANY_RESETS = (
-    "Too many password reset requests. Wait an hour and try again, "
+    "Too many password reset requests. Wait a while and try again, "
     "or ask your administrator to reset your password."
 )
 
