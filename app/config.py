@@ -52,6 +52,10 @@ class DefaultConfig:
     RATELIMIT_HEADERS_ENABLED = False
 
     INVITATION_MAX_AGE = timedelta(days=7)
+    # Self-service reset links (only when MAIL_SERVER is set); requests are limited per
+    # client address and per typed user name, so nobody can flood a mailbox.
+    PASSWORD_RESET_MAX_AGE = timedelta(hours=1)
+    PASSWORD_RESET_LIMIT = "5 per hour"  # noqa: S105  (a rate, not a password)
     PASSWORD_MIN_LENGTH = 10
 
     # argon2id parameters (RFC 9106 "second recommended" profile, argon2-cffi's default).

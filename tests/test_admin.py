@@ -150,11 +150,12 @@ def test_audit_log_shows_logins_failures_and_user_changes(client, make_user):
     login(client, "someone-unknown", "wrong-password-1")
     login(client, admin.username)
     page = client.get("/admin/audit").get_data(as_text=True)
-    for action in ("login.failed", "login", "user.create"):
-        assert f"<td>{action}</td>" in page
-    filtered = client.get("/admin/audit?action=login.failed").get_data(as_text=True)
-    assert "<td>login.failed</td>" in filtered
-    assert "<td>user.create</td>" not in filtered
+    for label in ("Sign-in refused", "Signed in", "Account created"):
+        assert f'<td class="action">{label}</td>' in page
+    filtered = submit_form(client, "/admin/audit", button="Filter",
+                           fields={"action": "login.failed"}).get_data(as_text=True)
+    assert '<td class="action">Sign-in refused</td>' in filtered
+    assert '<td class="action">Account created</td>' not in filtered
 
 
 def test_concurrent_duplicate_becomes_a_clear_error_and_writes_nothing(app, make_user, monkeypatch):

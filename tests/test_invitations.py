@@ -9,10 +9,18 @@ from freezegun import freeze_time
 from app.auth.invitations import invitation_token
 from app.auth.roles import Role
 from app.auth.services import set_active
+from app.extensions import db
 from tests.conftest import login, sign_out
 from tests.forms import submit_form, submit_html
 
 NEW_PASSWORD = "my-own-password-42"
+
+
+def new_token(user) -> str:
+    """A new invitation token, committed as issuing an invitation does."""
+    token = invitation_token(user)
+    db.session.commit()
+    return token
 
 
 def set_password(client, path: str, password: str):
@@ -60,7 +68,7 @@ def test_used_invitation_cannot_be_used_again(client, login_as, make_clinic):
 def test_expired_invitation_is_refused(client, make_user):
     user = make_user(password=None)
     with freeze_time("2026-01-01 09:00:00"):
-        token = invitation_token(user)
+        token = new_token(user)
     with freeze_time("2026-01-07 08:59:00"):
         opened = client.get(f"/auth/invitation/{token}")
         assert opened.status_code == 200
@@ -78,10 +86,10 @@ def test_expired_invitation_is_refused(client, make_user):
 
 def test_tampered_invitation_is_refused(client, make_user):
     user = make_user(password=None)
-    token = invitation_token(user)
+    token = new_token(user)
     _, stamp, signature = token.split(".")
     other = make_user(password=None)
-    forged = invitation_token(other).split(".")[0]
+    forged = new_token(other).split(".")[0]
     flipped = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
     for bad in (f"{forged}.{stamp}.{signature}", flipped, "not-a-token", "a.b.c"):
         response = client.get(f"/auth/invitation/{bad}")
@@ -91,14 +99,14 @@ def test_tampered_invitation_is_refused(client, make_user):
 
 def test_invitation_for_deactivated_user_is_refused(client, make_user):
     user = make_user(password=None)
-    token = invitation_token(user)
+    token = new_token(user)
     set_active(user, False)
     assert client.get(f"/auth/invitation/{token}").status_code == 400
 
 
 def test_weak_password_on_invitation_is_refused(client, make_user):
     user = make_user(password=None)
-    path = f"/auth/invitation/{invitation_token(user)}"
+    path = f"/auth/invitation/{new_token(user)}"
     response = set_password(client, path, "short")
     assert response.status_code == 400
     assert "at least 10 characters" in response.get_data(as_text=True)
@@ -109,7 +117,26 @@ def test_password_reset_by_invitation_signs_out_existing_sessions(app, client, m
     user = make_user()
     device = app.test_client()
     assert login(device, user.username).status_code == 302
-    path = f"/auth/invitation/{invitation_token(user)}"
+    path = f"/auth/invitation/{new_token(user)}"
     response = set_password(client, path, NEW_PASSWORD)
     assert response.status_code == 302
     assert device.get("/training/").status_code == 302
+
+
+def test_a_new_invitation_retires_the_older_link(client, login_as, make_user):
+    login_as(Role.ADMIN)
+    invitee = make_user(password=None)
+
+    def link() -> str:
+        html = submit_form(client, f"/admin/users/{invitee.id}",
+                           button="Make invitation link").get_data(as_text=True)
+        start = html.index('data-testid="invitation-link"')
+        value = html[html.index('value="', start - 200) + 7:]
+        return urlsplit(value[: value.index('"')]).path
+
+    first, second = link(), link()
+    sign_out(client, "/admin/")
+    old = client.get(first)
+    assert old.status_code == 400
+    assert "newer invitation link" in old.get_data(as_text=True)
+    assert set_password(client, second, NEW_PASSWORD).status_code == 302

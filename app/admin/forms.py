@@ -4,6 +4,7 @@ import pycountry
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
     SelectChoice,
     SelectField,
@@ -75,3 +76,41 @@ class ActionForm(FlaskForm):
     """A button that changes state: it only needs its CSRF token."""
 
     submit = SubmitField()
+
+
+class IsoDateField(DateField):
+    """A date box whose error says what to type (WTForms says "Not a valid date value")."""
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+            raise ValueError(
+                f"give the {self.label.text.split(' ')[0].lower()} date as YYYY-MM-DD"
+            ) from None
+
+
+class AuditFilterForm(FlaskForm):
+    """The audit log's filters: a GET form (bookmarkable, no state change, no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    actor = StringField("Who (user name or e-mail)", validators=[Optional(), Length(max=254)])
+    action = SelectField("What", validate_choice=False)
+    object_type = SelectField("Kind of object", validate_choice=False)
+    object_id = StringField("Object number", validators=[Optional(), Length(max=64)])
+    since = IsoDateField("From (UTC)", validators=[Optional()])
+    until = IsoDateField("To (UTC)", validators=[Optional()])
+
+    def __init__(
+        self,
+        *args: object,
+        actions: list[SelectChoice],
+        object_types: list[SelectChoice],
+        **kwargs: object,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.action.choices = [SelectChoice("", "any action"), *actions]
+        self.object_type.choices = [SelectChoice("", "any kind"), *object_types]

@@ -6,8 +6,24 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app.admin import bp
-from app.admin.forms import ActionForm, ClinicForm, UserCreateForm, UserEditForm
-from app.audit.services import events_query, known_actions
+from app.admin.forms import (
+    ActionForm,
+    AuditFilterForm,
+    ClinicForm,
+    SelectChoice,
+    UserCreateForm,
+    UserEditForm,
+)
+from app.audit.describe import action_label, object_type_label
+from app.audit.services import (
+    AuditFilter,
+    AuditFilterError,
+    events_query,
+    known_actions,
+    known_object_types,
+    make_filter,
+    readable_events,
+)
 from app.auth.decorators import roles_required
 from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
@@ -51,7 +67,7 @@ def index() -> str:
         "users": db.session.scalar(select(func.count(User.id)).where(User.active)),
         "clinics": db.session.scalar(select(func.count(Clinic.id))),
     }
-    recent = db.session.scalars(events_query().limit(10)).all()
+    recent = readable_events(db.session.scalars(events_query().limit(10)).all())
     return render_template("admin/index.html", counts=counts, recent=recent)
 
 
@@ -189,10 +205,48 @@ def clinics() -> tuple[str, int]:
     ), status
 
 
+def _audit_filter(form: AuditFilterForm) -> AuditFilter | None:
+    """The filter the form asks for, or None (with the reason on the form) if it is bad."""
+    if not any(request.args.get(name) for name in form.data):
+        return AuditFilter()
+    if not form.validate():
+        return None
+    try:
+        return make_filter(
+            actor=form.actor.data or "",
+            action=form.action.data or "",
+            object_type=form.object_type.data or "",
+            object_id=form.object_id.data or "",
+            since=form.since.data,
+            until=form.until.data,
+        )
+    except AuditFilterError as exc:
+        form.form_errors.append(exc.sentence)
+        return None
+
+
 @bp.route("/audit")
-def audit() -> str:
-    action = request.args.get("action") or None
-    page = db.paginate(
-        events_query(action), per_page=int(current_app.config["AUDIT_PAGE_SIZE"]), error_out=False
+def audit() -> tuple[str, int]:
+    form = AuditFilterForm(
+        formdata=request.args,
+        actions=[SelectChoice(a, action_label(a)) for a in known_actions()],
+        object_types=[SelectChoice(t, object_type_label(t)) for t in known_object_types()],
     )
-    return render_template("admin/audit.html", page=page, action=action, actions=known_actions())
+    filters = _audit_filter(form)
+    if filters is None:
+        # A filter that cannot be applied lists nothing rather than everything.
+        return render_template("admin/audit.html", form=form, page=None, events=[], args={}), 400
+    page = db.paginate(
+        events_query(filters),
+        per_page=int(current_app.config["AUDIT_PAGE_SIZE"]),
+        error_out=False,
+    )
+    # The pager keeps the filters; only filled-in boxes go into its links.
+    args = {name: value for name, value in request.args.items() if value and name in form.data}
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        page=page,
+        events=readable_events(page.items),
+        args=args,
+    ), 200

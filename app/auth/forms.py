@@ -28,3 +28,8 @@ class ChangePasswordForm(SetPasswordForm):
 
 class LogoutForm(FlaskForm):
     submit = SubmitField("Sign out")
+
+
+class ForgotPasswordForm(FlaskForm):
+    identifier = StringField("User name or e-mail", validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField("Send reset link")

@@ -1,40 +1,41 @@
 """Signed, expiring invitation links with which an invitee sets a password.
 
-The token carries a fingerprint of the user's current password hash, so it stops working
-once used (and a later invitation or password change also retires earlier links).
+The token rules (single use, only the newest link works, a password change retires it) are
+those of every account link: see app.auth.links.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from flask import current_app, render_template
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from app.audit.services import record
+from app.auth.links import LinkError, LinkProblem, LinkPurpose, make_link_token, user_for_link
 from app.auth.models import User
 from app.extensions import db
 from app.mail import MailError, mail_configured, send_mail
 from app.urls import external_url
 
-_SALT = "cxr-academy.invitation"
+_REASONS = {
+    LinkProblem.EXPIRED: "This invitation link has expired. Ask your administrator for a new one.",
+    LinkProblem.INVALID: "This invitation link is not valid.",
+    LinkProblem.DEACTIVATED: "This invitation link is not valid: the account is deactivated. "
+    "Ask your administrator.",
+    LinkProblem.REPLACED: "A newer invitation link has been made for this account: use the "
+    "newest one, or ask your administrator for a new link.",
+    LinkProblem.USED: "This invitation link has already been used. Sign in, or ask your "
+    "administrator for a new link.",
+}
 
 
 class InvitationError(ValueError):
     """The link cannot be used; the message says why, for the invitee."""
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
-
-
-def _fingerprint(user: User) -> str:
-    return hashlib.sha256((user.password_hash or "unset").encode()).hexdigest()[:16]
-
-
 def invitation_token(user: User) -> str:
-    return _serializer().dumps({"u": user.id, "f": _fingerprint(user)})
+    """A new invitation token; earlier invitation links stop working (the caller commits)."""
+    return make_link_token(user, LinkPurpose.INVITATION)
 
 
 def invitation_url(user: User) -> str:
@@ -71,23 +72,7 @@ def issue_invitation(user: User) -> Invitation:
 
 
 def user_for_invitation(token: str) -> User:
-    max_age = current_app.config["INVITATION_MAX_AGE"].total_seconds()
     try:
-        payload = _serializer().loads(token, max_age=max_age)
-    except SignatureExpired:
-        raise InvitationError(
-            "This invitation link has expired. Ask your administrator for a new one."
-        ) from None
-    except BadSignature:
-        raise InvitationError("This invitation link is not valid.") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("u"), int):
-        raise InvitationError("This invitation link is not valid.")
-    user = db.session.get(User, payload["u"])
-    if user is None or not user.active:
-        raise InvitationError("This invitation link is not valid.")
-    if payload.get("f") != _fingerprint(user):
-        raise InvitationError(
-            "This invitation link has already been used. Sign in, or ask your "
-            "administrator for a new link."
-        )
-    return user
+        return user_for_link(token, LinkPurpose.INVITATION)
+    except LinkError as exc:
+        raise InvitationError(_REASONS[exc.problem]) from None

@@ -119,3 +119,21 @@ class UserSession(db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
+
+
+class AccountLink(db.Model):
+    """The newest e-mailed link of one purpose (invitation, password reset) for a user.
+
+    Only a hash of the link's random nonce is kept: a new link overwrites it, which retires
+    every older link of that purpose, and using the link stamps ``used_at``.
+    """
+
+    __tablename__ = "account_link"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16), primary_key=True)
+    nonce_hash: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -9,8 +9,17 @@ from werkzeug.wrappers import Response
 
 from app.audit.services import record
 from app.auth import bp
-from app.auth.forms import ChangePasswordForm, LoginForm, SetPasswordForm
+from app.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
 from app.auth.invitations import InvitationError, user_for_invitation
+from app.auth.resets import (
+    ResetLinkError,
+    ResetUnavailable,
+    request_password_reset,
+    reset_available,
+    reset_link_minutes,
+    reset_password,
+    user_for_reset,
+)
 from app.auth.services import AccountError, authenticate, change_password, set_password
 from app.auth.sessions import end_current_session, start_session
 from app.extensions import db, limiter
@@ -33,6 +42,20 @@ def _address_limit() -> str:
 
 def _username_key() -> str:
     return "user:" + (request.form.get("username") or "").strip().lower()[:254]
+
+
+def _reset_limit() -> str:
+    return current_app.config["PASSWORD_RESET_LIMIT"]
+
+
+def _reset_identifier_key() -> str:
+    return "reset:" + (request.form.get("identifier") or "").strip().lower()[:254]
+
+
+TOO_MANY_RESETS = (
+    "Too many password reset requests. Wait a while and try again, "
+    "or ask your administrator to reset your password."
+)
 
 
 def _failed(response: Response) -> bool:
@@ -124,3 +147,51 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         return redirect(url_for("auth.login"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/accept_invitation.html", form=form, user=user), status
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(
+    _reset_limit, key_func=get_remote_address, methods=["POST"], error_message=TOO_MANY_RESETS
+)
+@limiter.limit(
+    _reset_limit, key_func=_reset_identifier_key, methods=["POST"], error_message=TOO_MANY_RESETS
+)
+def forgot_password() -> str | tuple[str, int]:
+    form = ForgotPasswordForm()
+    if not reset_available():
+        # Without a mail server only an administrator can hand out a new link.
+        status = 400 if request.method == "POST" else 200
+        return render_template("auth/forgot_password.html", form=None), status
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("auth/forgot_password.html", form=form), status
+    try:
+        request_password_reset(form.identifier.data or "")
+    except ResetUnavailable:  # the configuration changed under us
+        return render_template("auth/forgot_password.html", form=None), 400
+    return render_template("auth/reset_requested.html", minutes=reset_link_minutes())
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password_page(token: str) -> Response | str | tuple[str, int]:
+    try:
+        user = user_for_reset(token)
+    except ResetLinkError as exc:
+        return render_template("auth/reset_invalid.html", reason=str(exc)), 400
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            reset_password(token, form.password.data or "")
+        except ResetLinkError as exc:
+            return render_template("auth/reset_invalid.html", reason=str(exc)), 400
+        except AccountError as exc:
+            form.password.errors = [exc.sentence]
+            return render_template("auth/reset_password.html", form=form, user=user), 400
+        flash(
+            "Your password is reset and you are signed out everywhere. Sign in with your "
+            "new password.",
+            "success",
+        )
+        return redirect(url_for("auth.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/reset_password.html", form=form, user=user), status

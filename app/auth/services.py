@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record
+from app.auth.links import LinkPurpose, mark_link_used
 from app.auth.models import Clinic, LeadCountry, User, UserRole
 from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.roles import Role
@@ -292,13 +293,17 @@ def _keep_an_administrator(leaving: User) -> None:
 
 
 def set_password(user: User, password: str, *, via: str) -> None:
-    """Set a new password from an invitation link or the command line. Like any password
-    reset it ends the user's existing sessions."""
+    """Set a new password from an invitation or reset link (``via`` names the link's
+    purpose, which is then used up) or the command line. Like any password reset it ends
+    the user's existing sessions."""
     check_password_policy(password, user.username, user.email)
     user.password_hash = hash_password(password)
     end_all_sessions(user)
-    # Through an invitation the (anonymous) actor is the invitee themself.
-    actor = user if via == "invitation" else None
+    link = LinkPurpose(via) if via in {p.value for p in LinkPurpose} else None
+    if link is not None:
+        mark_link_used(user, link)
+    # Through a link the (anonymous) actor is the account's owner themself.
+    actor = user if link is not None else None
     record("user.password", object_type="user", object_id=user.id, actor=actor, via=via)
     db.session.commit()
 

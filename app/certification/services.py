@@ -341,6 +341,7 @@ def _issue(
     now: datetime,
     renewed: Certificate | None = None,
     exception: str | None = None,
+    granted_by: User | None = None,
 ) -> Certificate:
     evidence = {
         "requirements": [
@@ -379,7 +380,7 @@ def _issue(
     db.session.flush()
     record(
         "certificate.issue",
-        actor=user,
+        actor=granted_by or user,  # an exception is the granting lead's act, not the holder's
         object_type="certificate",
         object_id=certificate.id,
         programme=programme.id,
@@ -453,7 +454,8 @@ def grant_exception(user: User, programme: Programme, *, reason: str, actor: Use
     if not reason.strip():
         raise CertificationError("give the reason for the exception")
     lock_key("certificate", programme.id, user.id)
-    certificate = _issue(user, programme, [], utcnow(), exception=reason.strip())
+    certificate = _issue(user, programme, [], utcnow(), exception=reason.strip(),
+                         granted_by=actor)
     record(
         "certificate.exception",
         actor=actor,
