@@ -4,6 +4,7 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import case as when
@@ -14,6 +15,13 @@ from app.cases.models import Case
 from app.cases.reads import Reference, reference_for
 from app.extensions import db
 from app.quizzes import tallies
+from app.quizzes.item_analysis import (
+    REVIEW_BELOW,
+    Flag,
+    TestAnalysis,
+    analyse,
+    score_matrix,
+)
 from app.quizzes.models import (
     ENDED_STATES,
     Attempt,
@@ -217,18 +225,59 @@ def learning_curve(attempt: Attempt, metric: str = "accuracy") -> list[tuple[int
             if (v := ((a.metrics or {}).get("metrics") or {}).get(metric)) is not None]
 
 
-@dataclass
+class Population(StrEnum):
+    """Which ended attempts the case statistics are computed on."""
+
+    FIRST = "first"  # each trainee's first ended attempt: no one weighs more for retaking
+    ALL = "all"  # every ended attempt
+
+
+@dataclass(frozen=True)
 class CaseStatistic:
     case: Case
-    answered: int
-    share_correct: float | None  # "difficulty": the share of trainees who got it right
-    discrimination: float | None  # correlation of getting it right with the total score
+    attempts: int
+    share_correct: float | None  # facility index: the share of attempts that got it right
+    sd: float | None
+    discrimination: float | None  # correlation with the score on the rest of the exercise
+    efficiency: float | None  # discriminative efficiency: covariance over its maximum
+    flag: Flag | None  # "negative" or "review" (item_analysis.REVIEW_BELOW)
+    note: str | None  # why a figure is missing
 
 
-def exercise_statistics(exercise_id: int) -> tuple[dict[str, Any], list[CaseStatistic]]:
-    """Pass rate and per-case difficulty and discrimination, to find cases that do not
-    measure what they should. Three queries: aggregates over the attempts, the exercise's
-    cases, and the running sums per case (tallies.py)."""
+@dataclass(frozen=True)
+class ExerciseStatistics:
+    summary: dict[str, Any]  # attempts, trainees, pass_rate: over every ended attempt
+    population: Population
+    analysed: int  # attempts the case statistics are computed on
+    left_out: int  # of those, attempts without a score for every current case
+    test: TestAnalysis
+    cases: list[CaseStatistic]
+    review_below: float = REVIEW_BELOW  # the flag's threshold, stated on the page
+
+
+def _stored_case_scores(exercise_id: int, population: Population) -> list[Any]:
+    """Each analysed attempt's stored per-case scores ({case id: 1/0/None}), in one query
+    that reads only that part of the stored metrics."""
+    ended = (Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES),
+             Attempt.metrics.is_not(None))
+    case_scores = Attempt.metrics["cases"]
+    if population is Population.ALL:
+        return list(db.session.scalars(select(case_scores).where(*ended)))
+    # The first ended attempt by attempt number (an abandoned attempt before it does not
+    # count; it has no scores).
+    ranked = select(Attempt.id, func.row_number().over(
+        partition_by=Attempt.user_id, order_by=(Attempt.number, Attempt.id)).label("rank"),
+    ).where(*ended).subquery()
+    return list(db.session.scalars(
+        select(case_scores).join(ranked, ranked.c.id == Attempt.id).where(ranked.c.rank == 1)))
+
+
+def exercise_statistics(exercise_id: int,
+                        population: Population = Population.FIRST) -> ExerciseStatistics:
+    """Pass rate, and the item analysis of the exercise's cases (item_analysis.py), to find
+    cases that do not measure what they should. Three queries whatever the number of
+    attempts: aggregates over the attempts, the exercise's cases, and the per-case scores
+    of the analysed attempts."""
     attempts, trainees, graded, passed = db.session.execute(
         select(func.count(Attempt.id), func.count(Attempt.user_id.distinct()),
                func.count(Attempt.passed), func.sum(when((Attempt.passed.is_(True), 1), else_=0)))
@@ -242,9 +291,11 @@ def exercise_statistics(exercise_id: int) -> tuple[dict[str, Any], list[CaseStat
     }
     exercise = db.session.scalar(select(Exercise).where(Exercise.id == exercise_id).options(
         selectinload(Exercise.cases).joinedload(ExerciseCase.case)))
-    sums = tallies.tallies(exercise_id)
-    rows = []
-    for link in exercise.cases if exercise else []:
-        t = sums.get(link.case_id) or tallies.tally(None)
-        rows.append(CaseStatistic(link.case, t.answered, t.share_correct, t.discrimination))
-    return summary, rows
+    links = list(exercise.cases) if exercise else []
+    matrix, left_out = score_matrix(_stored_case_scores(exercise_id, population),
+                                    [link.case_id for link in links])
+    analysis = analyse(matrix)
+    rows = [CaseStatistic(link.case, item.attempts, item.facility, item.sd,
+                          item.discrimination, item.efficiency, item.flag, item.note)
+            for link, item in zip(links, analysis.cases, strict=True)]
+    return ExerciseStatistics(summary, population, len(matrix), left_out, analysis.test, rows)

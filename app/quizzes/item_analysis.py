@@ -1,0 +1,179 @@
+"""Item analysis of an exercise's cases from per-attempt, per-case scores, with the
+definitions of Moodle's quiz statistics report (question/classes/statistics/questions/
+calculator.php and mod/quiz/report/statistics): facility index, discrimination index,
+discriminative efficiency, and the test's coefficient of internal consistency with its
+standard error.
+
+The input is a matrix with one row per attempt and one column per case (1 right, 0 wrong;
+partial credit between). A case's score is compared with the score on the REST of the
+exercise (the total without that case): with the case inside the total, a case correlates
+with itself, which props up a bad case's figure (see tests/test_item_analysis.py for a case
+at +0.06 uncorrected that is negative once corrected).
+
+Pure: numpy and the standard library only, no Flask and no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+# With two attempts every correlation is +1 or -1 whatever the cases are like: a figure
+# needs at least three to say anything (and many more to say it reliably).
+MIN_ATTEMPTS = 3
+# Below this corrected discrimination a case is flagged for review; below zero the trainees
+# who do well on the rest of the exercise do worse on this case, which usually means a
+# reference read keyed wrong, a misleading image or an ambiguous case.
+REVIEW_BELOW = 0.2
+# A variance below this is no variance (scores are counts of cases; rounding noise only).
+_NO_SPREAD = 1e-12
+
+Flag = Literal["negative", "review"]
+
+
+@dataclass(frozen=True)
+class CaseAnalysis:
+    """The statistics of one case (one column of the score matrix)."""
+
+    attempts: int
+    facility: float | None  # mean score: the share right for 0/1 scores
+    sd: float | None  # standard deviation of the case's score
+    discrimination: float | None  # Pearson's r of the case's score with the rest's score
+    efficiency: float | None  # covariance with the rest over the largest one possible
+    note: str | None = None  # why a figure above is missing
+
+    @property
+    def flag(self) -> Flag | None:
+        if self.discrimination is None:
+            return None
+        if self.discrimination < 0:
+            return "negative"
+        if self.discrimination < REVIEW_BELOW:
+            return "review"
+        return None
+
+
+@dataclass(frozen=True)
+class TestAnalysis:
+    """The statistics of the exercise's total score (the number of cases right)."""
+
+    attempts: int
+    cases: int
+    mean: float | None  # mean total, in cases
+    sd: float | None  # standard deviation of the total, in cases
+    alpha: float | None  # Cronbach's alpha (KR-20 when every score is 0 or 1)
+    dichotomous: bool  # every score is 0 or 1: alpha is then the KR-20
+    sem: float | None  # standard error of measurement, sd * sqrt(1 - alpha), in cases
+    note: str | None = None  # why alpha (and the standard error) is missing
+
+
+@dataclass(frozen=True)
+class ItemAnalysis:
+    test: TestAnalysis
+    cases: tuple[CaseAnalysis, ...]
+
+
+def score_matrix(
+    stored: Iterable[Mapping[str, float | int | None] | None], case_ids: Sequence[int]
+) -> tuple[NDArray[np.float64], int]:
+    """(matrix, attempts left out) from each ended attempt's stored per-case scores
+    ({case id as text: 1, 0 or None}).
+
+    None is a case left unanswered, which counts as wrong (0) in an ended attempt. An
+    attempt without a score for one of ``case_ids`` (it was taken before the case joined
+    the exercise) is left out: alpha and the rest-of-test scores need every case of every
+    row, and filling a gap with a guess would bias both."""
+    keys = [str(case_id) for case_id in case_ids]
+    rows: list[list[float]] = []
+    left_out = 0
+    for scores in stored:
+        if not scores or any(key not in scores for key in keys):
+            left_out += 1
+            continue
+        rows.append([float(scores[key] or 0) for key in keys])
+    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(keys))
+    return matrix, left_out
+
+
+def _not_enough(reason: str) -> str:
+    return f"not enough data: {reason}"
+
+
+def analyse(scores: ArrayLike) -> ItemAnalysis:
+    """The item analysis of a score matrix (rows: attempts, columns: cases; each score
+    between 0 and 1). Every figure that the data cannot define (too few attempts, a case
+    or a rest of the exercise on which every attempt scored the same) is None with a note
+    saying why, never NaN."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("scores must be a matrix: one row per attempt, one column per case")
+    if not np.isfinite(x).all():
+        raise ValueError("scores must be finite numbers (an unanswered case scores 0)")
+    if ((x < 0) | (x > 1)).any():
+        raise ValueError("each case's score is between 0 (wrong) and 1 (right)")
+    return ItemAnalysis(_test(x), tuple(_case(x, j) for j in range(x.shape[1])))
+
+
+def _case(x: NDArray[np.float64], j: int) -> CaseAnalysis:
+    n, k = x.shape
+    if n == 0:
+        return CaseAnalysis(0, None, None, None, None, _not_enough("no ended attempts"))
+    item = x[:, j]
+    facility = float(item.mean())
+    if n < MIN_ATTEMPTS:
+        return CaseAnalysis(n, facility, None, None, None,
+                            _not_enough(f"fewer than {MIN_ATTEMPTS} attempts"))
+    rest = x.sum(axis=1) - item
+    d_item, d_rest = item - item.mean(), rest - rest.mean()
+    var_item = float(d_item @ d_item) / (n - 1)
+    var_rest = float(d_rest @ d_rest) / (n - 1)
+    sd = float(np.sqrt(var_item))
+    if var_item <= _NO_SPREAD:
+        everyone = ("right" if facility == 1 else "wrong (or left it blank)"
+                    if facility == 0 else "the same")
+        return CaseAnalysis(n, facility, sd, None, None,
+                            _not_enough(f"every attempt got this case {everyone}"))
+    if k == 1:
+        return CaseAnalysis(n, facility, sd, None, None,
+                            _not_enough("the exercise has no other case to compare with"))
+    if var_rest <= _NO_SPREAD:
+        return CaseAnalysis(n, facility, sd, None, None,
+                            _not_enough("every attempt scored the same on the other cases"))
+    covariance = float(d_item @ d_rest) / (n - 1)
+    # The largest covariance these two sets of scores can have: pair them in rank order
+    # (the rearrangement inequality), as Moodle pairs its sorted mark arrays.
+    covariance_max = float(np.sort(d_item) @ np.sort(d_rest)) / (n - 1)
+    r = covariance / np.sqrt(var_item * var_rest)
+    return CaseAnalysis(n, facility, sd, float(np.clip(r, -1.0, 1.0)),
+                        covariance / covariance_max)
+
+
+def _test(x: NDArray[np.float64]) -> TestAnalysis:
+    n, k = x.shape
+    dichotomous = bool(np.isin(x, (0.0, 1.0)).all())
+    if n == 0:
+        return TestAnalysis(0, k, None, None, None, dichotomous, None,
+                            _not_enough("no ended attempts"))
+    total = x.sum(axis=1)
+    mean = float(total.mean())
+    if n < MIN_ATTEMPTS:
+        return TestAnalysis(n, k, mean, None, None, dichotomous, None,
+                            _not_enough(f"fewer than {MIN_ATTEMPTS} attempts"))
+    var_total = float(total.var(ddof=1))
+    sd = float(np.sqrt(var_total))
+    if k < 2:
+        return TestAnalysis(n, k, mean, sd, None, dichotomous, None,
+                            _not_enough("internal consistency needs at least two cases"))
+    if var_total <= _NO_SPREAD:
+        return TestAnalysis(n, k, mean, sd, None, dichotomous, None,
+                            _not_enough("every attempt had the same total"))
+    sum_item_variance = float(x.var(axis=0, ddof=1).sum())
+    alpha = k / (k - 1) * (1 - sum_item_variance / var_total)
+    # Moodle's "standard error": the spread of a trainee's total around their true score.
+    # Alpha can be negative (cases that pull against each other); the formula still holds.
+    sem = sd * float(np.sqrt(1 - alpha))
+    return TestAnalysis(n, k, mean, sd, alpha, dichotomous, sem)
