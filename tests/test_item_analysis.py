@@ -25,6 +25,8 @@ from app.quizzes.item_analysis import (
     REVIEW_BELOW,
     CaseAnalysis,
     analyse,
+    case_set_key,
+    compact_scores,
     score_matrix,
 )
 from app.quizzes.models import Attempt
@@ -205,8 +207,8 @@ def test_degenerate_data_says_not_enough_data_instead_of_nan(scores, case_note, 
 def test_a_case_nobody_answered_counts_as_wrong_and_has_no_discrimination():
     stored = [{"1": 1, "2": None, "3": 1}, {"1": 0, "2": None, "3": 1},
               {"1": 1, "2": None, "3": 0}, {"1": 0, "2": None, "3": 0}]
-    matrix, left_out = score_matrix(stored, [1, 2, 3])
-    assert left_out == 0 and matrix[:, 1].tolist() == [0, 0, 0, 0]
+    matrix = score_matrix("".join(compact_scores(s)[1] for s in stored), 3)
+    assert matrix[:, 1].tolist() == [0, 0, 0, 0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = analyse(matrix)
@@ -219,12 +221,21 @@ def test_a_case_nobody_answered_counts_as_wrong_and_has_no_discrimination():
     assert result.test.alpha is not None
 
 
-def test_score_matrix_leaves_out_attempts_without_every_case():
-    stored = [{"1": 1, "2": 0}, {"1": 1}, None, {"1": None, "2": 1, "9": 1}, {}]
-    matrix, left_out = score_matrix(stored, [1, 2])
-    assert matrix.tolist() == [[1, 0], [0, 1]] and left_out == 3
-    empty, none_left = score_matrix([], [1, 2])
-    assert empty.shape == (0, 2) and none_left == 0
+def test_compact_scores_line_up_by_case_id_and_name_their_case_set():
+    key, scores = compact_scores({"12": 1, "3": None, "100": 0, "7": 1})
+    assert scores == "0110"  # cases 3, 7, 12, 100
+    assert key == case_set_key([100, 12, 7, 3]) == case_set_key([3, 7, 12, 100, 7])
+    assert key != case_set_key([3, 7, 12]) and key != case_set_key([3, 7, 12, 101])
+    assert compact_scores({"3": 0, "7": 1})[1] == "01"
+    matrix = score_matrix("0110" + "1001", 4)
+    assert matrix.tolist() == [[0, 1, 1, 0], [1, 0, 0, 1]]
+    assert score_matrix("", 4).shape == (0, 4)
+    assert score_matrix("", 0).shape == (0, 0)
+    with pytest.raises(ValueError, match=r"right \(1\), wrong \(0\) or unanswered"):
+        compact_scores({"3": 0.5})
+    for bad, width in (("011", 2), ("01x1", 2), ("01", 0)):
+        with pytest.raises(ValueError, match="rows of"):
+            score_matrix(bad, width)
 
 
 @pytest.mark.parametrize(("scores", "message"), [
@@ -387,3 +398,39 @@ def test_query_count_does_not_grow_with_the_attempts(app, make_user):
              tag="b", existing=data)
     assert db.session.scalar(select(db.func.count(Attempt.id))) == 680
     assert counts() == before
+
+
+def test_attempts_at_an_earlier_case_list_are_left_out_and_said_so(client, retaken, login_as):
+    """A case taken out of the exercise after attempts were made (as when an exam case is
+    removed from a practice set): those attempts' scores no longer line up with the current
+    cases, so they are counted as left out rather than mixed in."""
+    from app.quizzes.models import ExerciseCase
+
+    before = exercise_statistics(retaken.id, Population.ALL)
+    assert (before.analysed, before.left_out) == (9, 0)
+    dropped = retaken.cases[2].case_id
+    db.session.delete(db.session.get(ExerciseCase, (retaken.id, dropped)))
+    db.session.commit()
+    trainee = db.session.scalars(select(Attempt)).first().user
+    _take(retaken, trainee, (1, 0), [link.case_id for link in retaken.cases])
+    after = exercise_statistics(retaken.id, Population.ALL)
+    assert (after.analysed, after.left_out) == (1, 9)
+    assert [c.attempts for c in after.cases] == [1, 1]
+    login_as(Role.TRAINER)
+    page = client.get(f"/training/manage/{retaken.id}/statistics?attempts=all")
+    assert "9 more left out" in page.get_data(as_text=True)
+
+
+def test_migration_fills_compact_scores_from_the_stored_scores(retaken):
+    from flask_migrate import downgrade, upgrade
+
+    from app import MIGRATIONS_DIR
+
+    kept = {a.id: (a.case_set, a.case_scores) for a in db.session.scalars(select(Attempt))}
+    # Nine ended attempts with scores; the abandoned one has none.
+    assert sorted(scores is None for _, scores in kept.values()) == [False] * 9 + [True]
+    db.session.remove()
+    downgrade(directory=str(MIGRATIONS_DIR), revision="6491851cb4c1")
+    upgrade(directory=str(MIGRATIONS_DIR))
+    again = {a.id: (a.case_set, a.case_scores) for a in db.session.scalars(select(Attempt))}
+    assert again == kept

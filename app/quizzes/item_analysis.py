@@ -15,7 +15,8 @@ Pure: numpy and the standard library only, no Flask and no database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,26 +78,38 @@ class ItemAnalysis:
     cases: tuple[CaseAnalysis, ...]
 
 
-def score_matrix(
-    stored: Iterable[Mapping[str, float | int | None] | None], case_ids: Sequence[int]
-) -> tuple[NDArray[np.float64], int]:
-    """(matrix, attempts left out) from each ended attempt's stored per-case scores
-    ({case id as text: 1, 0 or None}).
+def case_set_key(case_ids: Iterable[int]) -> str:
+    """A short name for a set of cases: attempts at the same cases share it, so that their
+    compact scores line up column by column."""
+    text = ",".join(str(case_id) for case_id in sorted(set(case_ids)))
+    return hashlib.blake2s(text.encode("ascii"), digest_size=8).hexdigest()
 
-    None is a case left unanswered, which counts as wrong (0) in an ended attempt. An
-    attempt without a score for one of ``case_ids`` (it was taken before the case joined
-    the exercise) is left out: alpha and the rest-of-test scores need every case of every
-    row, and filling a gap with a guess would bias both."""
-    keys = [str(case_id) for case_id in case_ids]
-    rows: list[list[float]] = []
-    left_out = 0
-    for scores in stored:
-        if not scores or any(key not in scores for key in keys):
-            left_out += 1
-            continue
-        rows.append([float(scores[key] or 0) for key in keys])
-    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(keys))
-    return matrix, left_out
+
+def compact_scores(stored: Mapping[str, int | None]) -> tuple[str, str]:
+    """(case set key, scores) of one ended attempt's stored per-case scores ({case id as
+    text: 1, 0 or None}): one character per case in ascending case id, "1" right and "0"
+    wrong. None is a case left unanswered, which counts as wrong in an ended attempt.
+
+    Stored beside the attempt, these let the statistics read every attempt of an exercise
+    as one string (see results.exercise_statistics) instead of parsing each attempt's
+    stored metrics."""
+    ids = sorted(int(case_id) for case_id in stored)
+    for case_id in ids:
+        if stored[str(case_id)] not in (0, 1, None):
+            raise ValueError(f"case {case_id} has the score {stored[str(case_id)]!r}: "
+                             "a case is right (1), wrong (0) or unanswered (None)")
+    return case_set_key(ids), "".join("1" if stored[str(c)] == 1 else "0" for c in ids)
+
+
+def score_matrix(scores: str, cases: int) -> NDArray[np.float64]:
+    """The score matrix (one row per attempt, columns in ascending case id) of compact
+    scores laid end to end."""
+    if cases == 0 and not scores:  # an exercise without cases: nothing to analyse
+        return np.zeros((0, 0))
+    if cases <= 0 or len(scores) % cases or set(scores) - {"0", "1"}:
+        raise ValueError(f"{len(scores)} characters of 0/1 do not make rows of {cases} cases")
+    digits = np.frombuffer(scores.encode("ascii"), dtype=np.uint8) - ord("0")
+    return digits.reshape(-1, cases).astype(np.float64)
 
 
 def _not_enough(reason: str) -> str:
@@ -105,9 +118,9 @@ def _not_enough(reason: str) -> str:
 
 def analyse(scores: ArrayLike) -> ItemAnalysis:
     """The item analysis of a score matrix (rows: attempts, columns: cases; each score
-    between 0 and 1). Every figure that the data cannot define (too few attempts, a case
-    or a rest of the exercise on which every attempt scored the same) is None with a note
-    saying why, never NaN."""
+    between 0 and 1, partial credit allowed). Every figure that the data cannot define (too
+    few attempts, a case or a rest of the exercise on which every attempt scored the same)
+    is None with a note saying why, never NaN."""
     x = np.asarray(scores, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError("scores must be a matrix: one row per attempt, one column per case")

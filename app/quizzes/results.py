@@ -20,6 +20,8 @@ from app.quizzes.item_analysis import (
     Flag,
     TestAnalysis,
     analyse,
+    case_set_key,
+    compact_scores,
     score_matrix,
 )
 from app.quizzes.models import (
@@ -175,6 +177,7 @@ def finalise(attempt: Attempt) -> None:
         "cases": {str(c.case_id): None if c.tb_correct is None else int(c.tb_correct)
                   for c in result.cases},
     }
+    attempt.case_set, attempt.case_scores = compact_scores(attempt.metrics["cases"])
     attempt.passed = result.passed
     attempt.sensitivity = data["metrics"].get("sensitivity")
     attempt.specificity = data["metrics"].get("specificity")
@@ -249,35 +252,44 @@ class ExerciseStatistics:
     summary: dict[str, Any]  # attempts, trainees, pass_rate: over every ended attempt
     population: Population
     analysed: int  # attempts the case statistics are computed on
-    left_out: int  # of those, attempts without a score for every current case
+    left_out: int  # attempts of the population without a score for every current case
     test: TestAnalysis
     cases: list[CaseStatistic]
     review_below: float = REVIEW_BELOW  # the flag's threshold, stated on the page
 
 
-def _stored_case_scores(exercise_id: int, population: Population) -> list[Any]:
-    """Each analysed attempt's stored per-case scores ({case id: 1/0/None}), in one query
-    that reads only that part of the stored metrics."""
+def _population_scores(exercise_id: int, population: Population,
+                       case_set: str) -> tuple[str, int, int]:
+    """(compact scores of the analysed attempts laid end to end, attempts in the population,
+    attempts analysed), in one query whatever the number of attempts. Attempts at another
+    set of cases than the exercise's current one (taken before its cases changed) are left
+    out: their scores do not line up with the current cases."""
     ended = (Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES),
              Attempt.metrics.is_not(None))
-    case_scores = Attempt.metrics["cases"]
-    if population is Population.ALL:
-        return list(db.session.scalars(select(case_scores).where(*ended)))
-    # The first ended attempt by attempt number (an abandoned attempt before it does not
-    # count; it has no scores).
-    ranked = select(Attempt.id, func.row_number().over(
-        partition_by=Attempt.user_id, order_by=(Attempt.number, Attempt.id)).label("rank"),
-    ).where(*ended).subquery()
-    return list(db.session.scalars(
-        select(case_scores).join(ranked, ranked.c.id == Attempt.id).where(ranked.c.rank == 1)))
+    if population is Population.FIRST:
+        # Each trainee's first ENDED attempt by attempt number (an abandoned attempt before
+        # it has no scores and does not count).
+        rank = func.row_number().over(partition_by=Attempt.user_id,
+                                      order_by=(Attempt.number, Attempt.id))
+        ranked = select(Attempt.case_set, Attempt.case_scores, rank.label("rank")).where(
+            *ended).subquery()
+        columns, where = ranked.c, (ranked.c.rank == 1,)
+    else:
+        columns, where = Attempt.__table__.c, ended
+    same_cases = columns.case_set == case_set
+    analysed = when((same_cases, columns.case_scores))
+    row = db.session.execute(select(
+        func.aggregate_strings(analysed, ""), func.count(), func.count(analysed),
+    ).where(*where)).one()
+    return row[0] or "", row[1], row[2]
 
 
 def exercise_statistics(exercise_id: int,
                         population: Population = Population.FIRST) -> ExerciseStatistics:
     """Pass rate, and the item analysis of the exercise's cases (item_analysis.py), to find
-    cases that do not measure what they should. Three queries whatever the number of
-    attempts: aggregates over the attempts, the exercise's cases, and the per-case scores
-    of the analysed attempts."""
+    cases that do not measure what they should. The same four queries whatever the number
+    of attempts: aggregates over the attempts, the exercise and its cases, and the compact
+    per-case scores of the analysed attempts as one string."""
     attempts, trainees, graded, passed = db.session.execute(
         select(func.count(Attempt.id), func.count(Attempt.user_id.distinct()),
                func.count(Attempt.passed), func.sum(when((Attempt.passed.is_(True), 1), else_=0)))
@@ -292,10 +304,15 @@ def exercise_statistics(exercise_id: int,
     exercise = db.session.scalar(select(Exercise).where(Exercise.id == exercise_id).options(
         selectinload(Exercise.cases).joinedload(ExerciseCase.case)))
     links = list(exercise.cases) if exercise else []
-    matrix, left_out = score_matrix(_stored_case_scores(exercise_id, population),
-                                    [link.case_id for link in links])
-    analysis = analyse(matrix)
-    rows = [CaseStatistic(link.case, item.attempts, item.facility, item.sd,
-                          item.discrimination, item.efficiency, item.flag, item.note)
-            for link, item in zip(links, analysis.cases, strict=True)]
-    return ExerciseStatistics(summary, population, len(matrix), left_out, analysis.test, rows)
+    case_ids = sorted(link.case_id for link in links)
+    scores, in_population, analysed = _population_scores(exercise_id, population,
+                                                         case_set_key(case_ids))
+    analysis = analyse(score_matrix(scores, len(case_ids)))
+    by_case = dict(zip(case_ids, analysis.cases, strict=True))
+    rows = []
+    for link in links:  # in the exercise's order, not the compact scores' case id order
+        item = by_case[link.case_id]
+        rows.append(CaseStatistic(link.case, item.attempts, item.facility, item.sd,
+                                  item.discrimination, item.efficiency, item.flag, item.note))
+    return ExerciseStatistics(summary, population, analysed, in_population - analysed,
+                              analysis.test, rows)
