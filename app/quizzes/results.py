@@ -258,61 +258,67 @@ class ExerciseStatistics:
     review_below: float = REVIEW_BELOW  # the flag's threshold, stated on the page
 
 
-def _population_scores(exercise_id: int, population: Population,
-                       case_set: str) -> tuple[str, int, int]:
-    """(compact scores of the analysed attempts laid end to end, attempts in the population,
-    attempts analysed), in one query whatever the number of attempts. Attempts at another
-    set of cases than the exercise's current one (taken before its cases changed) are left
-    out: their scores do not line up with the current cases."""
+@dataclass(frozen=True)
+class _Scores:
+    summary: dict[str, Any]
+    scores: str  # compact scores of the analysed attempts, laid end to end
+    in_population: int
+    analysed: int
+
+
+def _attempt_aggregates(exercise_id: int, population: Population, case_set: str) -> _Scores:
+    """The pass-rate counts over every ended attempt and the compact scores of the
+    analysed ones, in one pass over the exercise's attempts (one query, whatever their
+    number). Attempts at another set of cases than the exercise's current one (taken
+    before its cases changed) are left out: their scores do not line up with the current
+    cases."""
     ended = (Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES),
              Attempt.metrics.is_not(None))
+    columns = [Attempt.id, Attempt.user_id, Attempt.passed, Attempt.case_set,
+               Attempt.case_scores]
     if population is Population.FIRST:
         # Each trainee's first ENDED attempt by attempt number (an abandoned attempt before
         # it has no scores and does not count).
         rank = func.row_number().over(partition_by=Attempt.user_id,
                                       order_by=(Attempt.number, Attempt.id))
-        ranked = select(Attempt.case_set, Attempt.case_scores, rank.label("rank")).where(
-            *ended).subquery()
-        columns, where = ranked.c, (ranked.c.rank == 1,)
+        rows = select(*columns, rank.label("rank")).where(*ended).subquery()
+        in_population: Any = rows.c.rank == 1
     else:
-        columns, where = Attempt.__table__.c, ended
-    same_cases = columns.case_set == case_set
-    analysed = when((same_cases, columns.case_scores))
-    row = db.session.execute(select(
-        func.aggregate_strings(analysed, ""), func.count(), func.count(analysed),
-    ).where(*where)).one()
-    return row[0] or "", row[1], row[2]
-
-
-def exercise_statistics(exercise_id: int,
-                        population: Population = Population.FIRST) -> ExerciseStatistics:
-    """Pass rate, and the item analysis of the exercise's cases (item_analysis.py), to find
-    cases that do not measure what they should. The same four queries whatever the number
-    of attempts: aggregates over the attempts, the exercise and its cases, and the compact
-    per-case scores of the analysed attempts as one string."""
-    attempts, trainees, graded, passed = db.session.execute(
-        select(func.count(Attempt.id), func.count(Attempt.user_id.distinct()),
-               func.count(Attempt.passed), func.sum(when((Attempt.passed.is_(True), 1), else_=0)))
-        .where(Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES),
-               Attempt.metrics.is_not(None))
-    ).one()
+        rows = select(*columns).where(*ended).subquery()
+        in_population = rows.c.id.is_not(None)
+    analysed = when((in_population & (rows.c.case_set == case_set), rows.c.case_scores))
+    (attempts, trainees, graded, passed, population_size, scores,
+     analysed_count) = db.session.execute(select(
+         func.count(), func.count(rows.c.user_id.distinct()), func.count(rows.c.passed),
+         func.sum(when((rows.c.passed.is_(True), 1), else_=0)),
+         func.count(when((in_population, 1))),
+         func.aggregate_strings(analysed, ""), func.count(analysed),
+     )).one()
     summary = {
         "attempts": attempts,
         "trainees": trainees,
         "pass_rate": (passed or 0) / graded if graded else None,
     }
+    return _Scores(summary, scores or "", population_size, analysed_count)
+
+
+def exercise_statistics(exercise_id: int,
+                        population: Population = Population.FIRST) -> ExerciseStatistics:
+    """Pass rate, and the item analysis of the exercise's cases (item_analysis.py), to find
+    cases that do not measure what they should. The same three queries whatever the number
+    of attempts: the exercise and its cases, and one pass over its attempts for the pass
+    rate and the compact per-case scores of the analysed attempts."""
     exercise = db.session.scalar(select(Exercise).where(Exercise.id == exercise_id).options(
         selectinload(Exercise.cases).joinedload(ExerciseCase.case)))
     links = list(exercise.cases) if exercise else []
     case_ids = sorted(link.case_id for link in links)
-    scores, in_population, analysed = _population_scores(exercise_id, population,
-                                                         case_set_key(case_ids))
-    analysis = analyse(score_matrix(scores, len(case_ids)))
+    found = _attempt_aggregates(exercise_id, population, case_set_key(case_ids))
+    analysis = analyse(score_matrix(found.scores, len(case_ids)))
     by_case = dict(zip(case_ids, analysis.cases, strict=True))
     rows = []
     for link in links:  # in the exercise's order, not the compact scores' case id order
         item = by_case[link.case_id]
         rows.append(CaseStatistic(link.case, item.attempts, item.facility, item.sd,
                                   item.discrimination, item.efficiency, item.flag, item.note))
-    return ExerciseStatistics(summary, population, analysed, in_population - analysed,
-                              analysis.test, rows)
+    return ExerciseStatistics(found.summary, population, found.analysed,
+                              found.in_population - found.analysed, analysis.test, rows)
