@@ -231,8 +231,9 @@ def test_compact_scores_line_up_by_case_id_and_name_their_case_set():
     assert matrix.tolist() == [[0, 1, 1, 0], [1, 0, 0, 1]]
     assert score_matrix("", 4).shape == (0, 4)
     assert score_matrix("", 0).shape == (0, 0)
-    with pytest.raises(ValueError, match=r"right \(1\), wrong \(0\) or unanswered"):
-        compact_scores({"3": 0.5})
+    # Partial credit has no compact form: the attempt is left out, its submission unharmed.
+    assert compact_scores({"3": 0.5, "7": 1}) == (case_set_key([3, 7]), None)
+    assert compact_scores({"3": True, "7": False, "9": 1.0})[1] == "101"
     for bad, width in (("011", 2), ("01x1", 2), ("01", 0)):
         with pytest.raises(ValueError, match="rows of"):
             score_matrix(bad, width)

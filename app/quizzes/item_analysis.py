@@ -85,19 +85,19 @@ def case_set_key(case_ids: Iterable[int]) -> str:
     return hashlib.blake2s(text.encode("ascii"), digest_size=8).hexdigest()
 
 
-def compact_scores(stored: Mapping[str, int | None]) -> tuple[str, str]:
+def compact_scores(stored: Mapping[str, float | None]) -> tuple[str, str | None]:
     """(case set key, scores) of one ended attempt's stored per-case scores ({case id as
     text: 1, 0 or None}): one character per case in ascending case id, "1" right and "0"
     wrong. None is a case left unanswered, which counts as wrong in an ended attempt.
 
     Stored beside the attempt, these let the statistics read every attempt of an exercise
     as one string (see results.exercise_statistics) instead of parsing each attempt's
-    stored metrics."""
+    stored metrics. Scores that are not right/wrong (partial credit, should scoring ever
+    store it) have no compact form: None, and the attempt is left out of the statistics
+    and counted as such, rather than failing the attempt's submission."""
     ids = sorted(int(case_id) for case_id in stored)
-    for case_id in ids:
-        if stored[str(case_id)] not in (0, 1, None):
-            raise ValueError(f"case {case_id} has the score {stored[str(case_id)]!r}: "
-                             "a case is right (1), wrong (0) or unanswered (None)")
+    if any(stored[str(case_id)] not in (0, 1, None) for case_id in ids):
+        return case_set_key(ids), None
     return case_set_key(ids), "".join("1" if stored[str(c)] == 1 else "0" for c in ids)
 
 

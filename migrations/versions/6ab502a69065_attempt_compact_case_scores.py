@@ -25,6 +25,8 @@ def _compact(cases):
     ids = sorted(int(case_id) for case_id in cases)
     key = hashlib.blake2s(",".join(str(c) for c in ids).encode("ascii"),
                           digest_size=8).hexdigest()
+    if any(cases[str(c)] not in (0, 1, None) for c in ids):
+        return key, None
     return key, "".join("1" if cases[str(c)] == 1 else "0" for c in ids)
 
 
