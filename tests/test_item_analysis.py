@@ -82,11 +82,11 @@ def test_a_case_that_looks_neutral_with_itself_in_the_total_is_negative_without(
     assert case.discrimination == pytest.approx(-0.4015, abs=1e-4)
     assert case.efficiency == pytest.approx(-7 / 13)
     assert case.flag == "negative"
-    assert result.test.alpha == pytest.approx(-115 / 128)
-    assert result.test.dichotomous  # so alpha is the KR-20
-    assert result.test.mean == pytest.approx(2.6)
-    assert result.test.sd == pytest.approx(math.sqrt(6.4 / 9))
-    assert result.test.sem == pytest.approx(math.sqrt(6.4 / 9) * math.sqrt(1 + 115 / 128))
+    assert result.total.alpha == pytest.approx(-115 / 128)
+    assert result.total.dichotomous  # so alpha is the KR-20
+    assert result.total.mean == pytest.approx(2.6)
+    assert result.total.sd == pytest.approx(math.sqrt(6.4 / 9))
+    assert result.total.sem == pytest.approx(math.sqrt(6.4 / 9) * math.sqrt(1 + 115 / 128))
 
 
 def test_a_case_that_separates_good_from_weak_readers():
@@ -104,7 +104,7 @@ def test_a_case_that_separates_good_from_weak_readers():
     # A perfect Guttman pattern: alpha = 3/2 * (1 - (3 * 0.25 ... ) / var) worked below.
     item_var = sum(p * (1 - p) * 4 / 3 for p in (0.75, 0.5, 0.25))
     total_var = statistics.variance([3, 2, 1, 0])
-    assert result.test.alpha == pytest.approx(1.5 * (1 - item_var / total_var))
+    assert result.total.alpha == pytest.approx(1.5 * (1 - item_var / total_var))
 
 
 def test_flags_follow_the_stated_thresholds():
@@ -158,7 +158,7 @@ def test_statistics_equal_an_independent_computation_on_random_data(partial):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no division by zero, no NaN on the way
             result = analyse(x)
-        assert result.test.dichotomous is (not partial or bool(np.isin(x, (0, 1)).all()))
+        assert result.total.dichotomous is (not partial or bool(np.isin(x, (0, 1)).all()))
         for got, (facility, r, efficiency) in zip(result.cases, expected["cases"],
                                                   strict=True):
             assert got.facility == pytest.approx(facility, abs=1e-12)
@@ -169,15 +169,15 @@ def test_statistics_equal_an_independent_computation_on_random_data(partial):
             assert got.efficiency == pytest.approx(efficiency, abs=1e-9)
             assert got.efficiency <= 1 + 1e-12
             negative_seen += got.discrimination < 0
-        assert result.test.mean == pytest.approx(expected["mean"])
-        assert result.test.sd == pytest.approx(expected["sd"])
-        assert result.test.alpha == pytest.approx(expected["alpha"], abs=1e-9)
-        assert result.test.sem == pytest.approx(expected["sem"], abs=1e-9)
+        assert result.total.mean == pytest.approx(expected["mean"])
+        assert result.total.sd == pytest.approx(expected["sd"])
+        assert result.total.alpha == pytest.approx(expected["alpha"], abs=1e-9)
+        assert result.total.sem == pytest.approx(expected["sem"], abs=1e-9)
     assert negative_seen > 0  # the data did exercise the flag's side of the scale
 
 
 def _no_nan(result) -> None:
-    for value in (result.test.mean, result.test.sd, result.test.alpha, result.test.sem,
+    for value in (result.total.mean, result.total.sd, result.total.alpha, result.total.sem,
                   *(v for c in result.cases
                     for v in (c.facility, c.sd, c.discrimination, c.efficiency))):
         assert value is None or math.isfinite(value)
@@ -200,8 +200,8 @@ def test_degenerate_data_says_not_enough_data_instead_of_nan(scores, case_note, 
     for case in result.cases:
         assert case.discrimination is None and case.efficiency is None and case.flag is None
         assert case.note.startswith("not enough data") and case_note in case.note
-    assert result.test.alpha is None and result.test.sem is None
-    assert result.test.note.startswith("not enough data") and test_note in result.test.note
+    assert result.total.alpha is None and result.total.sem is None
+    assert result.total.note.startswith("not enough data") and test_note in result.total.note
 
 
 def test_a_case_nobody_answered_counts_as_wrong_and_has_no_discrimination():
@@ -218,7 +218,7 @@ def test_a_case_nobody_answered_counts_as_wrong_and_has_no_discrimination():
     assert "wrong (or left it blank)" in blank.note
     # The other cases still get their figures, against a rest that includes the blank.
     assert result.cases[0].discrimination is not None
-    assert result.test.alpha is not None
+    assert result.total.alpha is not None
 
 
 def test_compact_scores_line_up_by_case_id_and_name_their_case_set():
@@ -340,7 +340,7 @@ def test_figures_on_the_page_match_the_pure_analysis(client, retaken, login_as):
         shown = row["discrimination"]
         assert shown == ("—" if case.discrimination is None
                          else f"{case.discrimination:+.2f}")
-    alpha = stats_.test.alpha
+    alpha = stats_.total.alpha
     assert alpha is not None
     shown_alpha = f"{alpha:+.2f}"
     assert re.search(rf"KR-20[^<]*</dt>\s*<dd[^>]*>{re.escape(shown_alpha)}<", page)

@@ -59,7 +59,7 @@ class CaseAnalysis:
 
 
 @dataclass(frozen=True)
-class TestAnalysis:
+class TotalAnalysis:
     """The statistics of the exercise's total score (the number of cases right)."""
 
     attempts: int
@@ -74,7 +74,7 @@ class TestAnalysis:
 
 @dataclass(frozen=True)
 class ItemAnalysis:
-    test: TestAnalysis
+    total: TotalAnalysis
     cases: tuple[CaseAnalysis, ...]
 
 
@@ -128,7 +128,7 @@ def analyse(scores: ArrayLike) -> ItemAnalysis:
         raise ValueError("scores must be finite numbers (an unanswered case scores 0)")
     if ((x < 0) | (x > 1)).any():
         raise ValueError("each case's score is between 0 (wrong) and 1 (right)")
-    return ItemAnalysis(_test(x), _cases(x))
+    return ItemAnalysis(_total(x), _cases(x))
 
 
 @dataclass(frozen=True)
@@ -200,28 +200,28 @@ def _case(n: int, k: int, facility: float, var_item: float, var_rest: float,
                         covariance / covariance_max)
 
 
-def _test(x: NDArray[np.float64]) -> TestAnalysis:
+def _total(x: NDArray[np.float64]) -> TotalAnalysis:
     n, k = x.shape
     dichotomous = bool(np.isin(x, (0.0, 1.0)).all())
     if n == 0:
-        return TestAnalysis(0, k, None, None, None, dichotomous, None,
+        return TotalAnalysis(0, k, None, None, None, dichotomous, None,
                             _not_enough("no ended attempts"))
     total = x.sum(axis=1)
     mean = float(total.mean())
     if n < MIN_ATTEMPTS:
-        return TestAnalysis(n, k, mean, None, None, dichotomous, None,
+        return TotalAnalysis(n, k, mean, None, None, dichotomous, None,
                             _not_enough(f"fewer than {MIN_ATTEMPTS} attempts"))
     var_total = float(total.var(ddof=1))
     sd = float(np.sqrt(var_total))
     if k < 2:
-        return TestAnalysis(n, k, mean, sd, None, dichotomous, None,
+        return TotalAnalysis(n, k, mean, sd, None, dichotomous, None,
                             _not_enough("internal consistency needs at least two cases"))
     if var_total <= _NO_SPREAD:
-        return TestAnalysis(n, k, mean, sd, None, dichotomous, None,
+        return TotalAnalysis(n, k, mean, sd, None, dichotomous, None,
                             _not_enough("every attempt had the same total"))
     sum_item_variance = float(x.var(axis=0, ddof=1).sum())
     alpha = k / (k - 1) * (1 - sum_item_variance / var_total)
     # Moodle's "standard error": the spread of a trainee's total around their true score.
     # Alpha can be negative (cases that pull against each other); the formula still holds.
     sem = sd * float(np.sqrt(1 - alpha))
-    return TestAnalysis(n, k, mean, sd, alpha, dichotomous, sem)
+    return TotalAnalysis(n, k, mean, sd, alpha, dichotomous, sem)

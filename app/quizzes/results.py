@@ -18,7 +18,7 @@ from app.quizzes import tallies
 from app.quizzes.item_analysis import (
     REVIEW_BELOW,
     Flag,
-    TestAnalysis,
+    TotalAnalysis,
     analyse,
     case_set_key,
     compact_scores,
@@ -253,7 +253,7 @@ class ExerciseStatistics:
     population: Population
     analysed: int  # attempts the case statistics are computed on
     left_out: int  # attempts of the population without a score for every current case
-    test: TestAnalysis
+    total: TotalAnalysis
     cases: list[CaseStatistic]
     review_below: float = REVIEW_BELOW  # the flag's threshold, stated on the page
 
@@ -323,4 +323,4 @@ def exercise_statistics(exercise_id: int,
         rows.append(CaseStatistic(link.case, item.attempts, item.facility, item.sd,
                                   item.discrimination, item.efficiency, item.flag, item.note))
     return ExerciseStatistics(found.summary, population, found.analysed,
-                              found.in_population - found.analysed, analysis.test, rows)
+                              found.in_population - found.analysed, analysis.total, rows)
