@@ -435,3 +435,26 @@ def test_migration_fills_compact_scores_from_the_stored_scores(retaken):
     upgrade(directory=str(MIGRATIONS_DIR))
     again = {a.id: (a.case_set, a.case_scores) for a in db.session.scalars(select(Attempt))}
     assert again == kept
+
+
+def test_rescoring_updates_the_case_statistics(retaken):
+    """A changed read after the fact (as when a reference read is corrected and
+    `quizzes rescore` runs): the compact scores, and so the statistics, follow."""
+    from app.quizzes.models import AttemptAnswer
+    from app.quizzes.results import rescore
+
+    before = exercise_statistics(retaken.id, Population.ALL)
+    third = retaken.cases[2].case_id
+    wrong = [a for a in db.session.scalars(select(AttemptAnswer).where(
+        AttemptAnswer.case_id == third)) if a.answers == NORMAL]
+    assert wrong
+    for answer in wrong:
+        answer.answers = TB
+    db.session.commit()
+    assert rescore(retaken.id) == 9
+    after = exercise_statistics(retaken.id, Population.ALL)
+    assert before.cases[2].share_correct == pytest.approx(6 / 9)
+    assert after.cases[2].share_correct == 1.0
+    assert after.cases[2].discrimination is None and "right" in after.cases[2].note
+    assert [c.share_correct for c in after.cases[:2]] == [c.share_correct
+                                                         for c in before.cases[:2]]
