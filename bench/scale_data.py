@@ -24,6 +24,7 @@ from app.certification.services import create_programme, new_code
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes import tallies
+from app.quizzes.item_analysis import compact_scores
 from app.quizzes.models import Attempt, AttemptState, ExerciseCase
 from app.quizzes.services import create_exercise
 
@@ -163,6 +164,8 @@ def populate(
             "passed": (sensitivity >= 0.8 and specificity >= 0.7) if exam else None,
             "sensitivity": sensitivity, "specificity": specificity,
         })
+        attempts[-1]["case_set"], attempts[-1]["case_scores"] = compact_scores(  # as finalise
+            attempts[-1]["metrics"]["cases"])
     _bulk(Attempt, attempts)
     for exercise_id in exercise_ids:  # as finalise would have, attempt by attempt
         tallies.rebuild(exercise_id)

@@ -587,7 +587,8 @@ def test_trainer_statistics_show_pass_rate_difficulty_and_discrimination(client,
             save_answer(attempt, trainee, case_id,
                         tb if case_index < right else {"overall": "normal"}, [])
         submit_attempt(attempt, trainee)
-    summary, rows = exercise_statistics(exam.id)
+    stats = exercise_statistics(exam.id)
+    summary, rows = stats.summary, stats.cases
     assert summary == {"attempts": 4, "trainees": 4, "pass_rate": 0.5}
     assert [r.share_correct for r in rows] == [0.75, 0.5, 0.25]
     assert all(r.discrimination is not None and r.discrimination > 0 for r in rows)

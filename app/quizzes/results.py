@@ -4,6 +4,7 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from flask import current_app
@@ -16,6 +17,15 @@ from app.cases.reads import Reference, reference_for, references_for
 from app.extensions import db
 from app.locking import lock_row, retrying
 from app.quizzes import tallies
+from app.quizzes.item_analysis import (
+    REVIEW_BELOW,
+    Flag,
+    TotalAnalysis,
+    analyse,
+    case_set_key,
+    compact_scores,
+    score_matrix,
+)
 from app.quizzes.models import (
     ENDED_STATES,
     Attempt,
@@ -208,6 +218,7 @@ def finalise(attempt: Attempt) -> None:
         "cases": {str(c.case_id): None if c.tb_correct is None else int(c.tb_correct)
                   for c in result.cases},
     }
+    attempt.case_set, attempt.case_scores = compact_scores(attempt.metrics["cases"])
     attempt.passed = result.passed
     attempt.sensitivity = data["metrics"].get("sensitivity")
     attempt.specificity = data["metrics"].get("specificity")
@@ -309,34 +320,99 @@ def learning_curve(attempt: Attempt, metric: str = "accuracy") -> list[tuple[int
             if (v := ((a.metrics or {}).get("metrics") or {}).get(metric)) is not None]
 
 
-@dataclass
+class Population(StrEnum):
+    """Which ended attempts the case statistics are computed on."""
+
+    FIRST = "first"  # each trainee's first ended attempt: no one weighs more for retaking
+    ALL = "all"  # every ended attempt
+
+
+@dataclass(frozen=True)
 class CaseStatistic:
     case: Case
-    answered: int
-    share_correct: float | None  # "difficulty": the share of trainees who got it right
-    discrimination: float | None  # correlation of getting it right with the total score
+    attempts: int
+    share_correct: float | None  # facility index: the share of attempts that got it right
+    sd: float | None
+    discrimination: float | None  # correlation with the score on the rest of the exercise
+    efficiency: float | None  # discriminative efficiency: covariance over its maximum
+    flag: Flag | None  # "negative" or "review" (item_analysis.REVIEW_BELOW)
+    note: str | None  # why a figure is missing
 
 
-def exercise_statistics(exercise_id: int) -> tuple[dict[str, Any], list[CaseStatistic]]:
-    """Pass rate and per-case difficulty and discrimination, to find cases that do not
-    measure what they should. Three queries: aggregates over the attempts, the exercise's
-    cases, and the running sums per case (tallies.py)."""
-    attempts, trainees, graded, passed = db.session.execute(
-        select(func.count(Attempt.id), func.count(Attempt.user_id.distinct()),
-               func.count(Attempt.passed), func.sum(when((Attempt.passed.is_(True), 1), else_=0)))
-        .where(Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES),
-               Attempt.metrics.is_not(None))
-    ).one()
+@dataclass(frozen=True)
+class ExerciseStatistics:
+    summary: dict[str, Any]  # attempts, trainees, pass_rate: over every ended attempt
+    population: Population
+    analysed: int  # attempts the case statistics are computed on
+    left_out: int  # attempts of the population without a score for every current case
+    total: TotalAnalysis
+    cases: list[CaseStatistic]
+    review_below: float = REVIEW_BELOW  # the flag's threshold, stated on the page
+
+
+@dataclass(frozen=True)
+class _Scores:
+    summary: dict[str, Any]
+    scores: str  # compact scores of the analysed attempts, laid end to end
+    in_population: int
+    analysed: int
+
+
+def _attempt_aggregates(exercise_id: int, population: Population, case_set: str) -> _Scores:
+    """The pass-rate counts over every ended attempt and the compact scores of the
+    analysed ones, in one pass over the exercise's attempts (one query, whatever their
+    number). Attempts at another set of cases than the exercise's current one (taken
+    before its cases changed) are left out: their scores do not line up with the current
+    cases."""
+    ended = (Attempt.exercise_id == exercise_id, Attempt.state.in_(ENDED_STATES),
+             Attempt.metrics.is_not(None))
+    # Only what the counts need, narrow: the first-attempt ranking sorts these rows, and a
+    # sort that outgrows the server's work memory goes to disk.
+    columns = [Attempt.user_id, Attempt.passed,
+               when((Attempt.case_set == case_set, Attempt.case_scores)).label("scores")]
+    if population is Population.FIRST:
+        # Each trainee's first ENDED attempt by attempt number (an abandoned attempt before
+        # it has no scores and does not count).
+        rank = func.row_number().over(partition_by=Attempt.user_id,
+                                      order_by=(Attempt.number, Attempt.id))
+        rows = select(*columns, rank.label("rank")).where(*ended).subquery()
+        in_population: Any = rows.c.rank == 1
+    else:
+        rows = select(*columns).where(*ended).subquery()
+        in_population = rows.c.user_id.is_not(None)
+    analysed = when((in_population, rows.c.scores))
+    (attempts, trainees, graded, passed, population_size, scores,
+     analysed_count) = db.session.execute(select(
+         func.count(), func.count(rows.c.user_id.distinct()), func.count(rows.c.passed),
+         func.sum(when((rows.c.passed.is_(True), 1), else_=0)),
+         func.count(when((in_population, 1))),
+         func.aggregate_strings(analysed, ""), func.count(analysed),
+     )).one()
     summary = {
         "attempts": attempts,
         "trainees": trainees,
         "pass_rate": (passed or 0) / graded if graded else None,
     }
+    return _Scores(summary, scores or "", population_size, analysed_count)
+
+
+def exercise_statistics(exercise_id: int,
+                        population: Population = Population.FIRST) -> ExerciseStatistics:
+    """Pass rate, and the item analysis of the exercise's cases (item_analysis.py), to find
+    cases that do not measure what they should. The same three queries whatever the number
+    of attempts: the exercise and its cases, and one pass over its attempts for the pass
+    rate and the compact per-case scores of the analysed attempts."""
     exercise = db.session.scalar(select(Exercise).where(Exercise.id == exercise_id).options(
         selectinload(Exercise.cases).joinedload(ExerciseCase.case)))
-    sums = tallies.tallies(exercise_id)
+    links = list(exercise.cases) if exercise else []
+    case_ids = sorted(link.case_id for link in links)
+    found = _attempt_aggregates(exercise_id, population, case_set_key(case_ids))
+    analysis = analyse(score_matrix(found.scores, len(case_ids)))
+    by_case = dict(zip(case_ids, analysis.cases, strict=True))
     rows = []
-    for link in exercise.cases if exercise else []:
-        t = sums.get(link.case_id) or tallies.tally(None)
-        rows.append(CaseStatistic(link.case, t.answered, t.share_correct, t.discrimination))
-    return summary, rows
+    for link in links:  # in the exercise's order, not the compact scores' case id order
+        item = by_case[link.case_id]
+        rows.append(CaseStatistic(link.case, item.attempts, item.facility, item.sd,
+                                  item.discrimination, item.efficiency, item.flag, item.note))
+    return ExerciseStatistics(found.summary, population, found.analysed,
+                              found.in_population - found.analysed, analysis.total, rows)

@@ -30,6 +30,7 @@ from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
 from app.quizzes.results import (
+    Population,
     case_feedback,
     exercise_statistics,
     learning_curve,
@@ -295,9 +296,13 @@ def statistics(exercise_id: int) -> str:
     exercise = db.session.get(Exercise, exercise_id)
     if exercise is None:
         abort(404, description="There is no such exercise.")
-    summary, rows = exercise_statistics(exercise_id)
-    return render_template("quizzes/statistics.html", exercise=exercise, summary=summary,
-                           rows=rows)
+    try:
+        population = Population(request.args.get("attempts", Population.FIRST.value))
+    except ValueError:
+        abort(400, description="Compute the statistics from first or all attempts "
+                               "(attempts=first or attempts=all).")
+    stats = exercise_statistics(exercise_id, population)
+    return render_template("quizzes/statistics.html", exercise=exercise, stats=stats)
 
 
 def _chosen_cases(form: ExerciseForm) -> list[int]:
