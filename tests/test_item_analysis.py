@@ -451,7 +451,7 @@ def test_rescoring_updates_the_case_statistics(retaken):
     for answer in wrong:
         answer.answers = TB
     db.session.commit()
-    assert rescore(retaken.id) == 9
+    assert rescore(retaken.id).attempts == 9
     after = exercise_statistics(retaken.id, Population.ALL)
     assert before.cases[2].share_correct == pytest.approx(6 / 9)
     assert after.cases[2].share_correct == 1.0
