@@ -24,8 +24,8 @@ from app.certification.services import create_programme, new_code
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes import tallies
-from app.quizzes.item_analysis import compact_scores
 from app.quizzes.models import Attempt, AttemptState, ExerciseCase
+from app.quizzes.scoring.items import compact_scores
 from app.quizzes.services import create_exercise
 
 

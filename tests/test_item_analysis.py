@@ -20,7 +20,9 @@ from sqlalchemy import event, select
 
 from app.auth.roles import Role
 from app.extensions import db
-from app.quizzes.item_analysis import (
+from app.quizzes.models import Attempt
+from app.quizzes.results import Population, exercise_statistics
+from app.quizzes.scoring.items import (
     MIN_ATTEMPTS,
     REVIEW_BELOW,
     CaseAnalysis,
@@ -29,8 +31,6 @@ from app.quizzes.item_analysis import (
     compact_scores,
     score_matrix,
 )
-from app.quizzes.models import Attempt
-from app.quizzes.results import Population, exercise_statistics
 from app.quizzes.services import (
     abandon_attempt,
     create_exercise,

@@ -128,7 +128,7 @@ class Attempt(db.Model):
     # aggregate them over many thousands of attempts without reading the JSON.
     sensitivity: Mapped[float | None] = mapped_column(Float)
     specificity: Mapped[float | None] = mapped_column(Float)
-    # The per-case scores again, compactly (item_analysis.compact_scores: "1"/"0" per case
+    # The per-case scores again, compactly (scoring.items.compact_scores: "1"/"0" per case
     # in ascending case id, and a key naming that set of cases), so that the trainers' case
     # statistics read an exercise's attempts as one string instead of parsing the JSON.
     case_set: Mapped[str | None] = mapped_column(String(16))

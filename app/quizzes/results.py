@@ -17,15 +17,6 @@ from app.cases.reads import Reference, reference_for, references_for
 from app.extensions import db
 from app.locking import lock_row, retrying
 from app.quizzes import tallies
-from app.quizzes.item_analysis import (
-    REVIEW_BELOW,
-    Flag,
-    TotalAnalysis,
-    analyse,
-    case_set_key,
-    compact_scores,
-    score_matrix,
-)
 from app.quizzes.models import (
     ENDED_STATES,
     Attempt,
@@ -43,6 +34,15 @@ from app.quizzes.scoring import (
     consensus_lesions,
     point_tolerance_px,
     score_attempt,
+)
+from app.quizzes.scoring.items import (
+    REVIEW_BELOW,
+    Flag,
+    TotalAnalysis,
+    analyse,
+    case_set_key,
+    compact_scores,
+    score_matrix,
 )
 from app.quizzes.signals import attempts_rescored
 from app.schemes.definitions import Scheme, tb_positive
@@ -335,7 +335,7 @@ class CaseStatistic:
     sd: float | None
     discrimination: float | None  # correlation with the score on the rest of the exercise
     efficiency: float | None  # discriminative efficiency: covariance over its maximum
-    flag: Flag | None  # "negative" or "review" (item_analysis.REVIEW_BELOW)
+    flag: Flag | None  # "negative" or "review" (scoring.items.REVIEW_BELOW)
     note: str | None  # why a figure is missing
 
 
@@ -398,7 +398,7 @@ def _attempt_aggregates(exercise_id: int, population: Population, case_set: str)
 
 def exercise_statistics(exercise_id: int,
                         population: Population = Population.FIRST) -> ExerciseStatistics:
-    """Pass rate, and the item analysis of the exercise's cases (item_analysis.py), to find
+    """Pass rate, and the item analysis of the exercise's cases (scoring/items.py), to find
     cases that do not measure what they should. The same three queries whatever the number
     of attempts: the exercise and its cases, and one pass over its attempts for the pass
     rate and the compact per-case scores of the analysed attempts."""

@@ -18,6 +18,7 @@ read"):
 * ``consensus``    several experts' outlines of one lesion as one lesion
 * ``froc``         AFROC and wAFROC figures of merit (RJafroc)
 * ``case``, ``measures``, ``criteria``, ``attempt``   assembly: score_case, score_attempt
+* ``items``        item analysis of an exercise's cases (Moodle's quiz statistics)
 
 Rules a trainee and an examiner can rely on:
 
