@@ -1008,7 +1008,8 @@ def test_pabak_and_kappa_small_cases() -> None:
 
 
 PURE_IMPORTS = {
-    "__future__", "math", "json", "hashlib", "collections", "dataclasses", "typing", "numpy", "scipy",
+    "__future__", "math", "json", "hashlib", "collections", "dataclasses", "typing", "numpy",
+    "scipy",
     "app.schemes.definitions",
 }
 

@@ -6,16 +6,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app.admin import bp
-from app.admin.forms import (
-    ActionForm,
-    AuditFilterForm,
-    ClinicForm,
-    SelectChoice,
-    UserCreateForm,
-    UserEditForm,
-)
-from app.audit.describe import action_label, object_type_label
-from app.audit.services import (
+from app.admin.audit_log import (
     AuditFilter,
     AuditFilterError,
     events_query,
@@ -23,6 +14,15 @@ from app.audit.services import (
     known_object_types,
     make_filter,
     readable_events,
+)
+from app.admin.audit_sentences import action_label, object_type_label
+from app.admin.forms import (
+    ActionForm,
+    AuditFilterForm,
+    ClinicForm,
+    SelectChoice,
+    UserCreateForm,
+    UserEditForm,
 )
 from app.auth.decorators import roles_required
 from app.auth.invitations import Invitation, issue_invitation
