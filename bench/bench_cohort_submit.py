@@ -10,8 +10,9 @@ database to the migration head, and serves the portal with gunicorn on 127.0.0.1
 64 trainees, each with an attempt in progress and every case answered (each attempt with its
 own shuffled case order); every trainee signs in over HTTP and fetches their exam page, then
 all 64 post the page's submit form at the same moment. Prints, per round, the HTTP statuses
-of the 64 submits (302 to the result page is success), how many attempts ended, and whether
-the case tallies equal a recount from the stored scores (tallies.rebuild).
+of the 64 submits (302 to the result page is success), how many attempts ended, how many
+have their compact case scores stored, and how many the trainers' case statistics count
+(results.exercise_statistics).
 """
 
 from __future__ import annotations
@@ -35,21 +36,13 @@ from app.auth.roles import Role
 from app.auth.services import create_user
 from app.cases.models import Case
 from app.extensions import db
-from app.quizzes import tallies
-from app.quizzes.models import Attempt, AttemptState, ExerciseCaseTally
+from app.quizzes.models import Attempt, AttemptState
+from app.quizzes.results import exercise_statistics
 from tests.cohort import HttpClient, cohort_exam, make_cases, prepare_cohort, submit_cohort
 from tests.conftest import FAST_HASHING, base_config, migrate_database
 from tests.realservers import create_database, free_port, postgres_server
 
 PASSWORD = "bench-password-long-enough-1"
-
-
-def _tallies(exercise_id: int) -> dict[int, tuple]:
-    db.session.expire_all()
-    return {r.case_id: (r.n, round(r.sum_x, 9), round(r.sum_y, 9), round(r.sum_xy, 9),
-                        round(r.sum_yy, 9))
-            for r in db.session.scalars(select(ExerciseCaseTally).where(
-                ExerciseCaseTally.exercise_id == exercise_id))}
 
 
 def _serve(url: str, instance: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
@@ -124,15 +117,15 @@ def main() -> None:
                     ended = db.session.scalar(select(func.count(Attempt.id)).where(
                         Attempt.exercise_id == exam_id,
                         Attempt.state == AttemptState.SUBMITTED.value))
-                    kept = _tallies(exam_id)
-                    tallies.rebuild(exam_id)
-                    db.session.commit()
-                    exact = kept == _tallies(exam_id)
+                    scored = db.session.scalar(select(func.count(Attempt.id)).where(
+                        Attempt.exercise_id == exam_id,
+                        Attempt.case_scores.is_not(None)))
+                    counted = exercise_statistics(exam_id).analysed
                     failed = sum(n for status, n in statuses.items() if status != 302)
                     print(f"round {round_number}: submits answered {dict(statuses)}; "
-                          f"{failed} of {args.cohort} failed; {ended} attempts submitted; "
-                          f"tallies {'exact' if exact else 'WRONG'} "
-                          f"(sign-in, page fetch and burst {elapsed:.1f} s)")
+                          f"{failed} of {args.cohort} failed; {ended} attempts submitted, "
+                          f"{scored} with compact case scores, {counted} in the case "
+                          f"statistics (sign-in, page fetch and burst {elapsed:.1f} s)")
         finally:
             server.terminate()
             try:

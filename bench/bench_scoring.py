@@ -18,7 +18,7 @@ Not a test. Prints these figures against their targets:
    the TB-suggestive cases) and trainees' finished 200-case reads with marks
    (bench/exam_data.py), in a fresh database: SQLite in a temporary file, PostgreSQL in a
    temporary server started like the test suite's. Times, in the application (server
-   time, no network): ``submit_attempt`` (end, score, tallies, certificate check, commit),
+   time, no network): ``submit_attempt`` (end, score, certificate check, commit),
    the case page's submit form, loading and scoring an ended attempt (``results.score``)
    and its result page; prints the median of N runs (each submit on its own attempt, after
    one warm-up) and the SQL statements each sends. Target: a 200-case submit < 100 ms on

@@ -11,10 +11,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 
 from app import MIGRATIONS_DIR
+from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.models import Attempt
+from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
+from tests.test_attempts import cases  # noqa: F401 (fixture)
 
 
 def _differences() -> list:
@@ -33,6 +37,39 @@ def test_downgrade_to_empty_and_upgrade_again(app):
     downgrade(directory=str(MIGRATIONS_DIR), revision="base")
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
     upgrade(directory=str(MIGRATIONS_DIR))
+    assert _differences() == []
+
+
+def test_migrations_keep_the_scores_of_ended_attempts(cases, make_user):  # noqa: F811
+    """Down past the sensitivity/specificity columns (b8e0aca72c64) and up again: they are
+    refilled from the stored scores, as are the compact case scores. The tallies table
+    dropped at the head comes back empty on the way down (nothing reads it)."""
+    exam = create_exercise(title="Migrated", kind="exam", scheme_key="ds3030",
+                           case_ids=[c.id for c in cases], actor=None)
+    for n in range(4):
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt = start_attempt(exam, trainee)
+        for m, case_id in enumerate(attempt.case_order):
+            answers = ({"overall": "abnormal", "findings": ["cavitary_lesion"]}
+                       if (n + m) % 3 else {"overall": "normal"})
+            save_answer(attempt, trainee, case_id, answers, [])
+        submit_attempt(attempt, trainee)
+
+    def kept() -> dict:
+        return {a.id: (a.sensitivity, a.specificity, a.case_set, a.case_scores)
+                for a in db.session.scalars(select(Attempt))}
+
+    before = kept()
+    assert len(before) == 4
+    assert all(s is not None and scores for s, _, _, scores in before.values())
+    db.session.remove()
+    downgrade(directory=str(MIGRATIONS_DIR), revision="6ab502a69065")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM exercise_case_tally")).scalar() == 0
+    downgrade(directory=str(MIGRATIONS_DIR), revision="b8e0aca72c64")
+    upgrade(directory=str(MIGRATIONS_DIR))
+    assert "exercise_case_tally" not in inspect(db.engine).get_table_names()
+    assert kept() == before
     assert _differences() == []
 
 

@@ -161,19 +161,3 @@ class AttemptAnswer(db.Model):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     attempt: Mapped[Attempt] = relationship(back_populates="answers")
-
-
-class ExerciseCaseTally(db.Model):
-    """Running sums over the ended attempts of an exercise for one case (see tallies.py)."""
-
-    __tablename__ = "exercise_case_tally"
-
-    exercise_id: Mapped[int] = mapped_column(
-        ForeignKey("exercise.id", ondelete="CASCADE"), primary_key=True
-    )
-    case_id: Mapped[int] = mapped_column(ForeignKey("teaching_case.id"), primary_key=True)
-    n: Mapped[int] = mapped_column(Integer, default=0)
-    sum_x: Mapped[float] = mapped_column(Float, default=0.0)
-    sum_y: Mapped[float] = mapped_column(Float, default=0.0)
-    sum_xy: Mapped[float] = mapped_column(Float, default=0.0)
-    sum_yy: Mapped[float] = mapped_column(Float, default=0.0)

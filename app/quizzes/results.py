@@ -16,7 +16,6 @@ from app.cases.models import Case, CaseImage
 from app.cases.reads import Reference, reference_for, references_for
 from app.extensions import db
 from app.locking import lock_row, retrying
-from app.quizzes import tallies
 from app.quizzes.models import (
     ENDED_STATES,
     Attempt,
@@ -209,7 +208,6 @@ def finalise(attempt: Attempt) -> None:
     row lock and commits)."""
     result, _ = score(attempt)
     data = result.to_json()
-    old_metrics = attempt.metrics
     attempt.metrics = {
         "metrics": data["metrics"], "intervals": data.get("intervals", {}),
         "grades": data.get("grades", {}),
@@ -222,7 +220,6 @@ def finalise(attempt: Attempt) -> None:
     attempt.passed = result.passed
     attempt.sensitivity = data["metrics"].get("sensitivity")
     attempt.specificity = data["metrics"].get("specificity")
-    tallies.record_scores(attempt, old_metrics)
 
 
 @dataclass(frozen=True)
@@ -267,7 +264,7 @@ def rescore(exercise_id: int | None = None) -> RescoreReport:
                 db.session.commit()
                 return None
             before = attempt.passed
-            finalise(attempt)  # also corrects the attempt's share of the case tallies
+            finalise(attempt)
             db.session.commit()
             return attempt.exercise_id, VerdictChange(
                 attempt.id, attempt.user_id, attempt.exercise_id, before, attempt.passed)
