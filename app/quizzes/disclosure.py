@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.auth.models import User
 from app.db_types import utcnow
@@ -111,11 +112,16 @@ def seen_keys(user: User, case_ids: Iterable[int],
     now = now or utcnow()
     wanted = set(case_ids)
     seen: dict[int, Attempt] = {}
+    # Each attempt's answers and exercise in one statement each, however many attempts.
     attempts: Sequence[Attempt] = db.session.scalars(
-        select(Attempt).where(Attempt.user_id == user.id).order_by(Attempt.id)).all()
+        select(Attempt).where(Attempt.user_id == user.id).order_by(Attempt.id)
+        .options(selectinload(Attempt.answers), selectinload(Attempt.exercise))).all()
     for attempt in attempts:
+        unseen = wanted.intersection(attempt.case_order) - set(seen)
+        if not unseen:
+            continue
         checked = _checked(attempt)
-        for case_id in wanted.intersection(attempt.case_order) - set(seen):
+        for case_id in unseen:
             if any(review_rules.visible(attempt, item, case_checked=case_id in checked, now=now)
                    for item in KEY_ITEMS):
                 seen[case_id] = attempt

@@ -33,6 +33,7 @@ from app.quizzes.scoring import (
     consensus_lesions,
     point_tolerance_px,
     score_attempt,
+    unanswered,
 )
 from app.quizzes.scoring.items import (
     REVIEW_BELOW,
@@ -189,6 +190,21 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
     for item, case_score in zip(feedback, result.cases, strict=True):
         item.score = case_score
     return result, feedback
+
+
+def answered_cases(attempt: Attempt, result: AttemptScore | None = None) -> int:
+    """How many of the attempt's cases are answered, as the scoring counts them: a read
+    that leaves the case's question open (a likelihood without a classification) is not.
+    ``result``: the attempt's score, when the caller has it (its blank cases)."""
+    if result is not None:
+        return len(attempt.case_order) - int(result.metrics["blank_cases"])
+    scheme = scheme_of(attempt.exercise)
+    answers = {a.case_id: a for a in attempt.answers}
+    cases, references = _cases_with_references(attempt.case_order)
+    return sum(
+        1 for case_id in attempt.case_order
+        if not unanswered(truth_for(cases[case_id], references[case_id], scheme),
+                          read_for(case_id, answers.get(case_id), scheme)))
 
 
 def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:

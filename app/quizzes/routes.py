@@ -31,6 +31,7 @@ from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
 from app.quizzes.results import (
     Population,
+    answered_cases,
     case_feedback,
     exercise_statistics,
     learning_curve,
@@ -52,6 +53,7 @@ from app.quizzes.services import (
     open_exercises,
     save_answer,
     start_attempt,
+    start_refusals,
     submit_attempt,
     view_case,
 )
@@ -76,6 +78,8 @@ def index() -> str:
     return render_template(
         "quizzes/index.html", exercises=exercises, attempts=attempts_of(current_user),
         open_attempts={e.id: open_attempt(e, current_user) for e in exercises},
+        # Instead of a Start button that would be refused, the reason.
+        refusals=start_refusals(exercises, current_user),
         action_form=ActionForm(),
     )
 
@@ -372,13 +376,14 @@ def abandon(attempt_id: int) -> Response:
 @roles_required(*TRAINING_ROLES)
 def result(attempt_id: int) -> str:
     attempt = _attempt_or_404(attempt_id)
-    answered = sum(1 for a in attempt.answers if a.answers)
     shown = disclosure.of_attempt(attempt)
     if attempt.state == AttemptState.IN_PROGRESS.value or not (
             shown.score or any(c.anything for c in shown.cases)):
-        return render_template("quizzes/result.html", attempt=attempt, answered=answered,
-                               result=None, feedback=[], scheme=None, shown=shown, notes=[])
+        return render_template("quizzes/result.html", attempt=attempt,
+                               answered=answered_cases(attempt), result=None, feedback=[],
+                               scheme=None, shown=shown, notes=[])
     result, feedback = score(attempt)
+    answered = answered_cases(attempt, result)  # as the scoring counts them (blank_cases)
     scheme = scheme_of(attempt.exercise)
     notes = disclosure.shown_notes(result.notes, shown,
                                    [o.value for o in scheme.mark_labels or ()])

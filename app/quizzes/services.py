@@ -8,7 +8,7 @@ exercise can be in progress (a partial unique index); starting twice returns it.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -284,34 +284,12 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
     current = open_attempt(exercise, user)
     if current is not None and not expire_if_overdue(current, now):
         return current
-    if not assigned_to(exercise, user):
-        raise AttemptError("this exercise is not assigned to you", 403)
-    if not exercise.published or (exercise.opens_at and now < exercise.opens_at):
-        raise AttemptError("this exercise is not open yet", 409)
-    if exercise.closes_at and now >= exercise.closes_at:
-        raise AttemptError("this exercise has closed", 409)
-    previous = db.session.scalars(
-        select(Attempt)
-        .where(
-            Attempt.exercise_id == exercise.id,
-            Attempt.user_id == user.id,
-        )
-        .order_by(Attempt.number.desc())
-    ).all()
-    # Every earlier attempt counts, abandoned ones too: abandoning cannot reset an exam.
-    ended = previous
-    if exercise.max_attempts is not None and len(ended) >= exercise.max_attempts:
-        raise AttemptError(f"you have used all {exercise.max_attempts} attempts", 409)
-    if ended and exercise.cooldown_hours and ended[0].ended_at is not None:
-        ready = ended[0].ended_at + timedelta(hours=exercise.cooldown_hours)
-        if now < ready:
-            raise AttemptError(
-                f"the next attempt opens {ready:%Y-%m-%d %H:%M} UTC (cool-down after an attempt)",
-                409,
-            )
+    previous = _attempts_at(exercise, user)
+    refusal = _refusal(exercise, user, now, previous,
+                       lambda case_ids: seen_keys(user, case_ids, now))
+    if refusal is not None:
+        raise refusal
     order = [link.case_id for link in exercise.cases]
-    if exercise.kind == ExerciseKind.EXAM.value:
-        _refuse_seen_keys(user, order, now)
     if exercise.shuffle:
         random.Random(f"{exercise.id}:{user.id}:{len(previous)}").shuffle(order)  # noqa: S311
     deadline = (
@@ -348,16 +326,100 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
     return attempt
 
 
-def _refuse_seen_keys(user: User, case_ids: list[int], now: datetime) -> None:
+def _attempts_at(exercise: Exercise, user: User) -> list[Attempt]:
+    """``user``'s attempts at ``exercise``, the latest first."""
+    return list(db.session.scalars(
+        select(Attempt)
+        .where(Attempt.exercise_id == exercise.id, Attempt.user_id == user.id)
+        .order_by(Attempt.number.desc())
+    ))
+
+
+SeenKeys = Callable[[list[int]], dict[int, Attempt]]
+
+
+def _refusal(exercise: Exercise, user: User, now: datetime, previous: Sequence[Attempt],
+             seen: SeenKeys) -> AttemptError | None:
+    """Why ``user`` may not start a new attempt at ``exercise`` (no attempt of theirs is
+    open), or None. ``previous``: their attempts at it, the latest first; ``seen``: which of
+    some case ids have had their key shown to them (seen_keys), asked only for an exam."""
+    if not assigned_to(exercise, user):
+        return AttemptError("this exercise is not assigned to you", 403)
+    if not exercise.published or (exercise.opens_at and now < exercise.opens_at):
+        return AttemptError("this exercise is not open yet", 409)
+    if exercise.closes_at and now >= exercise.closes_at:
+        return AttemptError("this exercise has closed", 409)
+    # Every earlier attempt counts, abandoned ones too: abandoning cannot reset an exam.
+    if exercise.max_attempts is not None and len(previous) >= exercise.max_attempts:
+        return AttemptError(f"all {exercise.max_attempts} attempts used", 409)
+    if previous and exercise.cooldown_hours and previous[0].ended_at is not None:
+        ready = previous[0].ended_at + timedelta(hours=exercise.cooldown_hours)
+        if now < ready:
+            return AttemptError(
+                f"available again on {ready:%Y-%m-%d %H:%M} UTC (cool-down after an attempt)",
+                409)
+    if exercise.kind == ExerciseKind.EXAM.value:
+        return _seen_keys_refusal(exercise, [link.case_id for link in exercise.cases], seen)
+    return None
+
+
+def _seen_keys_refusal(exercise: Exercise, case_ids: list[int],
+                       seen: SeenKeys) -> AttemptError | None:
     """Nobody starts an exam with any of its answers in hand: not after this exam's own
     review showed them (a resit once the key is out), nor another exam's. Practice sets are
     exempt: their cases are in no exam, and retaking them after the feedback is their point."""
-    seen = seen_keys(user, case_ids, now)
-    if seen:
-        where = sorted({attempt.exercise.title for attempt in seen.values()})
-        raise AttemptError(
-            f"you have seen the answer key of {len(seen)} of this exam's cases (in "
-            + ", ".join(repr(title) for title in where) + "), so you cannot take it", 409)
+    shown = {case_id: attempt for case_id, attempt in seen(case_ids).items()
+             if case_id in set(case_ids)}
+    if not shown:
+        return None
+    where = sorted({attempt.exercise.title for attempt in shown.values()})
+    detail = (f"the answer key of {len(shown)} of this exam's cases was shown in "
+              + ", ".join(repr(title) for title in where))
+    if all(attempt.exercise_id == exercise.id for attempt in shown.values()):
+        return AttemptError(f"you have seen this exam's answers: it cannot be retaken ({detail})",
+                            409)
+    return AttemptError(f"you have seen answers to this exam: it cannot be taken ({detail})",
+                        409)
+
+
+def start_refusal(exercise: Exercise, user: User, now: datetime | None = None) -> str | None:
+    """Why ``user`` cannot start (or resume) an attempt at ``exercise`` now, as a sentence
+    for the page, or None when they can: the refusals of start_attempt."""
+    return start_refusals([exercise], user, now).get(exercise.id)
+
+
+def start_refusals(exercises: Sequence[Exercise], user: User,
+                   now: datetime | None = None) -> dict[int, str]:
+    """start_refusal for many exercises at once (the training list), in a fixed number of
+    statements: {exercise id: sentence} for those ``user`` cannot start. An exercise with
+    an attempt of theirs in progress has none: its button resumes it."""
+    now = now or utcnow()
+    ids = {exercise.id for exercise in exercises}
+    attempts: dict[int, list[Attempt]] = {}
+    for attempt in db.session.scalars(
+            select(Attempt).where(Attempt.user_id == user.id, Attempt.exercise_id.in_(ids))
+            .order_by(Attempt.number.desc())):
+        attempts.setdefault(attempt.exercise_id, []).append(attempt)
+    exam_cases = [link.case_id for exercise in exercises
+                  if exercise.kind == ExerciseKind.EXAM.value for link in exercise.cases]
+    known: dict[int, Attempt] | None = None
+
+    def seen(case_ids: list[int]) -> dict[int, Attempt]:
+        nonlocal known
+        if known is None:  # one look for every exam of the list, and only if one asks
+            known = seen_keys(user, exam_cases, now)
+        return known
+
+    refusals = {}
+    for exercise in exercises:
+        previous = attempts.get(exercise.id, [])
+        if any(a.state == AttemptState.IN_PROGRESS.value and not _overdue(a, now)
+               for a in previous):
+            continue
+        refusal = _refusal(exercise, user, now, previous, seen)
+        if refusal is not None:
+            refusals[exercise.id] = refusal.sentence
+    return refusals
 
 
 def _account_reading(attempt: Attempt, now: datetime) -> None:
