@@ -35,23 +35,26 @@ T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 TEACHING = "Thick-walled cavity in the right apex: active TB until proven otherwise"
 
 
+def published_tb_case(trainer, seed: int) -> Case:
+    """A published case with a TB reference read (one cavity outlined) and teaching notes."""
+    data = to_bytes(cr_dataset(seed=seed, rows=64, columns=48))
+    [result] = import_files([Source("x.dcm", lambda d=data: d)], actor=trainer,
+                            options=ImportOptions()).results
+    case = db.session.get(Case, result.case_id)
+    save_read(case, author=trainer, scheme=get_scheme("ds3030"),
+              answers={"overall": "abnormal", "findings": ["cavitary_lesion"]},
+              marks=[{"image_id": case.images[0].id, "finding": "cavitary_lesion",
+                      "shape": "ellipse",
+                      "geometry": {"cx": 31.7, "cy": 17.3, "rx": 4.1, "ry": 3.9}}])
+    case.teaching_notes = TEACHING
+    case.status = CaseStatus.PUBLISHED.value
+    return case
+
+
 @pytest.fixture
 def cases(app, make_user) -> list[Case]:
     trainer = make_user(Role.TRAINER, username="expert")
-    made = []
-    for seed in range(3):
-        data = to_bytes(cr_dataset(seed=300 + seed, rows=64, columns=48))
-        [result] = import_files([Source("x.dcm", lambda d=data: d)], actor=trainer,
-                                options=ImportOptions()).results
-        case = db.session.get(Case, result.case_id)
-        save_read(case, author=trainer, scheme=get_scheme("ds3030"),
-                  answers={"overall": "abnormal", "findings": ["cavitary_lesion"]},
-                  marks=[{"image_id": case.images[0].id, "finding": "cavitary_lesion",
-                          "shape": "ellipse",
-                          "geometry": {"cx": 31.7, "cy": 17.3, "rx": 4.1, "ry": 3.9}}])
-        case.teaching_notes = TEACHING
-        case.status = CaseStatus.PUBLISHED.value
-        made.append(case)
+    made = [published_tb_case(trainer, 300 + seed) for seed in range(3)]
     made[2].exam_bank = True
     db.session.commit()
     return made
@@ -605,19 +608,6 @@ def exam_cases(cases) -> list[Case]:
     from app.auth.models import User
 
     trainer = db.session.scalars(select(User).where(User.username == "expert")).one()
-    made = []
-    for seed in (310, 311):
-        data = to_bytes(cr_dataset(seed=seed, rows=64, columns=48))
-        [result] = import_files([Source("x.dcm", lambda d=data: d)], actor=trainer,
-                                options=ImportOptions()).results
-        case = db.session.get(Case, result.case_id)
-        save_read(case, author=trainer, scheme=get_scheme("ds3030"),
-                  answers={"overall": "abnormal", "findings": ["cavitary_lesion"]},
-                  marks=[{"image_id": case.images[0].id, "finding": "cavitary_lesion",
-                          "shape": "ellipse",
-                          "geometry": {"cx": 31.7, "cy": 17.3, "rx": 4.1, "ry": 3.9}}])
-        case.teaching_notes = TEACHING
-        case.status = CaseStatus.PUBLISHED.value
-        made.append(case)
+    made = [published_tb_case(trainer, seed) for seed in (310, 311)]
     db.session.commit()
     return [*made, cases[2]]

@@ -8,13 +8,10 @@ import collections
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
-from werkzeug.serving import make_server
 
 from app import locking
 from app.audit.models import AuditEvent
@@ -97,21 +94,8 @@ def _postgresql_only() -> None:
         pytest.skip("SQLite lets one writer at a time: these transactions cannot overlap")
 
 
-@pytest.fixture
-def threaded_server(app: Flask) -> Iterator[str]:
-    """The app over real HTTP on 127.0.0.1: a thread per request, as gunicorn's gthread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=30)
-
-
 def test_a_cohort_submitting_together_gets_every_result_each_counted_once(
-        app, make_user, threaded_server):
+        app, make_user, portal_url):
     """64 trainees post the submit form of a 12-case exam at the same moment (PostgreSQL:
     every submit gets its result page, every attempt ends once with its scores, and the
     trainers' statistics count each attempt once)."""
@@ -119,7 +103,7 @@ def test_a_cohort_submitting_together_gets_every_result_each_counted_once(
     expert = make_user(Role.TRAINER, username="expert")
     exam = cohort_exam(make_cases(CASES, expert))
     members = prepare_cohort(exam, COHORT, PASSWORD)
-    answers = submit_cohort(threaded_server, members, PASSWORD)
+    answers = submit_cohort(portal_url, members, PASSWORD)
 
     failures = [a if isinstance(a, BaseException) else (a.status, a.body[-300:])
                 for a in answers if isinstance(a, BaseException) or a.status != 302]
