@@ -611,3 +611,21 @@ def exam_cases(cases) -> list[Case]:
     made = [published_tb_case(trainer, seed) for seed in (310, 311)]
     db.session.commit()
     return [*made, cases[2]]
+
+
+def test_the_viewer_names_an_attempts_case_by_its_place_not_its_library_title(
+        client, cases, login_as):
+    import json
+    import re
+
+    # The library's second case is the first (and only) case of this practice set.
+    single = create_exercise(title="One case", kind="practice", scheme_key="ds3030",
+                             case_ids=[cases[1].id], actor=None)
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    started = post_start(client, single)
+    html = client.get(started.headers["Location"]).get_data(as_text=True)
+    payload = json.loads(re.search(
+        r'<script type="application/json" id="viewer-data">(.*?)</script>', html,
+        re.S).group(1))
+    assert payload["case"]["title"] == "Case 1"
+    assert cases[1].title != "Case 1" and cases[1].title not in json.dumps(payload)

@@ -129,7 +129,7 @@ def case(attempt_id: int, position: int) -> Response | str:
         "quizzes/case.html", attempt=attempt, case=viewed, answer=answer, position=position,
         total=total, scheme=scheme_of(attempt.exercise), action_form=ActionForm(),
         immediate_feedback=review_rules.immediate_feedback(attempt.exercise),
-        payload=attempt_payload(attempt, viewed, answer, next_case),
+        payload=attempt_payload(attempt, viewed, answer, next_case, position),
     )
 
 

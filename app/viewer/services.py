@@ -78,13 +78,15 @@ def save_reference_marks(case: Case, user: User, marks: Any) -> int:
     return read.version
 
 
-def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | None) -> dict:
+def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | None,
+                    position: int) -> dict:
     """What the viewer gets inside an attempt: the images, the scheme's labels and the
-    trainee's own marks. Never anything from the reference read."""
+    trainee's own marks. Never anything from the reference read, and the case is named by
+    its place in the attempt, not by its library title."""
 
     scheme = scheme_of(attempt.exercise)
     payload: dict[str, Any] = {
-        "case": {"id": case.id, "title": case.title},
+        "case": {"id": case.id, "title": f"Case {position}"},
         "images": [image_json(image) for image in case.images],
         "labels": [{"value": o.value, "label": o.label} for o in scheme.mark_labels or ()],
         "marks": list(answer.marks or []),
