@@ -77,6 +77,12 @@ def database_url(
     return url
 
 
+# For tests of concurrent transactions that only PostgreSQL can run side by side (row locks;
+# SQLite lets one writer at a time): they run on PostgreSQL alone instead of skipping SQLite.
+postgresql_only = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+
+
 class IsolatedClient(FlaskClient):
     """A test client whose every request runs in its own application context, as on a
     real server: the test's own context (``g``, the database session) never leaks into

@@ -27,7 +27,7 @@ from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.results import Population, exercise_statistics, finalise
 from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
 from tests.cohort import TB, cohort_exam, make_cases, prepare_cohort, run_together, submit_cohort
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, login, postgresql_only
 from tests.forms import submit_form
 
 COHORT = 64
@@ -89,17 +89,12 @@ def _audited(action: str) -> int:
         AuditEvent.action == action)) or 0
 
 
-def _postgresql_only() -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite lets one writer at a time: these transactions cannot overlap")
-
-
+@postgresql_only
 def test_a_cohort_submitting_together_gets_every_result_each_counted_once(
         app, make_user, portal_url):
     """64 trainees post the submit form of a 12-case exam at the same moment (PostgreSQL:
     every submit gets its result page, every attempt ends once with its scores, and the
     trainers' statistics count each attempt once)."""
-    _postgresql_only()
     expert = make_user(Role.TRAINER, username="expert")
     exam = cohort_exam(make_cases(CASES, expert))
     members = prepare_cohort(exam, COHORT, PASSWORD)
@@ -176,12 +171,12 @@ def test_attempts_ending_together_in_their_own_sessions_lose_nothing(app, make_u
     _each_ended_once(exam_id, [m.attempt_id for m in members])
 
 
+@postgresql_only
 def test_two_exams_of_a_programme_passed_at_once_issue_the_certificate(
         app, make_user, monkeypatch):
     """A programme needs exams A and B; the trainee's two attempts end at the same moment
     on two server threads. Each used to look for the other's pass before it was committed,
     and neither issued the certificate."""
-    _postgresql_only()
     expert = make_user(Role.TRAINER, username="expert")
     cases = make_cases(4, expert)
     exams = [create_exercise(title=f"Exam {name}", kind="exam", scheme_key="ds3030",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from sqlalchemy import func, select, text
 
 from app.auth.roles import Role
@@ -13,6 +12,7 @@ from app.extensions import db
 from app.quizzes import services
 from app.quizzes.models import Exercise
 from app.quizzes.services import AttemptError, create_exercise
+from tests.conftest import postgresql_only
 from tests.keycases import make_key_case
 
 GUARD_SECONDS = 60  # only ends a hung test; nothing is measured
@@ -25,11 +25,9 @@ def _lock_waiters() -> int:
         "AND wait_event_type = 'Lock'"))
 
 
+@postgresql_only
 def test_a_practice_set_and_an_exam_made_at_once_never_share_a_case(app, make_user,
                                                                    monkeypatch):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("row locks (SELECT ... FOR UPDATE) are PostgreSQL's; SQLite lets one "
-                    "writer at a time")
     case = make_key_case(make_user(Role.TRAINER), 900, tb=True, label="shared")
     db.session.remove()
     first_flushed, release_first, second_done = (threading.Event() for _ in range(3))

@@ -19,7 +19,7 @@ from app.quizzes.services import (
     create_exercise,
     save_answer,
     start_attempt,
-    start_refusal,
+    start_refusals,
     submit_attempt,
 )
 from app.schemes.registry import get_scheme
@@ -101,7 +101,7 @@ def test_an_exam_whose_answers_were_shown_cannot_be_retaken_and_says_so(client, 
     assert ("You have seen this exam's answers: it cannot be retaken"
             in _refused_on_the_list(client, exam))
     # The list and the service give the same reason: the rule lives once.
-    assert start_refusal(exam, trainee).startswith(
+    assert start_refusals([exam], trainee)[exam.id].startswith(
         "You have seen this exam's answers: it cannot be retaken")
 
 
@@ -112,7 +112,7 @@ def test_an_exercise_that_can_start_starts_from_the_list(client, library, login_
     trainee = login_as(Role.TRAINEE_RADIOLOGIST)
     _take(practice, trainee)  # practice keys may be seen: retaking them is their point
     for exercise in (exam, practice):
-        assert start_refusal(exercise, trainee) is None
+        assert exercise.id not in start_refusals([exercise], trainee)
         response = submit_form(client, "/training/",
                                action=f"/training/exercises/{exercise.id}/start")
         assert response.status_code == 302, response.get_data(as_text=True)

@@ -59,9 +59,6 @@ class AttemptDisclosure:
         the ROC curve's steps) need ``item`` shown for every case."""
         return bool(self.cases) and all(getattr(c, item) for c in self.cases)
 
-    def any_case(self, item: str) -> bool:
-        return any(getattr(c, item) for c in self.cases)
-
 
 def withheld_cases(attempt: Attempt) -> set[int]:
     """The attempt's cases whose key is withheld whatever its review rules say."""

@@ -382,17 +382,12 @@ def _seen_keys_refusal(exercise: Exercise, case_ids: list[int],
                         409)
 
 
-def start_refusal(exercise: Exercise, user: User, now: datetime | None = None) -> str | None:
-    """Why ``user`` cannot start (or resume) an attempt at ``exercise`` now, as a sentence
-    for the page, or None when they can: the refusals of start_attempt."""
-    return start_refusals([exercise], user, now).get(exercise.id)
-
-
 def start_refusals(exercises: Sequence[Exercise], user: User,
                    now: datetime | None = None) -> dict[int, str]:
-    """start_refusal for many exercises at once (the training list), in a fixed number of
-    statements: {exercise id: sentence} for those ``user`` cannot start. An exercise with
-    an attempt of theirs in progress has none: its button resumes it."""
+    """Why ``user`` cannot start each of ``exercises`` now (the refusals of start_attempt),
+    for the training list, in a fixed number of statements: {exercise id: sentence} for those
+    they cannot start. An exercise with an attempt of theirs in progress has none: its
+    button resumes it."""
     now = now or utcnow()
     ids = {exercise.id for exercise in exercises}
     attempts: dict[int, list[Attempt]] = {}
