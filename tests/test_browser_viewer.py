@@ -35,8 +35,10 @@ def _import(data: bytes, actor) -> Case:
 
 
 
-def _open(page, base, case_id, query=""):
-    page.goto(f"{base}/viewer/cases/{case_id}{query}")
+def _open(page, base, case_id, query="", *, read=False):
+    """The viewer page, or (``read``) the reference read page, where a trainer marks lesions."""
+    page.goto(f"{base}/cases/{case_id}/read{query}" if read else
+              f"{base}/viewer/cases/{case_id}{query}")
     page.wait_for_function(
         "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded", timeout=30_000
     )
@@ -114,7 +116,7 @@ def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
     portal_url, page, trainer, rg1_case
 ):
     sign_in(page, portal_url, trainer.username)
-    state = _open(page, portal_url, rg1_case.id)
+    state = _open(page, portal_url, rg1_case.id, read=True)
     box = _overlay_box(page)
 
     # Zoom 1x: an ellipse over image pixels (400, 500)-(600, 640).
@@ -160,11 +162,9 @@ def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
     assert abs(r["width"] - 36) <= 1 and abs(r["height"] - 36) <= 1
     assert {m["finding"] for m in marks} == {"infiltrate"}  # the first label of the scheme
 
-    page.get_by_role("button", name="Save marks").click()
-    page.wait_for_function(
-        "() => document.querySelector('.vw-status').textContent.startsWith('saved')"
-    )
-    state = _open(page, portal_url, rg1_case.id)  # reload
+    page.get_by_role("button", name="Save read").click()  # saves the marks with the read
+    page.wait_for_url(f"{portal_url}/cases/{rg1_case.id}")
+    state = _open(page, portal_url, rg1_case.id, read=True)  # reload
     assert json.dumps(state["marks"], sort_keys=True) == json.dumps(
         [{**m} for m in marks], sort_keys=True
     )
@@ -172,7 +172,7 @@ def test_marks_land_on_image_pixels_at_any_zoom_and_pan_and_survive_reload(
 
 def test_select_move_delete_and_undo(portal_url, page, trainer, rg1_case):
     sign_in(page, portal_url, trainer.username)
-    state = _open(page, portal_url, rg1_case.id)
+    state = _open(page, portal_url, rg1_case.id, read=True)
     box = _overlay_box(page)
     view = state["panes"][0]["view"]
     page.keyboard.press("r")
@@ -275,15 +275,16 @@ def test_preview_appears_before_the_full_data_on_a_slow_link(portal_url, page, t
     page.wait_for_function("() => window.cxrViewer.state().panes[0].fullLoaded", timeout=60_000)
 
 
-def test_marking_tools_are_hidden_without_an_own_read(portal_url, page, make_user, rg1_case):
-    other = make_user(Role.TRAINER)
-    sign_in(page, portal_url, other.username)
+def test_marking_tools_are_only_beside_the_reference_read(portal_url, page, trainer, rg1_case):
+    # The viewer page is for looking: marks are drawn and saved with the reference read.
+    sign_in(page, portal_url, trainer.username)
     _open(page, portal_url, rg1_case.id)
     assert not page.get_by_role("button", name="Ellipse").is_visible()
-    assert not page.get_by_role("button", name="Save marks").is_visible()
-    assert "Write your reference read" in page.locator(".vw-status").inner_text()
     page.keyboard.press("e")  # the shortcut does not switch to a marking tool either
     assert page.evaluate("() => window.cxrViewer.state().tool") == "wl"
+    _open(page, portal_url, rg1_case.id, read=True)
+    assert page.get_by_role("button", name="Ellipse").is_visible()
+    assert not page.get_by_role("button", name="Save marks").is_visible()
 
 
 def test_help_overlay_and_layout_switch(portal_url, page, trainer, rg1_case):
@@ -319,7 +320,7 @@ def test_pinch_zoom_with_touch(portal_url, page, trainer, rg1_case):
 
 def test_freehand_polygon_and_resize_by_handle(portal_url, page, trainer, rg1_case):
     sign_in(page, portal_url, trainer.username)
-    state = _open(page, portal_url, rg1_case.id)
+    state = _open(page, portal_url, rg1_case.id, read=True)
     box = _overlay_box(page)
     view = state["panes"][0]["view"]
     page.keyboard.press("g")

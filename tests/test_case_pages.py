@@ -304,7 +304,7 @@ def test_a_second_reader_must_use_the_same_scheme(app, client, case, make_user):
     second = app.test_client()
     login(second, make_user(Role.TRAINER).username)
     page = second.get(f"/cases/{case.id}/read?scheme=ds3030").get_data(as_text=True)
-    assert "every read of this case uses it" in page and "TB likelihood" in page
+    assert "every diagnostic read of this case uses it" in page and "TB likelihood" in page
 
 
 def test_stored_files_are_only_the_expected_ones(app, case):

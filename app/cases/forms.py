@@ -47,6 +47,13 @@ class RedactionForm(FlaskForm):
     confirm = HiddenField()
 
 
+class ReferenceReadForm(FlaskForm):
+    """The one-page reference read: the scheme's items are rendered from the scheme (see
+    quizzes/_read_form.html); the page's script puts the viewer's marks here as JSON."""
+
+    marks = HiddenField()
+
+
 class ActionForm(FlaskForm):
     """A button that only needs its CSRF token."""
 

@@ -199,7 +199,8 @@ class ReadKind(StrEnum):
 
 
 class ReferenceRead(db.Model):
-    """One version of one expert's read of a case, in a reporting scheme.
+    """One version of one expert's read of a case, in a reporting scheme. A case has its
+    reference reads in one diagnostic scheme and, beside them, may have image-quality ones.
 
     Editing never overwrites: it adds a new version and marks the old one superseded, so the
     history of every reference read is kept.
@@ -208,7 +209,8 @@ class ReferenceRead(db.Model):
     __tablename__ = "reference_read"
     __table_args__ = (
         CheckConstraint(f"kind IN ({_values(ReadKind)})", name="known_kind"),
-        UniqueConstraint("case_id", "author_id", "kind", "version"),
+        # Versions count per scheme: a case may have a diagnostic and an image-quality read.
+        UniqueConstraint("case_id", "author_id", "kind", "scheme_key", "version"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

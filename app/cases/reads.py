@@ -22,7 +22,7 @@ from app.schemes.definitions import (
     validate_answers,
     validate_marks,
 )
-from app.schemes.registry import classification_item, get_scheme
+from app.schemes.registry import classification_item, get_scheme, is_image_quality
 
 # ---- reads ------------------------------------------------------------------------------
 
@@ -38,12 +38,12 @@ def save_read(
 ) -> ReferenceRead:
     """Validate and store a new version of ``author``'s read; the previous one is kept as
     history. ``marks=None`` keeps the marks of the previous version."""
-    current = case.current_reads
-    others = [
-        r for r in current if (r.author_id, r.kind) != (author.id if author else None, kind.value)
-    ]
-    if any(r.scheme_key != scheme.key for r in others):
-        raise SchemeError("every reference read of a case uses the same reporting scheme")
+    current = [r for r in case.current_reads if r.scheme_key == scheme.key]
+    diagnostic = {r.scheme_key for r in case.current_reads if not is_image_quality(r.scheme_key)}
+    if not is_image_quality(scheme.key) and diagnostic - {scheme.key}:
+        raise SchemeError(
+            "every diagnostic reference read of a case uses the same reporting scheme "
+            f"(this case's is {sorted(diagnostic)[0]}); an image-quality read may sit beside it")
     clean_answers = validate_answers(scheme, answers, partial=kind is ReadKind.ADJUDICATION)
     previous = next(
         (
@@ -94,6 +94,51 @@ def save_read(
 
 
 
+def my_read(case: Case, user: User, scheme_key: str) -> ReferenceRead | None:
+    """``user``'s current expert read of the case in the scheme, if any."""
+    return next((r for r in case.current_reads
+                 if r.author_id == user.id and r.kind == ReadKind.EXPERT.value
+                 and r.scheme_key == scheme_key), None)
+
+
+def read_scheme(case: Case, requested: str | None) -> tuple[Scheme, bool]:
+    """The scheme of a trainer's read of the case, and whether it is fixed (the trainer
+    cannot choose another). Image quality when asked for (the version the case's reads use);
+    otherwise the case's diagnostic scheme once it has one, else the one asked for."""
+    if requested and is_image_quality(requested):
+        existing = next((r for r in case.current_reads if r.scheme_key == requested), None)
+        if existing is not None:
+            return get_scheme(existing.scheme_key, existing.scheme_version), True
+        return get_scheme(requested), True
+    diagnostic = next((r for r in case.current_reads if not is_image_quality(r.scheme_key)),
+                      None)
+    if diagnostic is not None:
+        return get_scheme(diagnostic.scheme_key, diagnostic.scheme_version), True
+    return get_scheme(requested or "ds3030"), False
+
+
+def parse_marks(text: str | None) -> list[Any] | None:
+    """The read page's marks field (the viewer's marks as JSON): None when it is empty (the
+    page could not start the viewer), which keeps the saved marks."""
+    if text is None or not text.strip():
+        return None
+    try:
+        marks = json.loads(text)
+    except ValueError:
+        raise SchemeError("the marks sent are not valid JSON") from None
+    if not isinstance(marks, list):
+        raise SchemeError("marks must be a list")
+    return marks
+
+
+def save_reference_read(case: Case, *, author: User, scheme: Scheme, answers: Any,
+                        marks_field: str | None) -> ReferenceRead:
+    """The one-page reference read: the scheme's answers and the lesion marks drawn beside
+    them, validated together and stored as one new version (or nothing at all)."""
+    return save_read(case, author=author, scheme=scheme, answers=answers,
+                     marks=parse_marks(marks_field))
+
+
 def refresh_summary(case: Case) -> None:
     """Copy the reference's classification, decision and findings onto the case, where the
     library filters on them with indexes (50,000 cases do not fit a scan of JSON)."""
@@ -119,7 +164,10 @@ def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[st
     images = {image.id: image for image in case.images}
     clean = []
     for n, mark in enumerate(marks, 1):
-        image = images.get(mark.get("image_id")) if isinstance(mark, dict) else None
+        image_id = mark.get("image_id") if isinstance(mark, dict) else None
+        # A JSON true would otherwise find image 1 (True == 1 as a key).
+        known = isinstance(image_id, int) and not isinstance(image_id, bool)
+        image = images.get(image_id) if known else None
         if image is None:
             raise SchemeError(f"mark {n} must name one of this case's images")
         [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
@@ -130,13 +178,13 @@ def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[st
 SchemeLookup = Callable[[str, int], Scheme]
 
 
-def references_for(cases: Iterable[Case]) -> dict[int, Reference]:
+def references_for(cases: Iterable[Case], scheme_key: str | None = None) -> dict[int, Reference]:
     """Each case's reference, by case id, with each scheme version looked up once: a
     trainer-made scheme is a database row, and looking it up per case would cost a
     statement per case. Load the cases with their reads (``selectinload(Case.reads)``) to
     keep the whole batch at a constant number of statements."""
     schemes = cache(get_scheme)
-    return {case.id: reference_for(case, schemes=schemes) for case in cases}
+    return {case.id: reference_for(case, scheme_key, schemes=schemes) for case in cases}
 
 
 @dataclass
@@ -160,8 +208,21 @@ class Reference:
         return self.scheme is not None and self.readers > 0 and not self.open_ties
 
 
-def reference_for(case: Case, *, schemes: SchemeLookup = get_scheme) -> Reference:
-    reads = case.current_reads
+def reference_scheme_keys(case: Case) -> list[str]:
+    """The schemes the case has current reference reads in: its diagnostic one first, then
+    image quality."""
+    keys = list(dict.fromkeys(r.scheme_key for r in case.current_reads))
+    return sorted(keys, key=is_image_quality)
+
+
+def reference_for(case: Case, scheme_key: str | None = None, *,
+                  schemes: SchemeLookup = get_scheme) -> Reference:
+    """The case's reference in ``scheme_key``; without one, in the case's diagnostic scheme
+    (or image quality when that is all it has)."""
+    if scheme_key is None:
+        keys = reference_scheme_keys(case)
+        scheme_key = keys[0] if keys else None
+    reads = [r for r in case.current_reads if r.scheme_key == scheme_key]
     experts = [r for r in reads if r.kind == ReadKind.EXPERT.value]
     if not experts:
         return Reference(scheme=None)

@@ -20,13 +20,20 @@ from app.cases.forms import (
     ActionForm,
     CaseDetailsForm,
     RedactionForm,
+    ReferenceReadForm,
     SchemeForm,
     StatusForm,
     UploadForm,
 )
 from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
-from app.cases.reads import reference_for, save_read
+from app.cases.reads import (
+    my_read,
+    read_scheme,
+    reference_for,
+    save_read,
+    save_reference_read,
+)
 from app.cases.services import (
     LIBRARY_ROLES,
     TRANSITIONS,
@@ -44,8 +51,9 @@ from app.cases.storage import FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_sto
 from app.extensions import db
 from app.schemes.definitions import SchemeError
 from app.schemes.readform import answers_from_form
-from app.schemes.registry import add_scheme, all_schemes, get_scheme
+from app.schemes.registry import IMAGE_QUALITY, add_scheme, all_schemes
 from app.uploads import large_upload
+from app.viewer.services import read_payload
 
 IMAGE_FILES = {
     "thumbnail": (THUMBNAIL_FILE, "image/jpeg"),
@@ -143,7 +151,7 @@ def detail(case_id: int) -> Response | tuple[str, int]:
     return render_template(
         "cases/detail.html", case=case, form=form, status_form=StatusForm(),
         action_form=ActionForm(), transitions=TRANSITIONS[case.status_enum],
-        reference=reference_for(case),
+        reference=reference_for(case), quality=reference_for(case, IMAGE_QUALITY),
     ), status
 
 
@@ -241,37 +249,35 @@ def image_file(image_id: int, kind: str) -> Response:
 @bp.route("/<int:case_id>/read", methods=["GET", "POST"])
 @roles_required(*LIBRARY_ROLES)
 def read(case_id: int) -> Response | tuple[str, int]:
-    """The signed-in trainer's expert read of the case (a new version on every save)."""
+    """The signed-in trainer's expert read of the case on one page: the image with its
+    marking tools beside the scheme's form, saved together (a new version on every save)."""
     case = _case_or_404(case_id)
-    mine = next((r for r in case.current_reads
-                 if r.author_id == current_user.id and r.kind == ReadKind.EXPERT.value), None)
-    existing = case.current_reads[0] if case.current_reads else None
     try:
-        if existing is not None:
-            scheme = get_scheme(existing.scheme_key, existing.scheme_version)
-        else:
-            scheme = get_scheme(request.values.get("scheme") or "ds3030")
+        scheme, fixed = read_scheme(case, request.values.get("scheme"))
     except SchemeError as exc:
         abort(400, description=str(exc))
-    form = ActionForm()
+    form = ReferenceReadForm()
+    mine = my_read(case, current_user, scheme.key)
     answers = mine.answers if mine else {}
+    marks = list(mine.marks) if mine else []
     status = 200
     if request.method == "POST" and form.validate_on_submit():
         answers = answers_from_form(scheme, request.form)
         try:
-            save_read(case, author=current_user, scheme=scheme, answers=answers)
+            save_reference_read(case, author=current_user, scheme=scheme, answers=answers,
+                                marks_field=form.marks.data)
         except SchemeError as exc:
             db.session.rollback()
             form.form_errors.append(exc.sentence)
             status = 400
         else:
-            flash("Your read is saved.", "success")
+            flash("Your read and its marks are saved.", "success")
             return redirect(url_for("cases.detail", case_id=case.id))
     elif request.method == "POST":
         status = 400
     return render_template("cases/read.html", case=case, scheme=scheme, answers=answers,
-                           form=form, schemes=all_schemes(), fixed=existing is not None,
-                           mine=mine), status
+                           form=form, schemes=all_schemes(), fixed=fixed, mine=mine,
+                           payload=read_payload(case, scheme, marks)), status
 
 
 @bp.route("/<int:case_id>/adjudicate", methods=["POST"])
@@ -290,8 +296,8 @@ def adjudicate(case_id: int) -> Response:
         abort(400, description="Decide every tied item: " + ", ".join(sorted(missing)) + ".")
     for item in tied_items:
         answers.setdefault(item, [])  # a multi item with nothing ticked: the options are absent
-    previous = next((r for r in case.current_reads if r.kind == ReadKind.ADJUDICATION.value),
-                    None)
+    previous = next((r for r in case.current_reads if r.kind == ReadKind.ADJUDICATION.value
+                     and r.scheme_key == reference.scheme.key), None)
     merged = {**(previous.answers if previous else {}), **answers}
     try:
         save_read(case, author=current_user, scheme=reference.scheme,

@@ -46,7 +46,7 @@ from app.quizzes.scoring.items import (
 )
 from app.quizzes.signals import attempts_rescored
 from app.schemes.definitions import Scheme, tb_positive
-from app.schemes.registry import classification_item, scheme_of
+from app.schemes.registry import classification_item, is_image_quality, scheme_of
 from app.user_errors import UserError
 
 
@@ -164,20 +164,29 @@ def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> Case
     )
 
 
-def _cases_with_references(case_ids: list[int]) -> tuple[dict[int, Case], dict[int, Reference]]:
+def reference_key(exercise: Exercise) -> str | None:
+    """Which of a case's reference reads an exercise scores against: an image-quality
+    exercise the image-quality read, any other the case's diagnostic read (in whichever
+    diagnostic scheme: scoring maps the sputum decision across schemes)."""
+    return exercise.scheme_key if is_image_quality(exercise.scheme_key) else None
+
+
+def _cases_with_references(case_ids: list[int], scheme_key: str | None
+                           ) -> tuple[dict[int, Case], dict[int, Reference]]:
     """The attempt's cases with their images and reference reads, and each case's reference:
     a constant number of statements however many cases (one per table, and one lookup per
     scheme version), instead of a few per case."""
     query = select(Case).where(Case.id.in_(case_ids)).options(
         selectinload(Case.images), selectinload(Case.reads))
     cases = {case.id: case for case in db.session.scalars(query)}
-    return cases, references_for(cases.values())
+    return cases, references_for(cases.values(), scheme_key)
 
 
 def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
     scheme = scheme_of(attempt.exercise)
     answers = {a.case_id: a for a in attempt.answers}
-    cases, references = _cases_with_references(attempt.case_order)
+    cases, references = _cases_with_references(attempt.case_order,
+                                               reference_key(attempt.exercise))
     pairs, feedback = [], []
     for position, case_id in enumerate(attempt.case_order, 1):
         case, reference = cases[case_id], references[case_id]
@@ -200,7 +209,8 @@ def answered_cases(attempt: Attempt, result: AttemptScore | None = None) -> int:
         return len(attempt.case_order) - int(result.metrics["blank_cases"])
     scheme = scheme_of(attempt.exercise)
     answers = {a.case_id: a for a in attempt.answers}
-    cases, references = _cases_with_references(attempt.case_order)
+    cases, references = _cases_with_references(attempt.case_order,
+                                               reference_key(attempt.exercise))
     return sum(
         1 for case_id in attempt.case_order
         if not unanswered(truth_for(cases[case_id], references[case_id], scheme),
@@ -213,7 +223,7 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     case_id = attempt.case_order[position - 1]
     case = db.session.get_one(Case, case_id)  # an attempt keeps its cases
     answer = next((a for a in attempt.answers if a.case_id == case_id), None)
-    reference = reference_for(case)
+    reference = reference_for(case, reference_key(attempt.exercise))
     result = score_attempt([(truth_for(case, reference, scheme),
                              read_for(case_id, answer, scheme))], **scoring_options(scheme))
     return CaseFeedback(position, case, reference, answer, result.cases[0])

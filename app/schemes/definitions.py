@@ -312,7 +312,8 @@ def validate_marks(scheme: Scheme, marks: Any, *, columns: int, rows: int) -> li
         }
         if mark.get("confidence") is not None:
             confidence = mark["confidence"]
-            if not isinstance(confidence, int | float) or not 0 <= confidence <= 100:
+            if (not isinstance(confidence, int | float) or isinstance(confidence, bool)
+                    or not 0 <= confidence <= 100):
                 raise SchemeError(f"mark {n}: confidence must be between 0 and 100")
             clean_mark["confidence"] = confidence
         clean.append(clean_mark)
@@ -322,7 +323,8 @@ def validate_marks(scheme: Scheme, marks: Any, *, columns: int, rows: int) -> li
 def _validate_geometry(shape: str, geo: dict, columns: int, rows: int, n: int) -> dict:
     def num(key: str, low: float, high: float) -> float:
         value = geo.get(key)
-        if not isinstance(value, int | float) or not low <= value <= high:
+        if (not isinstance(value, int | float) or isinstance(value, bool)
+                or not low <= value <= high):
             raise SchemeError(f"mark {n}: {key} must be a number within the image")
         return float(value)
 

@@ -17,6 +17,14 @@ from app.extensions import db
 from app.schemes.definitions import Scheme, SchemeError, parse_scheme
 from app.schemes.models import ReportingScheme
 
+# The radiographers' image-quality scheme: a case may carry a reference read in it beside its
+# diagnostic one (one diagnostic scheme per case, plus image quality).
+IMAGE_QUALITY = "image_quality"
+
+
+def is_image_quality(scheme_key: str) -> bool:
+    return scheme_key == IMAGE_QUALITY
+
 
 class UsesScheme(Protocol):
     """Anything that names a scheme version (an exercise, a reference read)."""

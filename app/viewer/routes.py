@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from flask import abort, jsonify, render_template, request
+from flask import abort, jsonify, render_template
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.auth.decorators import roles_required
-from app.auth.roles import Role
 from app.cases.access import can_view_case
 from app.cases.models import Case
 from app.extensions import db
 from app.viewer import bp
-from app.viewer.services import ViewerError, case_payload, save_reference_marks
+from app.viewer.services import case_payload
 
 
 @bp.route("/")
@@ -41,17 +39,3 @@ def case_data(case_id: int) -> Response:
     response = jsonify(case_payload(_viewable_case(case_id), current_user))
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-@bp.route("/api/cases/<int:case_id>/marks", methods=["POST"])
-@roles_required(Role.TRAINER, Role.ADMIN)
-def save_marks(case_id: int) -> Response | tuple[Response, int]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("marks"), list):
-        abort(400, description="Send JSON of the form {\"marks\": [...]}.")
-    try:
-        version = save_reference_marks(_viewable_case(case_id), current_user, body["marks"])
-    except ViewerError as exc:
-        db.session.rollback()
-        return jsonify(error="Bad Request", message=exc.sentence, status=exc.status), exc.status
-    return jsonify(saved=True, version=version)

@@ -1,4 +1,5 @@
-"""What the viewer is sent for a case, and saving a trainer's reference marks.
+"""What the viewer is sent for a case: on its own page, beside a reference read, in an
+attempt.
 
 The answer key never reaches a browser that may not see it: reference marks are included
 only for users who curate the library (trainers, administrators).
@@ -12,15 +13,10 @@ from flask import url_for
 
 from app.auth.models import User
 from app.auth.roles import Role
-from app.cases.models import Case, CaseImage, ReadKind, ReferenceRead
-from app.cases.reads import reference_for, save_read
-from app.schemes.definitions import SchemeError
-from app.schemes.registry import get_scheme, scheme_of
-from app.user_errors import UserError
-
-
-class ViewerError(UserError):
-    """A refused viewer request; the message is for the user."""
+from app.cases.models import Case, CaseImage
+from app.cases.reads import my_read, reference_for
+from app.schemes.definitions import Scheme
+from app.schemes.registry import scheme_of
 
 
 def may_curate(user: User) -> bool:
@@ -43,39 +39,37 @@ def image_json(image: CaseImage) -> dict[str, Any]:
 
 
 def case_payload(case: Case, user: User) -> dict[str, Any]:
+    """The viewer page: the case to look at. Marks are drawn and saved with the reference
+    read (read_payload); here a curator sees their own marks and, on request, the
+    reference's, without editing them."""
     images = [image_json(image) for image in case.images]
     payload: dict[str, Any] = {"case": {"id": case.id, "title": case.title}, "images": images,
                                "labels": [], "marks": [], "editable": False}
     if may_curate(user):
         reference = reference_for(case)
-        mine = _my_read(case, user)
         scheme = reference.scheme
         if scheme is not None and scheme.mark_labels:
             payload["labels"] = [{"value": o.value, "label": o.label}
                                  for o in scheme.mark_labels]
-        payload["editable"] = mine is not None and bool(payload["labels"])
-        payload["marks"] = list(mine.marks) if mine is not None else []
+            mine = my_read(case, user, scheme.key)
+            payload["marks"] = list(mine.marks) if mine is not None else []
         payload["reference_marks"] = reference.marks
-        payload["save_url"] = url_for("viewer.save_marks", case_id=case.id)
     return payload
 
 
-def _my_read(case: Case, user: User) -> ReferenceRead | None:
-    return next((r for r in case.current_reads
-                 if r.author_id == user.id and r.kind == ReadKind.EXPERT.value), None)
-
-
-def save_reference_marks(case: Case, user: User, marks: Any) -> int:
-    """A new version of the trainer's own read with these marks; returns the version."""
-    mine = _my_read(case, user)
-    if mine is None:
-        raise ViewerError("write your reference read of this case before marking lesions")
-    scheme = get_scheme(mine.scheme_key, mine.scheme_version)
-    try:
-        read = save_read(case, author=user, scheme=scheme, answers=mine.answers, marks=marks)
-    except SchemeError as exc:
-        raise ViewerError(str(exc)) from None
-    return read.version
+def read_payload(case: Case, scheme: Scheme, marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The viewer beside a trainer's reference read: the scheme's finding labels and the
+    read's marks, editable when the scheme takes marks. The page's form saves them with the
+    answers (static/js/reference_read.js), so the viewer has no save of its own."""
+    labels = [{"value": o.value, "label": o.label} for o in scheme.mark_labels or ()]
+    return {
+        "case": {"id": case.id, "title": case.title},
+        "images": [image_json(image) for image in case.images],
+        "labels": labels,
+        "marks": marks,
+        "editable": bool(labels),
+        "form_save": True,
+    }
 
 
 def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | None,

@@ -1,4 +1,5 @@
-// The viewer: panes in a layout, tools, keyboard shortcuts, marks with undo, saving.
+// The viewer: panes in a layout, tools, keyboard shortcuts, marks with undo. The page that
+// embeds it saves the marks (an attempt's autosave, the reference read's form) from state().
 import { Pane } from "./pane.js";
 import { boxMark, pointMark, polygonMark, hits, handles, moved, resized, clampPoint, STYLES } from "./marks.js";
 
@@ -50,7 +51,6 @@ export class Viewer {
     this.setLayout(this.defaultLayout());
     this.setTool(this.editable && this.labels.length ? "select" : "wl");
     this.#refreshControls();
-    if (data.save_url && !this.editable) this.#setStatus("Write your reference read of this case to mark lesions.");
   }
 
   // ---- layout --------------------------------------------------------------------------------
@@ -150,25 +150,6 @@ export class Viewer {
     this.#setStatus("not saved");
     this.#redraw();
     this.#notify();
-  }
-
-  async save() {
-    if (!this.editable || !this.data.save_url) return;
-    const token = document.querySelector('meta[name="csrf-token"]').content;
-    this.#setStatus("saving…");
-    try {
-      const response = await fetch(this.data.save_url, {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-        body: JSON.stringify({ marks: this.marks.map(({ status, ...m }) => m) }),
-      });
-      const body = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
-      this.dirty = false;
-      this.#setStatus(`saved (version ${body.version})`);
-    } catch (error) {
-      this.#setStatus(`not saved: ${error.message}`);
-    }
   }
 
   // ---- tools and pointer handling ------------------------------------------------------------
@@ -404,8 +385,6 @@ export class Viewer {
       this.#redraw();
     });
     for (const sel of [".vw-label-wrap", ".vw-confidence-wrap"]) this.el(sel).hidden = !this.editable;
-    // In an exercise the page autosaves marks with the read; no separate button.
-    this.el(".vw-save").hidden = !this.editable || Boolean(this.data.autosave);
   }
 
   action(name) {
@@ -419,7 +398,6 @@ export class Viewer {
                      const w = pane.params.default_window; this.setWindow(w.center, w.width); },
       undo: () => this.undo(),
       help: () => { this.el(".viewer-help").hidden = !this.el(".viewer-help").hidden; },
-      save: () => this.save(),
     };
     if (actions[name]) actions[name]();
     this.#refreshControls();
