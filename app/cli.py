@@ -472,7 +472,8 @@ def quizzes_create_exercise(title: str, kind: str, scheme_key: str, case_ids: tu
                             time_limit: int | None, max_attempts: int | None,
                             cooldown_hours: int) -> None:
     """Create an exercise from published cases."""
-    from app.quizzes.services import AttemptError, create_exercise
+    from app.quizzes.exercises import create_exercise
+    from app.quizzes.services import AttemptError
 
     try:
         exercise = create_exercise(title=title, kind=kind, scheme_key=scheme_key,

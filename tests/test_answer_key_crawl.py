@@ -25,8 +25,8 @@ from app.auth.roles import Role
 from app.cases.models import Case
 from app.cases.reads import reference_for, save_read
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, Exercise, ExerciseCase
-from app.quizzes.services import create_exercise
 from tests.forms import FormNotFound, submit_form, submit_html
 from tests.keycases import make_key_case
 

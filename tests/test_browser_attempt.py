@@ -8,8 +8,8 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.cases.library_files import load_library
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptAnswer
-from app.quizzes.services import create_exercise
 from tests.conftest import sign_in
 from tests.test_library_files import LIBRARY
 

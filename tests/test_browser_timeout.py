@@ -14,8 +14,9 @@ from app.auth.roles import Role
 from app.cases.library_files import load_library
 from app.db_types import utcnow
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptState
-from app.quizzes.services import create_exercise, start_attempt
+from app.quizzes.services import start_attempt
 from tests.conftest import sign_in
 from tests.test_library_files import LIBRARY
 

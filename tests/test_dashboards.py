@@ -372,7 +372,7 @@ def test_revoking_from_a_filtered_page_returns_to_it(client, programme, clinics)
 
 def test_my_page_says_when_renewal_opens_and_when_it_is_due(client, cases, make_user):  # noqa: F811
     from app.certification.services import create_programme
-    from app.quizzes.services import create_exercise
+    from app.quizzes.exercises import create_exercise
 
     practice = create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
                                case_ids=[cases[1].id], actor=None)

@@ -10,8 +10,9 @@ from sqlalchemy import func, select, text
 from app.auth.roles import Role
 from app.extensions import db
 from app.quizzes import services
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
-from app.quizzes.services import AttemptError, create_exercise
+from app.quizzes.services import AttemptError
 from tests.conftest import postgresql_only
 from tests.keycases import make_key_case
 

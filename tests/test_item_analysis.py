@@ -20,6 +20,7 @@ from sqlalchemy import event, select
 
 from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt
 from app.quizzes.results import Population, exercise_statistics
 from app.quizzes.scoring.items import (
@@ -33,7 +34,6 @@ from app.quizzes.scoring.items import (
 )
 from app.quizzes.services import (
     abandon_attempt,
-    create_exercise,
     save_answer,
     start_attempt,
     submit_attempt,

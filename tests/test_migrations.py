@@ -16,8 +16,9 @@ from sqlalchemy import inspect, select, text
 from app import MIGRATIONS_DIR
 from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt
-from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
+from app.quizzes.services import save_answer, start_attempt, submit_attempt
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 
 

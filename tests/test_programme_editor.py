@@ -22,7 +22,7 @@ from app.certification.services import (
 )
 from app.db_types import utcnow
 from app.extensions import db
-from app.quizzes.services import create_exercise
+from app.quizzes.exercises import create_exercise
 from tests.conftest import post_hand_built
 from tests.forms import FormNotFound, submit_form
 from tests.test_attempts import cases  # noqa: F401 (fixture)

@@ -16,7 +16,7 @@ from app.cases.reads import save_read
 from app.certification.models import Certificate, CertificateReview, CertificationNotice
 from app.certification.services import create_programme
 from app.extensions import db
-from app.quizzes.services import create_exercise
+from app.quizzes.exercises import create_exercise
 from app.schemes.registry import get_scheme
 from tests.conftest import login, post_hand_built
 from tests.forms import find_form, submit_form, submit_html

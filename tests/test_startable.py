@@ -14,9 +14,9 @@ from sqlalchemy import event
 
 from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, Exercise
 from app.quizzes.services import (
-    create_exercise,
     save_answer,
     start_attempt,
     start_refusals,

@@ -26,6 +26,7 @@ from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes import access, bp, disclosure, review_rules
+from app.quizzes.exercises import create_exercise
 from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ExerciseForm
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
@@ -45,7 +46,6 @@ from app.quizzes.services import (
     abandon_attempt,
     attempts_of,
     check_case,
-    create_exercise,
     expire_if_overdue,
     expire_overdue_attempts,
     open_attempt,
