@@ -293,7 +293,7 @@ def test_trainer_creates_an_exam_with_pass_criteria(client, cases, login_as):
     response = create(
         title="Certification exam", kind="exam", scheme="ds3030",
         cases=[str(c.id) for c in cases], time_limit="30", max_attempts="2",
-        cooldown_hours="48", min_sensitivity="0.90", min_specificity="0.80",
+        cooldown_hours="48", min_sensitivity="90", min_specificity="80",
         shuffle=True)
     assert response.status_code == 302
     from app.quizzes.models import Exercise
@@ -304,7 +304,14 @@ def test_trainer_creates_an_exam_with_pass_criteria(client, cases, login_as):
     assert (exam.time_limit_minutes, exam.max_attempts, exam.cooldown_hours) == (30, 2, 48)
     bad = create(title="X", kind="exam", scheme="ds3030", min_kappa="7")
     assert bad.status_code == 400
-    assert "Number must be between 0 and 1" in bad.get_data(as_text=True)
+    assert "Enter a kappa from 0 to 1." in bad.get_data(as_text=True)
+    # Shares are entered in %, as the results show them.
+    for wrong in ("107", "-1"):
+        bad = create(title="X", kind="exam", scheme="ds3030", min_sensitivity=wrong,
+                     cases=[str(cases[0].id)])
+        assert bad.status_code == 400
+        assert "Enter a percentage from 0 to 100." in bad.get_data(as_text=True)
+    assert db.session.scalars(select(Exercise)).all() == [exam]
     none = create(title="X", kind="exam", scheme="ds3030")
     assert none.status_code == 400
     assert "Choose at least one case, or give a rule." in none.get_data(as_text=True)

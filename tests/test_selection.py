@@ -75,7 +75,7 @@ def test_trainer_builds_an_exercise_by_rule(client, library, login_as):
     login_as(Role.TRAINER)
     response = submit_form(client, "/training/manage", button="Create exercise", fields={
         "title": "Drawn", "kind": "practice", "scheme": "ds3030", "rule_total": "6",
-        "rule_tb_percent": "50", "rule_findings": "pleural_effusion:2",
+        "rule_tb_percent": "50", "rule_findings": "Pleural effusion: 2",
         "rule_difficulty": "moderate:50"})
     assert response.status_code == 302
     from app.quizzes.models import Exercise

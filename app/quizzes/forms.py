@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -10,9 +13,12 @@ from wtforms import (
     SelectField,
     SelectMultipleField,
     StringField,
+    TextAreaField,
     widgets,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+
+from app.quizzes.models import Exercise
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -21,8 +27,19 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def _threshold(label: str) -> DecimalField:
-    return DecimalField(label, places=2, validators=[Optional(), NumberRange(0, 1)],
-                        description="0 to 1, e.g. 0.90; empty = no criterion")
+    # In %, as the results show these figures; stored as a fraction (routes divide by 100).
+    return DecimalField(label, places=1, validators=[
+        Optional(), NumberRange(0, 100, message="Enter a percentage from 0 to 100.")],
+        description="in %, 0 to 100, e.g. 90; empty = no criterion",
+        render_kw={"min": 0, "max": 100, "step": "any"})
+
+
+def _coefficient(label: str) -> DecimalField:
+    # Kappa is a coefficient, shown as one in the results (e.g. 0.60), not a share.
+    return DecimalField(label, places=2, validators=[
+        Optional(), NumberRange(0, 1, message="Enter a kappa from 0 to 1.")],
+        description="0 to 1, as the results show it, e.g. 0.60; empty = no criterion",
+        render_kw={"min": 0, "max": 1, "step": "any"})
 
 
 REVIEW_FIELDS = ("review_score", "review_correctness", "review_reference",
@@ -52,9 +69,10 @@ class ExerciseForm(FlaskForm):
                               validators=[Optional(), NumberRange(1, 500)])
     rule_tb_percent = IntegerField("TB-suggestive share (%)",
                                    validators=[Optional(), NumberRange(0, 100)])
-    rule_findings = StringField("At least this many cases per finding",
-                                description="e.g. cavitary_lesion:5, pleural_effusion:5",
-                                validators=[Optional(), Length(max=500)])
+    rule_findings = TextAreaField("At least this many cases per finding",
+                                  description="One finding of the scheme a line, as the "
+                                              "scheme names it, e.g. \"Cavitary lesion: 5\"",
+                                  validators=[Optional(), Length(max=2000)])
     rule_difficulty = StringField("Difficulty mix (%)",
                                   description="e.g. easy:30, moderate:50, hard:20",
                                   validators=[Optional(), Length(max=200)])
@@ -68,7 +86,7 @@ class ExerciseForm(FlaskForm):
                                                "exercise closes.")
     min_sensitivity = _threshold("Pass: minimum sensitivity")
     min_specificity = _threshold("Pass: minimum specificity")
-    min_kappa = _threshold("Pass: minimum kappa")
+    min_kappa = _coefficient("Pass: minimum kappa")
     min_localisation = _threshold("Pass: minimum lesion localisation")
     shuffle = BooleanField("Shuffle the case order for each attempt", default=True)
     review_score = _when("Show the scores")
@@ -88,3 +106,32 @@ class ExerciseForm(FlaskForm):
         if waiting and field.data is None:
             raise ValidationError("Set a closing date: " + ", ".join(waiting).lower()
                                   + " after the exercise closes.")
+
+
+def exercise_form_data(exercise: Exercise) -> dict[str, Any]:
+    """An exercise as the form shows it for editing: thresholds in % (kappa as it is),
+    dates without their time zone (the form's are UTC), the cases ticked."""
+    minimum = {c["metric"]: c["minimum"] for c in exercise.criteria or []}
+
+    def percent(metric: str) -> Decimal | None:
+        value = minimum.get(metric)
+        return None if value is None else round(Decimal(str(value)) * 100, 1)
+
+    audience = exercise.audience or {}
+    review = exercise.review or {}
+    return {
+        "title": exercise.title, "kind": exercise.kind, "scheme": exercise.scheme_key,
+        "cases": [link.case_id for link in exercise.cases],
+        "time_limit": exercise.time_limit_minutes, "max_attempts": exercise.max_attempts,
+        "cooldown_hours": exercise.cooldown_hours,
+        "opens_at": exercise.opens_at.replace(tzinfo=None) if exercise.opens_at else None,
+        "closes_at": exercise.closes_at.replace(tzinfo=None) if exercise.closes_at else None,
+        "min_sensitivity": percent("sensitivity"), "min_specificity": percent("specificity"),
+        "min_kappa": (Decimal(str(minimum["kappa"])) if "kappa" in minimum else None),
+        "min_localisation": percent("lesion_localisation_sensitivity"),
+        "shuffle": exercise.shuffle,
+        **{name: review.get(name.removeprefix("review_"), "") for name in REVIEW_FIELDS},
+        "audience_roles": audience.get("roles") or [],
+        "audience_clinics": audience.get("clinic_ids") or [],
+        "audience_countries": audience.get("countries") or [],
+    }

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import (
     abort,
@@ -26,9 +28,20 @@ from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes import access, bp, disclosure, review_rules
-from app.quizzes.exercises import create_exercise
+from app.quizzes.exercises import (
+    attempt_count,
+    attempt_counts,
+    clone_exercise,
+    close_exercise,
+    create_exercise,
+    delete_exercise,
+    delete_refusal,
+    edit_exercise,
+    edit_refusal,
+    publish_exercise,
+)
 from app.quizzes.figures import learning_figure, roc_figure
-from app.quizzes.forms import ExerciseForm
+from app.quizzes.forms import ExerciseForm, exercise_form_data
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
 from app.quizzes.results import (
     Population,
@@ -39,7 +52,13 @@ from app.quizzes.results import (
     peer_percentile,
     score,
 )
-from app.quizzes.selection import CaseRule, SelectionError, parse_pairs, select_cases
+from app.quizzes.selection import (
+    CaseRule,
+    SelectionError,
+    findings_by_label,
+    parse_pairs,
+    select_cases,
+)
 from app.quizzes.services import (
     CRITERIA_METRICS,
     AttemptError,
@@ -57,7 +76,8 @@ from app.quizzes.services import (
     submit_attempt,
     view_case,
 )
-from app.schemes.registry import all_schemes, scheme_of
+from app.schemes.definitions import Scheme, SchemeError
+from app.schemes.registry import all_schemes, get_scheme, scheme_of
 from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
@@ -239,11 +259,13 @@ def learning_png(attempt_id: int) -> Response:
     return _figure(learning_figure(learning_curve(attempt), "accuracy of the sputum decision"))
 
 
-@bp.route("/manage", methods=["GET", "POST"])
-@roles_required(Role.TRAINER, Role.ADMIN)
-def manage() -> Response | tuple[str, int]:
-    """Trainers build exercises from published library cases by hand."""
-    form = ExerciseForm()
+def _exercise_form(exercise: Exercise | None = None) -> ExerciseForm:
+    """The exercise form with its choices; on a GET for ``exercise``, filled from it (the
+    thresholds in %, as the form takes them)."""
+    data = None
+    if exercise is not None and request.method == "GET":
+        data = exercise_form_data(exercise)
+    form = ExerciseForm(data=data)
     form.scheme.choices = [SelectChoice(k, s.name) for k, s in all_schemes().items()]
     published = db.session.scalars(select(Case).where(
         Case.status == CaseStatus.PUBLISHED.value).order_by(Case.id)).all()
@@ -256,29 +278,53 @@ def manage() -> Response | tuple[str, int]:
     form.audience_clinics.choices = [SelectChoice(c.id, f"{c.name} ({c.country_code})")
                                      for c in clinics]
     form.audience_countries.choices = country_choices()
+    return form
+
+
+def _settings(form: ExerciseForm) -> dict[str, Any]:
+    """The service's keyword arguments from a validated form: thresholds from % to the
+    stored fractions, cases ticked or drawn by the rule."""
+    criteria = [(metric, float(value) / scale) for metric, value, scale in (
+        ("sensitivity", form.min_sensitivity.data, 100),
+        ("specificity", form.min_specificity.data, 100),
+        ("kappa", form.min_kappa.data, 1),
+        ("lesion_localisation_sensitivity", form.min_localisation.data, 100),
+    ) if value is not None]
+    return {
+        "title": form.title.data or "", "kind": form.kind.data or "",
+        "scheme_key": form.scheme.data or "", "case_ids": _chosen_cases(form),
+        "time_limit_minutes": form.time_limit.data, "max_attempts": form.max_attempts.data,
+        "cooldown_hours": form.cooldown_hours.data or 0,
+        "opens_at": _utc(form.opens_at.data), "closes_at": _utc(form.closes_at.data),
+        "shuffle": bool(form.shuffle.data), "criteria": criteria,
+        "review": {item: getattr(form, f"review_{item}").data
+                   for item in review_rules.ITEMS if getattr(form, f"review_{item}").data},
+        "audience": {"roles": form.audience_roles.data or [],
+                     "clinic_ids": form.audience_clinics.data or [],
+                     "countries": form.audience_countries.data or []},
+    }
+
+
+def _manage_page(form: ExerciseForm, status: int) -> tuple[str, int]:
+    exercises = db.session.scalars(select(Exercise).order_by(Exercise.id.desc())).all()
+    attempts = attempt_counts()
+    return render_template(
+        "quizzes/manage.html", form=form, exercises=exercises, metrics=CRITERIA_METRICS,
+        attempts=attempts, action_form=ActionForm(), now=utcnow(),
+        edit_refusals={e.id: edit_refusal(attempts.get(e.id, 0)) for e in exercises},
+        delete_refusals={e.id: delete_refusal(attempts.get(e.id, 0)) for e in exercises},
+    ), status
+
+
+@bp.route("/manage", methods=["GET", "POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def manage() -> Response | tuple[str, int]:
+    """Trainers build exercises from published library cases and manage them."""
+    form = _exercise_form()
     status = 200
     if form.validate_on_submit():
-        criteria = [(metric, float(value)) for metric, value in (
-            ("sensitivity", form.min_sensitivity.data), ("specificity", form.min_specificity.data),
-            ("kappa", form.min_kappa.data),
-            ("lesion_localisation_sensitivity", form.min_localisation.data),
-        ) if value is not None]
         try:
-            case_ids = _chosen_cases(form)
-            exercise = create_exercise(
-                title=form.title.data or "", kind=form.kind.data or "",
-                scheme_key=form.scheme.data or "", case_ids=case_ids,
-                actor=current_user, time_limit_minutes=form.time_limit.data,
-                max_attempts=form.max_attempts.data,
-                cooldown_hours=form.cooldown_hours.data or 0,
-                opens_at=_utc(form.opens_at.data), closes_at=_utc(form.closes_at.data),
-                shuffle=bool(form.shuffle.data), criteria=criteria,
-                review={item: getattr(form, f"review_{item}").data
-                        for item in review_rules.ITEMS if getattr(form, f"review_{item}").data},
-                audience={"roles": form.audience_roles.data or [],
-                          "clinic_ids": form.audience_clinics.data or [],
-                          "countries": form.audience_countries.data or []},
-            )
+            exercise = create_exercise(actor=current_user, **_settings(form))
         except (AttemptError, SelectionError) as exc:
             db.session.rollback()
             form.form_errors.append(exc.sentence)
@@ -289,9 +335,93 @@ def manage() -> Response | tuple[str, int]:
             return redirect(url_for("quizzes.manage"))
     elif request.method == "POST":
         status = 400
-    exercises = db.session.scalars(select(Exercise).order_by(Exercise.id.desc())).all()
-    return render_template("quizzes/manage.html", form=form, exercises=exercises,
-                           metrics=CRITERIA_METRICS), status
+    return _manage_page(form, status)
+
+
+def _managed_or_404(exercise_id: int) -> Exercise:
+    exercise = db.session.get(Exercise, exercise_id)
+    if exercise is None:
+        abort(404, description=f"There is no exercise {exercise_id}.")
+    return exercise
+
+
+@bp.route("/manage/<int:exercise_id>/edit", methods=["GET", "POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def edit(exercise_id: int) -> Response | tuple[str, int]:
+    exercise = _managed_or_404(exercise_id)
+    refusal = edit_refusal(attempt_count(exercise))
+    form = _exercise_form(exercise)
+    status = 200
+    if refusal:
+        # The page says why instead of offering a form that would be refused.
+        status = 409 if request.method == "POST" else 200
+    elif form.validate_on_submit():
+        try:
+            edit_exercise(exercise, actor=current_user, **_settings(form))
+        except (AttemptError, SelectionError) as exc:
+            db.session.rollback()
+            form.form_errors.append(exc.sentence)
+            status = exc.status
+        else:
+            flash(f"Exercise {exercise.title} saved.", "success")
+            return redirect(url_for("quizzes.manage"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("quizzes/edit.html", form=form, exercise=exercise,
+                           refusal=refusal), status
+
+
+def _action(exercise_id: int, act: Callable[[Exercise], str]) -> Response:
+    """A button of the exercises list (CSRF-checked): do it, or refuse with the reason."""
+    exercise = _managed_or_404(exercise_id)
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form's security token is missing or has expired: reload "
+                               "the page and try again.")
+    try:
+        message = act(exercise)
+    except AttemptError as exc:
+        db.session.rollback()
+        _refuse(exc)
+    flash(message, "success")
+    return redirect(url_for("quizzes.manage"))
+
+
+@bp.route("/manage/<int:exercise_id>/clone", methods=["POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def clone(exercise_id: int) -> Response:
+    def act(exercise: Exercise) -> str:
+        copy = clone_exercise(exercise, actor=current_user)
+        return f"{copy.title} created: edit it, then publish it."
+    return _action(exercise_id, act)
+
+
+@bp.route("/manage/<int:exercise_id>/publish", methods=["POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def publish(exercise_id: int) -> Response:
+    def act(exercise: Exercise) -> str:
+        publish_exercise(exercise, actor=current_user)
+        return f"{exercise.title} is published."
+    return _action(exercise_id, act)
+
+
+@bp.route("/manage/<int:exercise_id>/close", methods=["POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def close(exercise_id: int) -> Response:
+    def act(exercise: Exercise) -> str:
+        close_exercise(exercise, actor=current_user)
+        return (f"{exercise.title} is closed: no new attempts; attempts in progress may "
+                "still be finished.")
+    return _action(exercise_id, act)
+
+
+@bp.route("/manage/<int:exercise_id>/delete", methods=["POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def delete(exercise_id: int) -> Response:
+    def act(exercise: Exercise) -> str:
+        title = exercise.title
+        delete_exercise(exercise, actor=current_user)
+        return f"{title} is deleted."
+    return _action(exercise_id, act)
 
 
 @bp.route("/manage/<int:exercise_id>/statistics")
@@ -320,13 +450,19 @@ def _chosen_cases(form: ExerciseForm) -> list[int]:
     rule = CaseRule(
         total=form.rule_total.data,
         tb_share=tb / 100 if tb is not None else None,
-        min_per_finding={k: int(v) for k, v in parse_pairs(form.rule_findings.data or "",
-                                                            integer=True).items()},
+        min_per_finding=findings_by_label(_form_scheme(form), form.rule_findings.data or ""),
         difficulty_mix={k: v / 100 for k, v in difficulty.items()},
         kind=ExerciseKind.EXAM if form.kind.data == "exam" else ExerciseKind.PRACTICE,
         seed=secrets.randbelow(2**31),
     )
     return select_cases(rule)
+
+
+def _form_scheme(form: ExerciseForm) -> Scheme:
+    try:
+        return get_scheme(form.scheme.data or "")
+    except SchemeError as exc:
+        raise SelectionError(str(exc)) from None
 
 
 def _case_label(case: Case, kinds: set[str]) -> str:

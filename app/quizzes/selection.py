@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.cases.models import Case, CaseStatus
 from app.quizzes.access import barred_case_ids
 from app.quizzes.models import ExerciseKind
+from app.schemes.definitions import Scheme
 from app.user_errors import UserError
 
 
@@ -45,6 +46,25 @@ def parse_pairs(text: str, *, integer: bool) -> dict[str, float]:
             raise SelectionError(f"write {part!r} as name:number")
         pairs[key.strip()] = number
     return pairs
+
+
+def findings_by_label(scheme: Scheme, text: str) -> dict[str, int]:
+    """ "Cavitary lesion: 5" a line -> {"cavitary_lesion": 5}: trainers name findings as the
+    scheme's labels show them (labels may hold commas; the count follows the last colon)."""
+    labels = {" ".join(o.label.split()).casefold(): o.value for o in scheme.mark_labels or ()}
+    wanted: dict[str, int] = {}
+    for line in filter(None, (line.strip() for line in text.splitlines())):
+        label, sep, count = line.rpartition(":")
+        if not sep or not label.strip() or not count.strip().isdigit():
+            raise SelectionError(f"write {line!r} as a finding and a number of cases, "
+                                 "e.g. \"Cavitary lesion: 5\"")
+        key = labels.get(" ".join(label.split()).casefold())
+        if key is None:
+            known = "; ".join(o.label for o in scheme.mark_labels or ()) or "none"
+            raise SelectionError(f"{label.strip()!r} is not a finding of {scheme.name} "
+                                 f"(its findings: {known})")
+        wanted[key] = int(count)
+    return wanted
 
 
 def select_cases(rule: CaseRule, candidates: list[Case] | None = None) -> list[int]:
