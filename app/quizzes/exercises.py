@@ -339,14 +339,14 @@ def close_exercise(exercise: Exercise, *, actor: User | None,
 
 def delete_exercise(exercise: Exercise, *, actor: User | None) -> None:
     """Delete an exercise nobody has attempted (refused, with the reason, after)."""
-    from app.certification.models import ProgrammeRequirement
+    from app.certification.models import Requirement
 
     lock_row(Exercise, exercise.id)
     refusal = delete_refusal(attempt_count(exercise))
     if refusal:
         raise AttemptError(f"{exercise.title!r} cannot be deleted: {refusal}", 409)
     programmes = db.session.scalars(
-        select(ProgrammeRequirement).where(ProgrammeRequirement.exercise_id == exercise.id)
+        select(Requirement).where(Requirement.exercise_id == exercise.id)
     ).all()
     if programmes:
         raise AttemptError(f"{exercise.title!r} cannot be deleted: the certification programme "
