@@ -332,3 +332,22 @@ def test_trainees_cannot_change_exercises(client, cases, login_as):
         assert post_hand_built(client, f"/training/manage/{exercise.id}/{action}",
                                page="/training/").status_code == 403
     assert db.session.scalars(select(Attempt)).all() == []
+
+
+def test_image_quality_review_page_shows_the_image_quality_reference(client, cases, expert,
+                                                                      make_user):
+    from app.quizzes.services import check_case
+    from tests.conftest import login
+
+    _with_quality_read(cases[0], expert, grade="3")
+    exercise = create_exercise(title="IQ", kind="practice", scheme_key="image_quality",
+                               case_ids=[cases[0].id], actor=None)
+    reader = make_user(Role.TRAINEE_RADIOGRAPHER)
+    attempt = start_attempt(exercise, reader)
+    save_answer(attempt, reader, cases[0].id, {**IQ_ANSWERS, "grade": "1"}, [])
+    check_case(attempt, reader, cases[0].id)
+    login(client, reader.username)
+    page = unescape(client.get(f"/training/attempts/{attempt.id}/review/1").get_data(
+        as_text=True))
+    assert "3 – poor" in page and "Overall grade" in page  # noqa: RUF001
+    assert "Cavitary lesion" not in page and "Abnormal" not in page
