@@ -208,7 +208,7 @@ class ReferenceRead(db.Model):
     __tablename__ = "reference_read"
     __table_args__ = (
         CheckConstraint(f"kind IN ({_values(ReadKind)})", name="known_kind"),
-        UniqueConstraint("case_id", "author_id", "kind", "version"),
+        UniqueConstraint("case_id", "author_id", "kind", "scheme_key", "version"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -40,9 +40,14 @@ def save_read(
     history. ``marks=None`` keeps the marks of the previous version."""
     current = case.current_reads
     others = [
-        r for r in current if (r.author_id, r.kind) != (author.id if author else None, kind.value)
+        r for r in current
+        if (r.author_id, r.kind, r.scheme_key) != (author.id if author else None, kind.value,
+                                                    scheme.key)
     ]
-    if any(r.scheme_key != scheme.key for r in others):
+    # One reference per audience: the radiologists' read in one scheme, and beside it the
+    # radiographers' image-quality read.
+    if any(r.scheme_key != scheme.key and _audience(r.scheme_key) == scheme.audience
+           for r in others):
         raise SchemeError("every reference read of a case uses the same reporting scheme")
     clean_answers = validate_answers(scheme, answers, partial=kind is ReadKind.ADJUDICATION)
     previous = next(
@@ -50,6 +55,7 @@ def save_read(
             r
             for r in current
             if r.author_id == (author.id if author else None) and r.kind == kind.value
+            and r.scheme_key == scheme.key
         ),
         None,
     )
@@ -130,13 +136,15 @@ def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[st
 SchemeLookup = Callable[[str, int], Scheme]
 
 
-def references_for(cases: Iterable[Case]) -> dict[int, Reference]:
+def references_for(cases: Iterable[Case],
+                   scheme_key: str | None = None) -> dict[int, Reference]:
     """Each case's reference, by case id, with each scheme version looked up once: a
     trainer-made scheme is a database row, and looking it up per case would cost a
     statement per case. Load the cases with their reads (``selectinload(Case.reads)``) to
     keep the whole batch at a constant number of statements."""
     schemes = cache(get_scheme)
-    return {case.id: reference_for(case, schemes=schemes) for case in cases}
+    return {case.id: reference_for(case, schemes=schemes, scheme_key=scheme_key)
+            for case in cases}
 
 
 @dataclass
@@ -160,8 +168,29 @@ class Reference:
         return self.scheme is not None and self.readers > 0 and not self.open_ties
 
 
-def reference_for(case: Case, *, schemes: SchemeLookup = get_scheme) -> Reference:
-    reads = case.current_reads
+def _audience(scheme_key: str) -> str:
+    try:
+        return get_scheme(scheme_key).audience
+    except SchemeError:
+        return "radiologist"
+
+
+def reference_scheme_key(case: Case) -> str | None:
+    """The scheme of the case's main reference: its radiologists' read (an image-quality
+    read beside it is asked for by its scheme)."""
+    keys = list(dict.fromkeys(r.scheme_key for r in case.current_reads
+                              if r.kind == ReadKind.EXPERT.value))
+    return next((k for k in keys if _audience(k) != "radiographer"), keys[0] if keys else None)
+
+
+def reference_for(case: Case, *, schemes: SchemeLookup = get_scheme,
+                  scheme_key: str | None = None) -> Reference:
+    """The case's reference in ``scheme_key`` (by default, or when the case has no read in
+    that scheme, its main one: the radiologists')."""
+    reads = [r for r in case.current_reads if scheme_key and r.scheme_key == scheme_key]
+    if not reads:
+        key = reference_scheme_key(case)
+        reads = [r for r in case.current_reads if r.scheme_key == key]
     experts = [r for r in reads if r.kind == ReadKind.EXPERT.value]
     if not experts:
         return Reference(scheme=None)

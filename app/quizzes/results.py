@@ -3,6 +3,7 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -86,11 +87,17 @@ def _decided(scheme: Scheme, answers: dict[str, Any]) -> bool:
     return True
 
 
-def scoring_options(scheme: Scheme) -> dict[str, Any]:
+def scoring_options(scheme: Scheme, reads: Sequence[CaseRead] | None = None) -> dict[str, Any]:
     """What score_attempt needs to know of the scheme: the compatible mark findings, the
     findings, the likelihood scale (worst ROC rating, mark ratings on 0-100) and the
-    ordinal scale for weighted kappa."""
+    ordinal scale for weighted kappa.
+
+    An optional likelihood (DS-3030's) that none of ``reads`` gives is a question the
+    trainee chose not to answer: no ROC, rather than an AUC of 0 from worst ratings."""
     scale = scheme.item(scheme.rating) if scheme.rating else None
+    if (scale is not None and not scale.required and reads is not None
+            and all(read.rating is None for read in reads)):
+        scale = None
     low, high = (scale.minimum, scale.maximum) if scale else (None, None)
     return {
         "compatible": scheme.compatible_findings,
@@ -164,20 +171,22 @@ def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> Case
     )
 
 
-def _cases_with_references(case_ids: list[int]) -> tuple[dict[int, Case], dict[int, Reference]]:
+def _cases_with_references(
+    case_ids: list[int], scheme_key: str | None = None
+) -> tuple[dict[int, Case], dict[int, Reference]]:
     """The attempt's cases with their images and reference reads, and each case's reference:
     a constant number of statements however many cases (one per table, and one lookup per
     scheme version), instead of a few per case."""
     query = select(Case).where(Case.id.in_(case_ids)).options(
         selectinload(Case.images), selectinload(Case.reads))
     cases = {case.id: case for case in db.session.scalars(query)}
-    return cases, references_for(cases.values())
+    return cases, references_for(cases.values(), scheme_key)
 
 
 def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
     scheme = scheme_of(attempt.exercise)
     answers = {a.case_id: a for a in attempt.answers}
-    cases, references = _cases_with_references(attempt.case_order)
+    cases, references = _cases_with_references(attempt.case_order, scheme.key)
     pairs, feedback = [], []
     for position, case_id in enumerate(attempt.case_order, 1):
         case, reference = cases[case_id], references[case_id]
@@ -186,7 +195,8 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
         feedback.append(CaseFeedback(position, case, reference, answers.get(case_id), None))
     criteria = [Criterion(c["metric"], minimum=c["minimum"])
                 for c in attempt.exercise.criteria or []]
-    result = score_attempt(pairs, criteria, **scoring_options(scheme))
+    result = score_attempt(pairs, criteria,
+                           **scoring_options(scheme, [read for _, read in pairs]))
     for item, case_score in zip(feedback, result.cases, strict=True):
         item.score = case_score
     return result, feedback
@@ -200,7 +210,7 @@ def answered_cases(attempt: Attempt, result: AttemptScore | None = None) -> int:
         return len(attempt.case_order) - int(result.metrics["blank_cases"])
     scheme = scheme_of(attempt.exercise)
     answers = {a.case_id: a for a in attempt.answers}
-    cases, references = _cases_with_references(attempt.case_order)
+    cases, references = _cases_with_references(attempt.case_order, scheme.key)
     return sum(
         1 for case_id in attempt.case_order
         if not unanswered(truth_for(cases[case_id], references[case_id], scheme),
@@ -213,9 +223,10 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     case_id = attempt.case_order[position - 1]
     case = db.session.get_one(Case, case_id)  # an attempt keeps its cases
     answer = next((a for a in attempt.answers if a.case_id == case_id), None)
-    reference = reference_for(case)
-    result = score_attempt([(truth_for(case, reference, scheme),
-                             read_for(case_id, answer, scheme))], **scoring_options(scheme))
+    reference = reference_for(case, scheme_key=scheme.key)
+    read = read_for(case_id, answer, scheme)
+    result = score_attempt([(truth_for(case, reference, scheme), read)],
+                           **scoring_options(scheme, [read]))
     return CaseFeedback(position, case, reference, answer, result.cases[0])
 
 
