@@ -239,6 +239,11 @@ def demo(port: int, no_serve: bool) -> None:
         select(func.count(Case.id)).where(Case.status == CaseStatus.PUBLISHED.value)
     )
     click.echo(f"Case library: {published} published cases")
+    from app.demo_peers import seed_demo_peers
+
+    peers = seed_demo_peers()
+    if peers:
+        click.echo(f"Demo peers: {peers} trainees at the demo clinics with ended attempts")
     click.echo("\nDemo accounts (user name / password):")
     for account in accounts:
         password = account.password or "(set earlier; see the instance folder)"

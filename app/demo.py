@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
+from app.cases.demo_library import IMAGE_QUALITY_TAG
 from app.cases.library_files import LoadResult, load_library
 from app.cases.models import Case
 from app.cases.services import put_in_exam_bank
@@ -94,14 +95,22 @@ def demo_library_path() -> Path:
 
 DEMO_PRACTICE = "Demo practice: DS-3030 chest X-ray reads"
 DEMO_EXAM = "Demo exam: TB screening reader (30 minutes)"
+DEMO_QUALITY_PRACTICE = "Demo practice: PA chest image quality (radiographers)"
+QUALITY_PRACTICE_SIZE = 8
 
 
 def seed_demo_library() -> list[LoadResult]:
     """The curated demo cases, published (already loaded ones are left as they are), a
-    practice set of ten of them and a 30-minute exam of twelve others, kept in the exam
-    bank: the exam's cases are never in the practice set (whose feedback shows the key)."""
+    practice set of ten of them (the follow-up case with its prior among them) and a
+    30-minute exam of twelve others, kept in the exam bank: the exam's cases are never in
+    the practice set (whose feedback shows the key). The technique-fault cases are for the
+    radiographers' image-quality practice set, not the diagnostic exercises."""
     results = load_library(demo_library_path(), publish=True)
-    loaded = [db.session.get_one(Case, r.case_id) for r in results if r.case_id]
+    loaded = [case for r in results if r.case_id
+              if (case := db.session.get_one(Case, r.case_id)).status == "published"]
+    with_prior = [c for c in loaded if any(image.is_prior for image in c.images)]
+    diagnostic = [c for c in loaded
+                  if IMAGE_QUALITY_TAG not in c.tags and c not in with_prior]
     exercises: tuple[tuple[str, ExerciseKind, int, int, dict[str, Any]], ...] = (
         (DEMO_PRACTICE, ExerciseKind.PRACTICE, 10, 1, {}),
         (DEMO_EXAM, ExerciseKind.EXAM, 12, 2, {
@@ -111,17 +120,40 @@ def seed_demo_library() -> list[LoadResult]:
     for title, kind, total, seed, extra in exercises:
         if db.session.scalar(select(Exercise.id).where(Exercise.title == title)) is not None:
             continue
+        forced = with_prior[:1] if kind is ExerciseKind.PRACTICE else []
+        tb_wanted = total // 2 - sum(1 for c in forced if c.reference_tb_positive)
         try:  # half TB-suggestive, so that sensitivity and specificity both mean something
-            case_ids = select_cases(CaseRule(total=total, tb_share=0.5, seed=seed, kind=kind),
-                                    candidates=loaded)
+            case_ids = select_cases(
+                CaseRule(total=total - len(forced), tb_share=tb_wanted / (total - len(forced)),
+                         seed=seed, kind=kind),
+                candidates=diagnostic)
         except SelectionError:
             continue  # a trimmed library: no demo exercise rather than a lopsided one
         exercise = create_exercise(title=title, kind=kind.value, scheme_key="ds3030",
-                                   case_ids=case_ids, actor=None, **extra)
+                                   case_ids=case_ids + [c.id for c in forced], actor=None,
+                                   **extra)
         if kind is ExerciseKind.EXAM:
             put_in_exam_bank([link.case for link in exercise.cases], actor=None)
+    seed_quality_practice(loaded)
     seed_demo_programme()
     return results
+
+
+def seed_quality_practice(loaded: list[Case]) -> None:
+    """The radiographers' practice set in the image-quality scheme: the technique-fault
+    cases among well-taken films, none of them an exam case."""
+    if db.session.scalar(select(Exercise.id).where(Exercise.title == DEMO_QUALITY_PRACTICE)):
+        return
+    rated = [c for c in loaded if not c.exam_bank
+             and any(r.scheme_key == "image_quality" for r in c.current_reads)]
+    faults = [c for c in rated if IMAGE_QUALITY_TAG in c.tags]
+    good = [c for c in rated if IMAGE_QUALITY_TAG not in c.tags]
+    chosen = faults + good[: max(0, QUALITY_PRACTICE_SIZE - len(faults))]
+    if not faults or len(chosen) < QUALITY_PRACTICE_SIZE:
+        return  # a trimmed library
+    create_exercise(title=DEMO_QUALITY_PRACTICE, kind=ExerciseKind.PRACTICE.value,
+                    scheme_key="image_quality", case_ids=[c.id for c in chosen], actor=None,
+                    audience={"roles": [Role.TRAINEE_RADIOGRAPHER.value]})
 
 
 DEMO_PROGRAMME = "TB CXR reader — radiologist (demo)"

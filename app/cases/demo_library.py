@@ -13,7 +13,7 @@ from typing import Any
 
 from app.cases import pixels
 from app.cases.library_files import CASES_DIR, FORMAT
-from app.cases.phantom import make_phantom
+from app.cases.phantom import FAULTS, make_phantom, phantom_pixels
 
 PHANTOM_SIZE = 1024
 PHANTOM_SOURCE = "CXR Academy synthetic phantom"
@@ -94,37 +94,112 @@ RG1_CASE: dict[str, Any] = {
 }
 
 
+# Image-quality teaching cases: id, seed, findings, difficulty, technique fault
+FAULT_CASES: list[tuple[str, int, tuple[str, ...], str, str]] = [
+    ("phantom-iq-apices-cut", 301, (), "easy", "apices_cut"),
+    ("phantom-iq-overexposed", 302, (), "moderate", "overexposed"),
+    ("phantom-iq-underexposed", 303, ("pleural_effusion",), "moderate", "underexposed"),
+]
+IMAGE_QUALITY_TAG = "image quality"
+
+# A follow-up chest with last year's film as its prior: id, seed, findings now, then.
+PRIOR_CASE = ("phantom-prior-cavity", 310, ("cavitary_lesion", "infiltrate"), ())
+
+# Held for pixel review: the unit printed a marker and the (synthetic) patient's details.
+PIXEL_REVIEW_CASE = ("phantom-burned-in-1", 320, ("pleural_effusion",), "moderate")
+BURNED_IN_LINES = ("R", "DEMO^SYNTHETIC PATIENT", "PA ERECT 2026-01-01")
+
+# What each technique fault fails in the image-quality scheme, with the overall grade.
+FAULT_READS: dict[str, tuple[dict[str, str], str, list[str]]] = {
+    "apices_cut": ({"inclusion": "both lung apices are outside the collimated field",
+                    "collimation": "collimated too low: the top of the chest is cut off"},
+                   "3", ["improper_position"]),
+    "overexposed": ({"exposure": "overexposed: lung markings are burnt out"}, "3",
+                    ["overexposed"]),
+    "underexposed": ({"exposure": "underexposed: vertebrae not seen through the heart"}, "2",
+                     ["underexposed", "poor_contrast"]),
+}
+CRITERIA = ("inclusion", "rotation", "scapulae", "inspiration", "exposure", "collimation",
+            "artefacts")
+
+
+def tb_likelihood(findings: tuple[str, ...], difficulty: str) -> int:
+    """The reference TB likelihood (1-5): sure on easy cases, less so on hard ones."""
+    suggests = [f for f in findings if f != "calcified_nodule"]
+    if suggests:
+        return 4 if difficulty == "hard" else 5
+    if findings:  # a calcified nodule alone: a healed focus, not active TB
+        return 2
+    return 2 if difficulty == "hard" else 1
+
+
+def quality_read(fault: str | None = None) -> dict[str, Any]:
+    """The radiographer's reference read of a phantom: every criterion passes unless the
+    technique fault breaks it."""
+    failed, grade, reasons = FAULT_READS[fault] if fault else ({}, "1", [])
+    answers: dict[str, Any] = {
+        key: {"pass": key not in failed, "reason": failed.get(key, "")} for key in CRITERIA}
+    answers["grade"] = grade
+    if reasons:
+        answers["grade_reasons"] = reasons
+    return {"scheme": "image_quality", "version": 1, "answers": answers}
+
+
 def phantom_case(case_id: str, seed: int, findings: tuple[str, ...],
-                 difficulty: str) -> dict[str, Any]:
-    phantom = make_phantom(seed, findings, size=PHANTOM_SIZE)
+                 difficulty: str, *, fault: str | None = None,
+                 burned_in: tuple[str, ...] = (),
+                 prior_findings: tuple[str, ...] | None = None) -> dict[str, Any]:
+    phantom, stored = phantom_pixels(seed, findings, PHANTOM_SIZE, fault, burned_in)
     notes = [phantom.description] + [TEACHING[f] for f in findings]
     if not findings:
         notes.append("No abnormality: sputum is not needed.")
-    answers: dict[str, Any] = {"overall": "abnormal" if findings else "normal"}
+    if fault:
+        notes.append(f"Image quality: {FAULTS[fault]}.")
+    answers: dict[str, Any] = {"overall": "abnormal" if findings else "normal",
+                               "tb_likelihood": tb_likelihood(findings, difficulty)}
     if findings:
         answers["findings"] = list(findings)
-    return {
+    origin: dict[str, Any] = {"seed": seed, "findings": list(findings), "size": PHANTOM_SIZE}
+    if fault:
+        origin["fault"] = fault
+    if burned_in:
+        origin["burned_in"] = list(burned_in)
+    tags = ["synthetic", *sorted(findings)] if findings else ["synthetic", "normal"]
+    images = [{"view": "PA", "origin": {"phantom": origin},
+               "pixel_sha256": pixels.pixel_hash(stored)}]
+    if prior_findings is not None:
+        prior = make_phantom(seed, prior_findings, size=PHANTOM_SIZE)
+        images.append({
+            "view": "PA", "prior": True,
+            "origin": {"phantom": {"seed": seed, "findings": list(prior_findings),
+                                   "size": PHANTOM_SIZE}},
+            "pixel_sha256": pixels.pixel_hash(prior.pixels)})
+        tags.append("prior")
+        notes.append("Compare with the prior film of a year ago (Current + prior layout): "
+                     "the changes are new since then.")
+    if fault:
+        tags.append(IMAGE_QUALITY_TAG)
+    spec: dict[str, Any] = {
         "format": FORMAT,
         "id": case_id,
         "source": PHANTOM_SOURCE,
         "licence": PHANTOM_LICENCE,
         "difficulty": difficulty,
-        "tags": ["synthetic", *sorted(findings)] if findings else ["synthetic", "normal"],
+        "tags": tags,
         "exam_bank": False,
         "teaching_notes": "\n".join(notes),
-        "images": [{
-            "view": "PA",
-            "origin": {"phantom": {"seed": seed, "findings": list(findings),
-                                   "size": PHANTOM_SIZE}},
-            "pixel_sha256": pixels.pixel_hash(phantom.pixels),
-        }],
+        "images": images,
         "reference": {
             "scheme": "ds3030",
             "version": 1,
             "answers": answers,
             "marks": [{"image": 0, **mark.to_json()} for mark in phantom.marks],
         },
+        "quality_reference": quality_read(fault),
     }
+    if burned_in:
+        spec["status"] = "in_review"  # a person checks the burned-in text before anyone reads
+    return spec
 
 
 def rg1_case() -> dict[str, Any]:
@@ -146,13 +221,21 @@ def rg1_case() -> dict[str, Any]:
             "origin": {"pydicom_data": RG1_CASE["file"]},
             "pixel_sha256": pixels.pixel_hash(pixels.stored_pixels(ds)),
         }],
-        "reference": {"scheme": "ds3030", "version": 1, "answers": RG1_CASE["answers"],
-                      "marks": []},
+        "reference": {"scheme": "ds3030", "version": 1,
+                      "answers": {**RG1_CASE["answers"], "tb_likelihood": 4}, "marks": []},
     }
 
 
 def demo_specs() -> list[dict[str, Any]]:
-    return [phantom_case(*spec) for spec in PHANTOM_CASES] + [rg1_case()]
+    prior_id, prior_seed, now, then = PRIOR_CASE
+    return (
+        [phantom_case(*spec) for spec in PHANTOM_CASES]
+        + [phantom_case(case_id, seed, findings, difficulty, fault=fault)
+           for case_id, seed, findings, difficulty, fault in FAULT_CASES]
+        + [phantom_case(prior_id, prior_seed, now, "moderate", prior_findings=then),
+           phantom_case(*PIXEL_REVIEW_CASE, burned_in=BURNED_IN_LINES),
+           rg1_case()]
+    )
 
 
 def write_demo_library(folder: Path) -> list[Path]:

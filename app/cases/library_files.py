@@ -57,14 +57,18 @@ class LoadResult:
 # ---- image origins -----------------------------------------------------------------------
 
 
-def phantom_dicom(seed: int, findings: tuple[str, ...], size: int) -> bytes:
-    """Runs in the sandbox: a synthetic radiograph as a DX file (deterministic pixels)."""
+def phantom_dicom(seed: int, findings: tuple[str, ...], size: int, fault: str | None = None,
+                  burned_in: tuple[str, ...] = ()) -> bytes:
+    """Runs in the sandbox: a synthetic radiograph as a DX file (deterministic pixels),
+    with a technique ``fault`` when given and the text lines ``burned_in`` printed into its
+    pixels (the file then says so, and the library holds it for a person's pixel review)."""
     from app.cases.dicom_build import dataset_bytes, dx_dataset
-    from app.cases.phantom import make_phantom
+    from app.cases.phantom import phantom_pixels
 
-    phantom = make_phantom(seed, findings, size=size)
-    ds = dx_dataset(phantom.pixels, bits_stored=12, pixel_spacing_mm=phantom.pixel_spacing_mm,
-                    sex=phantom.sex, age_years=phantom.age_years, synthetic=True)
+    phantom, pixels = phantom_pixels(seed, findings, size, fault, burned_in)
+    ds = dx_dataset(pixels, bits_stored=12, pixel_spacing_mm=phantom.pixel_spacing_mm,
+                    sex=phantom.sex, age_years=phantom.age_years, synthetic=True,
+                    burned_in_annotation="YES" if burned_in else "NO")
     return dataset_bytes(ds)
 
 
@@ -74,7 +78,8 @@ def _image_bytes(origin: dict[str, Any], folder: Path) -> bytes:
         spec = origin["phantom"]
         return run_limited(
             phantom_dicom,
-            (int(spec["seed"]), tuple(spec.get("findings", ())), int(spec.get("size", 1024))),
+            (int(spec["seed"]), tuple(spec.get("findings", ())), int(spec.get("size", 1024)),
+             spec.get("fault"), tuple(str(line) for line in spec.get("burned_in", ()))),
             timeout=float(cfg["INGEST_TIME_LIMIT"]), memory_bytes=int(cfg["INGEST_MEMORY_LIMIT"]),
         )
     if "pydicom_data" in origin:
@@ -123,7 +128,13 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         select(CaseImage).where(CaseImage.pixel_hash.in_(wanted))
     ).all()
     if existing:
-        return _present(name, existing[0].case, bool(spec.get("exam_bank", False)))
+        case = existing[0].case
+        try:
+            _add_quality_reference(case, spec)
+        except (LibraryError, SchemeError) as exc:
+            db.session.rollback()
+            return LoadResult(name, "refused", case_id=case.id, reason=str(exc))
+        return _present(name, case, bool(spec.get("exam_bank", False)))
 
     options = ImportOptions(source=spec["source"], licence=spec["licence"],
                             exam_bank=bool(spec.get("exam_bank", False)), one_case=True)
@@ -143,7 +154,9 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         db.session.rollback()
         _discard({case.id})
         return LoadResult(name, "refused", reason=str(exc))
-    if publish:
+    if spec.get("status") == CaseStatus.IN_REVIEW.value:
+        change_status(case, CaseStatus.IN_REVIEW, actor=None)  # held for a person's review
+    elif publish:
         _publish(case)
     return LoadResult(name, "loaded", case_id=case.id)
 
@@ -201,6 +214,21 @@ def _apply_spec(case: Case, spec: dict[str, Any], image_ids: list[int | None]) -
         marks.append({**{k: v for k, v in mark.items() if k != "image"},
                       "image_id": ordered[index].id})
     save_read(case, author=None, scheme=scheme, answers=reference["answers"], marks=marks)
+    _add_quality_reference(case, spec)
+
+
+def _add_quality_reference(case: Case, spec: dict[str, Any]) -> None:
+    """The radiographers' image-quality reference read beside the diagnostic one; a case
+    that has one keeps it (loading a library again changes no read)."""
+    quality = spec.get("quality_reference")
+    if not isinstance(quality, dict):
+        return
+    scheme = get_scheme(quality["scheme"], quality.get("version"))
+    if scheme.audience != "radiographer":
+        raise LibraryError("the quality reference must use an image-quality scheme")
+    if any(r.scheme_key == scheme.key for r in case.current_reads):
+        return
+    save_read(case, author=None, scheme=scheme, answers=quality["answers"], marks=[])
 
 
 def _publish(case: Case) -> None:
@@ -267,6 +295,13 @@ def export_library(folder: Path, cases: list[Case]) -> list[Path]:
                            "image": index[m["image_id"]]} for m in reference.marks],
             },
         }
+        quality_key = next((r.scheme_key for r in case.current_reads
+                            if r.scheme_key != reference.scheme.key), None)
+        quality = reference_for(case, scheme_key=quality_key) if quality_key else None
+        if quality is not None and quality.scheme is not None and quality.scheme.key == quality_key:
+            spec["quality_reference"] = {"scheme": quality.scheme.key,
+                                         "version": quality.scheme.version,
+                                         "answers": quality.answers}
         path = folder / CASES_DIR / f"case-{case.id:06d}.json"
         path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)

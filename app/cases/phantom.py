@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 FINDINGS = (
     "infiltrate",
@@ -1131,3 +1131,59 @@ def make_phantom(seed: int, findings: tuple[str, ...] = (), *, size: int = 1024)
         pixel_spacing_mm=round(FIELD_OF_VIEW_MM / size, 6),
         description=f"Synthetic phantom (not a patient image): {what}",
     )
+
+
+# --------------------------------------------------------------------------- technique faults
+
+# Faults a radiographer is taught to see, applied to a finished phantom (image-quality
+# teaching cases): what each one breaks in the image-quality scheme's terms.
+FAULTS = {
+    "apices_cut": "collimated too low: both lung apices are cut off (inclusion fails)",
+    "overexposed": "overexposed: the lung fields are burnt out and their markings lost",
+    "underexposed": "underexposed: a grey, noisy image; the vertebrae are not seen through "
+                    "the heart",
+}
+
+
+def apply_fault(pixels: np.ndarray, fault: str, seed: int) -> np.ndarray:
+    """``pixels`` (a phantom's stored values) as a radiograph with ``fault`` in its
+    technique. Deterministic for (pixels, fault, seed)."""
+    if fault not in FAULTS:
+        raise ValueError(f"unknown technique fault {fault!r}: one of {', '.join(FAULTS)}")
+    image = pixels.astype(np.float32)
+    if fault == "apices_cut":
+        # The collimator's shadow: no exposure above the field, so bright like bone.
+        image[: round(image.shape[0] * 0.22), :] = MAX_STORED * 0.92
+    elif fault == "overexposed":
+        image = (image - 1100.0) * 0.8
+    else:
+        noise = np.random.default_rng([seed, 7]).standard_normal(image.shape, dtype=np.float32)
+        image = 0.35 * image + 2300.0 + 55.0 * noise
+    return np.clip(np.rint(image), 0, MAX_STORED).astype(np.uint16)
+
+
+def burn_in_text(pixels: np.ndarray, lines: tuple[str, ...]) -> np.ndarray:
+    """``pixels`` with ``lines`` burned into the top left corner, as a CR/DX unit prints a
+    marker and the patient's details: what a pixel review must find and redact."""
+    size = pixels.shape[0]
+    layer = Image.new("L", (pixels.shape[1], size), 0)
+    draw = ImageDraw.Draw(layer)
+    font = ImageFont.load_default(size=max(12, size // 40))
+    for n, line in enumerate(lines):
+        draw.text((size // 40, size // 40 + n * size // 30), line, fill=255, font=font)
+    text = np.asarray(layer) > 127
+    out = pixels.copy()
+    out[text] = MAX_STORED
+    return out
+
+
+def phantom_pixels(seed: int, findings: tuple[str, ...], size: int, fault: str | None = None,
+                   burned_in: tuple[str, ...] = ()) -> tuple[Phantom, np.ndarray]:
+    """The phantom and its stored pixels with the technique fault and burned-in text."""
+    phantom = make_phantom(seed, findings, size=size)
+    pixels = phantom.pixels
+    if fault:
+        pixels = apply_fault(pixels, fault, seed)
+    if burned_in:
+        pixels = burn_in_text(pixels, burned_in)
+    return phantom, pixels

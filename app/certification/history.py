@@ -4,7 +4,7 @@ attempts with scores, a page at a time. A fixed number of queries, however long 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload, selectinload
@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.auth.models import User
 from app.auth.roles import Role
 from app.certification.models import Certificate, Programme, Requirement
+from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import ENDED_STATES, Attempt, AttemptState
 
@@ -19,7 +20,13 @@ from app.quizzes.models import ENDED_STATES, Attempt, AttemptState
 @dataclass(frozen=True)
 class Step:
     requirement: Requirement
-    met_at: datetime | None  # when the latest attempt that meets it ended
+    # When the latest attempt that meets it ended; for a renewal step, only a pass inside
+    # the current certificate's renewal window counts (services.issue_if_met).
+    met_at: datetime | None
+    # Renewal steps: the window of the certificate held now (None: no valid certificate,
+    # so nothing to renew yet).
+    window_from: datetime | None = None
+    due_at: datetime | None = None
 
     @property
     def met(self) -> bool:
@@ -82,20 +89,35 @@ def programme_steps(user: User) -> list[tuple[Programme, list[Step]]]:
             .group_by(Attempt.exercise_id)
         )
     }
+    now = utcnow()
+    held: dict[int, datetime] = {
+        programme_id: expires
+        for programme_id, expires in db.session.execute(
+            select(Certificate.programme_id, func.max(Certificate.expires_at))
+            .where(Certificate.user_id == user.id, Certificate.revoked_at.is_(None))
+            .group_by(Certificate.programme_id)
+        )
+        if expires is not None and expires > now
+    }
     programmes = db.session.scalars(
         select(Programme)
         .where(Programme.active)
         .options(selectinload(Programme.requirements).joinedload(Requirement.exercise))
         .order_by(Programme.id)
     ).all()
+    def step(p: Programme, r: Requirement) -> Step:
+        met_at = last.get(r.exercise_id, (None, None))[0 if r.kind == "practice" else 1]
+        if r.kind != "renewal":
+            return Step(r, met_at)
+        expires = held.get(p.id)
+        if expires is None:
+            return Step(r, None)
+        window_from = expires - timedelta(days=p.renewal_window_days)
+        in_window = met_at if met_at is not None and met_at >= window_from else None
+        return Step(r, in_window, window_from, expires)
+
     return [
-        (
-            p,
-            [
-                Step(r, last.get(r.exercise_id, (None, None))[0 if r.kind == "practice" else 1])
-                for r in p.requirements
-            ],
-        )
+        (p, [step(p, r) for r in p.requirements])
         for p in programmes
         if not p.eligible_roles or user.has_role(*(Role(r) for r in p.eligible_roles))
     ]

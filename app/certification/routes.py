@@ -149,7 +149,7 @@ def reader(user_id: int) -> str:
     expire_overdue_attempts(user=user)  # an exam past its time shows with its result
     history = reader_history(user, page=_page_number())
     return render_template("certification/reader.html", reader=user, history=history,
-                           status=status, country_name=country_name)
+                           status=status, country_name=country_name, now=utcnow())
 
 
 @bp.route("/")

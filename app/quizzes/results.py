@@ -3,6 +3,7 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -86,11 +87,17 @@ def _decided(scheme: Scheme, answers: dict[str, Any]) -> bool:
     return True
 
 
-def scoring_options(scheme: Scheme) -> dict[str, Any]:
+def scoring_options(scheme: Scheme, reads: Sequence[CaseRead] | None = None) -> dict[str, Any]:
     """What score_attempt needs to know of the scheme: the compatible mark findings, the
     findings, the likelihood scale (worst ROC rating, mark ratings on 0-100) and the
-    ordinal scale for weighted kappa."""
+    ordinal scale for weighted kappa.
+
+    An optional likelihood (DS-3030's) that none of ``reads`` gives is a question the
+    trainee chose not to answer: no ROC, rather than an AUC of 0 from worst ratings."""
     scale = scheme.item(scheme.rating) if scheme.rating else None
+    if (scale is not None and not scale.required and reads is not None
+            and all(read.rating is None for read in reads)):
+        scale = None
     low, high = (scale.minimum, scale.maximum) if scale else (None, None)
     return {
         "compatible": scheme.compatible_findings,
@@ -195,7 +202,8 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
         feedback.append(CaseFeedback(position, case, reference, answers.get(case_id), None))
     criteria = [Criterion(c["metric"], minimum=c["minimum"])
                 for c in attempt.exercise.criteria or []]
-    result = score_attempt(pairs, criteria, **scoring_options(scheme))
+    result = score_attempt(pairs, criteria,
+                           **scoring_options(scheme, [read for _, read in pairs]))
     for item, case_score in zip(feedback, result.cases, strict=True):
         item.score = case_score
     return result, feedback
@@ -224,8 +232,9 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     case = db.session.get_one(Case, case_id)  # an attempt keeps its cases
     answer = next((a for a in attempt.answers if a.case_id == case_id), None)
     reference = reference_for(case, reference_key(attempt.exercise))
-    result = score_attempt([(truth_for(case, reference, scheme),
-                             read_for(case_id, answer, scheme))], **scoring_options(scheme))
+    read = read_for(case_id, answer, scheme)
+    result = score_attempt([(truth_for(case, reference, scheme), read)],
+                           **scoring_options(scheme, [read]))
     return CaseFeedback(position, case, reference, answer, result.cases[0])
 
 

@@ -2,19 +2,30 @@ from __future__ import annotations
 
 from flask import abort, jsonify, render_template
 from flask_login import current_user, login_required
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.cases.access import can_view_case
 from app.cases.models import Case
 from app.extensions import db
 from app.viewer import bp
-from app.viewer.services import case_payload
+from app.viewer.services import case_payload, may_curate
+
+RECENT_CASES = 30
 
 
 @bp.route("/")
 @login_required
 def index() -> str:
-    return render_template("viewer/index.html")
+    """For trainers and administrators (the menu shows it to them alone): the library's
+    latest cases, each a click from the viewer where reference marks are drawn. Trainees
+    read cases inside their exercises, which open the viewer themselves."""
+    cases = []
+    if may_curate(current_user):
+        cases = list(db.session.scalars(
+            select(Case).order_by(Case.updated_at.desc(), Case.id.desc()).limit(RECENT_CASES)))
+    return render_template("viewer/index.html", cases=cases,
+                           curator=may_curate(current_user))
 
 
 def _viewable_case(case_id: int) -> Case:
