@@ -351,3 +351,30 @@ def test_image_quality_review_page_shows_the_image_quality_reference(client, cas
         as_text=True))
     assert "3 – poor" in page and "Overall grade" in page  # noqa: RUF001
     assert "Cavitary lesion" not in page and "Abnormal" not in page
+
+
+def test_rule_draws_only_image_quality_cases_for_an_image_quality_exercise(cases, expert):
+    from app.quizzes.selection import CaseRule, select_cases
+
+    _with_quality_read(cases[1], expert)
+    db.session.commit()
+    assert select_cases(CaseRule(total=1, image_quality=True)) == [cases[1].id]
+    with pytest.raises(SelectionError, match="only 1 published case"):
+        select_cases(CaseRule(total=2, image_quality=True))
+
+
+def test_exercise_form_names_findings_and_classifications_by_their_labels(client, cases,
+                                                                          login_as):
+    login_as(Role.TRAINER)
+    page = unescape(client.get("/training/manage").get_data(as_text=True))
+    assert f"Case {cases[0].id}: Abnormal · TB-suggestive" in page
+    response = submit_form(client, "/training/manage", button="Create exercise", fields={
+        "title": "By rule", "kind": "practice", "scheme": "ds3030", "rule_total": "2",
+        "rule_findings": "Cavitary lesion: 2"})
+    assert response.status_code == 302, unescape(response.get_data(as_text=True))
+    refused = submit_form(client, "/training/manage", button="Create exercise", fields={
+        "title": "By key", "kind": "practice", "scheme": "ds3030", "rule_total": "2",
+        "rule_findings": "cavitary_lesion: 2"})
+    assert refused.status_code == 400
+    assert "'cavitary_lesion' is not a finding of" in unescape(refused.get_data(as_text=True))
+    assert [e.title for e in db.session.scalars(select(Exercise))] == ["By rule"]

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 
 from app.auth.roles import Role
 from app.extensions import db
-from app.quizzes import services
+from app.quizzes import exercises
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
 from app.quizzes.services import AttemptError
@@ -33,7 +33,7 @@ def test_a_practice_set_and_an_exam_made_at_once_never_share_a_case(app, make_us
     db.session.remove()
     first_flushed, release_first, second_done = (threading.Event() for _ in range(3))
     outcomes: dict[str, object] = {}
-    record = services.record
+    record = exercises.record
 
     def record_and_hold(action, **kwargs):
         # The first trainer's exercise is written but not committed: hold it there until
@@ -43,7 +43,7 @@ def test_a_practice_set_and_an_exam_made_at_once_never_share_a_case(app, make_us
             assert release_first.wait(GUARD_SECONDS)
         return record(action, **kwargs)
 
-    monkeypatch.setattr(services, "record", record_and_hold)
+    monkeypatch.setattr(exercises, "record", record_and_hold)
 
     def trainer(kind: str) -> None:
         try:
@@ -78,3 +78,64 @@ def test_a_practice_set_and_an_exam_made_at_once_never_share_a_case(app, make_us
     assert isinstance(refused, AttemptError), refused
     assert f"case {case.id} is in the practice set 'practice'" in str(refused)
     assert db.session.scalar(select(func.count(Exercise.id))) == 1
+
+
+@postgresql_only
+def test_an_attempt_started_during_an_edit_begins_the_edited_exercise(app, make_user,
+                                                                      monkeypatch):
+    from app.auth.models import User
+    from app.quizzes import services
+    from app.quizzes.exercises import edit_exercise
+
+    author = make_user(Role.TRAINER)
+    before, after = (make_key_case(author, 910 + n, tb=True, label=f"case {n}").id
+                     for n in range(2))
+    exercise_id = create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
+                                  case_ids=[before], actor=None).id
+    trainee_id = make_user(Role.TRAINEE_RADIOLOGIST).id
+    db.session.remove()
+    edit_flushed, release_edit, start_done = (threading.Event() for _ in range(3))
+    outcomes: dict[str, object] = {}
+    record = exercises.record
+
+    def record_and_hold(action, **kwargs):
+        # The edit is written but not committed: hold it until the trainee's start has
+        # finished or is waiting for the exercise's row.
+        if action == "exercise.edit":
+            edit_flushed.set()
+            assert release_edit.wait(GUARD_SECONDS)
+        return record(action, **kwargs)
+
+    monkeypatch.setattr(exercises, "record", record_and_hold)
+
+    def trainer() -> None:
+        with app.app_context():
+            edit_exercise(db.session.get_one(Exercise, exercise_id), actor=None,
+                          title="Practice, edited", kind="practice", scheme_key="ds3030",
+                          case_ids=[after])
+
+    def trainee() -> None:
+        try:
+            with app.app_context():
+                assert edit_flushed.wait(GUARD_SECONDS)
+                attempt = services.start_attempt(db.session.get_one(Exercise, exercise_id),
+                                                 db.session.get_one(User, trainee_id))
+                outcomes["order"] = list(attempt.case_order)
+        finally:
+            start_done.set()
+
+    first = threading.Thread(target=trainer, name="trainer")
+    second = threading.Thread(target=trainee, name="trainee")
+    first.start()
+    second.start()
+    assert edit_flushed.wait(GUARD_SECONDS)
+    with app.app_context():
+        for _ in range(GUARD_SECONDS * 20):
+            if start_done.wait(0.05) or _lock_waiters():
+                break
+    release_edit.set()
+    first.join(GUARD_SECONDS)
+    second.join(GUARD_SECONDS)
+    assert not first.is_alive() and not second.is_alive()
+    # Never the old cases under the edited title: the start waited and read the edit.
+    assert outcomes["order"] == [after]

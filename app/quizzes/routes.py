@@ -16,6 +16,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
@@ -77,7 +78,13 @@ from app.quizzes.services import (
     view_case,
 )
 from app.schemes.definitions import Scheme, SchemeError
-from app.schemes.registry import all_schemes, get_scheme, scheme_of
+from app.schemes.registry import (
+    all_schemes,
+    classification_item,
+    get_scheme,
+    is_image_quality,
+    scheme_of,
+)
 from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
@@ -268,9 +275,11 @@ def _exercise_form(exercise: Exercise | None = None) -> ExerciseForm:
     form = ExerciseForm(data=data)
     form.scheme.choices = [SelectChoice(k, s.name) for k, s in all_schemes().items()]
     published = db.session.scalars(select(Case).where(
-        Case.status == CaseStatus.PUBLISHED.value).order_by(Case.id)).all()
+        Case.status == CaseStatus.PUBLISHED.value).options(selectinload(Case.reads))
+        .order_by(Case.id)).all()
     kinds = access.kinds_by_case()
-    form.cases.choices = [SelectChoice(c.id, _case_label(c, kinds.get(c.id, set())))
+    labels = _classification_labels()
+    form.cases.choices = [SelectChoice(c.id, _case_label(c, kinds.get(c.id, set()), labels))
                           for c in published]
     form.audience_roles.choices = [SelectChoice(r.value, r.label) for r in
                                    (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)]
@@ -447,13 +456,15 @@ def _chosen_cases(form: ExerciseForm) -> list[int]:
         return list(form.cases.data)
     tb = form.rule_tb_percent.data
     difficulty = parse_pairs(form.rule_difficulty.data or "", integer=False)
+    scheme = _form_scheme(form)
     rule = CaseRule(
         total=form.rule_total.data,
         tb_share=tb / 100 if tb is not None else None,
-        min_per_finding=findings_by_label(_form_scheme(form), form.rule_findings.data or ""),
+        min_per_finding=findings_by_label(scheme, form.rule_findings.data or ""),
         difficulty_mix={k: v / 100 for k, v in difficulty.items()},
         kind=ExerciseKind.EXAM if form.kind.data == "exam" else ExerciseKind.PRACTICE,
         seed=secrets.randbelow(2**31),
+        image_quality=is_image_quality(scheme.key),
     )
     return select_cases(rule)
 
@@ -465,10 +476,25 @@ def _form_scheme(form: ExerciseForm) -> Scheme:
         raise SelectionError(str(exc)) from None
 
 
-def _case_label(case: Case, kinds: set[str]) -> str:
-    reference = case.reference_classification or "no reference"
+def _classification_labels() -> dict[str, str]:
+    """The schemes' words for the classifications the library keeps as keys."""
+    labels: dict[str, str] = {}
+    for scheme in all_schemes().values():
+        key = classification_item(scheme)
+        if key:
+            for option in scheme.item(key).options or ():
+                labels.setdefault(option.value, option.label)
+    return labels
+
+
+def _case_label(case: Case, kinds: set[str], labels: dict[str, str]) -> str:
+    classification = case.reference_classification
+    reference = labels.get(classification, classification) if classification else \
+        "no reference"
     tb = " · TB-suggestive" if case.reference_tb_positive else ""
     bank = " · exam bank" if case.exam_bank else ""
+    if any(r.current and is_image_quality(r.scheme_key) for r in case.reads):
+        bank += " · image-quality read"
     # Practice sets and exams never share a case: say where each one already is.
     used = "".join(f" · in {'an exam' if kind == 'exam' else 'a practice set'}"
                    for kind in sorted(kinds))

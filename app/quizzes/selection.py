@@ -14,6 +14,7 @@ from app.cases.models import Case, CaseStatus
 from app.quizzes.access import barred_case_ids
 from app.quizzes.models import ExerciseKind
 from app.schemes.definitions import Scheme
+from app.schemes.registry import is_image_quality
 from app.user_errors import UserError
 
 
@@ -31,6 +32,8 @@ class CaseRule:
     # exam bank, an exam never one that is in a practice set (access.barred_case_ids).
     kind: ExerciseKind = ExerciseKind.PRACTICE
     seed: int = 0
+    # An image-quality exercise draws only cases with an image-quality reference read.
+    image_quality: bool = False
 
 
 def parse_pairs(text: str, *, integer: bool) -> dict[str, float]:
@@ -75,6 +78,9 @@ def select_cases(rule: CaseRule, candidates: list[Case] | None = None) -> list[i
     barred = barred_case_ids(ExerciseKind(rule.kind))
     pool = [c for c in (candidates if candidates is not None else _library())
             if c.id not in barred and c.status == CaseStatus.PUBLISHED.value]
+    if rule.image_quality:
+        pool = [c for c in pool if any(r.current and is_image_quality(r.scheme_key)
+                                       for r in c.reads)]
     pool = [c for c in pool if c.reference_tb_positive is not None or rule.tb_share is None]
     rng = random.Random(rule.seed)  # noqa: S311 (a reproducible draw, not a secret)
     rng.shuffle(pool)
@@ -148,7 +154,7 @@ def _library() -> list[Case]:
 
     query = (
         select(Case)
-        .options(selectinload(Case.finding_links))
+        .options(selectinload(Case.finding_links), selectinload(Case.reads))
         .where(Case.status == CaseStatus.PUBLISHED.value)
         .order_by(Case.id)
     )

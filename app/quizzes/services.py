@@ -171,6 +171,7 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
     current = open_attempt(exercise, user)
     if current is not None and not expire_if_overdue(current, now):
         return current
+    _hold_exercise(exercise)
     previous = _attempts_at(exercise, user)
     refusal = _refusal(exercise, user, now, previous,
                        lambda case_ids: seen_keys(user, case_ids, now))
@@ -211,6 +212,18 @@ def start_attempt(exercise: Exercise, user: User, now: datetime | None = None) -
     )
     db.session.commit()
     return attempt
+
+
+def _hold_exercise(exercise: Exercise) -> None:
+    """Share-lock the exercise's row to the end of the transaction and read it afresh:
+    editing or deleting it (app/quizzes/exercises.py, which lock it exclusively and allow
+    neither once it has an attempt) waits for an attempt being started, and a start that
+    waited for an edit begins the edited exercise. Starts do not wait for each other."""
+    held = db.session.execute(select(Exercise.id).where(Exercise.id == exercise.id)
+                              .with_for_update(read=True)).first()
+    if held is None:
+        raise AttemptError("this exercise has been deleted", 404)
+    db.session.expire(exercise)
 
 
 def _attempts_at(exercise: Exercise, user: User) -> list[Attempt]:
