@@ -208,8 +208,9 @@ def take(exercise: Exercise, user: User, peer: Peer, started: datetime,
         open_case(attempt, user, case_id, now=now)
         now += timedelta(seconds=rng.uniform(20, 60) if hasty else rng.uniform(35, 120))
         reference = by_case[case_id]
+        marks: list[dict[str, Any]] = []
         if exercise.scheme_key == "image_quality":
-            answers, marks = quality_read(reference, reader, rng), []
+            answers = quality_read(reference, reader, rng)
         else:
             answers, marks = diagnostic_read(reference, reader, rng)
         save_answer(attempt, user, case_id, answers, marks, now=now)
