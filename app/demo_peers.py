@@ -12,18 +12,20 @@ left as it is, attempts and all.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from matplotlib.path import Path as Outline
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import create_user
 from app.cases.models import Case
-from app.cases.reads import Reference, reference_for
+from app.cases.reads import Reference, references_for
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import Attempt, Exercise
@@ -62,7 +64,7 @@ PEERS: tuple[Peer, ...] = (
     Peer("peer-ph-villanueva", "Dr Ana Villanueva", Role.TRAINEE_RADIOLOGIST,
          "Manila Health Assessment Centre", 0.6, 0.7, 5),
     Peer("peer-bd-hossain", "Dr Kamal Hossain", Role.TRAINEE_RADIOLOGIST,
-         "Dhaka Migration Health Clinic", 0.92, 0.88, 760),
+         "Dhaka Migration Health Clinic", 0.97, 0.95, 760, retake=True),
     Peer("peer-bd-akter", "Dr Nusrat Akter", Role.TRAINEE_RADIOLOGIST,
          "Dhaka Migration Health Clinic", 0.88, 0.93, 200, retake=True),
     Peer("peer-bd-rahman", "Dr Tanvir Rahman", Role.TRAINEE_RADIOLOGIST,
@@ -176,8 +178,21 @@ def quality_read(reference: Reference, peer: Peer, rng: random.Random) -> dict[s
 # ---- attempts through the services ------------------------------------------------------
 
 
+References = dict[int, dict[int, Reference]]  # by exercise, then case
+
+
+def _references(exercise: Exercise, known: References) -> dict[int, Reference]:
+    """The exercise's reference reads by case, looked up once per seeding, not per read."""
+    if exercise.id not in known:
+        cases = db.session.scalars(select(Case).where(
+            Case.id.in_([link.case_id for link in exercise.cases]))).all()
+        known[exercise.id] = references_for(cases, exercise.scheme_key)
+    return known[exercise.id]
+
+
 def take(exercise: Exercise, user: User, peer: Peer, started: datetime,
-         rng: random.Random, *, hasty: bool = False) -> Attempt | None:
+         rng: random.Random, *, hasty: bool = False,
+         references: References | None = None) -> Attempt | None:
     """One attempt at ``exercise`` started at ``started``, read case by case (30 s to two
     minutes each) and submitted; None when the exercise refuses a new attempt."""
     try:
@@ -187,15 +202,15 @@ def take(exercise: Exercise, user: User, peer: Peer, started: datetime,
     reader = Peer(**{**peer.__dict__,
                      "sensitivity": peer.sensitivity * (0.75 if hasty else 1.0),
                      "specificity": peer.specificity * (0.8 if hasty else 1.0)})
-    cases = {c.id: c for c in db.session.scalars(
-        select(Case).where(Case.id.in_(attempt.case_order)))}
+    by_case = _references(exercise, {} if references is None else references)
     now = started
     for case_id in list(attempt.case_order):
         open_case(attempt, user, case_id, now=now)
         now += timedelta(seconds=rng.uniform(20, 60) if hasty else rng.uniform(35, 120))
-        reference = reference_for(cases[case_id], scheme_key=exercise.scheme_key)
+        reference = by_case[case_id]
+        marks: list[dict[str, Any]] = []
         if exercise.scheme_key == "image_quality":
-            answers, marks = quality_read(reference, reader, rng), []
+            answers = quality_read(reference, reader, rng)
         else:
             answers, marks = diagnostic_read(reference, reader, rng)
         save_answer(attempt, user, case_id, answers, marks, now=now)
@@ -220,7 +235,7 @@ def _backdate_certificates(user: User) -> None:
 
 
 def work_through(user: User, peer: Peer, exercises: dict[str, Exercise | None],
-                 now: datetime) -> None:
+                 now: datetime, references: References) -> None:
     from app.demo import DEMO_EXAM, DEMO_PRACTICE, DEMO_QUALITY_PRACTICE
 
     rng = random.Random(f"cxr-academy demo peer {peer.username}")  # noqa: S311 (demo data)
@@ -228,18 +243,45 @@ def work_through(user: User, peer: Peer, exercises: dict[str, Exercise | None],
     if peer.role is Role.TRAINEE_RADIOGRAPHER:
         quality = exercises.get(DEMO_QUALITY_PRACTICE)
         if quality is not None:
-            take(quality, user, peer, start, rng)
+            take(quality, user, peer, start, rng, references=references)
         return
     practice, exam = exercises.get(DEMO_PRACTICE), exercises.get(DEMO_EXAM)
     if practice is not None:
-        take(practice, user, peer, start, rng)
+        take(practice, user, peer, start, rng, references=references)
     if exam is not None and peer.username != DEMO_TRAINEE.username:
         exam_start = start + timedelta(days=2)
         if peer.retake:
-            take(exam, user, peer, exam_start, rng, hasty=True)
+            take(exam, user, peer, exam_start, rng, hasty=True, references=references)
             exam_start += timedelta(days=3)
-        take(exam, user, peer, exam_start, rng)
+        take(exam, user, peer, exam_start, rng, references=references)
     _backdate_certificates(user)
+
+
+@contextmanager
+def _unsynced_sqlite() -> Iterator[None]:
+    """SQLite waits for the disk at every commit, and the services commit at every step of
+    every attempt (some 600 while seeding): demo data that a crash would lose is simply
+    seeded again, so the seeding does not wait (``synchronous = OFF``) and every connection
+    is handed back as it was."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+
+    def unsynced(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+    def synced(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous = FULL")
+
+    event.listen(engine, "checkout", unsynced)
+    event.listen(engine, "checkin", synced)
+    try:
+        yield
+    finally:
+        db.session.close()  # hands the connection in, synced again
+        event.remove(engine, "checkout", unsynced)
+        event.remove(engine, "checkin", synced)
 
 
 def seed_demo_peers(now: datetime | None = None) -> int:
@@ -253,21 +295,25 @@ def seed_demo_peers(now: datetime | None = None) -> int:
                  for title in (DEMO_PRACTICE, DEMO_EXAM, DEMO_QUALITY_PRACTICE)}
     if exercises[DEMO_PRACTICE] is None:
         return 0  # a trimmed library: nothing to have worked through
+    missing = [p for p in PEERS
+               if not db.session.scalar(select(User.id).where(User.username == p.username))]
+    if not missing:
+        return 0
     clinics = {c.name: c for c in db.session.scalars(select(Clinic))}
     created = 0
-    for peer in PEERS:
-        if db.session.scalar(select(User.id).where(User.username == peer.username)):
-            continue
-        clinic = clinics.get(peer.clinic)
-        if clinic is None:
-            continue
-        user = create_user(email=f"{peer.username}@demo.cxr-academy.org",
-                           username=peer.username, full_name=peer.full_name,
-                           roles=[peer.role], clinic=clinic)  # no password: no sign-in
-        work_through(user, peer, exercises, now)
-        created += 1
-    trainee = db.session.scalar(select(User).where(User.username == DEMO_TRAINEE.username))
-    if created and trainee is not None and not db.session.scalar(
-            select(func.count(Attempt.id)).where(Attempt.user_id == trainee.id)):
-        work_through(trainee, DEMO_TRAINEE, exercises, now)
+    references: References = {}
+    with _unsynced_sqlite():
+        for peer in missing:
+            clinic = clinics.get(peer.clinic)
+            if clinic is None:
+                continue
+            user = create_user(email=f"{peer.username}@demo.cxr-academy.org",
+                               username=peer.username, full_name=peer.full_name,
+                               roles=[peer.role], clinic=clinic)  # no password: no sign-in
+            work_through(user, peer, exercises, now, references)
+            created += 1
+        trainee = db.session.scalar(select(User).where(User.username == DEMO_TRAINEE.username))
+        if created and trainee is not None and not db.session.scalar(
+                select(func.count(Attempt.id)).where(Attempt.user_id == trainee.id)):
+            work_through(trainee, DEMO_TRAINEE, exercises, now, references)
     return created

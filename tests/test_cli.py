@@ -126,8 +126,12 @@ def test_demo_seeds_once_and_never_resets(app, client):
     from app.cases.models import Case
     from app.quizzes.models import Exercise
 
-    exercises = db.session.scalars(select(Exercise).order_by(Exercise.id)).all()
-    assert [e.kind for e in exercises] == ["practice", "exam"]  # not duplicated by re-runs
+    every_exercise = db.session.scalars(select(Exercise).order_by(Exercise.id)).all()
+    # Not duplicated by re-runs: the DS-3030 practice set and exam, the image-quality set.
+    assert [(e.kind, e.scheme_key) for e in every_exercise] == [
+        ("practice", "ds3030"), ("exam", "ds3030"), ("practice", "image_quality")]
+    exercises = every_exercise[:2]
+    assert "Demo peers: 13 trainees" in first.output and "Demo peers" not in second.output
     from app.certification.models import Programme
 
     [programme] = db.session.scalars(select(Programme)).all()  # nor is the programme

@@ -139,6 +139,7 @@ def test_the_demo_shows_every_roles_job_and_seeding_again_changes_nothing(app, c
     assert table.count("<tr><td><a href=") >= 8
     row = next(r for r in table.split("<tr>") if "Dr Daniel Kiprono" in r)
     assert "expiring within 90 days" in row
+    assert "expired" in next(r for r in table.split("<tr>") if "Dr Kamal Hossain" in r)
     assert "expiring within 90 days" in client.get(
         f"/certification/programmes/{programme.id}?status=expiring").get_data(as_text=True)
     sign_out(client, "/certification/")

@@ -165,7 +165,7 @@ def phantom_case(case_id: str, seed: int, findings: tuple[str, ...],
     if burned_in:
         origin["burned_in"] = list(burned_in)
     tags = ["synthetic", *sorted(findings)] if findings else ["synthetic", "normal"]
-    images = [{"view": "PA", "origin": {"phantom": origin},
+    images: list[dict[str, Any]] = [{"view": "PA", "origin": {"phantom": origin},
                "pixel_sha256": pixels.pixel_hash(stored)}]
     if prior_findings is not None:
         prior = make_phantom(seed, prior_findings, size=PHANTOM_SIZE)
