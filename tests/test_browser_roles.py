@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.auth.models import User
+from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
 from tests.axe import assert_no_axe_violations
@@ -59,7 +60,12 @@ def _seed(app: Any) -> tuple[dict[str, str], dict[str, Any]]:
     from app.certification.services import grant_exception
     from app.demo import DEMO_PRACTICE, DEMO_PROGRAMME, seed_demo, seed_demo_library
     from app.quizzes.models import Exercise
-    from app.quizzes.services import save_answer, start_attempt, submit_attempt
+    from app.quizzes.services import (
+        create_exercise,
+        save_answer,
+        start_attempt,
+        submit_attempt,
+    )
 
     with app.app_context():
         accounts = seed_demo()
@@ -76,6 +82,12 @@ def _seed(app: Any) -> tuple[dict[str, str], dict[str, Any]]:
                 save_answer(done, trainee, case_id, answers, [])
             submit_attempt(done, trainee)
             start_attempt(practice, trainee)  # left open: the attempt's case page
+        # The radiographers' own form (criteria with a reason box each), on practice cases.
+        quality = create_exercise(
+            title="Image quality: PA chest technique", kind="practice",
+            scheme_key="image_quality", case_ids=[link.case_id for link in practice.cases][:3],
+            actor=users["trainer"], audience={"roles": [Role.TRAINEE_RADIOGRAPHER.value]})
+        quality_attempt = start_attempt(quality, users["radiographer"])
         programme = db.session.scalar(select(Programme).where(Programme.title == DEMO_PROGRAMME))
         assert programme is not None
         certificate = grant_exception(users["radiologist"], programme,
@@ -86,6 +98,7 @@ def _seed(app: Any) -> tuple[dict[str, str], dict[str, Any]]:
                                     .order_by(Case.id))
         ids = {
             "practice": practice.id,
+            "quality_attempt": quality_attempt.id,
             "programme": programme.id,
             "certificate_code": certificate.code,
             "radiologist": users["radiologist"].id,
@@ -157,7 +170,8 @@ TRAINEE_PAGES: dict[str, Go] = {
 
 PAGES: dict[str, dict[str, Go]] = {
     "radiologist": {**TRAINEE_PAGES, "help-role": url("/help/radiologist")},
-    "radiographer": {**TRAINEE_PAGES, "help-role": url("/help/radiographer")},
+    "radiographer": {**TRAINEE_PAGES, "quality-case": url("/training/attempts/{quality_attempt}/1"),
+                     "help-role": url("/help/radiographer")},
     "trainer": {
         "home": url("/"),
         "training": menu("Training"),
