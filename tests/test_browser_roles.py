@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -27,7 +28,12 @@ from app import create_app
 from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.models import Case
+from app.certification.models import Programme
+from app.certification.services import grant_exception
+from app.demo import DEMO_EXAM, DEMO_PRACTICE, DEMO_PROGRAMME, seed_demo, seed_demo_library
 from app.extensions import db
+from app.quizzes.models import Exercise
+from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
 from tests.axe import assert_no_axe_violations
 from tests.conftest import base_config, migrate_database
 
@@ -55,18 +61,9 @@ class DemoPortal:
     ids: dict[str, Any] = field(default_factory=dict)
 
 
-def _seed(app: Any) -> tuple[dict[str, str], dict[str, Any]]:
-    from app.certification.models import Programme
-    from app.certification.services import grant_exception
-    from app.demo import DEMO_PRACTICE, DEMO_PROGRAMME, seed_demo, seed_demo_library
-    from app.quizzes.models import Exercise
-    from app.quizzes.services import (
-        create_exercise,
-        save_answer,
-        start_attempt,
-        submit_attempt,
-    )
-
+def _seed(app: Flask) -> tuple[dict[str, str], dict[str, Any]]:
+    """The demo accounts and library, and what each role's pages need to show: the demo
+    accounts' passwords and the ids of the deep pages."""
     with app.app_context():
         accounts = seed_demo()
         seed_demo_library()
@@ -82,6 +79,9 @@ def _seed(app: Any) -> tuple[dict[str, str], dict[str, Any]]:
                 save_answer(done, trainee, case_id, answers, [])
             submit_attempt(done, trainee)
             start_attempt(practice, trainee)  # left open: the attempt's case page
+        exam = db.session.scalar(select(Exercise).where(Exercise.title == DEMO_EXAM))
+        assert exam is not None
+        exam_attempt = start_attempt(exam, users["radiologist"])  # timed: a countdown shows
         # The radiographers' own form (criteria with a reason box each), on practice cases.
         quality = create_exercise(
             title="Image quality: PA chest technique", kind="practice",
@@ -94,11 +94,13 @@ def _seed(app: Any) -> tuple[dict[str, str], dict[str, Any]]:
                                       reason="Demo: certified by the QC centre's own exam",
                                       actor=users["lead"])
         review_case = db.session.scalar(select(Case.id).where(Case.pixel_review_needed))
+        assert review_case is not None, "the demo library has no case awaiting pixel review"
         case_id = db.session.scalar(select(Case.id).where(~Case.pixel_review_needed)
                                     .order_by(Case.id))
         ids = {
             "practice": practice.id,
             "quality_attempt": quality_attempt.id,
+            "exam_attempt": exam_attempt.id,
             "programme": programme.id,
             "certificate_code": certificate.code,
             "radiologist": users["radiologist"].id,
@@ -169,7 +171,8 @@ TRAINEE_PAGES: dict[str, Go] = {
 }
 
 PAGES: dict[str, dict[str, Go]] = {
-    "radiologist": {**TRAINEE_PAGES, "help-role": url("/help/radiologist")},
+    "radiologist": {**TRAINEE_PAGES, "exam-case": url("/training/attempts/{exam_attempt}/1"),
+                    "help-role": url("/help/radiologist")},
     "radiographer": {**TRAINEE_PAGES, "quality-case": url("/training/attempts/{quality_attempt}/1"),
                      "help-role": url("/help/radiographer")},
     "trainer": {
