@@ -1,0 +1,295 @@
+"""Each demo role's pages, as that role reaches them, pass axe-core's WCAG 2.0/2.1 A and AA
+rules at a desktop window (1280x800) and on a touch tablet (1024x768).
+
+The demo is seeded once for the module (its own SQLite database and one portal server), with
+what the pages need to show something: a submitted and an open practice attempt per trainee,
+a certificate, a case waiting for its pixel review. Each role signs in through the sign-in
+form once per viewport; pages are reached by the menu links where the menu has them, by URL
+where the page is deep.
+
+Set CXR_ACADEMY_SCREENSHOTS to a folder to keep a full-page screenshot of every page visited,
+named ``<role>-<page>-<viewport>.png``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.auth.models import User
+from app.auth.roles import Role
+from app.cases.models import Case
+from app.certification.models import Programme
+from app.certification.services import grant_exception
+from app.demo import DEMO_EXAM, DEMO_PRACTICE, DEMO_PROGRAMME, seed_demo, seed_demo_library
+from app.extensions import db
+from app.quizzes.models import Exercise
+from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
+from tests.axe import assert_no_axe_violations
+from tests.conftest import base_config, migrate_database
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS: dict[str, dict[str, Any]] = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "tablet": {"viewport": {"width": 1024, "height": 768}, "has_touch": True,
+               "is_mobile": False},
+}
+
+USERNAMES = {
+    "radiologist": "demo-radiologist",
+    "radiographer": "demo-radiographer",
+    "trainer": "demo-trainer",
+    "lead": "demo-lead",
+    "admin": "demo-admin",
+}
+
+
+@dataclass
+class DemoPortal:
+    url: str
+    passwords: dict[str, str]
+    ids: dict[str, Any] = field(default_factory=dict)
+
+
+def _seed(app: Flask) -> tuple[dict[str, str], dict[str, Any]]:
+    """The demo accounts and library, and what each role's pages need to show: the demo
+    accounts' passwords and the ids of the deep pages."""
+    with app.app_context():
+        accounts = seed_demo()
+        seed_demo_library()
+        users = {role: db.session.scalar(select(User).where(User.username == name))
+                 for role, name in USERNAMES.items()}
+        practice = db.session.scalar(select(Exercise).where(Exercise.title == DEMO_PRACTICE))
+        assert practice is not None
+        for trainee in (users["radiologist"], users["radiographer"]):
+            done = start_attempt(practice, trainee)
+            for n, case_id in enumerate(done.case_order):
+                answers = ({"overall": "normal"} if n % 2 else
+                           {"overall": "abnormal", "findings": ["infiltrate"]})
+                save_answer(done, trainee, case_id, answers, [])
+            submit_attempt(done, trainee)
+            start_attempt(practice, trainee)  # left open: the attempt's case page
+        exam = db.session.scalar(select(Exercise).where(Exercise.title == DEMO_EXAM))
+        assert exam is not None
+        exam_attempt = start_attempt(exam, users["radiologist"])  # timed: a countdown shows
+        # The radiographers' own form (criteria with a reason box each), on practice cases.
+        quality = create_exercise(
+            title="Image quality: PA chest technique", kind="practice",
+            scheme_key="image_quality", case_ids=[link.case_id for link in practice.cases][:3],
+            actor=users["trainer"], audience={"roles": [Role.TRAINEE_RADIOGRAPHER.value]})
+        quality_attempt = start_attempt(quality, users["radiographer"])
+        programme = db.session.scalar(select(Programme).where(Programme.title == DEMO_PROGRAMME))
+        assert programme is not None
+        certificate = grant_exception(users["radiologist"], programme,
+                                      reason="Demo: certified by the QC centre's own exam",
+                                      actor=users["lead"])
+        review_case = db.session.scalar(select(Case.id).where(Case.pixel_review_needed))
+        assert review_case is not None, "the demo library has no case awaiting pixel review"
+        case_id = db.session.scalar(select(Case.id).where(~Case.pixel_review_needed)
+                                    .order_by(Case.id))
+        ids = {
+            "practice": practice.id,
+            "quality_attempt": quality_attempt.id,
+            "exam_attempt": exam_attempt.id,
+            "programme": programme.id,
+            "certificate_code": certificate.code,
+            "radiologist": users["radiologist"].id,
+            "radiographer": users["radiographer"].id,
+            "case": case_id,
+            "review_case": review_case,
+        }
+        passwords = {a.username: a.password for a in accounts if a.password}
+        db.session.remove()
+        db.engine.dispose()
+    return passwords, ids
+
+
+@pytest.fixture(scope="module")
+def demo_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPortal]:
+    """The seeded demo served over HTTP on 127.0.0.1 (SQLite: these walks read, and the
+    database engine changes nothing on the pages)."""
+    instance = tmp_path_factory.mktemp("roles-instance")
+    url = f"sqlite:///{tmp_path_factory.mktemp('roles-db') / 'demo.sqlite3'}"
+    migrate_database(url, instance)
+    app = create_app(base_config(url, instance))
+    passwords, ids = _seed(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield DemoPortal(f"http://127.0.0.1:{server.server_port}", passwords, ids)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+# ---- how each page is reached ----------------------------------------------------------
+
+Go = Callable[[Any, DemoPortal], None]
+
+
+def menu(*names: str) -> Go:
+    """From the home page, follow the main menu's link ``names[0]``, then links by name."""
+    def go(page: Any, portal: DemoPortal) -> None:
+        page.goto(portal.url + "/")
+        page.get_by_role("navigation", name="Main").get_by_role(
+            "link", name=names[0], exact=True).click()
+        page.wait_for_load_state()
+        for name in names[1:]:
+            page.get_by_role("link", name=name, exact=True).first.click()
+            page.wait_for_load_state()
+    return go
+
+
+def url(template: str) -> Go:
+    """A deep page by its address; ``{key}`` is filled from the seeded ids."""
+    def go(page: Any, portal: DemoPortal) -> None:
+        page.goto(portal.url + template.format(**portal.ids))
+    return go
+
+
+TRAINEE_PAGES: dict[str, Go] = {
+    "home": url("/"),
+    "training": menu("Training"),
+    "attempt-case": menu("Training", "in progress"),
+    "result": menu("Training", "submitted"),
+    "review": menu("Training", "submitted", "review in the viewer"),
+    "viewer": menu("Viewer"),
+    "certificates": menu("My certificates"),
+    "password": url("/auth/password"),
+    "help": menu("Help"),
+}
+
+PAGES: dict[str, dict[str, Go]] = {
+    "radiologist": {**TRAINEE_PAGES, "exam-case": url("/training/attempts/{exam_attempt}/1"),
+                    "help-role": url("/help/radiologist")},
+    "radiographer": {**TRAINEE_PAGES, "quality-case": url("/training/attempts/{quality_attempt}/1"),
+                     "help-role": url("/help/radiographer")},
+    "trainer": {
+        "home": url("/"),
+        "training": menu("Training"),
+        "case-library": menu("Case library"),
+        "case": url("/cases/{case}"),
+        "case-read": url("/cases/{case}/read"),
+        "pixel-review": url("/cases/{review_case}/review"),
+        "case-upload": url("/cases/upload"),
+        "schemes": url("/cases/schemes"),
+        "exercises": menu("Exercises"),
+        "statistics": url("/training/manage/{practice}/statistics"),
+        "viewer": menu("Viewer"),
+        "viewer-case": url("/viewer/cases/{case}"),
+        "help": menu("Help"),
+        "help-role": url("/help/trainer"),
+    },
+    "lead": {
+        "home": url("/"),
+        "dashboard": menu("Certification"),
+        "programmes": url("/certification/programmes"),
+        "programme": url("/certification/programmes/{programme}"),
+        "reader": url("/certification/readers/{radiologist}"),
+        "certificates": menu("Certificates"),
+        "reviews": url("/certification/reviews"),
+        "exception": url("/certification/exceptions/new"),
+        "help": menu("Help"),
+        "help-role": url("/help/lead"),
+    },
+    "admin": {
+        "home": url("/"),
+        "administration": menu("Administration"),
+        "users": url("/admin/users"),
+        "user": url("/admin/users/{radiologist}"),
+        "new-user": url("/admin/users/new"),
+        "clinics": url("/admin/clinics"),
+        "audit": url("/admin/audit"),
+        "case-library": menu("Case library"),
+        "exercises": menu("Exercises"),
+        "dashboard": menu("Certification"),
+        "certificates": menu("Certificates"),
+        "programmes": url("/certification/programmes"),
+        "new-programme": url("/certification/programmes/new"),
+        "edit-programme": url("/certification/programmes/{programme}/edit"),
+        "help": menu("Help"),
+        "help-role": url("/help/admin"),
+    },
+    "anonymous": {
+        "sign-in": url("/auth/login"),
+        "verify-form": url("/verify/"),
+        "verify": url("/verify/{certificate_code}"),
+        "help": url("/help"),
+        "glossary": url("/help/glossary"),
+        "help-role": url("/help/radiologist"),
+    },
+}
+
+CASES = [pytest.param(role, name, viewport, id=f"{role}-{name}-{viewport}")
+         for role, pages in PAGES.items() for name in pages for viewport in VIEWPORTS]
+
+
+# ---- one signed-in browser context per role and viewport --------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed_in(browser: Any, demo_portal: DemoPortal) -> Iterator[Callable[[str, str], Any]]:
+    """A page for ``role`` at ``viewport``: the role signs in through the sign-in form the
+    first time, and the session is kept for that role's other pages at that viewport."""
+    contexts: dict[tuple[str, str], Any] = {}
+
+    def get(role: str, viewport: str) -> Any:
+        key = (role, viewport)
+        if key not in contexts:
+            context = browser.new_context(**VIEWPORTS[viewport])
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            if role != "anonymous":
+                username = USERNAMES[role]
+                page.goto(demo_portal.url + "/auth/login")
+                page.get_by_label("User name or e-mail").fill(username)
+                page.get_by_label("Password").fill(demo_portal.passwords[username])
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_load_state()
+                assert "/auth/login" not in page.url, f"{role} could not sign in"
+            contexts[key] = context
+        return contexts[key].pages[0]
+
+    yield get
+    for context in contexts.values():
+        context.close()
+
+
+def _settle(page: Any) -> None:
+    """Wait until the viewer (where the page has one) shows its images in full."""
+    page.wait_for_load_state("load")
+    if page.evaluate("() => !!document.querySelector('#viewer.viewer-app')"):
+        page.wait_for_function(
+            "() => window.cxrViewer && window.cxrViewer.state().panes.length > 0"
+            " && window.cxrViewer.state().panes.every(p => p.fullLoaded)",
+            timeout=60_000)
+
+
+@pytest.mark.parametrize(("role", "name", "viewport"), CASES)
+def test_page_has_no_axe_violations(signed_in: Callable[[str, str], Any],
+                                    demo_portal: DemoPortal,
+                                    role: str, name: str, viewport: str) -> None:
+    page = signed_in(role, viewport)
+    PAGES[role][name](page, demo_portal)
+    _settle(page)
+    assert page.url.startswith(demo_portal.url)
+    assert "/auth/login" not in page.url or role == "anonymous", f"signed out at {page.url}"
+    assert page.locator(".error-page").count() == 0, (
+        f"{page.url}: {page.locator('.error-page').inner_text()}")
+    folder = os.environ.get("CXR_ACADEMY_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{role}-{name}-{viewport}.png"),
+                        full_page=True)
+    assert_no_axe_violations(page, f"{role} / {name} / {viewport}")
