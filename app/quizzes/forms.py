@@ -5,6 +5,7 @@ from wtforms import (
     BooleanField,
     DateTimeLocalField,
     DecimalField,
+    HiddenField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -12,7 +13,7 @@ from wtforms import (
     StringField,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional, ValidationError
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -88,3 +89,18 @@ class ExerciseForm(FlaskForm):
         if waiting and field.data is None:
             raise ValidationError("Set a closing date: " + ", ".join(waiting).lower()
                                   + " after the exercise closes.")
+
+
+class FlagForm(FlaskForm):
+    """The "Flag for review" toggle of a case: the state the button asks for."""
+
+    flagged = HiddenField(validators=[AnyOf(["1", "0"], message="Send flagged=1 to flag the "
+                                                                "case or flagged=0 to clear it.")])
+
+
+class ConfirmForm(FlaskForm):
+    """The confirmation step of an action that ends an attempt (submit, abandon): the final
+    POST carries it, so only the confirmation page (or the page's clock) can end it."""
+
+    confirm = HiddenField(validators=[AnyOf(["yes"], message="Confirm on the confirmation "
+                                                             "page first.")])
