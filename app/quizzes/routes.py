@@ -152,11 +152,11 @@ def _case_id_or_404(attempt: Attempt, position: int) -> int:
 @roles_required(*TRAINING_ROLES)
 def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     attempt = _attempt_or_404(attempt_id)
-    case_id = _case_id_or_404(attempt, position)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         abort(400, description='Send JSON: {"answers": {...}, "marks": [...]}.')
     try:
+        case_id = navigation.case_id_at(attempt, position)
         answer = save_answer(attempt, current_user, case_id, body.get("answers"),
                              body.get("marks"))
     except AttemptError as exc:
@@ -178,9 +178,8 @@ def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
 def opened(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     """The case page has loaded (posted by attempt.js): the reading clock is the server's."""
     attempt = _attempt_or_404(attempt_id)
-    case_id = _case_id_or_404(attempt, position)
     try:
-        open_case(attempt, current_user, case_id)
+        open_case(attempt, current_user, navigation.case_id_at(attempt, position))
     except AttemptError as exc:
         db.session.rollback()
         ended = attempt.state != AttemptState.IN_PROGRESS.value
