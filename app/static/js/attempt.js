@@ -133,7 +133,8 @@ for (const finalForm of root.querySelectorAll(".attempt-submit, .attempt-check")
     e.preventDefault();
     clearTimeout(timer);
     await save();
-    e.target.submit();
+    if (finalForm.method === "get") window.location = finalForm.action; // the summary, no "?"
+    else finalForm.submit();
   });
 }
 
