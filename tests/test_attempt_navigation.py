@@ -320,6 +320,7 @@ def test_a_trainee_page_names_cases_by_position_never_by_library_id(client, prac
         for case_id in library_ids:
             assert not re.search(rf'"id": ?{case_id}\b', payload_text)
             assert f"/cases/{case_id}" not in html
+        _assert_no_library_id(html, library_ids)
         save_url = BeautifulSoup(html, "html.parser").select_one("#attempt")["data-save-url"]
         saved = client.post(save_url, json={"answers": {"overall": "normal"}},
                             headers={"X-CSRFToken": csrf_token(client, f"{base}/{position}")})
@@ -331,4 +332,23 @@ def test_a_trainee_page_names_cases_by_position_never_by_library_id(client, prac
     # The server keeps the mapping: position 2 saved the library's second case.
     saved = {a.case_id: a.answers for a in _fresh(attempt.id).answers}
     assert saved == {case_id: {"overall": "normal"} for case_id in attempt.case_order}
+    # The review in the viewer after the attempt, and the result, name positions too.
+    submit_attempt(_fresh(attempt.id), attempt.user)
+    for url in [f"{base}/review/{n}" for n in (1, 2, 3)] + [f"{base}/result"]:
+        html = client.get(url).get_data(as_text=True)
+        _assert_no_library_id(html, library_ids)
+
+
+def _assert_no_library_id(html: str, library_ids: set[str]) -> None:
+    """No URL of the page, no viewer data and no text names a case by its library id."""
+    soup = BeautifulSoup(html, "html.parser")
+    for url in _urls(html):
+        assert library_ids.isdisjoint(re.findall(r"\d+", url.split("?")[0])), url
+    data = soup.select_one("#viewer-data")
+    if data is not None:
+        payload = json.loads(data.string)
+        assert set(payload["case"]) == {"position", "title"}, payload["case"]
+    for case_id in library_ids:
+        assert not re.search(rf'"id": ?{case_id}\b', html)
+        assert not re.search(rf"\bCase {case_id}\b", soup.get_text(" ")), case_id
 
