@@ -25,9 +25,10 @@ from app.cases.library_files import LoadResult, load_library
 from app.cases.models import Case
 from app.cases.services import put_in_exam_bank
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise, ExerciseKind
 from app.quizzes.selection import CaseRule, SelectionError, select_cases
-from app.quizzes.services import create_exercise, expire_overdue_attempts
+from app.quizzes.services import expire_overdue_attempts
 
 PASSWORD_FILE = "demo-accounts.txt"  # noqa: S105  (a file name, not a password)
 

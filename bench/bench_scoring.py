@@ -398,10 +398,10 @@ def bench_database(database_url: str, label: str, runs: int) -> None:
                 client = app.test_client()
                 if login(client, username).status_code != 302:
                     raise SystemExit(f"sign-in of {username} failed")
-                case_page = f"/training/attempts/{attempt_id}/1"
+                case_page = f"/training/attempts/{attempt_id}/summary"
                 html = client.get(case_page).get_data(as_text=True)
                 sample, response = _timed(lambda h=html, p=case_page, c=client: submit_html(
-                    c, h, p, button="Submit all answers"))
+                    c, h, p, button="Submit and finish"))
                 if response.status_code != 302:
                     raise SystemExit(f"submit form: HTTP {response.status_code}")
                 if n:

@@ -23,9 +23,9 @@ from app.certification.models import Certificate
 from app.certification.services import create_programme, new_code
 from app.db_types import utcnow
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptState, ExerciseCase
 from app.quizzes.scoring.items import compact_scores
-from app.quizzes.services import create_exercise
 
 
 @dataclass(frozen=True)

@@ -169,13 +169,14 @@ def run_together(jobs: list[Callable[[], Any]], timeout: float = 300.0) -> list[
 
 
 def submit_cohort(base: str, members: list[Member], password: str) -> list[Answer | BaseException]:
-    """Sign every member in, fetch each one's exam page and its submit form, then post all
-    the forms at the same moment."""
+    """Sign every member in, fetch each one's submission summary (where the exam page's
+    "Submit all answers" leads) and its submit form, then post all the forms at the same
+    moment."""
     prepared = []
     for member in members:
         client = sign_in(base, member.username, password)
-        action, body = client.prepare_form(f"/training/attempts/{member.attempt_id}/1",
-                                           "Submit all answers")
+        action, body = client.prepare_form(f"/training/attempts/{member.attempt_id}/summary",
+                                           "Submit and finish")
         prepared.append((client, action, body))
     return run_together([lambda c=c, a=a, b=b: c.request("POST", a, b)
                          for c, a, b in prepared])

@@ -29,7 +29,7 @@ from app.quizzes.services import (
 from app.schemes.registry import get_scheme
 from tests.conftest import csrf_token, login
 from tests.dicom_factory import cr_dataset, to_bytes
-from tests.forms import FormNotFound, submit_form
+from tests.forms import FormNotFound, submit_form, submit_html
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 TEACHING = "Thick-walled cavity in the right apex: active TB until proven otherwise"
@@ -169,8 +169,7 @@ def test_autosave_endpoint_acknowledges_and_refuses_bad_input(app, client, pract
     page = client.get(response.headers["Location"])
     assert page.status_code == 200
     token = csrf_token(client, response.headers["Location"])
-    case_id = attempt.case_order[0]
-    url = f"/training/attempts/{attempt.id}/cases/{case_id}"
+    url = save_url(attempt.id, 1)
     ok = client.post(url, json={"answers": {"overall": "normal"}, "marks": []},
                      headers={"X-CSRFToken": token})
     assert ok.status_code == 200 and ok.get_json()["revision"] == 1
@@ -181,9 +180,10 @@ def test_autosave_endpoint_acknowledges_and_refuses_bad_input(app, client, pract
     assert not_json.status_code == 400
     no_csrf = client.post(url, json={"answers": {}})
     assert no_csrf.status_code == 400
-    wrong_case = client.post(f"/training/attempts/{attempt.id}/cases/99999", json={},
-                             headers={"X-CSRFToken": token})
-    assert wrong_case.status_code == 404
+    for position in (0, 3, 99999):  # the attempt has two cases
+        wrong_case = client.post(save_url(attempt.id, position), json={},
+                                 headers={"X-CSRFToken": token})
+        assert wrong_case.status_code == 404
     assert trainee.id == attempt.user_id
 
 
@@ -192,10 +192,19 @@ def post_start(client, exercise):
     return submit_form(client, "/training/", action=f"/exercises/{exercise.id}/start")
 
 
+def save_url(attempt_id: int, position: int) -> str:
+    """Where the case page at ``position`` autosaves (its data-save-url)."""
+    return f"/training/attempts/{attempt_id}/{position}/answer"
+
+
 def press_submit(client, attempt_id: int, position: int = 1):
-    """Press "Submit all answers" on a case page of the attempt."""
-    return submit_form(client, f"/training/attempts/{attempt_id}/{position}",
-                       button="Submit all answers")
+    """Press "Submit all answers" on a case page of the attempt, then "Submit and finish" on
+    the summary it leads to."""
+    summary = submit_form(client, f"/training/attempts/{attempt_id}/{position}",
+                          button="Submit all answers")
+    assert summary.status_code == 200, summary.status_code
+    return submit_html(client, summary.get_data(as_text=True),
+                       f"/training/attempts/{attempt_id}/summary", button="Submit and finish")
 
 
 def test_exam_bank_images_only_during_an_open_attempt(app, client, exam, login_as, cases):
@@ -232,7 +241,7 @@ def test_the_answer_key_never_leaves_the_server_during_an_attempt(app, client, e
         for image in case.images:
             for kind in ("thumbnail", "preview", "full"):
                 assert get(f"/cases/images/{image.id}/{kind}?v=1").status_code == 200
-        saved = client.post(f"/training/attempts/{attempt.id}/cases/{case.id}",
+        saved = client.post(save_url(attempt.id, position),
                             json={"answers": {"overall": "normal"}, "marks": []},
                             headers={"X-CSRFToken": token})
         bodies.append(saved.data)
@@ -248,8 +257,8 @@ def _take(client, exercise, answers):
     attempt_id = int(started.headers["Location"].split("/attempts/")[1].split("/")[0])
     attempt = db.session.get(Attempt, attempt_id)
     token = csrf_token(client, started.headers["Location"])
-    for case_id in attempt.case_order:
-        response = client.post(f"/training/attempts/{attempt.id}/cases/{case_id}",
+    for position in range(1, len(attempt.case_order) + 1):
+        response = client.post(save_url(attempt.id, position),
                                json={"answers": answers, "marks": []},
                                headers={"X-CSRFToken": token})
         assert response.status_code == 200
@@ -365,10 +374,11 @@ def test_review_shows_hit_missed_and_false_marks_only_after_submission(client, p
     token = csrf_token(client, started.headers["Location"])
     first, second = attempt.case_order
     assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 403
-    for case_id, mark in ((first, {"cx": 31.5, "cy": 17.5, "rx": 3, "ry": 3}),  # on the lesion
-                          (second, {"cx": 5, "cy": 5, "rx": 2, "ry": 2})):  # elsewhere
+    for position, case_id, mark in (
+            (1, first, {"cx": 31.5, "cy": 17.5, "rx": 3, "ry": 3}),  # on the lesion
+            (2, second, {"cx": 5, "cy": 5, "rx": 2, "ry": 2})):  # elsewhere
         image_id = db.session.get(Case, case_id).images[0].id
-        client.post(f"/training/attempts/{attempt.id}/cases/{case_id}", headers={
+        client.post(save_url(attempt.id, position), headers={
             "X-CSRFToken": token}, json={"answers": {"overall": "abnormal"}, "marks": [
                 {"image_id": image_id, "finding": "cavitary_lesion", "shape": "ellipse",
                  "geometry": mark}]})
@@ -477,8 +487,7 @@ def test_practice_gives_immediate_feedback_per_case_and_locks_it(client, practic
     started = post_start(client, practice)
     attempt = db.session.scalars(select(Attempt)).one()
     token = csrf_token(client, started.headers["Location"])
-    case_id = attempt.case_order[0]
-    url = f"/training/attempts/{attempt.id}/cases/{case_id}"
+    url = save_url(attempt.id, 1)
     client.post(url, json={"answers": {"overall": "normal"}}, headers={"X-CSRFToken": token})
     assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 403
     checked = submit_form(client, f"/training/attempts/{attempt.id}/1",
@@ -542,7 +551,7 @@ def test_radiographer_image_quality_set_end_to_end(app, client, make_user, login
 def _take_existing(client, exercise, answers, submit=False):
     attempt = db.session.scalars(select(Attempt).where(Attempt.exercise_id == exercise.id)).one()
     token = csrf_token(client, f"/training/attempts/{attempt.id}/1")
-    response = client.post(f"/training/attempts/{attempt.id}/cases/{attempt.case_order[0]}",
+    response = client.post(save_url(attempt.id, 1),
                            json={"answers": answers}, headers={"X-CSRFToken": token})
     if not submit:
         return response.get_json()["message"]

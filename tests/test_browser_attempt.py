@@ -71,6 +71,9 @@ def test_trainee_reads_marks_autosaves_resumes_and_submits(portal_url, page, mak
     page.wait_for_url("**/2")
     page.get_by_label("Normal").first.check()
     page.get_by_role("button", name="Submit all answers").click()
+    page.wait_for_url("**/summary")
+    assert "2 of 2 cases answered" in page.get_by_test_id("summary-answered").inner_text()
+    page.get_by_role("button", name="Submit and finish").click()
     page.wait_for_url("**/result")
     assert "submitted" in page.get_by_test_id("attempt-state").inner_text()
     assert page.get_by_test_id("scores").is_visible()
@@ -139,6 +142,8 @@ def test_trainee_takes_a_timed_exam_end_to_end(portal_url, page, make_user, exam
             page.wait_for_function(loaded)
             assert page.get_by_label("Abnormal" if tb else "Normal").first.is_checked()
     page.get_by_role("button", name="Submit all answers").click()
+    page.wait_for_url("**/summary")
+    page.get_by_role("button", name="Submit and finish").click()
     page.wait_for_url("**/result")
     assert page.get_by_test_id("verdict").inner_text() == "Passed"
     assert page.get_by_test_id("scores").is_visible()

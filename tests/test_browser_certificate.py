@@ -71,6 +71,8 @@ def _take(page, portal_url, title):
             page.get_by_role("link", name="Next case").click()
             page.wait_for_url(f"**/attempts/{attempt.id}/{position + 1}")
     page.get_by_role("button", name="Submit all answers").click()
+    page.wait_for_url(f"**/attempts/{attempt.id}/summary")
+    page.get_by_role("button", name="Submit and finish").click()
     page.wait_for_url(f"**/attempts/{attempt.id}/result")
     return attempt
 

@@ -32,8 +32,9 @@ from app.certification.models import Programme
 from app.certification.services import grant_exception
 from app.demo import DEMO_EXAM, DEMO_PRACTICE, DEMO_PROGRAMME, seed_demo, seed_demo_library
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
-from app.quizzes.services import create_exercise, save_answer, start_attempt, submit_attempt
+from app.quizzes.services import save_answer, start_attempt, submit_attempt
 from tests.axe import assert_no_axe_violations
 from tests.conftest import base_config, migrate_database
 

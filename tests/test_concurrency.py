@@ -262,8 +262,8 @@ def test_a_submit_that_stays_deadlocked_is_refused_with_a_reason_and_nothing_wri
     monkeypatch.setattr(quizzes_services, "_finalise", deadlocked)
     monkeypatch.setattr(locking.time, "sleep", lambda seconds: None)
     login(client, member.username)
-    answer = submit_form(client, f"/training/attempts/{member.attempt_id}/1",
-                         button="Submit all answers")
+    answer = submit_form(client, f"/training/attempts/{member.attempt_id}/summary",
+                         button="Submit and finish")
     assert answer.status_code == 409
     assert "your answers are saved, try again in a moment" in answer.get_data(as_text=True)
     assert tries == [member.attempt_id] * locking.RETRIES

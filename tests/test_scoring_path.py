@@ -6,6 +6,7 @@ definitions are parsed once per process, not per case or per request."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -94,22 +95,31 @@ def test_ending_an_attempt_takes_as_many_statements_for_60_cases_as_for_10(
     assert counts[SMALL] == counts[LARGE], counts
 
 
-def _page_counts(client, attempt_id: int, first_case_id: int) -> dict[str, int]:
+def _page_counts(client, attempt_id: int) -> dict[str, int]:
     """Statements of each request that ends or scores the attempt, made as the pages do."""
     counts = {}
     page = f"/training/attempts/{attempt_id}/1"
-    html = client.get(page).get_data(as_text=True)
+    with statements() as sent:  # the case page with its navigator of every case
+        html = client.get(page).get_data(as_text=True)
+    counts["case page"] = len(sent)
     # Autosave, as the case page's script sends it.
     token = csrf_token(client, page)
     with statements() as sent:
-        saved = client.post(f"/training/attempts/{attempt_id}/cases/{first_case_id}",
+        saved = client.post(re.search(r'data-save-url="([^"]+)"', html).group(1),
                             json={"answers": {"classification": "normal", "tb_likelihood": 2},
                                   "marks": []},
                             headers={"X-CSRFToken": token})
     assert saved.status_code == 200, saved.get_data(as_text=True)
     counts["autosave"] = len(sent)
+    summary_url = f"/training/attempts/{attempt_id}/summary"
     with statements() as sent:
-        submitted = submit_html(client, html, page, button="Submit all answers")
+        summary = submit_html(client, html, page, button="Submit all answers")
+    assert summary.status_code == 200, summary.get_data(as_text=True)
+    assert summary.request.path == summary_url
+    counts["summary"] = len(sent)
+    with statements() as sent:
+        submitted = submit_html(client, summary.get_data(as_text=True), summary_url,
+                                button="Submit and finish")
     assert submitted.status_code == 302, submitted.get_data(as_text=True)
     counts["submit"] = len(sent)
     for name, url, marker in (
@@ -131,11 +141,10 @@ def test_pages_that_end_or_score_an_attempt_do_not_grow_with_its_cases(
     for size, exam_id in exams.items():
         trainee = make_user(Role.TRAINEE_RADIOLOGIST)
         attempt_id = finished_read(exam_id, trainee, seed=size)
-        first_case_id = db.session.get(Attempt, attempt_id).case_order[0]
         client = app.test_client()
         assert login(client, trainee.username).status_code == 302
         db.session.remove()
-        counts[size] = _page_counts(client, attempt_id, first_case_id)
+        counts[size] = _page_counts(client, attempt_id)
         ended = _fresh(Attempt, attempt_id)
         assert ended.state == AttemptState.SUBMITTED.value
         assert len(ended.metrics["cases"]) == size
@@ -181,7 +190,7 @@ def test_autosave_refuses_a_mark_on_an_image_not_of_its_case(app, make_user, ima
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     attempt_id = finished_read(exam_id, trainee, seed=5)
     attempt = db.session.get(Attempt, attempt_id)
-    case_id, other_id = attempt.case_order
+    _case_id, other_id = attempt.case_order
     before = {a.case_id: (a.revision, a.answers, a.marks) for a in attempt.answers}
     other_image = db.session.get(Case, other_id).images[0].id
     client = app.test_client()
@@ -190,7 +199,7 @@ def test_autosave_refuses_a_mark_on_an_image_not_of_its_case(app, make_user, ima
     token = csrf_token(client, page)
     mark = {"image_id": other_image if image_of == "other case" else str(other_image),
             "finding": "nodule", "shape": "point", "geometry": {"x": 10, "y": 10}}
-    refused = client.post(f"/training/attempts/{attempt_id}/cases/{case_id}",
+    refused = client.post(f"/training/attempts/{attempt_id}/1/answer",  # case_id's page
                           json={"answers": {"classification": "normal"}, "marks": [mark]},
                           headers={"X-CSRFToken": token})
     assert refused.status_code == 400

@@ -25,7 +25,7 @@ from app.quizzes.services import (
 from app.schemes.registry import get_scheme
 from bench.exam_data import add_cases, add_exam
 from tests.conftest import login
-from tests.forms import FormNotFound, find_form, submit_form
+from tests.forms import FormNotFound, find_form, submit_form, submit_html
 from tests.keycases import TB_READ, make_key_case
 
 # Near the real time: the signed-in session is from now.
@@ -142,7 +142,16 @@ def test_the_exam_case_page_states_the_unanswered_rule_by_the_submit_button(
     rule = soup.select_one('[data-testid="blank-rule"]')
     assert rule is not None and BLANK_RULE in rule.get_text()
     assert "likelihood without a classification" in rule.get_text()
-    # Beside the submit control: in the same panel, just before the submit form.
+    # Beside the submit control: in the same panel, just before the submit form (which
+    # leads to the summary)...
+    submit_control = rule.find_next("form")
+    assert submit_control["action"].endswith("/summary")
+    assert "Submit all answers" in submit_control.get_text()
+    # ... and on that summary, just before the form that submits.
+    summary = submit_html(client, str(soup), response.request.path, button="Submit all answers")
+    soup = BeautifulSoup(summary.get_data(as_text=True), "html.parser")
+    rule = soup.select_one('[data-testid="blank-rule"]')
+    assert rule is not None and BLANK_RULE in rule.get_text()
     assert rule.find_next("form")["action"].endswith("/submit")
 
 

@@ -152,7 +152,7 @@ def review_payload(item: Any, shown: CaseDisclosure) -> dict[str, Any]:
         own = [{**mark, "status": "hit" if outcomes.marks[n].status == "LL" else "false"}
                for n, mark in enumerate(own)]
     payload: dict[str, Any] = {
-        "case": {"id": item.case.id, "title": f"Case {item.position}"},
+        "case": {"position": item.position, "title": f"Case {item.position}"},
         "images": [image_json(image) for image in item.case.images],
         "labels": labels, "marks": own, "editable": False, "review": True,
     }

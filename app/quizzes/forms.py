@@ -8,6 +8,7 @@ from wtforms import (
     BooleanField,
     DateTimeLocalField,
     DecimalField,
+    HiddenField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -16,7 +17,7 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.quizzes.models import Exercise
 
@@ -135,3 +136,18 @@ def exercise_form_data(exercise: Exercise) -> dict[str, Any]:
         "audience_clinics": audience.get("clinic_ids") or [],
         "audience_countries": audience.get("countries") or [],
     }
+
+
+class FlagForm(FlaskForm):
+    """The "Flag for review" toggle of a case: the state the button asks for."""
+
+    flagged = HiddenField(validators=[AnyOf(["1", "0"], message="Send flagged=1 to flag the "
+                                                                "case or flagged=0 to clear it.")])
+
+
+class ConfirmForm(FlaskForm):
+    """The confirmation step of an action that ends an attempt (submit, abandon): the final
+    POST carries it, so only the confirmation page (or the page's clock) can end it."""
+
+    confirm = HiddenField(validators=[AnyOf(["yes"], message="Confirm on the confirmation "
+                                                             "page first.")])

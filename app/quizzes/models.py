@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -159,5 +160,8 @@ class AttemptAnswer(db.Model):
     saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Practice sets: the trainee asked for this case's feedback; the answer is final.
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The trainee flagged the case to come back to it before submitting (the navigator and
+    # the submission summary list it). Scoring ignores it.
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     attempt: Mapped[Attempt] = relationship(back_populates="answers")

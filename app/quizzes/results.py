@@ -215,14 +215,24 @@ def answered_cases(attempt: Attempt, result: AttemptScore | None = None) -> int:
     ``result``: the attempt's score, when the caller has it (its blank cases)."""
     if result is not None:
         return len(attempt.case_order) - int(result.metrics["blank_cases"])
+    return len(answered_case_ids(attempt))
+
+
+def answered_case_ids(attempt: Attempt, case_ids: list[int] | None = None) -> set[int]:
+    """Which of the attempt's cases (or of ``case_ids`` among them) are answered, as the
+    scoring counts them (scoring.unanswered): the one definition of "answered" that the
+    result, the case navigator and the submission summary share."""
+    wanted = attempt.case_order if case_ids is None else [
+        case_id for case_id in case_ids if case_id in attempt.case_order]
+    if not wanted:
+        return set()
     scheme = scheme_of(attempt.exercise)
     answers = {a.case_id: a for a in attempt.answers}
-    cases, references = _cases_with_references(attempt.case_order,
-                                               reference_key(attempt.exercise))
-    return sum(
-        1 for case_id in attempt.case_order
+    cases, references = _cases_with_references(wanted, reference_key(attempt.exercise))
+    return {
+        case_id for case_id in wanted
         if not unanswered(truth_for(cases[case_id], references[case_id], scheme),
-                          read_for(case_id, answers.get(case_id), scheme)))
+                          read_for(case_id, answers.get(case_id), scheme))}
 
 
 def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:

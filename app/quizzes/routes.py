@@ -3,7 +3,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import (
     abort,
@@ -28,7 +28,7 @@ from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
-from app.quizzes import access, bp, disclosure, review_rules
+from app.quizzes import access, bp, disclosure, navigation, review_rules
 from app.quizzes.exercises import (
     attempt_count,
     attempt_counts,
@@ -42,7 +42,7 @@ from app.quizzes.exercises import (
     publish_exercise,
 )
 from app.quizzes.figures import learning_figure, roc_figure
-from app.quizzes.forms import ExerciseForm, exercise_form_data
+from app.quizzes.forms import ConfirmForm, ExerciseForm, FlagForm, exercise_form_data
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
 from app.quizzes.results import (
     Population,
@@ -93,7 +93,7 @@ TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAI
 bp.record_once(access.connect)
 
 
-def _refuse(exc: AttemptError) -> None:
+def _refuse(exc: AttemptError) -> NoReturn:
     abort(exc.status, description=exc.sentence)
 
 
@@ -152,22 +152,37 @@ def case(attempt_id: int, position: int) -> Response | str:
     next_case = None
     if position < total:
         next_case = db.session.get(type(viewed), attempt.case_order[position])
+    scheme = scheme_of(attempt.exercise)
+    shown = navigation.tiles(attempt, position)
+    flagged = shown[position - 1].flagged
     return render_template(
         "quizzes/case.html", attempt=attempt, case=viewed, answer=answer, position=position,
-        total=total, scheme=scheme_of(attempt.exercise), action_form=ActionForm(),
+        total=total, scheme=scheme, action_form=ActionForm(), tiles=shown, flagged=flagged,
+        answered=sum(tile.answered for tile in shown),
+        flag_form=FlagForm(flagged="0" if flagged else "1"),
+        confirm_form=ConfirmForm(confirm="yes"),
+        classification=classification_item(scheme),
         immediate_feedback=review_rules.immediate_feedback(attempt.exercise),
         payload=attempt_payload(attempt, viewed, answer, next_case, position),
     )
 
 
-@bp.route("/attempts/<int:attempt_id>/cases/<int:case_id>", methods=["POST"])
+def _case_id_or_404(attempt: Attempt, position: int) -> int:
+    try:
+        return navigation.case_id_at(attempt, position)
+    except AttemptError as exc:
+        _refuse(exc)
+
+
+@bp.route("/attempts/<int:attempt_id>/<int:position>/answer", methods=["POST"])
 @roles_required(*TRAINING_ROLES)
-def autosave(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
+def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     attempt = _attempt_or_404(attempt_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         abort(400, description='Send JSON: {"answers": {...}, "marks": [...]}.')
     try:
+        case_id = navigation.case_id_at(attempt, position)
         answer = save_answer(attempt, current_user, case_id, body.get("answers"),
                              body.get("marks"))
     except AttemptError as exc:
@@ -180,16 +195,17 @@ def autosave(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
     if attempt.deadline_at is not None:
         seconds_left = max(0, int((attempt.deadline_at - saved_at).total_seconds()))
     return jsonify(saved=True, revision=answer.revision, saved_at=saved_at.isoformat(),
-                   seconds_left=seconds_left)
+                   seconds_left=seconds_left, position=position,
+                   answered=navigation.is_answered(attempt, position))
 
 
-@bp.route("/attempts/<int:attempt_id>/cases/<int:case_id>/opened", methods=["POST"])
+@bp.route("/attempts/<int:attempt_id>/<int:position>/opened", methods=["POST"])
 @roles_required(*TRAINING_ROLES)
-def opened(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
+def opened(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     """The case page has loaded (posted by attempt.js): the reading clock is the server's."""
     attempt = _attempt_or_404(attempt_id)
     try:
-        open_case(attempt, current_user, case_id)
+        open_case(attempt, current_user, navigation.case_id_at(attempt, position))
     except AttemptError as exc:
         db.session.rollback()
         ended = attempt.state != AttemptState.IN_PROGRESS.value
@@ -198,10 +214,61 @@ def opened(attempt_id: int, case_id: int) -> Response | tuple[Response, int]:
     return jsonify(opened=True)
 
 
+@bp.route("/attempts/<int:attempt_id>/<int:position>/flag", methods=["POST"])
+@roles_required(*TRAINING_ROLES)
+def flag(attempt_id: int, position: int) -> Response | tuple[Response, int]:
+    """Flag a case for review, or clear its flag: the page's script asks for JSON, the
+    button without script comes back to the case."""
+    attempt = _attempt_or_404(attempt_id)
+    _case_id_or_404(attempt, position)
+    form = FlagForm()
+    if not form.validate_on_submit():
+        abort(400, description=" ".join(form.flagged.errors) or "Send flagged=1 or flagged=0.")
+    try:
+        answer = navigation.set_flag(attempt, current_user, position, form.flagged.data == "1")
+    except AttemptError as exc:
+        db.session.rollback()
+        if attempt.state != AttemptState.IN_PROGRESS.value and not _wants_json():
+            flash("This attempt has ended: nothing more can be changed.", "info")
+            return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+        ended = attempt.state != AttemptState.IN_PROGRESS.value
+        if _wants_json():
+            return jsonify(error="Not flagged", message=exc.sentence, status=exc.status,
+                           ended=ended), exc.status
+        _refuse(exc)
+    if _wants_json():
+        return jsonify(position=position, flagged=answer.flagged)
+    return redirect(url_for("quizzes.case", attempt_id=attempt.id, position=position))
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+@bp.route("/attempts/<int:attempt_id>/summary")
+@roles_required(*TRAINING_ROLES)
+def summary(attempt_id: int) -> Response | str:
+    """Before submitting: what is answered, what is not or is flagged, and the rule for
+    unanswered cases; the confirmation submits."""
+    attempt = _attempt_or_404(attempt_id)
+    if attempt.state != AttemptState.IN_PROGRESS.value:
+        return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+    return render_template("quizzes/summary.html", attempt=attempt,
+                           summary=navigation.summary(attempt),
+                           confirm_form=ConfirmForm(confirm="yes"))
+
+
 @bp.route("/attempts/<int:attempt_id>/submit", methods=["POST"])
 @roles_required(*TRAINING_ROLES)
 def submit(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
+    if attempt.state != AttemptState.IN_PROGRESS.value:
+        # Submitted already (a second tab, a double click), or its time ran out.
+        flash("This attempt has already ended.", "info")
+        return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="Submit from the summary of the attempt (its \"Submit and "
+                               "finish\" button).")
     try:
         submit_attempt(attempt, current_user)
     except AttemptError as exc:
@@ -523,15 +590,35 @@ def check(attempt_id: int, position: int) -> Response:
     return redirect(url_for("quizzes.review", attempt_id=attempt.id, position=position))
 
 
-@bp.route("/attempts/<int:attempt_id>/abandon", methods=["POST"])
+@bp.route("/attempts/<int:attempt_id>/abandon", methods=["GET", "POST"])
 @roles_required(*TRAINING_ROLES)
-def abandon(attempt_id: int) -> Response:
+def abandon(attempt_id: int) -> Response | str:
+    """A practice attempt is abandoned from its confirmation page alone."""
+    attempt = _attempt_or_404(attempt_id)
+    if attempt.exercise.kind == ExerciseKind.EXAM.value:
+        abort(409, description="An exam cannot be abandoned: submit it.")
+    if attempt.state != AttemptState.IN_PROGRESS.value:
+        flash("This attempt has already ended.", "info")
+        return redirect(url_for("quizzes.index"))
+    if request.method == "GET":
+        return render_template("quizzes/abandon.html", attempt=attempt,
+                               confirm_form=ConfirmForm(confirm="yes"),
+                               back=_back_position(attempt))
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="Abandon from the confirmation page (its \"Abandon this "
+                               "attempt\" button).")
     try:
-        abandon_attempt(_attempt_or_404(attempt_id), current_user)
+        abandon_attempt(attempt, current_user)
     except AttemptError as exc:
         _refuse(exc)
     flash("The attempt is abandoned.", "info")
     return redirect(url_for("quizzes.index"))
+
+
+def _back_position(attempt: Attempt) -> int:
+    """The case the confirmation page goes back to (?from=<position>), the first if none."""
+    position = request.args.get("from", 1, type=int) or 1
+    return position if 1 <= position <= len(attempt.case_order) else 1
 
 
 @bp.route("/attempts/<int:attempt_id>/result")

@@ -80,7 +80,7 @@ def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | Non
 
     scheme = scheme_of(attempt.exercise)
     payload: dict[str, Any] = {
-        "case": {"id": case.id, "title": f"Case {position}"},
+        "case": {"position": position, "title": f"Case {position}"},
         "images": [image_json(image) for image in case.images],
         "labels": [{"value": o.value, "label": o.label} for o in scheme.mark_labels or ()],
         "marks": list(answer.marks or []),

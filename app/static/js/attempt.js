@@ -86,6 +86,7 @@ async function save() {
       }
       retryDelay = 1000;
       clockFromServer(body.seconds_left);
+      showAnswered(body.answered);
       show(`saved ${new Date(body.saved_at).toLocaleTimeString()} (revision ${body.revision})`);
     } catch {
       dirty = true;
@@ -113,24 +114,110 @@ form.addEventListener("input", (e) => { if (e.target.type === "text") changed();
 document.getElementById("viewer").addEventListener("marks-changed", changed);
 setInterval(() => { save(); }, HEARTBEAT_MS); // also keeps the reading time on the server
 
-// Leave a case only after its answers are acknowledged.
-for (const link of root.querySelectorAll(".attempt-nav a")) {
-  link.addEventListener("click", async (e) => {
+// Leave a case only after its answers are acknowledged: previous/next, the navigator's tiles,
+// the way to the submission summary.
+function leave(href) {
+  clearTimeout(timer);
+  save().then(() => { window.location = href; });
+}
+for (const link of root.querySelectorAll(".attempt-nav a, .case-navigator a")) {
+  link.addEventListener("click", (e) => {
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return; // new tab
     e.preventDefault();
-    clearTimeout(timer);
-    await save();
-    window.location = link.href;
+    leave(link.href);
   });
 }
-// Submitting (or checking a practice answer) waits for the last save to be acknowledged.
+// Going to the summary (or checking a practice answer) waits for the last save too.
 for (const finalForm of root.querySelectorAll(".attempt-submit, .attempt-check")) {
   finalForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearTimeout(timer);
     await save();
-    e.target.submit();
+    if (finalForm.method === "get") window.location = finalForm.action; // the summary, no "?"
+    else finalForm.submit();
   });
 }
+
+// ---- the case navigator ------------------------------------------------------------------
+// Tiles say in words (their accessible name) and marks what a case is: answered as the scoring
+// counts it, flagged for review, the current one. After each acknowledged save the server says
+// whether this case is answered; the flag button asks the server and shows its answer.
+const position = root.dataset.position;
+const tile = root.querySelector(`.case-navigator a[data-position="${position}"]`);
+const answeredCount = root.querySelector(".answered-count");
+
+function describeTile(t) {
+  const words = [t.classList.contains("answered") ? "answered" : "not answered"];
+  if (t.classList.contains("flagged")) words.push("flagged for review");
+  if (t.classList.contains("current")) words.push("current case");
+  const label = `Case ${t.dataset.position}: ${words.join(", ")}`;
+  t.setAttribute("aria-label", label);
+  t.title = label;
+}
+
+function showAnswered(answered) {
+  if (!tile || typeof answered !== "boolean") return;
+  tile.classList.toggle("answered", answered);
+  describeTile(tile);
+  if (answeredCount) answeredCount.textContent = String(root.querySelectorAll(".case-navigator a.answered").length);
+}
+
+const flagForm = root.querySelector(".attempt-flag");
+function showFlag(flagged) {
+  const button = flagForm.querySelector("button");
+  button.setAttribute("aria-pressed", flagged ? "true" : "false");
+  button.textContent = flagged ? "Flagged for review: remove the flag" : "Flag for review";
+  flagForm.querySelector('input[name="flagged"]').value = flagged ? "0" : "1";
+  if (tile) { tile.classList.toggle("flagged", flagged); describeTile(tile); }
+}
+if (flagForm) {
+  flagForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const response = await fetch(flagForm.action, {
+        method: "POST", credentials: "same-origin", body: new FormData(flagForm),
+        headers: { "X-CSRFToken": token, Accept: "application/json" },
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.status === 409 && body.ended) { window.location = root.dataset.resultUrl; return; }
+      if (!response.ok) { show(`flag not changed: ${body.message || `HTTP ${response.status}`}`, "failing"); return; }
+      showFlag(Boolean(body.flagged));
+    } catch {
+      show("flag not changed: no connection — try again", "failing");
+    }
+  });
+}
+
+// ---- keyboard shortcuts ------------------------------------------------------------------
+// N next case, B previous case, Shift+1..9 the options of the main classification question.
+// None of them is one of the viewer's keys (tools are letters, 1 and 0 zoom, ? its help), and
+// none works while typing in a text box.
+function typing(target) {
+  if (!(target instanceof Element)) return false;
+  if (target.isContentEditable || target.matches("textarea, select")) return true;
+  return target.matches("input") && !["radio", "checkbox", "button", "submit", "reset"].includes(target.type);
+}
+const classification = form.dataset.classification
+  ? form.querySelector(`fieldset[data-item="${form.dataset.classification}"]`) : null;
+document.addEventListener("keydown", (e) => {
+  if (e.defaultPrevented || e.isComposing || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (typing(e.target)) return;
+  const key = e.key.toLowerCase();
+  if (!e.shiftKey && (key === "n" || key === "b")) {
+    const link = root.querySelector(`.attempt-nav [data-testid="${key === "n" ? "next" : "previous"}"]`);
+    e.preventDefault();
+    if (link) leave(link.href);
+    return;
+  }
+  const digit = /^Digit([1-9])$/.exec(e.code);
+  if (e.shiftKey && digit && classification && !finalAnswer) {
+    const radio = classification.querySelectorAll('input[type="radio"]')[Number(digit[1]) - 1];
+    if (!radio) return;
+    e.preventDefault();
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+});
 
 // ---- the time limit ------------------------------------------------------------------------
 // The deadline is the server's. The page gives it as a date; every acknowledged save says how
@@ -155,15 +242,38 @@ async function timeUp() {
   await save();
   if (attemptEnded || Date.now() < deadline) { endingTime = false; return; } // more time by the server
   await new Promise((resolve) => setTimeout(resolve, GRACE_MS));
-  const submitForm = root.querySelector(".attempt-submit");
+  const submitForm = root.querySelector(".attempt-timeup");
   if (submitForm) submitForm.submit();
   else window.location = root.dataset.resultUrl;
+}
+
+// Warnings at 5 and at 1 minute left: shown on the panel, and announced once each to screen
+// readers (a live region), even when a save moves the deadline back and forth around one.
+const warning = root.querySelector(".time-warning");
+const announcer = root.querySelector("[data-testid=time-announcer]");
+const THRESHOLDS = [[60, "1 minute left: your answers are submitted when the time is up."],
+                    [300, "5 minutes left."]];
+const announced = new Set();
+function warn(left) {
+  const hit = THRESHOLDS.find(([seconds]) => left <= seconds);
+  if (!warning) return;
+  if (!hit) { warning.hidden = true; return; }
+  const [seconds, text] = hit;
+  warning.hidden = false;
+  warning.textContent = text;
+  warning.classList.toggle("last-minute", seconds === 60);
+  if (!announced.has(seconds)) {
+    announced.add(seconds);
+    if (seconds === 60) announced.add(300); // past both at once: the nearer one is news
+    announcer.textContent = text;
+  }
 }
 
 if (clock && deadline !== null) {
   const tick = () => {
     const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
     clock.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    warn(left);
     if (Date.now() >= deadline) timeUp();
   };
   tick();
