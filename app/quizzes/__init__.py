@@ -3,3 +3,17 @@
 from flask import Blueprint
 
 bp = Blueprint("quizzes", __name__, url_prefix="/training")
+
+
+@bp.app_template_global()
+def same_answer(mine: object, reference: object) -> bool:
+    from app.quizzes.wording import same_answer as same
+
+    return same(mine, reference)
+
+
+@bp.app_template_global()
+def grade_meaning(grade: str) -> str:
+    from app.quizzes.wording import grade_meaning as meaning
+
+    return meaning(grade)
