@@ -17,3 +17,11 @@ def grade_meaning(grade: str) -> str:
     from app.quizzes.wording import grade_meaning as meaning
 
     return meaning(grade)
+
+
+@bp.app_template_filter("reader_words")
+def reader_words(text: str, labels: dict[str, str] | None = None) -> str:
+    """A scoring phrase with the scheme's labels instead of option keys."""
+    from app.quizzes.wording import plain
+
+    return plain(text, labels)

@@ -1,17 +1,21 @@
 """Anonymous peer comparison per case: how other readers called a case.
 
-An ended attempt keeps, per case, whether its sputum decision matched the reference
-(``Attempt.metrics["cases"]``: 1, 0, or null when not answered; re-computed by re-scoring).
-On a TB-suggestive case a right decision is a TB-suggestive call, on any other case a wrong
-one is. The shares are computed in the database, over every exercise holding the case, one
-query for all the cases of a result page: no attempt is loaded.
+An ended attempt keeps, per case, the trainee's sputum decision (``Attempt.metrics
+["calls"]``: 1 TB-suggestive, 0 not, null when not answered; re-computed by re-scoring).
+Attempts scored before that was kept have only whether the decision was right
+(``metrics["cases"]``): on a TB-suggestive case a right decision is a TB-suggestive call,
+on any other case a wrong one is (a blank counts as wrong there). The shares are computed
+in the database, over every exercise holding the case, one query for all the cases of a
+result page: no attempt is loaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import case as when
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -35,8 +39,14 @@ def peer_calls(user_id: int, reference_tb: Mapping[int, bool],
     case_ids = sorted(reference_tb)
     if not case_ids:
         return {}
-    per_case = [Attempt.metrics[("cases", str(case_id))].as_float() for case_id in case_ids]
-    # Per reader: the share of their ended attempts that got each case right.
+    # Attempts scored before calls were kept: from whether the decision was right.
+    kept = Attempt.metrics["calls"].as_string().is_not(None)
+    per_case = [when(
+        (kept, Attempt.metrics[("calls", str(case_id))].as_float()),
+        else_=_from_correct(Attempt.metrics[("cases", str(case_id))].as_float(),
+                            reference_tb[case_id]))
+        for case_id in case_ids]
+    # Per reader: the share of their ended attempts that called each case TB-suggestive.
     readers = (
         select(Attempt.user_id,
                *(func.avg(value).label(f"c{n}") for n, value in enumerate(per_case)))
@@ -52,9 +62,11 @@ def peer_calls(user_id: int, reference_tb: Mapping[int, bool],
     row = db.session.execute(select(*columns)).one()
     found: dict[int, PeerCalls] = {}
     for n, case_id in enumerate(case_ids):
-        count, right = int(row[2 * n] or 0), row[2 * n + 1]
-        if count < needed or right is None:
-            continue
-        right = float(right)
-        found[case_id] = PeerCalls(count, right if reference_tb[case_id] else 1.0 - right)
+        count, share = int(row[2 * n] or 0), row[2 * n + 1]
+        if count >= needed and share is not None:
+            found[case_id] = PeerCalls(count, float(share))
     return found
+
+
+def _from_correct(correct: Any, reference_tb: bool) -> Any:
+    return correct if reference_tb else 1.0 - correct

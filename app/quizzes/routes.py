@@ -205,6 +205,7 @@ def review(attempt_id: int, position: int) -> str:
     return render_template(
         "quizzes/review.html", attempt=attempt, item=item, case=item.case, position=position,
         shown=shown, total=total, scheme=scheme_of(attempt.exercise),
+        finding_labels=result_page.finding_labels(scheme_of(attempt.exercise)),
         payload=disclosure.review_payload(item, shown),
         previous_url=url_for("quizzes.review", attempt_id=attempt.id, position=before[0])
         if before else None,

@@ -54,6 +54,8 @@ GRADE_MEANINGS: dict[str, str] = {
 }
 
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+_ABSENT_FINDINGS = ("per-finding sensitivity is not defined for findings absent from every "
+                    "reference read: ")
 _NOT_DEFINED = re.compile(r"^(?P<metric>[a-z_:]+) is not defined: ")
 
 
@@ -95,6 +97,7 @@ def format_value(name: str, value: float | None) -> str | None:
 def plain(text: str, findings: Mapping[str, str] | None = None) -> str:
     """A scoring phrase for a reader: internal keys become names, infinities words."""
     text = text.replace("the trainee", "you").replace("The trainee", "You")
+    text = text.replace("is not defined", "is not computed").replace("undefined", "not computed")
     text = text.replace("rates -inf", "counts as unmarked (below any mark)")
     text = re.sub(r"-?\binf(inity)?\b", "unmarked", text)
     text = re.sub(r"\bnan\b", "not a number", text, flags=re.IGNORECASE)
@@ -165,8 +168,15 @@ def reader_notes(notes: list[str], findings: Mapping[str, str] | None = None) ->
     """The scoring notes worth reading, in plain words. "<metric> is not defined: ..." notes
     are left out: the table says why beside each figure."""
     out: list[str] = []
+    labels = findings or {}
     for note in notes:
         if _NOT_DEFINED.match(note):
+            continue
+        if note.startswith(_ABSENT_FINDINGS):
+            names = [labels.get(f.strip(), f.strip().replace("_", " "))
+                     for f in note.removeprefix(_ABSENT_FINDINGS).split(",")]
+            out.append("Per-finding sensitivity is left out for findings that no reference "
+                       f"read names: {'; '.join(names)}.")
             continue
         out.append(sentence(plain(note, findings)))
     return out
