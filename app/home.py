@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.auth.decorators import roles_required
 from app.auth.models import User
 from app.auth.roles import Role
 
@@ -13,8 +14,8 @@ bp = Blueprint("home", __name__)
 
 # A user holding several roles lands on the first of these they hold.
 HOME_ENDPOINTS: list[tuple[Role, str]] = [
-    (Role.TRAINEE_RADIOLOGIST, "quizzes.index"),
-    (Role.TRAINEE_RADIOGRAPHER, "quizzes.index"),
+    (Role.TRAINEE_RADIOLOGIST, "home.trainee"),
+    (Role.TRAINEE_RADIOGRAPHER, "home.trainee"),
     (Role.TRAINER, "cases.index"),
     (Role.PROGRAMME_LEAD, "certification.index"),
     (Role.ADMIN, "admin.index"),
@@ -35,3 +36,12 @@ def index() -> Response | str:
         if target != url_for("home.index"):
             return redirect(target)
     return render_template("home.html")
+
+
+@bp.route("/home")
+@roles_required(Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)
+def trainee() -> str:
+    """A trainee's programmes and progress, certificates, open attempts and latest results."""
+    from app.trainee_home import trainee_home
+
+    return render_template("trainee_home.html", home=trainee_home(current_user))
