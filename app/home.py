@@ -6,7 +6,6 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.auth.decorators import roles_required
 from app.auth.models import User
 from app.auth.roles import Role
 
@@ -37,11 +36,3 @@ def index() -> Response | str:
             return redirect(target)
     return render_template("home.html")
 
-
-@bp.route("/home")
-@roles_required(Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)
-def trainee() -> str:
-    """A trainee's programmes and progress, certificates, open attempts and latest results."""
-    from app.trainee_home import trainee_home
-
-    return render_template("trainee_home.html", home=trainee_home(current_user))

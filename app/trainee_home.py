@@ -1,21 +1,28 @@
-"""A trainee's home page: where they stand in each certification programme, the certificates
-they hold, the attempts they can resume and their latest results. A fixed number of
-queries, however long the trainee's history."""
+"""A trainee's home page (on the home blueprint, where app/home.py sends trainees): where
+they stand in each certification programme, the certificates they hold, the attempts they
+can resume and their latest results. A fixed number of queries, however long the trainee's
+history. Kept apart from app/home.py, which the sign-in imports: the case library reaches
+sign-in, and must not reach attempts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import render_template
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
+from app.auth.decorators import roles_required
 from app.auth.models import User
+from app.auth.roles import Role
 from app.certification.history import Step, programme_steps
 from app.certification.models import Certificate, Programme
 from app.certification.services import REVOKED, status
 from app.db_types import utcnow
 from app.extensions import db
+from app.home import bp
 from app.quizzes import review_rules
 from app.quizzes.models import ENDED_STATES, Attempt, AttemptState
 from app.quizzes.services import expire_overdue_attempts
@@ -107,3 +114,9 @@ def trainee_home(user: User, now: datetime | None = None) -> TraineeHome:
         recent.append(RecentResult(attempt, shown, metrics.get("accuracy"),
                                    attempt.passed if shown else None))
     return TraineeHome(programmes, held, open_attempts, recent)
+
+
+@bp.route("/home")
+@roles_required(Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)
+def trainee() -> str:
+    return render_template("trainee_home.html", home=trainee_home(current_user))
