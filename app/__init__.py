@@ -81,7 +81,7 @@ def _init_login(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     # Importing each area's routes module attaches its views to the area's blueprint (the
     # certification editor's join certification_routes.bp, registered once below).
-    from app import home
+    from app import home, trainee_home  # noqa: F401  (trainee_home: routes on home's bp)
     from app.admin import routes as admin_routes
     from app.auth import routes as auth_routes
     from app.cases import routes as cases_routes

@@ -13,8 +13,8 @@ bp = Blueprint("home", __name__)
 
 # A user holding several roles lands on the first of these they hold.
 HOME_ENDPOINTS: list[tuple[Role, str]] = [
-    (Role.TRAINEE_RADIOLOGIST, "quizzes.index"),
-    (Role.TRAINEE_RADIOGRAPHER, "quizzes.index"),
+    (Role.TRAINEE_RADIOLOGIST, "home.trainee"),
+    (Role.TRAINEE_RADIOGRAPHER, "home.trainee"),
     (Role.TRAINER, "cases.index"),
     (Role.PROGRAMME_LEAD, "certification.index"),
     (Role.ADMIN, "admin.index"),
@@ -35,3 +35,4 @@ def index() -> Response | str:
         if target != url_for("home.index"):
             return redirect(target)
     return render_template("home.html")
+

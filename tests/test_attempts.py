@@ -275,7 +275,10 @@ def test_practice_result_shows_scores_and_case_feedback(client, practice, login_
     assert "grade 1" in page
     assert TEACHING in page  # after submission, a practice set teaches
     assert "0 of 1 reference lesions found" in page
-    assert "PPV / NPV" in page and "Per finding" in page and "cavitary_lesion" in page
+    assert "Positive predictive value" in page and "Negative predictive value" in page
+    # The per-finding table names findings by the scheme's labels, never by their keys.
+    assert "Per finding" in page and "<td>Cavitary lesion</td>" in page
+    assert "cavitary_lesion" not in page
 
 
 def test_missed_tb_is_a_major_significant_discrepancy(client, practice, login_as):
@@ -338,8 +341,10 @@ def test_failed_criteria_are_listed_with_reasons(client, cases, login_as):
     login_as(Role.TRAINEE_RADIOLOGIST)
     page = _take(client, exam, {"overall": "normal"})
     assert "Not passed" in page
-    assert "sensitivity 0.000 is below the minimum 0.9" in page
-    assert "not defined: every reference case is TB-suggestive" in page
+    # In the units of the score table (%), in words.
+    assert "Sensitivity (TB-suggestive) 0 % is below the required 90 %." in page
+    assert ("Specificity could not be computed, so it cannot pass. Not computed: every "
+            "reference case is TB-suggestive.") in page
 
 
 def test_attempt_page_prefetches_the_next_case_and_hides_the_reference(client, practice,
@@ -443,8 +448,13 @@ def test_result_figures_and_peer_percentile(app, client, practice, make_user, lo
     mine = db.session.scalars(select(Attempt).where(Attempt.user_id == me.id)).one()
     percentile, peers = peer_percentile(mine)
     assert peers == 5 and percentile == pytest.approx(100 * (2 + 0.5 * 3) / 5)
+    # Three of the five others called each (TB) case TB-suggestive.
+    assert page.count("60 % of 5 other readers called this case abnormal") == 2
+    # DS-3030 asks for no likelihood: no ROC curve (nor a word about one on the page).
+    assert 'data-testid="roc-figure"' not in page
+    assert "ROC curve" not in page and "ROC AUC" not in page
     roc = client.get(f"/training/attempts/{mine.id}/roc.png")
-    assert roc.status_code == 200 and roc.data.startswith(b"\x89PNG")
+    assert roc.status_code == 404 and "no likelihood rating" in roc.get_data(as_text=True)
     learning = client.get(f"/training/attempts/{mine.id}/learning.png")
     assert learning.status_code == 200 and learning.mimetype == "image/png"
 

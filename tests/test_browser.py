@@ -22,6 +22,9 @@ def test_demo_trainee_signs_in_through_the_real_form(app, portal_url, page):
     page.get_by_label("Password").fill(trainee.password)
     page.get_by_role("button", name="Sign in").click()
 
+    page.wait_for_url(portal_url + "/home")
+    assert page.get_by_role("heading", level=1).inner_text() == "Welcome, Dr Amina Otieno"
+    page.get_by_role("link", name="Training", exact=True).click()
     page.wait_for_url(portal_url + "/training/")
     assert page.get_by_role("heading", level=1).inner_text() == "My reading exercises"
     assert page.get_by_test_id("current-user").inner_text() == "Dr Amina Otieno"

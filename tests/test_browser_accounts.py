@@ -29,7 +29,7 @@ def test_forgotten_password_is_reset_from_the_emailed_link(app, portal_url, page
     laptop = browser.new_context()
     other = laptop.new_page()
     sign_in(other, portal_url, "amina")
-    assert urlsplit(other.url).path == "/training/"
+    assert urlsplit(other.url).path == "/home"
 
     page.goto(portal_url + "/auth/login")
     page.get_by_role("link", name="Forgot your password?").click()
@@ -54,7 +54,7 @@ def test_forgotten_password_is_reset_from_the_emailed_link(app, portal_url, page
     sign_in(page, portal_url, "amina", PASSWORD)
     assert page.get_by_role("alert").first.inner_text() == "Wrong user name or password."
     sign_in(page, portal_url, "amina", NEW_PASSWORD)
-    assert urlsplit(page.url).path == "/training/"
+    assert urlsplit(page.url).path == "/home"
 
     # The link is used up, and the other device was signed out.
     page.goto(link)

@@ -37,6 +37,7 @@ def exercise(app, tmp_path):
 def test_trainee_reads_marks_autosaves_resumes_and_submits(portal_url, page, make_user, exercise):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
 
@@ -116,6 +117,7 @@ def exam(app, tmp_path):
 def test_trainee_takes_a_timed_exam_end_to_end(portal_url, page, make_user, exam):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     loaded = "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded"
     saved = "() => document.querySelector('.save-state').textContent.startsWith('saved')"
@@ -153,6 +155,7 @@ def test_trainee_takes_a_timed_exam_end_to_end(portal_url, page, make_user, exam
 def test_dropped_connection_shows_not_saved_and_retries(portal_url, page, make_user, exercise):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded")
     page.context.set_offline(True)

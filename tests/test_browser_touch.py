@@ -104,6 +104,7 @@ def test_exercise_read_page_has_44px_targets_on_touch(
 ):
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(tablet, portal_url, trainee.username)
+    tablet.get_by_role("link", name="Training", exact=True).click()  # from the home page
     tablet.get_by_role("button", name="Start").click()
     tablet.wait_for_function(
         "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded"

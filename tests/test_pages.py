@@ -8,8 +8,8 @@ from app.auth.roles import Role
 from tests.conftest import csrf_token, login
 
 HOMES = {
-    Role.TRAINEE_RADIOLOGIST: ("/training/", "My reading exercises"),
-    Role.TRAINEE_RADIOGRAPHER: ("/training/", "My image-quality training"),
+    Role.TRAINEE_RADIOLOGIST: ("/home", "Welcome, {name}"),
+    Role.TRAINEE_RADIOGRAPHER: ("/home", "Welcome, {name}"),
     Role.TRAINER: ("/cases/", "Case library"),
     Role.PROGRAMME_LEAD: ("/certification/", "Certification dashboard"),
     Role.ADMIN: ("/admin/", "Administration"),
@@ -25,13 +25,13 @@ def test_each_role_lands_on_its_home_page(client, make_user, role):
     assert client.get("/").headers["Location"] == path
     page = client.get(path)
     assert page.status_code == 200
-    assert f"<h1>{heading}</h1>" in page.get_data(as_text=True)
+    assert f"<h1>{heading.format(name=user.full_name)}</h1>" in page.get_data(as_text=True)
 
 
 def test_navigation_shows_only_what_the_role_may_open(client, login_as):
     login_as(Role.TRAINEE_RADIOLOGIST)
     page = client.get("/training/").get_data(as_text=True)
-    assert 'href="/training/"' in page
+    assert 'href="/training/"' in page and 'href="/home">Home</a>' in page
     assert 'href="/admin/"' not in page
     assert 'href="/cases/"' not in page
     assert 'href="/certification/"' not in page

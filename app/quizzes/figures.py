@@ -9,9 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 
-def figure_png(fig: plt.Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -34,7 +35,14 @@ def roc_points(truth: Sequence[bool], ratings: Sequence[float]) -> list[tuple[fl
 
 def roc_figure(truth: Sequence[bool], ratings: Sequence[float], auc: float | None,
                operating_point: tuple[float, float] | None) -> bytes:
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    return figure_png(roc_plot(truth, ratings, auc, operating_point))
+
+
+def roc_plot(truth: Sequence[bool], ratings: Sequence[float], auc: float | None,
+             operating_point: tuple[float, float] | None) -> Figure:
+    """The ROC curve with the trainee's operating point. Constrained layout keeps the axis
+    labels inside the figure (the PNG is also cropped to what is drawn)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
     if truth and 0 < sum(truth) < len(truth):
         xs, ys = zip(*roc_points(truth, ratings), strict=True)
         label = f"your ROC (AUC {auc:.2f})" if auc is not None else "your ROC"
@@ -52,11 +60,11 @@ def roc_figure(truth: Sequence[bool], ratings: Sequence[float], auc: float | Non
     ax.set_ylabel("sensitivity (true-positive fraction)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
-    return figure_png(fig)
+    return fig
 
 
 def learning_figure(points: Sequence[tuple[int, float]], label: str) -> bytes:
-    fig, ax = plt.subplots(figsize=(4.8, 3.0))
+    fig, ax = plt.subplots(figsize=(4.8, 3.0), layout="constrained")
     if points:
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, [y * 100 for y in ys], marker="o", color="#1f5f8b")

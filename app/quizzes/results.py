@@ -251,7 +251,7 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
 def finalise(attempt: Attempt) -> None:
     """Fix the attempt's scores when it ends or is re-scored (the caller holds the attempt's
     row lock and commits)."""
-    result, _ = score(attempt)
+    result, feedback = score(attempt)
     data = result.to_json()
     attempt.metrics = {
         "metrics": data["metrics"], "intervals": data.get("intervals", {}),
@@ -260,11 +260,22 @@ def finalise(attempt: Attempt) -> None:
         # trainers' case statistics (difficulty and discrimination).
         "cases": {str(c.case_id): None if c.tb_correct is None else int(c.tb_correct)
                   for c in result.cases},
+        # Per case: did the trainee call it TB-suggestive (1/0, None when not answered or
+        # when the reference has no sputum decision)? For the anonymous peer comparison.
+        "calls": {str(c.case_id): _call(c, f.reference)
+                  for c, f in zip(result.cases, feedback, strict=True)},
     }
     attempt.case_set, attempt.case_scores = compact_scores(attempt.metrics["cases"])
     attempt.passed = result.passed
     attempt.sensitivity = data["metrics"].get("sensitivity")
     attempt.specificity = data["metrics"].get("specificity")
+
+
+def _call(case: Any, reference: Reference) -> int | None:
+    """The trainee's sputum decision on a case (1: TB-suggestive), from its score."""
+    if case.blank or case.tb_correct is None or reference.tb_positive is None:
+        return None
+    return int(case.tb_correct == bool(reference.tb_positive))
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,15 @@ from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
-from app.quizzes import access, bp, disclosure, navigation, review_rules
+from app.quizzes import (
+    access,
+    bp,
+    disclosure,
+    navigation,
+    result_page,
+    review_rules,
+    wording,
+)
 from app.quizzes.exercises import (
     attempt_count,
     attempt_counts,
@@ -287,13 +295,24 @@ def review(attempt_id: int, position: int) -> str:
     attempt = _attempt_or_404(attempt_id)
     if not 1 <= position <= len(attempt.case_order):
         abort(404, description="There is no such case in this attempt.")
-    shown = disclosure.of_case(attempt, position)
+    every = disclosure.of_attempt(attempt)
+    shown = every.at(position)
     if not shown.anything:
         abort(403, description="The reference read of this case is not shown yet.")
     item = case_feedback(attempt, position)
-    return render_template("quizzes/review.html", attempt=attempt, item=item, case=item.case,
-                           position=position, shown=shown, total=len(attempt.case_order),
-                           payload=disclosure.review_payload(item, shown))
+    # Previous / next: the nearest cases whose review is shown (the others would refuse).
+    total = len(attempt.case_order)
+    before = [p for p in range(position - 1, 0, -1) if every.at(p).anything]
+    after = [p for p in range(position + 1, total + 1) if every.at(p).anything]
+    return render_template(
+        "quizzes/review.html", attempt=attempt, item=item, case=item.case, position=position,
+        shown=shown, total=total, scheme=scheme_of(attempt.exercise),
+        finding_labels=result_page.finding_labels(scheme_of(attempt.exercise)),
+        payload=disclosure.review_payload(item, shown),
+        previous_url=url_for("quizzes.review", attempt_id=attempt.id, position=before[0])
+        if before else None,
+        next_url=url_for("quizzes.review", attempt_id=attempt.id, position=after[0])
+        if after else None)
 
 
 def _figure(png: bytes) -> Response:
@@ -310,10 +329,12 @@ def roc_png(attempt_id: int) -> Response:
         abort(409, description="The attempt is still in progress.")
     shown = disclosure.of_attempt(attempt)
     # Each step of the curve tells which ratings were given to TB cases: it shows what was
-    # right, case by case, not just a score.
-    if not (shown.score and shown.every_case("correctness")):
-        abort(403, description="The ROC curve of this attempt is not shown.")
+    # right, case by case, not just a score (roc_refusal: 403 unless every case's
+    # correctness is shown; 404 when there is no curve to draw).
     result, _ = score(attempt)
+    refusal = result_page.roc_refusal(result, scheme_of(attempt.exercise), shown)
+    if refusal is not None:
+        abort(refusal[0], description=refusal[1])
     # The cases of the AUC, a missing likelihood at its worst rating (as the AUC counts it).
     truth, ratings = [tb for tb, _ in result.roc], [rating for _, rating in result.roc]
     sens, spec = result.metrics.get("sensitivity"), result.metrics.get("specificity")
@@ -634,9 +655,15 @@ def result(attempt_id: int) -> str:
     result, feedback = score(attempt)
     answered = answered_cases(attempt, result)  # as the scoring counts them (blank_cases)
     scheme = scheme_of(attempt.exercise)
-    notes = disclosure.shown_notes(result.notes, shown,
-                                   [o.value for o in scheme.mark_labels or ()])
+    labels = result_page.finding_labels(scheme)
+    notes = wording.reader_notes(disclosure.shown_notes(
+        result.notes, shown, [o.value for o in scheme.mark_labels or ()]), labels)
     return render_template("quizzes/result.html", attempt=attempt, answered=answered,
                            result=result, feedback=feedback, scheme=scheme, shown=shown,
                            notes=notes, percentile=peer_percentile(attempt),
-                           attempts_made=len(learning_curve(attempt)))
+                           attempts_made=len(learning_curve(attempt)),
+                           table=result_page.score_table(result, scheme),
+                           reasons=result_page.verdict_reasons(result, scheme),
+                           rows=result_page.case_rows(attempt, feedback, shown, current_user),
+                           roc_refusal=result_page.roc_refusal(result, scheme, shown),
+                           finding_labels=labels)
