@@ -152,8 +152,9 @@ def test_trainee_walks_an_exam_by_tiles_flags_shortcuts_and_summary(portal_url, 
     # While typing in a text box the keys are text.
     other = page.locator("input[type=text][name=other_text]")
     other.click()
-    other.press_sequentially("nb")
-    assert other.input_value() == "nb" and page.url.endswith(f"{base}/1")
+    other.press_sequentially("nb!")  # "!" is Shift+1
+    assert other.input_value() == "nb!" and page.url.endswith(f"{base}/1")
+    assert page.get_by_label("Abnormal").is_checked()
     page.wait_for_function(SAVED)
 
     # A tile is a link to its case.
