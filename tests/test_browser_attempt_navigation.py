@@ -111,6 +111,13 @@ def test_trainee_walks_an_exam_by_tiles_flags_shortcuts_and_summary(portal_url, 
     # Next and Submit are on screen at once, the shortcuts are told.
     _in_view(page, "next")
     _in_view(page, "submit")
+    # The panel scrolls inside; the clock above and the buttons below stay in view.
+    body = page.locator(".attempt-body")
+    assert body.evaluate("el => el.scrollHeight > el.clientHeight")
+    body.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    for testid in ("time-left", "save-state", "next", "submit", "shortcuts"):
+        _in_view(page, testid)
+    body.evaluate("el => { el.scrollTop = 0; }")
     _shortcuts_hinted(page)
     assert [_label(page, n) for n in (1, 2, 3)] == [
         "Case 1: not answered, current case", "Case 2: not answered", "Case 3: not answered"]
@@ -146,8 +153,9 @@ def test_trainee_walks_an_exam_by_tiles_flags_shortcuts_and_summary(portal_url, 
     # While typing in a text box the keys are text.
     other = page.locator("input[type=text][name=other_text]")
     other.click()
-    other.press_sequentially("nb")
-    assert other.input_value() == "nb" and page.url.endswith(f"{base}/1")
+    other.press_sequentially("nb!")  # "!" is Shift+1
+    assert other.input_value() == "nb!" and page.url.endswith(f"{base}/1")
+    assert page.get_by_label("Abnormal").is_checked()
     page.wait_for_function(SAVED)
 
     # A tile is a link to its case.

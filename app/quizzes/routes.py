@@ -236,13 +236,13 @@ def flag(attempt_id: int, position: int) -> Response | tuple[Response, int]:
         answer = navigation.set_flag(attempt, current_user, position, form.flagged.data == "1")
     except AttemptError as exc:
         db.session.rollback()
-        if attempt.state != AttemptState.IN_PROGRESS.value and not _wants_json():
-            flash("This attempt has ended: nothing more can be changed.", "info")
-            return redirect(url_for("quizzes.result", attempt_id=attempt.id))
         ended = attempt.state != AttemptState.IN_PROGRESS.value
         if _wants_json():
             return jsonify(error="Not flagged", message=exc.sentence, status=exc.status,
                            ended=ended), exc.status
+        if ended:  # a page left open after the attempt ended: its result
+            flash("This attempt has ended: nothing more can be changed.", "info")
+            return redirect(url_for("quizzes.result", attempt_id=attempt.id))
         _refuse(exc)
     if _wants_json():
         return jsonify(position=position, flagged=answer.flagged)
@@ -250,6 +250,7 @@ def flag(attempt_id: int, position: int) -> Response | tuple[Response, int]:
 
 
 def _wants_json() -> bool:
+    """The page's script asks for JSON (Accept: application/json), a plain form for HTML."""
     return request.accept_mimetypes.best == "application/json"
 
 
