@@ -91,3 +91,17 @@ def test_ds3030_likelihoods_give_the_roc(cases, curator, make_user):
     likelihoods.pop(cases[1].id)  # a normal case without one: the worst rating (5)
     attempt = _ds3030_attempt(cases, curator, make_user(Role.TRAINEE_RADIOLOGIST), likelihoods)
     assert attempt.metrics["metrics"]["auc"] == pytest.approx(0.75)
+
+
+def test_exported_case_files_carry_the_quality_reference(cases, curator, tmp_path):
+    import json
+
+    from app.cases.library_files import export_library
+
+    save_read(cases[0], author=curator, scheme=get_scheme("image_quality"), answers=APICES_CUT)
+    [path] = export_library(tmp_path, [cases[0]])
+    spec = json.loads(path.read_text())
+    assert spec["reference"]["scheme"] == "ds3030"
+    assert spec["quality_reference"]["scheme"] == "image_quality"
+    assert spec["quality_reference"]["answers"]["inclusion"] == {"pass": False,
+                                                                 "reason": "apices cut off"}
