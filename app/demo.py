@@ -129,8 +129,10 @@ def seed_demo_library() -> list[LoadResult]:
                 candidates=diagnostic)
         except SelectionError:
             continue  # a trimmed library: no demo exercise rather than a lopsided one
+        # Diagnostic reads are the radiologists' job; radiographers have their own set.
         exercise = create_exercise(title=title, kind=kind.value, scheme_key="ds3030",
                                    case_ids=case_ids + [c.id for c in forced], actor=None,
+                                   audience={"roles": [Role.TRAINEE_RADIOLOGIST.value]},
                                    **extra)
         if kind is ExerciseKind.EXAM:
             put_in_exam_bank([link.case for link in exercise.cases], actor=None)
