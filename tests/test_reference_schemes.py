@@ -105,3 +105,15 @@ def test_exported_case_files_carry_the_quality_reference(cases, curator, tmp_pat
     assert spec["quality_reference"]["scheme"] == "image_quality"
     assert spec["quality_reference"]["answers"]["inclusion"] == {"pass": False,
                                                                  "reason": "apices cut off"}
+
+
+def test_the_case_page_shows_the_quality_reference_beside_the_main_one(client, cases, curator):
+    from tests.conftest import login
+
+    save_read(cases[0], author=curator, scheme=get_scheme("image_quality"), answers=APICES_CUT)
+    login(client, curator.username)
+    page = client.get(f"/cases/{cases[0].id}").get_data(as_text=True)
+    side = page.split('data-testid="side-reference"')[1].split("</section>")[0]
+    assert "Radiographer image quality (PA chest)" in side and "apices cut off" in side
+    plain = client.get(f"/cases/{cases[1].id}").get_data(as_text=True)
+    assert 'data-testid="side-reference"' not in plain

@@ -183,6 +183,14 @@ def reference_scheme_key(case: Case) -> str | None:
     return next((k for k in keys if _audience(k) != "radiographer"), keys[0] if keys else None)
 
 
+def side_references(case: Case) -> list[Reference]:
+    """The case's references in schemes other than its main one (its image-quality read)."""
+    main = reference_scheme_key(case)
+    keys = dict.fromkeys(r.scheme_key for r in case.current_reads
+                         if r.kind == ReadKind.EXPERT.value and r.scheme_key != main)
+    return [reference_for(case, scheme_key=key) for key in keys]
+
+
 def reference_for(case: Case, *, schemes: SchemeLookup = get_scheme,
                   scheme_key: str | None = None) -> Reference:
     """The case's reference in ``scheme_key`` (by default, or when the case has no read in

@@ -26,7 +26,7 @@ from app.cases.forms import (
 )
 from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
-from app.cases.reads import reference_for, save_read
+from app.cases.reads import reference_for, save_read, side_references
 from app.cases.services import (
     LIBRARY_ROLES,
     TRANSITIONS,
@@ -143,7 +143,7 @@ def detail(case_id: int) -> Response | tuple[str, int]:
     return render_template(
         "cases/detail.html", case=case, form=form, status_form=StatusForm(),
         action_form=ActionForm(), transitions=TRANSITIONS[case.status_enum],
-        reference=reference_for(case),
+        reference=reference_for(case), side_references=side_references(case),
     ), status
 
 
