@@ -117,3 +117,20 @@ def test_the_case_page_shows_the_quality_reference_beside_the_main_one(client, c
     assert "Radiographer image quality (PA chest)" in side and "apices cut off" in side
     plain = client.get(f"/cases/{cases[1].id}").get_data(as_text=True)
     assert 'data-testid="side-reference"' not in plain
+
+
+def test_the_viewer_page_lists_cases_for_trainers_and_points_trainees_to_training(
+        client, cases, curator, make_user):
+    from tests.conftest import login, sign_out
+
+    login(client, curator.username)
+    page = client.get("/viewer/").get_data(as_text=True)
+    listed = page.split('data-testid="viewer-cases"')[1]
+    assert all(f'href="/viewer/cases/{case.id}"' in listed for case in cases)
+    assert 'href="/viewer/">Viewer</a>' in page  # the menu item, for trainers
+    sign_out(client, "/viewer/")
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    login(client, trainee.username)
+    page = client.get("/viewer/").get_data(as_text=True)
+    assert 'data-testid="viewer-cases"' not in page and 'href="/training/">Training</a>' in page
+    assert 'href="/viewer/">Viewer</a>' not in page
