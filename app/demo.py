@@ -22,7 +22,7 @@ from app.auth.roles import Role
 from app.auth.services import create_clinic, create_user
 from app.cases.demo_library import IMAGE_QUALITY_TAG
 from app.cases.library_files import LoadResult, load_library
-from app.cases.models import Case
+from app.cases.models import Case, CaseStatus
 from app.cases.services import put_in_exam_bank
 from app.extensions import db
 from app.quizzes.exercises import create_exercise
@@ -108,7 +108,7 @@ def seed_demo_library() -> list[LoadResult]:
     radiographers' image-quality practice set, not the diagnostic exercises."""
     results = load_library(demo_library_path(), publish=True)
     loaded = [case for r in results if r.case_id
-              if (case := db.session.get_one(Case, r.case_id)).status == "published"]
+              if (case := db.session.get_one(Case, r.case_id)).status == CaseStatus.PUBLISHED.value]
     with_prior = [c for c in loaded if any(image.is_prior for image in c.images)]
     diagnostic = [c for c in loaded
                   if IMAGE_QUALITY_TAG not in c.tags and c not in with_prior]
@@ -130,8 +130,10 @@ def seed_demo_library() -> list[LoadResult]:
                 candidates=diagnostic)
         except SelectionError:
             continue  # a trimmed library: no demo exercise rather than a lopsided one
+        # Diagnostic reads are the radiologists' job; radiographers have their own set.
         exercise = create_exercise(title=title, kind=kind.value, scheme_key="ds3030",
                                    case_ids=case_ids + [c.id for c in forced], actor=None,
+                                   audience={"roles": [Role.TRAINEE_RADIOLOGIST.value]},
                                    **extra)
         if kind is ExerciseKind.EXAM:
             put_in_exam_bank([link.case for link in exercise.cases], actor=None)
