@@ -135,6 +135,12 @@ def test_notes_lose_internal_keys_and_infinities():
     assert_reads_well(" ".join(notes))
 
 
+def test_grade_reasons_name_options_by_their_labels():
+    labels = {"normal": "Normal", "abnormal_tb": "Abnormal, suggestive of TB"}
+    assert wording.plain("classification 'abnormal_tb', reference 'normal'", labels) == (
+        "classification 'Abnormal, suggestive of TB', reference 'Normal'")
+
+
 def test_roc_auc_not_computed_is_explained():
     assert wording.not_computed("auc", "ROC needs ... (0 and 3 here)") == (
         "ROC AUC needs at least one abnormal and one normal case with a likelihood rating.")
