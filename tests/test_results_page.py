@@ -391,3 +391,25 @@ def test_review_compares_reads_explains_the_grade_and_walks_the_cases(client, tr
         response = client.get(f"/training/attempts/{attempt.id}/review/{bad}")
         assert response.status_code == 404
         assert "no such case" in response.get_data(as_text=True)
+
+
+def test_review_next_and_previous_skip_a_case_whose_key_is_withheld(client, trainer, login_as):
+    cases = [likelihood_case(trainer, 840 + n, tb=n == 0) for n in range(4)]
+    first = create_exercise(title="First", kind="exam", scheme_key="tb_screening",
+                            case_ids=[c.id for c in cases[:3]], actor=None, shuffle=False,
+                            review={"reference": "after_submit", "correctness": "after_submit"})
+    renewal = create_exercise(title="Renewal", kind="exam", scheme_key="tb_screening",
+                              case_ids=[cases[1].id, cases[3].id], actor=None)
+    user = login_as(Role.TRAINEE_RADIOLOGIST)
+    start_attempt(renewal, user)  # holds case 2 of the first exam: its key stays withheld
+    ended = take(first, user, [TB_READ, NORMAL_READ, NORMAL_READ])
+    assert client.get(f"/training/attempts/{ended.id}/review/2").status_code == 403
+    html = client.get(f"/training/attempts/{ended.id}/review/1").get_data(as_text=True)
+    assert re.search(rf'href="/training/attempts/{ended.id}/review/3">Next case<', html)
+    assert "Previous case" not in html
+    html = client.get(f"/training/attempts/{ended.id}/review/3").get_data(as_text=True)
+    assert re.search(rf'href="/training/attempts/{ended.id}/review/1">Previous case<', html)
+    assert "Next case" not in html
+    result = client.get(f"/training/attempts/{ended.id}/result").get_data(as_text=True)
+    assert "Review case 1" in result and "Review case 3" in result
+    assert "Review case 2" not in result
