@@ -26,6 +26,9 @@ TABLE = ("sensitivity", "specificity", "accuracy", "ppv", "npv", "kappa", "pabak
          "lesion_localisation_sensitivity", "afroc", "wafroc", "concordance", "auc",
          "mean_reading_seconds")
 
+#: Measures of the sputum decision.
+DECISION = {"sensitivity", "specificity", "accuracy", "ppv", "npv", "kappa", "pabak", "auc"}
+
 #: Metrics that only make sense for some schemes: shown when computed, or when the
 #: exercise could compute them (the ROC AUC of a scheme with a likelihood).
 OPTIONAL = {"pabak", "weighted_kappa", "classification_accuracy", "quality_agreement",
@@ -55,6 +58,12 @@ def score_table(result: AttemptScore, scheme: Scheme) -> list[wording.Figure]:
     for name in TABLE:
         value = result.metrics.get(name)
         if name in OPTIONAL and value is None and not (name == "auc" and likelihood):
+            continue
+        # A reading form without a sputum decision (image quality) or without lesion marks
+        # has nothing to say on them: no row rather than a row explaining its absence.
+        if name in DECISION and not scheme.tb_decision:
+            continue
+        if name == "lesion_localisation_sensitivity" and not scheme.mark_labels:
             continue
         rows.append(wording.figure(name, result.metrics, result.undefined, labels,
                                    intervals=result.intervals,
