@@ -38,7 +38,9 @@ OPTIONAL = {"pabak", "weighted_kappa", "classification_accuracy", "quality_agree
 def finding_labels(scheme: Scheme | None) -> dict[str, str]:
     if scheme is None:
         return {}
-    labels: dict[str, str] = {}
+    # Item keys by the first part of their label ("rotation": "Rotation"), option values by
+    # their label.
+    labels: dict[str, str] = {item.key: item.label.split(":")[0] for item in scheme.items}
     for item in scheme.items:
         for option in item.options:
             labels[option.value] = option.label
