@@ -304,6 +304,7 @@ def test_exam_case_list_shows_no_outcome_review_or_peers(client, trainer, login_
                         .get_data(as_text=True))
     assert "Your cases" in text
     assert "Correct sputum decision" not in text and "Review case" not in text
+    assert text.count("Not shown for this exercise") == 2  # an exam's default: never
     assert "other readers called" not in text
 
 

@@ -11,7 +11,7 @@ from flask import url_for
 
 from app.auth.models import User
 from app.cases.access import can_view_case
-from app.quizzes import wording
+from app.quizzes import review_rules, wording
 from app.quizzes.disclosure import AttemptDisclosure
 from app.quizzes.models import Attempt
 from app.quizzes.peers import PeerCalls, peer_calls
@@ -101,6 +101,7 @@ class CaseRow:
     correct: bool | None
     review_url: str | None  # None when the review rules show nothing of the case yet
     peers: PeerCalls | None
+    hidden: str | None = None  # when correctness is not shown: when it will be, in words
 
 
 def _outcome(item: CaseFeedback) -> tuple[str, bool]:
@@ -122,6 +123,7 @@ def case_rows(attempt: Attempt, feedback: Sequence[CaseFeedback], shown: Attempt
              if f.reference.tb_positive is not None
              and (shown.at(f.position).correctness or shown.at(f.position).reference)}
     peers = peer_calls(user.id, keyed)
+    hidden = _hidden_note(attempt)
     rows = []
     for item in feedback:
         case_shown = shown.at(item.position)
@@ -134,5 +136,15 @@ def case_rows(attempt: Attempt, feedback: Sequence[CaseFeedback], shown: Attempt
         review = url_for("quizzes.review", attempt_id=attempt.id,
                          position=item.position) if case_shown.anything else None
         rows.append(CaseRow(item.position, thumbnail, outcome, correct, review,
-                            peers.get(item.case.id)))
+                            peers.get(item.case.id),
+                            None if case_shown.correctness else hidden))
     return rows
+
+
+def _hidden_note(attempt: Attempt) -> str:
+    when = review_rules.setting(attempt.exercise, "correctness")
+    if when == "never":
+        return "Not shown for this exercise"
+    if when == "after_close":
+        return "Shown after the exercise closes"
+    return "Not shown yet"
