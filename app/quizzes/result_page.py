@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flask import url_for
 
 from app.auth.models import User
 from app.cases.access import can_view_case
 from app.quizzes import review_rules, wording
-from app.quizzes.disclosure import AttemptDisclosure
+from app.quizzes.disclosure import AttemptDisclosure, shown_notes
 from app.quizzes.models import Attempt
 from app.quizzes.peers import PeerCalls, peer_calls
 from app.quizzes.results import CaseFeedback
@@ -148,3 +149,32 @@ def _hidden_note(attempt: Attempt) -> str:
     if when == "after_close":
         return "Shown after the exercise closes"
     return "Not shown yet"
+
+
+def context(attempt: Attempt, result: AttemptScore, feedback: Sequence[CaseFeedback],
+            shown: AttemptDisclosure, scheme: Scheme, user: User) -> dict[str, Any]:
+    """What the result template needs beyond the attempt and its score."""
+    labels = finding_labels(scheme)
+    notes = shown_notes(result.notes, shown, [o.value for o in scheme.mark_labels or ()])
+    return {
+        "notes": wording.reader_notes(notes, labels),
+        "table": score_table(result, scheme),
+        "reasons": verdict_reasons(result, scheme),
+        "rows": case_rows(attempt, feedback, shown, user),
+        "roc_refusal": roc_refusal(result, scheme, shown),
+        "finding_labels": labels,
+    }
+
+
+def review_neighbours(attempt: Attempt, shown: AttemptDisclosure,
+                      position: int) -> tuple[str | None, str | None]:
+    """The previous and next cases' reviews: the nearest whose review is shown (the others
+    would refuse)."""
+    total = len(attempt.case_order)
+    before = [p for p in range(position - 1, 0, -1) if shown.at(p).anything]
+    after = [p for p in range(position + 1, total + 1) if shown.at(p).anything]
+
+    def link(at: list[int]) -> str | None:
+        return url_for("quizzes.review", attempt_id=attempt.id, position=at[0]) if at else None
+
+    return link(before), link(after)
