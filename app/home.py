@@ -35,4 +35,3 @@ def index() -> Response | str:
         if target != url_for("home.index"):
             return redirect(target)
     return render_template("home.html")
-

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import render_template
-from flask_login import current_user
+from flask_login import current_user  # type: ignore[import-untyped]
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
-from app.quizzes.models import Attempt
 from app.quizzes.exercises import create_exercise
+from app.quizzes.models import Attempt
 from tests.conftest import sign_in
 from tests.test_results_page import likelihood_case
 

@@ -67,6 +67,7 @@ def test_a_server_deadline_nearer_than_the_page_said_is_followed(portal_url, pag
     """Each acknowledged save brings the server's count of seconds left."""
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     page.wait_for_function(LOADED)
     attempt = _attempt()
@@ -85,6 +86,7 @@ def test_a_fast_computer_clock_does_not_end_the_exam_early(portal_url, page, mak
     sign_in(page, portal_url, trainee.username)
     # This computer's clock runs an hour ahead: by it, the 30 minutes are over at once.
     page.clock.set_system_time(datetime.now(UTC) + timedelta(hours=1))
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     page.wait_for_function(LOADED)
     # The time-up check asks the server (a save), which counts ~30 minutes left.

@@ -21,6 +21,7 @@ def _start(page, portal_url, make_user):
     page.set_viewport_size({"width": 1280, "height": 800})  # a reading-room desktop
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     page.wait_for_function(
         "() => window.cxrViewer && window.cxrViewer.state().panes[0].fullLoaded"

@@ -54,7 +54,7 @@ def test_invitee_sets_password_and_signs_in(client, login_as, make_clinic):
     response = set_password(client, path, NEW_PASSWORD)
     assert response.status_code == 302
     signed_in = login(client, "new.reader", NEW_PASSWORD)
-    assert signed_in.headers["Location"] == "/training/"
+    assert signed_in.headers["Location"] == "/home"  # a trainee lands on their home page
 
 
 def test_used_invitation_cannot_be_used_again(client, login_as, make_clinic):

@@ -18,13 +18,13 @@ from app.cases.models import Case, CaseStatus
 from app.cases.reads import save_read
 from app.extensions import db
 from app.quizzes import wording
+from app.quizzes.exercises import create_exercise
 from app.quizzes.figures import roc_figure, roc_plot
 from app.quizzes.models import Attempt
 from app.quizzes.peers import peer_calls
 from app.quizzes.scoring.criteria import CriterionResult
 from app.quizzes.scoring.grades import GRADES
 from app.quizzes.services import save_answer, start_attempt, submit_attempt
-from app.quizzes.exercises import create_exercise
 from app.schemes.registry import get_scheme
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.test_attempts import published_tb_case
@@ -134,6 +134,12 @@ def test_notes_lose_internal_keys_and_infinities():
     assert notes[1] == ("Per-finding sensitivity is left out for findings that no reference "
                         "read names: Cavitary lesion; pleural effusion.")
     assert_reads_well(" ".join(notes))
+
+
+def test_grade_reasons_name_options_by_their_labels():
+    labels = {"normal": "Normal", "abnormal_tb": "Abnormal, suggestive of TB"}
+    assert wording.plain("classification 'abnormal_tb', reference 'normal'", labels) == (
+        "classification 'Abnormal, suggestive of TB', reference 'Normal'")
 
 
 def test_roc_auc_not_computed_is_explained():
@@ -299,6 +305,7 @@ def test_exam_case_list_shows_no_outcome_review_or_peers(client, trainer, login_
                         .get_data(as_text=True))
     assert "Your cases" in text
     assert "Correct sputum decision" not in text and "Review case" not in text
+    assert text.count("Not shown for this exercise") == 2  # an exam's default: never
     assert "other readers called" not in text
 
 
@@ -386,3 +393,25 @@ def test_review_compares_reads_explains_the_grade_and_walks_the_cases(client, tr
         response = client.get(f"/training/attempts/{attempt.id}/review/{bad}")
         assert response.status_code == 404
         assert "no such case" in response.get_data(as_text=True)
+
+
+def test_review_next_and_previous_skip_a_case_whose_key_is_withheld(client, trainer, login_as):
+    cases = [likelihood_case(trainer, 840 + n, tb=n == 0) for n in range(4)]
+    first = create_exercise(title="First", kind="exam", scheme_key="tb_screening",
+                            case_ids=[c.id for c in cases[:3]], actor=None, shuffle=False,
+                            review={"reference": "after_submit", "correctness": "after_submit"})
+    renewal = create_exercise(title="Renewal", kind="exam", scheme_key="tb_screening",
+                              case_ids=[cases[1].id, cases[3].id], actor=None)
+    user = login_as(Role.TRAINEE_RADIOLOGIST)
+    start_attempt(renewal, user)  # holds case 2 of the first exam: its key stays withheld
+    ended = take(first, user, [TB_READ, NORMAL_READ, NORMAL_READ])
+    assert client.get(f"/training/attempts/{ended.id}/review/2").status_code == 403
+    html = client.get(f"/training/attempts/{ended.id}/review/1").get_data(as_text=True)
+    assert re.search(rf'href="/training/attempts/{ended.id}/review/3">Next case<', html)
+    assert "Previous case" not in html
+    html = client.get(f"/training/attempts/{ended.id}/review/3").get_data(as_text=True)
+    assert re.search(rf'href="/training/attempts/{ended.id}/review/1">Previous case<', html)
+    assert "Next case" not in html
+    result = client.get(f"/training/attempts/{ended.id}/result").get_data(as_text=True)
+    assert "Review case 1" in result and "Review case 3" in result
+    assert "Review case 2" not in result

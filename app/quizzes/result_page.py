@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flask import url_for
 
 from app.auth.models import User
 from app.cases.access import can_view_case
-from app.quizzes import wording
-from app.quizzes.disclosure import AttemptDisclosure
+from app.quizzes import review_rules, wording
+from app.quizzes.disclosure import AttemptDisclosure, shown_notes
 from app.quizzes.models import Attempt
 from app.quizzes.peers import PeerCalls, peer_calls
 from app.quizzes.results import CaseFeedback
@@ -26,6 +27,9 @@ TABLE = ("sensitivity", "specificity", "accuracy", "ppv", "npv", "kappa", "pabak
          "lesion_localisation_sensitivity", "afroc", "wafroc", "concordance", "auc",
          "mean_reading_seconds")
 
+#: Measures of the sputum decision.
+DECISION = {"sensitivity", "specificity", "accuracy", "ppv", "npv", "kappa", "pabak", "auc"}
+
 #: Metrics that only make sense for some schemes: shown when computed, or when the
 #: exercise could compute them (the ROC AUC of a scheme with a likelihood).
 OPTIONAL = {"pabak", "weighted_kappa", "classification_accuracy", "quality_agreement",
@@ -35,7 +39,9 @@ OPTIONAL = {"pabak", "weighted_kappa", "classification_accuracy", "quality_agree
 def finding_labels(scheme: Scheme | None) -> dict[str, str]:
     if scheme is None:
         return {}
-    labels: dict[str, str] = {}
+    # Item keys by the first part of their label ("rotation": "Rotation"), option values by
+    # their label.
+    labels: dict[str, str] = {item.key: item.label.split(":")[0] for item in scheme.items}
     for item in scheme.items:
         for option in item.options:
             labels[option.value] = option.label
@@ -55,6 +61,12 @@ def score_table(result: AttemptScore, scheme: Scheme) -> list[wording.Figure]:
     for name in TABLE:
         value = result.metrics.get(name)
         if name in OPTIONAL and value is None and not (name == "auc" and likelihood):
+            continue
+        # A reading form without a sputum decision (image quality) or without lesion marks
+        # has nothing to say on them: no row rather than a row explaining its absence.
+        if name in DECISION and not scheme.tb_decision:
+            continue
+        if name == "lesion_localisation_sensitivity" and not scheme.mark_labels:
             continue
         rows.append(wording.figure(name, result.metrics, result.undefined, labels,
                                    intervals=result.intervals,
@@ -90,6 +102,7 @@ class CaseRow:
     correct: bool | None
     review_url: str | None  # None when the review rules show nothing of the case yet
     peers: PeerCalls | None
+    hidden: str | None = None  # when correctness is not shown: when it will be, in words
 
 
 def _outcome(item: CaseFeedback) -> tuple[str, bool]:
@@ -111,6 +124,7 @@ def case_rows(attempt: Attempt, feedback: Sequence[CaseFeedback], shown: Attempt
              if f.reference.tb_positive is not None
              and (shown.at(f.position).correctness or shown.at(f.position).reference)}
     peers = peer_calls(user.id, keyed)
+    hidden = _hidden_note(attempt)
     rows = []
     for item in feedback:
         case_shown = shown.at(item.position)
@@ -123,5 +137,44 @@ def case_rows(attempt: Attempt, feedback: Sequence[CaseFeedback], shown: Attempt
         review = url_for("quizzes.review", attempt_id=attempt.id,
                          position=item.position) if case_shown.anything else None
         rows.append(CaseRow(item.position, thumbnail, outcome, correct, review,
-                            peers.get(item.case.id)))
+                            peers.get(item.case.id),
+                            None if case_shown.correctness else hidden))
     return rows
+
+
+def _hidden_note(attempt: Attempt) -> str:
+    when = review_rules.setting(attempt.exercise, "correctness")
+    if when == "never":
+        return "Not shown for this exercise"
+    if when == "after_close":
+        return "Shown after the exercise closes"
+    return "Not shown yet"
+
+
+def context(attempt: Attempt, result: AttemptScore, feedback: Sequence[CaseFeedback],
+            shown: AttemptDisclosure, scheme: Scheme, user: User) -> dict[str, Any]:
+    """What the result template needs beyond the attempt and its score."""
+    labels = finding_labels(scheme)
+    notes = shown_notes(result.notes, shown, [o.value for o in scheme.mark_labels or ()])
+    return {
+        "notes": wording.reader_notes(notes, labels),
+        "table": score_table(result, scheme),
+        "reasons": verdict_reasons(result, scheme),
+        "rows": case_rows(attempt, feedback, shown, user),
+        "roc_refusal": roc_refusal(result, scheme, shown),
+        "finding_labels": labels,
+    }
+
+
+def review_neighbours(attempt: Attempt, shown: AttemptDisclosure,
+                      position: int) -> tuple[str | None, str | None]:
+    """The previous and next cases' reviews: the nearest whose review is shown (the others
+    would refuse)."""
+    total = len(attempt.case_order)
+    before = [p for p in range(position - 1, 0, -1) if shown.at(p).anything]
+    after = [p for p in range(position + 1, total + 1) if shown.at(p).anything]
+
+    def link(at: list[int]) -> str | None:
+        return url_for("quizzes.review", attempt_id=attempt.id, position=at[0]) if at else None
+
+    return link(before), link(after)

@@ -35,7 +35,6 @@ from app.quizzes import (
     navigation,
     result_page,
     review_rules,
-    wording,
 )
 from app.quizzes.exercises import (
     attempt_count,
@@ -301,19 +300,14 @@ def review(attempt_id: int, position: int) -> str:
     if not shown.anything:
         abort(403, description="The reference read of this case is not shown yet.")
     item = case_feedback(attempt, position)
-    # Previous / next: the nearest cases whose review is shown (the others would refuse).
-    total = len(attempt.case_order)
-    before = [p for p in range(position - 1, 0, -1) if every.at(p).anything]
-    after = [p for p in range(position + 1, total + 1) if every.at(p).anything]
+    scheme = scheme_of(attempt.exercise)
+    previous_url, next_url = result_page.review_neighbours(attempt, every, position)
     return render_template(
         "quizzes/review.html", attempt=attempt, item=item, case=item.case, position=position,
-        shown=shown, total=total, scheme=scheme_of(attempt.exercise),
-        finding_labels=result_page.finding_labels(scheme_of(attempt.exercise)),
+        shown=shown, total=len(attempt.case_order), scheme=scheme,
+        finding_labels=result_page.finding_labels(scheme),
         payload=disclosure.review_payload(item, shown),
-        previous_url=url_for("quizzes.review", attempt_id=attempt.id, position=before[0])
-        if before else None,
-        next_url=url_for("quizzes.review", attempt_id=attempt.id, position=after[0])
-        if after else None)
+        previous_url=previous_url, next_url=next_url)
 
 
 def _figure(png: bytes) -> Response:
@@ -656,15 +650,9 @@ def result(attempt_id: int) -> str:
     result, feedback = score(attempt)
     answered = answered_cases(attempt, result)  # as the scoring counts them (blank_cases)
     scheme = scheme_of(attempt.exercise)
-    labels = result_page.finding_labels(scheme)
-    notes = wording.reader_notes(disclosure.shown_notes(
-        result.notes, shown, [o.value for o in scheme.mark_labels or ()]), labels)
     return render_template("quizzes/result.html", attempt=attempt, answered=answered,
                            result=result, feedback=feedback, scheme=scheme, shown=shown,
-                           notes=notes, percentile=peer_percentile(attempt),
+                           percentile=peer_percentile(attempt),
                            attempts_made=len(learning_curve(attempt)),
-                           table=result_page.score_table(result, scheme),
-                           reasons=result_page.verdict_reasons(result, scheme),
-                           rows=result_page.case_rows(attempt, feedback, shown, current_user),
-                           roc_refusal=result_page.roc_refusal(result, scheme, shown),
-                           finding_labels=labels)
+                           **result_page.context(attempt, result, feedback, shown, scheme,
+                                                 current_user))

@@ -111,6 +111,8 @@ def plain(text: str, findings: Mapping[str, str] | None = None) -> str:
             return METRICS[token][0]
         return token.replace("_", " ")
 
+    # A quoted option key ('normal', 'abnormal_tb') is named by its label.
+    text = re.sub(r"'([a-z0-9_]+)'", lambda m: f"'{labels.get(m.group(1), m.group(1))}'", text)
     return _SNAKE.sub(name, text)
 
 
