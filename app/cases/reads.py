@@ -166,8 +166,8 @@ def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[st
     for n, mark in enumerate(marks, 1):
         image_id = mark.get("image_id") if isinstance(mark, dict) else None
         # A JSON true would otherwise find image 1 (True == 1 as a key).
-        known = isinstance(image_id, int) and not isinstance(image_id, bool)
-        image = images.get(image_id) if known else None
+        image = (images.get(image_id)
+                 if isinstance(image_id, int) and not isinstance(image_id, bool) else None)
         if image is None:
             raise SchemeError(f"mark {n} must name one of this case's images")
         [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
