@@ -205,3 +205,16 @@ def test_add_image_quality_read_from_the_case_page(client, case, trainer):
                               "marks": json.dumps([{**ELLIPSE, "image_id": case.images[0].id}])})
     assert refused.status_code == 400 and "takes no lesion marks" in unescape(refused.get_data(
         as_text=True))
+
+
+def test_a_refused_read_keeps_the_marks_just_drawn_on_the_page(client, case):
+    login(client, "expert")
+    mark = {**ELLIPSE, "image_id": case.images[0].id}
+    # The overall answer is required: the read is refused, the drawn mark is not lost.
+    response = submit_form(client, f"/cases/{case.id}/read?scheme=ds3030", button="Save read",
+                           fields={"findings": ["cavitary_lesion"], "marks": json.dumps([mark])})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    payload = json.loads(page.split('id="viewer-data">', 1)[1].split("</script>", 1)[0])
+    assert payload["marks"] == [mark]
+    assert _reads() == 0

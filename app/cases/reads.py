@@ -131,6 +131,17 @@ def parse_marks(text: str | None) -> list[Any] | None:
     return marks
 
 
+def marks_to_redisplay(case: Case, scheme: Scheme, marks_field: str | None,
+                       saved: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The marks to put back in the viewer when a read is refused (a required item left
+    out): the ones just drawn when they are valid, so that no work is lost; else ``saved``."""
+    try:
+        marks = parse_marks(marks_field)
+        return saved if marks is None else _validate_case_marks(case, scheme, marks)
+    except SchemeError:
+        return saved
+
+
 def save_reference_read(case: Case, *, author: User, scheme: Scheme, answers: Any,
                         marks_field: str | None) -> ReferenceRead:
     """The one-page reference read: the scheme's answers and the lesion marks drawn beside

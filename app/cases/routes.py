@@ -28,6 +28,7 @@ from app.cases.forms import (
 from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
 from app.cases.reads import (
+    marks_to_redisplay,
     my_read,
     read_scheme,
     reference_for,
@@ -270,6 +271,7 @@ def read(case_id: int) -> Response | tuple[str, int]:
             db.session.rollback()
             form.form_errors.append(exc.sentence)
             status = 400
+            marks = marks_to_redisplay(case, scheme, form.marks.data, marks)
         else:
             flash("Your read and its marks are saved.", "success")
             return redirect(url_for("cases.detail", case_id=case.id))
