@@ -286,7 +286,9 @@ def read(case_id: int) -> Response | tuple[str, int]:
 @roles_required(*LIBRARY_ROLES)
 def adjudicate(case_id: int) -> Response:
     case = _case_or_404(case_id)
-    reference = reference_for(case)
+    # The diagnostic reference, or (scheme=image_quality) the image-quality one.
+    scheme_key = request.form.get("scheme") or None
+    reference = reference_for(case, scheme_key)
     if reference.scheme is None or not reference.open_ties:
         abort(409, description="There is nothing to adjudicate on this case.")
     tied_items = {t.partition(":")[0] for t in reference.open_ties}
