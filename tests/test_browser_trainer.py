@@ -72,6 +72,7 @@ def test_trainer_draws_a_mark_fills_the_form_and_saves_once(app, portal_url, des
     desk.mouse.up()
     [drawn] = desk.evaluate("() => window.cxrViewer.state().marks")
     assert drawn["finding"] == "cavitary_lesion" and drawn["shape"] == "ellipse"
+    expect(desk.locator(".vw-status")).to_have_text("marks changed: Save read stores them")
 
     # The form beside it, and one Save for both.
     desk.get_by_label("Abnormal", exact=True).check()

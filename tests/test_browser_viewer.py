@@ -79,14 +79,20 @@ def test_numeric_window_matches_the_dicom_linear_function(
     stored = pixels.stored_pixels(ds)
     rng = np.random.default_rng(1)
     checked = 0
-    for _ in range(25):
+    for _ in range(1000):
+        if checked == 25:
+            break
         i, j = int(rng.integers(0, 1841)), int(rng.integers(0, 1955))
         sx = (i + 0.5) * view["scale"] + view["tx"]
         sy = (j + 0.5) * view["scale"] + view["ty"]
-        # Only points whose screen pixel lies well inside one image pixel are unambiguous.
+        # Only points whose screen pixel lies well inside one image pixel are unambiguous:
+        # the image pixel under the screen pixel's centre, unless that centre is within a
+        # tenth of a pixel of its edge (where rounding may show the neighbour).
         if view["scale"] < 1:
             fx = (np.floor(sx) + 0.5 - view["tx"]) / view["scale"]
             fy = (np.floor(sy) + 0.5 - view["ty"]) / view["scale"]
+            if not (0.1 < fx % 1 < 0.9 and 0.1 < fy % 1 < 0.9):
+                continue
             i, j = int(fx), int(fy)
         shown = page.evaluate("([x, y]) => window.cxrViewer.panes[0].sample(x, y)", [sx, sy])
         expected = 255 - float(pixels.window_linear(np.array([stored[j, i]], float), 9000, 6000)[0])

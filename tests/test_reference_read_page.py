@@ -205,3 +205,48 @@ def test_add_image_quality_read_from_the_case_page(client, case, trainer):
                               "marks": json.dumps([{**ELLIPSE, "image_id": case.images[0].id}])})
     assert refused.status_code == 400 and "takes no lesion marks" in unescape(refused.get_data(
         as_text=True))
+
+
+def test_a_refused_read_keeps_the_marks_just_drawn_on_the_page(client, case):
+    login(client, "expert")
+    mark = {**ELLIPSE, "image_id": case.images[0].id}
+    # The overall answer is required: the read is refused, the drawn mark is not lost.
+    response = submit_form(client, f"/cases/{case.id}/read?scheme=ds3030", button="Save read",
+                           fields={"findings": ["cavitary_lesion"], "marks": json.dumps([mark])})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    payload = json.loads(page.split('id="viewer-data">', 1)[1].split("</script>", 1)[0])
+    assert payload["marks"] == [mark]
+    assert _reads() == 0
+
+
+def test_tied_image_quality_reads_are_adjudicated_on_the_case_page(client, case, trainer,
+                                                                   make_user):
+    from app.cases.models import CaseStatus
+    from app.quizzes.exercises import create_exercise
+    from app.quizzes.services import AttemptError
+
+    criteria = {key.split(".")[0]: {"pass": True, "reason": ""} for key in IQ_ANSWERS}
+    second = make_user(Role.TRAINER)
+    save_read(case, author=trainer, scheme=get_scheme("ds3030"), answers={"overall": "normal"})
+    save_read(case, author=trainer, scheme=get_scheme("image_quality"),
+              answers={**criteria, "grade": "1"})
+    save_read(case, author=second, scheme=get_scheme("image_quality"),
+              answers={**criteria, "grade": "3"})
+    case.status = CaseStatus.PUBLISHED.value
+    db.session.commit()
+    with pytest.raises(AttemptError, match=f"image-quality reads of case {case.id} are tied"):
+        create_exercise(title="IQ", kind="practice", scheme_key="image_quality",
+                        case_ids=[case.id], actor=None)
+    db.session.rollback()
+    login(client, "expert")
+    response = submit_form(client, f"/cases/{case.id}",
+                           button="Save image-quality adjudication", fields={"grade": "3"})
+    assert response.status_code == 302, unescape(response.get_data(as_text=True))
+    db.session.expire_all()
+    case = db.session.get_one(Case, case.id)
+    quality = reference_for(case, "image_quality")
+    assert quality.complete and quality.answers["grade"] == "3"
+    assert reference_for(case).scheme.key == "ds3030"
+    create_exercise(title="IQ", kind="practice", scheme_key="image_quality",
+                    case_ids=[case.id], actor=None)

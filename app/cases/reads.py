@@ -131,6 +131,17 @@ def parse_marks(text: str | None) -> list[Any] | None:
     return marks
 
 
+def marks_to_redisplay(case: Case, scheme: Scheme, marks_field: str | None,
+                       saved: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The marks to put back in the viewer when a read is refused (a required item left
+    out): the ones just drawn when they are valid, so that no work is lost; else ``saved``."""
+    try:
+        marks = parse_marks(marks_field)
+        return saved if marks is None else _validate_case_marks(case, scheme, marks)
+    except SchemeError:
+        return saved
+
+
 def save_reference_read(case: Case, *, author: User, scheme: Scheme, answers: Any,
                         marks_field: str | None) -> ReferenceRead:
     """The one-page reference read: the scheme's answers and the lesion marks drawn beside
@@ -166,8 +177,8 @@ def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[st
     for n, mark in enumerate(marks, 1):
         image_id = mark.get("image_id") if isinstance(mark, dict) else None
         # A JSON true would otherwise find image 1 (True == 1 as a key).
-        known = isinstance(image_id, int) and not isinstance(image_id, bool)
-        image = images.get(image_id) if known else None
+        image = (images.get(image_id)
+                 if isinstance(image_id, int) and not isinstance(image_id, bool) else None)
         if image is None:
             raise SchemeError(f"mark {n} must name one of this case's images")
         [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)

@@ -28,6 +28,7 @@ from app.cases.forms import (
 from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
 from app.cases.reads import (
+    marks_to_redisplay,
     my_read,
     read_scheme,
     reference_for,
@@ -270,6 +271,7 @@ def read(case_id: int) -> Response | tuple[str, int]:
             db.session.rollback()
             form.form_errors.append(exc.sentence)
             status = 400
+            marks = marks_to_redisplay(case, scheme, form.marks.data, marks)
         else:
             flash("Your read and its marks are saved.", "success")
             return redirect(url_for("cases.detail", case_id=case.id))
@@ -284,7 +286,9 @@ def read(case_id: int) -> Response | tuple[str, int]:
 @roles_required(*LIBRARY_ROLES)
 def adjudicate(case_id: int) -> Response:
     case = _case_or_404(case_id)
-    reference = reference_for(case)
+    # The diagnostic reference, or (scheme=image_quality) the image-quality one.
+    scheme_key = request.form.get("scheme") or None
+    reference = reference_for(case, scheme_key)
     if reference.scheme is None or not reference.open_ties:
         abort(409, description="There is nothing to adjudicate on this case.")
     tied_items = {t.partition(":")[0] for t in reference.open_ties}

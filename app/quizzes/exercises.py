@@ -19,6 +19,7 @@ from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.models import Case, CaseStatus, ReadKind
+from app.cases.reads import reference_for
 from app.db_types import utcnow
 from app.extensions import db
 from app.locking import lock_row
@@ -131,6 +132,10 @@ def _check_image_quality_cases(cases: list[Case], scheme: Scheme) -> None:
         raise AttemptError(
             f"case {missing[0]}{more} has no image-quality reference read: an image-quality "
             "exercise takes only cases whose reference read follows the image-quality scheme")
+    tied = [case.id for case in cases if reference_for(case, scheme.key).open_ties]
+    if tied:
+        raise AttemptError(f"the image-quality reads of case {tied[0]} are tied: adjudicate "
+                           "them on the case's page first")
 
 
 def _clean_audience(audience: dict[str, list[Any]]) -> dict[str, list[Any]]:

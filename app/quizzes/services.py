@@ -505,12 +505,3 @@ def attempts_of(user: User) -> list[Attempt]:
         )
     )
 
-
-def __getattr__(name: str) -> Any:
-    # Exercises are authored in app.quizzes.exercises; the demo builder still imports
-    # create_exercise from here (imported late: that module builds on this one).
-    if name == "create_exercise":
-        from app.quizzes.exercises import create_exercise
-
-        return create_exercise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -471,7 +471,11 @@ export class Viewer {
     legend.hidden = false;
   }
 
-  #setStatus(text) { if (!this.data.autosave) this.el(".vw-status").textContent = text; }
+  #setStatus(text) {
+    if (this.data.autosave) return; // the attempt page shows its own save state
+    // Beside a reference read the form's Save stores the marks.
+    this.el(".vw-status").textContent = this.data.form_save ? "marks changed: Save read stores them" : text;
+  }
 
   #redraw() { for (const p of this.panes) p.drawOverlay(); this.#refreshControls(); }
 
