@@ -11,8 +11,9 @@ def _subscribe(state: BlueprintSetupState) -> None:
     """Certificates follow from attempts: listen to what quizzes announces, for this
     application only (app.quizzes imports nothing from here)."""
     from app.certification.reviews import after_rescore
-    from app.certification.services import on_attempt_ended
-    from app.quizzes.signals import attempt_ended, attempts_rescored
+    from app.certification.services import on_attempt_ended, programme_requiring
+    from app.quizzes.signals import attempt_ended, attempts_rescored, exercise_deleting
 
     attempt_ended.connect(on_attempt_ended, sender=state.app)
     attempts_rescored.connect(after_rescore, sender=state.app)
+    exercise_deleting.connect(programme_requiring, sender=state.app)

@@ -472,3 +472,14 @@ def find_by_code(code: str) -> Certificate | None:
     if not 8 <= len(cleaned) <= 32:
         return None
     return db.session.scalar(select(Certificate).where(Certificate.code == cleaned))
+
+
+def programme_requiring(sender: object, *, exercise: Exercise, **_: object) -> str | None:
+    """Receiver of quizzes.signals.exercise_deleting: an exercise a programme requires stays
+    (its certificates point at its passes)."""
+    requirement = db.session.scalars(
+        select(Requirement).where(Requirement.exercise_id == exercise.id).limit(1)
+    ).first()
+    if requirement is None:
+        return None
+    return f"the certification programme {requirement.programme.title!r} requires it"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.audit.services import record
@@ -26,6 +27,7 @@ from app.locking import lock_row
 from app.quizzes.access import separation_conflicts
 from app.quizzes.models import Attempt, Exercise, ExerciseCase, ExerciseKind
 from app.quizzes.services import CRITERIA_METRICS, AttemptError
+from app.quizzes.signals import exercise_deleting
 from app.schemes.definitions import Scheme, SchemeError
 from app.schemes.registry import get_scheme, is_image_quality
 
@@ -344,18 +346,15 @@ def close_exercise(exercise: Exercise, *, actor: User | None,
 
 def delete_exercise(exercise: Exercise, *, actor: User | None) -> None:
     """Delete an exercise nobody has attempted (refused, with the reason, after)."""
-    from app.certification.models import Requirement
-
     lock_row(Exercise, exercise.id)
     refusal = delete_refusal(attempt_count(exercise))
     if refusal:
         raise AttemptError(f"{exercise.title!r} cannot be deleted: {refusal}", 409)
-    programmes = db.session.scalars(
-        select(Requirement).where(Requirement.exercise_id == exercise.id)
-    ).all()
-    if programmes:
-        raise AttemptError(f"{exercise.title!r} cannot be deleted: the certification programme "
-                           f"{programmes[0].programme.title!r} requires it", 409)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    objections = [reason for _, reason in exercise_deleting.send(app, exercise=exercise)
+                  if reason]
+    if objections:
+        raise AttemptError(f"{exercise.title!r} cannot be deleted: {objections[0]}", 409)
     title, exercise_id = exercise.title, exercise.id
     db.session.delete(exercise)
     record("exercise.delete", actor=actor, object_type="exercise", object_id=exercise_id,

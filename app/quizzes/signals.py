@@ -20,3 +20,8 @@ attempt_ended = _signals.signal("attempt-ended")
 # each attempt whose pass/fail verdict changed). Sent after the new scores are committed;
 # receivers commit their own work and return lines for the person who ran the re-scoring.
 attempts_rescored = _signals.signal("attempts-rescored")
+
+# An exercise is about to be deleted. Keyword: ``exercise``. Receivers return a reason the
+# deletion must be refused (a sentence for the trainer), or None; nothing is deleted while
+# any receiver objects.
+exercise_deleting = _signals.signal("exercise-deleting")
