@@ -450,11 +450,13 @@ def test_result_figures_and_peer_percentile(app, client, practice, make_user, lo
     assert peers == 5 and percentile == pytest.approx(100 * (2 + 0.5 * 3) / 5)
     # Three of the five others called each (TB) case TB-suggestive.
     assert page.count("60 % of 5 other readers called this case abnormal") == 2
-    # DS-3030 asks for no likelihood: no ROC curve (nor a word about one on the page).
+    # DS-3030's TB likelihood is optional and nobody gave one: no ROC curve, and the page
+    # says why in a sentence.
     assert 'data-testid="roc-figure"' not in page
-    assert "ROC curve" not in page and "ROC AUC" not in page
+    assert ("There is no ROC curve. ROC AUC needs TB likelihood ratings, and none was given "
+            "in this attempt.") in page
     roc = client.get(f"/training/attempts/{mine.id}/roc.png")
-    assert roc.status_code == 404 and "no likelihood rating" in roc.get_data(as_text=True)
+    assert roc.status_code == 404 and "none was given" in roc.get_data(as_text=True)
     learning = client.get(f"/training/attempts/{mine.id}/learning.png")
     assert learning.status_code == 200 and learning.mimetype == "image/png"
 

@@ -208,10 +208,10 @@ def test_result_page_reads_well_in_edge_cases(client, trainer, login_as, edge):
     if edge in ("all_normal", "all_tb_wrong"):
         assert ("ROC AUC needs at least one abnormal and one normal case with a likelihood "
                 "rating.") in text
-    if edge == "no_likelihood":  # DS-3030: no ROC figure; the AUC criterion says why
-        assert "roc-missing" not in page.get_data(as_text=True)
-        assert ("ROC AUC could not be computed, so it cannot pass. ROC AUC needs a likelihood "
-                "rating, and this exercise's reading form does not ask for one.") in text
+    if edge == "no_likelihood":  # DS-3030, its optional likelihood not given: no ROC figure
+        assert 'data-testid="roc-figure"' not in page.get_data(as_text=True)
+        assert ("ROC AUC could not be computed, so it cannot pass. ROC AUC needs TB likelihood "
+                "ratings, and none was given in this attempt.") in text
     if edge == "perfect":
         assert "Passed" in text and "100 %" in text
     else:

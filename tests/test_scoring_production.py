@@ -95,7 +95,7 @@ def test_a_blank_tb_case_fails_the_exam_and_the_result_page_says_why(
     assert 'data-testid="blank-rule"' in page
     assert "Unanswered cases count as wrong" in page
     assert "1 of 3 cases not answered" in page
-    assert "sensitivity 0.500 is below the minimum 0.9" in page
+    assert "Sensitivity (TB-suggestive) 50 % is below the required 90 %." in page
 
 
 def test_a_likelihood_without_a_classification_is_a_blank_read(make_case, make_user) -> None:

@@ -131,6 +131,9 @@ def not_computed(name: str, reason: str | None, findings: Mapping[str, str] | No
         if not scheme_has_likelihood:
             return ("ROC AUC needs a likelihood rating, and this exercise's reading form "
                     "does not ask for one.")
+        if reason and reason.startswith("no likelihood rating was given"):
+            # The form asks for a likelihood but leaves it optional: nobody rated any case.
+            return "ROC AUC needs TB likelihood ratings, and none was given in this attempt."
         if name == "auc_variance" and reason and "two cases of each kind" in reason:
             return ("The ROC AUC's confidence interval needs at least two abnormal and two "
                     "normal cases.")

@@ -134,7 +134,7 @@ def roc_metrics(
         why = (
             "no case has a reference sputum decision"
             if not decided
-            else "no likelihood rating was given (the scheme asks for none)"
+            else "no likelihood rating was given"
         )
         sheet.put("auc", None, why)
         sheet.put("auc_variance", None, why)
