@@ -14,6 +14,8 @@ from flask.testing import FlaskClient
 from app.auth.roles import Role
 from app.help.glossary import TERMS, UnknownGlossaryTerm
 from app.help.routes import GUIDES
+from app.quizzes.wording import METRIC_TERMS
+from tests.test_attempts import _take, cases, practice  # noqa: F401 (fixtures)
 
 TEMPLATES = Path(__file__).parent.parent / "app" / "templates"
 TERM_CALL = re.compile(r"""\bterm\(\s*['"]([^'"]+)['"]""")
@@ -83,3 +85,18 @@ def test_the_term_macro_links_to_the_definition_and_refuses_unknown_keys(app: Fl
         assert html == '<a class="term" href="/help/glossary#kappa">the text</a>'
         with pytest.raises(UnknownGlossaryTerm):
             render_template_string(source, key="no-such-term")
+
+
+def test_every_result_metric_links_to_a_glossary_term() -> None:
+    assert set(METRIC_TERMS.values()) <= set(TERMS)
+
+
+def test_result_and_review_pages_link_their_measures_to_the_glossary(
+        client, practice, login_as) -> None:  # noqa: F811
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    page = _take(client, practice, {"overall": "abnormal", "findings": ["cavitary_lesion"]})
+    assert 'href="/help/glossary#sensitivity"' in page
+    assert 'href="/help/glossary#kappa"' in page
+    review_url = re.search(r'href="([^"]+/review/1)"', page).group(1)
+    review = client.get(review_url).get_data(as_text=True)
+    assert 'href="/help/glossary#discrepancy-grade"' in review

@@ -40,6 +40,16 @@ METRICS: dict[str, tuple[str, str]] = {
     "cases": ("Cases", "count"),
 }
 
+#: The glossary entry (app/help/glossary.py) that defines each metric the table shows.
+METRIC_TERMS: dict[str, str] = {
+    "sensitivity": "sensitivity", "specificity": "specificity", "ppv": "ppv-npv",
+    "npv": "ppv-npv", "kappa": "kappa", "pabak": "pabak", "weighted_kappa": "weighted-kappa",
+    "auc": "roc-auc", "afroc": "afroc", "wafroc": "afroc",
+    "lesion_localisation_sensitivity": "localisation", "concordance": "discrepancy-grade",
+    "major_discrepancies": "discrepancy-grade", "significant_discrepancies": "discrepancy-grade",
+    "blank_cases": "unanswered",
+}
+
 #: RADPEER-style discrepancy grades (DOMAIN.md) said in a sentence.
 GRADE_MEANINGS: dict[str, str] = {
     "1": "Grade 1: your read agrees with the reference read.",
@@ -195,6 +205,7 @@ class Figure:
     value: str | None
     why: str | None
     interval: str | None = None  # "95 % CI 40 to 80 %"
+    term: str | None = None  # its glossary entry
 
 
 def interval_text(name: str, interval: Sequence[float] | None) -> str | None:
@@ -216,7 +227,7 @@ def figure(name: str, metrics: Mapping[str, float | None], undefined: Mapping[st
     why = None if value is not None else not_computed(
         name, undefined.get(name), findings, scheme_has_likelihood=scheme_has_likelihood)
     interval = interval_text(name, (intervals or {}).get(name)) if value is not None else None
-    return Figure(metric_label(name, findings), value, why, interval)
+    return Figure(metric_label(name, findings), value, why, interval, METRIC_TERMS.get(name))
 
 
 def grade_meaning(grade: str) -> str:
