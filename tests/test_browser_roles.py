@@ -26,11 +26,18 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.auth.models import User
-from app.auth.roles import Role
 from app.cases.models import Case
 from app.certification.models import Programme
 from app.certification.services import grant_exception
-from app.demo import DEMO_EXAM, DEMO_PRACTICE, DEMO_PROGRAMME, seed_demo, seed_demo_library
+from app.demo import (
+    DEMO_EXAM,
+    DEMO_PRACTICE,
+    DEMO_PROGRAMME,
+    DEMO_QUALITY_PRACTICE,
+    seed_demo,
+    seed_demo_library,
+)
+from app.demo_peers import seed_demo_peers
 from app.extensions import db
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
@@ -68,27 +75,31 @@ def _seed(app: Flask) -> tuple[dict[str, str], dict[str, Any]]:
     with app.app_context():
         accounts = seed_demo()
         seed_demo_library()
+        seed_demo_peers()  # as `cxr-academy demo` does: dashboards and statistics have data
         users = {role: db.session.scalar(select(User).where(User.username == name))
                  for role, name in USERNAMES.items()}
         practice = db.session.scalar(select(Exercise).where(Exercise.title == DEMO_PRACTICE))
-        assert practice is not None
-        for trainee in (users["radiologist"], users["radiographer"]):
-            done = start_attempt(practice, trainee)
+        quality = db.session.scalar(
+            select(Exercise).where(Exercise.title == DEMO_QUALITY_PRACTICE))
+        assert practice is not None and quality is not None
+        open_attempts = {}
+        # Each trainee's own practice set (radiologists DS-3030, radiographers image
+        # quality): one attempt submitted (result, review) and one left open (case page,
+        # submission summary, abandon confirmation).
+        for role, exercise in (("radiologist", practice), ("radiographer", quality)):
+            trainee = users[role]
+            done = start_attempt(exercise, trainee)
             for n, case_id in enumerate(done.case_order):
                 answers = ({"overall": "normal"} if n % 2 else
                            {"overall": "abnormal", "findings": ["infiltrate"]})
+                if exercise is quality:
+                    answers = {}
                 save_answer(done, trainee, case_id, answers, [])
             submit_attempt(done, trainee)
-            start_attempt(practice, trainee)  # left open: the attempt's case page
+            open_attempts[role] = start_attempt(exercise, trainee).id
         exam = db.session.scalar(select(Exercise).where(Exercise.title == DEMO_EXAM))
         assert exam is not None
         exam_attempt = start_attempt(exam, users["radiologist"])  # timed: a countdown shows
-        # The radiographers' own form (criteria with a reason box each), on practice cases.
-        quality = create_exercise(
-            title="Image quality: PA chest technique", kind="practice",
-            scheme_key="image_quality", case_ids=[link.case_id for link in practice.cases][:3],
-            actor=users["trainer"], audience={"roles": [Role.TRAINEE_RADIOGRAPHER.value]})
-        quality_attempt = start_attempt(quality, users["radiographer"])
         programme = db.session.scalar(select(Programme).where(Programme.title == DEMO_PROGRAMME))
         assert programme is not None
         certificate = grant_exception(users["radiologist"], programme,
@@ -98,9 +109,15 @@ def _seed(app: Flask) -> tuple[dict[str, str], dict[str, Any]]:
         assert review_case is not None, "the demo library has no case awaiting pixel review"
         case_id = db.session.scalar(select(Case.id).where(~Case.pixel_review_needed)
                                     .order_by(Case.id))
+        # An exercise nobody has attempted yet: its edit page.
+        unattempted = create_exercise(
+            title="Chest X-ray reads: week 2", kind="practice", scheme_key="ds3030",
+            case_ids=[link.case_id for link in practice.cases][:3], actor=users["trainer"])
         ids = {
+            "unattempted": unattempted.id,
             "practice": practice.id,
-            "quality_attempt": quality_attempt.id,
+            "radiologist_attempt": open_attempts["radiologist"],
+            "radiographer_attempt": open_attempts["radiographer"],
             "exam_attempt": exam_attempt.id,
             "programme": programme.id,
             "certificate_code": certificate.code,
@@ -159,33 +176,37 @@ def url(template: str) -> Go:
     return go
 
 
-TRAINEE_PAGES: dict[str, Go] = {
-    "home": url("/"),
-    "training": menu("Training"),
-    "attempt-case": menu("Training", "in progress"),
-    "result": menu("Training", "submitted"),
-    "review": menu("Training", "submitted", "review in the viewer"),
-    "viewer": menu("Viewer"),
-    "certificates": menu("My certificates"),
-    "password": url("/auth/password"),
-    "help": menu("Help"),
-}
+def trainee_pages(role: str) -> dict[str, Go]:
+    return {
+        "home": url("/"),
+        "training": menu("Training"),
+        "attempt-case": menu("Training", "in progress"),
+        "summary": url(f"/training/attempts/{{{role}_attempt}}/summary"),
+        "abandon": url(f"/training/attempts/{{{role}_attempt}}/abandon"),
+        "result": menu("Training", "submitted"),
+        "review": menu("Training", "submitted", "Review case 1"),
+        "certificates": menu("My certificates"),
+        "password": url("/auth/password"),
+        "help": menu("Help"),
+        "help-role": url(f"/help/{role}"),
+    }
 
 PAGES: dict[str, dict[str, Go]] = {
-    "radiologist": {**TRAINEE_PAGES, "exam-case": url("/training/attempts/{exam_attempt}/1"),
-                    "help-role": url("/help/radiologist")},
-    "radiographer": {**TRAINEE_PAGES, "quality-case": url("/training/attempts/{quality_attempt}/1"),
-                     "help-role": url("/help/radiographer")},
+    "radiologist": {**trainee_pages("radiologist"),
+                    "exam-case": url("/training/attempts/{exam_attempt}/1")},
+    "radiographer": trainee_pages("radiographer"),
     "trainer": {
         "home": url("/"),
         "training": menu("Training"),
         "case-library": menu("Case library"),
         "case": url("/cases/{case}"),
         "case-read": url("/cases/{case}/read"),
+        "case-quality-read": url("/cases/{case}/read?scheme=image_quality"),
         "pixel-review": url("/cases/{review_case}/review"),
         "case-upload": url("/cases/upload"),
         "schemes": url("/cases/schemes"),
         "exercises": menu("Exercises"),
+        "exercise-edit": url("/training/manage/{unattempted}/edit"),
         "statistics": url("/training/manage/{practice}/statistics"),
         "viewer": menu("Viewer"),
         "viewer-case": url("/viewer/cases/{case}"),

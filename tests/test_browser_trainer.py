@@ -164,7 +164,7 @@ def test_trainer_edits_clones_closes_and_deletes_exercises(app, portal_url, desk
     expect(row.get_by_role("link", name=re.compile("^Edit"))).to_have_count(0)
 
     # Closed: no new attempts, the list says so.
-    row.get_by_role("button", name="Close Cavities and effusions").click()
+    row.get_by_role("button", name="Close now: Cavities and effusions").click()
     expect(desk.get_by_text("is closed: no new attempts")).to_be_visible()
     expect(desk.locator(f"tr[data-exercise='{original.id}']")).to_contain_text("closed")
 
