@@ -73,3 +73,14 @@ def test_trainee_cannot_write_a_reference_read(client, case, login_as):
     response = post_hand_built(client, f"/cases/{case.id}/read",  # deliberately hostile
                                {"overall": "normal", "marks": "[]"}, page="/training/")
     assert response.status_code == 403
+
+
+def test_trainee_viewer_never_shows_the_library_case_id(client, case, login_as):
+    """The library names a case by its id ("Case 18"); a trainee, who may have the case in
+    an open exam, is shown the images untitled (issue: cases are numbered within attempts)."""
+    _publish(case)
+    login_as(Role.TRAINEE_RADIOLOGIST)
+    data = client.get(f"/viewer/api/cases/{case.id}").get_json()
+    assert data["case"] == {"title": "Library case"}
+    page = client.get(f"/viewer/cases/{case.id}").get_data(as_text=True)
+    assert f"Case {case.id}" not in page and "Library case" in page

@@ -9,7 +9,7 @@ from app.cases.access import can_view_case
 from app.cases.models import Case
 from app.extensions import db
 from app.viewer import bp
-from app.viewer.services import case_payload, may_curate
+from app.viewer.services import case_payload, may_curate, shown_title
 
 RECENT_CASES = 30
 
@@ -41,6 +41,7 @@ def case(case_id: int) -> str:
     viewed = _viewable_case(case_id)
     # The case data travels in the page itself: one round trip less before the first image.
     return render_template("viewer/case.html", case=viewed,
+                           title=shown_title(viewed, current_user),
                            payload=case_payload(viewed, current_user))
 
 

@@ -38,12 +38,23 @@ def image_json(image: CaseImage) -> dict[str, Any]:
     }
 
 
+#: How the library viewer names a case to someone who does not curate the library: a
+#: trainer's title may name the finding ("right upper lobe cavity"), and the case may be in
+#: the trainee's own open exam.
+UNTITLED = "Library case"
+
+
+def shown_title(case: Case, user: User) -> str:
+    return case.title if may_curate(user) else UNTITLED
+
+
 def case_payload(case: Case, user: User) -> dict[str, Any]:
     """The viewer page: the case to look at. Marks are drawn and saved with the reference
     read (read_payload); here a curator sees their own marks and, on request, the
-    reference's, without editing them."""
+    reference's, without editing them. Others see the images alone, untitled."""
     images = [image_json(image) for image in case.images]
-    payload: dict[str, Any] = {"case": {"id": case.id, "title": case.title}, "images": images,
+    shown = {"id": case.id, "title": case.title} if may_curate(user) else {"title": UNTITLED}
+    payload: dict[str, Any] = {"case": shown, "images": images,
                                "labels": [], "marks": [], "editable": False}
     if may_curate(user):
         reference = reference_for(case)
