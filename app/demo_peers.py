@@ -203,16 +203,23 @@ def take(exercise: Exercise, user: User, peer: Peer, started: datetime,
                      "sensitivity": peer.sensitivity * (0.75 if hasty else 1.0),
                      "specificity": peer.specificity * (0.8 if hasty else 1.0)})
     by_case = _references(exercise, {} if references is None else references)
-    now = started
-    for case_id in list(attempt.case_order):
-        open_case(attempt, user, case_id, now=now)
-        now += timedelta(seconds=rng.uniform(20, 60) if hasty else rng.uniform(35, 120))
+    # The attempt shuffles its cases at random: draw each case's read in the library's
+    # order, so that a peer reads (and passes or fails) alike on every install.
+    reads: dict[int, tuple[float, dict[str, Any], list[dict[str, Any]]]] = {}
+    for case_id in sorted(attempt.case_order):
+        seconds = rng.uniform(20, 60) if hasty else rng.uniform(35, 120)
         reference = by_case[case_id]
         marks: list[dict[str, Any]] = []
         if exercise.scheme_key == "image_quality":
             answers = quality_read(reference, reader, rng)
         else:
             answers, marks = diagnostic_read(reference, reader, rng)
+        reads[case_id] = (seconds, answers, marks)
+    now = started
+    for case_id in list(attempt.case_order):
+        open_case(attempt, user, case_id, now=now)
+        seconds, answers, marks = reads[case_id]
+        now += timedelta(seconds=seconds)
         save_answer(attempt, user, case_id, answers, marks, now=now)
     return submit_attempt(attempt, user, now=now + timedelta(seconds=20))
 

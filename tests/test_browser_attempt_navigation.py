@@ -104,6 +104,7 @@ def test_trainee_walks_an_exam_by_tiles_flags_shortcuts_and_summary(portal_url, 
     page = desktop
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     page.wait_for_function(LOADED)
     attempt = _attempt()
@@ -193,6 +194,7 @@ def test_trainee_on_a_touch_tablet_taps_tiles_flags_and_abandons_with_confirmati
     page = tablet
     trainee = make_user(Role.TRAINEE_RADIOLOGIST)
     sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()  # from the home page
     page.get_by_role("button", name="Start").click()
     page.wait_for_function(LOADED)
     attempt = _attempt()

@@ -37,9 +37,10 @@ def test_demo_lead_sees_readers_and_expiry_and_radiographer_her_practice(app, po
     radiographer = browser.new_context().new_page()
     radiographer.set_default_timeout(15_000)
     sign_in(radiographer, portal_url, "demo-radiographer", passwords["demo-radiographer"])
-    radiographer.wait_for_url(portal_url + "/training/")
-    assert radiographer.get_by_role("navigation", name="Main").get_by_role(
-        "link", name="Viewer").count() == 0
+    radiographer.wait_for_url(portal_url + "/home")  # trainees land on their home page
+    main_menu = radiographer.get_by_role("navigation", name="Main")
+    assert main_menu.get_by_role("link", name="Viewer").count() == 0
+    main_menu.get_by_role("link", name="Training", exact=True).click()
     row = radiographer.get_by_role("row").filter(has_text=DEMO_QUALITY_PRACTICE)
     row.get_by_role("button", name="Start").click()
     radiographer.wait_for_load_state()

@@ -78,6 +78,9 @@ def test_trainee_walks_home_practice_result_reviews_and_back(portal_url, desk, m
             page.get_by_label("1 definitely not TB").check()
         page.wait_for_function(SAVED)
     page.get_by_role("button", name="Submit all answers").click()
+    page.wait_for_url("**/summary")  # the unanswered third case is listed before submitting
+    assert "Case 3" in page.get_by_test_id("summary-unanswered").inner_text()
+    page.get_by_role("button", name="Submit and finish").click()
     page.wait_for_url("**/result")
 
     # The result: plain words, the case list, the ROC figure drawn (not an empty frame).
