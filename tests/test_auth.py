@@ -39,7 +39,7 @@ def test_wrong_password_and_unknown_user_get_the_same_generic_message(client, ma
         assert "Wrong user name or password." in response.get_data(as_text=True)
     assert client.get("/training/").status_code == 302  # still signed out
     failed = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "login.failed")
+        select(AuditEvent).where(AuditEvent.action == "login.failed").order_by(AuditEvent.id)
     ).all()
     assert [e.detail["username"] for e in failed] == [user.username, "nobody-here"]
     assert all("password" not in str(e.detail) for e in failed)
