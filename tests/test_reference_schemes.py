@@ -108,6 +108,26 @@ def test_exported_case_files_carry_the_quality_reference(cases, curator, tmp_pat
                                                                  "reason": "apices cut off"}
 
 
+@pytest.mark.parametrize("broken", [{"scheme": "ds3030", "answers": {"overall": "normal"}},
+                                    {"scheme": "image_quality"}])
+def test_a_case_file_with_a_broken_quality_reference_is_refused_with_the_reason(
+        cases, tmp_path, broken):
+    import json
+
+    from app.cases.library_files import export_library, load_library
+
+    [path] = export_library(tmp_path, [cases[1]])
+    spec = json.loads(path.read_text())
+    spec["quality_reference"] = broken
+    path.write_text(json.dumps(spec))
+    [result] = load_library(tmp_path)
+    assert result.status == "refused"
+    assert "quality reference" in result.reason
+    db.session.expire_all()
+    assert [r.scheme_key for r in db.session.get_one(Case, cases[1].id).current_reads] == [
+        "ds3030"]
+
+
 def test_the_case_page_shows_the_quality_reference_beside_the_main_one(client, cases, curator):
     from tests.conftest import login
 

@@ -35,7 +35,7 @@ from app.cases.services import (
 from app.cases.storage import DICOM_FILE, image_store
 from app.extensions import db
 from app.schemes.definitions import SchemeError
-from app.schemes.registry import get_scheme
+from app.schemes.registry import get_scheme, is_image_quality
 
 FORMAT = "cxr-academy-case/1"
 CASES_DIR = "cases"
@@ -223,12 +223,16 @@ def _add_quality_reference(case: Case, spec: dict[str, Any]) -> None:
     quality = spec.get("quality_reference")
     if not isinstance(quality, dict):
         return
+    answers = quality.get("answers")
+    if not isinstance(quality.get("scheme"), str) or not isinstance(answers, dict):
+        raise LibraryError("the quality reference needs a scheme and its answers")
+    # The one test of "image quality" the reads and exercises use (app.schemes.registry).
+    if not is_image_quality(quality["scheme"]):
+        raise LibraryError("the quality reference must use the image-quality scheme")
     scheme = get_scheme(quality["scheme"], quality.get("version"))
-    if scheme.audience != "radiographer":
-        raise LibraryError("the quality reference must use an image-quality scheme")
     if any(r.scheme_key == scheme.key for r in case.current_reads):
         return
-    save_read(case, author=None, scheme=scheme, answers=quality["answers"], marks=[])
+    save_read(case, author=None, scheme=scheme, answers=answers, marks=[])
 
 
 def _publish(case: Case) -> None:
