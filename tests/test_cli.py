@@ -201,7 +201,7 @@ def _wait_for(url: str, server: subprocess.Popen) -> str:
     import time
     import urllib.request
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # a shared CI machine can be several times slower
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL)
