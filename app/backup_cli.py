@@ -50,6 +50,12 @@ def restore(path: Path, replace_existing: bool) -> None:
     click.echo(f"restored {report.files} files from a backup of {report.created_at} "
                f"(portal {report.portal_version}): {report.database} database, "
                f"{report.images} images")
+    if not report.same_deid_secret:
+        click.echo("warning: this instance's de-identification secret (DEID_SECRET, "
+                   "instance/deid_secret) is not the backed-up portal's: images imported from "
+                   "now on get other replacement UIDs, pseudonyms and date shifts, so a new "
+                   "image of a stored study or patient is not linked to it. Copy the old "
+                   "secret into place before importing.", err=True)
     if report.alembic_revision != report.head_revision:
         click.echo(f"the database is at revision {report.alembic_revision}; run "
                    "'flask --app app db upgrade' to bring it to this portal's schema")

@@ -249,7 +249,24 @@ def test_a_file_that_does_not_match_the_manifest_is_named_and_nothing_is_restore
         refused(run(empty_target, "restore", str(path)), *reasons)
         untouched(empty_target)
     # The intact backup restores into the same, untouched target.
-    assert run(empty_target, "restore", str(archive)).exit_code == 0
+    result = run(empty_target, "restore", str(archive))
+    assert result.exit_code == 0, result.output
+    assert "de-identification secret" not in result.output
+
+
+# The warning does not depend on the database: SQLite alone.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_restore_under_another_de_identification_secret_warns(app, populated, tmp_path):
+    archive = backup_of(app, tmp_path / "portal.tar")
+    other = create_app({**base_config(f"sqlite:///{tmp_path / 'other.sqlite3'}",
+                                      tmp_path / "other"),
+                        "DEID_SECRET": "another-secret"})
+    result = run(other, "restore", str(archive))
+    with other.app_context():
+        db.engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert "de-identification secret" in result.output
+    assert "another-secret" not in result.output
 
 
 def test_a_target_that_is_not_empty_is_refused_unless_replacing_is_asked_for(

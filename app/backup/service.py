@@ -10,6 +10,7 @@ skipped: the snapshot does not know them, and a restore would only hold orphan f
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
@@ -61,6 +62,7 @@ class RestoreReport:
     files: int
     created_at: str
     portal_version: str
+    same_deid_secret: bool
 
 
 def portal_version() -> str:
@@ -68,6 +70,15 @@ def portal_version() -> str:
         return metadata.version("cxr-academy")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def deid_fingerprint() -> str:
+    """Names the de-identification secret without revealing it (a hash of 256 random bits),
+    so a restore can tell whether the new instance keys replacement UIDs, date shifts and
+    pseudonyms as the backed-up one did. The secret itself is not in the backup: with it, a
+    leaked backup's pseudonyms could be matched against guessed patient ids."""
+    secret = str(current_app.config["DEID_SECRET"]).encode()
+    return hashlib.sha256(b"cxr-academy/deid-secret-fingerprint\x00" + secret).hexdigest()[:16]
 
 
 def default_name(now: datetime) -> str:
@@ -122,6 +133,7 @@ def _try_backup(path: Path, url: Any, kind: str) -> BackupReport | None:
                 "portal_version": portal_version(),
                 "alembic_revision": snapshot.alembic_revision,
                 "database": kind,
+                "deid_secret_fingerprint": deid_fingerprint(),
                 "created_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
                 "created_at_epoch": int(started.timestamp()),
                 "images": {"count": copied, "skipped_newer_than_snapshot": skipped,
@@ -211,7 +223,8 @@ def restore_backup(archive: Path, *, replace_existing: bool = False) -> RestoreR
         db.engine.dispose()
     return RestoreReport(kind, revision, head, len(unpacked.images),
                          len(manifest["files"]), str(manifest.get("created_at")),
-                         str(manifest.get("portal_version")))
+                         str(manifest.get("portal_version")),
+                         manifest.get("deid_secret_fingerprint") == deid_fingerprint())
 
 
 def _target_tables() -> tuple[list[str], list[str]]:
