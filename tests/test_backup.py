@@ -384,3 +384,36 @@ def test_the_database_password_stays_off_the_command_line(app, populated, tmp_pa
     assert password not in result.output
     with tarfile.open(tmp_path / "b.tar") as tar:
         assert password.encode() not in tar.extractfile("manifest.json").read()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_backup_of_a_newer_portal_is_refused(app, populated, empty_target, tmp_path):
+    archive = backup_of(app, tmp_path / "portal.tar")
+
+    def newer(name: str, data: bytes) -> bytes:
+        if name != "manifest.json":
+            return data
+        return json.dumps({**json.loads(data), "alembic_revision": "f00dfeedbeef"}).encode()
+
+    refused(run(empty_target, "restore", str(rewrite(archive, tmp_path / "newer.tar", newer))),
+            "made by a newer portal", "f00dfeedbeef")
+    untouched(empty_target)
+
+
+@postgresql_only
+def test_a_postgresql_backup_is_not_restored_into_sqlite(app, populated, tmp_path):
+    archive = backup_of(app, tmp_path / "portal.tar")
+    sqlite_target = create_app(base_config(f"sqlite:///{tmp_path / 'lite.sqlite3'}",
+                                           tmp_path / "lite"))
+    refused(run(sqlite_target, "restore", str(archive)),
+            "holds a PostgreSQL database; this portal uses SQLite")
+    untouched(sqlite_target)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_backup_that_never_settles_gives_up_and_leaves_no_file(app, populated, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setattr(service, "_changed_since", lambda images: True)
+    monkeypatch.setattr(service.time, "sleep", lambda seconds: None)
+    refused(run(app, "backup", str(tmp_path / "b.tar")), "redacted during each of 3 tries")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instance"]
