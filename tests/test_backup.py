@@ -10,6 +10,8 @@ import os
 import secrets
 import stat
 import tarfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from app.backup import service
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage
 from app.cases.services import complete_pixel_review, redact_image
-from app.cases.storage import image_store
+from app.cases.storage import FILES, image_store
 from app.extensions import db
 from tests.conftest import IsolatedClient, base_config, login, postgresql_only
 from tests.dicom_factory import cr_dataset, to_bytes
@@ -417,3 +419,57 @@ def test_a_backup_that_never_settles_gives_up_and_leaves_no_file(app, populated,
     monkeypatch.setattr(service.time, "sleep", lambda seconds: None)
     refused(run(app, "backup", str(tmp_path / "b.tar")), "redacted during each of 3 tries")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["instance"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_unreachable_database_is_a_clear_error(app, tmp_path):
+    from tests.realservers import free_port
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("pg_dump", "pg_restore"):  # never reached: the connection fails first
+        (tools / name).write_text("#!/bin/sh\nexit 1\n")
+        (tools / name).chmod(0o700)
+    url = f"postgresql+psycopg://reader:hunter2-pw@127.0.0.1:{free_port()}/nothing"
+    down = create_app({**base_config(url, tmp_path / "down"), "POSTGRES_BIN_DIR": str(tools)})
+    backup = run(down, "backup", str(tmp_path / "b.tar"))
+    refused(backup, "cannot read the database")
+    restore = run(down, "restore", str(tmp_path / "b.tar"))
+    refused(restore, "cannot open the target database")
+    assert "hunter2-pw" not in backup.output + restore.output
+    assert [p.name for p in tmp_path.iterdir()] == ["tools"]  # no backup file begun
+
+
+def test_a_backup_taken_while_cases_are_imported_restores_whole(app, populated, empty_target,
+                                                                tmp_path):
+    """Imports keep committing while the backup runs: every image the restored database
+    knows has all its files, and the restored store holds no image it does not know."""
+    stop, imported = threading.Event(), []
+
+    def keep_importing() -> None:
+        with app.app_context():
+            for seed in range(100, 130):
+                if stop.is_set():
+                    break
+                imported.append(import_case(seed).id)
+            db.session.remove()
+
+    worker = threading.Thread(target=keep_importing)
+    worker.start()
+    try:
+        while len(imported) < 2:  # the backup starts among running imports
+            time.sleep(0.05)
+        archive = backup_of(app, tmp_path / "busy.tar")
+    finally:
+        stop.set()
+        worker.join(120)
+    assert run(empty_target, "restore", str(archive)).exit_code == 0
+    with empty_target.app_context():
+        keys = set(db.session.scalars(select(CaseImage.storage_key)))
+        store = image_store()
+        assert store.keys() and set(store.keys()) == keys
+        for key in keys:
+            assert all(store.path(key, name).is_file() for name in FILES), key
+        db.session.remove()
+        db.engine.dispose()
+    assert 1 < len(keys) <= 1 + len(imported)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.backup import database
 from app.backup.archive import (
@@ -94,10 +94,16 @@ def create_backup(path: Path) -> BackupReport:
         raise BackupError(f"{path} already exists; choose a new name")
     if not path.parent.is_dir():
         raise BackupError(f"the folder {path.parent} does not exist")
-    url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
+    url = db.engine.url  # as Flask-SQLAlchemy resolved it (relative SQLite paths included)
     kind = database.database_kind(url)
     for _ in range(ATTEMPTS):
-        report = _try_backup(path, url, kind)
+        try:
+            report = _try_backup(path, url, kind)
+        except OSError as exc:
+            raise BackupError(f"could not write the backup: {exc}") from None
+        except SQLAlchemyError as exc:
+            raise BackupError(
+                f"cannot read the database: {getattr(exc, 'orig', None) or exc}") from None
         if report is not None:
             return report
         time.sleep(1)
@@ -105,20 +111,17 @@ def create_backup(path: Path) -> BackupReport:
                       "when the library is quieter")
 
 
-def _try_backup(path: Path, url: Any, kind: str) -> BackupReport | None:
+def _try_backup(path: Path, url: URL, kind: str) -> BackupReport | None:
     """One pass; None when an image changed under it (the partial file is removed)."""
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix=".cxr-backup-", dir=path.parent) as scratch:
         snapshot_file = Path(scratch) / "database"
-        try:
-            if kind == database.SQLITE:
-                snapshot = database.snapshot_sqlite(url, snapshot_file)
-            else:
-                snapshot = database.snapshot_postgresql(
-                    db.engine, url, snapshot_file, current_app.config.get("POSTGRES_BIN_DIR"))
-            writer = ArchiveWriter(path)
-        except OSError as exc:
-            raise BackupError(f"could not write the backup: {exc}") from None
+        if kind == database.SQLITE:
+            snapshot = database.snapshot_sqlite(url, snapshot_file)
+        else:
+            snapshot = database.snapshot_postgresql(
+                db.engine, url, snapshot_file, current_app.config.get("POSTGRES_BIN_DIR"))
+        writer = ArchiveWriter(path)
         try:
             writer.add_file(database.MEMBERS[kind], snapshot.file)
             missing, copied = _copy_images(writer, snapshot.images)
@@ -139,9 +142,6 @@ def _try_backup(path: Path, url: Any, kind: str) -> BackupReport | None:
                 "images": {"count": copied, "skipped_newer_than_snapshot": skipped,
                            "missing_from_store": missing},
             })
-        except OSError as exc:
-            writer.abort()
-            raise BackupError(f"could not write the backup: {exc}") from None
         except BaseException:
             writer.abort()
             raise
@@ -180,7 +180,7 @@ def _changed_since(images: dict[str, int]) -> bool:
 def restore_backup(archive: Path, *, replace_existing: bool = False) -> RestoreReport:
     """Restore ``archive`` into this (empty) instance: everything is verified before the
     database or image store is touched, and a failure leaves both as they were."""
-    url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
+    url = db.engine.url
     kind = database.database_kind(url)
     store = image_store()
     tables, filled = _target_tables()
