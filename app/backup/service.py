@@ -107,8 +107,8 @@ def create_backup(path: Path) -> BackupReport:
         if report is not None:
             return report
         time.sleep(1)
-    raise BackupError(f"images were redacted during each of {ATTEMPTS} tries; back up again "
-                      "when the library is quieter")
+    raise BackupError(f"images were redacted or deleted during each of {ATTEMPTS} tries; back "
+                      "up again when the library is quieter")
 
 
 def _try_backup(path: Path, url: URL, kind: str) -> BackupReport | None:
@@ -124,7 +124,11 @@ def _try_backup(path: Path, url: URL, kind: str) -> BackupReport | None:
         writer = ArchiveWriter(path)
         try:
             writer.add_file(database.MEMBERS[kind], snapshot.file)
-            missing, copied = _copy_images(writer, snapshot.images)
+            try:
+                missing, copied = _copy_images(writer, snapshot.images)
+            except FileNotFoundError:  # an image deleted (its case undone) while copying
+                writer.abort()
+                return None
             if _changed_since(snapshot.images):
                 writer.abort()
                 return None
