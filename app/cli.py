@@ -582,6 +582,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(quizzes)
     app.cli.add_command(certs)
     app.cli.add_command(demo)
+    from app.backup_cli import register_backup_cli
+
+    register_backup_cli(app)
 
 
 def main() -> None:

@@ -93,6 +93,9 @@ class DefaultConfig:
     ARCHIVE_MAX_ENTRIES = 2000
     ARCHIVE_MAX_TOTAL_BYTES = 4 * 1024**3
     ARCHIVE_MAX_RATIO = 100.0
+    # Where `backup`/`restore` find pg_dump and pg_restore (default: PATH, then
+    # /usr/lib/postgresql/<newest>/bin); pin it to the server's major version or newer.
+    POSTGRES_BIN_DIR: str | None = None
     CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
     CERTIFICATES_PAGE_SIZE = 50

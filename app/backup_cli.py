@@ -1,0 +1,66 @@
+"""``cxr-academy backup PATH`` and ``cxr-academy restore PATH``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from app.backup import BackupError, create_backup, restore_backup
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(path_type=Path))
+@with_appcontext
+def backup(path: Path) -> None:
+    """Write the database and image store to PATH, a new .tar file (or a folder, to get a
+    time-stamped file in it). Safe while the portal runs; the file is readable by its owner
+    only: it holds password hashes and the audit log."""
+    try:
+        report = create_backup(path)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup written to {report.path}: {report.database} database "
+               f"(revision {report.alembic_revision}), {report.images} images, "
+               f"{report.files} files, {report.size / 1e6:.1f} MB")
+    if report.skipped_newer:
+        click.echo(f"{report.skipped_newer} images stored after the database snapshot were "
+                   "left out (the next backup has them)")
+    for key in report.missing:
+        click.echo(f"warning: image {key} is in the database but missing from the image store",
+                   err=True)
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--replace-existing", is_flag=True,
+              help="Replace a database and image store that are not empty (their content is "
+                   "lost).")
+@with_appcontext
+def restore(path: Path, replace_existing: bool) -> None:
+    """Restore the backup PATH into this instance, whose database and image store must be
+    empty. Every file is checked against the backup's manifest first; on any failure
+    nothing is changed."""
+    try:
+        report = restore_backup(path, replace_existing=replace_existing)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {report.files} files from a backup of {report.created_at} "
+               f"(portal {report.portal_version}): {report.database} database, "
+               f"{report.images} images")
+    if not report.same_deid_secret:
+        click.echo("warning: this instance's de-identification secret (DEID_SECRET, "
+                   "instance/deid_secret) is not the backed-up portal's: images imported from "
+                   "now on get other replacement UIDs, pseudonyms and date shifts, so a new "
+                   "image of a stored study or patient is not linked to it. Copy the old "
+                   "secret into place before importing.", err=True)
+    if report.alembic_revision != report.head_revision:
+        click.echo(f"the database is at revision {report.alembic_revision}; run "
+                   "'flask --app app db upgrade' to bring it to this portal's schema")
+
+
+def register_backup_cli(app: Flask) -> None:
+    app.cli.add_command(backup)
+    app.cli.add_command(restore)
