@@ -242,18 +242,31 @@ def _text(value: Any) -> str:
 
 
 def _patient_key(ds: Dataset) -> str:
-    """Key for one patient from the ORIGINAL PatientID and PatientName.
+    """Key for one patient from the ORIGINAL identifiers: the patient-linking rule.
 
-    Normalised (case, spacing, trailing empty name components) so trivial spelling
-    differences between two uploads do not split a patient.  With neither present, the
-    study is the best grouping we have; better than pooling every unnamed patient.
+    A patient is a PatientID within its issuer (IssuerOfPatientID; an ID without an issuer
+    is a namespace of its own), compared without case or spacing. The name is NOT part of
+    the key: systems spell it differently (a middle initial added, the name left out), which
+    would split one patient into two pseudonyms and two date shifts, and two patients may
+    share a name. Without a PatientID nothing links images across studies reliably, so the
+    study stands for the patient (a study-level pseudonym: the study's images stay together
+    and nothing else joins them); without a study UID either, the image itself does.
+    The pseudonym, the date shift and the grouping of uploads into cases all follow this key.
     """
     patient_id = _text(ds.get("PatientID")).upper()
-    name = _text(ds.get("PatientName")).upper().rstrip("^= ")
-    if patient_id or name:
-        return f"id={patient_id}\x1fname={name}"
-    study = _text(ds.get("StudyInstanceUID")) or _text(ds.get("SOPInstanceUID"))
-    return f"study={study}" if study else "unknown"
+    if patient_id:
+        issuer = _text(ds.get("IssuerOfPatientID")).upper()
+        return f"issuer={issuer}\x1fid={patient_id}"
+    study = _text(ds.get("StudyInstanceUID"))
+    if study:
+        return f"study={study}"
+    instance = _text(ds.get("SOPInstanceUID"))
+    if instance:
+        return f"image={instance}"
+    # Not even an instance UID: the pixels are the only thing that tells images apart.
+    pixel_data = ds.get("PixelData")
+    digest = hashlib.sha256(pixel_data if isinstance(pixel_data, bytes) else b"").hexdigest()
+    return f"pixels={digest}"
 
 
 # --- dates and ages ------------------------------------------------------------------------

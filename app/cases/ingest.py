@@ -258,8 +258,11 @@ def _store(
             reason=f"the same image is already in case {existing.case_id}; not stored again",
         )
     store = image_store()
-    # Images of one (de-identified) study uploaded together become one case.
-    group = "*" if options.one_case else processed.study_uid
+    # Images of one (de-identified) study of one patient uploaded together become one case.
+    # The pseudonym is part of the key because a StudyInstanceUID is not always unique
+    # (reused by a modality, or copied by a faulty export): two patients never share a case.
+    # Who is one patient is the linking rule of deidentify._patient_key.
+    group = "*" if options.one_case else f"{processed.study_uid}/{processed.patient_pseudonym}"
     case = cases_by_study.get(group)
     new_case = case is None
     if case is None:
