@@ -96,8 +96,8 @@ def test_an_image_without_id_and_without_study_has_a_pseudonym_of_its_own():
 
 
 def import_datasets(datasets: list[Dataset]) -> None:
-    sources = [Source(f"image {n}", lambda data=to_bytes(ds): data)
-               for n, ds in enumerate(datasets)]
+    files = [to_bytes(ds) for ds in datasets]
+    sources = [Source(f"image {n}", lambda data=data: data) for n, data in enumerate(files)]
     summary = import_files(sources, actor=None, options=ImportOptions())
     assert [r.status for r in summary.results] == ["imported"] * len(datasets), summary.results
 

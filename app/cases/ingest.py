@@ -75,6 +75,9 @@ class ImportOptions:
     # All files of this import form one case (a case file's images), instead of one case
     # per (de-identified) study.
     one_case: bool = False
+    # Files that a CXR Academy installation de-identified (a case library's exported images)
+    # keep their pseudonym, shifted dates and replacement UIDs: see deidentify.
+    keep_own_pseudonyms: bool = False
 
 
 @dataclass
@@ -202,6 +205,7 @@ def import_files(
         allow_no_meta=options.allow_no_meta,
         retain_patient_characteristics=cfg["DEID_RETAIN_PATIENT_CHARACTERISTICS"],
         dates=cfg["DEID_DATES"],
+        keep_own_pseudonyms=options.keep_own_pseudonyms,
     )
     summary = ImportSummary()
     cases_by_study: dict[str, Case] = {}
