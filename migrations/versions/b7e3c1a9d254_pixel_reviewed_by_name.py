@@ -24,5 +24,6 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('teaching_case', schema=None) as batch_op:
-        batch_op.drop_column('pixel_reviewed_by_name')
+    # A plain DROP COLUMN (SQLite 3.35+): batch mode would copy the table, which SQLite's
+    # foreign keys from the reads, images and exercise items refuse while cases exist.
+    op.drop_column('teaching_case', 'pixel_reviewed_by_name')
