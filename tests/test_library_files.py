@@ -313,3 +313,29 @@ def test_a_tampered_export_is_still_cleaned(app, small_library, tmp_path):
     stored = image_store().read(image.storage_key, DICOM_FILE)
     assert b"SMUGGLED" not in stored and b"REAL-MRN" not in stored
     assert image.patient_pseudonym.startswith("ANON-")
+
+
+def test_a_redacted_case_travels_with_its_redacted_pixels(app, make_user, burned_in_library,
+                                                          tmp_path):
+    from app.auth.roles import Role
+    from app.cases.services import change_status, complete_pixel_review, redact_image
+
+    reviewer = make_user(Role.TRAINER, username="areviewer", full_name="Ann Reviewer")
+    [loaded] = load_library(burned_in_library)
+    case = db.session.get_one(Case, loaded.case_id)
+    redact_image(case.images[0], [(0, 0, 200, 60)], actor=reviewer)
+    complete_pixel_review(case, actor=reviewer)
+    change_status(case, CaseStatus.PUBLISHED, actor=reviewer)
+    exported = tmp_path / "exported"
+    export(app, exported)
+
+    # Loading it again here finds the case present (by the pixels it was imported with).
+    again = import_library(app, exported)
+    assert again.exit_code == 0 and "0 loaded, 1 already present" in again.output, again.output
+
+    another_installation(app)
+    result = import_library(app, exported)
+    assert result.exit_code == 0, result.output
+    [case] = db.session.scalars(select(Case)).all()
+    assert case.status == CaseStatus.PUBLISHED.value
+    assert case.pixel_reviewed_by_name == "Ann Reviewer (areviewer)"

@@ -18,6 +18,7 @@ trainer chose to import, and it names who vouched for the pixels.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from flask import current_app
 from sqlalchemy import select
 
 from app.audit.services import record
+from app.cases import pixels
 from app.cases.ingest import FileResult, ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
 from app.cases.reads import reference_for, save_read
@@ -138,7 +141,9 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         _check_spec(spec)
     except (OSError, ValueError) as exc:
         return LoadResult(name, "refused", reason=str(exc))
-    wanted = [img["pixel_sha256"] for img in spec["images"]]
+    # A redacted image is also known here by the pixels it was first imported with.
+    wanted = [h for img in spec["images"]
+              for h in (img["pixel_sha256"], img.get("received_pixel_sha256")) if h]
     existing = db.session.scalars(
         select(CaseImage).where(CaseImage.pixel_hash.in_(wanted))
     ).all()
@@ -219,6 +224,8 @@ def _check_spec(spec: Any) -> None:
     for image in spec["images"]:
         if not isinstance(image, dict) or "origin" not in image or "pixel_sha256" not in image:
             raise LibraryError("every image needs an 'origin' and a 'pixel_sha256'")
+        if not isinstance(image.get("received_pixel_sha256", ""), str):
+            raise LibraryError("an image's 'received_pixel_sha256' must be a sha256")
     if spec.get("status", CaseStatus.PUBLISHED.value) not in LOADED_STATUSES:
         raise LibraryError(f"the status must be one of {', '.join(sorted(LOADED_STATUSES))}")
     _recorded_review(spec)
@@ -342,11 +349,17 @@ def export_library(folder: Path, cases: list[Case]) -> list[Path]:
             data = store.read(image.storage_key, DICOM_FILE)
             digest = hashlib.sha256(data).hexdigest()
             (folder / IMAGES_DIR / f"{digest}.dcm").write_bytes(data)
-            images.append({
+            entry: dict[str, Any] = {
                 "view": image.view, "prior": image.is_prior,
                 "origin": {"file": f"{IMAGES_DIR}/{digest}.dcm", "sha256": digest},
                 "pixel_sha256": image.pixel_hash,
-            })
+            }
+            if image.version > 1:
+                # Redacted since it was imported: the file holds other pixels than the ones
+                # the image is known by (its duplicate key stays the received pixels').
+                entry["pixel_sha256"] = _stored_pixel_hash(data)
+                entry["received_pixel_sha256"] = image.pixel_hash
+            images.append(entry)
         spec: dict[str, Any] = {
             "format": FORMAT,
             "status": case.status,
@@ -395,3 +408,8 @@ def _review_of(case: Case) -> dict[str, str] | None:
         return None
     return {"reviewed_by": reviewer,
             "reviewed_at": case.pixel_reviewed_at.isoformat(timespec="seconds")}
+
+
+def _stored_pixel_hash(data: bytes) -> str:
+    """The duplicate key of a DICOM file's pixels, as the ingest computes it."""
+    return pixels.pixel_hash(pixels.stored_pixels(pydicom.dcmread(io.BytesIO(data))))
