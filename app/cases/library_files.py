@@ -178,18 +178,18 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
     review = _recorded_review(spec)
     if case.pixel_review_needed and review is not None:
         _record_review(case, review)
-    wanted = spec.get("status", CaseStatus.PUBLISHED.value)
+    asked = spec.get("status", CaseStatus.PUBLISHED.value)
     if case.pixel_review_needed and case.pixel_reviewed_at is None:
         # Loading never stands in for a person's review.
         unreviewed = "its images may carry burned-in text and the case file records no pixel review"
-        if wanted == CaseStatus.DRAFT.value or not publish:
+        if asked == CaseStatus.DRAFT.value or not publish:
             return LoadResult(name, "loaded", case_id=case.id,
                               reason=f"left as a draft: {unreviewed}")
         change_status(case, CaseStatus.IN_REVIEW, actor=None)
         return LoadResult(name, "loaded", case_id=case.id, reason=f"held in review: {unreviewed}")
-    if wanted == CaseStatus.IN_REVIEW.value:
+    if asked == CaseStatus.IN_REVIEW.value:
         change_status(case, CaseStatus.IN_REVIEW, actor=None)  # held for a person's review
-    elif publish and wanted == CaseStatus.PUBLISHED.value:
+    elif publish and asked == CaseStatus.PUBLISHED.value:
         _publish(case)
     return LoadResult(name, "loaded", case_id=case.id)
 
