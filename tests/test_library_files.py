@@ -199,7 +199,7 @@ def test_an_unreviewed_case_exported_in_review_is_not_published_elsewhere(
 
 
 def test_a_review_done_elsewhere_travels_with_the_case_and_names_the_reviewer(
-        app, make_user, burned_in_library, tmp_path):
+        app, client, login_as, make_user, burned_in_library, tmp_path):
     from app.auth.roles import Role
     from app.cases.services import change_status, complete_pixel_review
 
@@ -223,6 +223,9 @@ def test_a_review_done_elsewhere_travels_with_the_case_and_names_the_reviewer(
     assert case.pixel_reviewed_by is None  # the person has no account here
     assert case.pixel_reviewed_by_name == "Ann Reviewer (areviewer)"
     assert case.pixel_reviewed_at == reviewed_at.replace(microsecond=0)
+    login_as(Role.TRAINER)
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "by Ann Reviewer (areviewer) (on another installation)" in page
 
     # Exported again from here, the review keeps its reviewer and date.
     again = tmp_path / "again"
