@@ -394,7 +394,8 @@ def cases_import_library(folder: Path, draft: bool) -> None:
         if result.status == "refused":
             click.echo(f"refused  {result.case_file}: {result.reason}", err=True)
         else:
-            click.echo(f"{result.status:<8} {result.case_file} -> case {result.case_id}")
+            note = f" ({result.reason})" if result.reason else ""
+            click.echo(f"{result.status:<8} {result.case_file} -> case {result.case_id}{note}")
     loaded = sum(r.status == "loaded" for r in results)
     present = sum(r.status == "present" for r in results)
     refused = sum(r.status == "refused" for r in results)

@@ -438,7 +438,7 @@ def test_dates_shift_consistently_per_patient_and_keep_intervals(make_case, opti
     deidentify(second, options)
     assert first.StudyDate == second.StudyDate
     shift = (_as_date(first.StudyDate) - date(2023, 1, 15)).days
-    assert shift == date_shift_days("id=PHI-ID-K2J9\x1fname=PHI-NAME-7Q3Z^JANE", SECRET)
+    assert shift == date_shift_days("issuer=\x1fid=PHI-ID-K2J9", SECRET)
     assert -3650 <= shift <= -365
     study = _as_date(first.StudyDate)
     assert (_as_date(first.ContentDate) - study).days == 3
@@ -659,3 +659,68 @@ def test_real_chest_cr_from_pydicom_data(options):
     assert back.SOPClassUID == ComputedRadiographyImageStorage
     assert back.PatientAge == "064Y"
     assert report.pixel_review_needed
+
+
+# --- files de-identified here before (an exported case library) ---------------------------
+
+_LINKS = ("PatientID", "StudyDate", "ContentDate", "StudyInstanceUID", "SeriesInstanceUID",
+          "SOPInstanceUID")
+
+
+def _links(ds: Dataset) -> tuple[str, ...]:
+    return (
+        *(str(ds.get(k, "")) for k in _LINKS),
+        str(ds.file_meta.MediaStorageSOPInstanceUID),
+        str(ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID),
+    )
+
+
+def test_own_output_keeps_its_pseudonym_dates_and_uids_when_asked(case):
+    deidentify(case, DeidOptions(secret=SECRET))
+    first = _links(case)
+    again = deidentify(case, DeidOptions(secret=OTHER_SECRET, keep_own_pseudonyms=True))
+    assert _links(case) == first
+    assert again.pseudonyms_kept is True
+    assert case.PatientIdentityRemoved == "YES"
+
+
+def test_own_output_is_pseudonymised_again_without_the_option(case):
+    """A plain upload is never trusted to be de-identified already."""
+    deidentify(case, DeidOptions(secret=SECRET))
+    first = _links(case)
+    report = deidentify(case, DeidOptions(secret=OTHER_SECRET))
+    assert report.pseudonyms_kept is False
+    assert all(a != b for a, b in zip(_links(case), first, strict=True) if a)
+
+
+def test_a_file_only_claiming_to_be_deidentified_is_cleaned_in_full(case):
+    deidentify(case, DeidOptions(secret=SECRET))
+    case.PatientID = "REAL-MRN-4711"  # not a pseudonym: nothing is kept
+    case.PatientName = "SMUGGLED^NAME"
+    case.OtherPatientIDs = "REAL-MRN-4712"
+    case.StudyInstanceUID = STUDY_UID  # an original UID, not our form
+    before = case.StudyDate
+    report = deidentify(case, DeidOptions(secret=OTHER_SECRET, keep_own_pseudonyms=True))
+    assert report.pseudonyms_kept is False
+    assert case.PatientID.startswith("ANON-") and case.PatientName == ""
+    assert "OtherPatientIDs" not in case
+    assert case.StudyInstanceUID != STUDY_UID and case.StudyDate != before
+
+
+def test_kept_pseudonyms_do_not_keep_original_uids_or_added_names(case):
+    deidentify(case, DeidOptions(secret=SECRET))
+    pseudonym = case.PatientID
+    case.PatientName = "SMUGGLED^NAME"
+    case.SeriesInstanceUID = SERIES_UID  # not in the form new_uid writes: replaced
+    deidentify(case, DeidOptions(secret=OTHER_SECRET, keep_own_pseudonyms=True))
+    assert case.PatientID == pseudonym and case.PatientName == ""
+    assert case.SeriesInstanceUID == new_uid(SERIES_UID, OTHER_SECRET)
+
+
+def test_dates_removed_before_stay_removed(case):
+    deidentify(case, DeidOptions(secret=SECRET, dates="remove"))
+    case.StudyDate = "20230115"  # added since: the file says dates were removed
+    report = deidentify(case, DeidOptions(secret=OTHER_SECRET, keep_own_pseudonyms=True))
+    assert report.pseudonyms_kept is True
+    assert not case.get("StudyDate")
+    assert case.LongitudinalTemporalInformationModified == "REMOVED"

@@ -217,6 +217,9 @@ def _redact(d: Mapping[str, Any], names: Names) -> str:
 
 
 def _pixel_review(d: Mapping[str, Any], names: Names) -> str:
+    if d.get("via") == "case file":
+        return (f"Took over the pixel review by {d.get('reviewed_by')} "
+                f"({str(d.get('reviewed_at', ''))[:10]}) from the case file it was loaded from.")
     redacted = d.get("redacted_images") or []
     if not redacted:
         return "Finished the pixel review: no burned-in text to remove."

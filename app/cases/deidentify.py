@@ -51,7 +51,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -94,6 +94,12 @@ class DeidOptions:
     secret: bytes = field(repr=False)
     retain_patient_characteristics: bool = True
     dates: DateMode = "shift"
+    # A file this software de-identified before (marked by _mark, PatientID a pseudonym),
+    # such as an image of an exported case library, keeps its pseudonym, its already
+    # shifted dates and its replacement UIDs: hashing or shifting them again would break
+    # the links to the same patient's other images. Everything else is cleaned as usual,
+    # so a file that merely claims to be de-identified cannot bring PHI along.
+    keep_own_pseudonyms: bool = False
 
 
 @dataclass
@@ -107,6 +113,7 @@ class DeidReport:
     private_tags_removed: int = 0
     pixel_review_needed: bool = False
     age_derived: bool = False
+    pseudonyms_kept: bool = False  # de-identified by CXR Academy before: see DeidOptions
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +198,12 @@ _REFERENCE_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 _SHIFT_MIN_DAYS = 365
 _SHIFT_MAX_DAYS = 3650
 
+# What this module writes, by which it knows its own earlier work (DeidOptions).
+_OWN_METHOD = "CXR Academy: PS3.15 E Basic"
+_OWN_PSEUDONYM = re.compile(r"^ANON-[0-9A-F]{12}$")
+_OWN_UID = re.compile(r"^2\.25\.[1-9][0-9]{0,38}$")  # new_uid's form
+_KEPT_PSEUDONYM = "pseudonym="
+
 
 # --- keyed derivations ---------------------------------------------------------------------
 
@@ -234,26 +247,54 @@ def date_shift_days(patient_key: str, secret: bytes) -> int:
 
 
 def _pseudonym(patient_key: str, secret: bytes) -> str:
+    if patient_key.startswith(_KEPT_PSEUDONYM):  # given by an earlier de-identification
+        return patient_key.removeprefix(_KEPT_PSEUDONYM)
     return "ANON-" + _hmac(secret, "patient-id", patient_key).hex()[:12].upper()
+
+
+def _deidentified_before(ds: Dataset) -> bool:
+    """Marked by this module's _mark, with a PatientID in our pseudonym form."""
+    return (
+        _text(ds.get("PatientIdentityRemoved")).upper() == "YES"
+        and _text(ds.get("DeidentificationMethod")).startswith(_OWN_METHOD)
+        and _OWN_PSEUDONYM.match(_text(ds.get("PatientID"))) is not None
+    )
 
 
 def _text(value: Any) -> str:
     return "" if value is None else " ".join(str(value).split())
 
 
-def _patient_key(ds: Dataset) -> str:
-    """Key for one patient from the ORIGINAL PatientID and PatientName.
+def _patient_key(ds: Dataset, *, pseudonymised: bool = False) -> str:
+    """Key for one patient from the ORIGINAL identifiers: the patient-linking rule.
 
-    Normalised (case, spacing, trailing empty name components) so trivial spelling
-    differences between two uploads do not split a patient.  With neither present, the
-    study is the best grouping we have; better than pooling every unnamed patient.
+    A patient is a PatientID within its issuer (IssuerOfPatientID; an ID without an issuer
+    is a namespace of its own), compared without case or spacing. The name is NOT part of
+    the key: systems spell it differently (a middle initial added, the name left out), which
+    would split one patient into two pseudonyms and two date shifts, and two patients may
+    share a name. Without a PatientID nothing links images across studies reliably, so the
+    study stands for the patient (a study-level pseudonym: the study's images stay together
+    and nothing else joins them); without a study UID either, the image itself does.
+    The pseudonym, the date shift and the grouping of uploads into cases all follow this key.
+    A ``pseudonymised`` file (DeidOptions.keep_own_pseudonyms) is keyed by its pseudonym,
+    which _pseudonym then keeps.
     """
+    if pseudonymised:
+        return _KEPT_PSEUDONYM + _text(ds.get("PatientID"))
     patient_id = _text(ds.get("PatientID")).upper()
-    name = _text(ds.get("PatientName")).upper().rstrip("^= ")
-    if patient_id or name:
-        return f"id={patient_id}\x1fname={name}"
-    study = _text(ds.get("StudyInstanceUID")) or _text(ds.get("SOPInstanceUID"))
-    return f"study={study}" if study else "unknown"
+    if patient_id:
+        issuer = _text(ds.get("IssuerOfPatientID")).upper()
+        return f"issuer={issuer}\x1fid={patient_id}"
+    study = _text(ds.get("StudyInstanceUID"))
+    if study:
+        return f"study={study}"
+    instance = _text(ds.get("SOPInstanceUID"))
+    if instance:
+        return f"image={instance}"
+    # Not even an instance UID: the pixels are the only thing that tells images apart.
+    pixel_data = ds.get("PixelData")
+    digest = hashlib.sha256(pixel_data if isinstance(pixel_data, bytes) else b"").hexdigest()
+    return f"pixels={digest}"
 
 
 # --- dates and ages ------------------------------------------------------------------------
@@ -333,6 +374,7 @@ class _Context:
     report: DeidReport
     shift: timedelta
     pending_age: str | None
+    pseudonymised: bool = False  # keep our own pseudonym and replacement UIDs
     current: str = "(start)"  # the attribute being processed, for error messages
 
     def record(self, bucket: list[str], name: str) -> None:
@@ -367,7 +409,10 @@ def _replace_uids(elem: DataElement, ctx: _Context) -> bool:
     if not any(values):
         return False
     replaced = [
-        v if (not v or v in UID_dictionary) else new_uid(v, ctx.options.secret) for v in values
+        v
+        if (not v or v in UID_dictionary or (ctx.pseudonymised and _OWN_UID.match(v)))
+        else new_uid(v, ctx.options.secret)
+        for v in values
     ]
     if replaced == values:
         return False
@@ -462,7 +507,9 @@ def _walk(ds: Dataset, path: str, ctx: _Context, *, top: bool) -> None:
     options, report = ctx.options, ctx.report
     # The key of the patient this level describes, from the ORIGINAL values: taken before
     # the loop below empties the name.
-    level_key = _patient_key(ds) if "PatientID" in ds else ""
+    level_key = (
+        _patient_key(ds, pseudonymised=top and ctx.pseudonymised) if "PatientID" in ds else ""
+    )
     for tag in sorted(ds.keys()):
         name = f"{path} > {_name(tag)}" if path else _name(tag)
         ctx.current = name
@@ -802,15 +849,25 @@ def deidentify(ds: Dataset, options: DeidOptions) -> DeidReport:
         try:
             # Everything that needs an original value is read before anything is changed.
             report.pixel_review_needed = _needs_pixel_review(ds)
-            key = _patient_key(ds)
+            pseudonymised = options.keep_own_pseudonyms and _deidentified_before(ds)
+            if pseudonymised and (
+                _text(ds.get("LongitudinalTemporalInformationModified")).upper() != "MODIFIED"
+            ):
+                # Dates were removed there: any date found now was added since; remove it.
+                options = replace(options, dates="remove")
+            key = _patient_key(ds, pseudonymised=pseudonymised)
+            report.pseudonyms_kept = pseudonymised
             pending_age = None
             if options.retain_patient_characteristics and not _text(ds.get("PatientAge")):
                 pending_age = _derive_age(ds)
             ctx = _Context(
                 options=options,
                 report=report,
-                shift=timedelta(days=date_shift_days(key, options.secret)),
+                # Dates shifted before are shifted already: a second shift would move them
+                # away from the same patient's other images.
+                shift=timedelta(days=0 if pseudonymised else date_shift_days(key, options.secret)),
                 pending_age=pending_age,
+                pseudonymised=pseudonymised,
             )
             _walk(ds, "", ctx, top=True)
 

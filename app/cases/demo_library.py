@@ -223,6 +223,10 @@ def rg1_case() -> dict[str, Any]:
         }],
         "reference": {"scheme": "ds3030", "version": 1,
                       "answers": {**RG1_CASE["answers"], "tb_likelihood": 4}, "marks": []},
+        # The CR says nothing about burned-in text, so it needs a pixel review: the curators
+        # looked at it (no text in the image) when they added it to the library.
+        "pixel_review": {"reviewed_by": "CXR Academy library curators",
+                         "reviewed_at": "2026-11-28T00:00:00+00:00"},
     }
 
 

@@ -75,6 +75,9 @@ class ImportOptions:
     # All files of this import form one case (a case file's images), instead of one case
     # per (de-identified) study.
     one_case: bool = False
+    # Files that a CXR Academy installation de-identified (a case library's exported images)
+    # keep their pseudonym, shifted dates and replacement UIDs: see deidentify.
+    keep_own_pseudonyms: bool = False
 
 
 @dataclass
@@ -202,6 +205,7 @@ def import_files(
         allow_no_meta=options.allow_no_meta,
         retain_patient_characteristics=cfg["DEID_RETAIN_PATIENT_CHARACTERISTICS"],
         dates=cfg["DEID_DATES"],
+        keep_own_pseudonyms=options.keep_own_pseudonyms,
     )
     summary = ImportSummary()
     cases_by_study: dict[str, Case] = {}
@@ -258,8 +262,11 @@ def _store(
             reason=f"the same image is already in case {existing.case_id}; not stored again",
         )
     store = image_store()
-    # Images of one (de-identified) study uploaded together become one case.
-    group = "*" if options.one_case else processed.study_uid
+    # Images of one (de-identified) study of one patient uploaded together become one case.
+    # The pseudonym is part of the key because a StudyInstanceUID is not always unique
+    # (reused by a modality, or copied by a faulty export): two patients never share a case.
+    # Who is one patient is the linking rule of deidentify._patient_key.
+    group = "*" if options.one_case else f"{processed.study_uid}/{processed.patient_pseudonym}"
     case = cases_by_study.get(group)
     new_case = case is None
     if case is None:

@@ -7,20 +7,31 @@ from and the sha256 of its stored values. Pixels come from a deterministic synth
 from the ``pydicom-data`` package, or from a DICOM file next to the case files (exports).
 Loading goes through the normal ingest, so de-identification and checks apply, and it is
 idempotent: images already in the library (same pixel hash) are not imported again.
+
+The pixel review travels with the case: a case file names who reviewed the pixels and when
+(``pixel_review``). A case whose images need a review and whose file records none is never
+published by loading it: it is held in review for a person here. A review recorded in the
+file counts (the reviewer, who has no account here, is kept by name): the file is what a
+trainer chose to import, and it names who vouched for the pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from flask import current_app
 from sqlalchemy import select
 
+from app.audit.services import record
+from app.cases import pixels
 from app.cases.ingest import FileResult, ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
 from app.cases.reads import reference_for, save_read
@@ -28,7 +39,6 @@ from app.cases.sandbox import Rejected, run_limited
 from app.cases.services import (
     CaseError,
     change_status,
-    complete_pixel_review,
     parse_tags,
     put_in_exam_bank,
 )
@@ -51,7 +61,15 @@ class LoadResult:
     case_file: str
     status: str  # "loaded", "present" (already in the library) or "refused"
     case_id: int | None = None
-    reason: str | None = None
+    reason: str | None = None  # why refused, or why a loaded case was not published
+
+
+@dataclass(frozen=True)
+class PixelReview:
+    """A pixel review as a case file records it: the reviewer by name and when."""
+
+    reviewed_by: str
+    reviewed_at: datetime
 
 
 # ---- image origins -----------------------------------------------------------------------
@@ -123,7 +141,9 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         _check_spec(spec)
     except (OSError, ValueError) as exc:
         return LoadResult(name, "refused", reason=str(exc))
-    wanted = [img["pixel_sha256"] for img in spec["images"]]
+    # A redacted image is also known here by the pixels it was first imported with.
+    wanted = [h for img in spec["images"]
+              for h in (img["pixel_sha256"], img.get("received_pixel_sha256")) if h]
     existing = db.session.scalars(
         select(CaseImage).where(CaseImage.pixel_hash.in_(wanted))
     ).all()
@@ -137,7 +157,8 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         return _present(name, case, bool(spec.get("exam_bank", False)))
 
     options = ImportOptions(source=spec["source"], licence=spec["licence"],
-                            exam_bank=bool(spec.get("exam_bank", False)), one_case=True)
+                            exam_bank=bool(spec.get("exam_bank", False)), one_case=True,
+                            keep_own_pseudonyms=True)
     sources = [Source(f"{name} image {n + 1}", _reader(image["origin"], folder))
                for n, image in enumerate(spec["images"])]
     results: list[FileResult] = import_files(sources, actor=None, options=options).results
@@ -154,9 +175,21 @@ def load_case_file(path: Path, folder: Path, *, publish: bool) -> LoadResult:
         db.session.rollback()
         _discard({case.id})
         return LoadResult(name, "refused", reason=str(exc))
-    if spec.get("status") == CaseStatus.IN_REVIEW.value:
+    review = _recorded_review(spec)
+    if case.pixel_review_needed and review is not None:
+        _record_review(case, review)
+    asked = spec.get("status", CaseStatus.PUBLISHED.value)
+    if case.pixel_review_needed and case.pixel_reviewed_at is None:
+        # Loading never stands in for a person's review.
+        unreviewed = "its images may carry burned-in text and the case file records no pixel review"
+        if asked == CaseStatus.DRAFT.value or not publish:
+            return LoadResult(name, "loaded", case_id=case.id,
+                              reason=f"left as a draft: {unreviewed}")
+        change_status(case, CaseStatus.IN_REVIEW, actor=None)
+        return LoadResult(name, "loaded", case_id=case.id, reason=f"held in review: {unreviewed}")
+    if asked == CaseStatus.IN_REVIEW.value:
         change_status(case, CaseStatus.IN_REVIEW, actor=None)  # held for a person's review
-    elif publish:
+    elif publish and asked == CaseStatus.PUBLISHED.value:
         _publish(case)
     return LoadResult(name, "loaded", case_id=case.id)
 
@@ -191,6 +224,46 @@ def _check_spec(spec: Any) -> None:
     for image in spec["images"]:
         if not isinstance(image, dict) or "origin" not in image or "pixel_sha256" not in image:
             raise LibraryError("every image needs an 'origin' and a 'pixel_sha256'")
+        if not isinstance(image.get("received_pixel_sha256", ""), str):
+            raise LibraryError("an image's 'received_pixel_sha256' must be a sha256")
+    if spec.get("status", CaseStatus.PUBLISHED.value) not in LOADED_STATUSES:
+        raise LibraryError(f"the status must be one of {', '.join(sorted(LOADED_STATUSES))}")
+    _recorded_review(spec)
+
+
+# What a case file may ask for; a retired case is exported for the record, and loads as a
+# draft for a trainer to decide on.
+LOADED_STATUSES = {CaseStatus.DRAFT.value, CaseStatus.IN_REVIEW.value,
+                   CaseStatus.PUBLISHED.value, CaseStatus.RETIRED.value}
+
+
+def _recorded_review(spec: dict[str, Any]) -> PixelReview | None:
+    """The file's pixel review, checked: a reviewer's name and an ISO 8601 date."""
+    entry = spec.get("pixel_review")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise LibraryError("the pixel review must name 'reviewed_by' and 'reviewed_at'")
+    reviewer = entry.get("reviewed_by")
+    if not isinstance(reviewer, str) or not reviewer.strip() or len(reviewer) > 200:
+        raise LibraryError("the pixel review needs the reviewer's name (at most 200 characters)")
+    try:
+        reviewed_at = datetime.fromisoformat(str(entry.get("reviewed_at")))
+    except ValueError:
+        raise LibraryError("the pixel review's 'reviewed_at' is not an ISO 8601 date") from None
+    if reviewed_at.tzinfo is None:
+        reviewed_at = reviewed_at.replace(tzinfo=UTC)
+    return PixelReview(reviewer.strip(), reviewed_at)
+
+
+def _record_review(case: Case, review: PixelReview) -> None:
+    """The review done elsewhere, as the file names it; audited like one done here."""
+    case.pixel_reviewed_at = review.reviewed_at
+    case.pixel_reviewed_by_name = review.reviewed_by
+    record("case.pixel_review", actor=None, object_type="case", object_id=case.id,
+           reviewed_by=review.reviewed_by, reviewed_at=review.reviewed_at.isoformat(),
+           via="case file")
+    db.session.commit()
 
 
 def _apply_spec(case: Case, spec: dict[str, Any], image_ids: list[int | None]) -> None:
@@ -236,8 +309,7 @@ def _add_quality_reference(case: Case, spec: dict[str, Any]) -> None:
 
 
 def _publish(case: Case) -> None:
-    if case.pixel_review_needed and case.pixel_reviewed_at is None:
-        complete_pixel_review(case, actor=None)
+    """Through the status rules: an unreviewed case is refused there, never reviewed here."""
     if case.status == CaseStatus.DRAFT.value:
         change_status(case, CaseStatus.IN_REVIEW, actor=None)
     if case.status == CaseStatus.IN_REVIEW.value:
@@ -277,13 +349,20 @@ def export_library(folder: Path, cases: list[Case]) -> list[Path]:
             data = store.read(image.storage_key, DICOM_FILE)
             digest = hashlib.sha256(data).hexdigest()
             (folder / IMAGES_DIR / f"{digest}.dcm").write_bytes(data)
-            images.append({
+            entry: dict[str, Any] = {
                 "view": image.view, "prior": image.is_prior,
                 "origin": {"file": f"{IMAGES_DIR}/{digest}.dcm", "sha256": digest},
                 "pixel_sha256": image.pixel_hash,
-            })
-        spec = {
+            }
+            if image.version > 1:
+                # Redacted since it was imported: the file holds other pixels than the ones
+                # the image is known by (its duplicate key stays the received pixels').
+                entry["pixel_sha256"] = _stored_pixel_hash(data)
+                entry["received_pixel_sha256"] = image.pixel_hash
+            images.append(entry)
+        spec: dict[str, Any] = {
             "format": FORMAT,
+            "status": case.status,
             "source": case.source,
             "licence": case.licence,
             "difficulty": case.difficulty,
@@ -306,7 +385,31 @@ def export_library(folder: Path, cases: list[Case]) -> list[Path]:
             spec["quality_reference"] = {"scheme": quality.scheme.key,
                                          "version": quality.scheme.version,
                                          "answers": quality.answers}
+        review = _review_of(case)
+        if review is not None:
+            spec["pixel_review"] = review
         path = folder / CASES_DIR / f"case-{case.id:06d}.json"
         path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)
     return written
+
+
+def _review_of(case: Case) -> dict[str, str] | None:
+    """The pixel review to carry along: done here (the reviewer's name and username) or
+    carried in from another installation's file. One with nobody to name (done by the
+    demo loader of old) is not a review another installation can rely on."""
+    if case.pixel_reviewed_at is None:
+        return None
+    if case.pixel_reviewed_by is not None:
+        reviewer = f"{case.pixel_reviewed_by.full_name} ({case.pixel_reviewed_by.username})"
+    elif case.pixel_reviewed_by_name:
+        reviewer = case.pixel_reviewed_by_name
+    else:
+        return None
+    return {"reviewed_by": reviewer,
+            "reviewed_at": case.pixel_reviewed_at.isoformat(timespec="seconds")}
+
+
+def _stored_pixel_hash(data: bytes) -> str:
+    """The duplicate key of a DICOM file's pixels, as the ingest computes it."""
+    return pixels.pixel_hash(pixels.stored_pixels(pydicom.dcmread(io.BytesIO(data))))

@@ -80,6 +80,9 @@ class Case(db.Model):
     pixel_review_needed: Mapped[bool] = mapped_column(Boolean, default=False)
     pixel_reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pixel_reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # A review done on another installation, as its case file names the reviewer ("Full
+    # Name (username)"): that person has no account here to point at.
+    pixel_reviewed_by_name: Mapped[str | None] = mapped_column(String(200))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

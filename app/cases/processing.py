@@ -50,6 +50,7 @@ class ProcessOptions:
     allow_no_meta: bool = False
     retain_patient_characteristics: bool = True
     dates: str = "shift"
+    keep_own_pseudonyms: bool = False
 
 
 @dataclass
@@ -95,6 +96,7 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
             secret=options.secret,
             retain_patient_characteristics=options.retain_patient_characteristics,
             dates=options.dates,  # type: ignore[arg-type]
+            keep_own_pseudonyms=options.keep_own_pseudonyms,
         ),
     )
     try:
