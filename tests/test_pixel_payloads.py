@@ -33,7 +33,7 @@ from pydicom.uid import (
 from sqlalchemy import select
 
 from app.auth.roles import Role
-from app.cases import codestream
+from app.cases import codestream, pixel_data, pixels
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage
 from app.cases.reads import save_read
@@ -256,8 +256,23 @@ def test_no_planted_text_in_stored_or_exported_images(app, make_user, tmp_path, 
     kept = pydicom.dcmread(io.BytesIO(stored))
     assert kept.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID  # not re-encoded
     assert np.array_equal(kept.pixel_array, before)
+    assert "COM" in db.session.get(CaseImage, result.image_id).deid_report["pixel_data_removed"]
     exported = _export(app, tmp_path, result.case_id, trainer)
     assert exported and not [data for data in exported if TOKEN in data]
+
+
+def test_a_stream_that_decodes_differently_once_rewritten_is_stored_uncompressed(monkeypatch):
+    """The safety net: were a segment the decoder needs ever dropped, the decoded values
+    are stored (uncompressed, losslessly) rather than an image that no longer decodes."""
+    monkeypatch.setattr(codestream, "JPEG_KEEP", codestream.JPEG_KEEP - {0xDB})  # no DQT
+    ds, before = _planted("jpeg-baseline")
+    ds = pydicom.dcmread(io.BytesIO(to_bytes(ds)))
+    decoded, stored = pixels.decoded_pixels(ds)
+    assert "APP1" in pixel_data.keep_declared_image(ds, decoded, stored)
+    kept = pydicom.dcmread(io.BytesIO(to_bytes(ds)))
+    assert not kept.file_meta.TransferSyntaxUID.is_compressed
+    assert kept.LossyImageCompression == "01"
+    assert np.array_equal(kept.pixel_array, before)
 
 
 def test_text_after_the_rle_segments_is_not_stored(app):

@@ -19,6 +19,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+AFTER_THE_END = "bytes after the end of the image"
+IGNORED_BY_DECODERS = frozenset({"COM", AFTER_THE_END, "TLM"})
+
 
 class CodestreamError(ValueError):
     """The stream is not a well-formed codestream of the family it was declared as."""
@@ -33,6 +36,13 @@ class Cleaned:
     @property
     def changed(self) -> bool:
         return bool(self.removed)
+
+    @property
+    def decodes_unchanged(self) -> bool:
+        """Whether only what decoders ignore by definition was dropped: comments, bytes
+        after the end, the optional TLM index. APPn segments, unknown markers and JP2
+        boxes may matter to some decoder, so decoding is checked after dropping those."""
+        return all(name in IGNORED_BY_DECODERS for name in self.removed)
 
 
 # ------------------------------------------------------------------ JPEG and JPEG-LS
@@ -91,7 +101,7 @@ def clean_jpeg(stream: bytes) -> Cleaned:
     if not precision:
         raise CodestreamError("the JPEG stream has no frame header")
     if stream[pos:].strip(b"\x00\xff"):  # more than padding to even length
-        removed.append("bytes after the end of the image")
+        removed.append(AFTER_THE_END)
     return Cleaned(b"".join(out), precision, tuple(removed))
 
 
@@ -182,7 +192,7 @@ def clean_j2k(stream: bytes) -> Cleaned:
         raise CodestreamError("the JPEG 2000 stream has data where a tile-part was expected")
     out.append(stream[pos : pos + 2])
     if stream[pos + 2 :].strip(b"\x00\xff"):  # more than padding to even length
-        removed.append("bytes after the end of the image")
+        removed.append(AFTER_THE_END)
     if lengths_changed:
         # TLM lists tile-part lengths, which just changed; it is an optional index that
         # decoders rebuild from the tile-part headers.

@@ -63,12 +63,19 @@ def keep_declared_image(ds: Dataset, decoded: np.ndarray, stored: np.ndarray) ->
     if cleaned.precision > int(ds.BitsStored) and not np.array_equal(decoded, stored):
         _store_uncompressed(ds, stored)
         return (*cleaned.removed, HIGH_BITS)
-    ds.PixelData = encapsulate([cleaned.data])
-    # Only decoding-relevant segments are kept, so the image decodes the same; checked
-    # whenever something was dropped, at the cost of one more decode.
-    if cleaned.changed and not np.array_equal(pixels.stored_pixels(ds), stored):
+    ds.PixelData = encapsulate([cleaned.data], has_bot=False)  # one frame: no offsets needed
+    # Only decoding-relevant segments are kept, so the image decodes the same; checked,
+    # at the cost of one more decode, when a dropped segment was one a decoder might read.
+    if not cleaned.decodes_unchanged and not _decodes_to(ds, stored):
         _store_uncompressed(ds, stored)
     return cleaned.removed
+
+
+def _decodes_to(ds: Dataset, stored: np.ndarray) -> bool:
+    try:
+        return np.array_equal(pixels.stored_pixels(ds), stored)
+    except ValueError:  # the decoder needed a dropped segment after all
+        return False
 
 
 def _native_bytes(ds: Dataset, stored: np.ndarray) -> bytes:

@@ -104,7 +104,7 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
         display_params = derivatives.params.to_json()
     except ValueError as exc:
         raise Rejected(str(exc)) from None
-    _keep_declared_image(ds, decoded, stored)
+    removed = _keep_declared_image(ds, decoded, stored)
 
     _ensure_instance_uids(ds)
     out = io.BytesIO()
@@ -115,7 +115,7 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
         preview_jpeg=derivatives.preview_jpeg,
         full_png16=derivatives.full_png16,
         display_params=display_params,
-        deid_report=report.to_json(),
+        deid_report=_with_pixel_data(report.to_json(), removed),
         pixel_hash=pixel_hash,
         pixel_review_needed=report.pixel_review_needed,
         modality=str(ds.Modality),
@@ -248,10 +248,10 @@ def _check_header(ds: Dataset) -> None:
             raise Rejected(f"the pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)")
 
 
-def _keep_declared_image(ds: Dataset, decoded: np.ndarray, stored: np.ndarray) -> None:
-    """The stored Pixel Data holds the image alone (see pixel_data)."""
+def _keep_declared_image(ds: Dataset, decoded: np.ndarray, stored: np.ndarray) -> list[str]:
+    """The stored Pixel Data holds the image alone (see pixel_data); what was removed."""
     try:
-        pixel_data.keep_declared_image(ds, decoded, stored)
+        return list(pixel_data.keep_declared_image(ds, decoded, stored))
     except CodestreamError as exc:
         raise Rejected(f"the compressed pixel data is damaged: {exc}") from None
     except Exception as exc:  # an encoder or decoder failing on what it was given
@@ -259,6 +259,12 @@ def _keep_declared_image(ds: Dataset, decoded: np.ndarray, stored: np.ndarray) -
             f"the pixel data could not be stored without what lies beside the image "
             f"({type(exc).__name__})"
         ) from None
+
+
+def _with_pixel_data(report: dict[str, Any], removed: list[str]) -> dict[str, Any]:
+    """The de-identification report also names what was cut from the pixel data (e.g.
+    COM, APP1): the record of a privacy review should show it."""
+    return {**report, "pixel_data_removed": sorted(set(removed))} if removed else report
 
 
 def _ensure_instance_uids(ds: Dataset) -> None:
