@@ -275,6 +275,15 @@ def test_a_stream_that_decodes_differently_once_rewritten_is_stored_uncompressed
     assert np.array_equal(kept.pixel_array, before)
 
 
+def test_the_case_page_says_what_was_cut_from_the_pixel_data(app, client, make_user):
+    make_user(Role.TRAINER, username="curator")
+    ds, _ = _planted("jpeg-baseline")
+    result = _import(to_bytes(ds))
+    login(client, "curator")
+    page = client.get(f"/cases/{result.case_id}").get_data(as_text=True)
+    assert "Cut from the pixel data</dt><dd>APP0, APP1, APP13, COM, bytes after the end" in page
+
+
 def test_text_after_the_rle_segments_is_not_stored(app):
     ds = cr_dataset(rows=40, columns=30, seed=8)
     before = ds.pixel_array.copy()
