@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +78,9 @@ class DisplayParams:
     has_modality_lut_sequence: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON types only: the viewer reads this as-is (documented in FORMAT.md)."""
+        """Plain JSON types only: the viewer reads this as-is (documented in FORMAT.md).
+        Every number is finite (UnsupportedImage otherwise): NaN and infinity are not
+        JSON, and PostgreSQL's JSON column refuses them."""
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
@@ -88,7 +91,23 @@ class DisplayParams:
             elif isinstance(value, tuple):
                 value = list(value)
             out[name] = value
+        if not all_finite(out):
+            raise UnsupportedImage(
+                "The image's display parameters are not finite numbers: its Rescale Slope, "
+                "Rescale Intercept, Window Center/Width or Pixel Spacing are damaged."
+            )
         return out
+
+
+def all_finite(value: Any) -> bool:
+    """Whether every float in a JSON-like structure is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(all_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(all_finite(v) for v in value)
+    return True
 
 
 def _window_json(window: Window) -> dict[str, Any]:
@@ -112,9 +131,21 @@ def stored_pixels(ds: Dataset) -> np.ndarray:
     Raises UnsupportedImage (a ValueError) for colour, multi-frame, more than 16 bits,
     or pixel data that cannot be decoded.
     """
+    return decoded_pixels(ds)[1]
+
+
+def decoded_pixels(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(as decoded, stored values) of the declared frame.
+
+    As decoded: the decoder's output, bits above Bits Stored and all. Stored values: those
+    bits cleared, or for signed images filled with the sign extended from Bits Stored
+    (PS3.5 8.1.1: they are not part of the value, and may carry a hidden overlay). The two
+    differ only when something other than the image lives in those bits. Bytes after the
+    declared frame are never decoded.
+    """
     _check_supported(ds)
     try:
-        arr = _decode(ds)
+        decoded = _decode(ds)
     except UnsupportedImage:
         raise
     except Exception as exc:  # decoders raise anything from KeyError to RuntimeError
@@ -122,12 +153,25 @@ def stored_pixels(ds: Dataset) -> np.ndarray:
         raise UnsupportedImage(
             f"The pixel data could not be decoded ({name}): {_short(exc)}"
         ) from exc
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+    if decoded.ndim != 2 or not np.issubdtype(decoded.dtype, np.integer):
         raise UnsupportedImage(
-            f"Expected one greyscale frame of integers, got an array of shape {arr.shape} "
-            f"and type {arr.dtype}."
+            f"Expected one greyscale frame of integers, got an array of shape "
+            f"{decoded.shape} and type {decoded.dtype}."
         )
-    return arr
+    return decoded, _stored_values(decoded, int(ds.BitsStored), _signed(ds))
+
+
+def _stored_values(decoded: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Shift the unused high bits out and back: logical for unsigned, arithmetic (sign
+    extension) for signed, as pydicom's own correction does."""
+    dtype = np.dtype(f"{'i' if signed else 'u'}{decoded.itemsize}")
+    shift = decoded.itemsize * 8 - bits_stored
+    if shift <= 0:
+        return decoded.astype(dtype, copy=False)
+    values = decoded.astype(dtype)  # a copy in native byte order, of the header's sign
+    np.left_shift(values, shift, out=values)
+    np.right_shift(values, shift, out=values)
+    return values
 
 
 def _check_supported(ds: Dataset) -> None:
@@ -177,19 +221,27 @@ def _transfer_syntax(ds: Dataset) -> uid.UID | None:
     return uid.ImplicitVRLittleEndian if implicit else uid.ExplicitVRLittleEndian
 
 
+#: The decoder's output untouched (pydicom would clear or sign-extend the unused high
+#: bits, which decoded_pixels does itself so that it can see whether they held anything),
+#: and only the declared frame however many bytes follow it.
+RAW_DECODING = {"correct_unused_bits": False, "apply_j2k_sign_correction": False,
+                "apply_jls_sign_correction": False, "allow_excess_frames": False}
+
+
 def _decode(ds: Dataset) -> np.ndarray:
-    """ds.pixel_array, or, when the file meta lacks a transfer syntax, pydicom's decoder for
-    the inferred one (which reads the dataset without needing or modifying its file meta)."""
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and meta.get("TransferSyntaxUID"):
-        return ds.pixel_array
+    """The first frame as decoded by pydicom's decoder for the file's transfer syntax, or,
+    when the file meta lacks one, for the inferred one (the decoder reads the dataset
+    without needing or modifying its file meta)."""
     tsyntax = _transfer_syntax(ds)
     if tsyntax is None:
         raise UnsupportedImage(
             "The file has no Transfer Syntax UID and its pixel data is compressed, "
             "so it cannot be decoded."
         )
-    return get_decoder(tsyntax).as_array(ds)[0]
+    with warnings.catch_warnings():
+        # Excess bytes are expected here (they are dropped from the stored file).
+        warnings.simplefilter("ignore", UserWarning)
+        return get_decoder(tsyntax).as_array(ds, **RAW_DECODING)[0]  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ the LUT pipeline
@@ -221,6 +273,13 @@ def _pipeline(ds: Dataset, stored: np.ndarray) -> _Pipeline:
         modality = np.asarray(apply_modality_lut(values, _core_dataset(ds)), dtype=np.float64)
     except Exception as exc:  # malformed Modality LUT Sequence
         raise UnsupportedImage(f"The Modality LUT could not be applied: {_short(exc)}") from exc
+    if not np.isfinite(modality).all():
+        # e.g. a slope of 1e308: windows computed from it would be NaN, which neither JSON
+        # nor PostgreSQL's JSON column can hold.
+        raise UnsupportedImage(
+            "The Rescale Slope (0028,1053) and Rescale Intercept (0028,1052) take the pixel "
+            "values beyond the range of numbers: the file's rescale is damaged."
+        )
     return _Pipeline(offset, values, modality, _inverted(ds))
 
 
@@ -527,7 +586,8 @@ def _file_windows(ds: Dataset, function: str) -> tuple[Window, ...]:
 
 
 def _valid_window(center: float, width: float, function: str) -> bool:
-    if not (math.isfinite(center) and math.isfinite(width)):
+    # Both ends finite too: the viewer computes center +- width / 2.
+    if not all(math.isfinite(v) for v in (center, width, center - width, center + width)):
         return False
     return width >= 1 if function == "LINEAR" else width > 0
 

@@ -10,6 +10,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -24,7 +25,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from app.cases import pixels
+from app.cases import pixel_data, pixels
+from app.cases.codestream import CodestreamError
 from app.cases.deidentify import DeidOptions, deidentify
 from app.cases.sandbox import Rejected
 
@@ -82,7 +84,7 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
     ds = _read(data, options.allow_no_meta)
     _check_header(ds)
     try:
-        stored = pixels.stored_pixels(ds)
+        decoded, stored = pixels.decoded_pixels(ds)
     except ValueError as exc:
         raise Rejected(str(exc)) from None
     except Exception as exc:
@@ -101,8 +103,10 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
     )
     try:
         derivatives = pixels.make_derivatives(ds, stored)
+        display_params = derivatives.params.to_json()
     except ValueError as exc:
         raise Rejected(str(exc)) from None
+    removed = _keep_declared_image(ds, decoded, stored)
 
     _ensure_instance_uids(ds)
     out = io.BytesIO()
@@ -112,8 +116,8 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
         thumbnail_jpeg=derivatives.thumbnail_jpeg,
         preview_jpeg=derivatives.preview_jpeg,
         full_png16=derivatives.full_png16,
-        display_params=derivatives.params.to_json(),
-        deid_report=report.to_json(),
+        display_params=display_params,
+        deid_report=_with_pixel_data(report.to_json(), removed),
         pixel_hash=pixel_hash,
         pixel_review_needed=report.pixel_review_needed,
         modality=str(ds.Modality),
@@ -244,6 +248,25 @@ def _check_header(ds: Dataset) -> None:
         expected = rows * columns * (bits_allocated // 8)
         if len(ds.PixelData) < expected:
             raise Rejected(f"the pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)")
+
+
+def _keep_declared_image(ds: Dataset, decoded: np.ndarray, stored: np.ndarray) -> list[str]:
+    """The stored Pixel Data holds the image alone (see pixel_data); what was removed."""
+    try:
+        return list(pixel_data.keep_declared_image(ds, decoded, stored))
+    except CodestreamError as exc:
+        raise Rejected(f"the compressed pixel data is damaged: {exc}") from None
+    except Exception as exc:  # an encoder or decoder failing on what it was given
+        raise Rejected(
+            f"the pixel data could not be stored without what lies beside the image "
+            f"({type(exc).__name__})"
+        ) from None
+
+
+def _with_pixel_data(report: dict[str, Any], removed: list[str]) -> dict[str, Any]:
+    """The de-identification report also names what was cut from the pixel data (e.g.
+    COM, APP1): the record of a privacy review should show it."""
+    return {**report, "pixel_data_removed": sorted(set(removed))} if removed else report
 
 
 def _ensure_instance_uids(ds: Dataset) -> None:

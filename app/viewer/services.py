@@ -7,6 +7,7 @@ only for users who curate the library (trainers, administrators).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import url_for
@@ -34,8 +35,21 @@ def image_json(image: CaseImage) -> dict[str, Any]:
                                v=image.version),
         "full_url": url_for("cases.image_file", image_id=image.id, kind="full",
                             v=image.version),
-        "params": image.display_params,
+        "params": finite_json(image.display_params),
     }
+
+
+def finite_json(value: Any) -> Any:
+    """value with every non-finite float as null. Display parameters stored before
+    non-finite numbers were refused at import may hold NaN (SQLite keeps it), which is
+    not JSON: a strict parser, the browser's included, would reject the whole response."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_json(item) for item in value]
+    return value
 
 
 #: How the library viewer names a case to someone who does not curate the library: a
