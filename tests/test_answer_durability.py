@@ -1,0 +1,143 @@
+"""Answers are never lost: every acknowledged save has its own revision, a save based on an
+older revision is refused (409, with the newer answer) instead of silently overwriting it;
+the error page survives a database outage; the SQLite database is its owner's alone."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.auth.roles import Role
+from app.extensions import db
+from app.quizzes.models import Attempt, AttemptAnswer
+from tests.cohort import run_together
+from tests.conftest import PASSWORD, IsolatedClient, csrf_token, login, postgresql_only
+from tests.test_attempts import cases, post_start, practice, save_url  # noqa: F401 (fixtures)
+
+
+def _answer(attempt_id: int) -> AttemptAnswer:
+    db.session.expire_all()
+    attempt = db.session.get(Attempt, attempt_id)
+    return db.session.scalars(select(AttemptAnswer).where(
+        AttemptAnswer.attempt_id == attempt_id,
+        AttemptAnswer.case_id == attempt.case_order[0])).one()
+
+
+@pytest.fixture
+def started(client, practice, make_user):  # noqa: F811 (fixture)
+    """A trainee signed in with a practice attempt open at its first case: (client, attempt
+    id, the CSRF token of the case page)."""
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST, username="reader")
+    login(client, trainee.username)
+    response = post_start(client, practice)
+    attempt = db.session.scalars(select(Attempt)).one()
+    return client, attempt.id, csrf_token(client, response.headers["Location"])
+
+
+def test_a_save_based_on_an_older_revision_is_refused_with_the_newer_answer(started):
+    """Two tabs showed revision 1; the first saves (revision 2); the second's save based on
+    revision 1 would overwrite it: refused with 409, reason "stale" and the newer answer."""
+    client, attempt_id, token = started
+    url, headers = save_url(attempt_id, 1), {"X-CSRFToken": token}
+    first = client.post(url, json={"answers": {"overall": "normal"}, "marks": [], "revision": 0},
+                        headers=headers)
+    assert first.status_code == 200 and first.get_json()["revision"] == 1
+    tab_a = client.post(url, json={"answers": {"overall": "abnormal"}, "marks": [],
+                                   "revision": 1}, headers=headers)
+    assert tab_a.status_code == 200 and tab_a.get_json()["revision"] == 2
+    tab_b = client.post(url, json={"answers": {"overall": "normal"}, "marks": [],
+                                   "revision": 1}, headers=headers)
+    assert tab_b.status_code == 409
+    body = tab_b.get_json()
+    assert body["reason"] == "stale" and body["ended"] is False
+    assert body["revision"] == 2 and body["answers"] == {"overall": "abnormal"}
+    assert "another window" in body["message"]
+    saved = _answer(attempt_id)
+    assert (saved.revision, saved.answers) == (2, {"overall": "abnormal"})
+    # The page, told of revision 2, saves again on top of it.
+    again = client.post(url, json={"answers": {"overall": "normal"}, "marks": [],
+                                   "revision": 2}, headers=headers)
+    assert again.status_code == 200 and again.get_json()["revision"] == 3
+
+
+@pytest.mark.parametrize("revision", [-1, "1", 1.5, True, [1]])
+def test_a_revision_that_is_not_a_whole_number_is_refused_with_a_reason(started, revision):
+    client, attempt_id, token = started
+    response = client.post(save_url(attempt_id, 1), json={"answers": {"overall": "normal"},
+                                                          "revision": revision},
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 400
+    assert "revision" in response.get_json()["message"]
+    assert db.session.scalars(select(AttemptAnswer)).all() == []  # nothing written
+
+
+def test_a_save_based_on_a_revision_from_the_future_is_refused(started):
+    client, attempt_id, token = started
+    response = client.post(save_url(attempt_id, 1), json={"answers": {}, "revision": 5},
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 409 and "does not exist" in response.get_json()["message"]
+
+
+def _signed_in_client(app, username: str, attempt_id: int) -> tuple[IsolatedClient, str]:
+    """Another device: its own cookies and CSRF token."""
+    other = app.test_client()
+    login(other, username, PASSWORD)
+    return other, csrf_token(other, f"/training/attempts/{attempt_id}/1")
+
+
+@postgresql_only
+def test_two_devices_saving_the_same_revision_at_once_one_wins_one_is_told(app, started):
+    """Two signed-in devices (their own sessions, connections and transactions) both show
+    revision 1 and save at the same moment: exactly one is acknowledged (revision 2), the
+    other gets 409 with that newer answer; nothing acknowledged is overwritten."""
+    client, attempt_id, token = started
+    url = save_url(attempt_id, 1)
+    assert client.post(url, json={"answers": {"overall": "normal"}, "revision": 0},
+                       headers={"X-CSRFToken": token}).status_code == 200
+    devices = [_signed_in_client(app, "reader", attempt_id) for _ in range(2)]
+    db.session.remove()
+    choices = ["abnormal", "normal"]
+
+    def save(n: int):
+        device, device_token = devices[n]
+        return lambda: device.post(url, json={"answers": {"overall": choices[n]}, "marks": [],
+                                              "revision": 1},
+                                   headers={"X-CSRFToken": device_token})
+
+    for _ in range(5):  # several rounds: the collision is not left to one lucky timing
+        responses = run_together([save(0), save(1)], timeout=60)
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200, 409], [r.get_data(as_text=True)[:300] for r in responses]
+        [won] = [r for r in responses if r.status_code == 200]
+        [lost] = [r for r in responses if r.status_code == 409]
+        assert won.get_json()["revision"] == 2
+        assert lost.get_json()["revision"] == 2
+        winner = choices[responses.index(won)]
+        assert lost.get_json()["answers"] == {"overall": winner}
+        saved = _answer(attempt_id)
+        assert (saved.revision, saved.answers) == (2, {"overall": winner})
+        # Back to revision 1 for the next round.
+        _answer(attempt_id).revision = 1
+        db.session.commit()
+        db.session.remove()
+
+
+@postgresql_only
+def test_concurrent_acknowledged_saves_each_get_their_own_revision(app, started):
+    """Saves without a revision (last one wins) at the same moment from several devices:
+    each acknowledgement names a different revision, and the stored one is the highest."""
+    _client, attempt_id, _token = started
+    devices = [_signed_in_client(app, "reader", attempt_id) for _ in range(4)]
+    db.session.remove()
+    url = save_url(attempt_id, 1)
+
+    def save(n: int):
+        device, device_token = devices[n]
+        return lambda: device.post(url, json={"answers": {"overall": "normal"}},
+                                   headers={"X-CSRFToken": device_token})
+
+    responses = run_together([save(n) for n in range(4)], timeout=60)
+    assert [r.status_code for r in responses] == [200] * 4
+    revisions = sorted(r.get_json()["revision"] for r in responses)
+    assert revisions == [1, 2, 3, 4]
+    assert _answer(attempt_id).revision == 4
