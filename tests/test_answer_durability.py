@@ -4,14 +4,28 @@ the error page survives a database outage; the SQLite database is its owner's al
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from flask import Flask
 from sqlalchemy import select
 
+from app import create_app
 from app.auth.roles import Role
+from app.auth.services import create_user
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptAnswer
 from tests.cohort import run_together
-from tests.conftest import PASSWORD, IsolatedClient, csrf_token, login, postgresql_only
+from tests.conftest import (
+    PASSWORD,
+    IsolatedClient,
+    base_config,
+    csrf_token,
+    login,
+    migrate_database,
+    postgresql_only,
+)
+from tests.realservers import create_database, postgres_server
 from tests.test_attempts import cases, post_start, practice, save_url  # noqa: F401 (fixtures)
 
 
@@ -141,3 +155,78 @@ def test_concurrent_acknowledged_saves_each_get_their_own_revision(app, started)
     revisions = sorted(r.get_json()["revision"] for r in responses)
     assert revisions == [1, 2, 3, 4]
     assert _answer(attempt_id).revision == 4
+
+
+# ---- the error page during a database outage ------------------------------------------------
+
+OUTAGE_USER = {"username": "outage.reader", "full_name": "Amina Outage-Reader",
+               "email": "amina.outage@example.org"}
+
+
+def _portal_signed_in(database_url: str, instance: Path) -> tuple[Flask, IsolatedClient, str]:
+    """A portal of its own on ``database_url`` (migrated from empty) and a trainee signed in
+    to it: (app, client, the CSRF token of a page)."""
+    migrate_database(database_url, instance)
+    portal = create_app(base_config(database_url, instance))
+    portal.test_client_class = IsolatedClient
+    with portal.app_context():
+        create_user(roles=(Role.TRAINEE_RADIOLOGIST,), password=PASSWORD, **OUTAGE_USER)
+    client = portal.test_client()
+    assert login(client, OUTAGE_USER["username"]).status_code == 302
+    return portal, client, csrf_token(client, "/training/")
+
+
+def _assert_unavailable_pages(client: IsolatedClient, token: str, secrets: list[str]) -> None:
+    """Every kind of page answers 503 with Retry-After: HTML without the database (no
+    name of the signed-in person, nothing internal), JSON for the autosave."""
+    for path in ("/training/", "/", "/training/attempts/1/1"):
+        page = client.get(path)
+        assert page.status_code == 503, (path, page.get_data(as_text=True)[:500])
+        assert int(page.headers["Retry-After"]) > 0
+        assert page.mimetype == "text/html"
+        html = page.get_data(as_text=True)
+        assert "cannot reach its database" in html and "<h1>" in html
+        for secret in secrets:
+            assert secret not in html
+        assert "Traceback" not in html and "OperationalError" not in html
+    save = client.post("/training/attempts/1/1/answer", json={"answers": {}, "revision": 0},
+                       headers={"X-CSRFToken": token})
+    assert save.status_code == 503 and int(save.headers["Retry-After"]) > 0
+    body = save.get_json()
+    assert body["reason"] == "database_unavailable" and "try again" in body["message"]
+
+
+def test_the_error_page_renders_while_the_sqlite_database_is_gone(tmp_path):
+    """The database's folder disappears (a volume unmounted) while a trainee is signed in:
+    their pages answer 503 with Retry-After, and work again once it is back."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'portal.sqlite3'}"
+    portal, client, token = _portal_signed_in(url, tmp_path / "instance")
+    assert client.get("/training/").status_code == 200
+    folder.rename(tmp_path / "elsewhere")
+    with portal.app_context():
+        db.engine.dispose()  # open connections would still read the moved file
+    try:
+        _assert_unavailable_pages(client, token, [*OUTAGE_USER.values(), str(folder),
+                                                  portal.config["SECRET_KEY"]])
+    finally:
+        (tmp_path / "elsewhere").rename(folder)
+    assert client.get("/training/").status_code == 200  # back: the session still holds
+    with portal.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_error_page_renders_while_the_postgresql_server_is_stopped(tmp_path):
+    """The PostgreSQL server stops while a trainee is signed in (its pooled connections
+    break, new ones are refused): 503 pages that need no database, JSON for the autosave."""
+    with postgres_server() as base:
+        url = create_database(base, "outage")
+        portal, client, token = _portal_signed_in(url, tmp_path / "instance")
+        assert client.get("/training/").status_code == 200
+    # The server is stopped here (and its data removed): a real outage.
+    _assert_unavailable_pages(client, token, [*OUTAGE_USER.values(), url.split("@")[-1],
+                                              portal.config["SECRET_KEY"]])
+    with portal.app_context():
+        db.engine.dispose()
