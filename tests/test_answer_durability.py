@@ -4,6 +4,11 @@ the error page survives a database outage; the SQLite database is its owner's al
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -230,3 +235,55 @@ def test_the_error_page_renders_while_the_postgresql_server_is_stopped(tmp_path)
                                               portal.config["SECRET_KEY"]])
     with portal.app_context():
         db.engine.dispose()
+
+
+# ---- the SQLite database file is its owner's alone --------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_new_sqlite_database_and_its_journals_are_readable_by_their_owner_alone(tmp_path):
+    """``cxr-academy db upgrade`` on a fresh instance folder (the database of a zero-setup
+    install), under the common umask 022: the database file is 0600, and so are the
+    rollback journal and the write-ahead log SQLite makes beside it."""
+    instance = tmp_path / "instance"
+    env = {**os.environ, "CXR_ACADEMY_INSTANCE_PATH": str(instance)}
+    env.pop("CXR_ACADEMY_SQLALCHEMY_DATABASE_URI", None)
+    # The console script's entry point, run from this checkout.
+    script = "import sys; from app.cli import main; sys.argv[0] = 'cxr-academy'; main()"
+    result = subprocess.run([sys.executable, "-c", script, "db", "upgrade"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300, check=False,
+                            preexec_fn=lambda: os.umask(0o022))
+    assert result.returncode == 0, result.stderr[-2000:]
+    database = instance / "cxr_academy.sqlite3"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+    def mode_of_journal(journal_mode: str, suffix: str) -> int:
+        with sqlite3.connect(database) as conn:
+            conn.execute(f"PRAGMA journal_mode={journal_mode}")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE probe (x)")  # a page written: the journal exists now
+            mode = stat.S_IMODE((instance / f"cxr_academy.sqlite3{suffix}").stat().st_mode)
+            conn.rollback()
+            return mode
+
+    old = os.umask(0o022)
+    try:
+        assert mode_of_journal("DELETE", "-journal") == 0o600
+        assert mode_of_journal("WAL", "-wal") == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_an_existing_sqlite_database_keeps_its_permissions(tmp_path):
+    """Only a file the portal creates is made 0600: an administrator's own choice for an
+    existing database (a group that backs it up) is left as it is."""
+    database = tmp_path / "kept.sqlite3"
+    sqlite3.connect(database).close()
+    database.chmod(0o640)
+    portal = create_app(base_config(f"sqlite:///{database}", tmp_path / "instance"))
+    with portal.app_context():
+        db.session.execute(select(1))
+        db.session.remove()
+        db.engine.dispose()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o640
