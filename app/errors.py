@@ -58,6 +58,7 @@ def _forget_transaction() -> None:
 def _unavailable() -> tuple[Response, int]:
     """The 503 of an unreachable database: rendered from a template that reads nothing from
     the database (no menu, no current user), with Retry-After."""
+    response: Response
     if _wants_json():
         response = jsonify(error=UNAVAILABLE_TITLE, reason="database_unavailable",
                            message=UNAVAILABLE_REASON, status=503,
