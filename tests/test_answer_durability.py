@@ -184,7 +184,8 @@ def _portal_signed_in(database_url: str, instance: Path) -> tuple[Flask, Isolate
 def _assert_unavailable_pages(client: IsolatedClient, token: str, secrets: list[str]) -> None:
     """Every kind of page answers 503 with Retry-After: HTML without the database (no
     name of the signed-in person, nothing internal), JSON for the autosave."""
-    for path in ("/training/", "/", "/training/attempts/1/1"):
+    # The last: a 404, whose full error page would ask the database who is signed in.
+    for path in ("/training/", "/", "/training/attempts/1/1", "/no-such-page"):
         page = client.get(path)
         assert page.status_code == 503, (path, page.get_data(as_text=True)[:500])
         assert int(page.headers["Retry-After"]) > 0

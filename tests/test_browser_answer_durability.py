@@ -128,8 +128,14 @@ def test_submitting_with_a_dropped_connection_asks_and_the_summary_sends_the_ans
         "() => document.querySelector('[data-testid=unsaved-state]').hidden", timeout=40_000)
     assert _stored_answers(attempt.id) == {attempt.case_order[0]: {"overall": "normal"}}
     assert "1 of 2 cases answered" in page.get_by_test_id("summary-answered").inner_text()
+    assert page.evaluate(KEPT) == []
+    # An answer another tab still keeps for this attempt is of no use once it has ended.
+    page.evaluate(f"() => localStorage.setItem('cxr-academy:unsaved:{attempt.id}:2', "
+                  "JSON.stringify({answers: {}, marks: [], revision: 0}))")
+    page.route("**/answer", _dropped)
     page.get_by_role("button", name="Submit and finish").click()
     page.wait_for_url("**/result")
+    assert len(asked) == 3 and "case 2 is not saved" in asked[2]  # accepted: submitted
     db.session.expire_all()
     assert db.session.get(Attempt, attempt.id).state == AttemptState.SUBMITTED.value
     assert page.evaluate(KEPT) == []
