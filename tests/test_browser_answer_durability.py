@@ -94,6 +94,23 @@ def test_a_failed_save_keeps_the_trainee_on_the_case_until_the_server_has_it(rea
     assert len(asked) == 1  # acknowledged: no question this time
 
 
+def test_an_answer_left_behind_on_purpose_is_sent_from_the_next_case(reading):
+    """The trainee confirms leaving a case whose save failed: the next case's page sends
+    the kept answer once the server answers again."""
+    page, attempt = reading
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave anyway?": yes
+    page.route("**/answer", _server_error)
+    page.get_by_label("Abnormal").check()
+    page.wait_for_function(RETRYING)
+    page.get_by_role("link", name="Next case").click()
+    page.wait_for_url("**/2")
+    page.wait_for_function(LOADED)
+    assert _stored_answers(attempt.id) == {}
+    page.unroute("**/answer", _server_error)
+    page.wait_for_function(f"() => ({KEPT})().length === 0", timeout=40_000)
+    assert _stored_answers(attempt.id) == {attempt.case_order[0]: {"overall": "abnormal"}}
+
+
 def test_submitting_with_a_dropped_connection_asks_and_the_summary_sends_the_answer(reading):
     """The connection drops (aborted requests) before "Submit all answers": the page asks;
     going on anyway keeps the answer on the device, the summary sends it when the network

@@ -208,16 +208,25 @@ if (restored && restored.revision === revision) {
   }
 }
 
-// Answers of other cases of this attempt that were left unacknowledged go now.
+// Answers of other cases of this attempt that were left unacknowledged go now, and again
+// with every heartbeat until the server has them.
+let sendingElsewhere = false;
 async function sendKeptElsewhere() {
-  for (const { position: other, read: keptRead } of keptOf(attemptId)) {
-    if (String(other) === String(position)) continue;
-    const url = root.dataset.saveUrl.replace(/\/\d+\/answer$/, `/${other}/answer`);
-    const { outcome } = await send(url, token, attemptId, other, keptRead);
-    if (outcome === "saved") forget(attemptId, other);
+  if (sendingElsewhere || attemptEnded) return;
+  sendingElsewhere = true;
+  try {
+    for (const { position: other, read: keptRead } of keptOf(attemptId)) {
+      if (String(other) === String(position)) continue;
+      const url = root.dataset.saveUrl.replace(/\/\d+\/answer$/, `/${other}/answer`);
+      const { outcome } = await send(url, token, attemptId, other, keptRead);
+      if (outcome === "saved") forget(attemptId, other);
+    }
+  } finally {
+    sendingElsewhere = false;
   }
 }
 opened.then(sendKeptElsewhere);
+setInterval(sendKeptElsewhere, HEARTBEAT_MS);
 
 // Leave a case only after its answers are acknowledged: previous/next, the navigator's tiles,
 // the way to the submission summary. Without an acknowledgement (no connection, a server
