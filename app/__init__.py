@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _instance_path(config: dict[str, Any] | None) -> str | None:
-    import os
-
     path = (config or {}).get("INSTANCE_PATH") or os.environ.get("CXR_ACADEMY_INSTANCE_PATH")
     return str(Path(path).resolve()) if path else None
 
@@ -132,3 +131,22 @@ def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+@event.listens_for(Engine, "do_connect")
+def _sqlite_file_owner_only(dialect: Any, connection_record: Any, cargs: list[Any],
+                            cparams: dict[str, Any]) -> None:
+    """Create a new SQLite database file readable by its owner alone (0600), as the secrets
+    in the instance folder: it holds password hashes and the audit log. SQLite would create
+    it under the process umask (usually 0644) and gives its -journal and -wal files the
+    database file's permissions, so creating the file first covers those too."""
+    if dialect.name != "sqlite" or cparams.get("uri") or not cargs:
+        return
+    path = str(cargs[0])
+    if path in ("", ":memory:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists already, or its folder is missing: SQLite says so itself
+        return
+    os.close(fd)

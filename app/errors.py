@@ -1,13 +1,26 @@
-"""Error pages: a clear reason for every 4xx, nothing internal on a 500."""
+"""Error pages: a clear reason for every 4xx, nothing internal on a 500, and a page that
+needs no database while the database is out of reach (503 with Retry-After)."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from app.extensions import db
+
+# Errors that mean the database cannot be reached (stopped, restarting, its file gone), as
+# opposed to a refused statement: the request may succeed once it is back.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
+RETRY_AFTER_SECONDS = 30
+UNAVAILABLE_TITLE = "Service Unavailable"
+UNAVAILABLE_REASON = (
+    "The portal cannot reach its database at the moment. Nothing was changed by this request. "
+    "Please try again in a minute; answers not yet saved stay on this page and are sent when "
+    "it is back."
+)
 
 CSRF_REASON = (
     "The form could not be accepted because its security token is missing or has expired "
@@ -26,7 +39,47 @@ def _wants_json() -> bool:
 def _render(code: int, title: str, reason: str) -> tuple[Response | str, int]:
     if _wants_json():
         return jsonify(error=title, message=reason, status=code), code
-    return render_template("errors/error.html", code=code, title=title, reason=reason), code
+    try:
+        # The full page (menu, signed-in user) reads the database for the current user.
+        return render_template("errors/error.html", code=code, title=title, reason=reason), code
+    except DATABASE_UNAVAILABLE:
+        _forget_transaction()
+        return _unavailable()
+
+
+def _forget_transaction() -> None:
+    """Drop the session's transaction; with the database gone even that may fail."""
+    try:
+        db.session.rollback()
+    except DATABASE_UNAVAILABLE:
+        db.session.close()
+
+
+def _unavailable() -> tuple[Response, int]:
+    """The 503 of an unreachable database: rendered from a template that reads nothing from
+    the database (no menu, no current user), with Retry-After."""
+    response: Response
+    if _wants_json():
+        response = jsonify(error=UNAVAILABLE_TITLE, reason="database_unavailable",
+                           message=UNAVAILABLE_REASON, status=503,
+                           retry_after=RETRY_AFTER_SECONDS)
+    else:
+        # Straight from the template environment: render_template would run the context
+        # processors, which ask the database who is signed in.
+        page = current_app.jinja_env.get_template("errors/unavailable.html")
+        response = Response(page.render(code=503, title=UNAVAILABLE_TITLE,
+                                        reason=UNAVAILABLE_REASON), mimetype="text/html")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    # Set here so that the after-request hook need not ask who is signed in (the database).
+    response.headers["Cache-Control"] = "no-store"
+    return response, 503
+
+
+def handle_database_unavailable(exc: Exception) -> tuple[Response, int]:
+    _forget_transaction()
+    current_app.logger.error("Database unavailable on %s %s: %s", request.method,
+                             request.path, type(exc).__name__)
+    return _unavailable()
 
 
 def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPException:
@@ -48,7 +101,7 @@ def handle_csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
 
 def handle_server_error(exc: Exception) -> tuple[Response | str, int]:
     # The session may hold a half-done transaction; drop it so nothing partial is committed.
-    db.session.rollback()
+    _forget_transaction()
     original = getattr(exc, "original_exception", None)
     if original is not None:
         current_app.logger.error(
@@ -66,3 +119,5 @@ def init_errors(app: Flask) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(InternalServerError, handle_server_error)
+    for error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error, handle_database_unavailable)

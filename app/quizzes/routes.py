@@ -27,6 +27,7 @@ from app.quizzes import (
     result_page,
     review_rules,
 )
+from app.quizzes.answers import StaleAnswer, save_answer
 from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ConfirmForm, FlagForm
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
@@ -47,7 +48,6 @@ from app.quizzes.services import (
     open_attempt,
     open_case,
     open_exercises,
-    save_answer,
     start_attempt,
     start_refusals,
     submit_attempt,
@@ -146,19 +146,30 @@ def _case_id_or_404(attempt: Attempt, position: int) -> int:
 @bp.route("/attempts/<int:attempt_id>/<int:position>/answer", methods=["POST"])
 @roles_required(*TRAINING_ROLES)
 def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
+    """The page's autosave (JSON). ``revision``, the revision the page last saw, makes a
+    save based on an older answer a 409 (reason "stale") carrying the newer answer."""
     attempt = _attempt_or_404(attempt_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        abort(400, description='Send JSON: {"answers": {...}, "marks": [...]}.')
+        abort(400, description='Send JSON: {"answers": {...}, "marks": [...], "revision": n}.')
+    expected = body.get("revision")
+    if expected is not None and (type(expected) is not int or expected < 0):
+        abort(400, description='"revision" must be the whole number of the answer\'s last '
+                               "saved revision (0 before the first save).")
     try:
         case_id = navigation.case_id_at(attempt, position)
         answer = save_answer(attempt, current_user, case_id, body.get("answers"),
-                             body.get("marks"))
+                             body.get("marks"), expected_revision=expected)
+    except StaleAnswer as exc:
+        db.session.rollback()
+        return jsonify(error="Not saved", reason="stale", message=exc.sentence, status=409,
+                       ended=False, revision=exc.current.revision,
+                       answers=exc.current.answers, marks=exc.current.marks), 409
     except AttemptError as exc:
         db.session.rollback()
         ended = attempt.state != AttemptState.IN_PROGRESS.value
         return jsonify(error="Not saved", message=exc.sentence, status=exc.status,
-                       ended=ended), exc.status
+                       reason="ended" if ended else "refused", ended=ended), exc.status
     saved_at = answer.saved_at or utcnow()
     seconds_left = None
     if attempt.deadline_at is not None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
-from app.cases.models import Case, CaseImage
+from app.cases.models import Case
 from app.db_types import utcnow
 from app.extensions import db
 from app.locking import lock_row, retrying
@@ -32,8 +32,6 @@ from app.quizzes.models import (
     ExerciseKind,
 )
 from app.quizzes.signals import attempt_ended
-from app.schemes.definitions import SchemeError, validate_answers, validate_marks
-from app.schemes.registry import scheme_of
 from app.user_errors import UserError
 
 # Metrics an exercise may set a pass threshold on (names of scoring.score_attempt's metrics),
@@ -377,48 +375,15 @@ def open_case(attempt: Attempt, user: User, case_id: int, now: datetime | None =
     db.session.commit()
 
 
-def save_answer(
-    attempt: Attempt,
-    user: User,
-    case_id: int,
-    answers: Any,
-    marks: Any,
-    now: datetime | None = None,
-) -> AttemptAnswer:
-    """Autosave of one case's read (may be incomplete until submission)."""
-    now = now or utcnow()
-    if attempt.user_id == user.id:
-        _lock(attempt)  # a submit at the same moment scores this answer, or it is refused
-    _check_active(attempt, user, now)
-    if case_id not in attempt.case_order:
-        raise AttemptError("that case is not part of this attempt", 404)
-    if _answer(attempt, case_id).checked_at is not None:
-        raise AttemptError("you have seen the feedback for this case: its answer is final", 409)
-    scheme = scheme_of(attempt.exercise)
-    # The case's images alone (one statement; loading the case would add its tags).
-    images = {image.id: image for image in db.session.scalars(
-        select(CaseImage).where(CaseImage.case_id == case_id))}
-    try:
-        clean_answers = validate_answers(scheme, answers or {}, partial=True)
-        clean_marks = []
-        for n, mark in enumerate(marks or [], 1):
-            image_id = mark.get("image_id") if isinstance(mark, dict) else None
-            image = images.get(image_id) if isinstance(image_id, int) else None
-            if image is None:
-                raise SchemeError(f"mark {n} must name one of this case's images")
-            [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
-            clean_marks.append({"image_id": image.id, **checked})
-    except SchemeError as exc:
-        raise AttemptError(str(exc)) from None
-    if attempt.current_case_id == case_id:
-        _account_reading(attempt, now)
-    answer = _answer(attempt, case_id)
-    answer.answers = clean_answers
-    answer.marks = clean_marks
-    answer.revision = (answer.revision or 0) + 1
-    answer.saved_at = now
-    db.session.commit()
-    return answer
+def save_answer(attempt: Attempt, user: User, case_id: int, answers: Any, marks: Any,
+                now: datetime | None = None, expected_revision: int | None = None,
+                ) -> AttemptAnswer:
+    """Autosave of one case's read: see app/quizzes/answers.py."""
+    # Imported here: answers builds on this module's locks and checks.
+    from app.quizzes.answers import save_answer as save
+
+    return save(attempt, user, case_id, answers, marks, now=now,
+                expected_revision=expected_revision)
 
 
 def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) -> Attempt:

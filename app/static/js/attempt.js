@@ -1,17 +1,32 @@
 // Autosave of an exercise read: the form's answers and the viewer's marks go to the server on
-// every change and at least every 15 s. Only an acknowledged save is shown as "saved"; a failed
-// one says so and retries. The time limit is the server's: the clock only displays it.
+// every change and at least every 15 s. Only an acknowledged save is shown as "saved"; until
+// then the read is kept in memory and on this device (unsaved_answers.js), a failed save says
+// so and retries with a growing pause, leaving the case asks first, and a reload puts the
+// kept read back. Each save names the revision it is based on: when another window or device
+// saved a newer one, the server refuses it and the page shows the newer answer. The time
+// limit is the server's: the clock only displays it.
+import { forget, forgetAttempt, keep, kept, keptOf, send } from "./unsaved_answers.js";
+
 const root = document.getElementById("attempt");
 const form = root.querySelector(".attempt-form");
 const state = root.querySelector(".save-state");
 const token = document.querySelector('meta[name="csrf-token"]').content;
 const HEARTBEAT_MS = 15000;
+const MAX_RETRY_MS = 30000;
+const attemptId = root.dataset.attemptId;
+const position = root.dataset.position;
+const NOTICE = "cxr-academy:notice"; // a sentence for the next page of this tab
 
 let dirty = false;
 let saving = null;
 let retryDelay = 1000;
+let retryTimer = null;
 let timer = null;
 let attemptEnded = false; // a save was refused because the attempt is over
+let leaving = false; // the page is going away on purpose: no "unsaved" question
+let revision = Number(root.dataset.revision || 0); // the saved answer this page is based on
+let unsaved = null; // the read not yet acknowledged: {answers, marks, revision}
+let edits = 0; // changes made on this page; an acknowledgement covers those sent with it
 
 function answers() {
   // Field names as rendered by quizzes/_read_form.html (see app/quizzes/readform.py).
@@ -33,8 +48,32 @@ function answers() {
   return out;
 }
 
+// The inverse of answers(): put a kept read back into the form.
+function fill(values) {
+  for (const fieldset of form.querySelectorAll("fieldset[data-item]")) {
+    const key = fieldset.dataset.item;
+    const value = values[key];
+    for (const input of fieldset.querySelectorAll("input")) {
+      if (fieldset.classList.contains("read-criterion")) {
+        if (input.type === "radio") input.checked = Boolean(value) && input.value === (value.pass ? "pass" : "fail");
+        else input.value = value ? value.reason || "" : "";
+      } else if (input.type === "checkbox") {
+        input.checked = Array.isArray(value) && value.map(String).includes(input.value);
+      } else if (input.type === "radio") {
+        input.checked = value !== undefined && String(value) === input.value;
+      } else {
+        input.value = value === undefined ? "" : String(value);
+      }
+    }
+  }
+}
+
 function marks() {
   return window.cxrViewer ? window.cxrViewer.state().marks.map(({ status, ...m }) => m) : [];
+}
+
+function read() {
+  return { answers: answers(), marks: marks(), revision };
 }
 
 function show(text, kind = "") {
@@ -45,6 +84,16 @@ function show(text, kind = "") {
 // A case whose feedback has been seen is final: nothing more to save for it.
 const finalAnswer = root.dataset.final === "1";
 
+// The viewer starts in its own module; marks are read and put back once it is there.
+const viewerReady = new Promise((resolve) => {
+  const started = Date.now();
+  const look = () => {
+    if (window.cxrViewer || Date.now() - started > 10000) resolve(window.cxrViewer || null);
+    else setTimeout(look, 50);
+  };
+  look();
+});
+
 // Reading the page changed nothing on the server: tell it that this case is now on screen,
 // which starts its reading clock (and stops the previous case's). Saves wait for it, so that
 // the time is counted to the case in the order the trainee read them.
@@ -54,56 +103,75 @@ const opened = (async () => {
       method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token },
     });
     const body = await response.json().catch(() => ({}));
-    if (response.status === 409 && body.ended) window.location = root.dataset.resultUrl;
+    if (response.status === 409 && body.ended) {
+      forgetAttempt(attemptId);
+      leaving = true;
+      window.location = root.dataset.resultUrl;
+    }
   } catch {
     // Offline: the next acknowledged save still records the answer; only this case's
     // reading time since the last event is lost.
   }
 })();
 
+function retryLater(seconds = 0) {
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(save, Math.max(retryDelay, seconds * 1000));
+  retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
+}
+
 async function save() {
-  if (finalAnswer) return null;
+  if (finalAnswer || attemptEnded) return null;
   await opened;
   if (saving) { dirty = true; return saving; }
   dirty = false;
+  clearTimeout(retryTimer);
+  const sent = read();
+  const upTo = edits;
   show("saving…", "pending");
   saving = (async () => {
-    try {
-      const response = await fetch(root.dataset.saveUrl, {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-        body: JSON.stringify({ answers: answers(), marks: marks() }),
-      });
-      const body = await response.json().catch(() => ({}));
-      if (response.status === 409 && body.ended) {
-        attemptEnded = true;
-        window.location = root.dataset.resultUrl;
-        return;
-      }
-      if (!response.ok) {
-        show(`not saved: ${body.message || `HTTP ${response.status}`}`, "failing");
-        return; // bad input: retrying the same data would fail again
-      }
+    const { outcome, body, retryAfter } = await send(root.dataset.saveUrl, token, attemptId, position, sent);
+    saving = null;
+    if (outcome === "saved") {
       retryDelay = 1000;
+      revision = body.revision;
+      if (edits === upTo) {
+        unsaved = null;
+        forget(attemptId, position);
+      } else { // changed while this save was on its way: kept, now based on the new revision
+        unsaved = read();
+        keep(attemptId, position, unsaved);
+        dirty = true;
+      }
       clockFromServer(body.seconds_left);
       showAnswered(body.answered);
       show(`saved ${new Date(body.saved_at).toLocaleTimeString()} (revision ${body.revision})`);
-    } catch {
-      dirty = true;
+      if (dirty) setTimeout(save, 0);
+    } else if (outcome === "ended") {
+      attemptEnded = true;
+      leaving = true;
+      window.location = root.dataset.resultUrl;
+    } else if (outcome === "stale") {
+      // Another window or device saved a newer answer: it wins, shown after the reload.
+      unsaved = null;
+      sessionStorage.setItem(NOTICE, body.message || "A newer answer was saved elsewhere: it is shown.");
+      leaving = true;
+      window.location.reload();
+    } else if (outcome === "refused") {
+      show(`not saved: ${body.message || "the server refused this answer"}`, "failing");
+    } else {
       show("not saved — retrying", "failing");
-      setTimeout(save, retryDelay);
-      retryDelay = Math.min(retryDelay * 2, 30000);
-    } finally {
-      saving = null;
-      // Changes made while this save was on its way go in the next one.
-      if (dirty && state.className.indexOf("failing") < 0) setTimeout(save, 0);
+      if (unsaved || dirty) retryLater(retryAfter);
     }
   })();
   return saving;
 }
 
 function changed() {
+  edits += 1;
   dirty = true;
+  unsaved = read();
+  keep(attemptId, position, unsaved); // survives a reload or a closed tab until acknowledged
   show("not saved yet", "pending");
   clearTimeout(timer);
   timer = setTimeout(save, 400);
@@ -114,11 +182,71 @@ form.addEventListener("input", (e) => { if (e.target.type === "text") changed();
 document.getElementById("viewer").addEventListener("marks-changed", changed);
 setInterval(() => { save(); }, HEARTBEAT_MS); // also keeps the reading time on the server
 
+// A sentence left by the previous page of this tab (a refused stale save), read out once.
+const notice = sessionStorage.getItem(NOTICE);
+if (notice) {
+  sessionStorage.removeItem(NOTICE);
+  show(notice, "failing");
+}
+
+// A read kept on this device from before a reload (or a failed save on leaving) goes back
+// into the page and to the server, if the server still has the answer it was based on.
+const restored = finalAnswer ? null : kept(attemptId, position);
+if (restored && restored.revision === revision) {
+  viewerReady.then((viewer) => {
+    fill(restored.answers || {});
+    if (viewer && Array.isArray(restored.marks)) viewer.setMarks(restored.marks);
+    edits += 1;
+    unsaved = restored;
+    show("not saved yet: your answer kept on this device is sent now", "pending");
+    save();
+  });
+} else if (restored) {
+  forget(attemptId, position); // a newer answer was saved meanwhile: the page shows it
+  if (JSON.stringify(restored.answers) !== JSON.stringify(answers())) {
+    show("A newer answer to this case was saved in another window or on another device: it is shown.", "failing");
+  }
+}
+
+// Answers of other cases of this attempt that were left unacknowledged go now, and again
+// with every heartbeat until the server has them.
+let sendingElsewhere = false;
+async function sendKeptElsewhere() {
+  if (sendingElsewhere || attemptEnded) return;
+  sendingElsewhere = true;
+  try {
+    for (const { position: other, read: keptRead } of keptOf(attemptId)) {
+      if (String(other) === String(position)) continue;
+      const url = root.dataset.saveUrl.replace(/\/\d+\/answer$/, `/${other}/answer`);
+      const { outcome } = await send(url, token, attemptId, other, keptRead);
+      if (outcome === "saved") forget(attemptId, other);
+    }
+  } finally {
+    sendingElsewhere = false;
+  }
+}
+opened.then(sendKeptElsewhere);
+setInterval(sendKeptElsewhere, HEARTBEAT_MS);
+
 // Leave a case only after its answers are acknowledged: previous/next, the navigator's tiles,
-// the way to the submission summary.
-function leave(href) {
+// the way to the submission summary. Without an acknowledgement (no connection, a server
+// error) the trainee is asked; the answer stays kept on this device either way.
+const UNSAVED_QUESTION = "Your answer to this case is not saved yet: the server could not be "
+  + "reached. Leave anyway? It stays on this device and is sent when the connection is back.";
+
+async function acknowledged() {
   clearTimeout(timer);
-  save().then(() => { window.location = href; });
+  if (unsaved || dirty) await save();
+  if (!unsaved || finalAnswer) return true;
+  if (window.confirm(UNSAVED_QUESTION)) return true;
+  show("not saved — retrying: the answer is kept until the server has it", "failing");
+  return false;
+}
+
+async function leave(href) {
+  if (!(await acknowledged())) return;
+  leaving = true;
+  window.location = href;
 }
 for (const link of root.querySelectorAll(".attempt-nav a, .case-navigator a")) {
   link.addEventListener("click", (e) => {
@@ -131,18 +259,23 @@ for (const link of root.querySelectorAll(".attempt-nav a, .case-navigator a")) {
 for (const finalForm of root.querySelectorAll(".attempt-submit, .attempt-check")) {
   finalForm.addEventListener("submit", async (e) => {
     e.preventDefault();
-    clearTimeout(timer);
-    await save();
+    if (!(await acknowledged())) return;
+    leaving = true;
     if (finalForm.method === "get") window.location = finalForm.action; // the summary, no "?"
     else finalForm.submit();
   });
 }
+// Closing the tab or reloading with an unacknowledged answer: the browser asks.
+window.addEventListener("beforeunload", (e) => {
+  if (leaving || !unsaved || finalAnswer) return;
+  e.preventDefault();
+  e.returnValue = "";
+});
 
 // ---- the case navigator ------------------------------------------------------------------
 // Tiles say in words (their accessible name) and marks what a case is: answered as the scoring
 // counts it, flagged for review, the current one. After each acknowledged save the server says
 // whether this case is answered; the flag button asks the server and shows its answer.
-const position = root.dataset.position;
 const tile = root.querySelector(`.case-navigator a[data-position="${position}"]`);
 const answeredCount = root.querySelector(".answered-count");
 
@@ -179,7 +312,7 @@ if (flagForm) {
         headers: { "X-CSRFToken": token, Accept: "application/json" },
       });
       const body = await response.json().catch(() => ({}));
-      if (response.status === 409 && body.ended) { window.location = root.dataset.resultUrl; return; }
+      if (response.status === 409 && body.ended) { leaving = true; window.location = root.dataset.resultUrl; return; }
       if (!response.ok) { show(`flag not changed: ${body.message || `HTTP ${response.status}`}`, "failing"); return; }
       showFlag(Boolean(body.flagged));
     } catch {
@@ -243,6 +376,7 @@ async function timeUp() {
   if (attemptEnded || Date.now() < deadline) { endingTime = false; return; } // more time by the server
   await new Promise((resolve) => setTimeout(resolve, GRACE_MS));
   const submitForm = root.querySelector(".attempt-timeup");
+  leaving = true; // the server ends the attempt with the answers it has
   if (submitForm) submitForm.submit();
   else window.location = root.dataset.resultUrl;
 }

@@ -112,6 +112,14 @@ export class Viewer {
   // Pages that save marks themselves (exercise autosave) listen for this.
   #notify() { this.root.dispatchEvent(new CustomEvent("marks-changed", { detail: this.state().marks })); }
 
+  // The page puts back marks the server has not acknowledged yet (kept on this device).
+  setMarks(marks) {
+    this.#remember();
+    this.marks = marks.map((m) => ({ ...m }));
+    this.selected = null;
+    this.#redraw();
+  }
+
   undo() {
     if (!this.undoStack.length) return;
     this.marks = JSON.parse(this.undoStack.pop());
