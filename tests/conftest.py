@@ -64,9 +64,18 @@ def postgres_base_url() -> Iterator[str]:
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
 def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _migrated_databases: dict[str, str],
 ) -> str:
-    """An empty database brought to the migration head with ``flask db upgrade``."""
+    """An empty database brought to the migration head with ``flask db upgrade``.
+
+    Each kind is created once per test process and kept: when tests run in parallel
+    (pytest-xdist), one process takes SQLite and PostgreSQL tests file by file, and pytest
+    sets this fixture up again at each switch; the tables are emptied after every test
+    (``app``), so the database is reused instead of migrated again."""
+    if request.param in _migrated_databases:
+        return _migrated_databases[request.param]
     instance = tmp_path_factory.mktemp("migrate-instance")
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
@@ -74,7 +83,13 @@ def database_url(
         base = request.getfixturevalue("postgres_base_url")
         url = create_database(base, "cxr_test")
     migrate_database(url, instance)
+    _migrated_databases[request.param] = url
     return url
+
+
+@pytest.fixture(scope="session")
+def _migrated_databases() -> dict[str, str]:
+    return {}
 
 
 # For tests of concurrent transactions that only PostgreSQL can run side by side (row locks;
