@@ -1,0 +1,208 @@
+"""Property-based fuzzing of the import: mutated real chest DICOM files (header bytes around
+tags, VRs and lengths; truncation; flipped pixel bytes) and mutated zip archives built by
+code go through ``import_files``. Whatever the bytes, every file ends imported, duplicate or
+refused with a reason, nothing escapes, and nothing is half-written (no image row without
+its files, no files without a row, no case without an image, nothing left in staging).
+
+The budget is bounded and derandomised so every run tries the same inputs; set
+``INGEST_FUZZ_EXAMPLES`` for a longer hunt. The real files are read from the shared folder at
+test time and never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+
+from app.cases import ingest
+from app.cases.models import Case, CaseImage
+from app.cases.sandbox import run_in_process, run_limited
+from app.cases.storage import FILES
+from app.extensions import db
+from tests.dicom_factory import cr_dataset, to_bytes
+from tests.test_ingest import SHARED_DICOM, store
+
+EXAMPLES = int(os.environ.get("INGEST_FUZZ_EXAMPLES", "60"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)
+
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+# Two-letter value representations of explicit-VR encodings: where they stand, an element
+# starts four bytes before (group, element), with its length right after.
+VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
+       b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST",
+       b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV"}
+COMPRESSED_SYNTAX = re.compile(rb"1\.2\.840\.10008\.1\.2\.(4|5)")
+
+
+@functools.cache
+def _factory_file(seed: int = 7, rows: int = 48, columns: int = 40) -> bytes:
+    # Built once: the factory's UIDs are random, and hypothesis needs the same bytes (and so
+    # the same draws) each time it replays an example.
+    return to_bytes(cr_dataset(seed=seed, rows=rows, columns=columns))
+
+
+def _real_files() -> list[Path]:
+    if not SHARED_DICOM.is_dir():
+        return []
+    return sorted(p for p in SHARED_DICOM.iterdir() if p.is_file())
+
+
+def element_starts(data: bytes) -> list[int]:
+    """Offsets of the header's elements, found by their VRs (implicit-VR files have none:
+    there every offset of the header is a candidate)."""
+    end = data.rfind(PIXEL_DATA_TAG)
+    end = len(data) if end < 0 else end + 12
+    starts = [i - 4 for i in range(132, end - 1) if data[i:i + 2] in VRS and i - 4 >= 128]
+    return starts or list(range(0, min(end, 2048), 2)) or [0]
+
+
+@st.composite
+def mutated_dicom(draw: st.DrawFn, sources: list[Path]) -> bytes:
+    names = ["factory"] + [p.name for p in sources]
+    name = draw(st.sampled_from(names), label="source")
+    data = bytearray(_factory_file() if name == "factory" else (SHARED_DICOM / name).read_bytes())
+    pixel_start = data.rfind(PIXEL_DATA_TAG)
+    for _ in range(draw(st.integers(1, 3), label="mutations")):
+        kind = draw(st.sampled_from(["header", "length", "truncate", "pixels"]), label="kind")
+        if kind == "header":
+            # Rewrite up to 20 bytes around an element: its tag, VR, length or value start.
+            start = draw(st.sampled_from(element_starts(bytes(data))), label="element")
+            at = max(0, start + draw(st.integers(-4, 12), label="shift"))
+            patch = draw(st.binary(min_size=1, max_size=20), label="bytes")
+            data[at:at + len(patch)] = patch
+        elif kind == "length":
+            start = draw(st.sampled_from(element_starts(bytes(data))), label="element")
+            value = draw(st.sampled_from([0, 1, 3, 0xFFFF, 0xFFFFFFFF, 0x7FFFFFFF]) | st.integers(
+                0, 0xFFFFFFFF), label="length")
+            long_form = data[start + 4:start + 6] in (b"OB", b"OW", b"SQ", b"UN", b"UT", b"UC")
+            if long_form:
+                data[start + 8:start + 12] = value.to_bytes(4, "little")
+            else:
+                data[start + 6:start + 8] = (value & 0xFFFF).to_bytes(2, "little")
+        elif kind == "truncate" and len(data) > 1:
+            data = data[:draw(st.integers(0, len(data) - 1), label="cut")]
+        elif kind == "pixels" and 0 <= pixel_start < len(data) - 1:
+            for _ in range(draw(st.integers(1, 16), label="flips")):
+                at = draw(st.integers(pixel_start, len(data) - 1), label="at")
+                data[at] ^= draw(st.integers(1, 255), label="xor")
+    return bytes(data)
+
+
+@st.composite
+def mutated_zip(draw: st.DrawFn) -> bytes:
+    method = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED,
+                                   zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]), label="method")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as zf:
+        for n in range(draw(st.integers(0, 3), label="members")):
+            zf.writestr(f"scans/{n}.dcm", _factory_file(300 + n, 24, 20))
+    data = bytearray(out.getvalue())
+    for _ in range(draw(st.integers(0, 4), label="mutations")):
+        kind = draw(st.sampled_from(["flip", "window", "truncate"]), label="kind")
+        if kind == "truncate" and len(data) > 4:
+            data = data[:draw(st.integers(4, len(data) - 1), label="cut")]
+        elif kind == "flip":
+            at = draw(st.integers(0, len(data) - 1), label="at")
+            data[at] ^= draw(st.integers(1, 255), label="xor")
+        else:
+            # Overwrite bytes of a local header or central directory entry.
+            heads = [m.start() for m in re.finditer(rb"PK\x01\x02|PK\x03\x04|PK\x05\x06", data)]
+            if heads:
+                at = draw(st.sampled_from(heads), label="header") + draw(
+                    st.integers(4, 40), label="offset")
+                patch = draw(st.binary(min_size=1, max_size=8), label="bytes")
+                data[at:at + len(patch)] = patch
+    return bytes(data)
+
+
+def sandbox_when_compressed(fn: Callable[..., Any], args: tuple, *, timeout: float,
+                            memory_bytes: int) -> Any:
+    """Uncompressed pixels are decoded here (fast); anything naming a compressed transfer
+    syntax goes to the real sandbox, where a decoder that aborts cannot take pytest down."""
+    runner = run_limited if COMPRESSED_SYNTAX.search(args[0][:4096]) else run_in_process
+    return runner(fn, args, timeout=timeout, memory_bytes=memory_bytes)
+
+
+@pytest.fixture
+def fuzz_import(app, monkeypatch):
+    monkeypatch.setattr(ingest, "run_limited", sandbox_when_compressed)
+
+    def run(uploads: list[tuple[bytes, str]]) -> ingest.ImportSummary:
+        before = _image_count()
+        files = [FileStorage(io.BytesIO(data), name) for data, name in uploads]
+        summary = ingest.import_files(ingest.sources_from_uploads(files), actor=None,
+                                      options=ingest.ImportOptions())
+        for result in summary.results:
+            assert result.status in ("imported", "duplicate", "rejected"), result
+            if result.status == "rejected":
+                assert isinstance(result.reason, str) and result.reason.strip(), result
+            _note_unexpected(result)
+        assert _image_count() - before == summary.count("imported")
+        assert_whole(app)
+        return summary
+
+    return run
+
+
+def _image_count() -> int:
+    return len(db.session.scalars(select(CaseImage.id)).all())
+
+
+UNEXPECTED = re.compile(r"^(could not be processed:|could not be read \(|the file could not be read \(|the decoder crashed|the process reading)")
+
+
+def _note_unexpected(result: ingest.FileResult) -> None:
+    """With INGEST_FUZZ_REPORT set, print refusals that come from an unexpected exception:
+    the list of root causes a longer hunt turns up."""
+    if os.environ.get("INGEST_FUZZ_REPORT") and result.reason and UNEXPECTED.search(
+            result.reason):
+        print(f"UNEXPECTED {result.reason}")
+
+
+def assert_whole(app) -> None:
+    """Every image row has all its files; every stored folder has its row; no empty cases."""
+    image_store = store(app)
+    keys = set(db.session.scalars(select(CaseImage.storage_key)))
+    assert keys == set(image_store.keys())
+    for key in keys:
+        assert sorted(p.name for p in image_store.folder(key).iterdir()) == sorted(FILES)
+    staging = image_store.staging_root
+    assert not staging.exists() or not any(staging.iterdir())
+    assert all(case.images for case in db.session.scalars(select(Case)))
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_dicom_files_end_with_a_result(fuzz_import, data):
+    mutated = data.draw(mutated_dicom(_real_files()), label="file")
+    summary = fuzz_import([(mutated, "mutated.dcm")])
+    assert [r.name for r in summary.results] == ["mutated.dcm"]
+
+
+@FUZZ
+@given(archive=mutated_zip())
+def test_mutated_zip_archives_end_with_a_result_per_member(fuzz_import, archive):
+    summary = fuzz_import([(archive, "batch.zip"), (_factory_file(), "after.dcm")])
+    # The file after the archive is always tried.
+    assert summary.results[-1].name == "after.dcm"
+    assert summary.results[-1].status in ("imported", "duplicate")
+    assert len(summary.results) >= 2
