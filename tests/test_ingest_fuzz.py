@@ -12,9 +12,11 @@ test time and never copied into the repository.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import os
 import re
+import traceback
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +30,15 @@ from werkzeug.datastructures import FileStorage
 
 from app.cases import ingest
 from app.cases.models import Case, CaseImage
-from app.cases.sandbox import run_in_process, run_limited
+from app.cases.sandbox import Rejected, run_in_process, run_limited
 from app.cases.storage import FILES
 from app.extensions import db
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.test_ingest import SHARED_DICOM, store
 
 EXAMPLES = int(os.environ.get("INGEST_FUZZ_EXAMPLES", "60"))
+# A folder (outside the repository) to keep the inputs that met unexpected exceptions in.
+HUNT = Path(os.environ["INGEST_FUZZ_KEEP"]) if os.environ.get("INGEST_FUZZ_KEEP") else None
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -139,7 +143,27 @@ def sandbox_when_compressed(fn: Callable[..., Any], args: tuple, *, timeout: flo
     """Uncompressed pixels are decoded here (fast); anything naming a compressed transfer
     syntax goes to the real sandbox, where a decoder that aborts cannot take pytest down."""
     runner = run_limited if COMPRESSED_SYNTAX.search(args[0][:4096]) else run_in_process
-    return runner(fn, args, timeout=timeout, memory_bytes=memory_bytes)
+    if not HUNT:
+        return runner(fn, args, timeout=timeout, memory_bytes=memory_bytes)
+    try:
+        if runner is run_in_process:
+            return fn(*args)
+        return runner(fn, args, timeout=timeout, memory_bytes=memory_bytes)
+    except Rejected as exc:
+        if UNEXPECTED.search(str(exc)):
+            _keep(args[0], str(exc))
+        raise
+    except Exception as exc:
+        _keep(args[0], traceback.format_exc())
+        raise Rejected(f"the file could not be read ({type(exc).__name__})") from exc
+
+
+def _keep(data: bytes, why: str) -> None:
+    """A longer hunt keeps each input that met an unexpected exception, with its traceback."""
+    HUNT.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(data).hexdigest()[:16]
+    (HUNT / f"{name}.bin").write_bytes(data)
+    (HUNT / f"{name}.txt").write_text(why)
 
 
 @pytest.fixture
@@ -167,13 +191,15 @@ def _image_count() -> int:
     return len(db.session.scalars(select(CaseImage.id)).all())
 
 
-UNEXPECTED = re.compile(r"^(could not be processed:|could not be read \(|the file could not be read \(|the decoder crashed|the process reading)")
+UNEXPECTED = re.compile(
+    r"^(could not be processed:|could not be read \(|the decoder crashed|the process reading)"
+)
 
 
 def _note_unexpected(result: ingest.FileResult) -> None:
-    """With INGEST_FUZZ_REPORT set, print refusals that come from an unexpected exception:
+    """With INGEST_FUZZ_KEEP set, print refusals that come from an unexpected exception:
     the list of root causes a longer hunt turns up."""
-    if os.environ.get("INGEST_FUZZ_REPORT") and result.reason and UNEXPECTED.search(
+    if HUNT and result.reason and UNEXPECTED.search(
             result.reason):
         print(f"UNEXPECTED {result.reason}")
 
@@ -206,3 +232,67 @@ def test_mutated_zip_archives_end_with_a_result_per_member(fuzz_import, archive)
     assert summary.results[-1].name == "after.dcm"
     assert summary.results[-1].status in ("imported", "duplicate")
     assert len(summary.results) >= 2
+
+
+# ---- what the hunts found, rebuilt by code ------------------------------------------------
+
+
+def _with_element_patch(tag: bytes, vr: bytes, patch: Callable[[bytearray, int], None]) -> bytes:
+    data = bytearray(to_bytes(cr_dataset(seed=401, rows=24, columns=20, KVP="120",
+                                         TimezoneOffsetFromUTC="+0100")))
+    at = data.find(tag + vr)
+    assert at > 0, "the factory no longer writes this element"
+    patch(data, at)
+    return bytes(data)
+
+
+def _set_vr(vr: bytes) -> Callable[[bytearray, int], None]:
+    def patch(data: bytearray, at: int) -> None:
+        data[at + 4:at + 6] = vr
+    return patch
+
+
+def _set_short_length(length: int) -> Callable[[bytearray, int], None]:
+    def patch(data: bytearray, at: int) -> None:
+        data[at + 6:at + 8] = length.to_bytes(2, "little")
+    return patch
+
+
+# name -> (builder, what the refusal names). Each minimised from a hunt's input.
+FINDINGS: dict[str, tuple[Callable[[], bytes], str]] = {
+    # File meta group length (0002,0000) whose length is not 4: pydicom's BytesLengthException
+    # while reading the file meta.
+    "meta-group-length-of-3-bytes": (
+        lambda: _with_element_patch(b"\x02\x00\x00\x00", b"UL", _set_short_length(3)),
+        "BytesLengthException"),
+    "meta-group-length-of-1-byte": (
+        lambda: _with_element_patch(b"\x02\x00\x00\x00", b"UL", _set_short_length(1)),
+        "BytesLengthException"),
+    # An unknown VR in the file meta: pydicom's NotImplementedError while reading it.
+    "meta-transfer-syntax-unknown-vr": (
+        lambda: _with_element_patch(b"\x02\x00\x10\x00", b"UI", _set_vr(b"U\n")),
+        "NotImplementedError"),
+    # An unknown VR on a header attribute: de-identification fails at that attribute.
+    "kvp-unknown-vr": (
+        lambda: _with_element_patch(b"\x18\x00\x60\x00", b"DS", _set_vr(b"U\x02")),
+        "de-identification failed at KVP"),
+    "timezone-offset-unknown-vr": (
+        lambda: _with_element_patch(b"\x08\x00\x01\x02", b"SH", _set_vr(b"U\x02")),
+        "de-identification failed at TimezoneOffsetFromUTC"),
+}
+
+
+@pytest.mark.parametrize("finding", sorted(FINDINGS))
+def test_fuzz_findings_are_refused_with_their_cause(app, tmp_path, finding):
+    """Through the real import (sandboxed child), the file is refused naming the cause and
+    the file after it is imported."""
+    build, cause = FINDINGS[finding]
+    uploads = [FileStorage(io.BytesIO(build()), "found.dcm"),
+               FileStorage(io.BytesIO(_factory_file(402, 24, 20)), "after.dcm")]
+    summary = ingest.import_files(ingest.sources_from_uploads(uploads), actor=None,
+                                  options=ingest.ImportOptions())
+    found, after = summary.results
+    assert found.status == "rejected"
+    assert cause in (found.reason or ""), found.reason
+    assert after.status == "imported"
+    assert_whole(app)

@@ -56,8 +56,22 @@ def _outcome(fn: Callable[..., Any], args: tuple) -> tuple[str, Any]:
         return ("rejected", str(exc))
     except MemoryError:
         return ("rejected", MEMORY_REASON)
-    except Exception as exc:  # anything else is reported by type only: no values leak
-        return ("error", type(exc).__name__)
+    except Exception as exc:
+        return ("error", _cause(exc))
+
+
+# Exceptions whose messages are written to name an attribute and never a value (named here
+# rather than imported, so the sandbox does not load what it runs).
+SAFE_MESSAGES = {"app.cases.deidentify.DeidentificationError"}
+
+
+def _cause(exc: Exception) -> str:
+    """An unexpected exception in words that leak no value of the file: its type, or its
+    message where that is known to name only an attribute."""
+    kind = type(exc)
+    if f"{kind.__module__}.{kind.__qualname__}" in SAFE_MESSAGES and str(exc):
+        return str(exc)[:200]
+    return kind.__name__
 
 
 def _result(status: str, payload: Any) -> Any:
@@ -65,7 +79,7 @@ def _result(status: str, payload: Any) -> Any:
         return payload
     if status == "rejected":
         raise Rejected(payload)
-    raise Rejected(f"the file could not be read ({payload})")
+    raise Rejected(f"could not be processed: {payload}")
 
 
 def _death_reason(exitcode: int | None) -> str:
