@@ -11,15 +11,18 @@ import io
 import lzma
 import os
 import signal
+import sqlite3
 import struct
 import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
 import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app.audit.models import AuditEvent
 from app.auth.roles import Role
@@ -357,3 +360,38 @@ def test_empty_zip_on_the_upload_page_shows_the_reason(client, trainer, app):
     assert response.status_code == 400
     assert report(response)["empty.zip"] == (
         "refused", "the .zip archive holds no files: nothing was imported")
+
+
+def _sqlite_full() -> Exception:
+    return sqlite3.OperationalError("database or disk is full")
+
+
+def _postgres_full() -> Exception:
+    return psycopg.errors.DiskFull("could not extend file: No space left on device")
+
+
+@pytest.mark.parametrize("driver_error", [_sqlite_full, _postgres_full])
+def test_full_database_disk_stops_the_import_with_nothing_half_stored(
+        app, tmp_path, monkeypatch, driver_error):
+    for n in range(3):
+        (tmp_path / f"{n}.dcm").write_bytes(dicom(40 + n))
+    real_record = ingest.record
+    cases_created = []
+
+    def record(action, **detail):
+        if action == "case.create":
+            cases_created.append(detail)
+            if len(cases_created) == 2:  # the second image's commit finds the disk full
+                raise OperationalError("INSERT INTO audit_event ...", {}, driver_error())
+        return real_record(action, **detail)
+
+    monkeypatch.setattr(ingest, "record", record)
+    result = cli_import(app, str(tmp_path))
+    assert "Traceback" not in result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("imported")
+    assert "1.dcm: storage full" in lines[1]
+    assert "2.dcm: not tried" in lines[2]
+    assert counts() == (1, 1)
+    assert_no_residue(app, 1)
+    assert import_events()[0].detail["imported"] == 1

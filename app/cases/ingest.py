@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -301,16 +302,26 @@ def _import_one(
         return _unexpected(item.name, exc)
     try:
         return _store(item.name, processed, cases_by_study, actor, options)
-    except OSError as exc:
-        db.session.rollback()
-        if exc.errno in STORAGE_FULL_ERRNOS:
-            return FileResult(item.name, "rejected", reason=STORAGE_FULL_REASON)
-        return FileResult(
-            item.name, "rejected", reason=f"could not be stored ({_os_cause(exc)})"
-        )
     except Exception as exc:
         db.session.rollback()
+        if _is_storage_full(exc):
+            return FileResult(item.name, "rejected", reason=STORAGE_FULL_REASON)
+        if isinstance(exc, OSError):
+            return FileResult(
+                item.name, "rejected", reason=f"could not be stored ({_os_cause(exc)})"
+            )
         return _unexpected(item.name, exc)
+
+
+def _is_storage_full(exc: Exception) -> bool:
+    """No space for the image files, or for the database (SQLite's SQLITE_FULL,
+    PostgreSQL's disk_full)."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_FULL_ERRNOS
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "53100" or (
+        isinstance(orig, sqlite3.OperationalError) and "disk is full" in str(orig)
+    )
 
 
 def _unexpected(name: str, exc: Exception) -> FileResult:
