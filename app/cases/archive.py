@@ -13,7 +13,6 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
@@ -130,11 +129,3 @@ def _cause(exc: BaseException) -> str:
         return "bzip2: invalid data stream"
     return type(exc).__name__
 
-
-def iter_members(
-    fileobj: BinaryIO, limits: ArchiveLimits
-) -> Iterator[tuple[Member, zipfile.ZipFile]]:
-    archive, members = open_archive(fileobj, limits)
-    with archive:
-        for member in members:
-            yield member, archive
