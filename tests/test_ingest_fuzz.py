@@ -34,6 +34,7 @@ from app.cases.sandbox import Rejected, run_in_process, run_limited
 from app.cases.storage import FILES
 from app.extensions import db
 from tests.dicom_factory import cr_dataset, to_bytes
+from tests.realservers import missing
 from tests.test_ingest import SHARED_DICOM, store
 
 EXAMPLES = int(os.environ.get("INGEST_FUZZ_EXAMPLES", "60"))
@@ -258,6 +259,23 @@ def _set_short_length(length: int) -> Callable[[bytearray, int], None]:
     return patch
 
 
+def _jpeg_marker_damaged() -> bytes:
+    """A real JPEG baseline chest file whose second Huffman table marker lost its 0xFF:
+    python-gdcm, the first JPEG decoder pydicom tries, abort()s on it."""
+    for path in _real_files():
+        data = bytearray(path.read_bytes())
+        if b"1.2.840.10008.1.2.4.50" not in data[:2048]:
+            continue
+        start = data.find(b"\xff\xd8", data.rfind(PIXEL_DATA_TAG))
+        first = data.find(b"\xff\xc4", start)
+        second = data.find(b"\xff\xc4", first + 2)
+        if start > 0 and first > 0 and second > 0:
+            data[second] = 0xA2
+            return bytes(data)
+    missing(f"no JPEG baseline file with two Huffman tables in {SHARED_DICOM}")
+    raise AssertionError("unreachable")
+
+
 # name -> (builder, what the refusal names). Each minimised from a hunt's input.
 FINDINGS: dict[str, tuple[Callable[[], bytes], str]] = {
     # File meta group length (0002,0000) whose length is not 4: pydicom's BytesLengthException
@@ -279,6 +297,8 @@ FINDINGS: dict[str, tuple[Callable[[], bytes], str]] = {
     "timezone-offset-unknown-vr": (
         lambda: _with_element_patch(b"\x08\x00\x01\x02", b"SH", _set_vr(b"U\x02")),
         "de-identification failed at TimezoneOffsetFromUTC"),
+    # A damaged JPEG stream: the decoder aborts the reading process.
+    "jpeg-huffman-marker-damaged": (_jpeg_marker_damaged, "died with SIGABRT"),
 }
 
 
