@@ -146,17 +146,19 @@ def sandbox_when_compressed(fn: Callable[..., Any], args: tuple, *, timeout: flo
     runner = run_limited if COMPRESSED_SYNTAX.search(args[0][:4096]) else run_in_process
     if not HUNT:
         return runner(fn, args, timeout=timeout, memory_bytes=memory_bytes)
-    try:
-        if runner is run_in_process:
+    if runner is run_in_process:
+        try:
             return fn(*args)
+        except Rejected:
+            raise
+        except Exception:
+            _keep(args[0], traceback.format_exc())  # then refused the way the import does
+    try:
         return runner(fn, args, timeout=timeout, memory_bytes=memory_bytes)
     except Rejected as exc:
-        if UNEXPECTED.search(str(exc)):
+        if runner is run_limited and UNEXPECTED.search(str(exc)):
             _keep(args[0], str(exc))
         raise
-    except Exception as exc:
-        _keep(args[0], traceback.format_exc())
-        raise Rejected(f"the file could not be read ({type(exc).__name__})") from exc
 
 
 def _keep(data: bytes, why: str) -> None:
