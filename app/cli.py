@@ -295,7 +295,10 @@ def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, lice
             click.echo(f"refused    {result.name}: {result.reason}", err=True)
     click.echo(f"{summary.count('imported')} imported, {summary.count('duplicate')} duplicate, "
                f"{summary.count('rejected')} refused")
-    if summary.count("rejected"):
+    if summary.stopped:
+        click.echo(f"The import stopped: {summary.stopped}. The files imported above are in the "
+                   "library; import the others again once there is space.", err=True)
+    if summary.count("rejected") or not summary.results:
         raise SystemExit(1)
 
 

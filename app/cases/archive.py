@@ -8,14 +8,33 @@ capped so a member that lies about its size cannot inflate past the limit.
 
 from __future__ import annotations
 
+import lzma
 import stat
+import struct
 import zipfile
-from collections.abc import Iterator
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from app.cases.sandbox import Rejected
+
+# What reading a damaged archive raises, from zipfile itself and from the codecs behind it:
+# BadZipFile (bad CRC, mangled headers), zlib.error (deflate), lzma.LZMAError, OSError (bz2's
+# "Invalid data stream"), EOFError (a compressed stream cut short), NotImplementedError
+# (unsupported compression method or zip version; a RuntimeError), ValueError (impossible
+# offsets; UnicodeDecodeError of names), struct.error and OverflowError (impossible sizes).
+DAMAGED = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    OSError,
+    EOFError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+    OverflowError,
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +77,12 @@ def open_archive(fileobj: BinaryIO, limits: ArchiveLimits) -> tuple[zipfile.ZipF
     """Open and vet an archive; raises Rejected when the archive as a whole is refused."""
     try:
         archive = zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise Rejected("the .zip archive is damaged or not a zip file") from None
+    except DAMAGED as exc:
+        raise Rejected(f"the .zip archive is damaged or not a zip file ({_cause(exc)})") from None
     infos = [i for i in archive.infolist() if not i.is_dir()]
+    if not infos:
+        archive.close()
+        raise Rejected("the .zip archive holds no files: nothing was imported")
     if len(infos) > limits.max_entries:
         raise Rejected(f"the archive has {len(infos)} files; the limit is {limits.max_entries}")
     total = sum(i.file_size for i in infos)
@@ -85,17 +107,25 @@ def read_member(archive: zipfile.ZipFile, member: Member, limits: ArchiveLimits)
     try:
         with archive.open(member.info) as fh:
             data = fh.read(cap + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
-        raise Rejected("this archive member is damaged and could not be read") from None
+    except DAMAGED as exc:
+        raise Rejected(
+            f"this archive member is damaged and could not be read ({_cause(exc)})"
+        ) from None
     if len(data) > cap:
         raise Rejected("this archive member is larger than it declares: not read")
     return data
 
 
-def iter_members(
-    fileobj: BinaryIO, limits: ArchiveLimits
-) -> Iterator[tuple[Member, zipfile.ZipFile]]:
-    archive, members = open_archive(fileobj, limits)
-    with archive:
-        for member in members:
-            yield member, archive
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in words that carry no content of the file: the codec's own message
+    for the errors whose messages are fixed texts, else the kind of error."""
+    if isinstance(exc, zlib.error | lzma.LZMAError | zipfile.BadZipFile | EOFError
+                  | NotImplementedError):
+        # Some BadZipFile messages go on to quote the member's name, which may name a patient.
+        message = str(exc).split(" for file")[0].split("'")[0].split('"')[0].strip(" :")
+        if message and len(message) < 120:
+            return message
+    if isinstance(exc, OSError) and str(exc) == "Invalid data stream":
+        return "bzip2: invalid data stream"
+    return type(exc).__name__
+

@@ -10,7 +10,11 @@ never stored or logged: they may carry patient names.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import sqlite3
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit.services import record
 from app.auth.models import User
-from app.cases.archive import ArchiveLimits, is_zip, iter_members, read_member
+from app.cases.archive import ArchiveLimits, Member, is_zip, open_archive, read_member
 from app.cases.models import Case, CaseImage, CaseStatus
 from app.cases.processing import (
     NO_FILE_META_REASON,
@@ -35,6 +39,16 @@ from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FIL
 from app.extensions import db
 
 Status = Literal["imported", "duplicate", "rejected"]
+
+logger = logging.getLogger(__name__)
+
+EMPTY_FOLDER_REASON = "the folder holds no files: nothing was imported"
+STORAGE_FULL_REASON = (
+    "storage full: there is no space left for the images, so this file was not stored "
+    "(nothing of it was kept)"
+)
+NOT_TRIED_REASON = "not tried: the import stopped because the image storage is full"
+STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -83,6 +97,8 @@ class ImportOptions:
 @dataclass
 class ImportSummary:
     results: list[FileResult] = field(default_factory=list)
+    # Why the import stopped before the last file, if it did.
+    stopped: str | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -113,32 +129,38 @@ def _bounded_reader(path: Path, limit: int) -> Callable[[], bytes]:
 
 
 def _expand(
-    name: str, head: bytes, opener: Callable[[], BinaryIO], limits: ArchiveLimits
+    name: str, opener: Callable[[], BinaryIO], limits: ArchiveLimits
 ) -> Iterator[Source | FileResult]:
-    """Yield the file itself, or each member when it is a zip archive."""
-    if not is_zip(head):
-        return
+    """Each member of a zip archive; a member that cannot be read is refused on its own and
+    the members after it are still read."""
     try:
         with opener() as fh:
-            for member, archive in iter_members(fh, limits):  # type: ignore[arg-type]
-                shown = f"{name} / {member.name}"
-                if member.problem:
-                    yield FileResult(shown, "rejected", reason=member.problem)
-                else:
-                    data = _read_member_or_reason(archive, member, limits)
-                    if isinstance(data, str):
-                        yield FileResult(shown, "rejected", reason=data)
-                    else:
-                        yield Source(shown, lambda data=data: data)
+            archive, members = open_archive(fh, limits)
+            with archive:
+                for member in members:
+                    yield _member_source(f"{name} / {member.name}", archive, member, limits)
     except Rejected as exc:
         yield FileResult(name, "rejected", reason=str(exc))
+    except OSError as exc:
+        yield FileResult(name, "rejected", reason=f"could not be read ({_os_cause(exc)})")
 
 
-def _read_member_or_reason(archive: Any, member: Any, limits: ArchiveLimits) -> bytes | str:
+def _member_source(
+    shown: str, archive: zipfile.ZipFile, member: Member, limits: ArchiveLimits
+) -> Source | FileResult:
+    if member.problem:
+        return FileResult(shown, "rejected", reason=member.problem)
     try:
-        return read_member(archive, member, limits)
+        data = read_member(archive, member, limits)
     except Rejected as exc:
-        return str(exc)
+        return FileResult(shown, "rejected", reason=str(exc))
+    except Exception as exc:  # whatever a codec raises, it is this member's refusal alone
+        return FileResult(shown, "rejected", reason=f"could not be read ({type(exc).__name__})")
+    return Source(shown, lambda: data)
+
+
+def _os_cause(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def sources_from_paths(paths: Iterable[Path]) -> Iterator[Source | FileResult]:
@@ -148,12 +170,16 @@ def sources_from_paths(paths: Iterable[Path]) -> Iterator[Source | FileResult]:
         if path.is_symlink():
             yield FileResult(str(path), "rejected", reason="symbolic links are not followed")
         elif path.is_dir():
+            found = False
             for root, dirs, files in os.walk(path, followlinks=False):
                 dirs.sort()
                 for file_name in sorted(files):
                     child = Path(root) / file_name
                     if not child.is_symlink():
+                        found = True
                         yield from _file_sources(child, limits)
+            if not found:
+                yield FileResult(str(path), "rejected", reason=EMPTY_FOLDER_REASON)
         elif path.is_file():
             yield from _file_sources(path, limits)
         else:
@@ -161,10 +187,14 @@ def sources_from_paths(paths: Iterable[Path]) -> Iterator[Source | FileResult]:
 
 
 def _file_sources(path: Path, limits: ArchiveLimits) -> Iterator[Source | FileResult]:
-    with path.open("rb") as fh:
-        head = fh.read(4)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        yield FileResult(str(path), "rejected", reason=f"could not be read ({_os_cause(exc)})")
+        return
     if is_zip(head):
-        yield from _expand(str(path), head, lambda: path.open("rb"), limits)
+        yield from _expand(str(path), lambda: path.open("rb"), limits)
     else:
         yield Source(str(path), _bounded_reader(path, limits.max_member_bytes))
 
@@ -178,7 +208,7 @@ def sources_from_uploads(files: Iterable[Any]) -> Iterator[Source | FileResult]:
         head = stream.read(4)
         stream.seek(0)
         if is_zip(head):
-            yield from _expand(name, head, lambda stream=stream: stream, limits)
+            yield from _expand(name, lambda stream=stream: stream, limits)
         else:
 
             def read(stream: Any = stream) -> bytes:
@@ -209,23 +239,16 @@ def import_files(
     )
     summary = ImportSummary()
     cases_by_study: dict[str, Case] = {}
-    for item in items:
+    for item in _listed(items):
         if isinstance(item, FileResult):
             summary.results.append(item)
-            continue
-        try:
-            data = item.read()
-            processed = run_limited(
-                process_dicom,
-                (data, process_options),
-                timeout=float(cfg["INGEST_TIME_LIMIT"]),
-                memory_bytes=int(cfg["INGEST_MEMORY_LIMIT"]),
-            )
-        except Rejected as exc:
-            summary.results.append(FileResult(item.name, "rejected", reason=str(exc)))
-            continue
-        del data
-        summary.results.append(_store(item.name, processed, cases_by_study, actor, options))
+        elif summary.stopped:
+            summary.results.append(FileResult(item.name, "rejected", reason=NOT_TRIED_REASON))
+        else:
+            result = _import_one(item, process_options, cases_by_study, actor, options)
+            summary.results.append(result)
+            if result.reason == STORAGE_FULL_REASON:
+                summary.stopped = "the image storage is full"
 
     record(
         "cases.import",
@@ -236,9 +259,84 @@ def import_files(
         duplicates=summary.count("duplicate"),
         rejected=summary.count("rejected"),
         cases=sorted({r.case_id for r in summary.results if r.ok and r.case_id}),
+        **({"stopped": summary.stopped} if summary.stopped else {}),
     )
     db.session.commit()
     return summary
+
+
+def _listed(items: Iterable[Source | FileResult]) -> Iterator[Source | FileResult]:
+    """The items, ending with a refusal instead of an exception if listing them fails."""
+    iterator = iter(items)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            logger.warning("import: listing the files failed (%s)", type(exc).__name__)
+            yield FileResult("the remaining files", "rejected",
+                             reason=f"could not be listed ({type(exc).__name__})")
+            return
+        yield item
+
+
+def _import_one(
+    item: Source,
+    process_options: ProcessOptions,
+    cases_by_study: dict[str, Case],
+    actor: User | None,
+    options: ImportOptions,
+) -> FileResult:
+    """One file, start to end; whatever goes wrong becomes this file's refusal with the
+    cause, and nothing of it is left in the database or the image storage."""
+    cfg = current_app.config
+    try:
+        processed = run_limited(
+            process_dicom,
+            (item.read(), process_options),
+            timeout=float(cfg["INGEST_TIME_LIMIT"]),
+            memory_bytes=int(cfg["INGEST_MEMORY_LIMIT"]),
+        )
+    except Rejected as exc:
+        return FileResult(item.name, "rejected", reason=str(exc))
+    except OSError as exc:
+        return FileResult(item.name, "rejected", reason=f"could not be read ({_os_cause(exc)})")
+    except Exception as exc:
+        return _unexpected(item.name, exc)
+    try:
+        return _store(item.name, processed, cases_by_study, actor, options)
+    except Exception as exc:
+        db.session.rollback()
+        if _is_storage_full(exc):
+            return FileResult(item.name, "rejected", reason=STORAGE_FULL_REASON)
+        if isinstance(exc, OSError):
+            return FileResult(
+                item.name, "rejected", reason=f"could not be stored ({_os_cause(exc)})"
+            )
+        return _unexpected(item.name, exc)
+
+
+def _is_storage_full(exc: Exception) -> bool:
+    """No space for the image files, or for the database (SQLite's SQLITE_FULL,
+    PostgreSQL's disk_full)."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_FULL_ERRNOS
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "53100" or (
+        isinstance(orig, sqlite3.OperationalError) and "disk is full" in str(orig)
+    )
+
+
+def _unexpected(name: str, exc: Exception) -> FileResult:
+    # The type (and a database driver's own error type) names the cause; the message may
+    # quote header values, so it is neither shown nor logged.
+    cause = type(exc).__name__
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        cause = f"{cause}: {type(orig).__name__}"
+    logger.warning("import: a file could not be processed (%s)", cause)
+    return FileResult(name, "rejected", reason=f"could not be processed: {cause}")
 
 
 def _duplicate_of(pixel_hash: str) -> CaseImage | None:

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import signal
 import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -38,15 +39,67 @@ def _child(conn: Connection, memory_bytes: int, fn: Callable[..., Any], args: tu
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        conn.send(("ok", fn(*args)))
-    except Rejected as exc:
-        conn.send(("rejected", str(exc)))
-    except MemoryError:
-        conn.send(("rejected", "the image needs more memory than the import limit allows"))
-    except Exception as exc:  # anything else is reported by type only: no values leak
-        conn.send(("error", type(exc).__name__))
+        conn.send(_outcome(fn, args))
+    except MemoryError:  # the result itself did not fit while being sent
+        conn.send(("rejected", MEMORY_REASON))
     finally:
         conn.close()
+
+
+MEMORY_REASON = "the image needs more memory than the import limit allows"
+
+
+def _outcome(fn: Callable[..., Any], args: tuple) -> tuple[str, Any]:
+    try:
+        return ("ok", fn(*args))
+    except Rejected as exc:
+        return ("rejected", str(exc))
+    except MemoryError:
+        return ("rejected", MEMORY_REASON)
+    except Exception as exc:
+        return ("error", _cause(exc))
+
+
+# Exceptions whose messages are written to name an attribute and never a value (named here
+# rather than imported, so the sandbox does not load what it runs).
+SAFE_MESSAGES = {"app.cases.deidentify.DeidentificationError"}
+
+
+def _cause(exc: Exception) -> str:
+    """An unexpected exception in words that leak no value of the file: its type, or its
+    message where that is known to name only an attribute."""
+    kind = type(exc)
+    if f"{kind.__module__}.{kind.__qualname__}" in SAFE_MESSAGES and str(exc):
+        return str(exc)[:200]
+    return kind.__name__
+
+
+def _result(status: str, payload: Any) -> Any:
+    if status == "ok":
+        return payload
+    if status == "rejected":
+        raise Rejected(payload)
+    raise Rejected(f"could not be processed: {payload}")
+
+
+def _death_reason(exitcode: int | None) -> str:
+    """Why the child went away without answering, from how it ended."""
+    if exitcode is not None and exitcode < 0:
+        number = -exitcode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        description = signal.strsignal(number) or name
+        if number == signal.SIGKILL:
+            # Nothing here sends SIGKILL before an answer: the system's out-of-memory killer
+            # is the usual sender.
+            return (f"the process reading the file was killed ({name}: {description}) while "
+                    "decoding it, possibly by the system for lack of memory")
+        return (f"the decoder crashed: the process reading the file died with {name} "
+                f"({description}) while decoding it")
+    return (f"the process reading the file stopped without an answer (exit status "
+            f"{exitcode}) while decoding it")
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -70,16 +123,20 @@ def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_byt
         try:
             status, payload = parent_conn.recv()
         except EOFError:
-            raise LimitExceeded(
-                "the file could not be read within the import's memory limit"
-            ) from None
+            # The child died without a word: a decoder abort or crash (python-gdcm calls
+            # abort() on some damaged codestreams) or the kernel killing it.
+            process.join(timeout=5)
+            raise Rejected(_death_reason(process.exitcode)) from None
     finally:
         if process.is_alive():
             process.kill()
         process.join(timeout=5)
         parent_conn.close()
-    if status == "ok":
-        return payload
-    if status == "rejected":
-        raise Rejected(payload)
-    raise Rejected(f"the file could not be read ({payload})")
+    return _result(status, payload)
+
+
+def run_in_process(fn: Callable[..., T], args: tuple, *, timeout: float, memory_bytes: int) -> T:
+    """``fn(*args)`` here, with ``run_limited``'s refusals but without its limits: for tests
+    that feed many generated files through the import, where a process per file would cost
+    more than the parsing."""
+    return _result(*_outcome(fn, args))
