@@ -93,6 +93,14 @@ PHI = [
     "PHI-PRIV-TOP",
     "PHI-PRIV-NEST",
     "PHI-AET-CRX1",
+    "PHI-VIEWMEANING",
+    "PHI-MODMEANING",
+    "PHI-REGIONMEANING",
+    "PHI-CSVERSION",
+    "PHI-WINDOWLABEL",
+    "PHI-MAKER",
+    "PHI-MODEL",
+    "PHI_IMGTYPE",
 ]
 
 
@@ -193,17 +201,26 @@ def _build(
     ds.ReferencedImageSequence = Sequence([ref_image])
 
     # A sequence the profile keeps, with PHI two levels deep and a private block.
-    modifier = _code("R-10226", "SRT", "medio-lateral")
+    # Codes from the registry, with free text in their meanings and scheme versions.
+    modifier = _code("399196006", "SCT", "cephalad PHI-MODMEANING")
+    modifier.CodingSchemeVersion = "PHI-CSVERSION"
     modifier.PatientName = "PHI-NESTNAME-3F^G"
     modifier.PatientID = "PHI-NESTID-8M"
     modifier.ImageComments = "PHI-NESTCOMMENT"
     modifier.InstitutionName = "PHI-NESTINST"
     modifier.ContentDate = "20230118"
-    view = _code("R-10214", "SRT", "postero-anterior")
+    view = _code("272479007", "SCT", "PA PHI-VIEWMEANING")
     view.ViewModifierCodeSequence = Sequence([modifier])
     view.private_block(0x0019, "PHI VENDOR NEST", create=True).add_new(0x01, "LO", "PHI-PRIV-NEST")
     ds.ViewCodeSequence = Sequence([view])
-    ds.AnatomicRegionSequence = Sequence([_code("T-D3000", "SRT", "Chest")])
+    # A legacy SNOMED-RT code, checked through its SNOMED CT equivalent.
+    ds.AnatomicRegionSequence = Sequence([_code("T-D3000", "SRT", "PHI-REGIONMEANING")])
+    ds.WindowCenter = [2048, 1000]
+    ds.WindowWidth = [4096, 500]
+    ds.WindowCenterWidthExplanation = ["PHI-WINDOWLABEL", "lung"]
+    ds.Manufacturer = "PHI-MAKER"
+    ds.ManufacturerModelName = "PHI-MODEL"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "PHI_IMGTYPE"]
 
     # Annex E "D" on a whole sequence: free text inside must become a dummy.
     text_item = Dataset()
@@ -295,8 +312,10 @@ def test_profile_applies_inside_kept_sequences(processed):
     # Inside coded sequences only the codes survive (the allow-list after the profile).
     assert sorted(e.keyword for e in modifier) == [
         "CodeMeaning", "CodeValue", "CodingSchemeDesignator"]
-    assert modifier.CodeMeaning == "medio-lateral"  # coded content is kept
+    assert modifier.CodeMeaning == "cephalad"  # the registry's meaning, not the file's
+    assert ds.ViewCodeSequence[0].CodeMeaning == "postero-anterior"
     assert ds.AnatomicRegionSequence[0].CodeValue == "T-D3000"
+    assert ds.AnatomicRegionSequence[0].CodeMeaning == "Thoracic structure (body structure)"
     nested = "ViewCodeSequence > ViewModifierCodeSequence"
     for name in ("PatientName", "PatientID", "ImageComments", "ContentDate"):
         assert f"{nested} > {name}" in report.removed
