@@ -678,3 +678,139 @@ def test_real_chest_cr_from_pydicom_data(options):
     assert back.SOPClassUID == ComputedRadiographyImageStorage
     assert back.PatientAge == "064Y"
     assert report.pixel_review_needed
+
+
+# --- only values checked against a registry or a value set are kept ----------------------------
+
+
+def _raw(ds: Dataset, keyword: str, vr: str, value: bytes) -> None:
+    """Plant a value as read from a file (pydicom refuses invalid ones when set)."""
+    if len(value) % 2:
+        value += b"\x00" if vr == "UI" else b" "
+    tag = Tag(keyword)
+    ds[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+
+
+def test_free_text_in_kept_attributes_is_replaced_or_dropped(make_case, options):
+    ds = make_case()
+    ds.file_meta.ImplementationClassUID = ROOT + "4242"
+    ds.file_meta.ImplementationVersionName = "PHI_IMPLVER"
+    _raw(ds, "BodyPartExamined", "CS", b"PHI CHEST WARD 7")
+    _raw(ds, "RescaleType", "LO", b"PHI-RESCALE")
+    _raw(ds, "ConversionType", "CS", b"PHI CONV")
+    _raw(ds, "SOPClassUID", "UI", b"1.2.840.99999.4242")
+    ds.WindowCenterWidthExplanation = "PHI-WINDOWLABEL"
+
+    report = deidentify(ds, options)
+
+    written = _written(ds)
+    for needle in (b"4242", b"PHI_IMPLVER", b"PHI", b"WARD"):
+        assert needle not in written, needle
+    assert ds.file_meta.ImplementationClassUID == deid_module.IMPLEMENTATION_CLASS_UID
+    assert ds.file_meta.ImplementationVersionName == deid_module.IMPLEMENTATION_VERSION_NAME
+    assert UID(deid_module.IMPLEMENTATION_CLASS_UID).is_valid
+    for keyword in ("BodyPartExamined", "RescaleType", "ConversionType",
+                    "WindowCenterWidthExplanation", "ManufacturerModelName"):
+        assert keyword not in ds, keyword
+        assert keyword in report.removed, keyword
+    assert ds.Manufacturer == ""  # Type 2: kept, empty
+    assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY"]  # value 3 is free text
+    # A SOP class outside the registry becomes the standard class of the modality.
+    assert ds.SOPClassUID == ComputedRadiographyImageStorage
+    assert "SOPClassUID" in report.replaced
+    assert [len(ds.WindowCenter), len(ds.WindowWidth)] == [2, 2]
+
+
+def test_codes_unknown_to_the_registry_are_dropped(make_case, options):
+    ds = make_case()
+    ds.AnatomicRegionSequence = Sequence([_code("PHI-99", "99LOCAL", "ward 7 chest")])
+    ds.ViewCodeSequence[0].ViewModifierCodeSequence[0].CodeValue = "R-99999"
+    report = deidentify(ds, options)
+    assert len(ds.AnatomicRegionSequence) == 0  # Type 2: kept, empty
+    assert len(ds.ViewCodeSequence[0].ViewModifierCodeSequence) == 0
+    assert "AnatomicRegionSequence" in report.replaced
+    assert b"ward 7" not in _written(ds)
+
+
+def test_values_kept_are_valid_for_their_vr_and_rules(make_case, options):
+    ds = make_case()
+    ds.VOILUTFunction = "LINEAR"
+    _raw(ds, "WindowCenter", "DS", b"nan\\1000\\40")
+    _raw(ds, "WindowWidth", "DS", b"400\\-5\\80")
+    _raw(ds, "PixelSpacing", "DS", b"0.1\\0.1\\0.1")  # wrong multiplicity
+    _raw(ds, "KVP", "DS", b"inf")
+    _raw(ds, "PatientSize", "DS", b"nan")
+    _raw(ds, "SeriesNumber", "IS", b"1.5")
+    _raw(ds, "ImagerPixelSpacing", "DS", b"0.143\\0.143")
+    _raw(ds, "ViewPosition", "CS", b"PA ERECT")
+    _raw(ds, "FrameOfReferenceUID", "UI", FRAME_UID.encode() + b"\\" + STUDY_UID.encode())
+
+    report = deidentify(ds, options)
+
+    # Only the valid pair of the three survives (the others: not a number, negative width).
+    assert [float(v) for v in [ds.WindowCenter]] == [40.0]
+    assert float(ds.WindowWidth) == 80.0
+    for keyword in ("PixelSpacing", "KVP", "PatientSize", "ViewPosition",
+                    "FrameOfReferenceUID"):
+        assert keyword not in ds, keyword
+        assert keyword in report.removed, keyword
+    assert ds.SeriesNumber == ""  # Type 2: kept, empty
+    assert [float(v) for v in ds.ImagerPixelSpacing] == [0.143, 0.143]
+
+
+def test_an_invalid_type_1_value_of_a_dx_image_refuses_it_naming_the_attribute(
+    make_case, options
+):
+    ds = make_case(modality="DX")
+    _raw(ds, "RescaleSlope", "DS", b"PHI0")
+    with pytest.raises(DeidentificationError) as raised:
+        deidentify(ds, options)
+    message = str(raised.value)
+    assert "RescaleSlope (0028,1053)" in message
+    assert "number" in message
+    assert "PHI" not in message
+
+
+def test_recording_takes_constant_work_per_private_element(make_case, options, monkeypatch):
+    """De-identification is linear in the number of private elements.
+
+    Counted, not timed: every attribute name the walk records is a string that counts the
+    comparisons and hash look-ups made with it. Searching a list of the names recorded so
+    far (as a report list would) costs one comparison per name, so the count would grow
+    with the square of the elements; a keyed record costs one look-up.
+    """
+    operations = 0
+    budget = 0
+
+    class CountingName(str):
+        __slots__ = ()
+
+        def __eq__(self, other: object) -> bool:
+            nonlocal operations
+            operations += 1
+            if operations > budget:
+                raise AssertionError("more than a constant amount of work per element")
+            return str.__eq__(self, other)
+
+        def __hash__(self) -> int:
+            nonlocal operations
+            operations += 1
+            return str.__hash__(self)
+
+    original_name = deid_module._name
+    monkeypatch.setattr(deid_module, "_name", lambda tag: CountingName(original_name(tag)))
+
+    def work(elements: int) -> int:
+        nonlocal operations, budget
+        ds = make_case()
+        for group in range(elements // 200):
+            block = ds.private_block(0x0011 + 2 * group, f"VENDOR {group}", create=True)
+            for element in range(200):
+                block.add_new(element, "LO", "x")
+        operations, budget = 0, 50 * elements
+        report = deidentify(ds, options)
+        assert report.private_tags_removed >= elements
+        return operations
+
+    small, large = work(2_000), work(20_000)
+    assert large <= 12 * small, (small, large)

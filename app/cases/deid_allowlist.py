@@ -299,7 +299,7 @@ _DX_TYPE_1: dict[str, list[str] | str | None] = {
     "PatientOrientation": None,  # Type 1C for DX images for presentation (C.8.11.1)
 }
 _TYPE_2 = frozenset({"SeriesNumber", "InstanceNumber", "Manufacturer", "PatientOrientation",
-                     "Laterality", "KVP", "DistanceSourceToDetector"})
+                     "Laterality"})
 
 # Registry checks for coded entries: PS3.16 CIDs per sequence (DX View, DX View Modifier,
 # DX Anatomy Imaged and Common Anatomic Regions).
