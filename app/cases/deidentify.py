@@ -63,7 +63,12 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, UID_dictionary
+from pydicom.uid import (
+    UID,
+    DigitalXRayImageStorageForPresentation,
+    DigitalXRayImageStorageForProcessing,
+    UID_dictionary,
+)
 from pydicom.valuerep import is_valid_ds
 
 from app.cases.deid_allowlist import (
@@ -201,6 +206,9 @@ IMPLEMENTATION_CLASS_UID = UID("2.25.122023612858390902021373766684500398212")
 IMPLEMENTATION_VERSION_NAME = "CXR_ACADEMY_1"  # SH: at most 16 characters
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 
+_DX_SOP_CLASSES = frozenset(
+    {DigitalXRayImageStorageForPresentation, DigitalXRayImageStorageForProcessing}
+)
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT", "UI"})
 _AGE_RE = re.compile(r"^(\d{3})([DWMY])$")
 _REFERENCE_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
@@ -334,6 +342,13 @@ def _needs_pixel_review(ds: Dataset) -> bool:
     if burned_in == "YES":
         return True
     return not burned_in and _text(ds.get("Modality")).upper() in {"CR", "DX"}
+
+
+def _iod(ds: Dataset) -> str:
+    """ "DX" when the DX IOD's rules apply (by modality or by SOP class), else the modality."""
+    if str(ds.get("SOPClassUID", "")) in _DX_SOP_CLASSES:
+        return "DX"
+    return _text(ds.get("Modality")).upper()
 
 
 # --- the walk ------------------------------------------------------------------------------
@@ -738,7 +753,7 @@ def deidentify(ds: Dataset, options: DeidOptions) -> DeidReport:
                 report=report,
                 shift=timedelta(days=date_shift_days(key, options.secret)),
                 pending_age=pending_age,
-                modality=_text(ds.get("Modality")),
+                modality=_iod(ds),
             )
             _walk(ds, "", ctx, top=True)
 

@@ -20,6 +20,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.uid import (
     UID,
+    DigitalXRayImageStorageForPresentation,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -308,7 +309,7 @@ def _ensure_presentation_window(ds: Dataset, stored: Any) -> None:
     file gets one spanning the image's values (after the rescale), as the portal's own
     DX files do; the derivatives were made before and keep their own presets.
     """
-    if str(ds.get("Modality", "")).upper() != "DX" or "WindowCenter" in ds:
+    if ds.get("SOPClassUID") != DigitalXRayImageStorageForPresentation or "WindowCenter" in ds:
         return
     if ds.get("PresentationIntentType") == "FOR PROCESSING" or "VOILUTSequence" in ds:
         return
