@@ -37,6 +37,12 @@ Choices where the profile leaves one open (documented because a reviewer will as
   derived from it first.  Ages over 89 become "090Y" (HIPAA Safe Harbor).
 * BurnedInAnnotation = YES asks for a pixel review on any modality; a missing value
   does on CR and DX, where burned-in markers and names are common.
+* After the profile, only the attributes a teaching library needs are kept, each with a
+  value checked against a registry or a value set (``deid_allowlist``,
+  ``deid_values``); an invalid Type 1
+  value of a DX image raises a DeidentificationError naming the attribute and the rule.
+* The file meta names the portal as the implementation that wrote the file
+  (IMPLEMENTATION_CLASS_UID), not the modality or archive that wrote the original.
 
 Nothing in this module prints or logs, and no exception it raises carries a value from
 the dataset: reports and errors name attributes only.
@@ -71,15 +77,8 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import is_valid_ds
 
-from app.cases.deid_allowlist import (
-    ALLOWED,
-    ALLOWED_IN_ITEMS,
-    KEPT_EMPTY,
-    InvalidValue,
-    vet_element,
-    vet_sequence,
-    vet_window,
-)
+from app.cases.deid_allowlist import ALLOWED, ALLOWED_IN_ITEMS, KEPT_EMPTY
+from app.cases.deid_values import InvalidValue, vet_element, vet_sequence, vet_window
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",

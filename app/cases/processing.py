@@ -30,7 +30,8 @@ from pydicom.uid import (
 from pydicom.valuerep import DSfloat
 
 from app.cases import pixels
-from app.cases.deid_allowlist import ALLOWED, label
+from app.cases.deid_allowlist import ALLOWED
+from app.cases.deid_values import label
 from app.cases.deidentify import DeidentificationError, DeidOptions, deidentify
 from app.cases.sandbox import Rejected
 
