@@ -157,7 +157,9 @@ def test_multi_valued_uids_are_refused_naming_the_attribute(app, client, login_a
     ("keyword", "vr", "value", "reason"),
     [("NumberOfFrames", "IS", b"PHI2", "NumberOfFrames (0028,0008) must hold one integer"),
      ("SamplesPerPixel", "US", b"\x01\x00\x01\x00",
-      "SamplesPerPixel (0028,0002) must hold one integer")],
+      "SamplesPerPixel (0028,0002) must hold one integer"),
+     ("RescaleSlope", "DS", b"PHI2",  # Type 1 in the DX IOD: cannot be left out
+      "RescaleSlope (0028,1053) must hold one number other than zero")],
 )
 def test_refusals_caused_by_a_value_name_the_attribute(app, client, login_as, keyword, vr,
                                                         value, reason):
@@ -166,3 +168,18 @@ def test_refusals_caused_by_a_value_name_the_attribute(app, client, login_as, ke
     assert reason in page, page[-2000:]
     assert "(ValueError)" not in page and "(TypeError)" not in page
     assert "PHI2" not in page
+
+
+def test_a_failure_on_one_element_is_refused_naming_it_without_its_value(monkeypatch):
+    from app.cases import processing
+    from app.cases.sandbox import Rejected
+
+    def failing(ds, stored):
+        raise ValueError("With tag (0028,1050) got exception: cannot use 'PHI-VALUE-77'")
+
+    monkeypatch.setattr(processing.pixels, "make_derivatives", failing)
+    with pytest.raises(Rejected) as raised:
+        processing.process_dicom(to_bytes(cr_dataset(seed=96)),
+                                 processing.ProcessOptions(secret=b"named-failure"))
+    assert str(raised.value) == (
+        "WindowCenter (0028,1050): the value could not be read (ValueError)")

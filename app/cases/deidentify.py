@@ -358,6 +358,11 @@ def _name(tag: BaseTag) -> str:
     return keyword or f"({tag.group:04X},{tag.element:04X})"
 
 
+def _where(name: str, tag: BaseTag) -> str:
+    """The attribute for an error message: its report name, and its tag when public."""
+    return name if tag.is_private else f"{name} ({tag.group:04X},{tag.element:04X})"
+
+
 @dataclass
 class _Context:
     options: DeidOptions
@@ -485,7 +490,7 @@ def _dummy_dataset(ds: Dataset, path: str, ctx: _Context) -> None:
     """Annex E "D" applied to a whole sequence: every leaf becomes a dummy."""
     for tag in sorted(ds.keys()):
         name = f"{path} > {_name(tag)}"
-        ctx.current = name
+        ctx.current = _where(name, tag)
         if tag.is_private:
             _remove(ds, tag, name, ctx)
             ctx.report.private_tags_removed += 1
@@ -509,7 +514,7 @@ def _walk(ds: Dataset, path: str, ctx: _Context, *, top: bool) -> None:
     level_key = _patient_key(ds) if "PatientID" in ds else ""
     for tag in sorted(ds.keys()):
         name = f"{path} > {_name(tag)}" if path else _name(tag)
-        ctx.current = name
+        ctx.current = _where(name, tag)
         if tag.is_private:
             _remove(ds, tag, name, ctx)
             report.private_tags_removed += 1
@@ -619,7 +624,7 @@ def _clean_file_meta(ds: Dataset, ctx: _Context) -> None:
         return
     for tag in sorted(meta.keys()):
         name = _name(tag)
-        ctx.current = name
+        ctx.current = _where(name, tag)
         if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID:
             # Must equal the (new) SOPInstanceUID; both come from new_uid of the same
             # original, this makes it hold even when the two originals disagreed.
@@ -653,7 +658,7 @@ def _allow_list(ds: Dataset, ctx: _Context, path: str = "", *, top: bool = True)
 
     for elem in list(ds):
         name = f"{path}{_name(elem.tag)}"
-        ctx.current = name
+        ctx.current = _where(name, elem.tag)
         keyword = "" if elem.tag.is_private else keyword_for_tag(elem.tag)
         if top and keyword in KEPT_EMPTY and not elem.is_empty:
             _empty(elem)

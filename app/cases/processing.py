@@ -7,6 +7,7 @@ Pure (no Flask, no database): runs inside the sandboxed child process. Every ref
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
+from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
     DigitalXRayImageStorageForPresentation,
@@ -85,13 +87,41 @@ class ProcessedImage:
 
 
 def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
+    try:
+        return _process(data, options)
+    except Rejected:
+        raise
+    except Exception as exc:
+        named = _named_failure(exc)
+        if named is None:
+            raise
+        raise Rejected(named) from None
+
+
+# pydicom wraps a failure on one element as "With tag (gggg,eeee) got exception: ...".
+TAG_IN_MESSAGE = re.compile(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")
+
+
+def _named_failure(exc: Exception) -> str | None:
+    """A refusal naming the attribute pydicom failed on, or None when it names none.
+
+    Only the tag is taken from the message; the rest of it may quote the value.
+    """
+    match = TAG_IN_MESSAGE.search(str(exc))
+    if match is None:
+        return None
+    tag = Tag(int(match.group(1), 16), int(match.group(2), 16))
+    return f"{label(tag)}: the value could not be read ({type(exc).__name__})"
+
+
+def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
     ds = _read(data, options.allow_no_meta)
     _decode_elements(ds)
     _check_header(ds)
     try:
         stored = pixels.stored_pixels(ds)
     except ValueError as exc:
-        raise Rejected(str(exc)) from None
+        raise Rejected(_named_failure(exc) or str(exc)) from None
     except Exception as exc:
         raise Rejected(f"the pixel data could not be decoded ({type(exc).__name__})") from None
     pixel_hash = pixels.pixel_hash(stored)
@@ -111,7 +141,7 @@ def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
     try:
         derivatives = pixels.make_derivatives(ds, stored)
     except ValueError as exc:
-        raise Rejected(str(exc)) from None
+        raise Rejected(_named_failure(exc) or str(exc)) from None
 
     _ensure_presentation_window(ds, stored)
     _ensure_instance_uids(ds)
@@ -153,7 +183,8 @@ def _read(data: bytes, allow_no_meta: bool) -> Dataset:
             ds: Dataset = pydicom.dcmread(io.BytesIO(data))
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
             raise Rejected(
-                f"the file could not be read as DICOM ({type(exc).__name__})"
+                _named_failure(exc)
+                or f"the file could not be read as DICOM ({type(exc).__name__})"
             ) from None
     else:
         # Pictures, text and documents get the plain answer; only a file that really is a
@@ -270,8 +301,8 @@ def _check_header(ds: Dataset) -> None:
         raise Rejected("the image size (Rows/Columns) is missing")
     if rows > MAX_DIMENSION or columns > MAX_DIMENSION:
         raise Rejected(
-            f"the image is {columns} x {rows} pixels; the limit is "
-            f"{MAX_DIMENSION} x {MAX_DIMENSION}"
+            f"the image is {columns} x {rows} pixels (Columns (0028,0011) x Rows (0028,0010)); "
+            f"the limit is {MAX_DIMENSION} x {MAX_DIMENSION}"
         )
     bits_allocated = _int(ds, "BitsAllocated", 0)
     bits_stored = _int(ds, "BitsStored", bits_allocated)
