@@ -122,7 +122,7 @@ def phi_strings() -> list[bytes]:
 
 
 # Free text hidden where an allow-list keeps attributes (coded entries, device fields,
-# labels, non-registry UIDs, the writing application's identity): none may survive import.
+# labels, the writing application's identity): none may survive import.
 CODED_PHI = {
     "window": "PHIWINDOW Quarrington",
     "view_meaning": "PHI-VIEWMEANING",
@@ -135,7 +135,6 @@ CODED_PHI = {
     "body_part": "PHIBODYPART",
     "rescale_type": "PHIRESCALE",
     "conversion_type": "PHICONV",
-    "sop_class": "1.2.840.99999.4242.777",
     "implementation_uid": "1.2.840.99999.8888.1",
     "implementation_version": "PHIIMPLVER",
 }
@@ -167,11 +166,9 @@ def plant_coded_phi(ds: Dataset) -> None:
     ds.BodyPartExamined = CODED_PHI["body_part"]
     ds.RescaleType = CODED_PHI["rescale_type"]
     ds.ConversionType = CODED_PHI["conversion_type"]
-    ds.SOPClassUID = CODED_PHI["sop_class"]
-    ds.file_meta.MediaStorageSOPClassUID = CODED_PHI["sop_class"]
     ds.file_meta.ImplementationClassUID = CODED_PHI["implementation_uid"]
     ds.file_meta.ImplementationVersionName = CODED_PHI["implementation_version"]
 
 
 def coded_phi_strings() -> list[bytes]:
-    return [v.encode() for v in CODED_PHI.values()] + [b"99999.4242", b"99999.8888"]
+    return [v.encode() for v in CODED_PHI.values()] + [b"99999.8888"]

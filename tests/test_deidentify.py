@@ -576,7 +576,7 @@ def test_free_text_in_retained_characteristics_is_dropped(make_case, options, ca
     # pydicom would warn and log "Invalid value for VR CS: 'PHI-SEX'" on conversion.
     assert caplog.records == []
     assert len(recwarn) == 0
-    assert "PatientSex" not in ds
+    assert ds.PatientSex == ""  # Type 2: kept, empty
     assert "PatientWeight" not in ds
     assert "PatientWeight" in report.removed
 
@@ -698,7 +698,6 @@ def test_free_text_in_kept_attributes_is_replaced_or_dropped(make_case, options)
     _raw(ds, "BodyPartExamined", "CS", b"PHI CHEST WARD 7")
     _raw(ds, "RescaleType", "LO", b"PHI-RESCALE")
     _raw(ds, "ConversionType", "CS", b"PHI CONV")
-    _raw(ds, "SOPClassUID", "UI", b"1.2.840.99999.4242")
     ds.WindowCenterWidthExplanation = "PHI-WINDOWLABEL"
 
     report = deidentify(ds, options)
@@ -709,15 +708,13 @@ def test_free_text_in_kept_attributes_is_replaced_or_dropped(make_case, options)
     assert ds.file_meta.ImplementationClassUID == deid_module.IMPLEMENTATION_CLASS_UID
     assert ds.file_meta.ImplementationVersionName == deid_module.IMPLEMENTATION_VERSION_NAME
     assert UID(deid_module.IMPLEMENTATION_CLASS_UID).is_valid
-    for keyword in ("BodyPartExamined", "RescaleType", "ConversionType",
-                    "WindowCenterWidthExplanation", "ManufacturerModelName"):
+    for keyword in ("RescaleType", "ConversionType", "WindowCenterWidthExplanation",
+                    "ManufacturerModelName"):
         assert keyword not in ds, keyword
         assert keyword in report.removed, keyword
-    assert ds.Manufacturer == ""  # Type 2: kept, empty
+    assert ds.Manufacturer == "" and ds.BodyPartExamined == ""  # Type 2: kept, empty
+    assert {"Manufacturer", "BodyPartExamined"} <= set(report.emptied)
     assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY"]  # value 3 is free text
-    # A SOP class outside the registry becomes the standard class of the modality.
-    assert ds.SOPClassUID == ComputedRadiographyImageStorage
-    assert "SOPClassUID" in report.replaced
     assert [len(ds.WindowCenter), len(ds.WindowWidth)] == [2, 2]
 
 
@@ -750,11 +747,10 @@ def test_values_kept_are_valid_for_their_vr_and_rules(make_case, options):
     # Only the valid pair of the three survives (the others: not a number, negative width).
     assert [float(v) for v in [ds.WindowCenter]] == [40.0]
     assert float(ds.WindowWidth) == 80.0
-    for keyword in ("PixelSpacing", "KVP", "PatientSize", "ViewPosition",
-                    "FrameOfReferenceUID"):
+    for keyword in ("PixelSpacing", "KVP", "PatientSize", "FrameOfReferenceUID"):
         assert keyword not in ds, keyword
         assert keyword in report.removed, keyword
-    assert ds.SeriesNumber == ""  # Type 2: kept, empty
+    assert ds.SeriesNumber == "" and ds.ViewPosition == ""  # Type 2: kept, empty
     assert [float(v) for v in ds.ImagerPixelSpacing] == [0.143, 0.143]
 
 
@@ -769,6 +765,14 @@ def test_an_invalid_type_1_value_of_a_dx_image_refuses_it_naming_the_attribute(
     assert "RescaleSlope (0028,1053)" in message
     assert "number" in message
     assert "PHI" not in message
+
+
+def test_a_sop_class_outside_the_registry_is_refused_naming_it(make_case, options):
+    ds = make_case()
+    _raw(ds, "SOPClassUID", "UI", b"1.2.840.99999.4242")
+    with pytest.raises(DeidentificationError) as raised:
+        deidentify(ds, options)
+    assert str(raised.value) == "SOPClassUID (0008,0016) is not a registered DICOM SOP Class"
 
 
 def test_recording_takes_constant_work_per_private_element(make_case, options, monkeypatch):

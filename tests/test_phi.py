@@ -159,7 +159,9 @@ def test_multi_valued_uids_are_refused_naming_the_attribute(app, client, login_a
      ("SamplesPerPixel", "US", b"\x01\x00\x01\x00",
       "SamplesPerPixel (0028,0002) must hold one integer"),
      ("RescaleSlope", "DS", b"PHI2",  # Type 1 in the DX IOD: cannot be left out
-      "RescaleSlope (0028,1053) must hold one number other than zero")],
+      "RescaleSlope (0028,1053) must hold one number other than zero"),
+     ("SOPClassUID", "UI", b"1.2.840.99999.2.777",  # a vendor's private SOP class
+      "SOPClassUID (0008,0016) is not a registered DICOM SOP Class")],
 )
 def test_refusals_caused_by_a_value_name_the_attribute(app, client, login_as, keyword, vr,
                                                         value, reason):
@@ -167,7 +169,7 @@ def test_refusals_caused_by_a_value_name_the_attribute(app, client, login_as, ke
     page = _upload_raw(client, keyword, vr, value)
     assert reason in page, page[-2000:]
     assert "(ValueError)" not in page and "(TypeError)" not in page
-    assert "PHI2" not in page
+    assert "PHI2" not in page and "99999" not in page
 
 
 def test_a_failure_on_one_element_is_refused_naming_it_without_its_value(monkeypatch):

@@ -254,10 +254,11 @@ DX_TYPE_1: dict[str, list[str] | str | None] = {
     "ImageLaterality": None,
     "PresentationIntentType": None,
     "PatientOrientation": None,  # Type 1C for DX images for presentation (C.8.11.1)
+    "BurnedInAnnotation": None,  # the pixel review depends on it: not guessed
 }
 # Type 2 in the CR and DX IODs: an invalid value is emptied, the attribute stays.
 TYPE_2 = frozenset({"SeriesNumber", "InstanceNumber", "Manufacturer", "PatientOrientation",
-                     "Laterality", "StudyDate"})
+                    "Laterality", "StudyDate", "BodyPartExamined", "ViewPosition"})
 
 # Registry checks for coded entries: PS3.16 CIDs per sequence (DX View, DX View Modifier,
 # DX Anatomy Imaged and Common Anatomic Regions).

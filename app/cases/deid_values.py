@@ -35,12 +35,7 @@ from pydicom.sequence import Sequence
 from pydicom.sr._concepts_dict import concepts as _SR_CONCEPTS
 from pydicom.sr._snomed_dict import mapping as _SNOMED_MAPPING
 from pydicom.tag import BaseTag
-from pydicom.uid import (
-    ComputedRadiographyImageStorage,
-    DigitalXRayImageStorageForPresentation,
-    DigitalXRayImageStorageForProcessing,
-    UID_dictionary,
-)
+from pydicom.uid import UID_dictionary
 from pydicom.valuerep import is_valid_ds, validate_value
 
 from app.cases.deid_allowlist import (
@@ -294,20 +289,13 @@ def _is_sop_class(value: Any) -> bool:
 def _vet_sop_class(
     ds: Dataset, elem: DataElement, name: str, modality: str, note: Note
 ) -> None:
-    """A SOP Class UID must be a registered SOP Class; else the standard class of the image.
+    """A SOP Class UID must be a registered SOP Class (PS3.6 Annex A).
 
-    A private SOP class names a vendor's product line; the image is stored as what the
-    portal reads it as: CR, or DX for presentation or for processing.
+    A private SOP class names a vendor's product line, and no IOD says which attributes
+    its files must hold: such a file is refused rather than relabelled as CR or DX.
     """
-    if _is_sop_class(elem.value):
-        return
-    if modality == "CR":
-        elem.value = ComputedRadiographyImageStorage
-    elif _text(ds.get("PresentationIntentType")) == "FOR PROCESSING":
-        elem.value = DigitalXRayImageStorageForProcessing
-    else:
-        elem.value = DigitalXRayImageStorageForPresentation
-    note("replaced", name)
+    if not _is_sop_class(elem.value):
+        raise InvalidValue(f"{label(elem.tag)} is not a registered DICOM SOP Class")
 
 
 def _vet_image_type(

@@ -595,8 +595,9 @@ def _retain_characteristic(
     elif elem.tag == _PATIENT_SEX:
         if len(values) == 1 and values[0] in _SEXES:
             ctx.record("kept", name)
-        else:
-            _remove(ds, elem.tag, name, ctx)
+        else:  # Type 2 in the Patient module: kept, empty
+            _empty(elem)
+            ctx.record("emptied", name)
     elif all(_is_number(v) for v in values):  # PatientSize, PatientWeight (DS)
         ctx.record("kept", name)
     else:

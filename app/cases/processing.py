@@ -286,7 +286,8 @@ def _check_header(ds: Dataset) -> None:
     if modality not in ACCEPTED_MODALITIES:
         shown = modality if modality.isalnum() and len(modality) <= 4 else "missing"
         raise Rejected(
-            f"modality {shown} is not a chest radiograph: only CR and DX images are accepted"
+            f"modality {shown} is not a chest radiograph: only CR and DX images are accepted "
+            "(Modality (0008,0060))"
         )
     if "PixelData" not in ds:
         raise Rejected("the file has no pixel data")
