@@ -19,6 +19,7 @@ __all__ = [
     "DX_TYPE_1",
     "KEPT_EMPTY",
     "NUMBERS",
+    "TYPE_1",
     "TYPE_2",
     "VALUE_SETS",
 ]
@@ -256,6 +257,10 @@ DX_TYPE_1: dict[str, list[str] | str | None] = {
     "PatientOrientation": None,  # Type 1C for DX images for presentation (C.8.11.1)
     "BurnedInAnnotation": None,  # the pixel review depends on it: not guessed
 }
+
+# Type 1 in the Secondary Capture IOD (PS3.3 A.8.1, SC Equipment C.8.6.1).
+SC_TYPE_1: dict[str, list[str] | str | None] = {"ConversionType": None}
+TYPE_1 = {"DX": DX_TYPE_1, "SC": SC_TYPE_1}
 # Type 2 in the CR and DX IODs: an invalid value is emptied, the attribute stays.
 TYPE_2 = frozenset({"SeriesNumber", "InstanceNumber", "Manufacturer", "PatientOrientation",
                     "Laterality", "StudyDate", "BodyPartExamined", "ViewPosition"})

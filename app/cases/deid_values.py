@@ -40,7 +40,6 @@ from pydicom.valuerep import is_valid_ds, validate_value
 
 from app.cases.deid_allowlist import (
     CODE_SEQUENCES,
-    DX_TYPE_1,
     IMAGE_TYPE_1,
     IMAGE_TYPE_2,
     IS_RE,
@@ -50,6 +49,7 @@ from app.cases.deid_allowlist import (
     OWN,
     OWN_MANUFACTURERS,
     STRING_VRS,
+    TYPE_1,
     TYPE_2,
     VALUE_SETS,
 )
@@ -200,12 +200,13 @@ def _vr_ok(elem: DataElement) -> bool:
 
 
 def _invalid(
-    ds: Dataset, elem: DataElement, keyword: str, why: str, name: str, modality: str,
+    ds: Dataset, elem: DataElement, keyword: str, why: str, name: str, iod: str,
     note: Note,
 ) -> None:
     """Empty, repair, remove or refuse an attribute whose value failed its check."""
-    if modality == "DX" and keyword in DX_TYPE_1:
-        fallback = DX_TYPE_1[keyword]
+    type_1 = TYPE_1.get(iod, {})
+    if keyword in type_1:
+        fallback = type_1[keyword]
         if fallback is None:
             raise InvalidValue(f"{label(elem.tag)} {why}")
         elem.value = fallback
@@ -218,7 +219,7 @@ def _invalid(
         note("removed", name)
 
 
-def vet_element(ds: Dataset, elem: DataElement, name: str, modality: str, note: Note) -> None:
+def vet_element(ds: Dataset, elem: DataElement, name: str, iod: str, note: Note) -> None:
     """Check one kept top-level attribute (not a sequence); see the module docstring."""
     keyword = keyword_for_tag(elem.tag)
     if keyword in OWN or keyword in KEPT_EMPTY or keyword in ("WindowCenter", "WindowWidth"):
@@ -229,10 +230,10 @@ def vet_element(ds: Dataset, elem: DataElement, name: str, modality: str, note: 
             note("emptied", name)
         return
     if keyword == "SOPClassUID":
-        _vet_sop_class(ds, elem, name, modality, note)
+        _vet_sop_class(ds, elem, name, iod, note)
         return
     if keyword == "ImageType":
-        _vet_image_type(ds, elem, name, modality, note)
+        _vet_image_type(ds, elem, name, iod, note)
         return
     ok, why = True, ""
     if keyword in NUMBERS:
@@ -248,7 +249,7 @@ def vet_element(ds: Dataset, elem: DataElement, name: str, modality: str, note: 
     if ok and not _vr_ok(elem):
         ok, why = False, f"is not a valid {elem.VR} value"
     if not ok:
-        _invalid(ds, elem, keyword, why, name, modality, note)
+        _invalid(ds, elem, keyword, why, name, iod, note)
 
 
 def vet_window(ds: Dataset, note: Note) -> None:
@@ -287,7 +288,7 @@ def _is_sop_class(value: Any) -> bool:
 
 
 def _vet_sop_class(
-    ds: Dataset, elem: DataElement, name: str, modality: str, note: Note
+    ds: Dataset, elem: DataElement, name: str, iod: str, note: Note
 ) -> None:
     """A SOP Class UID must be a registered SOP Class (PS3.6 Annex A).
 
@@ -299,7 +300,7 @@ def _vet_sop_class(
 
 
 def _vet_image_type(
-    ds: Dataset, elem: DataElement, name: str, modality: str, note: Note
+    ds: Dataset, elem: DataElement, name: str, iod: str, note: Note
 ) -> None:
     values = [_text(v).upper() for v in _values(elem)]
     if not values:
@@ -310,7 +311,7 @@ def _vet_image_type(
             note("replaced", name)
         return
     _invalid(ds, elem, "ImageType", "must start with ORIGINAL or DERIVED, then PRIMARY or "
-             "SECONDARY", name, modality, note)
+             "SECONDARY", name, iod, note)
 
 
 def vet_code_item(item: Dataset, cids: frozenset[int], path: str, note: Note) -> bool:

@@ -73,6 +73,7 @@ from pydicom.uid import (
     UID,
     DigitalXRayImageStorageForPresentation,
     DigitalXRayImageStorageForProcessing,
+    SecondaryCaptureImageStorage,
     UID_dictionary,
 )
 from pydicom.valuerep import is_valid_ds
@@ -344,9 +345,12 @@ def _needs_pixel_review(ds: Dataset) -> bool:
 
 
 def _iod(ds: Dataset) -> str:
-    """ "DX" when the DX IOD's rules apply (by modality or by SOP class), else the modality."""
-    if str(ds.get("SOPClassUID", "")) in _DX_SOP_CLASSES:
+    """The IOD whose Type 1 rules apply: "DX" or "SC" by SOP class, else the modality."""
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class in _DX_SOP_CLASSES:
         return "DX"
+    if sop_class == SecondaryCaptureImageStorage:
+        return "SC"
     return _text(ds.get("Modality")).upper()
 
 
@@ -369,7 +373,7 @@ class _Context:
     report: DeidReport
     shift: timedelta
     pending_age: str | None
-    modality: str = ""
+    iod: str = ""  # whose Type 1 rules apply: "DX", "SC" or the modality
     current: str = "(start)"  # the attribute being processed, for error messages
     # Outcome -> names in order. Dicts, not the report's lists: a header with thousands of
     # private elements records thousands of names, and each record must take constant time.
@@ -650,7 +654,6 @@ def _clean_file_meta(ds: Dataset, ctx: _Context) -> None:
 def _allow_list(ds: Dataset, ctx: _Context, path: str = "", *, top: bool = True) -> None:
     """Keep the allow-listed attributes, each with a value checked by deid_allowlist."""
     allowed = ALLOWED | KEPT_EMPTY if top else ALLOWED_IN_ITEMS
-    modality = _text(ctx.modality).upper()
 
     def note(outcome: str, name: str) -> None:
         if outcome == "removed":
@@ -673,7 +676,7 @@ def _allow_list(ds: Dataset, ctx: _Context, path: str = "", *, top: bool = True)
                 for item in elem.value:
                     _allow_list(item, ctx, f"{name} > ", top=False)
         elif elem.tag in ds:
-            vet_element(ds, elem, name, modality, note)
+            vet_element(ds, elem, name, ctx.iod, note)
     if top:
         ctx.current = "WindowCenter"
         vet_window(ds, note)
@@ -758,7 +761,7 @@ def deidentify(ds: Dataset, options: DeidOptions) -> DeidReport:
                 report=report,
                 shift=timedelta(days=date_shift_days(key, options.secret)),
                 pending_age=pending_age,
-                modality=_iod(ds),
+                iod=_iod(ds),
             )
             _walk(ds, "", ctx, top=True)
 

@@ -292,7 +292,8 @@ def _check_header(ds: Dataset) -> None:
     if "PixelData" not in ds:
         raise Rejected("the file has no pixel data")
     if _int(ds, "NumberOfFrames", 1) != 1:
-        raise Rejected("multi-frame images are not accepted: one radiograph per file")
+        raise Rejected("multi-frame images are not accepted: one radiograph per file "
+                       "(NumberOfFrames (0028,0008))")
     if _int(ds, "SamplesPerPixel", 1) != 1 or str(
         ds.get("PhotometricInterpretation", "")
     ) not in ("MONOCHROME1", "MONOCHROME2"):
