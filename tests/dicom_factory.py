@@ -119,3 +119,56 @@ def phi_strings() -> list[bytes]:
     values = [v for k, v in PHI.items() if "Date" not in k and "Time" not in k]
     values += [NESTED_PHI, PRIVATE_PHI, "Quarrington", "Zebulon", "19490317", "20210405", "PHIQX"]
     return [v.encode() for v in values]
+
+
+# Free text hidden where an allow-list keeps attributes (coded entries, device fields,
+# labels, the writing application's identity): none may survive import.
+CODED_PHI = {
+    "window": "PHIWINDOW Quarrington",
+    "view_meaning": "PHI-VIEWMEANING",
+    "modifier_meaning": "PHI-MODMEANING",
+    "region_meaning": "PHI-REGIONMEANING",
+    "scheme_version": "PHI-SCHEMEVERSION",
+    "manufacturer": "PHI-MAKER Marrowdale",
+    "model": "PHI-MODEL-X",
+    "image_type": "PHIIMAGETYPE",
+    "body_part": "PHIBODYPART",
+    "rescale_type": "PHIRESCALE",
+    "conversion_type": "PHICONV",
+    "implementation_uid": "1.2.840.99999.8888.1",
+    "implementation_version": "PHIIMPLVER",
+}
+
+
+def _coded(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    item.CodingSchemeVersion = CODED_PHI["scheme_version"]
+    return item
+
+
+def plant_coded_phi(ds: Dataset) -> None:
+    """Registry codes with free-text meanings, and free text in the kept attributes."""
+    ds.WindowCenterWidthExplanation = CODED_PHI["window"]
+    view = _coded("272479007", "SCT", CODED_PHI["view_meaning"])  # postero-anterior
+    view.ViewModifierCodeSequence = Sequence(
+        [_coded("399196006", "SCT", CODED_PHI["modifier_meaning"])]  # cephalad
+    )
+    ds.ViewCodeSequence = Sequence([view])
+    ds.AnatomicRegionSequence = Sequence(
+        [_coded("816094009", "SCT", CODED_PHI["region_meaning"])]  # chest
+    )
+    ds.Manufacturer = CODED_PHI["manufacturer"]
+    ds.ManufacturerModelName = CODED_PHI["model"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", CODED_PHI["image_type"]]
+    ds.BodyPartExamined = CODED_PHI["body_part"]
+    ds.RescaleType = CODED_PHI["rescale_type"]
+    ds.ConversionType = CODED_PHI["conversion_type"]
+    ds.file_meta.ImplementationClassUID = CODED_PHI["implementation_uid"]
+    ds.file_meta.ImplementationVersionName = CODED_PHI["implementation_version"]
+
+
+def coded_phi_strings() -> list[bytes]:
+    return [v.encode() for v in CODED_PHI.values()] + [b"99999.8888"]

@@ -93,6 +93,14 @@ PHI = [
     "PHI-PRIV-TOP",
     "PHI-PRIV-NEST",
     "PHI-AET-CRX1",
+    "PHI-VIEWMEANING",
+    "PHI-MODMEANING",
+    "PHI-REGIONMEANING",
+    "PHI-CSVERSION",
+    "PHI-WINDOWLABEL",
+    "PHI-MAKER",
+    "PHI-MODEL",
+    "PHI_IMGTYPE",
 ]
 
 
@@ -193,17 +201,26 @@ def _build(
     ds.ReferencedImageSequence = Sequence([ref_image])
 
     # A sequence the profile keeps, with PHI two levels deep and a private block.
-    modifier = _code("R-10226", "SRT", "medio-lateral")
+    # Codes from the registry, with free text in their meanings and scheme versions.
+    modifier = _code("399196006", "SCT", "cephalad PHI-MODMEANING")
+    modifier.CodingSchemeVersion = "PHI-CSVERSION"
     modifier.PatientName = "PHI-NESTNAME-3F^G"
     modifier.PatientID = "PHI-NESTID-8M"
     modifier.ImageComments = "PHI-NESTCOMMENT"
     modifier.InstitutionName = "PHI-NESTINST"
     modifier.ContentDate = "20230118"
-    view = _code("R-10214", "SRT", "postero-anterior")
+    view = _code("272479007", "SCT", "PA PHI-VIEWMEANING")
     view.ViewModifierCodeSequence = Sequence([modifier])
     view.private_block(0x0019, "PHI VENDOR NEST", create=True).add_new(0x01, "LO", "PHI-PRIV-NEST")
     ds.ViewCodeSequence = Sequence([view])
-    ds.AnatomicRegionSequence = Sequence([_code("T-D3000", "SRT", "Chest")])
+    # A legacy SNOMED-RT code, checked through its SNOMED CT equivalent.
+    ds.AnatomicRegionSequence = Sequence([_code("T-D3000", "SRT", "PHI-REGIONMEANING")])
+    ds.WindowCenter = [2048, 1000]
+    ds.WindowWidth = [4096, 500]
+    ds.WindowCenterWidthExplanation = ["PHI-WINDOWLABEL", "lung"]
+    ds.Manufacturer = "PHI-MAKER"
+    ds.ManufacturerModelName = "PHI-MODEL"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "PHI_IMGTYPE"]
 
     # Annex E "D" on a whole sequence: free text inside must become a dummy.
     text_item = Dataset()
@@ -295,8 +312,10 @@ def test_profile_applies_inside_kept_sequences(processed):
     # Inside coded sequences only the codes survive (the allow-list after the profile).
     assert sorted(e.keyword for e in modifier) == [
         "CodeMeaning", "CodeValue", "CodingSchemeDesignator"]
-    assert modifier.CodeMeaning == "medio-lateral"  # coded content is kept
+    assert modifier.CodeMeaning == "cephalad"  # the registry's meaning, not the file's
+    assert ds.ViewCodeSequence[0].CodeMeaning == "postero-anterior"
     assert ds.AnatomicRegionSequence[0].CodeValue == "T-D3000"
+    assert ds.AnatomicRegionSequence[0].CodeMeaning == "Thoracic structure (body structure)"
     nested = "ViewCodeSequence > ViewModifierCodeSequence"
     for name in ("PatientName", "PatientID", "ImageComments", "ContentDate"):
         assert f"{nested} > {name}" in report.removed
@@ -557,7 +576,7 @@ def test_free_text_in_retained_characteristics_is_dropped(make_case, options, ca
     # pydicom would warn and log "Invalid value for VR CS: 'PHI-SEX'" on conversion.
     assert caplog.records == []
     assert len(recwarn) == 0
-    assert "PatientSex" not in ds
+    assert ds.PatientSex == ""  # Type 2: kept, empty
     assert "PatientWeight" not in ds
     assert "PatientWeight" in report.removed
 
@@ -724,3 +743,143 @@ def test_dates_removed_before_stay_removed(case):
     assert report.pseudonyms_kept is True
     assert not case.get("StudyDate")
     assert case.LongitudinalTemporalInformationModified == "REMOVED"
+
+
+# --- only values checked against a registry or a value set are kept ----------------------------
+
+
+def _raw(ds: Dataset, keyword: str, vr: str, value: bytes) -> None:
+    """Plant a value as read from a file (pydicom refuses invalid ones when set)."""
+    if len(value) % 2:
+        value += b"\x00" if vr == "UI" else b" "
+    tag = Tag(keyword)
+    ds[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+
+
+def test_free_text_in_kept_attributes_is_replaced_or_dropped(make_case, options):
+    ds = make_case()
+    ds.file_meta.ImplementationClassUID = ROOT + "4242"
+    ds.file_meta.ImplementationVersionName = "PHI_IMPLVER"
+    _raw(ds, "BodyPartExamined", "CS", b"PHI CHEST WARD 7")
+    _raw(ds, "RescaleType", "LO", b"PHI-RESCALE")
+    _raw(ds, "ConversionType", "CS", b"PHI CONV")
+    ds.WindowCenterWidthExplanation = "PHI-WINDOWLABEL"
+
+    report = deidentify(ds, options)
+
+    written = _written(ds)
+    for needle in (b"4242", b"PHI_IMPLVER", b"PHI", b"WARD"):
+        assert needle not in written, needle
+    assert ds.file_meta.ImplementationClassUID == deid_module.IMPLEMENTATION_CLASS_UID
+    assert ds.file_meta.ImplementationVersionName == deid_module.IMPLEMENTATION_VERSION_NAME
+    assert UID(deid_module.IMPLEMENTATION_CLASS_UID).is_valid
+    for keyword in ("RescaleType", "ConversionType", "WindowCenterWidthExplanation",
+                    "ManufacturerModelName"):
+        assert keyword not in ds, keyword
+        assert keyword in report.removed, keyword
+    assert ds.Manufacturer == "" and ds.BodyPartExamined == ""  # Type 2: kept, empty
+    assert {"Manufacturer", "BodyPartExamined"} <= set(report.emptied)
+    assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY"]  # value 3 is free text
+    assert [len(ds.WindowCenter), len(ds.WindowWidth)] == [2, 2]
+
+
+def test_codes_unknown_to_the_registry_are_dropped(make_case, options):
+    ds = make_case()
+    ds.AnatomicRegionSequence = Sequence([_code("PHI-99", "99LOCAL", "ward 7 chest")])
+    ds.ViewCodeSequence[0].ViewModifierCodeSequence[0].CodeValue = "R-99999"
+    report = deidentify(ds, options)
+    assert len(ds.AnatomicRegionSequence) == 0  # Type 2: kept, empty
+    assert len(ds.ViewCodeSequence[0].ViewModifierCodeSequence) == 0
+    assert "AnatomicRegionSequence" in report.replaced
+    assert b"ward 7" not in _written(ds)
+
+
+def test_values_kept_are_valid_for_their_vr_and_rules(make_case, options):
+    ds = make_case()
+    ds.VOILUTFunction = "LINEAR"
+    _raw(ds, "WindowCenter", "DS", b"nan\\1000\\40")
+    _raw(ds, "WindowWidth", "DS", b"400\\-5\\80")
+    _raw(ds, "PixelSpacing", "DS", b"0.1\\0.1\\0.1")  # wrong multiplicity
+    _raw(ds, "KVP", "DS", b"inf")
+    _raw(ds, "PatientSize", "DS", b"nan")
+    _raw(ds, "SeriesNumber", "IS", b"1.5")
+    _raw(ds, "ImagerPixelSpacing", "DS", b"0.143\\0.143")
+    _raw(ds, "ViewPosition", "CS", b"PA ERECT")
+    _raw(ds, "FrameOfReferenceUID", "UI", FRAME_UID.encode() + b"\\" + STUDY_UID.encode())
+
+    report = deidentify(ds, options)
+
+    # Only the valid pair of the three survives (the others: not a number, negative width).
+    assert [float(v) for v in [ds.WindowCenter]] == [40.0]
+    assert float(ds.WindowWidth) == 80.0
+    for keyword in ("PixelSpacing", "KVP", "PatientSize", "FrameOfReferenceUID"):
+        assert keyword not in ds, keyword
+        assert keyword in report.removed, keyword
+    assert ds.SeriesNumber == "" and ds.ViewPosition == ""  # Type 2: kept, empty
+    assert [float(v) for v in ds.ImagerPixelSpacing] == [0.143, 0.143]
+
+
+def test_an_invalid_type_1_value_of_a_dx_image_refuses_it_naming_the_attribute(
+    make_case, options
+):
+    ds = make_case(modality="DX")
+    _raw(ds, "RescaleSlope", "DS", b"PHI0")
+    with pytest.raises(DeidentificationError) as raised:
+        deidentify(ds, options)
+    message = str(raised.value)
+    assert "RescaleSlope (0028,1053)" in message
+    assert "number" in message
+    assert "PHI" not in message
+
+
+def test_a_sop_class_outside_the_registry_is_refused_naming_it(make_case, options):
+    ds = make_case()
+    _raw(ds, "SOPClassUID", "UI", b"1.2.840.99999.4242")
+    with pytest.raises(DeidentificationError) as raised:
+        deidentify(ds, options)
+    assert str(raised.value) == "SOPClassUID (0008,0016) is not a registered DICOM SOP Class"
+
+
+def test_recording_takes_constant_work_per_private_element(make_case, options, monkeypatch):
+    """De-identification is linear in the number of private elements.
+
+    Counted, not timed: every attribute name the walk records is a string that counts the
+    comparisons and hash look-ups made with it. Searching a list of the names recorded so
+    far (as a report list would) costs one comparison per name, so the count would grow
+    with the square of the elements; a keyed record costs one look-up.
+    """
+    operations = 0
+    budget = 0
+
+    class CountingName(str):
+        __slots__ = ()
+
+        def __eq__(self, other: object) -> bool:
+            nonlocal operations
+            operations += 1
+            if operations > budget:
+                raise AssertionError("more than a constant amount of work per element")
+            return str.__eq__(self, other)
+
+        def __hash__(self) -> int:
+            nonlocal operations
+            operations += 1
+            return str.__hash__(self)
+
+    original_name = deid_module._name
+    monkeypatch.setattr(deid_module, "_name", lambda tag: CountingName(original_name(tag)))
+
+    def work(elements: int) -> int:
+        nonlocal operations, budget
+        ds = make_case()
+        for group in range(elements // 200):
+            block = ds.private_block(0x0011 + 2 * group, f"VENDOR {group}", create=True)
+            for element in range(200):
+                block.add_new(element, "LO", "x")
+        operations, budget = 0, 50 * elements
+        report = deidentify(ds, options)
+        assert report.private_tags_removed >= elements
+        return operations
+
+    small, large = work(2_000), work(20_000)
+    assert large <= 12 * small, (small, large)

@@ -37,6 +37,12 @@ Choices where the profile leaves one open (documented because a reviewer will as
   derived from it first.  Ages over 89 become "090Y" (HIPAA Safe Harbor).
 * BurnedInAnnotation = YES asks for a pixel review on any modality; a missing value
   does on CR and DX, where burned-in markers and names are common.
+* After the profile, only the attributes a teaching library needs are kept, each with a
+  value checked against a registry or a value set (``deid_allowlist``,
+  ``deid_values``); an invalid Type 1
+  value of a DX image raises a DeidentificationError naming the attribute and the rule.
+* The file meta names the portal as the implementation that wrote the file
+  (IMPLEMENTATION_CLASS_UID), not the modality or archive that wrote the original.
 
 Nothing in this module prints or logs, and no exception it raises carries a value from
 the dataset: reports and errors name attributes only.
@@ -47,6 +53,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -62,9 +69,21 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, UID_dictionary
+from pydicom.uid import (
+    UID,
+    DigitalXRayImageStorageForPresentation,
+    DigitalXRayImageStorageForProcessing,
+    SecondaryCaptureImageStorage,
+    UID_dictionary,
+)
+from pydicom.valuerep import is_valid_ds
+
+from app.cases.deid_allowlist import ALLOWED, ALLOWED_IN_ITEMS, KEPT_EMPTY
+from app.cases.deid_values import InvalidValue, vet_element, vet_sequence, vet_window
 
 __all__ = [
+    "IMPLEMENTATION_CLASS_UID",
+    "IMPLEMENTATION_VERSION_NAME",
     "PROFILE_TABLE",
     "DeidOptions",
     "DeidReport",
@@ -186,11 +205,17 @@ _PATIENT_CHARACTERISTICS = frozenset({_PATIENT_SEX, _PATIENT_AGE, 0x00101020, 0x
 
 # File meta: keep only what is needed to read the file; the rest (Source/Sending/Receiving
 # AE titles, presentation addresses, private information) names machines and sites.
-_FILE_META_KEPT = frozenset(
-    {0x00020000, 0x00020001, 0x00020002, 0x00020010, 0x00020012, 0x00020013}
-)
+# The implementation class UID and version name are replaced by the portal's own: they name
+# the software (and through its version, often the site) that wrote the original file.
+_FILE_META_KEPT = frozenset({0x00020000, 0x00020002, 0x00020010})
+# A 2.25 UUID-derived UID (PS3.5 B.2), generated once for this product.
+IMPLEMENTATION_CLASS_UID = UID("2.25.122023612858390902021373766684500398212")
+IMPLEMENTATION_VERSION_NAME = "CXR_ACADEMY_1"  # SH: at most 16 characters
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 
+_DX_SOP_CLASSES = frozenset(
+    {DigitalXRayImageStorageForPresentation, DigitalXRayImageStorageForProcessing}
+)
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT", "UI"})
 _AGE_RE = re.compile(r"^(\d{3})([DWMY])$")
 _REFERENCE_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
@@ -360,12 +385,27 @@ def _needs_pixel_review(ds: Dataset) -> bool:
     return not burned_in and _text(ds.get("Modality")).upper() in {"CR", "DX"}
 
 
+def _iod(ds: Dataset) -> str:
+    """The IOD whose Type 1 rules apply: "DX" or "SC" by SOP class, else the modality."""
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class in _DX_SOP_CLASSES:
+        return "DX"
+    if sop_class == SecondaryCaptureImageStorage:
+        return "SC"
+    return _text(ds.get("Modality")).upper()
+
+
 # --- the walk ------------------------------------------------------------------------------
 
 
 def _name(tag: BaseTag) -> str:
     keyword = "" if tag.is_private else keyword_for_tag(tag)
     return keyword or f"({tag.group:04X},{tag.element:04X})"
+
+
+def _where(name: str, tag: BaseTag) -> str:
+    """The attribute for an error message: its report name, and its tag when public."""
+    return name if tag.is_private else f"{name} ({tag.group:04X},{tag.element:04X})"
 
 
 @dataclass
@@ -375,11 +415,25 @@ class _Context:
     shift: timedelta
     pending_age: str | None
     pseudonymised: bool = False  # keep our own pseudonym and replacement UIDs
+    iod: str = ""  # whose Type 1 rules apply: "DX", "SC" or the modality
     current: str = "(start)"  # the attribute being processed, for error messages
+    # Outcome -> names in order. Dicts, not the report's lists: a header with thousands of
+    # private elements records thousands of names, and each record must take constant time.
+    names: dict[str, dict[str, None]] = field(
+        default_factory=lambda: {b: {} for b in ("removed", "replaced", "emptied", "kept")}
+    )
 
-    def record(self, bucket: list[str], name: str) -> None:
-        if name not in bucket:
-            bucket.append(name)
+    def record(self, outcome: str, name: str) -> None:
+        self.names[outcome][name] = None
+
+    def unrecord(self, name: str) -> None:
+        for bucket in self.names.values():
+            bucket.pop(name, None)
+
+    def finish(self) -> None:
+        """Copy the recorded names into the report."""
+        for outcome, bucket in self.names.items():
+            setattr(self.report, outcome, list(bucket))
 
 
 def _values(elem: DataElement) -> list[Any]:
@@ -458,26 +512,25 @@ def _dummy(elem: DataElement, ctx: _Context) -> bool:
 
 def _remove(ds: Dataset, tag: BaseTag, name: str, ctx: _Context) -> None:
     del ds[tag]
-    ctx.record(ctx.report.removed, name)
+    ctx.record("removed", name)
 
 
 def _date_or_time(
     ds: Dataset, elem: DataElement, code: str | None, name: str, ctx: _Context
 ) -> None:
     """DA/DT/TM: the date option decides, whatever the base profile says."""
-    report = ctx.report
     if elem.VR != "TM" and ctx.options.dates == "shift":
         if not any(_text(v) for v in _values(elem)):
-            ctx.record(report.kept, name)
+            ctx.record("kept", name)
             return
         if _shift_dates(elem, ctx):
-            ctx.record(report.replaced, name)
+            ctx.record("replaced", name)
             return
     # Removal (dates="remove", every time of day, unparseable dates): empty where the
     # profile needs the attribute present (Z, Z/D, D), remove otherwise.
     if code in _EMPTY_CODES or code == "D":
         _empty(elem)
-        ctx.record(report.emptied, name)
+        ctx.record("emptied", name)
     else:
         _remove(ds, elem.tag, name, ctx)
 
@@ -486,7 +539,7 @@ def _dummy_dataset(ds: Dataset, path: str, ctx: _Context) -> None:
     """Annex E "D" applied to a whole sequence: every leaf becomes a dummy."""
     for tag in sorted(ds.keys()):
         name = f"{path} > {_name(tag)}"
-        ctx.current = name
+        ctx.current = _where(name, tag)
         if tag.is_private:
             _remove(ds, tag, name, ctx)
             ctx.report.private_tags_removed += 1
@@ -498,7 +551,7 @@ def _dummy_dataset(ds: Dataset, path: str, ctx: _Context) -> None:
         elif elem.VR in {"DA", "DT", "TM"}:
             _date_or_time(ds, elem, "D", name, ctx)
         elif _dummy(elem, ctx):
-            ctx.record(ctx.report.replaced, name)
+            ctx.record("replaced", name)
         else:
             _remove(ds, tag, name, ctx)
 
@@ -512,7 +565,7 @@ def _walk(ds: Dataset, path: str, ctx: _Context, *, top: bool) -> None:
     )
     for tag in sorted(ds.keys()):
         name = f"{path} > {_name(tag)}" if path else _name(tag)
-        ctx.current = name
+        ctx.current = _where(name, tag)
         if tag.is_private:
             _remove(ds, tag, name, ctx)
             report.private_tags_removed += 1
@@ -526,12 +579,12 @@ def _walk(ds: Dataset, path: str, ctx: _Context, *, top: bool) -> None:
         if tag == _PATIENT_ID:
             if top or _text(elem.value):
                 elem.value = _pseudonym(level_key, options.secret)
-                ctx.record(report.replaced, name)
+                ctx.record("replaced", name)
             else:
-                ctx.record(report.kept, name)
+                ctx.record("kept", name)
         elif tag in (_PATIENT_NAME, _PATIENT_BIRTH_DATE):
             _empty(elem)
-            ctx.record(report.emptied, name)
+            ctx.record("emptied", name)
         elif tag in _PATIENT_CHARACTERISTICS and options.retain_patient_characteristics:
             _retain_characteristic(ds, elem, name, ctx, top=top)
         elif elem.VR == "SQ":
@@ -539,30 +592,31 @@ def _walk(ds: Dataset, path: str, ctx: _Context, *, top: bool) -> None:
         elif elem.VR in {"DA", "DT", "TM"}:
             _date_or_time(ds, elem, code, name, ctx)
         elif code is None:
-            ctx.record(report.kept, name)
+            ctx.record("kept", name)
         elif code in _UID_CODES or (code == "D" and elem.VR == "UI"):
             if elem.VR == "UI":
-                bucket = report.replaced if _replace_uids(elem, ctx) else report.kept
-                ctx.record(bucket, name)
+                ctx.record("replaced" if _replace_uids(elem, ctx) else "kept", name)
             else:
                 _remove(ds, tag, name, ctx)
         elif code in _REMOVE_CODES:
             _remove(ds, tag, name, ctx)
         elif code in _EMPTY_CODES:
             _empty(elem)
-            ctx.record(report.emptied, name)
+            ctx.record("emptied", name)
         elif _dummy(elem, ctx):  # "D"
-            ctx.record(report.replaced, name)
+            ctx.record("replaced", name)
         else:
             _remove(ds, tag, name, ctx)
 
 
 def _is_number(value: Any) -> bool:
+    """A valid DS for a size or weight: a finite, positive decimal string (PS3.5 6.2)."""
+    text = _text(getattr(value, "original_string", value))
     try:
-        float(_text(value))
+        number = float(text)
     except ValueError:
         return False
-    return True
+    return is_valid_ds(text) and len(text) <= 16 and math.isfinite(number) and number > 0
 
 
 def _retain_characteristic(
@@ -574,12 +628,11 @@ def _retain_characteristic(
     that is not a valid code or number (free text typed into the wrong field at the
     modality) is removed rather than trusted.
     """
-    report = ctx.report
     if top and elem.tag == _PATIENT_AGE and ctx.pending_age is not None:
         return  # replaced by the derived age after the walk
     values = [_text(v) for v in _values(elem)]
     if not any(values):
-        ctx.record(report.kept, name)
+        ctx.record("kept", name)
         return
     if elem.tag == _PATIENT_AGE:
         capped = _capped_age(elem.value)
@@ -587,16 +640,17 @@ def _retain_characteristic(
             _remove(ds, elem.tag, name, ctx)
         elif capped != _text(elem.value):
             elem.value = capped  # over 89: aggregated (HIPAA Safe Harbor)
-            ctx.record(report.replaced, name)
+            ctx.record("replaced", name)
         else:
-            ctx.record(report.kept, name)
+            ctx.record("kept", name)
     elif elem.tag == _PATIENT_SEX:
         if len(values) == 1 and values[0] in _SEXES:
-            ctx.record(report.kept, name)
-        else:
-            _remove(ds, elem.tag, name, ctx)
+            ctx.record("kept", name)
+        else:  # Type 2 in the Patient module: kept, empty
+            _empty(elem)
+            ctx.record("emptied", name)
     elif all(_is_number(v) for v in values):  # PatientSize, PatientWeight (DS)
-        ctx.record(report.kept, name)
+        ctx.record("kept", name)
     else:
         _remove(ds, elem.tag, name, ctx)
 
@@ -606,11 +660,11 @@ def _sequence(ds: Dataset, elem: DataElement, code: str | None, name: str, ctx: 
         _remove(ds, elem.tag, name, ctx)
     elif code in _EMPTY_CODES:
         _empty(elem)
-        ctx.record(ctx.report.emptied, name)
+        ctx.record("emptied", name)
     elif code == "D":
         for item in elem.value:
             _dummy_dataset(item, name, ctx)
-        ctx.record(ctx.report.replaced, name)
+        ctx.record("replaced", name)
     else:  # kept ("K") or X/Z/U*: keep the sequence, clean every item with the profile
         for item in elem.value:
             _walk(item, name, ctx, top=False)
@@ -620,10 +674,9 @@ def _clean_file_meta(ds: Dataset, ctx: _Context) -> None:
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         return
-    report = ctx.report
     for tag in sorted(meta.keys()):
         name = _name(tag)
-        ctx.current = name
+        ctx.current = _where(name, tag)
         if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID:
             # Must equal the (new) SOPInstanceUID; both come from new_uid of the same
             # original, this makes it hold even when the two originals disagreed.
@@ -631,152 +684,49 @@ def _clean_file_meta(ds: Dataset, ctx: _Context) -> None:
                 _text(meta[tag].value), ctx.options.secret
             )
             meta[tag].value = new
-            ctx.record(report.replaced, name)
+            ctx.record("replaced", name)
         elif tag in _FILE_META_KEPT:
-            ctx.record(report.kept, name)
+            ctx.record("kept", name)
         else:
             _remove(meta, tag, name, ctx)
-
-
-# What a teaching library needs from a chest radiograph's header. Anything else left by the
-# Annex E profile (codes with free-text meanings, device notes, sequences the profile does not
-# list) is removed as well: an allow-list is the only way to be sure that PHI hiding in an
-# attribute nobody thought of does not reach the library.
-_ALLOWED = frozenset(
-    {
-        "SpecificCharacterSet",
-        "ImageType",
-        "SOPClassUID",
-        "SOPInstanceUID",
-        "StudyInstanceUID",
-        "SeriesInstanceUID",
-        "FrameOfReferenceUID",
-        "StudyDate",
-        "SeriesDate",
-        "AcquisitionDate",
-        "ContentDate",
-        "Modality",
-        "ConversionType",
-        "PresentationIntentType",
-        "Manufacturer",
-        "ManufacturerModelName",
-        "PatientName",
-        "PatientID",
-        "PatientSex",
-        "PatientAge",
-        "PatientSize",
-        "PatientWeight",
-        "PatientIdentityRemoved",
-        "DeidentificationMethod",
-        "LongitudinalTemporalInformationModified",
-        "BodyPartExamined",
-        "ViewPosition",
-        "ImageLaterality",
-        "Laterality",
-        "PatientOrientation",
-        "SeriesNumber",
-        "InstanceNumber",
-        "KVP",
-        "ExposureTime",
-        "XRayTubeCurrent",
-        "Exposure",
-        "ExposureInuAs",
-        "DistanceSourceToDetector",
-        "DistanceSourceToPatient",
-        "EstimatedRadiographicMagnificationFactor",
-        "ImagerPixelSpacing",
-        "PixelSpacing",
-        "PixelSpacingCalibrationType",
-        "SamplesPerPixel",
-        "PhotometricInterpretation",
-        "NumberOfFrames",
-        "Rows",
-        "Columns",
-        "BitsAllocated",
-        "BitsStored",
-        "HighBit",
-        "PixelRepresentation",
-        "PlanarConfiguration",
-        "PixelAspectRatio",
-        "SmallestImagePixelValue",
-        "LargestImagePixelValue",
-        "PixelPaddingValue",
-        "PixelPaddingRangeLimit",
-        "PixelIntensityRelationship",
-        "PixelIntensityRelationshipSign",
-        "WindowCenter",
-        "WindowWidth",
-        "WindowCenterWidthExplanation",
-        "VOILUTFunction",
-        "RescaleIntercept",
-        "RescaleSlope",
-        "RescaleType",
-        "PresentationLUTShape",
-        "BurnedInAnnotation",
-        "RecognizableVisualFeatures",
-        "LossyImageCompression",
-        "LossyImageCompressionRatio",
-        "LossyImageCompressionMethod",
-        "PixelData",
-        # Sequences, with the attributes kept inside their items:
-        "VOILUTSequence",
-        "ModalityLUTSequence",
-        "DeidentificationMethodCodeSequence",
-        "ViewCodeSequence",
-        "AnatomicRegionSequence",
-        "ReferencedImageSequence",
-        "AcquisitionDateTime",
-    }
-)
-_ALLOWED_IN_ITEMS = frozenset(
-    {
-        "LUTDescriptor",
-        "LUTData",
-        "ModalityLUTType",
-        "ViewModifierCodeSequence",
-        "CodeValue",
-        "CodingSchemeDesignator",
-        "ReferencedSOPClassUID",
-        "ReferencedSOPInstanceUID",
-        "CodingSchemeVersion",
-        "CodeMeaning",
-    }
-)
-
-
-# Type 2 attributes the profile empties: kept, always empty, so the file stays valid DICOM.
-_KEPT_EMPTY = frozenset(
-    {
-        "PatientBirthDate",
-        "StudyTime",
-        "ContentTime",
-        "AccessionNumber",
-        "ReferringPhysicianName",
-        "StudyID",
-    }
-)
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    for name in ("FileMetaInformationVersion", "ImplementationClassUID",
+                 "ImplementationVersionName"):
+        ctx.unrecord(name)
+        ctx.record("replaced", name)
 
 
 def _allow_list(ds: Dataset, ctx: _Context, path: str = "", *, top: bool = True) -> None:
-    allowed = _ALLOWED | _KEPT_EMPTY if top else _ALLOWED_IN_ITEMS
+    """Keep the allow-listed attributes, each with a value checked by deid_allowlist."""
+    allowed = ALLOWED | KEPT_EMPTY if top else ALLOWED_IN_ITEMS
+
+    def note(outcome: str, name: str) -> None:
+        if outcome == "removed":
+            ctx.unrecord(name)
+        ctx.record(outcome, name)
+
     for elem in list(ds):
         name = f"{path}{_name(elem.tag)}"
+        ctx.current = _where(name, elem.tag)
         keyword = "" if elem.tag.is_private else keyword_for_tag(elem.tag)
-        if top and keyword in _KEPT_EMPTY and not elem.is_empty:
-            ctx.current = name
+        if top and keyword in KEPT_EMPTY and not elem.is_empty:
             _empty(elem)
-            ctx.record(ctx.report.emptied, name)
+            ctx.record("emptied", name)
         if keyword not in allowed:
-            ctx.current = name
             del ds[elem.tag]
             # Reported once, as removed, whatever the profile did to it before.
-            for bucket in (ctx.report.replaced, ctx.report.emptied, ctx.report.kept):
-                if name in bucket:
-                    bucket.remove(name)
-            ctx.record(ctx.report.removed, name)
+            note("removed", name)
         elif elem.VR == "SQ":
-            for item in elem.value:
-                _allow_list(item, ctx, f"{name} > ", top=False)
+            if not vet_sequence(ds, elem, name, note):
+                for item in elem.value:
+                    _allow_list(item, ctx, f"{name} > ", top=False)
+        elif elem.tag in ds:
+            vet_element(ds, elem, name, ctx.iod, note)
+    if top:
+        ctx.current = "WindowCenter"
+        vet_window(ds, note)
 
 
 def _mark(ds: Dataset, options: DeidOptions) -> None:
@@ -868,33 +818,39 @@ def deidentify(ds: Dataset, options: DeidOptions) -> DeidReport:
                 shift=timedelta(days=0 if pseudonymised else date_shift_days(key, options.secret)),
                 pending_age=pending_age,
                 pseudonymised=pseudonymised,
+                iod=_iod(ds),
             )
             _walk(ds, "", ctx, top=True)
 
             ctx.current = "PatientID"
             if "PatientID" not in ds:  # always present: the pseudonym groups cases
                 ds.PatientID = _pseudonym(key, options.secret)
-                ctx.record(report.replaced, "PatientID")
+                ctx.record("replaced", "PatientID")
             if "PatientName" not in ds:  # Type 2
                 ds.PatientName = ""
-                ctx.record(report.emptied, "PatientName")
+                ctx.record("emptied", "PatientName")
             if pending_age is not None:
                 ctx.current = "PatientAge"
                 ds.PatientAge = pending_age
                 report.age_derived = True
-                ctx.record(report.replaced, "PatientAge")
+                ctx.record("replaced", "PatientAge")
             _allow_list(ds, ctx)
             _clean_file_meta(ds, ctx)
             # The 128-byte preamble is free for applications to use (TIFF headers, vendor
             # notes): nothing we can vouch for.
             if any(getattr(ds, "preamble", None) or b""):
                 ds.preamble = b"\x00" * 128
-                ctx.record(report.replaced, "(preamble)")
+                ctx.record("replaced", "(preamble)")
             ctx.current = "DeidentificationMethod"
             _mark(ds, options)
+            ctx.finish()
+        except InvalidValue as exc:  # names the attribute and the rule, never the value
+            failure = str(exc)
         except Exception as exc:  # re-raised below, outside this block, without context
             where = ctx.current if ctx is not None else "(start)"
-            failure = f"de-identification failed at {where} ({type(exc).__name__})"
+            failure = (
+                f"{where}: the value could not be de-identified ({type(exc).__name__})"
+            )
     if failure is not None:
         # Raised outside the except block so the original exception (whose message may
         # quote a value) is not chained as __context__.

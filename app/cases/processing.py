@@ -7,27 +7,36 @@ Pure (no Flask, no database): runs inside the sandboxed child process. Every ref
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
+from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
+    DigitalXRayImageStorageForPresentation,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGExtended12Bit,
     generate_uid,
 )
+from pydicom.valuerep import DSfloat
 
 from app.cases import pixel_data, pixels
 from app.cases.codestream import CodestreamError
-from app.cases.deidentify import DeidOptions, deidentify
+from app.cases.deid_allowlist import ALLOWED
+from app.cases.deid_values import label
+from app.cases.deidentify import DeidentificationError, DeidOptions, deidentify
 from app.cases.sandbox import Rejected
 
 ACCEPTED_MODALITIES = ("CR", "DX")
@@ -81,33 +90,66 @@ class ProcessedImage:
 
 
 def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
+    try:
+        return _process(data, options)
+    except Rejected:
+        raise
+    except Exception as exc:
+        named = _named_failure(exc)
+        if named is None:
+            raise
+        raise Rejected(named) from None
+
+
+# pydicom wraps a failure on one element as "With tag (gggg,eeee) got exception: ...".
+TAG_IN_MESSAGE = re.compile(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")
+
+
+def _named_failure(exc: Exception) -> str | None:
+    """A refusal naming the attribute pydicom failed on, or None when it names none.
+
+    Only the tag is taken from the message; the rest of it may quote the value.
+    """
+    match = TAG_IN_MESSAGE.search(str(exc))
+    if match is None:
+        return None
+    tag = Tag(int(match.group(1), 16), int(match.group(2), 16))
+    return f"{label(tag)}: the value could not be read ({type(exc).__name__})"
+
+
+def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
     ds = _read(data, options.allow_no_meta)
+    _decode_elements(ds)
     _check_header(ds)
     try:
         decoded, stored = pixels.decoded_pixels(ds)
     except ValueError as exc:
-        raise Rejected(str(exc)) from None
+        raise Rejected(_named_failure(exc) or str(exc)) from None
     except Exception as exc:
         raise Rejected(f"the pixel data could not be decoded ({type(exc).__name__})") from None
     pixel_hash = pixels.pixel_hash(stored)
     transfer_syntax = UID(ds.file_meta.TransferSyntaxUID).name
 
-    report = deidentify(
-        ds,
-        DeidOptions(
-            secret=options.secret,
-            retain_patient_characteristics=options.retain_patient_characteristics,
-            dates=options.dates,  # type: ignore[arg-type]
-            keep_own_pseudonyms=options.keep_own_pseudonyms,
-        ),
-    )
+    try:
+        report = deidentify(
+            ds,
+            DeidOptions(
+                secret=options.secret,
+                retain_patient_characteristics=options.retain_patient_characteristics,
+                dates=options.dates,  # type: ignore[arg-type]
+                keep_own_pseudonyms=options.keep_own_pseudonyms,
+            ),
+        )
+    except DeidentificationError as exc:  # names the attribute, never its value
+        raise Rejected(str(exc)) from None
     try:
         derivatives = pixels.make_derivatives(ds, stored)
         display_params = derivatives.params.to_json()
     except ValueError as exc:
-        raise Rejected(str(exc)) from None
+        raise Rejected(_named_failure(exc) or str(exc)) from None
     removed = _keep_declared_image(ds, decoded, stored)
 
+    _ensure_presentation_window(ds, stored)
     _ensure_instance_uids(ds)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
@@ -147,7 +189,8 @@ def _read(data: bytes, allow_no_meta: bool) -> Dataset:
             ds: Dataset = pydicom.dcmread(io.BytesIO(data))
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
             raise Rejected(
-                f"the file could not be read as DICOM ({type(exc).__name__})"
+                _named_failure(exc)
+                or f"the file could not be read as DICOM ({type(exc).__name__})"
             ) from None
     else:
         # Pictures, text and documents get the plain answer; only a file that really is a
@@ -199,34 +242,83 @@ def _not_dicom(data: bytes) -> str:
     )
 
 
+# Read by value below: each must hold exactly one value (PS3.3 C.12.1, C.7.2.1, C.7.3.1).
+SINGLE_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+VR_NAMES = {"IS": "integer string", "DS": "decimal string", "DA": "date", "TM": "time",
+            "DT": "date-time", "AS": "age string", "UI": "UID", "CS": "code string"}
+
+
+def _decode_elements(ds: Dataset) -> None:
+    """Convert every value now, so that a value pydicom cannot read is named.
+
+    pydicom converts lazily; a value it cannot convert raises a bare ValueError wherever
+    it is first touched, and the refusal would then say only "(ValueError)". Attributes the
+    allow-list drops anyway (private, or not kept) are removed here instead of refusing the
+    image for them; a kept one refuses the file with its keyword, tag and VR. The
+    exception's own message is not used: it quotes the value.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for tag in list(ds.keys()):
+            try:
+                elem = ds[tag]
+                if elem.VR == "SQ":
+                    for item in elem.value:
+                        _decode_elements(item)
+            except Exception as exc:
+                if isinstance(exc, Rejected):
+                    raise
+                raw = ds.get_item(tag)
+                keyword = "" if tag.is_private else keyword_for_tag(tag)
+                if keyword not in ALLOWED:
+                    del ds[tag]
+                    continue
+                vr = getattr(raw, "VR", None) or "?"
+                raise Rejected(
+                    f"{label(tag)}: the value is not a valid {vr}"
+                    f"{f' ({VR_NAMES[vr]})' if vr in VR_NAMES else ''}"
+                ) from None
+
+
 def _check_header(ds: Dataset) -> None:
     """Refuse what we cannot show, before any pixel array is allocated."""
+    for keyword in SINGLE_UIDS:
+        if keyword in ds and isinstance(ds[keyword].value, MultiValue | list):
+            raise Rejected(
+                f"{label(ds[keyword].tag)} holds {len(ds[keyword].value)} UIDs; "
+                "DICOM allows exactly one"
+            )
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in ACCEPTED_MODALITIES:
         shown = modality if modality.isalnum() and len(modality) <= 4 else "missing"
         raise Rejected(
-            f"modality {shown} is not a chest radiograph: only CR and DX images are accepted"
+            f"modality {shown} is not a chest radiograph: only CR and DX images are accepted "
+            "(Modality (0008,0060))"
         )
     if "PixelData" not in ds:
         raise Rejected("the file has no pixel data")
-    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-        raise Rejected("multi-frame images are not accepted: one radiograph per file")
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1 or str(
+    if _int(ds, "NumberOfFrames", 1) != 1:
+        raise Rejected("multi-frame images are not accepted: one radiograph per file "
+                       "(NumberOfFrames (0028,0008))")
+    if _int(ds, "SamplesPerPixel", 1) != 1 or str(
         ds.get("PhotometricInterpretation", "")
     ) not in ("MONOCHROME1", "MONOCHROME2"):
         raise Rejected("only greyscale (MONOCHROME1/MONOCHROME2) images are accepted")
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    rows, columns = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
     if not rows or not columns:
         raise Rejected("the image size (Rows/Columns) is missing")
     if rows > MAX_DIMENSION or columns > MAX_DIMENSION:
         raise Rejected(
-            f"the image is {columns} x {rows} pixels; the limit is "
-            f"{MAX_DIMENSION} x {MAX_DIMENSION}"
+            f"the image is {columns} x {rows} pixels (Columns (0028,0011) x Rows (0028,0010)); "
+            f"the limit is {MAX_DIMENSION} x {MAX_DIMENSION}"
         )
-    bits_allocated = int(ds.get("BitsAllocated", 0) or 0)
-    bits_stored = int(ds.get("BitsStored", bits_allocated) or 0)
+    bits_allocated = _int(ds, "BitsAllocated", 0)
+    bits_stored = _int(ds, "BitsStored", bits_allocated)
     if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
-        raise Rejected("only 8- or 16-bit images with up to 16 stored bits are accepted")
+        raise Rejected(
+            f"only 8- or 16-bit images with up to 16 stored bits are accepted (BitsAllocated "
+            f"(0028,0100) is {bits_allocated}, BitsStored (0028,0101) is {bits_stored})"
+        )
     syntax = UID(ds.file_meta.TransferSyntaxUID)
     if not syntax.is_transfer_syntax:
         raise Rejected("the transfer syntax is not a known DICOM transfer syntax")
@@ -267,6 +359,37 @@ def _with_pixel_data(report: dict[str, Any], removed: list[str]) -> dict[str, An
     """The de-identification report also names what was cut from the pixel data (e.g.
     COM, APP1): the record of a privacy review should show it."""
     return {**report, "pixel_data_removed": sorted(set(removed))} if removed else report
+
+
+def _ensure_presentation_window(ds: Dataset, stored: Any) -> None:
+    """A DX image for presentation needs a window or a VOI LUT (PS3.3 C.8.11.3, Type 1C).
+
+    When the file's window was invalid and removed by the de-identification, the stored
+    file gets one spanning the image's values (after the rescale), as the portal's own
+    DX files do; the derivatives were made before and keep their own presets.
+    """
+    if ds.get("SOPClassUID") != DigitalXRayImageStorageForPresentation or "WindowCenter" in ds:
+        return
+    if ds.get("PresentationIntentType") == "FOR PROCESSING" or "VOILUTSequence" in ds:
+        return
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    ends = sorted(float(v) * slope + intercept for v in (stored.min(), stored.max()))
+    ds.WindowCenter = DSfloat((ends[0] + ends[1]) / 2, auto_format=True)
+    ds.WindowWidth = DSfloat(max(ends[1] - ends[0], 1.0), auto_format=True)
+
+
+def _int(ds: Dataset, keyword: str, default: int) -> int:
+    """One integer attribute, or a refusal naming it (its value may be a list or text)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    try:
+        if isinstance(value, MultiValue | list | tuple | bytes):
+            raise TypeError
+        return int(value)
+    except (TypeError, ValueError):
+        raise Rejected(f"{label(ds[keyword].tag)} must hold one integer") from None
 
 
 def _ensure_instance_uids(ds: Dataset) -> None:
