@@ -292,13 +292,10 @@ FINDINGS: dict[str, tuple[Callable[[], bytes], str]] = {
     "meta-transfer-syntax-unknown-vr": (
         lambda: _with_element_patch(b"\x02\x00\x10\x00", b"UI", _set_vr(b"U\n")),
         "NotImplementedError"),
-    # An unknown VR on a header attribute: de-identification fails at that attribute.
+    # An unknown VR on a header attribute: the file is refused naming that attribute.
     "kvp-unknown-vr": (
         lambda: _with_element_patch(b"\x18\x00\x60\x00", b"DS", _set_vr(b"U\x02")),
-        "de-identification failed at KVP"),
-    "timezone-offset-unknown-vr": (
-        lambda: _with_element_patch(b"\x08\x00\x01\x02", b"SH", _set_vr(b"U\x02")),
-        "de-identification failed at TimezoneOffsetFromUTC"),
+        "KVP (0018,0060): its value representation is not one DICOM defines"),
     # A damaged JPEG stream: the decoder aborts the reading process.
     "jpeg-huffman-marker-damaged": (_jpeg_marker_damaged, "died with SIGABRT"),
 }
@@ -317,4 +314,15 @@ def test_fuzz_findings_are_refused_with_their_cause(app, tmp_path, finding):
     assert found.status == "rejected"
     assert cause in (found.reason or ""), found.reason
     assert after.status == "imported"
+    assert_whole(app)
+
+
+def test_an_unreadable_attribute_outside_the_allow_list_is_dropped(app):
+    """A damaged attribute that a teaching case does not keep (the time-zone offset) costs
+    the file nothing: it is removed with the rest of what the allow-list does not keep."""
+    damaged = _with_element_patch(b"\x08\x00\x01\x02", b"SH", _set_vr(b"U\x02"))
+    summary = ingest.import_files(
+        ingest.sources_from_uploads([FileStorage(io.BytesIO(damaged), "found.dcm")]),
+        actor=None, options=ingest.ImportOptions())
+    assert [r.status for r in summary.results] == ["imported"]
     assert_whole(app)

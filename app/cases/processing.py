@@ -30,7 +30,7 @@ from pydicom.uid import (
     JPEGExtended12Bit,
     generate_uid,
 )
-from pydicom.valuerep import DSfloat
+from pydicom.valuerep import VR, DSfloat
 
 from app.cases import pixel_data, pixels
 from app.cases.codestream import CodestreamError
@@ -117,6 +117,14 @@ def _named_failure(exc: Exception) -> str | None:
     return f"{label(tag)}: the value could not be read ({type(exc).__name__})"
 
 
+def _refusal(exc: ValueError) -> str:
+    """The pixel pipeline's own refusals already name their attributes in words; pydicom's
+    failures on one element are named by _named_failure (never quoting the value)."""
+    if isinstance(exc, pixels.UnsupportedImage):
+        return str(exc)
+    return _named_failure(exc) or str(exc)
+
+
 def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
     ds = _read(data, options.allow_no_meta)
     _decode_elements(ds)
@@ -124,7 +132,7 @@ def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
     try:
         decoded, stored = pixels.decoded_pixels(ds)
     except ValueError as exc:
-        raise Rejected(_named_failure(exc) or str(exc)) from None
+        raise Rejected(_refusal(exc)) from None
     except Exception as exc:
         raise Rejected(f"the pixel data could not be decoded ({type(exc).__name__})") from None
     pixel_hash = pixels.pixel_hash(stored)
@@ -146,7 +154,7 @@ def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
         derivatives = pixels.make_derivatives(ds, stored)
         display_params = derivatives.params.to_json()
     except ValueError as exc:
-        raise Rejected(_named_failure(exc) or str(exc)) from None
+        raise Rejected(_refusal(exc)) from None
     removed = _keep_declared_image(ds, decoded, stored)
 
     _ensure_presentation_window(ds, stored)
@@ -274,6 +282,9 @@ def _decode_elements(ds: Dataset) -> None:
                     del ds[tag]
                     continue
                 vr = getattr(raw, "VR", None) or "?"
+                if vr not in VR.__members__:  # damaged bytes: never echo them into a reason
+                    raise Rejected(f"{label(tag)}: its value representation is not one "
+                                   "DICOM defines") from None
                 raise Rejected(
                     f"{label(tag)}: the value is not a valid {vr}"
                     f"{f' ({VR_NAMES[vr]})' if vr in VR_NAMES else ''}"
