@@ -96,6 +96,8 @@ def _migrated_databases() -> dict[str, str]:
 # SQLite lets one writer at a time): they run on PostgreSQL alone instead of skipping SQLite.
 postgresql_only = pytest.mark.parametrize(
     "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+# For rows only SQLite can hold (e.g. NaN in a JSON column, which PostgreSQL refuses).
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 class IsolatedClient(FlaskClient):
