@@ -28,11 +28,11 @@ from app.cases.models import Case
 from app.cases.reads import Reference, references_for
 from app.db_types import utcnow
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.models import Attempt, Exercise
 from app.quizzes.services import (
     AttemptError,
     open_case,
-    save_answer,
     start_attempt,
     submit_attempt,
 )

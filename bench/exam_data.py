@@ -22,9 +22,10 @@ from app.auth.models import User
 from app.cases.models import Case, CaseImage, CaseStatus, ImageView
 from app.cases.reads import reference_for, save_read
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
-from app.quizzes.services import save_answer, start_attempt
+from app.quizzes.services import start_attempt
 from app.schemes.definitions import Scheme
 
 SIZE = 2048  # image pixels, square

@@ -23,9 +23,10 @@ from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseStatus
 from app.cases.reads import save_read
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
-from app.quizzes.services import save_answer, start_attempt
+from app.quizzes.services import start_attempt
 from app.schemes.registry import get_scheme
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.forms import submission

@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptAnswer, AttemptState, Exercise
 from app.quizzes.services import (
     AttemptError,
-    save_answer,
     start_attempt,
     submit_attempt,
 )

@@ -15,13 +15,13 @@ from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseStatus
 from app.cases.reads import save_read
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.services import (
     AttemptError,
     expire_overdue_attempts,
     open_case,
-    save_answer,
     start_attempt,
     submit_attempt,
     view_case,

@@ -39,9 +39,10 @@ from app.demo import (
 )
 from app.demo_peers import seed_demo_peers
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
-from app.quizzes.services import save_answer, start_attempt, submit_attempt
+from app.quizzes.services import start_attempt, submit_attempt
 from tests.axe import assert_no_axe_violations
 from tests.conftest import base_config, migrate_database
 

@@ -20,8 +20,9 @@ from app.certification.services import (
     status,
 )
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
-from app.quizzes.services import save_answer, start_attempt, submit_attempt
+from app.quizzes.services import start_attempt, submit_attempt
 from tests.forms import submit_form
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 

@@ -23,10 +23,11 @@ from app.certification.services import create_programme
 from app.extensions import db
 from app.locking import is_transient
 from app.quizzes import services as quizzes_services
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.results import Population, exercise_statistics, finalise
-from app.quizzes.services import save_answer, start_attempt, submit_attempt
+from app.quizzes.services import start_attempt, submit_attempt
 from tests.cohort import TB, cohort_exam, make_cases, prepare_cohort, run_together, submit_cohort
 from tests.conftest import PASSWORD, login, postgresql_only
 from tests.forms import submit_form

@@ -15,6 +15,7 @@ from app.cases.models import Case
 from app.cases.reads import save_read
 from app.db_types import utcnow
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import (
     clone_exercise,
     close_exercise,
@@ -28,7 +29,6 @@ from app.quizzes.results import case_feedback
 from app.quizzes.selection import SelectionError, findings_by_label
 from app.quizzes.services import (
     AttemptError,
-    save_answer,
     start_attempt,
     submit_attempt,
 )

@@ -20,6 +20,7 @@ from sqlalchemy import event, select
 
 from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt
 from app.quizzes.results import Population, exercise_statistics
@@ -34,7 +35,6 @@ from app.quizzes.scoring.items import (
 )
 from app.quizzes.services import (
     abandon_attempt,
-    save_answer,
     start_attempt,
     submit_attempt,
 )

@@ -16,9 +16,10 @@ from sqlalchemy import inspect, select, text
 from app import MIGRATIONS_DIR
 from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt
-from app.quizzes.services import save_answer, start_attempt, submit_attempt
+from app.quizzes.services import start_attempt, submit_attempt
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 
 

@@ -11,8 +11,9 @@ from app.auth.roles import Role
 from app.cases.models import Case
 from app.cases.reads import reference_for, save_read
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
-from app.quizzes.services import save_answer, start_attempt, submit_attempt
+from app.quizzes.services import start_attempt, submit_attempt
 from app.schemes.definitions import SchemeError
 from app.schemes.registry import get_scheme
 from tests.keycases import make_key_case

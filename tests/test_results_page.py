@@ -18,13 +18,14 @@ from app.cases.models import Case, CaseStatus
 from app.cases.reads import save_read
 from app.extensions import db
 from app.quizzes import wording
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.figures import roc_figure, roc_plot
 from app.quizzes.models import Attempt
 from app.quizzes.peers import peer_calls
 from app.quizzes.scoring.criteria import CriterionResult
 from app.quizzes.scoring.grades import GRADES
-from app.quizzes.services import save_answer, start_attempt, submit_attempt
+from app.quizzes.services import start_attempt, submit_attempt
 from app.schemes.registry import get_scheme
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.test_attempts import published_tb_case

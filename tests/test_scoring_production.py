@@ -19,10 +19,11 @@ from app.cases.models import Case, CaseImage, CaseStatus
 from app.cases.reads import reference_for, save_read
 from app.extensions import db
 from app.quizzes import disclosure
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt
 from app.quizzes.results import case_feedback, score
-from app.quizzes.services import save_answer, start_attempt, submit_attempt
+from app.quizzes.services import start_attempt, submit_attempt
 from app.schemes.registry import get_scheme
 from tests.dicom_factory import cr_dataset, to_bytes
 

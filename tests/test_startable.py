@@ -14,10 +14,10 @@ from sqlalchemy import event
 
 from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, Exercise
 from app.quizzes.services import (
-    save_answer,
     start_attempt,
     start_refusals,
     submit_attempt,

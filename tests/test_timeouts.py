@@ -16,8 +16,9 @@ from app.auth.roles import Role
 from app.certification.models import Certificate
 from app.db_types import utcnow
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.models import Attempt, AttemptState
-from app.quizzes.services import save_answer, start_attempt
+from app.quizzes.services import start_attempt
 from tests.test_attempts import cases, exam, exam_cases  # noqa: F401 (fixtures)
 from tests.test_certification import TB, _exercise, _take, programme  # noqa: F401
 

@@ -11,8 +11,9 @@ from app.auth.roles import Role
 from app.certification.services import create_programme
 from app.db_types import utcnow
 from app.extensions import db
+from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
-from app.quizzes.services import save_answer, start_attempt
+from app.quizzes.services import start_attempt
 from tests.conftest import login
 from tests.test_results_page import (
     NORMAL_READ,

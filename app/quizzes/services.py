@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
@@ -373,17 +372,6 @@ def open_case(attempt: Attempt, user: User, case_id: int, now: datetime | None =
     attempt.current_case_id = case_id
     attempt.current_since = now
     db.session.commit()
-
-
-def save_answer(attempt: Attempt, user: User, case_id: int, answers: Any, marks: Any,
-                now: datetime | None = None, expected_revision: int | None = None,
-                ) -> AttemptAnswer:
-    """Autosave of one case's read: see app/quizzes/answers.py."""
-    # Imported here: answers builds on this module's locks and checks.
-    from app.quizzes.answers import save_answer as save
-
-    return save(attempt, user, case_id, answers, marks, now=now,
-                expected_revision=expected_revision)
 
 
 def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) -> Attempt:
