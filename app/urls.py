@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app
 
 
 def external_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL: from the current request's host, or from PUBLIC_BASE_URL when
-    there is no request (command line, scheduled jobs)."""
-    if has_request_context():
-        return url_for(endpoint, _external=True, **values)
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    with current_app.test_request_context(base_url=base):
-        return url_for(endpoint, _external=True, **values)
+    """An absolute URL on PUBLIC_BASE_URL, never on the request's Host header: a link
+    sent by e-mail or printed on a certificate must not point wherever the requester
+    chose (a forged Host would make a reset link or a QR code lead elsewhere)."""
+    base = urlsplit(current_app.config["PUBLIC_BASE_URL"].rstrip("/"))
+    # A map adapter bound to the configured base, not url_for: url_for takes the host of
+    # the request in progress.
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
+    )
+    return adapter.build(endpoint, values, force_external=True)

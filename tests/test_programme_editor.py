@@ -377,6 +377,9 @@ def test_lead_grants_an_exception_through_the_form(
                  id="reader-in-another-country"),
     pytest.param({"reader": "central"}, 404, "There is no reader &#39;central&#39; in your", False,
                  id="reader-without-clinic"),
+    pytest.param({"reader": "grace"}, 409,
+                 "Grace R is not eligible for TB CXR reader — radiologist: it is for "
+                 "Trainee radiologist only", False, id="reader-of-an-ineligible-role"),
     pytest.param({"programme": ""}, 400, "choose a programme", False, id="no-programme"),
     pytest.param({"programme": "inactive"}, 400, "choose an active programme", True, id="inactive"),
     pytest.param({"programme": "99999999999999999999"}, 400, "choose a programme", True,
@@ -388,6 +391,8 @@ def test_refused_exceptions_say_why_and_issue_nothing(
     make_user(Role.TRAINEE_RADIOLOGIST, username="ana",
               clinic=make_clinic("Lima site", "Lima", "PE"))
     make_user(Role.TRAINEE_RADIOLOGIST, username="central")
+    make_user(Role.TRAINEE_RADIOGRAPHER, username="grace", full_name="Grace R",
+              clinic=make_clinic("Nakuru site", "Nakuru", "KE"))
     exam = _exercise(programme, "exam")
     inactive = create_programme(title="Retired", requirements=[(exam.id, "exam")])
     inactive.active = False

@@ -94,7 +94,7 @@ def index() -> str:
 
 
 @bp.route("/upload", methods=["GET", "POST"])
-@large_upload("CASE_UPLOAD_MAX_BYTES")
+@large_upload("CASE_UPLOAD_MAX_BYTES", *LIBRARY_ROLES)
 @roles_required(*LIBRARY_ROLES)
 def upload() -> str | tuple[str, int]:
     form = UploadForm()

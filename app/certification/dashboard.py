@@ -23,6 +23,7 @@ from app.auth.models import Clinic, User, UserRole
 from app.certification.models import Certificate, Programme
 from app.certification.services import CertificationError
 from app.db_types import UTCDateTime, utcnow
+from app.exports import csv_cell, xlsx_row
 from app.extensions import db
 from app.quizzes.models import ENDED_STATES, Attempt
 
@@ -435,8 +436,8 @@ def _csv(header: tuple[str, ...], rows: list[list[object]]) -> str:
     writer = csv.writer(out)
     writer.writerow(header)
     for values in rows:
-        writer.writerow(["" if v is None else f"{v:.3f}" if isinstance(v, float) else v
-                         for v in values])
+        writer.writerow(["" if v is None else f"{v:.3f}" if isinstance(v, float)
+                         else csv_cell(v) for v in values])
     return out.getvalue()
 
 
@@ -455,10 +456,10 @@ def _xlsx(title: str, sheet_name: str, header: tuple[str, ...], rows: list[list[
     book = Workbook()
     sheet = book.active
     sheet.title = sheet_name
-    sheet.append([title])
-    sheet.append(list(header))
+    xlsx_row(sheet, [title])
+    xlsx_row(sheet, list(header))
     for values in rows:
-        sheet.append(values)
+        xlsx_row(sheet, values)
     for letter in percent_columns:
         for cell in sheet[letter][2:]:
             cell.number_format = "0%"

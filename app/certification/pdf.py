@@ -11,6 +11,18 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 from app.certification.models import Certificate
+from app.certification.services import EXPIRED, REVOKED, status
+
+
+def status_stamp(certificate: Certificate) -> str | None:
+    """"REVOKED on …" or "EXPIRED on …" for a certificate that is no longer valid, else None:
+    printed across the page and in its text, so a print-out cannot pass as valid."""
+    state = status(certificate)
+    if state == REVOKED and certificate.revoked_at is not None:
+        return f"REVOKED on {certificate.revoked_at:%d %B %Y}"
+    if state == EXPIRED:
+        return f"EXPIRED on {certificate.expires_at:%d %B %Y}"
+    return None
 
 
 def certificate_pdf(certificate: Certificate, verify_url: str) -> bytes:
@@ -53,6 +65,24 @@ def certificate_pdf(certificate: Certificate, verify_url: str) -> bytes:
         "Scan the code or open the address above to "
         "check that this certificate is valid, expired or revoked.",
     )
+    stamp = status_stamp(certificate)
+    if stamp:
+        _stamp(pdf, stamp)
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()
+
+
+def _stamp(pdf: canvas.Canvas, stamp: str) -> None:
+    width, height = A4
+    pdf.saveState()
+    pdf.setFillColorRGB(0.75, 0, 0)
+    pdf.setFont("Helvetica-Bold", 14)
+    pdf.drawCentredString(width / 2, height - 25 * mm, f"NOT VALID: {stamp}")
+    # Across the page, translucent enough to leave the certificate legible beneath.
+    pdf.setFillAlpha(0.35)
+    pdf.translate(width / 2, height / 2)
+    pdf.rotate(45)
+    pdf.setFont("Helvetica-Bold", 44)
+    pdf.drawCentredString(0, 0, stamp)
+    pdf.restoreState()

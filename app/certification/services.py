@@ -37,6 +37,12 @@ def status(certificate: Certificate, now: datetime | None = None) -> str:
     return EXPIRED if (now or utcnow()) >= certificate.expires_at else VALID
 
 
+def eligible(user: User, programme: Programme) -> bool:
+    """Whether the user holds one of the programme's roles (any role when none is set)."""
+    roles = programme.eligible_roles or []
+    return not roles or user.has_role(*(Role(r) for r in roles))
+
+
 def new_code() -> str:
     # 16 characters from a 32-symbol alphabet: 80 bits, no look-alike characters.
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -315,7 +321,7 @@ def issue_if_met(
     if not programme.active:
         return None
     lock_key("certificate", programme.id, user.id)
-    if programme.eligible_roles and not user.has_role(*(Role(r) for r in programme.eligible_roles)):
+    if not eligible(user, programme):
         return None
     current = current_certificate(user, programme)
     if current is not None and status(current, now) == VALID:
@@ -453,6 +459,13 @@ def grant_exception(user: User, programme: Programme, *, reason: str, actor: Use
     """A certificate without the requirements, with the lead's reason on record."""
     if not reason.strip():
         raise CertificationError("give the reason for the exception")
+    if not eligible(user, programme):
+        # An exception waives the requirements, never who the programme is for.
+        roles = ", ".join(Role(r).label for r in sorted(programme.eligible_roles))
+        raise CertificationError(
+            f"{user.full_name} is not eligible for {programme.title}: it is for {roles} only",
+            409,
+        )
     lock_key("certificate", programme.id, user.id)
     certificate = _issue(user, programme, [], utcnow(), exception=reason.strip(),
                          granted_by=actor)
