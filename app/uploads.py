@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask, abort, current_app, request
-from flask_login import current_user
+from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
 from app.auth.roles import Role

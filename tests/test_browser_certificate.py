@@ -83,6 +83,8 @@ def test_demo_trainee_from_exercises_to_revocation_and_expiry(app, portal_url, b
     from tests.realservers import free_port
     from tests.test_mail import Inbox
 
+    # The portal's public address, as deployed: the PDF's links are built on it alone.
+    app.config["PUBLIC_BASE_URL"] = portal_url
     passwords = {a.username: a.password for a in seed_demo()}
     seed_demo_library()
     programme = db.session.scalars(select(Programme).where(Programme.title == DEMO_PROGRAMME)).one()
@@ -118,7 +120,7 @@ def test_demo_trainee_from_exercises_to_revocation_and_expiry(app, portal_url, b
     assert certificate.user_id == trainee.id and certificate.programme_id == programme.id
     assert certificate.holder_name == "Dr Amina Otieno"
     assert (certificate.expires_at - certificate.issued_at).days == 730
-    # Made from the host of the request for the PDF: the live test server itself.
+    # Made from PUBLIC_BASE_URL (here the live test server itself), never the Host header.
     assert verify_url == f"{portal_url}/verify/{certificate.code}"
 
     public = browser.new_context().new_page()  # anyone, not signed in

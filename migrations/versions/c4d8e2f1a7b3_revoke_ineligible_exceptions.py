@@ -12,7 +12,7 @@ Create Date: 2026-12-05 13:30:00.000000
 
 """
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -34,7 +34,7 @@ def upgrade():
         "JOIN programme p ON p.id = c.programme_id "
         "WHERE c.exception_reason IS NOT NULL AND c.revoked_at IS NULL"
     )).all()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if bind.dialect.name == "sqlite":
         now = now.replace(tzinfo=None)  # stored as naive UTC there (app.db_types)
     for certificate_id, user_id, eligible in rows:
