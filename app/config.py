@@ -63,7 +63,8 @@ class DefaultConfig:
     ARGON2_MEMORY_COST = 65536
     ARGON2_PARALLELISM = 4
 
-    # Base of absolute links made outside a web request (command line, scheduled e-mails).
+    # The public address: base of every absolute link in e-mails, certificate PDFs and
+    # command-line output (never the Host header of a request, which a client chooses).
     PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 
     # Outgoing e-mail: none unless MAIL_SERVER is set (invitation links are then shown

@@ -42,7 +42,8 @@ def _body(message: Message) -> str:
     return message.get_payload(decode=True).decode()
 
 
-def test_admin_invitation_is_emailed(client, login_as, make_user, smtp_inbox):
+def test_admin_invitation_is_emailed(app, client, login_as, make_user, smtp_inbox):
+    base = app.config["PUBLIC_BASE_URL"]  # the link's host, never the request's
     login_as(Role.ADMIN)
     invitee = make_user(password=None, full_name="Dr Mail Reader")
     response = submit_form(client, f"/admin/users/{invitee.id}",
@@ -55,8 +56,8 @@ def test_admin_invitation_is_emailed(client, login_as, make_user, smtp_inbox):
     body = _body(message)
     assert "Dr Mail Reader" in body and invitee.username in body
     link = next(line for line in body.splitlines() if "/auth/invitation/" in line).strip()
-    assert link.startswith("http://localhost/auth/invitation/")
-    assert client.get(link.replace("http://localhost", "")).status_code == 200
+    assert link.startswith(f"{base}/auth/invitation/")
+    assert client.get(link.removeprefix(base)).status_code == 200
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.invite")).one()
     assert event.detail == {"emailed": True}
 

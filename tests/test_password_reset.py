@@ -231,3 +231,21 @@ def test_hostile_reset_requests_are_400s(client, inbox):
         assert response.status_code == 400
         assert 'class="error"' in response.get_data(as_text=True)
     assert inbox.messages == []
+
+
+def test_reset_link_is_on_the_public_address_whatever_the_host_header(
+        app, client, make_user, inbox):
+    """A forged Host header must not turn the e-mailed link into one to another site."""
+    app.config["PUBLIC_BASE_URL"] = "https://cxr.example.org"
+    make_user(username="hosted")
+    forged = "http://reset.evil.example"  # the Host header of every request below
+    page = client.get("/auth/password/forgot", base_url=forged)
+    answer = submit_html(client, page.get_data(as_text=True), "/auth/password/forgot",
+                         button="Send reset link", fields={"identifier": "hosted"},
+                         base_url=forged)
+    assert answer.status_code == 200 and SAME_ANSWER in answer.get_data(as_text=True)
+    [message] = inbox.messages
+    body = message.get_payload(decode=True).decode()
+    link = next(line for line in body.splitlines() if "/auth/password/reset/" in line).strip()
+    assert link.startswith("https://cxr.example.org/auth/password/reset/")
+    assert "evil" not in body
