@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Flask
 
+from app.urls import checked_base_url
+
 ENV_PREFIX = "CXR_ACADEMY"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name)
 DEID_SECRET_FILE = "deid_secret"  # noqa: S105  (a file name)
@@ -134,6 +136,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if not app.config.get("IMAGE_STORAGE_PATH"):
         app.config["IMAGE_STORAGE_PATH"] = str(Path(app.instance_path) / "images")
     app.config["PERMANENT_SESSION_LIFETIME"] = app.config["SESSION_LIFETIME"]
+    app.config["PUBLIC_BASE_URL"] = checked_base_url(app.config["PUBLIC_BASE_URL"])
 
 
 def normalise_database_url(url: str) -> str:

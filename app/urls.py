@@ -8,11 +8,23 @@ from urllib.parse import urlsplit
 from flask import current_app
 
 
+def checked_base_url(value: str) -> str:
+    """PUBLIC_BASE_URL as given, when it is an http(s) address with a host and nothing
+    after the path; a mistake here would print a dead address on every certificate."""
+    url = urlsplit(str(value).strip())
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise ValueError(
+            f"PUBLIC_BASE_URL must be the portal's public http(s) address such as "
+            f"https://cxr.example.org, not {value!r}"
+        )
+    return str(value).strip().rstrip("/")
+
+
 def external_url(endpoint: str, **values: Any) -> str:
     """An absolute URL on PUBLIC_BASE_URL, never on the request's Host header: a link
     sent by e-mail or printed on a certificate must not point wherever the requester
     chose (a forged Host would make a reset link or a QR code lead elsewhere)."""
-    base = urlsplit(current_app.config["PUBLIC_BASE_URL"].rstrip("/"))
+    base = urlsplit(checked_base_url(current_app.config["PUBLIC_BASE_URL"]))
     # A map adapter bound to the configured base, not url_for: url_for takes the host of
     # the request in progress.
     adapter = current_app.url_map.bind(

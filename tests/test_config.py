@@ -88,3 +88,16 @@ def test_postgresql_connections_run_without_jit(postgres_base_url, tmp_path):
             assert db.session.scalar(text("SHOW jit")) == expected
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["cxr.example.org", "ftp://cxr.example.org", "https://",
+                                   "https://cxr.example.org/?next=x", "javascript:alert(1)"])
+def test_public_base_url_must_be_an_http_address(tmp_path, value):
+    with pytest.raises(ValueError, match="PUBLIC_BASE_URL must be the portal's public"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "PUBLIC_BASE_URL": value})
+
+
+def test_public_base_url_keeps_its_path_without_the_trailing_slash(tmp_path):
+    app = create_app({"INSTANCE_PATH": str(tmp_path),
+                      "PUBLIC_BASE_URL": " https://cxr.example.org/academy/ "})
+    assert app.config["PUBLIC_BASE_URL"] == "https://cxr.example.org/academy"
