@@ -266,3 +266,15 @@ def test_a_malformed_scheme_file_is_refused_by_the_command_line(app, tmp_path, d
     result = app.test_cli_runner().invoke(args=["cases", "add-scheme", str(path)])
     assert result.exit_code == 1 and message in result.output, result.output
     assert db.session.scalars(select(ReportingScheme)).all() == []
+
+
+def test_a_read_posted_as_json_with_marks_that_are_not_text_is_400(client, cases, make_user):  # noqa: F811
+    """Flask-WTF reads a JSON body as the form: the marks field then holds any JSON value."""
+    trainer = make_user(Role.TRAINER)
+    login(client, trainer.username)
+    url = f"/cases/{cases[0].id}/read"
+    token = csrf_token(client, url)
+    response = client.post(url, json={"csrf_token": token, "marks": {"a": 1}},
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 400
+    assert "marks field must be text" in response.get_data(as_text=True)

@@ -139,8 +139,60 @@ def _client(app: Flask, user: User | None) -> tuple[IsolatedClient, str | None]:
     return client, match.group(1) if match else None  # type: ignore[return-value]
 
 
+HUGE = "99999999999999999999"  # 20 digits: past 64-bit integers
+# Bodies every route that takes one is sent, with the real CSRF token, besides the random ones.
+CANONICAL_BODIES: tuple[tuple[str, str | dict[str, str]], ...] = (
+    ("application/json", '{"answers": {}, "marks": ' + _deep(100_000) + "}"),
+    ("application/json", '{"answers": {"tb_likelihood": Infinity}, "marks": []}'),
+    ("application/json", '{"answers": {"tb_likelihood": 1e400}, "revision": 1e400}'),
+    ("application/json", '{"answers": {}, "marks": [{"image_id": [1], "finding": "nodule", '
+                         '"shape": "point", "geometry": {"x": 1, "y": 1}}]}'),
+    ("", {name: HUGE for name in KNOWN_FIELDS}),
+    ("", {name: "a" * 5_000 for name in KNOWN_FIELDS}),
+)
+
+
+def _canonical_paths(rule: Rule, ids: list[int]) -> list[str]:
+    """The route with every number too large for the database, and with each known id."""
+    def fill(value: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1).split(":")[-1]
+            converter = type(rule._converters[name]).__name__
+            return value if "Integer" in converter else quote("x.json" if value == HUGE
+                                                              else KNOWN_WORDS[0], safe="")
+        return re.sub(r"<([^>]+)>", one, rule.rule)
+
+    return list(dict.fromkeys([fill(HUGE), *(fill(str(i)) for i in ids[:4])]))
+
+
+def _canonical(client: IsolatedClient, rule: Rule, who: str, token: str | None,
+               ids: list[int]) -> None:
+    """Deterministic bad requests: huge numbers in every path variable and query
+    parameter, each bad body with the real token, every method the route does not take."""
+    taken = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    for path in _canonical_paths(rule, ids):
+        requests: list[tuple[str, dict[str, Any]]] = [
+            ("GET", {"query_string": {name: HUGE for name in KNOWN_ARGS}}),
+            ("GET", {"query_string": {name: "²" for name in KNOWN_ARGS}}),
+            *((m, {}) for m in METHODS if m not in taken),
+        ]
+        if set(taken) - {"GET"}:
+            for kind, body in CANONICAL_BODIES:
+                headers = {"X-CSRFToken": token} if token else {}
+                if kind:
+                    headers["Content-Type"] = kind
+                elif token:
+                    body = {**body, "csrf_token": token}  # type: ignore[dict-item]
+                requests.append(("POST", {"data": body, "headers": headers}))
+        for method, kwargs in requests:
+            response = client.open(path, method=method, **kwargs)
+            assert response.status_code < 500, (
+                f"{who} {method} {path} {str(kwargs)[:200]} -> {response.status_code}")
+
+
 def _fuzz_route(app: Flask, rule: Rule, who: str, user: User | None, ids: list[int]) -> None:
     client, token = _client(app, user)
+    _canonical(client, rule, who, token, ids)
 
     @settings(max_examples=EXAMPLES_PER_ROUTE, derandomize=True, deadline=None,
               database=None, phases=(Phase.explicit, Phase.generate),

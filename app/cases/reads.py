@@ -119,10 +119,15 @@ def read_scheme(case: Case, requested: str | None) -> tuple[Scheme, bool]:
     return get_scheme(requested or "ds3030"), False
 
 
-def parse_marks(text: str | None) -> list[Any] | None:
+def parse_marks(text: object) -> list[Any] | None:
     """The read page's marks field (the viewer's marks as JSON): None when it is empty (the
     page could not start the viewer), which keeps the saved marks."""
-    if text is None or not text.strip():
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        # Flask-WTF takes a JSON body as form data, so the field may hold any JSON value.
+        raise SchemeError("the marks field must be text (the viewer's marks as JSON)")
+    if not text.strip():
         return None
     try:
         marks = loads_strict(text)
