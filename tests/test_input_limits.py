@@ -65,7 +65,7 @@ def test_autosave_of_json_nested_past_the_recursion_limit_is_400(started):
 @pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN", "1e400", "-1e400"])
 def test_autosave_of_a_non_finite_scale_answer_is_400(started, literal):
     client, url, headers = started
-    body = '{"answers": {"tb_likelihood": %s}, "marks": []}' % literal
+    body = '{"answers": {"tb_likelihood": ' + literal + '}, "marks": []}'
     response = client.post(url, data=body, headers=headers)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert _nothing_saved()
@@ -74,7 +74,7 @@ def test_autosave_of_a_non_finite_scale_answer_is_400(started, literal):
 @pytest.mark.parametrize("value", [1e300, 2.5, [3], {"n": 3}, True, "3" * 5000, "²"])
 def test_a_scale_answer_that_is_not_a_whole_number_is_refused(value):
     scheme = get_scheme("ds3030")
-    with pytest.raises(SchemeError, match="whole number|between"):
+    with pytest.raises(SchemeError, match=r"whole number|between"):
         validate_answers(scheme, {"tb_likelihood": value}, partial=True)
 
 
@@ -268,7 +268,8 @@ def test_a_malformed_scheme_file_is_refused_by_the_command_line(app, tmp_path, d
     assert db.session.scalars(select(ReportingScheme)).all() == []
 
 
-def test_a_read_posted_as_json_with_marks_that_are_not_text_is_400(client, cases, make_user):  # noqa: F811
+def test_a_read_posted_as_json_with_marks_that_are_not_text_is_400(client, cases,  # noqa: F811
+                                                                   make_user):
     """Flask-WTF reads a JSON body as the form: the marks field then holds any JSON value."""
     trainer = make_user(Role.TRAINER)
     login(client, trainer.username)

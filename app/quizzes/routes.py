@@ -54,8 +54,8 @@ from app.quizzes.services import (
     view_case,
 )
 from app.schemes.registry import classification_item, scheme_of
-from app.viewer.services import attempt_payload
 from app.validation import json_body
+from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
 

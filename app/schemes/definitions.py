@@ -17,7 +17,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from app.user_errors import UserError
 
@@ -201,11 +201,11 @@ def _parse_item(raw: Any, n: int) -> Item:
             raise SchemeError(f"item {key!r}: an option names an undeclared group")
     minimum = maximum = None
     if kind == "scale":
-        minimum, maximum = raw.get("min"), raw.get("max")
-        if (not _is_int(minimum) or not _is_int(maximum) or minimum >= maximum
-                or not -MAX_SCALE <= minimum < maximum <= MAX_SCALE):
+        low, high = raw.get("min"), raw.get("max")
+        if not (_is_int(low) and _is_int(high) and -MAX_SCALE <= low < high <= MAX_SCALE):
             raise SchemeError(f"item {key!r}: a scale needs whole numbers min < max, "
                               f"within ±{MAX_SCALE}")
+        minimum, maximum = low, high
     max_length = raw.get("max_length", 500)
     if not _is_int(max_length) or not 1 <= max_length <= MAX_TEXT:
         raise SchemeError(f"item {key!r}: 'max_length' must be a whole number from 1 to "
@@ -228,7 +228,7 @@ def _parse_item(raw: Any, n: int) -> Item:
     )
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
