@@ -279,3 +279,14 @@ def test_a_read_posted_as_json_with_marks_that_are_not_text_is_400(client, cases
                            headers={"X-CSRFToken": token})
     assert response.status_code == 400
     assert "marks field must be text" in response.get_data(as_text=True)
+
+
+def test_the_viewer_cannot_draw_what_the_server_refuses():
+    """The viewer's own limits (marks.js) match the server's, and its freehand polygon keeps
+    fewer points than a polygon may have."""
+    from pathlib import Path
+
+    source = (Path(__file__).parents[1] / "app/viewer/static/viewer/marks.js").read_text()
+    assert f"export const MAX_MARKS = {MAX_MARKS};" in source
+    assert f"export const MAX_MARK_VERTICES = {MAX_MARK_VERTICES};" in source
+    assert "points.length / 200" in source and 200 <= MAX_POLYGON_POINTS
