@@ -36,9 +36,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from app.errors import init_errors
     from app.security import init_security
+    from app.validation import init_validation
 
     init_security(app)
     init_errors(app)
+    init_validation(app)  # before the blueprints: their <int:...> rules use its converter
     _register_blueprints(app)
 
     from app.cli import register_cli

@@ -447,6 +447,8 @@ def cases_add_scheme(definition: click.utils.LazyFile) -> None:
 
     try:
         scheme = add_scheme(definition.read(), actor=None)
+    except UnicodeDecodeError:
+        raise click.ClickException("the definition file is not UTF-8 text") from None
     except SchemeError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None

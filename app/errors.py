@@ -87,7 +87,7 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
         return exc
     if exc.code >= 500:
         return handle_server_error(exc)
-    if exc.code == 413:
+    if exc.code == 413 and exc.description == type(exc).description:
         limit = request.max_content_length
         size = f" of {limit // 1024**2} MB" if limit else ""
         return _render(413, exc.name, f"The upload is larger than the limit{size}. Send fewer "

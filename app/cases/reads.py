@@ -17,12 +17,14 @@ from app.extensions import db
 from app.schemes.definitions import (
     Scheme,
     SchemeError,
+    check_mark_count,
     consensus,
     tb_positive,
     validate_answers,
     validate_marks,
 )
 from app.schemes.registry import classification_item, get_scheme, is_image_quality
+from app.validation import JSONRefused, loads_strict
 
 # ---- reads ------------------------------------------------------------------------------
 
@@ -117,13 +119,20 @@ def read_scheme(case: Case, requested: str | None) -> tuple[Scheme, bool]:
     return get_scheme(requested or "ds3030"), False
 
 
-def parse_marks(text: str | None) -> list[Any] | None:
+def parse_marks(text: object) -> list[Any] | None:
     """The read page's marks field (the viewer's marks as JSON): None when it is empty (the
     page could not start the viewer), which keeps the saved marks."""
-    if text is None or not text.strip():
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        # Flask-WTF takes a JSON body as form data, so the field may hold any JSON value.
+        raise SchemeError("the marks field must be text (the viewer's marks as JSON)")
+    if not text.strip():
         return None
     try:
-        marks = json.loads(text)
+        marks = loads_strict(text)
+    except JSONRefused as exc:
+        raise SchemeError(f"the marks sent are refused: {exc}") from None
     except ValueError:
         raise SchemeError("the marks sent are not valid JSON") from None
     if not isinstance(marks, list):
@@ -170,8 +179,7 @@ def refresh_summary(case: Case) -> None:
 
 
 def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[str, Any]]:
-    if not isinstance(marks, list):
-        raise SchemeError("marks must be a list")
+    check_mark_count(marks)
     images = {image.id: image for image in case.images}
     clean = []
     for n, mark in enumerate(marks, 1):

@@ -26,6 +26,7 @@ from app.db_types import UTCDateTime, utcnow
 from app.exports import csv_cell, xlsx_row
 from app.extensions import db
 from app.quizzes.models import ENDED_STATES, Attempt
+from app.validation import MAX_DB_INTEGER
 
 EXPIRING_DAYS = 90
 
@@ -89,7 +90,8 @@ class Filters:
         if country is not None and not (len(country) == 2 and country.isalpha()):
             raise CertificationError("the country filter takes a two-letter ISO code")
         clinic_text = (args.get("clinic") or "").strip()
-        if clinic_text and not clinic_text.isdigit():
+        if clinic_text and not (clinic_text.isascii() and clinic_text.isdigit()
+                                and int(clinic_text) <= MAX_DB_INTEGER):
             raise CertificationError("the clinic filter takes a clinic number")
         status = (args.get("status") or "").strip() or None
         if status is not None and status not in STATUS_FILTERS:

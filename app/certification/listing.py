@@ -15,6 +15,7 @@ from app.auth.models import Clinic, User
 from app.certification.models import Certificate
 from app.certification.services import EXPIRED, REVOKED, VALID, CertificationError
 from app.db_types import UTCDateTime, utcnow
+from app.validation import MAX_DB_INTEGER
 
 STATUSES = (VALID, EXPIRED, REVOKED)
 
@@ -32,7 +33,7 @@ class CertificateFilters:
         numbers: dict[str, int | None] = {}
         for key in ("programme", "clinic"):
             text = (args.get(key) or "").strip()
-            if text and not text.isdigit():
+            if text and not (text.isascii() and text.isdigit() and int(text) <= MAX_DB_INTEGER):
                 raise CertificationError(f"the {key} filter takes a number")
             numbers[key] = int(text) if text else None
         status = (args.get("status") or "").strip() or None

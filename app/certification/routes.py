@@ -48,6 +48,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.services import CRITERIA_METRICS, expire_overdue_attempts
 from app.urls import external_url
+from app.validation import bounded_int
 
 DECIDED_SHOWN = 50  # decided reviews listed below the open ones, newest first
 
@@ -73,10 +74,7 @@ def _filters() -> Filters:
 
 
 def _page_number() -> int:
-    text = request.args.get("page", "1")
-    if not text.isdigit() or int(text) < 1:
-        abort(400, description="The page number must be a positive whole number.")
-    return int(text)
+    return bounded_int(request.args, "page", default=1) or 1
 
 
 def _download(body: str | bytes, kind: str, name: str) -> Response:

@@ -54,6 +54,7 @@ from app.quizzes.services import (
     view_case,
 )
 from app.schemes.registry import classification_item, scheme_of
+from app.validation import json_body
 from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
@@ -149,7 +150,7 @@ def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     """The page's autosave (JSON). ``revision``, the revision the page last saw, makes a
     save based on an older answer a 409 (reason "stale") carrying the newer answer."""
     attempt = _attempt_or_404(attempt_id)
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         abort(400, description='Send JSON: {"answers": {...}, "marks": [...], "revision": n}.')
     expected = body.get("revision")

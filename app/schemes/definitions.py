@@ -13,16 +13,31 @@ Answer shapes by item type:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from app.user_errors import UserError
 
 ITEM_TYPES = ("choice", "multi", "scale", "text", "criterion")
 MARK_SHAPES = ("point", "ellipse", "rectangle", "polygon")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# A reader marks a handful of lesions per image; a few hundred is far past any real read
+# and keeps the result page's drawing fast (1,500 polygons took 4 s to render).
+MAX_MARKS = 300
+# The viewer's freehand tool keeps at most 200 points per polygon (marks.js polygonMark).
+MAX_POLYGON_POINTS = 500
+# All polygons of one case together: 100 polygons of the viewer's 200 points.
+MAX_MARK_VERTICES = 20_000
+# Definition bounds: the built-in schemes have under 20 items of under 40 options.
+MAX_SCHEME_VERSION = 1_000_000
+MAX_ITEMS = 200
+MAX_OPTIONS = 500
+MAX_LABEL = 500
+MAX_TEXT = 10_000  # the longest free-text answer an item may ask for
+MAX_SCALE = 1_000_000
 
 
 class SchemeError(UserError):
@@ -92,14 +107,17 @@ def parse_scheme(data: Any) -> Scheme:
     if not isinstance(key, str) or not _KEY.match(key):
         raise SchemeError("the scheme needs a 'key' of lower-case letters, digits and '_'")
     version = data.get("version", 1)
-    if not isinstance(version, int) or version < 1:
-        raise SchemeError("'version' must be a positive whole number")
+    if not _is_int(version) or not 1 <= version <= MAX_SCHEME_VERSION:
+        raise SchemeError(f"'version' must be a whole number from 1 to {MAX_SCHEME_VERSION}")
     name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise SchemeError("the scheme needs a 'name'")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_LABEL:
+        raise SchemeError(f"the scheme needs a 'name' of at most {MAX_LABEL} characters")
     raw_items = data.get("items")
-    if not isinstance(raw_items, list) or not raw_items:
-        raise SchemeError("the scheme needs a non-empty list of 'items'")
+    if not isinstance(raw_items, list) or not 1 <= len(raw_items) <= MAX_ITEMS:
+        raise SchemeError(f"the scheme needs a non-empty list of 'items' (at most {MAX_ITEMS})")
+    for field_name in ("audience", "rating", "mark_labels"):
+        if data.get(field_name) is not None and not isinstance(data[field_name], str):
+            raise SchemeError(f"'{field_name}' must be text")
     items = tuple(_parse_item(raw, n) for n, raw in enumerate(raw_items, 1))
     keys = [i.key for i in items]
     if len(set(keys)) != len(keys):
@@ -166,14 +184,14 @@ def _parse_item(raw: Any, n: int) -> Item:
     if kind not in ITEM_TYPES:
         raise SchemeError(f"item {key!r}: 'type' must be one of {', '.join(ITEM_TYPES)}")
     label = raw.get("label")
-    if not isinstance(label, str) or not label.strip():
-        raise SchemeError(f"item {key!r} needs a 'label'")
+    if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL:
+        raise SchemeError(f"item {key!r} needs a 'label' of at most {MAX_LABEL} characters")
     options: tuple[Option, ...] = ()
-    groups = tuple((g["key"], g["label"]) for g in raw.get("groups", []) if isinstance(g, dict))
+    groups = _parse_groups(raw.get("groups", []), key)
     if kind in ("choice", "multi"):
         raw_options = raw.get("options")
-        if not isinstance(raw_options, list) or not raw_options:
-            raise SchemeError(f"item {key!r} needs 'options'")
+        if not isinstance(raw_options, list) or not 1 <= len(raw_options) <= MAX_OPTIONS:
+            raise SchemeError(f"item {key!r} needs a list of 1 to {MAX_OPTIONS} 'options'")
         options = tuple(_parse_option(o, key) for o in raw_options)
         values = [o.value for o in options]
         if len(set(values)) != len(values):
@@ -183,9 +201,18 @@ def _parse_item(raw: Any, n: int) -> Item:
             raise SchemeError(f"item {key!r}: an option names an undeclared group")
     minimum = maximum = None
     if kind == "scale":
-        minimum, maximum = raw.get("min"), raw.get("max")
-        if not isinstance(minimum, int) or not isinstance(maximum, int) or minimum >= maximum:
-            raise SchemeError(f"item {key!r}: a scale needs whole numbers min < max")
+        low, high = raw.get("min"), raw.get("max")
+        if not (_is_int(low) and _is_int(high) and -MAX_SCALE <= low < high <= MAX_SCALE):
+            raise SchemeError(f"item {key!r}: a scale needs whole numbers min < max, "
+                              f"within ±{MAX_SCALE}")
+        minimum, maximum = low, high
+    max_length = raw.get("max_length", 500)
+    if not _is_int(max_length) or not 1 <= max_length <= MAX_TEXT:
+        raise SchemeError(f"item {key!r}: 'max_length' must be a whole number from 1 to "
+                          f"{MAX_TEXT}")
+    anchors = raw.get("anchors") or {}
+    if not isinstance(anchors, dict) or not all(isinstance(v, str) for v in anchors.values()):
+        raise SchemeError(f"item {key!r}: 'anchors' must be an object of value: text")
     return Item(
         key=key,
         type=kind,
@@ -195,15 +222,30 @@ def _parse_item(raw: Any, n: int) -> Item:
         groups=groups,
         minimum=minimum,
         maximum=maximum,
-        max_length=int(raw.get("max_length", 500)),
+        max_length=max_length,
         ordinal=bool(raw.get("ordinal", False)),
-        anchors={str(k): str(v) for k, v in (raw.get("anchors") or {}).items()},
+        anchors={str(k): v for k, v in anchors.items()},
     )
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_groups(raw: Any, item_key: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("key"), str) and isinstance(g.get("label"), str)
+        for g in raw
+    ):
+        raise SchemeError(f"item {item_key!r}: 'groups' must be a list of {{key, label}}")
+    return tuple((g["key"], g["label"]) for g in raw)
 
 
 def _parse_option(raw: Any, item_key: str) -> Option:
     if not isinstance(raw, dict) or not isinstance(raw.get("value"), str) or not raw["value"]:
         raise SchemeError(f"item {item_key!r}: every option needs a 'value'")
+    if not all(raw.get(name) is None or isinstance(raw[name], str) for name in ("label", "group")):
+        raise SchemeError(f"item {item_key!r}: an option's 'label' and 'group' are text")
     return Option(
         value=raw["value"],
         label=str(raw.get("label") or raw["value"]),
@@ -216,16 +258,18 @@ def _check_references(scheme: Scheme) -> None:
     keys = {i.key for i in scheme.items}
     decision = scheme.tb_decision
     if decision is not None:
-        if not isinstance(decision, dict) or decision.get("item") not in keys:
+        if (not isinstance(decision, dict) or not isinstance(decision.get("item"), str)
+                or decision["item"] not in keys):
             raise SchemeError("'tb_decision' must name an item")
         item = scheme.item(decision["item"])
-        if "positive_group" in decision and decision["positive_group"] not in {
+        if "positive_group" in decision and decision["positive_group"] not in [
             g for g, _ in item.groups
-        }:
+        ]:
             raise SchemeError("'tb_decision.positive_group' is not a group of its item")
-        if "positive_values" in decision and not set(decision["positive_values"]) <= set(
-            item.option_values()
-        ):
+        values = decision.get("positive_values", [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise SchemeError("'tb_decision.positive_values' must be a list of option values")
+        if not set(values) <= set(item.option_values()):
             raise SchemeError("'tb_decision.positive_values' are not options of its item")
     if scheme.rating is not None and (
         scheme.rating not in keys or scheme.item(scheme.rating).type != "scale"
@@ -263,15 +307,16 @@ def _validate_value(item: Item, value: Any) -> Any:
         return value
     if item.type == "multi":
         values = value if isinstance(value, list) else [value]
+        if len(values) > len(item.options):
+            raise SchemeError(f"'{item.label}' has {len(item.options)} options at most")
         bad = [v for v in values if v not in item.option_values()]
         if bad:
             raise SchemeError(f"'{item.label}': {bad[0]!r} is not one of the options")
         return sorted(set(values), key=item.option_values().index)
     if item.type == "scale":
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise SchemeError(f"'{item.label}' needs a whole number") from None
+        number = _whole_number(value)
+        if number is None:
+            raise SchemeError(f"'{item.label}' needs a whole number")
         if not item.minimum <= number <= item.maximum:  # type: ignore[operator]
             raise SchemeError(f"'{item.label}' must be between {item.minimum} and {item.maximum}")
         return number
@@ -289,10 +334,25 @@ def _validate_value(item: Item, value: Any) -> Any:
     return {"pass": value["pass"], "reason": reason}
 
 
+def _whole_number(value: Any) -> int | None:
+    """A scale answer: an int, a whole finite float (JSON 3.0) or digits (a form's "3");
+    None for anything else (Infinity, NaN, 1e400, 2.5, lists, booleans)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip().lstrip("-")
+        if text.isascii() and text.isdigit() and len(text) <= 18:
+            return int(value)
+    return None
+
+
 def validate_marks(scheme: Scheme, marks: Any, *, columns: int, rows: int) -> list[dict]:
     """Lesion marks in image pixel coordinates, labelled from the scheme."""
-    if not isinstance(marks, list):
-        raise SchemeError("marks must be a list")
+    check_mark_count(marks)
     if marks and scheme.mark_labels is None:
         raise SchemeError("this scheme takes no lesion marks")
     allowed = {o.value for o in scheme.mark_labels or ()}
@@ -318,6 +378,23 @@ def validate_marks(scheme: Scheme, marks: Any, *, columns: int, rows: int) -> li
             clean_mark["confidence"] = confidence
         clean.append(clean_mark)
     return clean
+
+
+def check_mark_count(marks: Any) -> None:
+    """The limits on a case's marks as a whole (each mark is checked by validate_marks)."""
+    if not isinstance(marks, list):
+        raise SchemeError("marks must be a list")
+    if len(marks) > MAX_MARKS:
+        raise SchemeError(f"a case takes at most {MAX_MARKS} marks")
+    if sum(_vertices(mark) for mark in marks) > MAX_MARK_VERTICES:
+        raise SchemeError(f"the marks of a case have at most {MAX_MARK_VERTICES} polygon "
+                          "points in all")
+
+
+def _vertices(mark: Any) -> int:
+    geo = mark.get("geometry") if isinstance(mark, dict) else None
+    points = geo.get("points") if isinstance(geo, dict) else None
+    return len(points) if isinstance(points, list) else 0
 
 
 def _validate_geometry(shape: str, geo: dict, columns: int, rows: int, n: int) -> dict:
@@ -346,14 +423,14 @@ def _validate_geometry(shape: str, geo: dict, columns: int, rows: int, n: int) -
             "height": num("height", 1, rows - y),
         }
     points = geo.get("points")
-    if not isinstance(points, list) or not 3 <= len(points) <= 500:
-        raise SchemeError(f"mark {n}: a polygon needs 3 to 500 points")
+    if not isinstance(points, list) or not 3 <= len(points) <= MAX_POLYGON_POINTS:
+        raise SchemeError(f"mark {n}: a polygon needs 3 to {MAX_POLYGON_POINTS} points")
     clean = []
     for point in points:
         if (
             not isinstance(point, list | tuple)
             or len(point) != 2
-            or not all(isinstance(c, int | float) for c in point)
+            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in point)
             or not (0 <= point[0] <= columns and 0 <= point[1] <= rows)
         ):
             raise SchemeError(f"mark {n}: polygon points must be [x, y] within the image")

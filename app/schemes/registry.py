@@ -16,6 +16,7 @@ from app.auth.models import User
 from app.extensions import db
 from app.schemes.definitions import Scheme, SchemeError, parse_scheme
 from app.schemes.models import ReportingScheme
+from app.validation import JSONRefused, loads_strict
 
 # The radiographers' image-quality scheme: a case may carry a reference read in it beside its
 # diagnostic one (one diagnostic scheme per case, plus image quality).
@@ -91,9 +92,13 @@ def scheme_of(holder: UsesScheme) -> Scheme:
 def add_scheme(text: str, *, actor: User | None) -> Scheme:
     """Add a trainer-made scheme (or a new version of one) from its JSON definition."""
     try:
-        data = json.loads(text)
+        data = loads_strict(text)
+    except JSONRefused as exc:
+        raise SchemeError(f"the definition is refused: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SchemeError(f"the definition is not valid JSON (line {exc.lineno})") from None
+    except ValueError:
+        raise SchemeError("the definition is not valid JSON") from None
     scheme = parse_scheme(data)
     if scheme.key in builtin_schemes():
         raise SchemeError(f"{scheme.key!r} is a built-in scheme; choose another key")

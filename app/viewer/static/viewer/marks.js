@@ -3,6 +3,20 @@
 // [i, i+1) x [j, j+1). Nothing here depends on zoom, pan or screen size.
 
 export const SHAPES = ["point", "ellipse", "rectangle", "polygon"];
+// The server's limits per case (app/schemes/definitions.py MAX_MARKS, MAX_MARK_VERTICES):
+// the viewer refuses the mark that would pass them rather than have the save refused.
+export const MAX_MARKS = 300;
+export const MAX_MARK_VERTICES = 20000;
+
+const vertices = (m) => (m.shape === "polygon" ? m.geometry.points.length : 0);
+
+// Why `mark` cannot join `marks`, or null when it can.
+export function refusal(marks, mark) {
+  if (marks.length + 1 > MAX_MARKS) return `at most ${MAX_MARKS} marks per case`;
+  const total = marks.reduce((n, m) => n + vertices(m), vertices(mark));
+  if (total > MAX_MARK_VERTICES) return `at most ${MAX_MARK_VERTICES} polygon points per case`;
+  return null;
+}
 
 const round1 = (v) => Math.round(v * 10) / 10;
 

@@ -1,7 +1,7 @@
 // The viewer: panes in a layout, tools, keyboard shortcuts, marks with undo. The page that
 // embeds it saves the marks (an attempt's autosave, the reference read's form) from state().
 import { Pane } from "./pane.js";
-import { boxMark, pointMark, polygonMark, hits, handles, moved, resized, clampPoint, STYLES } from "./marks.js";
+import { boxMark, pointMark, polygonMark, hits, handles, moved, resized, clampPoint, refusal, STYLES } from "./marks.js";
 
 const KEYS = {
   w: "wl", p: "pan", z: "zoom", d: "measure", s: "select",
@@ -131,6 +131,11 @@ export class Viewer {
 
   #addMark(mark) {
     if (!mark) return;
+    const refused = refusal(this.marks, mark);
+    if (refused) {
+      this.el(".vw-status").textContent = `Mark not added: ${refused}.`;
+      return;
+    }
     this.#remember();
     this.marks.push(mark);
     this.selected = mark;

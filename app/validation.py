@@ -1,0 +1,162 @@
+"""Limits every request meets at the edge, before a view or the database sees it.
+
+A number too large for the database (SQLite raises OverflowError past 64 bits), JSON nested
+past Python's recursion limit, ``NaN``/``Infinity`` literals or a body of megabytes of marks
+are answered here with a 4xx naming what is wrong, never a 500.
+
+Hand-written rather than pydantic/jsonschema: the portal's bodies are few (autosave, marks,
+scheme definitions) and already checked field by field by the scheme module; what was missing
+is a handful of bounds that apply to every request (integers in the URL and query string, JSON
+depth, size and non-finite numbers), which is a few lines here and no new dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, abort, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.routing import IntegerConverter, Map
+
+# The largest integer both SQLite (INTEGER, 8 bytes) and PostgreSQL (BIGINT) hold: no row id
+# can be larger, and SQLite raises OverflowError when asked to compare with one.
+MAX_DB_INTEGER = 2**63 - 1
+# Far past any listing the portal shows (thousands of readers, tens of thousands of events at
+# a page size of 25-50); small enough that page * page size stays a valid OFFSET.
+MAX_PAGE = 1_000_000
+# The query parameters that are whole numbers, wherever they appear, and their upper bound.
+QUERY_INTEGERS: dict[str, int] = {
+    "page": MAX_PAGE,
+    "per_page": 1_000,
+    "programme": MAX_DB_INTEGER,
+    "clinic": MAX_DB_INTEGER,
+    "from": 100_000,  # a case position within an attempt
+}
+# An autosave body is at most ~100 kB even with every mark a polygon of the viewer's 200
+# points; 2 MB leaves room for the largest scheme while refusing megabytes of marks.
+MAX_JSON_BYTES = 2 * 1024 * 1024
+# Answers nest three levels (answers -> criterion -> reason; marks -> geometry -> points ->
+# [x, y]); 32 is far above that and far below Python's recursion limit.
+MAX_JSON_DEPTH = 32
+_TOO_LARGE = f"A JSON body is at most {MAX_JSON_BYTES // 1024**2} MB."
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    """``<int:...>`` in every route: a number past what the database holds cannot name a
+    row, so such a URL is a 404 like any other unknown id (werkzeug's ``max``)."""
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,
+                 max: int | None = MAX_DB_INTEGER, signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def bounded_int(args: Mapping[str, str], name: str, *, default: int | None = None,
+                minimum: int = 1, maximum: int | None = None) -> int | None:
+    """The whole number in ``args[name]``, ``default`` when absent or empty; a 400 naming
+    the parameter and the range when it is anything else."""
+    return _bounded(args.get(name), name, default=default, minimum=minimum, maximum=maximum)
+
+
+def _bounded(value: str | None, name: str, *, default: int | None, minimum: int,
+             maximum: int | None) -> int | None:
+    text = (value or "").strip()
+    if not text:
+        return default
+    top = maximum if maximum is not None else QUERY_INTEGERS.get(name, MAX_DB_INTEGER)
+    # isascii: str.isdigit accepts digits such as "²" that int() refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not (
+            minimum <= int(text) <= top):
+        abort(400, description=f"The parameter '{name}' must be a whole number from "
+                               f"{minimum} to {top}.")
+    return int(text)
+
+
+def _check_query_integers() -> None:
+    for name in QUERY_INTEGERS.keys() & request.args.keys():
+        for value in request.args.getlist(name):
+            _bounded(value, name, default=None, minimum=0 if name == "from" else 1,
+                     maximum=None)
+
+
+def _limit_json_body() -> None:
+    # Content-Length is checked here because the body stream, with the app-wide 16 MB limit,
+    # is already set up by the CSRF check; json_body() counts what it reads as well.
+    if request.is_json and (request.content_length or 0) > MAX_JSON_BYTES:
+        abort(413, description=_TOO_LARGE)
+
+
+class JSONRefused(ValueError):
+    """A JSON body that parses in Python but is refused: the sentence says why."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise JSONRefused(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JSONRefused(f"the number {text[:20]} is too large")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth, walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_JSON_DEPTH:
+                break
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """JSON as the portal accepts it: finite numbers, at most MAX_JSON_DEPTH levels.
+    ValueError (JSONRefused) with the reason otherwise."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise JSONRefused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise JSONRefused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """``request.get_json`` through loads_strict: a refused body is a ValueError, which
+    Flask answers with 400 (or None with ``silent=True``)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads_strict(s)
+
+
+def json_body() -> Any:
+    """The request's JSON body, or a 400 with the reason it cannot be read."""
+    if not request.is_json:
+        abort(400, description="Send the body as JSON (Content-Type: application/json).")
+    data = request.get_data(cache=True)
+    if len(data) > MAX_JSON_BYTES:
+        abort(413, description=_TOO_LARGE)
+    try:
+        return loads_strict(data)
+    except JSONRefused as exc:
+        abort(400, description=f"The body is refused: {exc}.")
+    except (ValueError, UnicodeDecodeError):
+        abort(400, description="The body is not valid JSON.")
+
+
+def init_validation(app: Flask) -> None:
+    """Before blueprints are registered: their ``<int:...>`` rules use the bounded
+    converter."""
+    app.url_map.converters["int"] = BoundedIntegerConverter
+    app.json_provider_class = StrictJSONProvider
+    app.json = StrictJSONProvider(app)
+    app.before_request(_limit_json_body)
+    app.before_request(_check_query_integers)
