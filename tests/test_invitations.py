@@ -109,7 +109,7 @@ def test_weak_password_on_invitation_is_refused(client, make_user):
     path = f"/auth/invitation/{new_token(user)}"
     response = set_password(client, path, "short")
     assert response.status_code == 400
-    assert "at least 10 characters" in response.get_data(as_text=True)
+    assert "at least 12 characters" in response.get_data(as_text=True)
     assert client.get(path).status_code == 200  # still usable after a refused attempt
 
 
