@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app, g, session
@@ -90,22 +91,20 @@ def remember_hint() -> str:
     )
 
 
-def _in_timed_exam(user_id: int, now: datetime) -> bool:
-    # Imported here: the quizzes package builds on accounts, not the other way round.
-    from app.quizzes.models import Attempt, AttemptState
+# Checks "does this user have an exam open that must not be interrupted?", registered by
+# the training area (app.quizzes): accounts do not import the areas built on them.
+_KEEP_SIGNED_IN: list[Callable[[int, datetime], bool]] = []
 
-    return (
-        db.session.scalar(
-            select(Attempt.id)
-            .where(
-                Attempt.user_id == user_id,
-                Attempt.state == AttemptState.IN_PROGRESS.value,
-                Attempt.deadline_at > now,
-            )
-            .limit(1)
-        )
-        is not None
-    )
+
+def keep_signed_in_while(check: Callable[[int, datetime], bool]) -> None:
+    """Register ``check(user_id, now)``: while it is true the user's session neither idles
+    out nor expires."""
+    if check not in _KEEP_SIGNED_IN:
+        _KEEP_SIGNED_IN.append(check)
+
+
+def _kept_signed_in(user_id: int, now: datetime) -> bool:
+    return any(check(user_id, now) for check in _KEEP_SIGNED_IN)
 
 
 def _over_time(row: UserSession, now: datetime) -> str | None:
@@ -139,7 +138,7 @@ def load_user(user_id: str) -> User | None:
     ):
         return None
     over = _over_time(row, now)
-    if over is not None and not _in_timed_exam(row.user_id, now):
+    if over is not None and not _kept_signed_in(row.user_id, now):
         row.ended_at = now
         db.session.commit()
         session.pop(SESSION_KEY, None)
