@@ -36,7 +36,8 @@ SESSION_KEY = "sid"
 # sign-in page can say why.
 IDLE_ENDED = "session_ended_idle"
 IDLE_MESSAGE = "You were signed out after {minutes} minutes without activity. Sign in again."
-# Refresh last_seen_at at most this often, not on every request.
+# Refresh last_seen_at at most this often, not on every request: the idle end may come up
+# to this much early, never late.
 _TOUCH_INTERVAL = timedelta(minutes=1)
 
 
