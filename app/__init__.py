@@ -69,13 +69,18 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def _unauthorized():  # type: ignore[no-untyped-def]
-        from flask import abort, flash, redirect, url_for
+        from flask import abort, flash, g, redirect, url_for
 
+        from app.auth.sessions import IDLE_ENDED, idle_message
         from app.errors import _wants_json
 
+        idle = bool(g.get(IDLE_ENDED))
         if _wants_json():
-            abort(401, description="Sign in first.")
-        flash(login_manager.login_message, login_manager.login_message_category)
+            abort(401, description=idle_message() if idle else "Sign in first.")
+        if idle:
+            flash(idle_message(), "info")
+        else:
+            flash(login_manager.login_message, login_manager.login_message_category)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 

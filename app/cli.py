@@ -181,7 +181,8 @@ def users_invite(user_ref: str) -> None:
 @click.password_option()
 @with_appcontext
 def users_set_password(user_ref: str, password: str) -> None:
-    """Set a user's password (prompted)."""
+    """Set a user's password (prompted): at least 12 characters, not a common password,
+    not built from the user's name, user name or e-mail address."""
     try:
         set_password(find_user(user_ref), password, via="cli")
     except AccountError as exc:

@@ -29,9 +29,17 @@ class DefaultConfig:
     POSTGRES_JIT = False  # see load_config
 
     # Sessions: the signed cookie only names a server-side session row (see auth.sessions),
-    # so logout and deactivation end it for good. 12 h covers a 3-hour exam with margin.
+    # so logout and deactivation end it for good. A session ends after IDLE_TIMEOUT without
+    # a request, and SESSION_LIFETIME after sign-in at the latest (ASVS V3.3.2: 30 minutes,
+    # 12 hours) - except while its user has a timed exam open, which its deadline bounds.
+    # Without "remember this device" the cookie is a browser-session cookie.
     SESSION_LIFETIME = timedelta(hours=12)
-    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    IDLE_TIMEOUT = timedelta(minutes=30)
+    # "Remember this device": a persistent cookie for this long. Trainee-only accounts then
+    # keep the sign-in across idle time; any other role still ends after IDLE_TIMEOUT and
+    # never outlives SESSION_LIFETIME.
+    REMEMBER_DEVICE_LIFETIME = timedelta(days=7)
+    PERMANENT_SESSION_LIFETIME = timedelta(days=7)
     SESSION_COOKIE_NAME = "cxr_session"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -58,7 +66,9 @@ class DefaultConfig:
     # client address and per typed user name, so nobody can flood a mailbox.
     PASSWORD_RESET_MAX_AGE = timedelta(hours=1)
     PASSWORD_RESET_LIMIT = "5 per hour"  # noqa: S105  (a rate, not a password)
-    PASSWORD_MIN_LENGTH = 10
+    # Length over composition rules (ASVS V2.1): 12+ characters, checked against a list of
+    # common passwords and the account's own name (app.auth.password_policy).
+    PASSWORD_MIN_LENGTH = 12
 
     # argon2id parameters (RFC 9106 "second recommended" profile, argon2-cffi's default).
     ARGON2_TIME_COST = 3
@@ -135,7 +145,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         app.config["DEID_SECRET"] = instance_secret_key(Path(app.instance_path), DEID_SECRET_FILE)
     if not app.config.get("IMAGE_STORAGE_PATH"):
         app.config["IMAGE_STORAGE_PATH"] = str(Path(app.instance_path) / "images")
-    app.config["PERMANENT_SESSION_LIFETIME"] = app.config["SESSION_LIFETIME"]
+    # Only remembered devices get a persistent cookie (session.permanent), for this long.
+    app.config["PERMANENT_SESSION_LIFETIME"] = app.config["REMEMBER_DEVICE_LIFETIME"]
     app.config["PUBLIC_BASE_URL"] = checked_base_url(app.config["PUBLIC_BASE_URL"])
 
 

@@ -581,7 +581,7 @@ def test_review_settings_decide_what_is_shown_and_when(client, cases, login_as):
                                    "teaching_notes": "never"})
     assert exam.review == {"score": "after_close", "correctness": "never",
                            "reference": "after_submit", "teaching_notes": "never"}
-    login_as(Role.TRAINEE_RADIOLOGIST)
+    trainee = login_as(Role.TRAINEE_RADIOLOGIST)
     page = _take(client, exam, {"overall": "normal"})
     assert 'data-testid="scores-hidden"' in page and "after the exercise closes" in page
     assert 'data-testid="scores"' not in page
@@ -590,6 +590,7 @@ def test_review_settings_decide_what_is_shown_and_when(client, cases, login_as):
     assert client.get(f"/training/attempts/{attempt.id}/roc.png").status_code == 403
     assert client.get(f"/training/attempts/{attempt.id}/review/1").status_code == 200
     with freeze_time(later + timedelta(minutes=1)):
+        login(client, trainee.username)  # an hour later: signed in afresh
         shown = client.get(f"/training/attempts/{attempt.id}/result").get_data(as_text=True)
     assert 'data-testid="scores"' in shown
 

@@ -176,7 +176,7 @@ def test_change_password_checks_current_and_policy(client, login_as):
     assert "The current password is wrong." in wrong.get_data(as_text=True)
     short = change(PASSWORD, "short", "short")
     assert short.status_code == 400
-    assert "at least 10 characters" in short.get_data(as_text=True)
+    assert "at least 12 characters" in short.get_data(as_text=True)
     differ = change(PASSWORD, "a-new-password-1", "a-new-password-2")
     assert differ.status_code == 400
     assert "the passwords differ" in differ.get_data(as_text=True)

@@ -90,7 +90,7 @@ def test_users_set_password(app, client, make_user):
     assert login(client, user.username, "brand-new-pass").status_code == 302
     weak = app.test_cli_runner().invoke(
         args=["users", "set-password", user.username], input="short\nshort\n")
-    assert weak.exit_code != 0 and "at least 10 characters" in weak.output
+    assert weak.exit_code != 0 and "at least 12 characters" in weak.output
 
 
 def test_clinics_create_and_list(app):

@@ -109,7 +109,7 @@ def test_weak_password_on_invitation_is_refused(client, make_user):
     path = f"/auth/invitation/{new_token(user)}"
     response = set_password(client, path, "short")
     assert response.status_code == 400
-    assert "at least 10 characters" in response.get_data(as_text=True)
+    assert "at least 12 characters" in response.get_data(as_text=True)
     assert client.get(path).status_code == 200  # still usable after a refused attempt
 
 
@@ -140,3 +140,45 @@ def test_a_new_invitation_retires_the_older_link(client, login_as, make_user):
     assert old.status_code == 400
     assert "newer invitation link" in old.get_data(as_text=True)
     assert set_password(client, second, NEW_PASSWORD).status_code == 302
+
+
+def _admin_invitation_link(client, invitee, button: str = "Make invitation link") -> str:
+    html = submit_form(client, f"/admin/users/{invitee.id}",
+                       button=button).get_data(as_text=True)
+    start = html.index('data-testid="invitation-link"')
+    value = html[html.index('value="', start - 200) + 7:]
+    return urlsplit(value[: value.index('"')]).path
+
+
+def test_a_new_invitation_also_retires_an_outstanding_password_reset_link(client, login_as,
+                                                                          make_user):
+    from app.auth.links import LinkPurpose, make_link_token
+
+    invitee = make_user()  # has a password, and a reset link is out
+    reset_path = f"/auth/password/reset/{make_link_token(invitee, LinkPurpose.PASSWORD_RESET)}"
+    db.session.commit()
+    assert client.get(reset_path).status_code == 200
+    login_as(Role.ADMIN)
+    invitation = _admin_invitation_link(client, invitee, "New invitation link")
+    sign_out(client, "/admin/")
+    old = client.get(reset_path)
+    assert old.status_code == 400
+    assert "not valid" in old.get_data(as_text=True)
+    assert set_password(client, invitation, NEW_PASSWORD).status_code == 302
+
+
+def test_cli_invite_twice_retires_the_first_link(app, client, make_user):
+    invitee = make_user(password=None)
+    runner = app.test_cli_runner()
+
+    def link() -> str:
+        result = runner.invoke(args=["users", "invite", invitee.username])
+        assert result.exit_code == 0, result.output
+        line = next(li for li in result.output.split() if "/auth/invitation/" in li)
+        return urlsplit(line).path
+
+    first, second = link(), link()
+    old = client.get(first)
+    assert old.status_code == 400 and "newer invitation link" in old.get_data(as_text=True)
+    assert set_password(client, second, NEW_PASSWORD).status_code == 302
+    assert client.get(second).status_code == 400  # and it is single use

@@ -181,7 +181,7 @@ def test_weak_or_mismatched_password_is_refused_and_the_link_still_works(client,
     path = link_path(inbox.messages[0])
     short = choose(client, path, "short")
     assert short.status_code == 400
-    assert "at least 10 characters" in short.get_data(as_text=True)
+    assert "at least 12 characters" in short.get_data(as_text=True)
     differ = submit_form(client, path, button="Set password",
                          fields={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"})
     assert differ.status_code == 400 and "the passwords differ" in differ.get_data(as_text=True)

@@ -83,6 +83,7 @@ def test_an_exam_cooling_down_says_when_it_opens_again(client, library, login_as
     with freeze_time(T0):
         _take(exam, trainee)
     with freeze_time(T0 + timedelta(hours=2)):
+        login(client, trainee.username)  # two hours later: signed in afresh
         row = _refused_on_the_list(client, exam)
     ready = T0 + timedelta(hours=24)
     assert f"Available again on {ready:%Y-%m-%d %H:%M} UTC" in row

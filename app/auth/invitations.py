@@ -1,7 +1,8 @@
 """Signed, expiring invitation links with which an invitee sets a password.
 
 The token rules (single use, only the newest link works, a password change retires it) are
-those of every account link: see app.auth.links.
+those of every account link: see app.auth.links. A new invitation also retires an
+outstanding password reset link.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from dataclasses import dataclass
 from flask import current_app, render_template
 
 from app.audit.services import record
-from app.auth.links import LinkError, LinkProblem, LinkPurpose, make_link_token, user_for_link
+from app.auth.links import (
+    LinkError,
+    LinkProblem,
+    LinkPurpose,
+    make_link_token,
+    retire_link,
+    user_for_link,
+)
 from app.auth.models import User
 from app.extensions import db
 from app.mail import MailError, mail_configured, send_mail
@@ -34,7 +42,10 @@ class InvitationError(ValueError):
 
 
 def invitation_token(user: User) -> str:
-    """A new invitation token; earlier invitation links stop working (the caller commits)."""
+    """A new invitation token; every earlier link to set this account's password stops
+    working: older invitations and an outstanding password reset link (the caller commits).
+    An administrator re-inviting someone is starting over, e.g. after a lost or leaked link."""
+    retire_link(user, LinkPurpose.PASSWORD_RESET)
     return make_link_token(user, LinkPurpose.INVITATION)
 
 

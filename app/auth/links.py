@@ -87,6 +87,13 @@ def make_link_token(user: User, purpose: LinkPurpose) -> str:
     return _serializer(purpose).dumps({"u": user.id, "n": nonce, "f": password_fingerprint(user)})
 
 
+def retire_link(user: User, purpose: LinkPurpose) -> None:
+    """Make the user's outstanding link of ``purpose``, if any, invalid (the caller commits)."""
+    row = db.session.get(AccountLink, (user.id, purpose.value))
+    if row is not None:
+        db.session.delete(row)
+
+
 def user_for_link(token: str, purpose: LinkPurpose) -> User:
     """The user the token was made for, if it is still good; raises LinkError otherwise."""
     try:

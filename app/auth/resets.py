@@ -105,7 +105,7 @@ def reset_password(token: str, password: str) -> User:
     """Set the new password with a reset link: the link is used up, every session of the
     user ends, and the change is audited. Raises ResetLinkError or AccountError."""
     user = user_for_reset(token)
-    check_password_policy(password, user.username, user.email)
+    check_password_policy(password, user.username, user.email, user.full_name)
     try:
         set_password(user, password, via=LinkPurpose.PASSWORD_RESET.value)
     except AccountError:

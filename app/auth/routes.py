@@ -21,7 +21,7 @@ from app.auth.resets import (
     user_for_reset,
 )
 from app.auth.services import AccountError, authenticate, change_password, set_password
-from app.auth.sessions import end_current_session, start_session
+from app.auth.sessions import end_current_session, remember_hint, start_session
 from app.extensions import db, limiter
 from app.home import home_url_for
 
@@ -91,6 +91,7 @@ def login() -> Response | str | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(home_url_for(current_user))
     form = LoginForm(next=request.args.get("next", ""))
+    form.remember.description = remember_hint()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("auth/login.html", form=form), status
@@ -98,7 +99,7 @@ def login() -> Response | str | tuple[str, int]:
     if user is None:
         form.password.errors = [WRONG_CREDENTIALS]
         return render_template("auth/login.html", form=form), 401
-    start_session(user)
+    start_session(user, remember=bool(form.remember.data))
     db.session.commit()
     return redirect(_safe_next(form.next.data) or home_url_for(user))
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from app.audit.services import record
 from app.auth.links import LinkPurpose, mark_link_used
 from app.auth.models import Clinic, LeadCountry, User, UserRole
+from app.auth.password_policy import password_problem
 from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.roles import Role
 from app.auth.sessions import end_all_sessions
@@ -75,15 +76,17 @@ def parse_roles(values: Iterable[str | Role]) -> set[Role]:
     return roles
 
 
-def check_password_policy(password: str, username: str, email: str) -> None:
-    minimum = current_app.config["PASSWORD_MIN_LENGTH"]
-    if len(password) < minimum:
-        raise AccountError(f"the password must have at least {minimum} characters")
-    if len(password) > 256:
-        raise AccountError("the password must have at most 256 characters")
-    lowered = password.lower()
-    if lowered in {username, email}:
-        raise AccountError("the password must not be your user name or e-mail address")
+def check_password_policy(password: str, username: str, email: str, full_name: str = "") -> None:
+    """The one password rule (app.auth.password_policy) for every way a password is set."""
+    problem = password_problem(
+        password,
+        min_length=current_app.config["PASSWORD_MIN_LENGTH"],
+        username=username,
+        email=email,
+        full_name=full_name,
+    )
+    if problem is not None:
+        raise AccountError(problem)
 
 
 def _username_from_email(email: str) -> str:
@@ -173,7 +176,7 @@ def create_user(
     countries = sorted({normalise_country(c) for c in lead_countries})
     _check_lead_scope(role_set, countries, lead_all_countries)
     if password is not None:
-        check_password_policy(password, username, email)
+        check_password_policy(password, username, email, full_name)
 
     user = User(
         email=email,
@@ -296,7 +299,7 @@ def set_password(user: User, password: str, *, via: str) -> None:
     """Set a new password from an invitation or reset link (``via`` names the link's
     purpose, which is then used up) or the command line. Like any password reset it ends
     the user's existing sessions."""
-    check_password_policy(password, user.username, user.email)
+    check_password_policy(password, user.username, user.email, user.full_name)
     user.password_hash = hash_password(password)
     end_all_sessions(user)
     link = LinkPurpose(via) if via in {p.value for p in LinkPurpose} else None
@@ -311,7 +314,7 @@ def set_password(user: User, password: str, *, via: str) -> None:
 def change_password(user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
         raise AccountError("the current password is wrong")
-    check_password_policy(new, user.username, user.email)
+    check_password_policy(new, user.username, user.email, user.full_name)
     user.password_hash = hash_password(new)
     end_all_sessions(user, keep_current=True)  # other devices must sign in again
     record("user.password", object_type="user", object_id=user.id, via="change")

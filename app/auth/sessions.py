@@ -3,24 +3,41 @@
 The signed session cookie holds a random token; the database holds its hash. A cookie
 copied before logout (or before deactivation or a password change) names a session row
 that has ended, so the user loader refuses it.
+
+A session ends after IDLE_TIMEOUT without a request and SESSION_LIFETIME after sign-in,
+with two exceptions:
+
+- while its user has a timed exam in progress, neither applies (the exam's deadline ends
+  the exam instead): a trainee is never signed out mid-exam. An open exam page also saves
+  every 15 seconds, which counts as activity like any request;
+- "remember this device" on a trainee-only account: a persistent cookie and no idle end,
+  up to REMEMBER_DEVICE_LIFETIME. An account with any other role (trainer, lead,
+  administrator) keeps both limits even on a remembered device.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from flask import current_app, session
+from flask import current_app, g, session
 from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 
 from app.auth.models import User, UserSession
+from app.auth.roles import TRAINEE_ROLES
 from app.db_types import utcnow
 from app.extensions import db
 
 SESSION_KEY = "sid"
-# Refresh last_seen_at at most this often, not on every request.
+# Set on ``g`` when this request's session just ended for want of activity, so that the
+# sign-in page can say why.
+IDLE_ENDED = "session_ended_idle"
+IDLE_MESSAGE = "You were signed out after {minutes} minutes without activity. Sign in again."
+# Refresh last_seen_at at most this often, not on every request: the idle end may come up
+# to this much early, never late.
 _TOUCH_INTERVAL = timedelta(minutes=1)
 
 
@@ -28,23 +45,81 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(user: User) -> None:
+def _trainee_only(user: User) -> bool:
+    return bool(user.roles) and user.roles <= TRAINEE_ROLES
+
+
+def start_session(user: User, *, remember: bool = False) -> None:
     """Log ``user`` in with a fresh server-side session (the caller commits)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    cfg = current_app.config
+    lifetime = cfg["SESSION_LIFETIME"]
+    if remember and _trainee_only(user):
+        lifetime = cfg["REMEMBER_DEVICE_LIFETIME"]
     db.session.add(
         UserSession(
             token_hash=_hash(token),
             user=user,
             created_at=now,
             last_seen_at=now,
-            expires_at=now + current_app.config["SESSION_LIFETIME"],
+            expires_at=now + lifetime,
+            remembered=remember,
         )
     )
     session.clear()  # no state carried over from before login (session fixation)
     session[SESSION_KEY] = token
-    session.permanent = True
+    # Only a remembered device gets a cookie that outlives the browser.
+    session.permanent = remember
     login_user(user)
+
+
+def idle_message() -> str:
+    minutes = int(current_app.config["IDLE_TIMEOUT"].total_seconds() // 60)
+    return IDLE_MESSAGE.format(minutes=minutes)
+
+
+def remember_hint() -> str:
+    """What "remember this device" does, for the sign-in page."""
+    cfg = current_app.config
+    days = cfg["REMEMBER_DEVICE_LIFETIME"].days
+    minutes = int(cfg["IDLE_TIMEOUT"].total_seconds() // 60)
+    return (
+        f"Only on a device nobody else uses: trainees stay signed in for up to {days} days, "
+        "also after the browser closes. Otherwise you are signed out when the browser "
+        f"closes or after {minutes} minutes without activity (trainers, programme leads and "
+        "administrators always are)."
+    )
+
+
+# Checks "does this user have an exam open that must not be interrupted?", registered by
+# the training area (app.quizzes): accounts do not import the areas built on them.
+_KEEP_SIGNED_IN: list[Callable[[int, datetime], bool]] = []
+
+
+def keep_signed_in_while(check: Callable[[int, datetime], bool]) -> None:
+    """Register ``check(user_id, now)``: while it is true the user's session neither idles
+    out nor expires."""
+    if check not in _KEEP_SIGNED_IN:
+        _KEEP_SIGNED_IN.append(check)
+
+
+def _kept_signed_in(user_id: int, now: datetime) -> bool:
+    return any(check(user_id, now) for check in _KEEP_SIGNED_IN)
+
+
+def _over_time(row: UserSession, now: datetime) -> str | None:
+    """Why the session is over ("idle" or "expired"), or None; ignores exams."""
+    cfg = current_app.config
+    privileged = not _trainee_only(row.user)
+    expires_at = row.expires_at
+    if privileged:  # a role gained after sign-in does not inherit a remembered lifetime
+        expires_at = min(expires_at, row.created_at + cfg["SESSION_LIFETIME"])
+    if expires_at <= now:
+        return "expired"
+    if (privileged or not row.remembered) and now - row.last_seen_at > cfg["IDLE_TIMEOUT"]:
+        return "idle"
+    return None
 
 
 def load_user(user_id: str) -> User | None:
@@ -60,9 +135,16 @@ def load_user(user_id: str) -> User | None:
         row is None
         or row.user_id != int(user_id)
         or row.ended_at is not None
-        or row.expires_at <= now
         or not row.user.active
     ):
+        return None
+    over = _over_time(row, now)
+    if over is not None and not _kept_signed_in(row.user_id, now):
+        row.ended_at = now
+        db.session.commit()
+        session.pop(SESSION_KEY, None)
+        if over == "idle":
+            g.setdefault(IDLE_ENDED, True)
         return None
     if now - row.last_seen_at > _TOUCH_INTERVAL:
         row.last_seen_at = now

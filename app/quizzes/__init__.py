@@ -1,8 +1,35 @@
 """Reading exercises and exams, scored against reference reads."""
 
+from datetime import datetime
+
 from flask import Blueprint
 
+from app.auth.sessions import keep_signed_in_while
+
 bp = Blueprint("quizzes", __name__, url_prefix="/training")
+
+
+def has_open_timed_exam(user_id: int, now: datetime) -> bool:
+    """A timed attempt in progress before its deadline: its trainee must not be signed out
+    mid-exam by the idle or 12-hour rule (the deadline ends the exam instead)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.quizzes.models import Attempt, AttemptState
+
+    found = db.session.scalar(
+        select(Attempt.id)
+        .where(
+            Attempt.user_id == user_id,
+            Attempt.state == AttemptState.IN_PROGRESS.value,
+            Attempt.deadline_at > now,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+keep_signed_in_while(has_open_timed_exam)
 
 
 @bp.app_template_global()
