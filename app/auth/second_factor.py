@@ -99,9 +99,14 @@ def hold_for_second_step(user: User, next_url: str | None) -> None:
     # step, so its event (in this uncommitted transaction) is renamed, and "login" is recorded
     # when the second step passes: the log never says "signed in" of someone who only knew
     # the password.
-    for obj in list(db.session):
-        if isinstance(obj, AuditEvent) and obj.action == "login" and obj.object_id == str(user.id):
-            obj.action = "login.password"
+    event = db.session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.action == "login", AuditEvent.object_id == str(user.id))
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    if event is not None:
+        event.action = "login.password"
     session.clear()  # nothing from before the password step carries over
     session[_PENDING_USER] = user.id
     session[_PENDING_NEXT] = next_url or ""
