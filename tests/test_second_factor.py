@@ -338,7 +338,7 @@ def test_demo_privileged_accounts_are_enrolled_with_their_key_beside_the_passwor
              (Path(app.instance_path) / PASSWORD_FILE).read_text().splitlines()
              if not line.startswith("#")}
     for name in ("demo-trainer", "demo-lead", "demo-admin"):
-        password, key = lines[name]
+        _password, key = lines[name]
         assert key == accounts[name].totp_secret
         user = db.session.scalar(select(User).where(User.username == name))
         factor = db.session.get(SecondFactor, user.id)
