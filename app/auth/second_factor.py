@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 
 import pyotp
-import qrcode
-import qrcode.image.svg
+import qrcode  # type: ignore[import-untyped]
+import qrcode.image.svg  # type: ignore[import-untyped]
 from flask import current_app, session
 from sqlalchemy import delete, select
 

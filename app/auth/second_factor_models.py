@@ -11,7 +11,7 @@ from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
 
 
-class SecondFactor(db.Model):
+class SecondFactor(db.Model):  # type: ignore[name-defined]
     """A user's authenticator (RFC 6238 TOTP). ``enrolled_at`` is None while the user has
     been shown the secret but has not yet proved it with a code."""
 
@@ -32,7 +32,7 @@ class SecondFactor(db.Model):
     last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class RecoveryCode(db.Model):
+class RecoveryCode(db.Model):  # type: ignore[name-defined]
     """A one-time recovery code, kept as salted SHA-256 (the codes are random and long, so a
     slow password hash would add nothing but latency to ten comparisons)."""
 

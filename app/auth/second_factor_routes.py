@@ -4,11 +4,11 @@ privileged pages from a session that did not pass the second factor."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
+from flask_login import current_user, login_required  # type: ignore[import-untyped]
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
-from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import StringField, SubmitField  # type: ignore[import-untyped]
+from wtforms.validators import DataRequired, Length  # type: ignore[import-untyped]
 
 from app.auth import bp
 from app.auth import second_factor as sf
