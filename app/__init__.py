@@ -90,6 +90,7 @@ def _register_blueprints(app: Flask) -> None:
     from app import home, trainee_home  # noqa: F401  (trainee_home: routes on home's bp)
     from app.admin import routes as admin_routes
     from app.auth import routes as auth_routes
+    from app.auth import second_factor_routes  # noqa: F401  (on the auth blueprint)
     from app.cases import routes as cases_routes
     from app.certification import editor as certification_editor  # noqa: F401
     from app.certification import routes as certification_routes

@@ -14,6 +14,7 @@ from werkzeug.serving import run_simple
 from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
+from app.auth.second_factor import reset_second_factor
 from app.auth.services import (
     AccountError,
     create_clinic,
@@ -176,6 +177,21 @@ def users_invite(user_ref: str) -> None:
     _echo_invitation(issue_invitation(user), user)
 
 
+@users.command("reset-2fa")
+@click.argument("user_ref", metavar="USERNAME")
+@with_appcontext
+def users_reset_2fa(user_ref: str) -> None:
+    """Remove a user's second factor (lost phone): they set it up again at next sign-in."""
+    try:
+        user = find_user(user_ref)
+    except AccountError as exc:
+        raise _fail(exc) from None
+    if not reset_second_factor(user):
+        raise click.ClickException(f"{user.username} has no second factor to reset.")
+    click.echo(f"Reset the second factor of {user.username} and ended their sessions; "
+               "they set it up again at their next sign-in.")
+
+
 @users.command("set-password")
 @click.argument("user_ref")
 @click.password_option()
@@ -249,6 +265,10 @@ def demo(port: int, no_serve: bool) -> None:
     for account in accounts:
         password = account.password or "(set earlier; see the instance folder)"
         click.echo(f"  {account.role.label:<22} {account.username:<20} {password}")
+        if account.totp_secret:
+            click.echo(f"  {'':<22} authenticator key: {account.totp_secret}")
+    click.echo("Trainer, programme-lead and administrator accounts sign in with a second "
+               "factor: add the authenticator key to an authenticator app.")
     click.echo(f"\nPasswords are also in {Path(current_app.instance_path) / 'demo-accounts.txt'}")
     if no_serve:
         return

@@ -62,6 +62,15 @@ class DefaultConfig:
     RATELIMIT_HEADERS_ENABLED = False
 
     INVITATION_MAX_AGE = timedelta(days=7)
+
+    # Second factor (TOTP): required of trainers, programme leads and administrators;
+    # trainees may opt in. Wrong codes per account before the sign-in must start over, and
+    # how long the second step stays refused after that; how long a right password waits
+    # for its second step.
+    REQUIRE_2FA = True
+    SECOND_FACTOR_MAX_FAILURES = 5
+    SECOND_FACTOR_LOCKOUT = timedelta(minutes=15)
+    SECOND_FACTOR_STEP_MAX_AGE = timedelta(minutes=5)
     # Self-service reset links (only when MAIL_SERVER is set); requests are limited per
     # client address and per typed user name, so nobody can flood a mailbox.
     PASSWORD_RESET_MAX_AGE = timedelta(hours=1)

@@ -2,7 +2,9 @@
 
 Re-running never duplicates or resets anything: existing clinics and users are left as they
 are. Generated passwords are kept in the instance folder (owner-only) so that later runs can
-print them again.
+print them again. Trainer, programme-lead and administrator accounts need a second factor: the
+demo enrols them at seeding and prints each TOTP key beside the password (and keeps it in the
+same file), so adding the key to an authenticator app is all the demo needs.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
+from app.auth.second_factor import PRIVILEGED_ROLES, enrol_with_secret
 from app.auth.services import create_clinic, create_user
 from app.cases.demo_library import IMAGE_QUALITY_TAG
 from app.cases.library_files import LoadResult, load_library
@@ -61,13 +65,15 @@ class DemoAccount:
     role: Role
     password: str | None  # None when set before and no longer known to this install
     created: bool
+    totp_secret: str | None = None  # privileged accounts: the authenticator key
 
 
 def _password_file() -> Path:
     return Path(current_app.instance_path) / PASSWORD_FILE
 
 
-def _known_passwords() -> dict[str, str]:
+def _known_lines() -> dict[str, list[str]]:
+    """User name → [password, TOTP secret (privileged accounts)] as remembered."""
     path = _password_file()
     if not path.exists():
         return {}
@@ -75,15 +81,21 @@ def _known_passwords() -> dict[str, str]:
     for line in path.read_text().splitlines():
         parts = line.split()
         if len(parts) >= 2 and not line.startswith("#"):
-            known[parts[0]] = parts[1]
+            known[parts[0]] = parts[1:3]
     return known
 
 
-def _remember(passwords: dict[str, str]) -> None:
+def _remember(passwords: dict[str, str], secrets_by_name: dict[str, str]) -> None:
     path = _password_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# CXR Academy demo accounts: user name, password (local demo only)"]
-    lines += [f"{name} {pw}" for name, pw in sorted(passwords.items())]
+    lines = [
+        "# CXR Academy demo accounts: user name, password, authenticator (TOTP) key of "
+        "accounts that need a second factor (local demo only)"
+    ]
+    lines += [
+        f"{name} {pw} {secrets_by_name.get(name, '')}".rstrip()
+        for name, pw in sorted(passwords.items())
+    ]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -193,15 +205,18 @@ def seed_demo() -> list[DemoAccount]:
         clinic = db.session.scalar(select(Clinic).where(func.lower(Clinic.name) == name.lower()))
         clinics[name] = clinic or create_clinic(name, city, country)
 
-    known = _known_passwords()
+    lines = _known_lines()
+    known = {name: parts[0] for name, parts in lines.items()}
+    totp = {name: parts[1] for name, parts in lines.items() if len(parts) > 1}
     accounts = []
     for username, full_name, role, clinic_name, countries in DEMO_USERS:
         existing = db.session.scalar(select(User).where(User.username == username))
         if existing is not None:
-            accounts.append(DemoAccount(username, role, known.get(username), created=False))
+            accounts.append(DemoAccount(username, role, known.get(username), created=False,
+                                        totp_secret=totp.get(username)))
             continue
         password = secrets.token_urlsafe(12)
-        create_user(
+        user = create_user(
             email=f"{username}@demo.cxr-academy.org",
             username=username,
             full_name=full_name,
@@ -211,8 +226,12 @@ def seed_demo() -> list[DemoAccount]:
             lead_countries=countries,
         )
         known[username] = password
-        accounts.append(DemoAccount(username, role, password, created=True))
-    _remember(known)
+        if role in PRIVILEGED_ROLES:
+            totp[username] = pyotp.random_base32()
+            enrol_with_secret(user, totp[username])
+        accounts.append(DemoAccount(username, role, password, created=True,
+                                    totp_secret=totp.get(username)))
+    _remember(known, totp)
     return accounts
 
 

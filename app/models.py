@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
+from app.auth.second_factor_models import RecoveryCode, SecondFactor
 from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
 from app.certification.models import (
     Certificate,
@@ -36,9 +37,11 @@ __all__ = [
     "ExerciseCase",
     "LeadCountry",
     "Programme",
+    "RecoveryCode",
     "ReferenceRead",
     "ReportingScheme",
     "Requirement",
+    "SecondFactor",
     "User",
     "UserRole",
     "UserSession",

@@ -12,21 +12,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import MIGRATIONS_DIR, create_app
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
+from app.auth.second_factor import PRIVILEGED_ROLES, enrol_with_secret
+from app.auth.second_factor_models import SecondFactor
 from app.auth.services import create_clinic, create_user
 from app.extensions import db
 from tests.forms import submit_form
 from tests.realservers import CHROMIUM, create_database, missing, postgres_server
 
 PASSWORD = "correct-horse-battery"
+# The authenticator key ``make_user`` gives trainers, programme leads and administrators, so
+# the sign-in helpers can complete the second step.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 # Cheap argon2 parameters: the tests check behaviour, not hashing cost.
 FAST_HASHING = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1}
@@ -158,13 +165,17 @@ def make_user(app: Flask, make_clinic: Callable[..., Clinic]) -> Callable[..., U
         password: str | None = PASSWORD,
         clinic: Clinic | None = None,
         countries: tuple[str, ...] = (),
+        second_factor: bool | None = None,  # default: privileged users are enrolled
         **kwargs: Any,
     ) -> User:
         n = next(counter)
         roles = roles or (Role.TRAINEE_RADIOLOGIST,)
         if Role.PROGRAMME_LEAD in roles and not countries and "lead_all_countries" not in kwargs:
             countries = ("KE",)
-        return create_user(
+        enrol = second_factor
+        if enrol is None:
+            enrol = not set(roles).isdisjoint(PRIVILEGED_ROLES)
+        user = create_user(
             email=f"{username or f'user{n}'}@example.org",
             full_name=kwargs.pop("full_name", f"Test User {n}"),
             username=username or f"user{n}",
@@ -174,6 +185,9 @@ def make_user(app: Flask, make_clinic: Callable[..., Clinic]) -> Callable[..., U
             lead_countries=countries,
             **kwargs,
         )
+        if enrol:
+            enrol_with_secret(user, TOTP_SECRET)
+        return user
 
     return factory
 
@@ -189,12 +203,40 @@ def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
     return match.group(1)
 
 
+def current_totp(username: str) -> str:
+    """A code the authenticator of ``username`` would show now. The replay rule (a time step
+    is accepted once) is tested in test_second_factor; here the user's last accepted step is
+    forgotten so that tests of other features may sign the same user in again and again."""
+    ident = username.strip().lower()
+    user = db.session.scalar(select(User).where((User.username == ident) | (User.email == ident)))
+    assert user is not None, f"no user {username}"
+    factor = db.session.get(SecondFactor, user.id)
+    assert factor is not None, f"{username} has no second factor"
+    factor.last_time_step = None
+    code = pyotp.TOTP(factor.secret).now()
+    db.session.commit()
+    return code
+
+
 def login(client: FlaskClient, username: str, password: str = PASSWORD,
           next: str | None = None):
-    """Sign in through the rendered sign-in form (``next`` as a link to the page carries it)."""
+    """Sign in through the rendered sign-in form (``next`` as a link to the page carries it);
+    for a user with a second factor, the second step's form is filled in too, and a privileged
+    user without one sets it up (the answer is then the page of recovery codes)."""
     page = "/auth/login" + (f"?{urlencode({'next': next})}" if next is not None else "")
-    return submit_form(client, page, button="Sign in",
-                       fields={"username": username, "password": password})
+    response = submit_form(client, page, button="Sign in",
+                           fields={"username": username, "password": password})
+    if response.status_code != 302 or not response.location.endswith("/auth/second-factor"):
+        return response
+    step = client.get("/auth/second-factor").get_data(as_text=True)
+    if "Turn on" in step:  # a privileged user without a second factor sets one up first
+        secret = re.search(r'data-testid="enrol-secret"[^>]*>([A-Z2-7]+)<', step)
+        assert secret, step
+        return submit_form(client, "/auth/second-factor", button="Turn on",
+                           fields={"code": pyotp.TOTP(secret.group(1)).now()})
+    with client.application.app_context():
+        code = current_totp(username)
+    return submit_form(client, "/auth/second-factor", button="Verify", fields={"code": code})
 
 
 def sign_out(client: FlaskClient, page: str = "/training/"):
@@ -286,3 +328,7 @@ def sign_in(page, base: str, username: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+    if page.url.split("?")[0].endswith("/auth/second-factor"):
+        page.get_by_label("Code").fill(current_totp(username))
+        page.get_by_role("button", name="Verify").click()
+        page.wait_for_load_state()

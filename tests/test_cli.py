@@ -38,7 +38,11 @@ def test_users_create_with_generated_password_can_sign_in(app, client):
                  "--role", "Trainer", "--role", "admin", "--password", "generate")
     assert result.exit_code == 0, result.output
     password = result.output.split("password: ")[1].split()[0]
-    assert login(client, "t00", password).status_code == 302
+    # A trainer sets up the second factor at the first sign-in, then is signed in.
+    signed_in = login(client, "t00", password)
+    assert signed_in.status_code == 200
+    assert "Your recovery codes" in signed_in.get_data(as_text=True)
+    assert client.get("/cases/").status_code == 200
 
 
 def test_users_create_bad_input_gives_clear_errors_and_writes_nothing(app, make_user):

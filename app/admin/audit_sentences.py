@@ -28,6 +28,11 @@ ACTION_LABELS: dict[str, str] = {
     "user.deactivate": "Account deactivated",
     "user.password": "Password set",
     "password_reset.request": "Password reset asked for",
+    "second_factor.enrol": "Second factor set up",
+    "login.password": "Password accepted",
+    "second_factor.failed": "Second-factor code refused",
+    "second_factor.recovery_code": "Recovery code used",
+    "second_factor.reset": "Second factor reset",
     "clinic.create": "Clinic added",
     "cases.import": "Cases imported",
     "case.create": "Case added",
@@ -236,7 +241,10 @@ def _cases_import(d: Mapping[str, Any], names: Names) -> str:
 _Sentence = Callable[[Mapping[str, Any], Names], str]
 
 _SENTENCES: dict[str, _Sentence] = {
-    "login": lambda d, n: "Signed in.",
+    "login": lambda d, n: (
+        f"Signed in (second factor: {d['second_factor']})." if d.get("second_factor")
+        else "Signed in."
+    ),
     "logout": lambda d, n: "Signed out.",
     "login.failed": _login_failed,
     "user.create": _user_create,
@@ -257,6 +265,16 @@ _SENTENCES: dict[str, _Sentence] = {
     "user.deactivate": lambda d, n: "Deactivated the account and ended its sessions.",
     "user.password": lambda d, n: _PASSWORD_VIA[d["via"]],
     "password_reset.request": _reset_request,
+    "second_factor.enrol": lambda d, n: "Set up an authenticator app and recovery codes.",
+    "login.password": lambda d, n: "Gave the right password; the second step was asked for.",
+    "second_factor.failed": lambda d, n: "Entered a wrong second-factor code.",
+    "second_factor.recovery_code": lambda d, n: (
+        f"Signed in with a recovery code ({d.get('remaining', '?')} left)."
+    ),
+    "second_factor.reset": lambda d, n: (
+        "Reset the second factor and ended the account's sessions; it is set up again at "
+        "the next sign-in."
+    ),
     "clinic.create": lambda d, n: f"Added the clinic {d['name']} ({n.country(d['country'])}).",
     "cases.import": _cases_import,
     "case.create": lambda d, n: f"Added the case from {d['source']}.",

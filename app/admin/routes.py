@@ -24,6 +24,7 @@ from app.admin.forms import (
     UserCreateForm,
     UserEditForm,
 )
+from app.auth import second_factor
 from app.auth.decorators import roles_required
 from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
@@ -123,6 +124,7 @@ def _render_user(
         action=ActionForm(),
         invitation=invitation,
         country_name=country_name,
+        second_factor_on=second_factor.is_enrolled(user),
     ), status
 
 
@@ -174,6 +176,19 @@ def activate(user_id: int) -> Response:
     target = _user_or_404(user_id)
     set_active(target, True)
     flash(f"{target.full_name} is active again.", "success")
+    return redirect(url_for("admin.user", user_id=target.id))
+
+
+@bp.route("/users/<int:user_id>/reset-second-factor", methods=["POST"])
+def reset_second_factor(user_id: int) -> Response:
+    target = _user_or_404(user_id)
+    if not second_factor.reset_second_factor(target):
+        abort(409, description="This account has no second factor to reset.")
+    flash(
+        f"The second factor of {target.full_name} is reset and they are signed out everywhere; "
+        "they set it up again at their next sign-in.",
+        "success",
+    )
     return redirect(url_for("admin.user", user_id=target.id))
 
 

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.audit.services import record
-from app.auth import bp
+from app.auth import bp, second_factor
 from app.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
 from app.auth.invitations import InvitationError, user_for_invitation
 from app.auth.resets import (
@@ -99,6 +99,11 @@ def login() -> Response | str | tuple[str, int]:
     if user is None:
         form.password.errors = [WRONG_CREDENTIALS]
         return render_template("auth/login.html", form=form), 401
+    if second_factor.step_needed(user):
+        second_factor.hold_for_second_step(user, _safe_next(form.next.data),
+                                           remember=bool(form.remember.data))
+        db.session.commit()
+        return redirect(url_for("auth.second_step"))
     start_session(user, remember=bool(form.remember.data))
     db.session.commit()
     return redirect(_safe_next(form.next.data) or home_url_for(user))

@@ -1,0 +1,327 @@
+"""Second factor at sign-in: TOTP (RFC 6238, pyotp) and one-time recovery codes.
+
+Sign-in runs in two steps. A right password for a user who needs the second factor does not
+sign them in: it only holds them, in the session, for the second step (a code from their
+authenticator or a recovery code; or, for a privileged user not yet enrolled, enrolment).
+Only a passed second step starts the server-side session and marks it as such, so no
+privileged page is ever served to a session that skipped the step.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import secrets
+import time
+from dataclasses import dataclass
+
+import pyotp
+import qrcode  # type: ignore[import-untyped]
+import qrcode.image.svg  # type: ignore[import-untyped]
+from flask import current_app, session
+from sqlalchemy import delete, select
+
+from app.audit.models import AuditEvent
+from app.audit.services import record
+from app.auth.models import User
+from app.auth.roles import Role
+from app.auth.second_factor_models import RecoveryCode, SecondFactor
+from app.auth.sessions import end_all_sessions, start_session
+from app.db_types import utcnow
+from app.extensions import db
+
+PRIVILEGED_ROLES = (Role.TRAINER, Role.PROGRAMME_LEAD, Role.ADMIN)
+ISSUER = "CXR Academy"
+RECOVERY_CODE_COUNT = 10
+
+# Session keys: the user held between the two steps, where they were going, since when;
+# and the mark that this session's sign-in passed the second factor.
+_PENDING_USER = "2fa_user"
+_PENDING_NEXT = "2fa_next"
+_PENDING_SINCE = "2fa_since"
+_PENDING_REMEMBER = "2fa_remember"
+PASSED = "2fa_passed"
+
+
+class SecondFactorError(Exception):
+    """A refusal with a sentence for the user."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+
+
+class SecondFactorLocked(SecondFactorError):
+    """Too many wrong codes: the sign-in is abandoned and must start again."""
+
+
+WRONG_CODE = "That code is not right. Enter the current code from your authenticator app."
+TOO_MANY_WRONG = (
+    "Too many wrong codes. Sign in again with your password in 15 minutes, "
+    "or ask your administrator to reset your second factor."
+)
+
+
+# ---- who needs it ---------------------------------------------------------------------------
+
+
+def required_for(user: User) -> bool:
+    """Trainers, programme leads and administrators must use a second factor."""
+    return bool(current_app.config["REQUIRE_2FA"]) and user.has_role(*PRIVILEGED_ROLES)
+
+
+def factor_of(user: User) -> SecondFactor | None:
+    return db.session.get(SecondFactor, user.id)
+
+
+def is_enrolled(user: User) -> bool:
+    factor = factor_of(user)
+    return factor is not None and factor.enrolled_at is not None
+
+
+def step_needed(user: User) -> bool:
+    """Enrolled users (trainees who opted in too) and privileged users pass a second step."""
+    return is_enrolled(user) or required_for(user)
+
+
+def session_passed() -> bool:
+    return bool(session.get(PASSED))
+
+
+# ---- the state between the two steps --------------------------------------------------------
+
+
+def hold_for_second_step(user: User, next_url: str | None, *, remember: bool = False) -> None:
+    """After a right password: remember the user for the second step, not signed in
+    (the caller commits)."""
+    # The password check audits every right password as a sign-in; here it is only the first
+    # step, so its event (in this uncommitted transaction) is renamed, and "login" is recorded
+    # when the second step passes: the log never says "signed in" of someone who only knew
+    # the password.
+    event = db.session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.action == "login", AuditEvent.object_id == str(user.id))
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    if event is not None:
+        event.action = "login.password"
+    session.clear()  # nothing from before the password step carries over
+    session[_PENDING_USER] = user.id
+    session[_PENDING_NEXT] = next_url or ""
+    session[_PENDING_SINCE] = int(time.time())
+    session[_PENDING_REMEMBER] = remember  # "remember this device", asked with the password
+
+
+def pending_user() -> User | None:
+    """The user held for the second step, if the hold is still fresh and the account usable."""
+    user_id = session.get(_PENDING_USER)
+    since = session.get(_PENDING_SINCE)
+    if not isinstance(user_id, int) or not isinstance(since, int):
+        return None
+    max_age = current_app.config["SECOND_FACTOR_STEP_MAX_AGE"].total_seconds()
+    if time.time() - since > max_age:
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        return None
+    return user
+
+
+def pending_next() -> str | None:
+    return session.get(_PENDING_NEXT) or None
+
+
+def abandon_pending() -> None:
+    for key in (_PENDING_USER, _PENDING_NEXT, _PENDING_SINCE, _PENDING_REMEMBER):
+        session.pop(key, None)
+
+
+def complete_sign_in(user: User, how: str) -> None:
+    """Start the real session, marked as having passed the second factor (caller commits)."""
+    start_session(user, remember=session.get(_PENDING_REMEMBER) is True)
+    session[PASSED] = True
+    record("login", actor=user, object_type="user", object_id=user.id, second_factor=how)
+
+
+# ---- enrolment ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    uri: str
+    qr_data_uri: str
+
+
+def begin_enrolment(user: User) -> Enrolment:
+    """A secret for ``user`` to add to an authenticator; the same one until confirmed, so a
+    reloaded page does not invalidate what was already scanned."""
+    factor = factor_of(user)
+    if factor is not None and factor.enrolled_at is not None:
+        raise SecondFactorError("A second factor is already set up for this account.")
+    if factor is None:
+        factor = SecondFactor(user_id=user.id, secret=pyotp.random_base32(), failed_count=0)
+        db.session.add(factor)
+        db.session.commit()
+    uri = pyotp.TOTP(factor.secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
+    return Enrolment(factor.secret, uri, qr_data_uri(uri))
+
+
+def qr_data_uri(text: str) -> str:
+    """An inline SVG QR code (the CSP allows data: images; nothing leaves the portal)."""
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def confirm_enrolment(user: User, code: str) -> list[str]:
+    """Finish enrolment with a code from the new authenticator; returns the recovery codes,
+    which are shown this once and kept only as hashes."""
+    factor = factor_of(user)
+    if factor is None:
+        raise SecondFactorError("Start the set-up again: no secret is waiting for a code.")
+    if factor.enrolled_at is not None:
+        raise SecondFactorError("A second factor is already set up for this account.")
+    step = _matching_step(factor, code)
+    if step is None:
+        raise SecondFactorError(WRONG_CODE)
+    factor.last_time_step = step
+    factor.enrolled_at = utcnow()
+    factor.failed_count = 0
+    codes = _new_recovery_codes(user)
+    record("second_factor.enrol", actor=user, object_type="user", object_id=user.id)
+    db.session.commit()
+    return codes
+
+
+def enrol_with_secret(user: User, secret: str) -> None:
+    """Enrol ``user`` with a known secret (demo seeding, tests); no recovery codes."""
+    db.session.execute(delete(SecondFactor).where(SecondFactor.user_id == user.id))
+    db.session.add(
+        SecondFactor(user_id=user.id, secret=secret, enrolled_at=utcnow(), failed_count=0)
+    )
+    db.session.commit()
+
+
+# ---- the second step ------------------------------------------------------------------------
+
+
+def verify_second_step(user: User, code: str) -> str:
+    """Accept a current TOTP code (never one already used) or an unused recovery code;
+    returns which ("code", "recovery code").
+
+    Wrong codes are counted per account; the ``SECOND_FACTOR_MAX_FAILURES``-th raises
+    SecondFactorLocked, and for ``SECOND_FACTOR_LOCKOUT`` afterwards even a right code is
+    refused, so guessing six digits needs the password again and again, slowly.
+    """
+    factor = factor_of(user)
+    if factor is None or factor.enrolled_at is None:
+        raise SecondFactorError("This account has no second factor set up.")
+    cfg = current_app.config
+    now = utcnow()
+    if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:
+        if factor.last_failed_at and now - factor.last_failed_at < cfg["SECOND_FACTOR_LOCKOUT"]:
+            raise SecondFactorLocked(TOO_MANY_WRONG)
+        factor.failed_count = 0
+    cleaned = _clean(code)
+    if cleaned.isdigit() and len(cleaned) == 6:
+        step = _matching_step(factor, cleaned)
+        if step is not None and (factor.last_time_step is None or step > factor.last_time_step):
+            factor.last_time_step = step
+            factor.failed_count = 0
+            return "code"
+    elif _use_recovery_code(user, cleaned):
+        factor.failed_count = 0
+        record("second_factor.recovery_code", actor=user, object_type="user", object_id=user.id,
+               remaining=remaining_recovery_codes(user))
+        return "recovery code"
+    factor.failed_count += 1
+    factor.last_failed_at = now
+    record("second_factor.failed", actor=user, object_type="user", object_id=user.id)
+    db.session.commit()
+    if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:
+        raise SecondFactorLocked(TOO_MANY_WRONG)
+    raise SecondFactorError(WRONG_CODE)
+
+
+def _clean(code: str) -> str:
+    return "".join(code.split()).replace("-", "").lower()[:64]
+
+
+def _matching_step(factor: SecondFactor, code: str) -> int | None:
+    """The time step whose code this is: the current one, or one either side for clock drift
+    (RFC 6238 section 5.2)."""
+    code = _clean(code)
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(factor.secret)
+    now_step = int(time.time()) // totp.interval
+    for step in (now_step - 1, now_step, now_step + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+# ---- recovery codes -------------------------------------------------------------------------
+
+
+def _hash_code(salt: str, code: str) -> str:
+    return hashlib.sha256((salt + code).encode()).hexdigest()
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    """Replace ``user``'s recovery codes with ten new ones (60 random bits each)."""
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = "".join(secrets.choice(alphabet) for _ in range(12))
+        salt = secrets.token_hex(16)
+        db.session.add(RecoveryCode(user_id=user.id, salt=salt, code_hash=_hash_code(salt, raw)))
+        codes.append(f"{raw[:4]}-{raw[4:8]}-{raw[8:]}")
+    return codes
+
+
+def _use_recovery_code(user: User, cleaned: str) -> bool:
+    if len(cleaned) != 12:
+        return False
+    unused = db.session.scalars(
+        select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).all()
+    for row in unused:
+        if hmac.compare_digest(row.code_hash, _hash_code(row.salt, cleaned)):
+            row.used_at = utcnow()
+            return True
+    return False
+
+
+def remaining_recovery_codes(user: User) -> int:
+    return len(
+        db.session.scalars(
+            select(RecoveryCode.id).where(
+                RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+            )
+        ).all()
+    )
+
+
+# ---- reset by an administrator --------------------------------------------------------------
+
+
+def reset_second_factor(user: User, *, actor: User | None = None) -> bool:
+    """Remove ``user``'s authenticator and recovery codes and sign them out everywhere; they
+    enrol again at their next sign-in. Returns False when there was nothing to reset."""
+    factor = factor_of(user)
+    had_codes = remaining_recovery_codes(user) > 0
+    if factor is None and not had_codes:
+        return False
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    db.session.execute(delete(SecondFactor).where(SecondFactor.user_id == user.id))
+    end_all_sessions(user)
+    record("second_factor.reset", actor=actor, object_type="user", object_id=user.id)
+    db.session.commit()
+    return True

@@ -1,0 +1,125 @@
+"""Pages of the second factor: the sign-in's second step, enrolment, and the guard that keeps
+privileged pages from a session that did not pass the second factor."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required  # type: ignore[import-untyped]
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
+from werkzeug.wrappers import Response
+from wtforms import StringField, SubmitField  # type: ignore[import-untyped]
+from wtforms.validators import DataRequired, Length  # type: ignore[import-untyped]
+
+from app.auth import bp
+from app.auth import second_factor as sf
+from app.auth.sessions import end_current_session
+from app.extensions import db
+from app.home import home_url_for
+
+SIGN_IN_AGAIN = "Your sign-in has expired or was not started. Sign in with your password."
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        "Code",
+        validators=[DataRequired(message="Enter a code."), Length(max=64)],
+        description="The 6-digit code from your authenticator app, or one of your recovery codes.",
+    )
+    submit = SubmitField("Verify")
+
+
+class EnrolForm(FlaskForm):
+    code = StringField(
+        "Code from your authenticator app",
+        validators=[DataRequired(message="Enter a code."), Length(max=64)],
+    )
+    submit = SubmitField("Turn on")
+
+
+def _refused(sentence: str, status: int) -> tuple[str, int]:
+    sf.abandon_pending()
+    return render_template("auth/second_factor_refused.html", reason=sentence), status
+
+
+@bp.route("/second-factor", methods=["GET", "POST"])
+def second_step() -> Response | str | tuple[str, int]:
+    """After the password: a code (or recovery code), or enrolment if none is set up yet."""
+    user = sf.pending_user()
+    if user is None:
+        return _refused(SIGN_IN_AGAIN, 400 if request.method == "POST" else 200)
+    if not sf.is_enrolled(user):
+        return _enrol_during_sign_in(user)
+    form = CodeForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("auth/second_step.html", form=form), status
+    try:
+        how = sf.verify_second_step(user, form.code.data or "")
+    except sf.SecondFactorLocked as exc:
+        return _refused(exc.sentence, 429)
+    except sf.SecondFactorError as exc:
+        form.code.errors = [exc.sentence]
+        return render_template("auth/second_step.html", form=form), 401
+    target = sf.pending_next()
+    sf.complete_sign_in(user, how)
+    db.session.commit()
+    return redirect(target or home_url_for(user))
+
+
+def _enrol_during_sign_in(user) -> str | tuple[str, int]:  # type: ignore[no-untyped-def]
+    form = EnrolForm()
+    if form.validate_on_submit():
+        try:
+            codes = sf.confirm_enrolment(user, form.code.data or "")
+        except sf.SecondFactorError as exc:
+            form.code.errors = [exc.sentence]
+        else:
+            target = sf.pending_next() or home_url_for(user)
+            sf.complete_sign_in(user, "enrolment")
+            db.session.commit()
+            return render_template("auth/recovery_codes.html", codes=codes, target=target)
+    status = 400 if request.method == "POST" else 200
+    enrolment = sf.begin_enrolment(user)
+    return render_template("auth/enrol.html", form=form, enrolment=enrolment,
+                           required=True), status
+
+
+@bp.route("/second-factor/set-up", methods=["GET", "POST"])
+@login_required
+def enrol() -> Response | str | tuple[str, int]:
+    """A signed-in user (a trainee, for whom it is optional) sets up a second factor."""
+    if sf.is_enrolled(current_user):
+        flash("Your second factor is already on. Ask an administrator to reset it.", "info")
+        return redirect(home_url_for(current_user))
+    form = EnrolForm()
+    if form.validate_on_submit():
+        try:
+            codes = sf.confirm_enrolment(current_user, form.code.data or "")
+        except sf.SecondFactorError as exc:
+            form.code.errors = [exc.sentence]
+        else:
+            session[sf.PASSED] = True
+            return render_template("auth/recovery_codes.html", codes=codes,
+                                   target=home_url_for(current_user))
+    status = 400 if request.method == "POST" else 200
+    enrolment = sf.begin_enrolment(current_user)
+    return render_template("auth/enrol.html", form=form, enrolment=enrolment,
+                           required=False), status
+
+
+# Pages a signed-in privileged user may reach without the second factor: signing out.
+_OPEN_ENDPOINTS = frozenset({"static", "auth.logout"})
+
+
+@bp.before_app_request
+def _privileged_pages_need_second_factor() -> Response | None:
+    """A privileged session that did not pass the second factor (begun before the user was
+    given the role, or before the requirement) is ended and sent to sign in again."""
+    if request.endpoint in _OPEN_ENDPOINTS or not current_user.is_authenticated:
+        return None
+    if sf.session_passed() or not sf.required_for(current_user):
+        return None
+    end_current_session()
+    db.session.commit()
+    flash("This account needs a second factor. Sign in again to set it up.", "info")
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
