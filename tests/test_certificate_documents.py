@@ -167,7 +167,7 @@ def test_migration_revokes_exceptions_granted_outside_the_programme_roles(
     codes = bad.code, good.code
     assert lead  # the lead granted them in the old days
     db.session.remove()
-    downgrade(directory=str(MIGRATIONS_DIR), revision="b7e3c1a9d254")
+    downgrade(directory=str(MIGRATIONS_DIR), revision="c4d8e2f1a7b3")
     upgrade(directory=str(MIGRATIONS_DIR))
     bad, good = (db.session.scalars(select(Certificate).where(Certificate.code == c)).one()
                  for c in codes)

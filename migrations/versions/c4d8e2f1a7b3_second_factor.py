@@ -1,7 +1,7 @@
 """second factor: TOTP secrets and one-time recovery codes
 
 Revision ID: c4d8e2f1a7b3
-Revises: b7e3c1a9d254
+Revises: c4d81f2a6b35
 Create Date: 2026-12-05 13:30:00.000000
 
 """
@@ -13,7 +13,7 @@ import app.db_types
 
 # revision identifiers, used by Alembic.
 revision = 'c4d8e2f1a7b3'
-down_revision = 'b7e3c1a9d254'
+down_revision = 'c4d81f2a6b35'
 branch_labels = None
 depends_on = None
 

@@ -6,8 +6,8 @@ and the certificate verified publicly as valid. Such certificates are revoked wi
 reason (kept, not deleted: the record of what was issued stays). The downgrade leaves
 them revoked: nothing says they should verify again.
 
-Revision ID: c4d8e2f1a7b3
-Revises: b7e3c1a9d254
+Revision ID: e9a4b7c2d615
+Revises: c4d8e2f1a7b3
 Create Date: 2026-12-05 13:30:00.000000
 
 """
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = 'c4d8e2f1a7b3'
-down_revision = 'b7e3c1a9d254'
+revision = 'e9a4b7c2d615'
+down_revision = 'c4d8e2f1a7b3'
 branch_labels = None
 depends_on = None
 
