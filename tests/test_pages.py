@@ -121,13 +121,14 @@ def test_pages_have_no_inline_scripts(client, login_as):
         assert " onclick=" not in body and " onload=" not in body
 
 
-def test_session_cookie_flags_over_http_and_https(client, make_user):
+def test_session_cookie_flags_over_http_and_https(app, client, make_user):
     user = make_user()
     plain = login(client, user.username)
     cookie = plain.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie
-    https = client.get("/auth/login", base_url="https://localhost")
+    # A fresh visitor: a browser-session cookie is only sent again when it changes.
+    https = app.test_client().get("/auth/login", base_url="https://localhost")
     assert "Secure" in https.headers["Set-Cookie"]
     assert "max-age" in https.headers["Strict-Transport-Security"]
 
