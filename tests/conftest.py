@@ -219,13 +219,15 @@ def current_totp(username: str) -> str:
 
 
 def login(client: FlaskClient, username: str, password: str = PASSWORD,
-          next: str | None = None):
+          next: str | None = None, *, remember: bool = False):
     """Sign in through the rendered sign-in form (``next`` as a link to the page carries it);
     for a user with a second factor, the second step's form is filled in too, and a privileged
     user without one sets it up (the answer is then the page of recovery codes)."""
     page = "/auth/login" + (f"?{urlencode({'next': next})}" if next is not None else "")
-    response = submit_form(client, page, button="Sign in",
-                           fields={"username": username, "password": password})
+    fields = {"username": username, "password": password}
+    if remember:
+        fields["remember"] = "y"
+    response = submit_form(client, page, button="Sign in", fields=fields)
     if response.status_code != 302 or not response.location.endswith("/auth/second-factor"):
         return response
     step = client.get("/auth/second-factor").get_data(as_text=True)
