@@ -16,12 +16,13 @@ import io
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pyotp
 import qrcode  # type: ignore[import-untyped]
 import qrcode.image.svg  # type: ignore[import-untyped]
 from flask import current_app, session
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, or_, select, update
 
 from app.audit.models import AuditEvent
 from app.audit.services import record
@@ -230,9 +231,7 @@ def verify_second_step(user: User, code: str) -> str:
     cleaned = _clean(code)
     if cleaned.isdigit() and len(cleaned) == 6:
         step = _matching_step(factor, cleaned)
-        if step is not None and (factor.last_time_step is None or step > factor.last_time_step):
-            factor.last_time_step = step
-            factor.failed_count = 0
+        if step is not None and _claim_time_step(factor, step):
             return "code"
     elif _use_recovery_code(user, cleaned):
         factor.failed_count = 0
@@ -246,6 +245,22 @@ def verify_second_step(user: User, code: str) -> str:
     if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:
         raise SecondFactorLocked(TOO_MANY_WRONG)
     raise SecondFactorError(WRONG_CODE)
+
+
+def _claim_time_step(factor: SecondFactor, step: int) -> bool:
+    """Record ``step`` as used unless it (or a later one) already was. One conditional UPDATE,
+    so two requests racing with the same code cannot both pass."""
+    claimed: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
+        update(SecondFactor)
+        .where(
+            SecondFactor.user_id == factor.user_id,
+            or_(SecondFactor.last_time_step.is_(None), SecondFactor.last_time_step < step),
+        )
+        .values(last_time_step=step, failed_count=0)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(factor)
+    return bool(claimed.rowcount)
 
 
 def _clean(code: str) -> str:
@@ -294,8 +309,14 @@ def _use_recovery_code(user: User, cleaned: str) -> bool:
     ).all()
     for row in unused:
         if hmac.compare_digest(row.code_hash, _hash_code(row.salt, cleaned)):
-            row.used_at = utcnow()
-            return True
+            # Conditional, so a code raced in two requests is spent by one of them only.
+            spent: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
+                update(RecoveryCode)
+                .where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return bool(spent.rowcount)
     return False
 
 
