@@ -69,16 +69,21 @@ def _bounded(value: str | None, name: str, *, default: int | None, minimum: int,
     # isascii: str.isdigit accepts digits such as "²" that int() refuses.
     if not (text.isascii() and text.isdigit()) or len(text) > 20 or not (
             minimum <= int(text) <= top):
-        abort(400, description=f"The parameter '{name}' must be a whole number from "
-                               f"{minimum} to {top}.")
+        abort(400, description=f"The parameter '{name}' must be a positive whole number "
+                               f"from {minimum} to {top}.")
     return int(text)
 
 
 def _check_query_integers() -> None:
+    """Only numbers too large are refused here, whatever the route: text, zero or negative
+    numbers are each view's to judge (a listing shows its first page for ``page=abc``)."""
     for name in QUERY_INTEGERS.keys() & request.args.keys():
+        top = QUERY_INTEGERS[name]
         for value in request.args.getlist(name):
-            _bounded(value, name, default=None, minimum=0 if name == "from" else 1,
-                     maximum=None)
+            digits = value.strip().lstrip("+-")
+            if digits.isascii() and digits.isdigit() and (len(digits) > 20 or int(digits) > top):
+                abort(400, description=f"The parameter '{name}' must be a whole number of at "
+                                       f"most {top}.")
 
 
 def _limit_json_body() -> None:
