@@ -287,12 +287,15 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def portal_url(app) -> Iterator[str]:
-    """The app served over real HTTP on 127.0.0.1, in a background thread."""
+    """The app served over real HTTP on 127.0.0.1, in a background thread; that address is
+    its public one (links in e-mails and certificates are built on PUBLIC_BASE_URL)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_BASE_URL"] = url
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield url
     finally:
         server.shutdown()
         thread.join(timeout=10)
