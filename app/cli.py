@@ -274,6 +274,9 @@ def demo(port: int, no_serve: bool) -> None:
         return
     click.echo(f"\nCXR Academy: http://127.0.0.1:{port}/  (Ctrl+C stops)\n")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    from app.demo import demo_public_url
+
+    app.config["PUBLIC_BASE_URL"] = demo_public_url(app.config["PUBLIC_BASE_URL"], port)
     from app.demo import ExpiryWorker
 
     # No cron in a demo: exams past their time limit are ended by the server itself.

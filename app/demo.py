@@ -28,6 +28,7 @@ from app.cases.demo_library import IMAGE_QUALITY_TAG
 from app.cases.library_files import LoadResult, load_library
 from app.cases.models import Case, CaseStatus
 from app.cases.services import put_in_exam_bank
+from app.config import DefaultConfig
 from app.extensions import db
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise, ExerciseKind
@@ -99,6 +100,14 @@ def _remember(passwords: dict[str, str], secrets_by_name: dict[str, str]) -> Non
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def demo_public_url(configured: str, port: int) -> str:
+    """The address the demo's links carry (certificate QR codes, e-mails): the server it
+    starts on 127.0.0.1:port, unless a public address was configured."""
+    if configured == DefaultConfig.PUBLIC_BASE_URL:
+        return f"http://127.0.0.1:{port}"
+    return configured
 
 
 def demo_library_path() -> Path:

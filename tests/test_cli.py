@@ -311,3 +311,12 @@ def test_cases_set_status_bad_input_is_one_line_and_changes_nothing(app, make_us
     db.session.expire_all()
     assert db.session.get(Case, case.id).status == "draft"
     assert _status_events(case.id) == []
+
+
+def test_the_demo_links_to_the_port_it_serves_unless_an_address_is_configured():
+    from app.config import DefaultConfig
+    from app.demo import demo_public_url
+
+    assert demo_public_url(DefaultConfig.PUBLIC_BASE_URL, 8080) == "http://127.0.0.1:8080"
+    assert demo_public_url(DefaultConfig.PUBLIC_BASE_URL, 5000) == "http://127.0.0.1:5000"
+    assert demo_public_url("https://cxr.example.org", 8080) == "https://cxr.example.org"
