@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from app.audit.services import record
 from app.auth.models import User
-from app.cases.models import Case, CaseFinding, ReadKind, ReferenceRead
+from app.cases.models import Case, CaseFinding, CaseImage, ReadKind, ReferenceRead
 from app.extensions import db
 from app.schemes.definitions import (
     Scheme,
@@ -179,8 +179,14 @@ def refresh_summary(case: Case) -> None:
 
 
 def _validate_case_marks(case: Case, scheme: Scheme, marks: Any) -> list[dict[str, Any]]:
+    return validate_marks_on_images(scheme, marks, {image.id: image for image in case.images})
+
+
+def validate_marks_on_images(scheme: Scheme, marks: Any,
+                             images: dict[int, CaseImage]) -> list[dict[str, Any]]:
+    """Marks checked against the scheme and the image each names (one of ``images``, keyed
+    by id): the one rule for reference reads and trainees' answers. Raises SchemeError."""
     check_mark_count(marks)
-    images = {image.id: image for image in case.images}
     clean = []
     for n, mark in enumerate(marks, 1):
         image_id = mark.get("image_id") if isinstance(mark, dict) else None

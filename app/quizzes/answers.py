@@ -16,15 +16,14 @@ from sqlalchemy import select
 
 from app.auth.models import User
 from app.cases.models import CaseImage
+from app.cases.reads import validate_marks_on_images
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptAnswer
 from app.quizzes.services import AttemptError, _account_reading, _answer, _check_active, _lock
 from app.schemes.definitions import (
     SchemeError,
-    check_mark_count,
     validate_answers,
-    validate_marks,
 )
 from app.schemes.registry import scheme_of
 
@@ -97,17 +96,7 @@ def _validated(attempt: Attempt, case_id: int, answers: Any,
         select(CaseImage).where(CaseImage.case_id == case_id))}
     try:
         clean_answers = validate_answers(scheme, answers or {}, partial=True)
-        clean_marks = []
-        check_mark_count(marks or [])
-        for n, mark in enumerate(marks or [], 1):
-            image_id = mark.get("image_id") if isinstance(mark, dict) else None
-            # A JSON true would otherwise find image 1 (True == 1 as a key).
-            image = (images.get(image_id)
-                     if isinstance(image_id, int) and not isinstance(image_id, bool) else None)
-            if image is None:
-                raise SchemeError(f"mark {n} must name one of this case's images")
-            [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
-            clean_marks.append({"image_id": image.id, **checked})
+        clean_marks = validate_marks_on_images(scheme, marks or [], images)
     except SchemeError as exc:
         raise AttemptError(str(exc)) from None
     return clean_answers, clean_marks
