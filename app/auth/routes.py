@@ -105,6 +105,7 @@ def login() -> Response | str | tuple[str, int]:
         db.session.commit()
         return redirect(url_for("auth.second_step"))
     start_session(user, remember=bool(form.remember.data))
+    record("login", actor=user, object_type="user", object_id=user.id)
     db.session.commit()
     return redirect(_safe_next(form.next.data) or home_url_for(user))
 

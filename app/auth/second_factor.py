@@ -24,7 +24,6 @@ import qrcode.image.svg  # type: ignore[import-untyped]
 from flask import current_app, session
 from sqlalchemy import CursorResult, delete, or_, select, update
 
-from app.audit.models import AuditEvent
 from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
@@ -97,18 +96,9 @@ def session_passed() -> bool:
 def hold_for_second_step(user: User, next_url: str | None, *, remember: bool = False) -> None:
     """After a right password: remember the user for the second step, not signed in
     (the caller commits)."""
-    # The password check audits every right password as a sign-in; here it is only the first
-    # step, so its event (in this uncommitted transaction) is renamed, and "login" is recorded
-    # when the second step passes: the log never says "signed in" of someone who only knew
-    # the password.
-    event = db.session.scalar(
-        select(AuditEvent)
-        .where(AuditEvent.action == "login", AuditEvent.object_id == str(user.id))
-        .order_by(AuditEvent.id.desc())
-        .limit(1)
-    )
-    if event is not None:
-        event.action = "login.password"
+    # Only the first step: "login" is recorded when the second step passes, so the log never
+    # says "signed in" of someone who only knew the password.
+    record("login.password", actor=user, object_type="user", object_id=user.id)
     session.clear()  # nothing from before the password step carries over
     session[_PENDING_USER] = user.id
     session[_PENDING_NEXT] = next_url or ""

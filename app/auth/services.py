@@ -324,7 +324,8 @@ def change_password(user: User, current: str, new: str) -> None:
 def authenticate(identifier: str, password: str) -> User | None:
     """The active user with this user name or e-mail and password, else None.
 
-    Success and failure are both audited; failures never say which part was wrong.
+    Failures are audited (never saying which part was wrong); the caller records the
+    sign-in, which may still need its second step.
     """
     ident = identifier.strip().lower()
     user = None
@@ -345,5 +346,4 @@ def authenticate(identifier: str, password: str) -> User | None:
     if needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
-    record("login", actor=user, object_type="user", object_id=user.id)
     return user
