@@ -54,9 +54,14 @@ class DefaultConfig:
     WTF_CSRF_TIME_LIMIT = None
     WTF_CSRF_SSL_STRICT = True
 
-    # Login throttling: the 11th failure within 15 minutes is refused, per user name and per
-    # client address. Clinics behind one NAT address share the second limit; raise it for them.
-    LOGIN_FAILURE_LIMIT = "10 per 15 minutes"
+    # Sign-in throttling. Per account (whether the user name or the e-mail address is typed),
+    # in the database: after 10 failures within 15 minutes a password alone no longer signs
+    # in until 15 minutes pass without a failure; the owner still gets in with password and
+    # second factor together, or with a password reset link (app.auth.sign_in).
+    LOGIN_ACCOUNT_MAX_FAILURES = 10
+    LOGIN_ACCOUNT_WINDOW = timedelta(minutes=15)
+    # Per client address (Flask-Limiter, RATELIMIT_STORAGE_URI): bounds guessing across
+    # accounts. Clinics behind one NAT address share it; raise it for them.
     LOGIN_FAILURE_LIMIT_PER_ADDRESS = "10 per 15 minutes"
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = False

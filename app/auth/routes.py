@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from app.audit.services import record
 from app.auth import bp, second_factor
+from app.auth import sign_in_throttle as throttle
 from app.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
 from app.auth.invitations import InvitationError, user_for_invitation
 from app.auth.resets import (
@@ -20,28 +21,22 @@ from app.auth.resets import (
     reset_password,
     user_for_reset,
 )
-from app.auth.services import AccountError, authenticate, change_password, set_password
+from app.auth.services import AccountError, change_password, set_password
 from app.auth.sessions import end_current_session, remember_hint, start_session
+from app.auth.sign_in import Outcome, check_sign_in
 from app.extensions import db, limiter
 from app.home import home_url_for
 
 WRONG_CREDENTIALS = "Wrong user name or password."
+LOCKED_WRONG = "The password or the code is not right."
 TOO_MANY_FAILURES = (
-    "Too many failed sign-in attempts. Wait 15 minutes and try again, "
+    "Too many failed sign-in attempts from your network. Wait 15 minutes and try again, "
     "or ask your administrator to reset your password."
 )
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_FAILURE_LIMIT"]
-
-
 def _address_limit() -> str:
     return current_app.config["LOGIN_FAILURE_LIMIT_PER_ADDRESS"]
-
-
-def _username_key() -> str:
-    return "user:" + (request.form.get("username") or "").strip().lower()[:254]
 
 
 def _reset_limit() -> str:
@@ -49,7 +44,10 @@ def _reset_limit() -> str:
 
 
 def _reset_identifier_key() -> str:
-    return "reset:" + (request.form.get("identifier") or "").strip().lower()[:254]
+    """One limit per account whatever identifier names it (as the sign-in counter), keyed
+    by a hash: the limiter's storage never holds what was typed."""
+    typed = request.form.get("identifier") or ""
+    return "reset:" + throttle.counter_key(throttle.user_for_identifier(typed), typed)
 
 
 TOO_MANY_RESETS = (
@@ -59,7 +57,9 @@ TOO_MANY_RESETS = (
 
 
 def _failed(response: Response) -> bool:
-    return response.status_code == 401
+    """A refused sign-in, counted against the client's address (the account's own counter
+    is app.auth.sign_in_throttle)."""
+    return response.status_code in (401, 429)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -74,15 +74,8 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
-    _login_limit,
+    _address_limit,
     key_func=get_remote_address,
-    methods=["POST"],
-    deduct_when=_failed,
-    error_message=TOO_MANY_FAILURES,
-)
-@limiter.limit(
-    _login_limit,
-    key_func=_username_key,
     methods=["POST"],
     deduct_when=_failed,
     error_message=TOO_MANY_FAILURES,
@@ -94,20 +87,42 @@ def login() -> Response | str | tuple[str, int]:
     form.remember.description = remember_hint()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
-        return render_template("auth/login.html", form=form), status
-    user = authenticate(form.username.data or "", form.password.data or "")
-    if user is None:
+        # A form sent from the locked page keeps its code box.
+        return render_template("auth/login.html", form=form, locked="code" in request.form,
+                               minutes=_window_minutes()), status
+    attempt = check_sign_in(form.username.data or "", form.password.data or "",
+                            form.code.data or "")
+    if attempt.outcome is Outcome.WRONG:
         form.password.errors = [WRONG_CREDENTIALS]
         return render_template("auth/login.html", form=form), 401
+    if attempt.outcome in (Outcome.LOCKED, Outcome.LOCKED_WRONG):
+        if attempt.outcome is Outcome.LOCKED_WRONG:
+            form.code.errors = [LOCKED_WRONG]
+        form.code.data = ""
+        return render_template("auth/login.html", form=form, locked=True,
+                               minutes=_window_minutes()), 429
+    user = attempt.user
+    assert user is not None  # a right password names its account
+    remember = bool(form.remember.data)
+    target = _safe_next(form.next.data)
+    if attempt.outcome is Outcome.RIGHT_WITH_CODE:
+        # Both factors came in one form: the two steps of app.auth.second_factor at once.
+        second_factor.hold_for_second_step(user, target, remember=remember)
+        second_factor.complete_sign_in(user, attempt.how or "code")
+        db.session.commit()
+        return redirect(target or home_url_for(user))
     if second_factor.step_needed(user):
-        second_factor.hold_for_second_step(user, _safe_next(form.next.data),
-                                           remember=bool(form.remember.data))
+        second_factor.hold_for_second_step(user, target, remember=remember)
         db.session.commit()
         return redirect(url_for("auth.second_step"))
-    start_session(user, remember=bool(form.remember.data))
+    start_session(user, remember=remember)
     record("login", actor=user, object_type="user", object_id=user.id)
     db.session.commit()
-    return redirect(_safe_next(form.next.data) or home_url_for(user))
+    return redirect(target or home_url_for(user))
+
+
+def _window_minutes() -> int:
+    return int(current_app.config["LOGIN_ACCOUNT_WINDOW"].total_seconds() // 60)
 
 
 @bp.route("/logout", methods=["POST"])

@@ -23,6 +23,7 @@ from app.auth.password_policy import password_problem
 from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.roles import Role
 from app.auth.sessions import end_all_sessions
+from app.auth.sign_in_throttle import clear_for_user, user_for_identifier
 from app.db_types import utcnow
 from app.extensions import db
 from app.user_errors import UserError
@@ -302,6 +303,7 @@ def set_password(user: User, password: str, *, via: str) -> None:
     check_password_policy(password, user.username, user.email, user.full_name)
     user.password_hash = hash_password(password)
     end_all_sessions(user)
+    clear_for_user(user)  # a new password is the way out of a sign-in lock
     link = LinkPurpose(via) if via in {p.value for p in LinkPurpose} else None
     if link is not None:
         mark_link_used(user, link)
@@ -317,33 +319,46 @@ def change_password(user: User, current: str, new: str) -> None:
     check_password_policy(new, user.username, user.email, user.full_name)
     user.password_hash = hash_password(new)
     end_all_sessions(user, keep_current=True)  # other devices must sign in again
+    clear_for_user(user)
     record("user.password", object_type="user", object_id=user.id, via="change")
     db.session.commit()
+
+
+def password_matches(user: User | None, identifier: str, password: str) -> bool:
+    """Whether ``user`` (found from ``identifier``) is active and this is their password.
+
+    A failure is audited (never saying which part was wrong) and committed; nothing else
+    is written. An unknown identifier costs the same hashing time as a real account.
+    """
+    ok = verify_password(user.password_hash if user else None, password)
+    if ok and user is not None and user.active:
+        return True
+    record(
+        "login.failed",
+        object_type="user",
+        object_id=user.id if user else None,
+        username=identifier.strip().lower()[:64],
+    )
+    db.session.commit()
+    return False
+
+
+def note_sign_in(user: User, password: str) -> None:
+    """A right password was given: keep its hash current (the caller commits)."""
+    if needs_rehash(user.password_hash or ""):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
 
 
 def authenticate(identifier: str, password: str) -> User | None:
     """The active user with this user name or e-mail and password, else None.
 
-    Failures are audited (never saying which part was wrong); the caller records the
-    sign-in, which may still need its second step.
+    Failures are audited; the caller records the sign-in, which may still need its second
+    step. (Sign-in through the page goes through app.auth.sign_in, which also counts
+    failures per account.)
     """
-    ident = identifier.strip().lower()
-    user = None
-    if ident:
-        user = db.session.scalar(
-            select(User).where((User.username == ident) | (User.email == ident))
-        )
-    ok = verify_password(user.password_hash if user else None, password)
-    if not ok or user is None or not user.active:
-        record(
-            "login.failed",
-            object_type="user",
-            object_id=user.id if user else None,
-            username=ident[:64],
-        )
-        db.session.commit()
+    user = user_for_identifier(identifier)
+    if not password_matches(user, identifier, password) or user is None:
         return None
-    if needs_rehash(user.password_hash or ""):
-        user.password_hash = hash_password(password)
-    user.last_login_at = utcnow()
+    note_sign_in(user, password)
     return user
