@@ -140,10 +140,14 @@ def test_csrf_token_does_not_expire_within_a_long_exam(app):
     assert app.config["SESSION_LIFETIME"].total_seconds() >= 3 * 3600
 
 
-def test_eleventh_failure_for_a_username_is_rate_limited(client, make_user):
+def test_tenth_failure_for_an_account_locks_it(client, make_user):
+    # More in test_sign_in_throttle: one counter per account, what still gets the owner in.
     user = make_user()
-    for _ in range(10):
+    for _ in range(9):
         assert login(client, user.username, "wrong-password-x").status_code == 401
+    locked = login(client, user.email, "wrong-password-x")
+    assert locked.status_code == 429
+    assert "Too many failed sign-in attempts for this account" in locked.get_data(as_text=True)
     response = login(client, user.username, PASSWORD)  # even the right password now waits
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
