@@ -6,6 +6,7 @@ account, so none of it tells anyone who has one."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pyotp
@@ -15,12 +16,21 @@ from sqlalchemy import select
 
 from app import create_app
 from app.audit.models import AuditEvent
+from app.auth import sign_in_throttle as throttle
 from app.auth.links import LinkPurpose, make_link_token
+from app.auth.models import User
 from app.auth.roles import Role
 from app.auth.second_factor_models import SecondFactor
 from app.auth.sign_in_throttle_models import SignInFailures
 from app.extensions import db
-from tests.conftest import PASSWORD, TOTP_SECRET, IsolatedClient, base_config, post_hand_built
+from tests.conftest import (
+    PASSWORD,
+    TOTP_SECRET,
+    IsolatedClient,
+    base_config,
+    post_hand_built,
+    postgresql_only,
+)
 from tests.forms import submit_form, submit_html
 from tests.test_mail import smtp_inbox  # noqa: F401 (fixture)
 
@@ -374,3 +384,35 @@ def test_reset_requests_share_one_limit_per_account_whatever_is_typed(client, ma
                         fields={"identifier": user.email.upper()},
                         environ_base={"REMOTE_ADDR": fresh_address()})
     assert flood.status_code == 429
+
+
+@postgresql_only
+def test_failures_counted_at_once_by_many_requests_are_all_counted(app, make_user):
+    # Twelve sign-ins failing at the same moment on several servers (threads here, each with
+    # its own connection, within the pool's 15): the conditional UPDATE loses none, and the
+    # lock is recorded once.
+    user = make_user()
+    user_id = user.id
+    db.session.remove()
+    start = threading.Barrier(12)
+    errors: list[BaseException] = []
+
+    def fail_once() -> None:
+        try:
+            with app.app_context():
+                someone = db.session.get(User, user_id)
+                key = throttle.counter_key(someone, "")
+                start.wait(30)
+                throttle.note_failure(key, someone)
+                db.session.remove()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fail_once) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert failures_counted() == [12]
+    assert len(locked_events()) == 1

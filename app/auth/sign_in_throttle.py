@@ -20,6 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import CursorResult, and_, case, delete, literal, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from app.audit.services import record
 from app.auth.models import User
@@ -85,7 +86,6 @@ def note_failure(key: str, user: User | None) -> bool:
     until_v = literal(now + window, UTCDateTime())
     cutoff_v = literal(now - window, UTCDateTime())
     row = SignInFailures
-    _forget_stale(now)
     _insert_missing(key, now)
     locked = and_(row.locked_until.is_not(None), row.locked_until > now_v)
     stale = row.window_started_at <= cutoff_v
@@ -112,6 +112,7 @@ def note_failure(key: str, user: User | None) -> bool:
         record("login.locked", actor=user, object_type="user", object_id=user.id,
                failures=limit, minutes=int(window.total_seconds() // 60))
     db.session.commit()
+    _forget_stale(now)
     return is_locked(key)
 
 
@@ -139,12 +140,17 @@ def _insert_missing(key: str, now: Any) -> None:
 
 def _forget_stale(now: Any) -> None:
     """Rows past their window and not locked count for nothing: drop them, so that guessed
-    identifiers do not pile up."""
+    identifiers do not pile up. Housekeeping in its own transaction, after the count is
+    committed: if it collides with another server doing the same, it is simply skipped."""
     window = current_app.config["LOGIN_ACCOUNT_WINDOW"]
     row = SignInFailures
-    db.session.execute(
-        delete(row).where(
-            row.window_started_at <= literal(now - window, UTCDateTime()),
-            or_(row.locked_until.is_(None), row.locked_until <= literal(now, UTCDateTime())),
+    try:
+        db.session.execute(
+            delete(row).where(
+                row.window_started_at <= literal(now - window, UTCDateTime()),
+                or_(row.locked_until.is_(None), row.locked_until <= literal(now, UTCDateTime())),
+            )
         )
-    )
+        db.session.commit()
+    except DBAPIError:
+        db.session.rollback()
