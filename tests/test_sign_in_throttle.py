@@ -132,6 +132,26 @@ def test_ten_failures_by_user_name_and_email_variants_from_ten_addresses_lock_th
     assert failures_counted() == [11]
 
 
+@pytest.mark.parametrize(("typed", "normal"), [
+    ("  Ada.Lovelace ", "ada.lovelace"),
+    ("ADA@EXAMPLE.ORG", "ada@example.org"),
+    ("ada\u3000@example.org\n", "ada@example.org"),  # an ideographic space
+    ("\uff41\uff44\uff41", "ada"),  # full-width letters, as some keyboards type them
+    ("x" * 10_000, "x" * 254),
+    ("", ""),
+])
+def test_identifiers_are_normalised_as_the_account_columns_hold_them(typed, normal):
+    assert throttle.normalise_identifier(typed) == normal
+
+
+def test_full_width_and_spaced_variants_count_against_the_same_account(client, make_user):
+    user = make_user(username="ada")
+    typed = ["\uff41\uff44\uff41", "ADA", " ada@example.org ", "Ada\u3000"] * 3
+    answers = [sign_in(client, ident, "not-the-password-x") for ident in typed[:10]]
+    assert [a.status_code for a in answers] == [401] * 9 + [429]
+    assert sign_in(client, user.username, PASSWORD).status_code == 429
+
+
 def test_the_counter_holds_no_identifier_in_clear(client, make_user):
     user = make_user()
     typed = ["nobody-here", "typed-my-password-here!", user.username, user.email]
