@@ -351,6 +351,16 @@ def test_failures_spread_over_more_than_a_window_do_not_lock(client, make_user, 
     assert sign_in(client, user.username, PASSWORD).status_code == 302
 
 
+def test_counters_past_their_window_are_dropped(client, make_user, frozen):
+    user = make_user()
+    for ident in ["someone-guessed", user.username]:
+        sign_in(client, ident, "not-the-password-x")
+    assert failures_counted() == [1, 1]
+    frozen.tick(timedelta(minutes=16))
+    sign_in(client, "another-guess", "not-the-password-x")  # a new counter tidies up
+    assert failures_counted() == [1]
+
+
 # ---- the limits that stay, and bad input ----------------------------------------------------
 
 

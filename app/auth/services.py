@@ -324,11 +324,13 @@ def change_password(user: User, current: str, new: str) -> None:
     db.session.commit()
 
 
-def password_matches(user: User | None, identifier: str, password: str) -> bool:
+def password_matches(user: User | None, identifier: str, password: str, *,
+                     commit: bool = True) -> bool:
     """Whether ``user`` (found from ``identifier``) is active and this is their password.
 
-    A failure is audited (never saying which part was wrong) and committed; nothing else
-    is written. An unknown identifier costs the same hashing time as a real account.
+    A failure is audited (never saying which part was wrong) and committed unless the caller
+    commits it with more; nothing else is written. An unknown identifier costs the same
+    hashing time as a real account.
     """
     ok = verify_password(user.password_hash if user else None, password)
     if ok and user is not None and user.active:
@@ -339,7 +341,8 @@ def password_matches(user: User | None, identifier: str, password: str) -> bool:
         object_id=user.id if user else None,
         username=identifier.strip().lower()[:64],
     )
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return False
 
 

@@ -43,7 +43,8 @@ def check_sign_in(identifier: str, password: str, code: str = "") -> SignInAttem
     key = throttle.counter_key(user, identifier)
     if throttle.is_locked(key):
         return _while_locked(key, user, identifier, password, code.strip())
-    if password_matches(user, identifier, password) and user is not None:
+    # A failure's audit event is committed with its count (note_failure).
+    if password_matches(user, identifier, password, commit=False) and user is not None:
         throttle.clear(key)
         note_sign_in(user, password)
         return SignInAttempt(Outcome.RIGHT, user)
@@ -61,7 +62,7 @@ def _while_locked(key: str, user: User | None, identifier: str, password: str,
         throttle.note_failure(key, user)
         return SignInAttempt(Outcome.LOCKED)
     how = None
-    if password_matches(user, identifier, password) and user is not None:
+    if password_matches(user, identifier, password, commit=False) and user is not None:
         how = _second_factor(user, code)
     if user is None or how is None:
         throttle.note_failure(key, user)

@@ -86,7 +86,7 @@ def note_failure(key: str, user: User | None) -> bool:
     until_v = literal(now + window, UTCDateTime())
     cutoff_v = literal(now - window, UTCDateTime())
     row = SignInFailures
-    _insert_missing(key, now)
+    first = _insert_missing(key, now)
     locked = and_(row.locked_until.is_not(None), row.locked_until > now_v)
     stale = row.window_started_at <= cutoff_v
     db.session.execute(
@@ -112,7 +112,8 @@ def note_failure(key: str, user: User | None) -> bool:
         record("login.locked", actor=user, object_type="user", object_id=user.id,
                failures=limit, minutes=int(window.total_seconds() // 60))
     db.session.commit()
-    _forget_stale(now)
+    if first:  # a new row: the moment to drop old ones, so the table stays small
+        _forget_stale(now)
     return is_locked(key)
 
 
@@ -126,16 +127,20 @@ def clear_for_user(user: User) -> None:
     clear(counter_key(user, ""))
 
 
-def _insert_missing(key: str, now: Any) -> None:
+def _insert_missing(key: str, now: Any) -> bool:
+    """Make sure ``key`` has a row (another server may add it at the same moment); True when
+    this call added it."""
     dialect = db.session.get_bind().dialect.name
     values = {"key": key, "failures": 0, "window_started_at": now}
     if dialect == "postgresql":
-        db.session.execute(
-            postgresql.insert(SignInFailures).values(**values).on_conflict_do_nothing())
+        statement: Any = postgresql.insert(SignInFailures)
     elif dialect == "sqlite":
-        db.session.execute(sqlite.insert(SignInFailures).values(**values).on_conflict_do_nothing())
+        statement = sqlite.insert(SignInFailures)
     else:  # pragma: no cover - the portal runs on these two
         raise RuntimeError(f"no sign-in failure counter for {dialect}")
+    added: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
+        statement.values(**values).on_conflict_do_nothing())
+    return bool(added.rowcount)
 
 
 def _forget_stale(now: Any) -> None:
