@@ -194,6 +194,25 @@ def test_owner_gets_in_while_locked_with_password_and_code_together(client, make
     assert actions[-2:] == ["login.password", "login"]
 
 
+def test_a_trainee_who_opted_in_gets_in_while_locked_with_password_and_recovery_code(
+        app, client, make_user):
+    from tests.test_second_factor import enrol_page_secret, recovery_codes
+
+    trainee = make_user()
+    device = app.test_client()
+    assert sign_in(device, trainee.username, PASSWORD).status_code == 302
+    page = text(device.get("/auth/second-factor/set-up"))
+    done = submit_form(device, "/auth/second-factor/set-up", button="Turn on",
+                       fields={"code": pyotp.TOTP(enrol_page_secret(page)).now()})
+    [first, *_] = recovery_codes(text(done))
+    lock(client, variants(trainee))
+    locked = sign_in(client, trainee.email, PASSWORD)
+    response = with_code(client, locked, PASSWORD, first.upper())  # as typed from paper
+    assert response.status_code == 302
+    assert signed_in(client)
+    assert failures_counted() == []
+
+
 def test_wrong_code_or_wrong_password_while_locked_get_one_answer_and_are_counted(
         client, make_user):
     user = make_user(Role.TRAINER)
