@@ -26,7 +26,8 @@ import pyotp
 import qrcode  # type: ignore[import-untyped]
 import qrcode.image.svg  # type: ignore[import-untyped]
 from flask import current_app, session
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.audit.services import record
 from app.auth.models import User
@@ -233,6 +234,26 @@ def encrypt_all_secrets() -> KeysEncrypted:
             current += 1
     db.session.commit()
     return KeysEncrypted(rewritten, current, unreadable)
+
+
+def unreadable_secret_count() -> int:
+    """Second factors whose key opens with none of the configured keys (after a restore
+    into an instance without the old instance/field_key). 0 on a schema older than the
+    encrypted column: its upgrade encrypts under this instance's key."""
+    try:
+        stored = db.session.scalars(text("SELECT encrypted_secret FROM user_second_factor")).all()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return 0
+    count = 0
+    for value in stored:
+        if _PLAIN_SECRET.match(value):
+            continue
+        try:
+            decrypt(_field_keys(), value)
+        except UndecryptableField:
+            count += 1
+    return count
 
 
 # ---- enrolment ------------------------------------------------------------------------------

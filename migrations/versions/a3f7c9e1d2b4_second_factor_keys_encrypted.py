@@ -67,16 +67,19 @@ def downgrade():
     if not context.is_offline_mode():
         keys = current_app.config["FIELD_ENCRYPTION_KEYS"]
         bind = op.get_bind()
+        opened = []  # every row first: one that cannot be opened leaves all as they were
         for user_id, stored in _rows(bind):
             if PLAIN.match(stored):
                 continue
             try:
-                _store(bind, user_id, decrypt(keys, stored))
+                opened.append((user_id, decrypt(keys, stored)))
             except UndecryptableField:
                 raise RuntimeError(
                     f"the second factor of user {user_id} cannot be decrypted with "
                     "FIELD_ENCRYPTION_KEYS: put the key it was stored under back, or reset it "
                     "(cxr-academy users reset-2fa), before downgrading") from None
+        for user_id, secret in opened:
+            _store(bind, user_id, secret)
     with op.batch_alter_table('user_second_factor', schema=None) as batch_op:
         batch_op.drop_column('replacement_started_at')
         batch_op.drop_column('replacement_secret')
