@@ -50,7 +50,8 @@ class CancelForm(FlaskForm):
     submit = SubmitField("Cancel")
 
 
-def _page(status: int = 200, **submitted: FlaskForm) -> tuple[str, int]:
+def _page(status: int = 200, refusal: str | None = None,
+          **submitted: FlaskForm) -> tuple[str, int]:
     forms: dict[str, Any] = {
         "recovery_form": RecoveryCodesForm(formdata=None),
         "replace_form": ReplaceForm(formdata=None),
@@ -58,7 +59,17 @@ def _page(status: int = 200, **submitted: FlaskForm) -> tuple[str, int]:
         **submitted,
     }
     return render_template("auth/account_security.html", status=account.status_of(current_user),
-                           unreadable=sf.UNREADABLE, **forms), status
+                           unreadable=sf.UNREADABLE, refusal=refusal, **forms), status
+
+
+def _refused(exc: sf.SecondFactorError, form: FlaskForm, field: Any,
+             name: str) -> tuple[str, int]:
+    """The page again with the reason: beside the field for a wrong code or password, at the
+    top for an action the account's state does not allow (its form may not be shown)."""
+    if exc.status == 409:
+        return _page(exc.status, refusal=exc.sentence, **{name: form})
+    field.errors = [exc.sentence]
+    return _page(exc.status, **{name: form})
 
 
 @bp.get("/security")
@@ -76,8 +87,7 @@ def recovery_codes() -> str | tuple[str, int]:
     try:
         codes = account.regenerate_recovery_codes(current_user, form.recovery_code.data or "")
     except sf.SecondFactorError as exc:
-        form.recovery_code.errors = [exc.sentence]
-        return _page(exc.status, recovery_form=form)
+        return _refused(exc, form, form.recovery_code, "recovery_form")
     return render_template("auth/recovery_codes.html", codes=codes, regenerated=True,
                            target=url_for("account.security"))
 
@@ -104,8 +114,7 @@ def turn_off() -> Response | tuple[str, int]:
         account.turn_off(current_user, form.off_password.data or "", form.off_code.data or "")
     except sf.SecondFactorError as exc:
         field = form.off_password if exc.sentence == account.WRONG_PASSWORD else form.off_code
-        field.errors = [exc.sentence]
-        return _page(exc.status, off_form=form)
+        return _refused(exc, form, field, "off_form")
     flash("Two-step sign-in is off. You sign in with your password alone.", "success")
     return redirect(url_for("account.security"))
 
@@ -119,8 +128,7 @@ def start_replacement() -> Response | tuple[str, int]:
     try:
         account.begin_replacement(current_user, form.replace_code.data or "")
     except sf.SecondFactorError as exc:
-        form.replace_code.errors = [exc.sentence]
-        return _page(exc.status, replace_form=form)
+        return _refused(exc, form, form.replace_code, "replace_form")
     return redirect(url_for("account.replace_authenticator"))
 
 
@@ -131,9 +139,9 @@ def replace_authenticator() -> Response | str | tuple[str, int]:
     try:
         enrolment = account.replacement_enrolment(current_user)
     except sf.SecondFactorError as exc:  # none started in this session, or it timed out
-        flash(exc.sentence, "warn")
         if request.method == "POST":
-            return _page(exc.status)
+            return _page(exc.status, refusal=exc.sentence)
+        flash(exc.sentence, "warn")
         return redirect(url_for("account.security"))
     if form.validate_on_submit():
         try:
