@@ -275,6 +275,8 @@ def test_the_authenticator_moves_to_a_new_app(client, make_user):
         done = submit_form(client, f"{PAGE}/replace", button="Use the new app",
                            fields={"new_code": new.now()})
         assert done.status_code == 302 and done.location == PAGE
+        assert client.get(PAGE).status_code == 200  # this browser stays signed in
+        assert other.get(PAGE).status_code == 302  # every other one is signed out
         sign_out(client)
 
         clock.tick(30)
@@ -317,3 +319,43 @@ def test_actions_on_a_second_factor_are_refused_without_one(client, login_as):
         refused = hand_built(client, path, data)
         assert refused.status_code == 409, path
         assert "Two-step sign-in is not on" in refused.get_data(as_text=True)
+
+
+def test_guessing_the_password_to_turn_it_off_is_rate_limited(client, make_user):
+    enrolled_trainee(client, make_user)
+    for n in range(10):
+        response = submit_form(client, PAGE, button="Turn off two-step sign-in",
+                               fields={"off_password": f"guess-{n}", "off_code": "123456"})
+        assert response.status_code == 401, n
+    limited = submit_form(client, PAGE, button="Turn off two-step sign-in",
+                          fields={"off_password": PASSWORD, "off_code": "123456"})
+    assert limited.status_code == 429
+    assert "Too many wrong passwords" in limited.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(SecondFactor.user_id))) == 1
+
+
+def test_the_audit_log_says_what_each_action_did(client, make_user):
+    with freeze_time(T0) as clock:
+        trainer = sign_in_trainer(client, make_user, clock, username="tess")
+        codes = recovery_codes(submit_form(
+            client, PAGE, button="Make new recovery codes",
+            fields={"recovery_code": TOTP.now()}).get_data(as_text=True))
+        assert submit_form(client, PAGE, button="Replace authenticator",
+                           fields={"replace_code": codes[0]}).status_code == 302
+        new = pyotp.TOTP(enrol_page_secret(client.get(f"{PAGE}/replace").get_data(
+            as_text=True)))
+        submit_form(client, f"{PAGE}/replace", button="Use the new app",
+                    fields={"new_code": new.now()})
+        make_user(Role.ADMIN, username="ada")
+        admin = client.application.test_client()
+        clock.tick(30)
+        password_step(admin, "ada")
+        assert code_step(admin, TOTP.now()).status_code == 302
+        log = admin.get(f"/admin/audit?user={trainer.id}").get_data(as_text=True)
+        if "Made new recovery codes" not in log:
+            log = admin.get("/admin/audit").get_data(as_text=True)
+    for sentence in ("Made new recovery codes; the old ones no longer work.",
+                     "Used a recovery code to replace the authenticator (9 left).",
+                     "Confirmed a code to move the second factor to a new authenticator app.",
+                     "Moved the second factor to a new authenticator app"):
+        assert sentence in log, sentence

@@ -286,7 +286,7 @@ _SENTENCES: dict[str, _Sentence] = {
     ),
     "second_factor.replaced": lambda d, n: (
         "Moved the second factor to a new authenticator app; the old one's codes no longer "
-        "work."
+        "work and the account's other sessions ended."
     ),
     "second_factor.disable_refused": lambda d, n: (
         "Gave a wrong password when turning off two-step sign-in."

@@ -100,12 +100,12 @@ def _per_account() -> str:
     return f"2fa-off:{current_user.get_id()}"
 
 
-@bp.post("/security/turn-off")
-@login_required
 # Wrong codes are limited by the second factor itself; this limits guessing the password
 # from a borrowed signed-in browser.
+@bp.post("/security/turn-off")
 @limiter.limit(lambda: "10 per 15 minutes", key_func=_per_account, deduct_when=_turn_off_failed,
                error_message="Too many wrong passwords. Wait 15 minutes and try again.")
+@login_required
 def turn_off() -> Response | tuple[str, int]:
     form = TurnOffForm()
     if not form.validate_on_submit():
@@ -150,8 +150,8 @@ def replace_authenticator() -> Response | str | tuple[str, int]:
             form.new_code.errors = [exc.sentence]
             return render_template("auth/replace_authenticator.html", form=form,
                                    cancel=CancelForm(), enrolment=enrolment), exc.status
-        flash("Your new authenticator app is in use; codes from the old one no longer work.",
-              "success")
+        flash("Your new authenticator app is in use; codes from the old one no longer work, "
+              "and your other devices are signed out.", "success")
         return redirect(url_for("account.security"))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/replace_authenticator.html", form=form, cancel=CancelForm(),

@@ -22,6 +22,7 @@ from app.auth import second_factor as sf
 from app.auth.models import User
 from app.auth.passwords import verify_password
 from app.auth.second_factor_models import RecoveryCode, SecondFactor
+from app.auth.sessions import end_all_sessions
 from app.db_types import utcnow
 from app.extensions import db
 
@@ -144,7 +145,8 @@ def replacement_enrolment(user: User) -> sf.Enrolment:
 
 
 def confirm_replacement(user: User, code: str) -> None:
-    """A code from the new app: it replaces the old one, whose codes stop working."""
+    """A code from the new app: it replaces the old one, whose codes stop working, and every
+    other session of the account ends (the old phone may be in someone else's hands)."""
     factor, secret = _waiting_replacement(user)
     step = sf.matching_step(secret, code)
     if step is None:
@@ -155,6 +157,7 @@ def confirm_replacement(user: User, code: str) -> None:
     factor.last_time_step = step  # this code is spent
     factor.failed_count = 0
     session.pop(_REPLACING, None)
+    end_all_sessions(user, keep_current=True)
     record("second_factor.replaced", actor=user, object_type="user", object_id=user.id)
     db.session.commit()
 
