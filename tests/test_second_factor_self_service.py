@@ -336,7 +336,7 @@ def test_guessing_the_password_to_turn_it_off_is_rate_limited(client, make_user)
 
 def test_the_audit_log_says_what_each_action_did(client, make_user):
     with freeze_time(T0) as clock:
-        trainer = sign_in_trainer(client, make_user, clock, username="tess")
+        sign_in_trainer(client, make_user, clock, username="tess")
         codes = recovery_codes(submit_form(
             client, PAGE, button="Make new recovery codes",
             fields={"recovery_code": TOTP.now()}).get_data(as_text=True))
@@ -351,9 +351,7 @@ def test_the_audit_log_says_what_each_action_did(client, make_user):
         clock.tick(30)
         password_step(admin, "ada")
         assert code_step(admin, TOTP.now()).status_code == 302
-        log = admin.get(f"/admin/audit?user={trainer.id}").get_data(as_text=True)
-        if "Made new recovery codes" not in log:
-            log = admin.get("/admin/audit").get_data(as_text=True)
+        log = admin.get("/admin/audit").get_data(as_text=True)
     for sentence in ("Made new recovery codes; the old ones no longer work.",
                      "Used a recovery code to replace the authenticator (9 left).",
                      "Confirmed a code to move the second factor to a new authenticator app.",
