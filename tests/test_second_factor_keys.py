@@ -255,3 +255,27 @@ def test_a_restore_without_the_field_key_says_which_second_factors_are_lost(
         assert result.exit_code == 0, result.output
         assert ("1 second factor(s) cannot be read" in result.output) is warned, result.output
         assert ("instance/field_key" in result.output) is warned
+
+
+def test_the_cipher_authenticates_and_rotates():
+    from app.field_encryption import (
+        UndecryptableField,
+        decrypt,
+        encrypt,
+        is_first_key,
+        reencrypt,
+    )
+
+    token = encrypt([KEY_1], TOTP_SECRET)
+    assert token != encrypt([KEY_1], TOTP_SECRET)  # a fresh IV each time
+    assert decrypt([KEY_2, KEY_1], token) == TOTP_SECRET
+    assert not is_first_key([KEY_2, KEY_1], token)
+    rotated = reencrypt([KEY_2, KEY_1], token)
+    assert is_first_key([KEY_2], rotated) and decrypt([KEY_2], rotated) == TOTP_SECRET
+    tampered = token[:-8] + ("A" if token[-8] != "A" else "B") + token[-7:]
+    for bad, keys in ((tampered, [KEY_1]), (token, [KEY_2]), ("not a token", [KEY_1]),
+                      ("ünicode", [KEY_1])):
+        with pytest.raises(UndecryptableField):
+            decrypt(keys, bad)
+        with pytest.raises(UndecryptableField):
+            reencrypt(keys, bad)
