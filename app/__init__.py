@@ -89,8 +89,11 @@ def _register_blueprints(app: Flask) -> None:
     # certification editor's join certification_routes.bp, registered once below).
     from app import home, trainee_home  # noqa: F401  (trainee_home: routes on home's bp)
     from app.admin import routes as admin_routes
+    from app.auth import (
+        account_routes,
+        second_factor_routes,  # noqa: F401  (on the auth blueprint)
+    )
     from app.auth import routes as auth_routes
-    from app.auth import second_factor_routes  # noqa: F401  (on the auth blueprint)
     from app.cases import routes as cases_routes
     from app.certification import editor as certification_editor  # noqa: F401
     from app.certification import routes as certification_routes
@@ -103,6 +106,7 @@ def _register_blueprints(app: Flask) -> None:
     for module in (
         home,
         auth_routes,
+        account_routes,
         admin_routes,
         cases_routes,
         quizzes_routes,

@@ -56,6 +56,12 @@ def restore(path: Path, replace_existing: bool) -> None:
                    "now on get other replacement UIDs, pseudonyms and date shifts, so a new "
                    "image of a stored study or patient is not linked to it. Copy the old "
                    "secret into place before importing.", err=True)
+    if report.unreadable_second_factors:
+        click.echo(f"warning: {report.unreadable_second_factors} second factor(s) cannot be read "
+                   "with this instance's FIELD_ENCRYPTION_KEYS: copy the backed-up portal's "
+                   "instance/field_key (or its FIELD_ENCRYPTION_KEYS) into place, or those "
+                   "users must have their second factor reset "
+                   "('cxr-academy users reset-2fa USERNAME').", err=True)
     if report.alembic_revision != report.head_revision:
         click.echo(f"the database is at revision {report.alembic_revision}; run "
                    "'flask --app app db upgrade' to bring it to this portal's schema")

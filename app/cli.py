@@ -14,7 +14,7 @@ from werkzeug.serving import run_simple
 from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
-from app.auth.second_factor import reset_second_factor
+from app.auth.second_factor import encrypt_all_secrets, reset_second_factor
 from app.auth.services import (
     AccountError,
     create_clinic,
@@ -190,6 +190,22 @@ def users_reset_2fa(user_ref: str) -> None:
         raise click.ClickException(f"{user.username} has no second factor to reset.")
     click.echo(f"Reset the second factor of {user.username} and ended their sessions; "
                "they set it up again at their next sign-in.")
+
+
+@users.command("encrypt-2fa-keys")
+@with_appcontext
+def users_encrypt_2fa_keys() -> None:
+    """Encrypt every stored authenticator key under the first FIELD_ENCRYPTION_KEYS key:
+    after a migration run offline, and after putting a new key first (then the old one may
+    be dropped from the list)."""
+    result = encrypt_all_secrets()
+    click.echo(f"Encrypted {result.rewritten} second factor(s) under the current key; "
+               f"{result.current} already were.")
+    if result.unreadable:
+        raise click.ClickException(
+            f"{len(result.unreadable)} second factor(s) open with none of the configured keys "
+            f"({', '.join(result.unreadable)}): put the old key back in FIELD_ENCRYPTION_KEYS, "
+            "or reset them with 'cxr-academy users reset-2fa USERNAME'.")
 
 
 @users.command("set-password")

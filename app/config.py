@@ -11,11 +11,13 @@ from typing import Any
 
 from flask import Flask
 
+from app.field_encryption import parse_keys
 from app.urls import checked_base_url
 
 ENV_PREFIX = "CXR_ACADEMY"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name)
 DEID_SECRET_FILE = "deid_secret"  # noqa: S105  (a file name)
+FIELD_KEY_FILE = "field_key"
 DEFAULT_SQLITE_NAME = "cxr_academy.sqlite3"
 
 
@@ -73,6 +75,12 @@ class DefaultConfig:
     # how long the second step stays refused after that; how long a right password waits
     # for its second step.
     REQUIRE_2FA = True
+    # Keys that encrypt authenticator keys in the database (app.field_encryption): the first
+    # encrypts, all decrypt, so a new key goes first and the old one stays until
+    # `cxr-academy users encrypt-2fa-keys` has re-encrypted every row. Default: one key
+    # generated once into instance/field_key. Never in the database or in a backup; a
+    # restore needs it, or every second factor must be reset.
+    FIELD_ENCRYPTION_KEYS: list[str] | None = None
     SECOND_FACTOR_MAX_FAILURES = 5
     SECOND_FACTOR_LOCKOUT = timedelta(minutes=15)
     SECOND_FACTOR_STEP_MAX_AGE = timedelta(minutes=5)
@@ -157,6 +165,11 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     if not app.config.get("DEID_SECRET"):
         app.config["DEID_SECRET"] = instance_secret_key(Path(app.instance_path), DEID_SECRET_FILE)
+    if not app.config.get("FIELD_ENCRYPTION_KEYS"):
+        app.config["FIELD_ENCRYPTION_KEYS"] = [
+            instance_secret_key(Path(app.instance_path), FIELD_KEY_FILE)]
+    # Refuse to start on a key too short to be a key, rather than at the first sign-in.
+    app.config["FIELD_ENCRYPTION_KEYS"] = list(parse_keys(app.config["FIELD_ENCRYPTION_KEYS"]))
     if not app.config.get("IMAGE_STORAGE_PATH"):
         app.config["IMAGE_STORAGE_PATH"] = str(Path(app.instance_path) / "images")
     # Only remembered devices get a persistent cookie (session.permanent), for this long.

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 from app import MIGRATIONS_DIR, create_app
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
-from app.auth.second_factor import PRIVILEGED_ROLES, enrol_with_secret
+from app.auth.second_factor import PRIVILEGED_ROLES, enrol_with_secret, secret_of
 from app.auth.second_factor_models import SecondFactor
 from app.auth.services import create_clinic, create_user
 from app.extensions import db
@@ -44,6 +44,9 @@ def base_config(database_url: str, instance_path: Path) -> dict[str, Any]:
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "DEID_SECRET": "test-deid-secret-not-for-production",
+        # One key for every test instance, as an operator copies instance/field_key along
+        # with a backup (tests of the key itself set their own).
+        "FIELD_ENCRYPTION_KEYS": ["test-field-key-not-for-production-0123456789abcdef"],
         "SQLALCHEMY_DATABASE_URI": database_url,
         "INSTANCE_PATH": str(instance_path),
         "RATELIMIT_STORAGE_URI": "memory://",
@@ -213,7 +216,7 @@ def current_totp(username: str) -> str:
     factor = db.session.get(SecondFactor, user.id)
     assert factor is not None, f"{username} has no second factor"
     factor.last_time_step = None
-    code = pyotp.TOTP(factor.secret).now()
+    code = pyotp.TOTP(secret_of(factor)).now()
     db.session.commit()
     return code
 

@@ -77,8 +77,11 @@ class DemoPortal:
 
     def second_factor_code(self, username: str) -> str:
         totp = pyotp.TOTP(self.totp_keys[username])
-        step = int(time.time()) // totp.interval - 1  # the oldest step still accepted
-        step = max(step, self.used_steps.get(username, step - 1) + 1)
+        now_step = int(time.time()) // totp.interval
+        step = max(now_step - 1,  # the oldest step still accepted
+                   self.used_steps.get(username, now_step - 2) + 1)
+        if step > now_step + 1:  # every step in the drift window is spent: wait for one
+            time.sleep((step - 1) * totp.interval - time.time() + 0.5)
         self.used_steps[username] = step
         return totp.generate_otp(step)
 
@@ -192,6 +195,39 @@ def url(template: str) -> Go:
     return go
 
 
+def submit(path: str, button: str, fields: dict[str, Callable[[DemoPortal], str]]) -> Go:
+    """The page a form's answer shows (e.g. new recovery codes): from ``path``, fill the
+    form whose button is ``button`` (values computed when the page is visited) and send it."""
+    def go(page: Any, portal: DemoPortal) -> None:
+        page.goto(portal.url + path)
+        form = page.locator("form", has=page.get_by_role("button", name=button, exact=True))
+        for label, value in fields.items():
+            form.get_by_label(label).fill(value(portal))
+        form.get_by_role("button", name=button, exact=True).click()
+        page.wait_for_load_state()
+    return go
+
+
+def code_of(role: str) -> Callable[[DemoPortal], str]:
+    return lambda portal: portal.second_factor_code(USERNAMES[role])
+
+
+def second_step(role: str) -> Go:
+    """The sign-in's second step, after the password of ``role`` (not signed in)."""
+    def go(page: Any, portal: DemoPortal) -> None:
+        username = USERNAMES[role]
+        page.goto(portal.url + "/auth/login")
+        page.get_by_label("User name or e-mail").fill(username)
+        page.get_by_label("Password").fill(portal.passwords[username])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        assert "/auth/second-factor" in page.url
+    return go
+
+
+ANY_CODE = "A code from your authenticator app, or one of your recovery codes"
+
+
 def trainee_pages(role: str) -> dict[str, Go]:
     return {
         "home": url("/"),
@@ -203,13 +239,16 @@ def trainee_pages(role: str) -> dict[str, Go]:
         "review": menu("Training", "submitted", "Review case 1"),
         "certificates": menu("My certificates"),
         "password": url("/auth/password"),
+        "account-security": url("/account/security"),
         "help": menu("Help"),
         "help-role": url(f"/help/{role}"),
     }
 
 PAGES: dict[str, dict[str, Go]] = {
     "radiologist": {**trainee_pages("radiologist"),
-                    "exam-case": url("/training/attempts/{exam_attempt}/1")},
+                    "exam-case": url("/training/attempts/{exam_attempt}/1"),
+                    # Setting up a second factor (the key waits unconfirmed: nothing changes).
+                    "second-factor-set-up": url("/auth/second-factor/set-up")},
     "radiographer": trainee_pages("radiographer"),
     "trainer": {
         "home": url("/"),
@@ -226,6 +265,7 @@ PAGES: dict[str, dict[str, Go]] = {
         "statistics": url("/training/manage/{practice}/statistics"),
         "viewer": menu("Viewer"),
         "viewer-case": url("/viewer/cases/{case}"),
+        "account-security": url("/account/security"),
         "help": menu("Help"),
         "help-role": url("/help/trainer"),
     },
@@ -238,6 +278,10 @@ PAGES: dict[str, dict[str, Go]] = {
         "certificates": menu("Certificates"),
         "reviews": url("/certification/reviews"),
         "exception": url("/certification/exceptions/new"),
+        "account-security": url("/account/security"),
+        # A new authenticator's key, waiting for its first code (the old one stays).
+        "replace-authenticator": submit("/account/security", "Replace authenticator",
+                                        {ANY_CODE: code_of("lead")}),
         "help": menu("Help"),
         "help-role": url("/help/lead"),
     },
@@ -256,6 +300,9 @@ PAGES: dict[str, dict[str, Go]] = {
         "programmes": url("/certification/programmes"),
         "new-programme": url("/certification/programmes/new"),
         "edit-programme": url("/certification/programmes/{programme}/edit"),
+        "account-security": url("/account/security"),
+        "recovery-codes": submit("/account/security", "Make new recovery codes",
+                                 {ANY_CODE: code_of("admin")}),
         "help": menu("Help"),
         "help-role": url("/help/admin"),
     },
@@ -266,6 +313,7 @@ PAGES: dict[str, dict[str, Go]] = {
         "help": url("/help"),
         "glossary": url("/help/glossary"),
         "help-role": url("/help/radiologist"),
+        "second-step": second_step("trainer"),
     },
 }
 

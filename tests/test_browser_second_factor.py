@@ -80,3 +80,78 @@ def test_enrol_then_sign_in_with_a_code_and_with_a_recovery_code(app, portal_url
     page.wait_for_load_state()
     assert "That code is not right" in page.get_by_role("alert").inner_text()
     assert urlsplit(page.url).path == "/auth/second-factor"
+
+
+def test_a_trainee_turns_it_on_from_the_account_menu_and_off_again(app, portal_url, page,
+                                                                   make_user):
+    """A trainee finds "Account security" in the account menu, sets up an authenticator,
+    signs in with a code, makes new recovery codes and turns two-step sign-in off."""
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST, username="tom")
+    password_step(page, portal_url, "tom")
+    page.get_by_role("link", name="Account security").click()
+    page.wait_for_load_state()
+    assert urlsplit(page.url).path == "/account/security"
+    assert page.get_by_test_id("second-factor-status").inner_text().startswith("Off")
+    page.get_by_role("link", name="Set up two-step sign-in").click()
+    page.wait_for_load_state()
+    totp = pyotp.TOTP(page.get_by_test_id("enrol-secret").inner_text().strip())
+    page.get_by_label("Code from your authenticator app").fill(totp.now())
+    page.get_by_role("button", name="Turn on").click()
+    page.wait_for_load_state()
+    first_codes = page.get_by_test_id("recovery-codes").locator("code").all_inner_texts()
+    assert len(first_codes) == 10
+    page.get_by_role("link", name="I have saved them: continue").click()
+    page.wait_for_load_state()
+    assert page.get_by_test_id("second-factor-status").inner_text().startswith("On since")
+    sign_out(page)
+
+    # Signing in now takes a code: the enrolment spent this time step's, the next is taken.
+    db.session.expire_all()
+    step = db.session.get(SecondFactor, trainee.id).last_time_step
+    db.session.commit()
+    password_step(page, portal_url, "tom")
+    assert page.get_by_role("heading", level=1).inner_text() == "Second step"
+    page.get_by_label("Code").fill(totp.generate_otp(step + 1))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_load_state()
+    assert "/auth/" not in page.url
+
+    # New recovery codes, confirmed with an old one (the authenticator's next code is not due
+    # yet); the old ones stop working.
+    page.get_by_role("link", name="Account security").click()
+    page.wait_for_load_state()
+    regenerate = page.locator("form", has=page.get_by_role(
+        "button", name="Make new recovery codes"))
+    regenerate.get_by_role("textbox").fill("not a code")
+    regenerate.get_by_role("button").click()
+    page.wait_for_load_state()
+    assert "That code is not right" in page.get_by_role("alert").inner_text()
+    regenerate = page.locator("form", has=page.get_by_role(
+        "button", name="Make new recovery codes"))
+    regenerate.get_by_role("textbox").fill(first_codes[0])
+    regenerate.get_by_role("button").click()
+    page.wait_for_load_state()
+    new_codes = page.get_by_test_id("recovery-codes").locator("code").all_inner_texts()
+    assert len(new_codes) == 10 and not set(new_codes) & set(first_codes)
+    page.get_by_role("link", name="I have saved them: continue").click()
+    page.wait_for_load_state()
+    assert "Recovery codes left: 10" in page.get_by_test_id("recovery-codes-left").inner_text()
+
+    # Off: the password and a code (an old recovery code is refused, a new one works).
+    turn_off = page.locator("form", has=page.get_by_role(
+        "button", name="Turn off two-step sign-in"))
+    turn_off.get_by_label("Your password").fill(PASSWORD)
+    turn_off.get_by_label("one of your recovery codes").fill(first_codes[1])
+    turn_off.get_by_role("button").click()
+    page.wait_for_load_state()
+    assert "That code is not right" in page.get_by_role("alert").inner_text()
+    turn_off = page.locator("form", has=page.get_by_role(
+        "button", name="Turn off two-step sign-in"))
+    turn_off.get_by_label("Your password").fill(PASSWORD)
+    turn_off.get_by_label("one of your recovery codes").fill(new_codes[0])
+    turn_off.get_by_role("button").click()
+    page.wait_for_load_state()
+    assert page.get_by_test_id("second-factor-status").inner_text().startswith("Off")
+    sign_out(page)
+    password_step(page, portal_url, "tom")  # a password alone again
+    assert "/auth/" not in page.url

@@ -21,9 +21,11 @@ def test_defaults_use_sqlite_in_the_instance_folder(tmp_path, monkeypatch):
 def test_factory_has_no_side_effects_beyond_the_secret_keys(tmp_path):
     create_app({"INSTANCE_PATH": str(tmp_path)})
     # No database, no image folder: only the generated keys.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["deid_secret", "secret_key"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deid_secret", "field_key",
+                                                          "secret_key"]
     create_app({"INSTANCE_PATH": str(tmp_path / "other"), "SECRET_KEY": "given",
-                "DEID_SECRET": "given too"})
+                "DEID_SECRET": "given too",
+                "FIELD_ENCRYPTION_KEYS": ["given as well, and 32 characters long"]})
     assert not (tmp_path / "other").exists()
 
 

@@ -33,6 +33,11 @@ ACTION_LABELS: dict[str, str] = {
     "second_factor.failed": "Second-factor code refused",
     "second_factor.recovery_code": "Recovery code used",
     "second_factor.reset": "Second factor reset",
+    "second_factor.recovery_codes_regenerated": "Recovery codes replaced",
+    "second_factor.replacement_started": "Authenticator replacement started",
+    "second_factor.replaced": "Authenticator replaced",
+    "second_factor.disable_refused": "Turning off two-step sign-in refused",
+    "second_factor.disabled": "Two-step sign-in turned off",
     "clinic.create": "Clinic added",
     "cases.import": "Cases imported",
     "case.create": "Case added",
@@ -270,6 +275,24 @@ _SENTENCES: dict[str, _Sentence] = {
     "second_factor.failed": lambda d, n: "Entered a wrong second-factor code.",
     "second_factor.recovery_code": lambda d, n: (
         f"Signed in with a recovery code ({d.get('remaining', '?')} left)."
+        if d.get("purpose", "sign-in") == "sign-in" else
+        f"Used a recovery code to {d['purpose']} ({d.get('remaining', '?')} left)."
+    ),
+    "second_factor.recovery_codes_regenerated": lambda d, n: (
+        "Made new recovery codes; the old ones no longer work."
+    ),
+    "second_factor.replacement_started": lambda d, n: (
+        "Confirmed a code to move the second factor to a new authenticator app."
+    ),
+    "second_factor.replaced": lambda d, n: (
+        "Moved the second factor to a new authenticator app; the old one's codes no longer "
+        "work and the account's other sessions ended."
+    ),
+    "second_factor.disable_refused": lambda d, n: (
+        "Gave a wrong password when turning off two-step sign-in."
+    ),
+    "second_factor.disabled": lambda d, n: (
+        "Turned off two-step sign-in; its recovery codes were removed."
     ),
     "second_factor.reset": lambda d, n: (
         "Reset the second factor and ended the account's sessions; it is set up again at "

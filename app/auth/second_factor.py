@@ -5,6 +5,9 @@ sign them in: it only holds them, in the session, for the second step (a code fr
 authenticator or a recovery code; or, for a privileged user not yet enrolled, enrolment).
 Only a passed second step starts the server-side session and marks it as such, so no
 privileged page is ever served to a session that skipped the step.
+
+Authenticator keys are stored encrypted (app.field_encryption) under keys outside the
+database; ``secret_of`` is the one place they are opened.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import io
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,7 +26,8 @@ import pyotp
 import qrcode  # type: ignore[import-untyped]
 import qrcode.image.svg  # type: ignore[import-untyped]
 from flask import current_app, session
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.audit.services import record
 from app.auth.models import User
@@ -31,6 +36,7 @@ from app.auth.second_factor_models import RecoveryCode, SecondFactor
 from app.auth.sessions import end_all_sessions, start_session
 from app.db_types import utcnow
 from app.extensions import db
+from app.field_encryption import UndecryptableField, decrypt, encrypt, is_first_key, reencrypt
 
 PRIVILEGED_ROLES = (Role.TRAINER, Role.PROGRAMME_LEAD, Role.ADMIN)
 ISSUER = "CXR Academy"
@@ -46,15 +52,27 @@ PASSED = "2fa_passed"
 
 
 class SecondFactorError(Exception):
-    """A refusal with a sentence for the user."""
+    """A refusal with a sentence for the user and the HTTP status to answer it with."""
 
-    def __init__(self, sentence: str) -> None:
+    status = 401
+
+    def __init__(self, sentence: str, status: int | None = None) -> None:
         super().__init__(sentence)
         self.sentence = sentence
+        if status is not None:
+            self.status = status
 
 
 class SecondFactorLocked(SecondFactorError):
     """Too many wrong codes: the sign-in is abandoned and must start again."""
+
+    status = 429
+
+
+class SecondFactorUnreadable(SecondFactorError):
+    """The stored key opens with none of the configured FIELD_ENCRYPTION_KEYS."""
+
+    status = 409
 
 
 WRONG_CODE = "That code is not right. Enter the current code from your authenticator app."
@@ -62,6 +80,13 @@ TOO_MANY_WRONG = (
     "Too many wrong codes. Sign in again with your password in 15 minutes, "
     "or ask your administrator to reset your second factor."
 )
+UNREADABLE = (
+    "Your authenticator codes cannot be checked: this portal no longer has the key your "
+    "second factor was stored under. Ask your administrator to reset your second factor "
+    "(a recovery code still works)."
+)
+# How keys were stored before they were encrypted (base32); a Fernet token never looks so.
+_PLAIN_SECRET = re.compile(r"^[A-Z2-7]{16,128}=*$")
 
 
 # ---- who needs it ---------------------------------------------------------------------------
@@ -88,6 +113,43 @@ def step_needed(user: User) -> bool:
 
 def session_passed() -> bool:
     return bool(session.get(PASSED))
+
+
+# ---- the key, encrypted at rest -------------------------------------------------------------
+
+
+def _field_keys() -> list[str]:
+    return current_app.config["FIELD_ENCRYPTION_KEYS"]
+
+
+def seal_secret(secret: str) -> str:
+    """``secret`` as stored: encrypted under the first FIELD_ENCRYPTION_KEYS key."""
+    return encrypt(_field_keys(), secret)
+
+
+def open_secret(stored: str, user_id: int | None = None) -> str:
+    """The base32 key of a stored value; a value stored before keys were encrypted (an
+    offline migration) is taken as it is. Raises SecondFactorUnreadable."""
+    if _PLAIN_SECRET.match(stored):
+        return stored
+    try:
+        return decrypt(_field_keys(), stored)
+    except UndecryptableField:
+        # For the administrator: the portal runs without the key these were stored under.
+        current_app.logger.error(
+            "the second factor of user %s opens with none of FIELD_ENCRYPTION_KEYS "
+            "(instance/field_key): restore the old key or reset the user's second factor",
+            user_id)
+        raise SecondFactorUnreadable(UNREADABLE) from None
+
+
+def secret_of(factor: SecondFactor) -> str:
+    """The authenticator key of ``factor``. A key still stored in clear is encrypted on this
+    first use (the caller commits)."""
+    secret = open_secret(factor.encrypted_secret, factor.user_id)
+    if secret == factor.encrypted_secret:
+        factor.encrypted_secret = seal_secret(secret)
+    return secret
 
 
 # ---- the state between the two steps --------------------------------------------------------
@@ -137,6 +199,63 @@ def complete_sign_in(user: User, how: str) -> None:
     record("login", actor=user, object_type="user", object_id=user.id, second_factor=how)
 
 
+@dataclass(frozen=True)
+class KeysEncrypted:
+    rewritten: int  # now under the first key (were in clear, or under an older key)
+    current: int  # already under the first key
+    unreadable: list[str]  # user names whose key no configured key opens
+
+
+def encrypt_all_secrets() -> KeysEncrypted:
+    """Put every stored authenticator key (and key awaiting confirmation) under the first
+    FIELD_ENCRYPTION_KEYS key: keys still in clear after an offline migration, and keys
+    under an older key after a new one was put first, so the old one can then be dropped."""
+    keys = _field_keys()
+    rewritten = current = 0
+    unreadable: list[str] = []
+    for factor in db.session.scalars(select(SecondFactor).order_by(SecondFactor.user_id)):
+        try:
+            changed = False
+            for column in ("encrypted_secret", "replacement_secret"):
+                stored = getattr(factor, column)
+                if stored is None or is_first_key(keys, stored):
+                    continue
+                plain = _PLAIN_SECRET.match(stored)
+                setattr(factor, column,
+                        seal_secret(stored) if plain else reencrypt(keys, stored))
+                changed = True
+        except UndecryptableField:
+            user = db.session.get(User, factor.user_id)
+            unreadable.append(user.username if user else str(factor.user_id))
+            continue
+        if changed:
+            rewritten += 1
+        else:
+            current += 1
+    db.session.commit()
+    return KeysEncrypted(rewritten, current, unreadable)
+
+
+def unreadable_secret_count() -> int:
+    """Second factors whose key opens with none of the configured keys (after a restore
+    into an instance without the old instance/field_key). 0 on a schema older than the
+    encrypted column: its upgrade encrypts under this instance's key."""
+    try:
+        stored = db.session.scalars(text("SELECT encrypted_secret FROM user_second_factor")).all()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return 0
+    count = 0
+    for value in stored:
+        if _PLAIN_SECRET.match(value):
+            continue
+        try:
+            decrypt(_field_keys(), value)
+        except UndecryptableField:
+            count += 1
+    return count
+
+
 # ---- enrolment ------------------------------------------------------------------------------
 
 
@@ -152,13 +271,26 @@ def begin_enrolment(user: User) -> Enrolment:
     reloaded page does not invalidate what was already scanned."""
     factor = factor_of(user)
     if factor is not None and factor.enrolled_at is not None:
-        raise SecondFactorError("A second factor is already set up for this account.")
-    if factor is None:
-        factor = SecondFactor(user_id=user.id, secret=pyotp.random_base32(), failed_count=0)
-        db.session.add(factor)
-        db.session.commit()
-    uri = pyotp.TOTP(factor.secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
-    return Enrolment(factor.secret, uri, qr_data_uri(uri))
+        raise SecondFactorError("A second factor is already set up for this account.", 409)
+    secret = None
+    if factor is not None:
+        try:
+            secret = secret_of(factor)
+        except SecondFactorUnreadable:
+            secret = None  # never confirmed, so nothing is lost: offer a new key
+    if factor is None or secret is None:
+        secret = pyotp.random_base32()
+        if factor is None:
+            factor = SecondFactor(user_id=user.id, failed_count=0)
+            db.session.add(factor)
+        factor.encrypted_secret = seal_secret(secret)
+    db.session.commit()
+    return enrolment_for(user, secret)
+
+
+def enrolment_for(user: User, secret: str) -> Enrolment:
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
+    return Enrolment(secret, uri, qr_data_uri(uri))
 
 
 def qr_data_uri(text: str) -> str:
@@ -174,16 +306,16 @@ def confirm_enrolment(user: User, code: str) -> list[str]:
     which are shown this once and kept only as hashes."""
     factor = factor_of(user)
     if factor is None:
-        raise SecondFactorError("Start the set-up again: no secret is waiting for a code.")
+        raise SecondFactorError("Start the set-up again: no secret is waiting for a code.", 409)
     if factor.enrolled_at is not None:
-        raise SecondFactorError("A second factor is already set up for this account.")
-    step = _matching_step(factor, code)
+        raise SecondFactorError("A second factor is already set up for this account.", 409)
+    step = matching_step(secret_of(factor), code)
     if step is None:
         raise SecondFactorError(WRONG_CODE)
     factor.last_time_step = step
     factor.enrolled_at = utcnow()
     factor.failed_count = 0
-    codes = _new_recovery_codes(user)
+    codes = new_recovery_codes(user)
     record("second_factor.enrol", actor=user, object_type="user", object_id=user.id)
     db.session.commit()
     return codes
@@ -192,9 +324,8 @@ def confirm_enrolment(user: User, code: str) -> list[str]:
 def enrol_with_secret(user: User, secret: str) -> None:
     """Enrol ``user`` with a known secret (demo seeding, tests); no recovery codes."""
     db.session.execute(delete(SecondFactor).where(SecondFactor.user_id == user.id))
-    db.session.add(
-        SecondFactor(user_id=user.id, secret=secret, enrolled_at=utcnow(), failed_count=0)
-    )
+    db.session.add(SecondFactor(user_id=user.id, encrypted_secret=seal_secret(secret),
+                                enrolled_at=utcnow(), failed_count=0))
     db.session.commit()
 
 
@@ -209,9 +340,15 @@ def verify_second_step(user: User, code: str) -> str:
     SecondFactorLocked, and for ``SECOND_FACTOR_LOCKOUT`` afterwards even a right code is
     refused, so guessing six digits needs the password again and again, slowly.
     """
+    return check_code(user, code, purpose="sign-in")
+
+
+def check_code(user: User, code: str, *, purpose: str) -> str:
+    """``verify_second_step`` for any use of the second factor (``purpose`` is recorded with
+    a spent recovery code); the same count of wrong codes throttles every use."""
     factor = factor_of(user)
     if factor is None or factor.enrolled_at is None:
-        raise SecondFactorError("This account has no second factor set up.")
+        raise SecondFactorError("This account has no second factor set up.", 409)
     cfg = current_app.config
     now = utcnow()
     if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:
@@ -220,13 +357,13 @@ def verify_second_step(user: User, code: str) -> str:
         factor.failed_count = 0
     cleaned = _clean(code)
     if cleaned.isdigit() and len(cleaned) == 6:
-        step = _matching_step(factor, cleaned)
+        step = matching_step(secret_of(factor), cleaned)
         if step is not None and _claim_time_step(factor, step):
             return "code"
     elif _use_recovery_code(user, cleaned):
         factor.failed_count = 0
         record("second_factor.recovery_code", actor=user, object_type="user", object_id=user.id,
-               remaining=remaining_recovery_codes(user))
+               remaining=remaining_recovery_codes(user), purpose=purpose)
         return "recovery code"
     factor.failed_count += 1
     factor.last_failed_at = now
@@ -257,13 +394,13 @@ def _clean(code: str) -> str:
     return "".join(code.split()).replace("-", "").lower()[:64]
 
 
-def _matching_step(factor: SecondFactor, code: str) -> int | None:
+def matching_step(secret: str, code: str) -> int | None:
     """The time step whose code this is: the current one, or one either side for clock drift
     (RFC 6238 section 5.2)."""
     code = _clean(code)
     if not (code.isdigit() and len(code) == 6):
         return None
-    totp = pyotp.TOTP(factor.secret)
+    totp = pyotp.TOTP(secret)
     now_step = int(time.time()) // totp.interval
     for step in (now_step - 1, now_step, now_step + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
@@ -278,7 +415,7 @@ def _hash_code(salt: str, code: str) -> str:
     return hashlib.sha256((salt + code).encode()).hexdigest()
 
 
-def _new_recovery_codes(user: User) -> list[str]:
+def new_recovery_codes(user: User) -> list[str]:
     """Replace ``user``'s recovery codes with ten new ones (60 random bits each)."""
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread

@@ -1,10 +1,10 @@
-"""The second factor of an account: a TOTP secret and one-time recovery codes."""
+"""The second factor of an account: a TOTP secret (encrypted) and one-time recovery codes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db_types import UTCDateTime, utcnow
@@ -20,8 +20,13 @@ class SecondFactor(db.Model):  # type: ignore[name-defined]
     user_id: Mapped[int] = mapped_column(
         ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
     )
-    # Base32, as authenticator apps take it.
-    secret: Mapped[str] = mapped_column(String(64))
+    # The base32 key authenticator apps take, encrypted under FIELD_ENCRYPTION_KEYS
+    # (app.field_encryption): whoever has only the database or a backup cannot make codes.
+    encrypted_secret: Mapped[str] = mapped_column(Text)
+    # "Replace authenticator": the new key, encrypted likewise, until a code from the new app
+    # proves it; the old key keeps working until then.
+    replacement_secret: Mapped[str | None] = mapped_column(Text)
+    replacement_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The newest accepted 30-second time step: a code of this step or an older one is refused,

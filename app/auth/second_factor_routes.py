@@ -57,9 +57,9 @@ def second_step() -> Response | str | tuple[str, int]:
         how = sf.verify_second_step(user, form.code.data or "")
     except sf.SecondFactorLocked as exc:
         return _refused(exc.sentence, 429)
-    except sf.SecondFactorError as exc:
+    except sf.SecondFactorError as exc:  # a wrong code; or a key no configured key opens
         form.code.errors = [exc.sentence]
-        return render_template("auth/second_step.html", form=form), 401
+        return render_template("auth/second_step.html", form=form), exc.status
     target = sf.pending_next()
     sf.complete_sign_in(user, how)
     db.session.commit()
@@ -89,8 +89,9 @@ def _enrol_during_sign_in(user) -> str | tuple[str, int]:  # type: ignore[no-unt
 def enrol() -> Response | str | tuple[str, int]:
     """A signed-in user (a trainee, for whom it is optional) sets up a second factor."""
     if sf.is_enrolled(current_user):
-        flash("Your second factor is already on. Ask an administrator to reset it.", "info")
-        return redirect(home_url_for(current_user))
+        flash("Your second factor is already on. To move it to a new phone, use "
+              "“Replace authenticator”.", "info")
+        return redirect(url_for("account.security"))
     form = EnrolForm()
     if form.validate_on_submit():
         try:
@@ -100,7 +101,7 @@ def enrol() -> Response | str | tuple[str, int]:
         else:
             session[sf.PASSED] = True
             return render_template("auth/recovery_codes.html", codes=codes,
-                                   target=home_url_for(current_user))
+                                   target=url_for("account.security"))
     status = 400 if request.method == "POST" else 200
     enrolment = sf.begin_enrolment(current_user)
     return render_template("auth/enrol.html", form=form, enrolment=enrolment,

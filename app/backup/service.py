@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.auth.second_factor import unreadable_secret_count
 from app.backup import database
 from app.backup.archive import (
     FORMAT,
@@ -63,6 +64,8 @@ class RestoreReport:
     created_at: str
     portal_version: str
     same_deid_secret: bool
+    # Second factors this instance's FIELD_ENCRYPTION_KEYS cannot open (the old key missing).
+    unreadable_second_factors: int = 0
 
 
 def portal_version() -> str:
@@ -228,7 +231,8 @@ def restore_backup(archive: Path, *, replace_existing: bool = False) -> RestoreR
     return RestoreReport(kind, revision, head, len(unpacked.images),
                          len(manifest["files"]), str(manifest.get("created_at")),
                          str(manifest.get("portal_version")),
-                         manifest.get("deid_secret_fingerprint") == deid_fingerprint())
+                         manifest.get("deid_secret_fingerprint") == deid_fingerprint(),
+                         unreadable_secret_count())
 
 
 def _target_tables() -> tuple[list[str], list[str]]:
