@@ -3,6 +3,7 @@
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
 from app.auth.second_factor_models import RecoveryCode, SecondFactor
+from app.auth.security_key_models import SecurityKey, SecurityKeyChallenge
 from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
 from app.certification.models import (
     Certificate,
@@ -42,6 +43,8 @@ __all__ = [
     "ReportingScheme",
     "Requirement",
     "SecondFactor",
+    "SecurityKey",
+    "SecurityKeyChallenge",
     "User",
     "UserRole",
     "UserSession",
