@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from freezegun import freeze_time
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
@@ -24,7 +26,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from tests.conftest import login
 from tests.forms import submit_form
-from tests.soft_key import SoftKey, b64url_decode
+from tests.soft_key import SoftKey, b64url, b64url_decode
 
 BASE = "https://cxr.example.org"
 KEYS_PAGE = "/account/security-keys"
@@ -501,3 +503,100 @@ def test_a_key_only_account_can_be_reset_by_an_administrator(client, make_user):
     signed_in = submit_form(client, "/auth/login", button="Sign in", fields={
         "username": trainee.username, "password": "correct-horse-battery"})
     assert signed_in.status_code == 302 and not signed_in.location.endswith(STEP_PAGE)
+
+
+# ---- answers no browser sends ----------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def mutations(draw: st.DrawFn) -> tuple[str, Any]:
+    """Where to change a real answer (a top-level or response field, or its raw bytes) and
+    into what."""
+    path = draw(st.sampled_from([
+        ("id",), ("rawId",), ("type",), ("response",), ("response", "clientDataJSON"),
+        ("response", "attestationObject"), ("response", "authenticatorData"),
+        ("response", "signature"), ("response", "transports"), ("response", "userHandle"),
+    ]))
+    how = draw(st.sampled_from(["value", "flip", "truncate", "drop"]))
+    return path, (how, draw(JSON_VALUES) if how == "value" else draw(st.integers(0, 400)))
+
+
+def mutated(answer: str, mutation: tuple[tuple[str, ...], tuple[str, Any]]) -> str:
+    body = json.loads(answer)
+    path, (how, arg) = mutation
+    holder = body
+    for part in path[:-1]:
+        holder = holder[part]
+    name = path[-1]
+    original = holder.get(name)
+    if how == "drop":
+        holder.pop(name, None)
+    elif how == "value" or not isinstance(original, str) or not original:
+        holder[name] = arg if how == "value" else None
+    elif how == "truncate":
+        holder[name] = original[: arg % len(original)]
+    else:  # flip one base64url character
+        raw = b64url_decode(original) if name != "type" else original.encode()
+        i = arg % len(raw)
+        changed = raw[:i] + bytes([raw[i] ^ 0x55]) + raw[i + 1:]
+        holder[name] = b64url(changed) if name != "type" else changed.decode("latin-1")
+    return json.dumps(body)
+
+
+FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+@FUZZ
+@given(mutation=mutations())
+def test_mangled_registration_answers_are_refused_never_a_server_error(
+        client, make_user, mutation):
+    user = db.session.scalar(select(User).where(User.username == "fuzz"))
+    if user is None:
+        user = make_user(Role.TRAINER, username="fuzz")
+        login(client, user.username)
+    key = SoftKey()
+    answer = mutated(key.register(script_options(client, KEYS_PAGE, REGISTER_FORM), BASE),
+                     mutation)
+    response = add_key(client, key, answer=answer)
+    note(answer)
+    # A change the check cannot see (e.g. transports) may still pass, as a browser's would.
+    assert response.status_code in (302, 400, 409), response.status_code
+    if response.status_code != 302:
+        assert alert(response)
+        assert key.id not in db.session.scalars(select(SecurityKey.credential_id)).all()
+
+
+@FUZZ
+@given(mutation=mutations())
+def test_mangled_sign_in_answers_are_refused_never_a_server_error(
+        client, make_user, mutation):
+    key = _fuzz_key.get("key")
+    user = db.session.scalar(select(User).where(User.username == "fuzz"))
+    if user is None:
+        user = make_user(Role.TRAINER, username="fuzz")
+        login(client, user.username)
+        key = _fuzz_key["key"] = SoftKey()
+        assert add_key(client, key).status_code == 302
+        sign_out(client)
+    logins = actions().count("login")
+    password_step(client, user.username)
+    answer = mutated(key.sign(script_options(client, STEP_PAGE, SIGN_IN_FORM), BASE), mutation)
+    response = key_step(client, key, answer=answer)
+    note(answer)
+    assert response.status_code in (302, 400, 401, 409), response.status_code
+    if response.status_code == 302:
+        sign_out(client)
+    else:
+        assert alert(response) and actions().count("login") == logins
+
+
+_fuzz_key: dict[str, SoftKey] = {}

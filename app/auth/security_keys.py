@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,7 @@ MAX_KEYS_PER_USER = 10
 MAX_RESPONSE_CHARS = 16_000
 # How long the browser shows its prompt (a hint to it, in milliseconds).
 PROMPT_TIMEOUT_MS = 120_000
+_BASE64URL = re.compile(rf"[A-Za-z0-9_-]{{1,{CREDENTIAL_ID_MAX}}}")
 
 UNAVAILABLE = (
     "Security keys need the portal to be reached by its domain name (for example "
@@ -348,7 +350,9 @@ def verify_sign_in(user: User, response: str) -> SecurityKey:
     credential = _parse(response)
     credential_id = credential.get("id")
     key = None
-    if isinstance(credential_id, str) and len(credential_id) <= CREDENTIAL_ID_MAX:
+    # Looked up only as what an id can be (base64url): no stray character (a NUL, which
+    # PostgreSQL text refuses) reaches the query.
+    if isinstance(credential_id, str) and _BASE64URL.fullmatch(credential_id):
         key = db.session.scalar(
             select(SecurityKey).where(SecurityKey.credential_id == credential_id)
         )
