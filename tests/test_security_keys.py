@@ -600,3 +600,14 @@ def test_mangled_sign_in_answers_are_refused_never_a_server_error(
 
 
 _fuzz_key: dict[str, SoftKey] = {}
+
+
+def test_the_audit_log_reads_the_key_events_as_sentences(client, make_user, trainer_with_key):
+    trainer, key = trainer_with_key
+    password_step(client, trainer.username)
+    assert key_step(client, key, counter=1).status_code == 401  # the counter is already 1
+    admin = make_user(Role.ADMIN)
+    login(client, admin.username)
+    log = client.get("/admin/audit").get_data(as_text=True)
+    assert "Security key added" in log and "Added the security key “Blue key”." in log
+    assert "signature counter went back (1 after 1)" in log
