@@ -611,3 +611,18 @@ def test_the_audit_log_reads_the_key_events_as_sentences(client, make_user, trai
     log = client.get("/admin/audit").get_data(as_text=True)
     assert "Security key added" in log and "Added the security key “Blue key”." in log
     assert "signature counter went back (1 after 1)" in log
+
+
+def test_wrong_passwords_to_remove_a_key_are_limited_per_account(client, make_user):
+    trainer = make_user(Role.TRAINER)
+    login(client, trainer.username)
+    assert add_key(client, SoftKey(), "Mine").status_code == 302
+    for _ in range(10):
+        wrong = submit_form(client, KEYS_PAGE, button="Remove “Mine”",
+                            fields={"password": "not-my-password"})
+        assert wrong.status_code == 401
+    limited = submit_form(client, KEYS_PAGE, button="Remove “Mine”",
+                          fields={"password": "correct-horse-battery"})
+    assert limited.status_code == 429 and "Too many wrong passwords" in limited.get_data(
+        as_text=True)
+    assert key_count() == 1
