@@ -24,8 +24,9 @@ from app.auth.roles import Role
 from app.auth.security_key_models import SecurityKey, SecurityKeyChallenge
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import login
-from tests.forms import submit_form
+from tests.cohort import run_together
+from tests.conftest import login, postgresql_only
+from tests.forms import submission, submit_form
 from tests.soft_key import SoftKey, b64url, b64url_decode
 
 BASE = "https://cxr.example.org"
@@ -626,3 +627,29 @@ def test_wrong_passwords_to_remove_a_key_are_limited_per_account(client, make_us
     assert limited.status_code == 429 and "Too many wrong passwords" in limited.get_data(
         as_text=True)
     assert key_count() == 1
+
+
+@postgresql_only
+def test_one_answer_sent_four_times_at_once_signs_in_once(app, client, trainer_with_key):
+    """Four copies of one request (same cookie, same answer) racing: the challenge is spent
+    by one conditional DELETE, so one passes and the others are refused."""
+    trainer, key = trainer_with_key
+    password_step(client, trainer.username)
+    answer = key.sign(script_options(client, STEP_PAGE, SIGN_IN_FORM), BASE)
+    html = client.get(STEP_PAGE).get_data(as_text=True)
+    _, path, body = submission(html, STEP_PAGE, selector=SIGN_IN_FORM,
+                               fields={"assertion": answer})
+    cookie = client.get_cookie("cxr_session").value
+    sessions_before = db.session.scalar(select(func.count(UserSession.id)))
+    db.session.commit()
+
+    def post() -> int:
+        copy = app.test_client()
+        copy.set_cookie("cxr_session", cookie)
+        return copy.post(path, data=body).status_code
+
+    statuses = run_together([post] * 4, timeout=60)
+    assert sorted(statuses) in ([302, 400, 400, 400], [302, 400, 400, 409],
+                                [302, 400, 409, 409], [302, 409, 409, 409]), statuses
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(UserSession.id))) == sessions_before + 1
