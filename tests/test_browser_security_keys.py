@@ -19,6 +19,7 @@ from app.audit.models import AuditEvent
 from app.auth.roles import Role
 from app.auth.security_key_models import SecurityKey
 from app.extensions import db
+from tests.axe import axe_violations, describe
 from tests.conftest import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
@@ -74,6 +75,8 @@ def test_add_a_key_sign_out_and_sign_in_with_it(app, localhost_portal_url, page,
     page.get_by_role("button", name="Add security key").click()
     page.get_by_role("status").filter(has_text="Blue key").wait_for()
     assert page.get_by_test_id("security-key").inner_text().startswith("Blue key")
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
     [credential] = virtual_key()
     db.session.expire_all()
     stored = db.session.scalars(select(SecurityKey)).one()
@@ -92,6 +95,8 @@ def test_add_a_key_sign_out_and_sign_in_with_it(app, localhost_portal_url, page,
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
     assert page.get_by_role("heading", level=1).inner_text() == "Second step"
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
     page.get_by_role("button", name="Use your security key").click()
     page.wait_for_url(base + "/cases/")
     assert page.get_by_test_id("current-user").inner_text() == trainer.full_name
@@ -123,6 +128,8 @@ def test_the_same_key_twice_is_refused_on_the_page_with_a_reason(
     alert = page.locator("[data-security-key-status]")
     alert.wait_for(state="visible")
     assert "already registered" in alert.inner_text()
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
     assert page.get_by_role("button", name="Add security key").is_enabled()  # may try again
     assert len(virtual_key()) == 1
     db.session.expire_all()
