@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pyotp
 import pytest
 from flask.testing import FlaskClient
 from freezegun import freeze_time
@@ -653,3 +654,20 @@ def test_one_answer_sent_four_times_at_once_signs_in_once(app, client, trainer_w
                                 [302, 400, 409, 409], [302, 409, 409, 409]), statuses
     db.session.expire_all()
     assert db.session.scalar(select(func.count(UserSession.id))) == sessions_before + 1
+
+
+def test_a_user_with_a_key_alone_may_add_an_authenticator_app_too(client, make_user):
+    trainee = make_user(Role.TRAINEE_RADIOGRAPHER)
+    login(client, trainee.username)
+    key = SoftKey()
+    assert add_key(client, key).status_code == 302
+    page = client.get("/auth/second-factor/set-up")
+    assert page.status_code == 200 and "Turn on" in page.get_data(as_text=True)
+    secret = re.search(r'data-testid="enrol-secret"[^>]*>([A-Z2-7]+)<',
+                       page.get_data(as_text=True)).group(1)
+    done = submit_form(client, "/auth/second-factor/set-up", button="Turn on",
+                       fields={"code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 200 and "recovery-codes" in done.get_data(as_text=True)
+    sign_out(client)
+    password_step(client, trainee.username)
+    assert key_step(client, key).status_code == 302  # the key still answers
