@@ -293,6 +293,7 @@ def test_a_key_signs_in_exactly_as_a_code_does(client, trainer_with_key):
     password_step(client, trainer.username, next="/cases/")
     step = client.get(STEP_PAGE).get_data(as_text=True)
     assert "Use your security key" in step and "Verify" in step  # beside the code
+    assert 'data-testid="security-keys-only"' not in step
     assert client.get("/cases/").status_code == 302  # the password alone reaches nothing
 
     options = script_options(client, STEP_PAGE, SIGN_IN_FORM)
@@ -319,6 +320,7 @@ def test_a_user_with_a_key_and_no_authenticator_app_has_the_second_step(client, 
     sign_out(client)
     password_step(client, trainee.username)
     assert client.get("/training/").status_code == 302
+    assert 'data-testid="security-keys-only"' in client.get(STEP_PAGE).get_data(as_text=True)
     assert key_step(client, key).status_code == 302
     sign_out(client)
     # A key without a counter (always 0) signs in again: nothing to compare.

@@ -166,8 +166,14 @@ def _security_key_helpers() -> dict[str, Any]:
         return (user is not None and keys.relying_party() is not None
                 and keys.has_security_key(user))
 
+    def keys_only() -> bool:
+        user = sf.pending_user()
+        factor = sf.factor_of(user) if user is not None else None
+        return factor is None or factor.enrolled_at is None
+
     return {
         "security_keys_of": keys.keys_of,
+        "security_keys_only": keys_only,
         "security_keys_available": lambda: keys.relying_party() is not None,
         "security_keys_unavailable": keys.unavailable_sentence,
         "security_key_sign_in_offered": sign_in_offered,
