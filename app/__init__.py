@@ -94,6 +94,7 @@ def _register_blueprints(app: Flask) -> None:
         second_factor_routes,  # noqa: F401  (on the auth blueprint)
     )
     from app.auth import routes as auth_routes
+    from app.auth import security_key_routes as key_routes  # /account, and sign-in by key
     from app.cases import routes as cases_routes
     from app.certification import editor as certification_editor  # noqa: F401
     from app.certification import routes as certification_routes
@@ -107,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
         home,
         auth_routes,
         account_routes,
+        key_routes,
         admin_routes,
         cases_routes,
         quizzes_routes,

@@ -84,6 +84,8 @@ class DefaultConfig:
     SECOND_FACTOR_MAX_FAILURES = 5
     SECOND_FACTOR_LOCKOUT = timedelta(minutes=15)
     SECOND_FACTOR_STEP_MAX_AGE = timedelta(minutes=5)
+    # How long a security key's registration or sign-in challenge may be answered.
+    SECURITY_KEY_CHALLENGE_MAX_AGE = timedelta(minutes=5)
     # Self-service reset links (only when MAIL_SERVER is set); requests are limited per
     # client address and per typed user name, so nobody can flood a mailbox.
     PASSWORD_RESET_MAX_AGE = timedelta(hours=1)

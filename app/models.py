@@ -4,6 +4,7 @@ from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
 from app.auth.second_factor_models import RecoveryCode, SecondFactor
 from app.auth.sign_in_throttle_models import SignInFailures
+from app.auth.security_key_models import SecurityKey, SecurityKeyChallenge
 from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
 from app.certification.models import (
     Certificate,
@@ -44,6 +45,8 @@ __all__ = [
     "Requirement",
     "SecondFactor",
     "SignInFailures",
+    "SecurityKey",
+    "SecurityKeyChallenge",
     "User",
     "UserRole",
     "UserSession",

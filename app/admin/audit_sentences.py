@@ -38,6 +38,9 @@ ACTION_LABELS: dict[str, str] = {
     "second_factor.replaced": "Authenticator replaced",
     "second_factor.disable_refused": "Turning off two-step sign-in refused",
     "second_factor.disabled": "Two-step sign-in turned off",
+    "second_factor.key_added": "Security key added",
+    "second_factor.key_removed": "Security key removed",
+    "second_factor.key_refused": "Security key refused",
     "clinic.create": "Clinic added",
     "cases.import": "Cases imported",
     "case.create": "Case added",
@@ -182,6 +185,16 @@ def _user_create(d: Mapping[str, Any], names: Names) -> str:
     return f"Created the account {d['username']} with the roles {_role_labels(d['roles'])}{where}."
 
 
+def _key_refused(detail: Mapping[str, Any]) -> str:
+    reason = detail.get("reason")
+    if reason == "counter":
+        return (f"A security key's signature counter went back ({detail.get('given')} after "
+                f"{detail.get('stored')}): a copied key? The sign-in was refused.")
+    if reason == "another account's key":
+        return "Offered another account's security key at the second step; refused."
+    return f"A security key's answer was refused: {reason}"
+
+
 def _login_failed(d: Mapping[str, Any], names: Names) -> str:
     typed = d.get("username") or ""
     return (
@@ -298,6 +311,9 @@ _SENTENCES: dict[str, _Sentence] = {
         "Reset the second factor and ended the account's sessions; it is set up again at "
         "the next sign-in."
     ),
+    "second_factor.key_added": lambda d, n: f"Added the security key “{d['name']}”.",
+    "second_factor.key_removed": lambda d, n: f"Removed the security key “{d['name']}”.",
+    "second_factor.key_refused": lambda d, n: _key_refused(d),
     "clinic.create": lambda d, n: f"Added the clinic {d['name']} ({n.country(d['country'])}).",
     "cases.import": _cases_import,
     "case.create": lambda d, n: f"Added the case from {d['source']}.",

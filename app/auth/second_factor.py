@@ -33,6 +33,7 @@ from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
 from app.auth.second_factor_models import RecoveryCode, SecondFactor
+from app.auth.security_keys import has_security_key, remove_all_keys
 from app.auth.sessions import end_all_sessions, start_session
 from app.db_types import utcnow
 from app.extensions import db
@@ -102,8 +103,9 @@ def factor_of(user: User) -> SecondFactor | None:
 
 
 def is_enrolled(user: User) -> bool:
+    """An authenticator app confirmed with a code, or a security key (security_keys.py)."""
     factor = factor_of(user)
-    return factor is not None and factor.enrolled_at is not None
+    return (factor is not None and factor.enrolled_at is not None) or has_security_key(user)
 
 
 def step_needed(user: User) -> bool:
@@ -461,11 +463,13 @@ def remaining_recovery_codes(user: User) -> int:
 
 
 def reset_second_factor(user: User, *, actor: User | None = None) -> bool:
-    """Remove ``user``'s authenticator and recovery codes and sign them out everywhere; they
-    enrol again at their next sign-in. Returns False when there was nothing to reset."""
+    """Remove ``user``'s authenticator, recovery codes and security keys and sign them out
+    everywhere; they enrol again at their next sign-in. Returns False when there was nothing
+    to reset."""
     factor = factor_of(user)
     had_codes = remaining_recovery_codes(user) > 0
-    if factor is None and not had_codes:
+    had_keys = remove_all_keys(user) > 0
+    if factor is None and not had_codes and not had_keys:
         return False
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.session.execute(delete(SecondFactor).where(SecondFactor.user_id == user.id))

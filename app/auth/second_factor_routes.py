@@ -88,7 +88,8 @@ def _enrol_during_sign_in(user) -> str | tuple[str, int]:  # type: ignore[no-unt
 @login_required
 def enrol() -> Response | str | tuple[str, int]:
     """A signed-in user (a trainee, for whom it is optional) sets up a second factor."""
-    if sf.is_enrolled(current_user):
+    factor = sf.factor_of(current_user)  # not is_enrolled: a security key alone may add one
+    if factor is not None and factor.enrolled_at is not None:
         flash("Your second factor is already on. To move it to a new phone, use "
               "“Replace authenticator”.", "info")
         return redirect(url_for("account.security"))
