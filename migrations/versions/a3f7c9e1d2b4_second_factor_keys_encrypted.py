@@ -13,7 +13,7 @@ first time it is used). The downgrade decrypts them back into ``secret`` and ref
 the user, when a key cannot be decrypted with the configured keys.
 
 Revision ID: a3f7c9e1d2b4
-Revises: e9a4b7c2d615
+Revises: a3c5e7f9b1d2
 Create Date: 2026-12-05 15:10:00.000000
 
 """
@@ -28,7 +28,7 @@ from app.field_encryption import UndecryptableField, decrypt, encrypt
 
 # revision identifiers, used by Alembic.
 revision = 'a3f7c9e1d2b4'
-down_revision = 'e9a4b7c2d615'
+down_revision = 'a3c5e7f9b1d2'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """security keys: WebAuthn credentials as a second factor, and their one-time challenges
 
 Revision ID: b7e3f9a1c520
-Revises: e9a4b7c2d615
+Revises: a3f7c9e1d2b4
 Create Date: 2026-12-05 15:10:00.000000
 
 """
@@ -13,7 +13,7 @@ import app.db_types
 
 # revision identifiers, used by Alembic.
 revision = 'b7e3f9a1c520'
-down_revision = 'e9a4b7c2d615'
+down_revision = 'a3f7c9e1d2b4'
 branch_labels = None
 depends_on = None
 
