@@ -253,7 +253,7 @@ _SENTENCES: dict[str, _Sentence] = {
         else "Signed in."
     ),
     "logout": lambda d, n: "Signed out.",
-    "session.ended": lambda d, n: _SESSION_ENDED.get(d.get("reason"), "The session ended."),
+    "session.ended": lambda d, n: _SESSION_ENDED.get(str(d.get("reason")), "The session ended."),
     "login.failed": _login_failed,
     "user.create": _user_create,
     "user.invite": lambda d, n: (
