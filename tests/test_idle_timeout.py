@@ -255,3 +255,25 @@ def test_the_idle_end_reads_as_a_sentence_in_the_audit_log(client, make_user, fr
     [ended] = [row for row in table if row["What"] == "Session ended by time"]
     assert ended["Who"] == "Dr Wanjiru (wanjiru)"
     assert ended["Details"] == "Signed out by the portal after a time without activity."
+
+
+def test_of_two_requests_racing_on_an_idle_session_only_one_logs_its_end(
+        app, client, make_user, frozen, monkeypatch):
+    from app.auth import sessions
+
+    user = make_user()
+    sign_in(client, user)
+    frozen.tick(timedelta(minutes=31))
+
+    def other_request_ends_it_first(user_id, now):
+        # Another request of the same browser got there between this one's read of the
+        # session and its update: it ended the session and logged that.
+        with db.engine.begin() as conn:
+            conn.execute(UserSession.__table__.update().values(ended_at=now))
+        return False
+
+    monkeypatch.setattr(sessions, "_KEEP_SIGNED_IN",
+                        [*sessions._KEEP_SIGNED_IN, other_request_ends_it_first])
+    assert not signed_in(client)
+    assert _session_events() == []  # this request found it ended: not logged twice
+    assert db.session.scalars(select(UserSession)).one().ended_at == T0 + timedelta(minutes=31)
