@@ -1,6 +1,7 @@
 """In Chromium: a trainee's open exam page outlives the 30-minute idle limit (its next answer
 saves and the submission goes through), while outside an exam the same idle time ends the
-session and the next page is the sign-in page with the reason.
+session: the next page is the sign-in page with the reason, and a practice page says why it
+cannot save and keeps the answer until the trainee has signed in again.
 
 The server's clock is moved forward, not waited for: every "now" of the portal comes from
 app.db_types.utcnow, and the live server runs in a thread of this process, so shifting what
@@ -117,6 +118,12 @@ def test_an_open_exam_page_outlives_the_idle_limit_and_other_tabs_idle_out_after
     assert beat.value.status == 200
     [row] = _fresh(UserSession)
     assert row.ended_at is None and _session_ends() == []
+    # Mid-exam the other tab is not signed out either: both tabs share the one session, and
+    # ending it would end the exam's too.
+    server_clock.advance(PAST_IDLE)
+    other_tab.reload()
+    assert other_tab.url == f"{portal_url}/training/"
+    assert _fresh(UserSession)[0].ended_at is None
 
     page.get_by_role("link", name="Next case").click()
     page.wait_for_url("**/2")
@@ -155,3 +162,42 @@ def test_outside_an_exam_idle_time_ends_the_session(portal_url, page, make_user,
     assert row.ended_at is not None
     [ended] = _session_ends()
     assert ended.actor_id == trainee.id and ended.detail == {"reason": "idle"}
+
+
+@pytest.fixture
+def practice(app, tmp_path):
+    folder = tmp_path / "practice-lib"
+    (folder / "cases").mkdir(parents=True)
+    shutil.copy(LIBRARY / "cases" / "phantom-cavity-1.json", folder / "cases")
+    [result] = load_library(folder)
+    return create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
+                           case_ids=[result.case_id], actor=None)
+
+
+def test_a_practice_page_after_idle_says_why_it_cannot_save_and_keeps_the_answer(
+        portal_url, page, make_user, practice, server_clock):
+    """No exam protects practice: after 31 minutes without a request (the computer slept),
+    the next answer is refused with the reason, kept on this device, and saved once the
+    trainee has signed in again."""
+    trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+    sign_in(page, portal_url, trainee.username)
+    page.get_by_role("link", name="Training", exact=True).click()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function(LOADED)
+    case_page = page.url
+    server_clock.advance(PAST_IDLE)
+    page.get_by_label("Abnormal").first.check()
+    page.wait_for_function(
+        "() => document.querySelector('.save-state').textContent.startsWith('not saved:')")
+    assert IDLE_SENTENCE in page.locator(".save-state").inner_text()
+    assert all(not a.answers for a in _fresh(AttemptAnswer))
+    [ended] = _session_ends()
+    assert ended.detail == {"reason": "idle"}
+
+    sign_in(page, portal_url, trainee.username)
+    page.goto(case_page)
+    page.wait_for_function(LOADED)
+    page.wait_for_function(SAVED)  # the answer kept on this device is sent
+    assert page.get_by_label("Abnormal").first.is_checked()
+    [answer] = [a for a in _fresh(AttemptAnswer) if a.answers]
+    assert answer.answers == {"overall": "abnormal"}
