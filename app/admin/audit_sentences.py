@@ -18,6 +18,7 @@ ACTION_LABELS: dict[str, str] = {
     "login": "Signed in",
     "login.failed": "Sign-in refused",
     "logout": "Signed out",
+    "session.ended": "Session ended by time",
     "user.create": "Account created",
     "user.invite": "Invitation link made",
     "user.roles": "Roles changed",
@@ -256,6 +257,12 @@ def _cases_import(d: Mapping[str, Any], names: Names) -> str:
     )
 
 
+_SESSION_ENDED = {
+    "idle": "Signed out by the portal after a time without activity.",
+    "expired": "Signed out by the portal: the session reached its longest lifetime.",
+}
+
+
 _Sentence = Callable[[Mapping[str, Any], Names], str]
 
 _SENTENCES: dict[str, _Sentence] = {
@@ -264,6 +271,7 @@ _SENTENCES: dict[str, _Sentence] = {
         else "Signed in."
     ),
     "logout": lambda d, n: "Signed out.",
+    "session.ended": lambda d, n: _SESSION_ENDED.get(str(d.get("reason")), "The session ended."),
     "login.failed": _login_failed,
     "user.create": _user_create,
     "user.invite": lambda d, n: (

@@ -26,6 +26,7 @@ from flask import current_app, g, session
 from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 
+from app.audit.services import record
 from app.auth.models import User, UserSession
 from app.auth.roles import TRAINEE_ROLES
 from app.db_types import utcnow
@@ -140,8 +141,7 @@ def load_user(user_id: str) -> User | None:
         return None
     over = _over_time(row, now)
     if over is not None and not _kept_signed_in(row.user_id, now):
-        row.ended_at = now
-        db.session.commit()
+        _end_for_time(row, over, now)
         session.pop(SESSION_KEY, None)
         if over == "idle":
             g.setdefault(IDLE_ENDED, True)
@@ -150,6 +150,21 @@ def load_user(user_id: str) -> User | None:
         row.last_seen_at = now
         db.session.commit()
     return row.user
+
+
+def _end_for_time(row: UserSession, reason: str, now: datetime) -> None:
+    """End ``row`` for idleness or age and log it, once: of two requests racing on the same
+    expired session only the one whose UPDATE still finds it open records the event."""
+    ended = db.session.execute(
+        update(UserSession)
+        .where(UserSession.id == row.id, UserSession.ended_at.is_(None))
+        .values(ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if ended.rowcount == 1:  # type: ignore[attr-defined]
+        record("session.ended", actor=row.user, object_type="user", object_id=row.user_id,
+               reason=reason)
+    db.session.commit()
 
 
 def end_current_session() -> None:

@@ -32,6 +32,7 @@ export class Viewer {
     this.data = data;
     this.options = options;
     this.labels = data.labels || [];
+    this.refusal = null; // the "Mark not added" sentence on the status line, if one is shown
     this.editable = Boolean(data.editable);
     this.marks = (data.marks || []).map((m) => ({ ...m }));
     this.reference = (data.reference_marks || []).map((m) => ({ ...m }));
@@ -133,9 +134,10 @@ export class Viewer {
     if (!mark) return;
     const refused = refusal(this.marks, mark);
     if (refused) {
-      this.el(".vw-status").textContent = `Mark not added: ${refused}.`;
+      this.#refuse(`Mark not added: ${refused}.`);
       return;
     }
+    this.#clearRefusal();
     this.#remember();
     this.marks.push(mark);
     this.selected = mark;
@@ -143,6 +145,24 @@ export class Viewer {
     this.#setStatus("not saved");
     this.#redraw();
     this.#notify();
+  }
+
+  // The status line is a polite live region. A refusal repeated word for word would not be
+  // announced again, so the line is emptied first and the words come back a frame later.
+  #refuse(text) {
+    const status = this.el(".vw-status");
+    this.refusal = text;
+    if (status.textContent !== text) { status.textContent = text; return; }
+    status.textContent = "";
+    requestAnimationFrame(() => { if (this.refusal === text) status.textContent = text; });
+  }
+
+  // A mark that is added ends a refusal still shown (on the attempt page nothing else
+  // writes the status line, so "Mark not added" would stay beside the new mark).
+  #clearRefusal() {
+    if (this.refusal === null) return;
+    this.refusal = null;
+    this.el(".vw-status").textContent = "";
   }
 
   #replaceMark(old, updated) {
