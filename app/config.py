@@ -65,6 +65,9 @@ class DefaultConfig:
     # Per client address (Flask-Limiter, RATELIMIT_STORAGE_URI): bounds guessing across
     # accounts. Clinics behind one NAT address share it; raise it for them.
     LOGIN_FAILURE_LIMIT_PER_ADDRESS = "10 per 15 minutes"
+    # Passwords typed again by a signed-in user (turning two-step sign-in off, removing a
+    # security key), per account across those pages.
+    ACCOUNT_PASSWORD_RECHECK_LIMIT = "10 per 15 minutes"  # noqa: S105  (a rate, not a password)
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = False
 

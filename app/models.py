@@ -3,8 +3,8 @@
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
 from app.auth.second_factor_models import RecoveryCode, SecondFactor
-from app.auth.sign_in_throttle_models import SignInFailures
 from app.auth.security_key_models import SecurityKey, SecurityKeyChallenge
+from app.auth.sign_in_throttle_models import SignInFailures
 from app.cases.models import Case, CaseFinding, CaseImage, CaseTag, ReferenceRead
 from app.certification.models import (
     Certificate,
@@ -44,9 +44,9 @@ __all__ = [
     "ReportingScheme",
     "Requirement",
     "SecondFactor",
-    "SignInFailures",
     "SecurityKey",
     "SecurityKeyChallenge",
+    "SignInFailures",
     "User",
     "UserRole",
     "UserSession",

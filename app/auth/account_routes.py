@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, Length  # type: ignore[import-untyp
 
 from app.auth import second_factor as sf
 from app.auth import second_factor_account as account
-from app.extensions import limiter
+from app.auth.password_recheck import limit_password_rechecks
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -92,19 +92,10 @@ def recovery_codes() -> str | tuple[str, int]:
                            target=url_for("account.security"))
 
 
-def _turn_off_failed(response: Response) -> bool:
-    return response.status_code == 401
-
-
-def _per_account() -> str:
-    return f"2fa-off:{current_user.get_id()}"
-
-
 # Wrong codes are limited by the second factor itself; this limits guessing the password
 # from a borrowed signed-in browser.
 @bp.post("/security/turn-off")
-@limiter.limit(lambda: "10 per 15 minutes", key_func=_per_account, deduct_when=_turn_off_failed,
-               error_message="Too many wrong passwords. Wait 15 minutes and try again.")
+@limit_password_rechecks
 @login_required
 def turn_off() -> Response | tuple[str, int]:
     form = TurnOffForm()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required  # type: ignore[import-untyped]
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
@@ -17,9 +17,10 @@ from wtforms.validators import DataRequired, Length  # type: ignore[import-untyp
 from app.auth import bp as auth_bp
 from app.auth import second_factor as sf
 from app.auth import security_keys as keys
+from app.auth.password_recheck import limit_password_rechecks
 from app.auth.second_factor_routes import SIGN_IN_AGAIN, CodeForm
 from app.auth.security_key_models import KEY_NAME_MAX
-from app.extensions import db, limiter
+from app.extensions import db
 from app.home import home_url_for
 
 bp = Blueprint("security_keys", __name__, url_prefix="/account")
@@ -83,23 +84,10 @@ def add() -> Response | tuple[str, int]:
     return redirect(url_for("security_keys.index"))
 
 
-def _removal_limit() -> str:
-    return current_app.config["LOGIN_FAILURE_LIMIT"]
-
-
-def _account_key() -> str:
-    return f"security-key-removal:{getattr(current_user, 'id', None)}"
-
-
-TOO_MANY_WRONG_PASSWORDS = "Too many wrong passwords. Wait 15 minutes and try again."
-
-
 @bp.route("/security-keys/<int:key_id>/remove", methods=["POST"])
 @login_required
 # A signed-in session must not become a way to guess the account's password.
-@limiter.limit(_removal_limit, key_func=_account_key, methods=["POST"],
-               deduct_when=lambda response: response.status_code == 401,
-               error_message=TOO_MANY_WRONG_PASSWORDS)
+@limit_password_rechecks
 def remove(key_id: int) -> Response | tuple[str, int]:
     form = RemoveKeyForm()
     if not form.validate_on_submit():
