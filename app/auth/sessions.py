@@ -26,6 +26,7 @@ from flask import current_app, g, session
 from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 
+from app.audit import security_log
 from app.auth.models import User, UserSession
 from app.auth.roles import TRAINEE_ROLES
 from app.db_types import utcnow
@@ -142,6 +143,8 @@ def load_user(user_id: str) -> User | None:
     if over is not None and not _kept_signed_in(row.user_id, now):
         row.ended_at = now
         db.session.commit()
+        # The user is passed: current_user is being loaded by this very function.
+        security_log.emit("session.ended", outcome="success", user=row.user, reason=over)
         session.pop(SESSION_KEY, None)
         if over == "idle":
             g.setdefault(IDLE_ENDED, True)
