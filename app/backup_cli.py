@@ -22,7 +22,8 @@ def backup(path: Path) -> None:
     try:
         report = create_backup(path)
     except BackupError as exc:
-        security_log.emit("export", outcome="failure", format="backup", export="backup")
+        security_log.emit("export", outcome="failure", format="backup", export="backup",
+                          reason=str(exc))
         raise click.ClickException(str(exc)) from None
     security_log.emit("export", outcome="success", format="backup", export="backup",
                       file=str(report.path), images=report.images)
@@ -50,7 +51,7 @@ def restore(path: Path, replace_existing: bool) -> None:
     try:
         report = restore_backup(path, replace_existing=replace_existing)
     except BackupError as exc:
-        security_log.emit("backup.restore", outcome="failure", file=str(path))
+        security_log.emit("backup.restore", outcome="failure", file=str(path), reason=str(exc))
         raise click.ClickException(str(exc)) from None
     security_log.emit("backup.restore", outcome="success", file=str(path),
                       replace_existing=replace_existing)

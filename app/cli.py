@@ -449,7 +449,7 @@ def cases_export_library(folder: Path, status: str) -> None:
         written = export_library(folder, list(db.session.scalars(query)))
     except LibraryError as exc:
         security_log.emit("export", outcome="failure", format="case library",
-                          export="case library")
+                          export="case library", reason=str(exc))
         raise click.ClickException(str(exc)) from None
     security_log.emit("export", outcome="success", format="case library", export="case library",
                       folder=str(folder), cases=len(written))

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
+import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app import create_app
 from app.audit.security_log import destination, identifier_hash
 from app.audit.services import record
-from app.auth.models import UserSession
+from app.auth.models import User, UserSession
 from app.auth.roles import Role
 from app.extensions import db
 from tests.conftest import (
@@ -328,6 +330,13 @@ def test_a_rolled_back_change_leaves_no_line(app, make_user):
     db.session.flush()
     db.session.rollback()  # flushed, still rolled back
     assert of(app, "user.deactivate") == []
+    # The database refuses the transaction at its commit (a duplicate user name).
+    record("user.deactivate", object_type="user", object_id=reader.id)
+    db.session.add(User(username="rollo", email="other@example.org", full_name="Other"))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    assert of(app, "user.deactivate") == []
     record("user.deactivate", object_type="user", object_id=reader.id)
     db.session.commit()
     assert len(of(app, "user.deactivate")) == 1
@@ -422,7 +431,8 @@ def test_downloads_and_exports_are_logged(app, client, programme, login_as,  # n
     assert "ip" not in cli[0]
     refused = runner.invoke(args=["backup", str(tmp_path / "backups" / "x.tar" / "deeper")])
     assert refused.exit_code != 0
-    assert of(app, "export")[-1]["outcome"] == "failure"
+    failed = of(app, "export")[-1]
+    assert failed["outcome"] == "failure" and failed["reason"]
 
 
 def test_a_certificate_pdf_download_is_logged(app, client, programme,  # noqa: F811
