@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import create_app
-from app.audit.security_log import destination, identifier_hash
+from app.audit.security_log import MIRRORED, destination, identifier_hash
 from app.audit.services import record
 from app.auth.models import User, UserSession
 from app.auth.roles import Role
@@ -319,6 +319,9 @@ def test_role_changes_and_deactivation_are_logged(app, client, login_as, make_us
     assert submit_form(client, f"/admin/users/{reader.id}",
                        button="Deactivate").status_code == 302
     assert only(app, "user.deactivate")["object_id"] == str(reader.id)
+    assert submit_form(client, f"/admin/users/{reader.id}",
+                       button="Reactivate").status_code == 302
+    assert only(app, "user.activate")["object_id"] == str(reader.id)
 
 
 def test_a_rolled_back_change_leaves_no_line(app, make_user):
@@ -400,8 +403,13 @@ def test_revocations_and_exceptions_are_logged_without_their_reasons(
                        fields={"reason": "identity doubt"}).status_code == 302
     revoked = only(app, "certificate.revoke")
     assert revoked["object_type"] == "certificate" and revoked["status"] == 302
+    assert submit_form(client, "/certification/certificates",
+                       action=f"/certificates/{certificate.id}/reinstate",
+                       fields={"reason": "identity confirmed"}).status_code == 302
+    assert only(app, "certificate.reinstate")["object_id"] == str(certificate.id)
     text = Path(destination(app)).read_text()
     assert "identity doubt" not in text and "equivalent national exam" not in text
+    assert "identity confirmed" not in text
 
 
 def test_downloads_and_exports_are_logged(app, client, programme, login_as,  # noqa: F811
@@ -447,3 +455,27 @@ def test_a_certificate_pdf_download_is_logged(app, client, programme,  # noqa: F
     assert (line["format"], line["export"], line["object_id"]) == (
         "pdf", "certificate", str(certificate.id))
     assert line["user_id"] == reader.id and line["status"] == 200
+
+
+# ---- the documentation ---------------------------------------------------------------------
+
+
+def test_every_event_is_documented_and_every_documented_event_exists():
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "security-log.md").read_text()
+    documented = set()
+    for row in re.findall(r"^\| (`[^|]+`) \|", doc, re.M):
+        documented |= set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)*)`", row))
+    documented -= {"field", "event"}
+    source = "\n".join(p.read_text() for p in (root / "app").rglob("*.py"))
+    emitted = set(re.findall(r'security_log\.emit\(\s*"([a-z_.]+)"', source))
+    emitted |= set(re.findall(r'\bemit\(\s*"([a-z_.]+)"', source))
+    mirrored = {name for name, _, _ in MIRRORED.values()}
+    assert emitted and mirrored
+    assert (emitted | mirrored) - documented == set()
+    # Rows of the event tables name events only (field tables use plain words).
+    event_rows = {name for name in documented if "." in name or name in {"export", "logout",
+                                                                          "login"}}
+    assert event_rows - (emitted | mirrored) == set()
+    for name in emitted | mirrored:
+        assert f'"event": "{name}"' in doc, f"no example line for {name}"
