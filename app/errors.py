@@ -98,11 +98,9 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
 
 
 def _log_refusal(exc: HTTPException) -> None:
-    """Refusals a SIEM watches for: no access (401, 403) and rate limits (429)."""
-    if exc.code in (401, 403):
-        security_log.emit("access.refused", outcome="failure", status=exc.code,
-                          reason="forbidden" if exc.code == 403 else "sign_in_required")
-    elif exc.code == 429:
+    """Rate limits (429) for the security log; refused access (401, 403) is logged from
+    the response, however the page refused."""
+    if exc.code == 429:
         security_log.emit("rate_limit.refused", outcome="failure", status=429,
                           limit=str(getattr(getattr(exc, "limit", None), "limit", "") or ""))
 

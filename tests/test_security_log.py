@@ -107,6 +107,7 @@ def test_a_failed_sign_in_logs_a_keyed_hash_of_the_name_never_what_was_typed(app
     assert failed[0]["username_hash"] == failed[1]["username_hash"] != failed[2]["username_hash"]
     assert failed[0]["username_hash"] == identifier_hash(typed.lower())
     assert failed[0]["user_id"] is None
+    assert of(app, "access.refused") == []  # the failure is the refusal's one line
     text = Path(destination(app)).read_text()
     assert typed not in text and typed.lower() not in text
     assert "not-her-password-9" not in text
@@ -196,6 +197,7 @@ def test_second_factor_enrolment_recovery_wrong_codes_lockout_and_reset(app, cli
     password_step(client, trainer.username)
     assert code_step(client, pyotp.TOTP(TOTP_SECRET).now()).status_code == 429
     assert only(app, "second_factor.refused_locked")["status"] == 429
+    assert of(app, "access.refused") == [] and of(app, "rate_limit.refused") == []
 
     password_step(client, admin.username)
     assert code_step(client, codes[1]).status_code == 302
@@ -219,6 +221,19 @@ def test_a_trainee_on_a_trainer_page_is_logged_as_refused_with_the_endpoint(app,
     assert line["status"] == 403 and line["reason"] == "forbidden"
     assert line["endpoint"] == "cases.index" and line["path"] == "/cases/"
     assert line["user_id"] == trainee.id and line["roles"] == ["trainee_radiologist"]
+
+
+def test_a_refusal_rendered_by_a_page_is_logged_too(app, client, programme, login_as,  # noqa: F811
+                                                   make_clinic):
+    lead = login_as(Role.PROGRAMME_LEAD, countries=("KE",), username="lena",
+                    clinic=make_clinic("Kisumu site", "Kisumu", "KE"))
+    response = submit_form(client, "/certification/exceptions/new", button="Issue certificate",
+                           fields={"reader": "lena", "programme": str(programme.id),
+                                   "reason": "self-service"})
+    assert response.status_code == 403
+    line = only(app, "access.refused")
+    assert (line["endpoint"], line["user_id"], line["reason"]) == (
+        "certification.new_exception", lead.id, "forbidden")
 
 
 def test_a_json_request_without_sign_in_is_a_logged_401(app, client):

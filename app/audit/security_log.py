@@ -327,12 +327,25 @@ sa_event.listen(db.session, "after_transaction_end", _after_transaction_end)
 # ---- the application's side ----------------------------------------------------------------
 
 
+def _note_refused_access(status: int) -> None:
+    """A 401 or 403, whether aborted (roles_required) or rendered by a page (an exercise not
+    assigned to the user), is a refused access, unless the request already logged its own
+    failure (a wrong password is "login.failed", a wrong code "second_factor.failed")."""
+    if status not in (401, 403):
+        return
+    if any(line.get("outcome") == "failure" for line in g.get(_QUEUE, ())):
+        return
+    emit("access.refused", outcome="failure",
+         reason="forbidden" if status == 403 else "sign_in_required")
+
+
 def init_security_log(app: Flask) -> None:
     app.extensions[_EXTENSION] = _handler_for(app)
 
     @app.after_request
     def _write_request_lines(response: Response) -> Response:
         try:
+            _note_refused_access(response.status_code)
             if _QUEUE in g:
                 response.headers["X-Request-ID"] = _request_id()
             _flush(response.status_code)
