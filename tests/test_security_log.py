@@ -254,6 +254,27 @@ def test_a_csrf_failure_is_logged_without_the_form(app, client, login_as):
     assert "forged-token-value" not in Path(destination(app)).read_text()
 
 
+def test_a_forged_or_used_link_is_logged_without_the_link(app, client, make_user):
+    from app.auth.invitations import invitation_token
+
+    invitee = make_user(username="ivo", password=None)
+    token = invitation_token(invitee)
+    db.session.commit()
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert client.get(f"/auth/invitation/{forged}").status_code == 400
+    assert submit_form(client, f"/auth/invitation/{token}", button="Set password", fields={
+        "password": "ivo-sets-a-password-1", "confirm": "ivo-sets-a-password-1"},
+    ).status_code == 302
+    assert client.get(f"/auth/invitation/{token}").status_code == 400
+    refused = of(app, "link.refused")
+    assert [(line["purpose"], line["problem"], line["status"]) for line in refused] == [
+        ("invitation", "invalid", 400), ("invitation", "used", 400)]
+    assert {line["path"] for line in refused} == {"/auth/invitation/<token>"}
+    text = Path(destination(app)).read_text()
+    assert token not in text and forged not in text
+    assert token.split(".")[0] not in text
+
+
 def test_the_path_is_logged_without_its_query_string(app, client, login_as):
     login_as(Role.TRAINEE_RADIOLOGIST)
     client.get("/cases/?token=query-secret-123")
