@@ -408,6 +408,19 @@ def test_a_dash_sends_the_log_to_standard_error(app, database_url, tmp_path, mak
     assert not (tmp_path / "other-instance" / "security.log").exists()
 
 
+def test_a_server_logging_set_up_does_not_silence_it(app, database_url, tmp_path, make_user):
+    import logging
+
+    make_user(username="gus")
+    # What logging.config.dictConfig (disable_existing_loggers) in a WSGI server's logging
+    # set-up does to loggers it does not name, before the app loads.
+    logging.getLogger("cxr_academy.security").disabled = True
+    served = create_app(base_config(database_url, tmp_path / "served-instance"))
+    served.test_client_class = IsolatedClient
+    assert login(served.test_client(), "gus").status_code == 302
+    assert only(served, "login")["user_id"] is not None
+
+
 def test_log_rotation_by_moving_the_file_starts_a_new_one(app, client, make_user):
     make_user(username="rory")
     submit_form(client, "/auth/login", button="Sign in",

@@ -341,6 +341,10 @@ def _note_refused_access(status: int) -> None:
 
 def init_security_log(app: Flask) -> None:
     app.extensions[_EXTENSION] = _handler_for(app)
+    # logging.config.dictConfig disables loggers it does not name unless told otherwise
+    # (disable_existing_loggers), as a server's logging set-up may do before the app loads:
+    # the security log must not fall silent that way.
+    logger.disabled = False
 
     @app.after_request
     def _write_request_lines(response: Response) -> Response:
