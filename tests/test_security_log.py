@@ -286,9 +286,14 @@ def test_the_path_is_logged_without_its_query_string(app, client, login_as):
 def test_an_odd_user_agent_stays_one_truncated_json_line(app, client):
     agent = 'Evil "agent" \\ \u00e9\u4e2d ' + "x" * 500
     client.get("/training/", headers={"User-Agent": agent, "Accept": "application/json"})
-    [line] = lines(app)
-    assert line["user_agent"] == agent[:200]
-    assert len(Path(destination(app)).read_text().splitlines()) == 1
+    # A forged line after a line break (log injection): a proxy could pass the raw bytes.
+    injected = 'x\n{"event": "login", "outcome": "success", "user_id": 1}\r\n'
+    client.get("/training/", headers={"Accept": "application/json"},
+               environ_overrides={"HTTP_USER_AGENT": injected})
+    first, second = lines(app)
+    assert first["user_agent"] == agent[:200]
+    assert second["user_agent"] == injected and second["event"] == "access.refused"
+    assert len(Path(destination(app)).read_text().splitlines()) == 2
 
 
 # ---- accounts, passwords, invitations: the whole walk holds no secret ----------------------
