@@ -88,7 +88,8 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
         return exc
     if exc.code >= 500:
         return handle_server_error(exc)
-    _log_refusal(exc)
+    if exc.code == 429:
+        _log_rate_limit(exc)
     if exc.code == 413 and exc.description == type(exc).description:
         limit = request.max_content_length
         size = f" of {limit // 1024**2} MB" if limit else ""
@@ -97,12 +98,12 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
     return _render(exc.code, exc.name, exc.description or exc.name)
 
 
-def _log_refusal(exc: HTTPException) -> None:
-    """Rate limits (429) for the security log; refused access (401, 403) is logged from
-    the response, however the page refused."""
-    if exc.code == 429:
-        security_log.emit("rate_limit.refused", outcome="failure", status=429,
-                          limit=str(getattr(getattr(exc, "limit", None), "limit", "") or ""))
+def _log_rate_limit(exc: HTTPException) -> None:
+    # Flask-Limiter's refusal names the limit ("10 per 15 minute"). Refused access (401,
+    # 403) is logged by the security log from the response, however the page refused.
+    limit = getattr(getattr(exc, "limit", None), "limit", None)
+    security_log.emit("rate_limit.refused", outcome="failure", status=429,
+                      limit=str(limit) if limit is not None else None)
 
 
 def handle_csrf_error(exc: CSRFError) -> tuple[Response | str, int]:

@@ -167,6 +167,19 @@ def test_an_expired_session_end_is_logged(app, client, make_user):
     assert only(app, "session.ended")["reason"] == "expired"
 
 
+def test_a_session_ended_for_a_missing_second_factor_is_logged(app, client, make_user):
+    from app.auth.services import update_user
+
+    reader = make_user(username="pia")
+    login(client, reader.username)
+    update_user(reader, roles=["trainer"], clinic=None, lead_countries=[],
+                lead_all_countries=False)
+    assert client.get("/training/").status_code == 302
+    ended = only(app, "session.ended")
+    assert (ended["reason"], ended["user_id"], ended["roles"]) == (
+        "second_factor_required", reader.id, ["trainer"])
+
+
 # ---- second factor ------------------------------------------------------------------------
 
 
