@@ -397,18 +397,34 @@ def test_the_account_walk_is_logged_and_no_secret_reaches_the_log(app, client, l
 def test_role_changes_and_deactivation_are_logged(app, client, login_as, make_user):
     reader = make_user(username="rolf")
     admin = login_as(Role.ADMIN)
-    assert submit_form(client, f"/admin/users/{reader.id}", button="Save",
-                       fields={"roles": ["trainee_radiologist", "trainer"]}).status_code == 302
+    assert submit_form(client, f"/admin/users/{reader.id}", button="Save", fields={
+        "roles": ["trainee_radiologist", "programme_lead"], "lead_countries": ["KE"]},
+    ).status_code == 302
     roles = only(app, "user.roles")
     assert (roles["before"], roles["after"]) == (
-        ["trainee_radiologist"], ["trainee_radiologist", "trainer"])
+        ["trainee_radiologist"], ["programme_lead", "trainee_radiologist"])
     assert roles["user_id"] == admin.id and roles["object_id"] == str(reader.id)
+    scope = only(app, "user.scope")
+    assert (scope["before"], scope["after"]) == (
+        {"all": False, "countries": []}, {"all": False, "countries": ["KE"]})
     assert submit_form(client, f"/admin/users/{reader.id}",
                        button="Deactivate").status_code == 302
     assert only(app, "user.deactivate")["object_id"] == str(reader.id)
     assert submit_form(client, f"/admin/users/{reader.id}",
                        button="Reactivate").status_code == 302
     assert only(app, "user.activate")["object_id"] == str(reader.id)
+
+
+def test_account_commands_are_logged_from_the_command_line(app, make_user):
+    reader = make_user(username="cleo")
+    runner = app.test_cli_runner()
+    new = "cleo-gets-a-new-password-5"
+    result = runner.invoke(args=["users", "set-password", "cleo"], input=f"{new}\n{new}\n")
+    assert result.exit_code == 0, result.output
+    line = only(app, "user.password")
+    assert (line["via"], line["source"], line["object_id"]) == (
+        "cli", "command line", str(reader.id))
+    assert new not in Path(destination(app)).read_text()
 
 
 def test_a_rolled_back_change_leaves_no_line(app, make_user):
