@@ -557,6 +557,10 @@ def test_downloads_and_exports_are_logged(app, client, programme, login_as,  # n
     assert refused.exit_code != 0
     failed = of(app, "export")[-1]
     assert failed["outcome"] == "failure" and failed["reason"]
+    missing = runner.invoke(args=["restore", str(tmp_path / "no-such-backup.tar")])
+    assert missing.exit_code != 0
+    restore = only(app, "backup.restore")
+    assert restore["outcome"] == "failure" and restore["file"].endswith("no-such-backup.tar")
 
 
 def test_a_certificate_pdf_download_is_logged(app, client, programme,  # noqa: F811
