@@ -34,11 +34,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     _init_login(app)
 
+    from app.audit.security_log import init_security_log
     from app.errors import init_errors
     from app.security import init_security
     from app.validation import init_validation
 
     init_security(app)
+    init_security_log(app)
     init_errors(app)
     init_validation(app)  # before the blueprints: their <int:...> rules use its converter
     _register_blueprints(app)
@@ -71,12 +73,14 @@ def _init_login(app: Flask) -> None:
     def _unauthorized():  # type: ignore[no-untyped-def]
         from flask import abort, flash, g, redirect, url_for
 
+        from app.audit import security_log
         from app.auth.sessions import IDLE_ENDED, idle_message
         from app.errors import _wants_json
 
         idle = bool(g.get(IDLE_ENDED))
-        if _wants_json():
+        if _wants_json():  # the 401 handler logs the refusal
             abort(401, description=idle_message() if idle else "Sign in first.")
+        security_log.emit("access.refused", outcome="failure", reason="sign_in_required")
         if idle:
             flash(idle_message(), "info")
         else:

@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from app.audit import security_log
 from app.backup import BackupError, create_backup, restore_backup
 
 
@@ -21,7 +22,11 @@ def backup(path: Path) -> None:
     try:
         report = create_backup(path)
     except BackupError as exc:
+        security_log.emit("export", outcome="failure", format="backup", export="backup",
+                          reason=str(exc))
         raise click.ClickException(str(exc)) from None
+    security_log.emit("export", outcome="success", format="backup", export="backup",
+                      file=str(report.path), images=report.images)
     click.echo(f"backup written to {report.path}: {report.database} database "
                f"(revision {report.alembic_revision}), {report.images} images, "
                f"{report.files} files, {report.size / 1e6:.1f} MB")
@@ -46,7 +51,10 @@ def restore(path: Path, replace_existing: bool) -> None:
     try:
         report = restore_backup(path, replace_existing=replace_existing)
     except BackupError as exc:
+        security_log.emit("backup.restore", outcome="failure", file=str(path), reason=str(exc))
         raise click.ClickException(str(exc)) from None
+    security_log.emit("backup.restore", outcome="success", file=str(path),
+                      replace_existing=replace_existing)
     click.echo(f"restored {report.files} files from a backup of {report.created_at} "
                f"(portal {report.portal_version}): {report.database} database, "
                f"{report.images} images")

@@ -11,6 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
 from werkzeug.serving import run_simple
 
+from app.audit import security_log
 from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
@@ -463,7 +464,11 @@ def cases_export_library(folder: Path, status: str) -> None:
     try:
         written = export_library(folder, list(db.session.scalars(query)))
     except LibraryError as exc:
+        security_log.emit("export", outcome="failure", format="case library",
+                          export="case library", reason=str(exc))
         raise click.ClickException(str(exc)) from None
+    security_log.emit("export", outcome="success", format="case library", export="case library",
+                      folder=str(folder), cases=len(written))
     click.echo(f"{len(written)} case files written to {folder}")
 
 

@@ -136,6 +136,10 @@ class DefaultConfig:
     # Where `backup`/`restore` find pg_dump and pg_restore (default: PATH, then
     # /usr/lib/postgresql/<newest>/bin); pin it to the server's major version or newer.
     POSTGRES_BIN_DIR: str | None = None
+    # The security log for a SIEM (docs/security-log.md): a file (default:
+    # instance/security.log, created 0600, reopened after logrotate moves it) or "-" for
+    # standard error, as containers want.
+    SECURITY_LOG_PATH: str | None = None
     CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
     CERTIFICATES_PAGE_SIZE = 50

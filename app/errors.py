@@ -9,6 +9,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
+from app.audit import security_log
 from app.extensions import db
 
 # Errors that mean the database cannot be reached (stopped, restarting, its file gone), as
@@ -87,6 +88,8 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
         return exc
     if exc.code >= 500:
         return handle_server_error(exc)
+    if exc.code == 429:
+        _log_rate_limit(exc)
     if exc.code == 413 and exc.description == type(exc).description:
         limit = request.max_content_length
         size = f" of {limit // 1024**2} MB" if limit else ""
@@ -95,7 +98,17 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
     return _render(exc.code, exc.name, exc.description or exc.name)
 
 
+def _log_rate_limit(exc: HTTPException) -> None:
+    # Flask-Limiter's refusal names the limit ("10 per 15 minute"). Refused access (401,
+    # 403) is logged by the security log from the response, however the page refused.
+    limit = getattr(getattr(exc, "limit", None), "limit", None)
+    security_log.emit("rate_limit.refused", outcome="failure", status=429,
+                      limit=str(limit) if limit is not None else None)
+
+
 def handle_csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
+    # flask-wtf's reason ("The CSRF token is missing.") names no value of the request.
+    security_log.emit("csrf.refused", outcome="failure", status=400, reason=exc.description)
     return _render(400, "Bad Request", CSRF_REASON)
 
 

@@ -17,6 +17,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 from sqlalchemy import func, select
 
+from app.audit.security_log import destination
 from app.auth.roles import Role
 from app.cases.deidentify import IMPLEMENTATION_CLASS_UID
 from app.cases.models import Case, CaseImage
@@ -66,6 +67,8 @@ def test_planted_phi_never_reaches_storage_database_or_logs(app, client, login_a
 
     storage = Path(app.config["IMAGE_STORAGE_PATH"])
     haystacks = [("database", _database_dump()), ("logs", caplog.text.encode())]
+    security_log = Path(destination(app))
+    haystacks += [("security log", security_log.read_bytes() if security_log.exists() else b"")]
     haystacks += _stored_files(storage)
     haystacks += [("file names", "\n".join(str(p) for p in storage.rglob("*")).encode())]
     for needle in phi_strings():

@@ -32,6 +32,7 @@ ACTION_LABELS: dict[str, str] = {
     "second_factor.enrol": "Second factor set up",
     "login.password": "Password accepted",
     "second_factor.failed": "Second-factor code refused",
+    "second_factor.locked": "Second factor locked after too many wrong codes",
     "second_factor.recovery_code": "Recovery code used",
     "second_factor.reset": "Second factor reset",
     "second_factor.recovery_codes_regenerated": "Recovery codes replaced",

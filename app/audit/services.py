@@ -8,6 +8,7 @@ from typing import Any
 from flask import has_request_context, request
 from flask_login import current_user
 
+from app.audit import security_log
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.extensions import db
@@ -40,4 +41,7 @@ def record(
         ip_address=ip,
     )
     db.session.add(event)
+    # Security-relevant actions also go to the security log, once this transaction commits.
+    security_log.note_audit_event(action, actor=actor, object_type=object_type,
+                                  object_id=object_id, detail=detail)
     return event

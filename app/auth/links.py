@@ -21,6 +21,7 @@ from enum import StrEnum
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from app.audit import security_log
 from app.auth.models import AccountLink, User
 from app.db_types import utcnow
 from app.extensions import db
@@ -95,7 +96,17 @@ def retire_link(user: User, purpose: LinkPurpose) -> None:
 
 
 def user_for_link(token: str, purpose: LinkPurpose) -> User:
-    """The user the token was made for, if it is still good; raises LinkError otherwise."""
+    """The user the token was made for, if it is still good; raises LinkError otherwise
+    (and logs the refusal: forged or stale links are what a SIEM watches for)."""
+    try:
+        return _user_for_link(token, purpose)
+    except LinkError as exc:
+        security_log.emit("link.refused", outcome="failure", purpose=purpose.value,
+                          problem=exc.problem.value)
+        raise
+
+
+def _user_for_link(token: str, purpose: LinkPurpose) -> User:
     try:
         payload = _serializer(purpose).loads(token, max_age=int(purpose.max_age.total_seconds()))
     except SignatureExpired:

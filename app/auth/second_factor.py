@@ -29,6 +29,7 @@ from flask import current_app, session
 from sqlalchemy import CursorResult, delete, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit import security_log
 from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
@@ -355,6 +356,7 @@ def check_code(user: User, code: str, *, purpose: str) -> str:
     now = utcnow()
     if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:
         if factor.last_failed_at and now - factor.last_failed_at < cfg["SECOND_FACTOR_LOCKOUT"]:
+            security_log.emit("second_factor.refused_locked", outcome="failure", user=user)
             raise SecondFactorLocked(TOO_MANY_WRONG)
         factor.failed_count = 0
     cleaned = _clean(code)
@@ -370,6 +372,9 @@ def check_code(user: User, code: str, *, purpose: str) -> str:
     factor.failed_count += 1
     factor.last_failed_at = now
     record("second_factor.failed", actor=user, object_type="user", object_id=user.id)
+    if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:
+        record("second_factor.locked", actor=user, object_type="user", object_id=user.id,
+               failures=factor.failed_count)
     db.session.commit()
     if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:
         raise SecondFactorLocked(TOO_MANY_WRONG)

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from wtforms import StringField, SubmitField  # type: ignore[import-untyped]
 from wtforms.validators import DataRequired, Length  # type: ignore[import-untyped]
 
+from app.audit import security_log
 from app.auth import bp
 from app.auth import second_factor as sf
 from app.auth.sessions import end_current_session
@@ -121,6 +122,7 @@ def _privileged_pages_need_second_factor() -> Response | None:
         return None
     if sf.session_passed() or not sf.required_for(current_user):
         return None
+    security_log.emit("session.ended", outcome="success", reason="second_factor_required")
     end_current_session()
     db.session.commit()
     flash("This account needs a second factor. Sign in again to set it up.", "info")

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from app.audit import security_log
 from app.auth.decorators import roles_required
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
@@ -82,6 +83,7 @@ def _download(body: str | bytes, kind: str, name: str) -> Response:
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
+    security_log.emit("export", outcome="success", format=kind, export=name)
     return response
 
 
@@ -287,6 +289,8 @@ def pdf(certificate_id: int) -> Response:
     response.headers["Content-Disposition"] = (
         f'inline; filename="certificate-{certificate.code}.pdf"'
     )
+    security_log.emit("export", outcome="success", format="pdf", export="certificate",
+                      object_type="certificate", object_id=str(certificate.id))
     return response
 
 
