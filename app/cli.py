@@ -289,7 +289,7 @@ def demo(port: int, no_serve: bool) -> None:
     click.echo(f"\nPasswords are also in {Path(current_app.instance_path) / 'demo-accounts.txt'}")
     if no_serve:
         return
-    click.echo(f"\nCXR Academy: http://127.0.0.1:{port}/  (Ctrl+C stops)\n")
+    click.echo(f"\nCXR Academy: http://localhost:{port}/  (Ctrl+C stops)\n")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     from app.demo import demo_public_url
 

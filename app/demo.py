@@ -104,9 +104,10 @@ def _remember(passwords: dict[str, str], secrets_by_name: dict[str, str]) -> Non
 
 def demo_public_url(configured: str, port: int) -> str:
     """The address the demo's links carry (certificate QR codes, e-mails): the server it
-    starts on 127.0.0.1:port, unless a public address was configured."""
+    starts on 127.0.0.1:port, named ``localhost`` (browsers accept security keys for
+    localhost, never for an IP address), unless a public address was configured."""
     if configured == DefaultConfig.PUBLIC_BASE_URL:
-        return f"http://127.0.0.1:{port}"
+        return f"http://localhost:{port}"
     return configured
 
 

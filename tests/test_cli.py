@@ -197,7 +197,7 @@ def test_quick_start_demo_serves_the_portal_on_127_0_0_1(tmp_path):
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]
-    assert f"http://127.0.0.1:{port}/" in output
+    assert f"http://localhost:{port}/" in output
     assert "demo-admin" in output
 
 
@@ -317,6 +317,6 @@ def test_the_demo_links_to_the_port_it_serves_unless_an_address_is_configured():
     from app.config import DefaultConfig
     from app.demo import demo_public_url
 
-    assert demo_public_url(DefaultConfig.PUBLIC_BASE_URL, 8080) == "http://127.0.0.1:8080"
-    assert demo_public_url(DefaultConfig.PUBLIC_BASE_URL, 5000) == "http://127.0.0.1:5000"
+    assert demo_public_url(DefaultConfig.PUBLIC_BASE_URL, 8080) == "http://localhost:8080"
+    assert demo_public_url(DefaultConfig.PUBLIC_BASE_URL, 5000) == "http://localhost:5000"
     assert demo_public_url("https://cxr.example.org", 8080) == "https://cxr.example.org"
