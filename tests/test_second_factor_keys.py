@@ -181,7 +181,19 @@ def test_the_migration_encrypts_existing_keys_and_the_downgrade_decrypts_them(
     trainer = make_user(Role.TRAINER)
     user_id, username = trainer.id, trainer.username
     db.session.remove()
-    downgrade(directory=str(MIGRATIONS_DIR), revision="e9a4b7c2d615")
+    try:
+        _migrate_down_and_up(app, client, capfd, user_id, username)
+    finally:  # later tests share this database: leave it at the head whatever happened
+        db.session.remove()
+        upgrade(directory=str(MIGRATIONS_DIR))
+
+
+# The revision just before the one that encrypts the keys.
+BEFORE_ENCRYPTION = "a3c5e7f9b1d2"
+
+
+def _migrate_down_and_up(app, client, capfd, user_id: int, username: str) -> None:
+    downgrade(directory=str(MIGRATIONS_DIR), revision=BEFORE_ENCRYPTION)
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT secret FROM user_second_factor")).scalar() == (
             TOTP_SECRET)
@@ -192,8 +204,10 @@ def test_the_migration_encrypts_existing_keys_and_the_downgrade_decrypts_them(
     # A key the portal cannot decrypt stops the downgrade, naming the user.
     app.config["FIELD_ENCRYPTION_KEYS"] = [KEY_2]
     db.session.remove()
+    downgrade(directory=str(MIGRATIONS_DIR), revision="a3f7c9e1d2b4")  # later steps first
+    db.session.remove()
     with pytest.raises(SystemExit):
-        downgrade(directory=str(MIGRATIONS_DIR), revision="e9a4b7c2d615")
+        downgrade(directory=str(MIGRATIONS_DIR), revision=BEFORE_ENCRYPTION)
     assert f"the second factor of user {user_id} cannot be decrypted" in capfd.readouterr().err
     db.session.remove()
     assert db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
