@@ -118,7 +118,7 @@ def test_a_failed_sign_in_logs_a_keyed_hash_of_the_name_never_what_was_typed(app
 
 
 def test_too_many_failures_are_refused_with_a_429_in_the_log(app, client, make_user):
-    app.config["LOGIN_FAILURE_LIMIT"] = "2 per 15 minutes"
+    app.config["LOGIN_FAILURE_LIMIT_PER_ADDRESS"] = "2 per 15 minutes"
     make_user(username="rafa")
     codes = [submit_form(client, "/auth/login", button="Sign in",
                          fields={"username": "rafa", "password": "wrong-password-1"}).status_code
@@ -128,6 +128,20 @@ def test_too_many_failures_are_refused_with_a_429_in_the_log(app, client, make_u
     assert refused["status"] == 429 and refused["endpoint"] == "auth.login"
     assert refused["limit"] == "2 per 15 minute"
     assert "rafa" not in Path(destination(app)).read_text()
+
+
+def test_an_account_locked_by_failures_is_logged_once_with_the_account(app, client, make_user):
+    app.config["LOGIN_ACCOUNT_MAX_FAILURES"] = 2
+    user = make_user(username="paz")
+    codes = [submit_form(client, "/auth/login", button="Sign in",
+                         fields={"username": typed, "password": "wrong-password-1"}).status_code
+             for typed in ("paz", user.email, "PAZ")]
+    assert codes == [401, 429, 429]  # the failure that reaches the limit is already refused
+    locked = only(app, "login.locked")
+    assert locked["outcome"] == "failure" and locked["object_id"] == str(user.id)
+    assert locked["failures"] == 2
+    text = Path(destination(app)).read_text()
+    assert user.email not in text and '"paz"' not in text.lower()
 
 
 def test_a_lockout_audit_event_is_mirrored_when_it_commits(app):
