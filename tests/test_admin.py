@@ -152,6 +152,8 @@ def test_audit_log_shows_logins_failures_and_user_changes(client, make_user):
     page = client.get("/admin/audit").get_data(as_text=True)
     for label in ("Sign-in refused", "Signed in", "Account created"):
         assert f'<td class="action">{label}</td>' in page
+    # A name that matches no account may be a password typed in the wrong box.
+    assert "someone-unknown" not in page and "a name that matches no account" in page
     filtered = submit_form(client, "/admin/audit", button="Filter",
                            fields={"action": "login.failed"}).get_data(as_text=True)
     assert '<td class="action">Sign-in refused</td>' in filtered

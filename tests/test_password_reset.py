@@ -13,6 +13,7 @@ from app.audit.models import AuditEvent
 from app.auth.invitations import invitation_token
 from app.auth.models import User
 from app.auth.passwords import verify_password
+from app.auth.roles import Role
 from app.auth.services import set_active
 from app.extensions import db
 from tests.conftest import PASSWORD, login, post_hand_built
@@ -249,3 +250,20 @@ def test_reset_link_is_on_the_public_address_whatever_the_host_header(
     link = next(line for line in body.splitlines() if "/auth/password/reset/" in line).strip()
     assert link.startswith("https://cxr.example.org/auth/password/reset/")
     assert "evil" not in body
+
+
+def test_a_name_that_matches_no_account_is_kept_as_a_keyed_hash_only(client, make_user, inbox):
+    from app.audit.security_log import identifier_hash
+
+    admin = make_user(Role.ADMIN)
+    typed = "My-Password-In-The-Wrong-Box-7"
+    for _ in range(2):
+        ask_for_link(client, typed)
+    first, second = events("password_reset.request")
+    assert first.detail == second.detail == {
+        "matched": False, "identifier_hash": identifier_hash(typed.lower())}
+    assert typed.lower() not in str(first.detail)
+    login(client, admin.username)
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert typed.lower() not in page.lower()
+    assert "matches no active account (keyed hash" in page

@@ -199,15 +199,20 @@ def _key_refused(detail: Mapping[str, Any]) -> str:
 
 def _login_failed(d: Mapping[str, Any], names: Names) -> str:
     typed = d.get("username") or ""
-    return (
-        f"Refused a sign-in as “{typed}”: wrong user name or password, or a deactivated account."
-        if typed
-        else "Refused a sign-in without a user name."
-    )
+    if typed:
+        return (f"Refused a sign-in as “{typed}”: wrong user name or password, or a "
+                "deactivated account.")
+    if d.get("username_hash"):
+        return ("Refused a sign-in with a name that matches no account (kept as keyed hash "
+                f"{d['username_hash'][:12]}…: the same name gives the same hash).")
+    return "Refused a sign-in without a user name."
 
 
 def _reset_request(d: Mapping[str, Any], names: Names) -> str:
     if not d["matched"]:
+        if d.get("identifier_hash"):  # what was typed is kept as a keyed hash only
+            return ("Asked for a password reset link for a name that matches no active account "
+                    f"(keyed hash {d['identifier_hash'][:12]}…); nothing was sent.")
         return (
             f"Asked for a password reset link for “{d.get('identifier', '')}”, which names no "
             "active account; nothing was sent."

@@ -311,6 +311,9 @@ def note_audit_event(action: str, *, actor: Any, object_type: str | None, object
             typed = detail.get(key)
             if isinstance(typed, str) and typed:
                 line[f"{key}_hash"] = identifier_hash(typed)
+            hashed = detail.get(f"{key}_hash")  # hashed already by the code that audits
+            if isinstance(hashed, str) and hashed:
+                line[f"{key}_hash"] = hashed
         db.session.info.setdefault(_PENDING, []).append(line)
     except Exception as exc:  # never break the change being audited
         _report_failure(exc)

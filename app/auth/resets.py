@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import current_app, render_template
 from sqlalchemy import select
 
+from app.audit.security_log import identifier_hash
 from app.audit.services import record
 from app.auth.links import LinkError, LinkProblem, LinkPurpose, make_link_token, user_for_link
 from app.auth.models import User
@@ -67,9 +68,11 @@ def request_password_reset(identifier: str) -> None:
         else None
     )
     if user is None or not user.active:
-        # The typed text is kept (truncated) so an administrator can see probing; the
-        # object stays empty so the log does not confirm an account either.
-        record("password_reset.request", matched=False, identifier=ident[:64])
+        # A keyed hash of the typed text (perhaps a password in the wrong box): equal texts
+        # give equal hashes, so an administrator still sees probing; the object stays empty
+        # so the log does not confirm an account either.
+        record("password_reset.request", matched=False,
+               identifier_hash=identifier_hash(ident[:64]))
         db.session.commit()
         return
     link = external_url(

@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.audit.security_log import identifier_hash
 from app.audit.services import record
 from app.auth.links import LinkPurpose, mark_link_used
 from app.auth.models import Clinic, LeadCountry, User, UserRole
@@ -335,11 +336,14 @@ def password_matches(user: User | None, identifier: str, password: str, *,
     ok = verify_password(user.password_hash if user else None, password)
     if ok and user is not None and user.active:
         return True
+    # A name that matches no account may be a password typed into the wrong box: the log
+    # keeps only a keyed hash of it (equal names, equal hashes: probing still shows).
+    typed = identifier.strip().lower()[:64]
     record(
         "login.failed",
         object_type="user",
         object_id=user.id if user else None,
-        username=identifier.strip().lower()[:64],
+        **({"username": typed} if user else {"username_hash": identifier_hash(typed)}),
     )
     if commit:
         db.session.commit()
