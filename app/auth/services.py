@@ -339,12 +339,10 @@ def password_matches(user: User | None, identifier: str, password: str, *,
     # A name that matches no account may be a password typed into the wrong box: the log
     # keeps only a keyed hash of it (equal names, equal hashes: probing still shows).
     typed = identifier.strip().lower()[:64]
-    record(
-        "login.failed",
-        object_type="user",
-        object_id=user.id if user else None,
-        **({"username": typed} if user else {"username_hash": identifier_hash(typed)}),
-    )
+    if user is not None:
+        record("login.failed", object_type="user", object_id=user.id, username=typed)
+    else:
+        record("login.failed", object_type="user", username_hash=identifier_hash(typed))
     if commit:
         db.session.commit()
     return False
