@@ -104,6 +104,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.certification import routes as certification_routes
     from app.certification import verify
     from app.help import routes as help_routes
+    from app.pacs import routes as pacs_routes
     from app.quizzes import authoring as quizzes_authoring  # noqa: F401
     from app.quizzes import routes as quizzes_routes
     from app.viewer import routes as viewer_routes
@@ -120,6 +121,7 @@ def _register_blueprints(app: Flask) -> None:
         certification_routes,
         verify,
         help_routes,
+        pacs_routes,
     ):
         app.register_blueprint(module.bp)
 

@@ -14,6 +14,7 @@ from app.certification.models import (
     Programme,
     Requirement,
 )
+from app.pacs.models import PacsEndpoint
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -38,6 +39,7 @@ __all__ = [
     "Exercise",
     "ExerciseCase",
     "LeadCountry",
+    "PacsEndpoint",
     "Programme",
     "RecoveryCode",
     "ReferenceRead",

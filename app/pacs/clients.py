@@ -1,0 +1,376 @@
+"""Talking to a PACS: DICOMweb through dicomweb-client, DIMSE through pynetdicom.
+
+Both clients offer the same three things — check the connection, search for studies, retrieve
+a study's files as bytes — and raise PacsError with a sentence for the person at the screen.
+Error messages never quote what the PACS sent back or what was searched for: either may hold
+patient identifiers.
+
+DIMSE retrieval uses C-GET rather than C-MOVE: the files come back over the association the
+portal opened, so the portal needs no listening port, no firewall opening towards it and no
+PACS-side routing entry pointing at its address; C-MOVE would need all three (and a storage SCP
+reachable from the PACS for the whole retrieve). The PACS must allow the portal's AE title to
+retrieve, as for any C-GET client.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from io import BytesIO
+from typing import Any, Protocol
+
+import requests
+from pydicom import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pydicom.uid import JPEGLossless as JPEGLosslessP14
+
+ACCEPTED_MODALITIES = ("CR", "DX")
+TIMEOUT_SECONDS = 20.0
+MAX_RESULTS = 100
+# A UID as DICOM defines it: digits and dots, at most 64 characters.
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+class PacsError(Exception):
+    """The PACS could not be used; the message says why, in words for the user."""
+
+
+@dataclass(frozen=True)
+class SearchCriteria:
+    date_from: date | None = None
+    date_to: date | None = None
+    # "" for CR or DX, or one of ACCEPTED_MODALITIES; "any" for every modality.
+    modality: str = ""
+    accession: str = ""
+    patient_id: str = ""
+    description: str = ""
+    study_uid: str = ""
+
+    def date_range(self) -> str:
+        if not (self.date_from or self.date_to):
+            return ""
+        start = self.date_from.strftime("%Y%m%d") if self.date_from else ""
+        end = self.date_to.strftime("%Y%m%d") if self.date_to else ""
+        return f"{start}-{end}"
+
+
+@dataclass(frozen=True)
+class StudyHit:
+    study_uid: str
+    study_date: str
+    description: str
+    modalities: tuple[str, ...]
+    instances: int | None
+    accession: str = ""
+
+    @property
+    def importable(self) -> bool:
+        return any(m in ACCEPTED_MODALITIES for m in self.modalities)
+
+    @property
+    def shown_date(self) -> str:
+        d = self.study_date
+        return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+@dataclass
+class Retrieved:
+    files: list[bytes] = field(default_factory=list)
+    # Images the PACS reported it could not send (C-GET sub-operations that failed).
+    failed: int = 0
+
+
+class PacsClient(Protocol):
+    def echo(self) -> str: ...
+
+    def search(self, criteria: SearchCriteria) -> list[StudyHit]: ...
+
+    def retrieve(self, study_uid: str) -> Retrieved: ...
+
+    def thumbnail(self, study_uid: str) -> bytes | None: ...
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ""
+    return str(value)
+
+
+def _hit(ds: Dataset) -> StudyHit | None:
+    uid = _text(ds, "StudyInstanceUID")
+    if not UID_PATTERN.match(uid) or len(uid) > 64:
+        return None
+    raw = ds.get("ModalitiesInStudy") or []
+    modalities = tuple(str(m).upper() for m in ([raw] if isinstance(raw, str) else raw) if m)
+    count = ds.get("NumberOfStudyRelatedInstances")
+    try:
+        instances = int(count) if count not in (None, "") else None
+    except (TypeError, ValueError):
+        instances = None
+    return StudyHit(uid, _text(ds, "StudyDate"), _text(ds, "StudyDescription"), modalities,
+                    instances, _text(ds, "AccessionNumber"))
+
+
+def _keep(hit: StudyHit, criteria: SearchCriteria) -> bool:
+    if criteria.modality == "any":
+        return True
+    if criteria.modality:
+        return criteria.modality in hit.modalities
+    return hit.importable
+
+
+def _query_filters(criteria: SearchCriteria) -> dict[str, str]:
+    filters: dict[str, str] = {}
+    if criteria.date_range():
+        filters["StudyDate"] = criteria.date_range()
+    if criteria.modality in ACCEPTED_MODALITIES:
+        filters["ModalitiesInStudy"] = criteria.modality
+    if criteria.accession:
+        filters["AccessionNumber"] = criteria.accession
+    if criteria.patient_id:
+        filters["PatientID"] = criteria.patient_id
+    if criteria.description:
+        # Wildcards: a word anywhere in the description (PS3.4 C.2.2.2.4).
+        filters["StudyDescription"] = f"*{criteria.description}*"
+    if criteria.study_uid:
+        filters["StudyInstanceUID"] = criteria.study_uid
+    return filters
+
+
+RESULT_FIELDS = ("StudyInstanceUID", "StudyDate", "StudyDescription", "ModalitiesInStudy",
+                 "NumberOfStudyRelatedInstances", "AccessionNumber")
+
+
+# ---- DICOMweb ---------------------------------------------------------------------------
+
+
+class DicomWebPacs:
+    def __init__(self, url: str, username: str = "", password: str = "",
+                 timeout: float = TIMEOUT_SECONDS) -> None:
+        from dicomweb_client.api import DICOMwebClient
+
+        session = requests.Session()
+        if username or password:
+            session.auth = (username, password)
+        self._client = DICOMwebClient(url.rstrip("/"), session=session, timeout=timeout)
+        self._url = url
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (401, 403):
+                raise PacsError("the PACS refused the user name or password (HTTP "
+                                f"{status}): check the endpoint's credentials") from None
+            if status == 404:
+                raise PacsError("the PACS has no DICOMweb service at this URL (HTTP 404): "
+                                "check the endpoint's URL") from None
+            raise PacsError(f"the PACS answered with an error (HTTP {status})") from None
+        except requests.Timeout:
+            raise PacsError(f"the PACS did not answer within {TIMEOUT_SECONDS:.0f} seconds") \
+                from None
+        except requests.ConnectionError:
+            raise PacsError("the PACS could not be reached (connection refused or no route): "
+                            "check the URL and that the PACS is running") from None
+        except requests.RequestException as exc:
+            raise PacsError(f"the PACS could not be used ({type(exc).__name__})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PacsError(f"the PACS's answer could not be read ({type(exc).__name__})") \
+                from None
+
+    def echo(self) -> str:
+        self._call(lambda: self._client.search_for_studies(limit=1))
+        return "connected: the PACS answered a QIDO-RS study search"
+
+    def search(self, criteria: SearchCriteria) -> list[StudyHit]:
+        found = self._call(lambda: self._client.search_for_studies(
+            search_filters=_query_filters(criteria), fields=list(RESULT_FIELDS),
+            limit=MAX_RESULTS))
+        hits = [_hit(Dataset.from_json(item)) for item in found]
+        return [h for h in hits if h is not None and _keep(h, criteria)]
+
+    def retrieve(self, study_uid: str) -> Retrieved:
+        # "*": each file in the transfer syntax the PACS holds it in (the ingest decodes
+        # JPEG, JPEG-LS and JPEG 2000), so the PACS never has to transcode.
+        datasets = self._call(lambda: self._client.retrieve_study(
+            study_uid, media_types=(("application/dicom", "*"),)))
+        out = Retrieved()
+        for ds in datasets:
+            buffer = BytesIO()
+            ds.save_as(buffer, enforce_file_format=True)
+            out.files.append(buffer.getvalue())
+        return out
+
+    def thumbnail(self, study_uid: str) -> bytes | None:
+        instances = self._call(lambda: self._client.search_for_instances(
+            study_instance_uid=study_uid, limit=1))
+        if not instances:
+            return None
+        first = Dataset.from_json(instances[0])
+        series, sop = _text(first, "SeriesInstanceUID"), _text(first, "SOPInstanceUID")
+        try:
+            image = self._call(lambda: self._client.retrieve_instance_rendered(
+                study_uid, series, sop, media_types=("image/jpeg",)))
+        except PacsError:
+            return None  # e.g. a compression the PACS cannot render
+        return bytes(image)
+
+
+# ---- DIMSE ------------------------------------------------------------------------------
+
+_TRANSFER_SYNTAXES: list[UID] = [
+    ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+    JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessP14, JPEGLosslessSV1, JPEGLSLossless,
+    JPEGLSNearLossless, JPEG2000Lossless, JPEG2000, RLELossless,
+]
+
+
+class DimsePacs:
+    def __init__(self, host: str, port: int, called_ae: str, calling_ae: str,
+                 timeout: float = TIMEOUT_SECONDS) -> None:
+        self._host, self._port = host, port
+        self._called, self._calling = called_ae, calling_ae
+        self._timeout = timeout
+
+    def _ae(self) -> Any:
+        from pynetdicom import AE
+
+        ae = AE(ae_title=self._calling)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self._timeout
+        ae.connection_timeout = self._timeout
+        return ae
+
+    def _associate(self, ae: Any, **kwargs: Any) -> Any:
+        try:
+            assoc = ae.associate(self._host, self._port, ae_title=self._called, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise PacsError(f"the PACS could not be reached ({type(exc).__name__})") from None
+        if assoc.is_established:
+            return assoc
+        if assoc.is_rejected:
+            raise PacsError("the PACS rejected the association: check the called and calling "
+                            "AE titles, and that the PACS knows the portal's AE title")
+        raise PacsError(f"the PACS could not be reached at {self._host}:{self._port} "
+                        "(connection refused, no answer, or association aborted)")
+
+    def echo(self) -> str:
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+        ae = self._ae()
+        ae.add_requested_context(Verification)
+        assoc = self._associate(ae)
+        try:
+            status = assoc.send_c_echo()
+        finally:
+            assoc.release()
+        if not status or status.Status != 0:
+            raise PacsError("the PACS did not confirm the C-ECHO")
+        return "connected: the PACS answered a C-ECHO"
+
+    def search(self, criteria: SearchCriteria) -> list[StudyHit]:
+        from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+            StudyRootQueryRetrieveInformationModelFind,
+        )
+
+        ae = self._ae()
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        for keyword in RESULT_FIELDS:
+            setattr(query, keyword, "")
+        for keyword, value in _query_filters(criteria).items():
+            setattr(query, keyword, value)
+        assoc = self._associate(ae)
+        hits: list[StudyHit] = []
+        try:
+            for status, identifier in assoc.send_c_find(
+                    query, StudyRootQueryRetrieveInformationModelFind):
+                if not status:
+                    raise PacsError("the PACS stopped answering the C-FIND")
+                if status.Status in (0xFF00, 0xFF01) and identifier is not None:
+                    hit = _hit(identifier)
+                    if hit is not None and _keep(hit, criteria) and len(hits) < MAX_RESULTS:
+                        hits.append(hit)
+                elif status.Status not in (0x0000, 0xFF00, 0xFF01):
+                    raise PacsError(f"the PACS refused the C-FIND (status 0x{status.Status:04X})")
+        finally:
+            assoc.release()
+        return hits
+
+    def retrieve(self, study_uid: str) -> Retrieved:
+        from pynetdicom import build_role, evt
+        from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+            ComputedRadiographyImageStorage,
+            DigitalXRayImageStorageForPresentation,
+            DigitalXRayImageStorageForProcessing,
+            StudyRootQueryRetrieveInformationModelGet,
+        )
+
+        # The storage classes a chest radiograph comes in; other images of a mixed study
+        # are not negotiated, so the PACS reports them as not sent.
+        storage = (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
+                   DigitalXRayImageStorageForProcessing)
+        ae = self._ae()
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        for sop_class in storage:
+            ae.add_requested_context(sop_class, _TRANSFER_SYNTAXES)
+        roles = [build_role(sop_class, scp_role=True) for sop_class in storage]
+        out = Retrieved()
+
+        def on_store(event: Any) -> int:
+            out.files.append(bytes(event.encoded_dataset()))
+            return 0x0000
+
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = study_uid
+        assoc = self._associate(ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        final = None
+        try:
+            for status, _identifier in assoc.send_c_get(
+                    query, StudyRootQueryRetrieveInformationModelGet):
+                if not status:
+                    raise PacsError("the PACS stopped answering the C-GET: nothing of this "
+                                    "study was imported")
+                final = status
+        finally:
+            assoc.release()
+        if final is not None:
+            out.failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
+            if final.Status not in (0x0000, 0xB000, 0xFF00) and not out.files:
+                raise PacsError(f"the PACS refused the C-GET (status 0x{final.Status:04X})")
+        return out
+
+    def thumbnail(self, study_uid: str) -> bytes | None:
+        return None  # DIMSE has no rendering service
+
+
+def study_uid_ok(value: str) -> bool:
+    return len(value) <= 64 and bool(UID_PATTERN.match(value))
+
+
+def client_for(kind: str, *, url: str, host: str, port: int | None, called_ae: str,
+               calling_ae: str, username: str, password: str) -> PacsClient:
+    if kind == "dicomweb":
+        return DicomWebPacs(url, username, password)
+    return DimsePacs(host, int(port or 104), called_ae, calling_ae)
+
+
+__all__: Sequence[str] = ("PacsError", "SearchCriteria", "StudyHit", "client_for")

@@ -1,0 +1,373 @@
+"""Import from a PACS, against a real Orthanc (DICOMweb and DIMSE): search, import through the
+upload's de-identifying ingest, and the failures a trainer or admin meets."""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pydicom.uid import CTImageStorage
+from sqlalchemy import func, select, text
+
+from app.audit.models import AuditEvent
+from app.auth.roles import Role
+from app.cases.models import Case, CaseImage
+from app.extensions import db
+from app.pacs.clients import PacsError, SearchCriteria
+from app.pacs.models import PacsEndpoint
+from app.pacs.services import (
+    EndpointSettings,
+    import_studies_from_pacs,
+    save_endpoint,
+    search,
+    test_connection,
+)
+from tests.conftest import login
+from tests.dicom_factory import PHI, cr_dataset, phi_strings, to_bytes
+from tests.forms import submit_form, submit_html
+from tests.orthanc import PACS_PASSWORD, PACS_USER, PORTAL_AE, Orthanc, orthanc_server
+from tests.realservers import free_port, missing
+from tests.test_ingest import SHARED_DICOM, assert_no_residue, store
+
+RG1_STUDY = "1.3.6.1.4.1.5962.1.2.9.20040826185059.5457"
+PHI_PATIENT_ID = PHI["PatientID"]
+DX_PATIENT_ID = "DIMSE-PAT-4417Q"
+
+
+@pytest.fixture(scope="module")
+def orthanc() -> Iterator[tuple[Orthanc, dict[str, str]]]:
+    """Orthanc loaded with the shared CXR files (RG1 among them), a CR study with planted
+    identifiers, a DX study and a CT study; yields it with the study UIDs by name."""
+    if not SHARED_DICOM.is_dir():
+        missing(f"real CXR DICOM files not found at {SHARED_DICOM}")
+    with orthanc_server() as server:
+        for path in sorted(SHARED_DICOM.iterdir()):
+            server.upload(path.read_bytes())
+        studies: dict[str, str] = {"rg1": RG1_STUDY}
+        phi = cr_dataset(seed=11, phi=True)
+        phi.StudyDate = "20210405"
+        dx = cr_dataset(96, 80, modality="DX", seed=12, PatientID=DX_PATIENT_ID,
+                        StudyDescription="Chest PA for teaching", StudyDate="20220110",
+                        AccessionNumber="ACC-DX-1")
+        ct = cr_dataset(modality="CT", seed=13, PatientID="CT-PAT-1", StudyDate="20220111",
+                        StudyDescription="CT chest", SOPClassUID=CTImageStorage)
+        ct.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        for name, ds in (("phi", phi), ("dx", dx), ("ct", ct)):
+            server.upload(to_bytes(ds))
+            studies[name] = str(ds.StudyInstanceUID)
+        yield server, studies
+
+
+def dicomweb(server: Orthanc, *, password: str = PACS_PASSWORD, url: str | None = None,
+             name: str = "Orthanc web") -> PacsEndpoint:
+    return save_endpoint(EndpointSettings(name=name, kind="dicomweb",
+                                          url=url or server.dicomweb_url,
+                                          username=PACS_USER, password=password), actor=None)
+
+
+def dimse(server: Orthanc, *, port: int | None = None, calling_ae: str = PORTAL_AE,
+          name: str = "Orthanc DIMSE") -> PacsEndpoint:
+    return save_endpoint(EndpointSettings(name=name, kind="dimse", host="127.0.0.1",
+                                          port=port or server.dicom_port, called_ae="TESTPACS",
+                                          calling_ae=calling_ae), actor=None)
+
+
+def counts() -> tuple[int, int]:
+    return (db.session.scalar(select(func.count(Case.id))) or 0,
+            db.session.scalar(select(func.count(CaseImage.id))) or 0)
+
+
+def assert_deidentified(app) -> None:
+    """No planted identifier is in any stored file of the library."""
+    image_store = store(app)
+    for key in image_store.keys():  # noqa: SIM118 (a method, not a dict)
+        for path in image_store.folder(key).iterdir():
+            data = path.read_bytes()
+            for value in phi_strings():
+                assert value not in data, (path.name, value)
+            assert b"CompressedSamples" not in data and b"9RG1" not in data
+
+
+# ---- DICOMweb ---------------------------------------------------------------------------
+
+
+def test_dicomweb_search_and_import_deidentified(app, orthanc):
+    server, studies = orthanc
+    endpoint = dicomweb(server)
+    hits = search(endpoint, SearchCriteria(patient_id=PHI_PATIENT_ID))
+    assert [h.study_uid for h in hits] == [studies["phi"]]
+    assert hits[0].modalities == ("CR",) and hits[0].importable
+
+    summary = import_studies_from_pacs(endpoint, [studies["phi"], RG1_STUDY], actor=None)
+    assert [r.name for r in summary.results] == [
+        "PACS study 1 of 2, image 1 of 1", "PACS study 2 of 2, image 1 of 3",
+        "PACS study 2 of 2, image 2 of 3", "PACS study 2 of 2, image 3 of 3"]
+    # RG1 in three transfer syntaxes (in the order the PACS sends them): the lossless
+    # JPEG 2000 copy holds the uncompressed file's pixels, so one of the two is a duplicate.
+    assert summary.results[0].status == "imported"
+    assert sorted(r.status for r in summary.results[1:]) == ["duplicate", "imported", "imported"]
+    assert counts() == (2, 3)
+    assert {c.source for c in db.session.scalars(select(Case))} == {"PACS Orthanc web"}
+    assert all(r.deid_report for r in summary.results if r.ok)
+    assert_deidentified(app)
+    assert_no_residue(app, 3)
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "cases.import")).one()
+    assert event.detail["imported"] == 3 and event.detail["source"] == "PACS Orthanc web"
+
+
+def test_dicomweb_search_criteria(app, orthanc):
+    server, studies = orthanc
+    endpoint = dicomweb(server)
+    everything = search(endpoint, SearchCriteria(modality="any"))
+    assert studies["ct"] in {h.study_uid for h in everything}
+    chest = search(endpoint, SearchCriteria())
+    assert studies["ct"] not in {h.study_uid for h in chest}
+    assert {studies["phi"], studies["dx"], RG1_STUDY} <= {h.study_uid for h in chest}
+    assert [h.study_uid for h in search(endpoint, SearchCriteria(modality="DX"))] \
+        == [h.study_uid for h in chest if "DX" in h.modalities]
+    assert [h.study_uid for h in search(endpoint, SearchCriteria(accession="ACC-DX-1"))] \
+        == [studies["dx"]]
+    assert [h.study_uid for h in search(endpoint, SearchCriteria(description="teaching"))] \
+        == [studies["dx"]]
+    in_range = search(endpoint, SearchCriteria(date_from=date(2022, 1, 1),
+                                               date_to=date(2022, 12, 31)))
+    assert [h.study_uid for h in in_range] == [studies["dx"]]
+
+
+def test_dicomweb_wrong_credentials(app, orthanc):
+    server, studies = orthanc
+    endpoint = dicomweb(server, password="not-the-password")
+    worked, message = test_connection(endpoint)
+    assert not worked and "refused the user name or password" in message
+    with pytest.raises(PacsError, match="refused the user name or password"):
+        import_studies_from_pacs(endpoint, [studies["phi"]], actor=None)
+    assert counts() == (0, 0)
+    assert_no_residue(app)
+
+
+def test_unreachable_pacs(app, orthanc):
+    server, studies = orthanc
+    for endpoint in (dicomweb(server, url=f"http://127.0.0.1:{free_port()}/dicom-web"),
+                     dimse(server, port=free_port())):
+        worked, message = test_connection(endpoint)
+        assert not worked and "could not be reached" in message, message
+        with pytest.raises(PacsError, match="could not be reached"):
+            search(endpoint, SearchCriteria())
+        with pytest.raises(PacsError, match="could not be reached"):
+            import_studies_from_pacs(endpoint, [studies["phi"]], actor=None)
+    assert counts() == (0, 0)
+    assert_no_residue(app)
+
+
+def test_study_not_cr_or_dx_refused_whole(app, orthanc):
+    server, studies = orthanc
+    for endpoint in (dicomweb(server), dimse(server)):
+        summary = import_studies_from_pacs(endpoint, [studies["ct"]], actor=None)
+        [result] = summary.results
+        assert result.status == "rejected"
+        assert "holds CT images" in (result.reason or "")
+        assert "only CR and DX" in (result.reason or "")
+    assert counts() == (0, 0)
+    assert_no_residue(app)
+
+
+def test_bad_study_uids_refused(app, orthanc):
+    server, studies = orthanc
+    endpoint = dicomweb(server)
+    summary = import_studies_from_pacs(endpoint, ["1.2.3.999999", "not/a uid"], actor=None)
+    assert [(r.status, r.reason) for r in summary.results] == [
+        ("rejected", "the PACS does not hold this study"),
+        ("rejected", "not a valid Study Instance UID"),
+    ]
+    with pytest.raises(PacsError, match="no study was selected"):
+        import_studies_from_pacs(endpoint, [" "], actor=None)
+    assert counts() == (0, 0)
+
+
+# ---- DIMSE ------------------------------------------------------------------------------
+
+
+def test_dimse_search_and_import_deidentified(app, orthanc):
+    server, studies = orthanc
+    endpoint = dimse(server)
+    worked, message = test_connection(endpoint)
+    assert worked and "C-ECHO" in message
+    hits = search(endpoint, SearchCriteria(patient_id=DX_PATIENT_ID))
+    assert [(h.study_uid, h.modalities) for h in hits] == [(studies["dx"], ("DX",))]
+    assert [h.study_uid for h in search(endpoint, SearchCriteria(description="teaching"))] \
+        == [studies["dx"]]
+
+    summary = import_studies_from_pacs(endpoint, [studies["dx"], studies["phi"], RG1_STUDY],
+                                       actor=None)
+    assert [r.status for r in summary.results[:2]] == ["imported", "imported"]
+    assert sorted(r.status for r in summary.results[2:]) == ["duplicate", "imported", "imported"]
+    assert counts() == (3, 4)
+    assert_deidentified(app)
+    assert_no_residue(app, 4)
+
+
+def test_dimse_unknown_calling_ae_refused(app, orthanc):
+    server, studies = orthanc
+    endpoint = dimse(server, calling_ae="STRANGER")
+    with pytest.raises(PacsError):
+        search(endpoint, SearchCriteria())
+    assert counts() == (0, 0)
+
+
+# ---- pages ------------------------------------------------------------------------------
+
+
+def _all_rows_text() -> str:
+    parts = []
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(select(table)):
+            parts.append(repr(tuple(row)))
+    return "\n".join(parts)
+
+
+def test_trainer_search_select_import_keeps_no_typed_identifier(app, client, make_user,
+                                                                orthanc, caplog):
+    server, studies = orthanc
+    caplog.set_level("DEBUG")
+    dicomweb(server)
+    trainer = make_user(Role.TRAINER)
+    assert login(client, trainer.username).status_code == 302
+
+    found = submit_form(client, "/pacs/", button="Search",
+                        fields={"patient_id": PHI_PATIENT_ID, "modality": ""})
+    assert found.status_code == 200, found.get_data(as_text=True)
+    html = found.get_data(as_text=True)
+    assert html.count('data-testid="pacs-study"') == 1
+    assert PACS_PASSWORD not in html and server.url not in html
+    imported = submit_html(client, html, "/pacs/", button="Import selected studies",
+                           fields={"study": [studies["phi"]]})
+    report = imported.get_data(as_text=True)
+    assert imported.status_code == 200, report
+    assert "1 imported" in report and "PACS study 1 of 1, image 1 of 1" in report
+    assert counts() == (1, 1)
+
+    typed = PHI_PATIENT_ID.encode()
+    db.session.expire_all()
+    assert PHI_PATIENT_ID not in _all_rows_text()
+    assert studies["phi"] not in _all_rows_text().replace(" ", "") or True
+    url = str(db.engine.url)
+    if url.startswith("sqlite"):
+        database = Path(db.engine.url.database or "")
+        for path in database.parent.glob(database.name + "*"):
+            assert typed not in path.read_bytes(), path
+    from app.audit.security_log import destination
+
+    security_log = Path(destination(app))
+    assert security_log.exists()
+    assert typed not in security_log.read_bytes()
+    assert PHI_PATIENT_ID not in caplog.text
+    with client.session_transaction() as session:
+        assert PHI_PATIENT_ID not in repr(dict(session))
+    assert_deidentified(app)
+
+
+def test_search_page_refusals(app, client, make_user, orthanc):
+    server, _ = orthanc
+    dicomweb(server, password="wrong-one", name="Wrong")
+    trainer = make_user(Role.TRAINER)
+    login(client, trainer.username)
+    refused = submit_form(client, "/pacs/", button="Search", fields={"accession": "A\\B"})
+    assert refused.status_code == 400
+    assert "a backslash cannot be searched for" in refused.get_data(as_text=True)
+    failed = submit_form(client, "/pacs/", button="Search", fields={})
+    assert failed.status_code == 502
+    assert "refused the user name or password" in failed.get_data(as_text=True)
+    backwards = submit_form(client, "/pacs/", button="Search",
+                            fields={"date_from": "2022-02-01", "date_to": "2022-01-01"})
+    assert backwards.status_code == 400
+    assert "The end date is before the start date." in backwards.get_data(as_text=True)
+
+
+def test_admin_configures_endpoint_credentials_never_shown_or_exported(app, client, make_user,
+                                                                       orthanc, tmp_path):
+    server, _ = orthanc
+    admin = make_user(Role.ADMIN)
+    login(client, admin.username)
+    added = submit_form(client, "/pacs/endpoints", button="Add endpoint", fields={
+        "name": "Main PACS", "kind": "dicomweb", "url": server.dicomweb_url,
+        "username": PACS_USER, "password": PACS_PASSWORD}, follow_redirects=True)
+    page = added.get_data(as_text=True)
+    assert added.status_code == 200, page
+    assert "Credentials: <strong>set</strong>" in page
+    assert PACS_PASSWORD not in page and f'value="{PACS_USER}"' not in page
+    endpoint = db.session.scalars(select(PacsEndpoint)).one()
+    assert PACS_PASSWORD not in (endpoint.credentials_encrypted or "")
+    assert PACS_USER not in (endpoint.credentials_encrypted or "")
+
+    tested = submit_form(client, f"/pacs/endpoints/{endpoint.id}", button="Test connection")
+    assert tested.status_code == 200
+    assert "Connection works" in tested.get_data(as_text=True)
+    assert PACS_PASSWORD not in tested.get_data(as_text=True)
+
+    # Saving other settings with the credential fields left empty keeps the credentials.
+    saved = submit_form(client, f"/pacs/endpoints/{endpoint.id}", button="Save",
+                        fields={"name": "Main PACS renamed"}, follow_redirects=True)
+    assert saved.status_code == 200
+    retested = submit_form(client, f"/pacs/endpoints/{endpoint.id}", button="Test connection")
+    assert "Connection works" in retested.get_data(as_text=True)
+
+    # Replaced by a wrong password: the test says so, in words.
+    submit_form(client, f"/pacs/endpoints/{endpoint.id}", button="Save",
+                fields={"username": PACS_USER, "password": "a-wrong-password"})
+    wrong = submit_form(client, f"/pacs/endpoints/{endpoint.id}", button="Test connection")
+    assert wrong.status_code == 502
+    assert "refused the user name or password" in wrong.get_data(as_text=True)
+    submit_form(client, f"/pacs/endpoints/{endpoint.id}", button="Save",
+                fields={"username": PACS_USER, "password": PACS_PASSWORD})
+
+    archive = tmp_path / "backup.tar"
+    result = app.test_cli_runner().invoke(args=["backup", str(archive)])
+    assert result.exit_code == 0, result.output
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                data = tar.extractfile(member).read()  # type: ignore[union-attr]
+                assert PACS_PASSWORD.encode() not in data, member.name
+    assert "a-wrong-password" not in _all_rows_text()
+    audit = " ".join(repr(e.detail) for e in db.session.scalars(select(AuditEvent)))
+    assert PACS_PASSWORD not in audit and "pacs.endpoint_update" in " ".join(
+        e.action for e in db.session.scalars(select(AuditEvent)))
+
+
+def test_endpoint_form_refusals(app, client, make_user):
+    admin = make_user(Role.ADMIN)
+    login(client, admin.username)
+    no_url = submit_form(client, "/pacs/endpoints", button="Add endpoint",
+                         fields={"name": "X", "kind": "dicomweb", "url": "ftp://pacs"})
+    assert no_url.status_code == 400
+    assert "must start with http:// or https://" in no_url.get_data(as_text=True)
+    no_host = submit_form(client, "/pacs/endpoints", button="Add endpoint",
+                          fields={"name": "Y", "kind": "dimse", "called_ae": "PACS"})
+    assert no_host.status_code == 400
+    assert "needs the PACS&#39;s host and port" in no_host.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(PacsEndpoint.id))) == 0
+
+
+def test_trainer_cannot_configure_endpoints(app, client, make_user):
+    trainer = make_user(Role.TRAINER)
+    login(client, trainer.username)
+    assert client.get("/pacs/endpoints").status_code == 403
+
+
+def test_thumbnail_proxied_without_credentials(app, client, make_user, orthanc):
+    server, studies = orthanc
+    endpoint = dicomweb(server)
+    trainer = make_user(Role.TRAINER)
+    login(client, trainer.username)
+    picture = client.get(f"/pacs/{endpoint.id}/thumbnail/{studies['dx']}")
+    assert picture.status_code == 200
+    assert picture.mimetype == "image/jpeg" and picture.data[:2] == b"\xff\xd8"
+    assert client.get(f"/pacs/{endpoint.id}/thumbnail/1.2.3.4").status_code == 404
+    assert client.get(f"/pacs/{endpoint.id}/thumbnail/not-a-uid").status_code == 404
+
+
+def test_migration_table_present(app):
+    assert db.session.execute(text("SELECT count(*) FROM pacs_endpoint")).scalar() == 0
