@@ -14,6 +14,7 @@ retrieve, as for any C-GET client.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,24 @@ from pydicom.uid import (
 from pydicom.uid import JPEGLossless as JPEGLosslessP14
 
 ACCEPTED_MODALITIES = ("CR", "DX")
+
+
+class _QueryWithheld(logging.Filter):
+    """Removes query strings from urllib3's request lines: a QIDO-RS URL carries what was
+    searched for (a patient ID, an accession number), which must not reach any log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = _QUERY.sub("?[query withheld]", message), ()
+        return True
+
+
+_QUERY = re.compile(r"\?[^\s\"]*")
+logging.getLogger("urllib3.connectionpool").addFilter(_QueryWithheld())
+# The two libraries log requests with their query (URLs; C-FIND identifiers) below WARNING.
+logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 TIMEOUT_SECONDS = 20.0
 MAX_RESULTS = 100
 # A UID as DICOM defines it: digits and dots, at most 64 characters.
@@ -200,11 +219,18 @@ class DicomWebPacs:
         return "connected: the PACS answered a QIDO-RS study search"
 
     def search(self, criteria: SearchCriteria) -> list[StudyHit]:
+        filters = _query_filters(criteria)
+        # The description is matched here, not by the PACS: a QIDO-RS wildcard travels
+        # percent-encoded ("%2A", as dicomweb-client rightly sends it), and some servers
+        # (Orthanc 1.10) compare the encoded text instead of decoding it, finding nothing.
+        wanted = criteria.description.casefold()
+        filters.pop("StudyDescription", None)
         found = self._call(lambda: self._client.search_for_studies(
-            search_filters=_query_filters(criteria), fields=list(RESULT_FIELDS),
-            limit=MAX_RESULTS))
+            search_filters=filters, fields=list(RESULT_FIELDS),
+            limit=MAX_RESULTS * 5 if wanted else MAX_RESULTS))
         hits = [_hit(Dataset.from_json(item)) for item in found]
-        return [h for h in hits if h is not None and _keep(h, criteria)]
+        return [h for h in hits if h is not None and _keep(h, criteria)
+                and wanted in h.description.casefold()][:MAX_RESULTS]
 
     def retrieve(self, study_uid: str) -> Retrieved:
         # "*": each file in the transfer syntax the PACS holds it in (the ingest decodes
@@ -329,8 +355,12 @@ class DimsePacs:
                    DigitalXRayImageStorageForProcessing)
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        # One presentation context per transfer syntax: an acceptor accepts one syntax per
+        # context, and the PACS can then send each file as it holds it instead of having to
+        # transcode (which a PACS may not be able to do, e.g. from JPEG 2000).
         for sop_class in storage:
-            ae.add_requested_context(sop_class, _TRANSFER_SYNTAXES)
+            for syntax in _TRANSFER_SYNTAXES:
+                ae.add_requested_context(sop_class, syntax)
         roles = [build_role(sop_class, scp_role=True) for sop_class in storage]
         out = Retrieved()
 
