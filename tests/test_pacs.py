@@ -175,7 +175,7 @@ def test_study_not_cr_or_dx_refused_whole(app, orthanc):
 
 
 def test_bad_study_uids_refused(app, orthanc):
-    server, studies = orthanc
+    server, _ = orthanc
     endpoint = dicomweb(server)
     summary = import_studies_from_pacs(endpoint, ["1.2.3.999999", "not/a uid"], actor=None)
     assert [(r.status, r.reason) for r in summary.results] == [
@@ -212,7 +212,7 @@ def test_dimse_search_and_import_deidentified(app, orthanc, caplog):
 
 
 def test_dimse_unknown_calling_ae_refused(app, orthanc):
-    server, studies = orthanc
+    server, _ = orthanc
     endpoint = dimse(server, calling_ae="STRANGER")
     with pytest.raises(PacsError):
         search(endpoint, SearchCriteria())

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import (
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
+from wtforms import (  # type: ignore[import-untyped]
     BooleanField,
-    SelectChoice,
     DateField,
     IntegerField,
     PasswordField,
+    SelectChoice,
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import (  # type: ignore[import-untyped]
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+)
 
 from app.pacs.models import PacsKind
 
@@ -56,7 +61,7 @@ class SearchForm(FlaskForm):
                                                                          Length(max=64)])
 
     def validate_date_to(self, field: DateField) -> None:
-        from wtforms.validators import ValidationError
+        from wtforms.validators import ValidationError  # type: ignore[import-untyped]
 
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError("The end date is before the start date.")

@@ -24,7 +24,7 @@ class PacsKind(StrEnum):
                 "dimse": "DIMSE (C-ECHO / C-FIND / C-GET)"}[self.value]
 
 
-class PacsEndpoint(db.Model):
+class PacsEndpoint(db.Model):  # type: ignore[name-defined]
     __tablename__ = "pacs_endpoint"
     __table_args__ = (
         CheckConstraint("kind IN ('dicomweb', 'dimse')", name="kind_known"),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user  # type: ignore[import-untyped]
-from wtforms import SelectChoice
+from werkzeug.wrappers import Response as Redirect
+from wtforms import SelectChoice  # type: ignore[import-untyped]
 
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
@@ -58,7 +59,7 @@ def _settings(form: EndpointForm) -> EndpointSettings:
 
 @bp.route("/endpoints", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def endpoint_list() -> Response | tuple[str, int]:
+def endpoint_list() -> Redirect | tuple[str, int]:
     form = EndpointForm()
     status = 200
     if form.validate_on_submit():
@@ -77,7 +78,7 @@ def endpoint_list() -> Response | tuple[str, int]:
 
 @bp.route("/endpoints/<int:endpoint_id>", methods=["GET", "POST"])
 @roles_required(Role.ADMIN)
-def endpoint_detail(endpoint_id: int) -> Response | tuple[str, int]:
+def endpoint_detail(endpoint_id: int) -> Redirect | tuple[str, int]:
     endpoint = _endpoint_or_404(endpoint_id)
     initial = {"name": endpoint.name, "kind": endpoint.kind, "url": endpoint.url,
                "host": endpoint.host, "port": endpoint.port, "called_ae": endpoint.called_ae,
@@ -120,7 +121,7 @@ def endpoint_test(endpoint_id: int) -> tuple[str, int]:
 
 @bp.route("/endpoints/<int:endpoint_id>/delete", methods=["POST"])
 @roles_required(Role.ADMIN)
-def endpoint_delete(endpoint_id: int) -> Response:
+def endpoint_delete(endpoint_id: int) -> Redirect:
     endpoint = _endpoint_or_404(endpoint_id)
     if not ActionForm().validate_on_submit():
         abort(400, description="The form's security token is missing or has expired.")
