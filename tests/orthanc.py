@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from pydicom.uid import CTImageStorage
 
+from tests.dicom_factory import PHI, cr_dataset, to_bytes
 from tests.realservers import free_port, missing
 
 ORTHANC = os.environ.get("CXR_ACADEMY_ORTHANC", "/usr/sbin/Orthanc")
@@ -29,6 +31,10 @@ PACS_AE = "TESTPACS"
 # The AE title the portal calls from: registered with Orthanc as a modality, as a PACS
 # administrator registers any system allowed to query and retrieve.
 PORTAL_AE = "CXRACADEMY"
+SHARED_DICOM = Path(__file__).resolve().parents[2] / "shared" / "cxr" / "dicom"
+RG1_STUDY = "1.3.6.1.4.1.5962.1.2.9.20040826185059.5457"
+PHI_PATIENT_ID = PHI["PatientID"]
+DX_PATIENT_ID = "DIMSE-PAT-4417Q"
 
 
 @dataclass(frozen=True)
@@ -124,3 +130,25 @@ def orthanc_server() -> Iterator[Orthanc]:
             process.wait()
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def load_test_studies(server: Orthanc) -> dict[str, str]:
+    """Load the shared CXR files (RG1 among them; read in place, never copied), a CR study
+    with planted identifiers, a DX study and a CT study; the study UIDs by name."""
+    if not SHARED_DICOM.is_dir():
+        missing(f"real CXR DICOM files not found at {SHARED_DICOM}")
+    for path in sorted(SHARED_DICOM.iterdir()):
+        server.upload(path.read_bytes())
+    studies: dict[str, str] = {"rg1": RG1_STUDY}
+    phi = cr_dataset(seed=11, phi=True)
+    phi.StudyDate = "20210405"
+    dx = cr_dataset(96, 80, modality="DX", seed=12, PatientID=DX_PATIENT_ID,
+                    StudyDescription="Chest PA for teaching", StudyDate="20220110",
+                    AccessionNumber="ACC-DX-1")
+    ct = cr_dataset(modality="CT", seed=13, PatientID="CT-PAT-1", StudyDate="20220111",
+                    StudyDescription="CT chest", SOPClassUID=CTImageStorage)
+    ct.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    for name, ds in (("phi", phi), ("dx", dx), ("ct", ct)):
+        server.upload(to_bytes(ds))
+        studies[name] = str(ds.StudyInstanceUID)
+    return studies

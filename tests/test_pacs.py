@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from pydicom.uid import CTImageStorage
 from sqlalchemy import func, select, text
 
 from app.audit.models import AuditEvent
@@ -26,39 +25,27 @@ from app.pacs.services import (
     test_connection,
 )
 from tests.conftest import login
-from tests.dicom_factory import PHI, cr_dataset, phi_strings, to_bytes
+from tests.dicom_factory import phi_strings
 from tests.forms import submit_form, submit_html
-from tests.orthanc import PACS_PASSWORD, PACS_USER, PORTAL_AE, Orthanc, orthanc_server
-from tests.realservers import free_port, missing
-from tests.test_ingest import SHARED_DICOM, assert_no_residue, store
-
-RG1_STUDY = "1.3.6.1.4.1.5962.1.2.9.20040826185059.5457"
-PHI_PATIENT_ID = PHI["PatientID"]
-DX_PATIENT_ID = "DIMSE-PAT-4417Q"
+from tests.orthanc import (
+    DX_PATIENT_ID,
+    PACS_PASSWORD,
+    PACS_USER,
+    PHI_PATIENT_ID,
+    PORTAL_AE,
+    RG1_STUDY,
+    Orthanc,
+    load_test_studies,
+    orthanc_server,
+)
+from tests.realservers import free_port
+from tests.test_ingest import assert_no_residue, store
 
 
 @pytest.fixture(scope="module")
 def orthanc() -> Iterator[tuple[Orthanc, dict[str, str]]]:
-    """Orthanc loaded with the shared CXR files (RG1 among them), a CR study with planted
-    identifiers, a DX study and a CT study; yields it with the study UIDs by name."""
-    if not SHARED_DICOM.is_dir():
-        missing(f"real CXR DICOM files not found at {SHARED_DICOM}")
     with orthanc_server() as server:
-        for path in sorted(SHARED_DICOM.iterdir()):
-            server.upload(path.read_bytes())
-        studies: dict[str, str] = {"rg1": RG1_STUDY}
-        phi = cr_dataset(seed=11, phi=True)
-        phi.StudyDate = "20210405"
-        dx = cr_dataset(96, 80, modality="DX", seed=12, PatientID=DX_PATIENT_ID,
-                        StudyDescription="Chest PA for teaching", StudyDate="20220110",
-                        AccessionNumber="ACC-DX-1")
-        ct = cr_dataset(modality="CT", seed=13, PatientID="CT-PAT-1", StudyDate="20220111",
-                        StudyDescription="CT chest", SOPClassUID=CTImageStorage)
-        ct.file_meta.MediaStorageSOPClassUID = CTImageStorage
-        for name, ds in (("phi", phi), ("dx", dx), ("ct", ct)):
-            server.upload(to_bytes(ds))
-            studies[name] = str(ds.StudyInstanceUID)
-        yield server, studies
+        yield server, load_test_studies(server)
 
 
 def dicomweb(server: Orthanc, *, password: str = PACS_PASSWORD, url: str | None = None,

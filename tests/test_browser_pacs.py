@@ -1,0 +1,80 @@
+"""A trainer imports one study over DICOMweb (with the PACS's thumbnail) and one over DIMSE
+from a real Orthanc, in Chromium: search → select → import → the per-image report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from app.auth.roles import Role
+from app.cases.models import Case
+from app.extensions import db
+from app.pacs.services import EndpointSettings, save_endpoint
+from tests.conftest import sign_in
+from tests.orthanc import (
+    PACS_PASSWORD,
+    PACS_USER,
+    PHI_PATIENT_ID,
+    PORTAL_AE,
+    Orthanc,
+    load_test_studies,
+    orthanc_server,
+)
+from tests.test_pacs import assert_deidentified
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def orthanc() -> Iterator[tuple[Orthanc, dict[str, str]]]:
+    with orthanc_server() as server:
+        yield server, load_test_studies(server)
+
+
+def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_url, page,
+                                                                  make_user, orthanc):
+    server, _ = orthanc
+    save_endpoint(EndpointSettings(name="Radiology web", kind="dicomweb",
+                                   url=server.dicomweb_url, username=PACS_USER,
+                                   password=PACS_PASSWORD), actor=None)
+    save_endpoint(EndpointSettings(name="Radiology DIMSE", kind="dimse", host="127.0.0.1",
+                                   port=server.dicom_port, called_ae="TESTPACS",
+                                   calling_ae=PORTAL_AE), actor=None)
+    trainer = make_user(Role.TRAINER)
+    sign_in(page, portal_url, trainer.username)
+
+    page.goto(portal_url + "/cases/")
+    page.get_by_role("link", name="Import from a PACS").click()
+    page.get_by_label("PACS").select_option(label="Radiology web (DICOMweb)")
+    page.get_by_label("Study description contains").fill("teaching")
+    page.get_by_role("button", name="Search").click()
+    rows = page.get_by_test_id("pacs-study")
+    assert rows.count() == 1
+    thumbnail = rows.first.get_by_role("img")
+    thumbnail.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=thumbnail.element_handle())
+    assert PACS_PASSWORD not in page.content() and server.url not in page.content()
+    rows.first.get_by_label("select").check()
+    page.get_by_role("button", name="Import selected studies").click()
+    assert "1 imported" in page.get_by_test_id("import-summary").inner_text()
+
+    page.goto(portal_url + "/pacs/")
+    page.get_by_label("PACS").select_option(label="Radiology DIMSE (DIMSE)")
+    page.get_by_label("Patient ID").fill(PHI_PATIENT_ID)
+    page.get_by_role("button", name="Search").click()
+    assert "no rendering service: no thumbnails" in page.content()
+    rows = page.get_by_test_id("pacs-study")
+    assert rows.count() == 1
+    rows.first.get_by_label("select").check()
+    page.get_by_role("button", name="Import selected studies").click()
+    assert "1 imported" in page.get_by_test_id("import-summary").inner_text()
+    assert "PACS study 1 of 1, image 1 of 1" in page.content()
+
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(Case.id))) == 2
+    assert {c.source for c in db.session.scalars(select(Case))} == {
+        "PACS Radiology web", "PACS Radiology DIMSE"}
+    assert_deidentified(app)
