@@ -336,6 +336,10 @@ def test_endpoint_form_refusals(app, client, make_user):
                           fields={"name": "Y", "kind": "dimse", "called_ae": "PACS"})
     assert no_host.status_code == 400
     assert "needs the PACS&#39;s host and port" in no_host.get_data(as_text=True)
+    in_url = submit_form(client, "/pacs/endpoints", button="Add endpoint", fields={
+        "name": "Z", "kind": "dicomweb", "url": "https://user:secret@pacs.example.org/dw"})
+    assert in_url.status_code == 400
+    assert "not in the URL" in in_url.get_data(as_text=True)
     assert db.session.scalar(select(func.count(PacsEndpoint.id))) == 0
 
 
@@ -359,3 +363,27 @@ def test_thumbnail_proxied_without_credentials(app, client, make_user, orthanc):
 
 def test_migration_table_present(app):
     assert db.session.execute(text("SELECT count(*) FROM pacs_endpoint")).scalar() == 0
+
+
+def test_import_page_when_pacs_refuses_imports_nothing(app, client, make_user, orthanc):
+    server, studies = orthanc
+    endpoint = dicomweb(server)
+    trainer = make_user(Role.TRAINER)
+    login(client, trainer.username)
+    found = submit_form(client, "/pacs/", button="Search", fields={"accession": "ACC-DX-1"})
+    assert found.status_code == 200
+    # Between the search and the import, the PACS's password was changed.
+    save_endpoint(EndpointSettings(name=endpoint.name, kind="dicomweb", url=endpoint.url,
+                                   username=PACS_USER, password="changed-meanwhile"),
+                  actor=None, endpoint=endpoint)
+    refused = submit_html(client, found.get_data(as_text=True), "/pacs/",
+                          button="Import selected studies", fields={"study": [studies["dx"]]})
+    assert refused.status_code == 502
+    assert "Nothing was imported: the PACS refused the user name or password" \
+        in refused.get_data(as_text=True)
+    none_chosen = submit_html(client, found.get_data(as_text=True), "/pacs/",
+                              button="Import selected studies")
+    assert none_chosen.status_code == 400
+    assert "no study was selected" in none_chosen.get_data(as_text=True)
+    assert counts() == (0, 0)
+    assert_no_residue(app)

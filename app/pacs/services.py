@@ -67,7 +67,8 @@ def _check(settings: EndpointSettings) -> None:
             raise EndpointError("the DICOMweb URL must start with http:// or https://")
         if "@" in settings.url.split("//", 1)[1].split("/", 1)[0]:
             raise EndpointError("put the user name and password in their own fields, not in "
-                                "the URL (the URL is shown to trainers' browsers' admins)")
+                                "the URL: the URL is shown on the endpoints page and is not "
+                                "encrypted")
     else:
         if not settings.host or settings.port is None or not (0 < settings.port < 65536):
             raise EndpointError("a DIMSE endpoint needs the PACS's host and port (1-65535)")
