@@ -113,8 +113,9 @@ def test_dicomweb_search_criteria(app, orthanc):
     chest = search(endpoint, SearchCriteria())
     assert studies["ct"] not in {h.study_uid for h in chest}
     assert {studies["phi"], studies["dx"], RG1_STUDY} <= {h.study_uid for h in chest}
-    assert [h.study_uid for h in search(endpoint, SearchCriteria(modality="DX"))] \
-        == [h.study_uid for h in chest if "DX" in h.modalities]
+    # The PACS answers in an order of its own.
+    assert {h.study_uid for h in search(endpoint, SearchCriteria(modality="DX"))} \
+        == {h.study_uid for h in chest if "DX" in h.modalities}
     assert [h.study_uid for h in search(endpoint, SearchCriteria(accession="ACC-DX-1"))] \
         == [studies["dx"]]
     assert [h.study_uid for h in search(endpoint, SearchCriteria(description="teaching"))] \

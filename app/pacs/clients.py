@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from io import BytesIO
@@ -402,5 +402,3 @@ def client_for(kind: str, *, url: str, host: str, port: int | None, called_ae: s
         return DicomWebPacs(url, username, password)
     return DimsePacs(host, int(port or 104), called_ae, calling_ae)
 
-
-__all__: Sequence[str] = ("PacsError", "SearchCriteria", "StudyHit", "client_for")
