@@ -188,6 +188,10 @@ class DicomWebPacs:
         if username or password:
             session.auth = (username, password)
         self._client = DICOMwebClient(url.rstrip("/"), session=session, timeout=timeout)
+        # dicomweb-client retries a failed request with exponential back-off, for about half
+        # a minute in all; a person waits at the search page, so a failure is said at once
+        # (and the import is started again by hand, or by a job's own retry).
+        self._client.set_http_retry_params(retry=False)
         self._url = url
 
     def _call(self, action: Callable[[], Any]) -> Any:
