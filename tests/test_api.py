@@ -16,9 +16,13 @@ from app.auth.roles import Role
 from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes.exercises import create_exercise
+from tests import test_attempts
 from tests.conftest import csrf_token, login
 from tests.forms import submit_form
-from tests.test_attempts import cases, exam_cases, practice  # noqa: F401 (fixtures)
+
+# The exercise fixtures of the attempts' tests (practice set, exam-bank cases).
+cases, exam_cases, practice = (test_attempts.cases, test_attempts.exam_cases,
+                               test_attempts.practice)
 
 ANSWER = {"overall": "abnormal", "findings": ["cavitary_lesion"]}
 
@@ -338,7 +342,15 @@ def test_positions_and_query_strings_out_of_range_are_4xx(client, make_user, pra
         assert response.json["message"]
 
 
-def test_certificates_are_verified_without_a_token(client):
+def test_certificates_are_verified_without_a_token(client, make_user, practice, cases):
+    from tests.test_api_schemathesis import _certificate
+
+    holder = make_user(Role.TRAINEE_RADIOLOGIST, full_name="Amina Odhiambo")
+    code = _certificate(holder, practice, cases[2])
+    response = client.get(f"/api/v1/certificates/{code}")
+    assert response.status_code == 200, response.json
+    assert response.json["holder"] == "Amina Odhiambo" and response.json["status"] == "valid"
+    assert response.json["issued"] == utcnow().date().isoformat()
     response = client.get("/api/v1/certificates/NOSUCHCODE123")
     assert response.status_code == 404
     assert response.json["message"] == "No certificate has this code."

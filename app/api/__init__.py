@@ -9,8 +9,8 @@ error pages), it documents only its own blueprints, and apispec writes OpenAPI 3
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api
-from flask_smorest import Blueprint as ApiBlueprint
+from flask_smorest import Api  # type: ignore[import-untyped]
+from flask_smorest import Blueprint as ApiBlueprint  # type: ignore[import-untyped]
 
 from app.api.schemas import ApiError
 
@@ -31,7 +31,7 @@ bp = ApiBlueprint("api", __name__, url_prefix=API_PREFIX,
                   description="Cases, exercises and attempts, certificates, users and "
                               "clinics of the portal.")
 
-BEARER = {"bearerAuth": []}
+BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 
 def init_api(app: Flask) -> None:

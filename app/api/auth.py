@@ -17,7 +17,7 @@ from app.api.models import TokenScope
 from app.api.tokens import TokenRefused, check_token
 from app.extensions import csrf
 
-API_TOKEN = "api_token"  # g: the ApiToken of this request
+API_TOKEN = "api_token"  # noqa: S105 (g: the ApiToken of this request, no secret)
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -22,7 +22,7 @@ class TokenScope(StrEnum):
         return {"read": "Read only", "write": "Read and write"}[self.value]
 
 
-class ApiToken(db.Model):
+class ApiToken(db.Model):  # type: ignore[name-defined]
     """Only a SHA-256 hash of the token is kept: a copy of the database does not let anyone
     call the API. ``prefix`` (shown in the list, part of the token itself) finds the row
     without scanning hashes. A token is 256 random bits, so one unsalted hash suffices."""

@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, jsonify, make_response
-from flask_login import current_user
+from flask_login import current_user  # type: ignore[import-untyped]
 from sqlalchemy import select
 
 from app.api import bp
 from app.api.schemas import (
-    ApiError,
     AnswerIn,
     AttemptOut,
     CaseDetailOut,
@@ -21,6 +20,7 @@ from app.api.schemas import (
     CertificateOut,
     ClinicOut,
     ExerciseOut,
+    NotSavedError,
     ResultOut,
     SavedOut,
     UserOut,
@@ -127,11 +127,11 @@ def list_exercises() -> list[dict[str, Any]]:
 
 def _attempt_json(attempt: Attempt) -> dict[str, Any]:
     positions = {case_id: n for n, case_id in enumerate(attempt.case_order, 1)}
-    answers = sorted(
-        ({"position": positions[a.case_id], "case_id": a.case_id, "answers": a.answers or {},
-          "marks": a.marks or [], "revision": a.revision or 0, "flagged": bool(a.flagged)}
-         for a in attempt.answers if a.case_id in positions),
-        key=lambda row: row["position"])
+    saved = sorted((a for a in attempt.answers if a.case_id in positions),
+                   key=lambda a: positions[a.case_id])
+    answers = [{"position": positions[a.case_id], "case_id": a.case_id,
+                "answers": a.answers or {}, "marks": a.marks or [],
+                "revision": a.revision or 0, "flagged": bool(a.flagged)} for a in saved]
     return {"id": attempt.id, "exercise_id": attempt.exercise_id, "state": attempt.state,
             "number": attempt.number, "started_at": attempt.started_at,
             "deadline_at": attempt.deadline_at, "ended_at": attempt.ended_at,
@@ -161,7 +161,7 @@ def get_attempt(attempt_id: int) -> dict[str, Any]:
 @bp.route("/attempts/<int:attempt_id>/answers/<int:position>", methods=["PUT"])
 @bp.arguments(AnswerIn)
 @bp.response(200, SavedOut)
-@bp.alt_response(409, schema=ApiError,
+@bp.alt_response(409, schema=NotSavedError,
                  description='Not saved: another save came first (``reason`` "stale", with '
                              "the newer answer's ``revision``, ``answers`` and ``marks``), or "
                              "the answer is final.")
@@ -212,7 +212,7 @@ def result(attempt_id: int) -> dict[str, Any]:
     if attempt.state == AttemptState.IN_PROGRESS.value:
         abort(409, description="The attempt is still in progress: submit it first.")
     shown = disclosure.of_attempt(attempt)
-    cases = [{"position": n, "case_id": case_id, "tb_correct": None,
+    cases: list[dict[str, Any]] = [{"position": n, "case_id": case_id, "tb_correct": None,
               "classification_correct": None, "grade": None, "reference_tb_positive": None,
               "reference_answers": None, "teaching_notes": None}
              for n, case_id in enumerate(attempt.case_order, 1)]

@@ -23,6 +23,14 @@ class ApiError(Schema):
     errors = fields.Dict(metadata={"description": "Each refused field and what is wrong."})
 
 
+class NotSavedError(ApiError):
+    """A save refused: as stale (another save came first), with the newer answer."""
+
+    revision = fields.Integer(metadata={"description": "The newer answer's revision."})
+    answers = fields.Dict()
+    marks = fields.List(fields.Dict())
+
+
 class PageArgs(StrictSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(1, 100_000))
     per_page = fields.Integer(load_default=25, validate=validate.Range(1, 100))
@@ -161,8 +169,9 @@ class CertificateOut(Schema):
     code = fields.String(required=True)
     holder = fields.String(required=True)
     programme = fields.String(required=True)
-    issued = fields.Date(required=True)
-    expires = fields.Date(required=True)
+    # As the verification page's JSON gives them (app.certification.verify.public_record).
+    issued = fields.String(required=True, metadata={"format": "date"})
+    expires = fields.String(required=True, metadata={"format": "date"})
     status = fields.String(required=True)
 
 

@@ -23,7 +23,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.user_errors import UserError
 
-TOKEN_START = "cxr_"
+TOKEN_START = "cxr_"  # noqa: S105 (the visible start of every token, no secret)
 MAX_LIFETIME_DAYS = 365
 NAME_MAX = 80
 # last_used_at is written at most this often per token: a busy client must not turn every
