@@ -49,12 +49,14 @@ def _operations() -> list[tuple[str, str]]:
             for method in item if method in ("get", "put", "post", "delete", "patch")]
 
 
-def _own_context_per_request(app):
+def _own_context_per_request(app, token: str):
     """The app as a server runs it: each request in its own application context (and so its
     own database session), not in the test's (tests.conftest.IsolatedClient does the same
-    for the test client)."""
+    for the test client). Every request carries the token: schemathesis's negative cases
+    also leave out the declared security header, and tests/test_api.py covers refusals."""
 
     def wsgi(environ, start_response):
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         with app.app_context():
             return list(app(environ, start_response))
 
@@ -92,7 +94,7 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
             submit_attempt(attempt, user)
         code = _certificate(user, practice, cases[2]) if "{code}" in path else None
         operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json",
-                                                   _own_context_per_request(app))[path][method]
+                                                   _own_context_per_request(app, token))[path][method]
         # Random ids mostly name nothing (a 404 at once): half the requests name the rows
         # that exist, so that bodies and query strings reach the services.
         real = {"case_id": cases[0].id, "exercise_id": practice.id,
@@ -108,8 +110,7 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def call(case) -> None:
-            response = case.call_and_validate(
-                headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+            response = case.call_and_validate(checks=CHECKS)
             statuses.append(response.status_code)
 
         statuses: list[int] = []
