@@ -93,8 +93,8 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
         if path.endswith("/result"):  # a result to show
             submit_attempt(attempt, user)
         code = _certificate(user, practice, cases[2]) if "{code}" in path else None
-        operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json",
-                                                   _own_context_per_request(app, token))[path][method]
+        served = _own_context_per_request(app, token)
+        operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", served)[path][method]
         # Random ids mostly name nothing (a 404 at once): half the requests name the rows
         # that exist, so that bodies and query strings reach the services.
         real = {"case_id": cases[0].id, "exercise_id": practice.id,
