@@ -81,6 +81,9 @@ def _init_login(app: Flask) -> None:
         from app.errors import _wants_json
 
         idle = bool(g.get(IDLE_ENDED))
+        if request.path.startswith("/api/"):
+            abort(401, description="Send a personal API token (Authorization: Bearer "
+                                   "<token>), or sign in.")
         if _wants_json():  # the 401 handler logs the refusal
             abort(401, description=idle_message() if idle else "Sign in first.")
         security_log.emit("access.refused", outcome="failure", reason="sign_in_required")

@@ -266,7 +266,7 @@ def test_a_deactivated_account_s_token_is_refused(client, trainee, practice):
 
 def test_without_a_token_or_session_the_api_asks_for_one(client):
     response = client.get("/api/v1/exercises")
-    assert response.status_code == 401 and response.json["message"]
+    assert response.status_code == 401 and "Authorization: Bearer" in response.json["message"]
 
 
 def test_a_privileged_users_token_needs_no_second_factor_session(client, make_user, cases):
