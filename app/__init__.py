@@ -43,6 +43,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_security_log(app)
     init_errors(app)
     init_validation(app)  # before the blueprints: their <int:...> rules use its converter
+    from app.api import init_api
+
+    init_api(app)  # before the blueprints: a bearer token names the user of the request
     _register_blueprints(app)
 
     from app.cli import register_cli
@@ -78,6 +81,9 @@ def _init_login(app: Flask) -> None:
         from app.errors import _wants_json
 
         idle = bool(g.get(IDLE_ENDED))
+        if request.path.startswith("/api/"):
+            abort(401, description="Send a personal API token (Authorization: Bearer "
+                                   "<token>), or sign in.")
         if _wants_json():  # the 401 handler logs the refusal
             abort(401, description=idle_message() if idle else "Sign in first.")
         security_log.emit("access.refused", outcome="failure", reason="sign_in_required")
@@ -93,6 +99,7 @@ def _register_blueprints(app: Flask) -> None:
     # certification editor's join certification_routes.bp, registered once below).
     from app import home, trainee_home  # noqa: F401  (trainee_home: routes on home's bp)
     from app.admin import routes as admin_routes
+    from app.api import token_routes
     from app.auth import (
         account_routes,
         second_factor_routes,  # noqa: F401  (on the auth blueprint)
@@ -114,6 +121,7 @@ def _register_blueprints(app: Flask) -> None:
         auth_routes,
         account_routes,
         key_routes,
+        token_routes,
         admin_routes,
         cases_routes,
         quizzes_routes,

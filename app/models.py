@@ -1,5 +1,6 @@
 """Every model module, imported so that Alembic and ``db.metadata`` see all tables."""
 
+from app.api.models import ApiToken
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, LeadCountry, User, UserRole, UserSession
 from app.auth.second_factor_models import RecoveryCode, SecondFactor
@@ -24,6 +25,7 @@ from app.quizzes.models import (
 from app.schemes.models import ReportingScheme
 
 __all__ = [
+    "ApiToken",
     "Attempt",
     "AttemptAnswer",
     "AuditEvent",

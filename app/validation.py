@@ -21,9 +21,10 @@ from flask import Flask, abort, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter, Map
 
-# The largest integer both SQLite (INTEGER, 8 bytes) and PostgreSQL (BIGINT) hold: no row id
-# can be larger, and SQLite raises OverflowError when asked to compare with one.
-MAX_DB_INTEGER = 2**63 - 1
+# The largest row id: the models' ids are Integer columns, 32-bit on PostgreSQL, where a
+# larger number is refused by the database ("integer out of range", a 500) rather than
+# matching nothing; SQLite's 64-bit ids get no larger in practice.
+MAX_DB_INTEGER = 2**31 - 1
 # Far past any listing the portal shows (thousands of readers, tens of thousands of events at
 # a page size of 25-50); small enough that page * page size stays a valid OFFSET.
 MAX_PAGE = 1_000_000

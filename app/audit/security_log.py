@@ -94,6 +94,9 @@ MIRRORED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "certificate.revoke": ("certificate.revoke", "success", ()),
     "certificate.reinstate": ("certificate.reinstate", "success", ()),
     "certificate.exception": ("certificate.exception", "success", ()),
+    # A token's name is typed by its owner: the line gives its id (object_id), scope, expiry.
+    "api_token.create": ("api_token.create", "success", ("scope", "expires")),
+    "api_token.revoke": ("api_token.revoke", "success", ()),
 }
 # URL parts that are secrets (the signed token of an invitation or password-reset link):
 # the line gives the route ("/auth/invitation/<token>") instead of the path.

@@ -120,6 +120,10 @@ def _privileged_pages_need_second_factor() -> Response | None:
     given the role, or before the requirement) is ended and sent to sign in again."""
     if request.endpoint in _OPEN_ENDPOINTS or not current_user.is_authenticated:
         return None
+    from app.api.auth import bearer_request
+
+    if bearer_request():  # a personal API token, made in a session that passed it
+        return None
     if sf.session_passed() or not sf.required_for(current_user):
         return None
     security_log.emit("session.ended", outcome="success", reason="second_factor_required")

@@ -15,7 +15,9 @@ bp = Blueprint("verify", __name__, url_prefix="/verify")
 GUESS_LIMIT = "30 per minute;300 per hour"
 
 
-def _public(code: str) -> dict | None:
+def public_record(code: str) -> dict | None:
+    """What anyone may know of the certificate with ``code`` (None: no such code); the
+    page, its JSON and the API's verify answer with it."""
     certificate = find_by_code(code)
     if certificate is None:
         return None
@@ -41,7 +43,7 @@ def form() -> Response | str:
 @bp.route("/<code>")
 @limiter.limit(GUESS_LIMIT)
 def show(code: str) -> str | tuple[str, int]:
-    found = _public(code)
+    found = public_record(code)
     if found is None:
         return render_template("certification/verify.html", found=None), 404
     return render_template("certification/verify.html", found=found)
@@ -50,7 +52,7 @@ def show(code: str) -> str | tuple[str, int]:
 @bp.route("/<code>.json")
 @limiter.limit(GUESS_LIMIT)
 def show_json(code: str) -> Response:
-    found = _public(code)
+    found = public_record(code)
     if found is None:
         abort(404, description="No certificate has this code.")
     return jsonify(found)

@@ -1,0 +1,63 @@
+"""The JSON API, /api/v1, described by an OpenAPI 3.1 document at /api/v1/openapi.json.
+
+flask-smorest (marshmallow + apispec) rather than APIFlask or spectree: it is an extension
+of the portal's own Flask app (APIFlask replaces the Flask class, and with it the portal's
+error pages), it documents only its own blueprints, and apispec writes OpenAPI 3.1
+(``OPENAPI_VERSION``); marshmallow schemas validate every body and query string.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api  # type: ignore[import-untyped]
+from flask_smorest import Blueprint as ApiBlueprint  # type: ignore[import-untyped]
+
+from app.api.schemas import ApiError
+
+API_PREFIX = "/api/v1"
+
+
+class PortalApi(Api):
+    ERROR_SCHEMA = ApiError
+
+    def _register_error_handlers(self) -> None:
+        # The portal's own handlers (app/errors.py) answer every error under /api/ in JSON,
+        # with the reason; flask-smorest's would also turn the HTML error pages into JSON.
+        pass
+
+
+api = PortalApi()
+bp = ApiBlueprint("api", __name__, url_prefix=API_PREFIX,
+                  description="Cases, exercises and attempts, certificates, users and "
+                              "clinics of the portal.")
+
+BEARER: dict[str, list[str]] = {"bearerAuth": []}
+
+
+def init_api(app: Flask) -> None:
+    from app.api import auth, docs, routes  # noqa: F401  (views on bp)
+
+    app.config.setdefault("API_TITLE", "CXR Academy API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.1.0")
+    app.config.setdefault("OPENAPI_URL_PREFIX", API_PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {"description": "Call with `Authorization: Bearer <token>`: create a personal "
+                                "API token on your account's API tokens page. A token acts "
+                                "with its owner's roles; a read-only token is refused any "
+                                "change."},
+        "security": [BEARER],
+        "components": {"securitySchemes": {"bearerAuth": {
+            "type": "http", "scheme": "bearer",
+            "description": "A personal API token (cxr_…)."}}},
+    })
+    auth.init_api_auth(app)
+    api.init_app(app)
+    from app.validation import MAX_DB_INTEGER, BoundedIntegerConverter
+
+    # Ids past what the database holds are a 404 like any unknown id: the document says so.
+    api.register_converter(BoundedIntegerConverter, lambda converter: {
+        "type": "integer", "minimum": 0, "maximum": MAX_DB_INTEGER})
+    api.register_blueprint(bp)
+    app.register_blueprint(docs.bp)

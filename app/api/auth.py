@@ -1,0 +1,84 @@
+"""Who calls the API: a personal token (``Authorization: Bearer``) or the signed-in page.
+
+A bearer request is its token's user for that request alone: nothing is put in the
+session, and it needs no CSRF token (no browser sends the header by itself). A request
+without the header is the session's user, and a change it asks for needs the CSRF token
+as on every page. A read-only token is refused anything but reading.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import UnprocessableEntity
+from werkzeug.wrappers import Response
+
+from app.api import API_PREFIX, bp
+from app.api.models import TokenScope
+from app.api.tokens import TokenRefused, check_token
+from app.extensions import csrf
+
+API_TOKEN = "api_token"  # noqa: S105 (g: the ApiToken of this request, no secret)
+READING = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _refusal(status: int, reason: str, message: str) -> tuple[Response, int]:
+    name = {401: "Unauthorized", 403: "Forbidden"}[status]
+    response = jsonify(error=name, message=message, status=status, reason=reason)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", ' \
+                                               f'error_description="{reason}"'
+    return response, status
+
+
+def _authenticate_bearer() -> tuple[Response, int] | None:
+    if not (request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")):
+        return None
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, presented = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return _refusal(401, "malformed", 'Send the token as "Authorization: Bearer '
+                                          '<token>".')
+    try:
+        token = check_token(presented.strip())
+    except TokenRefused as exc:
+        return _refusal(401, exc.reason, exc.message)
+    g.setdefault(API_TOKEN, token)
+    # Flask-Login's current user for this request only (its loader would read the session).
+    g._login_user = token.user
+    if token.scope == TokenScope.READ.value and request.method not in READING:
+        return _refusal(403, "read_only_token", "This API token may only read: create a "
+                                                "read and write token to change anything.")
+    return None
+
+
+def bearer_request() -> bool:
+    return g.get(API_TOKEN) is not None
+
+
+@bp.before_request
+def _session_requests_need_csrf() -> None:
+    """The blueprint is exempt from the app-wide CSRF check so that bearer requests pass;
+    a request on the session cookie is checked here instead."""
+    if (not bearer_request() and request.method not in READING
+            and current_app.config.get("WTF_CSRF_ENABLED", True)):
+        csrf.protect()
+
+
+@bp.errorhandler(UnprocessableEntity)
+def _invalid_input(exc: UnprocessableEntity) -> tuple[Response, int]:
+    """A body or query string its schema refuses: each refused field and why."""
+    messages = (getattr(exc, "data", None) or {}).get("messages") or {}
+    # webargs nests the messages under the location ("json", "query").
+    errors = {field: reason for where in messages.values() for field, reason in where.items()}
+    names = ", ".join(sorted(errors)) or "the request"
+    return jsonify(error="Unprocessable Entity", status=422, errors=errors,
+                   message=f"Check {names}: see errors for each refused field."), 422
+
+
+def init_api_auth(app: Flask) -> None:
+    """Before the blueprints: the second-factor check of privileged sessions (an app-wide
+    before-request of the auth blueprint) must see the token's user."""
+    app.before_request(_authenticate_bearer)
+    csrf.exempt(bp)
