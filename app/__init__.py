@@ -45,6 +45,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_validation(app)  # before the blueprints: their <int:...> rules use its converter
     _register_blueprints(app)
 
+    from app.jobs.queue import init_jobs
+
+    init_jobs(app)
+
     from app.cli import register_cli
 
     register_cli(app)
@@ -104,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.certification import routes as certification_routes
     from app.certification import verify
     from app.help import routes as help_routes
+    from app.jobs import routes as jobs_routes
     from app.quizzes import authoring as quizzes_authoring  # noqa: F401
     from app.quizzes import routes as quizzes_routes
     from app.viewer import routes as viewer_routes
@@ -120,6 +125,7 @@ def _register_blueprints(app: Flask) -> None:
         certification_routes,
         verify,
         help_routes,
+        jobs_routes,
     ):
         app.register_blueprint(module.bp)
 

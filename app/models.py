@@ -14,6 +14,7 @@ from app.certification.models import (
     Programme,
     Requirement,
 )
+from app.jobs.models import Job, JobItem
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -37,6 +38,8 @@ __all__ = [
     "Clinic",
     "Exercise",
     "ExerciseCase",
+    "Job",
+    "JobItem",
     "LeadCountry",
     "Programme",
     "RecoveryCode",
