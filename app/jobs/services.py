@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
+from app.cases.archive import is_zip
 from app.cases.ingest import (
     FileResult,
     ImportOptions,
@@ -64,6 +65,15 @@ def start_upload_import(files: list[Any], *, actor: User, options: ImportOptions
     files = [f for f in files if f and f.filename]
     if not files:
         raise JobError("Choose at least one file to import.")
+    for storage in files:
+        # Refused here, before a job exists: a name promising an archive that is none is
+        # a wrong pick, not a file for the per-file report.
+        head = storage.stream.read(4)
+        storage.stream.seek(0)
+        name = Path(storage.filename).name
+        if name.lower().endswith(".zip") and not is_zip(head):
+            raise JobError(f"{name} is not a .zip archive (it does not start as one); "
+                           "nothing was imported.")
     job = _new_job(actor, {"uploads": [], "options": asdict(options)})
     folder = spool_dir(job.id)
     folder.mkdir(parents=True, exist_ok=True)
