@@ -29,7 +29,6 @@ from tests.conftest import login, post_hand_built
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.forms import submit_form
 
-
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -482,7 +482,7 @@ def _store(
     return result
 
 
-def case_group(study_uid: str, patient_pseudonym: str, options: ImportOptions) -> str:
+def case_group(study_uid: str, patient_pseudonym: str | None, options: ImportOptions) -> str:
     """Which case of an import an image joins (see _store)."""
     return "*" if options.one_case else f"{study_uid}/{patient_pseudonym}"
 

@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from app.extensions import db
 from app.jobs.models import Job, JobItem, JobStatus

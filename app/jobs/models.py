@@ -37,7 +37,7 @@ def _values(enum: type[StrEnum]) -> str:
     return ", ".join(f"'{member.value}'" for member in enum)
 
 
-class Job(db.Model):
+class Job(db.Model):  # type: ignore[name-defined]
     __tablename__ = "job"
     __table_args__ = (
         CheckConstraint(f"status IN ({_values(JobStatus)})", name="status"),
@@ -79,7 +79,7 @@ class Job(db.Model):
         return JobKind(self.kind).label
 
 
-class JobItem(db.Model):
+class JobItem(db.Model):  # type: ignore[name-defined]
     """One file's result, written in the same transaction that stores the file's image, so
     a file is recorded exactly when it is in the library (the unique position makes a
     second import of the same file impossible)."""

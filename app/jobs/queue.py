@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 
 from flask import Flask, current_app
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
-from huey.consumer import Consumer
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey  # type: ignore[import-untyped]
+from huey.consumer import Consumer  # type: ignore[import-untyped]
 
 logger = logging.getLogger(__name__)
 

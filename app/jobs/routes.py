@@ -4,7 +4,7 @@ per-file results, its JSON status for the page's script, and cancelling a queued
 from __future__ import annotations
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
@@ -17,7 +17,7 @@ from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp
 from app.jobs.models import Job
-from app.jobs.services import JobError, can_see_job, cancel_job, item_name, jobs_for, job_status
+from app.jobs.services import JobError, can_see_job, cancel_job, item_name, job_status, jobs_for
 
 
 def _job_or_404(job_id: int) -> Job:

@@ -137,16 +137,20 @@ def _claim(job_id: int) -> bool:
     """Take the job for this worker, in one statement so that two workers never both run
     it: a queued job, or a running one whose worker stopped beating."""
     now = utcnow()
-    claimed = db.session.execute(
+    claimed = _rows(db.session.execute(
         update(Job)
         .where(Job.id == job_id)
         .where(or_(Job.status == JobStatus.QUEUED.value,
                    (Job.status == JobStatus.RUNNING.value)
                    & (Job.heartbeat_at < now - _stale_after())))
-        .values(status=JobStatus.RUNNING.value, heartbeat_at=now, runs=Job.runs + 1)
-    ).rowcount
+        .values(status=JobStatus.RUNNING.value, heartbeat_at=now, runs=Job.runs + 1)))
     db.session.commit()
     return bool(claimed)
+
+
+def _rows(result: Any) -> int:
+    """Rows an UPDATE changed (a CursorResult's rowcount)."""
+    return int(result.rowcount)
 
 
 def run_job(job_id: int) -> None:
@@ -260,10 +264,10 @@ def cancel_job(job: Job, *, actor: User) -> None:
     imported, each whole: let it end)."""
     if job.status != JobStatus.QUEUED.value:
         raise JobError(f"Only a queued job can be cancelled; this one is {job.status}.")
-    cancelled = db.session.execute(
+    cancelled = _rows(db.session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED.value)
         .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(),
-                error=f"Cancelled by {actor.username}.")).rowcount
+                error=f"Cancelled by {actor.username}.")))
     if not cancelled:
         db.session.rollback()
         raise JobError("The job started meanwhile; only a queued job can be cancelled.")
