@@ -47,23 +47,29 @@ def make_huey(app: Flask) -> Huey:
 
 
 def init_jobs(app: Flask) -> None:
-    huey = make_huey(app)
-
-    def run_job_task(job_id: int) -> None:
-        from app.jobs.services import run_job
-
-        with app.app_context():
-            run_job(job_id)
-
-    app.extensions["huey"] = huey
-    app.extensions["huey_run_job"] = huey.task(name=RUN_JOB)(run_job_task)
+    """The queue is opened at its first use, not here: building the app touches no file."""
+    app.extensions.pop("huey", None)
+    app.extensions.pop("huey_run_job", None)
 
 
 def huey_of(app: Flask | None = None) -> Huey:
-    return (app or current_app).extensions["huey"]  # type: ignore[no-any-return]
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    if "huey" not in app.extensions:
+        huey = make_huey(app)
+
+        def run_job_task(job_id: int) -> None:
+            from app.jobs.services import run_job
+
+            with app.app_context():
+                run_job(job_id)
+
+        app.extensions["huey_run_job"] = huey.task(name=RUN_JOB)(run_job_task)
+        app.extensions["huey"] = huey
+    return app.extensions["huey"]  # type: ignore[no-any-return]
 
 
 def enqueue(job_id: int) -> None:
+    huey_of()
     current_app.extensions["huey_run_job"](job_id)
 
 
