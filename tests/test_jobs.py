@@ -166,7 +166,7 @@ def test_admin_cancels_a_queued_job_and_no_worker_runs_it(app, client, trainer, 
 def test_bad_requests_are_refused_with_a_reason(app, client, trainer, queue):
     empty = upload(client, (b"", "empty.dcm"))
     assert empty.status_code == 400
-    assert "empty: nothing to import" in empty.get_data(as_text=True)
+    assert "empty.dcm is empty: nothing was imported" in empty.get_data(as_text=True)
 
     not_zip = upload(client, (b"just some text", "studies.zip"))
     assert not_zip.status_code == 400
@@ -184,6 +184,37 @@ def test_bad_requests_are_refused_with_a_reason(app, client, trainer, queue):
     bad_after = client.get(f"{job_url}/status?after=-1")
     assert bad_after.status_code == 400
     assert "must be a whole number" in bad_after.get_data(as_text=True)
+
+
+def test_command_line_import_waits_for_its_job_on_the_worker(app, queue, worker, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a.dcm").write_bytes(dicom(7))
+    (folder / "b.txt").write_bytes(b"not dicom")
+    result = app.test_cli_runner().invoke(args=["cases", "import", str(folder)])
+    assert result.exit_code == 1, result.output  # one file refused
+    assert "imported   " in result.output and "a.dcm -> case" in result.output
+    assert "refused    " in result.output and "not a DICOM file" in result.output
+    assert "1 imported, 0 duplicate, 1 refused" in result.output
+    job = db.session.scalars(select(Job)).one()
+    assert job.status == "done" and job.created_by_id is None and job.runs == 1
+
+
+def test_a_job_that_fails_says_why_and_keeps_the_files_done(app, client, trainer,
+                                                            monkeypatch):
+    from app.jobs import services
+
+    def broken(job):
+        raise RuntimeError("the storage went away")
+
+    monkeypatch.setattr(services, "_run_import", broken)
+    page = upload(client, (dicom(8), "a.dcm"), follow_redirects=True)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "failed" in html and "The import stopped on an unexpected error (RuntimeError)" in html
+    job = db.session.scalars(select(Job)).one()
+    assert job.status == "failed" and job.finished_at is not None
+    assert not spool_dir(job.id).exists()
 
 
 # ---- a worker killed mid-job -----------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 from tqdm import tqdm  # type: ignore[import-untyped]
@@ -42,8 +41,8 @@ def wait_for_job(job_id: int, *, poll: float = 0.5) -> Job:
     """Show the job's progress as a bar until it ends; returns it ended."""
     started = time.monotonic()
     hinted = False
-    with tqdm(total=None, unit="file", desc=f"Job {job_id}", leave=True,
-              disable=current_app.config.get("TESTING", False)) as bar:
+    # On a terminal only (disable=None): piped output stays the result lines alone.
+    with tqdm(total=None, unit="file", desc=f"Job {job_id}", leave=True, disable=None) as bar:
         while True:
             db.session.expire_all()
             job = db.session.get(Job, job_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
@@ -37,6 +38,8 @@ from app.jobs.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
+HEARTBEAT_EVERY = 5.0  # seconds, while a job lists its files
+
 
 class JobError(Exception):
     """A refusal with a sentence for the person asking."""
@@ -66,38 +69,40 @@ def start_upload_import(files: list[Any], *, actor: User, options: ImportOptions
     if not files:
         raise JobError("Choose at least one file to import.")
     for storage in files:
-        # Refused here, before a job exists: a name promising an archive that is none is
-        # a wrong pick, not a file for the per-file report.
-        head = storage.stream.read(4)
-        storage.stream.seek(0)
-        name = Path(storage.filename).name
-        if name.lower().endswith(".zip") and not is_zip(head):
-            raise JobError(f"{name} is not a .zip archive (it does not start as one); "
-                           "nothing was imported.")
+        _check_upload(storage)
     job = _new_job(actor, {"uploads": [], "options": asdict(options)})
     folder = spool_dir(job.id)
-    folder.mkdir(parents=True, exist_ok=True)
     uploads = []
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         for n, storage in enumerate(files):
             path = folder / f"{n}.upload"
             storage.save(str(path))
             uploads.append({"file": path.name,
                             "name": Path(storage.filename or "").name or "unnamed file"})
     except OSError as exc:
-        db.session.delete(job)
-        db.session.commit()
-        shutil.rmtree(folder, ignore_errors=True)
-        raise JobError(f"The upload could not be kept for import ({exc.strerror}).") from exc
-    if all(path.stat().st_size == 0 for path in folder.iterdir()):
-        db.session.delete(job)
-        db.session.commit()
-        shutil.rmtree(folder, ignore_errors=True)
-        raise JobError("The uploaded files are empty: nothing to import.")
+        _finish(job, JobStatus.FAILED, "The uploaded files could not be kept for the import "
+                f"({exc.strerror or type(exc).__name__}); nothing was imported.")
+        raise JobError(f"The upload could not be kept for import "
+                       f"({exc.strerror or type(exc).__name__}); nothing was imported.") from exc
     job.params_encrypted = _seal({"uploads": uploads, "options": asdict(options)})
     db.session.commit()
     enqueue(job.id)
     return job
+
+
+def _check_upload(storage: Any) -> None:
+    """Refused here, before a job exists: an empty file, or a name promising an archive
+    that is none, is a wrong pick rather than a file for the per-file report."""
+    name = Path(storage.filename).name
+    stream = storage.stream
+    head = stream.read(4)
+    stream.seek(0)
+    if not head:
+        raise JobError(f"{name} is empty: nothing was imported.")
+    if name.lower().endswith(".zip") and not is_zip(head):
+        raise JobError(f"{name} is not a .zip archive (it does not start as one); "
+                       "nothing was imported.")
 
 
 def start_path_import(paths: list[Path], *, actor: User | None, options: ImportOptions) -> Job:
@@ -182,7 +187,7 @@ def _run_import(job: Job) -> None:
     params = _open(job.params_encrypted)
     options = ImportOptions(**params["options"])
     if job.progress_total is None:
-        job.progress_total = sum(1 for _ in _sources(job.id, params))
+        job.progress_total = _count(job, _sources(job.id, params))
         db.session.commit()
     done = db.session.scalar(select(db.func.count()).select_from(JobItem)
                              .where(JobItem.job_id == job.id)) or 0
@@ -197,6 +202,20 @@ def _run_import(job: Job) -> None:
 
     import_files(_skip(_sources(job.id, params), done), actor=actor, options=options,
                  on_result=on_result, cases_by_study=_earlier_cases(job_id, options))
+
+
+def _count(job: Job, items: Iterator[Source | FileResult]) -> int:
+    """How many results the import will give (archives are read through to list their
+    members), beating the heartbeat meanwhile: a 2,000-file archive takes a while."""
+    count = 0
+    last_beat = time.monotonic()
+    for _ in items:
+        count += 1
+        if time.monotonic() - last_beat > HEARTBEAT_EVERY:
+            job.heartbeat_at = utcnow()
+            db.session.commit()
+            last_beat = time.monotonic()
+    return count
 
 
 def _sources(job_id: int, params: dict[str, Any]) -> Iterator[Source | FileResult]:
