@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from app.auth.roles import Role
 from app.jobs.queue import BackgroundWorker
+from tests.axe import assert_no_axe_violations
 from tests.conftest import sign_in
 from tests.realservers import missing
 from tests.test_ingest import SHARED_DICOM
@@ -64,8 +65,10 @@ def test_trainer_watches_an_upload_import_to_the_end(app, portal_url, page, make
     assert "Part 10" in text["studies.zip / CR-MONO1-10-chest.dcm"]
     assert "3 imported" in page.get_by_test_id("import-summary").inner_text()
     assert not errors, errors  # no script blocked by the content security policy
+    assert_no_axe_violations(page, "job page")
 
     # The trainer comes back later: the job is in their list.
     page.goto(portal_url + "/jobs/")
     assert page.get_by_test_id("job-row").count() == 1
     assert "done" in page.get_by_test_id("job-row").inner_text()
+    assert_no_axe_violations(page, "job list")
