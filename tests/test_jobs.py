@@ -297,3 +297,15 @@ def test_a_worker_killed_mid_job_and_another_started_import_every_file_once(
     # Every file exactly once in the library: one image each, none twice.
     assert db.session.scalar(select(func.count(CaseImage.id))) == files
     assert len({i.image_id for i in items}) == files
+
+
+def test_an_unknown_queue_address_stops_the_app_at_start(database_url, tmp_path):
+    from app import create_app
+    from tests.conftest import base_config
+
+    with pytest.raises(ValueError, match="JOB_QUEUE_URL must be redis://"):
+        create_app({**base_config(database_url, tmp_path), "JOB_QUEUE_URL": "amqp://queue"})
+    # A good address opens nothing until a job is queued.
+    create_app({**base_config(database_url, tmp_path),
+                "JOB_QUEUE_URL": f"sqlite:///{tmp_path / 'q.sqlite3'}"})
+    assert not (tmp_path / "q.sqlite3").exists()

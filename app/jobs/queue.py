@@ -14,6 +14,7 @@ running jobs whose heartbeat stopped (``recover_stalled``).
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 IMMEDIATE = "immediate"
 RUN_JOB = "run_job"
+_opening = threading.Lock()
 
 
 def make_huey(app: Flask) -> Huey:
@@ -46,26 +48,41 @@ def make_huey(app: Flask) -> Huey:
     return SqliteHuey(name, filename=str(path))
 
 
+def _check_url(app: Flask) -> None:
+    url = str(app.config.get("JOB_QUEUE_URL") or "")
+    if url and url != IMMEDIATE and not url.startswith(
+            ("redis://", "rediss://", "unix://", "sqlite:///")):
+        raise ValueError(
+            "JOB_QUEUE_URL must be redis://..., sqlite:///path or empty (the instance folder)")
+
+
 def init_jobs(app: Flask) -> None:
-    """The queue is opened at its first use, not here: building the app touches no file."""
+    """The queue is opened at its first use, not here: building the app touches no file
+    (a wrong JOB_QUEUE_URL still stops it at start)."""
+    _check_url(app)
     app.extensions.pop("huey", None)
     app.extensions.pop("huey_run_job", None)
 
 
 def huey_of(app: Flask | None = None) -> Huey:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    if "huey" not in app.extensions:
-        huey = make_huey(app)
-
-        def run_job_task(job_id: int) -> None:
-            from app.jobs.services import run_job
-
-            with app.app_context():
-                run_job(job_id)
-
-        app.extensions["huey_run_job"] = huey.task(name=RUN_JOB)(run_job_task)
-        app.extensions["huey"] = huey
+    with _opening:  # request threads may all arrive first at once
+        if "huey" not in app.extensions:
+            _open_queue(app)
     return app.extensions["huey"]  # type: ignore[no-any-return]
+
+
+def _open_queue(app: Flask) -> None:
+    huey = make_huey(app)
+
+    def run_job_task(job_id: int) -> None:
+        from app.jobs.services import run_job
+
+        with app.app_context():
+            run_job(job_id)
+
+    app.extensions["huey_run_job"] = huey.task(name=RUN_JOB)(run_job_task)
+    app.extensions["huey"] = huey
 
 
 def enqueue(job_id: int) -> None:
