@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,10 @@ from sqlalchemy import func, select
 from app.auth.roles import Role
 from app.cases.ingest import ImportOptions
 from app.cases.models import Case, CaseImage
+from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.models import Job, JobItem
-from app.jobs.queue import BackgroundWorker, init_jobs
+from app.jobs.queue import BackgroundWorker, huey_of, init_jobs
 from app.jobs.services import spool_dir, start_path_import
 from tests.conftest import login, post_hand_built
 from tests.dicom_factory import cr_dataset, to_bytes
@@ -297,6 +299,28 @@ def test_a_worker_killed_mid_job_and_another_started_import_every_file_once(
     # Every file exactly once in the library: one image each, none twice.
     assert db.session.scalar(select(func.count(CaseImage.id))) == files
     assert len({i.image_id for i in items}) == files
+
+
+def test_a_running_worker_takes_up_a_job_whose_worker_died(app, client, trainer, queue):
+    job_url = upload(client, (dicom(9), "a.dcm")).headers["Location"]
+    job = db.session.scalars(select(Job)).one()
+    huey = huey_of(app)
+    assert huey.dequeue() is not None  # a worker took the message, then died with it
+    job.status = "running"
+    job.heartbeat_at = utcnow()  # still beating when this worker starts: not taken up
+    db.session.commit()
+    running = BackgroundWorker(app).start()
+    try:
+        time.sleep(1)
+        assert client.get(f"{job_url}/status").get_json()["done"] == 0
+        job.heartbeat_at = utcnow() - timedelta(seconds=5)  # then the other worker dies
+        db.session.commit()
+        # The minutely check of the worker already running.
+        app.extensions["huey_recover"].call_local()
+        status = wait_finished(client, job_url)
+    finally:
+        running.stop()
+    assert status["status"] == "done" and status["items"][0]["status"] == "imported"
 
 
 def test_an_unknown_queue_address_stops_the_app_at_start(database_url, tmp_path):

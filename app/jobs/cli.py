@@ -32,7 +32,8 @@ def worker(workers: int) -> None:
     if taken_up:
         click.echo(f"Taking up again jobs whose worker stopped: {', '.join(map(str, taken_up))}")
     db.session.remove()
-    consumer = huey.create_consumer(workers=workers, periodic=False, worker_type="thread")
+    # periodic: every minute, take up the jobs of workers that died meanwhile.
+    consumer = huey.create_consumer(workers=workers, periodic=True, worker_type="thread")
     click.echo(f"Worker started ({workers} thread{'s' if workers > 1 else ''}); Ctrl+C stops.")
     consumer.run()
 

@@ -18,7 +18,13 @@ import threading
 from pathlib import Path
 
 from flask import Flask, current_app
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey  # type: ignore[import-untyped]
+from huey import (  # type: ignore[import-untyped]
+    Huey,
+    MemoryHuey,
+    RedisHuey,
+    SqliteHuey,
+    crontab,
+)
 from huey.consumer import Consumer  # type: ignore[import-untyped]
 
 logger = logging.getLogger(__name__)
@@ -81,7 +87,17 @@ def _open_queue(app: Flask) -> None:
         with app.app_context():
             run_job(job_id)
 
+    def recover_task() -> None:
+        from app.jobs.services import recover_stalled
+
+        with app.app_context():
+            recover_stalled()
+
     app.extensions["huey_run_job"] = huey.task(name=RUN_JOB)(run_job_task)
+    # Every minute on every consumer, not only when one starts: a worker that dies while
+    # others keep running has its job taken up by them (the claim lets one run it).
+    app.extensions["huey_recover"] = huey.periodic_task(
+        crontab(), name="recover_stalled_jobs")(recover_task)
     app.extensions["huey"] = huey
 
 
@@ -103,7 +119,7 @@ class BackgroundWorker:
 
     def __init__(self, app: Flask, workers: int = 1) -> None:
         self.app = app
-        self.consumer = _ThreadConsumer(huey_of(app), workers=workers, periodic=False,
+        self.consumer = _ThreadConsumer(huey_of(app), workers=workers, periodic=True,
                                         worker_type="thread")
 
     def start(self) -> BackgroundWorker:
