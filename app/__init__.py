@@ -48,6 +48,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_api(app)  # before the blueprints: a bearer token names the user of the request
     _register_blueprints(app)
 
+    from app.jobs.queue import init_jobs
+
+    init_jobs(app)
+
     from app.cli import register_cli
 
     register_cli(app)
@@ -111,6 +115,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.certification import routes as certification_routes
     from app.certification import verify
     from app.help import routes as help_routes
+    from app.jobs import routes as jobs_routes
     from app.pacs import routes as pacs_routes
     from app.quizzes import authoring as quizzes_authoring  # noqa: F401
     from app.quizzes import routes as quizzes_routes
@@ -129,6 +134,7 @@ def _register_blueprints(app: Flask) -> None:
         certification_routes,
         verify,
         help_routes,
+        jobs_routes,
         pacs_routes,
     ):
         app.register_blueprint(module.bp)

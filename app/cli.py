@@ -298,10 +298,15 @@ def demo(port: int, no_serve: bool) -> None:
 
     # No cron in a demo: exams past their time limit are ended by the server itself.
     expiry = ExpiryWorker(app).start()
+    from app.jobs.queue import BackgroundWorker
+
+    # One command for the demo: its imports run on a queue consumer in this process.
+    jobs = BackgroundWorker(app).start()
     try:
         # run_simple, not app.run: Flask ignores app.run() inside its own command line.
         run_simple("127.0.0.1", port, app, threaded=True)
     finally:
+        jobs.stop()
         expiry.stop()
 
 
@@ -319,27 +324,39 @@ cases = click.Group("cases", help="Manage the case library.")
 def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, licence: str,
                  exam_bank: bool) -> None:
     """Import DICOM files, folders (recursively) and .zip archives."""
-    from app.cases.ingest import ImportOptions, import_files, sources_from_paths
+    from app.cases.ingest import NOT_TRIED_REASON, ImportOptions
+    from app.jobs.cli import job_items, wait_for_job
+    from app.jobs.services import start_path_import
 
-    summary = import_files(
-        sources_from_paths(paths), actor=None,
+    # A job like an upload's: a worker (`cxr-academy worker`) imports, this command waits
+    # with a progress bar; the job page and the administrators' job list show it too.
+    job = start_path_import(
+        list(paths), actor=None,
         options=ImportOptions(allow_no_meta=allow_no_meta, source=source, licence=licence,
                               exam_bank=exam_bank),
     )
-    for result in summary.results:
-        if result.status == "imported":
-            note = " (pixel review needed)" if result.pixel_review_needed else ""
-            click.echo(f"imported   {result.name} -> case {result.case_id}{note}")
-        elif result.status == "duplicate":
-            click.echo(f"duplicate  {result.name}: {result.reason}")
+    job = wait_for_job(job.id)
+    items = job_items(job.id)
+    for item, name in items:
+        if item.status == "imported":
+            note = " (pixel review needed)" if item.pixel_review_needed else ""
+            click.echo(f"imported   {name} -> case {item.case_id}{note}")
+        elif item.status == "duplicate":
+            click.echo(f"duplicate  {name}: {item.reason}")
         else:
-            click.echo(f"refused    {result.name}: {result.reason}", err=True)
-    click.echo(f"{summary.count('imported')} imported, {summary.count('duplicate')} duplicate, "
-               f"{summary.count('rejected')} refused")
-    if summary.stopped:
-        click.echo(f"The import stopped: {summary.stopped}. The files imported above are in the "
-                   "library; import the others again once there is space.", err=True)
-    if summary.count("rejected") or not summary.results:
+            click.echo(f"refused    {name}: {item.reason}", err=True)
+    counts = {s: sum(1 for i, _ in items if i.status == s)
+              for s in ("imported", "duplicate", "rejected")}
+    click.echo(f"{counts['imported']} imported, {counts['duplicate']} duplicate, "
+               f"{counts['rejected']} refused")
+    if job.status != "done":
+        click.echo(f"Job {job.id} {job.status}: {job.error}", err=True)
+        raise SystemExit(1)
+    stopped = any(i.reason == NOT_TRIED_REASON for i, _ in items)
+    if stopped:
+        click.echo("The import stopped: the image storage is full. The files imported above "
+                   "are in the library; import the others again once there is space.", err=True)
+    if counts["rejected"] or not items:
         raise SystemExit(1)
 
 
@@ -633,6 +650,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(quizzes)
     app.cli.add_command(certs)
     app.cli.add_command(demo)
+    from app.jobs.cli import worker
+
+    app.cli.add_command(worker)
     from app.backup_cli import register_backup_cli
 
     register_backup_cli(app)

@@ -140,6 +140,16 @@ class DefaultConfig:
     # instance/security.log, created 0600, reopened after logrotate moves it) or "-" for
     # standard error, as containers want.
     SECURITY_LOG_PATH: str | None = None
+    # Background jobs (app.jobs): the queue. Empty: a SQLite file in the instance folder,
+    # enough for one server; redis://host:6379/0 when several servers share the work.
+    # Start consumers with `cxr-academy worker` (the demo runs one in-process).
+    JOB_QUEUE_URL = ""
+    # Uploaded files waiting for their import job (default: instance/job-uploads); a folder
+    # the workers share with the app servers. Each job's files are removed when it ends.
+    JOB_SPOOL_PATH: str | None = None
+    # A running job whose worker has not reported for this long lost its worker: a worker
+    # starting takes it up again. Longer than one file's INGEST_TIME_LIMIT.
+    JOB_STALE_AFTER = 180  # seconds
     CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
     CERTIFICATES_PAGE_SIZE = 50

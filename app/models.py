@@ -15,6 +15,7 @@ from app.certification.models import (
     Programme,
     Requirement,
 )
+from app.jobs.models import Job, JobItem
 from app.pacs.models import PacsEndpoint
 from app.quizzes.models import (
     Attempt,
@@ -40,6 +41,8 @@ __all__ = [
     "Clinic",
     "Exercise",
     "ExerciseCase",
+    "Job",
+    "JobItem",
     "LeadCountry",
     "PacsEndpoint",
     "Programme",

@@ -52,6 +52,10 @@ def base_config(database_url: str, instance_path: Path) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "memory://",
         "INVITATION_MAX_AGE": timedelta(days=7),
         "SERVER_NAME": None,
+        # Jobs run inside the request or command that queues them: the pages' and commands'
+        # tests see their results at once. Tests of the queue itself (test_jobs*) run a real
+        # consumer on a SQLite queue.
+        "JOB_QUEUE_URL": "immediate",
         **FAST_HASHING,
     }
 

@@ -17,6 +17,7 @@ import werkzeug.wrappers.request as werkzeug_request
 from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
+from app.jobs.models import JobItem
 from tests.conftest import login
 from tests.dicom_factory import cr_dataset, to_bytes
 
@@ -137,8 +138,10 @@ def test_trainer_uploads_more_than_the_global_limit(app, portal_url, make_user, 
     assert len(body) > app.config["MAX_CONTENT_LENGTH"]
     status, response, sent = _post(portal_url, body, cookie)
     assert sent == len(body)
-    assert status == "HTTP/1.1 200 OK", response[:500]
-    assert b"chest.dcm" in response and b"padding.bin" in response
+    # Taken: the import job's page is next (the job ran at once: JOB_QUEUE_URL immediate).
+    assert status == "HTTP/1.1 303 SEE OTHER", response[:500]
+    assert b"Location: /jobs/" in response
+    assert len(db.session.scalars(db.select(JobItem)).all()) == 2  # chest.dcm, padding.bin
     assert len(db.session.scalars(db.select(Case)).all()) == 1
     assert len(spooled) == 2
 

@@ -46,6 +46,9 @@ ACTION_LABELS: dict[str, str] = {
     "clinic.create": "Clinic added",
     "cases.import": "Cases imported",
     "case.create": "Case added",
+    "job.create": "Job queued",
+    "job.finish": "Job ended",
+    "job.cancel": "Job cancelled",
     "case.update": "Case details edited",
     "case.status": "Case status changed",
     "case.read": "Reference read saved",
@@ -331,6 +334,9 @@ _SENTENCES: dict[str, _Sentence] = {
     "clinic.create": lambda d, n: f"Added the clinic {d['name']} ({n.country(d['country'])}).",
     "cases.import": _cases_import,
     "case.create": lambda d, n: f"Added the case from {d['source']}.",
+    "job.create": lambda d, n: f"Queued a {humanise(d['kind']).lower()} job.",
+    "job.finish": lambda d, n: f"The job ended ({d['status']}) after {d['files']} files.",
+    "job.cancel": lambda d, n: "Cancelled the queued job.",
     "case.update": lambda d, n: "Edited the case details.",
     "case.status": lambda d, n: (
         f"Changed status: {humanise(d['before']).lower()} → {humanise(d['after']).lower()}."

@@ -186,17 +186,29 @@ def sources_from_paths(paths: Iterable[Path]) -> Iterator[Source | FileResult]:
             yield FileResult(str(path), "rejected", reason="no such file or folder")
 
 
-def _file_sources(path: Path, limits: ArchiveLimits) -> Iterator[Source | FileResult]:
+def _file_sources(
+    path: Path, limits: ArchiveLimits, shown: str | None = None
+) -> Iterator[Source | FileResult]:
+    shown = str(path) if shown is None else shown
     try:
         with path.open("rb") as fh:
             head = fh.read(4)
     except OSError as exc:
-        yield FileResult(str(path), "rejected", reason=f"could not be read ({_os_cause(exc)})")
+        yield FileResult(shown, "rejected", reason=f"could not be read ({_os_cause(exc)})")
         return
     if is_zip(head):
-        yield from _expand(str(path), lambda: path.open("rb"), limits)
+        yield from _expand(shown, lambda: path.open("rb"), limits)
     else:
-        yield Source(str(path), _bounded_reader(path, limits.max_member_bytes))
+        yield Source(shown, _bounded_reader(path, limits.max_member_bytes))
+
+
+def sources_from_stored_uploads(
+    files: Iterable[tuple[Path, str]],
+) -> Iterator[Source | FileResult]:
+    """Uploaded files kept on disk for a job, each with the name it was uploaded under."""
+    limits = archive_limits()
+    for path, name in files:
+        yield from _file_sources(path, limits, shown=name)
 
 
 def sources_from_uploads(files: Iterable[Any]) -> Iterator[Source | FileResult]:
@@ -226,9 +238,21 @@ def sources_from_uploads(files: Iterable[Any]) -> Iterator[Source | FileResult]:
 # ---- import -----------------------------------------------------------------------------
 
 
+# Called with each file's result inside the transaction that stores it (a job records its
+# progress there, so a file counts as done exactly when it is in the library).
+OnResult = Callable[[FileResult], None]
+
+
 def import_files(
-    items: Iterable[Source | FileResult], *, actor: User | None, options: ImportOptions
+    items: Iterable[Source | FileResult],
+    *,
+    actor: User | None,
+    options: ImportOptions,
+    on_result: OnResult | None = None,
+    cases_by_study: dict[str, Case] | None = None,
 ) -> ImportSummary:
+    """Import ``items`` one by one. ``cases_by_study`` carries the cases an earlier part of
+    the same import made (a resumed job), so later images of their studies join them."""
     cfg = current_app.config
     process_options = ProcessOptions(
         secret=cfg["DEID_SECRET"].encode(),
@@ -238,17 +262,22 @@ def import_files(
         keep_own_pseudonyms=options.keep_own_pseudonyms,
     )
     summary = ImportSummary()
-    cases_by_study: dict[str, Case] = {}
+    cases_by_study = {} if cases_by_study is None else cases_by_study
     for item in _listed(items):
         if isinstance(item, FileResult):
-            summary.results.append(item)
+            result = item
         elif summary.stopped:
-            summary.results.append(FileResult(item.name, "rejected", reason=NOT_TRIED_REASON))
+            result = FileResult(item.name, "rejected", reason=NOT_TRIED_REASON)
         else:
-            result = _import_one(item, process_options, cases_by_study, actor, options)
-            summary.results.append(result)
+            result = _import_one(item, process_options, cases_by_study, actor, options,
+                                 on_result)
             if result.reason == STORAGE_FULL_REASON:
                 summary.stopped = "the image storage is full"
+        summary.results.append(result)
+        if on_result is not None and result.status != "imported":
+            # An imported file's result was recorded in its own storing transaction.
+            on_result(result)
+            db.session.commit()
 
     record(
         "cases.import",
@@ -287,6 +316,7 @@ def _import_one(
     cases_by_study: dict[str, Case],
     actor: User | None,
     options: ImportOptions,
+    on_result: OnResult | None = None,
 ) -> FileResult:
     """One file, start to end; whatever goes wrong becomes this file's refusal with the
     cause, and nothing of it is left in the database or the image storage."""
@@ -305,7 +335,7 @@ def _import_one(
     except Exception as exc:
         return _unexpected(item.name, exc)
     try:
-        return _store(item.name, processed, cases_by_study, actor, options)
+        return _store(item.name, processed, cases_by_study, actor, options, on_result)
     except Exception as exc:
         db.session.rollback()
         if _is_storage_full(exc):
@@ -349,6 +379,7 @@ def _store(
     cases_by_study: dict[str, Case],
     actor: User | None,
     options: ImportOptions,
+    on_result: OnResult | None = None,
 ) -> FileResult:
     existing = _duplicate_of(processed.pixel_hash)
     if existing is not None:
@@ -364,7 +395,7 @@ def _store(
     # The pseudonym is part of the key because a StudyInstanceUID is not always unique
     # (reused by a modality, or copied by a faulty export): two patients never share a case.
     # Who is one patient is the linking rule of deidentify._patient_key.
-    group = "*" if options.one_case else f"{processed.study_uid}/{processed.patient_pseudonym}"
+    group = case_group(processed.study_uid, processed.patient_pseudonym, options)
     case = cases_by_study.get(group)
     new_case = case is None
     if case is None:
@@ -422,6 +453,14 @@ def _store(
                 reason="the same image was imported at the same moment; not stored again",
             )
         staged.commit()
+    result = FileResult(
+        name,
+        "imported",
+        case_id=case.id,
+        image_id=image.id,
+        deid_report=processed.deid_report,
+        pixel_review_needed=processed.pixel_review_needed,
+    )
     try:
         if new_case:
             record(
@@ -431,6 +470,8 @@ def _store(
                 object_id=case.id,
                 source=options.source,
             )
+        if on_result is not None:
+            on_result(result)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -438,14 +479,12 @@ def _store(
         raise
     if new_case:
         cases_by_study[group] = case
-    return FileResult(
-        name,
-        "imported",
-        case_id=case.id,
-        image_id=image.id,
-        deid_report=processed.deid_report,
-        pixel_review_needed=processed.pixel_review_needed,
-    )
+    return result
+
+
+def case_group(study_uid: str, patient_pseudonym: str | None, options: ImportOptions) -> str:
+    """Which case of an import an image joins (see _store)."""
+    return "*" if options.one_case else f"{study_uid}/{patient_pseudonym}"
 
 
 def age_band(age: str | None) -> str | None:

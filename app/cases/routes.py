@@ -25,7 +25,7 @@ from app.cases.forms import (
     StatusForm,
     UploadForm,
 )
-from app.cases.ingest import ImportOptions, import_files, sources_from_uploads
+from app.cases.ingest import ImportOptions
 from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
 from app.cases.reads import (
     marks_to_redisplay,
@@ -50,6 +50,7 @@ from app.cases.services import (
 )
 from app.cases.storage import FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
 from app.extensions import db
+from app.jobs.services import JobError, start_upload_import
 from app.schemes.definitions import SchemeError
 from app.schemes.readform import answers_from_form
 from app.schemes.registry import IMAGE_QUALITY, add_scheme, all_schemes
@@ -96,7 +97,7 @@ def index() -> str:
 @bp.route("/upload", methods=["GET", "POST"])
 @large_upload("CASE_UPLOAD_MAX_BYTES", *LIBRARY_ROLES)
 @roles_required(*LIBRARY_ROLES)
-def upload() -> str | tuple[str, int]:
+def upload() -> Response | str | tuple[str, int]:
     form = UploadForm()
     if request.method == "GET" and request.args.get("allow_no_meta") == "1":
         # The import report's "import again" link: the option the refused files need.
@@ -104,16 +105,20 @@ def upload() -> str | tuple[str, int]:
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("cases/upload.html", form=form), status
-    summary = import_files(
-        sources_from_uploads(request.files.getlist(form.files.name)),
-        actor=current_user,
-        options=ImportOptions(source=form.source.data or "upload",
-                              licence=form.licence.data or "",
-                              exam_bank=bool(form.exam_bank.data),
-                              allow_no_meta=bool(form.allow_no_meta.data)),
-    )
-    status = 200 if summary.count("imported") or summary.count("duplicate") else 400
-    return render_template("cases/upload_report.html", summary=summary), status
+    try:
+        job = start_upload_import(
+            request.files.getlist(form.files.name),
+            actor=current_user,
+            options=ImportOptions(source=form.source.data or "upload",
+                                  licence=form.licence.data or "",
+                                  exam_bank=bool(form.exam_bank.data),
+                                  allow_no_meta=bool(form.allow_no_meta.data)),
+        )
+    except JobError as exc:
+        form.files.errors = [*form.files.errors, str(exc)]
+        return render_template("cases/upload.html", form=form), 400
+    # The import runs on a worker; its page shows the files as they are done.
+    return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
 
 @bp.route("/<int:case_id>", methods=["GET", "POST"])

@@ -1,0 +1,5 @@
+"""Background jobs: long work (case imports) run by a queue consumer, not inside a request."""
+
+from flask import Blueprint
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")

@@ -1,0 +1,98 @@
+// A job's page: asks the status endpoint every second for the results not shown yet and
+// adds them to the table, moving the progress bar, until the job ends. Polling, not a
+// socket: one small request a second while the page is open, through any proxy.
+const section = document.getElementById("job");
+const statusUrl = section.dataset.statusUrl;
+const caseUrl = section.dataset.caseUrl.replace(/0$/, "");
+const rows = section.querySelector("[data-testid=job-results]");
+const bar = section.querySelector("[data-testid=job-progress]");
+const count = section.querySelector("[data-testid=job-count]");
+const status = section.querySelector("[data-testid=job-status]");
+const error = section.querySelector("[data-testid=job-error]");
+const summary = section.querySelector("[data-testid=import-summary]");
+let shown = Number(section.dataset.shown);
+const counts = { imported: 0, duplicate: 0, rejected: 0 };
+for (const row of rows.querySelectorAll("tr")) {
+  const kind = row.className.replace("result-", "");
+  if (kind in counts) counts[kind] += 1;
+}
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  if (text !== undefined) td.textContent = text;
+  row.append(td);
+  return td;
+}
+
+function caseLink(id) {
+  const a = document.createElement("a");
+  a.href = caseUrl + id;
+  a.textContent = `Case ${id}`;
+  return a;
+}
+
+function addRow(item) {
+  const row = document.createElement("tr");
+  row.className = `result-${item.status}`;
+  row.dataset.testid = "file-result";
+  cell(row, item.name);
+  const result = cell(row);
+  if (item.status === "imported") {
+    result.append("imported as ", item.case_id ? caseLink(item.case_id) : "a case since removed");
+  } else if (item.status === "duplicate") {
+    result.append("duplicate");
+    if (item.case_id) result.append(" of ", caseLink(item.case_id));
+  } else {
+    result.append("refused");
+  }
+  const details = cell(row);
+  if (item.reason) {
+    const span = document.createElement("span");
+    span.className = "reason";
+    span.textContent = item.reason;
+    details.append(span);
+  }
+  if (item.pixel_review_needed) {
+    const badge = document.createElement("span");
+    badge.className = "badge warn";
+    badge.textContent = "pixel review needed";
+    details.append(" ", badge);
+  }
+  rows.append(row);
+  counts[item.status] += 1;
+  summary.textContent = `${counts.imported} imported · ${counts.duplicate} already in the ` +
+    `library · ${counts.rejected} refused`;
+}
+
+async function poll() {
+  let data;
+  try {
+    const response = await fetch(`${statusUrl}?after=${shown}`, {
+      headers: { Accept: "application/json" }, credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    data = await response.json();
+  } catch {
+    setTimeout(poll, 5000); // the server is restarting or the network dropped: try again
+    return;
+  }
+  for (const item of data.items) {
+    if (item.position >= shown) {
+      addRow(item);
+      shown = item.position + 1;
+    }
+  }
+  if (data.total !== null) {
+    bar.max = Math.max(data.total, 1);
+    bar.value = data.done;
+  }
+  count.textContent = `${data.done} / ${data.total ?? "…"}`;
+  status.textContent = data.status;
+  if (data.error) {
+    error.textContent = data.error;
+    error.hidden = false;
+  }
+  if (!data.finished) setTimeout(poll, 1000);
+}
+
+if (!["done", "failed", "cancelled"].includes(status.textContent)) poll();
