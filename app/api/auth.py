@@ -15,9 +15,9 @@ from werkzeug.wrappers import Response
 from app.api import API_PREFIX, bp
 from app.api.models import TokenScope
 from app.api.tokens import TokenRefused, check_token
+from app.auth.sessions import API_TOKEN, signed_in_by_token
 from app.extensions import csrf
 
-API_TOKEN = "api_token"  # noqa: S105 (g: the ApiToken of this request, no secret)
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -54,7 +54,7 @@ def _authenticate_bearer() -> tuple[Response, int] | None:
 
 
 def bearer_request() -> bool:
-    return g.get(API_TOKEN) is not None
+    return signed_in_by_token()
 
 
 @bp.before_request

@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length  # type: ignore[import-untyp
 from app.audit import security_log
 from app.auth import bp
 from app.auth import second_factor as sf
-from app.auth.sessions import end_current_session
+from app.auth.sessions import end_current_session, signed_in_by_token
 from app.extensions import db
 from app.home import home_url_for
 
@@ -120,9 +120,7 @@ def _privileged_pages_need_second_factor() -> Response | None:
     given the role, or before the requirement) is ended and sent to sign in again."""
     if request.endpoint in _OPEN_ENDPOINTS or not current_user.is_authenticated:
         return None
-    from app.api.auth import bearer_request
-
-    if bearer_request():  # a personal API token, made in a session that passed it
+    if signed_in_by_token():  # a personal API token, made in a session that passed it
         return None
     if sf.session_passed() or not sf.required_for(current_user):
         return None
