@@ -292,12 +292,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def portal_url(app) -> Iterator[str]:
-    """The app served over real HTTP on 127.0.0.1, in a background thread; that address is
-    its public one (links in e-mails and certificates are built on PUBLIC_BASE_URL)."""
+def serve_portal(app, host_name: str = "127.0.0.1") -> Iterator[str]:
+    """Serve the app over real HTTP on 127.0.0.1, in a background thread, public as
+    http://<host_name>:PORT (links in e-mails and certificates are built on PUBLIC_BASE_URL)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
+    url = f"http://{host_name}:{server.server_port}"
     app.config["PUBLIC_BASE_URL"] = url
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -306,6 +305,12 @@ def portal_url(app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def portal_url(app) -> Iterator[str]:
+    """The app served on 127.0.0.1, that address its public one."""
+    yield from serve_portal(app)
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,7 @@ def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_ur
     page.get_by_label("Study description contains").fill("teaching")
     page.get_by_role("button", name="Search").click()
     rows = page.get_by_test_id("pacs-study")
+    rows.first.wait_for()
     assert rows.count() == 1
     thumbnail = rows.first.get_by_role("img")
     thumbnail.scroll_into_view_if_needed()
@@ -65,8 +66,9 @@ def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_ur
     page.get_by_label("PACS").select_option(label="Radiology DIMSE (DIMSE)")
     page.get_by_label("Patient ID").fill(PHI_PATIENT_ID)
     page.get_by_role("button", name="Search").click()
-    assert "no rendering service: no thumbnails" in page.content()
+    page.get_by_text("no rendering service: no thumbnails").wait_for()
     rows = page.get_by_test_id("pacs-study")
+    rows.first.wait_for()
     assert rows.count() == 1
     rows.first.get_by_label("select").check()
     page.get_by_role("button", name="Import selected studies").click()

@@ -7,20 +7,18 @@ is served on 127.0.0.1 but addressed, publicly and by the browser, as http://loc
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.audit.models import AuditEvent
 from app.auth.roles import Role
 from app.auth.security_key_models import SecurityKey
 from app.extensions import db
 from tests.axe import axe_violations, describe
-from tests.conftest import PASSWORD, sign_in
+from tests.conftest import PASSWORD, serve_portal, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -29,16 +27,7 @@ pytestmark = pytest.mark.browser
 def localhost_portal_url(app) -> Iterator[str]:
     """As conftest's ``portal_url``, but public as http://localhost:PORT (a bare IP address is
     no valid WebAuthn relying party)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://localhost:{server.server_port}"
-    app.config["PUBLIC_BASE_URL"] = url
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    yield from serve_portal(app, "localhost")
 
 
 @pytest.fixture
