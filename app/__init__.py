@@ -48,7 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_api(app)  # before the blueprints: a bearer token names the user of the request
     _register_blueprints(app)
 
-    from app.jobs.queue import init_jobs
+    from app.jobs.services import init_jobs
 
     init_jobs(app)
 

@@ -25,8 +25,8 @@ from app.cases.models import Case, CaseImage
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.models import Job, JobItem
-from app.jobs.queue import BackgroundWorker, huey_of, init_jobs
-from app.jobs.services import spool_dir, start_path_import
+from app.jobs.queue import BackgroundWorker, huey_of
+from app.jobs.services import init_jobs, spool_dir, start_path_import
 from tests.conftest import login, post_hand_built
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.forms import submit_form
@@ -200,6 +200,33 @@ def test_command_line_import_waits_for_its_job_on_the_worker(app, queue, worker,
     assert "1 imported, 0 duplicate, 1 refused" in result.output
     job = db.session.scalars(select(Job)).one()
     assert job.status == "done" and job.created_by_id is None and job.runs == 1
+
+
+def test_the_demo_command_consumes_the_queue_while_it_serves(app, queue, monkeypatch,
+                                                           tmp_path):
+    """`cxr-academy demo` needs no separate worker: a job queued while it serves is done."""
+    from app import cli as cli_module
+
+    (tmp_path / "library" / "cases").mkdir(parents=True)
+    app.config["DEMO_LIBRARY_PATH"] = str(tmp_path / "library")
+    (tmp_path / "a.dcm").write_bytes(dicom(11))
+    seen: dict[str, str] = {}
+
+    def serve(host, port, application, **kwargs):
+        with application.app_context():
+            job = start_path_import([tmp_path / "a.dcm"], actor=None, options=ImportOptions())
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                db.session.expire_all()
+                seen["status"] = db.session.get(Job, job.id).status
+                if seen["status"] in ("done", "failed"):
+                    return
+                time.sleep(0.2)
+
+    monkeypatch.setattr(cli_module, "run_simple", serve)
+    result = app.test_cli_runner().invoke(args=["demo", "--port", "5998"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"status": "done"}
 
 
 def test_a_job_that_fails_says_why_and_keeps_the_files_done(app, client, trainer,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from flask import Flask, current_app
 from huey import (  # type: ignore[import-untyped]
@@ -62,12 +64,21 @@ def _check_url(app: Flask) -> None:
             "JOB_QUEUE_URL must be redis://..., sqlite:///path or empty (the instance folder)")
 
 
-def init_jobs(app: Flask) -> None:
+class JobRunners(NamedTuple):
+    """What the queue's tasks call: the jobs' services, handed in so that the queue knows
+    nothing of them (the services enqueue through this module)."""
+
+    run_job: Callable[[int], None]
+    recover_stalled: Callable[[], object]
+
+
+def init_queue(app: Flask, runners: JobRunners) -> None:
     """The queue is opened at its first use, not here: building the app touches no file
     (a wrong JOB_QUEUE_URL still stops it at start)."""
     _check_url(app)
     app.extensions.pop("huey", None)
     app.extensions.pop("huey_run_job", None)
+    app.extensions["job_runners"] = runners
 
 
 def huey_of(app: Flask | None = None) -> Huey:
@@ -80,18 +91,15 @@ def huey_of(app: Flask | None = None) -> Huey:
 
 def _open_queue(app: Flask) -> None:
     huey = make_huey(app)
+    runners: JobRunners = app.extensions["job_runners"]
 
     def run_job_task(job_id: int) -> None:
-        from app.jobs.services import run_job
-
         with app.app_context():
-            run_job(job_id)
+            runners.run_job(job_id)
 
     def recover_task() -> None:
-        from app.jobs.services import recover_stalled
-
         with app.app_context():
-            recover_stalled()
+            runners.recover_stalled()
 
     app.extensions["huey_run_job"] = huey.task(name=RUN_JOB)(run_job_task)
     # Every minute on every consumer, not only when one starts: a worker that dies while
@@ -119,16 +127,18 @@ class BackgroundWorker:
 
     def __init__(self, app: Flask, workers: int = 1) -> None:
         self.app = app
-        self.consumer = _ThreadConsumer(huey_of(app), workers=workers, periodic=True,
-                                        worker_type="thread")
+        huey = huey_of(app)
+        # An immediate queue runs each job in the call that enqueues it: nothing to consume.
+        self.consumer = None if huey.immediate else _ThreadConsumer(
+            huey, workers=workers, periodic=True, worker_type="thread")
 
     def start(self) -> BackgroundWorker:
-        with self.app.app_context():
-            from app.jobs.services import recover_stalled
-
-            recover_stalled()
-        self.consumer.start()
+        if self.consumer is not None:
+            with self.app.app_context():
+                self.app.extensions["job_runners"].recover_stalled()
+            self.consumer.start()
         return self
 
     def stop(self) -> None:
-        self.consumer.stop(graceful=True)
+        if self.consumer is not None:
+            self.consumer.stop(graceful=True)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import or_, select, update
 
 from app.audit.services import record
@@ -34,7 +34,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.field_encryption import decrypt, encrypt
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
-from app.jobs.queue import enqueue
+from app.jobs.queue import JobRunners, enqueue, init_queue
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,10 @@ HEARTBEAT_EVERY = 5.0  # seconds, while a job lists its files
 
 class JobError(Exception):
     """A refusal with a sentence for the person asking."""
+
+
+def init_jobs(app: Flask) -> None:
+    init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled))
 
 
 # ---- starting -----------------------------------------------------------------------------

@@ -59,6 +59,7 @@ logging.getLogger("urllib3.connectionpool").addFilter(_QueryWithheld())
 # The two libraries log requests with their query (URLs; C-FIND identifiers) below WARNING.
 logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+logger = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 20.0
 MAX_RESULTS = 100
 # A UID as DICOM defines it: digits and dots, at most 64 characters.
@@ -258,8 +259,10 @@ class DicomWebPacs:
         try:
             image = self._call(lambda: self._client.retrieve_instance_rendered(
                 study_uid, series, sop, media_types=("image/jpeg",)))
-        except PacsError:
-            return None  # e.g. a compression the PACS cannot render
+        except PacsError as error:
+            # e.g. a compression the PACS cannot render; the reason, never the study, is logged
+            logger.warning("The PACS gave no rendered thumbnail: %s", error)
+            return None
         return bytes(image)
 
 
