@@ -325,8 +325,8 @@ def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, lice
                  exam_bank: bool) -> None:
     """Import DICOM files, folders (recursively) and .zip archives."""
     from app.cases.ingest import NOT_TRIED_REASON, ImportOptions
+    from app.jobs.case_import import start_path_import
     from app.jobs.cli import job_items, wait_for_job
-    from app.jobs.services import start_path_import
 
     # A job like an upload's: a worker (`cxr-academy worker`) imports, this command waits
     # with a progress bar; the job page and the administrators' job list show it too.

@@ -24,9 +24,11 @@ from app.cases.ingest import ImportOptions
 from app.cases.models import Case, CaseImage
 from app.db_types import utcnow
 from app.extensions import db
+from app.jobs.case_import import start_path_import
+from app.jobs.lifecycle import spool_dir
 from app.jobs.models import Job, JobItem
 from app.jobs.queue import BackgroundWorker, huey_of
-from app.jobs.services import init_jobs, spool_dir, start_path_import
+from app.jobs.services import init_jobs
 from tests.conftest import login, post_hand_built
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.forms import submit_form
@@ -236,11 +238,12 @@ def test_a_job_that_fails_says_why_and_keeps_the_files_done(app, client, trainer
     def broken(job):
         raise RuntimeError("the storage went away")
 
-    monkeypatch.setattr(services, "_run_import", broken)
+    monkeypatch.setitem(services.KINDS, "case_import",
+                        services.KINDS["case_import"]._replace(run=broken))
     page = upload(client, (dicom(8), "a.dcm"), follow_redirects=True)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "failed" in html and "The import stopped on an unexpected error (RuntimeError)" in html
+    assert "failed" in html and "The job stopped on an unexpected error (RuntimeError)" in html
     job = db.session.scalars(select(Job)).one()
     assert job.status == "failed" and job.finished_at is not None
     assert not spool_dir(job.id).exists()

@@ -335,7 +335,7 @@ _SENTENCES: dict[str, _Sentence] = {
     "cases.import": _cases_import,
     "case.create": lambda d, n: f"Added the case from {d['source']}.",
     "job.create": lambda d, n: f"Queued a {humanise(d['kind']).lower()} job.",
-    "job.finish": lambda d, n: f"The job ended ({d['status']}) after {d['files']} files.",
+    "job.finish": lambda d, n: f"The job ended ({d['status']}) with {d.get('done', 0)} done.",
     "job.cancel": lambda d, n: "Cancelled the queued job.",
     "case.update": lambda d, n: "Edited the case details.",
     "case.status": lambda d, n: (

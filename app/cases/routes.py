@@ -50,7 +50,8 @@ from app.cases.services import (
 )
 from app.cases.storage import FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
 from app.extensions import db
-from app.jobs.services import JobError, start_upload_import
+from app.jobs.case_import import start_upload_import
+from app.jobs.lifecycle import JobError
 from app.schemes.definitions import SchemeError
 from app.schemes.readform import answers_from_form
 from app.schemes.registry import IMAGE_QUALITY, add_scheme, all_schemes

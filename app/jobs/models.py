@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -24,10 +34,16 @@ class JobStatus(StrEnum):
 
 class JobKind(StrEnum):
     CASE_IMPORT = "case_import"
+    PACS_IMPORT = "pacs_import"
+    RESCORING = "rescoring"
+    LIBRARY_EXPORT = "library_export"
+    REMINDERS = "reminders"
 
     @property
     def label(self) -> str:
-        return {"case_import": "Case import"}[self.value]
+        return {"case_import": "Case import", "pacs_import": "PACS import",
+                "rescoring": "Re-scoring", "library_export": "Library export",
+                "reminders": "Expiry reminders"}[self.value]
 
 
 FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -64,6 +80,9 @@ class Job(db.Model):  # type: ignore[name-defined]
     params_encrypted: Mapped[str] = mapped_column(Text)
     # One sentence for the person who started the job when it failed or was cancelled.
     error: Mapped[str | None] = mapped_column(Text)
+    # What a job without per-file results produced (re-scoring's changed verdicts, the
+    # reminders sent, the export's file), as the job's kind reports it.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     created_by: Mapped[User | None] = relationship(User)
     items: Mapped[list[JobItem]] = relationship(

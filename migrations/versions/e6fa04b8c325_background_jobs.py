@@ -34,9 +34,11 @@ def upgrade():
         sa.Column('runs', sa.Integer(), nullable=False),
         sa.Column('params_encrypted', sa.Text(), nullable=False),
         sa.Column('error', sa.Text(), nullable=True),
+        sa.Column('summary', sa.JSON(), nullable=True),
         sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')",
                            name=op.f('ck_job_status')),
-        sa.CheckConstraint("kind IN ('case_import')", name=op.f('ck_job_kind')),
+        sa.CheckConstraint("kind IN ('case_import', 'pacs_import', 'rescoring', "
+                           "'library_export', 'reminders')", name=op.f('ck_job_kind')),
         sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'],
                                 name=op.f('fk_job_created_by_id_user_account'),
                                 ondelete='SET NULL'),
