@@ -190,6 +190,31 @@ def test_bad_requests_are_refused_with_a_reason(app, client, trainer, queue):
     assert "must be a whole number" in bad_after.get_data(as_text=True)
 
 
+def test_an_archive_is_decompressed_once_counting_included(app, tmp_path, monkeypatch):
+    """The job lists the archive to count its files first; only the import decompresses."""
+    import zipfile
+
+    from app.cases import ingest
+
+    archive = tmp_path / "three.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for seed in (21, 22, 23):
+            zf.writestr(f"{seed}.dcm", dicom(seed))
+    reads: list[str] = []
+    real_read = ingest.read_member
+
+    def counted(zip_file, member, limits):
+        reads.append(member.name)
+        return real_read(zip_file, member, limits)
+
+    monkeypatch.setattr(ingest, "read_member", counted)
+    job = start_path_import([archive], actor=None, options=ImportOptions())
+    db.session.refresh(job)
+    assert job.status == "done" and (job.progress_total, job.progress_done) == (3, 3)
+    assert sorted(reads) == ["21.dcm", "22.dcm", "23.dcm"]
+    assert {i.status for i in db.session.scalars(select(JobItem))} == {"imported"}
+
+
 def test_command_line_import_waits_for_its_job_on_the_worker(app, queue, worker, tmp_path):
     folder = tmp_path / "scans"
     folder.mkdir()

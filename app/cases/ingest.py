@@ -150,13 +150,19 @@ def _member_source(
 ) -> Source | FileResult:
     if member.problem:
         return FileResult(shown, "rejected", reason=member.problem)
-    try:
-        data = read_member(archive, member, limits)
-    except Rejected as exc:
-        return FileResult(shown, "rejected", reason=str(exc))
-    except Exception as exc:  # whatever a codec raises, it is this member's refusal alone
-        return FileResult(shown, "rejected", reason=f"could not be read ({type(exc).__name__})")
-    return Source(shown, lambda: data)
+
+    # Read when imported, not when listed: a job first lists an archive to count its files,
+    # and decompressing every member for that would read the archive twice. The import reads
+    # each source before the listing moves on, while the archive is still open.
+    def read() -> bytes:
+        try:
+            return read_member(archive, member, limits)
+        except Rejected:
+            raise
+        except Exception as exc:  # whatever a codec raises, it is this member's refusal alone
+            raise Rejected(f"could not be read ({type(exc).__name__})") from None
+
+    return Source(shown, read)
 
 
 def _os_cause(exc: OSError) -> str:
