@@ -1,0 +1,100 @@
+"""The services every app server and worker share when the portal runs on several servers:
+the rate-limit store (RATELIMIT_STORAGE_URI) and the job queue (JOB_QUEUE_URL), on Redis.
+
+Checked when a server or a worker starts (``app.wsgi``, ``cxr-academy worker``), not in
+``create_app``: building the app stays free of network work, so that commands such as
+``db upgrade`` or ``backup`` still run while Redis is down. A store that stops answering
+later is met with a 503 and its reason (app.errors).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from flask import Flask
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+# How long a start waits for each store to answer, in seconds.
+CHECK_TIMEOUT = 3.0
+# The socket timeouts the rate limiter's Redis client gets unless configured: a store that
+# hangs costs a request two seconds and a 503, not a worker thread held indefinitely.
+REDIS_TIMEOUT = 2.0
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+unix://")
+_WHAT = {
+    "RATELIMIT_STORAGE_URI": "the store of the sign-in and other rate limits",
+    "JOB_QUEUE_URL": "the background job queue",
+}
+
+
+class SharedServiceUnreachable(RuntimeError):
+    """A shared store the configuration names does not answer; the message says which,
+    where, and why."""
+
+
+def is_redis_url(url: str) -> bool:
+    return url.startswith(_REDIS_SCHEMES)
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def rate_limit_storage_options(url: str, options: dict[str, object]) -> dict[str, object]:
+    """Flask-Limiter's storage options: storage errors wrapped in limits' StorageError (so a
+    store that stops answering is one kind of error whatever it is) and, on Redis, bounded
+    socket waits."""
+    options = {"wrap_exceptions": True, **options}
+    if is_redis_url(url):
+        options.setdefault("socket_connect_timeout", REDIS_TIMEOUT)
+        options.setdefault("socket_timeout", REDIS_TIMEOUT)
+    return options
+
+
+def _ping(url: str, timeout: float) -> None:
+    if url.startswith("redis+unix://"):
+        url = "unix://" + url.removeprefix("redis+unix://")
+    # One try: redis-py's default retries with back-off only delay the answer at start.
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                  retry=Retry(NoBackoff(), 0))
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def _sentence(exc: Exception) -> str:
+    return str(exc).rstrip(". ") or type(exc).__name__
+
+
+def check_shared_services(app: Flask, settings: tuple[str, ...] = tuple(_WHAT),
+                          timeout: float = CHECK_TIMEOUT) -> None:
+    """Raise SharedServiceUnreachable unless every Redis the configuration names (in
+    ``settings``) answers."""
+    problems = []
+    for setting in settings:
+        url = str(app.config.get(setting) or "")
+        if not is_redis_url(url):
+            continue
+        try:
+            _ping(url, timeout)
+        except redis.exceptions.AuthenticationError as exc:
+            problems.append(f"{setting} ({shown_url(url)}), {_WHAT[setting]}, refused the "
+                            f"credentials: {_sentence(exc)}")
+        except (redis.exceptions.RedisError, OSError, ValueError) as exc:
+            problems.append(f"{setting} ({shown_url(url)}), {_WHAT[setting]}, cannot be "
+                            f"reached: {_sentence(exc)}")
+    if problems:
+        raise SharedServiceUnreachable(
+            "; ".join(problems) + ". Start Redis or correct the setting; every app server "
+            "and worker must name the same one.")
