@@ -21,6 +21,7 @@ CHECK_TIMEOUT = 3.0
 # The socket timeouts the rate limiter's Redis client gets unless configured: a store that
 # hangs costs a request two seconds and a 503, not a worker thread held indefinitely.
 REDIS_TIMEOUT = 2.0
+QUEUE_SOCKET_TIMEOUT = 10.0
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+unix://")
 _WHAT = {
@@ -58,7 +59,17 @@ def rate_limit_storage_options(url: str, options: dict[str, object]) -> dict[str
     if is_redis_url(url):
         options.setdefault("socket_connect_timeout", REDIS_TIMEOUT)
         options.setdefault("socket_timeout", REDIS_TIMEOUT)
+        # One more try after a dropped connection, at once: redis-py's default three tries
+        # with back-off would hold each request several times the timeout.
+        options.setdefault("retry", Retry(NoBackoff(), 1))
     return options
+
+
+def queue_connection_pool(url: str) -> redis.ConnectionPool:
+    """The job queue's connections: bounded waits, longer than the one-second blocking read
+    with which Huey's consumers wait for work."""
+    return redis.ConnectionPool.from_url(url, socket_connect_timeout=REDIS_TIMEOUT,
+                                         socket_timeout=QUEUE_SOCKET_TIMEOUT)
 
 
 def _ping(url: str, timeout: float) -> None:

@@ -4,9 +4,13 @@ never a 500, when it stops answering later. The two-server test is test_two_serv
 
 from __future__ import annotations
 
+import io
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from flask import Flask
 from limits.errors import ConfigurationError
 
 from app import create_app
+from app.auth.roles import Role
 from app.auth.routes import TOO_MANY_FAILURES
 from app.errors import SHARED_STORE_REASON
 from app.shared_services import (
@@ -22,7 +27,8 @@ from app.shared_services import (
     check_shared_services,
     shown_url,
 )
-from tests.conftest import IsolatedClient, base_config
+from tests.conftest import IsolatedClient, base_config, login
+from tests.dicom_factory import cr_dataset, to_bytes
 from tests.forms import submit_form
 from tests.realservers import free_port, gunicorn_command
 
@@ -33,6 +39,16 @@ def _closed_redis_url(password: str | None = None) -> str:
     """A Redis URL on a port nothing listens on."""
     auth = f":{password}@" if password else ""
     return f"redis://{auth}127.0.0.1:{free_port()}/0"
+
+
+@pytest.fixture
+def silent_redis_url() -> Iterator[str]:
+    """A Redis that hangs: the port accepts connections (the kernel's backlog) but nothing
+    ever answers, as a stuck or overloaded server."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
 
 
 def _app_on(app: Flask, **settings: object) -> Flask:
@@ -164,5 +180,37 @@ def test_a_sign_in_while_the_store_is_down_is_refused_with_the_reason(app, make_
     response = submit_form(client, "/auth/login", button="Sign in",
                            fields={"username": "amina", "password": "wrong-password-123"})
     # The limit cannot be counted: the sign-in is refused (not let through uncounted).
+    assert response.status_code == 503
+    assert SHARED_STORE_REASON in response.get_data(as_text=True)
+
+
+def test_a_redis_that_hangs_costs_a_sign_in_seconds_and_a_503(app, make_user, silent_redis_url):
+    make_user(username="amina")
+    client = _app_on(app, RATELIMIT_STORAGE_URI=silent_redis_url).test_client()
+    started = time.monotonic()
+    response = submit_form(client, "/auth/login", button="Sign in",
+                           fields={"username": "amina", "password": "wrong-password-123"})
+    assert response.status_code == 503
+    assert SHARED_STORE_REASON in response.get_data(as_text=True)
+    # Two tries of a two-second socket timeout (app.shared_services), not a held thread.
+    assert time.monotonic() - started < 15
+
+
+def test_the_check_gives_up_on_a_redis_that_hangs(app, silent_redis_url):
+    app.config["RATELIMIT_STORAGE_URI"] = silent_redis_url
+    started = time.monotonic()
+    with pytest.raises(SharedServiceUnreachable, match=r"RATELIMIT_STORAGE_URI .* cannot be "
+                                                       r"reached: Timeout"):
+        check_shared_services(app, timeout=1)
+    assert time.monotonic() - started < 5
+
+
+def test_an_upload_while_the_queue_is_down_gets_a_503_with_the_reason(app, make_user):
+    trainer = make_user(Role.TRAINER)
+    client = _app_on(app, JOB_QUEUE_URL=_closed_redis_url()).test_client()
+    assert login(client, trainer.username).status_code == 302
+    data = to_bytes(cr_dataset(seed=5, rows=64, columns=48))
+    response = submit_form(client, "/cases/upload", button="Import",
+                           fields={"files": [(io.BytesIO(data), "chest.dcm")]})
     assert response.status_code == 503
     assert SHARED_STORE_REASON in response.get_data(as_text=True)
