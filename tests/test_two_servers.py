@@ -188,13 +188,16 @@ class Browser:
         return self.http.get(base + path.split("?")[0], params=plain, allow_redirects=False,
                              timeout=60)
 
-    def sign_in(self, base: str, username: str, password: str = PASSWORD) -> requests.Response:
+    def sign_in(self, base: str, username: str, password: str = PASSWORD, *,
+                second_step_on: str | None = None) -> requests.Response:
+        """Sign in with the password on ``base``, and the second factor's code (if the
+        account has one) on ``second_step_on`` (default: the same server)."""
         response = self.submit(base, "/auth/login", button="Sign in",
                                fields={"username": username, "password": password})
         if response.status_code == 302 and response.headers["Location"].endswith(
                 "/auth/second-factor"):
-            response = self.submit(base, "/auth/second-factor", button="Verify",
-                                   fields={"code": current_totp(username)})
+            response = self.submit(second_step_on or base, "/auth/second-factor",
+                                   button="Verify", fields={"code": current_totp(username)})
         return response
 
 
@@ -252,7 +255,10 @@ def test_an_upload_through_one_server_is_imported_by_the_worker_and_served_by_th
         cluster, make_user):
     make_user(Role.TRAINER, username="uploader")
     browser = Browser()
-    assert browser.sign_in(cluster.a, "uploader").status_code == 302
+    # The password on B, the second step (held in the signed session cookie) on A.
+    signed_in = browser.sign_in(cluster.b, "uploader", second_step_on=cluster.a)
+    assert signed_in.status_code == 302
+    assert not signed_in.headers["Location"].endswith("/auth/second-factor")
     data = to_bytes(cr_dataset(seed=77, rows=96, columns=80))
     uploaded = browser.submit(cluster.a, "/cases/upload", button="Import",
                               fields={"files": [(io.BytesIO(data), "chest.dcm")]})
