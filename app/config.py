@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 
 from app.field_encryption import parse_keys
-from app.shared_services import rate_limit_storage_options
+from app.shared_services import check_store_urls, rate_limit_storage_options
 from app.urls import checked_base_url
 
 ENV_PREFIX = "CXR_ACADEMY"
@@ -198,6 +198,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     # Only remembered devices get a persistent cookie (session.permanent), for this long.
     app.config["PERMANENT_SESSION_LIFETIME"] = app.config["REMEMBER_DEVICE_LIFETIME"]
     app.config["PUBLIC_BASE_URL"] = checked_base_url(app.config["PUBLIC_BASE_URL"])
+    check_store_urls(app.config)
     app.config["RATELIMIT_STORAGE_OPTIONS"] = rate_limit_storage_options(
         str(app.config["RATELIMIT_STORAGE_URI"]), dict(app.config["RATELIMIT_STORAGE_OPTIONS"]))
 

@@ -9,6 +9,8 @@ later is met with a 503 and its reason (app.errors).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -40,15 +42,36 @@ def is_redis_url(url: str) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password, for messages and logs (even a URL that does not parse
+    further, e.g. one whose port is not a number)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query,
+                       parts.fragment))
+
+
+def check_store_urls(config: Mapping[str, Any]) -> None:
+    """Refuse a Redis URL that cannot be one, naming the setting (no connection is made):
+    redis-py would otherwise fail at the first request, or quietly use database 0 for a
+    path that is not a number."""
+    for setting in _WHAT:
+        url = str(config.get(setting) or "")
+        if not is_redis_url(url):
+            continue
+        parts = urlsplit(url)
+        try:
+            if url.startswith(("redis://", "rediss://")):
+                parts.port  # noqa: B018  (parsing it raises ValueError)
+                database = parts.path.strip("/")
+                if database and not database.isdigit():
+                    raise ValueError(f"the path names a database by its number, not {database!r}")
+            redis.connection.parse_url(url.replace("redis+unix://", "unix://", 1))
+        except ValueError as exc:
+            raise ValueError(f"{setting} is not a usable Redis URL ({shown_url(url)}): "
+                             f"{_sentence(exc)}") from None
 
 
 def rate_limit_storage_options(url: str, options: dict[str, object]) -> dict[str, object]:

@@ -125,6 +125,30 @@ def test_an_unknown_rate_limit_store_stops_the_app_at_start(app):
         create_app({**config, "RATELIMIT_STORAGE_URI": "redsi://127.0.0.1:6379"})
 
 
+@pytest.mark.parametrize("setting", ["RATELIMIT_STORAGE_URI", "JOB_QUEUE_URL"])
+@pytest.mark.parametrize(("url", "reason"), [
+    ("redis://:pw-Secret-9@127.0.0.1:notaport/0", "Port could not be cast to integer"),
+    ("redis://127.0.0.1:6379/notadb", "names a database by its number, not 'notadb'"),
+])
+def test_a_redis_url_that_cannot_be_one_stops_the_app_at_start(app, setting, url, reason):
+    config = base_config(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
+    with pytest.raises(ValueError, match=f"{setting} is not a usable Redis URL") as caught:
+        create_app({**config, setting: url})
+    assert reason in str(caught.value)
+    assert "pw-Secret-9" not in str(caught.value)
+
+
+def test_wrong_redis_credentials_are_named_as_such(app, redis_base_url):
+    port = redis_base_url.rsplit(":", 1)[1]
+    app.config["RATELIMIT_STORAGE_URI"] = f"redis://cxr:wrong-Secret-7@127.0.0.1:{port}/0"
+    with pytest.raises(SharedServiceUnreachable) as caught:
+        check_shared_services(app, ("RATELIMIT_STORAGE_URI",), timeout=2)
+    message = str(caught.value)
+    assert f"RATELIMIT_STORAGE_URI (redis://cxr:***@127.0.0.1:{port}/0)" in message
+    assert "refused the credentials" in message
+    assert "wrong-Secret-7" not in message
+
+
 def _env(app: Flask, **settings: str) -> dict[str, str]:
     return {
         **os.environ,
