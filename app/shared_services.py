@@ -132,3 +132,16 @@ def check_shared_services(app: Flask, settings: tuple[str, ...] = tuple(_WHAT),
         raise SharedServiceUnreachable(
             "; ".join(problems) + ". Start Redis or correct the setting; every app server "
             "and worker must name the same one.")
+
+
+def layout_warnings(config: Mapping[str, Any]) -> list[str]:
+    """Settings that work but contradict each other: a queue on Redis means several servers
+    or workers, and then limits counted in each process's memory multiply the guesses each
+    limit allows by the number of processes."""
+    queue = str(config.get("JOB_QUEUE_URL") or "")
+    limits = str(config.get("RATELIMIT_STORAGE_URI") or "")
+    if is_redis_url(queue) and limits.startswith("memory://"):
+        return ["JOB_QUEUE_URL is on Redis but RATELIMIT_STORAGE_URI is memory://: every "
+                "process counts sign-in failures and the other limits on its own. Point "
+                "RATELIMIT_STORAGE_URI at the shared Redis too."]
+    return []

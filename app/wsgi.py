@@ -12,7 +12,11 @@ import sys
 from flask import Flask
 
 from app import create_app
-from app.shared_services import SharedServiceUnreachable, check_shared_services
+from app.shared_services import (
+    SharedServiceUnreachable,
+    check_shared_services,
+    layout_warnings,
+)
 
 # The exit status of a gunicorn worker that cannot boot: the gunicorn master then stops
 # (Arbiter.WORKER_BOOT_ERROR) instead of starting the worker again and again. Any other
@@ -29,4 +33,6 @@ def create_server_app() -> Flask:
         # portal's code is wrong, the configuration or Redis is.
         print(f"CXR Academy cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(CANNOT_START) from None
+    for warning in layout_warnings(app.config):
+        app.logger.warning("%s", warning)
     return app

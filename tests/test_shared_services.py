@@ -149,6 +149,23 @@ def test_wrong_redis_credentials_are_named_as_such(app, redis_base_url):
     assert "wrong-Secret-7" not in message
 
 
+def test_a_server_warns_of_a_shared_queue_with_limits_counted_per_process(
+        app, redis_base_url, monkeypatch, caplog):
+    from app.wsgi import create_server_app
+
+    settings = {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                "INSTANCE_PATH": app.instance_path, "JOB_QUEUE_URL": f"{redis_base_url}/1"}
+    for name, value in settings.items():
+        monkeypatch.setenv(f"CXR_ACADEMY_{name}", value)
+    monkeypatch.setenv("CXR_ACADEMY_RATELIMIT_STORAGE_URI", "memory://")
+    create_server_app()
+    assert "RATELIMIT_STORAGE_URI is memory://: every process counts" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("CXR_ACADEMY_RATELIMIT_STORAGE_URI", f"{redis_base_url}/0")
+    create_server_app()
+    assert "RATELIMIT_STORAGE_URI" not in caplog.text
+
+
 def _env(app: Flask, **settings: str) -> dict[str, str]:
     return {
         **os.environ,
