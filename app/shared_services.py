@@ -20,9 +20,10 @@ from redis.retry import Retry
 
 # How long a start waits for each store to answer, in seconds.
 CHECK_TIMEOUT = 3.0
-# The socket timeouts the rate limiter's Redis client gets unless configured: a store that
-# hangs costs a request two seconds and a 503, not a worker thread held indefinitely.
+# Socket timeouts of the Redis clients (the rate limiter's unless configured otherwise, the
+# queue's): a store that hangs costs a request seconds and a 503, not a thread held for good.
 REDIS_TIMEOUT = 2.0
+# Reads of the queue's client: longer than the one-second blocking read of Huey's consumers.
 QUEUE_SOCKET_TIMEOUT = 10.0
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+unix://")
