@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 
 from app.field_encryption import parse_keys
+from app.shared_services import check_store_urls, rate_limit_storage_options
 from app.urls import checked_base_url
 
 ENV_PREFIX = "CXR_ACADEMY"
@@ -68,7 +69,10 @@ class DefaultConfig:
     # Passwords typed again by a signed-in user (turning two-step sign-in off, removing a
     # security key), per account across those pages.
     ACCOUNT_PASSWORD_RECHECK_LIMIT = "10 per 15 minutes"  # noqa: S105  (a rate, not a password)
+    # memory:// counts in each process alone: with several app processes or servers, a
+    # shared store (redis://host:6379/0) makes every limit hold across them all.
     RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STORAGE_OPTIONS: dict[str, Any] = {}
     RATELIMIT_HEADERS_ENABLED = False
 
     INVITATION_MAX_AGE = timedelta(days=7)
@@ -194,6 +198,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     # Only remembered devices get a persistent cookie (session.permanent), for this long.
     app.config["PERMANENT_SESSION_LIFETIME"] = app.config["REMEMBER_DEVICE_LIFETIME"]
     app.config["PUBLIC_BASE_URL"] = checked_base_url(app.config["PUBLIC_BASE_URL"])
+    check_store_urls(app.config)
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = rate_limit_storage_options(
+        str(app.config["RATELIMIT_STORAGE_URI"]), dict(app.config["RATELIMIT_STORAGE_OPTIONS"]))
 
 
 def normalise_database_url(url: str) -> str:

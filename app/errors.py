@@ -3,8 +3,10 @@ needs no database while the database is out of reach (503 with Retry-After)."""
 
 from __future__ import annotations
 
+import redis
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from limits.errors import StorageError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
@@ -21,6 +23,16 @@ UNAVAILABLE_REASON = (
     "The portal cannot reach its database at the moment. Nothing was changed by this request. "
     "Please try again in a minute; answers not yet saved stay on this page and are sent when "
     "it is back."
+)
+
+# Errors that mean the shared store (Redis: rate limits, job queue) cannot be reached. The
+# rate limiter wraps its storage's errors in StorageError (app.shared_services); the queue
+# raises redis-py's own. A limit that cannot be counted refuses rather than lets through.
+SHARED_STORE_UNAVAILABLE = (StorageError, redis.exceptions.ConnectionError,
+                            redis.exceptions.TimeoutError)
+SHARED_STORE_REASON = (
+    "The portal cannot reach a service it shares between its servers (the store of sign-in "
+    "limits and background jobs) at the moment. Please try again in a minute."
 )
 
 CSRF_REASON = (
@@ -56,20 +68,21 @@ def _forget_transaction() -> None:
         db.session.close()
 
 
-def _unavailable() -> tuple[Response, int]:
-    """The 503 of an unreachable database: rendered from a template that reads nothing from
-    the database (no menu, no current user), with Retry-After."""
+def _unavailable(reason: str = UNAVAILABLE_REASON,
+                 code: str = "database_unavailable") -> tuple[Response, int]:
+    """The 503 of an unreachable database (or shared store): rendered from a template that
+    reads nothing from the database (no menu, no current user), with Retry-After."""
     response: Response
     if _wants_json():
-        response = jsonify(error=UNAVAILABLE_TITLE, reason="database_unavailable",
-                           message=UNAVAILABLE_REASON, status=503,
+        response = jsonify(error=UNAVAILABLE_TITLE, reason=code,
+                           message=reason, status=503,
                            retry_after=RETRY_AFTER_SECONDS)
     else:
         # Straight from the template environment: render_template would run the context
         # processors, which ask the database who is signed in.
         page = current_app.jinja_env.get_template("errors/unavailable.html")
         response = Response(page.render(code=503, title=UNAVAILABLE_TITLE,
-                                        reason=UNAVAILABLE_REASON), mimetype="text/html")
+                                        reason=reason), mimetype="text/html")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     # Set here so that the after-request hook need not ask who is signed in (the database).
     response.headers["Cache-Control"] = "no-store"
@@ -81,6 +94,13 @@ def handle_database_unavailable(exc: Exception) -> tuple[Response, int]:
     current_app.logger.error("Database unavailable on %s %s: %s", request.method,
                              request.path, type(exc).__name__)
     return _unavailable()
+
+
+def handle_shared_store_unavailable(exc: Exception) -> tuple[Response, int]:
+    _forget_transaction()
+    current_app.logger.error("Shared store (Redis) unavailable on %s %s: %s", request.method,
+                             request.path, exc)
+    return _unavailable(SHARED_STORE_REASON, "shared_store_unavailable")
 
 
 def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPException:
@@ -114,8 +134,11 @@ def handle_csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
 
 def handle_server_error(exc: Exception) -> tuple[Response | str, int]:
     # The session may hold a half-done transaction; drop it so nothing partial is committed.
-    _forget_transaction()
     original = getattr(exc, "original_exception", None)
+    if isinstance(original, SHARED_STORE_UNAVAILABLE):
+        # Raised after the view, where the rate limiter counts a refused sign-in.
+        return handle_shared_store_unavailable(original)
+    _forget_transaction()
     if original is not None:
         current_app.logger.error(
             "Unhandled error on %s %s", request.method, request.path, exc_info=original
@@ -134,3 +157,5 @@ def init_errors(app: Flask) -> None:
     app.register_error_handler(InternalServerError, handle_server_error)
     for error in DATABASE_UNAVAILABLE:
         app.register_error_handler(error, handle_database_unavailable)
+    for store_error in SHARED_STORE_UNAVAILABLE:
+        app.register_error_handler(store_error, handle_shared_store_unavailable)

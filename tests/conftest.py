@@ -28,7 +28,13 @@ from app.auth.second_factor_models import SecondFactor
 from app.auth.services import create_clinic, create_user
 from app.extensions import db
 from tests.forms import submit_form
-from tests.realservers import CHROMIUM, create_database, missing, postgres_server
+from tests.realservers import (
+    CHROMIUM,
+    create_database,
+    missing,
+    postgres_server,
+    redis_server,
+)
 
 PASSWORD = "correct-horse-battery"
 # The authenticator key ``make_user`` gives trainers, programme leads and administrators, so
@@ -70,6 +76,13 @@ def migrate_database(database_url: str, instance_path: Path) -> None:
 @pytest.fixture(scope="session")
 def postgres_base_url() -> Iterator[str]:
     with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> Iterator[str]:
+    """A throw-away Redis on 127.0.0.1 (``redis://127.0.0.1:PORT``; add ``/N``)."""
+    with redis_server() as url:
         yield url
 
 

@@ -112,3 +112,81 @@ def create_database(base_url: str, name: str) -> str:
                 raise
             time.sleep(0.2)
     return f"{base_url}/{name}"
+
+
+REDIS_SERVER = os.environ.get("CXR_ACADEMY_REDIS_SERVER", "/usr/bin/redis-server")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL: the process (and only it) is gone after."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """Start a throw-away Redis (Debian's ``redis-server``) on 127.0.0.1 and yield its URL
+    (``redis://127.0.0.1:PORT``, append ``/N`` for a database). Nothing is saved to disk."""
+    if not (os.path.exists(REDIS_SERVER) or shutil.which(REDIS_SERVER)):
+        missing(f"redis-server not found at {REDIS_SERVER} (install Debian's 'redis-server')")
+    import redis
+
+    workdir = Path(tempfile.mkdtemp(prefix="cxr-redis-"))
+    port = free_port()
+    log = (workdir / "redis.log").open("wb")
+    process = subprocess.Popen(
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    url = f"redis://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail("redis-server exited at start:\n"
+                            + (workdir / "redis.log").read_text(errors="replace")[-2000:],
+                            pytrace=False)
+            try:
+                with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
+                    if client.ping():
+                        break
+            except redis.exceptions.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("redis-server did not answer within 30 s", pytrace=False)
+            time.sleep(0.05)
+        yield url
+    finally:
+        stop_process(process)
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def gunicorn_available() -> None:
+    """Skip (or fail under CXR_ACADEMY_REQUIRE_ALL=1) where gunicorn is not installed."""
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        missing("gunicorn is not installed (pip install -e '.[test]')")
+
+
+def gunicorn_command(bind: str, app_spec: str, *, workers: int = 2) -> list[str]:
+    """``python -m gunicorn`` serving ``app_spec`` on ``bind``: threaded workers, as in
+    production (README), without gunicorn's per-user control socket, which two servers on
+    one machine would both claim."""
+    gunicorn_available()
+    import sys
+
+    from gunicorn.config import KNOWN_SETTINGS
+
+    command = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+               "--worker-class", "gthread", "--threads", "4", "--timeout", "120",
+               "--graceful-timeout", "10"]
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        command.append("--no-control-socket")
+    return [*command, app_spec]

@@ -26,3 +26,23 @@ def test_postgres_binaries_are_found_in_debian_layout(monkeypatch, tmp_path):
     monkeypatch.setattr(realservers.shutil, "which", lambda name: None)
     monkeypatch.setattr(realservers.glob, "glob", lambda pattern: [str(bindir / "pg_ctl")])
     assert realservers.pg_bindir() == bindir
+
+
+@pytest.mark.parametrize("require_all", [False, True])
+def test_a_missing_redis_server_skips_or_fails(monkeypatch, tmp_path, require_all):
+    monkeypatch.setattr(realservers, "REQUIRE_ALL", require_all)
+    monkeypatch.setattr(realservers, "REDIS_SERVER", str(tmp_path / "no-redis-server"))
+    expected = pytest.fail.Exception if require_all else pytest.skip.Exception
+    with pytest.raises(expected, match="redis-server not found"), realservers.redis_server():
+        pass
+
+
+@pytest.mark.parametrize("require_all", [False, True])
+def test_a_missing_gunicorn_skips_or_fails(monkeypatch, require_all):
+    import sys
+
+    monkeypatch.setattr(realservers, "REQUIRE_ALL", require_all)
+    monkeypatch.setitem(sys.modules, "gunicorn", None)  # import gunicorn raises ImportError
+    expected = pytest.fail.Exception if require_all else pytest.skip.Exception
+    with pytest.raises(expected, match="gunicorn is not installed"):
+        realservers.gunicorn_command("127.0.0.1:1", "app.wsgi:create_server_app()")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 from tqdm import tqdm  # type: ignore[import-untyped]
@@ -13,6 +14,7 @@ from app.extensions import db
 from app.jobs.models import Job, JobItem, JobStatus
 from app.jobs.queue import huey_of
 from app.jobs.services import item_name, recover_stalled
+from app.shared_services import SharedServiceUnreachable, check_shared_services
 
 # Said once a job has waited this long in the queue without a worker taking it.
 NO_WORKER_HINT_AFTER = 10.0  # seconds
@@ -28,6 +30,10 @@ def worker(workers: int) -> None:
     huey = huey_of()
     if huey.immediate:
         raise click.ClickException("JOB_QUEUE_URL is 'immediate': there is no queue to consume")
+    try:
+        check_shared_services(current_app, ("JOB_QUEUE_URL",))
+    except SharedServiceUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
     taken_up = recover_stalled()
     if taken_up:
         click.echo(f"Taking up again jobs whose worker stopped: {', '.join(map(str, taken_up))}")

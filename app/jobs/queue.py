@@ -29,6 +29,8 @@ from huey import (  # type: ignore[import-untyped]
 )
 from huey.consumer import Consumer  # type: ignore[import-untyped]
 
+from app.shared_services import queue_connection_pool
+
 logger = logging.getLogger(__name__)
 
 IMMEDIATE = "immediate"
@@ -40,7 +42,8 @@ def make_huey(app: Flask) -> Huey:
     url = str(app.config.get("JOB_QUEUE_URL") or "")
     name = "cxr-academy"
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey(name, url=url)
+        # Bounded socket waits: a Redis that hangs costs an upload a 503, not a held thread.
+        return RedisHuey(name, connection_pool=queue_connection_pool(url))
     if url == IMMEDIATE:
         # Runs each job inside the call that enqueues it: for tests of pages and commands
         # that only care about the result, never for a server.

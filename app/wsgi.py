@@ -1,0 +1,38 @@
+"""The portal as a production server loads it: ``gunicorn "app.wsgi:create_server_app()"``.
+
+The same app as ``create_app()``, and a server that cannot reach the shared stores its
+configuration names (Redis for rate limits and the job queue) stops at start with the reason,
+instead of answering every request with an error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from flask import Flask
+
+from app import create_app
+from app.shared_services import (
+    SharedServiceUnreachable,
+    check_shared_services,
+    layout_warnings,
+)
+
+# The exit status of a gunicorn worker that cannot boot: the gunicorn master then stops
+# (Arbiter.WORKER_BOOT_ERROR) instead of starting the worker again and again. Any other
+# server simply stops with it.
+CANNOT_START = 3
+
+
+def create_server_app() -> Flask:
+    app = create_app()
+    try:
+        check_shared_services(app)
+    except SharedServiceUnreachable as exc:
+        # One sentence on standard error (the server's log), no traceback: nothing in the
+        # portal's code is wrong, the configuration or Redis is.
+        print(f"CXR Academy cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(CANNOT_START) from None
+    for warning in layout_warnings(app.config):
+        app.logger.warning("%s", warning)
+    return app
