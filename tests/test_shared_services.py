@@ -17,11 +17,15 @@ import pytest
 import redis
 from flask import Flask
 from limits.errors import ConfigurationError
+from sqlalchemy import select
 
 from app import create_app
 from app.auth.roles import Role
 from app.auth.routes import TOO_MANY_FAILURES
 from app.errors import SHARED_STORE_REASON
+from app.extensions import db
+from app.jobs.lifecycle import spool_dir
+from app.jobs.models import Job
 from app.shared_services import (
     SharedServiceUnreachable,
     check_shared_services,
@@ -255,3 +259,7 @@ def test_an_upload_while_the_queue_is_down_gets_a_503_with_the_reason(app, make_
                            fields={"files": [(io.BytesIO(data), "chest.dcm")]})
     assert response.status_code == 503
     assert SHARED_STORE_REASON in response.get_data(as_text=True)
+    # The job is not left queued for ever with the upload on disk: it failed, saying why.
+    [job] = db.session.scalars(select(Job)).all()
+    assert job.status == "failed" and "could not be handed to the job queue" in (job.error or "")
+    assert not spool_dir(job.id).exists()

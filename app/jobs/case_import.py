@@ -34,10 +34,10 @@ from app.jobs.lifecycle import (
     new_job,
     seal,
     spool_dir,
+    submit,
     unseal,
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
-from app.jobs.queue import enqueue
 
 HEARTBEAT_EVERY = 5.0  # seconds, while a job lists its files
 
@@ -68,7 +68,7 @@ def start_upload_import(files: list[Any], *, actor: User, options: ImportOptions
                        f"({exc.strerror or type(exc).__name__}); nothing was imported.") from exc
     job.params_encrypted = seal({"uploads": uploads, "options": asdict(options)})
     db.session.commit()
-    enqueue(job.id)
+    submit(job)
     return job
 
 
@@ -90,7 +90,7 @@ def start_path_import(paths: list[Path], *, actor: User | None, options: ImportO
     """Queue the import of files and folders on this machine (the command line)."""
     job = new_job(JobKind.CASE_IMPORT, actor, {"paths": [str(p.resolve()) for p in paths],
                                                "options": asdict(options)})
-    enqueue(job.id)
+    submit(job)
     return job
 
 

@@ -19,6 +19,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.field_encryption import decrypt, encrypt
 from app.jobs.models import Job, JobKind, JobStatus
+from app.jobs.queue import enqueue
 
 
 class JobError(Exception):
@@ -110,3 +111,17 @@ def finish(job: Job, status: JobStatus, error: str | None, *,
     db.session.commit()
     if not keep_files:
         shutil.rmtree(spool_dir(job.id), ignore_errors=True)
+
+
+def submit(job: Job) -> None:
+    """Hand the job to the queue. A queue that cannot take it (Redis down) fails the job
+    with the reason and removes its files, rather than leaving it queued for ever, and the
+    error goes on to the caller (a 503 for a page)."""
+    try:
+        enqueue(job.id)
+    except Exception:
+        db.session.rollback()
+        finish(job, JobStatus.FAILED,
+               "The job could not be handed to the job queue (it did not answer); nothing "
+               "was done. Start it again.")
+        raise
