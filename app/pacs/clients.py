@@ -398,8 +398,11 @@ class DimsePacs:
             except StudyRefused as exc:
                 refused.append(exc)
                 study.close_quietly()
-                # Stop the PACS sending the rest (from a handler: without waiting).
+                # Stop the PACS sending the rest (from a handler: without waiting). The C-GET
+                # loop would then wait the whole DIMSE timeout for a message that cannot
+                # come: it is told to stop waiting.
                 event.assoc.abort(block=False)
+                event.assoc.dimse_timeout = 0
                 return 0xA700
             return 0x0000
 
