@@ -370,6 +370,10 @@ def test_trainer_search_select_import_keeps_no_typed_identifier(app, client, mak
     # The worker's log, at DEBUG: it ran the job (its lines are there), never with the ID.
     assert f"job {job.id}" in output or "run_job" in output, output
     assert PHI_PATIENT_ID not in output
+    # Nor the study's own UID, which stands for the patient's study like an identifier: it
+    # is in the job's sealed parameters only (the WADO-RS request lines are logged without it).
+    assert "/dicom-web/studies/" in output and studies["phi"] not in output
+    assert studies["phi"] not in caplog.text
     with client.session_transaction() as session:
         assert PHI_PATIENT_ID not in repr(dict(session))
     assert not spool_dir(job.id).exists()

@@ -47,17 +47,21 @@ ACCEPTED_MODALITIES = ("CR", "DX")
 
 
 class _QueryWithheld(logging.Filter):
-    """Removes query strings from urllib3's request lines: a QIDO-RS URL carries what was
-    searched for (a patient ID, an accession number), which must not reach any log."""
+    """Removes query strings and UIDs from urllib3's request lines: a QIDO-RS URL carries
+    what was searched for (a patient ID, an accession number), a WADO-RS path the study's,
+    series' and image's own UIDs, which stand for the patient's study; neither may reach a
+    log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = _QUERY.sub("?[query withheld]", message), ()
+        if "?" in message or _UID_IN_PATH.search(message):
+            message = _QUERY.sub("?[query withheld]", message)
+            record.msg, record.args = _UID_IN_PATH.sub(r"/\1/[uid withheld]", message), ()
         return True
 
 
 _QUERY = re.compile(r"\?[^\s\"]*")
+_UID_IN_PATH = re.compile(r"/(studies|series|instances)/[0-9.]+")
 logging.getLogger("urllib3.connectionpool").addFilter(_QueryWithheld())
 # The two libraries log requests with their query (URLs; C-FIND identifiers) below WARNING.
 logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
