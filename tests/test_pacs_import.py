@@ -282,3 +282,17 @@ def test_a_worker_killed_mid_study_and_another_started_import_every_image_once(
     assert second_run.detail["duplicates"] == before_kill
     assert not spool_dir(job_id).exists()
     assert_deidentified(app)
+
+
+def test_a_job_folder_that_cannot_be_written_fails_the_job_with_the_reason(app, orthanc,
+                                                                           tmp_path):
+    server, studies = orthanc
+    blocked = tmp_path / "a-file-not-a-folder"
+    blocked.write_text("")
+    app.config["JOB_SPOOL_PATH"] = str(blocked)
+    job, items = import_job(dicomweb(server), [studies["dx"]])
+    assert job.status == "failed" and not items
+    assert job.error.startswith("The job's folder on the worker could not be written (")
+    assert "check JOB_SPOOL_PATH" in job.error
+    assert counts() == (0, 0)
+    assert_no_residue(app)

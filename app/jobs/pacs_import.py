@@ -125,13 +125,19 @@ def run_pacs_import(job: Job) -> None:
         return
     options = ImportOptions(source=params["source"])
     recorder = _Recorder(job_id)
-    items = _items(job_id, client, studies, len(uids), in_hand, recorder, limits)
+    unwritable: list[OSError] = []
+    items = _items(job_id, client, studies, len(uids), in_hand, recorder, limits, unwritable)
     import_files(items, actor=job.created_by, options=options, on_result=recorder,
                  cases_by_study=earlier_cases(job_id, options))
     # The PACS may have sent more or fewer images than it listed: the total is what was done.
     db.session.execute(update(Job).where(Job.id == job_id)
                        .values(progress_total=Job.progress_done))
     db.session.commit()
+    if unwritable:
+        error = unwritable[0]
+        finish(job, JobStatus.FAILED, "The job's folder on the worker could not be written "
+               f"({error.strerror or type(error).__name__}): check JOB_SPOOL_PATH; "
+               f"{AFTER_FAILURE}")
 
 
 def _plan(client: PacsClient, number: int, uid: str, limits: StudyLimits) -> _Study:
@@ -160,11 +166,12 @@ def _plan(client: PacsClient, number: int, uid: str, limits: StudyLimits) -> _St
 
 
 def _items(job_id: int, client: PacsClient, studies: list[_Study], total: int,
-           in_hand: tuple[int, int] | None, recorder: _Recorder,
-           limits: StudyLimits) -> Iterator[Source | FileResult]:
+           in_hand: tuple[int, int] | None, recorder: _Recorder, limits: StudyLimits,
+           unwritable: list[OSError]) -> Iterator[Source | FileResult]:
     """Each study's results and files in turn. The ingest asks for the next item only once
     the one before is recorded, so a study's note is written after the study before it is
-    wholly recorded and before anything of it is."""
+    wholly recorded and before anything of it is. Stops, the error in ``unwritable``, when
+    the note cannot be written: a study taken up again without it could be listed twice."""
     folder = spool_dir(job_id)
     for n, study in enumerate(studies):
         if in_hand is not None and study.number - 1 == in_hand[0]:
@@ -172,7 +179,11 @@ def _items(job_id: int, client: PacsClient, studies: list[_Study], total: int,
             recorder.take_up(first)
         else:
             first = items_recorded(job_id)
-            _note_in_hand(folder, study.number - 1, first)
+            try:
+                _note_in_hand(folder, study.number - 1, first)
+            except OSError as exc:
+                unwritable.append(exc)
+                return
             recorder.take_up(None)
         rest = sum(s.expected for s in studies[n + 1:])
         _set_total(job_id, first + study.expected + rest)
