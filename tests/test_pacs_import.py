@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pydicom
 import pytest
+import requests
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
@@ -296,3 +299,51 @@ def test_a_job_folder_that_cannot_be_written_fails_the_job_with_the_reason(app, 
     assert "check JOB_SPOOL_PATH" in job.error
     assert counts() == (0, 0)
     assert_no_residue(app)
+
+
+class _CuttingProxy(BaseHTTPRequestHandler):
+    """Passes DICOMweb requests on to Orthanc, but sends only the first bytes of RG1's
+    retrieve answer before closing the connection, as a PACS or network dropping out."""
+
+    server: _ProxyServer
+
+    def do_GET(self) -> None:
+        upstream = requests.get(self.server.target + self.path.removeprefix("/dicom-web"),
+                                headers={"Accept": self.headers.get("Accept", "*/*")},
+                                auth=(PACS_USER, PACS_PASSWORD), timeout=30)
+        body = upstream.content
+        if self.path == f"/dicom-web/studies/{RG1_STUDY}":
+            body = body[:5 * 1024**2]  # two of its three files whole, the third cut
+        self.send_response(upstream.status_code)
+        self.send_header("Content-Type", upstream.headers.get("Content-Type", ""))
+        self.end_headers()  # HTTP/1.0, no length: the body ends where the connection does
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    target = ""
+
+
+def test_a_retrieve_that_breaks_off_imports_nothing_of_that_study(app, orthanc):
+    server, studies = orthanc
+    proxy = _ProxyServer(("127.0.0.1", 0), _CuttingProxy)
+    proxy.target = server.dicomweb_url
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = dicomweb(server, url=f"http://127.0.0.1:{proxy.server_port}/dicom-web")
+        job, items = import_job(endpoint, [RG1_STUDY, studies["phi"]])
+    finally:
+        proxy.shutdown()
+        thread.join(timeout=10)
+    assert job.status == "done"
+    assert results(items)[0] == (
+        "PACS study 1 of 2", "rejected",
+        "the PACS's answer broke off before its end; nothing of this study was imported")
+    assert results(items)[1][:2] == ("PACS study 2 of 2, image 1 of 1", "imported")
+    assert counts() == (1, 1)  # none of RG1's two whole files
+    assert not spool_dir(job.id).exists()
+    assert_no_residue(app, 1)
