@@ -113,9 +113,9 @@ def run_pacs_import(job: Job) -> None:
     in_hand = _in_hand(folder) if job.runs > 1 else None
     first_study = in_hand[0] if in_hand else 0
     limits = study_limits()
-    db.session.commit()  # nothing of the database is held while the PACS answers
     try:
         client = client_of(endpoint)
+        db.session.commit()  # nothing of the database is held while the PACS answers
         with _beating(job_id):
             client.echo()
             studies = [_plan(client, number, uid, limits)
