@@ -369,6 +369,7 @@ class DimsePacs:
 
     def retrieve(self, study_uid: str, folder: Path, limits: StudyLimits) -> Retrieved:
         from pynetdicom import build_role, evt
+        from pynetdicom.dsutils import encode_file_meta
         from pynetdicom.sop_class import (  # type: ignore[attr-defined]
             ComputedRadiographyImageStorage,
             DigitalXRayImageStorageForPresentation,
@@ -396,9 +397,15 @@ class DimsePacs:
             if refused:
                 return 0xA700  # out of resources: the study is refused already
             try:
-                # The bytes as received, with the file meta of the negotiated transfer
-                # syntax: a Part 10 file, never decoded here.
-                study.add_file(event.encoded_dataset())
+                # A Part 10 file: a file meta for the negotiated transfer syntax, then the
+                # data set's bytes as received, never decoded here. What
+                # event.encoded_dataset() gives, written from pynetdicom's own buffer
+                # rather than from the two copies of it that call makes.
+                study.start_file()
+                study.write(b"\0" * 128 + b"DICM" + encode_file_meta(event.file_meta))
+                with event.request.DataSet.getbuffer() as received:
+                    study.write(received)
+                study.close_file()
             except StudyRefused as exc:
                 refused.append(exc)
                 study.close_quietly()

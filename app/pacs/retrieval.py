@@ -80,11 +80,6 @@ class StudyFolder:
         except OSError as exc:
             raise _disk_refusal(exc) from None
 
-    def add_file(self, data: bytes) -> None:
-        self.start_file()
-        self.write(data)
-        self.close_file()
-
     def close_file(self) -> None:
         if self._current is not None:
             current, self._current = self._current, None
