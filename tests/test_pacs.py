@@ -519,6 +519,11 @@ def test_import_page_when_pacs_refuses_imports_nothing(app, client, make_user, o
     assert altered.status_code == 400
     assert "no valid Study Instance UID" in altered.get_data(as_text=True)
     assert "DROP TABLE" not in altered.get_data(as_text=True)
+    too_many = post_hand_built(client, "/pacs/import", {
+        "endpoint": str(endpoint.id),
+        "study": [f"1.2.3.{n}" for n in range(MAX_STUDIES_PER_IMPORT + 1)]}, page="/pacs/")
+    assert too_many.status_code == 400
+    assert f"At most {MAX_STUDIES_PER_IMPORT} studies" in too_many.get_data(as_text=True)
     unknown = post_hand_built(client, "/pacs/import", {"endpoint": "999999",
                                                        "study": studies["dx"]}, page="/pacs/")
     assert unknown.status_code == 400
