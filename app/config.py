@@ -154,6 +154,13 @@ class DefaultConfig:
     # A running job whose worker has not reported for this long lost its worker: a worker
     # starting takes it up again. Longer than one file's INGEST_TIME_LIMIT.
     JOB_STALE_AFTER = 180  # seconds
+    # A PACS import retrieves one study at a time into the job's folder, whole, before any
+    # of it is imported. A chest radiograph study is a handful of images (PA, lateral,
+    # repeats), each at most ~35 MB uncompressed (a 43 x 43 cm detector at 0.1 mm, 16 bits):
+    # 50 images and 1 GiB are far above any real one, and stop a mis-selected study (or a
+    # PACS answering with far more than it listed) from filling the workers' disk.
+    PACS_STUDY_MAX_BYTES = 1024**3
+    PACS_STUDY_MAX_IMAGES = 50
     CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
     CERTIFICATES_PAGE_SIZE = 50
@@ -193,6 +200,11 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
             instance_secret_key(Path(app.instance_path), FIELD_KEY_FILE)]
     # Refuse to start on a key too short to be a key, rather than at the first sign-in.
     app.config["FIELD_ENCRYPTION_KEYS"] = list(parse_keys(app.config["FIELD_ENCRYPTION_KEYS"]))
+    for name in ("PACS_STUDY_MAX_BYTES", "PACS_STUDY_MAX_IMAGES"):
+        # Said at start rather than by every PACS import failing.
+        value = app.config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
     if not app.config.get("IMAGE_STORAGE_PATH"):
         app.config["IMAGE_STORAGE_PATH"] = str(Path(app.instance_path) / "images")
     # Only remembered devices get a persistent cookie (session.permanent), for this long.

@@ -1,16 +1,20 @@
 """A trainer imports one study over DICOMweb (with the PACS's thumbnail) and one over DIMSE
-from a real Orthanc, in Chromium: search → select → import → the per-image report."""
+from a real Orthanc, in Chromium: search → select → import → the job's page, whose progress
+bar reaches 100 % and whose per-image results appear as a worker (a real SQLite queue, a
+consumer in this process) imports them, without reloading the page."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
+from app.jobs.queue import BackgroundWorker
 from app.pacs.services import EndpointSettings, save_endpoint
 from tests.conftest import sign_in
 from tests.orthanc import (
@@ -22,6 +26,7 @@ from tests.orthanc import (
     load_test_studies,
     orthanc_server,
 )
+from tests.test_jobs import queue  # noqa: F401  (fixture: the app on a real SQLite queue)
 from tests.test_pacs import assert_deidentified
 
 pytestmark = pytest.mark.browser
@@ -33,8 +38,35 @@ def orthanc() -> Iterator[tuple[Orthanc, dict[str, str]]]:
         yield server, load_test_studies(server)
 
 
+def watch_the_import(app, page) -> None:
+    """From the job's page as the import answers it (queued, no worker yet): a worker
+    starts; the page follows the job to its end in place."""
+    page.wait_for_url("**/jobs/*")
+    assert page.get_by_test_id("job-status").inner_text() == "queued"
+    assert page.get_by_test_id("file-result").count() == 0
+    page.evaluate("window.sameDocument = true")
+    worker = BackgroundWorker(app).start()
+    try:
+        expect(page.get_by_test_id("job-status")).to_have_text("done", timeout=120_000)
+    finally:
+        worker.stop()
+    assert page.evaluate("window.sameDocument") is True  # updated in place, never reloaded
+    bar = page.get_by_test_id("job-progress")
+    expect(bar).to_be_visible()
+    assert page.evaluate("(() => { const bar = document.querySelector("
+                         "'[data-testid=job-progress]'); return [bar.value, bar.max]; })()") \
+        == [1, 1]  # 100 %
+    assert page.get_by_test_id("job-count").inner_text() == "1 / 1"
+    assert "1 imported" in page.get_by_test_id("import-summary").inner_text()
+    rows = page.get_by_test_id("file-result")
+    assert rows.count() == 1
+    assert "PACS study 1 of 1, image 1 of 1" in rows.first.inner_text()
+    assert "imported as Case" in rows.first.inner_text()
+
+
 def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_url, page,
-                                                                  make_user, orthanc):
+                                                                  make_user, orthanc,
+                                                                  queue):  # noqa: F811
     server, _ = orthanc
     save_endpoint(EndpointSettings(name="Radiology web", kind="dicomweb",
                                    url=server.dicomweb_url, username=PACS_USER,
@@ -43,6 +75,8 @@ def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_ur
                                    port=server.dicom_port, called_ae="TESTPACS",
                                    calling_ae=PORTAL_AE), actor=None)
     trainer = make_user(Role.TRAINER)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     sign_in(page, portal_url, trainer.username)
 
     page.goto(portal_url + "/cases/")
@@ -60,7 +94,8 @@ def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_ur
     assert PACS_PASSWORD not in page.content() and server.url not in page.content()
     rows.first.get_by_label("select").check()
     page.get_by_role("button", name="Import selected studies").click()
-    assert "1 imported" in page.get_by_test_id("import-summary").inner_text()
+    watch_the_import(app, page)
+    assert page.get_by_role("heading", name="PACS import", exact=False).count() == 1
 
     page.goto(portal_url + "/pacs/")
     page.get_by_label("PACS").select_option(label="Radiology DIMSE (DIMSE)")
@@ -72,11 +107,18 @@ def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_ur
     assert rows.count() == 1
     rows.first.get_by_label("select").check()
     page.get_by_role("button", name="Import selected studies").click()
-    assert "1 imported" in page.get_by_test_id("import-summary").inner_text()
-    assert "PACS study 1 of 1, image 1 of 1" in page.content()
+    watch_the_import(app, page)
+    assert PHI_PATIENT_ID not in page.content()
+    assert not errors, errors  # no script blocked by the content security policy
 
     db.session.expire_all()
     assert db.session.scalar(select(func.count(Case.id))) == 2
     assert {c.source for c in db.session.scalars(select(Case))} == {
         "PACS Radiology web", "PACS Radiology DIMSE"}
     assert_deidentified(app)
+
+    # Both jobs are the trainer's to come back to.
+    page.goto(portal_url + "/jobs/")
+    assert page.get_by_test_id("job-row").count() == 2
+    assert all("PACS import" in text and "done" in text
+               for text in page.get_by_test_id("job-row").all_inner_texts())

@@ -1,8 +1,16 @@
-"""Import from a PACS, against a real Orthanc (DICOMweb and DIMSE): search, import through the
-upload's de-identifying ingest, and the failures a trainer or admin meets."""
+"""Import from a PACS, against a real Orthanc (DICOMweb and DIMSE): search, import as a job
+through the upload's de-identifying ingest, and the failures a trainer or admin meets.
+
+Imports here run on the test configuration's immediate queue (the job runs inside the call
+that queues it); tests/test_pacs_import.py runs them on a real queue and worker."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -16,16 +24,19 @@ from app.audit.models import AuditEvent
 from app.auth.roles import Role
 from app.cases.models import Case, CaseImage
 from app.extensions import db
+from app.jobs.lifecycle import JobError, spool_dir, unseal
+from app.jobs.models import Job, JobItem
+from app.jobs.pacs_import import MAX_STUDIES_PER_IMPORT, start_pacs_import
+from app.jobs.services import item_name
 from app.pacs.clients import PacsError, SearchCriteria
 from app.pacs.models import PacsEndpoint
 from app.pacs.services import (
     EndpointSettings,
-    import_studies_from_pacs,
     save_endpoint,
     search,
     test_connection,
 )
-from tests.conftest import login
+from tests.conftest import login, post_hand_built
 from tests.dicom_factory import phi_strings
 from tests.forms import submit_form, submit_html
 from tests.orthanc import (
@@ -41,6 +52,11 @@ from tests.orthanc import (
 )
 from tests.realservers import free_port
 from tests.test_ingest import assert_no_residue, store
+from tests.test_jobs import (
+    REPO,
+    queue,  # noqa: F401  (fixture: the app on a real SQLite queue)
+    wait_finished,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +77,24 @@ def dimse(server: Orthanc, *, port: int | None = None, calling_ae: str = PORTAL_
     return save_endpoint(EndpointSettings(name=name, kind="dimse", host="127.0.0.1",
                                           port=port or server.dicom_port, called_ae="TESTPACS",
                                           calling_ae=calling_ae), actor=None)
+
+
+def jobs() -> int:
+    return db.session.scalar(select(func.count(Job.id))) or 0
+
+
+def import_job(endpoint: PacsEndpoint, study_uids: list[str]) -> tuple[Job, list[JobItem]]:
+    """Queue the import and, the queue being immediate, find it done: the job and its
+    per-file results."""
+    job_id = start_pacs_import(endpoint, study_uids, actor=None).id
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
+    assert job is not None and job.finished, job
+    return job, list(job.items)
+
+
+def results(items: list[JobItem]) -> list[tuple[str, str, str | None]]:
+    return [(item_name(i), i.status, i.reason) for i in items]
 
 
 def counts() -> tuple[int, int]:
@@ -89,21 +123,29 @@ def test_dicomweb_search_and_import_deidentified(app, orthanc):
     assert [h.study_uid for h in hits] == [studies["phi"]]
     assert hits[0].modalities == ("CR",) and hits[0].importable
 
-    summary = import_studies_from_pacs(endpoint, [studies["phi"], RG1_STUDY], actor=None)
-    assert [r.name for r in summary.results] == [
+    job, items = import_job(endpoint, [studies["phi"], RG1_STUDY])
+    assert job.status == "done" and job.kind == "pacs_import"
+    assert [item_name(i) for i in items] == [
         "PACS study 1 of 2, image 1 of 1", "PACS study 2 of 2, image 1 of 3",
         "PACS study 2 of 2, image 2 of 3", "PACS study 2 of 2, image 3 of 3"]
+    assert [i.position for i in items] == [0, 1, 2, 3]
+    assert (job.progress_done, job.progress_total) == (4, 4)
     # RG1 in three transfer syntaxes (in the order the PACS sends them): the lossless
     # JPEG 2000 copy holds the uncompressed file's pixels, so one of the two is a duplicate.
-    assert summary.results[0].status == "imported"
-    assert sorted(r.status for r in summary.results[1:]) == ["duplicate", "imported", "imported"]
+    assert items[0].status == "imported"
+    assert sorted(i.status for i in items[1:]) == ["duplicate", "imported", "imported"]
     assert counts() == (2, 3)
     assert {c.source for c in db.session.scalars(select(Case))} == {"PACS Orthanc web"}
-    assert all(r.deid_report for r in summary.results if r.ok)
+    assert all(db.session.get(CaseImage, i.image_id).deid_report
+               for i in items if i.status == "imported")
     assert_deidentified(app)
     assert_no_residue(app, 3)
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "cases.import")).one()
     assert event.detail["imported"] == 3 and event.detail["source"] == "PACS Orthanc web"
+    # The study UIDs are in the job's sealed parameters only; the retrieved files are gone.
+    assert unseal(job.params_encrypted)["study_uids"] == [studies["phi"], RG1_STUDY]
+    assert studies["phi"] not in job.params_encrypted
+    assert not spool_dir(job.id).exists()
 
 
 def test_dicomweb_search_criteria(app, orthanc):
@@ -132,8 +174,8 @@ def test_dicomweb_wrong_credentials(app, orthanc):
     worked, message = test_connection(endpoint)
     assert not worked and "refused the user name or password" in message
     with pytest.raises(PacsError, match="refused the user name or password"):
-        import_studies_from_pacs(endpoint, [studies["phi"]], actor=None)
-    assert counts() == (0, 0)
+        start_pacs_import(endpoint, [studies["phi"]], actor=None)
+    assert counts() == (0, 0) and jobs() == 0  # refused at once: nothing queued
     assert_no_residue(app)
 
 
@@ -149,17 +191,17 @@ def test_unreachable_pacs(app, orthanc):
         with pytest.raises(PacsError, match="could not be reached"):
             search(endpoint, SearchCriteria())
         with pytest.raises(PacsError, match="could not be reached"):
-            import_studies_from_pacs(endpoint, [studies["phi"]], actor=None)
-    assert counts() == (0, 0)
+            start_pacs_import(endpoint, [studies["phi"]], actor=None)
+    assert counts() == (0, 0) and jobs() == 0
     assert_no_residue(app)
 
 
 def test_study_not_cr_or_dx_refused_whole(app, orthanc):
     server, studies = orthanc
     for endpoint in (dicomweb(server), dimse(server)):
-        summary = import_studies_from_pacs(endpoint, [studies["ct"]], actor=None)
-        [result] = summary.results
-        assert result.status == "rejected"
+        job, [result] = import_job(endpoint, [studies["ct"]])
+        assert job.status == "done" and result.status == "rejected"
+        assert item_name(result) == "PACS study 1 of 1"
         assert "holds CT images" in (result.reason or "")
         assert "only CR and DX" in (result.reason or "")
     assert counts() == (0, 0)
@@ -169,13 +211,21 @@ def test_study_not_cr_or_dx_refused_whole(app, orthanc):
 def test_bad_study_uids_refused(app, orthanc):
     server, _ = orthanc
     endpoint = dicomweb(server)
-    summary = import_studies_from_pacs(endpoint, ["1.2.3.999999", "not/a uid"], actor=None)
-    assert [(r.status, r.reason) for r in summary.results] == [
-        ("rejected", "the PACS does not hold this study"),
-        ("rejected", "not a valid Study Instance UID"),
-    ]
-    with pytest.raises(PacsError, match="no study was selected"):
-        import_studies_from_pacs(endpoint, [" "], actor=None)
+    # Refused at once, with nothing queued: a malformed UID (never quoted back), none, too many.
+    with pytest.raises(JobError, match="A selected study has no valid Study Instance UID") \
+            as refused:
+        start_pacs_import(endpoint, ["1.2.3.999999", "not/a uid"], actor=None)
+    assert "not/a uid" not in str(refused.value)
+    with pytest.raises(JobError, match="No study was selected"):
+        start_pacs_import(endpoint, [" "], actor=None)
+    with pytest.raises(JobError, match=f"At most {MAX_STUDIES_PER_IMPORT} studies"):
+        start_pacs_import(endpoint, [f"1.2.3.{n}" for n in range(MAX_STUDIES_PER_IMPORT + 1)],
+                          actor=None)
+    assert jobs() == 0
+    # A well-formed UID the PACS does not hold is the job's to find out.
+    _, items = import_job(endpoint, ["1.2.3.999999"])
+    assert results(items) == [("PACS study 1 of 1", "rejected",
+                               "the PACS does not hold this study")]
     assert counts() == (0, 0)
 
 
@@ -194,11 +244,12 @@ def test_dimse_search_and_import_deidentified(app, orthanc, caplog):
         == [studies["dx"]]
     assert DX_PATIENT_ID not in caplog.text  # the C-FIND identifier is not logged
 
-    summary = import_studies_from_pacs(endpoint, [studies["dx"], studies["phi"], RG1_STUDY],
-                                       actor=None)
-    assert [r.status for r in summary.results[:2]] == ["imported", "imported"]
-    assert sorted(r.status for r in summary.results[2:]) == ["duplicate", "imported", "imported"]
+    job, items = import_job(endpoint, [studies["dx"], studies["phi"], RG1_STUDY])
+    assert job.status == "done" and (job.progress_done, job.progress_total) == (5, 5)
+    assert [i.status for i in items[:2]] == ["imported", "imported"]
+    assert sorted(i.status for i in items[2:]) == ["duplicate", "imported", "imported"]
     assert counts() == (3, 4)
+    assert not spool_dir(job.id).exists()
     assert_deidentified(app)
     assert_no_residue(app, 4)
 
@@ -222,8 +273,46 @@ def _all_rows_text() -> str:
     return "\n".join(parts)
 
 
+def worker_process(app, queue_url: str) -> subprocess.Popen:
+    """`cxr-academy worker` from this checkout, logging everything at DEBUG to its output
+    (which the caller reads), in its own process group."""
+    cfg = app.config
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CXR_ACADEMY_INSTANCE_PATH": app.instance_path,
+        "CXR_ACADEMY_SQLALCHEMY_DATABASE_URI": cfg["SQLALCHEMY_DATABASE_URI"],
+        "CXR_ACADEMY_JOB_QUEUE_URL": queue_url,
+        "CXR_ACADEMY_JOB_STALE_AFTER": str(cfg["JOB_STALE_AFTER"]),
+        "CXR_ACADEMY_SECRET_KEY": cfg["SECRET_KEY"],
+        "CXR_ACADEMY_DEID_SECRET": cfg["DEID_SECRET"],
+        "CXR_ACADEMY_FIELD_ENCRYPTION_KEYS": ",".join(cfg["FIELD_ENCRYPTION_KEYS"]),
+        "CXR_ACADEMY_IMAGE_STORAGE_PATH": cfg["IMAGE_STORAGE_PATH"],
+        "CXR_ACADEMY_JOB_SPOOL_PATH": str(spool_dir(0).parent),
+    }
+    code = ("import logging; logging.basicConfig(level=logging.DEBUG); "
+            "from app.cli import main; main()")
+    return subprocess.Popen([sys.executable, "-c", code, "worker"], cwd=REPO, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def stop_worker(worker: subprocess.Popen) -> str:
+    """Stop it as Ctrl+C does (the job in hand ends first); its output."""
+    worker.send_signal(signal.SIGINT)
+    try:
+        return worker.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        return worker.communicate()[0]
+
+
 def test_trainer_search_select_import_keeps_no_typed_identifier(app, client, make_user,
-                                                                orthanc, caplog):
+                                                                orthanc, caplog,
+                                                                queue):  # noqa: F811
+    """The import runs on a real queue and a worker process: the page answers with the
+    job's page at once; the typed patient ID is in no table (the job's included), no
+    database or queue file, no log of the app or of the worker, and not in the session."""
     server, studies = orthanc
     caplog.set_level("DEBUG")
     dicomweb(server)
@@ -238,27 +327,56 @@ def test_trainer_search_select_import_keeps_no_typed_identifier(app, client, mak
     assert PACS_PASSWORD not in html and server.url not in html
     imported = submit_html(client, html, "/pacs/", button="Import selected studies",
                            fields={"study": [studies["phi"]]})
-    report = imported.get_data(as_text=True)
-    assert imported.status_code == 200, report
+    assert imported.status_code == 303, imported.get_data(as_text=True)
+    job_url = imported.headers["Location"]
+    assert job_url.startswith("/jobs/")
+    queued = client.get(job_url).get_data(as_text=True)
+    assert "PACS import · job" in queued and 'data-testid="job-status">queued' in queued
+    assert counts() == (0, 0)  # answered before anything was retrieved
+
+    worker = worker_process(app, queue)
+    try:
+        status = wait_finished(client, job_url)
+    finally:
+        output = stop_worker(worker)
+    assert status["status"] == "done", (status, output)
+    assert [(i["name"], i["status"]) for i in status["items"]] == [
+        ("PACS study 1 of 1, image 1 of 1", "imported")]
+    report = client.get(job_url).get_data(as_text=True)
     assert "1 imported" in report and "PACS study 1 of 1, image 1 of 1" in report
+    assert "De-identification:" in report
     assert counts() == (1, 1)
 
     typed = PHI_PATIENT_ID.encode()
     db.session.expire_all()
-    assert PHI_PATIENT_ID not in _all_rows_text()
+    job = db.session.scalars(select(Job)).one()
+    assert job.items and job.runs == 1
+    assert PHI_PATIENT_ID not in json.dumps(unseal(job.params_encrypted))
+    assert PHI_PATIENT_ID not in " ".join(item_name(i) for i in job.items)
+    assert PHI_PATIENT_ID not in _all_rows_text()  # every table, the job's among them
     url = str(db.engine.url)
     if url.startswith("sqlite"):
         database = Path(db.engine.url.database or "")
         for path in database.parent.glob(database.name + "*"):
             assert typed not in path.read_bytes(), path
+    for path in Path(queue.removeprefix("sqlite:///")).parent.glob("queue.sqlite3*"):
+        assert typed not in path.read_bytes(), path
     from app.audit.security_log import destination
 
     security_log = Path(destination(app))
     assert security_log.exists()
     assert typed not in security_log.read_bytes()
     assert PHI_PATIENT_ID not in caplog.text
+    # The worker's log, at DEBUG: it ran the job (its lines are there), never with the ID.
+    assert f"job {job.id}" in output or "run_job" in output, output
+    assert PHI_PATIENT_ID not in output
+    # Nor the study's own UID, which stands for the patient's study like an identifier: it
+    # is in the job's sealed parameters only (the WADO-RS request lines are logged without it).
+    assert "/dicom-web/studies/" in output and studies["phi"] not in output
+    assert studies["phi"] not in caplog.text
     with client.session_transaction() as session:
         assert PHI_PATIENT_ID not in repr(dict(session))
+    assert not spool_dir(job.id).exists()
     assert_deidentified(app)
 
 
@@ -386,9 +504,29 @@ def test_import_page_when_pacs_refuses_imports_nothing(app, client, make_user, o
     assert refused.status_code == 502
     assert "Nothing was imported: the PACS refused the user name or password" \
         in refused.get_data(as_text=True)
+    assert 'data-testid="pacs-search"' in refused.get_data(as_text=True)  # search again
     none_chosen = submit_html(client, found.get_data(as_text=True), "/pacs/",
                               button="Import selected studies")
     assert none_chosen.status_code == 400
-    assert "no study was selected" in none_chosen.get_data(as_text=True)
-    assert counts() == (0, 0)
+    assert "No study was selected" in none_chosen.get_data(as_text=True)
+    # A study UID altered in the page is refused before anything is queued.
+    save_endpoint(EndpointSettings(name=endpoint.name, kind="dicomweb", url=endpoint.url,
+                                   username=PACS_USER, password=PACS_PASSWORD),
+                  actor=None, endpoint=endpoint)
+    altered = post_hand_built(client, "/pacs/import", {
+        "endpoint": str(endpoint.id), "study": [studies["dx"], "1.2.3'; DROP TABLE job"]},
+        page="/pacs/")
+    assert altered.status_code == 400
+    assert "no valid Study Instance UID" in altered.get_data(as_text=True)
+    assert "DROP TABLE" not in altered.get_data(as_text=True)
+    too_many = post_hand_built(client, "/pacs/import", {
+        "endpoint": str(endpoint.id),
+        "study": [f"1.2.3.{n}" for n in range(MAX_STUDIES_PER_IMPORT + 1)]}, page="/pacs/")
+    assert too_many.status_code == 400
+    assert f"At most {MAX_STUDIES_PER_IMPORT} studies" in too_many.get_data(as_text=True)
+    unknown = post_hand_built(client, "/pacs/import", {"endpoint": "999999",
+                                                       "study": studies["dx"]}, page="/pacs/")
+    assert unknown.status_code == 400
+    assert "There is no such PACS endpoint" in unknown.get_data(as_text=True)
+    assert counts() == (0, 0) and jobs() == 0
     assert_no_residue(app)

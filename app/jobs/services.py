@@ -17,6 +17,7 @@ from app.auth.models import User
 from app.auth.roles import Role
 from app.db_types import utcnow
 from app.extensions import db
+from app.jobs import pacs_import
 from app.jobs.case_import import run_case_import
 from app.jobs.lifecycle import (
     JobError,
@@ -55,6 +56,7 @@ KINDS: dict[str, Kind] = {
     JobKind.CASE_IMPORT.value: Kind(
         run_case_import,
         "the files listed as imported are in the library, import the others again."),
+    JobKind.PACS_IMPORT.value: Kind(pacs_import.run_pacs_import, pacs_import.AFTER_FAILURE),
 }
 
 

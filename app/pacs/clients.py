@@ -1,7 +1,8 @@
 """Talking to a PACS: DICOMweb through dicomweb-client, DIMSE through pynetdicom.
 
 Both clients offer the same three things — check the connection, search for studies, retrieve
-a study's files as bytes — and raise PacsError with a sentence for the person at the screen.
+a study's files into a folder (unparsed, as the PACS sent them: the sandboxed ingest parses
+them) — and raise PacsError with a sentence for the person at the screen.
 Error messages never quote what the PACS sent back or what was searched for: either may hold
 patient identifiers.
 
@@ -19,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from io import BytesIO
+from pathlib import Path
 from typing import Any, Protocol
 
 import requests
@@ -40,21 +41,27 @@ from pydicom.uid import (
 )
 from pydicom.uid import JPEGLossless as JPEGLosslessP14
 
+from app.pacs.retrieval import BrokenAnswer, StudyFolder, StudyLimits, StudyRefused, spool_answer
+
 ACCEPTED_MODALITIES = ("CR", "DX")
 
 
 class _QueryWithheld(logging.Filter):
-    """Removes query strings from urllib3's request lines: a QIDO-RS URL carries what was
-    searched for (a patient ID, an accession number), which must not reach any log."""
+    """Removes query strings and UIDs from urllib3's request lines: a QIDO-RS URL carries
+    what was searched for (a patient ID, an accession number), a WADO-RS path the study's,
+    series' and image's own UIDs, which stand for the patient's study; neither may reach a
+    log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = _QUERY.sub("?[query withheld]", message), ()
+        if "?" in message or _UID_IN_PATH.search(message):
+            message = _QUERY.sub("?[query withheld]", message)
+            record.msg, record.args = _UID_IN_PATH.sub(r"/\1/[uid withheld]", message), ()
         return True
 
 
 _QUERY = re.compile(r"\?[^\s\"]*")
+_UID_IN_PATH = re.compile(r"/(studies|series|instances)/[0-9.]+")
 logging.getLogger("urllib3.connectionpool").addFilter(_QueryWithheld())
 # The two libraries log requests with their query (URLs; C-FIND identifiers) below WARNING.
 logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
@@ -110,7 +117,8 @@ class StudyHit:
 
 @dataclass
 class Retrieved:
-    files: list[bytes] = field(default_factory=list)
+    # Part 10 files in the study's folder, in the order the PACS sent them.
+    files: list[Path] = field(default_factory=list)
     # Images the PACS reported it could not send (C-GET sub-operations that failed).
     failed: int = 0
 
@@ -120,7 +128,11 @@ class PacsClient(Protocol):
 
     def search(self, criteria: SearchCriteria) -> list[StudyHit]: ...
 
-    def retrieve(self, study_uid: str) -> Retrieved: ...
+    def retrieve(self, study_uid: str, folder: Path, limits: StudyLimits) -> Retrieved:
+        """Write the study's files into ``folder`` as they arrive. Raises PacsError, or
+        StudyRefused once the study passes ``limits`` (the folder then holds a part of it:
+        the caller removes it)."""
+        ...
 
     def thumbnail(self, study_uid: str) -> bytes | None: ...
 
@@ -193,7 +205,8 @@ class DicomWebPacs:
         # a minute in all; a person waits at the search page, so a failure is said at once
         # (and the import is started again by hand, or by a job's own retry).
         self._client.set_http_retry_params(retry=False)
-        self._url = url
+        self._session, self._timeout = session, timeout
+        self._url = url.rstrip("/")
 
     def _call(self, action: Callable[[], Any]) -> Any:
         try:
@@ -215,6 +228,8 @@ class DicomWebPacs:
                             "check the URL and that the PACS is running") from None
         except requests.RequestException as exc:
             raise PacsError(f"the PACS could not be used ({type(exc).__name__})") from None
+        except BrokenAnswer as exc:
+            raise PacsError(str(exc)) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise PacsError(f"the PACS's answer could not be read ({type(exc).__name__})") \
                 from None
@@ -237,17 +252,22 @@ class DicomWebPacs:
         return [h for h in hits if h is not None and _keep(h, criteria)
                 and wanted in h.description.casefold()][:MAX_RESULTS]
 
-    def retrieve(self, study_uid: str) -> Retrieved:
-        # "*": each file in the transfer syntax the PACS holds it in (the ingest decodes
-        # JPEG, JPEG-LS and JPEG 2000), so the PACS never has to transcode.
-        datasets = self._call(lambda: self._client.retrieve_study(
-            study_uid, media_types=(("application/dicom", "*"),)))
-        out = Retrieved()
-        for ds in datasets:
-            buffer = BytesIO()
-            ds.save_as(buffer, enforce_file_format=True)
-            out.files.append(buffer.getvalue())
-        return out
+    def retrieve(self, study_uid: str, folder: Path, limits: StudyLimits) -> Retrieved:
+        """WADO-RS, on dicomweb-client's session but not through its retrieve_study, which
+        parses every file with pydicom here (see app.pacs.retrieval)."""
+        study = StudyFolder(folder, limits)
+        # transfer-syntax=*: each file as the PACS holds it (the ingest decodes JPEG,
+        # JPEG-LS and JPEG 2000), so the PACS never has to transcode.
+        accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+        def fetch() -> None:
+            with self._session.get(f"{self._url}/studies/{study_uid}", stream=True,
+                                   headers={"Accept": accept}, timeout=self._timeout) as answer:
+                answer.raise_for_status()
+                spool_answer(answer, study)
+
+        self._call(fetch)
+        return Retrieved(files=study.files)
 
     def thumbnail(self, study_uid: str) -> bytes | None:
         instances = self._call(lambda: self._client.search_for_instances(
@@ -347,8 +367,9 @@ class DimsePacs:
             assoc.release()
         return hits
 
-    def retrieve(self, study_uid: str) -> Retrieved:
+    def retrieve(self, study_uid: str, folder: Path, limits: StudyLimits) -> Retrieved:
         from pynetdicom import build_role, evt
+        from pynetdicom.dsutils import encode_file_meta
         from pynetdicom.sop_class import (  # type: ignore[attr-defined]
             ComputedRadiographyImageStorage,
             DigitalXRayImageStorageForPresentation,
@@ -369,10 +390,31 @@ class DimsePacs:
             for syntax in _TRANSFER_SYNTAXES:
                 ae.add_requested_context(sop_class, syntax)
         roles = [build_role(sop_class, scp_role=True) for sop_class in storage]
-        out = Retrieved()
+        study = StudyFolder(folder, limits)
+        refused: list[StudyRefused] = []
 
         def on_store(event: Any) -> int:
-            out.files.append(bytes(event.encoded_dataset()))
+            if refused:
+                return 0xA700  # out of resources: the study is refused already
+            try:
+                # A Part 10 file: a file meta for the negotiated transfer syntax, then the
+                # data set's bytes as received, never decoded here. What
+                # event.encoded_dataset() gives, written from pynetdicom's own buffer
+                # rather than from the two copies of it that call makes.
+                study.start_file()
+                study.write(b"\0" * 128 + b"DICM" + encode_file_meta(event.file_meta))
+                with event.request.DataSet.getbuffer() as received:
+                    study.write(received)
+                study.close_file()
+            except StudyRefused as exc:
+                refused.append(exc)
+                study.close_quietly()
+                # Stop the PACS sending the rest (from a handler: without waiting). The C-GET
+                # loop would then wait the whole DIMSE timeout for a message that cannot
+                # come: it is told to stop waiting.
+                event.assoc.abort(block=False)
+                event.assoc.dimse_timeout = 0
+                return 0xA700
             return 0x0000
 
         query = Dataset()
@@ -383,12 +425,17 @@ class DimsePacs:
         try:
             for status, _identifier in assoc.send_c_get(
                     query, StudyRootQueryRetrieveInformationModelGet):
+                if refused:
+                    raise refused[0]
                 if not status:
-                    raise PacsError("the PACS stopped answering the C-GET: nothing of this "
-                                    "study was imported")
+                    raise PacsError("the PACS stopped answering the C-GET")
                 final = status
         finally:
-            assoc.release()
+            if assoc.is_established:
+                assoc.release()
+        if refused:
+            raise refused[0]
+        out = Retrieved(files=study.files)
         if final is not None:
             out.failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
             if final.Status not in (0x0000, 0xB000, 0xFF00) and not out.files:

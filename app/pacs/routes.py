@@ -15,6 +15,8 @@ from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
+from app.jobs.lifecycle import JobError
+from app.jobs.pacs_import import start_pacs_import
 from app.pacs import bp
 from app.pacs.clients import PacsError, SearchCriteria, StudyHit
 from app.pacs.forms import ActionForm, EndpointForm, SearchForm
@@ -24,7 +26,6 @@ from app.pacs.services import (
     EndpointSettings,
     delete_endpoint,
     endpoints,
-    import_studies_from_pacs,
     save_endpoint,
     search,
     test_connection,
@@ -177,7 +178,9 @@ def search_page() -> tuple[str, int]:
 
 @bp.route("/import", methods=["POST"])
 @roles_required(*LIBRARY_ROLES)
-def import_studies() -> tuple[str, int]:
+def import_studies() -> Redirect | tuple[str, int]:
+    """Queue the import of the ticked studies and answer at once with the job's page; what
+    can be refused now is refused here, with nothing queued."""
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400, description="The form's security token is missing or has expired. "
@@ -190,17 +193,19 @@ def import_studies() -> tuple[str, int]:
     if endpoint is None:
         abort(400, description="There is no such PACS endpoint.")
     try:
-        summary = import_studies_from_pacs(endpoint, request.form.getlist("study"),
-                                           current_user)
+        job = start_pacs_import(endpoint, request.form.getlist("study"), actor=current_user)
+    except JobError as exc:
+        return _import_refused(endpoint, f"{exc} Nothing was imported.", 400)
     except PacsError as exc:
-        search_form = _search_form()
-        search_form.endpoint.data = endpoint.id
-        status = 400 if str(exc).startswith(("no study", "at most")) else PACS_FAILED
-        return render_template("pacs/search.html", form=search_form, hits=None,
-                               error=f"Nothing was imported: {exc}.", endpoint=endpoint,
-                               import_form=ActionForm()), status
-    status = 200 if summary.count("imported") or summary.count("duplicate") else 400
-    return render_template("cases/upload_report.html", summary=summary), status
+        return _import_refused(endpoint, f"Nothing was imported: {exc}.", PACS_FAILED)
+    return redirect(url_for("jobs.detail", job_id=job.id), 303)
+
+
+def _import_refused(endpoint: PacsEndpoint, error: str, status: int) -> tuple[str, int]:
+    search_form = _search_form()
+    search_form.endpoint.data = endpoint.id
+    return render_template("pacs/search.html", form=search_form, hits=None, error=error,
+                           endpoint=endpoint, import_form=ActionForm()), status
 
 
 @bp.route("/<int:endpoint_id>/thumbnail/<study_uid>")

@@ -1,15 +1,12 @@
-"""PACS use cases: configure an endpoint, test it, search it, import studies from it.
-
-``import_studies_from_pacs`` takes no request objects, so a background job can run it as the
-pages and the CLI do. What a trainer types into a search (patient ID, accession number) goes
-to the PACS only: it is not stored, logged or audited here.
+"""PACS use cases: configure an endpoint, test it, search it. Importing studies from it is a
+background job (app.jobs.pacs_import). What a trainer types into a search (patient ID,
+accession number) goes to the PACS only: it is not stored, logged or audited here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from flask import current_app
@@ -17,12 +14,9 @@ from sqlalchemy import select
 
 from app.audit.services import record
 from app.auth.models import User
-from app.cases.ingest import FileResult, ImportOptions, ImportSummary, Source, import_files
-from app.cases.sandbox import Rejected
 from app.extensions import db
 from app.field_encryption import UndecryptableField, decrypt, encrypt
 from app.pacs.clients import (
-    ACCEPTED_MODALITIES,
     PacsClient,
     PacsError,
     SearchCriteria,
@@ -31,10 +25,9 @@ from app.pacs.clients import (
     study_uid_ok,
 )
 from app.pacs.models import PacsEndpoint, PacsKind
+from app.pacs.retrieval import StudyLimits
 
 logger = logging.getLogger(__name__)
-
-MAX_STUDIES_PER_IMPORT = 50
 
 
 class EndpointError(ValueError):
@@ -158,73 +151,10 @@ def thumbnail(endpoint: PacsEndpoint, study_uid: str) -> bytes | None:
     return client_of(endpoint).thumbnail(study_uid)
 
 
-# ---- import -----------------------------------------------------------------------------
+# ---- import (run as a job: app.jobs.pacs_import) ------------------------------------------
 
 
-def _study_items(client: PacsClient, number: int, total: int, study_uid: str,
-                 ) -> Iterator[Source | FileResult]:
-    """One study's files as ingest items, or its refusal. A study is fetched whole before
-    any of it is imported, so a retrieve that breaks off imports nothing of that study."""
-    # Named by position only: descriptions and identifiers may carry patient data.
-    label = f"PACS study {number} of {total}"
-    limit = int(current_app.config["INGEST_FILE_MAX_BYTES"])
-    if not study_uid_ok(study_uid):
-        yield FileResult(label, "rejected", reason="not a valid Study Instance UID")
-        return
-    try:
-        found = client.search(SearchCriteria(study_uid=study_uid, modality="any"))
-        hit = next((h for h in found if h.study_uid == study_uid), None)
-        if hit is None:
-            yield FileResult(label, "rejected", reason="the PACS does not hold this study")
-            return
-        if hit.modalities and not hit.importable:
-            shown = ", ".join(m for m in hit.modalities if m.isalnum() and len(m) <= 4)
-            yield FileResult(label, "rejected", reason=(
-                f"the study holds {shown or 'other'} images, not chest radiographs: only "
-                f"{' and '.join(ACCEPTED_MODALITIES)} studies are imported; nothing of it "
-                "was retrieved"))
-            return
-        retrieved = client.retrieve(study_uid)
-    except PacsError as exc:
-        yield FileResult(label, "rejected", reason=f"{exc}; nothing of this study was imported")
-        return
-    if retrieved.failed and retrieved.files:
-        yield FileResult(f"{label}, {retrieved.failed} image(s)", "rejected",
-                         reason="the PACS did not send these images (not CR or DX images, "
-                         "or a transfer the PACS refused)")
-    if not retrieved.files:
-        yield FileResult(label, "rejected", reason="the PACS sent no CR or DX images for it")
-        return
-    count = len(retrieved.files)
-    for index, data in enumerate(retrieved.files, start=1):
-        yield Source(f"{label}, image {index} of {count}", _bounded_reader(data, limit))
-
-
-def _bounded_reader(data: bytes, limit: int) -> Callable[[], bytes]:
-    def read() -> bytes:
-        if len(data) > limit:
-            raise Rejected(f"larger than the {limit // 1024**2} MB per-file limit")
-        return data
-
-    return read
-
-
-def import_studies_from_pacs(endpoint: PacsEndpoint, study_uids: list[str],
-                             actor: User | None) -> ImportSummary:
-    """Retrieve each study and import its files through the upload's ingest (sandboxed
-    de-identification, duplicate check, per-file report). Raises PacsError when the PACS
-    cannot be used at all (unreachable, credentials refused), before anything is imported."""
-    uids = list(dict.fromkeys(u.strip() for u in study_uids if u.strip()))
-    if not uids:
-        raise PacsError("no study was selected")
-    if len(uids) > MAX_STUDIES_PER_IMPORT:
-        raise PacsError(f"at most {MAX_STUDIES_PER_IMPORT} studies can be imported at once")
-    client = client_of(endpoint)
-    client.echo()  # unreachable or refused: say so once, with nothing imported
-
-    def items() -> Iterator[Source | FileResult]:
-        for number, uid in enumerate(uids, start=1):
-            yield from _study_items(client, number, len(uids), uid)
-
-    return import_files(items(), actor=actor,
-                        options=ImportOptions(source=f"PACS {endpoint.name}"[:200]))
+def study_limits() -> StudyLimits:
+    cfg = current_app.config
+    return StudyLimits(max_bytes=int(cfg["PACS_STUDY_MAX_BYTES"]),
+                       max_images=int(cfg["PACS_STUDY_MAX_IMAGES"]))
