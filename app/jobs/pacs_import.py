@@ -41,10 +41,10 @@ from app.jobs.lifecycle import (
     new_job,
     spool_dir,
     stale_after,
+    submit,
     unseal,
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
-from app.jobs.queue import enqueue
 from app.pacs.clients import (
     ACCEPTED_MODALITIES,
     PacsClient,
@@ -85,7 +85,7 @@ def start_pacs_import(endpoint: PacsEndpoint, study_uids: list[str], *,
     job = new_job(JobKind.PACS_IMPORT, actor, {
         "endpoint_id": endpoint.id, "study_uids": uids,
         "source": f"PACS {endpoint.name}"[:200]})
-    enqueue(job.id)
+    submit(job)
     return job
 
 
