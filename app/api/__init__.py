@@ -28,14 +28,14 @@ class PortalApi(Api):
 
 api = PortalApi()
 bp = ApiBlueprint("api", __name__, url_prefix=API_PREFIX,
-                  description="Cases, exercises and attempts, certificates, users and "
-                              "clinics of the portal.")
+                  description="Cases, exercises and attempts, certificates, jobs, users "
+                              "and clinics of the portal.")
 
 BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 
 def init_api(app: Flask) -> None:
-    from app.api import auth, docs, routes  # noqa: F401  (views on bp)
+    from app.api import auth, docs, job_routes, routes  # noqa: F401  (views on bp)
 
     app.config.setdefault("API_TITLE", "CXR Academy API")
     app.config.setdefault("API_VERSION", "v1")
