@@ -17,6 +17,7 @@ from app.api.models import TokenScope
 from app.api.tokens import TokenRefused, check_token
 from app.auth.sessions import API_TOKEN, signed_in_by_token
 from app.extensions import csrf
+from app.validation import refusal_sentence, refused_fields
 
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -71,10 +72,11 @@ def _invalid_input(exc: UnprocessableEntity) -> tuple[Response, int]:
     """A body or query string its schema refuses: each refused field and why."""
     messages = (getattr(exc, "data", None) or {}).get("messages") or {}
     # webargs nests the messages under the location ("json", "query").
-    errors = {field: reason for where in messages.values() for field, reason in where.items()}
-    names = ", ".join(sorted(errors)) or "the request"
+    errors = {field: reason for where in messages.values()
+              for field, reason in refused_fields(where).items()}
+    # The sentence the pages' JSON endpoints give for the same refusal.
     return jsonify(error="Unprocessable Entity", status=422, errors=errors,
-                   message=f"Check {names}: see errors for each refused field."), 422
+                   message=refusal_sentence(errors)), 422
 
 
 def init_api_auth(app: Flask) -> None:
