@@ -46,7 +46,7 @@ MAX_JSON_BYTES = 2 * 1024 * 1024
 # Answers nest three levels (answers -> criterion -> reason; marks -> geometry -> points ->
 # [x, y]); 32 is far above that and far below Python's recursion limit.
 MAX_JSON_DEPTH = 32
-_TOO_LARGE = f"A JSON body is at most {MAX_JSON_BYTES // 1024**2} MB."
+JSON_TOO_LARGE = f"A JSON body is at most {MAX_JSON_BYTES // 1024**2} MB."
 
 
 class BoundedIntegerConverter(IntegerConverter):
@@ -95,7 +95,7 @@ def _limit_json_body() -> None:
     # Content-Length is checked here because the body stream, with the app-wide 16 MB limit,
     # is already set up by the CSRF check; json_body() counts what it reads as well.
     if request.is_json and (request.content_length or 0) > MAX_JSON_BYTES:
-        abort(413, description=_TOO_LARGE)
+        abort(413, description=JSON_TOO_LARGE)
 
 
 class JSONRefused(ValueError):
@@ -153,7 +153,7 @@ def json_body() -> Any:
         abort(400, description="Send the body as JSON (Content-Type: application/json).")
     data = request.get_data(cache=True)
     if len(data) > MAX_JSON_BYTES:
-        abort(413, description=_TOO_LARGE)
+        abort(413, description=JSON_TOO_LARGE)
     try:
         return loads_strict(data)
     except JSONRefused as exc:

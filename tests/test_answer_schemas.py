@@ -32,13 +32,16 @@ def both(client, practice, make_user):  # noqa: F811 (fixture)
     csrf = csrf_token(client, started.headers["Location"])
     attempt = db.session.scalars(select(Attempt)).one()
 
+    def encoded(body: object) -> str:
+        return body if isinstance(body, _Raw) else json.dumps(body)
+
     def by_page(body: object, position: int = 1):
-        return client.post(save_url(attempt.id, position), data=json.dumps(body),
+        return client.post(save_url(attempt.id, position), data=encoded(body),
                            headers={"X-CSRFToken": csrf, "Content-Type": "application/json"})
 
     def by_api(body: object, position: int = 1):
         return client.put(f"/api/v1/attempts/{attempt.id}/answers/{position}",
-                          data=json.dumps(body),
+                          data=encoded(body),
                           headers={**bearer(token), "Content-Type": "application/json"})
 
     return by_page, by_api
@@ -107,3 +110,23 @@ def test_what_the_page_sends_is_accepted_by_both(both):
     # Fields left out take their defaults: the last save wins.
     assert by_page({"answers": ANSWER}).get_json()["revision"] == 3
     assert by_api({}).json["revision"] == 4
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    ('{"answers": {}, "marks": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper"),
+    ('{"answers": {}, "marks": ' + "[" * 40 + "]" * 40 + "}", "nested deeper"),
+    ('{"answers": {"tb_likelihood": NaN}}', "NaN is not a number JSON allows"),
+    ('{"answers": {"tb_likelihood": Infinity}}', "Infinity is not a number JSON allows"),
+    ('{"answers": {"tb_likelihood": 1e400}}', "too large"),
+])
+def test_json_the_portal_does_not_read_is_refused_alike_with_the_reason(both, data, reason):
+    by_page, by_api = both
+    for send in (by_page, by_api):
+        response = send(_Raw(data))
+        assert response.status_code == 400, (send, response.get_data(as_text=True)[:300])
+        assert reason in response.get_json()["message"]
+    assert _saved() == 0
+
+
+class _Raw(str):
+    """A body sent as it is (the fixture's senders JSON-encode anything else)."""

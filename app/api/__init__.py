@@ -8,11 +8,16 @@ error pages), it documents only its own blueprints, and apispec writes OpenAPI 3
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Flask, Request, abort
 from flask_smorest import Api  # type: ignore[import-untyped]
 from flask_smorest import Blueprint as ApiBlueprint  # type: ignore[import-untyped]
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.api.schemas import ApiError
+from app.validation import JSON_TOO_LARGE, MAX_JSON_BYTES, JSONRefused, loads_strict
 
 API_PREFIX = "/api/v1"
 
@@ -26,8 +31,29 @@ class PortalApi(Api):
         pass
 
 
+class StrictJSONParser(FlaskParser):  # type: ignore[misc]
+    """webargs reads JSON bodies with json.loads, which takes NaN and Infinity and raises
+    RecursionError (a 500) on deep nesting: bodies are read as every JSON the portal reads
+    (app.validation.loads_strict), a refusal being a 400 with the reason as on the pages."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not is_json_request(req):
+            return missing
+        data = req.get_data(cache=True)
+        if len(data) > MAX_JSON_BYTES:
+            abort(413, description=JSON_TOO_LARGE)
+        try:
+            return loads_strict(data)
+        except JSONRefused as exc:
+            abort(400, description=f"The body is refused: {exc}.")
+
+
+class PortalBlueprint(ApiBlueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = StrictJSONParser()
+
+
 api = PortalApi()
-bp = ApiBlueprint("api", __name__, url_prefix=API_PREFIX,
+bp = PortalBlueprint("api", __name__, url_prefix=API_PREFIX,
                   description="Cases, exercises and attempts, certificates, jobs, users "
                               "and clinics of the portal.")
 
