@@ -131,14 +131,15 @@ def check_token(presented: str, *, now: datetime | None = None) -> ApiToken:
     if token is None or not hmac.compare_digest(token.token_hash, _hash(presented)):
         raise TokenRefused("unknown", "This API token is not known. Create one on your "
                                       "account's API tokens page.", prefix=prefix, token=token)
-    for reason, message, refused in (
-            ("revoked", "This API token was revoked.", token.revoked_at is not None),
-            ("expired", "This API token has expired. Create a new one.",
-             token.expires_at <= now),
-            ("inactive_account", "The account of this API token is deactivated.",
-             not token.user.active)):
-        if refused:
-            raise TokenRefused(reason, message, prefix=prefix, token=token, genuine=True)
+    if token.revoked_at is not None:
+        raise TokenRefused("revoked", "This API token was revoked.", prefix=prefix,
+                           token=token, genuine=True)
+    if token.expires_at <= now:
+        raise TokenRefused("expired", "This API token has expired. Create a new one.",
+                           prefix=prefix, token=token, genuine=True)
+    if not token.user.active:
+        raise TokenRefused("inactive_account", "The account of this API token is "
+                           "deactivated.", prefix=prefix, token=token, genuine=True)
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
         token.last_used_at = now
         db.session.commit()
