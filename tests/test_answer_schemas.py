@@ -44,6 +44,8 @@ def both(client, practice, make_user):  # noqa: F811 (fixture)
                           data=encoded(body),
                           headers={**bearer(token), "Content-Type": "application/json"})
 
+    by_page.csrf = csrf  # type: ignore[attr-defined]
+    by_api.token = token  # type: ignore[attr-defined]
     return by_page, by_api
 
 
@@ -130,3 +132,22 @@ def test_json_the_portal_does_not_read_is_refused_alike_with_the_reason(both, da
 
 class _Raw(str):
     """A body sent as it is (the fixture's senders JSON-encode anything else)."""
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          None])
+def test_a_body_not_sent_as_json_is_refused_alike_and_saves_nothing(
+        client, both, content_type):
+    attempt = db.session.scalars(select(Attempt)).one()
+    by_page, by_api = both
+    token = by_api.token
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    api = client.put(f"/api/v1/attempts/{attempt.id}/answers/1", data="answers=x",
+                     headers={**bearer(token), **headers})
+    page = client.post(save_url(attempt.id, 1), data="answers=x",
+                       headers={"X-CSRFToken": by_page.csrf, "Accept": "application/json",
+                                **headers})
+    for response in (page, api):
+        assert response.status_code == 400, response.get_data(as_text=True)
+        assert "Send the body as JSON" in response.get_json()["message"]
+    assert _saved() == 0

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request, abort
+from flask import Flask, Request
 from flask_smorest import Api  # type: ignore[import-untyped]
 from flask_smorest import Blueprint as ApiBlueprint  # type: ignore[import-untyped]
-from webargs.core import missing
-from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.flaskparser import FlaskParser
 
 from app.api.schemas import ApiError
-from app.validation import JSON_TOO_LARGE, MAX_JSON_BYTES, JSONRefused, loads_strict
+from app.validation import json_body
 
 API_PREFIX = "/api/v1"
 
@@ -32,20 +31,13 @@ class PortalApi(Api):
 
 
 class StrictJSONParser(FlaskParser):  # type: ignore[misc]
-    """webargs reads JSON bodies with json.loads, which takes NaN and Infinity and raises
-    RecursionError (a 500) on deep nesting: bodies are read as every JSON the portal reads
-    (app.validation.loads_strict), a refusal being a 400 with the reason as on the pages."""
+    """Bodies are read as the pages' JSON endpoints read theirs (app.validation.json_body):
+    webargs' own reading takes NaN and Infinity, raises RecursionError (a 500) on deep
+    nesting, and reads a body that is not JSON as an empty one, which would save an empty
+    answer over the last one."""
 
     def _raw_load_json(self, req: Request) -> Any:
-        if not is_json_request(req):
-            return missing
-        data = req.get_data(cache=True)
-        if len(data) > MAX_JSON_BYTES:
-            abort(413, description=JSON_TOO_LARGE)
-        try:
-            return loads_strict(data)
-        except JSONRefused as exc:
-            abort(400, description=f"The body is refused: {exc}.")
+        return json_body()
 
 
 class PortalBlueprint(ApiBlueprint):  # type: ignore[misc]
