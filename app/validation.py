@@ -1,13 +1,16 @@
-"""Limits every request meets at the edge, before a view or the database sees it.
+"""Limits every request meets at the edge, before a view or the database sees it, and the
+loading of JSON bodies and query strings through their marshmallow schemas.
 
 A number too large for the database (SQLite raises OverflowError past 64 bits), JSON nested
 past Python's recursion limit, ``NaN``/``Infinity`` literals or a body of megabytes of marks
 are answered here with a 4xx naming what is wrong, never a 500.
 
-Hand-written rather than pydantic/jsonschema: the portal's bodies are few (autosave, marks,
-scheme definitions) and already checked field by field by the scheme module; what was missing
-is a handful of bounds that apply to every request (integers in the URL and query string, JSON
-depth, size and non-finite numbers), which is a few lines here and no new dependency.
+The edge limits are a few hand-written lines because they apply to every request, whatever
+its route (integers in the URL and query string, JSON depth, size and non-finite numbers).
+What a body or query string holds is described once, by a marshmallow schema that the JSON
+API (/api/v1) and the JSON endpoints of the pages' scripts both load with: the pages answer
+a refusal with 400 and one sentence (their scripts show ``message``), the API with 422 and
+each refused field.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from flask import Flask, abort, request
 from flask.json.provider import DefaultJSONProvider
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 from werkzeug.routing import IntegerConverter, Map
 
 # The largest row id: the models' ids are Integer columns, 32-bit on PostgreSQL, where a
@@ -42,7 +46,7 @@ MAX_JSON_BYTES = 2 * 1024 * 1024
 # Answers nest three levels (answers -> criterion -> reason; marks -> geometry -> points ->
 # [x, y]); 32 is far above that and far below Python's recursion limit.
 MAX_JSON_DEPTH = 32
-_TOO_LARGE = f"A JSON body is at most {MAX_JSON_BYTES // 1024**2} MB."
+JSON_TOO_LARGE = f"A JSON body is at most {MAX_JSON_BYTES // 1024**2} MB."
 
 
 class BoundedIntegerConverter(IntegerConverter):
@@ -91,7 +95,7 @@ def _limit_json_body() -> None:
     # Content-Length is checked here because the body stream, with the app-wide 16 MB limit,
     # is already set up by the CSRF check; json_body() counts what it reads as well.
     if request.is_json and (request.content_length or 0) > MAX_JSON_BYTES:
-        abort(413, description=_TOO_LARGE)
+        abort(413, description=JSON_TOO_LARGE)
 
 
 class JSONRefused(ValueError):
@@ -149,13 +153,68 @@ def json_body() -> Any:
         abort(400, description="Send the body as JSON (Content-Type: application/json).")
     data = request.get_data(cache=True)
     if len(data) > MAX_JSON_BYTES:
-        abort(413, description=_TOO_LARGE)
+        abort(413, description=JSON_TOO_LARGE)
     try:
         return loads_strict(data)
     except JSONRefused as exc:
         abort(400, description=f"The body is refused: {exc}.")
     except (ValueError, UnicodeDecodeError):
         abort(400, description="The body is not valid JSON.")
+
+
+# ---- schemas -------------------------------------------------------------------------------
+
+
+class StrictSchema(Schema):
+    """A body or query string: a misspelt field is refused, not silently ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {"type": "Send a JSON object.", "unknown": "This field is not known."}
+
+
+def refused_fields(messages: Any) -> dict[str, Any]:
+    """marshmallow's messages, one entry per refused field; a refusal of the whole body
+    (``_schema``) is named "body"."""
+    if not isinstance(messages, dict):
+        return {"body": messages}
+    return {("body" if field == "_schema" else str(field)): reason
+            for field, reason in messages.items()}
+
+
+def _sentences(reason: Any) -> str:
+    if isinstance(reason, dict):  # a nested field: each of its parts
+        return "; ".join(f"{key}: {_sentences(value)}" for key, value in reason.items())
+    if isinstance(reason, list):
+        return " ".join(_sentences(value) for value in reason)
+    return str(reason)
+
+
+def refusal_sentence(messages: Any) -> str:
+    """One sentence naming each refused field and why, for a page's script to show."""
+    parts = [f"{field}: {_sentences(reason)}"
+             for field, reason in sorted(refused_fields(messages).items())]
+    return "Not accepted. " + " ".join(parts)
+
+
+def load_json_body(schema: Schema) -> dict[str, Any]:
+    """The request's JSON body loaded by ``schema``; a 400 (413 when too large) with the
+    reason otherwise. For the pages' scripts: the API's views load with flask-smorest."""
+    try:
+        return dict(schema.load(json_body()))
+    except ValidationError as exc:
+        abort(400, description=refusal_sentence(exc.normalized_messages()))
+
+
+def load_query(schema: Schema) -> dict[str, Any]:
+    """The query string loaded by ``schema``; a 400 with the reason. As the API's query
+    strings (webargs): a name given twice counts once, a name not in the schema is left
+    aside (a link may carry a cache-buster)."""
+    try:
+        return dict(schema.load(request.args.to_dict(), unknown=EXCLUDE))
+    except ValidationError as exc:
+        abort(400, description=refusal_sentence(exc.normalized_messages()))
 
 
 def init_validation(app: Flask) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.api.models import ApiToken
+from app.api.token_routes import NEW_TOKEN
 from app.audit.models import AuditEvent
+from app.audit.security_log import destination
 from app.auth.roles import Role
 from app.db_types import utcnow
 from app.extensions import db
@@ -34,12 +37,21 @@ def make_token(client, user, *, scope: str = "write", days: int = 30,
     expires = (utcnow().date() + timedelta(days=days)).isoformat()
     response = submit_form(client, "/account/api-tokens", button="Create token",
                            fields={"name": name, "scope": scope, "expires_on": expires})
-    assert response.status_code == 201, response.get_data(as_text=True)
-    html = response.get_data(as_text=True)
-    start = html.index('id="new-token">') + len('id="new-token">')
-    secret = html[start:html.index("<", start)]
+    assert response.status_code == 303, response.get_data(as_text=True)
+    secret = shown_token(client.get(response.headers["Location"]))
+    assert secret is not None
     client.delete_cookie(client.application.config["SESSION_COOKIE_NAME"])  # the token alone
     return secret
+
+
+def shown_token(response) -> str | None:
+    """The new token a page shows, if it shows one."""
+    assert response.status_code == 200, response.status_code
+    html = response.get_data(as_text=True)
+    if 'id="new-token">' not in html:
+        return None
+    start = html.index('id="new-token">') + len('id="new-token">')
+    return html[start:html.index("<", start)]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -73,6 +85,52 @@ def test_a_token_is_shown_once_kept_as_a_hash_listed_and_audited(client, trainee
         AuditEvent.object_type == "api_token")).all()
     assert sorted(actions) == ["api_token.create", "api_token.revoke"]
     assert "registry" not in str(db.session.scalars(select(AuditEvent.detail)).all())
+
+
+def test_reloading_the_page_that_shows_a_new_token_neither_shows_it_again_nor_creates_one(
+        client, trainee):
+    login(client, trainee.username)
+    expires = (utcnow().date() + timedelta(days=5)).isoformat()
+    created = submit_form(client, "/account/api-tokens", button="Create token",
+                          fields={"name": "LMS", "scope": "read", "expires_on": expires})
+    # Post/redirect/get: the answer to the form is a redirect, not the page with the token.
+    assert created.status_code == 303 and "cxr_" not in created.get_data(as_text=True)
+    page = created.headers["Location"]
+    assert page == "/account/api-tokens"
+    secret = shown_token(client.get(page))
+    assert secret and secret.startswith("cxr_")
+    assert client.get(page).status_code == 200  # the reload
+    assert shown_token(client.get(page)) is None
+    assert db.session.scalar(select(func.count(ApiToken.id))) == 1
+    # The token waited in the session encrypted, and is gone from it.
+    with client.session_transaction() as held:
+        assert NEW_TOKEN not in held
+    # Nowhere in the logs or the audit table either.
+    assert secret not in Path(destination(client.application)).read_text()
+    assert secret not in str(db.session.scalars(select(AuditEvent.detail)).all())
+
+
+def test_a_new_token_is_shown_to_its_creator_alone_and_not_once_revoked(client, trainee,
+                                                                        make_user):
+    login(client, trainee.username)
+    expires = (utcnow().date() + timedelta(days=5)).isoformat()
+    submit_form(client, "/account/api-tokens", button="Create token",
+                fields={"name": "LMS", "scope": "read", "expires_on": expires})
+    with client.session_transaction() as held:
+        waiting = dict(held[NEW_TOKEN])
+    assert "cxr_" not in str(waiting)  # encrypted in the cookie
+    # Revoked before the page showed it: not shown.
+    row = db.session.scalars(select(ApiToken)).one()
+    row.revoked_at = utcnow()
+    db.session.commit()
+    assert shown_token(client.get("/account/api-tokens")) is None
+    # Another account's session given the value: not shown either.
+    other = make_user(Role.TRAINER)
+    client.delete_cookie(client.application.config["SESSION_COOKIE_NAME"])
+    login(client, other.username)
+    with client.session_transaction() as held:
+        held[NEW_TOKEN] = waiting
+    assert shown_token(client.get("/account/api-tokens")) is None
 
 
 @pytest.mark.parametrize(("fields", "reason"), [

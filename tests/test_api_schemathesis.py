@@ -23,17 +23,20 @@ from schemathesis.specs.openapi.checks import (
 from app import create_app
 from app.api.tokens import create_token
 from app.auth.roles import Role
+from app.cases.ingest import ImportOptions
 from app.certification.models import Certificate
 from app.certification.services import create_programme, new_code
 from app.db_types import utcnow
 from app.extensions import db, limiter
+from app.jobs.services import start_path_import
 from app.quizzes.exercises import create_exercise
 from app.quizzes.services import start_attempt, submit_attempt
 from tests import test_attempts
+from tests.dicom_factory import cr_dataset, to_bytes
 
 cases, practice = test_attempts.cases, test_attempts.practice
 
-# Per operation; 11 operations x this many requests stay well under two minutes per
+# Per operation; 13 operations x this many requests stay well under two minutes per
 # database on one slow core, and still reach every operation's refusals and answers.
 EXAMPLES_PER_OPERATION = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -79,11 +82,21 @@ def _certificate(user, practice, exam_case) -> str:
     return certificate.code
 
 
+def _job(user, tmp_path) -> int:
+    """A finished import of ``user``: one file imported, one refused (the test queue runs
+    it at once)."""
+    folder = tmp_path / "import"
+    folder.mkdir()
+    (folder / "one.dcm").write_bytes(to_bytes(cr_dataset(seed=5, rows=48, columns=48)))
+    (folder / "notes.txt").write_bytes(b"not dicom")
+    return start_path_import([folder], actor=user, options=ImportOptions()).id
+
+
 # schemathesis.pytest.from_fixture does not run under pytest 9 (its lazy schema reads a
 # node attribute pytest 9 removed): each operation's hypothesis strategy is driven here.
 @pytest.mark.parametrize(("method", "path"), _operations())
 def test_generated_requests_get_documented_answers_and_never_a_5xx(
-        app, make_user, cases, practice, method, path):
+        app, make_user, cases, practice, tmp_path, method, path):
     limiter.enabled = False  # the verify operation's guessing limit would answer 429s only
     try:
         user = make_user(Role.TRAINER, Role.TRAINEE_RADIOLOGIST, Role.ADMIN, username="omni")
@@ -93,12 +106,13 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
         if path.endswith("/result"):  # a result to show
             submit_attempt(attempt, user)
         code = _certificate(user, practice, cases[2]) if "{code}" in path else None
+        job_id = _job(user, tmp_path) if "/jobs" in path else None
         served = _own_context_per_request(app, token)
         operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", served)[path][method]
         # Random ids mostly name nothing (a 404 at once): half the requests name the rows
         # that exist, so that bodies and query strings reach the services.
         real = {"case_id": cases[0].id, "exercise_id": practice.id,
-                "attempt_id": attempt.id, "position": 1, "code": code}
+                "attempt_id": attempt.id, "position": 1, "code": code, "job_id": job_id}
         fixed = {name: value for name, value in real.items() if "{" + name + "}" in path}
         strategies = [operation.as_strategy(mode) for mode in GenerationMode]
         if fixed:

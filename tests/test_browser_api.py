@@ -1,5 +1,6 @@
 """The API's pages in a real browser (Debian's Chromium through Playwright): a trainee
-creates a token on the account page and sees it once; the API documentation runs the
+creates a token on the account page and sees it once (a reload neither shows it again nor
+creates another); the API documentation runs the
 vendored Swagger UI from the portal itself, under the portal's CSP, without console
 errors."""
 
@@ -38,8 +39,17 @@ def test_a_token_is_created_in_the_browser_and_shown_once(app, portal_url, page,
     page.get_by_role("button", name="Create token").click()
     secret = page.locator("#new-token").inner_text()
     assert secret.startswith("cxr_")
+    assert page.url == portal_url + "/account/api-tokens"  # the page after the redirect
     row = db.session.scalars(select(ApiToken)).one()
     assert row.scope == "write" and row.name == "LMS sync"
+    # Reloading shows the token no more and creates none (no form sent again).
+    page.reload()
+    page.get_by_role("heading", name="Your API tokens").wait_for()
+    assert page.locator("#new-token").count() == 0 and secret not in page.content()
+    assert len(db.session.scalars(select(ApiToken)).all()) == 1
+    page.go_back()  # nor does going back to the form's answer
+    assert secret not in page.content()
+    assert len(db.session.scalars(select(ApiToken)).all()) == 1
     page.goto(portal_url + "/account/api-tokens")
     assert page.locator("#new-token").count() == 0
     assert secret not in page.content()

@@ -678,3 +678,26 @@ def test_a_user_with_a_key_alone_may_add_an_authenticator_app_too(client, make_u
     sign_out(client)
     password_step(client, trainee.username)
     assert key_step(client, key).status_code == 302  # the key still answers
+
+
+DEEP_ANSWER = '{"response": ' + "[" * 5000 + "]" * 5000 + "}"  # within the field's length
+
+
+@pytest.mark.parametrize("answer", [DEEP_ANSWER, '{"response": {"n": NaN}}'])
+def test_answers_nested_too_deep_or_with_non_numbers_are_refused_with_a_reason(
+        client, make_user, answer):
+    user = make_user(Role.TRAINER, username="deep")
+    login(client, user.username)
+    script_options(client, KEYS_PAGE, REGISTER_FORM)
+    response = add_key(client, SoftKey(), answer=answer)
+    assert response.status_code == 400 and "could not be read" in alert(response)
+    assert key_count() == 0
+    key = SoftKey()
+    assert add_key(client, key).status_code == 302
+    sign_out(client)
+    signed_in = actions().count("login")
+    password_step(client, user.username)
+    script_options(client, STEP_PAGE, SIGN_IN_FORM)
+    refused = key_step(client, key, answer=answer)
+    assert refused.status_code == 400 and alert(refused)
+    assert actions().count("login") == signed_in

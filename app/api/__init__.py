@@ -8,11 +8,15 @@ error pages), it documents only its own blueprints, and apispec writes OpenAPI 3
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Flask, Request
 from flask_smorest import Api  # type: ignore[import-untyped]
 from flask_smorest import Blueprint as ApiBlueprint  # type: ignore[import-untyped]
+from webargs.flaskparser import FlaskParser
 
 from app.api.schemas import ApiError
+from app.validation import json_body
 
 API_PREFIX = "/api/v1"
 
@@ -26,16 +30,30 @@ class PortalApi(Api):
         pass
 
 
+class StrictJSONParser(FlaskParser):  # type: ignore[misc]
+    """Bodies are read as the pages' JSON endpoints read theirs (app.validation.json_body):
+    webargs' own reading takes NaN and Infinity, raises RecursionError (a 500) on deep
+    nesting, and reads a body that is not JSON as an empty one, which would save an empty
+    answer over the last one."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        return json_body()
+
+
+class PortalBlueprint(ApiBlueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = StrictJSONParser()
+
+
 api = PortalApi()
-bp = ApiBlueprint("api", __name__, url_prefix=API_PREFIX,
-                  description="Cases, exercises and attempts, certificates, users and "
-                              "clinics of the portal.")
+bp = PortalBlueprint("api", __name__, url_prefix=API_PREFIX,
+                  description="Cases, exercises and attempts, certificates, jobs, users "
+                              "and clinics of the portal.")
 
 BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 
 def init_api(app: Flask) -> None:
-    from app.api import auth, docs, routes  # noqa: F401  (views on bp)
+    from app.api import auth, docs, job_routes, routes  # noqa: F401  (views on bp)
 
     app.config.setdefault("API_TITLE", "CXR Academy API")
     app.config.setdefault("API_VERSION", "v1")

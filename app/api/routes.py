@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from app.api import bp
 from app.api.schemas import (
-    AnswerIn,
     AttemptOut,
     CaseDetailOut,
     CaseListArgs,
@@ -22,7 +21,6 @@ from app.api.schemas import (
     ExerciseOut,
     NotSavedError,
     ResultOut,
-    SavedOut,
     UserOut,
 )
 from app.auth.decorators import roles_required
@@ -39,6 +37,7 @@ from app.quizzes.answers import StaleAnswer, save_answer
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.results import score
 from app.quizzes.routes import TRAINING_ROLES, _attempt_or_404, _exercise_or_404
+from app.quizzes.schemas import AnswerIn, SavedOut
 from app.quizzes.services import (
     AttemptError,
     open_attempt,

@@ -1,16 +1,13 @@
 """Request and response schemas of /api/v1 (marshmallow): they validate what comes in
-(a 422 naming each bad field) and document what goes out in the OpenAPI document."""
+(a 422 naming each bad field) and document what goes out in the OpenAPI document. The
+bodies and query strings the pages' scripts send as well live beside their pages
+(app.quizzes.schemas, app.jobs.schemas), loaded by both."""
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
-MAX_INT = 2**31 - 1
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE  # a misspelt field is refused, not silently ignored
+from app.validation import StrictSchema
 
 
 class ApiError(Schema):
@@ -118,27 +115,6 @@ class AttemptOut(Schema):
                            metadata={"description": "The cases in the order of the attempt: "
                                                     "position 1 is the first."})
     answers = fields.List(fields.Nested(AnswerOut), required=True)
-
-
-class AnswerIn(StrictSchema):
-    answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
-                          load_default=dict,
-                          metadata={"description": "The scheme's items: item key → value."})
-    marks = fields.List(fields.Dict(), load_default=list,
-                        validate=validate.Length(max=200),
-                        metadata={"description": "Marks on the case's images."})
-    revision = fields.Integer(
-        allow_none=True, load_default=None, validate=validate.Range(0, MAX_INT),
-        metadata={"description": "The revision this answer was based on (0 before the first "
-                                 "save): an older one is refused as stale (409). Leave it "
-                                 "out to let the last save win."})
-
-
-class SavedOut(Schema):
-    saved = fields.Boolean(required=True)
-    revision = fields.Integer(required=True)
-    saved_at = fields.DateTime(required=True)
-    seconds_left = fields.Integer(allow_none=True, required=True)
 
 
 class CaseResultOut(Schema):

@@ -37,12 +37,19 @@ class TokenError(UserError):
 
 class TokenRefused(Exception):
     """The request's bearer token is not accepted: ``reason`` is a stable word for programs
-    (unknown, expired, revoked, inactive_account), ``message`` a sentence for people."""
+    (unknown, expired, revoked, inactive_account), ``message`` a sentence for people.
+    ``prefix`` is the public part of what was presented when it has the form of one;
+    ``token`` the stored token that prefix names, if any, and ``genuine`` whether the
+    whole token matched it (a revoked or expired token, not a guess at one)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, prefix: str | None = None,
+                 token: ApiToken | None = None, genuine: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.prefix = prefix
+        self.token = token
+        self.genuine = genuine
 
 
 @dataclass(frozen=True)
@@ -123,14 +130,16 @@ def check_token(presented: str, *, now: datetime | None = None) -> ApiToken:
         select(ApiToken).where(ApiToken.prefix == prefix)).first()
     if token is None or not hmac.compare_digest(token.token_hash, _hash(presented)):
         raise TokenRefused("unknown", "This API token is not known. Create one on your "
-                                      "account's API tokens page.")
+                                      "account's API tokens page.", prefix=prefix, token=token)
     if token.revoked_at is not None:
-        raise TokenRefused("revoked", "This API token was revoked.")
+        raise TokenRefused("revoked", "This API token was revoked.", prefix=prefix,
+                           token=token, genuine=True)
     if token.expires_at <= now:
-        raise TokenRefused("expired", "This API token has expired. Create a new one.")
+        raise TokenRefused("expired", "This API token has expired. Create a new one.",
+                           prefix=prefix, token=token, genuine=True)
     if not token.user.active:
         raise TokenRefused("inactive_account", "The account of this API token is "
-                                               "deactivated.")
+                           "deactivated.", prefix=prefix, token=token, genuine=True)
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
         token.last_used_at = now
         db.session.commit()
@@ -141,6 +150,8 @@ def _prefix_of(presented: str) -> str | None:
     if not presented.startswith(TOKEN_START) or len(presented) > 200:
         return None
     prefix, _, secret = presented[len(TOKEN_START):].partition("_")
-    if len(prefix) != 8 or not secret:
+    # The form create_token gives (4 random bytes in hex): anything else names no token,
+    # and is not repeated in the security log.
+    if len(prefix) != 8 or not secret or not all(c in "0123456789abcdef" for c in prefix):
         return None
     return prefix

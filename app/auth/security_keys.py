@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from app.auth.security_key_models import (
 from app.db_types import utcnow
 from app.extensions import db
 from app.urls import checked_base_url
+from app.validation import loads_strict
 
 RP_NAME = "CXR Academy"
 REGISTER = "register"
@@ -440,7 +440,9 @@ def _parse(response: str) -> dict[str, Any]:
     if not response or len(response) > MAX_RESPONSE_CHARS:
         raise SecurityKeyError(MALFORMED)
     try:
-        credential = json.loads(response)
+        # As every JSON the portal reads: no NaN, and nesting refused well before Python's
+        # recursion limit (json.loads would raise RecursionError, past ValueError).
+        credential = loads_strict(response)
     except ValueError:
         raise SecurityKeyError(MALFORMED) from None
     if not isinstance(credential, dict) or not isinstance(credential.get("response"), dict):

@@ -3,7 +3,7 @@ per-file results, its JSON status for the page's script, and cancelling a queued
 
 from __future__ import annotations
 
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
@@ -17,7 +17,9 @@ from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp
 from app.jobs.models import Job
+from app.jobs.schemas import JobStatusArgs, JobStatusOut
 from app.jobs.services import JobError, can_see_job, cancel_job, item_name, job_status, jobs_for
+from app.validation import load_query
 
 
 def _job_or_404(job_id: int) -> Job:
@@ -53,10 +55,8 @@ def detail(job_id: int) -> str:
 @roles_required(*LIBRARY_ROLES)
 def status(job_id: int) -> Response:
     job = _job_or_404(job_id)
-    after = request.args.get("after", "0")
-    if not after.isdigit() or len(after) > 9:
-        abort(400, description="'after' must be a whole number of results already shown.")
-    response = jsonify(job_status(job, after=int(after)))
+    args = load_query(JobStatusArgs())
+    response = jsonify(JobStatusOut().dump(job_status(job, after=args["after"])))
     response.headers["Cache-Control"] = "no-store"
     return response
 

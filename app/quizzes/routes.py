@@ -38,6 +38,7 @@ from app.quizzes.results import (
     peer_percentile,
     score,
 )
+from app.quizzes.schemas import AnswerIn
 from app.quizzes.services import (
     AttemptError,
     abandon_attempt,
@@ -54,7 +55,7 @@ from app.quizzes.services import (
     view_case,
 )
 from app.schemes.registry import classification_item, scheme_of
-from app.validation import json_body
+from app.validation import load_json_body
 from app.viewer.services import attempt_payload
 
 TRAINING_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER, Role.TRAINER)
@@ -150,17 +151,11 @@ def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     """The page's autosave (JSON). ``revision``, the revision the page last saw, makes a
     save based on an older answer a 409 (reason "stale") carrying the newer answer."""
     attempt = _attempt_or_404(attempt_id)
-    body = json_body()
-    if not isinstance(body, dict):
-        abort(400, description='Send JSON: {"answers": {...}, "marks": [...], "revision": n}.')
-    expected = body.get("revision")
-    if expected is not None and (type(expected) is not int or expected < 0):
-        abort(400, description='"revision" must be the whole number of the answer\'s last '
-                               "saved revision (0 before the first save).")
+    body = load_json_body(AnswerIn())
     try:
         case_id = navigation.case_id_at(attempt, position)
-        answer = save_answer(attempt, current_user, case_id, body.get("answers"),
-                             body.get("marks"), expected_revision=expected)
+        answer = save_answer(attempt, current_user, case_id, body["answers"], body["marks"],
+                             expected_revision=body["revision"])
     except StaleAnswer as exc:
         db.session.rollback()
         return jsonify(error="Not saved", reason="stale", message=exc.sentence, status=409,
