@@ -150,6 +150,10 @@ class DefaultConfig:
     # A running job whose worker has not reported for this long lost its worker: a worker
     # starting takes it up again. Longer than one file's INGEST_TIME_LIMIT.
     JOB_STALE_AFTER = 180  # seconds
+    # A library export's zip stays downloadable from its job's page this long.
+    LIBRARY_EXPORT_KEEP_DAYS = 7
+    # The hour (UTC) at which the workers send the day's certificate expiry reminders.
+    REMINDERS_HOUR = 6
     CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
     CERTIFICATES_PAGE_SIZE = 50

@@ -18,6 +18,7 @@ from app.auth.roles import Role
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.case_import import run_case_import
+from app.jobs.library_export import remove_expired_exports, run_library_export
 from app.jobs.lifecycle import (
     JobError,
     claim,
@@ -28,7 +29,9 @@ from app.jobs.lifecycle import (
     stale_after,
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
-from app.jobs.queue import JobRunners, enqueue, init_queue
+from app.jobs.queue import JobRunners, Periodic, enqueue, init_queue
+from app.jobs.reminders import run_reminders, start_daily_reminders
+from app.jobs.rescoring import run_rescoring
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +58,22 @@ KINDS: dict[str, Kind] = {
     JobKind.CASE_IMPORT.value: Kind(
         run_case_import,
         "the files listed as imported are in the library, import the others again."),
+    JobKind.RESCORING.value: Kind(
+        run_rescoring,
+        "the attempts counted as done are re-scored; run the re-scoring again for the others."),
+    JobKind.LIBRARY_EXPORT.value: Kind(
+        run_library_export, "nothing was exported; start the export again."),
+    JobKind.REMINDERS.value: Kind(
+        run_reminders, "the reminders sent are recorded; the others go out on the next run."),
 }
 
 
 def init_jobs(app: Flask) -> None:
-    init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled))
+    hour = str(int(app.config["REMINDERS_HOUR"]))
+    init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled, periodic=(
+        Periodic("daily_reminders", start_daily_reminders, minute="0", hour=hour),
+        Periodic("remove_expired_exports", remove_expired_exports, minute="17"),
+    )))
 
 
 def run_job(job_id: int) -> None:

@@ -1,0 +1,94 @@
+"""Re-scoring as a job: the ended attempts (of one exercise, or all) scored again against
+the current reference reads by app.quizzes.results.rescore, progress counted in attempts,
+the outcome (attempts re-scored, verdicts changed, what followed for certificates) kept in
+the job's summary.
+
+Taken up again after its worker died, the job simply runs again, which is safe:
+- each attempt is re-scored in its own transaction, with the job's progress and the
+  attempt's verdict change written in that same transaction: an attempt is either
+  re-scored and counted or neither;
+- re-scoring is a function of the attempt's stored answers and the current reference
+  reads, so an attempt re-scored before the interruption gets the same scores again and
+  changes nothing;
+- the verdict changes of the lost run, which the new run no longer sees (the attempt's
+  verdict already is the new one), are read back from the summary and announced with the
+  new run's, so the trainees concerned are still told;
+- certificates are re-evaluated per trainee after the attempts (app.certification), and a
+  trainee re-evaluated on the same scores gets the same outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import update
+
+from app.auth.models import User
+from app.db_types import utcnow
+from app.extensions import db
+from app.jobs.lifecycle import JobError, finish, new_job, unseal
+from app.jobs.models import Job, JobKind, JobStatus
+from app.jobs.queue import enqueue
+from app.quizzes.models import Exercise
+from app.quizzes.results import VerdictChange, rescore
+from app.user_errors import UserError
+
+
+def start_rescoring(exercise_id: int | None, *, actor: User | None) -> Job:
+    """Queue the re-scoring of the ended attempts of ``exercise_id`` (None: every
+    exercise's)."""
+    if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
+        raise JobError(f"There is no exercise {exercise_id}.")
+    job = new_job(JobKind.RESCORING, actor, {"exercise_id": exercise_id})
+    enqueue(job.id)
+    return job
+
+
+def run_rescoring(job: Job) -> None:
+    exercise_id = unseal(job.params_encrypted)["exercise_id"]
+    if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
+        finish(job, JobStatus.FAILED,
+               f"Exercise {exercise_id} was deleted before its attempts were re-scored.")
+        return
+    job_id = job.id
+    earlier = [VerdictChange(**c) for c in (job.summary or {}).get("changes", [])]
+
+    def on_attempt(done: int, total: int, change: VerdictChange | None) -> None:
+        # In the attempt's transaction: counted exactly when it is re-scored.
+        db.session.execute(update(Job).where(Job.id == job_id).values(
+            progress_done=done, progress_total=total, heartbeat_at=utcnow()))
+        if change is not None:
+            current = db.session.get(Job, job_id)
+            assert current is not None
+            summary = dict(current.summary or {})
+            summary["changes"] = [*summary.get("changes", []), asdict(change)]
+            current.summary = summary
+
+    try:
+        report = rescore(exercise_id, on_attempt=on_attempt, earlier_changes=earlier)
+    except UserError as exc:
+        db.session.rollback()
+        job = db.session.get(Job, job_id)  # type: ignore[assignment]
+        finish(job, JobStatus.FAILED, f"{exc.sentence} The attempts counted as done are "
+               "re-scored; run the re-scoring again for the others.")
+        return
+    job = db.session.get(Job, job_id)  # type: ignore[assignment]
+    db.session.refresh(job)
+    if job.progress_total is None:
+        job.progress_total = 0
+    job.summary = {
+        "exercise_id": exercise_id,
+        "attempts": report.attempts,
+        "changed": len(report.changes),
+        "changes": [asdict(c) for c in report.changes],
+        "consequences": list(report.consequences),
+    }
+    db.session.commit()
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The outcome as the command line has always printed it."""
+    return [f"{summary['attempts']} attempts re-scored, "
+            f"{summary['changed']} with a changed pass/fail verdict",
+            *(f"  {line}" for line in summary.get("consequences", []))]
