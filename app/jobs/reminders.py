@@ -26,9 +26,16 @@ from app.mail import mail_configured
 NO_MAIL_SERVER = "No mail server is configured (MAIL_SERVER): no reminders were sent."
 
 
+class NoMailServer(JobError):
+    """Nothing to send reminders with: this server's configuration, not the request, is
+    what must change (409: the request is fine, the server's state refuses it)."""
+
+    status = 409
+
+
 def start_reminders(*, actor: User | None) -> Job:
     if not mail_configured():
-        raise JobError(NO_MAIL_SERVER)
+        raise NoMailServer(NO_MAIL_SERVER)
     job = new_job(JobKind.REMINDERS, actor, {})
     enqueue(job.id)
     return job
