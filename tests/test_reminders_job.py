@@ -143,3 +143,17 @@ def test_the_command_waits_for_the_job_with_the_same_output_and_exit_codes(
     failed = runner.invoke(args=["certs", "remind"])
     assert failed.exit_code == 1
     assert "0 reminders sent, 1 failed (retried next run)" in failed.output
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("REMINDERS_HOUR", 24, "REMINDERS_HOUR must be an hour of the day"),
+    ("REMINDERS_HOUR", "six", "REMINDERS_HOUR must be an hour of the day"),
+    ("LIBRARY_EXPORT_KEEP_DAYS", 0, "LIBRARY_EXPORT_KEEP_DAYS must be a number of days"),
+])
+def test_a_schedule_setting_out_of_range_stops_the_app_at_start(database_url, tmp_path,
+                                                                key, value, message):
+    from app import create_app
+    from tests.conftest import base_config
+
+    with pytest.raises(ValueError, match=message):
+        create_app({**base_config(database_url, tmp_path), key: value})

@@ -15,7 +15,7 @@ import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select, update
 
 from app.audit import security_log
@@ -26,7 +26,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import JobError, finish, new_job, spool_dir, unseal
 from app.jobs.models import Job, JobKind, JobStatus
-from app.jobs.queue import enqueue
+from app.jobs.queue import Periodic, enqueue
 
 ALL = "all"
 STATUSES = (*(s.value for s in CaseStatus), ALL)
@@ -124,3 +124,13 @@ def remove_expired_exports() -> list[int]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(job.id)
     return removed
+
+
+def export_clean_up(app: Flask) -> Periodic:
+    """The workers' hourly clean-up; a LIBRARY_EXPORT_KEEP_DAYS that is no number of days
+    stops the app at start."""
+    days = app.config["LIBRARY_EXPORT_KEEP_DAYS"]
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 3650:
+        raise ValueError("LIBRARY_EXPORT_KEEP_DAYS must be a number of days above 0, "
+                         f"not {days!r}")
+    return Periodic("remove_expired_exports", remove_expired_exports, minute="17")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select
 
 from app.auth.models import User
@@ -19,7 +19,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import JobError, finish, new_job
 from app.jobs.models import Job, JobKind, JobStatus
-from app.jobs.queue import enqueue
+from app.jobs.queue import Periodic, enqueue
 from app.locking import lock_key
 from app.mail import mail_configured
 
@@ -74,3 +74,11 @@ def start_daily_reminders() -> Job | None:
     enqueue(job.id)
     current_app.logger.info("job %s: the day's expiry reminders", job.id)
     return job
+
+
+def daily_reminders(app: Flask) -> Periodic:
+    """The workers' daily schedule; a REMINDERS_HOUR that is no hour stops the app at start."""
+    hour = app.config["REMINDERS_HOUR"]
+    if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23:
+        raise ValueError(f"REMINDERS_HOUR must be an hour of the day (UTC), 0 to 23, not {hour!r}")
+    return Periodic("daily_reminders", start_daily_reminders, minute="0", hour=str(hour))

@@ -69,11 +69,11 @@ def run_rescoring(job: Job) -> None:
         report = rescore(exercise_id, on_attempt=on_attempt, earlier_changes=earlier)
     except UserError as exc:
         db.session.rollback()
-        job = db.session.get(Job, job_id)  # type: ignore[assignment]
-        finish(job, JobStatus.FAILED, f"{exc.sentence} The attempts counted as done are "
-               "re-scored; run the re-scoring again for the others.")
+        finish(db.session.get_one(Job, job_id), JobStatus.FAILED,
+               f"{exc.sentence} The attempts counted as done are re-scored; run the "
+               "re-scoring again for the others.")
         return
-    job = db.session.get(Job, job_id)  # type: ignore[assignment]
+    job = db.session.get_one(Job, job_id)
     db.session.refresh(job)
     if job.progress_total is None:
         job.progress_total = 0

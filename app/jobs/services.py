@@ -18,7 +18,7 @@ from app.auth.roles import Role
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.case_import import run_case_import
-from app.jobs.library_export import remove_expired_exports, run_library_export
+from app.jobs.library_export import export_clean_up, run_library_export
 from app.jobs.lifecycle import (
     JobError,
     claim,
@@ -29,8 +29,8 @@ from app.jobs.lifecycle import (
     stale_after,
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
-from app.jobs.queue import JobRunners, Periodic, enqueue, init_queue
-from app.jobs.reminders import run_reminders, start_daily_reminders
+from app.jobs.queue import JobRunners, enqueue, init_queue
+from app.jobs.reminders import daily_reminders, run_reminders
 from app.jobs.rescoring import run_rescoring
 
 logger = logging.getLogger(__name__)
@@ -69,11 +69,8 @@ KINDS: dict[str, Kind] = {
 
 
 def init_jobs(app: Flask) -> None:
-    hour = str(int(app.config["REMINDERS_HOUR"]))
     init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled, periodic=(
-        Periodic("daily_reminders", start_daily_reminders, minute="0", hour=hour),
-        Periodic("remove_expired_exports", remove_expired_exports, minute="17"),
-    )))
+        daily_reminders(app), export_clean_up(app))))
 
 
 def run_job(job_id: int) -> None:
