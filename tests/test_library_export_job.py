@@ -97,6 +97,8 @@ def test_only_the_owner_and_admins_download_trainees_are_refused_bad_input_queue
     other_admin = app.test_client()
     login(other_admin, make_user(Role.ADMIN).username)
     assert other_admin.get(download).status_code == 200
+    listing = other_admin.get("/jobs/").get_data(as_text=True)  # every kind, everyone's
+    assert "All jobs" in listing and "Library export" in listing and admin.username in listing
     trainer = app.test_client()
     login(trainer, make_user(Role.TRAINER).username)
     refused = trainer.get(download)

@@ -23,8 +23,9 @@ NO_WORKER_HINT_AFTER = 10.0  # seconds
               help="Jobs run side by side (threads).")
 @with_appcontext
 def worker(workers: int) -> None:
-    """Run background jobs (case imports) until stopped (SIGINT/SIGTERM: the job in hand
-    ends first)."""
+    """Run background jobs (imports, re-scoring, library exports, reminders) until stopped
+    (SIGINT/SIGTERM: the job in hand ends first); also sends the day's expiry reminders and
+    removes expired library exports by itself."""
     huey = huey_of()
     if huey.immediate:
         raise click.ClickException("JOB_QUEUE_URL is 'immediate': there is no queue to consume")
