@@ -187,3 +187,19 @@ def test_the_command_waits_for_the_job_and_writes_the_folder_as_before(
         args=["cases", "export-library", str(again), "--status", "everything"])
     assert bad.exit_code != 0 and "Invalid value for '--status'" in bad.output
     assert _jobs() == jobs  # nothing queued
+
+
+def test_an_export_that_cannot_be_written_fails_saying_why(
+        app, client, login_as, library, queue, worker, tmp_path: Path):  # noqa: F811
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the jobs' folder should be")
+    app.config["JOB_SPOOL_PATH"] = str(blocked)
+    login_as(Role.ADMIN)
+    job_url = _export(client).headers["Location"]
+    status = wait_finished(client, job_url)
+    assert status["status"] == "failed"
+    assert "Nothing was exported: the export could not be written" in status["error"]
+    assert client.get(f"{job_url}/download").status_code == 404
+    [line] = [line for line in of(app, "export")
+              if line.get("job") == int(job_url.rsplit("/", 1)[1])]
+    assert line["outcome"] == "failure" and "could not be written" in line["reason"]

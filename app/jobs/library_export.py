@@ -69,25 +69,33 @@ def run_library_export(job: Job) -> None:
 
     try:
         export_library(staging, cases, on_case=on_case)
-    except LibraryError as exc:
+        _pack(staging, folder / ZIP_NAME)
+    except (LibraryError, OSError) as exc:
         db.session.rollback()
-        security_log.emit("export", outcome="failure", user=job.created_by,
-                          reason=str(exc), **log)
-        finish(job, JobStatus.FAILED, f"Nothing was exported: {exc}.")
+        reason = str(exc) if isinstance(exc, LibraryError) else (
+            f"the export could not be written ({exc.strerror or type(exc).__name__})")
+        security_log.emit("export", outcome="failure", user=job.created_by, reason=reason,
+                          **log)
+        finish(job, JobStatus.FAILED, f"Nothing was exported: {reason}.")  # files removed
         return
-    partial = folder / (ZIP_NAME + ".part")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(staging).as_posix())
-    os.replace(partial, folder / ZIP_NAME)
-    shutil.rmtree(staging)
     job = db.session.get_one(Job, job_id)
     job.summary = {"status": params["status"], "cases": len(cases), "file": ZIP_NAME,
                    "bytes": (folder / ZIP_NAME).stat().st_size}
     security_log.emit("export", outcome="success", user=job.created_by, cases=len(cases),
                       **log)
     finish(job, JobStatus.DONE, None, keep_files=True)
+
+
+def _pack(staging: Path, target: Path) -> None:
+    """The export as one zip, put in place whole: written under another name, then renamed
+    (a download never sees half a file), and the unpacked files removed."""
+    partial = target.with_name(target.name + ".part")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(staging).as_posix())
+    os.replace(partial, target)
+    shutil.rmtree(staging)
 
 
 def keep_for() -> timedelta:
