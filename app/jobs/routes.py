@@ -120,7 +120,8 @@ def download(job_id: int) -> Response:
         if job.status != "done":
             abort(404, description=f"Job {job.id} {job.status}: it wrote no file.")
         abort(410, description=f"The export of job {job.id} was removed: exports are kept "
-                               f"{keep_for().days} days. Export the library again.")
+                               f"{keep_for().total_seconds() / 86400:g} days. Export the library "
+                               "again.")
     security_log.emit("export", outcome="success", status=200, format="case library zip",
                       export="case library", job=job.id)
     return send_file(path, mimetype="application/zip", as_attachment=True,
