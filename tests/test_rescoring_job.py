@@ -15,7 +15,7 @@ from app.auth.roles import Role
 from app.certification.models import CertificateReview
 from app.db_types import utcnow
 from app.extensions import db
-from app.jobs.models import Job
+from app.jobs.models import Job, JobVerdictChange
 from app.jobs.queue import BackgroundWorker, huey_of
 from app.jobs.rescoring import start_rescoring
 from app.jobs.services import run_job
@@ -156,7 +156,10 @@ def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
     # Two attempts re-scored and counted, each with its verdict change, in its own
     # transaction; the third neither.
     assert (job.status, job.progress_done, job.progress_total) == ("running", 2, 3)
-    assert [c["attempt_id"] for c in job.summary["changes"]] == finalised
+    kept = db.session.scalars(select(JobVerdictChange).where(JobVerdictChange.job_id == job_id)
+                              .order_by(JobVerdictChange.attempt_id)).all()
+    assert [(c.attempt_id, c.passed_before, c.passed_after) for c in kept] == [
+        (attempt_id, True, False) for attempt_id in finalised]
     assert db.session.scalar(select(func.count(CertificateReview.id))) == 0
 
     job.heartbeat_at = utcnow() - timedelta(seconds=5)  # it beats no more

@@ -11,26 +11,26 @@ Taken up again after its worker died, the job simply runs again, which is safe:
   reads, so an attempt re-scored before the interruption gets the same scores again and
   changes nothing;
 - the verdict changes of the lost run, which the new run no longer sees (the attempt's
-  verdict already is the new one), are read back from the summary and announced with the
-  new run's, so the trainees concerned are still told;
+  verdict already is the new one), were kept as rows (JobVerdictChange) with the attempts
+  they belong to; they are read back and announced with the new run's, so the trainees
+  concerned are still told;
 - certificates are re-evaluated per trainee after the attempts (app.certification), and a
   trainee re-evaluated on the same scores gets the same outcome.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.auth.models import User
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import JobError, finish, new_job, unseal
-from app.jobs.models import Job, JobKind, JobStatus
+from app.jobs.models import Job, JobKind, JobStatus, JobVerdictChange
 from app.jobs.queue import enqueue
-from app.quizzes.models import Exercise
+from app.quizzes.models import Attempt, Exercise
 from app.quizzes.results import VerdictChange, rescore
 from app.user_errors import UserError
 
@@ -52,18 +52,29 @@ def run_rescoring(job: Job) -> None:
                f"Exercise {exercise_id} was deleted before its attempts were re-scored.")
         return
     job_id = job.id
-    earlier = [VerdictChange(**c) for c in (job.summary or {}).get("changes", [])]
+    earlier = [VerdictChange(row.attempt_id, user_id, exercise, row.passed_before,
+                             row.passed_after)
+               for row, user_id, exercise in db.session.execute(
+                   select(JobVerdictChange, Attempt.user_id, Attempt.exercise_id)
+                   .join(Attempt, Attempt.id == JobVerdictChange.attempt_id)
+                   .where(JobVerdictChange.job_id == job_id)
+                   .order_by(JobVerdictChange.attempt_id))]
 
     def on_attempt(done: int, total: int, change: VerdictChange | None) -> None:
-        # In the attempt's transaction: counted exactly when it is re-scored.
+        # In the attempt's transaction: counted (and its change kept) exactly when it is
+        # re-scored.
         db.session.execute(update(Job).where(Job.id == job_id).values(
             progress_done=done, progress_total=total, heartbeat_at=utcnow()))
-        if change is not None:
-            current = db.session.get(Job, job_id)
-            assert current is not None
-            summary = dict(current.summary or {})
-            summary["changes"] = [*summary.get("changes", []), asdict(change)]
-            current.summary = summary
+        if change is None:
+            return
+        kept = db.session.scalar(select(JobVerdictChange).where(
+            JobVerdictChange.job_id == job_id,
+            JobVerdictChange.attempt_id == change.attempt_id))
+        if kept is None:  # else changed again since a lost run: before stays the first's
+            kept = JobVerdictChange(job_id=job_id, attempt_id=change.attempt_id,
+                                    passed_before=change.passed_before)
+            db.session.add(kept)
+        kept.passed_after = change.passed_after
 
     try:
         report = rescore(exercise_id, on_attempt=on_attempt, earlier_changes=earlier)
@@ -81,7 +92,6 @@ def run_rescoring(job: Job) -> None:
         "exercise_id": exercise_id,
         "attempts": report.attempts,
         "changed": len(report.changes),
-        "changes": [asdict(c) for c in report.changes],
         "consequences": list(report.consequences),
     }
     db.session.commit()
