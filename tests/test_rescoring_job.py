@@ -178,3 +178,14 @@ def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
     assert len([line for line in job.summary["consequences"]
                 if "listed for the programme lead" in line]) == 3
     assert db.session.scalar(select(func.count(CertificateReview.id))) == 3
+
+
+def test_changes_of_a_lost_run_and_the_run_that_finished_it_merge_per_attempt():
+    from app.quizzes.results import VerdictChange, merge_changes
+
+    earlier = [VerdictChange(1, 10, 5, True, False), VerdictChange(2, 11, 5, False, True)]
+    later = [VerdictChange(2, 11, 5, True, False),  # changed back: no change in the end
+             VerdictChange(3, 12, 5, None, True)]
+    assert merge_changes(earlier, later) == [VerdictChange(1, 10, 5, True, False),
+                                             VerdictChange(3, 12, 5, None, True)]
+    assert merge_changes([], later) == later and merge_changes(earlier, []) == earlier

@@ -59,6 +59,7 @@ def run_rescoring(job: Job) -> None:
                    .join(Attempt, Attempt.id == JobVerdictChange.attempt_id)
                    .where(JobVerdictChange.job_id == job_id)
                    .order_by(JobVerdictChange.attempt_id))]
+    kept_before = {c.attempt_id for c in earlier}
 
     def on_attempt(done: int, total: int, change: VerdictChange | None) -> None:
         # In the attempt's transaction: counted (and its change kept) exactly when it is
@@ -67,14 +68,15 @@ def run_rescoring(job: Job) -> None:
             progress_done=done, progress_total=total, heartbeat_at=utcnow()))
         if change is None:
             return
-        kept = db.session.scalar(select(JobVerdictChange).where(
-            JobVerdictChange.job_id == job_id,
-            JobVerdictChange.attempt_id == change.attempt_id))
-        if kept is None:  # else changed again since a lost run: before stays the first's
-            kept = JobVerdictChange(job_id=job_id, attempt_id=change.attempt_id,
-                                    passed_before=change.passed_before)
-            db.session.add(kept)
-        kept.passed_after = change.passed_after
+        if change.attempt_id in kept_before:  # changed again since a lost run
+            db.session.execute(update(JobVerdictChange).where(
+                JobVerdictChange.job_id == job_id,
+                JobVerdictChange.attempt_id == change.attempt_id,
+            ).values(passed_after=change.passed_after))  # before stays the first run's
+        else:
+            db.session.add(JobVerdictChange(
+                job_id=job_id, attempt_id=change.attempt_id,
+                passed_before=change.passed_before, passed_after=change.passed_after))
 
     try:
         report = rescore(exercise_id, on_attempt=on_attempt, earlier_changes=earlier)
