@@ -11,7 +11,6 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
 from werkzeug.serving import run_simple
 
-from app.audit import security_log
 from app.auth.invitations import Invitation, issue_invitation
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
@@ -472,21 +471,26 @@ def cases_import_library(folder: Path, draft: bool) -> None:
 @with_appcontext
 def cases_export_library(folder: Path, status: str) -> None:
     """Write case files and de-identified images for exchange with another installation."""
-    from app.cases.library_files import LibraryError, export_library
-    from app.cases.models import Case
+    import zipfile
 
-    query = select(Case).order_by(Case.id)
-    if status != "all":
-        query = query.where(Case.status == status)
+    from app.jobs.cli import wait_for_job
+    from app.jobs.library_export import export_file, start_library_export
+
     try:
-        written = export_library(folder, list(db.session.scalars(query)))
-    except LibraryError as exc:
-        security_log.emit("export", outcome="failure", format="case library",
-                          export="case library", reason=str(exc))
-        raise click.ClickException(str(exc)) from None
-    security_log.emit("export", outcome="success", format="case library", export="case library",
-                      folder=str(folder), cases=len(written))
-    click.echo(f"{len(written)} case files written to {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write to {folder}: {exc.strerror or type(exc).__name__}") from None
+    # A job like the export page's: a worker writes the export as a zip, this command waits
+    # with a progress bar and unpacks it here.
+    job = wait_for_job(start_library_export(status, actor=None,
+                                            destination=str(folder)).id, unit="case")
+    zipped = export_file(job)
+    if job.status != "done" or zipped is None:
+        raise click.ClickException(job.error or f"job {job.id} ended {job.status}")
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(folder)  # our own archive: case files and images, nothing else
+    click.echo(f"{(job.summary or {}).get('cases', 0)} case files written to {folder}")
 
 
 @cases.command("write-demo-library")
@@ -565,21 +569,18 @@ def quizzes_create_exercise(title: str, kind: str, scheme_key: str, case_ids: tu
 def quizzes_rescore(exercise_id: int | None) -> None:
     """Re-score ended attempts against the current reference reads; certificates follow
     (new passes issued, certificates whose evidence no longer holds listed for review)."""
+    from app.jobs.cli import wait_for_job
+    from app.jobs.rescoring import start_rescoring, summary_lines
     from app.quizzes.models import Exercise
-    from app.quizzes.results import rescore
-    from app.user_errors import UserError
 
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
         raise click.ClickException(f"there is no exercise {exercise_id}")
-    try:
-        report = rescore(exercise_id)
-    except UserError as exc:
-        db.session.rollback()
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{report.attempts} attempts re-scored, "
-               f"{len(report.changes)} with a changed pass/fail verdict")
-    for line in report.consequences:
-        click.echo(f"  {line}")
+    # A job like the exercise page's button: a worker re-scores, this command waits.
+    job = wait_for_job(start_rescoring(exercise_id, actor=None).id, unit="attempt")
+    if job.status != "done" or job.summary is None:
+        raise click.ClickException(job.error or f"job {job.id} ended {job.status}")
+    for line in summary_lines(job.summary):
+        click.echo(line)
 
 
 @quizzes.command("expire")
@@ -631,15 +632,19 @@ def certs_create_programme(title: str, exams: tuple[int, ...], practices: tuple[
 @certs.command("remind")
 @with_appcontext
 def certs_remind() -> None:
-    """E-mail expiry reminders (run daily from cron); each reminder goes out once."""
-    from app.certification.reminders import send_reminders
+    """E-mail expiry reminders now (the workers also send them daily); each reminder goes
+    out once."""
+    from app.jobs.cli import wait_for_job
+    from app.jobs.reminders import start_reminders, summary_line
     from app.mail import mail_configured
 
     if not mail_configured():
         raise click.ClickException("no SMTP server is configured (MAIL_SERVER)")
-    sent, failed = send_reminders()
-    click.echo(f"{sent} reminders sent, {failed} failed (retried next run)")
-    if failed:
+    job = wait_for_job(start_reminders(actor=None).id, unit="reminder")
+    if job.status != "done" or job.summary is None:
+        raise click.ClickException(job.error or f"job {job.id} ended {job.status}")
+    click.echo(summary_line(job.summary))
+    if job.summary["failed"]:
         raise SystemExit(1)
 
 

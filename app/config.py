@@ -161,6 +161,10 @@ class DefaultConfig:
     # PACS answering with far more than it listed) from filling the workers' disk.
     PACS_STUDY_MAX_BYTES = 1024**3
     PACS_STUDY_MAX_IMAGES = 50
+    # A library export's zip stays downloadable from its job's page this long.
+    LIBRARY_EXPORT_KEEP_DAYS = 7
+    # The hour (UTC) at which the workers send the day's certificate expiry reminders.
+    REMINDERS_HOUR = 6
     CASES_PAGE_SIZE = 50
     AUDIT_PAGE_SIZE = 50
     CERTIFICATES_PAGE_SIZE = 50

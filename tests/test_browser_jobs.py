@@ -72,3 +72,51 @@ def test_trainer_watches_an_upload_import_to_the_end(app, portal_url, page, make
     assert page.get_by_test_id("job-row").count() == 1
     assert "done" in page.get_by_test_id("job-row").inner_text()
     assert_no_axe_violations(page, "job list")
+
+
+def test_admin_exports_the_library_and_downloads_the_zip(app, portal_url, page, make_user,
+                                                         tmp_path, queue):  # noqa: F811
+    from app.cases.library_files import load_library
+    from tests.test_library_files import LIBRARY
+
+    names = ("phantom-cavity-1", "phantom-normal-1")
+    folder = tmp_path / "lib" / "cases"
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / f"{name}.json").write_bytes((LIBRARY / "cases" / f"{name}.json").read_bytes())
+    assert [r.status for r in load_library(folder.parent)] == ["loaded"] * 2
+    admin = make_user(Role.ADMIN)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    sign_in(page, portal_url, admin.username)
+
+    page.goto(portal_url + "/jobs/")
+    assert_no_axe_violations(page, "job list with the administrators' buttons")
+    page.get_by_label("Export the case library's cases").select_option("all")
+    page.get_by_role("button", name="Export the library").click()
+    page.wait_for_url("**/jobs/*")
+    assert page.get_by_test_id("job-status").inner_text() == "queued"
+    assert "cases" in page.get_by_test_id("job-count").locator("..").inner_text()
+
+    worker = BackgroundWorker(app).start()
+    try:
+        expect(page.get_by_test_id("job-status")).to_have_text("done", timeout=120_000)
+        # The page shows the outcome when the job ends (reloaded once to get it).
+        link = page.get_by_test_id("export-download")
+        expect(link).to_be_visible(timeout=30_000)
+    finally:
+        worker.stop()
+    assert page.get_by_test_id("job-count").inner_text() == "2 / 2"
+    assert "2 cases exported (all statuses)" in page.get_by_test_id("job-summary").inner_text()
+    with page.expect_download() as download_info:
+        link.click()
+    download = download_info.value
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    assert saved.name.startswith("case-library-job-") and saved.suffix == ".zip"
+    with zipfile.ZipFile(saved) as zf:
+        members = sorted(zf.namelist())
+    assert len([m for m in members if m.startswith("cases/case-")]) == 2
+    assert len([m for m in members if m.startswith("images/") and m.endswith(".dcm")]) == 2
+    assert not errors, errors
+    assert_no_axe_violations(page, "library export job page")

@@ -26,6 +26,7 @@ def list_jobs() -> list[dict[str, Any]]:
     at most the latest 200."""
     return [{"id": job.id, "kind": job.kind, "status": job.status, "done": job.progress_done,
              "total": job.progress_total, "error": job.error, "finished": job.finished,
+             "summary": job.summary,
              "created_by": job.created_by_id, "created_at": job.created_at,
              "started_at": job.started_at, "finished_at": job.finished_at}
             for job in jobs_for(current_user)]

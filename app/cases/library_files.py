@@ -333,8 +333,10 @@ def _discard(case_ids: set[int | None]) -> None:
 # ---- export ------------------------------------------------------------------------------
 
 
-def export_library(folder: Path, cases: list[Case]) -> list[Path]:
-    """Write case files and their de-identified DICOM images under ``folder``."""
+def export_library(folder: Path, cases: list[Case], *,
+                   on_case: Callable[[int], None] | None = None) -> list[Path]:
+    """Write case files and their de-identified DICOM images under ``folder``;
+    ``on_case(n)`` is told after the n-th case is written (a job's progress)."""
     (folder / CASES_DIR).mkdir(parents=True, exist_ok=True)
     (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     store = image_store()
@@ -391,6 +393,8 @@ def export_library(folder: Path, cases: list[Case]) -> list[Path]:
         path = folder / CASES_DIR / f"case-{case.id:06d}.json"
         path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)
+        if on_case is not None:
+            on_case(len(written))
     return written
 
 

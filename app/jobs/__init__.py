@@ -1,4 +1,5 @@
-"""Background jobs: long work (case imports) run by a queue consumer, not inside a request."""
+"""Background jobs: long work (case imports, re-scoring, library exports, reminders) run by
+a queue consumer, not inside a request."""
 
 from flask import Blueprint
 

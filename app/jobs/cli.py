@@ -25,8 +25,9 @@ NO_WORKER_HINT_AFTER = 10.0  # seconds
               help="Jobs run side by side (threads).")
 @with_appcontext
 def worker(workers: int) -> None:
-    """Run background jobs (case imports) until stopped (SIGINT/SIGTERM: the job in hand
-    ends first)."""
+    """Run background jobs (imports, re-scoring, library exports, reminders) until stopped
+    (SIGINT/SIGTERM: the job in hand ends first); also sends the day's expiry reminders and
+    removes expired library exports by itself."""
     huey = huey_of()
     if huey.immediate:
         raise click.ClickException("JOB_QUEUE_URL is 'immediate': there is no queue to consume")
@@ -44,12 +45,13 @@ def worker(workers: int) -> None:
     consumer.run()
 
 
-def wait_for_job(job_id: int, *, poll: float = 0.5) -> Job:
-    """Show the job's progress as a bar until it ends; returns it ended."""
+def wait_for_job(job_id: int, *, poll: float = 0.5, unit: str = "file") -> Job:
+    """Show the job's progress as a bar (counted in ``unit``s) until it ends; returns it
+    ended."""
     started = time.monotonic()
     hinted = False
     # On a terminal only (disable=None): piped output stays the result lines alone.
-    with tqdm(total=None, unit="file", desc=f"Job {job_id}", leave=True, disable=None) as bar:
+    with tqdm(total=None, unit=unit, desc=f"Job {job_id}", leave=True, disable=None) as bar:
         while True:
             db.session.expire_all()
             job = db.session.get(Job, job_id)

@@ -121,3 +121,22 @@ class JobItem(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="items")
+
+
+class JobVerdictChange(db.Model):  # type: ignore[name-defined]
+    """An attempt whose pass/fail verdict a re-scoring job changed, written in the
+    transaction that re-scores the attempt: a re-scoring taken up after its worker died
+    still knows (and announces) the changes the lost run made. A row per change, not a
+    list in Job.summary: rewriting a growing list at every attempt would cost the square
+    of the changes."""
+
+    __tablename__ = "job_verdict_change"
+    __table_args__ = (UniqueConstraint("job_id", "attempt_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempt.id", ondelete="CASCADE"),
+                                            index=True)
+    # The verdict before the job's first re-scoring of the attempt, and after its last.
+    passed_before: Mapped[bool | None] = mapped_column(Boolean)
+    passed_after: Mapped[bool | None] = mapped_column(Boolean)

@@ -67,12 +67,24 @@ def _check_url(app: Flask) -> None:
             "JOB_QUEUE_URL must be redis://..., sqlite:///path or empty (the instance folder)")
 
 
+class Periodic(NamedTuple):
+    """Work a worker does by itself on a schedule (Huey's crontab fields, UTC)."""
+
+    name: str
+    run: Callable[[], object]
+    minute: str = "*"
+    hour: str = "*"
+
+
 class JobRunners(NamedTuple):
     """What the queue's tasks call: the jobs' services, handed in so that the queue knows
     nothing of them (the services enqueue through this module)."""
 
     run_job: Callable[[int], None]
     recover_stalled: Callable[[], object]
+    # Besides taking up stalled jobs every minute (recover_stalled): sending the day's
+    # reminders, removing kept files past their time, ...
+    periodic: tuple[Periodic, ...] = ()
 
 
 def init_queue(app: Flask, runners: JobRunners) -> None:
@@ -109,7 +121,20 @@ def _open_queue(app: Flask) -> None:
     # others keep running has its job taken up by them (the claim lets one run it).
     app.extensions["huey_recover"] = huey.periodic_task(
         crontab(), name="recover_stalled_jobs")(recover_task)
+    for periodic in runners.periodic:
+        _schedule(app, huey, periodic)
     app.extensions["huey"] = huey
+
+
+def _schedule(app: Flask, huey: Huey, periodic: Periodic) -> None:
+    def task() -> None:
+        with app.app_context():
+            periodic.run()
+
+    # Every consumer runs the schedule (one per server with Redis): each periodic job makes
+    # sure itself that two consumers doing it in the same minute do it once.
+    app.extensions[f"huey_periodic_{periodic.name}"] = huey.periodic_task(
+        crontab(minute=periodic.minute, hour=periodic.hour), name=periodic.name)(task)
 
 
 def enqueue(job_id: int) -> None:

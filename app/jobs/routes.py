@@ -1,12 +1,26 @@
 """Job pages: a person's own jobs (all of them for administrators), one job's progress and
-per-file results, its JSON status for the page's script, and cancelling a queued job."""
+per-file results or summary, its JSON status for the page's script, cancelling a queued
+job, downloading a library export, and the administrators' buttons that start a library
+export or the expiry reminders."""
 
 from __future__ import annotations
 
-from flask import abort, flash, jsonify, redirect, render_template, url_for
+from collections.abc import Callable
+
+from flask import (
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
+from app.audit import security_log
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
@@ -16,10 +30,22 @@ from app.cases.processing import NO_FILE_META_REASON
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp
-from app.jobs.models import Job
+from app.jobs.library_export import (
+    STATUSES,
+    export_file,
+    keep_for,
+    kept_until,
+    start_library_export,
+)
+from app.jobs.models import Job, JobKind
+from app.jobs.reminders import start_reminders
 from app.jobs.schemas import JobStatusArgs, JobStatusOut
 from app.jobs.services import JobError, can_see_job, cancel_job, item_name, job_status, jobs_for
 from app.validation import load_query
+
+# What a job's progress counts, by kind (files unless said here).
+UNITS = {JobKind.RESCORING.value: "attempts", JobKind.LIBRARY_EXPORT.value: "cases",
+         JobKind.REMINDERS.value: "reminders"}
 
 
 def _job_or_404(job_id: int) -> Job:
@@ -34,7 +60,8 @@ def _job_or_404(job_id: int) -> Job:
 @roles_required(*LIBRARY_ROLES)
 def index() -> str:
     return render_template("jobs/index.html", jobs=jobs_for(current_user),
-                           all_jobs=current_user.has_role(Role.ADMIN))
+                           all_jobs=current_user.has_role(Role.ADMIN), units=UNITS,
+                           statuses=STATUSES, action_form=ActionForm())
 
 
 @bp.route("/<int:job_id>")
@@ -48,7 +75,11 @@ def detail(job_id: int) -> str:
                            reports=reports, no_meta_reason=NO_FILE_META_REASON,
                            not_tried_reason=NOT_TRIED_REASON,
                            cancel_form=ActionForm(),
-                           may_cancel=current_user.has_role(Role.ADMIN))
+                           may_cancel=current_user.has_role(Role.ADMIN),
+                           unit=UNITS.get(job.kind, "files"),
+                           export_ready=export_file(job) is not None,
+                           kept_until=kept_until(job) if job.kind == JobKind.LIBRARY_EXPORT.value
+                           else None)
 
 
 @bp.route("/<int:job_id>/status")
@@ -73,3 +104,50 @@ def cancel(job_id: int) -> Response | tuple[str, int]:
         abort(409, description=str(exc))
     flash(f"Job {job.id} was cancelled.", "info")
     return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+@bp.route("/<int:job_id>/download")
+@roles_required(*LIBRARY_ROLES)
+def download(job_id: int) -> Response:
+    """A library export's zip, for the job's owner and administrators (others: 404)."""
+    job = _job_or_404(job_id)
+    if job.kind != JobKind.LIBRARY_EXPORT.value:
+        abort(404, description=f"Job {job.id} has no file to download.")
+    path = export_file(job)
+    if path is None:
+        if not job.finished:
+            abort(409, description=f"Job {job.id} has not finished: its file is not ready.")
+        if job.status != "done":
+            abort(404, description=f"Job {job.id} {job.status}: it wrote no file.")
+        abort(410, description=f"The export of job {job.id} was removed: exports are kept "
+                               f"{keep_for().total_seconds() / 86400:g} days. Export the library "
+                               "again.")
+    security_log.emit("export", outcome="success", status=200, format="case library zip",
+                      export="case library", job=job.id)
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"case-library-job-{job.id}.zip", max_age=0)
+
+
+def _start(start: Callable[[], Job]) -> Response:
+    """An administrator's button on the jobs page (CSRF-checked): queue the job and show
+    it, or refuse with the reason (nothing queued)."""
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    try:
+        job = start()
+    except JobError as exc:
+        abort(getattr(exc, "status", 400), description=str(exc))
+    return redirect(url_for("jobs.detail", job_id=job.id), 303)
+
+
+@bp.route("/library-export", methods=["POST"])
+@roles_required(Role.ADMIN)
+def library_export() -> Response:
+    status = request.form.get("status", "")
+    return _start(lambda: start_library_export(status, actor=current_user))
+
+
+@bp.route("/reminders", methods=["POST"])
+@roles_required(Role.ADMIN)
+def reminders() -> Response:
+    return _start(lambda: start_reminders(actor=current_user))

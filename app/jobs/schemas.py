@@ -44,12 +44,18 @@ class JobProgress(Schema):
     id = fields.Integer(required=True)
     kind = fields.String(required=True, validate=_KINDS)
     status = fields.String(required=True, validate=_STATUSES)
-    done = fields.Integer(required=True, metadata={"description": "Files done."})
+    done = fields.Integer(required=True, metadata={
+        "description": "Units done: files (imports), attempts (re-scoring), cases (library "
+                       "export), reminders."})
     total = fields.Integer(allow_none=True, required=True,
-                           metadata={"description": "Files in all (null while counted)."})
+                           metadata={"description": "Units in all (null while counted)."})
     error = fields.String(allow_none=True, required=True,
                           metadata={"description": "Why the job failed or was cancelled."})
     finished = fields.Boolean(required=True)
+    summary = fields.Dict(keys=fields.String(), allow_none=True, required=True, metadata={
+        "description": "What a job without per-file results produced (re-scoring: attempts "
+                       "and changed verdicts; reminders: sent and failed; library export: "
+                       "its cases), as its kind reports it; null for imports."})
 
 
 class JobStatusOut(JobProgress):

@@ -19,6 +19,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.jobs import pacs_import
 from app.jobs.case_import import run_case_import
+from app.jobs.library_export import export_clean_up, run_library_export
 from app.jobs.lifecycle import (
     JobError,
     claim,
@@ -30,6 +31,8 @@ from app.jobs.lifecycle import (
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
 from app.jobs.queue import JobRunners, enqueue, init_queue
+from app.jobs.reminders import daily_reminders, run_reminders
+from app.jobs.rescoring import run_rescoring
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +60,19 @@ KINDS: dict[str, Kind] = {
         run_case_import,
         "the files listed as imported are in the library, import the others again."),
     JobKind.PACS_IMPORT.value: Kind(pacs_import.run_pacs_import, pacs_import.AFTER_FAILURE),
+    JobKind.RESCORING.value: Kind(
+        run_rescoring,
+        "the attempts counted as done are re-scored; run the re-scoring again for the others."),
+    JobKind.LIBRARY_EXPORT.value: Kind(
+        run_library_export, "nothing was exported; start the export again."),
+    JobKind.REMINDERS.value: Kind(
+        run_reminders, "the reminders sent are recorded; the others go out on the next run."),
 }
 
 
 def init_jobs(app: Flask) -> None:
-    init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled))
+    init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled, periodic=(
+        daily_reminders(app), export_clean_up(app))))
 
 
 def run_job(job_id: int) -> None:
@@ -156,6 +167,7 @@ def job_status(job: Job, *, after: int = 0) -> dict[str, Any]:
         "total": job.progress_total,
         "error": job.error,
         "finished": job.finished,
+        "summary": job.summary,
         "items": [{"position": i.position, "name": item_name(i), "status": i.status,
                    "case_id": i.case_id, "reason": i.reason,
                    "pixel_review_needed": i.pixel_review_needed} for i in items],

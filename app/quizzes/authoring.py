@@ -23,6 +23,7 @@ from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
+from app.jobs.rescoring import start_rescoring
 from app.quizzes import access, bp, review_rules
 from app.quizzes.exercises import (
     attempt_count,
@@ -239,7 +240,21 @@ def statistics(exercise_id: int) -> str:
         abort(400, description="Compute the statistics from first or all attempts "
                                "(attempts=first or attempts=all).")
     stats = exercise_statistics(exercise_id, population)
-    return render_template("quizzes/statistics.html", exercise=exercise, stats=stats)
+    return render_template("quizzes/statistics.html", exercise=exercise, stats=stats,
+                           action_form=ActionForm())
+
+
+@bp.route("/manage/<int:exercise_id>/rescore", methods=["POST"])
+@roles_required(Role.TRAINER, Role.ADMIN)
+def rescore(exercise_id: int) -> Response:
+    """Re-score the exercise's ended attempts (after its cases' reference reads were
+    corrected) as a background job; its page shows the progress and the outcome."""
+    exercise = _managed_or_404(exercise_id)
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form's security token is missing or has expired: reload "
+                               "the page and try again.")
+    job = start_rescoring(exercise.id, actor=current_user)
+    return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
 
 def _chosen_cases(form: ExerciseForm) -> list[int]:

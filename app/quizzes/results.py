@@ -3,7 +3,7 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -302,28 +302,46 @@ def _busy() -> UserError:
     return UserError("the database stayed busy: run the re-scoring again", 409)
 
 
-def rescore(exercise_id: int | None = None) -> RescoreReport:
+# Told, inside each attempt's own transaction and before it commits, how far the
+# re-scoring got: (attempts done, of total, the attempt's verdict change or None). What it
+# writes (a job's progress) is committed with the attempt, or rolled back with it.
+RescoreProgress = Callable[[int, int, "VerdictChange | None"], None]
+
+
+def rescore(exercise_id: int | None = None, *, on_attempt: RescoreProgress | None = None,
+            earlier_changes: Sequence[VerdictChange] = ()) -> RescoreReport:
     """Re-score ended attempts (after reference reads changed), one transaction per attempt
     under its row lock (an attempt re-scored twice at once is corrected once, not twice),
     then announce it: certificates are re-evaluated by their own area. Re-running it is
-    harmless: unchanged scores change nothing."""
+    harmless: unchanged scores change nothing. ``earlier_changes`` are the verdict changes
+    an interrupted run made (re-scored again they change nothing more, and would
+    otherwise be forgotten): they are announced with this run's."""
     query = select(Attempt.id).where(Attempt.state.in_(ENDED_STATES)).order_by(Attempt.id)
     if exercise_id is not None:
         query = query.where(Attempt.exercise_id == exercise_id)
     report = RescoreReport()
-    exercise_ids: set[int] = set()
-    for attempt_id in db.session.scalars(query).all():
+    exercise_ids: set[int] = {c.exercise_id for c in earlier_changes}
+    attempt_ids = db.session.scalars(query).all()
+    total = len(attempt_ids)
+    for position, attempt_id in enumerate(attempt_ids, start=1):
 
-        def again(attempt_id: int = attempt_id) -> tuple[int, VerdictChange] | None:
+        def again(attempt_id: int = attempt_id,
+                  position: int = position) -> tuple[int, VerdictChange] | None:
             attempt = lock_row(Attempt, attempt_id)
             if attempt is None or attempt.state not in ENDED_STATES:
+                if on_attempt is not None:
+                    on_attempt(position, total, None)
                 db.session.commit()
                 return None
             before = attempt.passed
             finalise(attempt)
+            change = VerdictChange(attempt.id, attempt.user_id, attempt.exercise_id, before,
+                                   attempt.passed)
+            if on_attempt is not None:
+                on_attempt(position, total,
+                           change if change.passed_before != change.passed_after else None)
             db.session.commit()
-            return attempt.exercise_id, VerdictChange(
-                attempt.id, attempt.user_id, attempt.exercise_id, before, attempt.passed)
+            return attempt.exercise_id, change
 
         done = retrying(again, _busy)
         if done is None:
@@ -333,6 +351,7 @@ def rescore(exercise_id: int | None = None) -> RescoreReport:
         exercise_ids.add(exercise)
         if change.passed_before != change.passed_after:
             report.changes.append(change)
+    report.changes = merge_changes(earlier_changes, report.changes)
     if exercise_ids:
         answers = attempts_rescored.send(current_app._get_current_object(),  # type: ignore[attr-defined]
                                          exercise_ids=sorted(exercise_ids),
@@ -340,6 +359,20 @@ def rescore(exercise_id: int | None = None) -> RescoreReport:
         for _receiver, lines in answers:
             report.consequences.extend(lines or [])
     return report
+
+
+def merge_changes(earlier: Sequence[VerdictChange],
+                  later: Sequence[VerdictChange]) -> list[VerdictChange]:
+    """One change per attempt across an interrupted run and the run that finished it: the
+    verdict before the first, after the last; an attempt back where it was has none."""
+    merged: dict[int, VerdictChange] = {}
+    for change in [*earlier, *later]:
+        first = merged.get(change.attempt_id)
+        merged[change.attempt_id] = change if first is None else VerdictChange(
+            change.attempt_id, change.user_id, change.exercise_id, first.passed_before,
+            change.passed_after)
+    return [c for c in sorted(merged.values(), key=lambda c: c.attempt_id)
+            if c.passed_before != c.passed_after]
 
 
 PEERS_NEEDED = 5

@@ -4,6 +4,8 @@
 const section = document.getElementById("job");
 const statusUrl = section.dataset.statusUrl;
 const caseUrl = section.dataset.caseUrl.replace(/0$/, "");
+// Absent for jobs without per-file results (re-scoring, export, reminders): their outcome
+// is a summary the server renders, so the page reloads once when they end.
 const rows = section.querySelector("[data-testid=job-results]");
 const bar = section.querySelector("[data-testid=job-progress]");
 const count = section.querySelector("[data-testid=job-count]");
@@ -12,7 +14,7 @@ const error = section.querySelector("[data-testid=job-error]");
 const summary = section.querySelector("[data-testid=import-summary]");
 let shown = Number(section.dataset.shown);
 const counts = { imported: 0, duplicate: 0, rejected: 0 };
-for (const row of rows.querySelectorAll("tr")) {
+for (const row of rows ? rows.querySelectorAll("tr") : []) {
   const kind = row.className.replace("result-", "");
   if (kind in counts) counts[kind] += 1;
 }
@@ -76,7 +78,7 @@ async function poll() {
     setTimeout(poll, 5000); // the server is restarting or the network dropped: try again
     return;
   }
-  for (const item of data.items) {
+  for (const item of rows ? data.items : []) {
     if (item.position >= shown) {
       addRow(item);
       shown = item.position + 1;
@@ -93,6 +95,7 @@ async function poll() {
     error.hidden = false;
   }
   if (!data.finished) setTimeout(poll, 1000);
+  else if ("reloadWhenFinished" in section.dataset) window.location.reload();
 }
 
 if (!["done", "failed", "cancelled"].includes(status.textContent)) poll();

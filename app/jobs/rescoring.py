@@ -1,0 +1,106 @@
+"""Re-scoring as a job: the ended attempts (of one exercise, or all) scored again against
+the current reference reads by app.quizzes.results.rescore, progress counted in attempts,
+the outcome (attempts re-scored, verdicts changed, what followed for certificates) kept in
+the job's summary.
+
+Taken up again after its worker died, the job simply runs again, which is safe:
+- each attempt is re-scored in its own transaction, with the job's progress and the
+  attempt's verdict change written in that same transaction: an attempt is either
+  re-scored and counted or neither;
+- re-scoring is a function of the attempt's stored answers and the current reference
+  reads, so an attempt re-scored before the interruption gets the same scores again and
+  changes nothing;
+- the verdict changes of the lost run, which the new run no longer sees (the attempt's
+  verdict already is the new one), were kept as rows (JobVerdictChange) with the attempts
+  they belong to; they are read back and announced with the new run's, so the trainees
+  concerned are still told;
+- certificates are re-evaluated per trainee after the attempts (app.certification), and a
+  trainee re-evaluated on the same scores gets the same outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.auth.models import User
+from app.db_types import utcnow
+from app.extensions import db
+from app.jobs.lifecycle import JobError, finish, new_job, unseal
+from app.jobs.models import Job, JobKind, JobStatus, JobVerdictChange
+from app.jobs.queue import enqueue
+from app.quizzes.models import Attempt, Exercise
+from app.quizzes.results import VerdictChange, rescore
+from app.user_errors import UserError
+
+
+def start_rescoring(exercise_id: int | None, *, actor: User | None) -> Job:
+    """Queue the re-scoring of the ended attempts of ``exercise_id`` (None: every
+    exercise's)."""
+    if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
+        raise JobError(f"There is no exercise {exercise_id}.")
+    job = new_job(JobKind.RESCORING, actor, {"exercise_id": exercise_id})
+    enqueue(job.id)
+    return job
+
+
+def run_rescoring(job: Job) -> None:
+    exercise_id = unseal(job.params_encrypted)["exercise_id"]
+    if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
+        finish(job, JobStatus.FAILED,
+               f"Exercise {exercise_id} was deleted before its attempts were re-scored.")
+        return
+    job_id = job.id
+    earlier = [VerdictChange(row.attempt_id, user_id, exercise, row.passed_before,
+                             row.passed_after)
+               for row, user_id, exercise in db.session.execute(
+                   select(JobVerdictChange, Attempt.user_id, Attempt.exercise_id)
+                   .join(Attempt, Attempt.id == JobVerdictChange.attempt_id)
+                   .where(JobVerdictChange.job_id == job_id)
+                   .order_by(JobVerdictChange.attempt_id))]
+    kept_before = {c.attempt_id for c in earlier}
+
+    def on_attempt(done: int, total: int, change: VerdictChange | None) -> None:
+        # In the attempt's transaction: counted (and its change kept) exactly when it is
+        # re-scored.
+        db.session.execute(update(Job).where(Job.id == job_id).values(
+            progress_done=done, progress_total=total, heartbeat_at=utcnow()))
+        if change is None:
+            return
+        if change.attempt_id in kept_before:  # changed again since a lost run
+            db.session.execute(update(JobVerdictChange).where(
+                JobVerdictChange.job_id == job_id,
+                JobVerdictChange.attempt_id == change.attempt_id,
+            ).values(passed_after=change.passed_after))  # before stays the first run's
+        else:
+            db.session.add(JobVerdictChange(
+                job_id=job_id, attempt_id=change.attempt_id,
+                passed_before=change.passed_before, passed_after=change.passed_after))
+
+    try:
+        report = rescore(exercise_id, on_attempt=on_attempt, earlier_changes=earlier)
+    except UserError as exc:
+        db.session.rollback()
+        finish(db.session.get_one(Job, job_id), JobStatus.FAILED,
+               f"{exc.sentence} The attempts counted as done are re-scored; run the "
+               "re-scoring again for the others.")
+        return
+    job = db.session.get_one(Job, job_id)
+    db.session.refresh(job)
+    if job.progress_total is None:
+        job.progress_total = 0
+    job.summary = {
+        "exercise_id": exercise_id,
+        "attempts": report.attempts,
+        "changed": len(report.changes),
+        "consequences": list(report.consequences),
+    }
+    db.session.commit()
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The outcome as the command line has always printed it."""
+    return [f"{summary['attempts']} attempts re-scored, "
+            f"{summary['changed']} with a changed pass/fail verdict",
+            *(f"  {line}" for line in summary.get("consequences", []))]
