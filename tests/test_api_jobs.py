@@ -10,7 +10,7 @@ import pytest
 
 from app.auth.roles import Role
 from app.cases.ingest import ImportOptions
-from app.jobs.services import start_path_import
+from app.jobs.case_import import start_path_import
 from tests.conftest import login
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.test_api import bearer, make_token

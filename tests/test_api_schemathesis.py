@@ -28,7 +28,7 @@ from app.certification.models import Certificate
 from app.certification.services import create_programme, new_code
 from app.db_types import utcnow
 from app.extensions import db, limiter
-from app.jobs.services import start_path_import
+from app.jobs.case_import import start_path_import
 from app.quizzes.exercises import create_exercise
 from app.quizzes.services import start_attempt, submit_attempt
 from tests import test_attempts

@@ -97,7 +97,8 @@ def test_trainer_imports_a_study_over_dicomweb_and_one_over_dimse(app, portal_ur
     watch_the_import(app, page)
     assert page.get_by_role("heading", name="PACS import", exact=False).count() == 1
 
-    page.goto(portal_url + "/pacs/")
+    page.get_by_role("link", name="Import more from the PACS").click()
+    page.wait_for_url("**/pacs/")
     page.get_by_label("PACS").select_option(label="Radiology DIMSE (DIMSE)")
     page.get_by_label("Patient ID").fill(PHI_PATIENT_ID)
     page.get_by_role("button", name="Search").click()
