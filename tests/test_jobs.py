@@ -305,6 +305,23 @@ def _job(job_id: int) -> Job:
     return job
 
 
+def kill_once_done(worker: subprocess.Popen, job_id: int, *, at_least: int) -> None:
+    """Kill ``worker`` (SIGKILL, no clean-up of its own) as soon as job ``job_id`` has
+    ``at_least`` units done: a worker lost mid-job."""
+    try:
+        deadline = time.monotonic() + 120
+        while _job(job_id).progress_done < at_least:
+            assert worker.poll() is None, worker.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+
 def test_a_worker_killed_mid_job_and_another_started_import_every_file_once(
         app, queue, tmp_path):
     folder = tmp_path / "batch"
@@ -314,18 +331,7 @@ def test_a_worker_killed_mid_job_and_another_started_import_every_file_once(
         (folder / f"{n:02}.dcm").write_bytes(dicom(100 + n, size=256))
     job_id = start_path_import([folder], actor=None, options=ImportOptions(source="test")).id
 
-    first = _worker_process(app, queue)
-    try:
-        deadline = time.monotonic() + 120
-        while _job(job_id).progress_done < 2:
-            assert first.poll() is None, first.communicate()[0]
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+    kill_once_done(_worker_process(app, queue), job_id, at_least=2)
     interrupted = _job(job_id)
     assert interrupted.status == "running" and 2 <= interrupted.progress_done < files
 

@@ -6,8 +6,6 @@ and a PACS that fails after the job was queued."""
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -43,7 +41,10 @@ from tests.orthanc import (
     orthanc_server,
 )
 from tests.test_ingest import assert_no_residue
-from tests.test_jobs import queue  # noqa: F401  (fixture: the app on a real SQLite queue)
+from tests.test_jobs import (
+    kill_once_done,
+    queue,  # noqa: F401  (fixture: the app on a real SQLite queue)
+)
 from tests.test_pacs import (
     assert_deidentified,
     counts,
@@ -234,18 +235,7 @@ def test_a_worker_killed_mid_study_and_another_started_import_every_image_once(
     job_id = start_pacs_import(endpoint, [studies["long"], studies["dx"]], actor=None).id
     total = LONG_STUDY_IMAGES + 1
 
-    first = worker_process(app, queue)
-    try:
-        deadline = time.monotonic() + 120
-        while _job(job_id).progress_done < 2:
-            assert first.poll() is None, first.communicate()[0]
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+    kill_once_done(worker_process(app, queue), job_id, at_least=2)
     interrupted = _job(job_id)
     before_kill = interrupted.progress_done
     assert interrupted.status == "running" and 2 <= before_kill < LONG_STUDY_IMAGES

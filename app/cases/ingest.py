@@ -117,7 +117,9 @@ def archive_limits() -> ArchiveLimits:
 # ---- sources ----------------------------------------------------------------------------
 
 
-def _bounded_reader(path: Path, limit: int) -> Callable[[], bytes]:
+def bounded_reader(path: Path, limit: int) -> Callable[[], bytes]:
+    """A file's bytes read when imported, refused past ``limit`` (read one byte past it,
+    never the whole of a file that is too large)."""
     def read() -> bytes:
         with path.open("rb") as fh:
             data = fh.read(limit + 1)
@@ -205,7 +207,7 @@ def _file_sources(
     if is_zip(head):
         yield from _expand(shown, lambda: path.open("rb"), limits)
     else:
-        yield Source(shown, _bounded_reader(path, limits.max_member_bytes))
+        yield Source(shown, bounded_reader(path, limits.max_member_bytes))
 
 
 def sources_from_stored_uploads(

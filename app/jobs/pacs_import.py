@@ -20,7 +20,7 @@ import os
 import shutil
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.models import User
-from app.cases.ingest import FileResult, ImportOptions, Source, import_files
-from app.cases.sandbox import Rejected
+from app.cases.ingest import FileResult, ImportOptions, Source, bounded_reader, import_files
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.case_import import earlier_cases, items_recorded, record_item
@@ -53,7 +52,7 @@ from app.pacs.clients import (
     study_uid_ok,
 )
 from app.pacs.models import PacsEndpoint
-from app.pacs.retrieval import StudyLimits, StudyRefused, shown_size, too_many_images
+from app.pacs.retrieval import StudyLimits, StudyRefused, too_many_images
 from app.pacs.services import client_of, study_limits
 
 logger = logging.getLogger(__name__)
@@ -225,19 +224,11 @@ def _study_items(job_id: int, client: PacsClient, study: _Study, total: int, fol
     file_limit = int(current_app.config["INGEST_FILE_MAX_BYTES"])
     count = len(retrieved.files)
     for number, path in enumerate(retrieved.files, start=1):
-        found.append(Source(f"{label}, image {number} of {count}", _reader(path, file_limit)))
+        found.append(Source(f"{label}, image {number} of {count}",
+                            bounded_reader(path, file_limit)))
     return found
 
 
-def _reader(path: Path, limit: int) -> Callable[[], bytes]:
-    def read() -> bytes:
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-        if len(data) > limit:
-            raise Rejected(f"larger than the {shown_size(limit)} per-file limit")
-        return data
-
-    return read
 
 
 class _Recorder:
