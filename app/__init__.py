@@ -48,8 +48,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_api(app)  # before the blueprints: a bearer token names the user of the request
     _register_blueprints(app)
 
+    from app.certification.reminder_jobs import register_reminders
     from app.jobs.services import init_jobs
+    from app.quizzes.rescoring_job import register_rescoring
 
+    # Kinds of job whose work lives in the training and certification areas.
+    register_rescoring()
+    register_reminders()
     init_jobs(app)
 
     from app.cli import register_cli

@@ -570,8 +570,8 @@ def quizzes_rescore(exercise_id: int | None) -> None:
     """Re-score ended attempts against the current reference reads; certificates follow
     (new passes issued, certificates whose evidence no longer holds listed for review)."""
     from app.jobs.cli import wait_for_job
-    from app.jobs.rescoring import start_rescoring, summary_lines
     from app.quizzes.models import Exercise
+    from app.quizzes.rescoring_job import start_rescoring, summary_lines
 
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
         raise click.ClickException(f"there is no exercise {exercise_id}")
@@ -634,8 +634,8 @@ def certs_create_programme(title: str, exams: tuple[int, ...], practices: tuple[
 def certs_remind() -> None:
     """E-mail expiry reminders now (the workers also send them daily); each reminder goes
     out once."""
+    from app.certification.reminder_jobs import start_reminders, summary_line
     from app.jobs.cli import wait_for_job
-    from app.jobs.reminders import start_reminders, summary_line
     from app.mail import mail_configured
 
     if not mail_configured():

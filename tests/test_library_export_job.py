@@ -21,7 +21,7 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import spool_dir
 from app.jobs.models import Job
-from app.jobs.rescoring import start_rescoring
+from app.quizzes.rescoring_job import start_rescoring
 from tests.conftest import login, post_hand_built
 from tests.forms import submit_form
 from tests.test_jobs import dicom, queue, wait_finished, worker  # noqa: F401 (fixtures)

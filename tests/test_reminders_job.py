@@ -72,7 +72,8 @@ def test_an_admin_sends_reminders_now_from_the_jobs_page(
     login(trainer, make_user(Role.TRAINER).username)
     assert trainer.get(job_url).status_code == 404
     assert "Send reminders now" not in trainer.get("/jobs/").get_data(as_text=True)
-    assert post_hand_built(trainer, "/jobs/reminders", page="/jobs/").status_code == 403
+    refused = post_hand_built(trainer, "/certification/reminders/send", page="/jobs/")
+    assert refused.status_code == 403
     trainee = app.test_client()
     login(trainee, due.username)
     assert trainee.get(job_url).status_code == 403

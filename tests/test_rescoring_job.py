@@ -17,8 +17,8 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.models import Job, JobVerdictChange
 from app.jobs.queue import BackgroundWorker, huey_of
-from app.jobs.rescoring import start_rescoring
 from app.jobs.services import run_job
+from app.quizzes.rescoring_job import start_rescoring
 from tests.conftest import login, post_hand_built
 from tests.forms import submit_form
 from tests.test_attempts import cases  # noqa: F401 (fixture)

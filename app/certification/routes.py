@@ -37,6 +37,7 @@ from app.certification.listing import CertificateFilters, certificate_query
 from app.certification.models import Certificate, CertificateReview, Programme
 from app.certification.notices import notices_for
 from app.certification.pdf import certificate_pdf
+from app.certification.reminder_jobs import start_reminders
 from app.certification.reviews import KEPT, OPEN, REVOKED, WITHDRAWN, decide, reviews_query
 from app.certification.services import (
     VALID,
@@ -47,6 +48,7 @@ from app.certification.services import (
 )
 from app.db_types import utcnow
 from app.extensions import db
+from app.jobs.routes import start_from_page
 from app.quizzes.services import CRITERIA_METRICS, expire_overdue_attempts
 from app.urls import external_url
 from app.validation import bounded_int
@@ -331,3 +333,10 @@ def decide_review(review_id: int) -> WerkzeugResponse | tuple[str, int]:
     flash(f"Certificate {certificate.code} of {certificate.holder_name}: "
           f"{'revoked' if decided.state == REVOKED else 'kept'}; the holder is told.", "success")
     return redirect(url_for("certification.reviews"))
+
+
+@bp.route("/reminders/send", methods=["POST"])
+@roles_required(Role.ADMIN)
+def send_reminders_now() -> WerkzeugResponse:
+    """The jobs page's "Send reminders now": the day's reminders as a job, at once."""
+    return start_from_page(lambda: start_reminders(actor=current_user))

@@ -38,7 +38,6 @@ from app.jobs.library_export import (
     start_library_export,
 )
 from app.jobs.models import Job, JobKind
-from app.jobs.reminders import start_reminders
 from app.jobs.schemas import JobStatusArgs, JobStatusOut
 from app.jobs.services import JobError, can_see_job, cancel_job, item_name, job_status, jobs_for
 from app.validation import load_query
@@ -128,7 +127,7 @@ def download(job_id: int) -> Response:
                      download_name=f"case-library-job-{job.id}.zip", max_age=0)
 
 
-def _start(start: Callable[[], Job]) -> Response:
+def start_from_page(start: Callable[[], Job]) -> Response:
     """An administrator's button on the jobs page (CSRF-checked): queue the job and show
     it, or refuse with the reason (nothing queued)."""
     if not ActionForm().validate_on_submit():
@@ -144,10 +143,4 @@ def _start(start: Callable[[], Job]) -> Response:
 @roles_required(Role.ADMIN)
 def library_export() -> Response:
     status = request.form.get("status", "")
-    return _start(lambda: start_library_export(status, actor=current_user))
-
-
-@bp.route("/reminders", methods=["POST"])
-@roles_required(Role.ADMIN)
-def reminders() -> Response:
-    return _start(lambda: start_reminders(actor=current_user))
+    return start_from_page(lambda: start_library_export(status, actor=current_user))

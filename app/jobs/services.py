@@ -30,9 +30,7 @@ from app.jobs.lifecycle import (
     stale_after,
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
-from app.jobs.queue import JobRunners, enqueue, init_queue
-from app.jobs.reminders import daily_reminders, run_reminders
-from app.jobs.rescoring import run_rescoring
+from app.jobs.queue import JobRunners, Periodic, enqueue, init_queue
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +58,28 @@ KINDS: dict[str, Kind] = {
         run_case_import,
         "the files listed as imported are in the library, import the others again."),
     JobKind.PACS_IMPORT.value: Kind(pacs_import.run_pacs_import, pacs_import.AFTER_FAILURE),
-    JobKind.RESCORING.value: Kind(
-        run_rescoring,
-        "the attempts counted as done are re-scored; run the re-scoring again for the others."),
     JobKind.LIBRARY_EXPORT.value: Kind(
         run_library_export, "nothing was exported; start the export again."),
-    JobKind.REMINDERS.value: Kind(
-        run_reminders, "the reminders sent are recorded; the others go out on the next run."),
 }
 
 
+# The workers' scheduled work, each built from the app's settings (a bad one stops the app).
+SCHEDULES: dict[str, Callable[[Flask], Periodic]] = {"export_clean_up": export_clean_up}
+
+
+def register_kind(kind: JobKind, run: Callable[[Job], None], after_failure: str, *,
+                  schedule: Callable[[Flask], Periodic] | None = None) -> None:
+    """A kind of job whose work lives in another area (re-scoring in quizzes, reminders in
+    certification): registered by the app at start, so that the job layer, which the case
+    library uses, imports nothing of those areas."""
+    KINDS[kind.value] = Kind(run, after_failure)
+    if schedule is not None:
+        SCHEDULES[kind.value] = schedule
+
+
 def init_jobs(app: Flask) -> None:
-    init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled, periodic=(
-        daily_reminders(app), export_clean_up(app))))
+    init_queue(app, JobRunners(run_job=run_job, recover_stalled=recover_stalled, periodic=tuple(
+        schedule(app) for schedule in SCHEDULES.values())))
 
 
 def run_job(job_id: int) -> None:

@@ -23,7 +23,6 @@ from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
-from app.jobs.rescoring import start_rescoring
 from app.quizzes import access, bp, review_rules
 from app.quizzes.exercises import (
     attempt_count,
@@ -39,6 +38,7 @@ from app.quizzes.exercises import (
 )
 from app.quizzes.forms import ExerciseForm, exercise_form_data
 from app.quizzes.models import Exercise, ExerciseKind
+from app.quizzes.rescoring_job import start_rescoring
 from app.quizzes.results import Population, exercise_statistics
 from app.quizzes.selection import (
     CaseRule,

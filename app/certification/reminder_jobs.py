@@ -17,9 +17,10 @@ from app.auth.models import User
 from app.certification.reminders import send_reminders
 from app.db_types import utcnow
 from app.extensions import db
-from app.jobs.lifecycle import JobError, finish, new_job
+from app.jobs.lifecycle import JobError, finish, new_job, submit
 from app.jobs.models import Job, JobKind, JobStatus
-from app.jobs.queue import Periodic, enqueue
+from app.jobs.queue import Periodic
+from app.jobs.services import register_kind
 from app.locking import lock_key
 from app.mail import mail_configured
 
@@ -37,7 +38,7 @@ def start_reminders(*, actor: User | None) -> Job:
     if not mail_configured():
         raise NoMailServer(NO_MAIL_SERVER)
     job = new_job(JobKind.REMINDERS, actor, {})
-    enqueue(job.id)
+    submit(job)
     return job
 
 
@@ -71,7 +72,7 @@ def start_daily_reminders() -> Job | None:
         return None
     # new_job commits: the lock ends with the day's job recorded.
     job = new_job(JobKind.REMINDERS, None, {"daily": True})
-    enqueue(job.id)
+    submit(job)
     current_app.logger.info("job %s: the day's expiry reminders", job.id)
     return job
 
@@ -82,3 +83,8 @@ def daily_reminders(app: Flask) -> Periodic:
     if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23:
         raise ValueError(f"REMINDERS_HOUR must be an hour of the day (UTC), 0 to 23, not {hour!r}")
     return Periodic("daily_reminders", start_daily_reminders, minute="0", hour=str(hour))
+
+
+def register_reminders() -> None:
+    register_kind(JobKind.REMINDERS, run_reminders, "the reminders sent are recorded; the "
+                  "others go out on the next run.", schedule=daily_reminders)

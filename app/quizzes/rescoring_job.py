@@ -27,9 +27,9 @@ from sqlalchemy import select, update
 from app.auth.models import User
 from app.db_types import utcnow
 from app.extensions import db
-from app.jobs.lifecycle import JobError, finish, new_job, unseal
+from app.jobs.lifecycle import JobError, finish, new_job, submit, unseal
 from app.jobs.models import Job, JobKind, JobStatus, JobVerdictChange
-from app.jobs.queue import enqueue
+from app.jobs.services import register_kind
 from app.quizzes.models import Attempt, Exercise
 from app.quizzes.results import VerdictChange, rescore
 from app.user_errors import UserError
@@ -41,7 +41,7 @@ def start_rescoring(exercise_id: int | None, *, actor: User | None) -> Job:
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
         raise JobError(f"There is no exercise {exercise_id}.")
     job = new_job(JobKind.RESCORING, actor, {"exercise_id": exercise_id})
-    enqueue(job.id)
+    submit(job)
     return job
 
 
@@ -104,3 +104,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return [f"{summary['attempts']} attempts re-scored, "
             f"{summary['changed']} with a changed pass/fail verdict",
             *(f"  {line}" for line in summary.get("consequences", []))]
+
+
+def register_rescoring() -> None:
+    register_kind(JobKind.RESCORING, run_rescoring, "the attempts counted as done are "
+                  "re-scored; run the re-scoring again for the others.")
