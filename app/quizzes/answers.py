@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import User
 from app.cases.models import CaseImage
@@ -74,7 +75,13 @@ def save_answer(
     answer.marks = clean_marks
     answer.revision = (answer.revision or 0) + 1
     answer.saved_at = now
+    acknowledged = {"revision": answer.revision, "saved_at": now, "answers": clean_answers,
+                    "marks": clean_marks}
     db.session.commit()
+    # The acknowledgement names what this save wrote: read after the commit, the row may
+    # already hold a later save from another device (which releases the lock in between).
+    for key, value in acknowledged.items():
+        set_committed_value(answer, key, value)
     return answer
 
 
