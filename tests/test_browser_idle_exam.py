@@ -148,7 +148,7 @@ def test_an_open_exam_page_outlives_the_idle_limit_and_other_tabs_idle_out_after
     other_tab.reload()
     # Signed out, for idleness (below). Which of the browser's requests shows the reason is
     # a race here (the page's own background requests may meet the limit first); the
-    # one-tab test above checks the sentence.
+    # one-tab test_outside_an_exam_idle_time_ends_the_session checks the sentence.
     assert other_tab.url.split("?")[0].endswith("/auth/login")
     assert other_tab.get_by_role("button", name="Sign in").is_visible()
     [ended] = _session_ends()
