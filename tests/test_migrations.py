@@ -18,7 +18,7 @@ from app.auth.roles import Role
 from app.extensions import db
 from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
-from app.quizzes.models import Attempt
+from app.quizzes.models import Attempt, PeerAccuracy, PeerCaseCalls, PeerCaseShare, PeerStanding
 from app.quizzes.services import start_attempt, submit_attempt
 from tests.test_attempts import cases  # noqa: F401 (fixture)
 
@@ -58,12 +58,25 @@ def test_migrations_keep_the_scores_of_ended_attempts(cases, make_user):  # noqa
         submit_attempt(attempt, trainee)
 
     def kept() -> dict:
-        return {a.id: (a.sensitivity, a.specificity, a.case_set, a.case_scores)
+        return {a.id: (a.sensitivity, a.specificity, a.accuracy, a.case_set, a.case_scores)
                 for a in db.session.scalars(select(Attempt))}
 
-    before = kept()
-    assert len(before) == 4
-    assert all(s is not None and scores for s, _, _, scores in before.values())
+    def standings() -> list:
+        with db.engine.connect() as conn:
+            return [conn.execute(select(table).order_by(*table.primary_key)).all()
+                    for table in (PeerStanding.__table__, PeerAccuracy.__table__,
+                                  PeerCaseCalls.__table__, PeerCaseShare.__table__)]
+
+    before, counted = kept(), standings()
+    calls = {a.id: a.metrics["calls"] for a in db.session.scalars(select(Attempt))}
+    # Attempts scored before the calls were kept: the migration derives them from the
+    # right/wrong decisions and the cases' reference.
+    for attempt in db.session.scalars(select(Attempt)):
+        attempt.metrics = {k: v for k, v in attempt.metrics.items() if k != "calls"}
+    db.session.commit()
+    assert len(before) == 4 and len(counted[0]) == 4
+    assert all(s is not None and a is not None and scores
+               for s, _, a, _, scores in before.values())
     db.session.remove()
     downgrade(directory=str(MIGRATIONS_DIR), revision="6ab502a69065")
     with db.engine.connect() as conn:
@@ -72,6 +85,9 @@ def test_migrations_keep_the_scores_of_ended_attempts(cases, make_user):  # noqa
     upgrade(directory=str(MIGRATIONS_DIR))
     assert "exercise_case_tally" not in inspect(db.engine).get_table_names()
     assert kept() == before
+    # The peer standings are refilled from the stored scores as they were kept.
+    assert standings() == counted
+    assert {a.id: a.metrics["calls"] for a in db.session.scalars(select(Attempt))} == calls
     assert _differences() == []
 
 

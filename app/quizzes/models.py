@@ -129,6 +129,9 @@ class Attempt(db.Model):
     # aggregate them over many thousands of attempts without reading the JSON.
     sensitivity: Mapped[float | None] = mapped_column(Float)
     specificity: Mapped[float | None] = mapped_column(Float)
+    # The metric of the anonymous peer comparison, as a column for the same reason
+    # (standings.py keeps each trainee's latest one counted per exercise).
+    accuracy: Mapped[float | None] = mapped_column(Float)
     # The per-case scores again, compactly (scoring.items.compact_scores: "1"/"0" per case
     # in ascending case id, and a key naming that set of cases), so that the trainers' case
     # statistics read an exercise's attempts as one string instead of parsing the JSON.
@@ -165,3 +168,57 @@ class AttemptAnswer(db.Model):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     attempt: Mapped[Attempt] = relationship(back_populates="answers")
+
+
+class PeerStanding(db.Model):  # type: ignore[name-defined]
+    """Each trainee's latest ended attempt at an exercise (by attempt number) and its
+    accuracy: what the anonymous peer comparison counts for them (standings.py)."""
+
+    __tablename__ = "peer_standing"
+
+    exercise_id: Mapped[int] = mapped_column(
+        ForeignKey("exercise.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), primary_key=True)
+    # None: the row was just created and counts nothing yet (standings.refresh_standing).
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempt.id"))
+    accuracy: Mapped[float | None] = mapped_column(Float)
+
+
+class PeerAccuracy(db.Model):  # type: ignore[name-defined]
+    """How many trainees' standings (PeerStanding) hold each accuracy at an exercise: the
+    running histogram a result page reads its percentile from, a few rows per exercise
+    (one per distinct accuracy) however many attempts ended."""
+
+    __tablename__ = "peer_accuracy"
+
+    exercise_id: Mapped[int] = mapped_column(
+        ForeignKey("exercise.id", ondelete="CASCADE"), primary_key=True)
+    accuracy: Mapped[float] = mapped_column(Float, primary_key=True)
+    readers: Mapped[int] = mapped_column(Integer)
+
+
+class PeerCaseCalls(db.Model):  # type: ignore[name-defined]
+    """One trainee's sputum decisions on one case over their ended attempts (every
+    exercise holding it): how many called it TB-suggestive, of how many answered
+    (peers.py keeps it up to date as attempts end and are re-scored)."""
+
+    __tablename__ = "peer_case_calls"
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), primary_key=True)
+    called: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+
+
+class PeerCaseShare(db.Model):  # type: ignore[name-defined]
+    """Per case, over the trainees with an answered call (PeerCaseCalls.answered > 0): how
+    many they are and the sum of their shares of TB-suggestive calls, so that a result page
+    reads one row per case instead of every ended attempt."""
+
+    __tablename__ = "peer_case_share"
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="CASCADE"), primary_key=True)
+    readers: Mapped[int] = mapped_column(Integer)
+    share_sum: Mapped[float] = mapped_column(Float)

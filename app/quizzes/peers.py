@@ -2,27 +2,32 @@
 
 An ended attempt keeps, per case, the trainee's sputum decision (``Attempt.metrics
 ["calls"]``: 1 TB-suggestive, 0 not, null when not answered; re-computed by re-scoring).
-Attempts scored before that was kept have only whether the decision was right
-(``metrics["cases"]``): on a TB-suggestive case a right decision is a TB-suggestive call,
-on any other case a wrong one is (a blank counts as wrong there). The shares are computed
-in the database, over every exercise holding the case, one query for all the cases of a
-result page: no attempt is loaded.
+Each reader weighs one however many attempts they made: a reader's share is the share of
+their answered reads of the case that called it TB-suggestive, over every exercise holding
+the case, and a case's figure is the mean of its readers' shares.
+
+Those figures are kept as running counts, updated when an attempt ends or is re-scored:
+per case and reader (PeerCaseCalls: calls and answered reads) and per case (PeerCaseShare:
+readers and the sum of their shares). A result page reads one row per case and the
+trainee's own, to leave them out: no attempt is read, however many ended.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case as when
-from sqlalchemy import func, select
+from sqlalchemy import and_, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.quizzes.models import ENDED_STATES, Attempt
+from app.quizzes.models import ENDED_STATES, Attempt, PeerCaseCalls, PeerCaseShare
 
 #: Readers (other than the trainee) who must have read a case before its share is shown.
 READERS_NEEDED = 5
+
+Calls = Mapping[str, int | None]  # case id (as the JSON keys it) -> 1, 0 or None
 
 
 @dataclass(frozen=True)
@@ -34,39 +39,117 @@ class PeerCalls:
 
 def peer_calls(user_id: int, reference_tb: Mapping[int, bool],
                needed: int = READERS_NEEDED) -> dict[int, PeerCalls]:
-    """For each case id of ``reference_tb`` (its reference sputum decision), how other
-    readers called it, when at least ``needed`` of them read it."""
+    """For each case id of ``reference_tb`` (the cases whose key may be shown), how other
+    readers called it, when at least ``needed`` of them read it. One statement."""
     case_ids = sorted(reference_tb)
     if not case_ids:
         return {}
-    # Attempts scored before calls were kept: from whether the decision was right.
-    kept = Attempt.metrics["calls"].as_string().is_not(None)
-    per_case = [when(
-        (kept, Attempt.metrics[("calls", str(case_id))].as_float()),
-        else_=_from_correct(Attempt.metrics[("cases", str(case_id))].as_float(),
-                            reference_tb[case_id]))
-        for case_id in case_ids]
-    # Per reader: the share of their ended attempts that called each case TB-suggestive.
-    readers = (
-        select(Attempt.user_id,
-               *(func.avg(value).label(f"c{n}") for n, value in enumerate(per_case)))
-        .where(Attempt.state.in_(ENDED_STATES), Attempt.user_id != user_id,
-               Attempt.metrics.is_not(None))
-        .group_by(Attempt.user_id)
-        .subquery()
-    )
-    columns = []
-    for n in range(len(case_ids)):
-        column = readers.c[f"c{n}"]
-        columns += [func.count(column), func.avg(column)]
-    row = db.session.execute(select(*columns)).one()
+    own = and_(PeerCaseCalls.case_id == PeerCaseShare.case_id,
+               PeerCaseCalls.user_id == user_id)
+    rows = db.session.execute(
+        select(PeerCaseShare.case_id, PeerCaseShare.readers, PeerCaseShare.share_sum,
+               PeerCaseCalls.called, PeerCaseCalls.answered)
+        .outerjoin(PeerCaseCalls, own)
+        .where(PeerCaseShare.case_id.in_(case_ids)))
     found: dict[int, PeerCalls] = {}
-    for n, case_id in enumerate(case_ids):
-        count, share = int(row[2 * n] or 0), row[2 * n + 1]
-        if count >= needed and share is not None:
-            found[case_id] = PeerCalls(count, float(share))
+    for case_id, readers, share_sum, called, answered in rows:
+        if answered:  # the trainee's own reads are among the counts: take them out
+            readers -= 1
+            share_sum -= called / answered
+        if readers >= needed:
+            # The sum is kept by additions and subtractions: clamp the rounding dust.
+            found[case_id] = PeerCalls(readers, min(1.0, max(0.0, share_sum / readers)))
     return found
 
 
-def _from_correct(correct: Any, reference_tb: bool) -> Any:
-    return correct if reference_tb else 1.0 - correct
+def record_calls(user_id: int, before: Calls | None, after: Calls | None) -> None:
+    """Count an attempt's calls (``after``) in place of what it counted (``before``: None
+    for an attempt that has just ended). A few statements however many cases."""
+    before, after = before or {}, after or {}
+    steps: dict[int, tuple[int, int]] = {}  # case id -> (calls, answered) to add
+    for key in set(before) | set(after):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        called = (new or 0) - (old or 0)
+        answered = (new is not None) - (old is not None)
+        steps[int(key)] = (called, answered)
+    if not steps:
+        return
+    case_ids = sorted(steps)
+    # Rows locked in ascending case order (here and in the upserts below): two trainees'
+    # attempts over the same cases then wait for each other instead of deadlocking.
+    current = {case_id: (called, answered) for case_id, called, answered in db.session.execute(
+        select(PeerCaseCalls.case_id, PeerCaseCalls.called, PeerCaseCalls.answered)
+        .where(PeerCaseCalls.user_id == user_id, PeerCaseCalls.case_id.in_(case_ids))
+        .order_by(PeerCaseCalls.case_id).with_for_update())}
+    readers_rows, shares = [], []
+    for case_id in case_ids:
+        called, answered = current.get(case_id, (0, 0))
+        new_called, new_answered = called + steps[case_id][0], answered + steps[case_id][1]
+        readers_rows.append({"case_id": case_id, "user_id": user_id, "called": new_called,
+                             "answered": new_answered})
+        share_step = (_share(new_called, new_answered) - _share(called, answered))
+        reader_step = (new_answered > 0) - (answered > 0)
+        if share_step or reader_step:
+            shares.append({"case_id": case_id, "readers": reader_step, "share_sum": share_step})
+    insert = dialect_insert(PeerCaseCalls)
+    db.session.execute(insert.on_conflict_do_update(
+        index_elements=["case_id", "user_id"],
+        set_={"called": insert.excluded.called, "answered": insert.excluded.answered}),
+        readers_rows)
+    if shares:
+        insert = dialect_insert(PeerCaseShare)
+        db.session.execute(insert.on_conflict_do_update(
+            index_elements=["case_id"],
+            set_={"readers": PeerCaseShare.readers + insert.excluded.readers,
+                  "share_sum": PeerCaseShare.share_sum + insert.excluded.share_sum}),
+            shares)
+
+
+def rebuild_peer_calls() -> None:
+    """Recount every case's figures from the ended attempts' kept calls: for data written
+    around the services, e.g. bulk-loaded attempts."""
+    db.session.execute(delete(PeerCaseShare))
+    db.session.execute(delete(PeerCaseCalls))
+    counts: dict[tuple[int, int], list[int]] = {}
+    for user_id, metrics in db.session.execute(
+            select(Attempt.user_id, Attempt.metrics).where(
+                Attempt.state.in_(ENDED_STATES), Attempt.metrics.is_not(None))):
+        for key, call in _calls_of(metrics):
+            entry = counts.setdefault((int(key), user_id), [0, 0])
+            if call is not None:
+                entry[0] += call
+                entry[1] += 1
+    _write_counts(counts)
+
+
+def _calls_of(metrics: Mapping[str, Any]) -> Iterable[tuple[str, int | None]]:
+    return (metrics.get("calls") or {}).items()
+
+
+def _write_counts(counts: Mapping[tuple[int, int], list[int]]) -> None:
+    rows = [{"case_id": case_id, "user_id": user_id, "called": c, "answered": a}
+            for (case_id, user_id), (c, a) in sorted(counts.items())]
+    per_case: dict[int, list[float]] = {}
+    for row in rows:
+        if row["answered"]:
+            entry = per_case.setdefault(row["case_id"], [0, 0.0])
+            entry[0] += 1
+            entry[1] += row["called"] / row["answered"]
+    for start in range(0, len(rows), 5000):
+        db.session.execute(PeerCaseCalls.__table__.insert(), rows[start:start + 5000])
+    if per_case:
+        db.session.execute(PeerCaseShare.__table__.insert(), [
+            {"case_id": case_id, "readers": int(n), "share_sum": total}
+            for case_id, (n, total) in sorted(per_case.items())])
+
+
+def _share(called: int, answered: int) -> float:
+    return called / answered if answered else 0.0
+
+
+def dialect_insert(model: Any) -> Any:
+    """INSERT with the dialect's ON CONFLICT clause (both databases have one)."""
+    return (postgresql.insert(model) if db.session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert(model))

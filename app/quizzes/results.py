@@ -17,6 +17,7 @@ from app.cases.models import Case, CaseImage
 from app.cases.reads import Reference, reference_for, references_for
 from app.extensions import db
 from app.locking import lock_row, retrying
+from app.quizzes import standings
 from app.quizzes.models import (
     ENDED_STATES,
     Attempt,
@@ -24,6 +25,7 @@ from app.quizzes.models import (
     Exercise,
     ExerciseCase,
 )
+from app.quizzes.peers import record_calls
 from app.quizzes.scoring import (
     AttemptScore,
     CaseRead,
@@ -248,9 +250,11 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     return CaseFeedback(position, case, reference, answer, result.cases[0])
 
 
-def finalise(attempt: Attempt) -> None:
-    """Fix the attempt's scores when it ends or is re-scored (the caller holds the attempt's
-    row lock and commits)."""
+def finalise(attempt: Attempt, *, just_ended: bool = False) -> None:
+    """Fix the attempt's scores when it ends (``just_ended``) or is re-scored (the caller
+    holds the attempt's row lock and commits), and the peer standings that follow."""
+    accuracy_before = attempt.accuracy
+    calls_before = None if just_ended else (attempt.metrics or {}).get("calls")
     result, feedback = score(attempt)
     data = result.to_json()
     attempt.metrics = {
@@ -269,6 +273,11 @@ def finalise(attempt: Attempt) -> None:
     attempt.passed = result.passed
     attempt.sensitivity = data["metrics"].get("sensitivity")
     attempt.specificity = data["metrics"].get("specificity")
+    attempt.accuracy = data["metrics"].get("accuracy")
+    if just_ended or attempt.accuracy != accuracy_before:
+        db.session.flush()  # the standings look the trainee's latest attempt up
+        standings.refresh_standing(attempt.exercise_id, attempt.user_id)
+    record_calls(attempt.user_id, calls_before, attempt.metrics["calls"])
 
 
 def _call(case: Any, reference: Reference) -> int | None:
@@ -375,26 +384,12 @@ def merge_changes(earlier: Sequence[VerdictChange],
             if c.passed_before != c.passed_after]
 
 
-PEERS_NEEDED = 5
-
-
-def peer_percentile(attempt: Attempt, metric: str = "accuracy") -> tuple[float, int] | None:
-    """(percentile, peers) of this attempt's metric among other trainees' latest ended
-    attempts at the same exercise: anonymous, and only with at least PEERS_NEEDED peers."""
-    mine = ((attempt.metrics or {}).get("metrics") or {}).get(metric)
-    if mine is None:
-        return None
-    latest: dict[int, Attempt] = {}
-    for other in db.session.scalars(select(Attempt).where(
-            Attempt.exercise_id == attempt.exercise_id, Attempt.user_id != attempt.user_id,
-            Attempt.state.in_(ENDED_STATES)).order_by(Attempt.number)):
-        latest[other.user_id] = other
-    values = [v for a in latest.values()
-              if (v := ((a.metrics or {}).get("metrics") or {}).get(metric)) is not None]
-    if len(values) < PEERS_NEEDED:
-        return None
-    below = sum(1 for v in values if v < mine) + 0.5 * sum(1 for v in values if v == mine)
-    return 100.0 * below / len(values), len(values)
+def peer_percentile(attempt: Attempt) -> tuple[float, int] | None:
+    """(percentile, peers) of this attempt's accuracy among other trainees' latest ended
+    attempts at the same exercise: anonymous, and only with at least PEERS_NEEDED peers.
+    Read from the running standings (standings.py), not from the attempts."""
+    mine = ((attempt.metrics or {}).get("metrics") or {}).get("accuracy")
+    return standings.peer_percentile(attempt.exercise_id, attempt.user_id, mine)
 
 
 def learning_curve(attempt: Attempt, metric: str = "accuracy") -> list[tuple[int, float]]:

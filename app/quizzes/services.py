@@ -445,7 +445,7 @@ def _finalise(attempt: Attempt) -> None:
     from app.quizzes.results import finalise
 
     db.session.flush()
-    finalise(attempt)
+    finalise(attempt, just_ended=True)
     db.session.flush()
     attempt_ended.send(current_app._get_current_object(),  # type: ignore[attr-defined]
                        attempt=attempt)
