@@ -36,6 +36,7 @@ from app.auth.roles import Role
 from app.auth.services import create_user
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
+from app.quizzes.peers import rebuild_peer_calls
 from app.quizzes.services import submit_attempt
 from app.quizzes.standings import rebuild_standings
 from app.schemes.registry import get_scheme
@@ -77,6 +78,7 @@ def _grow(exam_id: int, mine: Attempt, to: int, rng: random.Random) -> None:
     for start in range(0, len(rows), 2000):
         db.session.execute(insert(Attempt), rows[start:start + 2000])
     rebuild_standings(exam_id)
+    rebuild_peer_calls()
     db.session.commit()
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
