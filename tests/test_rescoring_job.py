@@ -144,11 +144,11 @@ def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
     real_finalise = results.finalise
     finalised = []
 
-    def finalise_then_die(attempt):
+    def finalise_then_die(attempt, **options):
         if len(finalised) == 2:
             raise WorkerKilled
         finalised.append(attempt.id)
-        return real_finalise(attempt)
+        return real_finalise(attempt, **options)
 
     monkeypatch.setattr(results, "finalise", finalise_then_die)
     assert huey_of(app).dequeue() is not None  # a worker takes the message...

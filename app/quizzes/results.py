@@ -202,13 +202,46 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
         pairs.append((truth_for(case, reference, scheme),
                       read_for(case_id, answers.get(case_id), scheme)))
         feedback.append(CaseFeedback(position, case, reference, answers.get(case_id), None))
-    criteria = [Criterion(c["metric"], minimum=c["minimum"])
-                for c in attempt.exercise.criteria or []]
-    result = score_attempt(pairs, criteria,
-                           **scoring_options(scheme, [read for _, read in pairs]))
+    result = _score_pairs(attempt, scheme, pairs)
     for item, case_score in zip(feedback, result.cases, strict=True):
         item.score = case_score
     return result, feedback
+
+
+# Each case's reference as scoring takes it, by (scheme key, version, reference key, case
+# id): kept across the attempts of one re-scoring run, whose cases are mostly the same.
+TruthCache = dict[tuple[str, int, str | None, int], tuple[CaseTruth, Reference]]
+
+
+def _score_with_cache(attempt: Attempt, truths: TruthCache) -> tuple[AttemptScore,
+                                                                      list[Reference]]:
+    """score() without the pages' feedback, the cases' references read from ``truths``
+    (and added to it): an exam's 200 cases are loaded once per run, not once per attempt."""
+    scheme = scheme_of(attempt.exercise)
+    key = reference_key(attempt.exercise)
+
+    def known(case_id: int) -> tuple[str, int, str | None, int]:
+        return (scheme.key, scheme.version, key, case_id)
+
+    missing = [case_id for case_id in attempt.case_order if known(case_id) not in truths]
+    if missing:
+        cases, references = _cases_with_references(missing, key)
+        for case_id in missing:
+            truths[known(case_id)] = (truth_for(cases[case_id], references[case_id], scheme),
+                                      references[case_id])
+    answers = {a.case_id: a for a in attempt.answers}
+    found = [truths[known(case_id)] for case_id in attempt.case_order]
+    pairs = [(truth, read_for(case_id, answers.get(case_id), scheme))
+             for case_id, (truth, _) in zip(attempt.case_order, found, strict=True)]
+    return _score_pairs(attempt, scheme, pairs), [reference for _, reference in found]
+
+
+def _score_pairs(attempt: Attempt, scheme: Scheme,
+                 pairs: list[tuple[CaseTruth, CaseRead]]) -> AttemptScore:
+    criteria = [Criterion(c["metric"], minimum=c["minimum"])
+                for c in attempt.exercise.criteria or []]
+    return score_attempt(pairs, criteria,
+                         **scoring_options(scheme, [read for _, read in pairs]))
 
 
 def answered_cases(attempt: Attempt, result: AttemptScore | None = None) -> int:
@@ -250,12 +283,18 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
     return CaseFeedback(position, case, reference, answer, result.cases[0])
 
 
-def finalise(attempt: Attempt, *, just_ended: bool = False) -> None:
+def finalise(attempt: Attempt, *, just_ended: bool = False,
+             truths: TruthCache | None = None) -> None:
     """Fix the attempt's scores when it ends (``just_ended``) or is re-scored (the caller
-    holds the attempt's row lock and commits), and the peer standings that follow."""
+    holds the attempt's row lock and commits), and the peer standings that follow.
+    ``truths``: the cases' references kept across a re-scoring run."""
     accuracy_before = attempt.accuracy
     calls_before = None if just_ended else (attempt.metrics or {}).get("calls")
-    result, feedback = score(attempt)
+    if truths is None:
+        result, feedback = score(attempt)
+        references = [item.reference for item in feedback]
+    else:
+        result, references = _score_with_cache(attempt, truths)
     data = result.to_json()
     attempt.metrics = {
         "metrics": data["metrics"], "intervals": data.get("intervals", {}),
@@ -266,8 +305,8 @@ def finalise(attempt: Attempt, *, just_ended: bool = False) -> None:
                   for c in result.cases},
         # Per case: did the trainee call it TB-suggestive (1/0, None when not answered or
         # when the reference has no sputum decision)? For the anonymous peer comparison.
-        "calls": {str(c.case_id): _call(c, f.reference)
-                  for c, f in zip(result.cases, feedback, strict=True)},
+        "calls": {str(c.case_id): _call(c, reference)
+                  for c, reference in zip(result.cases, references, strict=True)},
     }
     attempt.case_set, attempt.case_scores = compact_scores(attempt.metrics["cases"])
     attempt.passed = result.passed
@@ -332,6 +371,8 @@ def rescore(exercise_id: int | None = None, *, on_attempt: RescoreProgress | Non
     exercise_ids: set[int] = {c.exercise_id for c in earlier_changes}
     attempt_ids = db.session.scalars(query).all()
     total = len(attempt_ids)
+    # The references as they are when the run starts, loaded once for all its attempts.
+    truths: TruthCache = {}
     for position, attempt_id in enumerate(attempt_ids, start=1):
 
         def again(attempt_id: int = attempt_id,
@@ -343,7 +384,7 @@ def rescore(exercise_id: int | None = None, *, on_attempt: RescoreProgress | Non
                 db.session.commit()
                 return None
             before = attempt.passed
-            finalise(attempt)
+            finalise(attempt, truths=truths)
             change = VerdictChange(attempt.id, attempt.user_id, attempt.exercise_id, before,
                                    attempt.passed)
             if on_attempt is not None:
