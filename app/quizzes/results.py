@@ -295,10 +295,9 @@ def finalise(attempt: Attempt, *, just_ended: bool = False,
         references = [item.reference for item in feedback]
     else:
         result, references = _score_with_cache(attempt, truths)
-    data = result.to_json()
+    data = result.stored_json()
     attempt.metrics = {
-        "metrics": data["metrics"], "intervals": data.get("intervals", {}),
-        "grades": data.get("grades", {}),
+        "metrics": data["metrics"], "intervals": data["intervals"], "grades": data["grades"],
         # Per case: was the sputum decision right (1/0, None when not answered)? For the
         # trainers' case statistics (difficulty and discrimination).
         "cases": {str(c.case_id): None if c.tb_correct is None else int(c.tb_correct)

@@ -41,19 +41,30 @@ class AttemptScore:
         ``finding_specificity:<finding>``; KeyError for an unknown name."""
         return lookup(name, self.metrics, self.per_finding)[0]
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain data for ``json.dumps(..., allow_nan=False)``: no NaN, no infinity."""
+    def stored_json(self) -> dict[str, Any]:
+        """What an ended attempt keeps of its score (with its per-case decisions, added by
+        the caller): the metrics, their intervals and the grade tallies. The per-case
+        detail is not kept (a page re-scores the attempt), so it is not built either."""
         return {
             "metrics": {k: finite(v) for k, v in self.metrics.items()},
             "intervals": {
                 k: None if v is None else [finite(v[0]), finite(v[1])]
                 for k, v in self.intervals.items()
             },
+            "grades": dict(self.grades),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``json.dumps(..., allow_nan=False)``: no NaN, no infinity."""
+        stored = self.stored_json()
+        return {
+            "metrics": stored["metrics"],
+            "intervals": stored["intervals"],
             "undefined": dict(self.undefined),
             "confusion": dict(self.confusion),
             "per_finding": {f: json_clean(v) for f, v in self.per_finding.items()},
             "quality": {c: json_clean(v) for c, v in self.quality.items()},
-            "grades": dict(self.grades),
+            "grades": stored["grades"],
             "criteria": [c.to_json() for c in self.criteria],
             "passed": self.passed,
             "notes": list(self.notes),
