@@ -21,7 +21,7 @@ from app.cases.models import Case
 from app.cases.reads import reference_for, references_for
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
-from app.quizzes.results import score
+from app.quizzes.results import rescore, score
 from app.quizzes.services import submit_attempt
 from app.schemes.definitions import Scheme
 from app.schemes.registry import add_scheme, builtin_schemes, get_scheme
@@ -206,3 +206,23 @@ def test_autosave_refuses_a_mark_on_an_image_not_of_its_case(app, make_user, ima
     assert "must name one of this case's images" in refused.get_json()["message"]
     stored = _fresh(Attempt, attempt_id)
     assert {a.case_id: (a.revision, a.answers, a.marks) for a in stored.answers} == before
+
+
+def test_rescoring_loads_the_cases_once_per_run_not_per_attempt(
+        exams, make_user: Callable[..., User]):
+    exam_id = exams[LARGE]
+    attempt_ids = []
+    for n in range(3):
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt_id, user_id = finished_read(exam_id, trainee, seed=20 + n), trainee.id
+        user = _fresh(User, user_id)
+        submit_attempt(db.session.get_one(Attempt, attempt_id), user)
+        attempt_ids.append(attempt_id)
+    kept = {i: _fresh(Attempt, i).metrics for i in attempt_ids}
+    db.session.remove()
+    with statements() as sent:
+        report = rescore(exam_id)
+    assert report.attempts == 3 and not report.changes
+    assert sum(1 for s in sent if "FROM teaching_case" in s) == 1
+    # The same scores as at submission.
+    assert {i: _fresh(Attempt, i).metrics for i in attempt_ids} == kept
