@@ -96,8 +96,9 @@ def _account(username: str, **kwargs) -> User:
                                username=username, password=PASSWORD, **kwargs)
 
 
-def time_pages(app, data, runs: int, only: str = "") -> None:
-    """Sign in as each kind of user and print every page's median time and query count."""
+def time_pages(app, data, runs: int, only: str = "") -> tuple[str, float]:
+    """Sign in as each kind of user and print every page's median time and query count;
+    returns the slowest page and its median."""
     with app.app_context():
         clinic = db.session.scalars(select(Clinic).order_by(Clinic.id)).first()
         _account("lead", roles=[Role.PROGRAMME_LEAD], lead_all_countries=True)
@@ -115,16 +116,20 @@ def time_pages(app, data, runs: int, only: str = "") -> None:
             # the page of recovery codes, not a redirect.
             assert response.status_code in (200, 302), f"sign-in of {username} failed"
         print(f"{'page':<40} {'who':<13} {'median ms':>10} {'queries':>8} {'bytes':>10}")
+        slowest = ("", 0.0)
         for who, name, url in _pages(data, clinic.id, clinic.country_code):
             if only not in name:
                 continue
             ms, queries, size = _measure(clients[who], url, runs)
             flag = "" if ms < TARGET_MS else f"  (> {TARGET_MS:.0f} ms)"
             print(f"{name:<40} {who:<13} {ms:>10.1f} {queries:>8} {size:>10}{flag}")
+            slowest = max(slowest, (name, ms), key=lambda page: page[1])
         db.session.remove()
+    return slowest
 
 
-def bench(database_url: str, scale: Scale, runs: int, label: str, only: str = "") -> None:
+def bench(database_url: str, scale: Scale, runs: int, label: str,
+          only: str = "") -> tuple[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         instance = Path(tmp) / "instance"
         migrate_database(database_url, instance)
@@ -137,9 +142,10 @@ def bench(database_url: str, scale: Scale, runs: int, label: str, only: str = ""
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("ANALYZE"))
             print(f"\n{label}: populated {scale} in {time.perf_counter() - start:.1f} s")
-        time_pages(app, data, runs, only)
+        slowest = time_pages(app, data, runs, only)
         with app.app_context():
             db.engine.dispose()
+    return slowest
 
 
 def main() -> None:
@@ -154,12 +160,19 @@ def main() -> None:
     if args.small:
         scale = Scale(users=500, clinics=20, countries=10, attempts=10_000, certificates=1_000)
     print(f"Target: < {TARGET_MS:.0f} ms server time per dashboard page on PostgreSQL.")
+    slowest: dict[str, tuple[str, float]] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         if args.database in ("sqlite", "both"):
-            bench(f"sqlite:///{tmp}/bench.sqlite3", scale, args.runs, "SQLite", args.only)
+            slowest["SQLite"] = bench(f"sqlite:///{tmp}/bench.sqlite3", scale, args.runs,
+                                      "SQLite", args.only)
         if args.database in ("postgresql", "both"):
             base = stack.enter_context(postgres_server())
-            bench(create_database(base, "cxr_bench"), scale, args.runs, "PostgreSQL", args.only)
+            slowest["PostgreSQL"] = bench(create_database(base, "cxr_bench"), scale,
+                                          args.runs, "PostgreSQL", args.only)
+    label = "PostgreSQL" if "PostgreSQL" in slowest else "SQLite"
+    name, ms = slowest[label]
+    print(f"slowest page on {label}: {name} {ms:.1f} ms; target {TARGET_MS:.0f} ms, "
+          f"ratio {ms / TARGET_MS:.3f}")
 
 
 if __name__ == "__main__":
