@@ -439,7 +439,26 @@ def test_scores_are_fixed_at_submission_and_rescored_on_demand(app, client, prac
     result = app.test_cli_runner().invoke(args=["quizzes", "rescore"])
     assert "1 attempts re-scored" in result.output
     db.session.expire_all()
-    assert db.session.get(Attempt, attempt.id).metrics["metrics"]["specificity"] == 1.0
+    rescored = db.session.get(Attempt, attempt.id)
+    assert rescored.metrics["metrics"]["specificity"] == 1.0
+    # The peer figures follow the new scores: the trainee's standing holds the new
+    # accuracy, and the running counts equal a recount from the attempts.
+    from app.quizzes.models import PeerAccuracy, PeerCaseCalls, PeerCaseShare, PeerStanding
+    from app.quizzes.peers import rebuild_peer_calls
+    from app.quizzes.standings import rebuild_standings
+
+    standing = db.session.get(PeerStanding, (rescored.exercise_id, rescored.user_id))
+    assert standing.accuracy == rescored.metrics["metrics"]["accuracy"] == rescored.accuracy
+
+    def counts() -> list:
+        return [sorted(tuple(row) for row in db.session.execute(select(*model.__table__.c)))
+                for model in (PeerAccuracy, PeerCaseCalls, PeerCaseShare)]
+
+    kept = counts()
+    rebuild_standings()
+    rebuild_peer_calls()
+    assert [[r for r in rows if r[-1] != 0] for rows in counts()] == [
+        [r for r in rows if r[-1] != 0] for rows in kept]
 
 
 def test_result_figures_and_peer_percentile(app, client, practice, make_user, login_as):
