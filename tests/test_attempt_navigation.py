@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
+from app.viewer.services import image_urls
 from app.quizzes import navigation
 from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
@@ -311,8 +312,7 @@ def test_a_trainee_page_names_cases_by_position_never_by_library_id(client, prac
         payload = json.loads(payload_text)
         assert payload["case"] == {"position": position, "title": f"Case {position}"}
         for url in _urls(html) + payload.get("prefetch", []) + [
-                u for image in payload["images"] for u in (image["preview_url"],
-                                                           image["full_url"])]:
+                u for image in payload["images"] for u in image_urls(image)]:
             numbers = set(re.findall(r"\d+", url.split("?")[0]))
             assert numbers.isdisjoint(library_ids), url
             assert not re.search(r"/cases/\d", url), url  # images: /cases/images/<image id>
