@@ -14,13 +14,13 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.cases.models import Case
 from app.extensions import db
-from app.viewer.services import image_urls
 from app.quizzes import navigation
 from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptAnswer, AttemptState
 from app.quizzes.results import answered_cases, score
 from app.quizzes.services import start_attempt, submit_attempt
+from app.viewer.services import image_urls
 from tests.conftest import csrf_token, post_hand_built
 from tests.forms import FormNotFound, find_form, submit_form, submit_html
 from tests.test_attempts import published_tb_case

@@ -7,10 +7,11 @@ so besides 8-bit JPEGs we keep the stored values as 16-bit HTJ2K (``app.cases.ht
 the JSON parameters (``DisplayParams``) the browser viewer needs to window them itself
 (see ``app/viewer/FORMAT.md``).
 
-Pure module: numpy, Pillow, pydicom and imagecodecs (through htj2k) only, no Flask. Error messages never quote
-attribute values that could identify a patient. One module, longer than most, because it
-is one pipeline whose public names other modules import; its sections: decoding, the LUT
-pipeline, display parameters, derivatives, hashing and redaction.
+Pure module: numpy, Pillow, pydicom and imagecodecs (through htj2k) only, no Flask. Error
+messages never quote attribute values that could identify a patient. One module, longer
+than most, because it is one pipeline whose public names other modules import; its
+sections: decoding, the LUT pipeline, display parameters, derivatives, hashing and
+redaction.
 """
 
 from __future__ import annotations

@@ -35,11 +35,16 @@ FILES = (*CURRENT_FILES, LEGACY_FULL_FILE)
 class DerivativeBytes(Protocol):
     """What make_derivatives produces (and ingest's ProcessedImage carries)."""
 
-    thumbnail_jpeg: bytes
-    preview_jpeg: bytes
-    display_jpeg: bytes
-    approx_htj2k: bytes
-    exact_htj2k: bytes
+    @property
+    def thumbnail_jpeg(self) -> bytes: ...
+    @property
+    def preview_jpeg(self) -> bytes: ...
+    @property
+    def display_jpeg(self) -> bytes: ...
+    @property
+    def approx_htj2k(self) -> bytes: ...
+    @property
+    def exact_htj2k(self) -> bytes: ...
 
 
 def derivative_files(derived: DerivativeBytes) -> dict[str, bytes]:
