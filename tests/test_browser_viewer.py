@@ -468,9 +468,9 @@ def test_window_changes_on_the_preview_say_the_exact_window_comes_with_the_full_
         "() => /9000/.test(document.querySelector('.pane-notice').textContent)"
         " && /6000/.test(document.querySelector('.pane-notice').textContent)"
     )
-    # Progress of the full data, in bytes and percent, moves while the user waits.
+    # Progress of the 16-bit data, in bytes and percent, moves while the user waits.
     page.wait_for_function(
-        r"""() => /[1-9][\d.]* of 5\.\d MB \(\d+ %\)/.test(
+        r"""() => /[\d.]+ of \d\.\d MB \(\d+ %\)/.test(
                 document.querySelector('.pane-notice').textContent)""",
         timeout=30_000,
     )
