@@ -39,6 +39,7 @@ export class Pane {
     this.renderer = null;
     this.previewImage = null; // the 8-bit image on screen: the preview, then the full JPEG
     this.stage = "none";
+    this.stageHistory = []; // every stage reached, in order (they never go backwards)
     this.fullLoaded = false; // the exact data is on screen
     this.previewShown = false;
     this.progress = 0;
@@ -159,6 +160,7 @@ export class Pane {
   #reach(stage) {
     if (STAGES[stage].rank <= STAGES[this.stage].rank) return false;
     this.stage = stage;
+    this.stageHistory.push(stage);
     this.stageEl.textContent = STAGES[stage].label;
     this.el.dataset.stage = stage;
     this.viewer.changed(this);
