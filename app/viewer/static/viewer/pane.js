@@ -40,6 +40,7 @@ export class Pane {
     this.previewImage = null; // the 8-bit image on screen: the preview, then the full JPEG
     this.stage = "none";
     this.stageHistory = []; // every stage reached, in order (they never go backwards)
+    this.stageTimes = {}; // ms since the page started loading, per stage (for the bench)
     this.fullLoaded = false; // the exact data is on screen
     this.previewShown = false;
     this.progress = 0;
@@ -161,6 +162,7 @@ export class Pane {
     if (STAGES[stage].rank <= STAGES[this.stage].rank) return false;
     this.stage = stage;
     this.stageHistory.push(stage);
+    this.stageTimes[stage] = performance.now();
     this.stageEl.textContent = STAGES[stage].label;
     this.el.dataset.stage = stage;
     this.viewer.changed(this);
