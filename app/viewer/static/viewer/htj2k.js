@@ -27,6 +27,12 @@ function start() {
   };
 }
 
+/** Start the worker (it fetches and compiles the decoder at once), so that the decoder
+ *  downloads beside the first stream instead of after it. */
+export function warmUp() {
+  if (!worker) start();
+}
+
 export function decodeHtj2k(buffer) {
   if (!worker) start();
   const id = ++nextId;

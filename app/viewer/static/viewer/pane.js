@@ -2,8 +2,7 @@
 // viewer does"): the preview, the full-resolution JPEG, the lossy 16-bit data, the exact
 // 16-bit data; window/level on either 16-bit stage; zoom and pan as a view transform; an
 // overlay canvas for marks and measurements.
-import { decodeHtj2k } from "./htj2k.js";
-import { decodePng16 } from "./png16.js";
+import { decodeHtj2k, warmUp } from "./htj2k.js";
 import { createRenderer } from "./render.js";
 import { drawMark, STYLES, distance } from "./marks.js";
 
@@ -129,6 +128,7 @@ export class Pane {
     } catch (error) {
       this.stageError = String(error); // the preview stays; the 16-bit stages still come
     }
+    warmUp();
     for (const stage of ["approx", "exact"]) {
       try {
         const bytes = await this.#fetchWithProgress(this.image[`${stage}_url`], STAGES[stage].label);
@@ -143,6 +143,8 @@ export class Pane {
   // An image stored before HTJ2K and not rebuilt yet: the preview, then its 16-bit PNG.
   async #loadLegacy() {
     try {
+      // Loaded only for such images: the others never pay for the PNG decoder's bytes.
+      const { decodePng16 } = await import("./png16.js");
       const bytes = await this.#fetchWithProgress(this.image.full_url, STAGES.exact.label);
       this.#show16(await decodePng16(bytes), "exact");
     } catch (error) {
