@@ -39,7 +39,7 @@ PREVIEW_QUALITY = 90
 # lands within 2.5 s at 2 Mbit/s after the preview. Optimised Huffman tables would save 6 %
 # (0.06 s at 2 Mbit/s) for 2.5x the encode time, which ingest pays on every image.
 FULL_DISPLAY_QUALITY = 85
-SIGNED_OFFSET = 32768  # shifts int16 stored values into uint16 for the PNG and the LUT index
+SIGNED_OFFSET = 32768  # shifts int16 stored values into uint16 for the 16-bit data and LUT index
 
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 PRESET_LABELS = ("lung", "mediastinum", "bone")
@@ -63,7 +63,7 @@ class DisplayParams:
     columns: int
     bits_stored: int
     signed: bool  # PixelRepresentation == 1
-    stored_offset: int  # added to stored values in the PNG (32768 when signed, else 0)
+    stored_offset: int  # added to stored values in the 16-bit data (32768 when signed, else 0)
     stored_min: int  # range of stored values present, padding excluded
     stored_max: int
     rescale_slope: float
@@ -484,7 +484,7 @@ def window_linear(
 
 
 def display_params(ds: Dataset, stored: np.ndarray) -> DisplayParams:
-    """Everything the viewer needs to window the full-resolution PNG itself."""
+    """Everything the viewer needs to window the full-resolution 16-bit data itself."""
     return _params(ds, stored, _pipeline(ds, stored))
 
 
