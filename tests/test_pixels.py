@@ -593,3 +593,21 @@ def test_real_cxr_file(path: Path | None):
         stored,
     )
     json.dumps(derived.params.to_json())
+
+
+def test_a_small_image_sends_its_exact_data_as_the_progressive_stage():
+    """Under the byte budget the exact stream arrives in time anyway: no lossy copy."""
+    samples = np.random.default_rng(3).integers(0, 4096, size=(60, 80)).astype(np.uint16)
+    exact = htj2k.exact_stream(samples)
+    assert htj2k.approx_stream(samples, len(exact)) == exact
+
+
+def test_the_progressive_stage_meets_its_byte_budget_after_one_correction():
+    """A budget the rate model misses at first (a noisy image, a small budget): the one
+    correction brings the stream into the tolerance band or below it."""
+    samples = np.random.default_rng(4).normal(2000, 300, size=(512, 512)).clip(0, 4095)
+    samples = samples.astype(np.uint16)
+    exact = htj2k.exact_stream(samples)
+    approx = htj2k.approx_stream(samples, len(exact), target_bytes=40_000)
+    assert len(approx) <= htj2k.APPROX_TOLERANCE[1] * 40_000
+    assert htj2k.decode(approx).shape == (512, 512)

@@ -55,9 +55,15 @@ def approx_stream(samples: np.ndarray, exact_bytes: int,
     stream = _lossy(samples, step)
     low, high = APPROX_TOLERANCE
     if not low * target_bytes <= len(stream) <= high * target_bytes:
-        # Locally, bytes fall about as 1/step (measured), so scale the step by the miss.
-        step = max(1.0, step * len(stream) / target_bytes)
-        stream = _lossy(samples, step)
+        # The same rule from where the guess landed: the miss in bits per pixel, in
+        # doublings of the step.
+        missed_bpp = len(stream) * 8 / pixels - target_bpp
+        step = max(1.0, step * 2.0 ** (missed_bpp / BITS_PER_STEP_DOUBLING))
+        retry = _lossy(samples, step)
+        # A retry that overshoots the top of the band is kept only if the guess was even
+        # larger: arriving late is worse than a little more quantisation.
+        if len(retry) <= high * target_bytes or len(retry) < len(stream):
+            stream = retry
     return stream
 
 
