@@ -7,8 +7,9 @@ into the exact 16-bit HTJ2K stream and display parameters with
 app.cases.pixels.make_derivatives, serves app/viewer/static/viewer/*.js and the vendored
 OpenJPH WebAssembly build from a fake origin (page.route, no Flask), and prints: the
 stream's bytes, its decode time in the viewer's worker (transfer included), texture
-upload time, and the frame time of a window/level drag (setWindow + render, `--steps` times) for WebGL2 and Canvas 2D, at the
-given canvas size (image fitted) and at 1:1 (every image pixel on screen).
+upload time, and the frame time of a window/level drag (setWindow + render, `--steps`
+times) for WebGL2 and Canvas 2D, at the given canvas size (image fitted) and at 1:1
+(every image pixel on screen).
 
 Two frame times per drag:
 * "sync": setWindow + render + a 1-pixel read-back, which waits until the frame is
