@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from app import models  # noqa: F401  (every table known to Alembic)
 from app.config import load_config
-from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.extensions import compress, csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -40,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.validation import init_validation
 
     init_security(app)
+    compress.init_app(app)
     init_security_log(app)
     init_errors(app)
     init_validation(app)  # before the blueprints: their <int:...> rules use its converter

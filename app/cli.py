@@ -405,6 +405,30 @@ def cases_set_status(case_ref: str, status: str, actor_ref: str | None) -> None:
     _set_case_status(case_ref, status, actor_ref)
 
 
+@cases.command("rebuild-derivatives")
+@click.option("--all", "every", is_flag=True,
+              help="Rebuild every image, not only those stored before the HTJ2K derivatives.")
+@with_appcontext
+def cases_rebuild_derivatives(every: bool) -> None:
+    """Re-make the display derivatives (JPEGs, 16-bit HTJ2K) from each stored DICOM.
+
+    Images stored before the HTJ2K derivatives show their preview and then their 16-bit PNG
+    until this has run. Each image is committed on its own: an interrupted run keeps what
+    it did, and running again goes on with the rest."""
+    from app.cases.models import CaseImage
+    from app.cases.rebuild import rebuild_derivatives
+
+    count = db.session.scalar(select(func.count(CaseImage.id))) or 0
+    with click.progressbar(length=count, label="Images") as bar:
+        summary = rebuild_derivatives(every=every, on_image=lambda _image: bar.update(1))
+    click.echo(f"{summary.rebuilt} image(s) rebuilt, {summary.skipped} already current, "
+               f"{len(summary.failed)} failed.")
+    for image_id, reason in summary.failed:
+        click.echo(f"  image {image_id}: {reason}", err=True)
+    if summary.failed:
+        raise SystemExit(1)
+
+
 @cases.command("publish")
 @click.argument("case_ref", metavar="CASE")
 @click.option("--by", "actor_ref", metavar="USER", help=BY_HELP)

@@ -10,12 +10,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.extensions import talisman
 
 # No inline scripts or styles anywhere: every script is a file served by the portal.
+# 'wasm-unsafe-eval' lets the viewer's worker compile the vendored HTJ2K decoder
+# (WebAssembly) and allows no JavaScript eval; workers come from the portal's own files.
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
-    "script-src": "'self'",
+    "script-src": ["'self'", "'wasm-unsafe-eval'"],
     "style-src": "'self'",
     "img-src": ["'self'", "data:", "blob:"],
-    "worker-src": ["'self'", "blob:"],
+    "worker-src": "'self'",
     "connect-src": "'self'",
     "font-src": "'self'",
     "object-src": "'none'",

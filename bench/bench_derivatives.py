@@ -4,8 +4,11 @@
 
 Not a test. Prints, per file: decode time (pylibjpeg and GDCM for JPEG 2000), display
 parameters, LUT build, rendering (table lookup vs pydicom on the whole image), the
-encodings, and the bytes of each derivative against the raw DICOM file.
-Each time is the best of N runs (default 3), in milliseconds.
+encodings (the full-resolution JPEG with Pillow and simplejpeg; the 16-bit data as HTJ2K,
+against JPEG 2000 lossless, JPEG-LS and the 16-bit PNG of earlier versions), and the bytes
+of each derivative against the raw DICOM file. Each time is the best of N runs (default 3),
+in milliseconds. Last line: the derivatives' CPU against the PNG-based derivatives of
+earlier versions, and the exact data's bytes against JPEG 2000 lossless (target 1.05x).
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import imagecodecs
 import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 
-from app.cases import pixels
+from app.cases import htj2k, pixels
 from app.cases.pixels import (
-    PNG_COMPRESS_LEVEL,
+    FULL_DISPLAY_QUALITY,
     PREVIEW_MAX,
     PREVIEW_QUALITY,
     THUMBNAIL_MAX,
@@ -38,6 +42,7 @@ from app.cases.pixels import (
 )
 
 FILES = ("RG1_UNCR.dcm", "RG1_J2KR.dcm")
+LEGACY_PNG_LEVEL = 1  # the 16-bit PNG earlier versions made at ingest
 
 
 def best_ms(action: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -79,7 +84,7 @@ def row(label: str, value: str, note: str = "") -> None:
     print(f"  {label:<46} {value:>12}  {note}")
 
 
-def bench_file(name: str, repeat: int) -> None:
+def bench_file(name: str, repeat: int) -> dict[str, float]:
     path = Path(get_testdata_file(name))
     raw = path.stat().st_size
     read_ms, ds = best_ms(lambda: pydicom.dcmread(path), repeat)
@@ -130,29 +135,58 @@ def bench_file(name: str, repeat: int) -> None:
     thumb_ms, thumbnail = best_ms(lambda: pixels._fit(preview, THUMBNAIL_MAX), repeat)
     thumb_ms += best_ms(lambda: pixels._jpeg(thumbnail, THUMBNAIL_QUALITY), repeat)[0]
     row(f"resize to {THUMBNAIL_MAX} px + JPEG q{THUMBNAIL_QUALITY}", f"{thumb_ms:8.1f} ms")
-    png_ms, _ = best_ms(lambda: pixels._png16(stored, pipe.offset), repeat)
-    row(f"full 16-bit PNG, zlib level {PNG_COMPRESS_LEVEL}", f"{png_ms:8.1f} ms")
-    shifted = np.ascontiguousarray(stored, dtype=np.uint16)
-    png6_ms, png6 = best_ms(lambda: encode_png(shifted, 6), repeat)
-    row("full 16-bit PNG, zlib level 6 (compare)", f"{png6_ms:8.1f} ms", f"{len(png6):,} bytes")
-    full_jpeg_ms, full_jpeg = best_ms(lambda: pixels._jpeg(full, PREVIEW_QUALITY), repeat)
-    row(f"full-size 8-bit JPEG q{PREVIEW_QUALITY} (compare)", f"{full_jpeg_ms:8.1f} ms",
+    samples = pixels._samples16(stored, pipe.offset)
+    png_ms, png = best_ms(lambda: encode_png(samples, LEGACY_PNG_LEVEL), repeat)
+    row(f"16-bit PNG, zlib level {LEGACY_PNG_LEVEL} (earlier versions)", f"{png_ms:8.1f} ms",
+        f"{len(png):,} bytes")
+    full_jpeg_ms, full_jpeg = best_ms(lambda: pixels._jpeg(full, FULL_DISPLAY_QUALITY), repeat)
+    row(f"full-resolution JPEG q{FULL_DISPLAY_QUALITY} (Pillow)", f"{full_jpeg_ms:8.1f} ms",
         f"{len(full_jpeg):,} bytes")
+    optimised_ms, optimised = best_ms(
+        lambda: pixels._jpeg(full, FULL_DISPLAY_QUALITY, optimize=True), repeat)
+    row(f"full-resolution JPEG q{FULL_DISPLAY_QUALITY} (Pillow, optimised)",
+        f"{optimised_ms:8.1f} ms", f"{len(optimised):,} bytes")
+    try:
+        import simplejpeg
+
+        grey = np.ascontiguousarray(image[:, :, None])
+        simple_ms, simple = best_ms(lambda: simplejpeg.encode_jpeg(
+            grey, quality=FULL_DISPLAY_QUALITY, colorspace="GRAY"), repeat)
+        row(f"full-resolution JPEG q{FULL_DISPLAY_QUALITY} (simplejpeg)", f"{simple_ms:8.1f} ms",
+            f"{len(simple):,} bytes")
+    except ImportError:
+        row("full-resolution JPEG (simplejpeg)", "n/a", "pip install simplejpeg to compare")
+    exact_ms, exact = best_ms(lambda: htj2k.exact_stream(samples), repeat)
+    row("HTJ2K lossless (exact 16-bit)", f"{exact_ms:8.1f} ms", f"{len(exact):,} bytes")
+    approx_ms, approx = best_ms(lambda: htj2k.approx_stream(samples, len(exact)), repeat)
+    row("HTJ2K lossy (16-bit progressive stage)", f"{approx_ms:8.1f} ms", f"{len(approx):,} bytes")
+    values = np.ascontiguousarray(stored)
+    j2k_ms, j2k = best_ms(lambda: imagecodecs.jpeg2k_encode(values, level=0, reversible=True),
+                          max(1, repeat // 3))
+    row("JPEG 2000 lossless (OpenJPEG, compare)", f"{j2k_ms:8.1f} ms", f"{len(j2k):,} bytes")
+    jls_ms, jls = best_ms(lambda: imagecodecs.jpegls_encode(values), repeat)
+    row("JPEG-LS lossless (CharLS, compare)", f"{jls_ms:8.1f} ms", f"{len(jls):,} bytes")
     total_ms, derived = best_ms(lambda: make_derivatives(ds, stored), repeat)
-    row("make_derivatives (all of the above, once)", f"{total_ms:8.1f} ms")
+    row("make_derivatives (all derivatives, once)", f"{total_ms:8.1f} ms")
+    legacy_ms = total_ms - full_jpeg_ms - exact_ms - approx_ms + png_ms
+    row("  earlier versions (thumbnail, preview, PNG)", f"{legacy_ms:8.1f} ms", "estimated")
 
     print("  sizes (ratio to the raw DICOM file):")
     for label, size in (
         ("thumbnail JPEG", len(derived.thumbnail_jpeg)),
         ("preview JPEG", len(derived.preview_jpeg)),
-        ("full 16-bit PNG", len(derived.full_png16)),
+        ("full-resolution JPEG", len(derived.display_jpeg)),
+        ("16-bit progressive (lossy HTJ2K)", len(derived.approx_htj2k)),
+        ("exact 16-bit (lossless HTJ2K)", len(derived.exact_htj2k)),
+        ("16-bit PNG of earlier versions", len(png)),
         ("raw DICOM file", raw),
         ("stored pixels in memory", stored.nbytes),
     ):
         row(label, f"{size:,} B", f"{size / raw:7.3f}x  (1:{raw / size:,.1f})")
-    seconds = len(derived.preview_jpeg) * 8 / 2e6
-    row("preview at 2 Mbit/s", f"{seconds:8.2f} s",
-        f"raw file: {raw * 8 / 2e6:.1f} s, full PNG: {len(derived.full_png16) * 8 / 2e6:.1f} s")
+    row("exact / JPEG 2000 lossless", f"{len(derived.exact_htj2k) / len(j2k):8.3f}x",
+        f"JPEG-LS {len(jls) / len(j2k):.3f}x, PNG {len(png) / len(j2k):.3f}x")
+    return {"ms": total_ms, "legacy_ms": legacy_ms,
+            "exact_ratio": len(derived.exact_htj2k) / len(j2k)}
 
 
 def main() -> None:
@@ -161,8 +195,11 @@ def main() -> None:
     args = parser.parse_args()
     print(f"pydicom {pydicom.__version__}, numpy {np.__version__}, "
           f"Pillow {Image.__version__}; best of {args.repeat}")
-    for name in FILES:
-        bench_file(name, args.repeat)
+    results = {name: bench_file(name, args.repeat) for name in FILES}
+    print("\n" + " | ".join(
+        f"{name}: derivatives {r['ms']:.0f} ms = {r['ms'] / r['legacy_ms']:.2f}x the PNG-based "
+        f"ones; exact bytes {r['exact_ratio']:.3f}x J2K lossless "
+        f"({r['exact_ratio'] / 1.05:.2f}x of the 1.05 target)" for name, r in results.items()))
 
 
 if __name__ == "__main__":

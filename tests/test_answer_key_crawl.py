@@ -185,7 +185,7 @@ def _probe(client, crawler: Crawler, attempts: list[Attempt]) -> None:
             crawler.get(f"/viewer/cases/{case_id}")
             crawler.get(f"/viewer/api/cases/{case_id}")
             for image in db.session.get(Case, case_id).images:
-                for kind in ("thumbnail", "preview", "full"):
+                for kind in ("thumbnail", "preview", "display", "approx", "exact"):
                     crawler.get(f"/cases/images/{image.id}/{kind}?v={image.version}")
 
 

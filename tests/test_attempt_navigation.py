@@ -20,6 +20,7 @@ from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt, AttemptAnswer, AttemptState
 from app.quizzes.results import answered_cases, score
 from app.quizzes.services import start_attempt, submit_attempt
+from app.viewer.services import image_urls
 from tests.conftest import csrf_token, post_hand_built
 from tests.forms import FormNotFound, find_form, submit_form, submit_html
 from tests.test_attempts import published_tb_case
@@ -311,8 +312,7 @@ def test_a_trainee_page_names_cases_by_position_never_by_library_id(client, prac
         payload = json.loads(payload_text)
         assert payload["case"] == {"position": position, "title": f"Case {position}"}
         for url in _urls(html) + payload.get("prefetch", []) + [
-                u for image in payload["images"] for u in (image["preview_url"],
-                                                           image["full_url"])]:
+                u for image in payload["images"] for u in image_urls(image)]:
             numbers = set(re.findall(r"\d+", url.split("?")[0]))
             assert numbers.isdisjoint(library_ids), url
             assert not re.search(r"/cases/\d", url), url  # images: /cases/images/<image id>

@@ -241,7 +241,7 @@ def test_the_answer_key_never_leaves_the_server_during_an_attempt(app, client, e
         assert page.status_code == 200
         case = db.session.get(Case, attempt.case_order[position - 1])
         for image in case.images:
-            for kind in ("thumbnail", "preview", "full"):
+            for kind in ("thumbnail", "preview", "display", "approx", "exact"):
                 pixels = client.get(f"/cases/images/{image.id}/{kind}?v=1")
                 assert pixels.status_code == 200
                 images.append(pixels.data)
@@ -369,7 +369,8 @@ def test_attempt_page_prefetches_the_next_case_and_hides_the_reference(client, p
         r'<script type="application/json" id="viewer-data">(.*?)</script>', html, re.S).group(1))
     next_case = db.session.get(Case, attempt.case_order[1])
     expected = {f"/cases/images/{i.id}/{kind}?v={i.version}"
-                for i in next_case.images for kind in ("preview", "full")}
+                for i in next_case.images
+                for kind in ("preview", "display", "approx", "exact")}
     assert set(payload["prefetch"]) == expected
     assert payload["editable"] is True and payload["autosave"] is True
     assert payload["marks"] == [] and "reference_marks" not in payload

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.auth.roles import Role
 from app.cases import pixels
 from app.cases.models import Case, CaseImage
-from app.cases.storage import FULL_FILE, image_store
+from app.cases.storage import EXACT_FILE, image_store
 from app.extensions import db
 from tests.conftest import sign_in
 
@@ -131,7 +131,7 @@ def test_trainer_windows_zooms_draws_removes_and_confirms_a_redaction(
     db.session.expire_all()
     image = db.session.get(CaseImage, image.id)
     assert image.version == 2
-    stored = pixels.decode_full_png16(image_store().read(image.storage_key, FULL_FILE))
+    stored = pixels.decode_exact16(image_store().read(image.storage_key, EXACT_FILE))
     original_ds = pydicom.dcmread(path)
     original = pixels.stored_pixels(original_ds)
     background = pixels.background_value(original_ds, original)

@@ -93,12 +93,12 @@ def test_image_files_are_cached_by_version_and_private(app, client, case, make_u
     etag = first.headers["ETag"]
     again = client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304
-    assert client.get(f"/cases/images/{image.id}/full").headers["Cache-Control"] == (
+    assert client.get(f"/cases/images/{image.id}/exact").headers["Cache-Control"] == (
         "private, no-cache")
-    full = client.get(f"/cases/images/{image.id}/full?v=1")
-    assert full.mimetype == "image/png"
+    full = client.get(f"/cases/images/{image.id}/exact?v=1")
+    assert full.mimetype == "image/jphc"
     assert np.array_equal(
-        pixels.decode_full_png16(full.data),
+        pixels.decode_exact16(full.data),
         cr_dataset(seed=1, rows=80, columns=60).pixel_array,
     )
     assert client.get(f"/cases/images/{image.id}/dicom").status_code == 404
@@ -158,8 +158,8 @@ def test_redaction_burns_into_stored_pixels_and_is_audited(app, client, case):
     db.session.expire_all()
     image = db.session.get(CaseImage, image.id)
     assert image.version == 2
-    full = client.get(f"/cases/images/{image.id}/full?v=2").data
-    values = pixels.decode_full_png16(full)
+    full = client.get(f"/cases/images/{image.id}/exact?v=2").data
+    values = pixels.decode_exact16(full)
     original = cr_dataset(seed=1, rows=80, columns=60).pixel_array
     background = int(values[0, 0])
     assert (values[0:5, 0:10] == background).all()
@@ -310,7 +310,8 @@ def test_a_second_reader_must_use_the_same_scheme(app, client, case, make_user):
 def test_stored_files_are_only_the_expected_ones(app, case):
     folder = Path(app.config["IMAGE_STORAGE_PATH"])
     files = sorted(p.name for p in folder.rglob("*") if p.is_file())
-    assert files == ["full.png", "image.dcm", "preview.jpg", "thumbnail.jpg"]
+    assert files == ["approx16.j2c", "display.jpg", "exact16.j2c", "image.dcm", "preview.jpg",
+                     "thumbnail.jpg"]
 
 
 def test_library_filters_on_the_reference_read(client, case, trainer):

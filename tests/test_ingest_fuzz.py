@@ -31,7 +31,7 @@ from werkzeug.datastructures import FileStorage
 from app.cases import ingest
 from app.cases.models import Case, CaseImage
 from app.cases.sandbox import Rejected, run_in_process, run_limited
-from app.cases.storage import FILES
+from app.cases.storage import CURRENT_FILES
 from app.extensions import db
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.realservers import missing
@@ -213,7 +213,7 @@ def assert_whole(app) -> None:
     keys = set(db.session.scalars(select(CaseImage.storage_key)))
     assert keys == set(image_store.keys())
     for key in keys:
-        assert sorted(p.name for p in image_store.folder(key).iterdir()) == sorted(FILES)
+        assert sorted(p.name for p in image_store.folder(key).iterdir()) == sorted(CURRENT_FILES)
     staging = image_store.staging_root
     assert not staging.exists() or not any(staging.iterdir())
     assert all(case.images for case in db.session.scalars(select(Case)))

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.cases import pixels
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import CaseImage
-from app.cases.storage import FULL_FILE, image_store
+from app.cases.storage import EXACT_FILE, image_store
 from app.extensions import db
 from tests.dicom_factory import cr_dataset, to_bytes
 
@@ -51,9 +51,9 @@ def _import(data: bytes):
 
 def _stored(result) -> np.ndarray:
     image = db.session.get(CaseImage, result.image_id)
-    full = image_store().read(image.storage_key, FULL_FILE)
+    exact = image_store().read(image.storage_key, EXACT_FILE)
     offset = image.display_params["stored_offset"]
-    return pixels.decode_full_png16(full).astype(np.int64) - offset
+    return pixels.decode_exact16(exact).astype(np.int64) - offset
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))

@@ -40,7 +40,9 @@ def test_trainer_gets_images_labels_and_reference_marks(client, case):
     data = client.get(f"/viewer/api/cases/{case.id}").get_json()
     [image] = data["images"]
     assert (image["columns"], image["rows"]) == (60, 80)
-    assert image["full_url"].endswith("/full?v=1") and image["params"]["bits_stored"] == 12
+    assert image["exact_url"].endswith("/exact?v=1") and image["params"]["bits_stored"] == 12
+    assert image["display_url"].endswith("/display?v=1")
+    assert image["approx_url"].endswith("/approx?v=1") and image["full_url"] is None
     assert data["editable"] is False  # marks are edited beside the reference read
     assert {"value": "cavitary_lesion", "label": "Cavitary lesion"} in data["labels"]
     assert data["marks"][0]["geometry"] == MARK["geometry"]

@@ -1,6 +1,7 @@
-"""The browser viewer's pixel core (app/viewer/static/viewer/png16.js and render.js) in
-real Chromium: 16-bit PNG decoding, and window/level on both back ends (WebGL2 and
-Canvas 2D), checked against app.cases.pixels (FORMAT.md).
+"""The browser viewer's pixel core (app/viewer/static/viewer/htj2k.js with its worker and
+the vendored OpenJPH WebAssembly build, png16.js for images stored before HTJ2K, and
+render.js) in real Chromium: bit-exact decoding of the 16-bit data, and window/level on
+both back ends (WebGL2 and Canvas 2D), checked against app.cases.pixels (FORMAT.md).
 
 The modules are served without the Flask app: a fake origin (http://viewer.test) is
 intercepted with page.route and answered from app/viewer/static/viewer/ and from bytes
@@ -38,6 +39,7 @@ from tests.conftest import CHROMIUM_ARGS
 pytestmark = pytest.mark.browser
 
 STATIC = Path(__file__).resolve().parents[1] / "app" / "viewer" / "static" / "viewer"
+OPENJPH = Path(__file__).resolve().parents[1] / "app" / "static" / "vendor" / "openjph"
 ORIGIN = "http://viewer.test"
 BACKENDS = ("webgl2", "canvas2d")
 
@@ -46,7 +48,9 @@ BACKENDS = ("webgl2", "canvas2d")
 # but the automatic software fallback is deprecated; asking for it explicitly keeps WebGL2
 # available when that fallback goes.
 
-CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:"
+# The portal's policy for scripts and workers (app/security.py).
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+       "style-src 'self'; img-src 'self' blob: data:")
 INDEX_HTML = (
     b"<!doctype html><html lang=en><head><meta charset=utf-8><title>viewer test</title>"
     b"</head><body></body></html>"
@@ -54,6 +58,7 @@ INDEX_HTML = (
 
 # Test-side JavaScript, served as a module from the fake origin (no inline script).
 HELPERS_JS = r"""
+import { decodeHtj2k } from "/viewer/htj2k.js";
 import { decodePng16 } from "/viewer/png16.js";
 import { buildLut, createRenderer, linearWindow } from "/viewer/render.js";
 
@@ -67,14 +72,18 @@ async function bytes(url) {
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.arrayBuffer();
 }
+// .j2c: an HTJ2K codestream (exact16.j2c, approx16.j2c); .png: an image stored before.
+function decode(url, buffer) {
+  return url.endsWith(".j2c") ? decodeHtj2k(buffer) : decodePng16(buffer);
+}
 export async function load(url) {
-  if (!images.has(url)) images.set(url, await decodePng16(await bytes(url)));
+  if (!images.has(url)) images.set(url, await decode(url, await bytes(url)));
   return images.get(url);
 }
 
-// Decode `png` and compare every sample with the little-endian uint16 file `raw`.
+// Decode `png` (or .j2c) and compare every sample with the little-endian uint16 file `raw`.
 export async function compareDecoded(png, raw) {
-  const image = await decodePng16(await bytes(png));
+  const image = await decode(png, await bytes(png));
   const expected = new Uint16Array(await bytes(raw));
   let mismatches = 0, first = -1;
   const n = Math.max(expected.length, image.data.length);
@@ -82,13 +91,13 @@ export async function compareDecoded(png, raw) {
     if (image.data[i] !== expected[i]) { mismatches++; if (first < 0) first = i; }
   }
   const { width, height, bitDepth } = image;
-  return { width, height, bitDepth, length: image.data.length, mismatches, first,
+  return { width, height, bitDepth: bitDepth ?? null, length: image.data.length, mismatches, first,
            isUint16: image.data instanceof Uint16Array };
 }
 
 export async function decodeError(url) {
   try {
-    await decodePng16(await bytes(url));
+    await decode(url, await bytes(url));
     return null;
   } catch (error) {
     return `${error.constructor.name}: ${error.message}`;
@@ -188,6 +197,13 @@ def _handler(viewer: Viewer):
                 return
             kind = "text/javascript" if target.suffix == ".js" else "application/octet-stream"
             route.fulfill(status=200, body=target.read_bytes(), content_type=kind)
+        elif path.startswith("/static/vendor/openjph/"):
+            target = OPENJPH / path.removeprefix("/static/vendor/openjph/")
+            kind = "application/wasm" if target.suffix == ".wasm" else "text/javascript"
+            if target.parent != OPENJPH or not target.is_file():
+                route.fulfill(status=404, body=b"not found")
+                return
+            route.fulfill(status=200, body=target.read_bytes(), content_type=kind)
         elif path in viewer.served:
             body, kind = viewer.served[path]
             headers = {"Content-Security-Policy": CSP} if kind.startswith("text/html") else {}
@@ -250,14 +266,17 @@ class Case:
     name: str
     ds: Dataset
     stored: np.ndarray
-    png: bytes
+    png: bytes  # the 16-bit PNG an image stored before HTJ2K has
+    j2c: bytes  # the exact HTJ2K stream ingest makes today
     params: dict[str, Any]
 
 
 def make_case(name: str, ds: Dataset) -> Case:
     stored = stored_pixels(ds)
     derived = make_derivatives(ds, stored)
-    return Case(name, ds, stored, derived.full_png16, derived.params.to_json())
+    params = derived.params.to_json()
+    samples = (stored.astype(np.int32) + params["stored_offset"]).astype(np.uint16)
+    return Case(name, ds, stored, write_png(samples), derived.exact_htj2k, params)
 
 
 def ramp_with_noise(rows: int, columns: int, low: int, high: int, seed: int) -> np.ndarray:
@@ -302,6 +321,7 @@ def cases(viewer: Viewer) -> dict[str, Case]:
     assert built["signed"].params["padding_value"] == -3000
     for case in built.values():
         viewer.serve(f"/cases/{case.name}.png", case.png, "image/png")
+        viewer.serve(f"/cases/{case.name}.j2c", case.j2c, "image/jphc")
         viewer.serve(f"/cases/{case.name}.raw", stored_plus_offset(case).astype("<u2").tobytes())
     return built
 
@@ -391,6 +411,28 @@ def write_png(
 
 
 # ----------------------------------------------------------------------------- decoding
+
+
+@pytest.mark.parametrize("name", ["rg1", "signed", "rescaled"])
+def test_decodes_the_exact_htj2k_stream_bit_for_bit(viewer: Viewer, cases: dict[str, Case],
+                                                     name: str):
+    """The WebAssembly decoder in its worker gives back stored + stored_offset exactly."""
+    case = cases[name]
+    got = viewer.call("compareDecoded", f"/cases/{name}.j2c", f"/cases/{name}.raw")
+    rows, columns = case.stored.shape
+    assert got == {
+        "width": columns, "height": rows, "bitDepth": None, "length": rows * columns,
+        "mismatches": 0, "first": -1, "isUint16": True,
+    }
+
+
+def test_a_damaged_htj2k_stream_is_refused_with_a_reason(viewer: Viewer, cases: dict[str, Case]):
+    viewer.serve("/bad/garbage.j2c", b"\xff\x4f\xff\x51" + bytes(200), "image/jphc")
+    error = viewer.call("decodeError", "/bad/garbage.j2c")
+    assert error and error.startswith("Error: The image data could not be decoded")
+    # The worker survives a refusal: the next stream decodes.
+    got = viewer.call("compareDecoded", "/cases/signed.j2c", "/cases/signed.raw")
+    assert got["mismatches"] == 0
 
 
 def test_decodes_rg1_bit_for_bit(viewer: Viewer, cases: dict[str, Case]):
@@ -559,7 +601,7 @@ def test_window_level_matches_python(
     points = sample_points(case, seed=len(name), center=median)
     assert len(points) >= 20
     got = viewer.call("sample", {
-        "png": f"/cases/{name}.png", "params": case.params, "prefer": backend,
+        "png": f"/cases/{name}.j2c", "params": case.params, "prefer": backend,
         "size": [columns, rows], "points": points,
         "steps": [{"window": [c, w], "invert": inv} for c, w, inv in steps],
     })
@@ -588,7 +630,7 @@ def test_whole_image_matches_server_rendering(
     rows, columns = case.stored.shape
     preset = case.params["windows"][2]
     got = viewer.call("sample", {
-        "png": "/cases/rescaled.png", "params": case.params, "prefer": backend,
+        "png": "/cases/rescaled.j2c", "params": case.params, "prefer": backend,
         "size": [columns, rows], "steps": [{"window": [preset["center"], preset["width"]]}],
     })
     assert got["kind"] == backend
@@ -607,7 +649,7 @@ def test_tiled_texture_matches_python(viewer: Viewer, cases: dict[str, Case], ba
     points = [(x, y) for x in (0, 511, 512, 1023, 1024, 1840) for y in (0, 511, 512, 1954)]
     window = case.params["windows"][1]
     got = viewer.call("sample", {
-        "png": "/cases/rg1.png", "params": case.params, "prefer": backend,
+        "png": "/cases/rg1.j2c", "params": case.params, "prefer": backend,
         "size": [columns, rows], "points": points, "maxTextureSize": 512,
         "steps": [{"window": [window["center"], window["width"]]}],
     })
@@ -628,7 +670,7 @@ def labelled(viewer: Viewer) -> Case:
     every canvas pixel tells which image pixel it shows; black (0) is the background."""
     values = (10 + np.arange(225).reshape(15, 15)).astype(np.uint16)
     case = make_case("labelled", dataset(values, bits_stored=8))
-    viewer.serve("/cases/labelled.png", case.png, "image/png")
+    viewer.serve("/cases/labelled.j2c", case.j2c, "image/jphc")
     return case
 
 
@@ -661,7 +703,7 @@ def test_view_transform_is_nearest_pixel(
 ):
     size = (64, 48)
     got = viewer.call("sample", {
-        "png": "/cases/labelled.png", "params": labelled.params, "prefer": backend,
+        "png": "/cases/labelled.j2c", "params": labelled.params, "prefer": backend,
         "size": list(size), "maxTextureSize": tiles,
         "steps": [{"window": [128, 256], "invert": False, "view": v} for v in VIEWS]
         + [{"resize": [50, 70]}],
@@ -696,7 +738,7 @@ def test_runs_under_the_portal_csp_with_real_webgl2(viewer: Viewer, labelled: Ca
     assert info["maxTexture"] >= 2048
     for backend in BACKENDS:
         got = viewer.call("sample", {
-            "png": "/cases/labelled.png", "params": labelled.params, "prefer": backend,
+            "png": "/cases/labelled.j2c", "params": labelled.params, "prefer": backend,
             "size": [20, 20], "points": [[3, 4]], "steps": [{"window": [128, 256]}],
         })
         assert got == {"kind": backend, "tileCount": got["tileCount"], "results": [[10 + 60 + 3]]}

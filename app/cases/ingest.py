@@ -35,7 +35,7 @@ from app.cases.processing import (
     process_dicom,
 )
 from app.cases.sandbox import Rejected, run_limited
-from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
+from app.cases.storage import DICOM_FILE, derivative_files, derivative_sizes, image_store
 from app.extensions import db
 
 Status = Literal["imported", "duplicate", "rejected"]
@@ -420,9 +420,8 @@ def _store(
     spacing = processed.pixel_spacing_mm
     with store.stage() as staged:
         staged.write(DICOM_FILE, processed.dicom)
-        staged.write(THUMBNAIL_FILE, processed.thumbnail_jpeg)
-        staged.write(PREVIEW_FILE, processed.preview_jpeg)
-        staged.write(FULL_FILE, processed.full_png16)
+        for file_name, data in derivative_files(processed).items():
+            staged.write(file_name, data)
         image = CaseImage(
             case=case,
             view=processed.view,
@@ -440,12 +439,7 @@ def _store(
             patient_pseudonym=processed.patient_pseudonym,
             display_params=processed.display_params,
             deid_report=processed.deid_report,
-            sizes={
-                "dicom": len(processed.dicom),
-                "thumbnail": len(processed.thumbnail_jpeg),
-                "preview": len(processed.preview_jpeg),
-                "full": len(processed.full_png16),
-            },
+            sizes={"dicom": len(processed.dicom), **derivative_sizes(processed)},
         )
         db.session.add(image)
         try:

@@ -3,14 +3,15 @@
 Stored pixel values go through the DICOM greyscale pipeline (PS3.3 C.11, PS3.4 N.2):
 Modality LUT (rescale) -> VOI LUT or window -> MONOCHROME1 inversion -> 8 bits, with
 PixelPaddingValue masked to black. Radiologists expect window/level on the stored bit depth,
-so besides 8-bit JPEGs we keep a lossless 16-bit PNG of the stored values plus the JSON
-parameters (``DisplayParams``) the browser viewer needs to window it itself
+so besides 8-bit JPEGs we keep the stored values as 16-bit HTJ2K (``app.cases.htj2k``) plus
+the JSON parameters (``DisplayParams``) the browser viewer needs to window them itself
 (see ``app/viewer/FORMAT.md``).
 
-Pure module: numpy, Pillow and pydicom only, no Flask. Error messages never quote
-attribute values that could identify a patient. One module, longer than most, because it
-is one pipeline whose public names other modules import; its sections: decoding, the LUT
-pipeline, display parameters, derivatives, hashing and redaction.
+Pure module: numpy, Pillow, pydicom and imagecodecs (through htj2k) only, no Flask. Error
+messages never quote attribute values that could identify a patient. One module, longer
+than most, because it is one pipeline whose public names other modules import; its
+sections: decoding, the LUT pipeline, display parameters, derivatives, hashing and
+redaction.
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 
+from app.cases import htj2k
+
 THUMBNAIL_MAX = 256  # px, longest side
 PREVIEW_MAX = 1024  # px, longest side
 THUMBNAIL_QUALITY = 85
-PREVIEW_QUALITY = 90
-# Level 1: half the time of Pillow's default 6 on RG1 (bench), 8x on DESIGN.md's image,
-# for ~4% more bytes; the full PNG is made once per ingest but ingest is interactive.
-PNG_COMPRESS_LEVEL = 1
-SIGNED_OFFSET = 32768  # shifts int16 stored values into uint16 for the PNG and the LUT index
+# 85, not 90: 76 KB instead of 103 KB on RG1, 0.1 s sooner at 2 Mbit/s for the first
+# image, which the full-resolution JPEG replaces within a second or two.
+PREVIEW_QUALITY = 85
+# The full-resolution default display: q85 is 247 KB on RG1 (q90: 349 KB) in ~9 ms, so it
+# lands within 2.5 s at 2 Mbit/s after the preview. Optimised Huffman tables would save 6 %
+# (0.06 s at 2 Mbit/s) for 2.5x the encode time, which ingest pays on every image.
+FULL_DISPLAY_QUALITY = 85
+SIGNED_OFFSET = 32768  # shifts int16 stored values into uint16 for the 16-bit data and LUT index
 
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 PRESET_LABELS = ("lung", "mediastinum", "bone")
@@ -59,7 +65,7 @@ class DisplayParams:
     columns: int
     bits_stored: int
     signed: bool  # PixelRepresentation == 1
-    stored_offset: int  # added to stored values in the PNG (32768 when signed, else 0)
+    stored_offset: int  # added to stored values in the 16-bit data (32768 when signed, else 0)
     stored_min: int  # range of stored values present, padding excluded
     stored_max: int
     rescale_slope: float
@@ -118,7 +124,9 @@ def _window_json(window: Window) -> dict[str, Any]:
 class Derivatives:
     thumbnail_jpeg: bytes  # longest side <= THUMBNAIL_MAX, default display
     preview_jpeg: bytes  # longest side <= PREVIEW_MAX, default display
-    full_png16: bytes  # lossless: stored + stored_offset as 16-bit greyscale
+    display_jpeg: bytes  # full resolution, default display
+    approx_htj2k: bytes  # full resolution, 16-bit, lossy: stored + stored_offset
+    exact_htj2k: bytes  # lossless: stored + stored_offset as 16-bit, bit for bit
     params: DisplayParams
 
 
@@ -478,7 +486,7 @@ def window_linear(
 
 
 def display_params(ds: Dataset, stored: np.ndarray) -> DisplayParams:
-    """Everything the viewer needs to window the full-resolution PNG itself."""
+    """Everything the viewer needs to window the full-resolution 16-bit data itself."""
     return _params(ds, stored, _pipeline(ds, stored))
 
 
@@ -684,17 +692,22 @@ def _signed(ds: Dataset) -> bool:
 
 
 def make_derivatives(ds: Dataset, stored: np.ndarray) -> Derivatives:
-    """Thumbnail and preview JPEGs (default display) and the lossless 16-bit PNG."""
+    """Thumbnail, preview and full-resolution JPEGs (default display), and the 16-bit
+    data as HTJ2K twice: lossy (arrives first) and exact."""
     pipe = _pipeline(ds, stored)
     params = _params(ds, stored, pipe)
     image = Image.fromarray(_render(stored, pipe, params, _build_lut(pipe, ds, params, None)))
     preview = _fit(image, PREVIEW_MAX)
     # From the preview, not the full image: 4x fewer pixels to filter, same look at 256 px.
     thumbnail = _fit(preview, THUMBNAIL_MAX)
+    samples = _samples16(stored, pipe.offset)
+    exact = htj2k.exact_stream(samples)
     return Derivatives(
         thumbnail_jpeg=_jpeg(thumbnail, THUMBNAIL_QUALITY),
         preview_jpeg=_jpeg(preview, PREVIEW_QUALITY),
-        full_png16=_png16(stored, pipe.offset),
+        display_jpeg=_jpeg(image, FULL_DISPLAY_QUALITY),
+        approx_htj2k=htj2k.approx_stream(samples, len(exact)),
+        exact_htj2k=exact,
         params=params,
     )
 
@@ -710,23 +723,34 @@ def _fit(image: Image.Image, longest: int) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
+def _jpeg(image: Image.Image, quality: int, *, optimize: bool = False) -> bytes:
+    # Pillow, not simplejpeg: the same libjpeg-turbo, the same time and bytes on RG1
+    # (bench_derivatives), and one dependency less.
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
+    image.save(buffer, format="JPEG", quality=quality, optimize=optimize)
     return buffer.getvalue()
 
 
-def _png16(stored: np.ndarray, offset: int) -> bytes:
-    shifted = (stored.astype(np.int32) + offset).astype(np.uint16) if offset else stored
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(shifted, dtype=np.uint16)).save(
-        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL
-    )
-    return buffer.getvalue()
+def _samples16(stored: np.ndarray, offset: int) -> np.ndarray:
+    """stored + stored_offset as uint16: the samples of the 16-bit display data."""
+    shifted = (stored.astype(np.int32) + offset) if offset else stored
+    return np.ascontiguousarray(shifted, dtype=np.uint16)
+
+
+def decode_exact16(data: bytes) -> np.ndarray:
+    """The exact HTJ2K stream back to a uint16 array of stored + stored_offset."""
+    try:
+        samples = htj2k.decode(data)
+    except Exception as exc:  # imagecodecs raises its own error types per codec
+        raise ValueError(f"Not a readable HTJ2K stream: {_short(exc)}") from exc
+    if samples.dtype != np.uint16 or samples.ndim != 2:
+        raise ValueError("Expected 16-bit greyscale HTJ2K data.")
+    return samples
 
 
 def decode_full_png16(data: bytes) -> np.ndarray:
-    """The full PNG back to a uint16 array of stored + stored_offset."""
+    """A full PNG (the 16-bit data of images stored before HTJ2K) back to a uint16 array of
+    stored + stored_offset."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "PNG" or image.mode not in ("I;16", "I;16B", "I"):

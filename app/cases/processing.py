@@ -69,7 +69,9 @@ class ProcessedImage:
     dicom: bytes  # the de-identified DICOM Part 10 file
     thumbnail_jpeg: bytes
     preview_jpeg: bytes
-    full_png16: bytes
+    display_jpeg: bytes
+    approx_htj2k: bytes
+    exact_htj2k: bytes
     display_params: dict[str, Any]
     deid_report: dict[str, Any]
     pixel_hash: str
@@ -165,7 +167,9 @@ def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
         dicom=out.getvalue(),
         thumbnail_jpeg=derivatives.thumbnail_jpeg,
         preview_jpeg=derivatives.preview_jpeg,
-        full_png16=derivatives.full_png16,
+        display_jpeg=derivatives.display_jpeg,
+        approx_htj2k=derivatives.approx_htj2k,
+        exact_htj2k=derivatives.exact_htj2k,
         display_params=display_params,
         deid_report=_with_pixel_data(report.to_json(), removed),
         pixel_hash=pixel_hash,

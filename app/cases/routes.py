@@ -48,7 +48,15 @@ from app.cases.services import (
     redact_image,
     update_details,
 )
-from app.cases.storage import FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
+from app.cases.storage import (
+    APPROX_FILE,
+    DISPLAY_FILE,
+    EXACT_FILE,
+    LEGACY_FULL_FILE,
+    PREVIEW_FILE,
+    THUMBNAIL_FILE,
+    image_store,
+)
 from app.extensions import db
 from app.jobs.case_import import start_upload_import
 from app.jobs.lifecycle import JobError
@@ -61,7 +69,11 @@ from app.viewer.services import read_payload
 IMAGE_FILES = {
     "thumbnail": (THUMBNAIL_FILE, "image/jpeg"),
     "preview": (PREVIEW_FILE, "image/jpeg"),
-    "full": (FULL_FILE, "image/png"),
+    "display": (DISPLAY_FILE, "image/jpeg"),
+    # HTJ2K codestreams: the media type registered for them (RFC 9828).
+    "approx": (APPROX_FILE, "image/jphc"),
+    "exact": (EXACT_FILE, "image/jphc"),
+    "full": (LEGACY_FULL_FILE, "image/png"),  # images stored before HTJ2K, until rebuilt
 }
 
 
@@ -244,7 +256,12 @@ def image_file(image_id: int, kind: str) -> Response:
             abort(401, description="Sign in first.")
         abort(404, description="There is no such image.")
     name, mimetype = IMAGE_FILES[kind]
-    response = send_file(image_store().path(image.storage_key, name), mimetype=mimetype,
+    path = image_store().path(image.storage_key, name)
+    if not path.is_file():
+        # An image stored before HTJ2K has no HTJ2K files until its derivatives are
+        # rebuilt, and a rebuilt one no PNG: the viewer asks only for what `sizes` lists.
+        abort(404, description=f"This image has no {kind} data.")
+    response = send_file(path, mimetype=mimetype,
                          etag=image.etag, conditional=True, max_age=0)
     current = request.args.get("v") == str(image.version)
     response.headers["Cache-Control"] = (

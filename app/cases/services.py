@@ -17,7 +17,13 @@ from app.cases import pixels
 from app.cases.access import exam_bank_refusals
 from app.cases.models import Case, CaseFinding, CaseImage, CaseStatus, CaseTag, Difficulty
 from app.cases.reads import reference_for
-from app.cases.storage import DICOM_FILE, FULL_FILE, PREVIEW_FILE, THUMBNAIL_FILE, image_store
+from app.cases.storage import (
+    DICOM_FILE,
+    LEGACY_FULL_FILE,
+    derivative_files,
+    derivative_sizes,
+    image_store,
+)
 from app.db_types import utcnow
 from app.extensions import db
 from app.user_errors import UserError
@@ -231,16 +237,15 @@ def redact_image(image: CaseImage, rects: list[tuple[int, int, int, int]], *, ac
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     store.replace(
-        image.storage_key,
-        {
-            DICOM_FILE: out.getvalue(),
-            THUMBNAIL_FILE: derivatives.thumbnail_jpeg,
-            PREVIEW_FILE: derivatives.preview_jpeg,
-            FULL_FILE: derivatives.full_png16,
-        },
+        image.storage_key, {DICOM_FILE: out.getvalue(), **derivative_files(derivatives)}
     )
+    # An image stored before HTJ2K keeps no unredacted 16-bit PNG beside the new files.
+    store.remove(image.storage_key, LEGACY_FULL_FILE)
     image.version += 1
     image.display_params = derivatives.params.to_json()
+    sizes = {**(image.sizes or {}), "dicom": len(out.getvalue()), **derivative_sizes(derivatives)}
+    sizes.pop("full", None)
+    image.sizes = sizes
     record(
         "case.redact",
         actor=actor,

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from flask import current_app
 
@@ -20,8 +21,54 @@ from flask import current_app
 DICOM_FILE = "image.dcm"
 THUMBNAIL_FILE = "thumbnail.jpg"
 PREVIEW_FILE = "preview.jpg"
-FULL_FILE = "full.png"
-FILES = (DICOM_FILE, THUMBNAIL_FILE, PREVIEW_FILE, FULL_FILE)
+DISPLAY_FILE = "display.jpg"  # full resolution, default display
+APPROX_FILE = "approx16.j2c"  # 16-bit, lossy HTJ2K codestream
+EXACT_FILE = "exact16.j2c"  # 16-bit, lossless HTJ2K codestream
+# The 16-bit PNG of images stored before HTJ2K; `cases rebuild-derivatives` replaces it.
+LEGACY_FULL_FILE = "full.png"
+# What an image stored or rebuilt today has; backups and restores also carry the legacy PNG.
+CURRENT_FILES = (DICOM_FILE, THUMBNAIL_FILE, PREVIEW_FILE, DISPLAY_FILE, APPROX_FILE,
+                 EXACT_FILE)
+FILES = (*CURRENT_FILES, LEGACY_FULL_FILE)
+
+
+class DerivativeBytes(Protocol):
+    """What make_derivatives produces (and ingest's ProcessedImage carries)."""
+
+    @property
+    def thumbnail_jpeg(self) -> bytes: ...
+    @property
+    def preview_jpeg(self) -> bytes: ...
+    @property
+    def display_jpeg(self) -> bytes: ...
+    @property
+    def approx_htj2k(self) -> bytes: ...
+    @property
+    def exact_htj2k(self) -> bytes: ...
+
+
+def derivative_files(derived: DerivativeBytes) -> dict[str, bytes]:
+    """The derivative files of one image by file name: one list for ingest, redaction and
+    rebuilds, so none of them forgets a file."""
+    return {
+        THUMBNAIL_FILE: derived.thumbnail_jpeg,
+        PREVIEW_FILE: derived.preview_jpeg,
+        DISPLAY_FILE: derived.display_jpeg,
+        APPROX_FILE: derived.approx_htj2k,
+        EXACT_FILE: derived.exact_htj2k,
+    }
+
+
+def derivative_sizes(derived: DerivativeBytes) -> dict[str, int]:
+    """Bytes per derivative as CaseImage.sizes keeps them; "exact" says the viewer may ask
+    for the HTJ2K files (images without it have the legacy PNG as "full")."""
+    return {
+        "thumbnail": len(derived.thumbnail_jpeg),
+        "preview": len(derived.preview_jpeg),
+        "display": len(derived.display_jpeg),
+        "approx": len(derived.approx_htj2k),
+        "exact": len(derived.exact_htj2k),
+    }
 
 
 class ImageStore:
@@ -64,6 +111,10 @@ class ImageStore:
             tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
             tmp.write_bytes(data)
             os.replace(tmp, folder / name)
+
+    def remove(self, key: str, name: str) -> None:
+        """Remove one file of an existing image, if it is there."""
+        self.path(key, name).unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         shutil.rmtree(self.folder(key), ignore_errors=True)

@@ -24,19 +24,35 @@ def may_curate(user: User) -> bool:
     return user.has_role(Role.TRAINER, Role.ADMIN)
 
 
+#: The stages the viewer loads one after the other (FORMAT.md), after the preview.
+HTJ2K_STAGES = ("display", "approx", "exact")
+
+
 def image_json(image: CaseImage) -> dict[str, Any]:
+    def url(kind: str) -> str:
+        return url_for("cases.image_file", image_id=image.id, kind=kind, v=image.version)
+
+    # `sizes` names the derivatives the image has: the HTJ2K stages, or (stored before
+    # them and not yet rebuilt) the 16-bit PNG alone as "full".
+    has_htj2k = "exact" in (image.sizes or {})
+    stages = {f"{kind}_url": url(kind) if has_htj2k else None for kind in HTJ2K_STAGES}
     return {
         "id": image.id,
         "view": image.view,
         "prior": image.is_prior,
         "columns": image.columns,
         "rows": image.rows,
-        "preview_url": url_for("cases.image_file", image_id=image.id, kind="preview",
-                               v=image.version),
-        "full_url": url_for("cases.image_file", image_id=image.id, kind="full",
-                            v=image.version),
+        "preview_url": url("preview"),
+        **stages,
+        "full_url": None if has_htj2k else url("full"),
         "params": finite_json(image.display_params),
     }
+
+
+def image_urls(image: dict[str, Any]) -> list[str]:
+    """Every file the viewer loads for an image, in the order it loads them."""
+    keys = ("preview_url", *(f"{kind}_url" for kind in HTJ2K_STAGES), "full_url")
+    return [image[key] for key in keys if image.get(key)]
 
 
 def finite_json(value: Any) -> Any:
@@ -114,5 +130,5 @@ def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | Non
     }
     if next_case is not None:
         upcoming = [image_json(image) for image in next_case.images]
-        payload["prefetch"] = [url for i in upcoming for url in (i["preview_url"], i["full_url"])]
+        payload["prefetch"] = [url for i in upcoming for url in image_urls(i)]
     return payload

@@ -1,11 +1,22 @@
-// One image on screen: preview first, then the full-resolution data with real window/level;
-// zoom and pan as a view transform; an overlay canvas for marks and measurements.
-import { decodePng16 } from "./png16.js";
+// One image on screen, in stages that only ever get better (FORMAT.md, "What the browser
+// viewer does"): the preview, the full-resolution JPEG, the lossy 16-bit data, the exact
+// 16-bit data; window/level on either 16-bit stage; zoom and pan as a view transform; an
+// overlay canvas for marks and measurements.
+import { decodeHtj2k, warmUp } from "./htj2k.js";
 import { createRenderer } from "./render.js";
 import { drawMark, STYLES, distance } from "./marks.js";
 
 const MIN_SCALE = 0.02, MAX_SCALE = 40;
 let noticeIds = 0;
+
+// What is on screen, in the order the stages arrive; the label is shown and announced.
+export const STAGES = {
+  none: { rank: 0, label: "Loading", bits: 0 },
+  preview: { rank: 1, label: "Preview", bits: 8 },
+  display: { rank: 2, label: "Full resolution", bits: 8 },
+  approx: { rank: 3, label: "16-bit (progressive)", bits: 16 },
+  exact: { rank: 4, label: "Exact 16-bit", bits: 16 },
+};
 
 // "1.2 of 5.5 MB (22 %)": bytes as well as percent, so a slow link is seen to be moving.
 function megabytes(bytes) { return (bytes / 1e6).toFixed(1); }
@@ -25,8 +36,11 @@ export class Pane {
     this.window = { ...this.params.default_window };
     this.invert = Boolean(this.params.invert);
     this.renderer = null;
-    this.previewImage = null;
-    this.fullLoaded = false;
+    this.previewImage = null; // the 8-bit image on screen: the preview, then the full JPEG
+    this.stage = "none";
+    this.stageHistory = []; // every stage reached, in order (they never go backwards)
+    this.stageTimes = {}; // ms since the page started loading, per stage (for the bench)
+    this.fullLoaded = false; // the exact data is on screen
     this.previewShown = false;
     this.progress = 0;
     this.received = 0;
@@ -48,7 +62,11 @@ export class Pane {
     this.progressEl = document.createElement("div");
     this.progressEl.className = "pane-progress";
     this.progressEl.setAttribute("role", "progressbar");
-    this.progressEl.setAttribute("aria-label", "Full-resolution data");
+    this.progressEl.setAttribute("aria-label", "Image data");
+    this.stageEl = document.createElement("div");
+    this.stageEl.className = "pane-stage";
+    this.stageEl.setAttribute("role", "status");
+    this.stageEl.textContent = STAGES.none.label;
     this.progressEl.setAttribute("aria-valuemin", "0");
     this.progressEl.setAttribute("aria-valuemax", "100");
     this.notice = document.createElement("div");
@@ -56,7 +74,8 @@ export class Pane {
     this.notice.id = `pane-notice-${++noticeIds}`;
     this.notice.setAttribute("role", "status");
     this.notice.hidden = true;
-    this.el.append(this.previewCanvas, this.imageCanvas, this.overlay, this.caption, this.progressEl, this.notice);
+    this.el.append(this.previewCanvas, this.imageCanvas, this.overlay, this.caption, this.stageEl,
+                   this.progressEl, this.notice);
     container.append(this.el);
     this.resizeObserver = new ResizeObserver(() => this.#resize());
     this.resizeObserver.observe(this.el);
@@ -87,38 +106,92 @@ export class Pane {
     preview.decoding = "async";
     preview.src = this.image.preview_url;
     const previewReady = preview.decode().then(() => {
-      this.previewImage = preview;
-      if (!this.fullLoaded) { this.previewShown = true; this.drawNow(); }
+      if (this.#reach("preview")) { this.previewImage = preview; this.previewShown = true; this.drawNow(); }
       this.viewer.changed(this);
     }).catch(() => {});
-    // On a slow link the full data would compete with the preview for bandwidth: ask for it
-    // once the preview is on screen (or after 3 s, whichever comes first).
+    // On a slow link the later stages would compete with the preview for bandwidth: ask for
+    // them once the preview is on screen (or after 3 s, whichever comes first), one after
+    // the other, so each gets the whole link.
     await Promise.race([previewReady, new Promise((r) => setTimeout(r, 3000))]);
-    try {
-      const buffer = await this.#fetchWithProgress(this.image.full_url);
-      const decoded = await decodePng16(buffer);
-      this.renderer = createRenderer(this.imageCanvas, decoded, this.params,
-                                     { prefer: this.viewer.options.renderer || "webgl2" });
-      this.renderer.resize(this.imageCanvas.width, this.imageCanvas.height);
-      this.renderer.setInvert(this.invert);
-      this.renderer.setWindow(this.window.center, this.window.width);
-      this.fullLoaded = true;
-      this.windowPending = false;
-      this.previewCanvas.hidden = true;
-      this.progressEl.hidden = true;
-      this.draw();
-    } catch (error) {
-      this.progressEl.textContent = "Full resolution not available: showing the preview.";
-      this.loadError = String(error);
-    }
+    if (this.image.exact_url) await this.#loadStages();
+    else await this.#loadLegacy();
+    this.progressEl.hidden = !this.loadError;
     this.#showNotice();
     this.viewer.changed(this);
+  }
+
+  async #loadStages() {
+    try {
+      const bytes = await this.#fetchWithProgress(this.image.display_url, STAGES.display.label);
+      const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/jpeg" }));
+      if (this.#reach("display")) { this.previewImage = bitmap; this.previewShown = true; this.draw(); }
+    } catch (error) {
+      this.stageError = String(error); // the preview stays; the 16-bit stages still come
+    }
+    warmUp();
+    for (const stage of ["approx", "exact"]) {
+      try {
+        const bytes = await this.#fetchWithProgress(this.image[`${stage}_url`], STAGES[stage].label);
+        this.#show16(await decodeHtj2k(bytes), stage);
+      } catch (error) {
+        if (stage === "exact") this.#failed(error);
+        else this.stageError = String(error); // the exact data may still come
+      }
+    }
+  }
+
+  // An image stored before HTJ2K and not rebuilt yet: the preview, then its 16-bit PNG.
+  async #loadLegacy() {
+    try {
+      // Loaded only for such images: the others never pay for the PNG decoder's bytes.
+      const { decodePng16 } = await import("./png16.js");
+      const bytes = await this.#fetchWithProgress(this.image.full_url, STAGES.exact.label);
+      this.#show16(await decodePng16(bytes), "exact");
+    } catch (error) {
+      this.#failed(error);
+    }
+  }
+
+  #failed(error) {
+    this.progressEl.textContent = this.renderer
+      ? "The exact data is not available: window/level works on the 16-bit (progressive) data."
+      : "Full resolution not available: showing the preview.";
+    this.loadError = String(error);
+  }
+
+  // Moves to `stage` unless a better one is already on screen; says which one it is.
+  #reach(stage) {
+    if (STAGES[stage].rank <= STAGES[this.stage].rank) return false;
+    this.stage = stage;
+    this.stageHistory.push(stage);
+    this.stageTimes[stage] = performance.now();
+    this.stageEl.textContent = STAGES[stage].label;
+    this.el.dataset.stage = stage;
+    this.viewer.changed(this);
+    return true;
+  }
+
+  #show16(decoded, stage) {
+    if (STAGES[stage].rank <= STAGES[this.stage].rank) return;
+    const renderer = createRenderer(this.imageCanvas, decoded, this.params,
+                                    { prefer: this.viewer.options.renderer || "webgl2" });
+    if (this.renderer) this.renderer.destroy();
+    this.renderer = renderer;
+    this.renderer.resize(this.imageCanvas.width, this.imageCanvas.height);
+    this.renderer.setInvert(this.invert);
+    this.renderer.setWindow(this.window.center, this.window.width);
+    this.#reach(stage);
+    this.fullLoaded = stage === "exact";
+    this.windowPending = false;
+    this.previewCanvas.hidden = true;
+    this.#showNotice();
+    this.draw();
   }
 
   // What the user is told when the window/level they set cannot be shown yet: which window,
   // that the 8-bit preview cannot show it exactly, and how far the full data has come.
   #showNotice() {
-    if (!this.windowPending || this.fullLoaded) {
+    if (!this.windowPending || this.renderer) {
       this.notice.hidden = true;
       this.notice.textContent = "";
       return;
@@ -126,11 +199,13 @@ export class Pane {
     const c = Math.round(this.window.center * 100) / 100, w = Math.round(this.window.width * 100) / 100;
     this.notice.textContent = this.loadError
       ? `Window centre ${c}, width ${w} cannot be shown: the full-resolution data is not available, and the 8-bit preview keeps its default window.`
-      : `Showing the 8-bit preview. The exact window (centre ${c}, width ${w}) is applied when the full-resolution data has arrived: ${progressText(this.received, this.total)}.`;
+      : `Showing an 8-bit preview at the default window (${STAGES[this.stage].label}). The exact window (centre ${c}, width ${w}) is applied when the full-resolution 16-bit data has arrived: ${progressText(this.received, this.total)}.`;
     this.notice.hidden = false;
   }
 
-  async #fetchWithProgress(url) {
+  async #fetchWithProgress(url, label) {
+    this.received = 0;
+    this.progress = 0;
     const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok) throw new Error(`image request failed (${response.status})`);
     const total = Number(response.headers.get("Content-Length")) || 0;
@@ -145,7 +220,7 @@ export class Pane {
       received += value.length;
       this.received = received;
       this.progress = total ? received / total : 0;
-      this.progressEl.textContent = `Full resolution: ${progressText(received, total)}`;
+      this.progressEl.textContent = `${label}: ${progressText(received, total)}`;
       this.progressEl.style.setProperty("--progress", this.progress);
       if (total) this.progressEl.setAttribute("aria-valuenow", String(Math.floor(this.progress * 100)));
       if (this.windowPending) this.#showNotice();
@@ -153,6 +228,7 @@ export class Pane {
     const out = new Uint8Array(received);
     let offset = 0;
     for (const c of chunks) { out.set(c, offset); offset += c.length; }
+    this.progressEl.textContent = "";
     return out.buffer;
   }
 
@@ -222,7 +298,8 @@ export class Pane {
       ctx.setTransform(1, 0, 0, 1, 0, 0);
       ctx.fillStyle = "#000";
       ctx.fillRect(0, 0, this.previewCanvas.width, this.previewCanvas.height);
-      const k = this.columns / this.previewImage.naturalWidth; // preview -> image pixels
+      // preview -> image pixels (an <img> preview, or the full JPEG as an ImageBitmap)
+      const k = this.columns / (this.previewImage.naturalWidth || this.previewImage.width);
       ctx.setTransform(this.view.scale * k * d, 0, 0, this.view.scale * k * d, this.view.tx * d, this.view.ty * d);
       ctx.imageSmoothingEnabled = this.view.scale * k < 2;
       ctx.drawImage(this.previewImage, 0, 0);

@@ -520,6 +520,7 @@ export class Viewer {
       panes: this.panes.map((p) => ({
         imageId: p.image.id, view: { ...p.view }, window: { ...p.window }, invert: p.invert,
         previewShown: p.previewShown, fullLoaded: p.fullLoaded, progress: p.progress,
+        stage: p.stage, stages: [...p.stageHistory], stageTimes: { ...p.stageTimes },
         renderer: p.renderer ? p.renderer.kind : null, error: p.loadError || null,
       })),
     };

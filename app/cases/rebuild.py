@@ -1,0 +1,89 @@
+"""Re-making the display derivatives of stored images from their de-identified DICOM.
+
+Images stored before the HTJ2K derivatives have a 16-bit PNG as their only full-resolution
+data; rebuilding gives them the full-resolution JPEG and the 16-bit HTJ2K streams (and
+drops the PNG). The DICOM itself is never rewritten: it is the source.
+
+Each image is rebuilt and committed on its own, so a run that stops (or is stopped) keeps
+what it did, and running again goes on with the images still to do.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pydicom
+from sqlalchemy import select
+
+from app.cases import pixels
+from app.cases.models import CaseImage
+from app.cases.storage import (
+    DICOM_FILE,
+    LEGACY_FULL_FILE,
+    derivative_files,
+    derivative_sizes,
+    image_store,
+)
+from app.extensions import db
+
+
+@dataclass
+class RebuildSummary:
+    rebuilt: int = 0
+    skipped: int = 0  # already had the current derivatives
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (image id, reason)
+
+
+def needs_rebuild(image: CaseImage) -> bool:
+    """True for an image without the HTJ2K derivatives (stored before them)."""
+    return "exact" not in (image.sizes or {})
+
+
+def rebuild_derivatives(
+    *, every: bool = False, on_image: Callable[[CaseImage], None] | None = None
+) -> RebuildSummary:
+    """Re-make the derivatives of the images that need it (all images with `every`)."""
+    summary = RebuildSummary()
+    ids = list(db.session.scalars(select(CaseImage.id).order_by(CaseImage.id)))
+    for image_id in ids:
+        image = db.session.get_one(CaseImage, image_id)
+        if not every and not needs_rebuild(image):
+            summary.skipped += 1
+        else:
+            try:
+                rebuild_image(image)
+                summary.rebuilt += 1
+            except (OSError, ValueError) as exc:  # a missing file or an undecodable image
+                db.session.rollback()
+                summary.failed.append((image_id, _reason(exc)))
+        if on_image is not None:
+            on_image(image)
+        db.session.expunge(image)  # one image in the session at a time, whatever the count
+    return summary
+
+
+def rebuild_image(image: CaseImage) -> None:
+    """The derivatives of one image, re-made from its stored DICOM and committed."""
+    store = image_store()
+    dicom = store.read(image.storage_key, DICOM_FILE)
+    ds = pydicom.dcmread(io.BytesIO(dicom))
+    stored = pixels.stored_pixels(ds)
+    derived = pixels.make_derivatives(ds, stored)
+    # Each file is replaced in one rename: a viewer reading meanwhile gets the old file or
+    # the new one. The URLs change with the version, so browsers fetch the new files.
+    store.replace(image.storage_key, derivative_files(derived))
+    sizes = {**(image.sizes or {}), "dicom": len(dicom), **derivative_sizes(derived)}
+    sizes.pop("full", None)
+    image.sizes = sizes
+    image.display_params = derived.params.to_json()
+    image.version += 1
+    db.session.commit()
+    store.remove(image.storage_key, LEGACY_FULL_FILE)  # only once nothing points to it
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return f"a stored file could not be read or written ({exc.strerror or type(exc).__name__})"
+    return str(exc)[:300]
