@@ -24,6 +24,7 @@ import random
 import re
 import time
 from typing import Any
+from urllib.parse import urljoin
 
 from locust import FastHttpUser, constant, task
 
@@ -46,7 +47,9 @@ _VALUE = re.compile(r'value="([^"]*)"')
 _VIEWER_DATA = re.compile(
     r'<script type="application/json" id="viewer-data">(.*?)</script>', re.S)
 _DATA = re.compile(r'data-(save-url|opened-url|revision)="([^"]*)"')
-_ASSET = re.compile(r'(?:href|src)="(/[^"]*static/[^"?]+\.(?:css|js|svg))"')
+_ASSET = re.compile(r'(?:href|src)="(/[^"]*static/[^"]+?\.(?:css|js|svg)(?:\?v=\w+)?)"')
+_IMPORT = re.compile(r'(?:\bfrom|^import)\s*"(\./[^"]+\.js)"', re.M)
+_MAX_AGE = re.compile(r"max-age=(\d+)")
 
 
 def _hidden_fields(html: str, action: str) -> dict[str, str]:
@@ -86,6 +89,8 @@ class Trainee(FastHttpUser):
         self.rng = random.Random(index)
         self.fetched: set[str] = set()  # the browser's cache: images and cacheable assets
         self.etags: dict[str, str] = {}
+        self.cached_until: dict[str, float] = {}
+        self.imports: dict[str, list[str]] = {}
         self.attempt_url = ""
         self.finished = False
         self.sign_in()
@@ -123,23 +128,31 @@ class Trainee(FastHttpUser):
         self.finished = True
 
     def _assets(self, html: str) -> None:
-        """A browser revalidates a no-cache stylesheet or script on every page (304 when
-        unchanged) and skips one it may cache."""
         for url in dict.fromkeys(_ASSET.findall(html)):
-            if url in self.fetched:
-                continue
-            headers = {"If-None-Match": self.etags[url]} if url in self.etags else {}
-            with self.client.get(url, name="static", headers=headers,
-                                 catch_response=True) as answer:
-                if answer.status_code not in (200, 304):
-                    answer.failure(f"static answered {answer.status_code}")
-                    continue
-                answer.success()
-                cache = answer.headers.get("Cache-Control", "")
-                if "max-age" in cache and "no-cache" not in cache and "max-age=0" not in cache:
-                    self.fetched.add(url)
-                elif answer.headers.get("ETag"):
-                    self.etags[url] = answer.headers["ETag"]
+            self._asset(url)
+
+    def _asset(self, url: str) -> None:
+        """A stylesheet or script as a browser gets it: from its cache while its max-age
+        lasts, else asked again (304 when unchanged); a script's module imports likewise."""
+        if self.cached_until.get(url, 0.0) > time.monotonic():
+            return
+        headers = {"If-None-Match": self.etags[url]} if url in self.etags else {}
+        with self.client.get(url, name="static", headers=headers,
+                             catch_response=True) as answer:
+            if answer.status_code not in (200, 304):
+                answer.failure(f"static answered {answer.status_code}")
+                return
+            answer.success()
+            cache = answer.headers.get("Cache-Control", "")
+            age = _MAX_AGE.search(cache)
+            if age and "no-cache" not in cache:
+                self.cached_until[url] = time.monotonic() + int(age.group(1))
+            if answer.headers.get("ETag"):
+                self.etags[url] = answer.headers["ETag"]
+            if answer.status_code == 200 and url.split("?")[0].endswith(".js"):
+                self.imports[url] = [urljoin(url, name) for name in _IMPORT.findall(answer.text)]
+        for imported in self.imports.get(url, []):
+            self._asset(imported)
 
     def _image(self, url: str) -> None:
         if url in self.fetched:
