@@ -29,12 +29,12 @@ from urllib.parse import urljoin
 from locust import FastHttpUser, constant, task
 
 EXAM_ID = int(os.environ.get("LOAD_EXAM_ID", "1"))
-CASES = int(os.environ.get("LOAD_CASES", "6"))
+CASES = int(os.environ.get("LOAD_CASES", "4"))
 PASSWORD = os.environ.get("LOAD_PASSWORD", "")
 PREFIX = os.environ.get("LOAD_TRAINEE_PREFIX", "loadtrainee")
 PROCESSES = int(os.environ.get("LOAD_PROCESSES", "1"))
 OFFSET = int(os.environ.get("LOAD_OFFSET", "0"))  # each run of one database its own trainees
-DWELL = tuple(float(x) for x in os.environ.get("LOAD_DWELL", "20,40").split(","))
+DWELL = tuple(float(x) for x in os.environ.get("LOAD_DWELL", "30,90").split(","))
 HEARTBEAT = 15.0  # attempt.js HEARTBEAT_MS
 FIRST_ANSWER = (3.0, 8.0)  # seconds on a case before the first answer (a save on change)
 
@@ -98,7 +98,10 @@ class Trainee(FastHttpUser):
 
     def sign_in(self) -> None:
         page = self.client.get("/auth/login", name="sign-in page")
-        fields = _hidden_fields(page.text, "/auth/login")
+        try:
+            fields = _hidden_fields(page.text or "", "/auth/login")
+        except ValueError:
+            return  # the page's failure is counted; the trainee gives up
         fields.update(username=self.username, password=PASSWORD, submit="Sign in")
         with self.client.post("/auth/login", data=fields, name="sign in",
                               allow_redirects=False, catch_response=True) as answer:
@@ -108,7 +111,11 @@ class Trainee(FastHttpUser):
     def start_exam(self) -> None:
         listing = self.client.get("/training/", name="exercise list")
         action = f"/training/exercises/{EXAM_ID}/start"
-        with self.client.post(action, data=_hidden_fields(listing.text, action),
+        try:
+            fields = _hidden_fields(listing.text or "", action)
+        except ValueError:
+            return  # not signed in, or the list failed: counted already
+        with self.client.post(action, data=fields,
                               name="start exam", allow_redirects=False,
                               catch_response=True) as answer:
             location = answer.headers.get("Location", "")
@@ -202,7 +209,11 @@ class Trainee(FastHttpUser):
     def submit(self) -> None:
         page = self.client.get(f"{self.attempt_url}/summary", name="summary")
         action = f"{self.attempt_url}/submit"
-        with self.client.post(action, data=_hidden_fields(page.text or "", action),
+        try:
+            fields = _hidden_fields(page.text or "", action)
+        except ValueError:
+            return  # the summary's failure is counted already
+        with self.client.post(action, data=fields,
                               name="submit", allow_redirects=False,
                               catch_response=True) as answer:
             if answer.status_code != 302:
