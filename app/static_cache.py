@@ -14,7 +14,7 @@ import hashlib
 import os
 from typing import Any
 
-from flask import Flask, request
+from flask import Blueprint, Flask, request
 
 VERSIONED_MAX_AGE = 365 * 24 * 3600
 UNVERSIONED_MAX_AGE = 300
@@ -57,6 +57,6 @@ def init_static_cache(app: Flask) -> None:
     app.get_send_file_max_age = (  # type: ignore[method-assign]
         lambda filename: max_age("static", filename))
     for name, blueprint in app.blueprints.items():
-        if blueprint.static_folder:
+        if isinstance(blueprint, Blueprint) and blueprint.static_folder:
             blueprint.get_send_file_max_age = (  # type: ignore[method-assign]
                 lambda filename, name=name: max_age(f"{name}.static", filename))
