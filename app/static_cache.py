@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, request
@@ -54,9 +55,11 @@ def init_static_cache(app: Flask) -> None:
             return VERSIONED_MAX_AGE
         return UNVERSIONED_MAX_AGE
 
-    app.get_send_file_max_age = (  # type: ignore[method-assign]
-        lambda filename: max_age("static", filename))
+    def max_age_of(endpoint: str) -> Callable[[str | None], int]:
+        return lambda filename: max_age(endpoint, filename)
+
+    app.get_send_file_max_age = max_age_of("static")  # type: ignore[method-assign]
     for name, blueprint in app.blueprints.items():
         if isinstance(blueprint, Blueprint) and blueprint.static_folder:
             blueprint.get_send_file_max_age = (  # type: ignore[method-assign]
-                lambda filename, name=name: max_age(f"{name}.static", filename))
+                max_age_of(f"{name}.static"))
