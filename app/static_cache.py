@@ -58,8 +58,8 @@ def init_static_cache(app: Flask) -> None:
     def max_age_of(endpoint: str) -> Callable[[str | None], int]:
         return lambda filename: max_age(endpoint, filename)
 
-    app.get_send_file_max_age = max_age_of("static")  # type: ignore[method-assign]
+    app.get_send_file_max_age = max_age_of("static")  # type: ignore[method-assign,assignment]
     for name, blueprint in app.blueprints.items():
         if isinstance(blueprint, Blueprint) and blueprint.static_folder:
-            blueprint.get_send_file_max_age = (  # type: ignore[method-assign]
+            blueprint.get_send_file_max_age = (  # type: ignore[method-assign,assignment]
                 max_age_of(f"{name}.static"))
