@@ -61,5 +61,5 @@ def init_static_cache(app: Flask) -> None:
     app.get_send_file_max_age = max_age_of("static")  # type: ignore[method-assign,assignment]
     for name, blueprint in app.blueprints.items():
         if isinstance(blueprint, Blueprint) and blueprint.static_folder:
-            blueprint.get_send_file_max_age = (  # type: ignore[method-assign,assignment]
-                max_age_of(f"{name}.static"))
+            versioned = max_age_of(f"{name}.static")
+            blueprint.get_send_file_max_age = versioned  # type: ignore[method-assign,assignment]
