@@ -34,3 +34,16 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 talisman = Talisman()
 compress = Compress()
+
+
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what the session has loaded. For a request that has just read
+    the rows it answers with (the signed-in user, the session row, an attempt): after a
+    plain commit, Flask-Login's next look at the user reloads it and its roles, three more
+    statements on every autosave of every trainee."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.base import ExecutableOption
 
 from app.extensions import db
 
@@ -41,15 +42,18 @@ def _sqlite_write_lock() -> None:
         raw.execute("BEGIN IMMEDIATE")
 
 
-def lock_row(model: type[M], key: Any) -> M | None:
+def lock_row(model: type[M], key: Any, *options: ExecutableOption) -> M | None:
     """Lock one row until the transaction ends and return it re-read from the database
-    (what another transaction committed while we waited, not what this session cached)."""
+    (what another transaction committed while we waited, not what this session cached).
+    ``options`` may load related rows in the same statement: only ``model``'s row is locked
+    (FOR UPDATE OF), so e.g. an exam's row joined to each attempt does not serialise its
+    trainees."""
     if _dialect() == "sqlite":
         _sqlite_write_lock()
     mapper = inspect(model)
     [column] = mapper.primary_key
     return db.session.scalars(
-        select(model).where(column == key).with_for_update()
+        select(model).where(column == key).options(*options).with_for_update(of=model)
         .execution_options(populate_existing=True)
     ).first()
 

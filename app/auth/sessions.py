@@ -25,12 +25,13 @@ from datetime import datetime, timedelta
 from flask import current_app, g, session
 from flask_login import login_user, logout_user
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from app.audit.services import record
 from app.auth.models import User, UserSession
 from app.auth.roles import TRAINEE_ROLES
 from app.db_types import utcnow
-from app.extensions import db
+from app.extensions import commit_keeping_loaded, db
 
 SESSION_KEY = "sid"
 # Set on ``g`` when this request's session just ended for want of activity, so that the
@@ -138,9 +139,14 @@ def load_user(user_id: str) -> User | None:
     token = session.get(SESSION_KEY)
     if not token or not user_id.isdigit():
         return None
-    row = db.session.execute(
-        select(UserSession).where(UserSession.token_hash == _hash(token))
-    ).scalar_one_or_none()
+    # One statement on every request: the session row, its user (with the clinic) and the
+    # user's roles; lead countries only where they are asked for.
+    user_options = joinedload(UserSession.user, innerjoin=True)
+    row = db.session.scalars(
+        select(UserSession).where(UserSession.token_hash == _hash(token)).options(
+            user_options.joinedload(User.role_links),
+            user_options.lazyload(User.lead_country_links))
+    ).unique().one_or_none()
     now = utcnow()
     if (
         row is None
@@ -158,7 +164,8 @@ def load_user(user_id: str) -> User | None:
         return None
     if now - row.last_seen_at > _TOUCH_INTERVAL:
         row.last_seen_at = now
-        db.session.commit()
+        # What was just read stays loaded: the request goes on with this user.
+        commit_keeping_loaded()
     return row.user
 
 

@@ -17,17 +17,17 @@ from werkzeug.wrappers import Response
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
-from app.db_types import utcnow
 from app.extensions import db
 from app.quizzes import (
     access,
+    answers,
     bp,
     disclosure,
     navigation,
     result_page,
     review_rules,
 )
-from app.quizzes.answers import StaleAnswer, save_answer
+from app.quizzes.answers import StaleAnswer
 from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ConfirmForm, FlagForm
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
@@ -150,12 +150,15 @@ def _case_id_or_404(attempt: Attempt, position: int) -> int:
 def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     """The page's autosave (JSON). ``revision``, the revision the page last saw, makes a
     save based on an older answer a 409 (reason "stale") carrying the newer answer."""
-    attempt = _attempt_or_404(attempt_id)
+    # Locked from the start: the save is a few statements, and one lookup does both.
+    attempt = answers.locked_attempt(attempt_id)
+    if attempt is None or attempt.user_id != current_user.id:
+        abort(404, description="There is no such attempt.")
+    expire_if_overdue(attempt)
     body = load_json_body(AnswerIn())
     try:
-        case_id = navigation.case_id_at(attempt, position)
-        answer = save_answer(attempt, current_user, case_id, body["answers"], body["marks"],
-                             expected_revision=body["revision"])
+        saved = answers.autosave(attempt, current_user, navigation.case_id_at(attempt, position),
+                                 body["answers"], body["marks"], body["revision"])
     except StaleAnswer as exc:
         db.session.rollback()
         return jsonify(error="Not saved", reason="stale", message=exc.sentence, status=409,
@@ -166,13 +169,8 @@ def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
         ended = attempt.state != AttemptState.IN_PROGRESS.value
         return jsonify(error="Not saved", message=exc.sentence, status=exc.status,
                        reason="ended" if ended else "refused", ended=ended), exc.status
-    saved_at = answer.saved_at or utcnow()
-    seconds_left = None
-    if attempt.deadline_at is not None:
-        seconds_left = max(0, int((attempt.deadline_at - saved_at).total_seconds()))
-    return jsonify(saved=True, revision=answer.revision, saved_at=saved_at.isoformat(),
-                   seconds_left=seconds_left, position=position,
-                   answered=navigation.is_answered(attempt, position))
+    return jsonify(saved=True, revision=saved.revision, saved_at=saved.saved_at.isoformat(),
+                   seconds_left=saved.seconds_left, position=position, answered=saved.answered)
 
 
 @bp.route("/attempts/<int:attempt_id>/<int:position>/opened", methods=["POST"])

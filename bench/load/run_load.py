@@ -1,0 +1,302 @@
+"""Exam load: trainees taking a timed exam against gunicorn + PostgreSQL on 127.0.0.1.
+
+    .venv/bin/python bench/load/run_load.py [--scenario exam|storm|all] [--users 1000]
+        [--ramp 120] [--steady 150] [--storm-users 200] [--storm-seconds 60]
+        [--worker-class sync|gthread|both] [--workers 2] [--threads 8] [--cases 6]
+        [--image-size 1024] [--locust-processes 1] [--dwell 20,40]
+
+Not a test (needs the `bench` extra: locust). Starts its own PostgreSQL (Debian's binaries,
+as the test suite does), brings a fresh database to the migration head, adds a timed exam and
+its trainees (bench/load/load_data.py), serves the portal as production does
+(`gunicorn "app.wsgi:create_server_app()"`, 2 workers, sync and/or gthread) with the
+shipped argon2 parameters, and runs the locust scenario of bench/load/locustfile.py headless,
+bounded in users and time:
+
+- exam: ``--users`` trainees arrive over ``--ramp`` seconds, then ``--steady`` seconds of
+  steady state (figures are of the steady state: locust's --reset-stats);
+- storm: ``--storm-users`` trainees sign in within ``--storm-seconds`` (figures of the
+  whole run; the sign-in POST is "sign in").
+
+Prints p50/p95/p99 per request type, errors and where the CPU went (gunicorn, locust, the
+rest: PostgreSQL and anything else on the machine), then, on its last line, p95 autosave vs
+300 ms, errors vs 0 and the sign-in storm's p95 vs 2 s. Everything it started is stopped by
+its pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from app import create_app
+from app.config import DefaultConfig
+from app.extensions import db
+from bench.load.load_data import PASSWORD, TRAINEE_PREFIX, populate
+from tests.cohort import HttpClient
+from tests.conftest import base_config, migrate_database
+from tests.realservers import create_database, free_port, postgres_server
+
+AUTOSAVE_LIMIT_MS = 300.0
+STORM_LIMIT_MS = 2000.0
+ARGON2 = {key: getattr(DefaultConfig, key)
+          for key in ("ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM")}
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+@dataclass
+class Row:
+    name: str
+    count: int
+    failures: int
+    p50: float
+    p95: float
+    p99: float
+
+
+@dataclass
+class Outcome:
+    label: str
+    rows: dict[str, Row] = field(default_factory=dict)
+    cpu: str = ""
+
+    @property
+    def errors(self) -> int:
+        return sum(row.failures for name, row in self.rows.items() if name != "Aggregated")
+
+    def p95(self, name: str) -> float | None:
+        row = self.rows.get(name)
+        return row.p95 if row and row.count else None
+
+
+def _cpu_seconds_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(p) for p in found]
+
+
+def _machine_busy_seconds() -> float:
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in cpu]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _serve(url: str, instance: Path, worker_class: str, args: argparse.Namespace
+           ) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "CXR_ACADEMY_SQLALCHEMY_DATABASE_URI": url,
+           "CXR_ACADEMY_INSTANCE_PATH": str(instance),
+           **{f"CXR_ACADEMY_{k}": str(v) for k, v in ARGON2.items()}}
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+               "--workers", str(args.workers), "--worker-class", worker_class,
+               "--timeout", "120", "--log-level", "warning", "--backlog", "2048"]
+    if worker_class == "gthread":
+        # Idle connections outlive the 15 s heartbeat, as nginx keeps its clients' (75 s)
+        # in production: otherwise a save races the server closing the connection it reuses.
+        command += ["--threads", str(args.threads), "--keep-alive", "75"]
+    server = subprocess.Popen([*command, "app.wsgi:create_server_app()"], env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if HttpClient(base, timeout=5).get("/auth/login").status == 200:
+                return server, base
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            _stop(server)
+            raise SystemExit(f"gunicorn did not come up (exit {server.poll()})")
+        time.sleep(0.3)
+
+
+def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+def _read_stats(path: Path) -> dict[str, Row]:
+    rows = {}
+    with path.open(newline="") as handle:
+        for record in csv.DictReader(handle):
+            name = record["Name"]
+
+            def ms(key: str, record: dict[str, str] = record) -> float:
+                value = record.get(key) or "0"
+                return float(value) if value != "N/A" else 0.0
+
+            rows[name] = Row(name, int(record["Request Count"]), int(record["Failure Count"]),
+                             ms("50%"), ms("95%"), ms("99%"))
+    return rows
+
+
+def _locust(base: str, server: subprocess.Popen, label: str, users: int, spawn_rate: float,
+            seconds: int, offset: int, exam_id: int, args: argparse.Namespace,
+            work: Path, reset_stats: bool) -> Outcome:
+    prefix = work / label.replace(" ", "_")
+    env = {**os.environ, "LOAD_EXAM_ID": str(exam_id), "LOAD_CASES": str(args.cases),
+           "LOAD_PASSWORD": PASSWORD, "LOAD_PROCESSES": str(args.locust_processes),
+           "LOAD_DWELL": args.dwell, "LOAD_TRAINEE_PREFIX": TRAINEE_PREFIX,
+           "LOAD_OFFSET": str(offset)}
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+               "-u", str(users), "-r", f"{spawn_rate:.3f}", "-t", f"{seconds}s",
+               "--host", base, "--csv", str(prefix), "--only-summary", "--stop-timeout", "5",
+               "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    if args.locust_processes > 1:
+        command += ["--processes", str(args.locust_processes)]
+    if reset_stats:
+        command.append("--reset-stats")
+    server_pids = [server.pid, *_children(server.pid)]
+    server_before = _cpu_seconds_of(server_pids)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine_before, wall_before = _machine_busy_seconds(), time.monotonic()
+    load_before = os.getloadavg()
+    run = subprocess.run(command, env=env, cwd=ROOT, timeout=seconds + 120,
+                         capture_output=True, text=True, check=False)
+    wall = time.monotonic() - wall_before
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    locust_cpu = (children_after.ru_utime - children_before.ru_utime
+                  + children_after.ru_stime - children_before.ru_stime)
+    server_cpu = _cpu_seconds_of(server_pids) - server_before
+    machine = _machine_busy_seconds() - machine_before
+    outcome = Outcome(label)
+    stats = prefix.with_name(prefix.name + "_stats.csv")
+    if not stats.exists():
+        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
+        raise SystemExit(f"locust wrote no statistics (exit {run.returncode})")
+    outcome.rows = _read_stats(stats)
+    outcome.cpu = (f"CPU over {wall:.0f} s on 2 cores: gunicorn {server_cpu / wall:.2f} cores, "
+                   f"locust {locust_cpu / wall:.2f}, the rest (PostgreSQL, other processes) "
+                   f"{max(0.0, machine - server_cpu - locust_cpu) / wall:.2f}; load average "
+                   f"before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
+    failures = prefix.with_name(prefix.name + "_failures.csv")
+    if failures.exists() and outcome.errors:
+        outcome.cpu += "\nfailures:\n" + failures.read_text()[:2000]
+    return outcome
+
+
+def _print(outcome: Outcome) -> None:
+    print(f"\n{outcome.label}")
+    print(f"  {'request':<16} {'count':>7} {'errors':>7} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'p99 ms':>8}")
+    for row in outcome.rows.values():
+        print(f"  {row.name:<16} {row.count:>7} {row.failures:>7} {row.p50:>8.0f} "
+              f"{row.p95:>8.0f} {row.p99:>8.0f}")
+    print(f"  {outcome.cpu}")
+
+
+def _ratio(value: float | None, limit: float) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.0f} ms vs {limit:.0f} ms = {value / limit:.2f}x"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=("exam", "storm", "all"), default="all")
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--ramp", type=int, default=120, help="seconds to reach --users")
+    parser.add_argument("--steady", type=int, default=150, help="seconds of steady state")
+    parser.add_argument("--storm-users", type=int, default=200)
+    parser.add_argument("--storm-seconds", type=int, default=60)
+    parser.add_argument("--worker-class", choices=("sync", "gthread", "both"), default="both")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--cases", type=int, default=4)
+    parser.add_argument("--image-size", type=int, default=1024)
+    parser.add_argument("--locust-processes", type=int, default=1)
+    parser.add_argument("--dwell", default="30,90", help="seconds on a case: min,max")
+    args = parser.parse_args()
+    if args.ramp + args.steady > 300 or args.storm_seconds + 15 > 300:
+        raise SystemExit("a load run is bounded to 5 minutes")
+    # Looked up, not imported: importing locust monkey-patches this process (gevent).
+    if not all(importlib.util.find_spec(name) for name in ("gunicorn", "locust")):
+        raise SystemExit("install the bench extra: pip install -e '.[bench]'")
+
+    classes = ["sync", "gthread"] if args.worker_class == "both" else [args.worker_class]
+    scenarios = ["storm", "exam"] if args.scenario == "all" else [args.scenario]
+    # A trainee whose sign-in failed is replaced by locust with a new one: a quarter spare.
+    per_run = max(args.users, args.storm_users) * 5 // 4 + args.locust_processes
+    runs = [(c, s) for c in classes for s in scenarios]
+    work = Path(tempfile.mkdtemp(prefix="cxr-load-"))
+    instance = work / "instance"
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    print(f"uptime: {os.getloadavg()}; {args.workers} gunicorn workers; PostgreSQL 127.0.0.1; "
+          f"{args.cases}-case exam, {args.image_size}-px images; locust "
+          f"{args.locust_processes} process(es); argon2 {ARGON2}")
+    with postgres_server() as base_url:
+        url = create_database(base_url, "cxr_load")
+        migrate_database(url, instance)
+        app = create_app({**base_config(url, instance), "TESTING": False, **ARGON2})
+        with app.app_context():
+            exam = populate(per_run * len(runs), args.cases, args.image_size)
+            db.session.remove()
+            db.engine.dispose()
+        try:
+            for number, (worker_class, scenario) in enumerate(runs):
+                server, base = _serve(url, instance, worker_class, args)
+                label = (f"{scenario} {worker_class}"
+                         + (f" x{args.threads} threads" if worker_class == "gthread" else ""))
+                try:
+                    if scenario == "storm":
+                        outcome = _locust(base, server, label, args.storm_users,
+                                          args.storm_users / args.storm_seconds,
+                                          args.storm_seconds + 15, number * per_run,
+                                          exam.exam_id, args, work, reset_stats=False)
+                    else:
+                        outcome = _locust(base, server, label, args.users,
+                                          args.users / args.ramp, args.ramp + args.steady,
+                                          number * per_run, exam.exam_id, args, work,
+                                          reset_stats=True)
+                finally:
+                    _stop(server)
+                outcomes[(worker_class, scenario)] = outcome
+                _print(outcome)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    summary = []
+    for worker_class in classes:
+        exam_outcome = outcomes.get((worker_class, "exam"))
+        storm_outcome = outcomes.get((worker_class, "storm"))
+        errors = sum(o.errors for o in (exam_outcome, storm_outcome) if o is not None)
+        summary.append(
+            f"{worker_class}: {args.users} trainees p95 autosave "
+            f"{_ratio(exam_outcome.p95('autosave') if exam_outcome else None, AUTOSAVE_LIMIT_MS)}"
+            f", errors {errors} vs 0, sign-in storm ({args.storm_users} in "
+            f"{args.storm_seconds} s) p95 "
+            f"{_ratio(storm_outcome.p95('sign in') if storm_outcome else None, STORM_LIMIT_MS)}")
+    print("; ".join(summary))
+
+
+if __name__ == "__main__":
+    main()
