@@ -7,14 +7,19 @@ holds the half-parsed file.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import signal
+import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -102,12 +107,59 @@ def _death_reason(exitcode: int | None) -> str:
             f"{exitcode}) while decoding it")
 
 
+# What the server preloads, so that each child starts parsing at once. Lean: importing the
+# app package costs nothing (see app/__init__), so the server holds the imaging modules
+# (pydicom, numpy, Pillow, the decoders) and not the web application.
+PRELOAD = ["app.cases.processing"]
+
+
 def _context() -> multiprocessing.context.BaseContext:
     # forkserver: children start from a clean server process (no inherited threads, sockets
     # or database connections of the web process) with the imaging modules preloaded.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["app.cases.processing"])
+    ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+def start_server() -> None:
+    """Start the server children are forked from, without waiting for it: it loads its
+    modules on another core while this process goes on (a command line starts it before
+    loading the application, so that the first file does not wait for it)."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
+
+
+class Children:
+    """The sandboxed processes of one batch that are running now, so that a batch that
+    stops (an error, the worker shutting down) takes its children with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[BaseProcess] = set()
+        self._stopped = False
+
+    def add(self, process: BaseProcess) -> None:
+        with self._lock:
+            self._running.add(process)
+            stopped = self._stopped
+        if stopped:
+            process.kill()
+
+    def discard(self, process: BaseProcess) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for process in running:
+            if process.is_alive():
+                process.kill()
+
+
+_children: contextvars.ContextVar[Children | None] = contextvars.ContextVar(
+    "sandbox_children", default=None)
 
 
 def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_bytes: int) -> T:
@@ -117,6 +169,9 @@ def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_byt
     process = ctx.Process(target=_child, args=(child_conn, memory_bytes, fn, args), daemon=True)
     process.start()
     child_conn.close()
+    children = _children.get()
+    if children is not None:
+        children.add(process)
     try:
         if not parent_conn.poll(timeout):
             raise LimitExceeded(f"reading the file took longer than the {timeout:g} s limit")
@@ -132,7 +187,42 @@ def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_byt
             process.kill()
         process.join(timeout=5)
         parent_conn.close()
+        if children is not None:
+            children.discard(process)
     return _result(status, payload)
+
+
+class SandboxPool:
+    """Up to ``size`` sandboxed calls at once, for a batch of files on several cores.
+
+    Each call still gets a child of its own with run_limited's limits (a crash or a limit
+    refuses that file only); the pool's threads only wait on their children's pipes, so
+    the calling process stays free to store the results. A stdlib process pool would reuse
+    its workers: one decoder's crash would break the pool, and RLIMIT_AS could not be set
+    per file.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._children = Children()
+        self._executor = ThreadPoolExecutor(max_workers=self.size,
+                                            thread_name_prefix="sandbox")
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """``fn(*args, **kwargs)`` on a pool thread; the run_limited calls it makes belong
+        to this pool's children."""
+        context = contextvars.copy_context()
+        context.run(_children.set, self._children)
+        return self._executor.submit(context.run, fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Wait for the calls in hand (a batch that ended normally has none left)."""
+        self._executor.shutdown(wait=True)
+
+    def stop(self) -> None:
+        """Kill the running children and drop the calls not started: the batch stopped."""
+        self._children.kill_all()
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def run_in_process(fn: Callable[..., T], args: tuple, *, timeout: float, memory_bytes: int) -> T:
