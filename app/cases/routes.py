@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import (
+    Blueprint,
     abort,
     current_app,
     flash,
@@ -14,7 +15,6 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
-from app.cases import bp
 from app.cases.access import can_view_case
 from app.cases.forms import (
     ActionForm,
@@ -63,6 +63,8 @@ IMAGE_FILES = {
     "preview": (PREVIEW_FILE, "image/jpeg"),
     "full": (FULL_FILE, "image/png"),
 }
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 
 def _case_or_404(case_id: int) -> Case:
