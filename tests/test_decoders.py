@@ -5,6 +5,7 @@ real files of the shared folder."""
 from __future__ import annotations
 
 import copy
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from pydicom.uid import (
 
 from app.cases import pixels
 from app.cases.processing import ProcessOptions, process_dicom
+from tests.dicom_factory import cr_dataset
 from tests.test_ingest import SHARED_DICOM
 from tests.test_transfer_syntaxes import SAMPLES
 
@@ -138,3 +140,25 @@ def test_one_import_decodes_the_image_once(rg1, monkeypatch):
         process_dicom(buffer.getvalue(), ProcessOptions(secret=b"s" * 32))
         assert len(calls) == 1, name
     assert JPEG2000Lossless in pixels.PREFERRED_PLUGINS
+
+
+@pytest.mark.parametrize("bits_stored", [12, 16])
+def test_a_large_image_is_shown_without_copies_of_it(bits_stored):
+    """The display parameters, the 8-bit rendering and the pixel hash of a 3000 x 3000
+    16-bit image allocate a fraction of the image beside the 9 MB rendering, never an
+    8-byte index per pixel (72 MB), nor a copy of the stored values."""
+    ds = cr_dataset(8, 8, bits_stored=bits_stored)
+    ds.Rows = ds.Columns = 3000
+    rng = np.random.default_rng(1)
+    decoded = rng.integers(0, 2**bits_stored, (3000, 3000), dtype=np.uint16)
+    tracemalloc.start()
+    try:
+        stored = pixels._stored_values(decoded, bits_stored, signed=False)
+        pixels.pixel_hash(stored)
+        pixels.display_params(ds, stored)
+        pixels.render_8bit(ds, stored)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert stored is decoded
+    assert peak < 9_000_000 + 8_000_000
