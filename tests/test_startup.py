@@ -29,3 +29,22 @@ def test_the_sandbox_loads_the_imaging_modules_without_the_application(tmp_path)
     # What the sandbox's server preloads: every import command waits for it once.
     code = "import app.cases.processing, app.cases.sandbox"
     assert loaded(code, tmp_path, ("flask", "sqlalchemy", "matplotlib", "app.models")) == []
+
+
+def test_a_sandboxed_child_does_not_load_the_main_module_again(tmp_path):
+    """multiprocessing would run the main module (the cxr-academy script, gunicorn, a
+    worker: the whole application) again in every child: seconds per file parsed."""
+    marker = tmp_path / "loaded-again"
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import pathlib\n"
+        "if __name__ != '__main__':\n"
+        f"    pathlib.Path({str(marker)!r}).write_text(__name__)\n"
+        "from app.cases.sandbox import run_limited\n"
+        "if __name__ == '__main__':\n"
+        "    print(run_limited(len, (b'abc',), timeout=60, memory_bytes=0))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the sandbox's server imports from here
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    assert out.strip() == "3"
+    assert not marker.exists()
