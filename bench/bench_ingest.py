@@ -55,16 +55,21 @@ from pydicom.uid import JPEGLosslessSV1, JPEGLSLossless, RLELossless, generate_u
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import create_app  # noqa: E402
-from app.cases import pixels  # noqa: E402
-from app.cases.ingest import ImportOptions, Source, import_files, sources_from_paths  # noqa: E402
-from app.cases.models import Case, CaseImage  # noqa: E402
-from app.cases.processing import ProcessOptions, process_dicom  # noqa: E402
-from app.extensions import db  # noqa: E402
-from tests.dicom_factory import cr_dataset, to_bytes  # noqa: E402
-from tests.orthanc import PACS_PASSWORD, PACS_USER, orthanc_server  # noqa: E402
+import tests.orthanc
+from app import create_app
+from app.cases import pixels
+from app.cases.ingest import ImportOptions, Source, import_files, sources_from_paths
+from app.cases.models import Case, CaseImage
+from app.cases.processing import ProcessOptions, process_dicom
+from app.cases.sandbox import start_server
+from app.extensions import db
+from tests.dicom_factory import cr_dataset, to_bytes
+from tests.orthanc import PACS_PASSWORD, PACS_USER, orthanc_server
 
 FILES = ("RG1_UNCR.dcm", "RG1_J2KR.dcm")
+# Orthanc renders JPEG 2000 only with its GDCM plugin (Debian package orthanc-gdcm), as a
+# centre's Orthanc for CR/DX does.
+GDCM_PLUGIN = "/usr/share/orthanc/plugins/libOrthancGdcm.so"
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 AUTH = (PACS_USER, PACS_PASSWORD)
@@ -160,6 +165,15 @@ def mb(n: float) -> str:
 # ---------------------------------------------------------------- the two peers
 
 
+def with_gdcm(config: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def configured(*args: Any) -> dict[str, Any]:
+        found = config(*args)
+        found["Plugins"] = [*found["Plugins"], GDCM_PLUGIN]
+        return found
+
+    return configured
+
+
 @contextmanager
 def portal() -> Iterator[Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -167,6 +181,7 @@ def portal() -> Iterator[Any]:
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'db.sqlite3'}",
                       "IMAGE_STORAGE_PATH": str(folder / "images"),
                       "JOB_QUEUE_URL": "immediate", "DEID_SECRET": "bench-secret-" * 3})
+    start_server()
     with app.app_context():
         db.create_all()
         try:
@@ -254,8 +269,8 @@ def decoders(repeat: int) -> None:
         chosen = pixels.PREFERRED_PLUGINS.get(syntax)
         row = []
         for plugin in decoder.available_plugins:
-            ms = best_cpu(lambda p=plugin: decoder.as_array(  # type: ignore[misc]
-                ds, decoding_plugin=p, **pixels.RAW_DECODING), repeat)
+            ms = best_cpu(lambda p=plugin, d=decoder, x=ds: d.as_array(  # type: ignore[misc]
+                x, decoding_plugin=p, **pixels.RAW_DECODING), repeat)
             row.append(f"{plugin}{'*' if plugin == chosen else ''} {ms:.0f}")
         if label in codecs:
             frame = next(generate_frames(ds.PixelData, number_of_frames=1))
@@ -417,6 +432,9 @@ def main() -> None:
     parser.add_argument("--skip-big", action="store_true")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()}, {os.cpu_count()} cores")
+    if not Path(GDCM_PLUGIN).exists():
+        raise SystemExit(f"Orthanc's GDCM plugin is needed to render JPEG 2000: {GDCM_PLUGIN}")
+    tests.orthanc._config = with_gdcm(tests.orthanc._config)  # type: ignore[assignment]
     decoders(args.repeat)
     print("Where one import's CPU goes (in-process, no sandbox)")
     cpu_split(args.repeat)
@@ -425,7 +443,7 @@ def main() -> None:
         orthanc = orthanc_pid(server)
         app.config["INGEST_WORKERS"] = 1
         if not args.skip_big:
-            child, tree = big_image(app, server, orthanc)
+            child, _tree = big_image(app, server, orthanc)
             last.append(f"3000x3000 child peak {mb(child)} (target <=150 MB)")
         ratios = per_image(app, server, orthanc, args.repeat)
         last.insert(0, "CPU/image vs Orthanc upload+render: "

@@ -14,6 +14,7 @@ import multiprocessing
 import multiprocessing.context
 import multiprocessing.forkserver
 import os
+import pickle
 import resource
 import signal
 import threading
@@ -47,11 +48,47 @@ def _child(conn: Connection, memory_bytes: int, fn: Callable[..., Any], args: tu
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        conn.send(_outcome(fn, args))
+        _send(conn, _outcome(fn, args))
     except MemoryError:  # the result itself did not fit while being sent
-        conn.send(("rejected", MEMORY_REASON))
+        _send(conn, ("rejected", MEMORY_REASON))
     finally:
         conn.close()
+
+
+# Byte strings at least this long (the DICOM file, the derivatives) travel beside the
+# pickle rather than in it: Connection.send would copy the whole result into one pickle
+# (18 MB per copy for a 3000 x 3000 image), and recv would copy it back out.
+BESIDE_PICKLE = 1 << 16
+
+
+def _beside(data: bytes) -> bytes:
+    return data
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is bytes and len(obj) >= BESIDE_PICKLE:
+            return _beside, (pickle.PickleBuffer(obj),)
+        return NotImplemented
+
+
+def _send(conn: Connection, outcome: tuple[str, Any]) -> None:
+    """The outcome as a count, a pickle and the long byte strings, each sent as it is."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = io.BytesIO()
+    _Pickler(head, protocol=5, buffer_callback=buffers.append).dump(outcome)
+    conn.send_bytes(str(len(buffers)).encode())
+    conn.send_bytes(head.getbuffer())
+    for buffer in buffers:
+        conn.send_bytes(buffer.raw())
+
+
+def _receive(conn: Connection) -> tuple[str, Any]:
+    count = int(conn.recv_bytes(32))
+    head = conn.recv_bytes()
+    buffers = [conn.recv_bytes() for _ in range(count)]
+    status, payload = pickle.loads(head, buffers=buffers)  # noqa: S301 (our own child)
+    return status, payload
 
 
 MEMORY_REASON = "the image needs more memory than the import limit allows"
@@ -218,7 +255,7 @@ def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_byt
         if not parent_conn.poll(timeout):
             raise LimitExceeded(f"reading the file took longer than the {timeout:g} s limit")
         try:
-            status, payload = parent_conn.recv()
+            status, payload = _receive(parent_conn)
         except EOFError:
             # The child died without a word: a decoder abort or crash (python-gdcm calls
             # abort() on some damaged codestreams) or the kernel killing it.
