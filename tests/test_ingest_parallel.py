@@ -166,3 +166,31 @@ def test_an_import_that_stops_kills_its_children(app, tmp_path, monkeypatch):
     assert multiprocessing.active_children() == []
     assert db.session.scalars(select(CaseImage)).all() == []
     assert_no_residue(app)
+
+
+def test_a_source_can_ask_for_every_earlier_file_to_be_stored(app, tmp_path):
+    """What a PACS import relies on to note the study in hand: after ALL_STORED, the next
+    item is asked for only once every file before it is recorded."""
+    app.config["INGEST_WORKERS"] = 2
+    recorded: list[str] = []
+    seen_before_next: list[list[str]] = []
+    files = {f"{n}.dcm": to_bytes(cr_dataset(seed=70 + n)) for n in range(4)}
+
+    def source(name: str) -> ingest.Source:
+        return ingest.Source(name, lambda: files[name])
+
+    def items():
+        yield source("0.dcm")
+        yield source("1.dcm")
+        yield ingest.ALL_STORED
+        seen_before_next.append(list(recorded))
+        yield source("2.dcm")
+        yield ingest.ALL_STORED
+        seen_before_next.append(list(recorded))
+        yield source("3.dcm")
+
+    summary = import_files(items(), actor=None, options=ImportOptions(source="test"),
+                           on_result=lambda result: recorded.append(result.name))
+    assert [r.status for r in summary.results] == ["imported"] * 4
+    assert seen_before_next == [["0.dcm", "1.dcm"], ["0.dcm", "1.dcm", "2.dcm"]]
+    assert recorded == ["0.dcm", "1.dcm", "2.dcm", "3.dcm"]
