@@ -27,7 +27,7 @@ def test_the_application_loads_without_matplotlib_or_scipy_optimize(tmp_path):
 
 def test_the_sandbox_loads_the_imaging_modules_without_the_application(tmp_path):
     # What the sandbox's server preloads: every import command waits for it once.
-    code = "import app.cases.processing, app.cases.sandbox"
+    code = "import app.cases.sandbox_server, app.cases.sandbox"
     assert loaded(code, tmp_path, ("flask", "sqlalchemy", "matplotlib", "app.models")) == []
 
 

@@ -149,8 +149,8 @@ def _death_reason(exitcode: int | None) -> str:
 
 # What the server preloads, so that each child starts parsing at once. Lean: importing the
 # app package costs nothing (see app/__init__), so the server holds the imaging modules
-# (pydicom, numpy, Pillow, the decoders) and not the web application.
-PRELOAD = ["app.cases.processing"]
+# (pydicom, numpy, Pillow, the decoders), warmed up, and not the web application.
+PRELOAD = ["app.cases.sandbox_server"]
 
 
 def _context() -> multiprocessing.context.BaseContext:
