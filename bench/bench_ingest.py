@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,11 +148,12 @@ class MemoryWatch:
     process + the sandbox's server + its children), per half of the watch (set ``half``)."""
 
     def __init__(self) -> None:
-        self.child_peak = [0, 0]
-        self.child_private = [0, 0]
-        self.tree_peak = [0, 0]
-        self.main_peak = [0, 0]
-        self.half = 0
+        # Peaks per slot: the part of the run being watched (set ``half``).
+        self.child_peak: dict[Any, int] = defaultdict(int)
+        self.child_private: dict[Any, int] = defaultdict(int)
+        self.tree_peak: dict[Any, int] = defaultdict(int)
+        self.main_peak: dict[Any, int] = defaultdict(int)
+        self.half: Any = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -402,35 +404,47 @@ def write_batch(folder: Path, count: int) -> list[Path]:
 
 
 def batch(app: Any, server: Any, count: int) -> dict[str, float]:
+    """One core and both alternate by quarters of the batch (A B A B): a machine whose load
+    changes meanwhile slows both alike. Memory is compared between the halves."""
     folder = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
         paths = write_batch(folder, count)
-        print(f"\nBatch of {count} RG1-sized files (uncompressed, distinct pixels and UIDs)")
+        print(f"\nBatch of {count} RG1-sized files (uncompressed, distinct pixels and UIDs), "
+              "one core and both alternating by quarters")
+        items = list(sources_from_paths([folder]))
+        quarter = max(count // 4, 1)
+        parts = [items[:quarter], items[quarter:2 * quarter], items[2 * quarter:3 * quarter],
+                 items[3 * quarter:]]
+        seconds = {1: 0.0, 2: 0.0}
+        with MemoryWatch() as watch:
+            for n, part in enumerate(parts * 2):
+                # Quarters 0-3 with one core taking 0 and 2, then 0-3 again with the roles
+                # swapped: each setting imports every file once.
+                workers = 1 + int(n % 2 != n // 4)
+                app.config["INGEST_WORKERS"] = workers
+                watch.half = (workers, 0 if n % 4 < 2 else 1)
+                started = time.monotonic()
+                statuses = ours_import(part)
+                seconds[workers] += time.monotonic() - started
+                assert statuses == ["imported"] * len(part), set(statuses)
+                if n % 4 == 3:
+                    empty_library(app)
         rates: dict[str, float] = {}
         for workers in (1, 2):
-            app.config["INGEST_WORKERS"] = workers
-            empty_library(app)
-            items = list(sources_from_paths([folder]))
-            with MemoryWatch() as watch:
-                started = time.monotonic()
-                first = items[: count // 2]
-                statuses = ours_import(first)
-                watch.half = 1
-                statuses += ours_import(items[count // 2:])
-                seconds = time.monotonic() - started
-            assert statuses == ["imported"] * count, set(statuses)
-            rates[f"ours{workers}"] = count / seconds
-            print(f"  ours, {workers} core{'s' if workers > 1 else ''}: {count / seconds:5.2f} "
-                  f"files/s; peak child {mb(watch.child_peak[0])} / {mb(watch.child_peak[1])} "
-                  f"(private {mb(watch.child_private[0])} / {mb(watch.child_private[1])}), "
-                  f"importing process {mb(watch.main_peak[0])} / {mb(watch.main_peak[1])}, "
-                  f"tree {mb(watch.tree_peak[0])} / {mb(watch.tree_peak[1])} "
-                  "(first / second half)")
+            first, second = (workers, 0), (workers, 1)
+            rates[f"ours{workers}"] = count / seconds[workers]
+            print(f"  ours, {workers} core{'s' if workers > 1 else ''}: "
+                  f"{rates[f'ours{workers}']:5.2f} files/s; peak child "
+                  f"{mb(watch.child_peak[first])} / {mb(watch.child_peak[second])} (private "
+                  f"{mb(watch.child_private[first])} / {mb(watch.child_private[second])}), "
+                  f"importing process {mb(watch.main_peak[first])} / "
+                  f"{mb(watch.main_peak[second])}, tree {mb(watch.tree_peak[first])} / "
+                  f"{mb(watch.tree_peak[second])} (first / second half)")
         started = time.monotonic()
         instances = [orthanc_ingest(server, path.read_bytes()) for path in paths]
-        seconds = time.monotonic() - started
-        rates["orthanc"] = count / seconds
-        print(f"  Orthanc upload + render, one client: {count / seconds:5.2f} files/s")
+        orthanc_seconds = time.monotonic() - started
+        rates["orthanc"] = count / orthanc_seconds
+        print(f"  Orthanc upload + render, one client: {rates['orthanc']:5.2f} files/s")
         for instance in instances:
             orthanc_forget(server, instance)
         return rates
