@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, has_request_context, request
-from flask_login import current_user
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+if TYPE_CHECKING:
+    from flask import Flask
 
-from app import models  # noqa: F401  (every table known to Alembic)
-from app.config import load_config
-from app.extensions import compress, csrf, db, limiter, login_manager, migrate
+# Importing this package costs nothing: the sandboxed process that parses uploaded files
+# imports app.cases modules (and so this package) without the web application, and must
+# start in a fraction of a second. Everything the application needs is imported by
+# create_app.
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application. No database or network work happens here."""
+    from flask import Flask
+
+    from app import models  # noqa: F401  (every table known to Alembic)
+    from app.config import load_config
+    from app.extensions import compress, csrf, db, limiter, migrate
+
+    _listen_to_engines()
     app = Flask(__name__, instance_relative_config=True, instance_path=_instance_path(config))
     load_config(app, config)
 
@@ -74,7 +80,10 @@ def _instance_path(config: dict[str, Any] | None) -> str | None:
 
 
 def _init_login(app: Flask) -> None:
+    from flask import request
+
     from app.auth.sessions import load_user
+    from app.extensions import login_manager
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -150,6 +159,9 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
+    from flask import has_request_context
+    from flask_login import current_user
+
     from app.auth.forms import LogoutForm
     from app.auth.roles import Role
 
@@ -165,7 +177,17 @@ def _register_template_helpers(app: Flask) -> None:
         return {"Role": Role, "logout_form": LogoutForm(formdata=None) if signed_in else None}
 
 
-@event.listens_for(Engine, "connect")
+def _listen_to_engines() -> None:
+    """The connection hooks below, on every engine (once per process)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    for name, hook in (("connect", _sqlite_foreign_keys),
+                       ("do_connect", _sqlite_file_owner_only)):
+        if not event.contains(Engine, name, hook):
+            event.listen(Engine, name, hook)
+
+
 def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
     # SQLite ignores foreign keys unless asked, per connection.
     import sqlite3
@@ -176,7 +198,6 @@ def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-@event.listens_for(Engine, "do_connect")
 def _sqlite_file_owner_only(dialect: Any, connection_record: Any, cargs: list[Any],
                             cparams: dict[str, Any]) -> None:
     """Create a new SQLite database file readable by its owner alone (0600), as the secrets

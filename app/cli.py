@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 
 import click
@@ -689,6 +690,12 @@ def register_cli(app: Flask) -> None:
 
 def main() -> None:
     """The ``cxr-academy`` console script: the same commands as ``flask --app app``."""
+    if sys.argv[1:3] == ["cases", "import"]:
+        # The sandbox's server loads the imaging modules on another core while this process
+        # loads the application, rather than after it, when the first file is parsed.
+        from app.cases.sandbox import start_server
+
+        start_server()
     from app import create_app
 
     FlaskGroup(create_app=create_app, name="cxr-academy", help="CXR Academy portal commands.")(

@@ -149,6 +149,7 @@ class DefaultConfig:
     INGEST_FILE_MAX_BYTES = 512 * 1024 * 1024
     INGEST_TIME_LIMIT = 60  # seconds per file, parsing to derivatives
     INGEST_MEMORY_LIMIT = 4 * 1024**3  # bytes of address space for the parsing process
+    INGEST_WORKERS = 0  # files parsed at once by an import; 0: one per CPU core
     ARCHIVE_MAX_ENTRIES = 2000
     ARCHIVE_MAX_TOTAL_BYTES = 4 * 1024**3
     ARCHIVE_MAX_RATIO = 100.0

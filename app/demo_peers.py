@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from matplotlib.path import Path as Outline
 from sqlalchemy import event, func, select
 
 from app.auth.models import Clinic, User
@@ -100,6 +99,8 @@ def _inside_point(mark: dict[str, Any], rng: random.Random) -> dict[str, float]:
     if mark["shape"] == "rectangle":
         return {"x": geo["x"] + geo["width"] / 2, "y": geo["y"] + geo["height"] / 2}
     points = geo["points"]
+    from matplotlib.path import Path as Outline  # matplotlib only when demo peers are drawn
+
     outline = Outline(points)
     cx = sum(p[0] for p in points) / len(points)
     cy = sum(p[1] for p in points) / len(points)

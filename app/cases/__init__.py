@@ -1,5 +1,5 @@
-"""Case library: anonymized DICOM cases with reference reads."""
+"""Case library: anonymized DICOM cases with reference reads.
 
-from flask import Blueprint
-
-bp = Blueprint("cases", __name__, url_prefix="/cases")
+The blueprint lives in app.cases.routes: the sandbox that parses uploaded files imports this
+package, and must not load the web framework.
+"""

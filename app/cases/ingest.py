@@ -15,7 +15,9 @@ import logging
 import os
 import sqlite3
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -34,7 +36,7 @@ from app.cases.processing import (
     ProcessOptions,
     process_dicom,
 )
-from app.cases.sandbox import Rejected, run_limited
+from app.cases.sandbox import Rejected, SandboxPool, run_limited
 from app.cases.storage import DICOM_FILE, derivative_files, derivative_sizes, image_store
 from app.extensions import db
 
@@ -251,16 +253,51 @@ def sources_from_uploads(files: Iterable[Any]) -> Iterator[Source | FileResult]:
 OnResult = Callable[[FileResult], None]
 
 
+@dataclass(frozen=True)
+class AllStored:
+    """Yielded between items by a source that must see every earlier file stored before it
+    is asked for the next item (a PACS import notes which study is in hand)."""
+
+
+ALL_STORED = AllStored()
+Item = Source | FileResult | AllStored
+
+
+@dataclass
+class _InHand:
+    """A file whose processing has started: its result is ready, or will be."""
+
+    name: str
+    result: FileResult | None = None
+    future: Future[ProcessedImage] | None = None
+    listed: bool = False  # a result given by the listing, not a file to import
+
+    def ready(self) -> bool:
+        return self.future is None or self.future.done()
+
+
+def import_workers() -> int:
+    """How many files are processed at once: INGEST_WORKERS, or one per core we may use."""
+    configured = int(current_app.config.get("INGEST_WORKERS") or 0)
+    return configured if configured > 0 else max(len(os.sched_getaffinity(0)), 1)
+
+
 def import_files(
-    items: Iterable[Source | FileResult],
+    items: Iterable[Item],
     *,
     actor: User | None,
     options: ImportOptions,
     on_result: OnResult | None = None,
     cases_by_study: dict[str, Case] | None = None,
 ) -> ImportSummary:
-    """Import ``items`` one by one. ``cases_by_study`` carries the cases an earlier part of
-    the same import made (a resumed job), so later images of their studies join them."""
+    """Import ``items``. ``cases_by_study`` carries the cases an earlier part of the same
+    import made (a resumed job), so later images of their studies join them.
+
+    Files are parsed in sandboxed children on every core at once (INGEST_WORKERS), but
+    stored here one by one in the order given: the results, the duplicates found and the
+    cases made are those of a one-by-one import. An import that stops on an exception
+    kills the children in hand and stores nothing more.
+    """
     cfg = current_app.config
     process_options = ProcessOptions(
         secret=cfg["DEID_SECRET"].encode(),
@@ -269,16 +306,28 @@ def import_files(
         dates=cfg["DEID_DATES"],
         keep_own_pseudonyms=options.keep_own_pseudonyms,
     )
+    limits = (float(cfg["INGEST_TIME_LIMIT"]), int(cfg["INGEST_MEMORY_LIMIT"]))
     summary = ImportSummary()
     cases_by_study = {} if cases_by_study is None else cases_by_study
-    for item in _listed(items):
-        if isinstance(item, FileResult):
-            result = item
+    pool = SandboxPool(import_workers())
+    # One waiting beyond those being parsed, so a core never idles while the oldest file is
+    # stored; few enough that the files in hand do not grow with the batch.
+    most_in_hand = pool.size + 1
+    in_hand: deque[_InHand] = deque()
+
+    def store_oldest() -> None:
+        entry = in_hand.popleft()
+        if entry.listed and entry.result is not None:
+            result = entry.result
         elif summary.stopped:
-            result = FileResult(item.name, "rejected", reason=NOT_TRIED_REASON)
+            # Read or parsed already, but a one-by-one import would not have tried it.
+            if entry.future is not None:
+                entry.future.cancel()
+            result = FileResult(entry.name, "rejected", reason=NOT_TRIED_REASON)
+        elif entry.result is not None:
+            result = entry.result
         else:
-            result = _import_one(item, process_options, cases_by_study, actor, options,
-                                 on_result)
+            result = _store_processed(entry, cases_by_study, actor, options, on_result)
             if result.reason == STORAGE_FULL_REASON:
                 summary.stopped = "the image storage is full"
         summary.results.append(result)
@@ -286,6 +335,22 @@ def import_files(
             # An imported file's result was recorded in its own storing transaction.
             on_result(result)
             db.session.commit()
+
+    try:
+        for item in _listed(items):
+            if isinstance(item, AllStored):
+                while in_hand:
+                    store_oldest()
+                continue
+            in_hand.append(_start(item, pool, process_options, limits, summary))
+            while in_hand and (in_hand[0].ready() or len(in_hand) > most_in_hand):
+                store_oldest()
+        while in_hand:
+            store_oldest()
+    except BaseException:
+        pool.stop()
+        raise
+    pool.close()
 
     record(
         "cases.import",
@@ -302,7 +367,7 @@ def import_files(
     return summary
 
 
-def _listed(items: Iterable[Source | FileResult]) -> Iterator[Source | FileResult]:
+def _listed(items: Iterable[Item]) -> Iterator[Item]:
     """The items, ending with a refusal instead of an exception if listing them fails."""
     iterator = iter(items)
     while True:
@@ -318,41 +383,70 @@ def _listed(items: Iterable[Source | FileResult]) -> Iterator[Source | FileResul
         yield item
 
 
-def _import_one(
-    item: Source,
+def _start(
+    item: Source | FileResult,
+    pool: SandboxPool,
     process_options: ProcessOptions,
+    limits: tuple[float, int],
+    summary: ImportSummary,
+) -> _InHand:
+    """Read the file here (an archive's members are read in order, while it is open) and
+    hand it to a sandboxed child."""
+    if isinstance(item, FileResult):
+        return _InHand(item.name, result=item, listed=True)
+    if summary.stopped:
+        return _InHand(item.name, result=FileResult(item.name, "rejected",
+                                                    reason=NOT_TRIED_REASON))
+    try:
+        data = item.read()
+    except Exception as exc:
+        return _InHand(item.name, result=_refusal(item.name, exc))
+    timeout, memory_bytes = limits
+    return _InHand(item.name, future=pool.submit(_process_sandboxed, data, process_options,
+                                                 timeout, memory_bytes))
+
+
+def _process_sandboxed(
+    data: bytes, process_options: ProcessOptions, timeout: float, memory_bytes: int
+) -> ProcessedImage:
+    return run_limited(process_dicom, (data, process_options), timeout=timeout,
+                       memory_bytes=memory_bytes)
+
+
+def _refusal(name: str, exc: Exception) -> FileResult:
+    """Reading or parsing a file failed: its refusal, with the cause."""
+    if isinstance(exc, Rejected):
+        return FileResult(name, "rejected", reason=str(exc))
+    if isinstance(exc, OSError):
+        return FileResult(name, "rejected", reason=f"could not be read ({_os_cause(exc)})")
+    return _unexpected(name, exc)
+
+
+def _store_processed(
+    entry: _InHand,
     cases_by_study: dict[str, Case],
     actor: User | None,
     options: ImportOptions,
-    on_result: OnResult | None = None,
+    on_result: OnResult | None,
 ) -> FileResult:
-    """One file, start to end; whatever goes wrong becomes this file's refusal with the
+    """One parsed file stored; whatever goes wrong becomes this file's refusal with the
     cause, and nothing of it is left in the database or the image storage."""
-    cfg = current_app.config
+    assert entry.future is not None
     try:
-        processed = run_limited(
-            process_dicom,
-            (item.read(), process_options),
-            timeout=float(cfg["INGEST_TIME_LIMIT"]),
-            memory_bytes=int(cfg["INGEST_MEMORY_LIMIT"]),
-        )
-    except Rejected as exc:
-        return FileResult(item.name, "rejected", reason=str(exc))
-    except OSError as exc:
-        return FileResult(item.name, "rejected", reason=f"could not be read ({_os_cause(exc)})")
+        processed = entry.future.result()
     except Exception as exc:
-        return _unexpected(item.name, exc)
+        return _refusal(entry.name, exc)
     try:
-        return _store(item.name, processed, cases_by_study, actor, options, on_result)
+        return _store(entry.name, processed, cases_by_study, actor, options, on_result)
     except Exception as exc:
         db.session.rollback()
         if _is_storage_full(exc):
-            return FileResult(item.name, "rejected", reason=STORAGE_FULL_REASON)
+            return FileResult(entry.name, "rejected", reason=STORAGE_FULL_REASON)
         if isinstance(exc, OSError):
             return FileResult(
-                item.name, "rejected", reason=f"could not be stored ({_os_cause(exc)})"
+                entry.name, "rejected", reason=f"could not be stored ({_os_cause(exc)})"
             )
-        return _unexpected(item.name, exc)
+        return _unexpected(entry.name, exc)
 
 
 def _is_storage_full(exc: Exception) -> bool:

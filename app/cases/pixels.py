@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import generate_frames
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 
 from app.cases import htj2k
@@ -176,6 +177,13 @@ def _stored_values(decoded: np.ndarray, bits_stored: int, signed: bool) -> np.nd
     shift = decoded.itemsize * 8 - bits_stored
     if shift <= 0:
         return decoded.astype(dtype, copy=False)
+    if decoded.size and decoded.dtype == dtype:
+        # Nothing above Bits Stored (the usual case): the decoded array itself, rather than
+        # a copy of the image; min/max allocate nothing.
+        low, high = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed \
+            else (0, (1 << bits_stored) - 1)
+        if low <= int(decoded.min()) and int(decoded.max()) <= high:
+            return decoded
     values = decoded.astype(dtype)  # a copy in native byte order, of the header's sign
     np.left_shift(values, shift, out=values)
     np.right_shift(values, shift, out=values)
@@ -236,10 +244,28 @@ RAW_DECODING = {"correct_unused_bits": False, "apply_j2k_sign_correction": False
                 "apply_jls_sign_correction": False, "allow_excess_frames": False}
 
 
+#: The fastest installed decoder per transfer syntax, as pydicom decoder plugins. Left to
+#: itself pydicom tries GDCM first for JPEG 2000 and JPEG-LS, and its own pure-Python RLE
+#: decoder. CPU time for RG1 (1841 x 1955, 15 bits; bench/bench_ingest.py --decoders):
+#: JPEG 2000 lossless, OpenJPEG (pylibjpeg) ~485 ms, GDCM ~560 ms, imagecodecs ~480 ms (the
+#: same OpenJPEG: no reason to leave pydicom's plugin); JPEG-LS, CharLS (pyjpegls) ~95 ms,
+#: GDCM ~160 ms, imagecodecs ~90 ms (the same CharLS); RLE, pylibjpeg-rle ~15 ms, pydicom
+#: ~200 ms.
+PREFERRED_PLUGINS = {
+    **{uid.UID(s): "pylibjpeg" for s in uid.JPEG2000TransferSyntaxes},
+    **{uid.UID(s): "pyjpegls" for s in uid.JPEGLSTransferSyntaxes},
+    uid.RLELossless: "pylibjpeg",
+}
+#: JPEG lossless: imagecodecs (~40 ms for RG1) where pydicom has GDCM alone (~120 ms).
+#: imagecodecs has no pydicom plugin, hence this small decoder of our own (ljpeg_decode).
+IMAGECODECS_SYNTAXES = (uid.JPEGLossless, uid.JPEGLosslessSV1)
+
+
 def _decode(ds: Dataset) -> np.ndarray:
-    """The first frame as decoded by pydicom's decoder for the file's transfer syntax, or,
-    when the file meta lacks one, for the inferred one (the decoder reads the dataset
-    without needing or modifying its file meta)."""
+    """The first frame as decoded by the fastest decoder for the file's transfer syntax,
+    or, when the file meta lacks one, for the inferred one (the decoder reads the dataset
+    without needing or modifying its file meta). Should that decoder fail, pydicom's other
+    decoders get their turn: a file one of them reads is not refused."""
     tsyntax = _transfer_syntax(ds)
     if tsyntax is None:
         raise UnsupportedImage(
@@ -249,7 +275,35 @@ def _decode(ds: Dataset) -> np.ndarray:
     with warnings.catch_warnings():
         # Excess bytes are expected here (they are dropped from the stored file).
         warnings.simplefilter("ignore", UserWarning)
-        return get_decoder(tsyntax).as_array(ds, **RAW_DECODING)[0]  # type: ignore[arg-type]
+        decoder = get_decoder(tsyntax)
+        try:
+            if tsyntax in IMAGECODECS_SYNTAXES:
+                return _decode_lossless_jpeg(ds)
+            plugin = PREFERRED_PLUGINS.get(tsyntax)
+            if plugin in decoder.available_plugins:
+                options: Any = {**RAW_DECODING, "decoding_plugin": plugin}
+                return decoder.as_array(ds, **options)[0]
+        except Exception:  # noqa: S110 (the other decoders say why, if they fail too)
+            pass
+        # view_only: uncompressed pixels are read in place, not copied (18 MB for a
+        # 3000 x 3000 image); nothing writes into the decoded or stored arrays.
+        return decoder.as_array(ds, view_only=True, **RAW_DECODING)[0]  # type: ignore[arg-type]
+
+
+def _decode_lossless_jpeg(ds: Dataset) -> np.ndarray:
+    """The first frame of a JPEG lossless (process 14) image, with imagecodecs, as
+    pydicom's decoders give it: the header's sign and width, the stream's bits as they are."""
+    import imagecodecs  # type: ignore[import-untyped]  # loaded only for such files
+
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    decoded = imagecodecs.ljpeg_decode(frame)
+    shape = (int(ds.Rows), int(ds.Columns))
+    if decoded.shape != shape:
+        raise ValueError(f"the stream holds a {decoded.shape} image, the header {shape}")
+    dtype = np.dtype(f"{'i' if _signed(ds) else 'u'}{int(ds.BitsAllocated) // 8}")
+    if decoded.itemsize != dtype.itemsize:
+        decoded = decoded.astype(f"u{dtype.itemsize}")
+    return decoded.view(dtype)
 
 
 # ------------------------------------------------------------------ the LUT pipeline
@@ -418,11 +472,31 @@ def _build_lut(
     return _to_uint8(output, low, high, pipe.invert)
 
 
+#: Rows per block when a whole image is looked up or counted: numpy turns an index array
+#: into 8-byte integers first, 72 MB for a 3000 x 3000 image at once; ~2 MB per block.
+BLOCK_PIXELS = 1 << 18
+
+
+def _row_blocks(stored: np.ndarray) -> range:
+    rows = max(1, BLOCK_PIXELS // max(stored.shape[1], 1))
+    return range(0, stored.shape[0], rows)
+
+
 def _lut_index(stored: np.ndarray, offset: int) -> np.ndarray:
     """stored + offset as a non-negative index (int16/int8 would overflow in place)."""
     if offset == 0:
         return stored
     return stored.astype(np.int32) + offset
+
+
+def _lookup(lut: np.ndarray, stored: np.ndarray, offset: int) -> np.ndarray:
+    """lut[stored + offset], a block of rows at a time (see BLOCK_PIXELS)."""
+    out = np.empty(stored.shape, dtype=lut.dtype)
+    rows = _row_blocks(stored)
+    for top in rows:
+        block = slice(top, top + rows.step)
+        np.take(lut, _lut_index(stored[block], offset), out=out[block])
+    return out
 
 
 def display_lut(ds: Dataset, stored: np.ndarray, window: Window | None = None) -> np.ndarray:
@@ -452,7 +526,7 @@ def _render(
         # Masking 1 to 65,536 table entries is cheaper than masking millions of pixels.
         lut = lut.copy()
         lut[padding] = 0
-    return lut[_lut_index(stored, pipe.offset)]
+    return _lookup(lut, stored, pipe.offset)
 
 
 def window_linear(
@@ -527,7 +601,11 @@ def _histogram(
     stored: np.ndarray, pipe: _Pipeline, padding: int | None, limit: int | None
 ) -> np.ndarray:
     """Pixel count per LUT index, padding excluded (unless the image is all padding)."""
-    counts = np.bincount(_lut_index(stored, pipe.offset).ravel(), minlength=pipe.values.size)
+    counts = np.zeros(pipe.values.size, dtype=np.int64)
+    rows = _row_blocks(stored)
+    for top in rows:  # a block at a time: see BLOCK_PIXELS
+        index = _lut_index(stored[top : top + rows.step], pipe.offset).ravel()
+        counts += np.bincount(index, minlength=pipe.values.size)[: pipe.values.size]
     if padding is None:
         return counts
     low, high = sorted((padding, padding if limit is None else limit))
@@ -776,7 +854,7 @@ def pixel_hash(stored: np.ndarray) -> str:
     values = np.ascontiguousarray(stored, dtype=stored.dtype.newbyteorder("<"))
     digest = hashlib.sha256()
     digest.update(f"{tuple(values.shape)}|{values.dtype.str}|".encode())
-    digest.update(values.tobytes())
+    digest.update(values.data)  # the array's own memory: tobytes() would copy the image
     return digest.hexdigest()
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import (
+    Blueprint,
     abort,
     current_app,
     flash,
@@ -14,7 +15,6 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
-from app.cases import bp
 from app.cases.access import can_view_case
 from app.cases.forms import (
     ActionForm,
@@ -75,6 +75,8 @@ IMAGE_FILES = {
     "exact": (EXACT_FILE, "image/jphc"),
     "full": (LEGACY_FULL_FILE, "image/png"),  # images stored before HTJ2K, until rebuilt
 }
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 
 def _case_or_404(case_id: int) -> Case:

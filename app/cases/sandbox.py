@@ -7,14 +7,23 @@ holds the half-parsed file.
 
 from __future__ import annotations
 
+import contextvars
+import io
 import logging
 import multiprocessing
+import multiprocessing.context
+import multiprocessing.forkserver
 import os
+import pickle
 import resource
 import signal
+import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing import popen_forkserver, reduction, spawn, util
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -39,11 +48,47 @@ def _child(conn: Connection, memory_bytes: int, fn: Callable[..., Any], args: tu
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        conn.send(_outcome(fn, args))
+        _send(conn, _outcome(fn, args))
     except MemoryError:  # the result itself did not fit while being sent
-        conn.send(("rejected", MEMORY_REASON))
+        _send(conn, ("rejected", MEMORY_REASON))
     finally:
         conn.close()
+
+
+# Byte strings at least this long (the DICOM file, the derivatives) travel beside the
+# pickle rather than in it: Connection.send would copy the whole result into one pickle
+# (18 MB per copy for a 3000 x 3000 image), and recv would copy it back out.
+BESIDE_PICKLE = 1 << 16
+
+
+def _beside(data: bytes) -> bytes:
+    return data
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is bytes and len(obj) >= BESIDE_PICKLE:
+            return _beside, (pickle.PickleBuffer(obj),)
+        return NotImplemented
+
+
+def _send(conn: Connection, outcome: tuple[str, Any]) -> None:
+    """The outcome as a count, a pickle and the long byte strings, each sent as it is."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = io.BytesIO()
+    _Pickler(head, protocol=5, buffer_callback=buffers.append).dump(outcome)
+    conn.send_bytes(str(len(buffers)).encode())
+    conn.send_bytes(head.getbuffer())
+    for buffer in buffers:
+        conn.send_bytes(buffer.raw())
+
+
+def _receive(conn: Connection) -> tuple[str, Any]:
+    count = int(conn.recv_bytes(32))
+    head = conn.recv_bytes()
+    buffers = [conn.recv_bytes() for _ in range(count)]
+    status, payload = pickle.loads(head, buffers=buffers)  # noqa: S301 (our own child)
+    return status, payload
 
 
 MEMORY_REASON = "the image needs more memory than the import limit allows"
@@ -102,26 +147,115 @@ def _death_reason(exitcode: int | None) -> str:
             f"{exitcode}) while decoding it")
 
 
+# What the server preloads, so that each child starts parsing at once. Lean: importing the
+# app package costs nothing (see app/__init__), so the server holds the imaging modules
+# (pydicom, numpy, Pillow, the decoders), warmed up, and not the web application.
+PRELOAD = ["app.cases.sandbox_server"]
+
+
 def _context() -> multiprocessing.context.BaseContext:
     # forkserver: children start from a clean server process (no inherited threads, sockets
     # or database connections of the web process) with the imaging modules preloaded.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["app.cases.processing"])
+    ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+class _Popen(popen_forkserver.Popen):
+    """The standard library's forkserver launch (Python 3.11 to 3.13), except that the child
+    is not told to import the parent's main module.
+
+    multiprocessing runs the main module again in every child, for functions defined
+    there. Ours is the cxr-academy script, gunicorn or a worker: importing it loads the
+    whole application, 2 to 4 s of CPU for every file parsed, where the child needs only
+    the preloaded imaging modules and the functions it is given (importable by name).
+    """
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        multiprocessing.context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            multiprocessing.context.set_spawning_popen(None)
+        self.sentinel, w = multiprocessing.forkserver.connect_to_new_process(
+            self._fds)  # type: ignore[attr-defined]
+        # As the standard library: a duplicate of the data pipe's write end is the
+        # parent's sentinel for the child.
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(
+            self, util.close_fds, (_parent_w, self.sentinel))  # type: ignore[attr-defined]
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = multiprocessing.forkserver.read_signed(self.sentinel)
+
+
+class _Process(multiprocessing.context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:  # the standard library's name
+        return _Popen(process_obj)
+
+
+def start_server() -> None:
+    """Start the server children are forked from, without waiting for it: it loads its
+    modules on another core while this process goes on (a command line starts it before
+    loading the application, so that the first file does not wait for it)."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
+
+
+class Children:
+    """The sandboxed processes of one batch that are running now, so that a batch that
+    stops (an error, the worker shutting down) takes its children with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[BaseProcess] = set()
+        self._stopped = False
+
+    def add(self, process: BaseProcess) -> None:
+        with self._lock:
+            self._running.add(process)
+            stopped = self._stopped
+        if stopped:
+            process.kill()
+
+    def discard(self, process: BaseProcess) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for process in running:
+            if process.is_alive():
+                process.kill()
+
+
+_children: contextvars.ContextVar[Children | None] = contextvars.ContextVar(
+    "sandbox_children", default=None)
 
 
 def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_bytes: int) -> T:
     """``fn(*args)`` in a child process; raises Rejected with the reason on refusal or limit."""
     ctx = _context()
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(child_conn, memory_bytes, fn, args), daemon=True)
+    process = _Process(target=_child, args=(child_conn, memory_bytes, fn, args), daemon=True)
     process.start()
     child_conn.close()
+    children = _children.get()
+    if children is not None:
+        children.add(process)
     try:
         if not parent_conn.poll(timeout):
             raise LimitExceeded(f"reading the file took longer than the {timeout:g} s limit")
         try:
-            status, payload = parent_conn.recv()
+            status, payload = _receive(parent_conn)
         except EOFError:
             # The child died without a word: a decoder abort or crash (python-gdcm calls
             # abort() on some damaged codestreams) or the kernel killing it.
@@ -132,7 +266,42 @@ def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_byt
             process.kill()
         process.join(timeout=5)
         parent_conn.close()
+        if children is not None:
+            children.discard(process)
     return _result(status, payload)
+
+
+class SandboxPool:
+    """Up to ``size`` sandboxed calls at once, for a batch of files on several cores.
+
+    Each call still gets a child of its own with run_limited's limits (a crash or a limit
+    refuses that file only); the pool's threads only wait on their children's pipes, so
+    the calling process stays free to store the results. A stdlib process pool would reuse
+    its workers: one decoder's crash would break the pool, and RLIMIT_AS could not be set
+    per file.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._children = Children()
+        self._executor = ThreadPoolExecutor(max_workers=self.size,
+                                            thread_name_prefix="sandbox")
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """``fn(*args, **kwargs)`` on a pool thread; the run_limited calls it makes belong
+        to this pool's children."""
+        context = contextvars.copy_context()
+        context.run(_children.set, self._children)
+        return self._executor.submit(context.run, fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Wait for the calls in hand (a batch that ended normally has none left)."""
+        self._executor.shutdown(wait=True)
+
+    def stop(self) -> None:
+        """Kill the running children and drop the calls not started: the batch stopped."""
+        self._children.kill_all()
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def run_in_process(fn: Callable[..., T], args: tuple, *, timeout: float, memory_bytes: int) -> T:

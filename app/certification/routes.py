@@ -30,7 +30,6 @@ from app.certification.dashboard import (
     rows_csv,
     rows_xlsx,
 )
-from app.certification.figures import clinic_distribution_figure
 from app.certification.forms import ReviewDecisionForm
 from app.certification.history import programme_steps, reader_history
 from app.certification.listing import CertificateFilters, certificate_query
@@ -132,6 +131,9 @@ def scores_png(programme_id: int) -> Response:
     programme = _programme_or_404(programme_id)
     filters = _filters()
     clinics = exam_scores_by_clinic(programme, lead_scope(), filters)
+    # Imported here: matplotlib costs every process start a third of a second otherwise.
+    from app.certification.figures import clinic_distribution_figure
+
     png = clinic_distribution_figure(
         [(f"{c.country_code} · {c.name}", sens, spec) for c, sens, spec in clinics],
         programme.title,

@@ -30,7 +30,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.models import User
-from app.cases.ingest import FileResult, ImportOptions, Source, bounded_reader, import_files
+from app.cases.ingest import (
+    ALL_STORED,
+    FileResult,
+    ImportOptions,
+    Item,
+    Source,
+    bounded_reader,
+    import_files,
+)
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.case_import import earlier_cases, items_recorded, record_item
@@ -166,13 +174,15 @@ def _plan(client: PacsClient, number: int, uid: str, limits: StudyLimits) -> _St
 
 def _items(job_id: int, client: PacsClient, studies: list[_Study], total: int,
            in_hand: tuple[int, int] | None, recorder: _Recorder, limits: StudyLimits,
-           unwritable: list[OSError]) -> Iterator[Source | FileResult]:
-    """Each study's results and files in turn. The ingest asks for the next item only once
-    the one before is recorded, so a study's note is written after the study before it is
-    wholly recorded and before anything of it is. Stops, the error in ``unwritable``, when
-    the note cannot be written: a study taken up again without it could be listed twice."""
+           unwritable: list[OSError]) -> Iterator[Item]:
+    """Each study's results and files in turn. Before each study the ingest is told to
+    store every file it has in hand (it parses several at once), so a study's note is
+    written after the study before it is wholly recorded and before anything of it is.
+    Stops, the error in ``unwritable``, when the note cannot be written: a study taken up
+    again without it could be listed twice."""
     folder = spool_dir(job_id)
     for n, study in enumerate(studies):
+        yield ALL_STORED
         if in_hand is not None and study.number - 1 == in_hand[0]:
             first = in_hand[1]
             recorder.take_up(first)

@@ -28,7 +28,6 @@ from app.quizzes import (
     review_rules,
 )
 from app.quizzes.answers import StaleAnswer
-from app.quizzes.figures import learning_figure, roc_figure
 from app.quizzes.forms import ConfirmForm, FlagForm
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseKind
 from app.quizzes.results import (
@@ -301,6 +300,8 @@ def roc_png(attempt_id: int) -> Response:
     truth, ratings = [tb for tb, _ in result.roc], [rating for _, rating in result.roc]
     sens, spec = result.metrics.get("sensitivity"), result.metrics.get("specificity")
     point = (1 - spec, sens) if sens is not None and spec is not None else None
+    from app.quizzes.figures import roc_figure  # matplotlib: only where a figure is drawn
+
     return _figure(roc_figure(truth, ratings, result.metrics.get("auc"), point))
 
 
@@ -313,6 +314,8 @@ def learning_png(attempt_id: int) -> Response:
     # Every ended attempt at the exercise shares this one's score setting and closing date.
     if not review_rules.visible(attempt, "score"):
         abort(403, description="Scores of this exercise are not shown yet.")
+    from app.quizzes.figures import learning_figure  # matplotlib: only for a figure
+
     return _figure(learning_figure(learning_curve(attempt), "accuracy of the sputum decision"))
 
 

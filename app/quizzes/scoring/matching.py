@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
 
 def credit_marks(
@@ -49,6 +48,10 @@ def credit_marks(
         for b, j in enumerate(columns):
             if allowed[i][j]:
                 weights[a, b] = float(ratings[i]) - lowest + 1.0
+    # Imported here: scipy.optimize costs every process start (commands, web workers) ~0.3 s,
+    # and most scoring never gets past the one-pair case above.
+    from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
+
     chosen_rows, chosen_columns = linear_sum_assignment(weights, maximize=True)
     return {
         columns[b]: rows[a]

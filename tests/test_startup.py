@@ -1,0 +1,50 @@
+"""Start-up cost of a command: what a process loads before it does any work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def loaded(code: str, tmp_path: Path, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``code``."""
+    script = f"{code}\nimport sys\nprint(sorted(m for m in {modules!r} if m in sys.modules))"
+    env = {**os.environ, "CXR_ACADEMY_INSTANCE_PATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    return eval(out.strip().splitlines()[-1])  # noqa: S307 (our own printed list)
+
+
+def test_the_application_loads_without_matplotlib_or_scipy_optimize(tmp_path):
+    # Figures are drawn by a few pages only; the matching of marks by some scoring only.
+    code = "from app import create_app\ncreate_app()"
+    assert loaded(code, tmp_path, ("matplotlib", "scipy.optimize")) == []
+
+
+def test_the_sandbox_loads_the_imaging_modules_without_the_application(tmp_path):
+    # What the sandbox's server preloads: every import command waits for it once.
+    code = "import app.cases.sandbox_server, app.cases.sandbox"
+    assert loaded(code, tmp_path, ("flask", "sqlalchemy", "matplotlib", "app.models")) == []
+
+
+def test_a_sandboxed_child_does_not_load_the_main_module_again(tmp_path):
+    """multiprocessing would run the main module (the cxr-academy script, gunicorn, a
+    worker: the whole application) again in every child: seconds per file parsed."""
+    marker = tmp_path / "loaded-again"
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import pathlib\n"
+        "if __name__ != '__main__':\n"
+        f"    pathlib.Path({str(marker)!r}).write_text(__name__)\n"
+        "from app.cases.sandbox import run_limited\n"
+        "if __name__ == '__main__':\n"
+        "    print(run_limited(len, (b'abc',), timeout=60, memory_bytes=0))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the sandbox's server imports from here
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    assert out.strip() == "3"
+    assert not marker.exists()
