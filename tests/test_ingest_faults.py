@@ -238,7 +238,7 @@ class FullDisk:
         monkeypatch.setattr(StagedImage, "write", write)
 
 
-FILES_PER_IMAGE = 4  # DICOM, thumbnail, preview, full-resolution PNG
+FILES_PER_IMAGE = 6  # DICOM, thumbnail, preview, full-resolution JPEG, two HTJ2K streams
 
 
 def import_events() -> list[AuditEvent]:
