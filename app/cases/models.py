@@ -12,10 +12,12 @@ from sqlalchemy import (
     CheckConstraint,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -65,10 +67,23 @@ class Case(db.Model):
             name="known_difficulty",
         ),
         CheckConstraint("sex IS NULL OR sex IN ('M', 'F', 'O')", name="known_sex"),
+        # The library lists cases newest first, filtered by one of these: (filter, id)
+        # lets each page be read backwards from the index and each count from it alone.
+        Index("ix_teaching_case_status_id", "status", "id"),
+        Index("ix_teaching_case_reference_classification_id", "reference_classification",
+              "id"),
+        Index("ix_teaching_case_reference_tb_positive_id", "reference_tb_positive", "id"),
+        Index("ix_teaching_case_difficulty_id", "difficulty", "id"),
+        Index("ix_teaching_case_source_id", "source", "id"),
+        # Cases still awaiting their pixel review: a few among many. Each database's
+        # condition is spelled as its library query is (SQLite compares booleans to 1).
+        Index("ix_teaching_case_pixel_review_pending", "id",
+              sqlite_where=text("pixel_review_needed = 1 AND pixel_reviewed_at IS NULL"),
+              postgresql_where=text("pixel_review_needed AND pixel_reviewed_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.DRAFT.value, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.DRAFT.value)
     # Exam-bank cases are never shown to trainees outside an exam.
     exam_bank: Mapped[bool] = mapped_column(Boolean, default=False)
     age_band: Mapped[str | None] = mapped_column(String(8))
@@ -90,8 +105,8 @@ class Case(db.Model):
     # The reference read summarised for filtering the library (kept in step by
     # reads.refresh_summary whenever a read changes): the classification answer, the sputum
     # decision, and the findings in finding_links.
-    reference_classification: Mapped[str | None] = mapped_column(String(64), index=True)
-    reference_tb_positive: Mapped[bool | None] = mapped_column(Boolean, index=True)
+    reference_classification: Mapped[str | None] = mapped_column(String(64))
+    reference_tb_positive: Mapped[bool | None] = mapped_column(Boolean)
 
     images: Mapped[list[CaseImage]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="CaseImage.id"
@@ -127,11 +142,13 @@ class Case(db.Model):
 
 class CaseTag(db.Model):
     __tablename__ = "case_tag"
+    # A tag's cases in id order: the library's tag filter and its count read this index.
+    __table_args__ = (Index("ix_case_tag_tag_case_id", "tag", "case_id"),)
 
     case_id: Mapped[int] = mapped_column(
         ForeignKey("teaching_case.id", ondelete="CASCADE"), primary_key=True
     )
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
 
     case: Mapped[Case] = relationship(back_populates="tag_links")
 
@@ -140,11 +157,13 @@ class CaseFinding(db.Model):
     """A finding present in the case's reference read (for filtering the library)."""
 
     __tablename__ = "case_finding"
+    # A finding's cases in id order: the library's finding filter and its count.
+    __table_args__ = (Index("ix_case_finding_finding_case_id", "finding", "case_id"),)
 
     case_id: Mapped[int] = mapped_column(
         ForeignKey("teaching_case.id", ondelete="CASCADE"), primary_key=True
     )
-    finding: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    finding: Mapped[str] = mapped_column(String(64), primary_key=True)
 
     case: Mapped[Case] = relationship(back_populates="finding_links")
 

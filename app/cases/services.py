@@ -62,7 +62,10 @@ def library_query(flt: LibraryFilter) -> Select[tuple[Case]]:
     # Images and tags come in two extra queries per page, not one per case.
     query = select(Case).options(selectinload(Case.images)).order_by(Case.id.desc())
     if flt.finding:
-        query = query.where(Case.finding_links.any(CaseFinding.finding == flt.finding))
+        # IN over the (finding, case id) index: both databases read a finding's cases from
+        # it, where EXISTS made SQLite probe it once for every case in the library.
+        query = query.where(Case.id.in_(
+            select(CaseFinding.case_id).where(CaseFinding.finding == flt.finding)))
     if flt.classification:
         query = query.where(Case.reference_classification == flt.classification)
     if flt.tb is not None:
@@ -74,7 +77,8 @@ def library_query(flt: LibraryFilter) -> Select[tuple[Case]]:
     if flt.source:
         query = query.where(Case.source == flt.source)
     if flt.tag:
-        query = query.where(Case.tag_links.any(CaseTag.tag == flt.tag.strip().lower()))
+        query = query.where(Case.id.in_(
+            select(CaseTag.case_id).where(CaseTag.tag == flt.tag.strip().lower())))
     if flt.review_needed:
         query = query.where(Case.pixel_review_needed, Case.pixel_reviewed_at.is_(None))
     return query

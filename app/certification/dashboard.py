@@ -372,8 +372,11 @@ def reader_page(
     if per_page is None:  # everything, for export: the exams of the same readers by subquery
         listed = db.session.execute(query).all()
         total, per_page = len(listed), max(len(listed), 1)
-        latest = _latest_exams(
-            programme, select(query.subquery().c.id.label("user_id")).subquery("listed"))
+        # Without a status filter the listed readers are all the readers: their exams by
+        # the readers' subquery, without working out each reader's status a second time.
+        users = (_readers(programme, scope, filters) if filters.status is None
+                 else select(query.subquery().c.id.label("user_id")).subquery("listed"))
+        latest = _latest_exams(programme, users)
     else:
         total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         listed = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()

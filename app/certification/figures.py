@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 
@@ -57,7 +58,18 @@ def _tukey_boxes(rows: Sequence[tuple[float, Sequence[float]]]) -> tuple[list, l
 
 
 def clinic_distribution_figure(clinics: Sequence[ClinicScores], title: str) -> bytes:
-    """The figure of :func:`clinic_distribution` as a PNG, 1000 px wide."""
+    """The figure of :func:`clinic_distribution` as a PNG, 1000 px wide. The same scores
+    give the same PNG: it is drawn once and kept (per process, the last few), as drawing a
+    hundred clinics' names costs most of a second (matplotlib lays out and rasterises each
+    label) while the scores change only when an exam ends or a certificate is decided."""
+    frozen = tuple((label, tuple(map(float, sens)), tuple(map(float, spec)))
+                   for label, sens, spec in clinics)
+    return _png(frozen, title)
+
+
+@functools.lru_cache(maxsize=16)  # keyed by the scores themselves: never out of date
+def _png(clinics: tuple[tuple[str, tuple[float, ...], tuple[float, ...]], ...],
+         title: str) -> bytes:
     fig = clinic_distribution(clinics, title)
     buffer = io.BytesIO()
     # Fast zlib level: a large figure otherwise spends a fifth of its time compressing.

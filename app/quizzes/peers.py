@@ -62,49 +62,69 @@ def peer_calls(user_id: int, reference_tb: Mapping[int, bool],
     return found
 
 
-def record_calls(user_id: int, before: Calls | None, after: Calls | None) -> None:
-    """Count an attempt's calls (``after``) in place of what it counted (``before``: None
-    for an attempt that has just ended). A few statements however many cases."""
+def call_steps(before: Calls | None, after: Calls | None) -> dict[int, tuple[int, int]]:
+    """What counting an attempt's calls (``after``) in place of what it counted
+    (``before``: None for an attempt that has just ended) adds per case id:
+    (calls, answered reads)."""
     before, after = before or {}, after or {}
-    steps: dict[int, tuple[int, int]] = {}  # case id -> (calls, answered) to add
+    steps: dict[int, tuple[int, int]] = {}
     for key in set(before) | set(after):
         old, new = before.get(key), after.get(key)
         if old == new:
             continue
-        called = (new or 0) - (old or 0)
-        answered = (new is not None) - (old is not None)
-        steps[int(key)] = (called, answered)
-    if not steps:
-        return
-    case_ids = sorted(steps)
-    # Rows locked in ascending case order (here and in the upserts below): two trainees'
-    # attempts over the same cases then wait for each other instead of deadlocking.
-    current = {case_id: (called, answered) for case_id, called, answered in db.session.execute(
-        select(PeerCaseCalls.case_id, PeerCaseCalls.called, PeerCaseCalls.answered)
-        .where(PeerCaseCalls.user_id == user_id, PeerCaseCalls.case_id.in_(case_ids))
-        .order_by(PeerCaseCalls.case_id).with_for_update())}
-    readers_rows, shares = [], []
-    for case_id in case_ids:
-        called, answered = current.get(case_id, (0, 0))
-        new_called, new_answered = called + steps[case_id][0], answered + steps[case_id][1]
-        readers_rows.append({"case_id": case_id, "user_id": user_id, "called": new_called,
-                             "answered": new_answered})
-        share_step = (_share(new_called, new_answered) - _share(called, answered))
-        reader_step = (new_answered > 0) - (answered > 0)
-        if share_step or reader_step:
-            shares.append({"case_id": case_id, "readers": reader_step, "share_sum": share_step})
-    insert = dialect_insert(PeerCaseCalls)
-    db.session.execute(insert.on_conflict_do_update(
-        index_elements=["case_id", "user_id"],
-        set_={"called": insert.excluded.called, "answered": insert.excluded.answered}),
-        readers_rows)
+        steps[int(key)] = ((new or 0) - (old or 0), (new is not None) - (old is not None))
+    return steps
+
+
+def record_calls(user_id: int, before: Calls | None, after: Calls | None) -> None:
+    """Count an attempt's calls (``after``) in place of what it counted (``before``: None
+    for an attempt that has just ended). A few statements however many cases."""
+    add_call_steps({user_id: call_steps(before, after)})
+
+
+def add_call_steps(steps_by_user: Mapping[int, Mapping[int, tuple[int, int]]]) -> None:
+    """Add (calls, answered reads) per reader and case id to the running counts. Every
+    row is locked in one order (readers' own rows by reader then case, the shared per-case
+    rows by case, last): two transactions over the same cases wait for each other instead
+    of deadlocking."""
+    shares: dict[int, list[float]] = {}  # case id -> [readers, share sum] to add
+    for user_id in sorted(steps_by_user):
+        steps = {case_id: step for case_id, step in steps_by_user[user_id].items()
+                 if step != (0, 0)}
+        if not steps:
+            continue
+        case_ids = sorted(steps)
+        current = {case_id: (called, answered)
+                   for case_id, called, answered in db.session.execute(
+            select(PeerCaseCalls.case_id, PeerCaseCalls.called, PeerCaseCalls.answered)
+            .where(PeerCaseCalls.user_id == user_id, PeerCaseCalls.case_id.in_(case_ids))
+            .order_by(PeerCaseCalls.case_id).with_for_update())}
+        readers_rows = []
+        for case_id in case_ids:
+            called, answered = current.get(case_id, (0, 0))
+            new_called = called + steps[case_id][0]
+            new_answered = answered + steps[case_id][1]
+            readers_rows.append({"case_id": case_id, "user_id": user_id,
+                                 "called": new_called, "answered": new_answered})
+            share_step = _share(new_called, new_answered) - _share(called, answered)
+            reader_step = (new_answered > 0) - (answered > 0)
+            if share_step or reader_step:
+                entry = shares.setdefault(case_id, [0, 0.0])
+                entry[0] += reader_step
+                entry[1] += share_step
+        insert = dialect_insert(PeerCaseCalls)
+        db.session.execute(insert.on_conflict_do_update(
+            index_elements=["case_id", "user_id"],
+            set_={"called": insert.excluded.called, "answered": insert.excluded.answered}),
+            readers_rows)
     if shares:
         insert = dialect_insert(PeerCaseShare)
         db.session.execute(insert.on_conflict_do_update(
             index_elements=["case_id"],
             set_={"readers": PeerCaseShare.readers + insert.excluded.readers,
                   "share_sum": PeerCaseShare.share_sum + insert.excluded.share_sum}),
-            shares)
+            [{"case_id": case_id, "readers": int(readers), "share_sum": share_sum}
+             for case_id, (readers, share_sum) in sorted(shares.items())])
 
 
 def rebuild_peer_calls() -> None:

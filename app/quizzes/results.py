@@ -25,7 +25,7 @@ from app.quizzes.models import (
     Exercise,
     ExerciseCase,
 )
-from app.quizzes.peers import record_calls
+from app.quizzes.peer_counts import count_at_commit
 from app.quizzes.scoring import (
     AttemptScore,
     CaseRead,
@@ -312,10 +312,11 @@ def finalise(attempt: Attempt, *, just_ended: bool = False,
     attempt.sensitivity = data["metrics"].get("sensitivity")
     attempt.specificity = data["metrics"].get("specificity")
     attempt.accuracy = data["metrics"].get("accuracy")
-    if just_ended or attempt.accuracy != accuracy_before:
-        db.session.flush()  # the standings look the trainee's latest attempt up
-        standings.refresh_standing(attempt.exercise_id, attempt.user_id)
-    record_calls(attempt.user_id, calls_before, attempt.metrics["calls"])
+    # The peer figures are shared by the exam's whole cohort: written just before the
+    # transaction commits, their locks are held for the commit alone (peer_counts.py).
+    count_at_commit(db.session(), exercise_id=attempt.exercise_id, user_id=attempt.user_id,
+                    standing=just_ended or attempt.accuracy != accuracy_before,
+                    calls_before=calls_before, calls_after=attempt.metrics["calls"])
 
 
 def _call(case: Any, reference: Reference) -> int | None:
