@@ -21,8 +21,9 @@ ENDED_STATES = ('submitted', 'timed_out')
 
 
 def upgrade():
-    with op.batch_alter_table('attempt', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('accuracy', sa.Float(), nullable=True))
+    # Plain ALTER TABLE (SQLite >= 3.35 has ADD/DROP COLUMN): a batch copy of the attempt
+    # table would drop the old one, and with foreign keys on that deletes every answer.
+    op.add_column('attempt', sa.Column('accuracy', sa.Float(), nullable=True))
     op.create_table(
         'peer_standing',
         sa.Column('exercise_id', sa.Integer(), nullable=False),
@@ -162,5 +163,4 @@ def downgrade():
     op.drop_table('peer_case_calls')
     op.drop_table('peer_accuracy')
     op.drop_table('peer_standing')
-    with op.batch_alter_table('attempt', schema=None) as batch_op:
-        batch_op.drop_column('accuracy')
+    op.drop_column('attempt', 'accuracy')  # not a batch copy: see upgrade
