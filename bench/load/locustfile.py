@@ -164,7 +164,7 @@ class Trainee(FastHttpUser):
     def _image(self, url: str) -> None:
         if url in self.fetched:
             return
-        kind = "image preview" if "/preview" in url else "image full"
+        kind = "image preview" if "/preview" in url else "image stages"
         self.client.get(url, name=kind)
         self.fetched.add(url)
 
@@ -180,8 +180,11 @@ class Trainee(FastHttpUser):
         payload = json.loads(viewer.group(1))
         self._assets(html)
         for image in payload.get("images", []):
-            self._image(image["preview_url"])
-            self._image(image["full_url"])
+            # Every stage the viewer fetches: preview, full-resolution JPEG, the two HTJ2K
+            # streams; an image stored before HTJ2K has only preview and the 16-bit PNG.
+            for key in ("preview_url", "display_url", "approx_url", "exact_url", "full_url"):
+                if image.get(key):
+                    self._image(image[key])
         self.client.post(data["opened-url"], headers=headers, name="opened")
         for url in payload.get("prefetch", []):
             self._image(url)
