@@ -230,7 +230,7 @@ def main() -> None:
     params = derived.params.to_json()
     print(f"Synthetic {COLUMNS}x{ROWS} 12-bit chest-like image "
           f"(derivatives in {time.perf_counter() - start:.1f} s)")
-    row("exact 16-bit HTJ2K", f"{len(derived.exact_htj2k) / 1e6:.2f} MB")
+    row("exact 16-bit HTJ2K", f"{len(derived.exact16) / 1e6:.2f} MB")
     row("default window", json.dumps(params["default_window"]))
 
     from playwright.sync_api import sync_playwright
@@ -244,7 +244,7 @@ def main() -> None:
         serve(page, {
             "/index.html": (INDEX_HTML, "text/html"),
             "/bench.js": (BENCH_JS.encode(), "text/javascript"),
-            "/image.j2c": (derived.exact_htj2k, "image/jphc"),
+            "/image.j2c": (derived.exact16, "image/jphc"),
         })
         page.goto(f"{ORIGIN}/index.html")
         renderer_name = page.evaluate("""() => {

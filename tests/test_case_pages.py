@@ -96,7 +96,7 @@ def test_image_files_are_cached_by_version_and_private(app, client, case, make_u
     assert client.get(f"/cases/images/{image.id}/exact").headers["Cache-Control"] == (
         "private, no-cache")
     full = client.get(f"/cases/images/{image.id}/exact?v=1")
-    assert full.mimetype == "image/jphc"
+    assert full.mimetype == "image/jls" and full.data[:2] == b"\xff\xd8"  # JPEG-LS
     assert np.array_equal(
         pixels.decode_exact16(full.data),
         cr_dataset(seed=1, rows=80, columns=60).pixel_array,
@@ -310,7 +310,7 @@ def test_a_second_reader_must_use_the_same_scheme(app, client, case, make_user):
 def test_stored_files_are_only_the_expected_ones(app, case):
     folder = Path(app.config["IMAGE_STORAGE_PATH"])
     files = sorted(p.name for p in folder.rglob("*") if p.is_file())
-    assert files == ["approx16.j2c", "display.jpg", "exact16.j2c", "image.dcm", "preview.jpg",
+    assert files == ["approx16.j2c", "display.jpg", "exact16.jls", "image.dcm", "preview.jpg",
                      "thumbnail.jpg"]
 
 

@@ -27,6 +27,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from app.cases import htj2k
 from app.cases.pixels import (
     Window,
     make_derivatives,
@@ -39,7 +40,7 @@ from tests.conftest import CHROMIUM_ARGS
 pytestmark = pytest.mark.browser
 
 STATIC = Path(__file__).resolve().parents[1] / "app" / "viewer" / "static" / "viewer"
-OPENJPH = Path(__file__).resolve().parents[1] / "app" / "static" / "vendor" / "openjph"
+VENDOR = Path(__file__).resolve().parents[1] / "app" / "static" / "vendor"
 ORIGIN = "http://viewer.test"
 BACKENDS = ("webgl2", "canvas2d")
 
@@ -58,7 +59,7 @@ INDEX_HTML = (
 
 # Test-side JavaScript, served as a module from the fake origin (no inline script).
 HELPERS_JS = r"""
-import { decodeHtj2k } from "/viewer/htj2k.js";
+import { decode16 } from "/viewer/htj2k.js";
 import { decodePng16 } from "/viewer/png16.js";
 import { buildLut, createRenderer, linearWindow } from "/viewer/render.js";
 
@@ -72,9 +73,10 @@ async function bytes(url) {
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.arrayBuffer();
 }
-// .j2c: an HTJ2K codestream (exact16.j2c, approx16.j2c); .png: an image stored before.
+// .jls: JPEG-LS (exact16.jls); .j2c: an HTJ2K codestream (approx16.j2c, and the
+// exact16.j2c of images stored before JPEG-LS); .png: an image stored before HTJ2K.
 function decode(url, buffer) {
-  return url.endsWith(".j2c") ? decodeHtj2k(buffer) : decodePng16(buffer);
+  return url.endsWith(".png") ? decodePng16(buffer) : decode16(buffer);
 }
 export async function load(url) {
   if (!images.has(url)) images.set(url, await decode(url, await bytes(url)));
@@ -197,10 +199,10 @@ def _handler(viewer: Viewer):
                 return
             kind = "text/javascript" if target.suffix == ".js" else "application/octet-stream"
             route.fulfill(status=200, body=target.read_bytes(), content_type=kind)
-        elif path.startswith("/static/vendor/openjph/"):
-            target = OPENJPH / path.removeprefix("/static/vendor/openjph/")
+        elif path.startswith("/static/vendor/"):
+            target = (VENDOR / path.removeprefix("/static/vendor/")).resolve()
             kind = "application/wasm" if target.suffix == ".wasm" else "text/javascript"
-            if target.parent != OPENJPH or not target.is_file():
+            if target.parent.parent != VENDOR.resolve() or not target.is_file():
                 route.fulfill(status=404, body=b"not found")
                 return
             route.fulfill(status=200, body=target.read_bytes(), content_type=kind)
@@ -267,7 +269,8 @@ class Case:
     ds: Dataset
     stored: np.ndarray
     png: bytes  # the 16-bit PNG an image stored before HTJ2K has
-    j2c: bytes  # the exact HTJ2K stream ingest makes today
+    j2c: bytes  # the exact HTJ2K stream of an image stored before JPEG-LS
+    jls: bytes  # the exact JPEG-LS stream ingest makes today
     params: dict[str, Any]
 
 
@@ -276,7 +279,8 @@ def make_case(name: str, ds: Dataset) -> Case:
     derived = make_derivatives(ds, stored)
     params = derived.params.to_json()
     samples = (stored.astype(np.int32) + params["stored_offset"]).astype(np.uint16)
-    return Case(name, ds, stored, write_png(samples), derived.exact_htj2k, params)
+    return Case(name, ds, stored, write_png(samples), htj2k.exact_stream(samples),
+                derived.exact16, params)
 
 
 def ramp_with_noise(rows: int, columns: int, low: int, high: int, seed: int) -> np.ndarray:
@@ -322,6 +326,7 @@ def cases(viewer: Viewer) -> dict[str, Case]:
     for case in built.values():
         viewer.serve(f"/cases/{case.name}.png", case.png, "image/png")
         viewer.serve(f"/cases/{case.name}.j2c", case.j2c, "image/jphc")
+        viewer.serve(f"/cases/{case.name}.jls", case.jls, "image/jls")
         viewer.serve(f"/cases/{case.name}.raw", stored_plus_offset(case).astype("<u2").tobytes())
     return built
 
@@ -414,9 +419,36 @@ def write_png(
 
 
 @pytest.mark.parametrize("name", ["rg1", "signed", "rescaled"])
-def test_decodes_the_exact_htj2k_stream_bit_for_bit(viewer: Viewer, cases: dict[str, Case],
-                                                     name: str):
-    """The WebAssembly decoder in its worker gives back stored + stored_offset exactly."""
+def test_decodes_the_exact_jpegls_stream_bit_for_bit(viewer: Viewer, cases: dict[str, Case],
+                                                      name: str):
+    """CharLS' WebAssembly decoder in the worker gives back stored + stored_offset exactly."""
+    case = cases[name]
+    assert case.jls[:2] == b"\xff\xd8"  # what ingest stores is JPEG-LS
+    got = viewer.call("compareDecoded", f"/cases/{name}.jls", f"/cases/{name}.raw")
+    rows, columns = case.stored.shape
+    assert got == {
+        "width": columns, "height": rows, "bitDepth": None, "length": rows * columns,
+        "mismatches": 0, "first": -1, "isUint16": True,
+    }
+
+
+def test_a_damaged_jpegls_stream_is_refused_with_a_reason(viewer: Viewer,
+                                                          cases: dict[str, Case]):
+    jls = cases["signed"].jls
+    viewer.serve("/bad/cut.jls", jls[: len(jls) // 2], "image/jls")
+    viewer.serve("/bad/garbage.jls", b"\xff\xd8\xff\xf7" + bytes(200), "image/jls")
+    for path in ("/bad/cut.jls", "/bad/garbage.jls"):
+        error = viewer.call("decodeError", path)
+        assert error and error.startswith("Error: The image data could not be decoded: "), error
+        assert error.split(": ", 2)[2][:1].isalpha()  # a reason, not an exception pointer
+    got = viewer.call("compareDecoded", "/cases/signed.jls", "/cases/signed.raw")
+    assert got["mismatches"] == 0  # the worker survives a refusal
+
+
+@pytest.mark.parametrize("name", ["rg1", "signed", "rescaled"])
+def test_decodes_the_exact_htj2k_stream_of_older_images_bit_for_bit(
+        viewer: Viewer, cases: dict[str, Case], name: str):
+    """Images stored before JPEG-LS keep their lossless HTJ2K exact stream until rebuilt."""
     case = cases[name]
     got = viewer.call("compareDecoded", f"/cases/{name}.j2c", f"/cases/{name}.raw")
     rows, columns = case.stored.shape

@@ -1,15 +1,19 @@
-"""The 16-bit display data as HTJ2K (High-Throughput JPEG 2000, ISO/IEC 15444-15) codestreams.
+"""The lossy 16-bit display data as an HTJ2K (High-Throughput JPEG 2000, ISO/IEC 15444-15)
+codestream, and the lossless HTJ2K of images stored before the exact data became JPEG-LS.
 
-Two streams per image, both of `stored + stored_offset` as unsigned 16-bit samples:
+The samples are `stored + stored_offset` as unsigned 16-bit values:
 
-* the **exact** stream: reversible (lossless) 5/3 wavelet, bit for bit the stored values;
 * the **approximate** stream: irreversible 9/7 wavelet at a quantisation step chosen so the
   stream is about ``APPROX_TARGET_BYTES``, the bytes a 2 Mbit/s link carries in the seconds
-  it has before window/level should act on full-resolution data (FORMAT.md).
+  it has before window/level should act on full-resolution data (FORMAT.md);
+* the **exact** stream, bit for bit, is JPEG-LS (``app.cases.jpegls``: fewer bytes,
+  FORMAT.md). Images stored before have a lossless HTJ2K one (reversible 5/3 wavelet,
+  ``exact16.j2c``), which ``decode`` still reads; ``exact_stream`` still makes that
+  lossless HTJ2K as the approximate stream of images small enough to send whole.
 
-Both are raw codestreams (no JP2/JPH box) in resolution-major order (RPCL, imagecodecs'
-default), which is what the browser's OpenJPH WebAssembly decoder reads. imagecodecs wraps
-OpenJPH, the same library the browser runs, so both ends agree on the format.
+Raw codestreams (no JP2/JPH box) in resolution-major order (RPCL, imagecodecs' default),
+which is what the browser's OpenJPH WebAssembly decoder reads. imagecodecs wraps OpenJPH,
+the same library the browser runs, so both ends agree on the format.
 
 Pure module: numpy and imagecodecs only.
 """
@@ -28,11 +32,16 @@ APPROX_TOLERANCE = (0.7, 1.15)
 # Bits per pixel saved per doubling of the quantisation step, measured on RG1 and on a
 # 12-bit 2500x2048 radiograph (1.0-1.3 between 0.5 and 3 bits per pixel): the first guess.
 BITS_PER_STEP_DOUBLING = 1.1
+# Lossless HTJ2K spends about this many more bits per pixel than JPEG-LS on a radiograph
+# (RG1 0.48, the 12-bit 2500x2048 image 0.50): the rate model was fitted on HTJ2K's
+# lossless size and is given JPEG-LS's.
+HTJ2K_OVER_JPEGLS_BPP = 0.5
 UINT16_RANGE = 65536  # imagecodecs' `level` for uint16 is the step as a fraction of this
 
 
 def exact_stream(samples: np.ndarray) -> bytes:
-    """Lossless HTJ2K of a uint16 array (~35 ms for RG1's 3.6 Mpixels)."""
+    """Lossless HTJ2K of a uint16 array (~35 ms for RG1's 3.6 Mpixels): the approximate
+    stream of an image small enough to send exactly in the approximate stage's time."""
     return bytes(imagecodecs.htj2k_encode(_contiguous(samples), reversible=True))
 
 
@@ -40,16 +49,17 @@ def approx_stream(samples: np.ndarray, exact_bytes: int,
                   target_bytes: int = APPROX_TARGET_BYTES) -> bytes:
     """Lossy full-resolution HTJ2K of a uint16 array, close to `target_bytes`.
 
-    HTJ2K has no quality layers to cut a stream at a byte count, so the step comes from a
-    rate model: the lossless size gives the bits per pixel of the image's own detail and
-    noise, and every doubling of the step saves about BITS_PER_STEP_DOUBLING of them. One
-    correction, from the measured size, when the guess falls outside the tolerance band.
+    `exact_bytes` is the size of the exact (JPEG-LS) stream of the same samples. HTJ2K has
+    no quality layers to cut a stream at a byte count, so the step comes from a rate model:
+    the lossless size gives the bits per pixel of the image's own detail and noise, and
+    every doubling of the step saves about BITS_PER_STEP_DOUBLING of them. One correction,
+    from the measured size, when the guess falls outside the tolerance band.
     """
     samples = _contiguous(samples)
     if exact_bytes <= target_bytes:  # small or flat images: the exact data arrives in time
         return exact_stream(samples)
     pixels = samples.size
-    lossless_bpp = exact_bytes * 8 / pixels
+    lossless_bpp = exact_bytes * 8 / pixels + HTJ2K_OVER_JPEGLS_BPP
     target_bpp = target_bytes * 8 / pixels
     step = 2.0 ** ((lossless_bpp - target_bpp) / BITS_PER_STEP_DOUBLING)
     stream = _lossy(samples, step)

@@ -3,11 +3,12 @@
 Stored pixel values go through the DICOM greyscale pipeline (PS3.3 C.11, PS3.4 N.2):
 Modality LUT (rescale) -> VOI LUT or window -> MONOCHROME1 inversion -> 8 bits, with
 PixelPaddingValue masked to black. Radiologists expect window/level on the stored bit depth,
-so besides 8-bit JPEGs we keep the stored values as 16-bit HTJ2K (``app.cases.htj2k``) plus
-the JSON parameters (``DisplayParams``) the browser viewer needs to window them itself
-(see ``app/viewer/FORMAT.md``).
+so besides 8-bit JPEGs we keep the stored values as 16-bit data, lossy HTJ2K
+(``app.cases.htj2k``) then exact JPEG-LS (``app.cases.jpegls``), plus the JSON parameters
+(``DisplayParams``) the browser viewer needs to window them itself (see
+``app/viewer/FORMAT.md``).
 
-Pure module: numpy, Pillow, pydicom and imagecodecs (through htj2k) only, no Flask. Error
+Pure module: numpy, Pillow, pydicom and imagecodecs (through htj2k and jpegls) only, no Flask. Error
 messages never quote attribute values that could identify a patient. One module, longer
 than most, because it is one pipeline whose public names other modules import; its
 sections: decoding, the LUT pipeline, display parameters, derivatives, hashing and
@@ -30,7 +31,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 
-from app.cases import htj2k
+from app.cases import htj2k, jpegls
 
 THUMBNAIL_MAX = 256  # px, longest side
 PREVIEW_MAX = 1024  # px, longest side
@@ -127,7 +128,7 @@ class Derivatives:
     preview_jpeg: bytes  # longest side <= PREVIEW_MAX, default display
     display_jpeg: bytes  # full resolution, default display
     approx_htj2k: bytes  # full resolution, 16-bit, lossy: stored + stored_offset
-    exact_htj2k: bytes  # lossless: stored + stored_offset as 16-bit, bit for bit
+    exact16: bytes  # JPEG-LS, lossless: stored + stored_offset as 16-bit, bit for bit
     params: DisplayParams
 
 
@@ -771,7 +772,7 @@ def _signed(ds: Dataset) -> bool:
 
 def make_derivatives(ds: Dataset, stored: np.ndarray) -> Derivatives:
     """Thumbnail, preview and full-resolution JPEGs (default display), and the 16-bit
-    data as HTJ2K twice: lossy (arrives first) and exact."""
+    data twice: lossy HTJ2K (arrives first) and exact JPEG-LS."""
     pipe = _pipeline(ds, stored)
     params = _params(ds, stored, pipe)
     image = Image.fromarray(_render(stored, pipe, params, _build_lut(pipe, ds, params, None)))
@@ -779,13 +780,13 @@ def make_derivatives(ds: Dataset, stored: np.ndarray) -> Derivatives:
     # From the preview, not the full image: 4x fewer pixels to filter, same look at 256 px.
     thumbnail = _fit(preview, THUMBNAIL_MAX)
     samples = _samples16(stored, pipe.offset)
-    exact = htj2k.exact_stream(samples)
+    exact = jpegls.exact_stream(samples)
     return Derivatives(
         thumbnail_jpeg=_jpeg(thumbnail, THUMBNAIL_QUALITY),
         preview_jpeg=_jpeg(preview, PREVIEW_QUALITY),
         display_jpeg=_jpeg(image, FULL_DISPLAY_QUALITY),
         approx_htj2k=htj2k.approx_stream(samples, len(exact)),
-        exact_htj2k=exact,
+        exact16=exact,
         params=params,
     )
 
@@ -816,13 +817,16 @@ def _samples16(stored: np.ndarray, offset: int) -> np.ndarray:
 
 
 def decode_exact16(data: bytes) -> np.ndarray:
-    """The exact HTJ2K stream back to a uint16 array of stored + stored_offset."""
+    """16-bit display data back to a uint16 array of stored + stored_offset: the exact
+    JPEG-LS stream, or an HTJ2K one (the approximate stream, and the exact stream of images
+    stored before JPEG-LS), told apart by their first bytes."""
+    codec, name = (jpegls, "JPEG-LS") if jpegls.is_jpegls(data) else (htj2k, "HTJ2K")
     try:
-        samples = htj2k.decode(data)
+        samples = codec.decode(data)
     except Exception as exc:  # imagecodecs raises its own error types per codec
-        raise ValueError(f"Not a readable HTJ2K stream: {_short(exc)}") from exc
+        raise ValueError(f"Not a readable {name} stream: {_short(exc)}") from exc
     if samples.dtype != np.uint16 or samples.ndim != 2:
-        raise ValueError("Expected 16-bit greyscale HTJ2K data.")
+        raise ValueError(f"Expected 16-bit greyscale {name} data.")
     return samples
 
 

@@ -71,7 +71,7 @@ class ProcessedImage:
     preview_jpeg: bytes
     display_jpeg: bytes
     approx_htj2k: bytes
-    exact_htj2k: bytes
+    exact16: bytes
     display_params: dict[str, Any]
     deid_report: dict[str, Any]
     pixel_hash: str
@@ -172,7 +172,7 @@ def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
         preview_jpeg=derivatives.preview_jpeg,
         display_jpeg=derivatives.display_jpeg,
         approx_htj2k=derivatives.approx_htj2k,
-        exact_htj2k=derivatives.exact_htj2k,
+        exact16=derivatives.exact16,
         display_params=display_params,
         deid_report=_with_pixel_data(report.to_json(), removed),
         pixel_hash=pixel_hash,

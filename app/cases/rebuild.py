@@ -21,7 +21,7 @@ from app.cases import pixels
 from app.cases.models import CaseImage
 from app.cases.storage import (
     DICOM_FILE,
-    LEGACY_FULL_FILE,
+    LEGACY_FILES,
     derivative_files,
     derivative_sizes,
     image_store,
@@ -80,7 +80,8 @@ def rebuild_image(image: CaseImage) -> None:
     image.display_params = derived.params.to_json()
     image.version += 1
     db.session.commit()
-    store.remove(image.storage_key, LEGACY_FULL_FILE)  # only once nothing points to it
+    for name in LEGACY_FILES:  # only once nothing points to them
+        store.remove(image.storage_key, name)
 
 
 def _reason(exc: Exception) -> str:

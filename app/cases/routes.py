@@ -52,6 +52,7 @@ from app.cases.storage import (
     APPROX_FILE,
     DISPLAY_FILE,
     EXACT_FILE,
+    LEGACY_EXACT_FILE,
     LEGACY_FULL_FILE,
     PREVIEW_FILE,
     THUMBNAIL_FILE,
@@ -66,14 +67,17 @@ from app.schemes.registry import IMAGE_QUALITY, add_scheme, all_schemes
 from app.uploads import large_upload
 from app.viewer.services import read_payload
 
-IMAGE_FILES = {
-    "thumbnail": (THUMBNAIL_FILE, "image/jpeg"),
-    "preview": (PREVIEW_FILE, "image/jpeg"),
-    "display": (DISPLAY_FILE, "image/jpeg"),
+# Per kind, the files that may hold it, the first present served.
+IMAGE_FILES: dict[str, tuple[tuple[str, str], ...]] = {
+    "thumbnail": ((THUMBNAIL_FILE, "image/jpeg"),),
+    "preview": ((PREVIEW_FILE, "image/jpeg"),),
+    "display": ((DISPLAY_FILE, "image/jpeg"),),
     # HTJ2K codestreams: the media type registered for them (RFC 9828).
-    "approx": (APPROX_FILE, "image/jphc"),
-    "exact": (EXACT_FILE, "image/jphc"),
-    "full": (LEGACY_FULL_FILE, "image/png"),  # images stored before HTJ2K, until rebuilt
+    "approx": ((APPROX_FILE, "image/jphc"),),
+    # JPEG-LS: DICOMweb's media type for it (PS3.18); images stored before JPEG-LS have a
+    # lossless HTJ2K stream until rebuilt. The viewer tells them apart by their first bytes.
+    "exact": ((EXACT_FILE, "image/jls"), (LEGACY_EXACT_FILE, "image/jphc")),
+    "full": ((LEGACY_FULL_FILE, "image/png"),),  # images stored before HTJ2K, until rebuilt
 }
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -257,12 +261,15 @@ def image_file(image_id: int, kind: str) -> Response:
         if not current_user.is_authenticated:
             abort(401, description="Sign in first.")
         abort(404, description="There is no such image.")
-    name, mimetype = IMAGE_FILES[kind]
-    path = image_store().path(image.storage_key, name)
-    if not path.is_file():
+    store = image_store()
+    found = [(store.path(image.storage_key, name), mimetype)
+             for name, mimetype in IMAGE_FILES[kind]]
+    found = [(path, mimetype) for path, mimetype in found if path.is_file()]
+    if not found:
         # An image stored before HTJ2K has no HTJ2K files until its derivatives are
         # rebuilt, and a rebuilt one no PNG: the viewer asks only for what `sizes` lists.
         abort(404, description=f"This image has no {kind} data.")
+    path, mimetype = found[0]
     response = send_file(path, mimetype=mimetype,
                          etag=image.etag, conditional=True, max_age=0)
     current = request.args.get("v") == str(image.version)

@@ -19,7 +19,7 @@ from app.cases.models import Case, CaseFinding, CaseImage, CaseStatus, CaseTag, 
 from app.cases.reads import reference_for
 from app.cases.storage import (
     DICOM_FILE,
-    LEGACY_FULL_FILE,
+    LEGACY_FILES,
     derivative_files,
     derivative_sizes,
     image_store,
@@ -243,8 +243,9 @@ def redact_image(image: CaseImage, rects: list[tuple[int, int, int, int]], *, ac
     store.replace(
         image.storage_key, {DICOM_FILE: out.getvalue(), **derivative_files(derivatives)}
     )
-    # An image stored before HTJ2K keeps no unredacted 16-bit PNG beside the new files.
-    store.remove(image.storage_key, LEGACY_FULL_FILE)
+    # An image stored before keeps no unredacted 16-bit PNG or HTJ2K beside the new files.
+    for name in LEGACY_FILES:
+        store.remove(image.storage_key, name)
     image.version += 1
     image.display_params = derivatives.params.to_json()
     sizes = {**(image.sizes or {}), "dicom": len(out.getvalue()), **derivative_sizes(derivatives)}

@@ -23,13 +23,17 @@ THUMBNAIL_FILE = "thumbnail.jpg"
 PREVIEW_FILE = "preview.jpg"
 DISPLAY_FILE = "display.jpg"  # full resolution, default display
 APPROX_FILE = "approx16.j2c"  # 16-bit, lossy HTJ2K codestream
-EXACT_FILE = "exact16.j2c"  # 16-bit, lossless HTJ2K codestream
+EXACT_FILE = "exact16.jls"  # 16-bit, lossless JPEG-LS
+# The exact data of images stored before JPEG-LS (lossless HTJ2K codestream), served until
+# `cases rebuild-derivatives` replaces it.
+LEGACY_EXACT_FILE = "exact16.j2c"
 # The 16-bit PNG of images stored before HTJ2K; `cases rebuild-derivatives` replaces it.
 LEGACY_FULL_FILE = "full.png"
-# What an image stored or rebuilt today has; backups and restores also carry the legacy PNG.
+# What an image stored or rebuilt today has; backups and restores also carry legacy files.
 CURRENT_FILES = (DICOM_FILE, THUMBNAIL_FILE, PREVIEW_FILE, DISPLAY_FILE, APPROX_FILE,
                  EXACT_FILE)
-FILES = (*CURRENT_FILES, LEGACY_FULL_FILE)
+LEGACY_FILES = (LEGACY_EXACT_FILE, LEGACY_FULL_FILE)
+FILES = (*CURRENT_FILES, *LEGACY_FILES)
 
 
 class DerivativeBytes(Protocol):
@@ -44,7 +48,7 @@ class DerivativeBytes(Protocol):
     @property
     def approx_htj2k(self) -> bytes: ...
     @property
-    def exact_htj2k(self) -> bytes: ...
+    def exact16(self) -> bytes: ...
 
 
 def derivative_files(derived: DerivativeBytes) -> dict[str, bytes]:
@@ -55,19 +59,19 @@ def derivative_files(derived: DerivativeBytes) -> dict[str, bytes]:
         PREVIEW_FILE: derived.preview_jpeg,
         DISPLAY_FILE: derived.display_jpeg,
         APPROX_FILE: derived.approx_htj2k,
-        EXACT_FILE: derived.exact_htj2k,
+        EXACT_FILE: derived.exact16,
     }
 
 
 def derivative_sizes(derived: DerivativeBytes) -> dict[str, int]:
     """Bytes per derivative as CaseImage.sizes keeps them; "exact" says the viewer may ask
-    for the HTJ2K files (images without it have the legacy PNG as "full")."""
+    for the HTJ2K and exact files (images without it have the legacy PNG as "full")."""
     return {
         "thumbnail": len(derived.thumbnail_jpeg),
         "preview": len(derived.preview_jpeg),
         "display": len(derived.display_jpeg),
         "approx": len(derived.approx_htj2k),
-        "exact": len(derived.exact_htj2k),
+        "exact": len(derived.exact16),
     }
 
 

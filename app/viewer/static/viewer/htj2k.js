@@ -1,6 +1,7 @@
 // The page's side of htj2k_worker.js: one worker for every pane, a promise per stream.
-// decodeHtj2k(buffer) resolves to { width, height, data: Uint16Array } (stored +
-// stored_offset, bit for bit for the exact stream) and transfers the buffer away.
+// decode16(buffer), for an HTJ2K or a JPEG-LS stream, resolves to { width, height, data:
+// Uint16Array } (stored + stored_offset, bit for bit for the exact stream) and transfers
+// the buffer away.
 
 let worker = null;
 let nextId = 0;
@@ -33,7 +34,7 @@ export function warmUp() {
   if (!worker) start();
 }
 
-export function decodeHtj2k(buffer) {
+export function decode16(buffer) {
   if (!worker) start();
   const id = ++nextId;
   return new Promise((resolve, reject) => {

@@ -1,39 +1,80 @@
-// Decodes HTJ2K codestreams (FORMAT.md: approx16.j2c, exact16.j2c) off the page's thread,
-// with the vendored OpenJPH WebAssembly build, so reading, zoom and marks never wait for it.
-// A classic worker: the Emscripten build is a classic script (importScripts), not a module.
+// Decodes the 16-bit display data off the page's thread (FORMAT.md): HTJ2K codestreams
+// (approx16.j2c, and the exact16.j2c of images stored before JPEG-LS) with the vendored
+// OpenJPH WebAssembly build, JPEG-LS (exact16.jls) with the vendored CharLS one, so
+// reading, zoom and marks never wait for it. The stream's first bytes say which it is.
+// A classic worker: the Emscripten builds are classic scripts (importScripts), not modules.
 //
 // Message in:  { id, bytes: ArrayBuffer }                      (the buffer is transferred)
 // Message out: { id, width, height, data: Uint16Array } | { id, error: string }
 "use strict";
 
-const LIBRARY = new URL("../../../static/vendor/openjph/openjphjs.js", self.location.href).href;
-importScripts(LIBRARY);
-// The .wasm file sits beside the library, not beside this worker.
-const codec = Module({ locateFile: (path) => new URL(path, LIBRARY).href }); // eslint-disable-line no-undef
+const VENDOR = new URL("../../../static/vendor/", self.location.href);
+const OPENJPH = new URL("openjph/openjphjs.js", VENDOR).href;
+const CHARLS = new URL("charls/charlswasm_decode.js", VENDOR).href;
 
-function decode(openjph, bytes) {
-  const decoder = new openjph.HTJ2KDecoder();
+// Each .wasm file sits beside its library, not beside this worker.
+const locateBeside = (library) => ({ locateFile: (path) => new URL(path, library).href });
+
+importScripts(OPENJPH); // the approximate stage (HTJ2K) is always the first stream
+const openjphCodec = Module(locateBeside(OPENJPH)); // eslint-disable-line no-undef
+// Loaded with the first JPEG-LS stream: images stored before JPEG-LS never fetch it, and
+// on a slow link it would otherwise compete with the earlier stages for bandwidth.
+let charlsCodec = null;
+
+function charls() {
+  if (!charlsCodec) {
+    importScripts(CHARLS);
+    charlsCodec = CharLSWASM(locateBeside(CHARLS)); // eslint-disable-line no-undef
+  }
+  return charlsCodec;
+}
+
+// JPEG-LS starts with the JPEG start-of-image marker; an HTJ2K codestream with ff 4f.
+function isJpegLs(bytes) {
+  return bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8;
+}
+
+function samples16(info, decoded) {
+  if (info.componentCount !== 1 || info.bitsPerSample > 16 || info.isSigned) {
+    throw new Error("The image data is not 16-bit unsigned greyscale.");
+  }
+  const count = info.width * info.height;
+  const data = new Uint16Array(count);
+  // `decoded` is a view into WebAssembly memory: copy it out before the decoder is freed.
+  if (info.bitsPerSample > 8) new Uint8Array(data.buffer).set(decoded.subarray(0, count * 2));
+  else data.set(decoded.subarray(0, count));
+  return { width: info.width, height: info.height, data };
+}
+
+function decode(codec, Decoder, bytes, checks) {
+  const decoder = new codec[Decoder]();
   try {
     decoder.getEncodedBuffer(bytes.length).set(bytes);
-    decoder.decode();
-    const info = decoder.getFrameInfo();
-    if (info.componentCount !== 1 || info.bitsPerSample > 16 || info.isSigned) {
-      throw new Error("The image data is not 16-bit unsigned greyscale.");
+    try {
+      decoder.decode();
+    } catch (error) {
+      // Emscripten throws C++ exceptions as bare numbers: say what failed instead.
+      if (typeof error === "number") throw new Error("the stream is damaged or not supported");
+      throw error;
     }
-    const count = info.width * info.height;
-    const decoded = decoder.getDecodedBuffer(); // a view into WebAssembly memory: copy it
-    const data = new Uint16Array(count);
-    new Uint8Array(data.buffer).set(decoded.subarray(0, count * 2));
-    return { width: info.width, height: info.height, data };
+    if (checks) checks(decoder);
+    return samples16(decoder.getFrameInfo(), decoder.getDecodedBuffer());
   } finally {
     decoder.delete();
   }
 }
 
+function losslessOnly(decoder) {
+  if (decoder.getNearLossless() !== 0) throw new Error("The exact data is not lossless JPEG-LS.");
+}
+
 self.onmessage = async (event) => {
   const { id, bytes } = event.data;
   try {
-    const image = decode(await codec, new Uint8Array(bytes));
+    const view = new Uint8Array(bytes);
+    const image = isJpegLs(view)
+      ? decode(await charls(), "JpegLSDecoder", view, losslessOnly)
+      : decode(await openjphCodec, "HTJ2KDecoder", view, null);
     self.postMessage({ id, ...image }, [image.data.buffer]);
   } catch (error) {
     self.postMessage({ id, error: String(error && error.message ? error.message : error) });

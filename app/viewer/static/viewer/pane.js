@@ -2,7 +2,7 @@
 // viewer does"): the preview, the full-resolution JPEG, the lossy 16-bit data, the exact
 // 16-bit data; window/level on either 16-bit stage; zoom and pan as a view transform; an
 // overlay canvas for marks and measurements.
-import { decodeHtj2k, warmUp } from "./htj2k.js";
+import { decode16, warmUp } from "./htj2k.js";
 import { createRenderer } from "./render.js";
 import { drawMark, STYLES, distance } from "./marks.js";
 
@@ -132,7 +132,7 @@ export class Pane {
     for (const stage of ["approx", "exact"]) {
       try {
         const bytes = await this.#fetchWithProgress(this.image[`${stage}_url`], STAGES[stage].label);
-        this.#show16(await decodeHtj2k(bytes), stage);
+        this.#show16(await decode16(bytes), stage);
       } catch (error) {
         if (stage === "exact") this.#failed(error);
         else this.stageError = String(error); // the exact data may still come
