@@ -8,7 +8,7 @@ Needs Debian's Chromium at /usr/bin/chromium.
 
 Stages (FORMAT.md): first image (the preview), full-resolution default-window image (the
 8-bit JPEG), first 16-bit stage window/level acts on (lossy HTJ2K), exact data (lossless
-HTJ2K). Targets (issue "Progressive display"): 1.0 s / 2.5 s / 5 s, exact bytes <= 1.05x
+JPEG-LS; bench_exact_formats.py compares the formats). Targets (issue "Progressive display"): 1.0 s / 2.5 s / 5 s, exact bytes <= 1.05x
 the J2K lossless bytes of the same pixels. Times are from the start of navigation
 (performance.now() in the page) to the stage being drawn.
 """
@@ -222,7 +222,7 @@ def main() -> None:
                 for key, label in (("first", "first image (preview)"),
                                    ("display", "full-res default window (8-bit JPEG)"),
                                    ("approx", "first 16-bit stage (lossy HTJ2K)"),
-                                   ("exact", "exact 16-bit (lossless HTJ2K)")):
+                                   ("exact", "exact 16-bit (lossless JPEG-LS)")):
                     stage = STAGE_KEYS[key]
                     limit = f"  target {TARGETS[key]:.1f} s" if key in TARGETS else ""
                     print(f"  {label:40s} {median(new, key):6.2f} s "

@@ -499,6 +499,28 @@ def test_an_image_stored_before_htj2k_shows_its_preview_then_its_png(
     _assert_exact_window(page, 9000, 6000)
 
 
+def test_an_image_stored_before_jpegls_shows_its_htj2k_exact_data(
+    portal_url, page, trainer, rg1_case
+):
+    """Not yet rebuilt: its exact stage is the lossless HTJ2K stream it was stored with,
+    decoded in the same worker, bit-exact, and the JPEG-LS decoder is never fetched."""
+    from app.cases.storage import EXACT_FILE, LEGACY_EXACT_FILE, image_store
+    from tests.test_exact16 import _as_stored_before_jpegls
+
+    _as_stored_before_jpegls(rg1_case.images[0])
+    folder = image_store().folder(rg1_case.images[0].storage_key)
+    assert (folder / LEGACY_EXACT_FILE).is_file() and not (folder / EXACT_FILE).exists()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, rg1_case.id)["panes"][0]
+    assert state["stages"] == ["preview", "display", "approx", "exact"]
+    assert state["error"] is None and state["fullLoaded"]
+    assert not [url for url in fetched if "charls" in url]
+    _set_window(page, 9000, 6000)
+    _assert_exact_window(page, 9000, 6000)
+
+
 def test_window_changes_on_the_preview_say_the_exact_window_comes_with_the_full_data(
     portal_url, page, trainer, rg1_case
 ):
