@@ -499,6 +499,22 @@ def test_an_image_stored_before_htj2k_shows_its_preview_then_its_png(
     _assert_exact_window(page, 9000, 6000)
 
 
+def test_the_exact_stage_is_jpegls_decoded_by_charls_in_the_worker(
+    portal_url, page, trainer, rg1_case
+):
+    fetched: dict[str, str] = {}
+    page.on("response", lambda r: fetched.__setitem__(r.url, r.headers.get("content-type", "")))
+    sign_in(page, portal_url, trainer.username)
+    state = _open(page, portal_url, rg1_case.id)["panes"][0]
+    assert state["stages"] == ["preview", "display", "approx", "exact"]
+    assert state["error"] is None
+    [exact] = [kind for url, kind in fetched.items() if "/exact?" in url]
+    assert exact == "image/jls"
+    assert any(url.endswith("/charls/charlswasm_decode.wasm") for url in fetched)
+    _set_window(page, 9000, 6000)
+    _assert_exact_window(page, 9000, 6000)
+
+
 def test_an_image_stored_before_jpegls_shows_its_htj2k_exact_data(
     portal_url, page, trainer, rg1_case
 ):

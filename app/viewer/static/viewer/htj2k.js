@@ -34,6 +34,14 @@ export function warmUp() {
   if (!worker) start();
 }
 
+/** The stream on its way is `type` (its response's media type): a JPEG-LS one has the worker
+ *  load its decoder now, beside the download, instead of after it. */
+export function prepareFor(type) {
+  if (!type.startsWith("image/jls")) return;
+  if (!worker) start();
+  worker.postMessage({ prepare: "jpegls" });
+}
+
 export function decode16(buffer) {
   if (!worker) start();
   const id = ++nextId;

@@ -5,6 +5,7 @@
 // A classic worker: the Emscripten builds are classic scripts (importScripts), not modules.
 //
 // Message in:  { id, bytes: ArrayBuffer }                      (the buffer is transferred)
+//              | { prepare: "jpegls" }  (a JPEG-LS stream is on its way: load its decoder)
 // Message out: { id, width, height, data: Uint16Array } | { id, error: string }
 "use strict";
 
@@ -17,14 +18,15 @@ const locateBeside = (library) => ({ locateFile: (path) => new URL(path, library
 
 importScripts(OPENJPH); // the approximate stage (HTJ2K) is always the first stream
 const openjphCodec = Module(locateBeside(OPENJPH)); // eslint-disable-line no-undef
-// Loaded with the first JPEG-LS stream: images stored before JPEG-LS never fetch it, and
-// on a slow link it would otherwise compete with the earlier stages for bandwidth.
+// Loaded when the first JPEG-LS stream is on its way (or, failing that, has come): images
+// stored before JPEG-LS never fetch it, and the earlier stages never share the link with it.
 let charlsCodec = null;
 
 function charls() {
   if (!charlsCodec) {
     importScripts(CHARLS);
     charlsCodec = CharLSWASM(locateBeside(CHARLS)); // eslint-disable-line no-undef
+    charlsCodec.catch(() => {}); // a failed load is reported by the decode that awaits it
   }
   return charlsCodec;
 }
@@ -69,7 +71,11 @@ function losslessOnly(decoder) {
 }
 
 self.onmessage = async (event) => {
-  const { id, bytes } = event.data;
+  const { id, bytes, prepare } = event.data;
+  if (prepare === "jpegls") {
+    try { charls(); } catch { /* the decode that follows says why */ }
+    return;
+  }
   try {
     const view = new Uint8Array(bytes);
     const image = isJpegLs(view)

@@ -2,7 +2,7 @@
 // viewer does"): the preview, the full-resolution JPEG, the lossy 16-bit data, the exact
 // 16-bit data; window/level on either 16-bit stage; zoom and pan as a view transform; an
 // overlay canvas for marks and measurements.
-import { decode16, warmUp } from "./htj2k.js";
+import { decode16, prepareFor, warmUp } from "./htj2k.js";
 import { createRenderer } from "./render.js";
 import { drawMark, STYLES, distance } from "./marks.js";
 
@@ -131,7 +131,8 @@ export class Pane {
     warmUp();
     for (const stage of ["approx", "exact"]) {
       try {
-        const bytes = await this.#fetchWithProgress(this.image[`${stage}_url`], STAGES[stage].label);
+        const bytes = await this.#fetchWithProgress(this.image[`${stage}_url`], STAGES[stage].label,
+                                                    (type) => prepareFor(type));
         this.#show16(await decode16(bytes), stage);
       } catch (error) {
         if (stage === "exact") this.#failed(error);
@@ -203,11 +204,13 @@ export class Pane {
     this.notice.hidden = false;
   }
 
-  async #fetchWithProgress(url, label) {
+  // `onType` gets the response's media type before its body has come.
+  async #fetchWithProgress(url, label, onType = null) {
     this.received = 0;
     this.progress = 0;
     const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok) throw new Error(`image request failed (${response.status})`);
+    if (onType) onType(response.headers.get("Content-Type") || "");
     const total = Number(response.headers.get("Content-Length")) || 0;
     const reader = response.body.getReader();
     const chunks = [];
