@@ -64,10 +64,11 @@ def images() -> dict[str, pydicom.Dataset]:
     for path in sorted(SHARED_DICOM.glob("*.dcm")) if SHARED_DICOM.is_dir() else []:
         if path.name.startswith("RG1_"):
             continue
-        try:  # files the portal refuses (no file meta) are not candidates' business
+        try:
             ds = pydicom.dcmread(path)
             pixels.stored_pixels(ds)
-        except Exception:  # noqa: BLE001 - any unreadable file is simply left out
+        except Exception as exc:  # the portal refuses it (e.g. no file meta): not a candidate
+            print(f"{path.name}: left out ({type(exc).__name__})")
             continue
         found[path.name[:28]] = ds
     return found
@@ -75,8 +76,8 @@ def images() -> dict[str, pydicom.Dataset]:
 
 def samples_of(ds: pydicom.Dataset) -> tuple[np.ndarray, np.ndarray]:
     stored = pixels.stored_pixels(ds)
-    offset = pixels._pipeline(ds, stored).offset  # noqa: SLF001 - the samples ingest stores
-    return stored, pixels._samples16(stored, offset)  # noqa: SLF001
+    offset = pixels._pipeline(ds, stored).offset  # the samples ingest stores
+    return stored, pixels._samples16(stored, offset)
 
 
 def cpu_ms(runs: dict[str, Callable[[], bytes]], repeat: int) -> dict[str, tuple[float, int]]:
@@ -132,9 +133,11 @@ def main() -> None:
     streams: dict[str, tuple[np.ndarray, bytes, bytes]] = {}
     for name, ds in images().items():
         stored, samples = samples_of(ds)
-        peer = {"J2K lossless (peer)": lambda st=np.ascontiguousarray(stored):
+        contiguous = np.ascontiguousarray(stored)
+        peer = {"J2K lossless (peer)": lambda st=contiguous:
                 imagecodecs.jpeg2k_encode(st, level=0, reversible=True)}
-        runs = {**peer, **{label: (lambda f=f: f(samples)) for label, f in CANDIDATES.items()}}
+        runs = {**peer, **{label: (lambda f=f, s=samples: f(s))
+                           for label, f in CANDIDATES.items()}}
         measured = cpu_ms(runs, args.repeat)
         j2k = measured["J2K lossless (peer)"][1]
         rows, columns = samples.shape

@@ -8,8 +8,9 @@ Needs Debian's Chromium at /usr/bin/chromium.
 
 Stages (FORMAT.md): first image (the preview), full-resolution default-window image (the
 8-bit JPEG), first 16-bit stage window/level acts on (lossy HTJ2K), exact data (lossless
-JPEG-LS; bench_exact_formats.py compares the formats). Targets (issue "Progressive display"): 1.0 s / 2.5 s / 5 s, exact bytes <= 1.05x
-the J2K lossless bytes of the same pixels. Times are from the start of navigation
+JPEG-LS; bench_exact_formats.py compares the formats). Targets (issue "Progressive
+display"): 1.0 s / 2.5 s / 5 s, exact bytes <= 1.05x the J2K lossless bytes of the same
+pixels. Times are from the start of navigation
 (performance.now() in the page) to the stage being drawn.
 """
 
