@@ -28,7 +28,7 @@ from app.backup import service
 from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage
 from app.cases.services import complete_pixel_review, redact_image
-from app.cases.storage import CURRENT_FILES, image_store
+from app.cases.storage import CURRENT_FILES, EXACT_FILE, image_store
 from app.extensions import db
 from tests.conftest import IsolatedClient, base_config, login, postgresql_only
 from tests.dicom_factory import cr_dataset, to_bytes
@@ -227,7 +227,7 @@ def test_a_file_that_does_not_match_the_manifest_is_named_and_nothing_is_restore
         app, populated, empty_target, tmp_path):
     archive = backup_of(app, tmp_path / "good.tar")
     key = populated.images[0].storage_key
-    image = f"images/{key[:2]}/{key}/exact16.j2c"
+    image = f"images/{key[:2]}/{key}/{EXACT_FILE}"
 
     def flip(name: str, data: bytes) -> bytes:
         return data[:-1] + bytes([data[-1] ^ 1]) if name == image else data
