@@ -7,8 +7,9 @@ parameters, LUT build, rendering (table lookup vs pydicom on the whole image), t
 encodings (the full-resolution JPEG with Pillow and simplejpeg; the 16-bit data as lossy
 HTJ2K and exact JPEG-LS, against JPEG 2000 lossless, lossless HTJ2K and the 16-bit PNG of
 earlier versions), and the bytes of each derivative against the raw DICOM file. Each time
-is the best of N runs (default 3), in milliseconds. Last line: the derivatives' CPU against the PNG-based derivatives of
-earlier versions, and the exact data's bytes against JPEG 2000 lossless (target 1.05x).
+is the best of N runs (default 3), in milliseconds. Last line: the derivatives' CPU
+against the PNG-based derivatives of earlier versions, and the exact data's bytes against
+JPEG 2000 lossless (target 1.05x).
 """
 
 from __future__ import annotations
