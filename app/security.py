@@ -10,8 +10,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.extensions import talisman
 
 # No inline scripts or styles anywhere: every script is a file served by the portal.
-# 'wasm-unsafe-eval' lets the viewer's worker compile the vendored HTJ2K decoder
-# (WebAssembly) and allows no JavaScript eval; workers come from the portal's own files.
+# 'wasm-unsafe-eval' lets the viewer's worker compile the vendored HTJ2K and JPEG-LS
+# decoders (WebAssembly) and allows no JavaScript eval; workers come from the portal's own files.
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
     "script-src": ["'self'", "'wasm-unsafe-eval'"],

@@ -1,5 +1,5 @@
-"""The viewer's HTJ2K decoder as the browser gets it: the vendored WebAssembly build, served
-compressed (a slow clinic link carries a third of the bytes), under a CSP that lets it
+"""The viewer's decoders (HTJ2K, JPEG-LS) as the browser gets them: the vendored WebAssembly
+builds, served compressed (a slow clinic link carries a third of the bytes), under a CSP that lets it
 compile and nothing more."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.cases.routes import IMAGE_FILES
 
-VENDOR = Path(__file__).resolve().parents[1] / "app" / "static" / "vendor" / "openjph"
+VENDOR = Path(__file__).resolve().parents[1] / "app" / "static" / "vendor"
 
 
 def _decoded(response) -> bytes:
@@ -22,10 +22,12 @@ def _decoded(response) -> bytes:
     return data
 
 
-def test_the_decoder_is_served_compressed_and_whole(client):
-    for name, mimetype in (("openjphjs.wasm", "application/wasm"),
-                           ("openjphjs.js", "text/javascript")):
-        response = client.get(f"/static/vendor/openjph/{name}",
+def test_the_decoders_are_served_compressed_and_whole(client):
+    for name, mimetype in (("openjph/openjphjs.wasm", "application/wasm"),
+                           ("openjph/openjphjs.js", "text/javascript"),
+                           ("charls/charlswasm_decode.wasm", "application/wasm"),
+                           ("charls/charlswasm_decode.js", "text/javascript")):
+        response = client.get(f"/static/vendor/{name}",
                               headers={"Accept-Encoding": "gzip, deflate"})
         assert response.status_code == 200 and response.mimetype == mimetype
         assert response.headers["Content-Encoding"] in ("gzip", "deflate")
@@ -33,7 +35,8 @@ def test_the_decoder_is_served_compressed_and_whole(client):
         original = (VENDOR / name).read_bytes()
         assert _decoded(response) == original
         assert len(body) < len(original) / 2
-    for name in ("LICENSE", "VERSION.md"):
+    for name in ("openjph/LICENSE", "openjph/VERSION.md", "charls/LICENSE",
+                 "charls/LICENSE-CharLS", "charls/VERSION.md"):
         assert (VENDOR / name).is_file()
 
 
