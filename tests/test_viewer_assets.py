@@ -1,6 +1,6 @@
 """The viewer's decoders (HTJ2K, JPEG-LS) as the browser gets them: the vendored
-WebAssembly builds, served compressed (a slow clinic link carries a third of the bytes), under a CSP that lets it
-compile and nothing more."""
+WebAssembly builds, served compressed (a slow clinic link carries a third of the bytes),
+under a CSP that lets them compile and nothing more."""
 
 from __future__ import annotations
 
