@@ -408,13 +408,14 @@ def cases_set_status(case_ref: str, status: str, actor_ref: str | None) -> None:
 
 @cases.command("rebuild-derivatives")
 @click.option("--all", "every", is_flag=True,
-              help="Rebuild every image, not only those stored before the HTJ2K derivatives.")
+              help="Rebuild every image, not only those stored before the current derivatives.")
 @with_appcontext
 def cases_rebuild_derivatives(every: bool) -> None:
-    """Re-make the display derivatives (JPEGs, 16-bit HTJ2K) from each stored DICOM.
+    """Re-make the display derivatives (JPEGs, 16-bit HTJ2K and JPEG-LS) from each stored DICOM.
 
     Images stored before the HTJ2K derivatives show their preview and then their 16-bit PNG
-    until this has run. Each image is committed on its own: an interrupted run keeps what
+    until this has run; those stored before the JPEG-LS exact data keep a lossless HTJ2K one
+    (more bytes). Each image is committed on its own: an interrupted run keeps what
     it did, and running again goes on with the rest."""
     from app.cases.models import CaseImage
     from app.cases.rebuild import rebuild_derivatives

@@ -1,8 +1,9 @@
 """Re-making the display derivatives of stored images from their de-identified DICOM.
 
 Images stored before the HTJ2K derivatives have a 16-bit PNG as their only full-resolution
-data; rebuilding gives them the full-resolution JPEG and the 16-bit HTJ2K streams (and
-drops the PNG). The DICOM itself is never rewritten: it is the source.
+data, images stored before the JPEG-LS exact data a lossless HTJ2K one; rebuilding gives
+them the current derivatives (full-resolution JPEG, lossy HTJ2K, exact JPEG-LS) and drops
+the old files. The DICOM itself is never rewritten: it is the source.
 
 Each image is rebuilt and committed on its own, so a run that stops (or is stopped) keeps
 what it did, and running again goes on with the images still to do.
@@ -21,6 +22,7 @@ from app.cases import pixels
 from app.cases.models import CaseImage
 from app.cases.storage import (
     DICOM_FILE,
+    EXACT_FILE,
     LEGACY_FILES,
     derivative_files,
     derivative_sizes,
@@ -37,8 +39,11 @@ class RebuildSummary:
 
 
 def needs_rebuild(image: CaseImage) -> bool:
-    """True for an image without the HTJ2K derivatives (stored before them)."""
-    return "exact" not in (image.sizes or {})
+    """True for an image without the current derivatives: stored before the HTJ2K ones (no
+    "exact" size), or before the JPEG-LS exact data (its exact file is the HTJ2K one)."""
+    if "exact" not in (image.sizes or {}):
+        return True
+    return not image_store().path(image.storage_key, EXACT_FILE).is_file()
 
 
 def rebuild_derivatives(
