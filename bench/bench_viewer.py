@@ -3,9 +3,9 @@
     .venv/bin/python bench/bench_viewer.py [--steps 200] [--canvas 1920x1080]
 
 Not a test. Builds a 2500x2048 12-bit synthetic chest-like radiograph (numpy), turns it
-into the exact 16-bit HTJ2K stream and display parameters with
+into the exact 16-bit JPEG-LS stream and display parameters with
 app.cases.pixels.make_derivatives, serves app/viewer/static/viewer/*.js and the vendored
-OpenJPH WebAssembly build from a fake origin (page.route, no Flask), and prints: the
+WebAssembly decoders from a fake origin (page.route, no Flask), and prints: the
 stream's bytes, its decode time in the viewer's worker (transfer included), texture
 upload time, and the frame time of a window/level drag (setWindow + render, `--steps`
 times) for WebGL2 and Canvas 2D, at the given canvas size (image fitted) and at 1:1
@@ -34,7 +34,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from app.cases.pixels import make_derivatives, stored_pixels
 
 STATIC = Path(__file__).resolve().parents[1] / "app" / "viewer" / "static" / "viewer"
-VENDOR = Path(__file__).resolve().parents[1] / "app" / "static" / "vendor" / "openjph"
+VENDOR = Path(__file__).resolve().parents[1] / "app" / "static" / "vendor"
 ORIGIN = "http://viewer.test"
 CHROMIUM = "/usr/bin/chromium"
 # WebGL2 without a GPU: ANGLE on SwiftShader (see tests/test_viewer_render.py).
@@ -53,7 +53,7 @@ ROWS, COLUMNS = 2048, 2500
 INDEX_HTML = b"<!doctype html><html lang=en><head><meta charset=utf-8><title>bench</title></head>"
 
 BENCH_JS = r"""
-import { decodeHtj2k } from "/viewer/htj2k.js";
+import { decode16 } from "/viewer/htj2k.js";
 import { createRenderer } from "/viewer/render.js";
 
 let image = null;
@@ -70,7 +70,7 @@ export async function decode(url, repeats) {
   const times = [];
   for (let i = 0; i < repeats; i++) {
     const t0 = performance.now();
-    image = await decodeHtj2k(buffer.slice(0)); // the worker takes the copy it is given
+    image = await decode16(buffer.slice(0)); // the worker takes the copy it is given
     times.push(performance.now() - t0);
   }
   return { bytes: buffer.byteLength, ...stats(times), width: image.width, height: image.height };
@@ -190,8 +190,8 @@ def serve(page: Any, files: dict[str, tuple[bytes, str]]) -> None:
         if path.startswith("/viewer/") and (STATIC / path.removeprefix("/viewer/")).is_file():
             body = (STATIC / path.removeprefix("/viewer/")).read_bytes()
             route.fulfill(status=200, body=body, content_type="text/javascript")
-        elif path.startswith("/static/vendor/openjph/"):
-            target = VENDOR / path.removeprefix("/static/vendor/openjph/")
+        elif path.startswith("/static/vendor/"):
+            target = VENDOR / path.removeprefix("/static/vendor/")
             kind = "application/wasm" if target.suffix == ".wasm" else "text/javascript"
             route.fulfill(status=200, body=target.read_bytes(), content_type=kind)
         elif path in files:
@@ -230,7 +230,7 @@ def main() -> None:
     params = derived.params.to_json()
     print(f"Synthetic {COLUMNS}x{ROWS} 12-bit chest-like image "
           f"(derivatives in {time.perf_counter() - start:.1f} s)")
-    row("exact 16-bit HTJ2K", f"{len(derived.exact16) / 1e6:.2f} MB")
+    row("exact 16-bit JPEG-LS", f"{len(derived.exact16) / 1e6:.2f} MB")
     row("default window", json.dumps(params["default_window"]))
 
     from playwright.sync_api import sync_playwright
@@ -244,7 +244,7 @@ def main() -> None:
         serve(page, {
             "/index.html": (INDEX_HTML, "text/html"),
             "/bench.js": (BENCH_JS.encode(), "text/javascript"),
-            "/image.j2c": (derived.exact16, "image/jphc"),
+            "/image.jls": (derived.exact16, "image/jls"),
         })
         page.goto(f"{ORIGIN}/index.html")
         renderer_name = page.evaluate("""() => {
@@ -263,10 +263,10 @@ def main() -> None:
                 [name, list(call_args)],
             )
 
-        decoded = call("decode", "/image.j2c", args.decode_repeats)
-        print("\nDecoding (htj2k.js: OpenJPH WebAssembly in a worker), median of",
+        decoded = call("decode", "/image.jls", args.decode_repeats)
+        print("\nDecoding (htj2k.js: CharLS WebAssembly in a worker), median of",
               args.decode_repeats)
-        row("decodeHtj2k", f"{decoded['median']:.0f} ms", f"max {decoded['max']:.0f} ms")
+        row("decode16", f"{decoded['median']:.0f} ms", f"max {decoded['max']:.0f} ms")
 
         for label, size in ((f"fitted in {canvas[0]}x{canvas[1]}", canvas),
                             (f"1:1, {COLUMNS}x{ROWS} canvas", [COLUMNS, ROWS])):
