@@ -30,7 +30,7 @@ from app.audit.services import record
 from app.auth.models import User
 from app.cases.archive import ArchiveLimits, Member, is_zip, open_archive, read_member
 from app.cases.models import Case, CaseImage, CaseStatus
-from app.cases.processing import (
+from app.cases.processed import (
     NO_FILE_META_REASON,
     ProcessedImage,
     ProcessOptions,
