@@ -19,7 +19,6 @@ import numpy as np
 from app.cases.dicom_build import dataset_bytes, dx_dataset
 from app.cases.processing import ProcessOptions, process_dicom
 
-
 # glibc's malloc raises its mmap threshold to the size of each large block freed (up to
 # 32 MB), so that after the first image every frame-sized buffer (the file, the pixels,
 # the encoders' output) comes from the heap and stays resident after it is freed: a child's
