@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,9 +27,8 @@ from sqlalchemy.exc import OperationalError
 
 from app.audit.models import AuditEvent
 from app.auth.roles import Role
-from app.cases import ingest
-from app.cases.sandbox import Rejected, run_limited
-from app.cases.storage import StagedImage
+from app.cases import ingest, storage
+from app.cases.sandbox import Rejected, run_in_process, run_limited
 from app.extensions import db
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.forms import submit_form
@@ -222,20 +222,25 @@ def test_nothing_escapes_import_files(app, kind):
 
 class FullDisk:
     """The image storage runs out of space after ``files_fit`` files: the next write puts
-    down what fits (half of it) and fails with ENOSPC, as a real full disk does."""
+    down what fits (half of it) and fails with ENOSPC, as a real full disk does.
+
+    The sandboxed child writes an image's files; here it runs in this process, so that the
+    full disk reaches it, one file at a time, so that the files fill the disk in order."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, files_fit: int) -> None:
         self.files_left = files_fit
-        real_write = StagedImage.write
+        real_write = storage.write_image_file
 
-        def write(staged: StagedImage, name: str, data: bytes) -> None:
+        def write(folder: Path, name: str, data: bytes) -> None:
             if self.files_left <= 0:
-                (staged.path / name).write_bytes(data[: len(data) // 2])
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(staged.path / name))
+                (folder / name).write_bytes(data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / name))
             self.files_left -= 1
-            real_write(staged, name, data)
+            real_write(folder, name, data)
 
-        monkeypatch.setattr(StagedImage, "write", write)
+        monkeypatch.setattr(storage, "write_image_file", write)
+        monkeypatch.setattr(ingest, "run_limited", run_in_process)
+        monkeypatch.setattr(ingest, "import_workers", lambda: 1)
 
 
 FILES_PER_IMAGE = 6  # DICOM, thumbnail, preview, full-resolution JPEG, two HTJ2K streams

@@ -194,3 +194,42 @@ def test_a_source_can_ask_for_every_earlier_file_to_be_stored(app, tmp_path):
     assert [r.status for r in summary.results] == ["imported"] * 4
     assert seen_before_next == [["0.dcm", "1.dcm"], ["0.dcm", "1.dcm", "2.dcm"]]
     assert recorded == ["0.dcm", "1.dcm", "2.dcm", "3.dcm"]
+
+
+def test_the_children_write_the_images_files_and_send_back_none_of_their_bytes(
+        app, tmp_path, monkeypatch):
+    """The importing process's share of a file stays small (two children on two cores are
+    then ~2x one): each child writes its image's files into the import's staging folder,
+    and what comes back through the pipe is the image's description, not its bytes."""
+    received: list[object] = []
+    sandboxed = ingest.run_limited
+
+    def watched(fn, args, **limits):  # type: ignore[no-untyped-def]
+        processed = sandboxed(fn, args, **limits)
+        received.append(processed)
+        return processed
+
+    monkeypatch.setattr(ingest, "run_limited", watched)
+    for n in range(3):
+        (tmp_path / f"{n}.dcm").write_bytes(to_bytes(cr_dataset(seed=70 + n)))
+    (tmp_path / "3.dcm").write_bytes(b"not an image")
+    summary = import_files(sources_from_paths([tmp_path]), actor=None,
+                           options=ImportOptions(source="test"))
+    assert [r.status for r in summary.results] == ["imported"] * 3 + ["rejected"]
+    assert len(received) == 3
+    for processed in received:
+        assert all(len(getattr(processed, name)) == 0 for name in (
+            "dicom", "thumbnail_jpeg", "preview_jpeg", "display_jpeg", "approx_htj2k",
+            "exact16"))
+    images = db.session.scalars(select(CaseImage).order_by(CaseImage.id)).all()
+    for image in images:
+        folder = store_of(app).folder(image.storage_key)
+        assert image.sizes["dicom"] == (folder / "image.dcm").stat().st_size > 0
+        assert image.sizes["exact"] == (folder / "exact16.j2c").stat().st_size > 0
+    assert_no_residue(app, 3)
+
+
+def store_of(app):  # type: ignore[no-untyped-def]
+    from app.cases.storage import ImageStore
+
+    return ImageStore(Path(app.config["IMAGE_STORAGE_PATH"]))

@@ -25,6 +25,42 @@ def test_the_application_loads_without_matplotlib_or_scipy_optimize(tmp_path):
     assert loaded(code, tmp_path, ("matplotlib", "scipy.optimize")) == []
 
 
+# What a page or command loads when it needs it, never with the application: every web
+# worker and every command would pay for it at start (together over a second of CPU).
+LOADED_WHEN_USED = (
+    "pydicom", "PIL", "imagecodecs", "app.cases.processing", "app.cases.pixels",  # the sandbox
+    "webauthn", "OpenSSL",  # security keys
+    "reportlab",  # certificate PDFs
+    "qrcode",  # the second factor's enrolment page
+)
+
+
+def test_the_application_loads_no_imaging_pdf_or_security_key_library(tmp_path):
+    code = "from app import create_app\ncreate_app()"
+    assert loaded(code, tmp_path, LOADED_WHEN_USED) == []
+
+
+def test_cases_import_parses_in_the_sandbox_without_loading_the_imaging_modules(tmp_path):
+    """The command's own process reads the file, hands it over and stores the result; only
+    the sandbox's children (forked from a server that preloads them) decode and encode."""
+    from tests.dicom_factory import cr_dataset, to_bytes
+
+    image = tmp_path / "one.dcm"
+    image.write_bytes(to_bytes(cr_dataset(64, 48, bits_stored=12, seed=5)))
+    env = {**os.environ, "CXR_ACADEMY_INSTANCE_PATH": str(tmp_path),
+           "CXR_ACADEMY_JOB_QUEUE_URL": "immediate", "PYTHONPATH": str(ROOT)}
+    command = "import sys\nfrom app.cli import main\nsys.argv = ['cxr-academy', {args}]\n"
+    run = "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+    subprocess.run([sys.executable, "-c", command.format(args="'db', 'upgrade'") + run],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    script = (command.format(args=f"'cases', 'import', {str(image)!r}") + run
+              + f"print(sorted(m for m in {LOADED_WHEN_USED!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    assert "1 imported" in out
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 def test_the_sandbox_loads_the_imaging_modules_without_the_application(tmp_path):
     # What the sandbox's server preloads: every import command waits for it once.
     code = "import app.cases.sandbox_server, app.cases.sandbox"

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyotp
-import qrcode  # type: ignore[import-untyped]
-import qrcode.image.svg  # type: ignore[import-untyped]
 from flask import current_app, session
 from sqlalchemy import CursorResult, delete, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -298,6 +296,10 @@ def enrolment_for(user: User, secret: str) -> Enrolment:
 
 def qr_data_uri(text: str) -> str:
     """An inline SVG QR code (the CSP allows data: images; nothing leaves the portal)."""
+    # Imported here, for the one page that draws it: qrcode loads Pillow and lxml.
+    import qrcode  # type: ignore[import-untyped]
+    import qrcode.image.svg  # type: ignore[import-untyped]
+
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
     buffer = io.BytesIO()
     image.save(buffer)

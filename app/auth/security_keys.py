@@ -18,29 +18,12 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import current_app, session
 from sqlalchemy import CursorResult, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from app.audit.services import record
 from app.auth.models import User
@@ -55,6 +38,11 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.urls import checked_base_url
 from app.validation import loads_strict
+
+# py_webauthn (with pyOpenSSL) is imported by the functions that use it: loading it costs
+# every process (the web workers, each command) a fifth of a second of start-up.
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
 
 RP_NAME = "CXR Academy"
 REGISTER = "register"
@@ -168,6 +156,9 @@ def has_security_key(user: User) -> bool:
 
 
 def _descriptors(user: User) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     descriptors = []
     for key in keys_of(user):
         transports = [AuthenticatorTransport(t) for t in key.transports.split(",") if t]
@@ -246,6 +237,14 @@ def _take_challenge(user: User, purpose: str) -> bytes:
 
 def registration_options(user: User) -> str:
     """The options for ``navigator.credentials.create()``, as JSON."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AttestationConveyancePreference,
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     rp = _relying_party()
     if len(keys_of(user)) >= MAX_KEYS_PER_USER:
         raise SecurityKeyError(TOO_MANY_KEYS, 409)
@@ -271,6 +270,9 @@ def registration_options(user: User) -> str:
 
 def register_key(user: User, name: str, response: str) -> SecurityKey:
     """Verify the browser's answer to the registration options and keep the new key."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import bytes_to_base64url
+
     rp = _relying_party()
     name = " ".join(name.split())
     if not name or len(name) > KEY_NAME_MAX:
@@ -285,7 +287,7 @@ def register_key(user: User, name: str, response: str) -> SecurityKey:
             expected_origin=rp.origin,
             require_user_verification=False,
         )
-    except _LIBRARY_REFUSALS as exc:
+    except _library_refusals() as exc:
         raise SecurityKeyError(_refusal(exc)) from None
     credential_id = bytes_to_base64url(verified.credential_id)
     if len(credential_id) > CREDENTIAL_ID_MAX:
@@ -316,6 +318,8 @@ def register_key(user: User, name: str, response: str) -> SecurityKey:
 
 
 def _transports(credential: dict[str, Any]) -> list[str]:
+    from webauthn.helpers.structs import AuthenticatorTransport
+
     given = credential.get("response", {}).get("transports")
     known = {t.value for t in AuthenticatorTransport}
     if not isinstance(given, list):
@@ -328,6 +332,9 @@ def _transports(credential: dict[str, Any]) -> list[str]:
 
 def sign_in_options(user: User) -> str:
     """The options for ``navigator.credentials.get()`` for ``user``'s keys, as JSON."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     rp = _relying_party()
     allowed = _descriptors(user)
     if not allowed:
@@ -345,6 +352,8 @@ def sign_in_options(user: User) -> str:
 def verify_sign_in(user: User, response: str) -> SecurityKey:
     """Check the browser's answer from one of ``user``'s keys; on success the key's counter
     and last use are updated (the caller completes the sign-in and commits)."""
+    from webauthn import verify_authentication_response
+
     rp = _relying_party()
     challenge = _take_challenge(user, SIGN_IN)
     credential = _parse(response)
@@ -373,7 +382,7 @@ def verify_sign_in(user: User, response: str) -> SecurityKey:
             credential_current_sign_count=0,
             require_user_verification=False,
         )
-    except _LIBRARY_REFUSALS as exc:
+    except _library_refusals() as exc:
         sentence = _refusal(exc)
         _refused(user, sentence, key=key.id)
         raise SecurityKeyError(sentence, 401) from None
@@ -432,8 +441,11 @@ def remove_all_keys(user: User) -> int:
 
 # What py_webauthn raises for an answer it refuses, and what its parsers may raise on bytes
 # that are no WebAuthn structure at all (bad base64, CBOR, key points).
-_LIBRARY_REFUSALS = (WebAuthnException, ValueError, TypeError, KeyError, IndexError,
-                     AttributeError, OverflowError)
+def _library_refusals() -> tuple[type[Exception], ...]:
+    from webauthn.helpers.exceptions import WebAuthnException
+
+    return (WebAuthnException, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError)
 
 
 def _parse(response: str) -> dict[str, Any]:

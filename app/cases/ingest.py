@@ -10,7 +10,6 @@ never stored or logged: they may carry patient names.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sqlite3
@@ -30,14 +29,17 @@ from app.audit.services import record
 from app.auth.models import User
 from app.cases.archive import ArchiveLimits, Member, is_zip, open_archive, read_member
 from app.cases.models import Case, CaseImage, CaseStatus
-from app.cases.processing import (
+from app.cases.processed import (
     NO_FILE_META_REASON,
+    STORAGE_FULL_ERRNOS,
+    STORAGE_FULL_REASON,
     ProcessedImage,
     ProcessOptions,
     process_dicom,
+    process_into,
 )
 from app.cases.sandbox import Rejected, SandboxPool, run_limited
-from app.cases.storage import DICOM_FILE, derivative_files, derivative_sizes, image_store
+from app.cases.storage import StagedImage, image_store
 from app.extensions import db
 
 Status = Literal["imported", "duplicate", "rejected"]
@@ -45,12 +47,7 @@ Status = Literal["imported", "duplicate", "rejected"]
 logger = logging.getLogger(__name__)
 
 EMPTY_FOLDER_REASON = "the folder holds no files: nothing was imported"
-STORAGE_FULL_REASON = (
-    "storage full: there is no space left for the images, so this file was not stored "
-    "(nothing of it was kept)"
-)
 NOT_TRIED_REASON = "not tried: the import stopped because the image storage is full"
-STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -271,6 +268,7 @@ class _InHand:
     result: FileResult | None = None
     future: Future[ProcessedImage] | None = None
     listed: bool = False  # a result given by the listing, not a file to import
+    staged: StagedImage | None = None  # where the child writes the image's files
 
     def ready(self) -> bool:
         return self.future is None or self.future.done()
@@ -314,6 +312,9 @@ def import_files(
     # stored; few enough that the files in hand do not grow with the batch.
     most_in_hand = pool.size + 1
     in_hand: deque[_InHand] = deque()
+    # Every staging folder handed to a child: whatever was not committed is removed once no
+    # child can write into it any more (after the pool has closed or stopped).
+    staged: list[StagedImage] = []
 
     def store_oldest() -> None:
         entry = in_hand.popleft()
@@ -328,8 +329,11 @@ def import_files(
             result = entry.result
         else:
             result = _store_processed(entry, cases_by_study, actor, options, on_result)
-            if result.reason == STORAGE_FULL_REASON:
-                summary.stopped = "the image storage is full"
+        if result.reason == STORAGE_FULL_REASON:
+            summary.stopped = "the image storage is full"
+        if entry.staged is not None and result.status != "imported" and (
+                entry.future is None or entry.future.done()):
+            entry.staged.discard()
         summary.results.append(result)
         if on_result is not None and result.status != "imported":
             # An imported file's result was recorded in its own storing transaction.
@@ -343,6 +347,8 @@ def import_files(
                     store_oldest()
                 continue
             in_hand.append(_start(item, pool, process_options, limits, summary))
+            if in_hand[-1].staged is not None:
+                staged.append(in_hand[-1].staged)
             while in_hand and (in_hand[0].ready() or len(in_hand) > most_in_hand):
                 store_oldest()
         while in_hand:
@@ -350,7 +356,10 @@ def import_files(
     except BaseException:
         pool.stop()
         raise
-    pool.close()
+    finally:
+        pool.close()
+        for folder in staged:
+            folder.discard()  # a committed image's folder has moved: nothing to remove
 
     record(
         "cases.import",
@@ -402,15 +411,21 @@ def _start(
     except Exception as exc:
         return _InHand(item.name, result=_refusal(item.name, exc))
     timeout, memory_bytes = limits
-    return _InHand(item.name, future=pool.submit(_process_sandboxed, data, process_options,
-                                                 timeout, memory_bytes))
+    try:
+        staged = image_store().new_stage()
+    except OSError as exc:
+        return _InHand(item.name, result=_not_stored(item.name, exc))
+    return _InHand(item.name, staged=staged,
+                   future=pool.submit(_process_sandboxed, data, process_options, timeout,
+                                      memory_bytes, str(staged.path)))
 
 
 def _process_sandboxed(
-    data: bytes, process_options: ProcessOptions, timeout: float, memory_bytes: int
+    data: bytes, process_options: ProcessOptions, timeout: float, memory_bytes: int,
+    folder: str,
 ) -> ProcessedImage:
-    return run_limited(process_dicom, (data, process_options), timeout=timeout,
-                       memory_bytes=memory_bytes)
+    return run_limited(process_into, (data, process_options, folder, process_dicom),
+                       timeout=timeout, memory_bytes=memory_bytes)
 
 
 def _refusal(name: str, exc: Exception) -> FileResult:
@@ -437,16 +452,20 @@ def _store_processed(
     except Exception as exc:
         return _refusal(entry.name, exc)
     try:
-        return _store(entry.name, processed, cases_by_study, actor, options, on_result)
+        assert entry.staged is not None
+        return _store(entry.name, processed, entry.staged, cases_by_study, actor, options,
+                      on_result)
     except Exception as exc:
         db.session.rollback()
-        if _is_storage_full(exc):
-            return FileResult(entry.name, "rejected", reason=STORAGE_FULL_REASON)
-        if isinstance(exc, OSError):
-            return FileResult(
-                entry.name, "rejected", reason=f"could not be stored ({_os_cause(exc)})"
-            )
-        return _unexpected(entry.name, exc)
+        return _not_stored(entry.name, exc)
+
+
+def _not_stored(name: str, exc: Exception) -> FileResult:
+    if _is_storage_full(exc):
+        return FileResult(name, "rejected", reason=STORAGE_FULL_REASON)
+    if isinstance(exc, OSError):
+        return FileResult(name, "rejected", reason=f"could not be stored ({_os_cause(exc)})")
+    return _unexpected(name, exc)
 
 
 def _is_storage_full(exc: Exception) -> bool:
@@ -478,6 +497,7 @@ def _duplicate_of(pixel_hash: str) -> CaseImage | None:
 def _store(
     name: str,
     processed: ProcessedImage,
+    staged: StagedImage,
     cases_by_study: dict[str, Case],
     actor: User | None,
     options: ImportOptions,
@@ -512,43 +532,42 @@ def _store(
         )
     case.pixel_review_needed = case.pixel_review_needed or processed.pixel_review_needed
     spacing = processed.pixel_spacing_mm
-    with store.stage() as staged:
-        staged.write(DICOM_FILE, processed.dicom)
-        for file_name, data in derivative_files(processed).items():
-            staged.write(file_name, data)
-        image = CaseImage(
-            case=case,
-            view=processed.view,
-            pixel_hash=processed.pixel_hash,
-            storage_key=staged.key,
-            modality=processed.modality,
-            transfer_syntax=processed.transfer_syntax[:80],
-            rows=processed.rows,
-            columns=processed.columns,
-            bits_stored=processed.bits_stored,
-            row_spacing_mm=spacing[0] if spacing else None,
-            column_spacing_mm=spacing[1] if spacing else None,
-            study_uid=processed.study_uid,
-            sop_uid=processed.sop_uid,
-            patient_pseudonym=processed.patient_pseudonym,
-            display_params=processed.display_params,
-            deid_report=processed.deid_report,
-            sizes={"dicom": len(processed.dicom), **derivative_sizes(processed)},
+    # The sandboxed child has written the image's files into ``staged`` (process_into);
+    # the folder moves into place once the row is in, and is removed by the caller if not.
+    assert processed.written is not None, "the files are written by process_into"
+    image = CaseImage(
+        case=case,
+        view=processed.view,
+        pixel_hash=processed.pixel_hash,
+        storage_key=staged.key,
+        modality=processed.modality,
+        transfer_syntax=processed.transfer_syntax[:80],
+        rows=processed.rows,
+        columns=processed.columns,
+        bits_stored=processed.bits_stored,
+        row_spacing_mm=spacing[0] if spacing else None,
+        column_spacing_mm=spacing[1] if spacing else None,
+        study_uid=processed.study_uid,
+        sop_uid=processed.sop_uid,
+        patient_pseudonym=processed.patient_pseudonym,
+        display_params=processed.display_params,
+        deid_report=processed.deid_report,
+        sizes=dict(processed.written),
+    )
+    db.session.add(image)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same image arrived through another request a moment ago.
+        db.session.rollback()
+        existing = _duplicate_of(processed.pixel_hash)
+        return FileResult(
+            name,
+            "duplicate",
+            case_id=existing.case_id if existing else None,
+            reason="the same image was imported at the same moment; not stored again",
         )
-        db.session.add(image)
-        try:
-            db.session.flush()
-        except IntegrityError:
-            # The same image arrived through another request a moment ago.
-            db.session.rollback()
-            existing = _duplicate_of(processed.pixel_hash)
-            return FileResult(
-                name,
-                "duplicate",
-                case_id=existing.case_id if existing else None,
-                reason="the same image was imported at the same moment; not stored again",
-            )
-        staged.commit()
+    staged.commit()
     result = FileResult(
         name,
         "imported",

@@ -26,12 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from flask import current_app
 from sqlalchemy import select
 
 from app.audit.services import record
-from app.cases import pixels
 from app.cases.ingest import FileResult, ImportOptions, Source, import_files
 from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
 from app.cases.reads import reference_for, save_read
@@ -416,4 +414,9 @@ def _review_of(case: Case) -> dict[str, str] | None:
 
 def _stored_pixel_hash(data: bytes) -> str:
     """The duplicate key of a DICOM file's pixels, as the ingest computes it."""
+    # The imaging modules are loaded by the exports that need them, not with the application.
+    import pydicom
+
+    from app.cases import pixels
+
     return pixels.pixel_hash(pixels.stored_pixels(pydicom.dcmread(io.BytesIO(data))))

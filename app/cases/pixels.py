@@ -779,12 +779,17 @@ def make_derivatives(ds: Dataset, stored: np.ndarray) -> Derivatives:
     preview = _fit(image, PREVIEW_MAX)
     # From the preview, not the full image: 4x fewer pixels to filter, same look at 256 px.
     thumbnail = _fit(preview, THUMBNAIL_MAX)
+    jpegs = (_jpeg(thumbnail, THUMBNAIL_QUALITY), _jpeg(preview, PREVIEW_QUALITY),
+             _jpeg(image, FULL_DISPLAY_QUALITY))
+    # The 8-bit images go before the HTJ2K encoder runs: its buffers (up to twice the
+    # stream) are the process's peak, which need not hold a rendered image as well.
+    del image, preview, thumbnail
     samples = _samples16(stored, pipe.offset)
     exact = jpegls.exact_stream(samples)
     return Derivatives(
-        thumbnail_jpeg=_jpeg(thumbnail, THUMBNAIL_QUALITY),
-        preview_jpeg=_jpeg(preview, PREVIEW_QUALITY),
-        display_jpeg=_jpeg(image, FULL_DISPLAY_QUALITY),
+        thumbnail_jpeg=jpegs[0],
+        preview_jpeg=jpegs[1],
+        display_jpeg=jpegs[2],
         approx_htj2k=htj2k.approx_stream(samples, len(exact)),
         exact16=exact,
         params=params,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,15 +36,15 @@ from app.cases.codestream import CodestreamError
 from app.cases.deid_allowlist import ALLOWED
 from app.cases.deid_values import label
 from app.cases.deidentify import DeidentificationError, DeidOptions, deidentify
+from app.cases.processed import (
+    NO_FILE_META_REASON,
+    ProcessedImage,
+    ProcessOptions,
+)
 from app.cases.sandbox import Rejected
 
 ACCEPTED_MODALITIES = ("CR", "DX")
 MAX_DIMENSION = 6000
-NO_FILE_META_REASON = (
-    "DICOM without a Part 10 header (no preamble or file meta), as older systems write it: "
-    "import it with \"Also accept DICOM files without a Part 10 header\" ticked "
-    "(--allow-no-meta on the command line)"
-)
 # Any of these makes a file without the Part 10 header a DICOM image instance.
 DATASET_MARKERS = ("SOPClassUID", "Modality", "PixelData")
 BARE_ENCODINGS = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian,
@@ -53,42 +52,6 @@ BARE_ENCODINGS = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitV
 PICTURE_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "JPEG2000": "JPEG 2000", "TIFF": "TIFF",
                    "GIF": "GIF", "BMP": "BMP", "WEBP": "WebP"}
 VIEWS = {"PA": "PA", "AP": "AP", "LL": "LATERAL", "RL": "LATERAL", "LATERAL": "LATERAL"}
-
-
-@dataclass(frozen=True)
-class ProcessOptions:
-    secret: bytes
-    allow_no_meta: bool = False
-    retain_patient_characteristics: bool = True
-    dates: str = "shift"
-    keep_own_pseudonyms: bool = False
-
-
-@dataclass
-class ProcessedImage:
-    dicom: bytes  # the de-identified DICOM Part 10 file
-    thumbnail_jpeg: bytes
-    preview_jpeg: bytes
-    display_jpeg: bytes
-    approx_htj2k: bytes
-    exact16: bytes
-    display_params: dict[str, Any]
-    deid_report: dict[str, Any]
-    pixel_hash: str
-    pixel_review_needed: bool
-    modality: str
-    transfer_syntax: str
-    rows: int
-    columns: int
-    bits_stored: int
-    study_uid: str
-    sop_uid: str
-    patient_pseudonym: str | None
-    view: str
-    sex: str | None
-    age: str | None  # DICOM AS, e.g. "045Y"
-    pixel_spacing_mm: tuple[float, float] | None = None  # (row, column), as display_params
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:

@@ -10,12 +10,32 @@ Nothing of the image is kept.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 
 import numpy as np
 
 from app.cases.dicom_build import dataset_bytes, dx_dataset
 from app.cases.processing import ProcessOptions, process_dicom
+
+# glibc's malloc raises its mmap threshold to the size of each large block freed (up to
+# 32 MB), so that after the first image every frame-sized buffer (the file, the pixels,
+# the encoders' output) comes from the heap and stays resident after it is freed: a child's
+# peak then adds up buffers that were never alive together. A fixed threshold gives such
+# blocks back to the system when they are freed (measured on a 3000 x 3000 16-bit image:
+# the child's peak 24 MB lower, its start 12 MB lower).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+LARGE_BLOCK = 256 * 1024
+
+
+def _return_large_blocks() -> None:
+    path = ctypes.util.find_library("c")
+    mallopt = getattr(ctypes.CDLL(path), "mallopt", None) if path else None
+    if mallopt is None:  # not glibc: its allocator has its own rules
+        return
+    mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK)
+    mallopt(M_TRIM_THRESHOLD, LARGE_BLOCK)
 
 
 def _warm_up() -> None:
@@ -24,5 +44,6 @@ def _warm_up() -> None:
                   ProcessOptions(secret=b"warm-up" * 5))
 
 
+_return_large_blocks()
 _warm_up()
 gc.freeze()

@@ -6,14 +6,12 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import pydicom
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
-from app.cases import pixels
 from app.cases.access import exam_bank_refusals
 from app.cases.models import Case, CaseFinding, CaseImage, CaseStatus, CaseTag, Difficulty
 from app.cases.reads import reference_for
@@ -220,6 +218,12 @@ def _check_publishable(case: Case) -> None:
 
 def redact_image(image: CaseImage, rects: list[tuple[int, int, int, int]], *, actor: User) -> None:
     """Burn redaction rectangles into the stored pixels and re-make the derivatives."""
+    # Imported here: the library's other pages (and the application's start-up) need none
+    # of the imaging modules.
+    import pydicom
+
+    from app.cases import pixels
+
     if not rects:
         raise CaseError("draw at least one rectangle to redact")
     store = image_store()

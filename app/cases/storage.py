@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from flask import current_app
-
 # The files of one image; nothing else is ever written into an image folder.
 DICOM_FILE = "image.dcm"
 THUMBNAIL_FILE = "thumbnail.jpg"
@@ -85,6 +83,14 @@ class ImageStore:
             raise ValueError("invalid storage key")
         return self.root / key[:2] / key
 
+    def new_stage(self) -> StagedImage:
+        """A staging folder for a new image that outlives one call: the import hands it to
+        the sandboxed child that writes the files, and commits or discards it later."""
+        self.staging_root.mkdir(parents=True, exist_ok=True)
+        staged = StagedImage(self, secrets.token_hex(16))
+        staged.path.mkdir(mode=0o700)
+        return staged
+
     @contextmanager
     def stage(self) -> Iterator[StagedImage]:
         """A staging folder for a new image; removed unless ``commit`` moved it into place."""
@@ -136,6 +142,13 @@ class ImageStore:
         )
 
 
+def write_image_file(folder: Path, name: str, data: bytes) -> None:
+    """One file of a staged image (the sandboxed child writes them where the import says)."""
+    if name not in FILES:
+        raise ValueError("unknown image file")
+    (folder / name).write_bytes(data)
+
+
 class StagedImage:
     def __init__(self, store: ImageStore, key: str) -> None:
         self.store = store
@@ -143,9 +156,10 @@ class StagedImage:
         self.path = store.staging_root / key
 
     def write(self, name: str, data: bytes) -> None:
-        if name not in FILES:
-            raise ValueError("unknown image file")
-        (self.path / name).write_bytes(data)
+        write_image_file(self.path, name, data)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def commit(self) -> None:
         target = self.store.folder(self.key)
@@ -154,4 +168,8 @@ class StagedImage:
 
 
 def image_store() -> ImageStore:
+    # Flask is imported here: the sandbox's children use this module's file names and
+    # write_image_file without loading the web application.
+    from flask import current_app
+
     return ImageStore(Path(current_app.config["IMAGE_STORAGE_PATH"]))

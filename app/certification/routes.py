@@ -35,7 +35,6 @@ from app.certification.history import programme_steps, reader_history
 from app.certification.listing import CertificateFilters, certificate_query
 from app.certification.models import Certificate, CertificateReview, Programme
 from app.certification.notices import notices_for
-from app.certification.pdf import certificate_pdf
 from app.certification.reminder_jobs import start_reminders
 from app.certification.reviews import KEPT, OPEN, REVOKED, WITHDRAWN, decide, reviews_query
 from app.certification.services import (
@@ -289,6 +288,9 @@ def pdf(certificate_id: int) -> Response:
     if not own and not lead:
         abort(404, description="There is no such certificate.")
     url = external_url("verify.show", code=certificate.code)
+    # reportlab is loaded by this page only, not with the application.
+    from app.certification.pdf import certificate_pdf
+
     response = Response(certificate_pdf(certificate, url), mimetype="application/pdf")
     response.headers["Content-Disposition"] = (
         f'inline; filename="certificate-{certificate.code}.pdf"'

@@ -26,7 +26,7 @@ from app.auth.roles import Role
 from app.cases.forms import ActionForm
 from app.cases.ingest import NOT_TRIED_REASON
 from app.cases.models import CaseImage
-from app.cases.processing import NO_FILE_META_REASON
+from app.cases.processed import NO_FILE_META_REASON
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp

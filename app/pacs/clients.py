@@ -21,27 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
-from pydicom import Dataset
-from pydicom.uid import (
-    JPEG2000,
-    UID,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
-from pydicom.uid import JPEGLossless as JPEGLosslessP14
 
 from app.pacs.retrieval import BrokenAnswer, StudyFolder, StudyLimits, StudyRefused, spool_answer
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+    from pydicom.uid import UID
 
 ACCEPTED_MODALITIES = ("CR", "DX")
 
@@ -248,6 +236,7 @@ class DicomWebPacs:
         found = self._call(lambda: self._client.search_for_studies(
             search_filters=filters, fields=list(RESULT_FIELDS),
             limit=MAX_RESULTS * 5 if wanted else MAX_RESULTS))
+        from pydicom import Dataset  # with its first use (see _transfer_syntaxes)
         hits = [_hit(Dataset.from_json(item)) for item in found]
         return [h for h in hits if h is not None and _keep(h, criteria)
                 and wanted in h.description.casefold()][:MAX_RESULTS]
@@ -274,6 +263,7 @@ class DicomWebPacs:
             study_instance_uid=study_uid, limit=1))
         if not instances:
             return None
+        from pydicom import Dataset  # with its first use (see _transfer_syntaxes)
         first = Dataset.from_json(instances[0])
         series, sop = _text(first, "SeriesInstanceUID"), _text(first, "SOPInstanceUID")
         try:
@@ -288,11 +278,29 @@ class DicomWebPacs:
 
 # ---- DIMSE ------------------------------------------------------------------------------
 
-_TRANSFER_SYNTAXES: list[UID] = [
-    ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
-    JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessP14, JPEGLosslessSV1, JPEGLSLossless,
-    JPEGLSNearLossless, JPEG2000Lossless, JPEG2000, RLELossless,
-]
+def _transfer_syntaxes() -> list[UID]:
+    # pydicom is imported where a PACS is talked to, not with the application: its import
+    # (with numpy and its pixel plugins) is a third of a second of every command's start-up.
+    from pydicom.uid import (
+        JPEG2000,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        JPEG2000Lossless,
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+        RLELossless,
+    )
+    from pydicom.uid import JPEGLossless as JPEGLosslessP14
+
+    return [
+        ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+        JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessP14, JPEGLosslessSV1, JPEGLSLossless,
+        JPEGLSNearLossless, JPEG2000Lossless, JPEG2000, RLELossless,
+    ]
 
 
 class DimsePacs:
@@ -344,6 +352,7 @@ class DimsePacs:
 
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        from pydicom import Dataset  # with its first use (see _transfer_syntaxes)
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
         for keyword in RESULT_FIELDS:
@@ -387,7 +396,7 @@ class DimsePacs:
         # context, and the PACS can then send each file as it holds it instead of having to
         # transcode (which a PACS may not be able to do, e.g. from JPEG 2000).
         for sop_class in storage:
-            for syntax in _TRANSFER_SYNTAXES:
+            for syntax in _transfer_syntaxes():
                 ae.add_requested_context(sop_class, syntax)
         roles = [build_role(sop_class, scp_role=True) for sop_class in storage]
         study = StudyFolder(folder, limits)
@@ -417,6 +426,7 @@ class DimsePacs:
                 return 0xA700
             return 0x0000
 
+        from pydicom import Dataset  # with its first use (see _transfer_syntaxes)
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
         query.StudyInstanceUID = study_uid
