@@ -39,6 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     _init_login(app)
+    from app.extensions import babel
+    from app.i18n import init_i18n
+
+    init_i18n(app, babel)
 
     from app.audit.security_log import init_security_log
     from app.errors import init_errors
@@ -125,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.auth import (
         account_routes,
         second_factor_routes,  # noqa: F401  (on the auth blueprint)
+        settings,  # noqa: F401  (on the account blueprint)
     )
     from app.auth import routes as auth_routes
     from app.auth import security_key_routes as key_routes  # /account, and sign-in by key

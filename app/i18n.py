@@ -1,0 +1,191 @@
+"""Languages and time zones: which language and time zone a request is rendered in, the
+language switcher, and the date filters of the templates (Flask-Babel, Babel's CLDR data).
+
+The portal speaks the organisation's working languages: English, French and Spanish.
+Stored times are UTC (exports and the API say so); pages show them in the reader's zone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import pytz  # Flask-Babel's own time-zone library; its CLDR-backed country table too
+from flask import Blueprint, Flask, abort, has_request_context, redirect, request, session
+from flask_babel import Babel, format_date, format_datetime, get_locale, get_timezone, gettext
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from app.extensions import db
+
+DEFAULT_LANGUAGE = "en"
+# Each language named in itself: a reader who does not read the current one finds theirs.
+LANGUAGES: dict[str, str] = {"en": "English", "fr": "Français", "es": "Español"}
+SESSION_KEY = "language"
+DEFAULT_TIMEZONE = "UTC"
+
+# The language of a clinic's country, for readers whose browser asks for none we have.
+# Only countries where French or Spanish is the language of health care are listed; every
+# other country falls back to English. Where both apply (e.g. Cameroon: French and
+# English), the language most of its clinics' readers work in is given.
+COUNTRY_LANGUAGE: dict[str, str] = {
+    # French: West and Central Africa, the Indian Ocean, North Africa, the Caribbean, Europe
+    **dict.fromkeys(
+        ("BJ", "BF", "BI", "CD", "CF", "CG", "CI", "CM", "DJ", "DZ", "FR", "GA", "GN", "HT",
+         "KM", "MA", "MG", "ML", "MR", "NE", "RW", "SN", "TD", "TG", "TN", "BE", "LU", "MC",
+         "CH", "GF", "GP", "MQ", "RE", "YT", "PF", "NC"), "fr"),
+    # Spanish: Latin America, Spain, Equatorial Guinea
+    **dict.fromkeys(
+        ("AR", "BO", "CL", "CO", "CR", "CU", "DO", "EC", "ES", "GQ", "GT", "HN", "MX", "NI",
+         "PA", "PE", "PR", "PY", "SV", "UY", "VE"), "es"),
+}
+
+bp = Blueprint("i18n", __name__)
+
+
+def _signed_in() -> bool:
+    return has_request_context() and bool(current_user) and current_user.is_authenticated
+
+
+def clinic_country() -> str | None:
+    if _signed_in() and current_user.clinic is not None:
+        return str(current_user.clinic.country_code)
+    return None
+
+
+def select_locale() -> str:
+    """The user's setting, then the (anonymous) session's choice, then the browser's
+    Accept-Language, then the language of the clinic's country, then English."""
+    if not has_request_context():
+        return DEFAULT_LANGUAGE  # the command line and e-mails set theirs explicitly
+    if _signed_in() and current_user.language in LANGUAGES:
+        return str(current_user.language)
+    chosen = session.get(SESSION_KEY)
+    if chosen in LANGUAGES:
+        return str(chosen)
+    browser = request.accept_languages.best_match(list(LANGUAGES))
+    if browser:
+        return browser
+    return COUNTRY_LANGUAGE.get(clinic_country() or "", DEFAULT_LANGUAGE)
+
+
+def country_timezone(country_code: str | None) -> str:
+    """The time zone of a country: its only one, or the first the tz database lists (the
+    most populous region), which a reader elsewhere changes in their settings."""
+    zones = pytz.country_timezones.get((country_code or "").upper()) if country_code else None
+    return zones[0] if zones else DEFAULT_TIMEZONE
+
+
+def select_timezone() -> str:
+    """The user's setting, else the zone of their clinic's country, else UTC."""
+    if _signed_in():
+        if current_user.timezone and is_timezone_name(current_user.timezone):
+            return str(current_user.timezone)
+        return country_timezone(clinic_country())
+    return DEFAULT_TIMEZONE
+
+
+_ZONE_NAMES: frozenset[str] | None = None
+
+
+def timezone_names() -> frozenset[str]:
+    global _ZONE_NAMES
+    if _ZONE_NAMES is None:
+        _ZONE_NAMES = frozenset(available_timezones())
+    return _ZONE_NAMES
+
+
+def is_timezone_name(name: str) -> bool:
+    if name not in timezone_names():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def common_timezones() -> list[str]:
+    """The zones offered in the settings list: the tz database's current, canonical ones."""
+    return [name for name in pytz.common_timezones if name in timezone_names()]
+
+
+def current_language() -> str:
+    locale = get_locale()
+    return locale.language if locale is not None else DEFAULT_LANGUAGE
+
+
+def forget_session_language() -> None:
+    session.pop(SESSION_KEY, None)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site paths: a switcher or sign-in never sends anyone to another host."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:  # browsers read "/\evil.example" as another host
+        return None
+    return target
+
+
+@bp.post("/language")
+def switch_language() -> Response:
+    """The switcher on every page: remembers the choice (the account's setting for a
+    signed-in user, the session otherwise) and goes back to the page it was sent from."""
+    language = request.form.get("language", "")
+    if language not in LANGUAGES:
+        abort(400, description=gettext(
+            "Choose one of the offered languages (%(languages)s).",
+            languages=", ".join(LANGUAGES)))
+    session[SESSION_KEY] = language
+    if _signed_in():
+        current_user.language = language
+        db.session.commit()
+    return redirect(safe_next(request.form.get("next")) or "/")
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Stored times are naive UTC or aware; Babel converts aware ones to the reader's zone.
+    return value if value.tzinfo is not None else value.replace(tzinfo=pytz.utc)
+
+
+def local_datetime(value: datetime | None, format: str = "medium") -> str:
+    """A stored time in the reader's language and time zone, with the zone's name."""
+    if value is None:
+        return ""
+    return format_datetime(_as_utc(value), format)
+
+
+def local_date(value: datetime | date | None, format: str = "medium") -> str:
+    """The day (in the reader's time zone, for a time) in the reader's language."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = _as_utc(value).astimezone(get_timezone()).date()
+    return format_date(value, format)
+
+
+def init_i18n(app: Flask, babel: Babel) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.register_blueprint(bp)
+    app.add_template_filter(local_datetime, "datetime")
+    app.add_template_filter(local_date, "date")
+
+    @app.context_processor
+    def _language() -> dict[str, Any]:
+        if not has_request_context():
+            return {"languages": LANGUAGES, "current_language": DEFAULT_LANGUAGE}
+        return {"languages": LANGUAGES, "current_language": current_language()}
+
+    @app.after_request
+    def _vary(response: Response) -> Response:
+        # A page's language follows these request headers: shared caches must key on them.
+        if response.mimetype == "text/html":
+            response.vary.add("Accept-Language")
+            response.vary.add("Cookie")
+        return response
