@@ -91,7 +91,9 @@ def _init_login(app: Flask) -> None:
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to see this page."
+    from app.i18n import N_
+
+    login_manager.login_message = N_("Please sign in to see this page.")
     login_manager.login_message_category = "info"
     # "basic": a changed IP or browser marks the session non-fresh instead of ending it;
     # clinics on unstable links change address mid-exam.
@@ -101,6 +103,7 @@ def _init_login(app: Flask) -> None:
     @login_manager.unauthorized_handler
     def _unauthorized():  # type: ignore[no-untyped-def]
         from flask import abort, flash, g, redirect, url_for
+        from flask_babel import gettext
 
         from app.audit import security_log
         from app.auth.sessions import IDLE_ENDED, idle_message
@@ -116,7 +119,7 @@ def _init_login(app: Flask) -> None:
         if idle:
             flash(idle_message(), "info")
         else:
-            flash(login_manager.login_message, login_manager.login_message_category)
+            flash(gettext(login_manager.login_message), login_manager.login_message_category)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 

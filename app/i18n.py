@@ -45,6 +45,13 @@ COUNTRY_LANGUAGE: dict[str, str] = {
 bp = Blueprint("i18n", __name__)
 
 
+def N_(message: str) -> str:  # gettext's conventional name for a marker
+    """Marks ``message`` for the catalogue (pybabel's ``-k N_``) where it must stay a plain
+    English string (tests and logs compare it); it is translated where it is shown, with
+    ``gettext(message)``."""
+    return message
+
+
 def _signed_in() -> bool:
     return has_request_context() and bool(current_user) and current_user.is_authenticated
 
@@ -172,6 +179,9 @@ def local_date(value: datetime | date | None, format: str = "medium") -> str:
 
 def init_i18n(app: Flask, babel: Babel) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    # {% trans %} blocks wrap like HTML: their msgids are the sentence on one line (as
+    # babel.cfg's `trimmed` extracts them).
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.register_blueprint(bp)
     app.add_template_filter(local_datetime, "datetime")
     app.add_template_filter(local_date, "date")
