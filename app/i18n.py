@@ -14,8 +14,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pytz  # Flask-Babel's own time-zone library; its CLDR-backed country table too
 from flask import Blueprint, Flask, abort, has_request_context, redirect, request, session
-from flask_babel import Babel, format_date, format_datetime, get_locale, get_timezone, gettext
+from flask_babel import (
+    Babel,
+    force_locale,
+    format_date,
+    format_datetime,
+    format_percent,
+    format_time,
+    get_locale,
+    get_timezone,
+    gettext,
+)
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.extensions import db
@@ -43,6 +55,11 @@ COUNTRY_LANGUAGE: dict[str, str] = {
 }
 
 bp = Blueprint("i18n", __name__)
+
+# Stored values of the training area as a reader reads them.
+EXERCISE_KINDS = {"practice": _l("practice"), "exam": _l("exam")}
+ATTEMPT_STATES = {"in_progress": _l("in progress"), "submitted": _l("submitted"),
+                  "timed_out": _l("timed out"), "abandoned": _l("abandoned")}
 
 
 def N_(message: str) -> str:  # gettext's conventional name for a marker
@@ -76,6 +93,39 @@ def select_locale() -> str:
     if browser:
         return browser
     return COUNTRY_LANGUAGE.get(clinic_country() or "", DEFAULT_LANGUAGE)
+
+
+def language_of(user: Any) -> str:
+    """A user's language where no request of theirs says it (their certificate's page, an
+    e-mail to them): their setting, else their clinic's country's, else English."""
+    if user is not None and user.language in LANGUAGES:
+        return str(user.language)
+    clinic = getattr(user, "clinic", None)
+    return COUNTRY_LANGUAGE.get(clinic.country_code if clinic else "", DEFAULT_LANGUAGE)
+
+
+def bilingual(language: str | None, message: Any) -> Markup:
+    """``message`` (a lazy translation) in ``language`` with the English beside it; English
+    alone when ``language`` is English. Text in another language than the page's is marked
+    with its own (screen readers switch voice)."""
+    page = current_language()
+
+    def tagged(lang: str, text: str, css: str = "") -> Markup:
+        if lang == page and not css:
+            return Markup("{}").format(text)
+        attributes = Markup(' class="{}"').format(css) if css else Markup("")
+        return Markup('<span lang="{}"{}>{}</span>').format(lang, attributes, text)
+
+    with force_locale(DEFAULT_LANGUAGE):
+        english = str(message)
+    if not language or language == DEFAULT_LANGUAGE:
+        return tagged(DEFAULT_LANGUAGE, english)
+    with force_locale(language):
+        translated = str(message)
+    if translated == english:
+        return tagged(DEFAULT_LANGUAGE, english)
+    return tagged(language, translated) + Markup(" ") + tagged(
+        DEFAULT_LANGUAGE, "/ " + english, "english")
 
 
 def country_timezone(country_code: str | None) -> str:
@@ -161,11 +211,27 @@ def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=pytz.utc)
 
 
-def local_datetime(value: datetime | None, format: str = "medium") -> str:
-    """A stored time in the reader's language and time zone, with the zone's name."""
+def local_datetime(value: datetime | None) -> str:
+    """A stored time in the reader's language and time zone: the day as the language writes
+    it (month by name: 03/04 reads differently in Manila and in Dakar), the time to the
+    minute, and the zone's offset ("GMT+3"), since a reader may compare it with a clock
+    elsewhere."""
     if value is None:
         return ""
-    return format_datetime(_as_utc(value), format)
+    moment = _as_utc(value)
+    locale = get_locale()
+    pattern = locale.datetime_formats["medium"] if locale is not None else "{1}, {0}"
+    day, time = format_date(moment, "medium"), format_time(moment, "short")
+    return f"{pattern.format(time, day)} {format_datetime(moment, 'O')}"
+
+
+def local_percent(fraction: float | None) -> str:
+    """0.9 -> "90 %": whole percents, the number as the reader's language writes it, and
+    a space before the sign in every language, as the result table's figures have it
+    (app.quizzes.wording) and as French and Spanish typography wants."""
+    if fraction is None:
+        return ""
+    return format_percent(fraction, "#,##0 %")
 
 
 def local_date(value: datetime | date | None, format: str = "medium") -> str:
@@ -185,12 +251,15 @@ def init_i18n(app: Flask, babel: Babel) -> None:
     app.register_blueprint(bp)
     app.add_template_filter(local_datetime, "datetime")
     app.add_template_filter(local_date, "date")
+    app.add_template_filter(local_percent, "percent")
+    app.add_template_global(bilingual, "bilingual")
 
     @app.context_processor
     def _language() -> dict[str, Any]:
         if not has_request_context():
             return {"languages": LANGUAGES, "current_language": DEFAULT_LANGUAGE}
-        return {"languages": LANGUAGES, "current_language": current_language()}
+        return {"languages": LANGUAGES, "current_language": current_language(),
+                "exercise_kinds": EXERCISE_KINDS, "attempt_states": ATTEMPT_STATES}
 
     @app.after_request
     def _vary(response: Response) -> Response:
