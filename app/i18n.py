@@ -214,7 +214,7 @@ def _as_utc(value: datetime) -> datetime:
 def local_datetime(value: datetime | None) -> str:
     """A stored time in the reader's language and time zone: the day as the language writes
     it (month by name: 03/04 reads differently in Manila and in Dakar), the time to the
-    minute, and the zone's offset ("GMT+3"), since a reader may compare it with a clock
+    minute, and the zone's offset ("GMT+03:00"), since a reader may compare it with a clock
     elsewhere."""
     if value is None:
         return ""
@@ -222,7 +222,7 @@ def local_datetime(value: datetime | None) -> str:
     locale = get_locale()
     pattern = locale.datetime_formats["medium"] if locale is not None else "{1}, {0}"
     day, time = format_date(moment, "medium"), format_time(moment, "short")
-    return f"{pattern.format(time, day)} {format_datetime(moment, 'O')}"
+    return f"{pattern.format(time, day)} {format_datetime(moment, 'ZZZZ')}"
 
 
 def local_percent(fraction: float | None) -> str:
