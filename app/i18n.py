@@ -26,7 +26,7 @@ from flask_babel import (
     gettext,
 )
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
+from flask_login import current_user  # type: ignore[import-untyped]
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 

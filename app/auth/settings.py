@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
+from flask_login import current_user, login_required  # type: ignore[import-untyped]
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
-from wtforms import SelectField, StringField, SubmitField
-from wtforms.validators import Length, ValidationError
+from wtforms import SelectField, StringField, SubmitField  # type: ignore[import-untyped]
+from wtforms.validators import Length, ValidationError  # type: ignore[import-untyped]
 
 from app import i18n
 from app.auth.account_routes import bp
