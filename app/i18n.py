@@ -8,11 +8,14 @@ Stored times are UTC (exports and the API say so); pages show them in the reader
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pytz  # Flask-Babel's own time-zone library; its CLDR-backed country table too
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_javascript
 from flask import Blueprint, Flask, abort, has_request_context, redirect, request, session
 from flask_babel import (
     Babel,
@@ -243,6 +246,33 @@ def local_date(value: datetime | date | None, format: str = "medium") -> str:
     return format_date(value, format)
 
 
+# The scripts whose texts come from the catalogue (their `_("...")` calls; static/js/i18n.js).
+SCRIPT_FOLDERS = (Path(__file__).resolve().parent / "static" / "js",
+                  Path(__file__).resolve().parent / "viewer" / "static" / "viewer")
+
+
+@cache
+def script_message_ids() -> tuple[str, ...]:
+    """The message ids of the page scripts, found as `pybabel extract` finds them (babel.cfg),
+    once per process: a page sends only these to the browser, not the whole catalogue."""
+    found: set[str] = set()
+    for folder in SCRIPT_FOLDERS:
+        for path in sorted(folder.glob("*.js")):
+            with path.open("rb") as fh:
+                for _lineno, _function, message, _comments in extract_javascript(
+                        fh, DEFAULT_KEYWORDS.keys(), [], {}):
+                    found.add(message if isinstance(message, str) else message[0])
+    return tuple(sorted(found))
+
+
+def script_messages() -> dict[str, str]:
+    """{message id: translation} for the page scripts in the reader's language (JSON in a
+    <script type="application/json"> block); empty in English, which the scripts carry."""
+    if current_language() == DEFAULT_LANGUAGE:
+        return {}
+    return {message: gettext(message) for message in script_message_ids()}
+
+
 def init_i18n(app: Flask, babel: Babel) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     # {% trans %} blocks wrap like HTML: their msgids are the sentence on one line (as
@@ -253,6 +283,7 @@ def init_i18n(app: Flask, babel: Babel) -> None:
     app.add_template_filter(local_date, "date")
     app.add_template_filter(local_percent, "percent")
     app.add_template_global(bilingual, "bilingual")
+    app.add_template_global(script_messages, "script_messages")
 
     @app.context_processor
     def _language() -> dict[str, Any]:

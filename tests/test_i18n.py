@@ -327,3 +327,42 @@ def test_language_column_is_read_back(app, make_user):
     user = settings_of(make_user(Role.TRAINEE_RADIOLOGIST), "fr", "Africa/Dakar")
     found = db.session.scalar(select(User).where(User.id == user.id))
     assert (found.language, found.timezone) == ("fr", "Africa/Dakar")
+
+
+# ---- the page scripts' texts -----------------------------------------------------------
+
+def _script_messages(html: str) -> dict:
+    import json
+
+    match = re.search(r'<script type="application/json" id="js-messages">(.*?)</script>', html,
+                      re.S)
+    assert match, "the page has no catalogue for its scripts"
+    return json.loads(match.group(1))
+
+
+def test_the_attempt_page_carries_its_scripts_texts_in_the_readers_language(
+        client, make_user, login_as, make_clinic):
+    from app.i18n import script_message_ids
+
+    trainer = make_user(Role.TRAINER, username="expert")
+    user = login_as(Role.TRAINEE_RADIOLOGIST, clinic=make_clinic(country="KE"))
+    attempt = _open_exam_with_deadline(trainer, user, datetime(2031, 3, 4, 10, 0, tzinfo=UTC))
+    assert _script_messages(page(client, f"/training/attempts/{attempt.id}/1")) == {}
+    settings_of(user, "fr")
+    html = page(client, f"/training/attempts/{attempt.id}/1")
+    messages = _script_messages(html)
+    assert set(messages) == set(script_message_ids())
+    assert "Flag for review" in messages and "not saved — retrying" in messages
+    assert messages["Flag for review"] == "Marquer pour y revenir"
+    assert messages["Case %(number)s: %(status)s"] == "Cas %(number)s\u00a0: %(status)s"
+    assert 'src="/static/js/attempt.js' in html
+    summary = page(client, f"/training/attempts/{attempt.id}/summary")
+    assert _script_messages(summary)["5 minutes left."] == "Il reste 5 minutes."
+
+
+def test_script_texts_are_found_in_the_scripts():
+    from app.i18n import script_message_ids
+
+    ids = script_message_ids()
+    assert "Your answer to case %(cases)s is not saved: it would not count. Submit anyway?" in ids
+    assert "_" not in ids and all(ids)
