@@ -260,7 +260,7 @@ def script_message_ids() -> tuple[str, ...]:
         for path in sorted(folder.glob("*.js")):
             with path.open("rb") as fh:
                 for _lineno, _function, message, _comments in extract_javascript(
-                        fh, DEFAULT_KEYWORDS.keys(), [], {}):
+                        fh, DEFAULT_KEYWORDS, [], {}):
                     found.add(message if isinstance(message, str) else message[0])
     return tuple(sorted(found))
 
