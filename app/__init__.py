@@ -39,6 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     _init_login(app)
+    from app.extensions import babel
+    from app.i18n import init_i18n
+
+    init_i18n(app, babel)
 
     from app.audit.security_log import init_security_log
     from app.errors import init_errors
@@ -87,7 +91,9 @@ def _init_login(app: Flask) -> None:
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to see this page."
+    from app.i18n import N_
+
+    login_manager.login_message = N_("Please sign in to see this page.")
     login_manager.login_message_category = "info"
     # "basic": a changed IP or browser marks the session non-fresh instead of ending it;
     # clinics on unstable links change address mid-exam.
@@ -97,6 +103,7 @@ def _init_login(app: Flask) -> None:
     @login_manager.unauthorized_handler
     def _unauthorized():  # type: ignore[no-untyped-def]
         from flask import abort, flash, g, redirect, url_for
+        from flask_babel import gettext
 
         from app.audit import security_log
         from app.auth.sessions import IDLE_ENDED, idle_message
@@ -112,7 +119,7 @@ def _init_login(app: Flask) -> None:
         if idle:
             flash(idle_message(), "info")
         else:
-            flash(login_manager.login_message, login_manager.login_message_category)
+            flash(gettext(login_manager.login_message), login_manager.login_message_category)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -125,6 +132,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.auth import (
         account_routes,
         second_factor_routes,  # noqa: F401  (on the auth blueprint)
+        settings,  # noqa: F401  (on the account blueprint)
     )
     from app.auth import routes as auth_routes
     from app.auth import security_key_routes as key_routes  # /account, and sign-in by key

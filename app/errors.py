@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import redis
 from flask import Flask, current_app, jsonify, render_template, request
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -35,10 +37,30 @@ SHARED_STORE_REASON = (
     "limits and background jobs) at the moment. Please try again in a minute."
 )
 
-CSRF_REASON = (
+CSRF_REASON = _l(
     "The form could not be accepted because its security token is missing or has expired "
     "(CSRF check). Reload the page and try again."
 )
+SERVER_ERROR_REASON = _l(
+    "Something went wrong on our side. Your last change may not have been saved; please try "
+    "again. If it keeps happening, tell your administrator the time it happened.")
+
+# The page titles of the errors a reader meets, in the reader's language (JSON keeps
+# Werkzeug's English names: clients match on them).
+HTTP_TITLES = {
+    400: _l("Bad Request"),
+    401: _l("Unauthorized"),
+    403: _l("Forbidden"),
+    404: _l("Not Found"),
+    405: _l("Method Not Allowed"),
+    409: _l("Conflict"),
+    410: _l("Gone"),
+    413: _l("Request Entity Too Large"),
+    415: _l("Unsupported Media Type"),
+    422: _l("Unprocessable Entity"),
+    429: _l("Too Many Requests"),
+    500: _l("Internal Server Error"),
+}
 
 
 def _wants_json() -> bool:
@@ -49,12 +71,17 @@ def _wants_json() -> bool:
     return best == "application/json" and accepted[best] > accepted["text/html"]
 
 
-def _render(code: int, title: str, reason: str) -> tuple[Response | str, int]:
+def _render(code: int, title: str, reason: object) -> tuple[Response | str, int]:
+    """``reason``: a sentence, or a lazy translation (English in JSON, the reader's
+    language on a page)."""
     if _wants_json():
-        return jsonify(error=title, message=reason, status=code), code
+        with force_locale("en"):
+            return jsonify(error=title, message=str(reason), status=code), code
     try:
         # The full page (menu, signed-in user) reads the database for the current user.
-        return render_template("errors/error.html", code=code, title=title, reason=reason), code
+        page_title = HTTP_TITLES.get(code, title)
+        return render_template("errors/error.html", code=code, title=page_title,
+                               reason=reason), code
     except DATABASE_UNAVAILABLE:
         _forget_transaction()
         return _unavailable()
@@ -112,9 +139,12 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
         _log_rate_limit(exc)
     if exc.code == 413 and exc.description == type(exc).description:
         limit = request.max_content_length
-        size = f" of {limit // 1024**2} MB" if limit else ""
-        return _render(413, exc.name, f"The upload is larger than the limit{size}. Send fewer "
-                       "or smaller files at a time.")
+        if limit:
+            return _render(413, exc.name, _l(
+                "The upload is larger than the limit of %(megabytes)s MB. Send fewer or "
+                "smaller files at a time.", megabytes=limit // 1024**2))
+        return _render(413, exc.name, _l(
+            "The upload is larger than the limit. Send fewer or smaller files at a time."))
     return _render(exc.code, exc.name, exc.description or exc.name)
 
 
@@ -143,12 +173,7 @@ def handle_server_error(exc: Exception) -> tuple[Response | str, int]:
         current_app.logger.error(
             "Unhandled error on %s %s", request.method, request.path, exc_info=original
         )
-    return _render(
-        500,
-        "Internal Server Error",
-        "Something went wrong on our side. Your last change may not have been saved; "
-        "please try again. If it keeps happening, tell your administrator the time it happened.",
-    )
+    return _render(500, "Internal Server Error", SERVER_ERROR_REASON)
 
 
 def init_errors(app: Flask) -> None:

@@ -4,8 +4,10 @@ attempts to resume and latest results, with plain empty states."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date
 
 from app.auth.roles import Role
 from app.certification.services import create_programme
@@ -86,7 +88,9 @@ def test_home_shows_progress_certificates_open_attempts_and_results(client, trai
 
     html = client.get("/home").get_data(as_text=True)
     text = visible_text(html)
-    expiry = (utcnow() + timedelta(days=365)).strftime("%Y-%m-%d")
+    # The day as English writes it, in the clinic's time zone (Nairobi).
+    expiry = format_date((utcnow() + timedelta(days=365)).astimezone(ZoneInfo("Africa/Nairobi")),
+                         "medium", locale="en")
     assert f"Certified until {expiry}" in text  # the programme met
     assert "2 of 3 requirements met" in text  # the other programme
     assert expiry in text.split("Your certificates")[1]

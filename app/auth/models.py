@@ -56,6 +56,10 @@ class User(UserMixin, db.Model):
     lead_all_countries: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The reader's own choices (app.i18n); None: chosen per request (browser, clinic).
+    language: Mapped[str | None] = mapped_column(String(8))
+    # An IANA (zoneinfo) name, e.g. "Africa/Nairobi"; None: the clinic's country's zone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     clinic: Mapped[Clinic | None] = relationship(back_populates="users", lazy="joined")
     role_links: Mapped[list[UserRole]] = relationship(

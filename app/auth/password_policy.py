@@ -38,10 +38,11 @@ _SEPARATORS = re.compile(r"[\W_]+")
 
 def rule_sentence(min_length: int) -> str:
     """The rule as shown on every page that sets a password."""
-    return (
-        f"At least {min_length} characters. Not a commonly used password, and not built "
-        "from your name, user name or e-mail address."
-    )
+    from flask_babel import gettext  # the pure checks below need no Flask
+
+    return gettext(
+        "At least %(count)s characters. Not a commonly used password, and not built "
+        "from your name, user name or e-mail address.", count=min_length)
 
 
 @cache

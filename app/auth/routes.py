@@ -3,6 +3,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
@@ -26,10 +27,11 @@ from app.auth.sessions import end_current_session, remember_hint, start_session
 from app.auth.sign_in import Outcome, check_sign_in
 from app.extensions import db, limiter
 from app.home import home_url_for
+from app.i18n import N_
 
-WRONG_CREDENTIALS = "Wrong user name or password."
-LOCKED_WRONG = "The password or the code is not right."
-TOO_MANY_FAILURES = (
+WRONG_CREDENTIALS = N_("Wrong user name or password.")
+LOCKED_WRONG = N_("The password or the code is not right.")
+TOO_MANY_FAILURES = N_(
     "Too many failed sign-in attempts from your network. Wait 15 minutes and try again, "
     "or ask your administrator to reset your password."
 )
@@ -50,7 +52,7 @@ def _reset_identifier_key() -> str:
     return "reset:" + throttle.counter_key(throttle.user_for_identifier(typed), typed)
 
 
-TOO_MANY_RESETS = (
+TOO_MANY_RESETS = N_(
     "Too many password reset requests. Wait a while and try again, "
     "or ask your administrator to reset your password."
 )
@@ -78,7 +80,7 @@ def _safe_next(target: str | None) -> str | None:
     key_func=get_remote_address,
     methods=["POST"],
     deduct_when=_failed,
-    error_message=TOO_MANY_FAILURES,
+    error_message=lambda: gettext(TOO_MANY_FAILURES),
 )
 def login() -> Response | str | tuple[str, int]:
     if current_user.is_authenticated:
@@ -93,11 +95,11 @@ def login() -> Response | str | tuple[str, int]:
     attempt = check_sign_in(form.username.data or "", form.password.data or "",
                             form.code.data or "")
     if attempt.outcome is Outcome.WRONG:
-        form.password.errors = [WRONG_CREDENTIALS]
+        form.password.errors = [gettext(WRONG_CREDENTIALS)]
         return render_template("auth/login.html", form=form), 401
     if attempt.outcome in (Outcome.LOCKED, Outcome.LOCKED_WRONG):
         if attempt.outcome is Outcome.LOCKED_WRONG:
-            form.code.errors = [LOCKED_WRONG]
+            form.code.errors = [gettext(LOCKED_WRONG)]
         form.code.data = ""
         return render_template("auth/login.html", form=form, locked=True,
                                minutes=_window_minutes()), 429
@@ -132,7 +134,7 @@ def logout() -> Response:
         record("logout", object_type="user", object_id=current_user.id)
         end_current_session()
         db.session.commit()
-    flash("You have signed out.", "info")
+    flash(gettext("You have signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -146,7 +148,8 @@ def password() -> Response | str | tuple[str, int]:
         except AccountError as exc:
             form.password.errors = [exc.sentence]
             return render_template("auth/change_password.html", form=form), 400
-        flash("Your password has been changed. Other devices have been signed out.", "success")
+        flash(gettext("Your password has been changed. Other devices have been signed out."),
+              "success")
         return redirect(home_url_for(current_user))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/change_password.html", form=form), status
@@ -165,19 +168,18 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         except AccountError as exc:
             form.password.errors = [exc.sentence]
             return render_template("auth/accept_invitation.html", form=form, user=user), 400
-        flash("Your password is set. Sign in with your user name and new password.", "success")
+        flash(gettext("Your password is set. Sign in with your user name and new password."),
+              "success")
         return redirect(url_for("auth.login"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/accept_invitation.html", form=form, user=user), status
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@limiter.limit(
-    _reset_limit, key_func=get_remote_address, methods=["POST"], error_message=TOO_MANY_RESETS
-)
-@limiter.limit(
-    _reset_limit, key_func=_reset_identifier_key, methods=["POST"], error_message=TOO_MANY_RESETS
-)
+@limiter.limit(_reset_limit, key_func=get_remote_address, methods=["POST"],
+               error_message=lambda: gettext(TOO_MANY_RESETS))
+@limiter.limit(_reset_limit, key_func=_reset_identifier_key, methods=["POST"],
+               error_message=lambda: gettext(TOO_MANY_RESETS))
 def forgot_password() -> str | tuple[str, int]:
     form = ForgotPasswordForm()
     if not reset_available():
@@ -210,8 +212,8 @@ def reset_password_page(token: str) -> Response | str | tuple[str, int]:
             form.password.errors = [exc.sentence]
             return render_template("auth/reset_password.html", form=form, user=user), 400
         flash(
-            "Your password is reset and you are signed out everywhere. Sign in with your "
-            "new password.",
+            gettext("Your password is reset and you are signed out everywhere. Sign in with "
+                    "your new password."),
             "success",
         )
         return redirect(url_for("auth.login"))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app, g, session
+from flask_babel import gettext
 from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
@@ -96,12 +97,11 @@ def remember_hint() -> str:
     cfg = current_app.config
     days = cfg["REMEMBER_DEVICE_LIFETIME"].days
     minutes = int(cfg["IDLE_TIMEOUT"].total_seconds() // 60)
-    return (
-        f"Only on a device nobody else uses: trainees stay signed in for up to {days} days, "
+    return gettext(
+        "Only on a device nobody else uses: trainees stay signed in for up to %(days)s days, "
         "also after the browser closes. Otherwise you are signed out when the browser "
-        f"closes or after {minutes} minutes without activity (trainers, programme leads and "
-        "administrators always are)."
-    )
+        "closes or after %(minutes)s minutes without activity (trainers, programme leads "
+        "and administrators always are).", days=days, minutes=minutes)
 
 
 # Checks "does this user have an exam open that must not be interrupted?", registered by

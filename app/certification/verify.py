@@ -4,12 +4,28 @@ programme, dates and status."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from app.certification.models import Certificate
 from app.certification.services import find_by_code, status
 from app.extensions import limiter
+from app.i18n import language_of
 
 bp = Blueprint("verify", __name__, url_prefix="/verify")
+
+# The page's words, shown in the holder's language with the English beside them.
+LABELS = {
+    "title": _l("Certificate verification"),
+    "valid": _l("Valid"),
+    "expired": _l("Expired"),
+    "revoked": _l("Revoked"),
+    "holder": _l("Holder"),
+    "programme": _l("Programme"),
+    "issued": _l("Issued"),
+    "expires": _l("Expires"),
+    "code": _l("Code"),
+}
 
 # Codes carry 80 bits, but guessing is slowed down as well.
 GUESS_LIMIT = "30 per minute;300 per hour"
@@ -18,7 +34,10 @@ GUESS_LIMIT = "30 per minute;300 per hour"
 def public_record(code: str) -> dict | None:
     """What anyone may know of the certificate with ``code`` (None: no such code); the
     page, its JSON and the API's verify answer with it."""
-    certificate = find_by_code(code)
+    return _record(find_by_code(code))
+
+
+def _record(certificate: Certificate | None) -> dict | None:
     if certificate is None:
         return None
     return {
@@ -43,10 +62,13 @@ def form() -> Response | str:
 @bp.route("/<code>")
 @limiter.limit(GUESS_LIMIT)
 def show(code: str) -> str | tuple[str, int]:
-    found = public_record(code)
-    if found is None:
-        return render_template("certification/verify.html", found=None), 404
-    return render_template("certification/verify.html", found=found)
+    certificate = find_by_code(code)
+    found = _record(certificate)
+    if certificate is None:
+        return render_template("certification/verify.html", found=None, labels=LABELS,
+                               holder_language=None), 404
+    return render_template("certification/verify.html", found=found, labels=LABELS,
+                           holder_language=language_of(certificate.user))
 
 
 @bp.route("/<code>.json")

@@ -5,6 +5,7 @@
 // kept read back. Each save names the revision it is based on: when another window or device
 // saved a newer one, the server refuses it and the page shows the newer answer. The time
 // limit is the server's: the clock only displays it.
+import { _ } from "./i18n.js";
 import { forget, forgetAttempt, keep, kept, keptOf, send } from "./unsaved_answers.js";
 
 const root = document.getElementById("attempt");
@@ -145,7 +146,9 @@ async function save() {
       }
       clockFromServer(body.seconds_left);
       showAnswered(body.answered);
-      show(`saved ${new Date(body.saved_at).toLocaleTimeString()} (revision ${body.revision})`);
+      show(_("saved %(time)s (revision %(revision)s)", {
+        time: new Date(body.saved_at).toLocaleTimeString(document.documentElement.lang),
+        revision: body.revision }));
       if (dirty) setTimeout(save, 0);
     } else if (outcome === "ended") {
       attemptEnded = true;
@@ -154,13 +157,13 @@ async function save() {
     } else if (outcome === "stale") {
       // Another window or device saved a newer answer: it wins, shown after the reload.
       unsaved = null;
-      sessionStorage.setItem(NOTICE, body.message || "A newer answer was saved elsewhere: it is shown.");
+      sessionStorage.setItem(NOTICE, body.message || _("A newer answer was saved elsewhere: it is shown."));
       leaving = true;
       window.location.reload();
     } else if (outcome === "refused") {
-      show(`not saved: ${body.message || "the server refused this answer"}`, "failing");
+      show(_("not saved: %(reason)s", { reason: body.message || _("the server refused this answer") }), "failing");
     } else {
-      show("not saved — retrying", "failing");
+      show(_("not saved — retrying"), "failing");
       if (unsaved || dirty) retryLater(retryAfter);
     }
   })();
@@ -172,7 +175,7 @@ function changed() {
   dirty = true;
   unsaved = read();
   keep(attemptId, position, unsaved); // survives a reload or a closed tab until acknowledged
-  show("not saved yet", "pending");
+  show(_("not saved yet"), "pending");
   clearTimeout(timer);
   timer = setTimeout(save, 400);
 }
@@ -198,13 +201,13 @@ if (restored && restored.revision === revision) {
     if (viewer && Array.isArray(restored.marks)) viewer.setMarks(restored.marks);
     edits += 1;
     unsaved = restored;
-    show("not saved yet: your answer kept on this device is sent now", "pending");
+    show(_("not saved yet: your answer kept on this device is sent now"), "pending");
     save();
   });
 } else if (restored) {
   forget(attemptId, position); // a newer answer was saved meanwhile: the page shows it
   if (JSON.stringify(restored.answers) !== JSON.stringify(answers())) {
-    show("A newer answer to this case was saved in another window or on another device: it is shown.", "failing");
+    show(_("A newer answer to this case was saved in another window or on another device: it is shown."), "failing");
   }
 }
 
@@ -231,15 +234,14 @@ setInterval(sendKeptElsewhere, HEARTBEAT_MS);
 // Leave a case only after its answers are acknowledged: previous/next, the navigator's tiles,
 // the way to the submission summary. Without an acknowledgement (no connection, a server
 // error) the trainee is asked; the answer stays kept on this device either way.
-const UNSAVED_QUESTION = "Your answer to this case is not saved yet: the server could not be "
-  + "reached. Leave anyway? It stays on this device and is sent when the connection is back.";
+const UNSAVED_QUESTION = _("Your answer to this case is not saved yet: the server could not be reached. Leave anyway? It stays on this device and is sent when the connection is back.");
 
 async function acknowledged() {
   clearTimeout(timer);
   if (unsaved || dirty) await save();
   if (!unsaved || finalAnswer) return true;
   if (window.confirm(UNSAVED_QUESTION)) return true;
-  show("not saved — retrying: the answer is kept until the server has it", "failing");
+  show(_("not saved — retrying: the answer is kept until the server has it"), "failing");
   return false;
 }
 
@@ -280,10 +282,10 @@ const tile = root.querySelector(`.case-navigator a[data-position="${position}"]`
 const answeredCount = root.querySelector(".answered-count");
 
 function describeTile(t) {
-  const words = [t.classList.contains("answered") ? "answered" : "not answered"];
-  if (t.classList.contains("flagged")) words.push("flagged for review");
-  if (t.classList.contains("current")) words.push("current case");
-  const label = `Case ${t.dataset.position}: ${words.join(", ")}`;
+  const words = [t.classList.contains("answered") ? _("answered") : _("not answered")];
+  if (t.classList.contains("flagged")) words.push(_("flagged for review"));
+  if (t.classList.contains("current")) words.push(_("current case"));
+  const label = _("Case %(number)s: %(status)s", { number: t.dataset.position, status: words.join(", ") });
   t.setAttribute("aria-label", label);
   t.title = label;
 }
@@ -299,7 +301,7 @@ const flagForm = root.querySelector(".attempt-flag");
 function showFlag(flagged) {
   const button = flagForm.querySelector("button");
   button.setAttribute("aria-pressed", flagged ? "true" : "false");
-  button.textContent = flagged ? "Flagged for review: remove the flag" : "Flag for review";
+  button.textContent = flagged ? _("Flagged for review: remove the flag") : _("Flag for review");
   flagForm.querySelector('input[name="flagged"]').value = flagged ? "0" : "1";
   if (tile) { tile.classList.toggle("flagged", flagged); describeTile(tile); }
 }
@@ -313,10 +315,10 @@ if (flagForm) {
       });
       const body = await response.json().catch(() => ({}));
       if (response.status === 409 && body.ended) { leaving = true; window.location = root.dataset.resultUrl; return; }
-      if (!response.ok) { show(`flag not changed: ${body.message || `HTTP ${response.status}`}`, "failing"); return; }
+      if (!response.ok) { show(_("flag not changed: %(reason)s", { reason: body.message || `HTTP ${response.status}` }), "failing"); return; }
       showFlag(Boolean(body.flagged));
     } catch {
-      show("flag not changed: no connection — try again", "failing");
+      show(_("flag not changed: no connection — try again"), "failing");
     }
   });
 }
@@ -385,8 +387,8 @@ async function timeUp() {
 // readers (a live region), even when a save moves the deadline back and forth around one.
 const warning = root.querySelector(".time-warning");
 const announcer = root.querySelector("[data-testid=time-announcer]");
-const THRESHOLDS = [[60, "1 minute left: your answers are submitted when the time is up."],
-                    [300, "5 minutes left."]];
+const THRESHOLDS = [[60, _("1 minute left: your answers are submitted when the time is up.")],
+                    [300, _("5 minutes left.")]];
 const announced = new Set();
 function warn(left) {
   const hit = THRESHOLDS.find(([seconds]) => left <= seconds);

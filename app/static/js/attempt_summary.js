@@ -1,6 +1,7 @@
 // The submission summary: answers of this attempt still kept on this device (their save
 // failed and the trainee left the case anyway) are sent before submitting; while any is
 // not acknowledged, submitting asks first, as they would not count.
+import { _ } from "./i18n.js";
 import { forget, keptOf, send } from "./unsaved_answers.js";
 
 const root = document.getElementById("attempt-summary");
@@ -20,7 +21,7 @@ function positions() {
 function describe(left) {
   state.hidden = left.length === 0;
   state.textContent = left.length
-    ? `Not saved — retrying: your answer to case ${left.join(", ")} is kept on this device and is sent when the server can be reached.`
+    ? _("Not saved — retrying: your answer to case %(cases)s is kept on this device and is sent when the server can be reached.", { cases: left.join(", ") })
     : "";
 }
 
@@ -57,7 +58,6 @@ submitForm.addEventListener("submit", async (e) => {
   await sendKept();
   const left = positions();
   describe(left);
-  if (left.length && !window.confirm(`Your answer to case ${left.join(", ")} is not saved: `
-      + "it would not count. Submit anyway?")) return;
+  if (left.length && !window.confirm(_("Your answer to case %(cases)s is not saved: it would not count. Submit anyway?", { cases: left.join(", ") }))) return;
   submitForm.submit();
 });
