@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import json
 import os
 import resource
 import shutil
@@ -116,6 +117,11 @@ def _serve(url: str, instance: Path, worker_class: str, args: argparse.Namespace
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
                "--workers", str(args.workers), "--worker-class", worker_class,
                "--timeout", "120", "--log-level", "warning", "--backlog", "2048"]
+    if args.cpu:
+        # Bench only: CPU time per request type, written by each worker at exit.
+        env["LOAD_CPU_DIR"] = str(args.cpu_dir)
+        env["LOAD_CPROFILE"] = "1" if args.cprofile else ""
+        command += ["-c", str(Path(__file__).with_name("cpu_accounting.py"))]
     if worker_class == "gthread":
         # Idle connections outlive the 15 s heartbeat, as nginx keeps its clients' (75 s)
         # in production: otherwise a save races the server closing the connection it reuses.
@@ -215,6 +221,31 @@ def _print(outcome: Outcome) -> None:
     print(f"  {outcome.cpu}")
 
 
+def _print_cpu(folder: Path, rows: dict[str, Row]) -> None:
+    """CPU per request type as the workers counted it (bench/load/cpu_accounting.py): of
+    the whole run, ramp included (locust's counts are of the steady state alone)."""
+    kinds: dict[str, list[float]] = {}
+    process = 0.0
+    for path in sorted(folder.glob("worker-*.json")):
+        record = json.loads(path.read_text())
+        process += record["process_cpu"]
+        for kind, (count, cpu) in record["kinds"].items():
+            entry = kinds.setdefault(kind, [0, 0.0])
+            entry[0] += count
+            entry[1] += cpu
+        path.unlink()
+    counted = sum(cpu for _, cpu in kinds.values())
+    print(f"  CPU per request type (thread CPU time in the workers, whole run):")
+    print(f"  {'request':<16} {'count':>7} {'ms CPU':>8} {'share':>6}")
+    for kind, (count, cpu) in sorted(kinds.items(), key=lambda item: -item[1][1]):
+        print(f"  {kind:<16} {count:>7.0f} {1000 * cpu / max(count, 1):>8.2f} "
+              f"{cpu / max(process, 1e-9):>6.1%}")
+    requests = sum(count for count, _ in kinds.values())
+    print(f"  workers' process CPU {process:.1f} s for {requests:.0f} requests "
+          f"({1000 * process / max(requests, 1):.2f} ms each); in requests {counted:.1f} s, "
+          f"gunicorn's own (accept, parse, poll) {process - counted:.1f} s")
+
+
 def _ratio(value: float | None, limit: float) -> str:
     if value is None:
         return "not measured"
@@ -236,6 +267,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=1024)
     parser.add_argument("--locust-processes", type=int, default=1)
     parser.add_argument("--dwell", default="30,90", help="seconds on a case: min,max")
+    parser.add_argument("--cpu", action="store_true",
+                        help="print the workers' CPU time per request type")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="with --cpu: a cProfile per request type (slows the server)")
     args = parser.parse_args()
     if args.ramp + args.steady > 300 or args.storm_seconds + 15 > 300:
         raise SystemExit("a load run is bounded to 5 minutes")
@@ -249,6 +284,8 @@ def main() -> None:
     per_run = max(args.users, args.storm_users) * 5 // 4 + args.locust_processes
     runs = [(c, s) for c in classes for s in scenarios]
     work = Path(tempfile.mkdtemp(prefix="cxr-load-"))
+    args.cpu_dir = Path(os.environ.get("LOAD_CPU_KEEP") or work / "cpu")
+    args.cpu_dir.mkdir(parents=True, exist_ok=True)
     instance = work / "instance"
     outcomes: dict[tuple[str, str], Outcome] = {}
     print(f"uptime: {os.getloadavg()}; {args.workers} gunicorn workers; PostgreSQL 127.0.0.1; "
@@ -282,6 +319,8 @@ def main() -> None:
                     _stop(server)
                 outcomes[(worker_class, scenario)] = outcome
                 _print(outcome)
+                if args.cpu:
+                    _print_cpu(args.cpu_dir, outcome.rows)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     summary = []
