@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from app.auth.roles import Role
 from app.extensions import db
-from app.quizzes.models import Attempt
 from app.quizzes.exercises import create_exercise
+from app.quizzes.models import Attempt
 from tests.conftest import csrf_token, login
 from tests.test_attempts import (  # noqa: F401 (fixtures)
     cases,

@@ -128,8 +128,8 @@ def worker_exit(server: Any, worker: Any) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with worker.cpu_lock:
         figures = {kind: list(entry) for kind, entry in worker.cpu_figures.items()}
-    record = {"pid": os.getpid(), "process_cpu": usage.ru_utime + usage.ru_stime - worker.cpu_at_start,
-              "kinds": figures}
+    spent = usage.ru_utime + usage.ru_stime - worker.cpu_at_start
+    record = {"pid": os.getpid(), "process_cpu": spent, "kinds": figures}
     with open(os.path.join(OUT, f"worker-{os.getpid()}.json"), "w") as handle:
         json.dump(record, handle)
     if PROFILE:

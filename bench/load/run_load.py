@@ -235,7 +235,7 @@ def _print_cpu(folder: Path, rows: dict[str, Row]) -> None:
             entry[1] += cpu
         path.unlink()
     counted = sum(cpu for _, cpu in kinds.values())
-    print(f"  CPU per request type (thread CPU time in the workers, whole run):")
+    print("  CPU per request type (thread CPU time in the workers, whole run):")
     print(f"  {'request':<16} {'count':>7} {'ms CPU':>8} {'share':>6}")
     for kind, (count, cpu) in sorted(kinds.items(), key=lambda item: -item[1][1]):
         print(f"  {kind:<16} {count:>7.0f} {1000 * cpu / max(count, 1):>8.2f} "
