@@ -83,9 +83,13 @@ def test_a_case_page_costs_the_same_few_statements_whatever_the_number_of_cases(
 
 
 def test_an_image_of_the_attempts_case_costs_few_statements(client, exam, make_user):  # noqa: F811
+    """Its own case's images and the next case's (the prefetch), an exam-bank case among
+    them (seen only through the open attempt)."""
     _, page = _open_exam(client, exam, make_user)
-    payload = _viewer_data(client.get(page).get_data(as_text=True))
-    urls = [payload["images"][0]["preview_url"], *payload["prefetch"]]
+    urls = []
+    for position in (1, 2):
+        payload = _viewer_data(client.get(page[:-1] + str(position)).get_data(as_text=True))
+        urls += [payload["images"][0]["preview_url"], *payload["prefetch"]]
     for url in urls:
         with statements() as sent:
             answer = client.get(url)
