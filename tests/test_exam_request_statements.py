@@ -25,9 +25,9 @@ from tests.test_attempts import (  # noqa: F401 (fixtures)
 )
 from tests.test_scoring_path import statements
 
-# The session row with its user and roles, the attempt, its exercise, the case with its
-# images, the stored answers of the attempt (the navigator's tiles and this case's answer)
-# and the next case's images for the prefetch.
+# The session row with its user and roles, the attempt with its exercise, its stored
+# answers, and the attempt's cases with their images, tags and reference reads (loaded once
+# to tell answered tiles; the viewed case, the next one and their images come from those).
 CASE_PAGE_MAX = 7
 # The session row with its user and roles, and the image with its case and the
 # attempt that grants it.
