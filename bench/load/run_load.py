@@ -3,7 +3,7 @@
     .venv/bin/python bench/load/run_load.py [--scenario exam|storm|all] [--users 1000]
         [--ramp 120] [--steady 150] [--storm-users 200] [--storm-seconds 60]
         [--worker-class sync|gthread|both] [--workers 2] [--threads 8] [--cases 6]
-        [--image-size 1024] [--locust-processes 1] [--dwell 20,40]
+        [--image-size 1024] [--locust-processes 1] [--dwell 20,40] [--cpu [--cprofile]]
 
 Not a test (needs the `bench` extra: locust). Starts its own PostgreSQL (Debian's binaries,
 as the test suite does), brings a fresh database to the migration head, adds a timed exam and
@@ -16,6 +16,11 @@ bounded in users and time:
   steady state (figures are of the steady state: locust's --reset-stats);
 - storm: ``--storm-users`` trainees sign in within ``--storm-seconds`` (figures of the
   whole run; the sign-in POST is "sign in").
+
+With ``--cpu`` each gunicorn worker counts the CPU time of every request by type
+(bench/load/cpu_accounting.py, a bench-only gunicorn configuration): thread CPU time, which
+other processes on the machine barely distort, unlike wall time; ``--cprofile`` adds a
+cProfile per type (kept with ``LOAD_CPU_KEEP=<folder>``; it slows every request).
 
 Prints p50/p95/p99 per request type, errors and where the CPU went (gunicorn, locust, the
 rest: PostgreSQL and anything else on the machine), then, on its last line, p95 autosave vs
