@@ -58,9 +58,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_api(app)  # before the blueprints: a bearer token names the user of the request
     _register_blueprints(app)
-    from app.static_cache import init_static_cache
+    from app.static_cache import init_static_cache, init_static_gzip
 
     init_static_cache(app)  # after the blueprints: their static files are versioned too
+    init_static_gzip(app)  # after Flask-Compress: its hook then runs after this one
 
     from app.certification.reminder_jobs import register_reminders
     from app.jobs.services import init_jobs

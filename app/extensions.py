@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
 from flask_babel import Babel
 from flask_compress import Compress
 from flask_limiter import Limiter
@@ -11,7 +17,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -49,3 +55,34 @@ def commit_keeping_loaded() -> None:
         session.commit()
     finally:
         session.expire_on_commit = True
+
+
+_kept: ContextVar[list[Any] | None] = ContextVar("kept_loaded", default=None)
+_kept_models: set[type] = set()
+_kept_lock = threading.Lock()
+
+
+def _keep(target: Any, _context: Any) -> None:
+    kept = _kept.get()
+    if kept is not None:
+        kept.append(target)
+
+
+@contextmanager
+def keeping_loaded(model: type) -> Iterator[list[Any]]:
+    """Rows of ``model`` loaded inside the block stay loaded while the yielded list lives.
+
+    The session's identity map holds objects weakly: rows a helper loaded and dropped are
+    gone when it returns, and the next ``session.get`` of one of them (with its eagerly
+    loaded images) asks the database again. Keeping them lets a page reuse what a helper
+    it calls has just loaded."""
+    with _kept_lock:
+        if model not in _kept_models:
+            event.listen(model, "load", _keep)
+            _kept_models.add(model)
+    kept: list[Any] = []
+    token = _kept.set(kept)
+    try:
+        yield kept
+    finally:
+        _kept.reset(token)

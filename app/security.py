@@ -8,6 +8,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import talisman
+from app.static_cache import is_static_endpoint
 
 # No inline scripts or styles anywhere: every script is a file served by the portal.
 # 'wasm-unsafe-eval' lets the viewer's worker compile the vendored HTJ2K and JPEG-LS
@@ -69,6 +70,7 @@ def init_security(app: Flask) -> None:
     @app.after_request
     def _no_store_private_pages(response: Response) -> Response:
         # Signed-in pages must not be replayed from the browser cache after sign-out.
-        if "Cache-Control" not in response.headers and current_user.is_authenticated:
+        if ("Cache-Control" not in response.headers and not is_static_endpoint(request.endpoint)
+                and current_user.is_authenticated):
             response.headers["Cache-Control"] = "no-store"
         return response

@@ -19,6 +19,7 @@ from app.cases import ingest
 from app.cases.ingest import ImportOptions, import_files, sources_from_paths
 from app.cases.models import CaseImage
 from app.cases.processing import process_dicom
+from app.cases.storage import EXACT_FILE
 from app.extensions import db
 from tests.dicom_factory import cr_dataset, to_bytes
 from tests.test_ingest import assert_no_residue, cli_import, counts
@@ -225,7 +226,7 @@ def test_the_children_write_the_images_files_and_send_back_none_of_their_bytes(
     for image in images:
         folder = store_of(app).folder(image.storage_key)
         assert image.sizes["dicom"] == (folder / "image.dcm").stat().st_size > 0
-        assert image.sizes["exact"] == (folder / "exact16.j2c").stat().st_size > 0
+        assert image.sizes["exact"] == (folder / EXACT_FILE).stat().st_size > 0
     assert_no_residue(app, 3)
 
 

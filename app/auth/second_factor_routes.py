@@ -16,6 +16,7 @@ from app.auth import second_factor as sf
 from app.auth.sessions import end_current_session, signed_in_by_token
 from app.extensions import db
 from app.home import home_url_for
+from app.static_cache import is_static_endpoint
 
 SIGN_IN_AGAIN = "Your sign-in has expired or was not started. Sign in with your password."
 
@@ -110,15 +111,17 @@ def enrol() -> Response | str | tuple[str, int]:
                            required=False), status
 
 
-# Pages a signed-in privileged user may reach without the second factor: signing out.
-_OPEN_ENDPOINTS = frozenset({"static", "auth.logout"})
+# Pages a signed-in privileged user may reach without the second factor: signing out (and
+# the public static files, checked without loading the user).
+_OPEN_ENDPOINTS = frozenset({"auth.logout"})
 
 
 @bp.before_app_request
 def _privileged_pages_need_second_factor() -> Response | None:
     """A privileged session that did not pass the second factor (begun before the user was
     given the role, or before the requirement) is ended and sent to sign in again."""
-    if request.endpoint in _OPEN_ENDPOINTS or not current_user.is_authenticated:
+    if (is_static_endpoint(request.endpoint) or request.endpoint in _OPEN_ENDPOINTS
+            or not current_user.is_authenticated):
         return None
     if signed_in_by_token():  # a personal API token, made in a session that passed it
         return None

@@ -12,6 +12,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
@@ -253,7 +254,10 @@ def image_file(image_id: int, kind: str) -> Response:
     users allowed to see the case."""
     if kind not in IMAGE_FILES:
         abort(404, description="Unknown image representation.")
-    image = db.session.get(CaseImage, image_id)
+    # The image with its case in one statement (the access check reads the case; its tags
+    # are loaded only if asked for): an exam page's browser asks for several images per case.
+    image = db.session.get(CaseImage, image_id, options=[
+        joinedload(CaseImage.case).lazyload(Case.tag_links)])
     if image is None or not current_user.is_authenticated or not can_view_case(
         current_user, image.case
     ):

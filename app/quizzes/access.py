@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.auth.models import User
 from app.cases.access import case_access_requested, exam_bank_requested
@@ -79,8 +80,10 @@ def kinds_by_case() -> dict[int, set[str]]:
 def open_attempt_grants(user: User, case: Case, now: datetime | None = None) -> bool:
     """Does one of ``user``'s own open attempts hold ``case`` (and may it show it)?"""
     now = now or utcnow()
+    # With their exercises in the same statement: asked on every image request of an exam.
     attempts = db.session.scalars(select(Attempt).where(
-        Attempt.user_id == user.id, Attempt.state == AttemptState.IN_PROGRESS.value))
+        Attempt.user_id == user.id, Attempt.state == AttemptState.IN_PROGRESS.value)
+        .options(joinedload(Attempt.exercise)))
     for attempt in attempts:
         if attempt.deadline_at is not None and now >= attempt.deadline_at:
             continue  # over, whether or not anything has ended it yet

@@ -12,12 +12,14 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
-from app.extensions import db
+from app.cases.models import Case
+from app.extensions import db, keeping_loaded
 from app.quizzes import (
     access,
     answers,
@@ -89,7 +91,8 @@ def _exercise_or_404(exercise_id: int) -> Exercise:
 
 
 def _attempt_or_404(attempt_id: int) -> Attempt:
-    attempt = db.session.get(Attempt, attempt_id)
+    # With its exercise in the same statement: every page of an attempt reads its rules.
+    attempt = db.session.get(Attempt, attempt_id, options=[joinedload(Attempt.exercise)])
     if attempt is None or attempt.user_id != current_user.id:
         abort(404, description="There is no such attempt.")
     expire_if_overdue(attempt)  # reading an attempt past its time ends it, with its result
@@ -112,6 +115,12 @@ def case(attempt_id: int, position: int) -> Response | str:
     attempt = _attempt_or_404(attempt_id)
     if attempt.state != AttemptState.IN_PROGRESS.value:
         return redirect(url_for("quizzes.result", attempt_id=attempt.id))
+    # The navigator's tiles first: telling answered cases as the scoring does loads every
+    # case of the attempt with its images, so the viewed case and the next one (and their
+    # images, for the viewer and the prefetch) come from the session below, not again
+    # from the database: the page costs the same few statements whatever the cases.
+    with keeping_loaded(Case) as _cases:
+        shown = navigation.tiles(attempt, position)
     try:
         viewed, answer = view_case(attempt, current_user, position - 1)
     except AttemptError as exc:
@@ -121,9 +130,8 @@ def case(attempt_id: int, position: int) -> Response | str:
     total = len(attempt.case_order)
     next_case = None
     if position < total:
-        next_case = db.session.get(type(viewed), attempt.case_order[position])
+        next_case = db.session.get(Case, attempt.case_order[position])
     scheme = scheme_of(attempt.exercise)
-    shown = navigation.tiles(attempt, position)
     flagged = shown[position - 1].flagged
     return render_template(
         "quizzes/case.html", attempt=attempt, case=viewed, answer=answer, position=position,

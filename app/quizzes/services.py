@@ -20,7 +20,7 @@ from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.models import Case
 from app.db_types import utcnow
-from app.extensions import db
+from app.extensions import commit_keeping_loaded, db
 from app.locking import lock_row, retrying
 from app.quizzes.disclosure import seen_keys
 from app.quizzes.models import (
@@ -371,7 +371,8 @@ def open_case(attempt: Attempt, user: User, case_id: int, now: datetime | None =
     _account_reading(attempt, now)
     attempt.current_case_id = case_id
     attempt.current_since = now
-    db.session.commit()
+    # The request answers with what it has loaded: no reload of the user after the commit.
+    commit_keeping_loaded()
 
 
 def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) -> Attempt:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/load/run_load.py [--scenario exam|storm|all] [--users 1000]
         [--ramp 120] [--steady 150] [--storm-users 200] [--storm-seconds 60]
         [--worker-class sync|gthread|both] [--workers 2] [--threads 8] [--cases 6]
-        [--image-size 1024] [--locust-processes 1] [--dwell 20,40]
+        [--image-size 1024] [--locust-processes 1] [--dwell 20,40] [--cpu [--cprofile]]
 
 Not a test (needs the `bench` extra: locust). Starts its own PostgreSQL (Debian's binaries,
 as the test suite does), brings a fresh database to the migration head, adds a timed exam and
@@ -17,6 +17,11 @@ bounded in users and time:
 - storm: ``--storm-users`` trainees sign in within ``--storm-seconds`` (figures of the
   whole run; the sign-in POST is "sign in").
 
+With ``--cpu`` each gunicorn worker counts the CPU time of every request by type
+(bench/load/cpu_accounting.py, a bench-only gunicorn configuration): thread CPU time, which
+other processes on the machine barely distort, unlike wall time; ``--cprofile`` adds a
+cProfile per type (kept with ``LOAD_CPU_KEEP=<folder>``; it slows every request).
+
 Prints p50/p95/p99 per request type, errors and where the CPU went (gunicorn, locust, the
 rest: PostgreSQL and anything else on the machine), then, on its last line, p95 autosave vs
 300 ms, errors vs 0 and the sign-in storm's p95 vs 2 s. Everything it started is stopped by
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import json
 import os
 import resource
 import shutil
@@ -116,6 +122,11 @@ def _serve(url: str, instance: Path, worker_class: str, args: argparse.Namespace
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
                "--workers", str(args.workers), "--worker-class", worker_class,
                "--timeout", "120", "--log-level", "warning", "--backlog", "2048"]
+    if args.cpu:
+        # Bench only: CPU time per request type, written by each worker at exit.
+        env["LOAD_CPU_DIR"] = str(args.cpu_dir)
+        env["LOAD_CPROFILE"] = "1" if args.cprofile else ""
+        command += ["-c", str(Path(__file__).with_name("cpu_accounting.py"))]
     if worker_class == "gthread":
         # Idle connections outlive the 15 s heartbeat, as nginx keeps its clients' (75 s)
         # in production: otherwise a save races the server closing the connection it reuses.
@@ -215,6 +226,31 @@ def _print(outcome: Outcome) -> None:
     print(f"  {outcome.cpu}")
 
 
+def _print_cpu(folder: Path, rows: dict[str, Row]) -> None:
+    """CPU per request type as the workers counted it (bench/load/cpu_accounting.py): of
+    the whole run, ramp included (locust's counts are of the steady state alone)."""
+    kinds: dict[str, list[float]] = {}
+    process = 0.0
+    for path in sorted(folder.glob("worker-*.json")):
+        record = json.loads(path.read_text())
+        process += record["process_cpu"]
+        for kind, (count, cpu) in record["kinds"].items():
+            entry = kinds.setdefault(kind, [0, 0.0])
+            entry[0] += count
+            entry[1] += cpu
+        path.unlink()
+    counted = sum(cpu for _, cpu in kinds.values())
+    print("  CPU per request type (thread CPU time in the workers, whole run):")
+    print(f"  {'request':<16} {'count':>7} {'ms CPU':>8} {'share':>6}")
+    for kind, (count, cpu) in sorted(kinds.items(), key=lambda item: -item[1][1]):
+        print(f"  {kind:<16} {count:>7.0f} {1000 * cpu / max(count, 1):>8.2f} "
+              f"{cpu / max(process, 1e-9):>6.1%}")
+    requests = sum(count for count, _ in kinds.values())
+    print(f"  workers' process CPU {process:.1f} s for {requests:.0f} requests "
+          f"({1000 * process / max(requests, 1):.2f} ms each); in requests {counted:.1f} s, "
+          f"gunicorn's own (accept, parse, poll) {process - counted:.1f} s")
+
+
 def _ratio(value: float | None, limit: float) -> str:
     if value is None:
         return "not measured"
@@ -236,6 +272,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=1024)
     parser.add_argument("--locust-processes", type=int, default=1)
     parser.add_argument("--dwell", default="30,90", help="seconds on a case: min,max")
+    parser.add_argument("--cpu", action="store_true",
+                        help="print the workers' CPU time per request type")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="with --cpu: a cProfile per request type (slows the server)")
     args = parser.parse_args()
     if args.ramp + args.steady > 300 or args.storm_seconds + 15 > 300:
         raise SystemExit("a load run is bounded to 5 minutes")
@@ -249,6 +289,8 @@ def main() -> None:
     per_run = max(args.users, args.storm_users) * 5 // 4 + args.locust_processes
     runs = [(c, s) for c in classes for s in scenarios]
     work = Path(tempfile.mkdtemp(prefix="cxr-load-"))
+    args.cpu_dir = Path(os.environ.get("LOAD_CPU_KEEP") or work / "cpu")
+    args.cpu_dir.mkdir(parents=True, exist_ok=True)
     instance = work / "instance"
     outcomes: dict[tuple[str, str], Outcome] = {}
     print(f"uptime: {os.getloadavg()}; {args.workers} gunicorn workers; PostgreSQL 127.0.0.1; "
@@ -282,6 +324,8 @@ def main() -> None:
                     _stop(server)
                 outcomes[(worker_class, scenario)] = outcome
                 _print(outcome)
+                if args.cpu:
+                    _print_cpu(args.cpu_dir, outcome.rows)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     summary = []
