@@ -17,8 +17,7 @@ from app.auth.models import User
 from app.auth.roles import Role
 from app.db_types import utcnow
 from app.extensions import db
-from app.jobs import pacs_import
-from app.jobs import derivatives_rebuild
+from app.jobs import derivatives_rebuild, pacs_import
 from app.jobs.case_import import run_case_import
 from app.jobs.library_export import export_clean_up, run_library_export
 from app.jobs.lifecycle import (
