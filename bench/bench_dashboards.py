@@ -20,21 +20,19 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import event, select, text
 
-from app import create_app
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import create_user, set_password
 from app.extensions import db
+from bench._servers import DATABASES, database_urls, migrated_app
 from bench.scale_data import FULL, Scale, populate
-from tests.conftest import IsolatedClient, base_config, login, migrate_database
-from tests.realservers import create_database, postgres_server
+from tests.conftest import login
 
 TARGET_MS = 300.0
 PASSWORD = "bench-password-long-enough-1"
@@ -136,10 +134,7 @@ def time_pages(app, data, runs: int, only: str = "") -> tuple[str, float]:
 def bench(database_url: str, scale: Scale, runs: int, label: str,
           only: str = "") -> tuple[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        instance = Path(tmp) / "instance"
-        migrate_database(database_url, instance)
-        app = create_app({**base_config(database_url, instance), "TESTING": False})
-        app.test_client_class = IsolatedClient
+        app = migrated_app(database_url, Path(tmp) / "instance")
         with app.app_context():
             start = time.perf_counter()
             data = populate(scale)
@@ -155,7 +150,7 @@ def bench(database_url: str, scale: Scale, runs: int, label: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--database", choices=DATABASES, default="both")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--small", action="store_true", help="1/20 of the full scale")
     parser.add_argument("--only", default="", metavar="TEXT",
@@ -165,15 +160,8 @@ def main() -> None:
     if args.small:
         scale = Scale(users=500, clinics=20, countries=10, attempts=10_000, certificates=1_000)
     print(f"Target: < {TARGET_MS:.0f} ms server time per dashboard page on PostgreSQL.")
-    slowest: dict[str, tuple[str, float]] = {}
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        if args.database in ("sqlite", "both"):
-            slowest["SQLite"] = bench(f"sqlite:///{tmp}/bench.sqlite3", scale, args.runs,
-                                      "SQLite", args.only)
-        if args.database in ("postgresql", "both"):
-            base = stack.enter_context(postgres_server())
-            slowest["PostgreSQL"] = bench(create_database(base, "cxr_bench"), scale,
-                                          args.runs, "PostgreSQL", args.only)
+    with database_urls(args.database) as urls:
+        slowest = {label: bench(url, scale, args.runs, label, args.only) for label, url in urls}
     label = "PostgreSQL" if "PostgreSQL" in slowest else "SQLite"
     name, ms = slowest[label]
     print(f"slowest page on {label}: {name} {ms:.1f} ms; target {TARGET_MS:.0f} ms, "
