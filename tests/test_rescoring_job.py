@@ -134,14 +134,16 @@ class WorkerKilled(BaseException):
 
 def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
         app, client, login_as, three_certified, queue, monkeypatch):  # noqa: F811
-    from app.quizzes import results
+    from app.quizzes import rescoring
 
+    # One attempt per transaction here, to lose a run between two committed transactions.
+    monkeypatch.setattr(rescoring, "BATCH", 1)
     trainer = login_as(Role.TRAINER)
     exam = _by_title("Exam")
     job = start_rescoring(exam.id, actor=trainer)
     job_id = job.id
 
-    real_finalise = results.finalise
+    real_finalise = rescoring.finalise
     finalised = []
 
     def finalise_then_die(attempt, **options):
@@ -150,16 +152,16 @@ def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
         finalised.append(attempt.id)
         return real_finalise(attempt, **options)
 
-    monkeypatch.setattr(results, "finalise", finalise_then_die)
+    monkeypatch.setattr(rescoring, "finalise", finalise_then_die)
     assert huey_of(app).dequeue() is not None  # a worker takes the message...
     with pytest.raises(WorkerKilled):
         run_job(job_id)  # ... and dies with it, two attempts in
     db.session.rollback()
-    monkeypatch.setattr(results, "finalise", real_finalise)
+    monkeypatch.setattr(rescoring, "finalise", real_finalise)
 
     db.session.expire_all()
     job = db.session.get_one(Job, job_id)
-    # Two attempts re-scored and counted, each with its verdict change, in its own
+    # Two attempts re-scored and counted, each with its verdict change, in its batch's
     # transaction; the third neither.
     assert (job.status, job.progress_done, job.progress_total) == ("running", 2, 3)
     kept = db.session.scalars(select(JobVerdictChange).where(JobVerdictChange.job_id == job_id)
