@@ -197,3 +197,22 @@ def test_changes_of_a_lost_run_and_the_run_that_finished_it_merge_per_attempt():
     assert merge_changes(earlier, later) == [VerdictChange(1, 10, 5, True, False),
                                              VerdictChange(3, 12, 5, None, True)]
     assert merge_changes([], later) == later and merge_changes(earlier, []) == earlier
+
+
+def test_a_rescoring_shared_between_processes_counts_every_attempt_once(
+        app, client, login_as, three_certified, queue, worker, monkeypatch):  # noqa: F811
+    """One attempt per batch, two processes (forked on PostgreSQL): the worker's job counts
+    each attempt and keeps each verdict change once, and the job's own row stays usable."""
+    from app.quizzes import rescoring
+
+    monkeypatch.setattr(rescoring, "BATCH", 1)
+    app.config["RESCORING_PROCESSES"] = 2
+    trainer = login_as(Role.TRAINER)
+    job = start_rescoring(_by_title("Exam").id, actor=trainer)
+    status = wait_finished(client, f"/jobs/{job.id}")
+    assert status["status"] == "done", status["error"]
+    assert (status["done"], status["total"]) == (3, 3)
+    assert (status["summary"]["attempts"], status["summary"]["changed"]) == (3, 3)
+    assert db.session.scalar(select(func.count(JobVerdictChange.id)).where(
+        JobVerdictChange.job_id == job.id)) == 3
+    assert db.session.scalar(select(func.count(CertificateReview.id))) == 3

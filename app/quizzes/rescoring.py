@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -141,9 +142,11 @@ def _in_processes(shares: list[list[list[int]]], total: int,
     """Each share of batches re-scored by a forked process. Fork, not spawn: the process
     starts with this application and its settings as they are (a job's worker has no
     other way to build them), and with ``on_batch`` (a closure, which no pickle carries)."""
-    db.session.remove()  # no connection of ours is in use when the children start
+    # No connection of ours is in use when the children start (the session keeps its
+    # objects, expired, for the caller).
+    db.session.commit()
     context = multiprocessing.get_context("fork")
-    results = context.SimpleQueue()
+    results = context.Queue()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def run(index: int, batches: list[list[int]]) -> None:
@@ -167,8 +170,17 @@ def _in_processes(shares: list[list[list[int]]], total: int,
     outcomes: dict[int, Any] = {}
     try:
         while len(outcomes) < len(children):
-            index, outcome = results.get()
-            outcomes[index] = outcome
+            try:
+                index, outcome = results.get(timeout=1.0)
+                outcomes[index] = outcome
+            except queue.Empty:
+                # A process killed (out of memory, by hand) sends nothing: the run fails
+                # rather than waiting for ever; what its committed batches did stays done.
+                lost = [n for n, child in enumerate(children)
+                        if n not in outcomes and child.exitcode not in (None, 0)]
+                if lost and results.empty():
+                    raise RuntimeError(f"a re-scoring process stopped (exit code "
+                                       f"{children[lost[0]].exitcode})") from None
     finally:
         for child in children:
             child.join()
