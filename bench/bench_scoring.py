@@ -514,25 +514,59 @@ def _ended_attempts(exam_id: int, originals: list[int], count: int) -> None:
     db.session.commit()
 
 
-def bench_rescoring_job(attempts: int, processes: int, timeout: float) -> None:
-    """A wall-clock run of the re-scoring job as production runs it: queued by the same
-    call as the exercise page's button, run by a `cxr-academy worker` process (which
-    re-scores with RESCORING_PROCESSES processes) on PostgreSQL on 127.0.0.1."""
-    import subprocess
-
+def build_rescoring_exam(attempts: int) -> int:
+    """A 200-case exam with ``attempts`` ended attempts (REAL_READS made through the
+    services, the others copies of them), whose reference of one case the trainers then
+    correct; returns the exam's id. PostgreSQL only (bulk copies with unnest)."""
     from app.auth.models import User
     from app.auth.roles import Role
     from app.auth.services import create_user
     from app.cases.models import Case
     from app.cases.reads import save_read
     from app.extensions import db
-    from app.jobs.models import Job
     from app.quizzes.models import Attempt
-    from app.quizzes.rescoring_job import start_rescoring
     from app.quizzes.services import submit_attempt
     from app.schemes.registry import get_scheme
     from bench.exam_data import add_cases, add_exam, finished_read
-    from tests.conftest import PASSWORD, base_config
+    from tests.conftest import PASSWORD
+
+    scheme = get_scheme("tb_screening")
+    experts = [create_user(email=f"expert{n}@example.org", full_name=f"Expert {n}",
+                           username=f"expert{n}", roles=[Role.TRAINER],
+                           password=PASSWORD) for n in range(2)]
+    case_ids = add_cases(JOB_CASES, scheme=scheme, experts=experts, seed=1)
+    exam_id = add_exam(case_ids, scheme=scheme)
+    originals = []
+    for n in range(REAL_READS):
+        trainee = create_user(email=f"t{n}@example.org", full_name=f"T {n}",
+                              username=f"trainee{n}", password=PASSWORD,
+                              roles=[Role.TRAINEE_RADIOLOGIST])
+        attempt_id = finished_read(exam_id, trainee, seed=100 + n)
+        submit_attempt(db.session.get_one(Attempt, attempt_id), trainee)
+        originals.append(attempt_id)
+    _ended_attempts(exam_id, originals, attempts)
+    # The trainers correct a reference read: a TB case turns out normal.
+    case = db.session.get_one(Case, case_ids[6])
+    for expert in experts:
+        save_read(case, author=db.session.get_one(User, expert.id), scheme=scheme,
+                  answers={"classification": "normal", "tb_likelihood": 1, "findings": []},
+                  marks=[])
+    db.session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    return exam_id
+
+
+def bench_rescoring_job(attempts: int, processes: int, timeout: float) -> None:
+    """A wall-clock run of the re-scoring job as production runs it: queued by the same
+    call as the exercise page's button, run by a `cxr-academy worker` process (which
+    re-scores with RESCORING_PROCESSES processes) on PostgreSQL on 127.0.0.1."""
+    import subprocess
+
+    from app.extensions import db
+    from app.jobs.models import Job
+    from app.quizzes.rescoring_job import start_rescoring
+    from tests.conftest import base_config
 
     print(f"4. the re-scoring job: {attempts:,} ended {JOB_CASES}-case attempts, "
           f"{processes} processes, PostgreSQL on 127.0.0.1 (target < {RESCORE_TARGET_S:.0f} s)")
@@ -542,35 +576,7 @@ def bench_rescoring_job(attempts: int, processes: int, timeout: float) -> None:
         settings = {"JOB_QUEUE_URL": queue, "RESCORING_PROCESSES": processes}
         with postgres_database("cxr_bench_rescore", instance) as url:
             app = migrated_app(url, instance, **settings)
-            with app.app_context():
-                start = time.perf_counter()
-                scheme = get_scheme("tb_screening")
-                experts = [create_user(email=f"expert{n}@example.org", full_name=f"Expert {n}",
-                                       username=f"expert{n}", roles=[Role.TRAINER],
-                                       password=PASSWORD) for n in range(2)]
-                case_ids = add_cases(JOB_CASES, scheme=scheme, experts=experts, seed=1)
-                exam_id = add_exam(case_ids, scheme=scheme)
-                originals = []
-                for n in range(REAL_READS):
-                    trainee = create_user(email=f"t{n}@example.org", full_name=f"T {n}",
-                                          username=f"trainee{n}", password=PASSWORD,
-                                          roles=[Role.TRAINEE_RADIOLOGIST])
-                    attempt_id = finished_read(exam_id, trainee, seed=100 + n)
-                    submit_attempt(db.session.get_one(Attempt, attempt_id), trainee)
-                    originals.append(attempt_id)
-                _ended_attempts(exam_id, originals, attempts)
-                # The trainers correct a reference read: a TB case turns out normal.
-                case = db.session.get_one(Case, case_ids[6])
-                for expert in experts:
-                    save_read(case, author=db.session.get_one(User, expert.id), scheme=scheme,
-                              answers={"classification": "normal", "tb_likelihood": 1,
-                                       "findings": []}, marks=[])
-                db.session.commit()
-                with db.engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT") as conn:
-                    conn.execute(text("VACUUM ANALYZE"))
-                print(f"   built in {time.perf_counter() - start:.0f} s")
-                db.session.remove()
+            # The worker starts first: its start-up is not in the figure.
             config = {k: v for k, v in base_config(url, instance).items()
                       if k in ("SECRET_KEY", "DEID_SECRET", "FIELD_ENCRYPTION_KEYS")}
             env = {**os.environ, "CXR_ACADEMY_SQLALCHEMY_DATABASE_URI": url,
@@ -581,6 +587,11 @@ def bench_rescoring_job(attempts: int, processes: int, timeout: float) -> None:
                 [sys.executable, "-c", "from app.cli import main; main()", "worker"],
                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
             try:
+                with app.app_context():
+                    start = time.perf_counter()
+                    exam_id = build_rescoring_exam(attempts)
+                    print(f"   built in {time.perf_counter() - start:.0f} s")
+                    db.session.remove()
                 with app.app_context():
                     cpu_before = _cpu_of(worker.pid)
                     began = time.perf_counter()
