@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Row, select
 
 from app.extensions import db
 from app.locking import lock_rows, retrying
-from app.quizzes.models import ENDED_STATES, Attempt
+from app.quizzes.models import ENDED_STATES, Attempt, AttemptAnswer
 from app.quizzes.results import (
     RescoreReport,
     TruthCache,
@@ -112,12 +111,13 @@ def _rescore_batches(batches: list[list[int]], total: int,
         def again(batch: list[int] = batch,
                   locked: list[Attempt] = locked) -> list[VerdictChange]:
             changes: list[VerdictChange] = []
-            locked[:] = lock_rows(Attempt, batch, selectinload(Attempt.answers))
+            locked[:] = lock_rows(Attempt, batch)
+            answers = _answers_of([attempt.id for attempt in locked])
             for attempt in locked:
                 if attempt.state not in ENDED_STATES:  # re-opened meanwhile: not ended now
                     continue
                 before = attempt.passed
-                finalise(attempt, truths=truths)
+                finalise(attempt, truths=truths, answers=answers.get(attempt.id, {}))
                 changes.append(VerdictChange(attempt.id, attempt.user_id, attempt.exercise_id,
                                              before, attempt.passed))
             if on_batch is not None:
@@ -131,10 +131,23 @@ def _rescore_batches(batches: list[list[int]], total: int,
         share.exercise_ids |= {c.exercise_id for c in done}
         share.changes += [c for c in done if c.passed_before != c.passed_after]
         # Only the references are kept from one batch to the next: the session holds one
-        # batch of attempts (and their answers) at a time, whatever the count.
+        # batch of attempts at a time, whatever the count.
         for attempt in locked:
             db.session.expunge(attempt)
     return share
+
+
+def _answers_of(attempt_ids: list[int]) -> dict[int, dict[int, Row[Any]]]:
+    """The attempts' answers by attempt and case, as rows of the columns scoring reads:
+    ORM objects (made, tracked, then checked for changes at commit) for 200 answers an
+    attempt cost as much as the statements did, and nothing here changes them."""
+    found: dict[int, dict[int, Row[Any]]] = {}
+    for row in db.session.execute(
+            select(AttemptAnswer.attempt_id, AttemptAnswer.case_id, AttemptAnswer.answers,
+                   AttemptAnswer.marks, AttemptAnswer.seconds)
+            .where(AttemptAnswer.attempt_id.in_(attempt_ids))):
+        found.setdefault(row.attempt_id, {})[row.case_id] = row
+    return found
 
 
 def _in_processes(shares: list[list[list[int]]], total: int,

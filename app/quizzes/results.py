@@ -3,10 +3,10 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import case as when
 from sqlalchemy import func, select
@@ -149,7 +149,19 @@ def truth_for(case: Case, reference: Reference, scheme: Scheme) -> CaseTruth:
     )
 
 
-def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> CaseRead:
+class StoredAnswer(Protocol):
+    """What scoring reads of an answer: an AttemptAnswer, or a row of its columns (the
+    re-scoring reads them without building ORM objects)."""
+
+    @property
+    def answers(self) -> dict[str, Any]: ...
+    @property
+    def marks(self) -> list[dict[str, Any]]: ...
+    @property
+    def seconds(self) -> float: ...
+
+
+def read_for(case_id: int, answer: StoredAnswer | None, scheme: Scheme) -> CaseRead:
     answers = answer.answers if answer else {}
     key = classification_item(scheme)
     rating = _rating(scheme, answers)
@@ -209,8 +221,9 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
 TruthCache = dict[tuple[str, int, str | None, int], tuple[CaseTruth, Reference]]
 
 
-def _score_with_cache(attempt: Attempt, truths: TruthCache) -> tuple[AttemptScore,
-                                                                      list[Reference]]:
+def _score_with_cache(attempt: Attempt, truths: TruthCache,
+                      stored: Mapping[int, StoredAnswer] | None = None
+                      ) -> tuple[AttemptScore, list[Reference]]:
     """score() without the pages' feedback, the cases' references read from ``truths``
     (and added to it): an exam's 200 cases are loaded once per run, not once per attempt."""
     scheme = scheme_of(attempt.exercise)
@@ -225,7 +238,7 @@ def _score_with_cache(attempt: Attempt, truths: TruthCache) -> tuple[AttemptScor
         for case_id in missing:
             truths[known(case_id)] = (truth_for(cases[case_id], references[case_id], scheme),
                                       references[case_id])
-    answers = {a.case_id: a for a in attempt.answers}
+    answers = stored if stored is not None else {a.case_id: a for a in attempt.answers}
     found = [truths[known(case_id)] for case_id in attempt.case_order]
     pairs = [(truth, read_for(case_id, answers.get(case_id), scheme))
              for case_id, (truth, _) in zip(attempt.case_order, found, strict=True)]
@@ -280,17 +293,19 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
 
 
 def finalise(attempt: Attempt, *, just_ended: bool = False,
-             truths: TruthCache | None = None) -> None:
+             truths: TruthCache | None = None,
+             answers: Mapping[int, StoredAnswer] | None = None) -> None:
     """Fix the attempt's scores when it ends (``just_ended``) or is re-scored (the caller
     holds the attempt's row lock and commits), and the peer standings that follow.
-    ``truths``: the cases' references kept across a re-scoring run."""
+    ``truths``: the cases' references kept across a re-scoring run; ``answers``: the
+    attempt's answers by case, read by the caller (with ``truths`` only)."""
     accuracy_before = attempt.accuracy
     calls_before = None if just_ended else (attempt.metrics or {}).get("calls")
     if truths is None:
         result, feedback = score(attempt)
         references = [item.reference for item in feedback]
     else:
-        result, references = _score_with_cache(attempt, truths)
+        result, references = _score_with_cache(attempt, truths, answers)
     data = result.stored_json()
     attempt.metrics = {
         "metrics": data["metrics"], "intervals": data["intervals"], "grades": data["grades"],
