@@ -136,8 +136,10 @@ def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
         app, client, login_as, three_certified, queue, monkeypatch):  # noqa: F811
     from app.quizzes import rescoring
 
-    # One attempt per transaction here, to lose a run between two committed transactions.
+    # One attempt per transaction in this process, to lose a run between two committed
+    # transactions (a process of a shared run that dies is tested below).
     monkeypatch.setattr(rescoring, "BATCH", 1)
+    app.config["RESCORING_PROCESSES"] = 1
     trainer = login_as(Role.TRAINER)
     exam = _by_title("Exam")
     job = start_rescoring(exam.id, actor=trainer)

@@ -27,7 +27,7 @@ from app.quizzes.services import submit_attempt
 from app.schemes.definitions import Scheme
 from app.schemes.registry import add_scheme, builtin_schemes, get_scheme
 from bench.exam_data import add_cases, add_exam, finished_read
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, postgresql_only
 from tests.forms import submit_html
 
 SMALL, LARGE = 10, 60
@@ -264,3 +264,35 @@ def test_rescoring_in_batches_and_processes_gives_the_scores_of_submission(
     assert {i: _fresh(Attempt, i).metrics for i in attempt_ids} == kept
     db.session.remove()
     assert peers() == peers_before
+
+
+@postgresql_only  # SQLite re-scores in one process
+def test_a_rescoring_process_that_dies_fails_the_run_instead_of_hanging(
+        exams, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch):
+    """A forked re-scoring process killed mid-run (out of memory, by hand) sends nothing
+    back: the run fails with the reason; the batches committed before stay re-scored."""
+    import os
+
+    from app.quizzes import rescoring
+
+    exam_id = exams[SMALL]
+    attempt_ids = []
+    for n in range(4):
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt_id, user_id = finished_read(exam_id, trainee, seed=60 + n), trainee.id
+        user = _fresh(User, user_id)
+        submit_attempt(db.session.get_one(Attempt, attempt_id), user)
+        attempt_ids.append(attempt_id)
+    db.session.remove()
+    real_finalise = rescoring.finalise
+    parent = os.getpid()
+
+    def killed_on_the_last(attempt, **options):
+        if attempt.id == attempt_ids[-1] and os.getpid() != parent:
+            os._exit(9)
+        return real_finalise(attempt, **options)
+
+    monkeypatch.setattr(rescoring, "BATCH", 1)
+    monkeypatch.setattr(rescoring, "finalise", killed_on_the_last)
+    with pytest.raises(RuntimeError, match="a re-scoring process stopped"):
+        rescoring.rescore(exam_id, processes=2)
