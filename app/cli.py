@@ -409,8 +409,11 @@ def cases_set_status(case_ref: str, status: str, actor_ref: str | None) -> None:
 @cases.command("rebuild-derivatives")
 @click.option("--all", "every", is_flag=True,
               help="Rebuild every image, not only those stored before the current derivatives.")
+@click.option("--background", is_flag=True,
+              help="Queue the rebuild as a job for a worker (`cxr-academy worker`) and return; "
+                   "the jobs page shows its progress.")
 @with_appcontext
-def cases_rebuild_derivatives(every: bool) -> None:
+def cases_rebuild_derivatives(every: bool, background: bool) -> None:
     """Re-make the display derivatives (JPEGs, 16-bit HTJ2K and JPEG-LS) from each stored DICOM.
 
     Images stored before the HTJ2K derivatives show their preview and then their 16-bit PNG
@@ -419,6 +422,14 @@ def cases_rebuild_derivatives(every: bool) -> None:
     it did, and running again goes on with the rest."""
     from app.cases.models import CaseImage
     from app.cases.rebuild import rebuild_derivatives
+
+    if background:
+        from app.jobs.derivatives_rebuild import start_derivatives_rebuild
+
+        job = start_derivatives_rebuild(every=every, actor=None)
+        click.echo(f"Job {job.id} queued: a worker rebuilds the images; the jobs page "
+                   "shows its progress.")
+        return
 
     count = db.session.scalar(select(func.count(CaseImage.id))) or 0
     with click.progressbar(length=count, label="Images") as bar:

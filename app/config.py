@@ -179,6 +179,9 @@ class DefaultConfig:
     PACS_STUDY_MAX_IMAGES = 50
     # A library export's zip stays downloadable from its job's page this long.
     LIBRARY_EXPORT_KEEP_DAYS = 7
+    # Processes a re-scoring job shares its attempts between (PostgreSQL; SQLite has one
+    # writer, so it re-scores in the worker's process).
+    RESCORING_PROCESSES = 2
     # The hour (UTC) at which the workers send the day's certificate expiry reminders.
     REMINDERS_HOUR = 6
     CASES_PAGE_SIZE = 50

@@ -8,6 +8,7 @@ instead of answering every request with an error.
 from __future__ import annotations
 
 import sys
+import threading
 
 from flask import Flask
 
@@ -35,4 +36,26 @@ def create_server_app() -> Flask:
         raise SystemExit(CANNOT_START) from None
     for warning in layout_warnings(app.config):
         app.logger.warning("%s", warning)
+    start_warm_up(app)
     return app
+
+
+def start_warm_up(app: Flask) -> threading.Thread:
+    """Load what the first request of a kind would otherwise wait for, in a thread, so that
+    the server answers at once meanwhile: the programme dashboard's figure (matplotlib and
+    its fonts: ~0.5 s the first time in a process). Here, not in create_app: the commands
+    draw no figure and must start fast. Each gunicorn worker calls this as it boots (the
+    portal is not preloaded in the master: a thread does not survive a fork)."""
+
+    def warm() -> None:
+        from app.certification.figures import warm_up
+
+        try:
+            app.logger.debug("figures warmed up in %.2f s", warm_up())
+        except Exception:  # a warm-up that fails costs the first figure its time, no more
+            app.logger.warning("warming up the figures failed", exc_info=True)
+
+    thread = threading.Thread(target=warm, name="warm-up", daemon=True)
+    app.extensions["warm_up"] = thread
+    thread.start()
+    return thread

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
+import importlib.util
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,37 +37,11 @@ from app.cases.models import Case
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.results import exercise_statistics
-from tests.cohort import HttpClient, cohort_exam, make_cases, prepare_cohort, submit_cohort
-from tests.conftest import FAST_HASHING, base_config, migrate_database
-from tests.realservers import create_database, free_port, postgres_server
+from bench._servers import gunicorn, postgres_database
+from tests.cohort import cohort_exam, make_cases, prepare_cohort, submit_cohort
+from tests.conftest import FAST_HASHING, base_config
 
 PASSWORD = "bench-password-long-enough-1"
-
-
-def _serve(url: str, instance: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "CXR_ACADEMY_SQLALCHEMY_DATABASE_URI": url,
-           "CXR_ACADEMY_INSTANCE_PATH": str(instance),
-           **{f"CXR_ACADEMY_{k}": str(v) for k, v in FAST_HASHING.items()}}
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(args.workers), "--worker-class", args.worker_class,
-               "--timeout", "120", "--log-level", "warning"]
-    if args.worker_class == "gthread":
-        command += ["--threads", str(args.threads)]
-    server = subprocess.Popen([*command, "app:create_app()"], env=env,
-                              cwd=Path(__file__).resolve().parents[1])
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if HttpClient(base, timeout=5).get("/auth/login").status == 200:
-                return server, base
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise SystemExit(f"gunicorn did not come up (exit {server.poll()})")
-        time.sleep(0.3)
 
 
 def main() -> None:
@@ -80,19 +53,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
-    try:
-        import gunicorn  # noqa: F401
-    except ImportError:
-        raise SystemExit("gunicorn is not installed (pip install gunicorn)") from None
+    if importlib.util.find_spec("gunicorn") is None:
+        raise SystemExit("gunicorn is not installed (pip install gunicorn)")
 
     instance = Path(tempfile.mkdtemp(prefix="cxr-bench-cohort-"))
-    with postgres_server() as base_url:
-        url = create_database(base_url, "cxr_bench_cohort")
-        migrate_database(url, instance)
+    label = (f"gunicorn {args.worker_class} {args.workers} workers"
+             + (f" x {args.threads} threads" if args.worker_class == "gthread" else ""))
+    with postgres_database("cxr_bench_cohort", instance) as url, gunicorn(
+            url, instance, workers=args.workers, worker_class=args.worker_class,
+            threads=args.threads, app_spec="app:create_app()",
+            settings=FAST_HASHING) as (_server, base):
         app = create_app({**base_config(url, instance), "TESTING": False})
-        server, base = _serve(url, instance, args)
-        label = (f"gunicorn {args.worker_class} {args.workers} workers"
-                 + (f" x {args.threads} threads" if args.worker_class == "gthread" else ""))
         print(f"{args.cohort} trainees submit a {args.cases}-case exam at once; {label}; "
               "PostgreSQL")
         try:
@@ -127,11 +98,6 @@ def main() -> None:
                           f"{scored} with compact case scores, {counted} in the case "
                           f"statistics (sign-in, page fetch and burst {elapsed:.1f} s)")
         finally:
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
             with app.app_context():
                 db.engine.dispose()
     shutil.rmtree(instance, ignore_errors=True)

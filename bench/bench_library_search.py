@@ -21,21 +21,19 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import event, insert, select, text
 
-from app import create_app
 from app.auth.roles import Role
 from app.auth.services import create_user
 from app.cases.models import Case, CaseFinding, CaseTag
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import PASSWORD, IsolatedClient, base_config, login, migrate_database
-from tests.realservers import create_database, postgres_server
+from bench._servers import DATABASES, database_urls, migrated_app
+from tests.conftest import PASSWORD, login
 
 TARGET_MS = 100.0
 FINDINGS = ("infiltrate", "cavitary_lesion", "nodule", "pleural_effusion", "fibrosis",
@@ -119,10 +117,7 @@ def _p95(client, url: str, runs: int) -> tuple[float, float, int]:
 def bench(database_url: str, label: str, cases: int, runs: int) -> float:
     """The slowest p95, in ms."""
     with tempfile.TemporaryDirectory() as tmp:
-        instance = Path(tmp) / "instance"
-        migrate_database(database_url, instance)
-        app = create_app({**base_config(database_url, instance), "TESTING": False})
-        app.test_client_class = IsolatedClient
+        app = migrated_app(database_url, Path(tmp) / "instance")
         worst = 0.0
         with app.app_context():
             start = time.perf_counter()
@@ -153,19 +148,12 @@ def bench(database_url: str, label: str, cases: int, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--database", choices=DATABASES, default="both")
     parser.add_argument("--cases", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    results = []
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        if args.database in ("sqlite", "both"):
-            results.append(("SQLite", bench(f"sqlite:///{tmp}/bench.sqlite3", "SQLite",
-                                            args.cases, args.runs)))
-        if args.database in ("postgresql", "both"):
-            base = stack.enter_context(postgres_server())
-            results.append(("PostgreSQL", bench(create_database(base, "cxr_bench"),
-                                                "PostgreSQL", args.cases, args.runs)))
+    with database_urls(args.database) as urls:
+        results = [(label, bench(url, label, args.cases, args.runs)) for label, url in urls]
     label, worst = max(results, key=lambda r: r[1])
     print(f"slowest library search p95 over {args.cases:,} cases ({label}): {worst:.1f} ms; "
           f"target {TARGET_MS:.0f} ms, ratio {worst / TARGET_MS:.3f}")

@@ -23,14 +23,12 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import event, insert, select, text
 
-from app import create_app
 from app.auth.models import User, UserRole
 from app.auth.roles import Role
 from app.auth.services import create_user
@@ -40,9 +38,9 @@ from app.quizzes.peers import rebuild_peer_calls
 from app.quizzes.services import submit_attempt
 from app.quizzes.standings import rebuild_standings
 from app.schemes.registry import get_scheme
+from bench._servers import DATABASES, database_urls, migrated_app
 from bench.exam_data import add_cases, add_exam, finished_read
-from tests.conftest import PASSWORD, IsolatedClient, base_config, login, migrate_database
-from tests.realservers import create_database, postgres_server
+from tests.conftest import PASSWORD, login
 
 TARGET_MS = 100.0
 SHOW_ALL = dict.fromkeys(("score", "correctness", "reference", "teaching_notes"),
@@ -110,10 +108,7 @@ def _measure(client, url: str, runs: int) -> tuple[float, int]:
 def bench(database_url: str, label: str, cases: int, runs: int, levels: list[int]) -> float:
     """The median at the largest level, in ms."""
     with tempfile.TemporaryDirectory() as tmp:
-        instance = Path(tmp) / "instance"
-        migrate_database(database_url, instance)
-        app = create_app({**base_config(database_url, instance), "TESTING": False})
-        app.test_client_class = IsolatedClient
+        app = migrated_app(database_url, Path(tmp) / "instance")
         worst = 0.0
         with app.app_context():
             scheme = get_scheme("tb_screening")
@@ -147,21 +142,15 @@ def bench(database_url: str, label: str, cases: int, runs: int, levels: list[int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--database", choices=DATABASES, default="both")
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--levels", default="1,1000,10000")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    results = []
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        if args.database in ("sqlite", "both"):
-            results.append(("SQLite", bench(f"sqlite:///{tmp}/bench.sqlite3", "SQLite",
-                                            args.cases, args.runs, levels)))
-        if args.database in ("postgresql", "both"):
-            base = stack.enter_context(postgres_server())
-            results.append(("PostgreSQL", bench(create_database(base, "cxr_bench"),
-                                                "PostgreSQL", args.cases, args.runs, levels)))
+    with database_urls(args.database) as urls:
+        results = [(label, bench(url, label, args.cases, args.runs, levels))
+                   for label, url in urls]
     worst_label, worst = max(results, key=lambda r: r[1])
     print(f"result page at {levels[-1]:,} ended attempts, slowest database ({worst_label}): "
           f"{worst:.1f} ms; target {TARGET_MS:.0f} ms, ratio {worst / TARGET_MS:.3f}")

@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, text
 
 from app.quizzes.scoring import CaseRead, CaseTruth, Criterion, score_attempt
+from bench._servers import ROOT, database_urls, load_average, migrated_app, postgres_database, stop
 
 FINDINGS = (
     "infiltrate",
@@ -349,9 +350,6 @@ def _report(label: str, samples: list[Sample], target: float | None = None) -> N
 
 def bench_database(database_url: str, label: str, runs: int) -> float:
     """The median submit time, in ms."""
-    from flask_migrate import upgrade
-
-    from app import MIGRATIONS_DIR, create_app
     from app.auth.models import User
     from app.auth.roles import Role
     from app.auth.services import create_user
@@ -361,15 +359,12 @@ def bench_database(database_url: str, label: str, runs: int) -> float:
     from app.quizzes.services import submit_attempt
     from app.schemes.registry import get_scheme
     from bench.exam_data import add_cases, add_exam, finished_read
-    from tests.conftest import PASSWORD, IsolatedClient, base_config, login
+    from tests.conftest import PASSWORD, login
     from tests.forms import submit_html
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = {**base_config(database_url, Path(tmp) / "instance"), "TESTING": False}
-        app = create_app(config)
-        app.test_client_class = IsolatedClient
+        app = migrated_app(database_url, Path(tmp) / "instance")
         with app.app_context():
-            upgrade(directory=str(MIGRATIONS_DIR))
             start = time.perf_counter()
             scheme = get_scheme("tb_screening")
 
@@ -452,22 +447,184 @@ def bench_database(database_url: str, label: str, runs: int) -> float:
 def bench_databases(databases: str, runs: int) -> None:
     print(f"3. the database path ({DB_CASES} cases; target: submit < "
           f"{SUBMIT_TARGET_MS:.0f} ms server time on PostgreSQL)")
-    submit: dict[str, float] = {}
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        if databases in ("sqlite", "both"):
-            submit["SQLite"] = bench_database(f"sqlite:///{tmp}/bench.sqlite3", "SQLite", runs)
-        if databases in ("postgresql", "both"):
-            from tests.realservers import create_database, postgres_server
-
-            base = stack.enter_context(postgres_server())
-            submit["PostgreSQL"] = bench_database(create_database(base, "cxr_bench"),
-                                                  "PostgreSQL", runs)
+    with database_urls(databases) as urls:
+        submit = {label: bench_database(url, label, runs) for label, url in urls}
     label = "PostgreSQL" if "PostgreSQL" in submit else "SQLite"
     print(f"   {DB_CASES}-case submit on {label}: {submit[label]:.1f} ms; target "
           f"{SUBMIT_TARGET_MS:.0f} ms, ratio {submit[label] / SUBMIT_TARGET_MS:.3f}")
 
 
-PARTS = ("pure", "rescore", "database")
+# ---- 4. the re-scoring job through PostgreSQL ----------------------------------------------
+
+RESCORE_TARGET_S = 60.0
+JOB_CASES = 200
+REAL_READS = 8  # trainees' reads made through the services; the others are copies of them
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds of a process and of its children it has waited for (the re-scoring
+    processes a worker forks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(fields[n]) for n in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
+def _ended_attempts(exam_id: int, originals: list[int], count: int) -> None:
+    """``count`` ended attempts of the exam in all: copies of ``originals`` (answers and
+    stored scores) by other trainees, two each, inserted in bulk; then the peer figures
+    recounted, as after any bulk load."""
+    from sqlalchemy import insert, select
+
+    from app.auth.models import User, UserRole
+    from app.auth.roles import Role
+    from app.extensions import db
+    from app.quizzes.models import Attempt
+    from app.quizzes.peers import rebuild_peer_calls
+    from app.quizzes.standings import rebuild_standings
+
+    missing = count - len(originals)
+    sources = [db.session.get_one(Attempt, attempt_id) for attempt_id in originals]
+    users = [{"username": f"peer{n:06d}", "email": f"peer{n:06d}@example.org",
+              "full_name": f"Peer {n}"} for n in range((missing + 1) // 2)]
+    db.session.execute(insert(User), users)
+    ids = list(db.session.scalars(select(User.id).where(User.username.like("peer%"))
+                                  .order_by(User.id)))
+    db.session.execute(insert(UserRole), [
+        {"user_id": uid, "role": Role.TRAINEE_RADIOLOGIST.value} for uid in ids])
+    columns = ("exercise_id", "state", "case_order", "started_at", "ended_at", "metrics",
+               "passed", "sensitivity", "specificity", "accuracy", "case_set", "case_scores")
+    for start in range(0, missing, 1000):
+        rows, copied = [], []
+        for n in range(start, min(missing, start + 1000)):
+            source = sources[n % len(sources)]
+            rows.append({**{c: getattr(source, c) for c in columns},
+                         "user_id": ids[n // 2], "number": 1 + n % 2})
+            copied.append(source.id)
+        new_ids = list(db.session.scalars(
+            insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True), rows))
+        db.session.execute(text(
+            "INSERT INTO attempt_answer (attempt_id, case_id, answers, marks, revision, "
+            "seconds, saved_at, checked_at, flagged) "
+            "SELECT m.new_id, a.case_id, a.answers, a.marks, a.revision, a.seconds, "
+            "a.saved_at, a.checked_at, a.flagged FROM attempt_answer a "
+            "JOIN unnest(CAST(:new AS integer[]), CAST(:old AS integer[])) AS m(new_id, old_id)"
+            " ON a.attempt_id = m.old_id"), {"new": new_ids, "old": copied})
+        db.session.commit()
+    rebuild_standings(exam_id)
+    rebuild_peer_calls()
+    db.session.commit()
+
+
+def build_rescoring_exam(attempts: int) -> int:
+    """A 200-case exam with ``attempts`` ended attempts (REAL_READS made through the
+    services, the others copies of them), whose reference of one case the trainers then
+    correct; returns the exam's id. PostgreSQL only (bulk copies with unnest)."""
+    from app.auth.models import User
+    from app.auth.roles import Role
+    from app.auth.services import create_user
+    from app.cases.models import Case
+    from app.cases.reads import save_read
+    from app.extensions import db
+    from app.quizzes.models import Attempt
+    from app.quizzes.services import submit_attempt
+    from app.schemes.registry import get_scheme
+    from bench.exam_data import add_cases, add_exam, finished_read
+    from tests.conftest import PASSWORD
+
+    scheme = get_scheme("tb_screening")
+    experts = [create_user(email=f"expert{n}@example.org", full_name=f"Expert {n}",
+                           username=f"expert{n}", roles=[Role.TRAINER],
+                           password=PASSWORD) for n in range(2)]
+    case_ids = add_cases(JOB_CASES, scheme=scheme, experts=experts, seed=1)
+    exam_id = add_exam(case_ids, scheme=scheme)
+    originals = []
+    for n in range(REAL_READS):
+        trainee = create_user(email=f"t{n}@example.org", full_name=f"T {n}",
+                              username=f"trainee{n}", password=PASSWORD,
+                              roles=[Role.TRAINEE_RADIOLOGIST])
+        attempt_id = finished_read(exam_id, trainee, seed=100 + n)
+        submit_attempt(db.session.get_one(Attempt, attempt_id), trainee)
+        originals.append(attempt_id)
+    _ended_attempts(exam_id, originals, attempts)
+    # The trainers correct a reference read: a TB case turns out normal.
+    case = db.session.get_one(Case, case_ids[6])
+    for expert in experts:
+        save_read(case, author=db.session.get_one(User, expert.id), scheme=scheme,
+                  answers={"classification": "normal", "tb_likelihood": 1, "findings": []},
+                  marks=[])
+    db.session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    return exam_id
+
+
+def bench_rescoring_job(attempts: int, processes: int, timeout: float) -> None:
+    """A wall-clock run of the re-scoring job as production runs it: queued by the same
+    call as the exercise page's button, run by a `cxr-academy worker` process (which
+    re-scores with RESCORING_PROCESSES processes) on PostgreSQL on 127.0.0.1."""
+    import subprocess
+
+    from app.extensions import db
+    from app.jobs.models import Job
+    from app.quizzes.rescoring_job import start_rescoring
+    from tests.conftest import base_config
+
+    print(f"4. the re-scoring job: {attempts:,} ended {JOB_CASES}-case attempts, "
+          f"{processes} processes, PostgreSQL on 127.0.0.1 (target < {RESCORE_TARGET_S:.0f} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp) / "instance"
+        queue = f"sqlite:///{tmp}/queue.sqlite3"
+        settings = {"JOB_QUEUE_URL": queue, "RESCORING_PROCESSES": processes}
+        with postgres_database("cxr_bench_rescore", instance) as url:
+            app = migrated_app(url, instance, **settings)
+            # The worker starts first: its start-up is not in the figure.
+            config = {k: v for k, v in base_config(url, instance).items()
+                      if k in ("SECRET_KEY", "DEID_SECRET", "FIELD_ENCRYPTION_KEYS")}
+            env = {**os.environ, "CXR_ACADEMY_SQLALCHEMY_DATABASE_URI": url,
+                   "CXR_ACADEMY_INSTANCE_PATH": str(instance),
+                   **{f"CXR_ACADEMY_{k}": json.dumps(v) if isinstance(v, list) else str(v)
+                      for k, v in {**config, **settings}.items()}}
+            worker = subprocess.Popen(
+                [sys.executable, "-c", "from app.cli import main; main()", "worker"],
+                env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+            try:
+                with app.app_context():
+                    start = time.perf_counter()
+                    exam_id = build_rescoring_exam(attempts)
+                    print(f"   built in {time.perf_counter() - start:.0f} s")
+                    db.session.remove()
+                with app.app_context():
+                    cpu_before = _cpu_of(worker.pid)
+                    began = time.perf_counter()
+                    job_id = start_rescoring(exam_id, actor=None).id
+                    while True:
+                        db.session.expire_all()
+                        job = db.session.get_one(Job, job_id)
+                        if job.finished:
+                            break
+                        if worker.poll() is not None:
+                            raise SystemExit(f"the worker stopped (exit {worker.returncode})")
+                        if time.perf_counter() - began > timeout:
+                            raise SystemExit(f"job {job_id} not finished in {timeout:.0f} s: "
+                                             f"{job.progress_done} of {job.progress_total}")
+                        time.sleep(0.2)
+                    wall = time.perf_counter() - began
+                    cpu = _cpu_of(worker.pid) - cpu_before
+                    summary = job.summary or {}
+                    if job.status != "done":
+                        raise SystemExit(f"job {job_id} {job.status}: {job.error}")
+                    db.session.remove()
+                    db.engine.dispose()
+            finally:
+                stop(worker)
+    print(f"   job {job_id}: {summary.get('attempts')} attempts re-scored, "
+          f"{summary.get('changed')} verdicts changed; worker CPU {cpu:.1f} s "
+          f"({cpu / attempts * 1000:.2f} ms per attempt); load average {load_average()}")
+    print(f"   re-scoring {attempts:,} attempts (job queued -> done): {wall:.1f} s; target "
+          f"{RESCORE_TARGET_S:.0f} s, ratio {wall * 10_000 / attempts / RESCORE_TARGET_S:.3f}"
+          + ("" if attempts == 10_000 else " (scaled to 10,000)"))
+
+
+PARTS = ("pure", "rescore", "database", "job")
 
 
 def main() -> None:
@@ -480,6 +637,8 @@ def main() -> None:
     parser.add_argument("--part", choices=PARTS, action="append",
                         help="run only this part (repeatable); default all")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="part 4: seconds the job may take before the bench gives up")
     args = parser.parse_args()
     parts = args.part or PARTS
     if "pure" in parts:
@@ -488,6 +647,8 @@ def main() -> None:
         bench_rescoring(args.attempts, args.processes)
     if "database" in parts:
         bench_databases(args.database, args.db_runs)
+    if "job" in parts:
+        bench_rescoring_job(args.attempts, args.processes, args.timeout)
 
 
 if __name__ == "__main__":

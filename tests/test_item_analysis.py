@@ -441,7 +441,7 @@ def test_rescoring_updates_the_case_statistics(retaken):
     """A changed read after the fact (as when a reference read is corrected and
     `quizzes rescore` runs): the compact scores, and so the statistics, follow."""
     from app.quizzes.models import AttemptAnswer
-    from app.quizzes.results import rescore
+    from app.quizzes.rescoring import rescore
 
     before = exercise_statistics(retaken.id, Population.ALL)
     third = retaken.cases[2].case_id

@@ -134,14 +134,18 @@ class WorkerKilled(BaseException):
 
 def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
         app, client, login_as, three_certified, queue, monkeypatch):  # noqa: F811
-    from app.quizzes import results
+    from app.quizzes import rescoring
 
+    # One attempt per transaction in this process, to lose a run between two committed
+    # transactions (a process of a shared run that dies is tested below).
+    monkeypatch.setattr(rescoring, "BATCH", 1)
+    app.config["RESCORING_PROCESSES"] = 1
     trainer = login_as(Role.TRAINER)
     exam = _by_title("Exam")
     job = start_rescoring(exam.id, actor=trainer)
     job_id = job.id
 
-    real_finalise = results.finalise
+    real_finalise = rescoring.finalise
     finalised = []
 
     def finalise_then_die(attempt, **options):
@@ -150,16 +154,16 @@ def test_a_rescoring_whose_worker_died_is_taken_up_and_ends_the_same(
         finalised.append(attempt.id)
         return real_finalise(attempt, **options)
 
-    monkeypatch.setattr(results, "finalise", finalise_then_die)
+    monkeypatch.setattr(rescoring, "finalise", finalise_then_die)
     assert huey_of(app).dequeue() is not None  # a worker takes the message...
     with pytest.raises(WorkerKilled):
         run_job(job_id)  # ... and dies with it, two attempts in
     db.session.rollback()
-    monkeypatch.setattr(results, "finalise", real_finalise)
+    monkeypatch.setattr(rescoring, "finalise", real_finalise)
 
     db.session.expire_all()
     job = db.session.get_one(Job, job_id)
-    # Two attempts re-scored and counted, each with its verdict change, in its own
+    # Two attempts re-scored and counted, each with its verdict change, in its batch's
     # transaction; the third neither.
     assert (job.status, job.progress_done, job.progress_total) == ("running", 2, 3)
     kept = db.session.scalars(select(JobVerdictChange).where(JobVerdictChange.job_id == job_id)
@@ -195,3 +199,22 @@ def test_changes_of_a_lost_run_and_the_run_that_finished_it_merge_per_attempt():
     assert merge_changes(earlier, later) == [VerdictChange(1, 10, 5, True, False),
                                              VerdictChange(3, 12, 5, None, True)]
     assert merge_changes([], later) == later and merge_changes(earlier, []) == earlier
+
+
+def test_a_rescoring_shared_between_processes_counts_every_attempt_once(
+        app, client, login_as, three_certified, queue, worker, monkeypatch):  # noqa: F811
+    """One attempt per batch, two processes (forked on PostgreSQL): the worker's job counts
+    each attempt and keeps each verdict change once, and the job's own row stays usable."""
+    from app.quizzes import rescoring
+
+    monkeypatch.setattr(rescoring, "BATCH", 1)
+    app.config["RESCORING_PROCESSES"] = 2
+    trainer = login_as(Role.TRAINER)
+    job = start_rescoring(_by_title("Exam").id, actor=trainer)
+    status = wait_finished(client, f"/jobs/{job.id}")
+    assert status["status"] == "done", status["error"]
+    assert (status["done"], status["total"]) == (3, 3)
+    assert (status["summary"]["attempts"], status["summary"]["changed"]) == (3, 3)
+    assert db.session.scalar(select(func.count(JobVerdictChange.id)).where(
+        JobVerdictChange.job_id == job.id)) == 3
+    assert db.session.scalar(select(func.count(CertificateReview.id))) == 3

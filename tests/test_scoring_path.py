@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 import app.schemes.definitions as definitions
 import app.schemes.registry as registry
@@ -21,12 +21,13 @@ from app.cases.models import Case
 from app.cases.reads import reference_for, references_for
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptState
-from app.quizzes.results import rescore, score
+from app.quizzes.rescoring import rescore
+from app.quizzes.results import score
 from app.quizzes.services import submit_attempt
 from app.schemes.definitions import Scheme
 from app.schemes.registry import add_scheme, builtin_schemes, get_scheme
 from bench.exam_data import add_cases, add_exam, finished_read
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, postgresql_only
 from tests.forms import submit_html
 
 SMALL, LARGE = 10, 60
@@ -226,3 +227,72 @@ def test_rescoring_loads_the_cases_once_per_run_not_per_attempt(
     assert sum(1 for s in sent if "FROM teaching_case" in s) == 1
     # The same scores as at submission.
     assert {i: _fresh(Attempt, i).metrics for i in attempt_ids} == kept
+
+
+def test_rescoring_in_batches_and_processes_gives_the_scores_of_submission(
+        exams, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch):
+    """Batches of two attempts shared between two processes (forked on PostgreSQL; SQLite
+    re-scores in this one): every attempt once, each with the scores it got when it was
+    submitted, and the peer figures as they were."""
+    from app.quizzes import rescoring
+    from app.quizzes.models import PeerAccuracy, PeerCaseShare, PeerStanding
+
+    monkeypatch.setattr(rescoring, "BATCH", 2)
+    exam_id = exams[SMALL]
+    attempt_ids = []
+    for n in range(5):
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt_id, user_id = finished_read(exam_id, trainee, seed=40 + n), trainee.id
+        user = _fresh(User, user_id)
+        submit_attempt(db.session.get_one(Attempt, attempt_id), user)
+        attempt_ids.append(attempt_id)
+
+    def peers() -> list:
+        return [sorted(tuple(getattr(row, c.key) for c in model.__table__.columns)
+                       for row in db.session.scalars(select(model)))
+                for model in (PeerStanding, PeerAccuracy, PeerCaseShare)]
+
+    kept = {i: _fresh(Attempt, i).metrics for i in attempt_ids}
+    peers_before = peers()
+    db.session.remove()
+    progress: list[int] = []
+    report = rescoring.rescore(exam_id, processes=2,
+                               on_batch=lambda count, total, changes: progress.append(count))
+    assert report.attempts == 5 and not report.changes
+    if db.engine.dialect.name == "sqlite":
+        assert progress == [2, 2, 1]  # told here, in each batch's transaction
+    assert {i: _fresh(Attempt, i).metrics for i in attempt_ids} == kept
+    db.session.remove()
+    assert peers() == peers_before
+
+
+@postgresql_only  # SQLite re-scores in one process
+def test_a_rescoring_process_that_dies_fails_the_run_instead_of_hanging(
+        exams, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch):
+    """A forked re-scoring process killed mid-run (out of memory, by hand) sends nothing
+    back: the run fails with the reason; the batches committed before stay re-scored."""
+    import os
+
+    from app.quizzes import rescoring
+
+    exam_id = exams[SMALL]
+    attempt_ids = []
+    for n in range(4):
+        trainee = make_user(Role.TRAINEE_RADIOLOGIST)
+        attempt_id, user_id = finished_read(exam_id, trainee, seed=60 + n), trainee.id
+        user = _fresh(User, user_id)
+        submit_attempt(db.session.get_one(Attempt, attempt_id), user)
+        attempt_ids.append(attempt_id)
+    db.session.remove()
+    real_finalise = rescoring.finalise
+    parent = os.getpid()
+
+    def killed_on_the_last(attempt, **options):
+        if attempt.id == attempt_ids[-1] and os.getpid() != parent:
+            os._exit(9)
+        return real_finalise(attempt, **options)
+
+    monkeypatch.setattr(rescoring, "BATCH", 1)
+    monkeypatch.setattr(rescoring, "finalise", killed_on_the_last)
+    with pytest.raises(RuntimeError, match="a re-scoring process stopped"):
+        rescoring.rescore(exam_id, processes=2)

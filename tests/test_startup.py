@@ -84,3 +84,21 @@ def test_a_sandboxed_child_does_not_load_the_main_module_again(tmp_path):
                          capture_output=True, text=True, timeout=120).stdout
     assert out.strip() == "3"
     assert not marker.exists()
+
+
+def test_a_server_warms_the_figures_up_in_a_thread_and_keeps_no_figure(tmp_path):
+    """The server (app.wsgi) loads matplotlib and its font in a thread at start, so that
+    the programme dashboard's first figure does not pay for it; it draws no figure of
+    anyone's scores, and create_app (the commands) still loads none of it."""
+    code = ("from app.wsgi import create_server_app\n"
+            "app = create_server_app()\n"
+            "thread = app.extensions['warm_up']\n"
+            "thread.join(120)\n"
+            "assert not thread.is_alive()\n"
+            "from app.certification.figures import _png\n"
+            "assert _png.cache_info().currsize == 0, _png.cache_info()\n"
+            "from matplotlib import font_manager\n"
+            "assert font_manager.fontManager is not None")
+    assert loaded(code, tmp_path, ("matplotlib", "matplotlib.backends.backend_agg",
+                                   "matplotlib.ft2font")) == [
+        "matplotlib", "matplotlib.backends.backend_agg", "matplotlib.ft2font"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -130,3 +131,15 @@ def clinic_distribution(clinics: Sequence[ClinicScores], title: str) -> Figure:
                  va="center", color="#5b6675")
     fig.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
     return fig
+
+
+def warm_up() -> float:
+    """Draw and encode a small figure once, untimed by any request: the first figure a
+    process draws otherwise pays for importing matplotlib, loading its font list and the
+    font itself, and building the text layout caches (most of half a second). A server
+    calls it in a thread at start (app.wsgi), never the commands, which draw no figure.
+    Returns the seconds it took."""
+    started = time.perf_counter()
+    fig = clinic_distribution([("Warm-up clinic", (0.5, 0.9), (0.6, 0.8))], "warm-up")
+    fig.savefig(io.BytesIO(), format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
+    return time.perf_counter() - started

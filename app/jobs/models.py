@@ -38,12 +38,14 @@ class JobKind(StrEnum):
     RESCORING = "rescoring"
     LIBRARY_EXPORT = "library_export"
     REMINDERS = "reminders"
+    DERIVATIVES_REBUILD = "derivatives_rebuild"
 
     @property
     def label(self) -> str:
         return {"case_import": "Case import", "pacs_import": "PACS import",
                 "rescoring": "Re-scoring", "library_export": "Library export",
-                "reminders": "Expiry reminders"}[self.value]
+                "reminders": "Expiry reminders",
+                "derivatives_rebuild": "Image derivatives rebuild"}[self.value]
 
 
 FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)

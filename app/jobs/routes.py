@@ -30,6 +30,7 @@ from app.cases.processed import NO_FILE_META_REASON
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp
+from app.jobs.derivatives_rebuild import start_derivatives_rebuild
 from app.jobs.library_export import (
     STATUSES,
     export_file,
@@ -44,7 +45,7 @@ from app.validation import load_query
 
 # What a job's progress counts, by kind (files unless said here).
 UNITS = {JobKind.RESCORING.value: "attempts", JobKind.LIBRARY_EXPORT.value: "cases",
-         JobKind.REMINDERS.value: "reminders"}
+         JobKind.REMINDERS.value: "reminders", JobKind.DERIVATIVES_REBUILD.value: "images"}
 
 
 def _job_or_404(job_id: int) -> Job:
@@ -144,3 +145,10 @@ def start_from_page(start: Callable[[], Job]) -> Response:
 def library_export() -> Response:
     status = request.form.get("status", "")
     return start_from_page(lambda: start_library_export(status, actor=current_user))
+
+
+@bp.route("/derivatives-rebuild", methods=["POST"])
+@roles_required(Role.ADMIN)
+def derivatives_rebuild() -> Response:
+    every = request.form.get("every") == "1"
+    return start_from_page(lambda: start_derivatives_rebuild(every=every, actor=current_user))

@@ -17,7 +17,7 @@ from app.auth.models import User
 from app.auth.roles import Role
 from app.db_types import utcnow
 from app.extensions import db
-from app.jobs import pacs_import
+from app.jobs import derivatives_rebuild, pacs_import
 from app.jobs.case_import import run_case_import
 from app.jobs.library_export import export_clean_up, run_library_export
 from app.jobs.lifecycle import (
@@ -60,6 +60,8 @@ KINDS: dict[str, Kind] = {
     JobKind.PACS_IMPORT.value: Kind(pacs_import.run_pacs_import, pacs_import.AFTER_FAILURE),
     JobKind.LIBRARY_EXPORT.value: Kind(
         run_library_export, "nothing was exported; start the export again."),
+    JobKind.DERIVATIVES_REBUILD.value: Kind(
+        derivatives_rebuild.run_derivatives_rebuild, derivatives_rebuild.AFTER_FAILURE),
 }
 
 

@@ -1,12 +1,14 @@
 """Re-scoring as a job: the ended attempts (of one exercise, or all) scored again against
-the current reference reads by app.quizzes.results.rescore, progress counted in attempts,
+the current reference reads by app.quizzes.rescoring.rescore (RESCORING_PROCESSES
+processes on PostgreSQL), progress counted in attempts,
 the outcome (attempts re-scored, verdicts changed, what followed for certificates) kept in
 the job's summary.
 
 Taken up again after its worker died, the job simply runs again, which is safe:
-- each attempt is re-scored in its own transaction, with the job's progress and the
-  attempt's verdict change written in that same transaction: an attempt is either
-  re-scored and counted or neither;
+- attempts are re-scored in transactions of a batch, with the job's progress and the
+  attempts' verdict changes written in that same transaction: an attempt is either
+  re-scored and counted or neither (the run counts from 0: it goes through every
+  attempt again);
 - re-scoring is a function of the attempt's stored answers and the current reference
   reads, so an attempt re-scored before the interruption gets the same scores again and
   changes nothing;
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from app.auth.models import User
@@ -31,7 +34,8 @@ from app.jobs.lifecycle import JobError, finish, new_job, submit, unseal
 from app.jobs.models import Job, JobKind, JobStatus, JobVerdictChange
 from app.jobs.services import register_kind
 from app.quizzes.models import Attempt, Exercise
-from app.quizzes.results import VerdictChange, rescore
+from app.quizzes.rescoring import rescore
+from app.quizzes.results import VerdictChange
 from app.user_errors import UserError
 
 
@@ -61,25 +65,30 @@ def run_rescoring(job: Job) -> None:
                    .order_by(JobVerdictChange.attempt_id))]
     kept_before = {c.attempt_id for c in earlier}
 
-    def on_attempt(done: int, total: int, change: VerdictChange | None) -> None:
-        # In the attempt's transaction: counted (and its change kept) exactly when it is
-        # re-scored.
+    # Counted from 0 on each run: the run goes through every attempt again.
+    db.session.execute(update(Job).where(Job.id == job_id).values(progress_done=0))
+    db.session.commit()
+
+    def on_batch(count: int, total: int, changes: list[VerdictChange]) -> None:
+        # In the batch's transaction: counted (and its changes kept) exactly when its
+        # attempts are re-scored. Added, not set: processes re-score batches side by side.
         db.session.execute(update(Job).where(Job.id == job_id).values(
-            progress_done=done, progress_total=total, heartbeat_at=utcnow()))
-        if change is None:
-            return
-        if change.attempt_id in kept_before:  # changed again since a lost run
-            db.session.execute(update(JobVerdictChange).where(
-                JobVerdictChange.job_id == job_id,
-                JobVerdictChange.attempt_id == change.attempt_id,
-            ).values(passed_after=change.passed_after))  # before stays the first run's
-        else:
-            db.session.add(JobVerdictChange(
-                job_id=job_id, attempt_id=change.attempt_id,
-                passed_before=change.passed_before, passed_after=change.passed_after))
+            progress_done=Job.progress_done + count, progress_total=total,
+            heartbeat_at=utcnow()))
+        for change in changes:
+            if change.attempt_id in kept_before:  # changed again since a lost run
+                db.session.execute(update(JobVerdictChange).where(
+                    JobVerdictChange.job_id == job_id,
+                    JobVerdictChange.attempt_id == change.attempt_id,
+                ).values(passed_after=change.passed_after))  # before stays the first run's
+            else:
+                db.session.add(JobVerdictChange(
+                    job_id=job_id, attempt_id=change.attempt_id,
+                    passed_before=change.passed_before, passed_after=change.passed_after))
 
     try:
-        report = rescore(exercise_id, on_attempt=on_attempt, earlier_changes=earlier)
+        report = rescore(exercise_id, on_batch=on_batch, earlier_changes=earlier,
+                         processes=int(current_app.config["RESCORING_PROCESSES"]))
     except UserError as exc:
         db.session.rollback()
         finish(db.session.get_one(Job, job_id), JobStatus.FAILED,

@@ -3,12 +3,11 @@ does the arithmetic; this module turns stored reads into its inputs)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from flask import current_app
 from sqlalchemy import case as when
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -16,7 +15,6 @@ from sqlalchemy.orm import selectinload
 from app.cases.models import Case, CaseImage
 from app.cases.reads import Reference, reference_for, references_for
 from app.extensions import db
-from app.locking import lock_row, retrying
 from app.quizzes import standings
 from app.quizzes.models import (
     ENDED_STATES,
@@ -47,10 +45,8 @@ from app.quizzes.scoring.items import (
     compact_scores,
     score_matrix,
 )
-from app.quizzes.signals import attempts_rescored
 from app.schemes.definitions import Scheme, tb_positive
 from app.schemes.registry import classification_item, is_image_quality, scheme_of
-from app.user_errors import UserError
 
 
 @dataclass
@@ -153,7 +149,19 @@ def truth_for(case: Case, reference: Reference, scheme: Scheme) -> CaseTruth:
     )
 
 
-def read_for(case_id: int, answer: AttemptAnswer | None, scheme: Scheme) -> CaseRead:
+class StoredAnswer(Protocol):
+    """What scoring reads of an answer: an AttemptAnswer, or a row of its columns (the
+    re-scoring reads them without building ORM objects)."""
+
+    @property
+    def answers(self) -> dict[str, Any]: ...
+    @property
+    def marks(self) -> list[dict[str, Any]]: ...
+    @property
+    def seconds(self) -> float: ...
+
+
+def read_for(case_id: int, answer: StoredAnswer | None, scheme: Scheme) -> CaseRead:
     answers = answer.answers if answer else {}
     key = classification_item(scheme)
     rating = _rating(scheme, answers)
@@ -213,8 +221,9 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
 TruthCache = dict[tuple[str, int, str | None, int], tuple[CaseTruth, Reference]]
 
 
-def _score_with_cache(attempt: Attempt, truths: TruthCache) -> tuple[AttemptScore,
-                                                                      list[Reference]]:
+def _score_with_cache(attempt: Attempt, truths: TruthCache,
+                      stored: Mapping[int, StoredAnswer] | None = None
+                      ) -> tuple[AttemptScore, list[Reference]]:
     """score() without the pages' feedback, the cases' references read from ``truths``
     (and added to it): an exam's 200 cases are loaded once per run, not once per attempt."""
     scheme = scheme_of(attempt.exercise)
@@ -229,7 +238,7 @@ def _score_with_cache(attempt: Attempt, truths: TruthCache) -> tuple[AttemptScor
         for case_id in missing:
             truths[known(case_id)] = (truth_for(cases[case_id], references[case_id], scheme),
                                       references[case_id])
-    answers = {a.case_id: a for a in attempt.answers}
+    answers = stored if stored is not None else {a.case_id: a for a in attempt.answers}
     found = [truths[known(case_id)] for case_id in attempt.case_order]
     pairs = [(truth, read_for(case_id, answers.get(case_id), scheme))
              for case_id, (truth, _) in zip(attempt.case_order, found, strict=True)]
@@ -284,17 +293,19 @@ def case_feedback(attempt: Attempt, position: int) -> CaseFeedback:
 
 
 def finalise(attempt: Attempt, *, just_ended: bool = False,
-             truths: TruthCache | None = None) -> None:
+             truths: TruthCache | None = None,
+             answers: Mapping[int, StoredAnswer] | None = None) -> None:
     """Fix the attempt's scores when it ends (``just_ended``) or is re-scored (the caller
     holds the attempt's row lock and commits), and the peer standings that follow.
-    ``truths``: the cases' references kept across a re-scoring run."""
+    ``truths``: the cases' references kept across a re-scoring run; ``answers``: the
+    attempt's answers by case, read by the caller (with ``truths`` only)."""
     accuracy_before = attempt.accuracy
     calls_before = None if just_ended else (attempt.metrics or {}).get("calls")
     if truths is None:
         result, feedback = score(attempt)
         references = [item.reference for item in feedback]
     else:
-        result, references = _score_with_cache(attempt, truths)
+        result, references = _score_with_cache(attempt, truths, answers)
     data = result.stored_json()
     attempt.metrics = {
         "metrics": data["metrics"], "intervals": data["intervals"], "grades": data["grades"],
@@ -344,71 +355,6 @@ class RescoreReport:
     # What followed from the new scores, in words, from whoever listens to
     # signals.attempts_rescored (certificates issued, listed for review, ...).
     consequences: list[str] = field(default_factory=list)
-
-
-def _busy() -> UserError:
-    return UserError("the database stayed busy: run the re-scoring again", 409)
-
-
-# Told, inside each attempt's own transaction and before it commits, how far the
-# re-scoring got: (attempts done, of total, the attempt's verdict change or None). What it
-# writes (a job's progress) is committed with the attempt, or rolled back with it.
-RescoreProgress = Callable[[int, int, "VerdictChange | None"], None]
-
-
-def rescore(exercise_id: int | None = None, *, on_attempt: RescoreProgress | None = None,
-            earlier_changes: Sequence[VerdictChange] = ()) -> RescoreReport:
-    """Re-score ended attempts (after reference reads changed), one transaction per attempt
-    under its row lock (an attempt re-scored twice at once is corrected once, not twice),
-    then announce it: certificates are re-evaluated by their own area. Re-running it is
-    harmless: unchanged scores change nothing. ``earlier_changes`` are the verdict changes
-    an interrupted run made (re-scored again they change nothing more, and would
-    otherwise be forgotten): they are announced with this run's."""
-    query = select(Attempt.id).where(Attempt.state.in_(ENDED_STATES)).order_by(Attempt.id)
-    if exercise_id is not None:
-        query = query.where(Attempt.exercise_id == exercise_id)
-    report = RescoreReport()
-    exercise_ids: set[int] = {c.exercise_id for c in earlier_changes}
-    attempt_ids = db.session.scalars(query).all()
-    total = len(attempt_ids)
-    # The references as they are when the run starts, loaded once for all its attempts.
-    truths: TruthCache = {}
-    for position, attempt_id in enumerate(attempt_ids, start=1):
-
-        def again(attempt_id: int = attempt_id,
-                  position: int = position) -> tuple[int, VerdictChange] | None:
-            attempt = lock_row(Attempt, attempt_id)
-            if attempt is None or attempt.state not in ENDED_STATES:
-                if on_attempt is not None:
-                    on_attempt(position, total, None)
-                db.session.commit()
-                return None
-            before = attempt.passed
-            finalise(attempt, truths=truths)
-            change = VerdictChange(attempt.id, attempt.user_id, attempt.exercise_id, before,
-                                   attempt.passed)
-            if on_attempt is not None:
-                on_attempt(position, total,
-                           change if change.passed_before != change.passed_after else None)
-            db.session.commit()
-            return attempt.exercise_id, change
-
-        done = retrying(again, _busy)
-        if done is None:
-            continue
-        exercise, change = done
-        report.attempts += 1
-        exercise_ids.add(exercise)
-        if change.passed_before != change.passed_after:
-            report.changes.append(change)
-    report.changes = merge_changes(earlier_changes, report.changes)
-    if exercise_ids:
-        answers = attempts_rescored.send(current_app._get_current_object(),  # type: ignore[attr-defined]
-                                         exercise_ids=sorted(exercise_ids),
-                                         changes=list(report.changes))
-        for _receiver, lines in answers:
-            report.consequences.extend(lines or [])
-    return report
 
 
 def merge_changes(earlier: Sequence[VerdictChange],

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +51,9 @@ sys.path.insert(0, str(ROOT))
 from app import create_app
 from app.config import DefaultConfig
 from app.extensions import db
+from bench._servers import gunicorn, postgres_database
 from bench.load.load_data import PASSWORD, TRAINEE_PREFIX, populate
-from tests.cohort import HttpClient
-from tests.conftest import base_config, migrate_database
-from tests.realservers import create_database, free_port, postgres_server
+from tests.conftest import base_config
 
 AUTOSAVE_LIMIT_MS = 300.0
 STORM_LIMIT_MS = 2000.0
@@ -113,47 +113,22 @@ def _machine_busy_seconds() -> float:
     return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _serve(url: str, instance: Path, worker_class: str, args: argparse.Namespace
-           ) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "CXR_ACADEMY_SQLALCHEMY_DATABASE_URI": url,
-           "CXR_ACADEMY_INSTANCE_PATH": str(instance),
-           **{f"CXR_ACADEMY_{k}": str(v) for k, v in ARGON2.items()}}
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(args.workers), "--worker-class", worker_class,
-               "--timeout", "120", "--log-level", "warning", "--backlog", "2048"]
+def _serve(url: str, instance: Path, worker_class: str,
+           args: argparse.Namespace) -> AbstractContextManager[tuple[subprocess.Popen, str]]:
+    options = ["--backlog", "2048"]
+    environment = {}
     if args.cpu:
         # Bench only: CPU time per request type, written by each worker at exit.
-        env["LOAD_CPU_DIR"] = str(args.cpu_dir)
-        env["LOAD_CPROFILE"] = "1" if args.cprofile else ""
-        command += ["-c", str(Path(__file__).with_name("cpu_accounting.py"))]
+        environment = {"LOAD_CPU_DIR": str(args.cpu_dir),
+                       "LOAD_CPROFILE": "1" if args.cprofile else ""}
+        options += ["-c", str(Path(__file__).with_name("cpu_accounting.py"))]
     if worker_class == "gthread":
         # Idle connections outlive the 15 s heartbeat, as nginx keeps its clients' (75 s)
         # in production: otherwise a save races the server closing the connection it reuses.
-        command += ["--threads", str(args.threads), "--keep-alive", "75"]
-    server = subprocess.Popen([*command, "app.wsgi:create_server_app()"], env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if HttpClient(base, timeout=5).get("/auth/login").status == 200:
-                return server, base
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            _stop(server)
-            raise SystemExit(f"gunicorn did not come up (exit {server.poll()})")
-        time.sleep(0.3)
-
-
-def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        options += ["--keep-alive", "75"]
+    return gunicorn(url, instance, workers=args.workers, worker_class=worker_class,
+                    threads=args.threads, options=options, settings=ARGON2,
+                    environment=environment)
 
 
 def _read_stats(path: Path) -> dict[str, Row]:
@@ -296,9 +271,7 @@ def main() -> None:
     print(f"uptime: {os.getloadavg()}; {args.workers} gunicorn workers; PostgreSQL 127.0.0.1; "
           f"{args.cases}-case exam, {args.image_size}-px images; locust "
           f"{args.locust_processes} process(es); argon2 {ARGON2}")
-    with postgres_server() as base_url:
-        url = create_database(base_url, "cxr_load")
-        migrate_database(url, instance)
+    with postgres_database("cxr_load", instance) as url:
         app = create_app({**base_config(url, instance), "TESTING": False, **ARGON2})
         with app.app_context():
             exam = populate(per_run * len(runs), args.cases, args.image_size)
@@ -306,10 +279,9 @@ def main() -> None:
             db.engine.dispose()
         try:
             for number, (worker_class, scenario) in enumerate(runs):
-                server, base = _serve(url, instance, worker_class, args)
                 label = (f"{scenario} {worker_class}"
                          + (f" x{args.threads} threads" if worker_class == "gthread" else ""))
-                try:
+                with _serve(url, instance, worker_class, args) as (server, base):
                     if scenario == "storm":
                         outcome = _locust(base, server, label, args.storm_users,
                                           args.storm_users / args.storm_seconds,
@@ -320,8 +292,6 @@ def main() -> None:
                                           args.users / args.ramp, args.ramp + args.steady,
                                           number * per_run, exam.exam_id, args, work,
                                           reset_stats=True)
-                finally:
-                    _stop(server)
                 outcomes[(worker_class, scenario)] = outcome
                 _print(outcome)
                 if args.cpu:
