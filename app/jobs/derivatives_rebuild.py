@@ -16,7 +16,6 @@ from sqlalchemy import func, select, update
 
 from app.auth.models import User
 from app.cases.models import CaseImage
-from app.cases.rebuild import rebuild_derivatives
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import new_job, submit, unseal
@@ -54,6 +53,10 @@ def run_derivatives_rebuild(job: Job) -> None:
         db.session.execute(update(Job).where(Job.id == job_id).values(
             progress_done=done, heartbeat_at=utcnow()))
         db.session.commit()
+
+    # Loaded by the run only: the rebuild needs the imaging modules, which a web worker or a
+    # command that does not rebuild never loads (tests/test_startup.py).
+    from app.cases.rebuild import rebuild_derivatives
 
     summary = rebuild_derivatives(every=every, on_image=on_image)
     job = db.session.get_one(Job, job_id)
