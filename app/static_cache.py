@@ -122,4 +122,5 @@ def init_static_gzip(app: Flask) -> None:
             response.headers["Vary"] = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
         # As Flask-Compress names a compressed body, so that a revalidation gets its 304.
         response.set_etag(f"{etag}:gzip")
-        return response.make_conditional(request)
+        response.make_conditional(request)  # turns it into a 304 in place when unchanged
+        return response
