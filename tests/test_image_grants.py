@@ -72,7 +72,7 @@ def test_an_ended_attempt_stops_its_images_within_the_grant(client, exam, cases,
     assert client.get(url).status_code == 404
 
 
-def test_sign_out_and_other_users_are_never_answered_from_a_grant(  # noqa: F811
+def test_sign_out_and_other_users_are_never_answered_from_a_grant(
         client, exam, cases, make_user, clock):  # noqa: F811
     _, page = _open_exam(client, exam, make_user)
     url = _bank_image_url(cases)
