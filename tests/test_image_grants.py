@@ -90,3 +90,26 @@ def test_a_refusal_is_not_remembered(client, exam, cases, make_user, clock):  # 
     assert client.get(url).status_code == 404
     post_start(client, exam)  # the same exam: its cases are this trainee's now
     assert client.get(url).status_code == 200
+
+
+def test_the_images_a_case_page_shows_cost_only_the_session(client, exam, make_user,  # noqa: F811
+                                                             clock):
+    """The viewed case's and the prefetched next case's: granted by the page itself."""
+    _, page = _open_exam(client, exam, make_user)
+    urls = _exam_image_urls(client, page)
+    assert len(urls) >= 2
+    for url in urls:
+        with statements() as sent:
+            answer = client.get(url)
+        assert answer.status_code == 200, url
+        assert len(sent) == 1, "\n".join(sent)
+
+
+def test_a_case_page_grants_nothing_when_the_grants_memory_is_off(client, exam,  # noqa: F811
+                                                                   make_user, clock, app):
+    app.config["IMAGE_GRANT_SECONDS"] = 0
+    _, page = _open_exam(client, exam, make_user)
+    url = _exam_image_urls(client, page)[0]
+    with statements() as sent:
+        assert client.get(url).status_code == 200
+    assert len(sent) >= 2, "\n".join(sent)  # the session, the image (and its access)
