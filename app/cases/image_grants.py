@@ -7,6 +7,10 @@ about a third of an image request's CPU. The signed-in user is still loaded and 
 every request (Flask-Login's user loader, before this is consulted): a signed-out, ended or
 deactivated session is refused at once, whatever is remembered here.
 
+A grant is made by an image request that passed the access check, or by an exam's case page
+for the images it shows and prefetches (app/quizzes/access.py), which has just found the
+attempt open and the user's: the browser's fetches that follow the page are then hits too.
+
 What a remembered grant can outlive, by at most IMAGE_GRANT_SECONDS (configuration, 5 s):
 - the end of the attempt that granted it (submit, deadline), a lost role, a case taken out
   of the library. That is no wider than what the browser holds anyway: an image fetched
