@@ -42,6 +42,10 @@ class DefaultConfig:
     # keep the sign-in across idle time; any other role still ends after IDLE_TIMEOUT and
     # never outlives SESSION_LIFETIME.
     REMEMBER_DEVICE_LIFETIME = timedelta(days=7)
+    # A worker remembers that a user may fetch an image for this many seconds (an exam page
+    # fetches each image in stages within a second or two): an attempt's end or a lost role
+    # reaches image requests that much later, sign-out at once (app/cases/image_grants.py).
+    IMAGE_GRANT_SECONDS = 5.0
     PERMANENT_SESSION_LIFETIME = timedelta(days=7)
     SESSION_COOKIE_NAME = "cxr_session"
     SESSION_COOKIE_HTTPONLY = True

@@ -62,6 +62,9 @@ def base_config(database_url: str, instance_path: Path) -> dict[str, Any]:
         # tests see their results at once. Tests of the queue itself (test_jobs*) run a real
         # consumer on a SQLite queue.
         "JOB_QUEUE_URL": "immediate",
+        # Each request asks who may see an image: tests of access change it between two
+        # requests. Tests of the few seconds' memory (test_image_grants) set their own.
+        "IMAGE_GRANT_SECONDS": 0,
         **FAST_HASHING,
     }
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from app.auth.decorators import roles_required
+from app.cases import image_grants
 from app.cases.access import can_view_case
 from app.cases.forms import (
     ActionForm,
@@ -254,19 +255,23 @@ def image_file(image_id: int, kind: str) -> Response:
     users allowed to see the case."""
     if kind not in IMAGE_FILES:
         abort(404, description="Unknown image representation.")
-    # The image with its case in one statement (the access check reads the case; its tags
-    # are loaded only if asked for): an exam page's browser asks for several images per case.
-    image = db.session.get(CaseImage, image_id, options=[
-        joinedload(CaseImage.case).lazyload(Case.tag_links)])
-    if image is None or not current_user.is_authenticated or not can_view_case(
-        current_user, image.case
-    ):
-        # One answer for "missing" and "not yours": ids reveal nothing.
-        if not current_user.is_authenticated:
-            abort(401, description="Sign in first.")
-        abort(404, description="There is no such image.")
+    if not current_user.is_authenticated:  # the user loader has checked the session
+        abort(401, description="Sign in first.")
+    grant = image_grants.remembered(current_user.id, image_id)
+    if grant is None:
+        # The image with its case in one statement (the access check reads the case; its
+        # tags are loaded only if asked for): an exam page's browser asks for several
+        # images per case, and the next few seconds' requests come from image_grants.
+        image = db.session.get(CaseImage, image_id, options=[
+            joinedload(CaseImage.case).lazyload(Case.tag_links)])
+        if image is None or not can_view_case(current_user, image.case):
+            # One answer for "missing" and "not yours": ids reveal nothing.
+            abort(404, description="There is no such image.")
+        grant = image_grants.remember(current_user.id, image_id, image.storage_key,
+                                      image.etag, image.version,
+                                      current_app.config["IMAGE_GRANT_SECONDS"])
     store = image_store()
-    found = [(store.path(image.storage_key, name), mimetype)
+    found = [(store.path(grant.storage_key, name), mimetype)
              for name, mimetype in IMAGE_FILES[kind]]
     found = [(path, mimetype) for path, mimetype in found if path.is_file()]
     if not found:
@@ -275,8 +280,8 @@ def image_file(image_id: int, kind: str) -> Response:
         abort(404, description=f"This image has no {kind} data.")
     path, mimetype = found[0]
     response = send_file(path, mimetype=mimetype,
-                         etag=image.etag, conditional=True, max_age=0)
-    current = request.args.get("v") == str(image.version)
+                         etag=grant.etag, conditional=True, max_age=0)
+    current = request.args.get("v") == str(grant.version)
     response.headers["Cache-Control"] = (
         "private, max-age=31536000, immutable" if current else "private, no-cache"
     )

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app.auth.models import User
+from app.cases import image_grants
 from app.cases.access import case_access_requested, exam_bank_requested
 from app.cases.models import Case
 from app.db_types import utcnow
@@ -93,6 +94,22 @@ def open_attempt_grants(user: User, case: Case, now: datetime | None = None) -> 
             continue  # data from before the separation rule: an exam-bank case in a practice set
         return True
     return False
+
+
+def remember_attempt_images(attempt: Attempt, cases: Iterable[Case | None],
+                            seconds: float) -> None:
+    """Its trainee may fetch the images of ``cases`` of ``attempt``, just found open and
+    theirs (its case page): remembered for ``seconds`` (image_grants), so that the browser's
+    fetches right after the page, the viewed case's and the prefetched next one's, skip the
+    access check that would grant them the same way (open_attempt_grants)."""
+    for case in cases:
+        if case is None or case.id not in attempt.case_order:
+            continue
+        if case.exam_bank and attempt.exercise.kind != ExerciseKind.EXAM.value:
+            continue  # as open_attempt_grants: not through a practice set
+        for image in case.images:
+            image_grants.remember(attempt.user_id, image.id, image.storage_key, image.etag,
+                                  image.version, seconds)
 
 
 def _grant(sender: User, *, case: Case, **_: object) -> bool:

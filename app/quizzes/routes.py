@@ -4,6 +4,7 @@ from typing import NoReturn
 
 from flask import (
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -131,6 +132,8 @@ def case(attempt_id: int, position: int) -> Response | str:
     next_case = None
     if position < total:
         next_case = db.session.get(Case, attempt.case_order[position])
+    access.remember_attempt_images(attempt, (viewed, next_case),
+                                   current_app.config["IMAGE_GRANT_SECONDS"])
     scheme = scheme_of(attempt.exercise)
     flagged = shown[position - 1].flagged
     return render_template(
