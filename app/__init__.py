@@ -23,7 +23,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from app import models  # noqa: F401  (every table known to Alembic)
     from app.config import load_config
-    from app.extensions import compress, csrf, db, limiter, migrate
+    from app.extensions import compress, csrf, db, limiter
+    from app.schema_migrations import init_migrations
 
     _listen_to_engines()
     app = Flask(__name__, instance_relative_config=True, instance_path=_instance_path(config))
@@ -33,9 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_uploads(app)  # before CSRFProtect, which reads the body
     db.init_app(app)
-    migrate.init_app(
-        app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True
-    )
+    init_migrations(app, db, str(MIGRATIONS_DIR))  # Alembic only when a migration runs
     csrf.init_app(app)
     limiter.init_app(app)
     _init_login(app)

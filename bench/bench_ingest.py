@@ -486,26 +486,30 @@ def main() -> None:
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-cli", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--cli-only", action="store_true",
+                        help="only the cases import command against Orthanc's upload")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()}, {os.cpu_count()} cores")
     if not Path(GDCM_PLUGIN).exists():
         raise SystemExit(f"Orthanc's GDCM plugin is needed to render JPEG 2000: {GDCM_PLUGIN}")
     tests.orthanc._config = with_gdcm(tests.orthanc._config)  # type: ignore[assignment]
-    decoders(args.repeat)
-    print("Where one import's CPU goes (in-process, no sandbox)")
-    cpu_split(args.repeat)
+    if not args.cli_only:
+        decoders(args.repeat)
+        print("Where one import's CPU goes (in-process, no sandbox)")
+        cpu_split(args.repeat)
     last: list[str] = []
     with portal() as app, orthanc_server() as server:
         orthanc = orthanc_pid(server)
         app.config["INGEST_WORKERS"] = 1
-        if not args.skip_big:
+        if not args.skip_big and not args.cli_only:
             child, _tree = big_image(app, server, orthanc)
             last.append(f"3000x3000 child peak {mb(child)} (target <=150 MB)")
-        ratios = per_image(app, server, orthanc, args.repeat)
-        last.insert(0, "CPU/image vs Orthanc upload+render: "
-                    + ", ".join(f"{k.split('_')[1].split('.')[0]} {v:.2f}x" for k, v in
-                                ratios.items()) + " (target <=1.0x)")
-        if not args.skip_batch:
+        if not args.cli_only:
+            ratios = per_image(app, server, orthanc, args.repeat)
+            last.insert(0, "CPU/image vs Orthanc upload+render: "
+                        + ", ".join(f"{k.split('_')[1].split('.')[0]} {v:.2f}x" for k, v in
+                                    ratios.items()) + " (target <=1.0x)")
+        if not args.skip_batch and not args.cli_only:
             rates = batch(app, server, args.batch)
             last.append(f"batch 2 cores {rates['ours2'] / rates['ours1']:.2f}x one core "
                         f"(CPU bound {rates['bound']:.2f}x; target >=1.8x), "

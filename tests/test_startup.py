@@ -32,6 +32,8 @@ LOADED_WHEN_USED = (
     "webauthn", "OpenSSL",  # security keys
     "reportlab",  # certificate PDFs
     "qrcode",  # the second factor's enrolment page
+    "numpy",  # scoring an attempt, item analysis (the quiz pages import the scoring's types)
+    "alembic", "flask_migrate",  # the db commands, demo and the migrations only
 )
 
 

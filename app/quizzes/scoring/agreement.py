@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Sequence
 
-import numpy as np
-
 
 def worst_category(reference: Hashable, labels: Sequence[Hashable]) -> Hashable:
     """The label farthest (by position on the ordered scale) from the reference answer;
@@ -62,6 +60,7 @@ def weighted_kappa(
     Disagreement weights |i - j| ("linear") or (i - j)^2 ("quadratic") on the label
     positions, as scikit-learn's ``cohen_kappa_score(weights=...)``. None for no pairs or
     when the expected weighted disagreement is 0 (one shared answer throughout)."""
+    import numpy as np
     if len(a) != len(b):
         raise ValueError("the two ratings differ in length")
     if weights not in ("linear", "quadratic"):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 
 def _fom(
     nl_normal: Sequence[Sequence[float | None]],
@@ -25,6 +23,7 @@ def _fom(
 
     For each lesion rating y: sum over normal cases of psi(FP_k1, y) = #(FP < y) +
     #(FP == y) / 2, counted on the sorted FP vector with two binary searches."""
+    import numpy as np
     fp = np.sort(
         np.array(
             [max((r for r in case if r is not None), default=-math.inf) for case in nl_normal],

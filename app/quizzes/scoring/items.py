@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
+if TYPE_CHECKING:  # numpy is imported where it is used: the quiz pages load this module
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
 
 # With two attempts every correlation is +1 or -1 whatever the cases are like: a figure
 # needs at least three to say anything (and many more to say it reliably).
@@ -104,6 +105,7 @@ def compact_scores(stored: Mapping[str, float | None]) -> tuple[str, str | None]
 def score_matrix(scores: str, cases: int) -> NDArray[np.float64]:
     """The score matrix (one row per attempt, columns in ascending case id) of compact
     scores laid end to end."""
+    import numpy as np
     if cases == 0 and not scores:  # an exercise without cases: nothing to analyse
         return np.zeros((0, 0))
     if cases <= 0 or len(scores) % cases or set(scores) - {"0", "1"}:
@@ -121,6 +123,7 @@ def analyse(scores: ArrayLike) -> ItemAnalysis:
     between 0 and 1, partial credit allowed). Every figure that the data cannot define (too
     few attempts, a case or a rest of the exercise on which every attempt scored the same)
     is None with a note saying why, never NaN."""
+    import numpy as np
     x = np.asarray(scores, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError("scores must be a matrix: one row per attempt, one column per case")
@@ -146,6 +149,7 @@ def _sorted_columns(a: NDArray[np.float64]) -> NDArray[np.float64]:
     """Each column of ``a`` sorted, as the rows of the result. Whole-number scores (right
     or wrong cases, and their rest-of-exercise counts) sort as 16-bit integers, which numpy
     radix-sorts about ten times faster than floats: it matters at 50,000 attempts."""
+    import numpy as np
     if a.size and np.array_equal(a, np.round(a)) and np.abs(a).max() < 2**15:
         return np.sort(a.T.astype(np.int16), axis=1, kind="stable").astype(np.float64)
     return np.sort(a.T, axis=1)
@@ -183,6 +187,7 @@ def _cases(x: NDArray[np.float64]) -> tuple[CaseAnalysis, ...]:
 
 def _case(n: int, k: int, facility: float, var_item: float, var_rest: float,
           covariance: float, covariance_max: float) -> CaseAnalysis:
+    import numpy as np
     sd = float(np.sqrt(var_item))
     if var_item <= _NO_SPREAD:
         everyone = ("right" if facility == 1 else "wrong (or left it blank)"
@@ -201,6 +206,7 @@ def _case(n: int, k: int, facility: float, var_item: float, var_rest: float,
 
 
 def _total(x: NDArray[np.float64]) -> TotalAnalysis:
+    import numpy as np
     n, k = x.shape
     dichotomous = bool(np.isin(x, (0.0, 1.0)).all())
     if n == 0:

@@ -6,8 +6,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 
 def finite(value: Any) -> Any:
     """Numbers as plain floats, with NaN and +/-inf turned into None."""
@@ -15,9 +13,20 @@ def finite(value: Any) -> Any:
         return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, int | np.integer):
+    if isinstance(value, int):
         return int(value)
-    if isinstance(value, float | np.floating):
+    if isinstance(value, float):  # numpy's float64 is one: made a plain float
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if type(value).__module__ != "numpy":
+        return value
+    # A numpy scalar: numpy is loaded already. Imported here, not with the module, so that
+    # the pages that only show stored scores never load numpy.
+    import numpy as np
+
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
         number = float(value)
         return number if math.isfinite(number) else None
     return value

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 
 def credit_marks(
     ratings: Sequence[float],
@@ -31,6 +29,7 @@ def credit_marks(
     ``allowed[i][j]``: mark i may localise lesion j (same image, inside it, matching
     finding). ``mark_order`` / ``lesion_order``: every index once, in the canonical order
     that breaks ties (earlier wins)."""
+    import numpy as np
     rows = [i for i in mark_order if any(allowed[i])]
     if not rows:
         return {}

@@ -21,8 +21,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from app.quizzes.scoring.agreement import cohen_kappa, pabak, weighted_kappa, worst_category
 from app.quizzes.scoring.case import CaseScore
 from app.quizzes.scoring.decision import decision_outcome, proportion, wilson_interval
@@ -352,6 +350,7 @@ def grade_metrics(cases: Sequence[CaseScore], sheet: Sheet) -> dict[str, int]:
 
 
 def reading_time(pairs: Pairs, sheet: Sheet) -> None:
+    import numpy as np
     times = [
         float(r.reading_seconds)
         for _, r in pairs

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: the quiz pages load this module
+    import numpy as np
 
 from app.quizzes.scoring.decision import Z95
 
@@ -23,12 +25,14 @@ def worst_rating(tb_positive: bool, scale: tuple[float, float]) -> float:
 
 def _midranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n with ties given the mean of their ranks."""
+    import numpy as np
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     ends = np.cumsum(counts)
     return (ends - (counts - 1) / 2.0)[inverse]
 
 
 def _split(truth: Sequence[bool], ratings: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
     t = np.asarray(truth, dtype=bool).ravel()
     r = np.asarray(ratings, dtype=float).ravel()
     if t.shape != r.shape:
@@ -43,6 +47,7 @@ def roc_auc(truth: Sequence[bool], ratings: Sequence[float]) -> float | None:
 
     Higher ratings mean more likely positive. None without at least one positive and one
     negative case. Equals scikit-learn's ``roc_auc_score``."""
+    import numpy as np
     pos, neg = _split(truth, ratings)
     m, n = pos.size, neg.size
     if m == 0 or n == 0:
@@ -59,6 +64,7 @@ def delong(
     Fast algorithm of Sun & Xu (IEEE SPL 2014): placement values from midranks, O(N log N).
     Variance = S10/m + S01/n with sample variances (n - 1 denominators), hence None with
     fewer than two positive or two negative cases; the AUC itself needs one of each."""
+    import numpy as np
     pos, neg = _split(truth, ratings)
     m, n = pos.size, neg.size
     if m == 0 or n == 0:
