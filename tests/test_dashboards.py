@@ -433,12 +433,12 @@ def test_the_readers_export_is_one_statement_whatever_the_readers(app, status):
     """Each reader's state and latest exam come back in one statement, so the export's
     database round trips do not grow with the readers (nor does the work repeat a list)."""
     data = populate(SMALL, seed=4, tag="e")
-    programme = db.session.get(Programme, data.programme_id)
+    scaled = db.session.get(Programme, data.programme_id)
     filters = Filters(status=status)
 
     def statements() -> tuple[int, list]:
         db.session.expire_all()
-        list(programme.requirements)  # loaded by the page before the export
+        list(scaled.requirements)  # loaded by the page before the export
         seen: list[str] = []
 
         def count(conn, cursor, statement, *args):
@@ -446,7 +446,7 @@ def test_the_readers_export_is_one_statement_whatever_the_readers(app, status):
 
         event.listen(db.engine, "before_cursor_execute", count)
         try:
-            rows = reader_rows(programme, None, filters)
+            rows = reader_rows(scaled, None, filters)
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
         return len(seen), rows
