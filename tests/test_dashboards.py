@@ -18,8 +18,8 @@ from sqlalchemy import event, select
 from app.auth.models import User
 from app.auth.roles import Role
 from app.auth.services import set_password
-from app.certification.dashboard import Filters, exam_scores_by_clinic
-from app.certification.models import Certificate
+from app.certification.dashboard import Filters, exam_scores_by_clinic, reader_rows
+from app.certification.models import Certificate, Programme
 from app.certification.services import revoke
 from app.extensions import db
 from app.quizzes.models import Attempt
@@ -426,3 +426,34 @@ def test_the_readers_csv_has_the_cells_of_the_generic_export():
             ReaderRow(3, "@home", "Clinic", "TZ", states[-1], when, None, False, 0.0, None)]
     assert readers_csv(rows) == _csv(READER_COLUMNS, [_reader_values(r) for r in rows])
     assert "'=HYPERLINK(1)" in readers_csv(rows)
+
+
+@pytest.mark.parametrize("status", [None, "expiring"])
+def test_the_readers_export_is_one_statement_whatever_the_readers(app, status):
+    """Each reader's state and latest exam come back in one statement, so the export's
+    database round trips do not grow with the readers (nor does the work repeat a list)."""
+    data = populate(SMALL, seed=4, tag="e")
+    scaled = db.session.get(Programme, data.programme_id)
+    filters = Filters(status=status)
+
+    def statements() -> tuple[int, list]:
+        db.session.expire_all()
+        list(scaled.requirements)  # loaded by the page before the export
+        seen: list[str] = []
+
+        def count(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            rows = reader_rows(scaled, None, filters)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        return len(seen), rows
+
+    few, rows = statements()
+    assert few == 1
+    assert any(r.sensitivity is not None for r in rows) or status is not None
+    populate(MORE, seed=5, tag="f", existing=data)
+    many, more_rows = statements()
+    assert many == 1 and len(more_rows) >= len(rows)

@@ -355,7 +355,8 @@ def reader_page(
     now: datetime | None = None,
 ) -> ReaderPage:
     """The readers behind the counts, filtered by status, one page at a time. Three
-    queries: the count, the page, and the latest exam of the readers on the page."""
+    queries: the count, the page, and the latest exam of the readers on the page; all of
+    them (``per_page=None``, the export) in one."""
     now = now or utcnow()
     states = _states(programme, _readers(programme, scope, filters), now)
     query = (
@@ -369,18 +370,19 @@ def reader_page(
         query = query.where(states.c.state.in_(STATUS_FILTERS[filters.status]))
     query = query.order_by(Clinic.country_code, Clinic.name, User.full_name, User.id)
     page = max(page, 1)
-    if per_page is None:  # everything, for export: the exams of the same readers by subquery
-        listed = db.session.execute(query).all()
-        total, per_page = len(listed), max(len(listed), 1)
+    if per_page is None:  # everything, for export: one statement, the exams joined on
         # Without a status filter the listed readers are all the readers: their exams by
         # the readers' subquery, without working out each reader's status a second time.
         users = (_readers(programme, scope, filters) if filters.status is None
                  else select(query.subquery().c.id.label("user_id")).subquery("listed"))
         latest = _latest_exams(programme, users)
-    else:
-        total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        listed = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
-        latest = _latest_exams(programme, _users([r[0] for r in listed]))
+        joined = query.outerjoin(latest, latest.c.user_id == User.id).add_columns(
+            latest.c.ended_at, latest.c.passed, latest.c.sensitivity, latest.c.specificity)
+        rows = [ReaderRow(*r) for r in db.session.execute(joined)]
+        return ReaderPage(rows, len(rows), 1, max(len(rows), 1))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    listed = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
+    latest = _latest_exams(programme, _users([r[0] for r in listed]))
     exams = {row[0]: row[1:] for row in db.session.execute(select(latest))}
     rows = [ReaderRow(*r, *exams.get(r[0], (None, None, None, None))) for r in listed]
     return ReaderPage(rows, total, page, per_page)
