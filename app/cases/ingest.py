@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from app.audit.services import record
 from app.auth.models import User
 from app.cases.archive import ArchiveLimits, Member, is_zip, open_archive, read_member
+from app.cases.child_entry import process_dicom, process_into
 from app.cases.models import Case, CaseImage, CaseStatus
 from app.cases.processed import (
     NO_FILE_META_REASON,
@@ -35,8 +36,6 @@ from app.cases.processed import (
     STORAGE_FULL_REASON,
     ProcessedImage,
     ProcessOptions,
-    process_dicom,
-    process_into,
 )
 from app.cases.sandbox import Rejected, SandboxPool, run_limited
 from app.cases.storage import StagedImage, image_store
