@@ -11,7 +11,6 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pytz  # Flask-Babel's own time-zone library; its CLDR-backed country table too
@@ -34,6 +33,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.extensions import db
+from app.urls import same_site_path
 
 DEFAULT_LANGUAGE = "en"
 # Each language named in itself: a reader who does not read the current one finds theirs.
@@ -181,18 +181,6 @@ def forget_session_language() -> None:
     session.pop(SESSION_KEY, None)
 
 
-def safe_next(target: str | None) -> str | None:
-    """Only same-site paths: a switcher or sign-in never sends anyone to another host."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    if "\\" in target:  # browsers read "/\evil.example" as another host
-        return None
-    return target
-
-
 @bp.post("/language")
 def switch_language() -> Response:
     """The switcher on every page: remembers the choice (the account's setting for a
@@ -206,7 +194,7 @@ def switch_language() -> Response:
     if _signed_in():
         current_user.language = language
         db.session.commit()
-    return redirect(safe_next(request.form.get("next")) or "/")
+    return redirect(same_site_path(request.form.get("next")) or "/")
 
 
 def _as_utc(value: datetime) -> datetime:

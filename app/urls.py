@@ -1,4 +1,5 @@
-"""Absolute links for e-mails, the command line and printed documents."""
+"""Links: absolute ones for e-mails, the command line and printed documents, and the
+same-site check of a redirect target a form sends."""
 
 from __future__ import annotations
 
@@ -31,3 +32,16 @@ def external_url(endpoint: str, **values: Any) -> str:
         base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
     )
     return adapter.build(endpoint, values, force_external=True)
+
+
+def same_site_path(target: str | None) -> str | None:
+    """``target`` when it is a path of this site, else None: a sign-in or a language switch
+    never sends anyone to another host."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:  # browsers read "/\evil.example" as another host
+        return None
+    return target

@@ -72,7 +72,8 @@ def test_next_parameter_only_redirects_within_the_site(client, make_user):
     response = login(client, user.username, next="/admin/audit")
     assert response.headers["Location"] == "/admin/audit"
     sign_out(client, "/admin/")
-    for hostile in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+    for hostile in ("https://evil.example/", "//evil.example/x", "/\\evil.example",
+                    "javascript:alert(1)"):
         response = login(client, user.username, next=hostile)
         assert response.headers["Location"] == "/admin/", hostile
         sign_out(client, "/admin/")

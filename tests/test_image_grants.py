@@ -113,3 +113,24 @@ def test_a_case_page_grants_nothing_when_the_grants_memory_is_off(client, exam, 
     with statements() as sent:
         assert client.get(url).status_code == 200
     assert len(sent) >= 2, "\n".join(sent)  # the session, the image (and its access)
+
+
+def test_a_full_memory_remembers_the_new_grant_not_an_old_one(monkeypatch):
+    """Pruning a full memory must not mix the grants up: the grant made is the one kept and
+    returned, for that user and image only."""
+    image_grants.forget_all()
+    now = [100.0]
+    monkeypatch.setattr(image_grants, "_clock", lambda: now[0])
+    monkeypatch.setattr(image_grants, "_MAX_ENTRIES", 3)
+    for image_id in (1, 2, 3):
+        image_grants.remember(7, image_id, f"old-{image_id}", f"etag-{image_id}", 1, 5)
+    now[0] += 10  # all three expired: the next grant prunes them
+    made = image_grants.remember(8, 99, "new-key", "new-etag", 4, 5)
+    try:
+        assert made.storage_key == "new-key"
+        kept = image_grants.remembered(8, 99)
+        assert kept is not None and (kept.storage_key, kept.etag, kept.version) == (
+            "new-key", "new-etag", 4)
+        assert image_grants.remembered(7, 3) is None
+    finally:
+        image_grants.forget_all()

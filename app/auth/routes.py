@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_limiter.util import get_remote_address
@@ -28,6 +26,7 @@ from app.auth.sign_in import Outcome, check_sign_in
 from app.extensions import db, limiter
 from app.home import home_url_for
 from app.i18n import N_
+from app.urls import same_site_path
 
 WRONG_CREDENTIALS = N_("Wrong user name or password.")
 LOCKED_WRONG = N_("The password or the code is not right.")
@@ -64,16 +63,6 @@ def _failed(response: Response) -> bool:
     return response.status_code in (401, 429)
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: never redirect to another host after sign-in."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
     _address_limit,
@@ -106,7 +95,7 @@ def login() -> Response | str | tuple[str, int]:
     user = attempt.user
     assert user is not None  # a right password names its account
     remember = bool(form.remember.data)
-    target = _safe_next(form.next.data)
+    target = same_site_path(form.next.data)
     if attempt.outcome is Outcome.RIGHT_WITH_CODE:
         # Both factors came in one form: the two steps of app.auth.second_factor at once.
         second_factor.hold_for_second_step(user, target, remember=remember)

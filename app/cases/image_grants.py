@@ -71,8 +71,8 @@ def remember(user_id: int, image_id: int, storage_key: str, etag: str, version: 
         return grant
     if len(_grants) >= _MAX_ENTRIES:
         with _prune_lock:
-            for key, grant in list(_grants.items()):
-                if grant.expires <= now:
+            for key, held in list(_grants.items()):
+                if held.expires <= now:
                     _grants.pop(key, None)
             if len(_grants) >= _MAX_ENTRIES:  # all fresh: start again rather than grow
                 _grants.clear()
