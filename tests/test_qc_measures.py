@@ -15,8 +15,8 @@ from statsmodels.stats.inter_rater import cohens_kappa
 
 from app.qc.control import (
     _UP_CELLS,
-    binomial_limit,
     bernoulli_cusum,
+    binomial_limit,
     cusum_arl,
     cusum_weights,
     design_cusum,
