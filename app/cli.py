@@ -698,6 +698,9 @@ def register_cli(app: Flask) -> None:
     from app.backup_cli import register_backup_cli
 
     register_backup_cli(app)
+    from app.qc.cli import qc
+
+    app.cli.add_command(qc)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from app.certification.models import (
 )
 from app.jobs.models import Job, JobItem
 from app.pacs.models import PacsEndpoint
+from app.qc.models import QcImportBatch, QcRecord
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -45,6 +46,8 @@ __all__ = [
     "JobItem",
     "LeadCountry",
     "PacsEndpoint",
+    "QcImportBatch",
+    "QcRecord",
     "Programme",
     "RecoveryCode",
     "ReferenceRead",

@@ -1,0 +1,100 @@
+"""QC records: live reads re-read by the QC centre, and the imports that brought them.
+
+No patient identifier is stored: the study reference (accession number, study UID ...) is
+replaced on entry by a keyed hash under the install's DEID_SECRET (``app.qc.pseudonyms``),
+and free-text comments are never kept. A record is one reader's read of one study, so
+(study pseudonym, reader) is unique: importing the same study and reader again updates
+that record instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db_types import UTCDateTime, utcnow
+from app.extensions import db
+
+if TYPE_CHECKING:
+    from app.auth.models import Clinic, User
+
+#: Where a batch came from.
+BATCH_SOURCES = ("csv", "xlsx", "api", "manual")
+GRADE_VALUES = ("1", "2a", "2b", "3a", "3b")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class QcImportBatch(db.Model):  # type: ignore[name-defined]
+    """One import (a file, an API call, a record entered by hand). The file's name is not
+    kept (names of QC exports often carry a patient's or a clinic's details); its SHA-256
+    says whether the same file came twice."""
+
+    __tablename__ = "qc_import_batch"
+    __table_args__ = (CheckConstraint(_in("source", BATCH_SOURCES), name="source_known"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(8))
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    imported_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+
+    imported_by: Mapped[User | None] = relationship()
+
+
+class QcRecord(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "qc_record"
+    __table_args__ = (
+        UniqueConstraint("study_pseudonym", "reader_id", name="uq_qc_record_study_reader"),
+        CheckConstraint(_in("grade", GRADE_VALUES), name="grade_known"),
+        Index("ix_qc_record_reader_read_date", "reader_id", "read_date"),
+        Index("ix_qc_record_clinic_read_date", "clinic_id", "read_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "QC-" + 32 hex digits of HMAC-SHA256(DEID_SECRET, study reference): the same
+    # reference always gives the same pseudonym on this install, and nothing gives it back.
+    study_pseudonym: Mapped[str] = mapped_column(String(40))
+    reader_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    # The reader's clinic when the study was read (readers move; the record stays put).
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    read_date: Mapped[date] = mapped_column(Date)
+    qc_date: Mapped[date | None] = mapped_column(Date)
+    scheme_key: Mapped[str] = mapped_column(String(64))
+    scheme_version: Mapped[int] = mapped_column(Integer)
+    # The scheme's answers keyed by item (validated against the scheme, free text left out).
+    primary_read: Mapped[dict[str, Any]] = mapped_column(JSON)
+    qc_read: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The sputum decisions the answers imply, kept so measures and dashboards need not
+    # parse every record's JSON with its scheme.
+    primary_tb: Mapped[bool | None] = mapped_column(Boolean)
+    qc_tb: Mapped[bool | None] = mapped_column(Boolean)
+    grade: Mapped[str] = mapped_column(String(2))
+    qc_radiologist_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("qc_import_batch.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    reader: Mapped[User] = relationship(foreign_keys=[reader_id])
+    qc_radiologist: Mapped[User] = relationship(foreign_keys=[qc_radiologist_id])
+    clinic: Mapped[Clinic] = relationship()
+    batch: Mapped[QcImportBatch] = relationship()
