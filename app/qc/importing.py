@@ -207,7 +207,10 @@ def _answer(scheme: Scheme, column: str, key: str, raw: Any) -> Any:
     text = cell_text(raw)
     if item.type == "scale":
         return text
-    by_label = {o.label.strip().lower(): o.value for o in item.options}
+    labels = [o.label.strip().lower() for o in item.options]
+    # A label stands for its value only where no other option shares it ("Other (specify)").
+    by_label = {label: o.value for label, o in zip(labels, item.options, strict=True)
+                if labels.count(label) == 1}
 
     def option(value: str) -> str:
         value = value.strip()
