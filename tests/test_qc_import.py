@@ -319,3 +319,33 @@ def test_the_template_documents_and_imports(app: Flask, people: dict[str, Any],
     docs = (Path(__file__).resolve().parents[1] / "docs" / "qc-import.md").read_text()
     for column in template_columns(scheme):
         assert f"`{column}`" in docs, column
+
+
+def test_imported_records_feed_the_measures(people: dict[str, Any]) -> None:
+    from app.qc.measures import summaries_by
+    from app.qc.records import load_reads
+
+    rows = [row(study_reference=f"R{n}", read_date=f"2026-03-{n + 1:02d}",
+                grade="3b" if n % 4 == 0 else "1",
+                qc_classification="abnormal_tb" if n % 4 == 0 else "normal")
+            for n in range(8)]
+    rows += [row(study_reference=f"S{n}", reader="jose", grade="1") for n in range(3)]
+    # A JSON batch (as the API will send): numbers and lists instead of text.
+    api = add_record({**row(study_reference="J1", reader="jose", grade="2a"),
+                      "qc_classification": "abnormal_not_tb", "qc_findings": ["fibrosis"],
+                      "qc_tb_likelihood": 2}, source="api")
+    assert not api.refused, [p.english() for p in api.problems]
+    assert not import_file(csv_bytes(rows), "m.csv").refused
+    everyone = load_reads()
+    assert len(everyone) == 12
+    assert [r.read_date for r in everyone] == sorted(r.read_date for r in everyone)
+    kenya = load_reads(countries=["KE"])
+    assert {r.reader for r in kenya} == {people["amina"].id} and len(kenya) == 8
+    assert load_reads(countries=[]) == []
+    march = load_reads(reader_ids=[people["amina"].id], start=date(2026, 3, 3),
+                       end=date(2026, 3, 6))
+    assert [r.read_date.day for r in march] == [3, 4, 5, 6]
+    summary = summaries_by(everyone, "reader")[people["amina"].id]
+    assert (summary.n, summary.major.successes, summary.sensitivity.value) == (8, 2, 0.0)
+    assert summary.specificity.value == 1.0
+    assert summaries_by(everyone, "country")["PH"].n == 4

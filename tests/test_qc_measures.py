@@ -96,9 +96,8 @@ def test_kappa_and_its_interval_match_the_definition_and_statsmodels(seed: int) 
     assert result.pabak_ci == pytest.approx((2 * w[0] - 1, 2 * w[1] - 1))
 
 
-def test_kappa_standard_error_published_example() -> None:
-    # Fleiss, Levin & Paik (2003), table 18.1 layout, three categories: the statsmodels
-    # documentation's example; our generic (any labels) formula gives the same.
+def test_kappa_standard_error_with_three_categories() -> None:
+    # Three categories: the formula works for any labels, as statsmodels' does.
     table = np.array([[75, 1, 4], [5, 4, 1], [0, 0, 10]])
     a = [i for i in range(3) for j in range(3) for _ in range(table[i, j])]
     b = [j for i in range(3) for j in range(3) for _ in range(table[i, j])]

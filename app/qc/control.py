@@ -127,8 +127,8 @@ def _arl_cells(cells: int, p: float, up: int, down: int) -> float:
     if p <= 0:
         return math.inf
     import numpy as np
-    from scipy.sparse import csr_matrix, identity
-    from scipy.sparse.linalg import spsolve
+    from scipy.sparse import csr_matrix, identity  # type: ignore[import-untyped]
+    from scipy.sparse.linalg import spsolve  # type: ignore[import-untyped]
 
     states = np.arange(cells)
     rises = states + up
@@ -235,7 +235,7 @@ def _side(rate: float, lower: float, upper: float) -> str | None:
 
 def binomial_limit(target: float, n: int, p: float) -> float:
     """Spiegelhalter's interpolated exact binomial p-limit of a proportion out of n."""
-    from scipy.stats import binom
+    from scipy.stats import binom  # type: ignore[import-untyped]
 
     if n < 1:
         raise ValueError("a limit needs at least one read")

@@ -112,7 +112,7 @@ def read_xlsx(data: bytes) -> Table:
     """The first worksheet; date cells come as dates."""
     from zipfile import BadZipFile
 
-    from openpyxl import load_workbook
+    from openpyxl import load_workbook  # type: ignore[import-untyped]
 
     if len(data) > MAX_FILE_BYTES:
         raise FileRefused(N_("the file is larger than %(limit)s MB"),
@@ -201,7 +201,7 @@ def template_csv(scheme: Scheme, examples: bool = True) -> str:
 
 
 def template_xlsx(scheme: Scheme, examples: bool = True) -> bytes:
-    from openpyxl import Workbook
+    from openpyxl import Workbook  # type: ignore[import-untyped]
 
     book = Workbook()
     sheet = book.active

@@ -18,6 +18,7 @@ record entered by hand, all through ``import_rows``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class RowProblem:
     row: int  # as a spreadsheet numbers it (the header is row 1); 0: the whole file
     field: str
     reason: str  # English, marked for translation; ``text()`` translates it
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def text(self) -> str:
         return gettext(self.reason, **self.params)
@@ -223,7 +224,9 @@ def _answer(scheme: Scheme, column: str, key: str, raw: Any) -> Any:
 
     if item.type == "choice":
         return option(text)
-    return [option(v) for v in text.split(MULTI_SEPARATOR) if v.strip()]
+    # A file separates values with ";"; a JSON batch (the API) may send a list.
+    values = raw if isinstance(raw, list) else text.split(MULTI_SEPARATOR)
+    return [option(cell_text(v)) for v in values if cell_text(v)]
 
 
 def _read(scheme: Scheme, read: str, values: Mapping[str, Any]) -> dict[str, Any]:
