@@ -349,3 +349,17 @@ def test_imported_records_feed_the_measures(people: dict[str, Any]) -> None:
     assert (summary.n, summary.major.successes, summary.sensitivity.value) == (8, 2, 0.0)
     assert summary.specificity.value == 1.0
     assert summaries_by(everyone, "country")["PH"].n == 4
+
+
+def test_the_required_answer_columns_follow_the_schemes_the_rows_name(
+        people: dict[str, Any]) -> None:
+    ds_rows = [{"study_reference": "D1", "reader": "amina", "read_date": "2026-01-05",
+                "qc_radiologist": "dr.qc", "grade": "1", "scheme": "ds3030",
+                "primary_overall": "normal", "qc_overall": "normal"}]
+    assert not import_file(csv_bytes(ds_rows), "ds.csv").refused
+    mixed = [*ds_rows, row(study_reference="T1")]
+    columns = [c for c in dict.fromkeys(k for r in mixed for k in r)
+               if c != "qc_classification"]
+    refused = import_file(csv_bytes([{k: v for k, v in r.items() if k in columns}
+                                     for r in mixed], columns=columns), "mixed.csv")
+    assert [(p.row, p.field) for p in refused.problems] == [(1, "qc_classification")]

@@ -309,15 +309,24 @@ def _check_row(number: int, values: Mapping[str, Any], lookups: _Lookups,
 # ---- the import ---------------------------------------------------------------------------
 
 
+def _schemes_used(rows: Sequence[Row], lookups: _Lookups, default_scheme: str) -> list[Scheme]:
+    """The schemes the rows name (a row naming none: the default); unknown ones are left
+    to the rows' own checks."""
+    keys = dict.fromkeys(cell_text(v.get("scheme")) or default_scheme for _, v in rows)
+    schemes = []
+    for key in keys or [default_scheme]:
+        try:
+            schemes.append(lookups.scheme(key))
+        except _RowError:
+            continue
+    return schemes
+
+
 def _known_columns(rows: Sequence[Row], lookups: _Lookups, default_scheme: str) -> set[str]:
     known = {"study_reference", "reader", "clinic", "read_date", "qc_date", "qc_radiologist",
              "grade", "scheme"}
-    keys = {default_scheme} | {cell_text(v.get("scheme")) for _, v in rows} - {""}
-    for key in keys:
-        try:
-            scheme = lookups.scheme(key)
-        except _RowError:
-            continue
+    for scheme in [lookups.scheme(default_scheme), *_schemes_used(rows, lookups,
+                                                                  default_scheme)]:
         known |= {f"{read}_{item.key}" for read in READS for item in scheme.items
                   if item.type in ANSWER_TYPES}
     return known
@@ -336,8 +345,10 @@ def import_rows(rows: Sequence[Row], *, source: str, actor: User | None = None,
         report.problems.append(RowProblem(0, "scheme", exc.reason, exc.params))
         return report
     if columns is not None:
-        missing = [c for c in (*REQUIRED_COLUMNS, *required_answer_columns(
-            lookups.scheme(default_scheme))) if c not in columns]
+        needed = list(REQUIRED_COLUMNS)
+        for scheme in _schemes_used(rows, lookups, default_scheme):
+            needed += [c for c in required_answer_columns(scheme) if c not in needed]
+        missing = [c for c in needed if c not in columns]
         for column in missing:
             report.problems.append(RowProblem(1, column, N_("the file has no %(column)s "
                                                             "column"), {"column": column}))
