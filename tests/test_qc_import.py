@@ -254,7 +254,12 @@ def test_a_record_by_hand(people: dict[str, Any]) -> None:
                         actor=people["lead"])
     assert [o.status for o in report.outcomes] == ["created"] and report.source == "manual"
     refused = add_record({"study_reference": "H-2", "reader": "amina"})
-    assert refused.refused and {p.field for p in refused.problems} == {"qc_radiologist"}
+    assert [(p.field, p.english()) for p in refused.problems] == [
+        ("qc_radiologist", "a user name or e-mail is needed"),
+        ("read_date", "a date is needed (YYYY-MM-DD)"),
+        ("primary_classification", "the classification is needed"),
+        ("qc_classification", "the classification is needed"),
+        ("grade", "the grade is needed (1, 2a, 2b, 3a or 3b)")]
     assert len(records()) == 1
 
 
@@ -363,3 +368,19 @@ def test_the_required_answer_columns_follow_the_schemes_the_rows_name(
     refused = import_file(csv_bytes([{k: v for k, v in r.items() if k in columns}
                                      for r in mixed], columns=columns), "mixed.csv")
     assert [(p.row, p.field) for p in refused.problems] == [(1, "qc_classification")]
+
+
+def test_the_template_is_downloadable(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/static/qc/qc-import-template.csv")
+    assert response.status_code == 200
+    assert response.get_data() == TEMPLATE.read_bytes()
+    assert response.mimetype == "text/csv"
+
+
+def test_every_problem_of_a_row_is_reported(people: dict[str, Any]) -> None:
+    report = import_file(csv_bytes([row(study_reference="", reader="ghost", grade="5",
+                                        read_date="yesterday", primary_classification="x")]),
+                         "x.csv")
+    assert [(p.row, p.field) for p in report.problems] == [
+        (2, "study_reference"), (2, "reader"), (2, "read_date"),
+        (2, "primary_classification"), (2, "grade")]

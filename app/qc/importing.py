@@ -247,9 +247,11 @@ def _read(scheme: Scheme, read: str, values: Mapping[str, Any]) -> dict[str, Any
 
 def _grade(values: Mapping[str, Any]) -> str:
     text = _text(values, "grade").lower()
+    if not text:
+        raise _RowError("grade", N_("the grade is needed (1, 2a, 2b, 3a or 3b)"))
     if text not in GRADE_VALUES:
         raise _RowError("grade", N_("%(value)s is not a grade (1, 2a, 2b, 3a or 3b)"),
-                        value=text[:20] or "—")
+                        value=text[:20])
     return text
 
 
@@ -264,8 +266,7 @@ def _person(lookups: _Lookups, values: Mapping[str, Any], column: str) -> User:
     return user
 
 
-def _check_row(number: int, values: Mapping[str, Any], lookups: _Lookups,
-               default_scheme: str, secret: bytes) -> _Entry:
+def _reference(values: Mapping[str, Any]) -> str:
     reference = _text(values, "study_reference")
     if not reference:
         raise _RowError("study_reference", N_("the study reference is needed"))
@@ -273,27 +274,37 @@ def _check_row(number: int, values: Mapping[str, Any], lookups: _Lookups,
         raise _RowError("study_reference", N_("the study reference is longer than "
                                               "%(limit)s characters"),
                         limit=MAX_REFERENCE_LENGTH)
-    reader = _person(lookups, values, "reader")
-    qc_radiologist = _person(lookups, values, "qc_radiologist")
-    if qc_radiologist.id == reader.id:
+    return reference
+
+
+def _qc_radiologist(lookups: _Lookups, values: Mapping[str, Any]) -> User:
+    user = _person(lookups, values, "qc_radiologist")
+    if _text(values, "reader") and lookups.user(_text(values, "reader")) is user:
         raise _RowError("qc_radiologist", N_("a read cannot be re-read by its own reader"))
-    if not qc_radiologist.has_role(Role.TRAINER):
+    if not user.has_role(Role.TRAINER):
         raise _RowError("qc_radiologist", N_("%(value)s is not a trainer (QC radiologists "
-                                             "have the trainer role)"),
-                        value=qc_radiologist.username)
-    clinic_name = _text(values, "clinic")
-    clinic = lookups.clinic(clinic_name) if clinic_name else reader.clinic
-    if clinic is None:
-        raise _RowError("clinic", N_("no clinic is named %(value)s") if clinic_name
-                        else N_("the reader has no clinic: name the clinic"),
-                        value=clinic_name[:80])
-    read_date = _date(values, "read_date", required=True)
-    qc_date = _date(values, "qc_date", required=False)
-    if qc_date is not None and read_date is not None and qc_date < read_date:
-        raise _RowError("qc_date", N_("the QC date is before the read date"))
-    scheme = lookups.scheme(_text(values, "scheme") or default_scheme)
-    primary, qc = (_read(scheme, read, values) for read in READS)
+                                             "have the trainer role)"), value=user.username)
+    return user
+
+
+def _clinic(lookups: _Lookups, values: Mapping[str, Any], reader: User | None) -> Clinic | None:
+    name = _text(values, "clinic")
+    if name:
+        clinic = lookups.clinic(name)
+        if clinic is None:
+            raise _RowError("clinic", N_("no clinic is named %(value)s"), value=name[:80])
+        return clinic
+    if reader is not None and reader.clinic is None:
+        raise _RowError("clinic", N_("the reader has no clinic: name the clinic"))
+    return reader.clinic if reader is not None else None
+
+
+def _check_grade(values: Mapping[str, Any], scheme: Scheme | None,
+                 reads: list[dict[str, Any] | None]) -> str:
     grade = _grade(values)
+    primary, qc = reads
+    if scheme is None or primary is None or qc is None:
+        return grade
     changed = tb_positive(scheme, primary) != tb_positive(scheme, qc)
     if changed and grade not in ("2b", "3b"):
         raise _RowError("grade", N_("the sputum decisions differ, so the grade is 2b or 3b, "
@@ -301,8 +312,43 @@ def _check_row(number: int, values: Mapping[str, Any], lookups: _Lookups,
     if not changed and grade in ("2b", "3b"):
         raise _RowError("grade", N_("grade %(value)s means the sputum decision changed, but "
                                     "both reads give the same decision"), value=grade)
-    return _Entry(number, study_pseudonym(reference, secret), reader, clinic,
-                  read_date, qc_date, scheme, primary, qc, grade,  # type: ignore[arg-type]
+    return grade
+
+
+class _RowErrors(Exception):
+    def __init__(self, errors: list[_RowError]) -> None:
+        super().__init__(len(errors))
+        self.errors = errors
+
+
+def _check_row(number: int, values: Mapping[str, Any], lookups: _Lookups,
+               default_scheme: str, secret: bytes) -> _Entry:
+    """The row as an entry, or _RowErrors with every column's problem (each column is
+    checked even when another is wrong, so one pass over the report fixes the row)."""
+    errors: list[_RowError] = []
+
+    def check(function: Any, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except _RowError as exc:
+            errors.append(exc)
+            return None
+
+    reference = check(_reference, values)
+    reader = check(_person, lookups, values, "reader")
+    qc_radiologist = check(_qc_radiologist, lookups, values)
+    clinic = check(_clinic, lookups, values, reader)
+    read_date = check(_date, values, "read_date", True)
+    qc_date = check(_date, values, "qc_date", False)
+    if qc_date is not None and read_date is not None and qc_date < read_date:
+        errors.append(_RowError("qc_date", N_("the QC date is before the read date")))
+    scheme = check(lookups.scheme, _text(values, "scheme") or default_scheme)
+    reads = [check(_read, scheme, read, values) if scheme else None for read in READS]
+    grade = check(_check_grade, values, scheme, reads)
+    if errors:
+        raise _RowErrors(errors)
+    return _Entry(number, study_pseudonym(reference, secret), reader, clinic, read_date,
+                  qc_date, scheme, reads[0], reads[1], grade,  # type: ignore[arg-type]
                   qc_radiologist)
 
 
@@ -364,8 +410,9 @@ def import_rows(rows: Sequence[Row], *, source: str, actor: User | None = None,
     for number, values in rows:
         try:
             entry = _check_row(number, values, lookups, default_scheme, secret)
-        except _RowError as exc:
-            report.problems.append(RowProblem(number, exc.column, exc.reason, exc.params))
+        except _RowErrors as exc:
+            report.problems.extend(RowProblem(number, e.column, e.reason, e.params)
+                                   for e in exc.errors)
             continue
         earlier = entries.get(entry.key)
         if earlier is None:
@@ -413,6 +460,7 @@ def _write(report: ImportReport, entries: list[_Entry], actor: User | None,
     except IntegrityError:
         # Another import wrote one of these (study, reader) pairs since we looked.
         db.session.rollback()
+        report.outcomes = []
         report.problems.append(RowProblem(0, "", N_(
             "another import added some of these records at the same moment; import the "
             "file again")))
