@@ -15,11 +15,15 @@ odds ratio for a given false-alarm rate (Moustakides 1986).
 **The decision interval h** is not a constant: the same h gives very different false-alarm
 rates at p0 = 2 % and at p0 = 20 %. So h is chosen for a stated **in-control average run
 length** (ARL0: reads, on average, between false alarms of a reader exactly on target;
-``DEFAULT_IN_CONTROL_ARL``). The ARL of a given h is computed as the absorbing Markov chain
-of Brook & Evans (1972) on a grid where the weights are rounded to multiples of a step
-(Reynolds & Stoumbos 1999: the down-step is exactly a whole number of cells and the up-step
-is at least ``_UP_CELLS`` cells, so rounding moves it by < 0.3 %), and h is the smallest
-grid value whose ARL0 reaches the target. The out-of-control ARL (at p1) is reported too.
+``DEFAULT_IN_CONTROL_ARL``). The chart runs on a grid, as Reynolds & Stoumbos (1999) do
+for the Bernoulli CUSUM: the down-step is exactly a whole number of cells and the up-step is
+rounded to a whole number of at least ``_UP_CELLS`` cells (so it moves by < 0.3 %). On that
+grid the absorbing Markov chain of Brook & Evans (1972) gives the **exact** ARL of the chart
+as run (a chart run with unrounded weights drifts from its computed ARL by several per cent:
+the rounding errors add up over the up-steps), and h is the smallest grid value whose
+in-control ARL reaches the target. The out-of-control ARL (at p1) is reported with it, so a
+page can say "on target: a false alarm every ~1,000 reads; at doubled odds: a signal after
+~N reads".
 
 **Funnel limits** (Spiegelhalter 2005, "Funnel plots for comparing institutional
 performance", Stat Med 24:1185, section 3.2 and appendix A.1.1): **exact binomial limits

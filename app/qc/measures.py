@@ -15,7 +15,8 @@ intervals (``scoring.decision``). What only live QC needs is here:
   sputum decision) with a Wilson interval; ``MAJOR_GRADES`` says which grades count;
 * **sensitivity/specificity** of the primary read with the QC read taken as the reference;
 * a **Bernoulli CUSUM** per reader against a target rate and **funnel-plot limits**
-  (``app.qc.charts``).
+  (``app.qc.control``; ``reader_cusum`` and ``funnel`` below apply them to
+  records).
 
 Degenerate cases follow the scoring package: a figure that is not defined is None, never
 NaN (no reads; kappa when chance agreement is 1; a proportion with a zero denominator).
