@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -220,7 +221,8 @@ PHI = ["Jane Wanjiru Doe", "1984-07-12", "KE-NAT-20394857", "+254 700 123 456",
 
 
 def test_patient_data_in_free_text_and_unknown_columns_is_never_stored(
-        people: dict[str, Any]) -> None:
+        people: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     rows = [
         row(study_reference="MRN-99887766 Jane Wanjiru Doe", comment="Jane Wanjiru Doe, born "
             "1984-07-12, ID KE-NAT-20394857", patient_name="Jane Wanjiru Doe",
@@ -247,6 +249,8 @@ def test_patient_data_in_free_text_and_unknown_columns_is_never_stored(
     # By hand too: a record's free text never reaches a table.
     added = add_record(row(study_reference="ACC-3", comment="Jane Wanjiru Doe"))
     assert not added.refused and "jane" not in every_stored_text()
+    logged = caplog.text.lower()
+    assert all(value.lower() not in logged for value in PHI)
 
 
 def test_a_record_by_hand(people: dict[str, Any]) -> None:
