@@ -388,3 +388,28 @@ def test_every_problem_of_a_row_is_reported(people: dict[str, Any]) -> None:
     assert [(p.row, p.field) for p in report.problems] == [
         (2, "study_reference"), (2, "reader"), (2, "read_date"),
         (2, "primary_classification"), (2, "grade")]
+
+
+def test_the_console_script_exits_1_with_the_report(tmp_path: Path) -> None:
+    """``cxr-academy qc import FILE`` as an operator runs it, on a fresh instance."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "cxr-academy"
+    env = {**os.environ, "CXR_ACADEMY_INSTANCE_PATH": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), *args], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+
+    assert run("db", "upgrade").returncode == 0
+    bad = tmp_path / "qc.csv"
+    bad.write_bytes(csv_bytes([row()]))
+    refused = run("qc", "import", str(bad))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "row 2, reader: no account has the user name or e-mail amina" in refused.stderr
+    assert "Refused: 2 problems; nothing was imported." in refused.stderr
+    template = tmp_path / "template.csv"
+    assert run("qc", "template", str(template)).returncode == 0
+    assert template.read_bytes() == TEMPLATE.read_bytes()
