@@ -413,3 +413,24 @@ def test_the_console_script_exits_1_with_the_report(tmp_path: Path) -> None:
     template = tmp_path / "template.csv"
     assert run("qc", "template", str(template)).returncode == 0
     assert template.read_bytes() == TEMPLATE.read_bytes()
+
+
+def test_a_workbook_that_unpacks_too_far_is_refused(people: dict[str, Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.qc.files
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(list(row()))
+    for n in range(200):
+        sheet.append(list(row(study_reference=f"Z{n}").values()))
+    out = io.BytesIO()
+    book.save(out)
+    monkeypatch.setattr(app.qc.files, "MAX_UNPACKED_BYTES", 20_000)
+    report = import_file(out.getvalue(), "big.xlsx")
+    assert [p.english() for p in report.problems] == ["the workbook unpacks to more than 0 MB"]
+    monkeypatch.setattr(app.qc.files, "MAX_FILE_BYTES", 1000)
+    too_big = import_file(out.getvalue(), "big.xlsx")
+    assert [p.english() for p in too_big.problems] == ["the file is larger than 0 MB"]
+    assert records() == []

@@ -60,8 +60,12 @@ def echo_report(report: ImportReport) -> None:
 def qc_import(path: Path, scheme: str, actor_ref: str | None) -> None:
     """Import a CSV or XLSX file of QC re-reads (docs/qc-import.md). All rows or none:
     exit status 1 with the per-row report when any row is refused."""
+    from app.qc.files import MAX_FILE_BYTES
     from app.qc.importing import import_file
 
+    if path.stat().st_size > MAX_FILE_BYTES:  # said before reading it all into memory
+        raise click.ClickException(gettext("the file is larger than %(limit)s MB",
+                                           limit=MAX_FILE_BYTES // 1024**2))
     report = import_file(path.read_bytes(), path.name, actor=_user(actor_ref),
                          default_scheme=scheme)
     echo_report(report)

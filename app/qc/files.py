@@ -22,6 +22,9 @@ from app.schemes.registry import classification_item
 #: A QC centre's monthly export is a few thousand rows; far more is a wrong file.
 MAX_ROWS = 20_000
 MAX_FILE_BYTES = 16 * 1024 * 1024
+#: An .xlsx is a zip: what it unpacks to is bounded before openpyxl reads it (a small file
+#: can unpack to gigabytes).
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MULTI_SEPARATOR = ";"
 
 Row = tuple[int, dict[str, Any]]
@@ -110,13 +113,21 @@ def read_csv(data: bytes) -> Table:
 
 def read_xlsx(data: bytes) -> Table:
     """The first worksheet; date cells come as dates."""
-    from zipfile import BadZipFile
+    from zipfile import BadZipFile, ZipFile
 
     from openpyxl import load_workbook  # type: ignore[import-untyped]
 
     if len(data) > MAX_FILE_BYTES:
         raise FileRefused(N_("the file is larger than %(limit)s MB"),
                           limit=MAX_FILE_BYTES // 1024**2)
+    try:
+        with ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (BadZipFile, ValueError, OSError):
+        raise FileRefused(N_("the file is not an Excel workbook (.xlsx)")) from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise FileRefused(N_("the workbook unpacks to more than %(limit)s MB"),
+                          limit=MAX_UNPACKED_BYTES // 1024**2)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (BadZipFile, KeyError, ValueError, OSError):
