@@ -42,6 +42,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.i18n import init_i18n
 
     init_i18n(app, babel)
+    from app.schemes.display import init_scheme_display
+
+    init_scheme_display(app)
 
     from app.audit.security_log import init_security_log
     from app.errors import init_errors

@@ -61,6 +61,7 @@ from app.cases.storage import (
     image_store,
 )
 from app.extensions import db
+from app.i18n import current_language
 from app.jobs.case_import import start_upload_import
 from app.jobs.lifecycle import JobError
 from app.schemes.definitions import SchemeError
@@ -110,7 +111,9 @@ def index() -> str:
                        error_out=False)
     query_args = {k: v for k, v in request.args.items() if k != "page"}
     schemes = all_schemes()
-    findings = sorted({(o.value, o.label) for s in schemes.values() for o in s.mark_labels or ()})
+    language = current_language()
+    findings = sorted({(o.value, o.label_in(language))
+                       for s in schemes.values() for o in s.mark_labels or ()})
     return render_template("cases/index.html", page=page, flt=flt, statuses=list(CaseStatus),
                            query_args=query_args, findings=findings)
 
