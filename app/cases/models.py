@@ -183,7 +183,7 @@ NOTE_LANGUAGES = ("en", "fr", "es")  # app.i18n.LANGUAGES (a test keeps them in 
 MAX_NOTE = 20_000
 
 
-class CaseTeachingNote(db.Model):
+class CaseTeachingNote(db.Model):  # type: ignore[name-defined]  # as every model: no stubs
     """A case's teaching note in one language."""
 
     __tablename__ = "case_teaching_note"

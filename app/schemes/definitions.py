@@ -305,11 +305,12 @@ def _parse_groups(raw: Any, item_key: str) -> tuple[Group, ...]:
         raise SchemeError(f"item {item_key!r}: a group's 'label' has at most {MAX_LABEL} "
                           "characters")
     with _translation_errors():
-        return tuple(
+        groups = tuple(
             Group(g["key"], g["label"], parse_translations(
                 g.get("translations"), f"item {item_key!r}, group {g['key'][:40]!r}",
                 GROUP_FIELDS))
             for g in raw)
+    return groups
 
 
 def _parse_option(raw: Any, item_key: str) -> Option:
@@ -319,14 +320,16 @@ def _parse_option(raw: Any, item_key: str) -> Option:
         raise SchemeError(f"item {item_key!r}: an option's 'label' and 'group' are text")
     where = f"item {item_key!r}, option {raw['value'][:40]!r}"
     with _translation_errors():
-        return Option(
-            value=raw["value"],
-            label=str(raw.get("label") or raw["value"]),
-            group=raw.get("group"),
-            tb_positive=bool(raw.get("tb_positive", False)),
-            help=parse_help(raw.get("help"), where),
-            translations=parse_translations(raw.get("translations"), where, OPTION_FIELDS),
-        )
+        help_text = parse_help(raw.get("help"), where)
+        translations = parse_translations(raw.get("translations"), where, OPTION_FIELDS)
+    return Option(
+        value=raw["value"],
+        label=str(raw.get("label") or raw["value"]),
+        group=raw.get("group"),
+        tb_positive=bool(raw.get("tb_positive", False)),
+        help=help_text,
+        translations=translations,
+    )
 
 
 def _check_references(scheme: Scheme) -> None:

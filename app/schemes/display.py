@@ -8,7 +8,7 @@ from flask import Flask
 from markupsafe import Markup
 
 from app.i18n import current_language
-from app.schemes.definitions import Scheme
+from app.schemes.definitions import Item, Scheme
 from app.schemes.translations import BASE_LANGUAGE, Translatable
 
 
@@ -32,28 +32,22 @@ def scheme_plain(part: Translatable, name: str = "label") -> str:
     return part.text_in(name, current_language())
 
 
-def anchor_text(item: object, value: str) -> Markup:
+def anchor_text(item: Item, value: str) -> Markup:
     """A scale anchor in the page's language (English, marked as such, where untranslated)."""
     language = current_language()
-    anchors = getattr(item, "anchors", {})
-    english = anchors.get(value, "")
-    translated = item.anchor_in(value, language)  # type: ignore[attr-defined]
+    english = item.anchors.get(value, "")
+    translated = item.anchor_in(value, language)
     if language != BASE_LANGUAGE and translated == english and english:
         return Markup('<span lang="{}">{}</span>').format(BASE_LANGUAGE, english)
     return Markup("{}").format(translated)
 
 
-def finding_labels_in(scheme: Scheme | None, language: str | None = None) -> dict[str, str]:
-    """Mark findings' labels by value in ``language`` (the page's by default)."""
-    language = language or current_language()
-    return {o.value: o.label_in(language) for o in (scheme.mark_labels or ()) } if scheme else {}
-
-
 def mark_labels_json(scheme: Scheme | None) -> list[dict[str, str]]:
     """The viewer's finding labels: each value with its label in the page's language."""
+    if scheme is None:
+        return []
     language = current_language()
-    return [{"value": o.value, "label": o.label_in(language)}
-            for o in (scheme.mark_labels or ()) if scheme is not None]
+    return [{"value": o.value, "label": o.label_in(language)} for o in scheme.mark_labels or ()]
 
 
 def init_scheme_display(app: Flask) -> None:
