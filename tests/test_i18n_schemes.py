@@ -24,7 +24,7 @@ from app.quizzes.models import Attempt
 from app.schemes.definitions import SchemeError, parse_scheme
 from app.schemes.models import ReportingScheme
 from app.schemes.readform import answers_from_form
-from app.schemes.registry import builtin_schemes, get_scheme
+from app.schemes.registry import add_scheme, builtin_schemes, get_scheme
 from app.schemes.translations import MAX_HELP, SCHEME_LANGUAGES
 from tests.conftest import csrf_token, login
 from tests.forms import fill, find_form, form_fields, submit_form
@@ -294,3 +294,53 @@ def test_an_attempt_scores_the_same_in_french_and_in_english(
     assert all(answers == {"overall": "abnormal", "tb_likelihood": 5,
                            "findings": ["cavitary_lesion", "miliary"]}
                for answers, _ in french[0].values())
+
+
+# ---- result and case pages -----------------------------------------------------------------
+
+
+def test_the_result_page_names_answers_and_findings_in_the_readers_language(
+        app, cases, make_user):  # noqa: F811
+    from tests.test_teaching_note_languages import _result_page
+
+    practice = create_exercise(title="Practice", kind="practice", scheme_key="ds3030",
+                               case_ids=[c.id for c in cases[:2]], actor=None)
+    page = _result_page(app, make_user, practice, "es")
+    compare = page.select_one("[data-testid=compare-table]")
+    rows = {row.th.get_text(" ", strip=True): row for row in compare.tbody.find_all("tr")}
+    # The official form's wording stays beside the item's translation; answers in Spanish.
+    assert "Hallazgos Findings" in rows
+    assert rows["Hallazgos Findings"].th.select_one("[lang=en]").get_text() == "Findings"
+    assert "Lesión cavitada" in rows["Hallazgos Findings"].get_text()
+    assert "Impresión general Overall" in rows
+    assert "Anormal" in rows["Impresión general Overall"].get_text()
+    # The per-finding table too.
+    assert "<td>Lesión cavitada</td>" in str(page)
+
+
+def test_the_case_page_lists_the_reference_read_in_the_readers_language(
+        client, login_as, cases):  # noqa: F811
+    _speaks(login_as(Role.TRAINER), "fr")
+    page = BeautifulSoup(client.get(f"/cases/{cases[0].id}").get_data(as_text=True),
+                         "html.parser")
+    table = page.select_one("table.answers")
+    assert "Lésion cavitaire" in table.get_text()
+    assert "Anormale" in table.get_text()
+    assert page.find(string=lambda s: s and "Fiche tuberculose du médecin agréé" in s)
+
+
+def test_help_texts_are_shown_on_the_read_form_in_the_readers_language(client, login_as):
+    trainer = _speaks(login_as(Role.TRAINER), "es")
+    scheme = _tiny(items=[
+        {"key": "sure", "type": "choice", "label": "Sure", "required": True,
+         "help": "Your certainty", "translations": {"es": {"help": "Su certeza"}},
+         "options": [{"value": "y", "label": "Yes", "help": "Quite sure",
+                      "translations": {"fr": {"label": "Oui"}}}]}])
+    add_scheme(json.dumps(scheme), actor=trainer)
+    case = _import(trainer, 25)
+    page = _read_page(client, case, "tiny")
+    fieldset = page.find("fieldset", {"data-item": "sure"})
+    assert fieldset.select_one("p.help").get_text() == "Su certeza"
+    # No Spanish for the option: its English label and help, marked as English.
+    option = fieldset.label
+    assert [s.get_text() for s in option.select("[lang=en]")] == ["Yes", "Quite sure"]
