@@ -344,3 +344,11 @@ def test_help_texts_are_shown_on_the_read_form_in_the_readers_language(client, l
     # No Spanish for the option: its English label and help, marked as English.
     option = fieldset.label
     assert [s.get_text() for s in option.select("[lang=en]")] == ["Yes", "Quite sure"]
+
+
+def test_a_trainer_may_name_findings_for_a_case_rule_in_any_language():
+    from app.quizzes.selection import findings_by_label
+
+    lines = f"Lésion cavitaire{NBSP}: 2\nDerrame pleural: 1\nMiliary findings: 3"
+    wanted = findings_by_label(get_scheme("ds3030"), lines)
+    assert wanted == {"cavitary_lesion": 2, "pleural_effusion": 1, "miliary": 3}
