@@ -352,3 +352,12 @@ def test_a_trainer_may_name_findings_for_a_case_rule_in_any_language():
     lines = f"Lésion cavitaire{NBSP}: 2\nDerrame pleural: 1\nMiliary findings: 3"
     wanted = findings_by_label(get_scheme("ds3030"), lines)
     assert wanted == {"cavitary_lesion": 2, "pleural_effusion": 1, "miliary": 3}
+
+
+def test_the_viewers_finding_labels_are_in_the_readers_language(client, login_as,
+                                                                cases):  # noqa: F811
+    _speaks(login_as(Role.TRAINER), "es")
+    payload = client.get(f"/viewer/api/cases/{cases[0].id}").json
+    labels = {label["value"]: label["label"] for label in payload["labels"]}
+    assert labels["cavitary_lesion"] == "Lesión cavitada"
+    assert labels["pleural_effusion"] == "Derrame pleural"
