@@ -42,6 +42,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.i18n import init_i18n
 
     init_i18n(app, babel)
+    from app.schemes.display import init_scheme_display
+
+    init_scheme_display(app)
+    from app.cases.notes import teaching_note
+
+    app.add_template_global(teaching_note, "teaching_note")
 
     from app.audit.security_log import init_security_log
     from app.errors import init_errors

@@ -71,7 +71,8 @@ def _case_json(case: Case, *, detail: bool = False) -> dict[str, Any]:
         "created_at": case.created_at,
     }
     if detail:
-        data.update(teaching_notes=case.teaching_notes, licence=case.licence,
+        data.update(teaching_notes=case.teaching_notes,
+                    teaching_notes_by_language=case.notes_by_language, licence=case.licence,
                     findings=sorted(link.finding for link in case.finding_links))
     return data
 
@@ -213,7 +214,8 @@ def result(attempt_id: int) -> dict[str, Any]:
     shown = disclosure.of_attempt(attempt)
     cases: list[dict[str, Any]] = [{"position": n, "case_id": case_id, "tb_correct": None,
               "classification_correct": None, "grade": None, "reference_tb_positive": None,
-              "reference_answers": None, "teaching_notes": None}
+              "reference_answers": None, "teaching_notes": None,
+              "teaching_notes_by_language": None}
              for n, case_id in enumerate(attempt.case_order, 1)]
     metrics = None
     if shown.score or any(c.anything for c in shown.cases):
@@ -230,6 +232,7 @@ def result(attempt_id: int) -> dict[str, Any]:
                            reference_answers=item.reference.answers)
             if case_shown.teaching_notes:
                 row["teaching_notes"] = item.case.teaching_notes
+                row["teaching_notes_by_language"] = item.case.notes_by_language
     return {"attempt_id": attempt.id, "state": attempt.state, "score_shown": shown.score,
             "passed": attempt.passed if shown.score else None, "metrics": metrics,
             "cases": cases}

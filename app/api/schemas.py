@@ -65,7 +65,10 @@ class CaseOut(Schema):
 
 
 class CaseDetailOut(CaseOut):
+    # The English note (else any): the field as it was before notes had languages.
     teaching_notes = fields.String(required=True)
+    teaching_notes_by_language = fields.Dict(keys=fields.String(), values=fields.String(),
+                                             required=True)
     licence = fields.String(required=True)
     findings = fields.List(fields.String(), required=True)
 
@@ -129,6 +132,8 @@ class CaseResultOut(Schema):
     reference_tb_positive = fields.Boolean(allow_none=True, required=True)
     reference_answers = fields.Dict(allow_none=True, required=True)
     teaching_notes = fields.String(allow_none=True, required=True)
+    teaching_notes_by_language = fields.Dict(keys=fields.String(), values=fields.String(),
+                                             allow_none=True, required=True)
 
 
 class ResultOut(Schema):

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app.cases import pixels
+from app.cases import demo_notes, pixels
 from app.cases.library_files import CASES_DIR, FORMAT
 from app.cases.phantom import FAULTS, make_phantom, phantom_pixels
 
@@ -187,7 +187,9 @@ def phantom_case(case_id: str, seed: int, findings: tuple[str, ...],
         "difficulty": difficulty,
         "tags": tags,
         "exam_bank": False,
-        "teaching_notes": "\n".join(notes),
+        "teaching_notes": {"en": "\n".join(notes),
+                           **demo_notes.phantom_notes(findings, fault,
+                                                      prior_findings is not None)},
         "images": images,
         "reference": {
             "scheme": "ds3030",
@@ -215,7 +217,7 @@ def rg1_case() -> dict[str, Any]:
         "difficulty": RG1_CASE["difficulty"],
         "tags": RG1_CASE["tags"],
         "exam_bank": False,
-        "teaching_notes": RG1_CASE["teaching_notes"],
+        "teaching_notes": {"en": RG1_CASE["teaching_notes"], **demo_notes.RG1},
         "images": [{
             "view": "PA",
             "origin": {"pydicom_data": RG1_CASE["file"]},

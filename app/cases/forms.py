@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from app.cases.models import Difficulty
+from app.cases.models import MAX_NOTE, Difficulty
 
 
 class UploadForm(FlaskForm):
@@ -29,10 +30,20 @@ class CaseDetailsForm(FlaskForm):
         + [SelectChoice(d.value, d.value) for d in Difficulty],
     )
     tags = StringField("Tags (comma-separated)", validators=[Length(max=1000)])
-    teaching_notes = TextAreaField("Teaching notes", validators=[Length(max=20000)])
+    # One note per working language; the field names say the language ("teaching_notes" is
+    # the English one, as before notes had languages).
+    teaching_notes = TextAreaField(_l("Teaching notes in English"),
+                                   validators=[Length(max=MAX_NOTE)], render_kw={"lang": "en"})
+    teaching_notes_fr = TextAreaField(_l("Teaching notes in French"),
+                                      validators=[Length(max=MAX_NOTE)], render_kw={"lang": "fr"})
+    teaching_notes_es = TextAreaField(_l("Teaching notes in Spanish"),
+                                      validators=[Length(max=MAX_NOTE)], render_kw={"lang": "es"})
     source = StringField("Source", validators=[DataRequired(), Length(max=200)])
     licence = TextAreaField("Licence / terms of use", validators=[Length(max=5000)])
     exam_bank = BooleanField("Exam bank (never shown to trainees outside exams)")
+
+
+NOTE_FIELDS = {"en": "teaching_notes", "fr": "teaching_notes_fr", "es": "teaching_notes_es"}
 
 
 class StatusForm(FlaskForm):

@@ -31,7 +31,15 @@ from sqlalchemy import select
 
 from app.audit.services import record
 from app.cases.ingest import FileResult, ImportOptions, Source, import_files
-from app.cases.models import Case, CaseImage, CaseStatus, CaseTag
+from app.cases.models import (
+    MAX_NOTE,
+    NOTE_FALLBACK_LANGUAGE,
+    NOTE_LANGUAGES,
+    Case,
+    CaseImage,
+    CaseStatus,
+    CaseTag,
+)
 from app.cases.reads import reference_for, save_read
 from app.cases.sandbox import Rejected, run_limited
 from app.cases.services import (
@@ -227,6 +235,23 @@ def _check_spec(spec: Any) -> None:
     if spec.get("status", CaseStatus.PUBLISHED.value) not in LOADED_STATUSES:
         raise LibraryError(f"the status must be one of {', '.join(sorted(LOADED_STATUSES))}")
     _recorded_review(spec)
+    _spec_notes(spec)
+
+
+def _spec_notes(spec: dict[str, Any]) -> dict[str, str]:
+    """The file's teaching notes by language: an object of language: text, or (files
+    written before notes had languages) one text, the English note."""
+    raw = spec.get("teaching_notes") or {}
+    notes = {NOTE_FALLBACK_LANGUAGE: raw} if isinstance(raw, str) else raw
+    if not isinstance(notes, dict):
+        raise LibraryError("'teaching_notes' must be a text or an object of language: text")
+    for language, text in notes.items():
+        if language not in NOTE_LANGUAGES:
+            raise LibraryError(f"teaching notes are in {', '.join(NOTE_LANGUAGES)}, not "
+                               f"{str(language)[:20]!r}")
+        if not isinstance(text, str) or len(text) > MAX_NOTE:
+            raise LibraryError(f"a teaching note is a text of at most {MAX_NOTE} characters")
+    return notes
 
 
 # What a case file may ask for; a retired case is exported for the record, and loads as a
@@ -273,7 +298,9 @@ def _apply_spec(case: Case, spec: dict[str, Any], image_ids: list[int | None]) -
         image.view = image_spec.get("view", image.view)
         image.is_prior = bool(image_spec.get("prior", False))
     case.difficulty = spec.get("difficulty")
-    case.teaching_notes = spec.get("teaching_notes", "")
+    notes = _spec_notes(spec)
+    for language in NOTE_LANGUAGES:
+        case.set_note(language, notes.get(language, ""))
     case.tag_links = [CaseTag(tag=t) for t in parse_tags(",".join(spec.get("tags", [])))]
     reference = spec["reference"]
     scheme = get_scheme(reference["scheme"], reference.get("version"))
@@ -368,7 +395,7 @@ def export_library(folder: Path, cases: list[Case], *,
             "difficulty": case.difficulty,
             "tags": case.tags,
             "exam_bank": case.exam_bank,
-            "teaching_notes": case.teaching_notes,
+            "teaching_notes": case.notes_by_language,
             "images": images,
             "reference": {
                 "scheme": reference.scheme.key,

@@ -91,7 +91,6 @@ class Case(db.Model):
     source: Mapped[str] = mapped_column(String(200), default="upload")
     licence: Mapped[str] = mapped_column(Text, default="")
     difficulty: Mapped[str | None] = mapped_column(String(16))
-    teaching_notes: Mapped[str] = mapped_column(Text, default="")
     pixel_review_needed: Mapped[bool] = mapped_column(Boolean, default=False)
     pixel_reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pixel_reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -120,8 +119,45 @@ class Case(db.Model):
     reads: Mapped[list[ReferenceRead]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="ReferenceRead.id"
     )
+    # Teaching notes, one per language (case_teaching_note): loaded only where shown.
+    notes: Mapped[list[CaseTeachingNote]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CaseTeachingNote.language"
+    )
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     pixel_reviewed_by: Mapped[User | None] = relationship(foreign_keys=[pixel_reviewed_by_id])
+
+    @property
+    def notes_by_language(self) -> dict[str, str]:
+        return {note.language: note.text for note in self.notes}
+
+    def note_for(self, language: str | None) -> CaseTeachingNote | None:
+        """The note a reader of ``language`` sees: theirs, else the English one, else any."""
+        by_language = {note.language: note for note in self.notes}
+        return (by_language.get(language or "") or by_language.get(NOTE_FALLBACK_LANGUAGE)
+                or next(iter(by_language.values()), None))
+
+    def set_note(self, language: str, text: str | None) -> None:
+        """Write (or, when empty, remove) the note in ``language``."""
+        text = (text or "").strip()
+        existing = next((note for note in self.notes if note.language == language), None)
+        if not text:
+            if existing is not None:
+                self.notes.remove(existing)
+        elif existing is not None:
+            existing.text = text
+        else:
+            self.notes.append(CaseTeachingNote(language=language, text=text))
+
+    @property
+    def teaching_notes(self) -> str:
+        """The English note (else any): where one text stands for the case's notes."""
+        note = self.note_for(NOTE_FALLBACK_LANGUAGE)
+        return note.text if note is not None else ""
+
+    @teaching_notes.setter
+    def teaching_notes(self, text: str | None) -> None:
+        # A note written without saying its language (older case files, imports) is English.
+        self.set_note(NOTE_FALLBACK_LANGUAGE, text)
 
     @property
     def title(self) -> str:
@@ -138,6 +174,30 @@ class Case(db.Model):
     @property
     def current_reads(self) -> list[ReferenceRead]:
         return [r for r in self.reads if r.current]
+
+
+# The language a note without one is taken to be in, and the one shown when the reader's
+# own is missing (the organisation's first working language).
+NOTE_FALLBACK_LANGUAGE = "en"
+NOTE_LANGUAGES = ("en", "fr", "es")  # app.i18n.LANGUAGES (a test keeps them in step)
+MAX_NOTE = 20_000
+
+
+class CaseTeachingNote(db.Model):  # type: ignore[name-defined]  # as every model: no stubs
+    """A case's teaching note in one language."""
+
+    __tablename__ = "case_teaching_note"
+    __table_args__ = (
+        CheckConstraint("language IN ('en', 'fr', 'es')", name="known_language"),
+    )
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+    case: Mapped[Case] = relationship(back_populates="notes")
 
 
 class CaseTag(db.Model):

@@ -19,6 +19,7 @@ from app.auth.decorators import roles_required
 from app.cases import image_grants
 from app.cases.access import can_view_case
 from app.cases.forms import (
+    NOTE_FIELDS,
     ActionForm,
     CaseDetailsForm,
     RedactionForm,
@@ -61,6 +62,7 @@ from app.cases.storage import (
     image_store,
 )
 from app.extensions import db
+from app.i18n import current_language
 from app.jobs.case_import import start_upload_import
 from app.jobs.lifecycle import JobError
 from app.schemes.definitions import SchemeError
@@ -110,7 +112,9 @@ def index() -> str:
                        error_out=False)
     query_args = {k: v for k, v in request.args.items() if k != "page"}
     schemes = all_schemes()
-    findings = sorted({(o.value, o.label) for s in schemes.values() for o in s.mark_labels or ()})
+    language = current_language()
+    findings = sorted({(o.value, o.label_in(language))
+                       for s in schemes.values() for o in s.mark_labels or ()})
     return render_template("cases/index.html", page=page, flt=flt, statuses=list(CaseStatus),
                            query_args=query_args, findings=findings)
 
@@ -148,7 +152,9 @@ def detail(case_id: int) -> Response | tuple[str, int]:
     case = _case_or_404(case_id)
     initial = {
         "difficulty": case.difficulty or "", "tags": ", ".join(case.tags),
-        "teaching_notes": case.teaching_notes, "source": case.source,
+        **{name: case.notes_by_language.get(language, "")
+           for language, name in NOTE_FIELDS.items()},
+        "source": case.source,
         "licence": case.licence, "exam_bank": case.exam_bank,
     }
     form = CaseDetailsForm(data=initial if request.method == "GET" else None)
@@ -160,7 +166,8 @@ def detail(case_id: int) -> Response | tuple[str, int]:
                     case,
                     difficulty=form.difficulty.data or None,
                     tags=parse_tags(form.tags.data or ""),
-                    teaching_notes=form.teaching_notes.data or "",
+                    teaching_notes={language: form[name].data or ""
+                                    for language, name in NOTE_FIELDS.items()},
                     source=form.source.data or "",
                     licence=form.licence.data or "",
                     exam_bank=bool(form.exam_bank.data),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Select, select
@@ -13,7 +13,16 @@ from app.audit.services import record
 from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.access import exam_bank_refusals
-from app.cases.models import Case, CaseFinding, CaseImage, CaseStatus, CaseTag, Difficulty
+from app.cases.models import (
+    NOTE_FALLBACK_LANGUAGE,
+    NOTE_LANGUAGES,
+    Case,
+    CaseFinding,
+    CaseImage,
+    CaseStatus,
+    CaseTag,
+    Difficulty,
+)
 from app.cases.reads import reference_for
 from app.cases.storage import (
     DICOM_FILE,
@@ -95,7 +104,7 @@ def update_details(
     *,
     difficulty: str | None,
     tags: Iterable[str],
-    teaching_notes: str,
+    teaching_notes: str | Mapping[str, str],
     source: str,
     licence: str,
     exam_bank: bool,
@@ -112,7 +121,15 @@ def update_details(
     have = {link.tag for link in keep}
     case.tag_links = keep + [CaseTag(tag=t) for t in new_tags if t not in have]
     case.difficulty = difficulty or None
-    case.teaching_notes = teaching_notes.strip()
+    # A plain text is the English note (the other languages' notes stay as they are).
+    notes = ({NOTE_FALLBACK_LANGUAGE: teaching_notes} if isinstance(teaching_notes, str)
+             else teaching_notes)
+    unknown = sorted(set(notes) - set(NOTE_LANGUAGES))
+    if unknown:
+        raise CaseError(f"notes are written in {', '.join(NOTE_LANGUAGES)}, "
+                        f"not {unknown[0][:20]!r}")
+    for language, text in notes.items():
+        case.set_note(language, text)
     case.source = source.strip()[:200]
     case.licence = licence.strip()
     case.exam_bank = exam_bank

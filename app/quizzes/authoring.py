@@ -23,6 +23,7 @@ from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import current_language
 from app.quizzes import access, bp, review_rules
 from app.quizzes.exercises import (
     attempt_count,
@@ -68,7 +69,7 @@ def _exercise_form(exercise: Exercise | None = None) -> ExerciseForm:
     if exercise is not None and request.method == "GET":
         data = exercise_form_data(exercise)
     form = ExerciseForm(data=data)
-    form.scheme.choices = [(k, s.name) for k, s in all_schemes().items()]
+    form.scheme.choices = [(k, s.name_in(current_language())) for k, s in all_schemes().items()]
     published = db.session.scalars(select(Case).where(
         Case.status == CaseStatus.PUBLISHED.value).options(selectinload(Case.reads))
         .order_by(Case.id)).all()
@@ -292,7 +293,7 @@ def _classification_labels() -> dict[str, str]:
         key = classification_item(scheme)
         if key:
             for option in scheme.item(key).options or ():
-                labels.setdefault(option.value, option.label)
+                labels.setdefault(option.value, option.label_in(current_language()))
     return labels
 
 

@@ -140,12 +140,13 @@ def review_payload(item: Any, shown: CaseDisclosure) -> dict[str, Any]:
     """The viewer's data for reviewing one case (``item``: a results.CaseFeedback): the
     trainee's marks, with their outcome when correctness is shown, and the reference marks
     when the reference is shown. Nothing more leaves the server."""
+    from app.schemes.display import mark_labels_json
     from app.viewer.services import image_json
 
     reference = item.reference
     labels = []
     if reference.scheme is not None and reference.scheme.mark_labels:
-        labels = [{"value": o.value, "label": o.label} for o in reference.scheme.mark_labels]
+        labels = mark_labels_json(reference.scheme)
     outcomes = item.score.localisation
     own = list(item.answer.marks) if item.answer else []
     if shown.correctness:

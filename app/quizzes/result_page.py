@@ -12,6 +12,7 @@ from flask import url_for
 
 from app.auth.models import User
 from app.cases.access import can_view_case
+from app.i18n import current_language
 from app.quizzes import review_rules, wording
 from app.quizzes.disclosure import AttemptDisclosure, shown_notes
 from app.quizzes.models import Attempt
@@ -40,13 +41,15 @@ def finding_labels(scheme: Scheme | None) -> dict[str, str]:
     if scheme is None:
         return {}
     # Item keys by the first part of their label ("rotation": "Rotation"), option values by
-    # their label.
-    labels: dict[str, str] = {item.key: item.label.split(":")[0] for item in scheme.items}
+    # their label, in the reader's language.
+    language = current_language()
+    labels: dict[str, str] = {item.key: item.label_in(language).split(":")[0]
+                              for item in scheme.items}
     for item in scheme.items:
         for option in item.options:
-            labels[option.value] = option.label
+            labels[option.value] = option.label_in(language)
     for option in scheme.mark_labels or ():
-        labels[option.value] = option.label
+        labels[option.value] = option.label_in(language)
     return labels
 
 

@@ -194,7 +194,7 @@ def _cases_with_references(case_ids: list[int], scheme_key: str | None
     a constant number of statements however many cases (one per table, and one lookup per
     scheme version), instead of a few per case."""
     query = select(Case).where(Case.id.in_(case_ids)).options(
-        selectinload(Case.images), selectinload(Case.reads))
+        selectinload(Case.images), selectinload(Case.reads), selectinload(Case.notes))
     cases = {case.id: case for case in db.session.scalars(query)}
     return cases, references_for(cases.values(), scheme_key)
 

@@ -15,6 +15,7 @@ from app.quizzes.access import barred_case_ids
 from app.quizzes.models import ExerciseKind
 from app.schemes.definitions import Scheme
 from app.schemes.registry import is_image_quality
+from app.schemes.translations import SCHEME_LANGUAGES
 from app.user_errors import UserError
 
 
@@ -53,8 +54,10 @@ def parse_pairs(text: str, *, integer: bool) -> dict[str, float]:
 
 def findings_by_label(scheme: Scheme, text: str) -> dict[str, int]:
     """ "Cavitary lesion: 5" a line -> {"cavitary_lesion": 5}: trainers name findings as the
-    scheme's labels show them (labels may hold commas; the count follows the last colon)."""
-    labels = {" ".join(o.label.split()).casefold(): o.value for o in scheme.mark_labels or ()}
+    scheme's labels show them, in any of the portal's languages (labels may hold commas; the
+    count follows the last colon)."""
+    labels = {" ".join(o.label_in(language).split()).casefold(): o.value
+              for o in scheme.mark_labels or () for language in ("en", *SCHEME_LANGUAGES)}
     wanted: dict[str, int] = {}
     for line in filter(None, (line.strip() for line in text.splitlines())):
         label, sep, count = line.rpartition(":")

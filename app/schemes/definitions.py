@@ -16,10 +16,23 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
 
-from app.user_errors import UserError
+# The parts of a scheme are defined in parts.py; importers name them from here.
+from app.schemes.parts import Group, Item, Option, Scheme, SchemeError
+from app.schemes.translations import (
+    GROUP_FIELDS,
+    ITEM_FIELDS,
+    OPTION_FIELDS,
+    SCHEME_FIELDS,
+    TranslationError,
+    parse_help,
+    parse_official_language,
+    parse_translations,
+)
 
 ITEM_TYPES = ("choice", "multi", "scale", "text", "criterion")
 MARK_SHAPES = ("point", "ellipse", "rectangle", "polygon")
@@ -38,62 +51,6 @@ MAX_OPTIONS = 500
 MAX_LABEL = 500
 MAX_TEXT = 10_000  # the longest free-text answer an item may ask for
 MAX_SCALE = 1_000_000
-
-
-class SchemeError(UserError):
-    """A scheme definition, an answer set or a mark that does not fit; message for people."""
-
-
-@dataclass(frozen=True)
-class Option:
-    value: str
-    label: str
-    group: str | None = None
-    tb_positive: bool = False
-
-
-@dataclass(frozen=True)
-class Item:
-    key: str
-    type: str
-    label: str
-    required: bool = False
-    options: tuple[Option, ...] = ()
-    groups: tuple[tuple[str, str], ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
-    max_length: int = 500
-    ordinal: bool = False
-    anchors: dict[str, str] = field(default_factory=dict)
-
-    def option_values(self) -> list[str]:
-        return [o.value for o in self.options]
-
-
-@dataclass(frozen=True)
-class Scheme:
-    key: str
-    version: int
-    name: str
-    audience: str
-    items: tuple[Item, ...]
-    tb_decision: dict[str, Any] | None
-    rating: str | None
-    mark_labels: tuple[Option, ...] | None
-    definition: dict[str, Any]
-    # Mark findings that may stand for one another when a mark is credited to a reference
-    # lesion (and when experts' outlines merge into one lesion), read both ways.
-    compatible_findings: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    def item(self, key: str) -> Item:
-        for item in self.items:
-            if item.key == key:
-                return item
-        raise KeyError(key)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.key}@{self.version}"
 
 
 # ---- definitions ------------------------------------------------------------------------
@@ -122,6 +79,10 @@ def parse_scheme(data: Any) -> Scheme:
     keys = [i.key for i in items]
     if len(set(keys)) != len(keys):
         raise SchemeError("item keys must be unique")
+    with _translation_errors():
+        help_text = parse_help(data.get("help"), "the scheme")
+        official = parse_official_language(data.get("official_language"))
+        translations = parse_translations(data.get("translations"), "the scheme", SCHEME_FIELDS)
     scheme = Scheme(
         key=key,
         version=version,
@@ -132,6 +93,9 @@ def parse_scheme(data: Any) -> Scheme:
         rating=data.get("rating"),
         mark_labels=None,
         definition=data,
+        help=help_text,
+        official_language=official,
+        translations=translations,
     )
     _check_references(scheme)
     labels = data.get("mark_labels")
@@ -196,7 +160,7 @@ def _parse_item(raw: Any, n: int) -> Item:
         values = [o.value for o in options]
         if len(set(values)) != len(values):
             raise SchemeError(f"item {key!r}: option values must be unique")
-        known = {g for g, _ in groups}
+        known = {g.key for g in groups}
         if any(o.group and o.group not in known for o in options):
             raise SchemeError(f"item {key!r}: an option names an undeclared group")
     minimum = maximum = None
@@ -213,6 +177,10 @@ def _parse_item(raw: Any, n: int) -> Item:
     anchors = raw.get("anchors") or {}
     if not isinstance(anchors, dict) or not all(isinstance(v, str) for v in anchors.values()):
         raise SchemeError(f"item {key!r}: 'anchors' must be an object of value: text")
+    with _translation_errors():
+        help_text = parse_help(raw.get("help"), f"item {key!r}")
+        translations = parse_translations(raw.get("translations"), f"item {key!r}",
+                                          ITEM_FIELDS, anchors=[str(k) for k in anchors])
     return Item(
         key=key,
         type=kind,
@@ -225,20 +193,39 @@ def _parse_item(raw: Any, n: int) -> Item:
         max_length=max_length,
         ordinal=bool(raw.get("ordinal", False)),
         anchors={str(k): v for k, v in anchors.items()},
+        help=help_text,
+        translations=translations,
     )
+
+
+@contextmanager
+def _translation_errors() -> Iterator[None]:
+    try:
+        yield
+    except TranslationError as exc:
+        raise SchemeError(str(exc)) from None
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_groups(raw: Any, item_key: str) -> tuple[tuple[str, str], ...]:
+def _parse_groups(raw: Any, item_key: str) -> tuple[Group, ...]:
     if not isinstance(raw, list) or not all(
         isinstance(g, dict) and isinstance(g.get("key"), str) and isinstance(g.get("label"), str)
         for g in raw
     ):
         raise SchemeError(f"item {item_key!r}: 'groups' must be a list of {{key, label}}")
-    return tuple((g["key"], g["label"]) for g in raw)
+    if any(len(g["label"]) > MAX_LABEL for g in raw):
+        raise SchemeError(f"item {item_key!r}: a group's 'label' has at most {MAX_LABEL} "
+                          "characters")
+    with _translation_errors():
+        groups = tuple(
+            Group(g["key"], g["label"], parse_translations(
+                g.get("translations"), f"item {item_key!r}, group {g['key'][:40]!r}",
+                GROUP_FIELDS))
+            for g in raw)
+    return groups
 
 
 def _parse_option(raw: Any, item_key: str) -> Option:
@@ -246,11 +233,17 @@ def _parse_option(raw: Any, item_key: str) -> Option:
         raise SchemeError(f"item {item_key!r}: every option needs a 'value'")
     if not all(raw.get(name) is None or isinstance(raw[name], str) for name in ("label", "group")):
         raise SchemeError(f"item {item_key!r}: an option's 'label' and 'group' are text")
+    where = f"item {item_key!r}, option {raw['value'][:40]!r}"
+    with _translation_errors():
+        help_text = parse_help(raw.get("help"), where)
+        translations = parse_translations(raw.get("translations"), where, OPTION_FIELDS)
     return Option(
         value=raw["value"],
         label=str(raw.get("label") or raw["value"]),
         group=raw.get("group"),
         tb_positive=bool(raw.get("tb_positive", False)),
+        help=help_text,
+        translations=translations,
     )
 
 
@@ -263,7 +256,7 @@ def _check_references(scheme: Scheme) -> None:
             raise SchemeError("'tb_decision' must name an item")
         item = scheme.item(decision["item"])
         if "positive_group" in decision and decision["positive_group"] not in [
-            g for g, _ in item.groups
+            g.key for g in item.groups
         ]:
             raise SchemeError("'tb_decision.positive_group' is not a group of its item")
         values = decision.get("positive_values", [])

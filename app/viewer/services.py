@@ -17,6 +17,7 @@ from app.auth.roles import Role
 from app.cases.models import Case, CaseImage
 from app.cases.reads import my_read, reference_for
 from app.schemes.definitions import Scheme
+from app.schemes.display import mark_labels_json
 from app.schemes.registry import scheme_of
 
 
@@ -90,8 +91,7 @@ def case_payload(case: Case, user: User) -> dict[str, Any]:
         reference = reference_for(case)
         scheme = reference.scheme
         if scheme is not None and scheme.mark_labels:
-            payload["labels"] = [{"value": o.value, "label": o.label}
-                                 for o in scheme.mark_labels]
+            payload["labels"] = mark_labels_json(scheme)
             mine = my_read(case, user, scheme.key)
             payload["marks"] = list(mine.marks) if mine is not None else []
         payload["reference_marks"] = reference.marks
@@ -102,7 +102,7 @@ def read_payload(case: Case, scheme: Scheme, marks: list[dict[str, Any]]) -> dic
     """The viewer beside a trainer's reference read: the scheme's finding labels and the
     read's marks, editable when the scheme takes marks. The page's form saves them with the
     answers (static/js/reference_read.js), so the viewer has no save of its own."""
-    labels = [{"value": o.value, "label": o.label} for o in scheme.mark_labels or ()]
+    labels = mark_labels_json(scheme)
     return {
         "case": {"id": case.id, "title": case.title},
         "images": [image_json(image) for image in case.images],
@@ -123,7 +123,7 @@ def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | Non
     payload: dict[str, Any] = {
         "case": {"position": position, "title": f"Case {position}"},
         "images": [image_json(image) for image in case.images],
-        "labels": [{"value": o.value, "label": o.label} for o in scheme.mark_labels or ()],
+        "labels": mark_labels_json(scheme),
         "marks": list(answer.marks or []),
         "editable": bool(scheme.mark_labels),
         "autosave": True,
