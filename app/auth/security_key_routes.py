@@ -73,7 +73,7 @@ def registration_options() -> Response | tuple[Response, int]:
 def add() -> Response | tuple[str, int]:
     form = AddKeyForm()
     if not form.validate_on_submit():
-        errors = [e for f in (form.name, form.credential) for e in f.errors]
+        errors = [str(e) for f in (form.name, form.credential) for e in f.errors]
         return _page_with_error(" ".join(errors) or gettext(keys.MALFORMED), 400, form.name.data)
     if not form.credential.data:
         return _page_with_error(
@@ -95,8 +95,8 @@ def add() -> Response | tuple[str, int]:
 def remove(key_id: int) -> Response | tuple[str, int]:
     form = RemoveKeyForm()
     if not form.validate_on_submit():
-        return _page_with_error(" ".join(form.password.errors) or gettext(keys.WRONG_PASSWORD),
-                                400)
+        problems = " ".join(map(str, form.password.errors))
+        return _page_with_error(problems or gettext(keys.WRONG_PASSWORD), 400)
     try:
         keys.remove_key(current_user, key_id, form.password.data or "")
     except keys.SecurityKeyError as exc:
