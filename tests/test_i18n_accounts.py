@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -15,6 +16,7 @@ import pytest
 from bs4 import BeautifulSoup
 from flask import Flask
 from flask.testing import FlaskClient
+from freezegun import freeze_time
 
 from app.auth.invitations import invitation_token
 from app.auth.models import User
@@ -171,6 +173,7 @@ def test_administration_pages_in_spanish(
     person = text_of(client, f"/admin/users/{reader.id}")
     assert "segundo factor no configurado" in person and "Guardar" in person
     assert "Ámbito del responsable de programa" in person
+    assert "Técnico radiólogo en formación" in person  # a role's box, not only the list
     new = text_of(client, "/admin/users/new")
     assert "Crear el usuario y el enlace de invitación" in new and "Create user" not in new
     audit = text_of(client, "/admin/audit")
@@ -279,3 +282,17 @@ def test_a_reset_link_is_in_the_account_holders_language_whoever_asks(
     assert "Bonjour Dr Awa Diop," in body and "Votre nom d'utilisateur\u00a0: awa" in body
     assert re.search(r"expire dans 60 minutes, le \d{1,2} \w+ \d{4}", body), body
     assert "Choisir un nouveau mot de passe vous déconnecte" in body
+
+
+def test_the_idle_sign_out_says_why_in_the_readers_language(
+        client: FlaskClient, make_user: Callable[..., User]) -> None:
+    user = make_user()
+    with freeze_time("2026-03-02 08:00") as clock:
+        signed = submit_in(client, "/auth/login", FRENCH, button="Se connecter",
+                           fields={"username": user.username, "password": PASSWORD})
+        assert signed.status_code == 302
+        clock.tick(timedelta(minutes=31))
+        away = client.get("/training/", headers=FRENCH)
+        assert away.status_code == 302
+        text = text_of(client, away.headers["Location"], headers=FRENCH)
+    assert "Vous avez été déconnecté après 30 minutes d'inactivité. Reconnectez-vous." in text

@@ -19,7 +19,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from app.auth.roles import Role
+from app.auth.roles import ROLE_LABELS, Role
 from app.auth.services import country_name
 
 
@@ -59,7 +59,8 @@ class UserEditForm(FlaskForm):
     clinic = SelectField(_l("Clinic"), coerce=int)
     roles = MultiCheckboxField(
         _l("Roles"),
-        choices=[SelectChoice(r.value, r.label) for r in Role],
+        # Lazy labels: the class is built once, each page shows them in its reader's language.
+        choices=[SelectChoice(r.value, ROLE_LABELS[r]) for r in Role],
         validators=[DataRequired(message=_l("choose at least one role"))],
     )
     lead_all_countries = BooleanField(_l("Programme lead for all countries"))

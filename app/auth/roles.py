@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 
@@ -28,7 +29,8 @@ class Role(StrEnum):
             return cls(key)
         except ValueError:
             known = ", ".join(r.value for r in cls)
-            raise ValueError(f"unknown role {value!r}; choose from: {known}") from None
+            raise ValueError(gettext("unknown role %(role)s; choose from: %(known)s",
+                                     role=repr(value), known=known)) from None
 
 
 ROLE_LABELS: dict[Role, Any] = {  # lazy: translated where shown
