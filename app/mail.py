@@ -58,7 +58,7 @@ def recipient_datetime(recipient: Any, moment: datetime) -> str:
     time = format_time(local, "short", tzinfo=zone, locale=language)
     pattern = Locale.parse(language).datetime_formats["long"]
     offset = format_datetime(local, "ZZZZ", tzinfo=zone, locale=language)
-    return f"{pattern.format(time, day)} ({offset})"
+    return f"{pattern.format(time, day)} {offset}"  # as the pages write it (app.i18n)
 
 
 def send_mail(to: str, subject: str, body: str) -> None:

@@ -259,11 +259,11 @@ def test_an_invitation_is_in_the_invitees_language_not_the_administrators(
     assert subject_of(spanish) == "Su cuenta de CXR Academy"
     body = body_of(spanish)
     assert "Estimado/a Dra Quispe:" in body and f"Su nombre de usuario: {peruvian.username}" in body
-    # The expiry in Lima's time zone and in Spanish ("… de marzo de 2026, 4:30 (GMT-05:00)").
-    assert re.search(r"caduca en 7 días, el \d{1,2} de \w+ de \d{4}, .+\(GMT-05:00\)", body)
+    # The expiry in Lima's time zone and in Spanish ("… de marzo de 2026, 4:30 GMT-05:00").
+    assert re.search(r"caduca en 7 días, el \d{1,2} de \w+ de \d{4}, .+ GMT-05:00\)", body)
     assert any("/auth/invitation/" in line for line in body.splitlines())
     assert english["Subject"] == "Your CXR Academy account"
-    assert "Dear Dr Otieno," in body_of(english) and "(GMT+03:00)" in body_of(english)
+    assert "Dear Dr Otieno," in body_of(english) and "GMT+03:00)" in body_of(english)
 
 
 def test_a_reset_link_is_in_the_account_holders_language_whoever_asks(
