@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import Select, select
 
 from app.admin.audit_sentences import ACTION_LABELS, Names, action_label, describe, object_label
@@ -53,18 +54,19 @@ def make_filter(
     if ref:
         who = db.session.scalar(select(User).where((User.username == ref) | (User.email == ref)))
         if who is None:
-            raise AuditFilterError(f"there is no user {actor.strip()!r}")
+            raise AuditFilterError(gettext("there is no user %(name)s", name=repr(actor.strip())))
     if action and action not in known_actions():
-        raise AuditFilterError(f"unknown action {action!r}")
+        raise AuditFilterError(gettext("unknown action %(action)s", action=repr(action)))
     if object_type and object_type not in known_object_types():
-        raise AuditFilterError(f"unknown kind of object {object_type!r}")
+        raise AuditFilterError(gettext("unknown kind of object %(kind)s",
+                                         kind=repr(object_type)))
     object_id = object_id.strip()
     if object_id and not object_type:
-        raise AuditFilterError("choose the kind of object the number belongs to")
+        raise AuditFilterError(gettext("choose the kind of object the number belongs to"))
     if since and until and since > until:
-        raise AuditFilterError(
-            f"the start date {since:%Y-%m-%d} is after the end date {until:%Y-%m-%d}"
-        )
+        raise AuditFilterError(gettext(
+            "the start date %(since)s is after the end date %(until)s",
+            since=f"{since:%Y-%m-%d}", until=f"{until:%Y-%m-%d}"))
     return AuditFilter(
         actor=who,
         action=action or None,
@@ -154,7 +156,8 @@ def readable_events(events: Sequence[AuditEvent]) -> list[ReadableEvent]:
     return [
         ReadableEvent(
             occurred_at=e.occurred_at,
-            actor=f"{e.actor.full_name} ({e.actor.username})" if e.actor else "nobody signed in",
+            actor=(f"{e.actor.full_name} ({e.actor.username})" if e.actor
+                   else gettext("nobody signed in")),
             action=e.action,
             action_label=action_label(e.action),
             object_label=object_label(e, names),

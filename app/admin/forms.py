@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import unicodedata
+
 import pycountry
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -15,13 +19,21 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from app.auth.roles import Role
+from app.auth.roles import ROLE_LABELS, Role
+from app.auth.services import country_name
+
+
+def collation_key(name: str) -> str:
+    """Accents do not move a name: "Égypte" sorts with the E's, "Ísland" with the I's."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def country_choices() -> list[SelectChoice]:
+    """Every country by its name in the reader's language, in that language's order."""
     countries = sorted(
-        ((c.alpha_2, getattr(c, "common_name", c.name)) for c in pycountry.countries),
-        key=lambda pair: pair[1],
+        ((c.alpha_2, country_name(c.alpha_2)) for c in pycountry.countries),
+        key=lambda pair: collation_key(pair[1]),
     )
     return [SelectChoice(code, name) for code, name in countries]
 
@@ -32,50 +44,56 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class ClinicForm(FlaskForm):
-    name = StringField("Clinic name", validators=[DataRequired(), Length(max=200)])
-    city = StringField("City", validators=[DataRequired(), Length(max=120)])
-    country = SelectField("Country", validators=[DataRequired()])
-    submit = SubmitField("Add clinic")
+    name = StringField(_l("Clinic name"), validators=[DataRequired(), Length(max=200)])
+    city = StringField(_l("City"), validators=[DataRequired(), Length(max=120)])
+    country = SelectField(_l("Country"), validators=[DataRequired()])
+    submit = SubmitField(_l("Add clinic"))
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.country.choices = [SelectChoice("", "— choose —"), *country_choices()]
+        self.country.choices = [SelectChoice("", gettext("— choose —")), *country_choices()]
 
 
 class UserEditForm(FlaskForm):
-    full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
-    clinic = SelectField("Clinic", coerce=int)
+    full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
+    clinic = SelectField(_l("Clinic"), coerce=int)
     roles = MultiCheckboxField(
-        "Roles",
-        choices=[SelectChoice(r.value, r.label) for r in Role],
-        validators=[DataRequired(message="choose at least one role")],
+        _l("Roles"),
+        # Lazy labels: the class is built once, each page shows them in its reader's language.
+        choices=[SelectChoice(r.value, ROLE_LABELS[r]) for r in Role],
+        validators=[DataRequired(message=_l("choose at least one role"))],
     )
-    lead_all_countries = BooleanField("Programme lead for all countries")
+    lead_all_countries = BooleanField(_l("Programme lead for all countries"))
     lead_countries = SelectMultipleField(
-        "Programme lead for these countries",
-        description="Hold Ctrl (⌘ on a Mac) to choose several.",
+        _l("Programme lead for these countries"),
+        description=_l("Hold Ctrl (⌘ on a Mac) to choose several."),
     )
-    submit = SubmitField("Save")
+    submit = SubmitField(_l("Save"))
 
     def __init__(self, *args: object, clinics: list[tuple[int, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.clinic.choices = [
-            SelectChoice(0, "— none (central staff) —"),  # type: ignore[arg-type]
+            SelectChoice(0, gettext("— none (central staff) —")),  # type: ignore[arg-type]
             *(SelectChoice(cid, label) for cid, label in clinics),  # type: ignore[arg-type]
         ]
         self.lead_countries.choices = country_choices()
 
 
 class UserCreateForm(UserEditForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
-    username = StringField("User name (optional)", validators=[Optional(), Length(max=64)])
-    submit = SubmitField("Create user and make invitation link")
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)])
+    username = StringField(_l("User name (optional)"), validators=[Optional(), Length(max=64)])
+    submit = SubmitField(_l("Create user and make invitation link"))
 
 
 class ActionForm(FlaskForm):
     """A button that changes state: it only needs its CSRF token."""
 
     submit = SubmitField()
+
+
+# One sentence per box, as a whole (a translation cannot build "the from date" from parts).
+_DATE_FORMAT = {"since": _l("give the from date as YYYY-MM-DD"),
+                "until": _l("give the to date as YYYY-MM-DD")}
 
 
 class IsoDateField(DateField):
@@ -86,9 +104,7 @@ class IsoDateField(DateField):
             super().process_formdata(valuelist)
         except ValueError:
             self.data = None
-            raise ValueError(
-                f"give the {self.label.text.split(' ')[0].lower()} date as YYYY-MM-DD"
-            ) from None
+            raise ValueError(str(_DATE_FORMAT.get(self.name, _DATE_FORMAT["since"]))) from None
 
 
 class AuditFilterForm(FlaskForm):
@@ -97,12 +113,12 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    actor = StringField("Who (user name or e-mail)", validators=[Optional(), Length(max=254)])
-    action = SelectField("What", validate_choice=False)
-    object_type = SelectField("Kind of object", validate_choice=False)
-    object_id = StringField("Object number", validators=[Optional(), Length(max=64)])
-    since = IsoDateField("From (UTC)", validators=[Optional()])
-    until = IsoDateField("To (UTC)", validators=[Optional()])
+    actor = StringField(_l("Who (user name or e-mail)"), validators=[Optional(), Length(max=254)])
+    action = SelectField(_l("What"), validate_choice=False)
+    object_type = SelectField(_l("Kind of object"), validate_choice=False)
+    object_id = StringField(_l("Object number"), validators=[Optional(), Length(max=64)])
+    since = IsoDateField(_l("From (UTC)"), validators=[Optional()])
+    until = IsoDateField(_l("To (UTC)"), validators=[Optional()])
 
     def __init__(
         self,
@@ -112,5 +128,5 @@ class AuditFilterForm(FlaskForm):
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.action.choices = [SelectChoice("", "any action"), *actions]
-        self.object_type.choices = [SelectChoice("", "any kind"), *object_types]
+        self.action.choices = [SelectChoice("", gettext("any action")), *actions]
+        self.object_type.choices = [SelectChoice("", gettext("any kind")), *object_types]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -58,7 +59,7 @@ def _clinic_or_none(clinic_id: int | None) -> Clinic | None:
 def _user_or_404(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:
-        abort(404, description=f"There is no user {user_id}.")
+        abort(404, description=gettext("There is no user %(id)s.", id=user_id))
     return user
 
 
@@ -149,7 +150,7 @@ def user(user_id: int) -> Response | tuple[str, int]:
         db.session.rollback()
         form.form_errors.append(exc.sentence)
         return _render_user(target, form=form, status=400)
-    flash("Saved.", "success")
+    flash(gettext("Saved."), "success")
     return redirect(url_for("admin.user", user_id=target.id))
 
 
@@ -157,7 +158,7 @@ def user(user_id: int) -> Response | tuple[str, int]:
 def invite(user_id: int) -> tuple[str, int]:
     target = _user_or_404(user_id)
     if not target.active:
-        abort(409, description="Reactivate this account before inviting its user.")
+        abort(409, description=gettext("Reactivate this account before inviting its user."))
     return _render_user(target, invitation=issue_invitation(target))
 
 
@@ -165,9 +166,10 @@ def invite(user_id: int) -> tuple[str, int]:
 def deactivate(user_id: int) -> Response:
     target = _user_or_404(user_id)
     if target.id == current_user.id:
-        abort(409, description="You cannot deactivate your own account.")
+        abort(409, description=gettext("You cannot deactivate your own account."))
     set_active(target, False)
-    flash(f"{target.full_name} is deactivated and signed out everywhere.", "success")
+    flash(gettext("%(name)s is deactivated and signed out everywhere.", name=target.full_name),
+          "success")
     return redirect(url_for("admin.user", user_id=target.id))
 
 
@@ -175,7 +177,7 @@ def deactivate(user_id: int) -> Response:
 def activate(user_id: int) -> Response:
     target = _user_or_404(user_id)
     set_active(target, True)
-    flash(f"{target.full_name} is active again.", "success")
+    flash(gettext("%(name)s is active again.", name=target.full_name), "success")
     return redirect(url_for("admin.user", user_id=target.id))
 
 
@@ -183,10 +185,10 @@ def activate(user_id: int) -> Response:
 def reset_second_factor(user_id: int) -> Response:
     target = _user_or_404(user_id)
     if not second_factor.reset_second_factor(target):
-        abort(409, description="This account has no second factor to reset.")
+        abort(409, description=gettext("This account has no second factor to reset."))
     flash(
-        f"The second factor of {target.full_name} is reset and they are signed out everywhere; "
-        "they set it up again at their next sign-in.",
+        gettext("The second factor of %(name)s is reset and they are signed out everywhere; "
+                "they set it up again at their next sign-in.", name=target.full_name),
         "success",
     )
     return redirect(url_for("admin.user", user_id=target.id))
@@ -205,7 +207,7 @@ def clinics() -> tuple[str, int]:
             form.form_errors.append(exc.sentence)
             status = 400
         else:
-            flash(f"Clinic {clinic.name} added.", "success")
+            flash(gettext("Clinic %(name)s added.", name=clinic.name), "success")
             form = ClinicForm(formdata=None)
     elif request.method == "POST":
         status = 400

@@ -19,6 +19,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required  # type: ignore[import-untyped]
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
@@ -44,17 +46,23 @@ NEW_TOKEN = "api_token_to_show"  # noqa: S105
 DEFAULT_LIFETIME_DAYS = 90
 
 
+# A token's access as its owner reads it (TokenScope.label stays English for the API).
+SCOPE_LABELS = {TokenScope.READ.value: _l("Read only"),
+                TokenScope.WRITE.value: _l("Read and write")}
+
+
 class NewTokenForm(FlaskForm):
-    name = StringField("Name", description="What the token is for, e.g. \"registry export\".",
-                       validators=[DataRequired("Give the token a name."),
+    name = StringField(_l("Name"), description=_l("What the token is for, e.g. “registry export”."),
+                       validators=[DataRequired(_l("Give the token a name.")),
                                    Length(max=tokens.NAME_MAX)])
-    scope = RadioField("Access", choices=[SelectChoice(s.value, s.label) for s in TokenScope],
+    scope = RadioField(_l("Access"),
+                       choices=[SelectChoice(s.value, SCOPE_LABELS[s.value]) for s in TokenScope],
                        default=TokenScope.READ.value,
-                       validators=[DataRequired("Choose the token's access.")])
-    expires_on = DateField("Expires on", validators=[DataRequired(
-        "Choose the date the token expires (YYYY-MM-DD).")],
-        description=f"At most {tokens.MAX_LIFETIME_DAYS} days from today; the token works "
-                    "until the end of that day (UTC).")
+                       validators=[DataRequired(_l("Choose the token's access."))])
+    expires_on = DateField(_l("Expires on"), validators=[DataRequired(
+        _l("Choose the date the token expires (YYYY-MM-DD)."))],
+        description=_l("At most %(days)s days from today; the token works until the end of "
+                       "that day (UTC).", days=tokens.MAX_LIFETIME_DAYS))
 
 
 class RevokeForm(FlaskForm):
@@ -66,7 +74,7 @@ def _page(form: NewTokenForm, status: int = 200, *, new_secret: str | None = Non
     today = utcnow().date()
     return render_template(
         "auth/api_tokens.html", form=form, tokens=tokens.tokens_of(current_user),
-        revoke_form=RevokeForm(), new_secret=new_secret, now=utcnow(),
+        revoke_form=RevokeForm(), new_secret=new_secret, now=utcnow(), scope_labels=SCOPE_LABELS,
         max_date=tokens.latest_expiry(today).isoformat(), min_date=today.isoformat()), status
 
 
@@ -117,10 +125,11 @@ def _take_new_secret() -> str | None:
 @login_required
 def revoke(token_id: int) -> Response:
     if not RevokeForm().validate_on_submit():
-        abort(400, description="Revoke from the API tokens page (its Revoke button).")
+        abort(400, description=gettext("Revoke from the API tokens page (its Revoke button)."))
     try:
         token = tokens.revoke_token(current_user, token_id)
     except tokens.TokenError as exc:
         abort(exc.status, description=exc.sentence)
-    flash(f"The token \"{token.name}\" is revoked: programs using it are refused.", "success")
+    flash(gettext("The token “%(name)s” is revoked: programs using it are refused.",
+                  name=token.name), "success")
     return redirect(url_for("api_tokens.index"))

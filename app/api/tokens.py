@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.api.models import ApiToken, TokenScope
@@ -72,21 +73,22 @@ def create_token(user: User, name: str, scope: str, expires_on: date | None,
     now = now or utcnow()
     name = (name or "").strip()
     if not name:
-        raise TokenError("give the token a name, to recognise it in the list later")
+        raise TokenError(gettext("give the token a name, to recognise it in the list later"))
     if len(name) > NAME_MAX:
-        raise TokenError(f"the name is longer than {NAME_MAX} characters")
+        raise TokenError(gettext("the name is longer than %(count)s characters", count=NAME_MAX))
     try:
         chosen = TokenScope(scope)
     except ValueError:
-        raise TokenError("choose read only, or read and write") from None
+        raise TokenError(gettext("choose read only, or read and write")) from None
     today = now.date()
     if expires_on is None:
-        raise TokenError("choose the date the token expires")
+        raise TokenError(gettext("choose the date the token expires"))
     if expires_on < today:
-        raise TokenError("the expiry date has passed: choose a date from today on")
+        raise TokenError(gettext("the expiry date has passed: choose a date from today on"))
     if expires_on > latest_expiry(today):
-        raise TokenError(f"a token lasts at most {MAX_LIFETIME_DAYS} days: choose a date "
-                         f"on or before {latest_expiry(today).isoformat()}")
+        raise TokenError(gettext("a token lasts at most %(days)s days: choose a date on or "
+                                 "before %(last)s", days=MAX_LIFETIME_DAYS,
+                                 last=latest_expiry(today).isoformat()))
     prefix = secrets.token_hex(4)
     secret = f"{TOKEN_START}{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken(
@@ -113,9 +115,9 @@ def revoke_token(user: User, token_id: int, *, now: datetime | None = None) -> A
     """Revoke one of ``user``'s own tokens (someone else's is "no such token")."""
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
-        raise TokenError("there is no such token", 404)
+        raise TokenError(gettext("there is no such token"), 404)
     if token.revoked_at is not None:
-        raise TokenError("this token is already revoked", 409)
+        raise TokenError(gettext("this token is already revoked"), 409)
     token.revoked_at = now or utcnow()
     record("api_token.revoke", actor=user, object_type="api_token", object_id=token.id)
     db.session.commit()

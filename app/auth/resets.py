@@ -8,6 +8,7 @@ rules (app.auth.links): signed, expiring, single use, only the newest works.
 from __future__ import annotations
 
 from flask import current_app, render_template
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.audit.security_log import identifier_hash
@@ -15,21 +16,29 @@ from app.audit.services import record
 from app.auth.links import LinkError, LinkProblem, LinkPurpose, make_link_token, user_for_link
 from app.auth.models import User
 from app.auth.services import AccountError, check_password_policy, set_password
+from app.db_types import utcnow
 from app.extensions import db
-from app.mail import MailError, mail_configured, send_mail
+from app.i18n import N_
+from app.mail import MailError, in_language_of, mail_configured, recipient_datetime, send_mail
 from app.urls import external_url
 
-RESET_SUBJECT = "Reset your CXR Academy password"
+RESET_SUBJECT = N_("Reset your CXR Academy password")
 
+# Plain English; translated for the reader when the link is refused.
 _REASONS = {
-    LinkProblem.EXPIRED: "This password reset link has expired. Ask for a new one.",
-    LinkProblem.INVALID: "This password reset link is not valid.",
-    LinkProblem.DEACTIVATED: "This account is deactivated, so its password cannot be reset. "
-    "Ask your administrator.",
-    LinkProblem.REPLACED: "A newer password reset link has been sent for this account: use the "
-    "link in the most recent e-mail, or ask for a new one.",
-    LinkProblem.USED: "This password reset link has already been used. Sign in with your new "
-    "password, or ask for a new link.",
+    LinkProblem.EXPIRED: N_(
+        "This password reset link has expired. Ask for a new one."),
+    LinkProblem.INVALID: N_(
+        "This password reset link is not valid."),
+    LinkProblem.DEACTIVATED: N_(
+        "This account is deactivated, so its password cannot be reset. "
+        "Ask your administrator."),
+    LinkProblem.REPLACED: N_(
+        "A newer password reset link has been sent for this account: use the "
+        "link in the most recent e-mail, or ask for a new one."),
+    LinkProblem.USED: N_(
+        "This password reset link has already been used. Sign in with your new "
+        "password, or ask for a new link."),
 }
 
 
@@ -78,12 +87,15 @@ def request_password_reset(identifier: str) -> None:
     link = external_url(
         "auth.reset_password_page", token=make_link_token(user, LinkPurpose.PASSWORD_RESET)
     )
-    body = render_template(
-        "auth/password_reset_mail.txt", user=user, link=link, minutes=reset_link_minutes()
-    )
+    with in_language_of(user):  # the account's language, not the requesting browser's
+        body = render_template(
+            "auth/password_reset_mail.txt", user=user, link=link, minutes=reset_link_minutes(),
+            until=recipient_datetime(user, utcnow() + LinkPurpose.PASSWORD_RESET.max_age),
+        )
+        subject = gettext(RESET_SUBJECT)
     emailed = True
     try:
-        send_mail(user.email, RESET_SUBJECT, body)
+        send_mail(user.email, subject, body)
     except MailError as exc:
         emailed = False
         current_app.logger.warning("password reset e-mail for user %s not sent: %s", user.id, exc)
@@ -101,7 +113,7 @@ def user_for_reset(token: str) -> User:
     try:
         return user_for_link(token, LinkPurpose.PASSWORD_RESET)
     except LinkError as exc:
-        raise ResetLinkError(_REASONS[exc.problem], exc.problem) from None
+        raise ResetLinkError(gettext(_REASONS[exc.problem]), exc.problem) from None
 
 
 def reset_password(token: str, password: str) -> User:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 
 class Role(StrEnum):
@@ -14,7 +18,8 @@ class Role(StrEnum):
 
     @property
     def label(self) -> str:
-        return ROLE_LABELS[self]
+        """The role's name in the reader's language (English outside a request)."""
+        return str(ROLE_LABELS[self])
 
     @classmethod
     def parse(cls, value: str) -> Role:
@@ -24,15 +29,16 @@ class Role(StrEnum):
             return cls(key)
         except ValueError:
             known = ", ".join(r.value for r in cls)
-            raise ValueError(f"unknown role {value!r}; choose from: {known}") from None
+            raise ValueError(gettext("unknown role %(role)s; choose from: %(known)s",
+                                     role=repr(value), known=known)) from None
 
 
-ROLE_LABELS: dict[Role, str] = {
-    Role.TRAINEE_RADIOLOGIST: "Trainee radiologist",
-    Role.TRAINEE_RADIOGRAPHER: "Trainee radiographer",
-    Role.TRAINER: "Trainer",
-    Role.PROGRAMME_LEAD: "Programme lead",
-    Role.ADMIN: "Administrator",
+ROLE_LABELS: dict[Role, Any] = {  # lazy: translated where shown
+    Role.TRAINEE_RADIOLOGIST: _l("Trainee radiologist"),
+    Role.TRAINEE_RADIOGRAPHER: _l("Trainee radiographer"),
+    Role.TRAINER: _l("Trainer"),
+    Role.PROGRAMME_LEAD: _l("Programme lead"),
+    Role.ADMIN: _l("Administrator"),
 }
 
 TRAINEE_ROLES = frozenset({Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER})

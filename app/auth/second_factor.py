@@ -24,6 +24,7 @@ from typing import Any
 
 import pyotp
 from flask import current_app, session
+from flask_babel import gettext
 from sqlalchemy import CursorResult, delete, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -37,6 +38,7 @@ from app.auth.sessions import end_all_sessions, start_session
 from app.db_types import utcnow
 from app.extensions import db
 from app.field_encryption import UndecryptableField, decrypt, encrypt, is_first_key, reencrypt
+from app.i18n import N_
 
 PRIVILEGED_ROLES = (Role.TRAINER, Role.PROGRAMME_LEAD, Role.ADMIN)
 ISSUER = "CXR Academy"
@@ -58,9 +60,14 @@ class SecondFactorError(Exception):
 
     def __init__(self, sentence: str, status: int | None = None) -> None:
         super().__init__(sentence)
-        self.sentence = sentence
+        self.sentence = sentence  # plain English: code compares it, logs keep it
         if status is not None:
             self.status = status
+
+    @property
+    def shown(self) -> str:
+        """The sentence in the reader's language (every sentence is a marked constant)."""
+        return gettext(self.sentence)
 
 
 class SecondFactorLocked(SecondFactorError):
@@ -75,16 +82,17 @@ class SecondFactorUnreadable(SecondFactorError):
     status = 409
 
 
-WRONG_CODE = "That code is not right. Enter the current code from your authenticator app."
-TOO_MANY_WRONG = (
+WRONG_CODE = N_("That code is not right. Enter the current code from your authenticator app.")
+TOO_MANY_WRONG = N_(
     "Too many wrong codes. Sign in again with your password in 15 minutes, "
     "or ask your administrator to reset your second factor."
 )
-UNREADABLE = (
+UNREADABLE = N_(
     "Your authenticator codes cannot be checked: this portal no longer has the key your "
     "second factor was stored under. Ask your administrator to reset your second factor "
     "(a recovery code still works)."
 )
+ALREADY_ON = N_("A second factor is already set up for this account.")
 # How keys were stored before they were encrypted (base32); a Fernet token never looks so.
 _PLAIN_SECRET = re.compile(r"^[A-Z2-7]{16,128}=*$")
 
@@ -272,7 +280,7 @@ def begin_enrolment(user: User) -> Enrolment:
     reloaded page does not invalidate what was already scanned."""
     factor = factor_of(user)
     if factor is not None and factor.enrolled_at is not None:
-        raise SecondFactorError("A second factor is already set up for this account.", 409)
+        raise SecondFactorError(ALREADY_ON, 409)
     secret = None
     if factor is not None:
         try:
@@ -311,9 +319,9 @@ def confirm_enrolment(user: User, code: str) -> list[str]:
     which are shown this once and kept only as hashes."""
     factor = factor_of(user)
     if factor is None:
-        raise SecondFactorError("Start the set-up again: no secret is waiting for a code.", 409)
+        raise SecondFactorError(N_("Start the set-up again: no secret is waiting for a code."), 409)
     if factor.enrolled_at is not None:
-        raise SecondFactorError("A second factor is already set up for this account.", 409)
+        raise SecondFactorError(ALREADY_ON, 409)
     step = matching_step(secret_of(factor), code)
     if step is None:
         raise SecondFactorError(WRONG_CODE)
@@ -353,7 +361,7 @@ def check_code(user: User, code: str, *, purpose: str) -> str:
     a spent recovery code); the same count of wrong codes throttles every use."""
     factor = factor_of(user)
     if factor is None or factor.enrolled_at is None:
-        raise SecondFactorError("This account has no second factor set up.", 409)
+        raise SecondFactorError(N_("This account has no second factor set up."), 409)
     cfg = current_app.config
     now = utcnow()
     if factor.failed_count >= cfg["SECOND_FACTOR_MAX_FAILURES"]:

@@ -25,6 +25,7 @@ from app.auth.second_factor_models import RecoveryCode, SecondFactor
 from app.auth.sessions import end_all_sessions
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import N_
 
 # A new authenticator waits this long for its first code before the set-up starts over.
 REPLACEMENT_MAX_AGE = timedelta(minutes=10)
@@ -32,17 +33,17 @@ REPLACEMENT_MAX_AGE = timedelta(minutes=10)
 # device of the same account).
 _REPLACING = "2fa_replacing"
 
-NOT_ON = "Two-step sign-in is not on for this account."
-WRONG_PASSWORD = "That password is not right. Enter the password you sign in with."  # noqa: S105
-REQUIRED = (
+NOT_ON = N_("Two-step sign-in is not on for this account.")
+WRONG_PASSWORD = N_("That password is not right. Enter the password you sign in with.")
+REQUIRED = N_(
     "Your role (trainer, programme lead or administrator) must sign in with a second factor, "
     "so it cannot be turned off. Use “Replace authenticator” to move it to a new phone."
 )
-TOO_MANY_WRONG = (
+TOO_MANY_WRONG = N_(
     "Too many wrong codes. Try again in 15 minutes, or ask your administrator to reset your "
     "second factor."
 )
-NO_REPLACEMENT = "No new authenticator is waiting for a code. Start the replacement again."
+NO_REPLACEMENT = N_("No new authenticator is waiting for a code. Start the replacement again.")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ privileged pages from a session that did not pass the second factor."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required  # type: ignore[import-untyped]
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
@@ -16,31 +18,33 @@ from app.auth import second_factor as sf
 from app.auth.sessions import end_current_session, signed_in_by_token
 from app.extensions import db
 from app.home import home_url_for
+from app.i18n import N_
 from app.static_cache import is_static_endpoint
 
-SIGN_IN_AGAIN = "Your sign-in has expired or was not started. Sign in with your password."
+SIGN_IN_AGAIN = N_("Your sign-in has expired or was not started. Sign in with your password.")
 
 
 class CodeForm(FlaskForm):
     code = StringField(
-        "Code",
-        validators=[DataRequired(message="Enter a code."), Length(max=64)],
-        description="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        _l("Code"),
+        validators=[DataRequired(message=_l("Enter a code.")), Length(max=64)],
+        description=_l("The 6-digit code from your authenticator app, or one of your recovery "
+                       "codes."),
     )
-    submit = SubmitField("Verify")
+    submit = SubmitField(_l("Verify"))
 
 
 class EnrolForm(FlaskForm):
     code = StringField(
-        "Code from your authenticator app",
-        validators=[DataRequired(message="Enter a code."), Length(max=64)],
+        _l("Code from your authenticator app"),
+        validators=[DataRequired(message=_l("Enter a code.")), Length(max=64)],
     )
-    submit = SubmitField("Turn on")
+    submit = SubmitField(_l("Turn on"))
 
 
 def _refused(sentence: str, status: int) -> tuple[str, int]:
     sf.abandon_pending()
-    return render_template("auth/second_factor_refused.html", reason=sentence), status
+    return render_template("auth/second_factor_refused.html", reason=gettext(sentence)), status
 
 
 @bp.route("/second-factor", methods=["GET", "POST"])
@@ -58,9 +62,9 @@ def second_step() -> Response | str | tuple[str, int]:
     try:
         how = sf.verify_second_step(user, form.code.data or "")
     except sf.SecondFactorLocked as exc:
-        return _refused(exc.sentence, 429)
+        return _refused(exc.sentence, 429)  # _refused translates
     except sf.SecondFactorError as exc:  # a wrong code; or a key no configured key opens
-        form.code.errors = [exc.sentence]
+        form.code.errors = [exc.shown]
         return render_template("auth/second_step.html", form=form), exc.status
     target = sf.pending_next()
     sf.complete_sign_in(user, how)
@@ -74,7 +78,7 @@ def _enrol_during_sign_in(user) -> str | tuple[str, int]:  # type: ignore[no-unt
         try:
             codes = sf.confirm_enrolment(user, form.code.data or "")
         except sf.SecondFactorError as exc:
-            form.code.errors = [exc.sentence]
+            form.code.errors = [exc.shown]
         else:
             target = sf.pending_next() or home_url_for(user)
             sf.complete_sign_in(user, "enrolment")
@@ -92,15 +96,15 @@ def enrol() -> Response | str | tuple[str, int]:
     """A signed-in user (a trainee, for whom it is optional) sets up a second factor."""
     factor = sf.factor_of(current_user)  # not is_enrolled: a security key alone may add one
     if factor is not None and factor.enrolled_at is not None:
-        flash("Your second factor is already on. To move it to a new phone, use "
-              "“Replace authenticator”.", "info")
+        flash(gettext("Your second factor is already on. To move it to a new phone, use "
+                      "“Replace authenticator”."), "info")
         return redirect(url_for("account.security"))
     form = EnrolForm()
     if form.validate_on_submit():
         try:
             codes = sf.confirm_enrolment(current_user, form.code.data or "")
         except sf.SecondFactorError as exc:
-            form.code.errors = [exc.sentence]
+            form.code.errors = [exc.shown]
         else:
             session[sf.PASSED] = True
             return render_template("auth/recovery_codes.html", codes=codes,
@@ -130,5 +134,5 @@ def _privileged_pages_need_second_factor() -> Response | None:
     security_log.emit("session.ended", outcome="success", reason="second_factor_required")
     end_current_session()
     db.session.commit()
-    flash("This account needs a second factor. Sign in again to set it up.", "info")
+    flash(gettext("This account needs a second factor. Sign in again to set it up."), "info")
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required  # type: ignore[import-untyped]
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
@@ -27,14 +29,14 @@ bp = Blueprint("security_keys", __name__, url_prefix="/account")
 
 
 class AddKeyForm(FlaskForm):
-    name = StringField("Name of the new key", validators=[
-        DataRequired(message="Name the key."), Length(max=KEY_NAME_MAX)])
+    name = StringField(_l("Name of the new key"), validators=[
+        DataRequired(message=_l("Name the key.")), Length(max=KEY_NAME_MAX)])
     credential = HiddenField(validators=[Length(max=keys.MAX_RESPONSE_CHARS)])
 
 
 class RemoveKeyForm(FlaskForm):
-    password = PasswordField("Your password", validators=[
-        DataRequired(message="Enter your password to remove a key."), Length(max=1024)])
+    password = PasswordField(_l("Your password"), validators=[
+        DataRequired(message=_l("Enter your password to remove a key.")), Length(max=1024)])
 
 
 class KeySignInForm(FlaskForm):
@@ -42,7 +44,8 @@ class KeySignInForm(FlaskForm):
 
 
 def _json_refusal(exc: keys.SecurityKeyError) -> tuple[Response, int]:
-    return jsonify(error="Refused", message=exc.sentence, status=exc.status), exc.status
+    # The page's script shows the message: in the reader's language.
+    return jsonify(error="Refused", message=exc.shown, status=exc.status), exc.status
 
 
 # ---- the account's keys ----------------------------------------------------------------------
@@ -70,17 +73,18 @@ def registration_options() -> Response | tuple[Response, int]:
 def add() -> Response | tuple[str, int]:
     form = AddKeyForm()
     if not form.validate_on_submit():
-        errors = [e for f in (form.name, form.credential) for e in f.errors]
-        return _page_with_error(" ".join(errors) or keys.MALFORMED, 400, form.name.data)
+        errors = [str(e) for f in (form.name, form.credential) for e in f.errors]
+        return _page_with_error(" ".join(errors) or gettext(keys.MALFORMED), 400, form.name.data)
     if not form.credential.data:
         return _page_with_error(
-            "Your security key did not answer: this page needs JavaScript to reach it.", 400,
-            form.name.data)
+            gettext("Your security key did not answer: this page needs JavaScript to reach it."),
+            400, form.name.data)
     try:
         key = keys.register_key(current_user, form.name.data or "", form.credential.data)
     except keys.SecurityKeyError as exc:
-        return _page_with_error(exc.sentence, exc.status, form.name.data)
-    flash(f"Security key “{key.name}” added. Use it at your next sign-in.", "success")
+        return _page_with_error(exc.shown, exc.status, form.name.data)
+    flash(gettext("Security key “%(name)s” added. Use it at your next sign-in.", name=key.name),
+          "success")
     return redirect(url_for("security_keys.index"))
 
 
@@ -91,12 +95,13 @@ def add() -> Response | tuple[str, int]:
 def remove(key_id: int) -> Response | tuple[str, int]:
     form = RemoveKeyForm()
     if not form.validate_on_submit():
-        return _page_with_error(" ".join(form.password.errors) or keys.WRONG_PASSWORD, 400)
+        problems = " ".join(map(str, form.password.errors))
+        return _page_with_error(problems or gettext(keys.WRONG_PASSWORD), 400)
     try:
         keys.remove_key(current_user, key_id, form.password.data or "")
     except keys.SecurityKeyError as exc:
-        return _page_with_error(exc.sentence, exc.status)
-    flash("Security key removed.", "success")
+        return _page_with_error(exc.shown, exc.status)
+    flash(gettext("Security key removed."), "success")
     return redirect(url_for("security_keys.index"))
 
 
@@ -127,7 +132,8 @@ def security_key_sign_in() -> Response | tuple[str, int]:
     user = sf.pending_user()
     if user is None:
         sf.abandon_pending()
-        return render_template("auth/second_factor_refused.html", reason=SIGN_IN_AGAIN), 400
+        return render_template("auth/second_factor_refused.html",
+                               reason=gettext(SIGN_IN_AGAIN)), 400
     form = KeySignInForm()
     try:
         if not form.validate_on_submit() or not form.assertion.data:
@@ -135,7 +141,7 @@ def security_key_sign_in() -> Response | tuple[str, int]:
         keys.verify_sign_in(user, form.assertion.data)
     except keys.SecurityKeyError as exc:
         return render_template("auth/second_step.html", form=CodeForm(formdata=None),
-                               security_key_error=exc.sentence), exc.status
+                               security_key_error=exc.shown), exc.status
     target = sf.pending_next()
     sf.complete_sign_in(user, "security key")
     db.session.commit()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import current_app, session
+from flask_babel import gettext
 from sqlalchemy import CursorResult, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +37,7 @@ from app.auth.security_key_models import (
 )
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.urls import checked_base_url
 from app.validation import loads_strict
 
@@ -55,47 +57,67 @@ MAX_RESPONSE_CHARS = 16_000
 PROMPT_TIMEOUT_MS = 120_000
 _BASE64URL = re.compile(rf"[A-Za-z0-9_-]{{1,{CREDENTIAL_ID_MAX}}}")
 
-UNAVAILABLE = (
+# Plain English (tests compare them, the audit log keeps them); SecurityKeyError.shown
+# translates them.
+UNAVAILABLE = N_(
     "Security keys need the portal to be reached by its domain name (for example "
     "https://cxr.example.org, or http://localhost on this computer); this portal's public "
-    "address is {base}. Use an authenticator app instead."
+    "address is %(base)s. Use an authenticator app instead."
 )
-NO_CHALLENGE = (
+NO_CHALLENGE = N_(
     "This security key request was not started here or was already answered. "
     "Try again."
 )
-EXPIRED = "This security key request has expired. Try again."
-MALFORMED = "The browser's answer from the security key could not be read. Try again."
-NOT_YOURS = "This security key is not registered to your account."
-ALREADY_REGISTERED = "This security key is already registered."
-TOO_MANY_KEYS = (
-    f"An account can have at most {MAX_KEYS_PER_USER} security keys. Remove one first."
-)
-CLONED = (
+EXPIRED = N_("This security key request has expired. Try again.")
+MALFORMED = N_("The browser's answer from the security key could not be read. Try again.")
+NOT_YOURS = N_("This security key is not registered to your account.")
+ALREADY_REGISTERED = N_("This security key is already registered.")
+TOO_MANY_KEYS = N_("An account can have at most %(count)s security keys. Remove one first.")
+NAME_LENGTH = N_("Name the key in 1 to %(count)s characters.")
+NO_KEY = N_("This account has no security key.")
+REFUSED = N_("The security key's answer was refused.")
+CLONED = N_(
     "This security key's signature counter went back, which a copied key would do. It is "
     "refused; sign in with your authenticator code and ask your administrator to check it."
 )
-WRONG_PASSWORD = "That password is not right."  # noqa: S105  (a sentence)
-NO_SUCH_KEY = "There is no such security key on your account."
+WRONG_PASSWORD = N_("That password is not right.")
+NO_SUCH_KEY = N_("There is no such security key on your account.")
 
 # The library's refusals, in words for the user: (what its message mentions, sentence).
 _REASONS = (
-    ("challenge", "It answers a different request. Try again."),
-    ("origin", "It was made for another web address than this portal's."),
-    ("RP ID", "It was made for another site than this portal."),
-    ("signature", "Its signature does not match this security key."),
-    ("present", "The security key was not touched."),
-    ("type", "It is not the answer to this kind of request."),
+    ("challenge", N_("It answers a different request. Try again.")),
+    ("origin", N_("It was made for another web address than this portal's.")),
+    ("RP ID", N_("It was made for another site than this portal.")),
+    ("signature", N_("Its signature does not match this security key.")),
+    ("present", N_("The security key was not touched.")),
+    ("type", N_("It is not the answer to this kind of request.")),
 )
 
 
 class SecurityKeyError(Exception):
     """A refusal with a sentence for the user and the HTTP status that says what went wrong."""
 
-    def __init__(self, sentence: str, status: int = 400) -> None:
-        super().__init__(sentence)
-        self.sentence = sentence
+    def __init__(self, sentence: str, status: int = 400, **values: Any) -> None:
+        # ``sentence`` is a marked constant, or several joined by a space; ``values`` fill
+        # its placeholders.
+        english = " ".join(part % values if values else part for part in _parts(sentence))
+        super().__init__(english)
+        self.sentence = english  # plain English: tests compare it, the audit log keeps it
+        self._template = sentence
+        self._values = values
         self.status = status
+
+    @property
+    def shown(self) -> str:
+        """The sentence in the reader's language."""
+        return " ".join(gettext(part, **self._values) for part in _parts(self._template))
+
+
+def _parts(sentence: str) -> list[str]:
+    """A refusal by the library is REFUSED followed by its reason: two catalogue entries."""
+    if sentence.startswith(REFUSED + " "):
+        return [REFUSED, sentence[len(REFUSED) + 1:]]
+    return [sentence]
 
 
 # ---- the relying party ------------------------------------------------------------------------
@@ -128,13 +150,14 @@ def relying_party() -> RelyingParty | None:
 
 
 def unavailable_sentence() -> str:
-    return UNAVAILABLE.format(base=current_app.config["PUBLIC_BASE_URL"])
+    """Why security keys cannot be used here, in the reader's language."""
+    return gettext(UNAVAILABLE, base=current_app.config["PUBLIC_BASE_URL"])
 
 
 def _relying_party() -> RelyingParty:
     rp = relying_party()
     if rp is None:
-        raise SecurityKeyError(unavailable_sentence(), 409)
+        raise SecurityKeyError(UNAVAILABLE, 409, base=current_app.config["PUBLIC_BASE_URL"])
     return rp
 
 
@@ -247,7 +270,7 @@ def registration_options(user: User) -> str:
 
     rp = _relying_party()
     if len(keys_of(user)) >= MAX_KEYS_PER_USER:
-        raise SecurityKeyError(TOO_MANY_KEYS, 409)
+        raise SecurityKeyError(TOO_MANY_KEYS, 409, count=MAX_KEYS_PER_USER)
     options = generate_registration_options(
         rp_id=rp.id,
         rp_name=RP_NAME,
@@ -276,7 +299,7 @@ def register_key(user: User, name: str, response: str) -> SecurityKey:
     rp = _relying_party()
     name = " ".join(name.split())
     if not name or len(name) > KEY_NAME_MAX:
-        raise SecurityKeyError(f"Name the key in 1 to {KEY_NAME_MAX} characters.")
+        raise SecurityKeyError(NAME_LENGTH, count=KEY_NAME_MAX)
     challenge = _take_challenge(user, REGISTER)
     credential = _parse(response)
     try:
@@ -293,7 +316,7 @@ def register_key(user: User, name: str, response: str) -> SecurityKey:
     if len(credential_id) > CREDENTIAL_ID_MAX:
         raise SecurityKeyError(MALFORMED)
     if len(keys_of(user)) >= MAX_KEYS_PER_USER:
-        raise SecurityKeyError(TOO_MANY_KEYS, 409)
+        raise SecurityKeyError(TOO_MANY_KEYS, 409, count=MAX_KEYS_PER_USER)
     if db.session.scalar(select(SecurityKey.id).where(SecurityKey.credential_id == credential_id)):
         raise SecurityKeyError(ALREADY_REGISTERED, 409)
     key = SecurityKey(
@@ -338,7 +361,7 @@ def sign_in_options(user: User) -> str:
     rp = _relying_party()
     allowed = _descriptors(user)
     if not allowed:
-        raise SecurityKeyError("This account has no security key.", 409)
+        raise SecurityKeyError(NO_KEY, 409)
     options = generate_authentication_options(
         rp_id=rp.id,
         challenge=_issue_challenge(user, SIGN_IN),
@@ -466,5 +489,5 @@ def _refusal(exc: Exception) -> str:
     message = str(exc)
     for needle, sentence in _REASONS:
         if needle.lower() in message.lower():
-            return "The security key's answer was refused. " + sentence
+            return REFUSED + " " + sentence
     return MALFORMED

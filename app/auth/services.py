@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
+from flask import current_app, has_request_context
+from flask_babel import get_locale, gettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -53,17 +54,26 @@ def normalise_email(email: str) -> str:
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise AccountError(f"invalid e-mail address {email!r}: {exc}") from None
+        raise AccountError(gettext("invalid e-mail address %(email)s: %(reason)s",
+                                   email=repr(email), reason=exc)) from None
 
 
 def normalise_country(code: str) -> str:
     code = code.strip().upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
-        raise AccountError(f"unknown country code {code!r}; use ISO 3166-1 alpha-2, e.g. KE")
+        raise AccountError(gettext("unknown country code %(code)s; use ISO 3166-1 alpha-2, e.g. KE",
+                                   code=repr(code)))
     return code
 
 
 def country_name(code: str) -> str:
+    """The country's name in the reader's language (CLDR's names for French and Spanish;
+    the ISO list's common English names in English, as before)."""
+    locale = get_locale() if has_request_context() else None
+    if locale is not None and locale.language != "en":
+        translated = locale.territories.get(code.upper())
+        if translated:
+            return str(translated)
     country = pycountry.countries.get(alpha_2=code)
     return getattr(country, "common_name", None) or (country.name if country else code)
 
@@ -107,13 +117,13 @@ def _username_from_email(email: str) -> str:
 def create_clinic(name: str, city: str, country_code: str) -> Clinic:
     name, city = name.strip(), city.strip()
     if not name or not city:
-        raise AccountError("a clinic needs a name and a city")
+        raise AccountError(gettext("a clinic needs a name and a city"))
     country = normalise_country(country_code)
     if db.session.scalar(select(Clinic.id).where(func.lower(Clinic.name) == name.lower())):
-        raise AccountError(f"a clinic named {name!r} already exists")
+        raise AccountError(gettext("a clinic named %(name)s already exists", name=repr(name)))
     clinic = Clinic(name=name, city=city, country_code=country)
     db.session.add(clinic)
-    _flush_or_conflict(f"a clinic named {name!r} already exists")
+    _flush_or_conflict(gettext("a clinic named %(name)s already exists", name=repr(name)))
     record("clinic.create", object_type="clinic", object_id=clinic.id, name=name, country=country)
     db.session.commit()
     return clinic
@@ -126,7 +136,7 @@ def find_clinic(ref: str) -> Clinic:
     if clinic is None:
         clinic = db.session.scalar(select(Clinic).where(func.lower(Clinic.name) == ref.lower()))
     if clinic is None:
-        raise AccountError(f"no clinic {ref!r}")
+        raise AccountError(gettext("no clinic %(ref)s", ref=repr(ref)))
     return clinic
 
 
@@ -140,7 +150,7 @@ def find_user(ref: str) -> User:
     if user is None:
         user = db.session.scalar(select(User).where((User.username == ref) | (User.email == ref)))
     if user is None:
-        raise AccountError(f"no user {ref!r}")
+        raise AccountError(gettext("no user %(ref)s", ref=repr(ref)))
     return user
 
 
@@ -159,20 +169,19 @@ def create_user(
     email = normalise_email(email)
     full_name = full_name.strip()
     if not full_name:
-        raise AccountError("a user needs a full name")
+        raise AccountError(gettext("a user needs a full name"))
     role_set = parse_roles(roles)
     if not role_set:
-        raise AccountError("a user needs at least one role")
+        raise AccountError(gettext("a user needs at least one role"))
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise AccountError(f"a user with e-mail {email} already exists")
+        raise AccountError(gettext("a user with e-mail %(email)s already exists", email=email))
     if username:
         username = username.strip().lower()
         if not _USERNAME_RE.match(username):
-            raise AccountError(
-                "a user name has 3-64 characters: lower-case letters, digits, '.', '_' or '-'"
-            )
+            raise AccountError(gettext(
+                "a user name has 3-64 characters: lower-case letters, digits, '.', '_' or '-'"))
         if db.session.scalar(select(User.id).where(User.username == username)) is not None:
-            raise AccountError(f"the user name {username!r} is taken")
+            raise AccountError(gettext("the user name %(name)s is taken", name=repr(username)))
     else:
         username = _username_from_email(email)
     countries = sorted({normalise_country(c) for c in lead_countries})
@@ -208,7 +217,8 @@ def create_user(
 
 def _check_lead_scope(roles: set[Role], countries: list[str], all_countries: bool) -> None:
     if Role.PROGRAMME_LEAD in roles and not countries and not all_countries:
-        raise AccountError("a programme lead needs countries in scope (or all countries)")
+        raise AccountError(gettext(
+            "a programme lead needs countries in scope (or all countries)"))
 
 
 def update_user(
@@ -223,11 +233,11 @@ def update_user(
     """Change roles, clinic and programme-lead scope in one audited step."""
     role_set = parse_roles(roles)
     if not role_set:
-        raise AccountError("a user needs at least one role")
+        raise AccountError(gettext("a user needs at least one role"))
     countries = sorted({normalise_country(c) for c in lead_countries})
     _check_lead_scope(role_set, countries, lead_all_countries)
     if full_name is not None and not full_name.strip():
-        raise AccountError("a user needs a full name")
+        raise AccountError(gettext("a user needs a full name"))
 
     old_roles = sorted(r.value for r in user.roles)
     new_roles = sorted(r.value for r in role_set)
@@ -294,7 +304,8 @@ def _keep_an_administrator(leaving: User) -> None:
         .where(UserRole.role == Role.ADMIN.value, User.active, User.id != leaving.id)
     )
     if not others:
-        raise AccountError("this is the last active administrator; make another one first")
+        raise AccountError(gettext(
+            "this is the last active administrator; make another one first"))
 
 
 def set_password(user: User, password: str, *, via: str) -> None:
@@ -316,7 +327,7 @@ def set_password(user: User, password: str, *, via: str) -> None:
 
 def change_password(user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
-        raise AccountError("the current password is wrong")
+        raise AccountError(gettext("the current password is wrong"))
     check_password_policy(new, user.username, user.email, user.full_name)
     user.password_hash = hash_password(new)
     end_all_sessions(user, keep_current=True)  # other devices must sign in again

@@ -33,12 +33,14 @@ from app.auth.models import User, UserSession
 from app.auth.roles import TRAINEE_ROLES
 from app.db_types import utcnow
 from app.extensions import commit_keeping_loaded, db
+from app.i18n import N_
 
 SESSION_KEY = "sid"
 # Set on ``g`` when this request's session just ended for want of activity, so that the
 # sign-in page can say why.
 IDLE_ENDED = "session_ended_idle"
-IDLE_MESSAGE = "You were signed out after {minutes} minutes without activity. Sign in again."
+IDLE_MESSAGE = N_(
+    "You were signed out after %(minutes)s minutes without activity. Sign in again.")
 # Refresh last_seen_at at most this often, not on every request: the idle end may come up
 # to this much early, never late.
 _TOUCH_INTERVAL = timedelta(minutes=1)
@@ -89,7 +91,7 @@ def start_session(user: User, *, remember: bool = False) -> None:
 
 def idle_message() -> str:
     minutes = int(current_app.config["IDLE_TIMEOUT"].total_seconds() // 60)
-    return IDLE_MESSAGE.format(minutes=minutes)
+    return gettext(IDLE_MESSAGE, minutes=minutes)
 
 
 def remember_hint() -> str:

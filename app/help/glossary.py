@@ -6,30 +6,33 @@ point at a definition that does not exist."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import url_for
+from flask_babel import lazy_gettext as _l
 
 # key (the anchor on the glossary page) -> the term as the glossary names it
-TERMS: dict[str, str] = {
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "ppv-npv": "PPV, NPV and accuracy",
-    "kappa": "Cohen's kappa",
-    "pabak": "PABAK",
-    "weighted-kappa": "Weighted kappa",
-    "roc-auc": "ROC AUC",
-    "afroc": "AFROC and wAFROC (JAFROC)",
-    "localisation": "Localisation (LL and NL marks)",
-    "discrepancy-grade": "Discrepancy grade (RADPEER-style)",
-    "peer-percentile": "Peer percentile",
-    "wilson-ci": "Wilson confidence interval",
-    "delong-ci": "DeLong confidence interval",
-    "unanswered": "Unanswered cases",
-    "facility-index": "Facility index",
-    "discrimination-index": "Discrimination index",
-    "discriminative-efficiency": "Discriminative efficiency",
-    "cronbach-alpha": "Cronbach's alpha (KR-20)",
-    "certificate-renewal": "Certificate renewal",
-    "certificate-verification": "Certificate verification",
+TERMS: dict[str, Any] = {  # lazy: each in the reader's language
+    "sensitivity": _l("Sensitivity"),
+    "specificity": _l("Specificity"),
+    "ppv-npv": _l("PPV, NPV and accuracy"),
+    "kappa": _l("Cohen's kappa"),
+    "pabak": _l("PABAK"),
+    "weighted-kappa": _l("Weighted kappa"),
+    "roc-auc": _l("ROC AUC"),
+    "afroc": _l("AFROC and wAFROC (JAFROC)"),
+    "localisation": _l("Localisation (LL and NL marks)"),
+    "discrepancy-grade": _l("Discrepancy grade (RADPEER-style)"),
+    "peer-percentile": _l("Peer percentile"),
+    "wilson-ci": _l("Wilson confidence interval"),
+    "delong-ci": _l("DeLong confidence interval"),
+    "unanswered": _l("Unanswered cases"),
+    "facility-index": _l("Facility index"),
+    "discrimination-index": _l("Discrimination index"),
+    "discriminative-efficiency": _l("Discriminative efficiency"),
+    "cronbach-alpha": _l("Cronbach's alpha (KR-20)"),
+    "certificate-renewal": _l("Certificate renewal"),
+    "certificate-verification": _l("Certificate verification"),
 }
 
 

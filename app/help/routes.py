@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, render_template
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from app.help.glossary import TERMS, glossary_url
 
@@ -10,12 +14,12 @@ bp = Blueprint("help", __name__, url_prefix="/help")
 bp.add_app_template_global(glossary_url, "glossary_url")
 
 # /help/<guide> -> (title, who it is for)
-GUIDES: dict[str, tuple[str, str]] = {
-    "radiologist": ("Guide for trainee radiologists", "Trainee radiologists"),
-    "radiographer": ("Guide for trainee radiographers", "Trainee radiographers"),
-    "trainer": ("Guide for trainers", "Trainers"),
-    "lead": ("Guide for programme leads", "Programme leads"),
-    "admin": ("Guide for administrators", "Administrators"),
+GUIDES: dict[str, tuple[Any, Any]] = {
+    "radiologist": (_l("Guide for trainee radiologists"), _l("Trainee radiologists")),
+    "radiographer": (_l("Guide for trainee radiographers"), _l("Trainee radiographers")),
+    "trainer": (_l("Guide for trainers"), _l("Trainers")),
+    "lead": (_l("Guide for programme leads"), _l("Programme leads")),
+    "admin": (_l("Guide for administrators"), _l("Administrators")),
 }
 
 
@@ -32,6 +36,6 @@ def glossary() -> str:
 @bp.route("/<guide>")
 def guide(guide: str) -> str:
     if guide not in GUIDES:
-        abort(404, description="There is no such help page.")
+        abort(404, description=gettext("There is no such help page."))
     title, _ = GUIDES[guide]
     return render_template(f"help/{guide}.html", title=title, guides=GUIDES)

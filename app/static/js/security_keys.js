@@ -10,6 +10,7 @@
 // converters (PublicKeyCredential.parseCreationOptionsFromJSON, credential.toJSON) are not
 // yet in every browser the clinics use.
 
+import { _ } from "./i18n.js";
 const token = document.querySelector('meta[name="csrf-token"]').content;
 
 function fromBase64url(text) {
@@ -74,7 +75,7 @@ async function fetchOptions(url) {
   });
   const body = await reply.json().catch(() => ({}));
   if (!reply.ok) {
-    throw new Error(body.message || "The portal refused the request. Reload the page and try again.");
+    throw new Error(body.message || _("The portal refused the request. Reload the page and try again."));
   }
   return body;
 }
@@ -82,15 +83,15 @@ async function fetchOptions(url) {
 function sentenceFor(error) {
   switch (error.name) {
     case "NotAllowedError":
-      return "The security key did not answer: the request was cancelled or timed out. Try again.";
+      return _("The security key did not answer: the request was cancelled or timed out. Try again.");
     case "InvalidStateError":
-      return "This security key is already registered to your account.";
+      return _("This security key is already registered to your account.");
     case "SecurityError":
-      return "This page's address is not the portal's public address, so a security key cannot be used here.";
+      return _("This page's address is not the portal's public address, so a security key cannot be used here.");
     case "NotSupportedError":
-      return "This browser or key cannot make the kind of key this portal accepts.";
+      return _("This browser or key cannot make the kind of key this portal accepts.");
     default:
-      return error.message || "The security key could not be used. Try again.";
+      return error.message || _("The security key could not be used. Try again.");
   }
 }
 
@@ -105,7 +106,7 @@ for (const form of document.querySelectorAll("form[data-security-key]")) {
     event.preventDefault();
     if (!form.reportValidity()) return;
     if (!window.PublicKeyCredential || !navigator.credentials) {
-      say("This browser cannot use security keys. Use your authenticator app instead.");
+      say(_("This browser cannot use security keys. Use your authenticator app instead."));
       return;
     }
     status.hidden = true;
