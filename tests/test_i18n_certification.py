@@ -134,6 +134,20 @@ def test_the_exception_form_gives_its_reasons_in_french(client, scene):
     assert "Dr Awa Diop détient déjà un certificat valide pour" in _text(response)
 
 
+def test_the_programme_form_in_french_refuses_a_programme_without_an_exam(
+        client, make_user, programme):  # noqa: F811
+    editor = _speaking(make_user(Role.PROGRAMME_LEAD, lead_all_countries=True), "fr")
+    login(client, editor.username)
+    page = client.get("/certification/programmes/new")
+    text = _text(page)
+    assert "Nouveau programme" in text and f"Examen{NBSP}: réussi" in text
+    assert f"Rôles admissibles (aucun coché{NBSP}: tous les rôles)" in text
+    response = submit_form(client, "/certification/programmes/new", button="Créer le programme",
+                           fields={"title": "Lecture TB"})
+    assert response.status_code == 400
+    assert "Un programme doit comporter au moins un examen à réussir." in _text(response)
+
+
 def test_revoking_from_the_list_flashes_in_french(client, scene):
     lead, _, certificate, _ = scene
     _speaking(lead, "fr")
