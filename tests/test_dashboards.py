@@ -371,6 +371,8 @@ def test_revoking_from_a_filtered_page_returns_to_it(client, programme, clinics)
 
 
 def test_my_page_says_when_renewal_opens_and_when_it_is_due(client, cases, make_user):  # noqa: F811
+    from babel.dates import format_date
+
     from app.certification.services import create_programme
     from app.quizzes.exercises import create_exercise
 
@@ -395,12 +397,16 @@ def test_my_page_says_when_renewal_opens_and_when_it_is_due(client, cases, make_
     _certify(renewable, reader, T0)
     expires = T0 + timedelta(days=730)
     opens = expires - timedelta(days=90)
-    assert renewal_line(T0 + timedelta(days=1)) == f"from {opens:%Y-%m-%d}"
-    assert renewal_line(opens + timedelta(days=1)) == f"due by {expires:%Y-%m-%d}"
+    # Dates as the page writes them in English (the reader's zone: no clinic, UTC).
+    def day(value) -> str:
+        return format_date(value.date(), "medium", locale="en")
+
+    assert renewal_line(T0 + timedelta(days=1)) == f"from {day(opens)}"
+    assert renewal_line(opens + timedelta(days=1)) == f"due by {day(expires)}"
     with freeze_time(opens + timedelta(days=2)):
         _take(exam, reader, TB)  # the renewal: a new certificate from the old expiry
     assert renewal_line(opens + timedelta(days=3)) == (
-        f"from {expires + timedelta(days=730 - 90):%Y-%m-%d}")
+        f"from {day(expires + timedelta(days=730 - 90))}")
 
 
 def test_the_readers_csv_has_the_cells_of_the_generic_export():

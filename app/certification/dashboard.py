@@ -16,15 +16,18 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import Select, case, func, literal, select, true
 from sqlalchemy.sql.selectable import Subquery
 
 from app.auth.models import Clinic, User, UserRole
 from app.certification.models import Certificate, Programme
 from app.certification.services import CertificationError
+from app.certification.wording import export_headers
 from app.db_types import UTCDateTime, utcnow
 from app.exports import csv_cell, xlsx_row
 from app.extensions import db
+from app.i18n import N_
 from app.quizzes.models import ENDED_STATES, Attempt
 from app.validation import MAX_DB_INTEGER
 
@@ -35,12 +38,14 @@ EXPIRING_DAYS = 90
 CERTIFIED, EXPIRING, EXPIRED = "certified", "expiring", "expired"
 IN_PROGRESS, NOT_STARTED = "in_progress", "not_started"
 READER_STATES = (CERTIFIED, EXPIRING, EXPIRED, IN_PROGRESS, NOT_STARTED)
+# Plain English: the readers' export keeps these words whatever the reader's language
+# (machine-friendly values); the page translates them where it shows them.
 STATE_LABELS = {
-    CERTIFIED: "certified",
-    EXPIRING: f"expiring within {EXPIRING_DAYS} days",
-    EXPIRED: "expired",
-    IN_PROGRESS: "in progress",
-    NOT_STARTED: "not started",
+    CERTIFIED: N_("certified"),
+    EXPIRING: N_("expiring within 90 days"),  # EXPIRING_DAYS
+    EXPIRED: N_("expired"),
+    IN_PROGRESS: N_("in progress"),
+    NOT_STARTED: N_("not started"),
 }
 # The status filter: "certified" means every valid certificate, expiring ones included.
 STATUS_FILTERS = {
@@ -76,6 +81,13 @@ READER_COLUMNS = (
 )
 
 
+
+
+def _header(columns: tuple[str, ...]) -> list[str]:
+    words = export_headers()
+    return [words[key] for key in columns]
+
+
 @dataclass(frozen=True)
 class Filters:
     """The dashboard's filters, from the query string; bad values are a 400 with a reason."""
@@ -88,16 +100,15 @@ class Filters:
     def from_args(cls, args: Mapping[str, str]) -> Filters:
         country = (args.get("country") or "").strip().upper() or None
         if country is not None and not (len(country) == 2 and country.isalpha()):
-            raise CertificationError("the country filter takes a two-letter ISO code")
+            raise CertificationError(gettext("the country filter takes a two-letter ISO code"))
         clinic_text = (args.get("clinic") or "").strip()
         if clinic_text and not (clinic_text.isascii() and clinic_text.isdigit()
                                 and int(clinic_text) <= MAX_DB_INTEGER):
-            raise CertificationError("the clinic filter takes a clinic number")
+            raise CertificationError(gettext("the clinic filter takes a clinic number"))
         status = (args.get("status") or "").strip() or None
         if status is not None and status not in STATUS_FILTERS:
-            raise CertificationError(
-                "the status filter takes one of " + ", ".join(STATUS_FILTERS)
-            )
+            raise CertificationError(gettext("the status filter takes one of %(keys)s",
+                                             keys=", ".join(STATUS_FILTERS)))
         return cls(country, int(clinic_text) if clinic_text else None, status)
 
     def args(self) -> dict[str, Any]:
@@ -438,10 +449,10 @@ def _reader_values(r: ReaderRow) -> list[object]:
             r.exam_passed, r.sensitivity, r.specificity]
 
 
-def _csv(header: tuple[str, ...], rows: list[list[object]]) -> str:
+def _csv(columns: tuple[str, ...], rows: list[list[object]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(header)
+    writer.writerow(_header(columns))
     for values in rows:
         writer.writerow(["" if v is None else f"{v:.3f}" if isinstance(v, float)
                          else csv_cell(v) for v in values])
@@ -458,7 +469,7 @@ def readers_csv(rows: list[ReaderRow]) -> str:
     ~8,000 rows, and testing every cell's type cost a third of the request."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(READER_COLUMNS)
+    writer.writerow(_header(READER_COLUMNS))
     labels = STATE_LABELS
     writer.writerows(
         [csv_cell(r.country_code), csv_cell(r.clinic_name), csv_cell(r.name), labels[r.state],
@@ -471,7 +482,7 @@ def readers_csv(rows: list[ReaderRow]) -> str:
     return out.getvalue()
 
 
-def _xlsx(title: str, sheet_name: str, header: tuple[str, ...], rows: list[list[object]],
+def _xlsx(title: str, sheet_name: str, columns: tuple[str, ...], rows: list[list[object]],
           percent_columns: tuple[str, ...]) -> bytes:
     from openpyxl import Workbook
 
@@ -479,7 +490,7 @@ def _xlsx(title: str, sheet_name: str, header: tuple[str, ...], rows: list[list[
     sheet = book.active
     sheet.title = sheet_name
     xlsx_row(sheet, [title])
-    xlsx_row(sheet, list(header))
+    xlsx_row(sheet, _header(columns))
     for values in rows:
         xlsx_row(sheet, values)
     for letter in percent_columns:
@@ -491,11 +502,11 @@ def _xlsx(title: str, sheet_name: str, header: tuple[str, ...], rows: list[list[
 
 
 def rows_xlsx(rows: list[ClinicRow], title: str) -> bytes:
-    return _xlsx(title, "Clinics", COLUMNS, [_values(r) for r in rows], ("J",))
+    return _xlsx(title, gettext("Clinics"), COLUMNS, [_values(r) for r in rows], ("J",))
 
 
 def readers_xlsx(rows: list[ReaderRow], title: str) -> bytes:
-    return _xlsx(title, "Readers", READER_COLUMNS, [_reader_values(r) for r in rows],
+    return _xlsx(title, gettext("Readers"), READER_COLUMNS, [_reader_values(r) for r in rows],
                  ("H", "I"))
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -31,9 +33,10 @@ from app.certification.services import (
     update_programme,
 )
 from app.extensions import db
+from app.i18n import local_date
 from app.quizzes.models import Exercise
 
-EDITORS_ONLY = (
+EDITORS_ONLY = _l(
     "Programmes apply in every country, so only administrators and programme leads for "
     "all countries may create or change them."
 )
@@ -41,13 +44,13 @@ EDITORS_ONLY = (
 
 def _require_editor() -> None:
     if lead_scope() is not None:
-        abort(403, description=EDITORS_ONLY)
+        abort(403, description=str(EDITORS_ONLY))
 
 
 def _programme_or_404(programme_id: int) -> Programme:
     programme = db.session.get(Programme, programme_id)
     if programme is None:
-        abort(404, description="There is no such programme.")
+        abort(404, description=_("There is no such programme."))
     return programme
 
 
@@ -91,7 +94,7 @@ def new_programme() -> Response | tuple[str, int]:
         db.session.rollback()
         form.form_errors.append(exc.sentence)
         return _render_programme_form(form, None, exc.status)
-    flash(f"Programme {programme.title} created.", "success")
+    flash(_("Programme %(title)s created.", title=programme.title), "success")
     return redirect(url_for("certification.programme_list"))
 
 
@@ -114,8 +117,8 @@ def edit_programme(programme_id: int) -> Response | tuple[str, int]:
         db.session.rollback()
         form.form_errors.append(exc.sentence)
         return _render_programme_form(form, programme, exc.status)
-    flash(f"Programme {programme.title} saved. Certificates already issued are unchanged.",
-          "success")
+    flash(_("Programme %(title)s saved. Certificates already issued are unchanged.",
+            title=programme.title), "success")
     return redirect(url_for("certification.programme_list"))
 
 
@@ -131,10 +134,12 @@ def _reader_in_scope(ref: str) -> User:
         scope is None or (reader.clinic is not None and reader.clinic.country_code in scope)
     )
     if reader is None or not in_scope:
-        where = "" if scope is None else " in your countries"
-        raise CertificationError(f"there is no reader {ref!r}{where}", 404)
+        message = (_("there is no reader %(name)s", name=repr(ref)) if scope is None else
+                   _("there is no reader %(name)s in your countries", name=repr(ref)))
+        raise CertificationError(message, 404)
     if not reader.active:
-        raise CertificationError(f"the account of {reader.full_name} is deactivated", 409)
+        raise CertificationError(
+            _("the account of %(name)s is deactivated", name=reader.full_name), 409)
     return reader
 
 
@@ -142,13 +147,14 @@ def _grant(form: ExceptionForm) -> Certificate:
     reader = _reader_in_scope(form.reader.data or "")
     if reader.id == current_user.id:
         # An exception rests on someone else's judgement; a lead cannot certify themselves.
-        raise CertificationError("you cannot grant an exception to yourself", 403)
+        raise CertificationError(_("you cannot grant an exception to yourself"), 403)
     programme = _programme_or_404(form.programme.data or 0)
     held = current_certificate(reader, programme)
     if held is not None and status(held) == VALID:
         raise CertificationError(
-            f"{reader.full_name} already holds a valid certificate for {programme.title} "
-            f"({held.code}, until {held.expires_at:%Y-%m-%d})",
+            _("%(name)s already holds a valid certificate for %(programme)s (%(code)s, "
+              "until %(date)s)", name=reader.full_name, programme=programme.title,
+              code=held.code, date=local_date(held.expires_at)),
             409,
         )
     return grant_exception(reader, programme, reason=form.reason.data or "", actor=current_user)
@@ -172,6 +178,7 @@ def new_exception() -> Response | tuple[str, int]:
         db.session.rollback()
         form.form_errors.append(exc.sentence)
         return render_template("certification/exception_form.html", form=form), exc.status
-    flash(f"Certificate {certificate.code} issued to {certificate.holder_name} for "
-          f"{certificate.programme.title} as an exception.", "success")
+    flash(_("Certificate %(code)s issued to %(holder)s for %(programme)s as an exception.",
+            code=certificate.code, holder=certificate.holder_name,
+            programme=certificate.programme.title), "success")
     return redirect(url_for("certification.certificates"))

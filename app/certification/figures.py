@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from flask_babel import force_locale, gettext
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
@@ -15,6 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import blended_transform_factory
 from PIL import Image, ImageDraw, ImageFont
+
+from app.i18n import current_language
 
 ClinicScores = tuple[str, Sequence[float], Sequence[float]]  # label, sensitivities, specificities
 
@@ -71,13 +74,15 @@ def clinic_distribution_figure(clinics: Sequence[ClinicScores], title: str) -> b
     label) while the scores change only when an exam ends or a certificate is decided."""
     frozen = tuple((label, tuple(map(float, sens)), tuple(map(float, spec)))
                    for label, sens, spec in clinics)
-    return _png(frozen, title)
+    return _png(frozen, title, current_language())
 
 
-@functools.lru_cache(maxsize=16)  # keyed by the scores themselves: never out of date
+# Keyed by the scores themselves (never out of date) and by the language of its words.
+@functools.lru_cache(maxsize=16)
 def _png(clinics: tuple[tuple[str, tuple[float, ...], tuple[float, ...]], ...],
-         title: str) -> bytes:
-    fig = clinic_distribution(clinics, title)
+         title: str, language: str) -> bytes:
+    with force_locale(language):
+        fig = clinic_distribution(clinics, title)
     # The clinic names are most of the drawing: matplotlib lays out and rasterises each
     # label glyph by glyph (~5 ms a label, 0.6 s for 117 clinics). They are hidden from
     # matplotlib and written with Pillow's FreeType text on the rendered image instead, at
@@ -120,6 +125,8 @@ def clinic_distribution(clinics: Sequence[ClinicScores], title: str) -> Figure:
     a clinic of thirty (n is in the label). Built without pyplot: no global figure state
     shared between a server's threads, nothing to close."""
     counts = [f" (n={max(len(sens), len(spec))})" for _, sens, spec in clinics]
+    axis_labels = {"sensitivity": gettext("sensitivity (latest exam per reader)"),
+                   "specificity": gettext("specificity (latest exam per reader)")}
     rows = max(len(clinics), 1)
     longest = max((len(c[0]) + len(n) for c, n in zip(clinics, counts, strict=True)), default=10)
     label_inches = min(MAX_LABEL_INCHES, 0.3 + LABEL_INCHES_PER_CHAR * longest)
@@ -150,7 +157,7 @@ def clinic_distribution(clinics: Sequence[ClinicScores], title: str) -> Figure:
             ax.scatter(xs, ys, s=DOT_SIZE, alpha=0.7, color=GREY, edgecolors="white",
                        linewidths=0.4, zorder=3)
         ax.set_xlim(-0.02, 1.02)
-        ax.set_xlabel(f"{name} (latest exam per reader)")
+        ax.set_xlabel(axis_labels[name])
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
     # Clinic names as plain texts: a hundred Tick objects (line, label, layout each) cost
@@ -163,7 +170,7 @@ def clinic_distribution(clinics: Sequence[ClinicScores], title: str) -> Figure:
                      fontsize=LABEL_POINTS, gid=CLINIC_LABEL)
     axes[0].set_ylim(0.4, rows + 0.6)
     if not clinics:
-        fig.text(0.5, 0.62, "no exam results yet for these filters", ha="center",
+        fig.text(0.5, 0.62, gettext("no exam results yet for these filters"), ha="center",
                  va="center", color="#5b6675")
     fig.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
     return fig
@@ -176,5 +183,5 @@ def warm_up() -> float:
     calls it in a thread at start (app.wsgi), never the commands, which draw no figure.
     Returns the seconds it took."""
     started = time.perf_counter()
-    _png.__wrapped__((("Warm-up clinic", (0.5, 0.9), (0.6, 0.8)),), "warm-up")
+    _png.__wrapped__((("Warm-up clinic", (0.5, 0.9), (0.6, 0.8)),), "warm-up", "en")
     return time.perf_counter() - started

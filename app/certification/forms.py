@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -30,6 +32,7 @@ from app.admin.forms import MultiCheckboxField
 from app.auth.roles import TRAINEE_ROLES, Role
 from app.certification.models import Programme
 from app.certification.services import MAX_VALIDITY_DAYS
+from app.i18n import EXERCISE_KINDS
 from app.quizzes.models import Exercise
 
 REQUIREMENT_ROWS = 8  # rows shown on a new programme; blank rows are ignored
@@ -38,9 +41,9 @@ SPARE_ROWS = 3  # blank rows offered below an existing programme's requirements
 MAX_REQUIREMENT_ROWS = 100
 
 KIND_CHOICES = [
-    SelectChoice("practice", "Practice: an attempt submitted"),
-    SelectChoice("exam", "Exam: passed"),
-    SelectChoice("renewal", "Renewal exam: passed within the renewal window"),
+    SelectChoice("practice", _l("Practice: an attempt submitted")),
+    SelectChoice("exam", _l("Exam: passed")),
+    SelectChoice("renewal", _l("Renewal exam: passed within the renewal window")),
 ]
 
 
@@ -58,12 +61,12 @@ class RequirementRow(Form):
     enclosing form carries the CSRF token."""
 
     # Choices are checked by the service, whose message names the unknown exercise or kind.
-    exercise = SelectField("Exercise", validate_choice=False)
-    kind = SelectField("Kind", choices=KIND_CHOICES, default="exam", validate_choice=False)
+    exercise = SelectField(_l("Exercise"), validate_choice=False)
+    kind = SelectField(_l("Kind"), choices=KIND_CHOICES, default="exam", validate_choice=False)
 
     def validate_exercise(self, field: SelectField) -> None:
         if field.data and _optional_int(field.data) is None:
-            raise ValidationError("choose an exercise from the list")
+            raise ValidationError(_("choose an exercise from the list"))
 
 
 class RowList(FieldList):
@@ -89,32 +92,35 @@ def _role_choices(extra_roles: Iterable[str]) -> list[SelectChoice]:
 
 
 def _exercise_label(exercise: Exercise) -> str:
-    hidden = "" if exercise.published else ", unpublished"
-    return f"{exercise.title} ({exercise.kind}{hidden}, #{exercise.id})"
+    kind = str(EXERCISE_KINDS.get(exercise.kind, exercise.kind))
+    if exercise.published:
+        return _("%(title)s (%(kind)s, #%(id)s)", title=exercise.title, kind=kind, id=exercise.id)
+    return _("%(title)s (%(kind)s, unpublished, #%(id)s)", title=exercise.title, kind=kind,
+             id=exercise.id)
 
 
 class ProgrammeForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
-    description = TextAreaField("Description", validators=[Length(max=5000)])
-    eligible_roles = MultiCheckboxField("Eligible roles (none ticked: any role)")
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField(_l("Description"), validators=[Length(max=5000)])
+    eligible_roles = MultiCheckboxField(_l("Eligible roles (none ticked: any role)"))
     validity_days = IntegerField(
-        "Valid for (days)",
+        _l("Valid for (days)"),
         default=730,
         validators=[InputRequired(), NumberRange(1, MAX_VALIDITY_DAYS)],
     )
     renewal_window_days = IntegerField(
-        "Renewal window (days before expiry)",
+        _l("Renewal window (days before expiry)"),
         default=90,
-        description="Renewal exams passed in this window renew the certificate; shorter "
-        "than the validity.",
+        description=_l("Renewal exams passed in this window renew the certificate; shorter "
+                       "than the validity."),
         validators=[InputRequired(), NumberRange(0, MAX_VALIDITY_DAYS)],
     )
     cme_hours = FloatField(
-        "CME/CPD hours",
+        _l("CME/CPD hours"),
         default=0.0,
         validators=[
             InputRequired(),
-            NumberRange(min=0, message="CME/CPD hours must be a number of 0 or more"),
+            NumberRange(min=0, message=_l("CME/CPD hours must be a number of 0 or more")),
         ],
     )
     requirements = RowList(
@@ -133,7 +139,7 @@ class ProgrammeForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.eligible_roles.choices = _role_choices(extra_roles)
         self._exercise_choices = [
-            SelectChoice("", "— none —"),
+            SelectChoice("", _("— none —")),
             *(SelectChoice(str(e.id), _exercise_label(e)) for e in exercises),
         ]
         for row in self.requirements:
@@ -168,7 +174,7 @@ class ProgrammeForm(FlaskForm):
 
 
 class ProgrammeEditForm(ProgrammeForm):
-    active = BooleanField("Active: trainees can earn it (held certificates stay either way)")
+    active = BooleanField(_l("Active: trainees can earn it (held certificates stay either way)"))
 
     def values(self) -> dict[str, Any]:
         """The keyword arguments for ``update_programme``."""
@@ -193,15 +199,15 @@ def programme_data(programme: Programme) -> dict[str, Any]:
 
 class ExceptionForm(FlaskForm):
     reader = StringField(
-        "Reader (user name or e-mail)",
-        validators=[DataRequired(message="name the reader"), Length(max=254)],
+        _l("Reader (user name or e-mail)"),
+        validators=[DataRequired(message=_l("name the reader")), Length(max=254)],
     )
-    programme = SelectField("Programme", coerce=_optional_int, validate_choice=False)
+    programme = SelectField(_l("Programme"), coerce=_optional_int, validate_choice=False)
     reason = TextAreaField(
-        "Reason for the exception",
-        description="Kept on the certificate and in the audit log.",
+        _l("Reason for the exception"),
+        description=_l("Kept on the certificate and in the audit log."),
         validators=[
-            DataRequired(message="give the reason for the exception"),
+            DataRequired(message=_l("give the reason for the exception")),
             Length(max=2000),
         ],
     )
@@ -210,30 +216,30 @@ class ExceptionForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self._programme_ids = {p.id for p in programmes}
         self.programme.choices = [
-            SelectChoice("", "— choose —"),
+            SelectChoice("", _("— choose —")),
             *(SelectChoice(str(p.id), p.title) for p in programmes),
         ]
 
     def validate_programme(self, field: SelectField) -> None:
         if field.data is None:
-            raise ValidationError("choose a programme")
+            raise ValidationError(_("choose a programme"))
         if field.data not in self._programme_ids:
-            raise ValidationError("choose an active programme from the list")
+            raise ValidationError(_("choose an active programme from the list"))
 
 
 class ReviewDecisionForm(FlaskForm):
     """A lead's decision on a certificate listed after re-scoring: one of two buttons."""
 
     reason = TextAreaField(
-        "Your reason (recorded, and sent to the holder)",
+        _l("Your reason (recorded, and sent to the holder)"),
         validators=[
-            DataRequired(message="give the reason for your decision"),
+            DataRequired(message=_l("give the reason for your decision")),
             Length(max=2000),
         ],
     )
-    revoke = SubmitField("Revoke certificate")
-    keep = SubmitField("Keep certificate")
+    revoke = SubmitField(_l("Revoke certificate"))
+    keep = SubmitField(_l("Keep certificate"))
 
     def validate_keep(self, field: SubmitField) -> None:
         if not (self.revoke.data or field.data):
-            raise ValidationError("choose to revoke or to keep the certificate")
+            raise ValidationError(_("choose to revoke or to keep the certificate"))

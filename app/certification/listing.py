@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import Select, literal, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -34,17 +35,19 @@ class CertificateFilters:
         for key in ("programme", "clinic"):
             text = (args.get(key) or "").strip()
             if text and not (text.isascii() and text.isdigit() and int(text) <= MAX_DB_INTEGER):
-                raise CertificationError(f"the {key} filter takes a number")
+                raise CertificationError(gettext("the %(name)s filter takes a number", name=key))
             numbers[key] = int(text) if text else None
         status = (args.get("status") or "").strip() or None
         if status is not None and status not in STATUSES:
-            raise CertificationError("the status filter takes valid, expired or revoked")
+            raise CertificationError(
+                gettext("the status filter takes valid, expired or revoked"))
         country = (args.get("country") or "").strip().upper() or None
         if country is not None and not (len(country) == 2 and country.isalpha()):
-            raise CertificationError("the country filter takes a two-letter ISO code")
+            raise CertificationError(gettext("the country filter takes a two-letter ISO code"))
         search = (args.get("q") or "").strip()
         if len(search) > 200:
-            raise CertificationError("the search text is too long (200 characters at most)")
+            raise CertificationError(
+                gettext("the search text is too long (200 characters at most)"))
         return cls(numbers["programme"], status, country, numbers["clinic"], search)
 
     def args(self) -> dict[str, Any]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from flask import Flask, current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.auth.models import User
 from app.certification.reminders import send_reminders
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.jobs.lifecycle import JobError, finish, new_job, submit
 from app.jobs.models import Job, JobKind, JobStatus
 from app.jobs.queue import Periodic
@@ -24,7 +26,8 @@ from app.jobs.services import register_kind
 from app.locking import lock_key
 from app.mail import mail_configured
 
-NO_MAIL_SERVER = "No mail server is configured (MAIL_SERVER): no reminders were sent."
+# English in the job's record; the administrator who asked reads it in their language.
+NO_MAIL_SERVER = N_("No mail server is configured (MAIL_SERVER): no reminders were sent.")
 
 
 class NoMailServer(JobError):
@@ -36,7 +39,7 @@ class NoMailServer(JobError):
 
 def start_reminders(*, actor: User | None) -> Job:
     if not mail_configured():
-        raise NoMailServer(NO_MAIL_SERVER)
+        raise NoMailServer(gettext(NO_MAIL_SERVER))
     job = new_job(JobKind.REMINDERS, actor, {})
     submit(job)
     return job

@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import render_template
+from flask_babel import force_locale, gettext
 from sqlalchemy import select
 
 from app.certification.models import Certificate, CertificateReminder
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import language_of
 from app.mail import MailError, send_mail
 from app.urls import external_url
 
@@ -27,6 +29,24 @@ def due_kind(certificate: Certificate, now: datetime) -> str | None:
         if days_left < threshold:
             return str(threshold)
     return None
+
+
+def _reminder(certificate: Certificate, kind: str) -> tuple[str, str]:
+    """(subject, body) in the holder's language."""
+    with force_locale(language_of(certificate.user)):
+        body = render_template(
+            "mail/certificate_reminder.txt",
+            certificate=certificate,
+            kind=kind,
+            verify_url=external_url("verify.show", code=certificate.code),
+        )
+        subject = (
+            gettext("Your CXR Academy certificate has expired")
+            if kind == "expired"
+            else gettext("Your CXR Academy certificate expires in under %(days)s days",
+                         days=kind)
+        )
+    return subject, body
 
 
 def send_reminders(now: datetime | None = None) -> tuple[int, int]:
@@ -45,17 +65,7 @@ def send_reminders(now: datetime | None = None) -> tuple[int, int]:
         kind = due_kind(certificate, now)
         if kind is None or db.session.get(CertificateReminder, (certificate.id, kind)):
             continue
-        body = render_template(
-            "mail/certificate_reminder.txt",
-            certificate=certificate,
-            kind=kind,
-            verify_url=external_url("verify.show", code=certificate.code),
-        )
-        subject = (
-            "Your CXR Academy certificate has expired"
-            if kind == "expired"
-            else f"Your CXR Academy certificate expires in under {kind} days"
-        )
+        subject, body = _reminder(certificate, kind)
         try:
             send_mail(certificate.user.email, subject, body)
         except MailError:

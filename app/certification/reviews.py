@@ -13,15 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import force_locale, format_date, gettext
 from sqlalchemy import Select, select
 
 from app.audit.services import record
 from app.auth.models import Clinic, User
-from app.certification.models import Certificate, CertificateReview, Programme, Requirement
+from app.certification.models import (
+    Certificate,
+    CertificateReview,
+    CertificationNotice,
+    Programme,
+    Requirement,
+)
 from app.certification.notices import deliver, notify
 from app.certification.services import VALID, CertificationError, issue_if_met, status
+from app.certification.wording import REVIEW_STATES, requirement_step
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import N_, language_of
 from app.locking import lock_key, lock_row, retrying
 from app.quizzes.models import ENDED_STATES, Attempt, AttemptState
 from app.quizzes.results import VerdictChange
@@ -31,11 +40,12 @@ OPEN, REVOKED, KEPT, WITHDRAWN = "open", "revoked", "kept", "withdrawn"
 # The figures a review shows: those kept in a certificate's evidence, and any a pass
 # criterion uses.
 EVIDENCE_METRICS = ("sensitivity", "specificity", "accuracy", "kappa", "auc")
-REQUIREMENT_WORDS = {"practice": "Complete", "exam": "Pass", "renewal": "To renew, pass"}
+# The decision recorded when re-scoring withdraws a review (translated where shown).
+WITHDRAWN_REASON = N_("the evidence meets the rule again after re-scoring")
 
 
 def _busy() -> CertificationError:
-    return CertificationError("the database stayed busy: try again in a moment", 409)
+    return CertificationError(gettext("the database stayed busy: try again in a moment"), 409)
 
 
 def _meets(kind: str, attempt: Attempt) -> bool:
@@ -95,32 +105,43 @@ def _other_meeting(certificate: Certificate, kind: str, attempt: Attempt | None)
 
 
 def _figure(value: Any) -> str:
-    return "not computable" if value is None else f"{float(value):.2f}"
+    return gettext("not computable") if value is None else f"{float(value):.2f}"
 
 
 def shortfall_reason(shortfalls: Sequence[dict[str, Any]]) -> str:
-    """One sentence per evidence attempt that no longer meets its requirement."""
+    """One sentence per evidence attempt that no longer meets its requirement, in the
+    current language (the review keeps the figures: the lead's page words them again in
+    the lead's language, the holder's notice in the holder's)."""
     sentences = []
     for item in shortfalls:
-        what = f"{REQUIREMENT_WORDS.get(item['kind'], 'Pass')} “{item['exercise']}”"
+        what = requirement_step(item["kind"], item["exercise"])
         if item["attempt_number"] is None:
-            sentences.append(f"{what}: the attempt behind the certificate no longer exists.")
+            sentences.append(gettext("%(step)s: the attempt behind the certificate no longer "
+                                     "exists.", step=what))
             continue
         ended = (item["ended_at"] or "")[:10]
         below = [
-            f"{CRITERIA_METRICS.get(c['metric'], c['metric'])} "
-            f"{_figure(item['after'].get(c['metric']))} against a minimum of "
-            f"{c['minimum']:.2f} ({_figure(item['before'].get(c['metric']))} at issue)"
+            gettext("%(metric)s %(after)s against a minimum of %(minimum)s (%(before)s at "
+                    "issue)", metric=gettext(str(CRITERIA_METRICS.get(c["metric"], c["metric"]))),
+                    after=_figure(item["after"].get(c["metric"])),
+                    minimum=f"{c['minimum']:.2f}",
+                    before=_figure(item["before"].get(c["metric"])))
             for c in item["criteria"]
             if item["after"].get(c["metric"]) is None
             or item["after"][c["metric"]] < c["minimum"]
         ]
-        sentence = (f"{what}: attempt {item['attempt_number']} (ended {ended}) no longer "
-                    f"passes after re-scoring")
-        sentence += (": " + "; ".join(below) + ".") if below else "."
+        if below:
+            sentence = gettext("%(step)s: attempt %(number)s (ended %(date)s) no longer passes "
+                               "after re-scoring: %(figures)s.", step=what,
+                               number=item["attempt_number"], date=ended,
+                               figures="; ".join(below))
+        else:
+            sentence = gettext("%(step)s: attempt %(number)s (ended %(date)s) no longer passes "
+                               "after re-scoring.", step=what, number=item["attempt_number"],
+                               date=ended)
         if item["other_attempt"] is not None:
-            sentence += (f" Attempt {item['other_attempt']}, also ended before the "
-                         "certificate was issued, passes.")
+            sentence += " " + gettext("Attempt %(number)s, also ended before the certificate "
+                                      "was issued, passes.", number=item["other_attempt"])
         sentences.append(sentence)
     return " ".join(sentences)
 
@@ -163,20 +184,23 @@ def reevaluate(user: User, programme: Programme) -> Outcome:
         if not shortfalls:
             if is_open and latest is not None:
                 latest.state, latest.decided_at = WITHDRAWN, now
-                latest.decision_reason = "the evidence meets the rule again after re-scoring"
+                latest.decision_reason = WITHDRAWN_REASON
                 record("certificate.review.withdraw", actor=None, object_type="certificate",
                        object_id=certificate.id, review=latest.id)
-                notices.append(notify(
-                    user, "Your CXR Academy certificate is no longer under review",
-                    f"Your exam attempts were scored again. Certificate {certificate.code} "
-                    f"({programme.title}) meets the programme's rule again and stays valid.",
-                    programme=programme, certificate=certificate))
+                with force_locale(language_of(user)):
+                    notices.append(notify(
+                        user, gettext("Your CXR Academy certificate is no longer under review"),
+                        gettext("Your exam attempts were scored again. Certificate %(code)s "
+                                "(%(programme)s) meets the programme's rule again and stays "
+                                "valid.", code=certificate.code, programme=programme.title),
+                        programme=programme, certificate=certificate))
                 lines.append(f"certificate {certificate.code} ({user.full_name}, "
                              f"{programme.title}): review withdrawn, the evidence holds again")
             continue
         if latest is not None and latest.figures == shortfalls and latest.state in (OPEN, KEPT):
             continue  # already listed, or a lead kept it on these very figures
-        reason = shortfall_reason(shortfalls)
+        with force_locale("en"):  # the record's wording; pages word the figures again
+            reason = shortfall_reason(shortfalls)
         if is_open and latest is not None:  # re-scored again: the open review shows the news
             latest.figures, latest.reason = shortfalls, reason
             record("certificate.review.update", actor=None, object_type="certificate",
@@ -190,22 +214,27 @@ def reevaluate(user: User, programme: Programme) -> Outcome:
         db.session.flush()
         record("certificate.review.open", actor=None, object_type="certificate",
                object_id=certificate.id, review=review.id, reason=reason)
-        notices.append(notify(
-            user, "Your CXR Academy certificate is under review",
-            f"Reference reads were corrected and your exam attempts were scored again. "
-            f"{reason}\n\nCertificate {certificate.code} ({programme.title}) stays valid "
-            "while a programme lead reviews it; you will be told the decision.",
-            programme=programme, certificate=certificate))
+        with force_locale(language_of(user)):
+            notices.append(notify(
+                user, gettext("Your CXR Academy certificate is under review"),
+                gettext("Reference reads were corrected and your exam attempts were scored "
+                        "again.") + " " + shortfall_reason(shortfalls) + "\n\n"
+                + gettext("Certificate %(code)s (%(programme)s) stays valid while a programme "
+                          "lead reviews it; you will be told the decision.",
+                          code=certificate.code, programme=programme.title),
+                programme=programme, certificate=certificate))
         lines.append(f"certificate {certificate.code} ({user.full_name}, {programme.title}): "
                      f"listed for the programme lead's review: {reason}")
     issued = issue_if_met(user, programme, now)
     if issued is not None:
-        notices.append(notify(
-            user, "Your CXR Academy certificate has been issued",
-            f"Reference reads were corrected and your exam attempts were scored again: you "
-            f"now meet every requirement of {programme.title}. Certificate {issued.code} is "
-            f"valid until {issued.expires_at:%Y-%m-%d}.",
-            programme=programme, certificate=issued))
+        with force_locale(language_of(user)):
+            notices.append(notify(
+                user, gettext("Your CXR Academy certificate has been issued"),
+                gettext("Reference reads were corrected and your exam attempts were scored "
+                        "again: you now meet every requirement of %(programme)s. Certificate "
+                        "%(code)s is valid until %(date)s.", programme=programme.title,
+                        code=issued.code, date=format_date(issued.expires_at.date(), "long")),
+                programme=programme, certificate=issued))
         lines.append(f"certificate {issued.code} ({user.full_name}, {programme.title}): "
                      "issued after re-scoring")
     db.session.flush()
@@ -255,12 +284,16 @@ def after_rescore(sender: object, *, exercise_ids: Sequence[int],
         attempt = db.session.get(Attempt, change.attempt_id)
         if attempt is None:
             continue
-        verdict = {True: "passed", False: "failed", None: "no verdict"}
-        notice = notify(
-            attempt.user, "Your CXR Academy exam result has changed",
-            f"Reference reads were corrected and your attempt {attempt.number} at "
-            f"“{attempt.exercise.title}” was scored again: now {verdict[change.passed_after]} "
-            f"(was {verdict[change.passed_before]}). Your certification is unchanged.")
+        with force_locale(language_of(attempt.user)):
+            verdict = {True: gettext("passed"), False: gettext("failed"),
+                       None: gettext("no verdict")}
+            notice = notify(
+                attempt.user, gettext("Your CXR Academy exam result has changed"),
+                gettext("Reference reads were corrected and your attempt %(number)s at "
+                        "“%(title)s” was scored again: now %(now)s (was %(was)s). Your "
+                        "certification is unchanged.", number=attempt.number,
+                        title=attempt.exercise.title, now=verdict[change.passed_after],
+                        was=verdict[change.passed_before]))
         db.session.commit()
         notice_ids.append(notice.id)
     sent, failed = deliver(notice_ids)
@@ -284,6 +317,27 @@ def reviews_query(scope: list[str] | None,
     return query.order_by(CertificateReview.opened_at.desc(), CertificateReview.id.desc())
 
 
+def _decision_notice(certificate: Certificate, review: CertificateReview, *, revoke: bool,
+                     reason: str) -> CertificationNotice:
+    """The holder's notice of a lead's decision, in the holder's language."""
+    programme = certificate.programme
+    with force_locale(language_of(certificate.user)):
+        if revoke:
+            subject = gettext("Your CXR Academy certificate has been revoked")
+            outcome = gettext("A programme lead revoked certificate %(code)s (%(programme)s).",
+                              code=certificate.code, programme=programme.title)
+        else:
+            subject = gettext("Your CXR Academy certificate stays valid")
+            outcome = gettext("A programme lead reviewed certificate %(code)s (%(programme)s) "
+                              "and kept it: it stays valid.", code=certificate.code,
+                              programme=programme.title)
+        why = gettext("Why it was reviewed: %(reason)s",
+                      reason=shortfall_reason(review.figures or []))
+        lead = gettext("The lead's reason: %(reason)s", reason=reason)
+        return notify(certificate.user, subject, f"{outcome}\n\n{why}\n{lead}",
+                      programme=programme, certificate=certificate)
+
+
 def decide(review: CertificateReview, *, revoke: bool, reason: str,
            actor: User) -> CertificateReview:
     """A lead's decision on an open review: revoke the certificate, or keep it; with a
@@ -291,7 +345,7 @@ def decide(review: CertificateReview, *, revoke: bool, reason: str,
     told it was decided already."""
     reason = reason.strip()
     if not reason:
-        raise CertificationError("give the reason for your decision")
+        raise CertificationError(gettext("give the reason for your decision"))
 
     def work() -> tuple[CertificateReview, int]:
         # The same lock as issuing and re-evaluation take: a re-scoring running meanwhile
@@ -300,35 +354,24 @@ def decide(review: CertificateReview, *, revoke: bool, reason: str,
         locked = lock_row(CertificateReview, review.id)
         if locked is None or locked.state != OPEN:
             db.session.rollback()
-            raise CertificationError(
-                f"this review was decided already ({locked.state if locked else 'deleted'})",
-                409)
+            raise CertificationError(gettext(
+                "this review was decided already (%(state)s)",
+                state=str(REVIEW_STATES.get(locked.state, locked.state)) if locked
+                else gettext("deleted")), 409)
         certificate = lock_row(Certificate, locked.certificate_id)
         assert certificate is not None  # the review's foreign key
         now = utcnow()
         locked.state = REVOKED if revoke else KEPT
         locked.decided_at, locked.decided_by, locked.decision_reason = now, actor, reason
-        programme = certificate.programme
-        if revoke:
-            if certificate.revoked_at is None:
-                certificate.revoked_at = now
-                certificate.revoke_reason = f"After re-scoring: {locked.reason} {reason}"
-                record("certificate.revoke", actor=actor, object_type="certificate",
-                       object_id=certificate.id, reason=certificate.revoke_reason)
-            subject = "Your CXR Academy certificate has been revoked"
-            outcome = (f"A programme lead revoked certificate {certificate.code} "
-                       f"({programme.title}).")
-        else:
-            subject = "Your CXR Academy certificate stays valid"
-            outcome = (f"A programme lead reviewed certificate {certificate.code} "
-                       f"({programme.title}) and kept it: it stays valid.")
+        if revoke and certificate.revoked_at is None:
+            certificate.revoked_at = now
+            certificate.revoke_reason = f"After re-scoring: {locked.reason} {reason}"
+            record("certificate.revoke", actor=actor, object_type="certificate",
+                   object_id=certificate.id, reason=certificate.revoke_reason)
         record(f"certificate.review.{locked.state}", actor=actor, object_type="certificate",
                object_id=certificate.id, review=locked.id, reason=reason,
                figures=locked.figures)
-        notice = notify(certificate.user, subject,
-                        f"{outcome}\n\nWhy it was reviewed: {locked.reason}\n"
-                        f"The lead's reason: {reason}",
-                        programme=programme, certificate=certificate)
+        notice = _decision_notice(certificate, locked, revoke=revoke, reason=reason)
         db.session.commit()
         return locked, notice.id
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -36,7 +37,15 @@ from app.certification.listing import CertificateFilters, certificate_query
 from app.certification.models import Certificate, CertificateReview, Programme
 from app.certification.notices import notices_for
 from app.certification.reminder_jobs import start_reminders
-from app.certification.reviews import KEPT, OPEN, REVOKED, WITHDRAWN, decide, reviews_query
+from app.certification.reviews import (
+    KEPT,
+    OPEN,
+    REVOKED,
+    WITHDRAWN,
+    decide,
+    reviews_query,
+    shortfall_reason,
+)
 from app.certification.services import (
     VALID,
     CertificationError,
@@ -44,6 +53,7 @@ from app.certification.services import (
     revoke,
     status,
 )
+from app.certification.wording import status_word
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.routes import start_from_page
@@ -63,7 +73,7 @@ def lead_scope() -> list[str] | None:
 def _programme_or_404(programme_id: int) -> Programme:
     programme = db.session.get(Programme, programme_id)
     if programme is None:
-        abort(404, description="There is no such programme.")
+        abort(404, description=_("There is no such programme."))
     return programme
 
 
@@ -96,10 +106,10 @@ def programme_dashboard(programme_id: int) -> Response | str:
     filters = _filters()
     export = request.args.get("format")
     if export not in (None, "csv", "xlsx"):
-        abort(400, description="The export format is csv or xlsx.")
+        abort(400, description=_("The export format is csv or xlsx."))
     table = request.args.get("table", "clinics")
     if table not in ("clinics", "readers"):
-        abort(400, description="The table to export is clinics or readers.")
+        abort(400, description=_("The table to export is clinics or readers."))
     scope = lead_scope()
     if export and table == "readers":
         listed = reader_rows(programme, scope, filters)
@@ -148,7 +158,7 @@ def reader(user_id: int) -> str:
     """One reader's history: certificates, progress per programme, every attempt."""
     user = db.session.get(User, user_id)
     if user is None or not _scope_allows_user(user):
-        abort(404, description="There is no such reader in your countries.")
+        abort(404, description=_("There is no such reader in your countries."))
     expire_overdue_attempts(user=user)  # an exam past its time shows with its result
     history = reader_history(user, page=_page_number())
     return render_template("certification/reader.html", reader=user, history=history,
@@ -185,7 +195,7 @@ def index() -> str:
 def _certificate_or_404(certificate_id: int) -> Certificate:
     certificate = db.session.get(Certificate, certificate_id)
     if certificate is None:
-        abort(404, description="There is no such certificate.")
+        abort(404, description=_("There is no such certificate."))
     return certificate
 
 
@@ -257,7 +267,7 @@ def certificates() -> str:
 def change(certificate_id: int, action: str) -> WerkzeugResponse:
     certificate = _certificate_or_404(certificate_id)
     if not _lead_scope_allows(certificate):
-        abort(404, description="There is no such certificate.")
+        abort(404, description=_("There is no such certificate."))
     reason = request.form.get("reason", "")
     try:
         if action == "revoke":
@@ -265,10 +275,11 @@ def change(certificate_id: int, action: str) -> WerkzeugResponse:
         elif action == "reinstate":
             reinstate(certificate, reason=reason, actor=current_user)
         else:
-            abort(404, description="Unknown action.")
+            abort(404, description=_("Unknown action."))
     except CertificationError as exc:
         abort(exc.status, description=exc.sentence)
-    flash(f"Certificate {certificate.code}: {status(certificate)}.", "success")
+    flash(_("Certificate %(code)s: %(status)s.", code=certificate.code,
+            status=status_word(status(certificate))), "success")
     # Back to the list page and filters the lead came from; only ever to that list.
     back = request.form.get("next", "")
     listing = url_for("certification.certificates")
@@ -286,7 +297,7 @@ def pdf(certificate_id: int) -> Response:
         certificate
     )
     if not own and not lead:
-        abort(404, description="There is no such certificate.")
+        abort(404, description=_("There is no such certificate."))
     url = external_url("verify.show", code=certificate.code)
     # reportlab is loaded by this page only, not with the application.
     from app.certification.pdf import certificate_pdf
@@ -308,6 +319,7 @@ def _render_reviews(form: ReviewDecisionForm, failed: int | None = None) -> str:
         decided=db.session.scalars(
             reviews_query(scope, [REVOKED, KEPT, WITHDRAWN]).limit(DECIDED_SHOWN)).all(),
         status=status, labels=CRITERIA_METRICS, country_name=country_name,
+        shortfall_reason=shortfall_reason,
     )
 
 
@@ -324,7 +336,7 @@ def reviews() -> str:
 def decide_review(review_id: int) -> WerkzeugResponse | tuple[str, int]:
     review = db.session.get(CertificateReview, review_id)
     if review is None or not _lead_scope_allows(review.certificate):
-        abort(404, description="There is no such review in your countries.")
+        abort(404, description=_("There is no such review in your countries."))
     form = ReviewDecisionForm()
     if not form.validate_on_submit():
         return _render_reviews(form, failed=review_id), 400
@@ -334,8 +346,12 @@ def decide_review(review_id: int) -> WerkzeugResponse | tuple[str, int]:
     except CertificationError as exc:
         abort(exc.status, description=exc.sentence)
     certificate = decided.certificate
-    flash(f"Certificate {certificate.code} of {certificate.holder_name}: "
-          f"{'revoked' if decided.state == REVOKED else 'kept'}; the holder is told.", "success")
+    message = (_("Certificate %(code)s of %(holder)s: revoked; the holder is told.",
+                 code=certificate.code, holder=certificate.holder_name)
+               if decided.state == REVOKED else
+               _("Certificate %(code)s of %(holder)s: kept; the holder is told.",
+                 code=certificate.code, holder=certificate.holder_name))
+    flash(message, "success")
     return redirect(url_for("certification.reviews"))
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -83,39 +84,44 @@ def _validated_programme(
     ``programme_id``: the programme being edited, which may keep its own title."""
     title = title.strip()
     if not title:
-        raise CertificationError("a programme needs a title")
+        raise CertificationError(gettext("a programme needs a title"))
     if len(title) > TITLE_LENGTH:
-        raise CertificationError(f"the title must be at most {TITLE_LENGTH} characters")
+        raise CertificationError(gettext("the title must be at most %(count)s characters",
+                                          count=TITLE_LENGTH))
     reqs = list(requirements)
     if not any(kind == "exam" for _, kind in reqs):
-        raise CertificationError("a programme needs at least one exam to pass")
+        raise CertificationError(gettext("a programme needs at least one exam to pass"))
     for exercise_id, kind in reqs:
         if kind not in REQUIREMENT_KINDS:
-            raise CertificationError(f"unknown requirement kind {kind!r}")
+            raise CertificationError(gettext("unknown requirement kind %(kind)s", kind=repr(kind)))
         if db.session.get(Exercise, exercise_id) is None:
-            raise CertificationError(f"there is no exercise {exercise_id}")
+            raise CertificationError(gettext("there is no exercise %(id)s", id=exercise_id))
     if len(set(reqs)) != len(reqs):
-        raise CertificationError("the same exercise is listed twice with the same kind")
+        raise CertificationError(
+            gettext("the same exercise is listed twice with the same kind"))
     roles = sorted(set(eligible_roles))
     for role in roles:
         try:
             Role(role)
         except ValueError:
-            raise CertificationError(f"unknown role {role!r}") from None
+            raise CertificationError(gettext("unknown role %(role)s", role=repr(role))) from None
     if validity_days < 1 or not 0 <= renewal_window_days < validity_days:
-        raise CertificationError("the validity must be positive and longer than the renewal window")
+        raise CertificationError(
+            gettext("the validity must be positive and longer than the renewal window"))
     if validity_days > MAX_VALIDITY_DAYS:
-        raise CertificationError(f"the validity can be at most {MAX_VALIDITY_DAYS} days")
+        raise CertificationError(gettext("the validity can be at most %(days)s days",
+                                          days=MAX_VALIDITY_DAYS))
     # NaN passes every comparison, and infinity is no number of hours.
     if not math.isfinite(cme_hours) or cme_hours < 0:
-        raise CertificationError("CME/CPD hours must be a number of 0 or more")
+        raise CertificationError(gettext("CME/CPD hours must be a number of 0 or more"))
     # Case-insensitive: two programmes differing only in capitals would confuse trainees.
     # Both sides lowered by the database, so its own notion of case applies to both.
     same_title = select(Programme.id).where(func.lower(Programme.title) == func.lower(title))
     if programme_id is not None:
         same_title = same_title.where(Programme.id != programme_id)
     if db.session.scalar(same_title) is not None:
-        raise CertificationError(f"a programme titled {title!r} already exists", 409)
+        raise CertificationError(
+            gettext("a programme titled %(title)s already exists", title=repr(title)), 409)
     return ProgrammeFields(
         title=title,
         description=description,
@@ -134,7 +140,8 @@ def _flush_or_title_conflict(title: str) -> None:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise CertificationError(f"a programme titled {title!r} already exists", 409) from None
+        raise CertificationError(gettext("a programme titled %(title)s already exists",
+                                         title=repr(title)), 409) from None
 
 
 def create_programme(
@@ -421,9 +428,9 @@ def on_attempt_ended(sender: object, *, attempt: Attempt, **_: object) -> None:
 
 def revoke(certificate: Certificate, *, reason: str, actor: User) -> Certificate:
     if not reason.strip():
-        raise CertificationError("give the reason for revoking")
+        raise CertificationError(gettext("give the reason for revoking"))
     if certificate.revoked_at is not None:
-        raise CertificationError("the certificate is already revoked", 409)
+        raise CertificationError(gettext("the certificate is already revoked"), 409)
     certificate.revoked_at = utcnow()
     certificate.revoke_reason = reason.strip()
     record(
@@ -439,9 +446,9 @@ def revoke(certificate: Certificate, *, reason: str, actor: User) -> Certificate
 
 def reinstate(certificate: Certificate, *, reason: str, actor: User) -> Certificate:
     if not reason.strip():
-        raise CertificationError("give the reason for reinstating")
+        raise CertificationError(gettext("give the reason for reinstating"))
     if certificate.revoked_at is None:
-        raise CertificationError("the certificate is not revoked", 409)
+        raise CertificationError(gettext("the certificate is not revoked"), 409)
     certificate.revoked_at = None
     certificate.revoke_reason = None
     record(
@@ -458,12 +465,13 @@ def reinstate(certificate: Certificate, *, reason: str, actor: User) -> Certific
 def grant_exception(user: User, programme: Programme, *, reason: str, actor: User) -> Certificate:
     """A certificate without the requirements, with the lead's reason on record."""
     if not reason.strip():
-        raise CertificationError("give the reason for the exception")
+        raise CertificationError(gettext("give the reason for the exception"))
     if not eligible(user, programme):
         # An exception waives the requirements, never who the programme is for.
-        roles = ", ".join(Role(r).label for r in sorted(programme.eligible_roles))
+        roles = ", ".join(str(Role(r).label) for r in sorted(programme.eligible_roles))
         raise CertificationError(
-            f"{user.full_name} is not eligible for {programme.title}: it is for {roles} only",
+            gettext("%(name)s is not eligible for %(programme)s: it is for %(roles)s only",
+                    name=user.full_name, programme=programme.title, roles=roles),
             409,
         )
     lock_key("certificate", programme.id, user.id)
@@ -495,4 +503,5 @@ def programme_requiring(sender: object, *, exercise: Exercise, **_: object) -> s
     ).first()
     if requirement is None:
         return None
-    return f"the certification programme {requirement.programme.title!r} requires it"
+    return gettext("the certification programme %(title)s requires it",
+                   title=repr(requirement.programme.title))
