@@ -52,3 +52,11 @@ def reader_words(text: str, labels: dict[str, str] | None = None) -> str:
     from app.quizzes.wording import plain
 
     return plain(text, labels)
+
+
+@bp.app_template_filter("statistics_note")
+def statistics_note(note: str | None) -> str:
+    """An item-analysis note (why a figure is missing) in the reader's language."""
+    from app.quizzes.wording import statistics_note as note_words
+
+    return note_words(note)

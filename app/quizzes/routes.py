@@ -329,7 +329,8 @@ def learning_png(attempt_id: int) -> Response:
         abort(403, description=gettext("Scores of this exercise are not shown yet."))
     from app.quizzes.figures import learning_figure  # matplotlib: only for a figure
 
-    return _figure(learning_figure(learning_curve(attempt), "accuracy of the sputum decision"))
+    return _figure(learning_figure(learning_curve(attempt),
+                                   gettext("accuracy of the sputum decision")))
 
 
 @bp.route("/attempts/<int:attempt_id>/check/<int:position>", methods=["POST"])

@@ -37,14 +37,14 @@ from app.quizzes.signals import attempt_ended
 # Metrics an exercise may set a pass threshold on (names of scoring.score_attempt's metrics),
 # with the words shown to trainees.
 CRITERIA_METRICS = {
-    "sensitivity": "sensitivity for TB-suggestive reads",
-    "specificity": "specificity",
-    "accuracy": "accuracy of the sputum decision",
-    "kappa": "Cohen's kappa of the sputum decision",
-    "auc": "ROC AUC of the TB likelihood",
-    "lesion_localisation_sensitivity": "share of reference lesions marked",
-    "concordance": "share of concordant reads",
-    "quality_agreement": "image-quality agreement",
+    "sensitivity": N_("sensitivity for TB-suggestive reads"),
+    "specificity": N_("specificity"),
+    "accuracy": N_("accuracy of the sputum decision"),
+    "kappa": N_("Cohen's kappa of the sputum decision"),
+    "auc": N_("ROC AUC of the TB likelihood"),
+    "lesion_localisation_sensitivity": N_("share of reference lesions marked"),
+    "concordance": N_("share of concordant reads"),
+    "quality_agreement": N_("image-quality agreement"),
 }
 
 # Gaps longer than this between two events of an attempt are not counted as reading time:

@@ -333,3 +333,20 @@ def same_answer(mine: object, reference: object) -> bool:
     """Do two answers to one item agree (order of a multiple choice aside; an empty reason
     of a criterion is no reason)?"""
     return _normal(mine) == _normal(reference)
+
+
+#: The item analysis' notes (scoring/items.py) on the statistics page.
+STATISTICS_NOTES = (
+    N_("not enough data: no ended attempts"),
+    N_("not enough data: every attempt got this case right"),
+    N_("not enough data: every attempt got this case wrong (or left it blank)"),
+    N_("not enough data: every attempt got this case the same"),
+    N_("not enough data: the exercise has no other case to compare with"),
+    N_("not enough data: every attempt scored the same on the other cases"),
+    N_("not enough data: internal consistency needs at least two cases"),
+    N_("not enough data: every attempt had the same total"),
+)
+
+
+def statistics_note(note: str | None) -> str:
+    return gettext(note) if note in STATISTICS_NOTES else (note or "")
