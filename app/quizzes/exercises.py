@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from flask_babel import lazy_ngettext
+from flask_babel import ngettext
 from flask_babel.speaklater import LazyString
 from sqlalchemy import func, select
 
@@ -229,20 +229,21 @@ def edit_refusal(attempts: int) -> LazyString | None:
     """Why an exercise with ``attempts`` attempts cannot be edited, or None."""
     if not attempts:
         return None
-    return lazy_ngettext("it has been attempted (%(num)s attempt): changing it would score "
-                         "trainees on different terms; clone it to make a changed version",
-                         "it has been attempted (%(num)s attempts): changing it would score "
-                         "trainees on different terms; clone it to make a changed version",
-                         attempts)
+    # Lazy: English in a refusal's message, the reader's language on the page.
+    return LazyString(lambda: ngettext(
+        "it has been attempted (%(num)s attempt): changing it would score trainees on "
+        "different terms; clone it to make a changed version",
+        "it has been attempted (%(num)s attempts): changing it would score trainees on "
+        "different terms; clone it to make a changed version", attempts))
 
 
 def delete_refusal(attempts: int) -> LazyString | None:
     if not attempts:
         return None
-    return lazy_ngettext("it has been attempted (%(num)s attempt): its results are kept; "
-                         "close it instead",
-                         "it has been attempted (%(num)s attempts): its results are kept; "
-                         "close it instead", attempts)
+    return LazyString(lambda: ngettext(
+        "it has been attempted (%(num)s attempt): its results are kept; close it instead",
+        "it has been attempted (%(num)s attempts): its results are kept; close it instead",
+        attempts))
 
 
 def edit_exercise(
