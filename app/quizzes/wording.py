@@ -110,19 +110,20 @@ SCORING_SENTENCES = (
 
 
 @cache
-def _sentence_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+def _sentence_patterns(messages: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], str], ...]:
     def pattern(message: str) -> re.Pattern[str]:
         parts = re.split(r"%\((\w+)\)s", message)
         regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)"
                         for i, part in enumerate(parts))
         return re.compile(regex)
 
-    return tuple((pattern(message), message) for message in SCORING_SENTENCES)
+    return tuple((pattern(message), message) for message in messages)
 
 
-def translated(english: str) -> str:
-    """A sentence of SCORING_SENTENCES in the reader's language (others as they are)."""
-    for regex, message in _sentence_patterns():
+def translated(english: str, messages: tuple[str, ...] | None = None) -> str:
+    """A sentence of ``messages`` (SCORING_SENTENCES) in the reader's language, its values
+    kept; any other as it is."""
+    for regex, message in _sentence_patterns(messages or SCORING_SENTENCES):
         found = regex.fullmatch(english)
         if found:
             return gettext(message, **found.groupdict()) if found.groupdict() \
@@ -338,6 +339,7 @@ def same_answer(mine: object, reference: object) -> bool:
 #: The item analysis' notes (scoring/items.py) on the statistics page.
 STATISTICS_NOTES = (
     N_("not enough data: no ended attempts"),
+    N_("not enough data: fewer than %(count)s attempts"),
     N_("not enough data: every attempt got this case right"),
     N_("not enough data: every attempt got this case wrong (or left it blank)"),
     N_("not enough data: every attempt got this case the same"),
@@ -349,4 +351,4 @@ STATISTICS_NOTES = (
 
 
 def statistics_note(note: str | None) -> str:
-    return gettext(note) if note in STATISTICS_NOTES else (note or "")
+    return translated(note, STATISTICS_NOTES) if note else ""
