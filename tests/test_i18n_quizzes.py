@@ -167,6 +167,9 @@ def test_an_attempted_exercise_says_why_it_cannot_change_yet_the_api_stays_engli
                     .get_data(as_text=True))
     assert "Graded practice : statistiques" in stats and "Indice de facilité" in stats
     assert "Calculé sur 1 premières tentatives" in stats
+    # Figures with the French decimal comma: the mean score, the review threshold.
+    assert re.search(r"Score moyen \d,\d cas justes sur 2", stats), stats
+    assert re.search(r"discrimination inférieure à \d,\d\d\.", stats), stats
     # One attempt cannot say how consistent the cases are: the note says why, in French.
     assert "données insuffisantes : moins de 3 tentatives" in stats
     assert "not enough data" not in stats

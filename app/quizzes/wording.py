@@ -156,7 +156,7 @@ def unit_of(name: str) -> str:
         else "ratio"
 
 
-def _local_number(text: str) -> str:
+def local_number(text: str) -> str:
     """A number Python wrote ("0.62") with the reader's decimal sign ("0,62" in French and
     Spanish). Python rounds it, so English stays as the tests and exports have it."""
     locale = get_locale()
@@ -177,7 +177,7 @@ def format_value(name: str, value: float | None) -> str | None:
         return f"{value:.0f} s"
     if unit == "count":
         return f"{value:.0f}"
-    return _local_number(f"{value:.2f}")
+    return local_number(f"{value:.2f}")
 
 
 def plain(text: str, findings: Mapping[str, str] | None = None) -> str:
