@@ -52,3 +52,19 @@ def reader_words(text: str, labels: dict[str, str] | None = None) -> str:
     from app.quizzes.wording import plain
 
     return plain(text, labels)
+
+
+@bp.app_template_filter("statistics_note")
+def statistics_note(note: str | None) -> str:
+    """An item-analysis note (why a figure is missing) in the reader's language."""
+    from app.quizzes.wording import statistics_note as note_words
+
+    return note_words(note)
+
+
+@bp.app_template_filter("local_number")
+def local_number(text: str) -> str:
+    """A number the template wrote ('%.2f'|format) with the reader's decimal sign."""
+    from app.quizzes.wording import local_number as in_language
+
+    return in_language(text)

@@ -26,7 +26,9 @@ from app.cases.access import case_access_requested, exam_bank_requested
 from app.cases.models import Case
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.quizzes.models import Attempt, AttemptState, Exercise, ExerciseCase, ExerciseKind
+from app.quizzes.refusal import Phrase
 
 
 def _exercises_holding(case_ids: Iterable[int], kind: ExerciseKind) -> dict[int, list[str]]:
@@ -43,16 +45,19 @@ def _exercises_holding(case_ids: Iterable[int], kind: ExerciseKind) -> dict[int,
     return held
 
 
-def separation_conflicts(kind: ExerciseKind, case_ids: Iterable[int]) -> dict[int, str]:
+def separation_conflicts(kind: ExerciseKind, case_ids: Iterable[int]) -> dict[int, Phrase]:
     """The cases that cannot go into an exercise of ``kind``, each with the reason."""
     ids = list(dict.fromkeys(case_ids))
     if kind is ExerciseKind.PRACTICE:
-        conflicts = {case_id: f"case {case_id} is in the exam bank" for case_id in
+        conflicts = {case_id: Phrase(N_("case %(case)s is in the exam bank"), case=case_id)
+                     for case_id in
                      db.session.scalars(select(Case.id).where(Case.id.in_(ids), Case.exam_bank))}
         for case_id, titles in _exercises_holding(ids, ExerciseKind.EXAM).items():
-            conflicts.setdefault(case_id, f"case {case_id} is in the exam {titles[0]!r}")
+            conflicts.setdefault(case_id, Phrase(N_("case %(case)s is in the exam %(title)s"),
+                                                 case=case_id, title=repr(titles[0])))
         return conflicts
-    return {case_id: f"case {case_id} is in the practice set {titles[0]!r}"
+    return {case_id: Phrase(N_("case %(case)s is in the practice set %(title)s"),
+                            case=case_id, title=repr(titles[0]))
             for case_id, titles in _exercises_holding(ids, ExerciseKind.PRACTICE).items()}
 
 

@@ -29,6 +29,7 @@ from app.cases.models import Case
 from app.cases.reads import reference_for, validate_marks_on_images
 from app.db_types import utcnow
 from app.extensions import commit_keeping_loaded, db
+from app.i18n import N_
 from app.locking import lock_row
 from app.quizzes.models import Attempt, AttemptAnswer
 from app.quizzes.results import read_for, reference_key, truth_for
@@ -43,10 +44,10 @@ class StaleAnswer(AttemptError):
     answer, for the page to show instead."""
 
     def __init__(self, current: AttemptAnswer) -> None:
-        super().__init__(
-            f"this answer was changed in another window or on another device (revision "
-            f"{current.revision}): the newer answer is shown, check it and change it again "
-            "if needed", 409)
+        super().__init__(N_(
+            "this answer was changed in another window or on another device (revision "
+            "%(revision)s): the newer answer is shown, check it and change it again "
+            "if needed"), 409, revision=current.revision)
         # A copy: the caller rolls back, which would make the stored row load again.
         self.current = AttemptAnswer(attempt_id=current.attempt_id, case_id=current.case_id,
                                      revision=current.revision, answers=current.answers,
@@ -113,7 +114,7 @@ def _save_locked(attempt: Attempt, user: User, case_id: int, answers: Any, marks
     with ``judge``, whether the case now counts as answered."""
     _check_active(attempt, user, now)
     if case_id not in attempt.case_order:
-        raise AttemptError("that case is not part of this attempt", 404)
+        raise AttemptError(N_("that case is not part of this attempt"), 404)
     scheme = scheme_of(attempt.exercise)
     case = _case_with_images_and_reads(case_id)
     try:
@@ -133,7 +134,7 @@ def _save_locked(attempt: Attempt, user: User, case_id: int, answers: Any, marks
                  expected_revision)
     if row is None:
         _refuse_write(attempt, case_id, expected_revision)
-        raise AttemptError("the answer could not be saved", 409)  # not reached: refused
+        raise AttemptError(N_("the answer could not be saved"), 409)  # not reached: refused
     revision, total_seconds, flagged = row
     saved = AttemptAnswer(attempt_id=attempt.id, case_id=case_id, answers=clean_answers,
                           marks=clean_marks, revision=revision, seconds=total_seconds,
@@ -192,12 +193,14 @@ def _refuse_write(attempt: Attempt, case_id: int, expected_revision: int | None)
         .execution_options(populate_existing=True)
     ).first()
     if stored is not None and stored.checked_at is not None:
-        raise AttemptError("you have seen the feedback for this case: its answer is final", 409)
+        raise AttemptError(N_("you have seen the feedback for this case: its answer is final"),
+                           409)
     if expected_revision is not None:
         current = stored.revision if stored is not None else 0
         if current != expected_revision:
             raise StaleAnswer(stored) if stored is not None else AttemptError(
-                f"revision {expected_revision} of this answer does not exist", 409)
+                N_("revision %(revision)s of this answer does not exist"), 409,
+                revision=expected_revision)
 
 
 def _answered(attempt: Attempt, case: Case, scheme: Scheme, answer: AttemptAnswer) -> bool:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -23,7 +24,7 @@ from app.cases.forms import ActionForm
 from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
-from app.i18n import current_language
+from app.i18n import N_, current_language
 from app.quizzes import access, bp, review_rules
 from app.quizzes.exercises import (
     attempt_count,
@@ -135,8 +136,8 @@ def manage() -> Response | tuple[str, int]:
             form.form_errors.append(exc.sentence)
             status = exc.status
         else:
-            flash(f"Exercise {exercise.title} created with {len(exercise.cases)} cases.",
-                  "success")
+            flash(gettext("Exercise %(title)s created with %(count)s cases.",
+                          title=exercise.title, count=len(exercise.cases)), "success")
             return redirect(url_for("quizzes.manage"))
     elif request.method == "POST":
         status = 400
@@ -146,7 +147,7 @@ def manage() -> Response | tuple[str, int]:
 def _managed_or_404(exercise_id: int) -> Exercise:
     exercise = db.session.get(Exercise, exercise_id)
     if exercise is None:
-        abort(404, description=f"There is no exercise {exercise_id}.")
+        abort(404, description=gettext("There is no exercise %(id)s.", id=exercise_id))
     return exercise
 
 
@@ -168,7 +169,7 @@ def edit(exercise_id: int) -> Response | tuple[str, int]:
             form.form_errors.append(exc.sentence)
             status = exc.status
         else:
-            flash(f"Exercise {exercise.title} saved.", "success")
+            flash(gettext("Exercise %(title)s saved.", title=exercise.title), "success")
             return redirect(url_for("quizzes.manage"))
     elif request.method == "POST":
         status = 400
@@ -180,8 +181,8 @@ def _action(exercise_id: int, act: Callable[[Exercise], str]) -> Response:
     """A button of the exercises list (CSRF-checked): do it, or refuse with the reason."""
     exercise = _managed_or_404(exercise_id)
     if not ActionForm().validate_on_submit():
-        abort(400, description="The form's security token is missing or has expired: reload "
-                               "the page and try again.")
+        abort(400, description=gettext("The form's security token is missing or has expired: "
+                                       "reload the page and try again."))
     try:
         message = act(exercise)
     except AttemptError as exc:
@@ -196,7 +197,7 @@ def _action(exercise_id: int, act: Callable[[Exercise], str]) -> Response:
 def clone(exercise_id: int) -> Response:
     def act(exercise: Exercise) -> str:
         copy = clone_exercise(exercise, actor=current_user)
-        return f"{copy.title} created: edit it, then publish it."
+        return gettext("%(title)s created: edit it, then publish it.", title=copy.title)
     return _action(exercise_id, act)
 
 
@@ -205,7 +206,7 @@ def clone(exercise_id: int) -> Response:
 def publish(exercise_id: int) -> Response:
     def act(exercise: Exercise) -> str:
         publish_exercise(exercise, actor=current_user)
-        return f"{exercise.title} is published."
+        return gettext("%(title)s is published.", title=exercise.title)
     return _action(exercise_id, act)
 
 
@@ -214,8 +215,8 @@ def publish(exercise_id: int) -> Response:
 def close(exercise_id: int) -> Response:
     def act(exercise: Exercise) -> str:
         close_exercise(exercise, actor=current_user)
-        return (f"{exercise.title} is closed: no new attempts; attempts in progress may "
-                "still be finished.")
+        return gettext("%(title)s is closed: no new attempts; attempts in progress may "
+                       "still be finished.", title=exercise.title)
     return _action(exercise_id, act)
 
 
@@ -225,7 +226,7 @@ def delete(exercise_id: int) -> Response:
     def act(exercise: Exercise) -> str:
         title = exercise.title
         delete_exercise(exercise, actor=current_user)
-        return f"{title} is deleted."
+        return gettext("%(title)s is deleted.", title=title)
     return _action(exercise_id, act)
 
 
@@ -234,12 +235,12 @@ def delete(exercise_id: int) -> Response:
 def statistics(exercise_id: int) -> str:
     exercise = db.session.get(Exercise, exercise_id)
     if exercise is None:
-        abort(404, description="There is no such exercise.")
+        abort(404, description=gettext("There is no such exercise."))
     try:
         population = Population(request.args.get("attempts", Population.FIRST.value))
     except ValueError:
-        abort(400, description="Compute the statistics from first or all attempts "
-                               "(attempts=first or attempts=all).")
+        abort(400, description=gettext("Compute the statistics from first or all attempts "
+                                       "(attempts=first or attempts=all)."))
     stats = exercise_statistics(exercise_id, population)
     return render_template("quizzes/statistics.html", exercise=exercise, stats=stats,
                            action_form=ActionForm())
@@ -252,8 +253,8 @@ def rescore(exercise_id: int) -> Response:
     corrected) as a background job; its page shows the progress and the outcome."""
     exercise = _managed_or_404(exercise_id)
     if not ActionForm().validate_on_submit():
-        abort(400, description="The form's security token is missing or has expired: reload "
-                               "the page and try again.")
+        abort(400, description=gettext("The form's security token is missing or has expired: "
+                                       "reload the page and try again."))
     job = start_rescoring(exercise.id, actor=current_user)
     return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
@@ -262,7 +263,7 @@ def _chosen_cases(form: ExerciseForm) -> list[int]:
     """The ticked cases, or cases drawn by the rule when a number of cases is given."""
     if not form.rule_total.data:
         if not form.cases.data:
-            raise AttemptError("choose at least one case, or give a rule")
+            raise AttemptError(N_("choose at least one case, or give a rule"))
         return list(form.cases.data)
     tb = form.rule_tb_percent.data
     difficulty = parse_pairs(form.rule_difficulty.data or "", integer=False)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -153,7 +154,8 @@ def review_payload(item: Any, shown: CaseDisclosure) -> dict[str, Any]:
         own = [{**mark, "status": "hit" if outcomes.marks[n].status == "LL" else "false"}
                for n, mark in enumerate(own)]
     payload: dict[str, Any] = {
-        "case": {"position": item.position, "title": f"Case {item.position}"},
+        "case": {"position": item.position,
+                 "title": gettext("Case %(number)s", number=item.position)},
         "images": [image_json(image) for image in item.case.images],
         "labels": labels, "marks": own, "editable": False, "review": True,
     }

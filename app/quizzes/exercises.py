@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
+from flask_babel import ngettext
+from flask_babel.speaklater import LazyString
 from sqlalchemy import func, select
 
 from app.audit.services import record
@@ -23,9 +25,11 @@ from app.cases.models import Case, CaseStatus, ReadKind
 from app.cases.reads import reference_for
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.locking import lock_row
 from app.quizzes.access import separation_conflicts
 from app.quizzes.models import Attempt, Exercise, ExerciseCase, ExerciseKind
+from app.quizzes.refusal import LocalTime, Phrase
 from app.quizzes.services import CRITERIA_METRICS, AttemptError
 from app.quizzes.signals import exercise_deleting
 from app.schemes.definitions import Scheme, SchemeError
@@ -59,14 +63,15 @@ def _check(
     review: dict[str, str] | None,
 ) -> _Settings:
     if not title.strip():
-        raise AttemptError("an exercise needs a title")
+        raise AttemptError(N_("an exercise needs a title"))
     try:
         exercise_kind = ExerciseKind(kind)
     except ValueError:
-        raise AttemptError(f"unknown exercise kind {kind!r}: practice or exam") from None
+        raise AttemptError(N_("unknown exercise kind %(kind)s: practice or exam"),
+                           kind=repr(kind)) from None
     ids = list(dict.fromkeys(case_ids))
     if not ids:
-        raise AttemptError("an exercise needs at least one case")
+        raise AttemptError(N_("an exercise needs at least one case"))
     # The case rows stay locked to the end of this transaction, so that a practice set, an
     # exam or an exam-bank flag being made from the same case at this moment waits for it
     # and then sees it (access.separation_conflicts).
@@ -75,19 +80,18 @@ def _check(
     for case_id in ids:
         case = cases.get(case_id)
         if case is None or case.status != CaseStatus.PUBLISHED.value:
-            raise AttemptError(f"case {case_id} is not a published case")
+            raise AttemptError(N_("case %(case)s is not a published case"), case=case_id)
     if is_image_quality(scheme.key):
         _check_image_quality_cases([cases[case_id] for case_id in ids], scheme)
     conflicts = separation_conflicts(exercise_kind, ids)
     if conflicts:
         reason = conflicts[next(c for c in ids if c in conflicts)]
-        others = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-        raise AttemptError(f"{reason}{others}: practice sets and exams never share a case",
-                           409)
+        raise AttemptError(N_("%(reason)s%(more)s: practice sets and exams never share a case"),
+                           409, reason=reason, more=_AndMore(len(conflicts) - 1))
     if time_limit_minutes is not None and time_limit_minutes <= 0:
-        raise AttemptError("the time limit must be a positive number of minutes")
+        raise AttemptError(N_("the time limit must be a positive number of minutes"))
     if opens_at and closes_at and closes_at <= opens_at:
-        raise AttemptError("the exercise must close after it opens")
+        raise AttemptError(N_("the exercise must close after it opens"))
     from app.quizzes.review_rules import clean as clean_review
 
     try:
@@ -95,13 +99,14 @@ def _check(
     except ValueError as exc:
         raise AttemptError(str(exc)) from None
     if closes_at is None and "after_close" in review_settings.values():
-        raise AttemptError("what is shown after the exercise closes needs a closing date")
+        raise AttemptError(N_("what is shown after the exercise closes needs a closing date"))
     clean_criteria = []
     for metric, minimum in criteria:
         if metric not in CRITERIA_METRICS:
-            raise AttemptError(f"no pass criterion can use {metric!r}")
+            raise AttemptError(N_("no pass criterion can use %(metric)s"), metric=repr(metric))
         if not 0 <= float(minimum) <= 1:
-            raise AttemptError(f"the minimum for {metric} must be between 0 and 1")
+            raise AttemptError(N_("the minimum for %(metric)s must be between 0 and 1"),
+                               metric=metric)
         clean_criteria.append({"metric": metric, "minimum": float(minimum)})
     return _Settings(
         columns={
@@ -130,14 +135,15 @@ def _check_image_quality_cases(cases: list[Case], scheme: Scheme) -> None:
                if not any(r.scheme_key == scheme.key and r.kind == ReadKind.EXPERT.value
                           for r in case.current_reads)]
     if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise AttemptError(
-            f"case {missing[0]}{more} has no image-quality reference read: an image-quality "
-            "exercise takes only cases whose reference read follows the image-quality scheme")
+        more = _AndMore(len(missing) - 1)
+        raise AttemptError(N_(
+            "case %(case)s%(more)s has no image-quality reference read: an image-quality "
+            "exercise takes only cases whose reference read follows the image-quality scheme"),
+            case=missing[0], more=more)
     tied = [case.id for case in cases if reference_for(case, scheme.key).open_ties]
     if tied:
-        raise AttemptError(f"the image-quality reads of case {tied[0]} are tied: adjudicate "
-                           "them on the case's page first")
+        raise AttemptError(N_("the image-quality reads of case %(case)s are tied: adjudicate "
+                              "them on the case's page first"), case=tied[0])
 
 
 def _clean_audience(audience: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -146,7 +152,7 @@ def _clean_audience(audience: dict[str, list[Any]]) -> dict[str, list[Any]]:
         try:
             Role(role)
         except ValueError:
-            raise AttemptError(f"unknown role {role!r}") from None
+            raise AttemptError(N_("unknown role %(role)s"), role=repr(role)) from None
     return {
         "roles": roles,
         "clinic_ids": sorted({int(c) for c in audience.get("clinic_ids") or []}),
@@ -219,20 +225,25 @@ def attempt_counts() -> dict[int, int]:
     return {exercise_id: count for exercise_id, count in rows}
 
 
-def edit_refusal(attempts: int) -> str | None:
+def edit_refusal(attempts: int) -> LazyString | None:
     """Why an exercise with ``attempts`` attempts cannot be edited, or None."""
     if not attempts:
         return None
-    return (f"it has been attempted ({attempts} attempt{'s' if attempts != 1 else ''}): "
-            "changing it would score trainees on different terms; clone it to make a "
-            "changed version")
+    # Lazy: English in a refusal's message, the reader's language on the page.
+    return LazyString(lambda: ngettext(
+        "it has been attempted (%(num)s attempt): changing it would score trainees on "
+        "different terms; clone it to make a changed version",
+        "it has been attempted (%(num)s attempts): changing it would score trainees on "
+        "different terms; clone it to make a changed version", attempts))
 
 
-def delete_refusal(attempts: int) -> str | None:
+def delete_refusal(attempts: int) -> LazyString | None:
     if not attempts:
         return None
-    return (f"it has been attempted ({attempts} attempt{'s' if attempts != 1 else ''}): "
-            "its results are kept; close it instead")
+    return LazyString(lambda: ngettext(
+        "it has been attempted (%(num)s attempt): its results are kept; close it instead",
+        "it has been attempted (%(num)s attempts): its results are kept; close it instead",
+        attempts))
 
 
 def edit_exercise(
@@ -257,7 +268,8 @@ def edit_exercise(
     lock_row(Exercise, exercise.id)
     refusal = edit_refusal(attempt_count(exercise))
     if refusal:
-        raise AttemptError(f"{exercise.title!r} cannot be edited: {refusal}", 409)
+        raise AttemptError(N_("%(title)s cannot be edited: %(reason)s"), 409,
+                           title=repr(exercise.title), reason=refusal)
     # The exercise's own cases do not count against it in the separation rules: a practice
     # set keeps its cases when it is edited (only other exercises may conflict).
     before = [link.case_id for link in exercise.cases]
@@ -331,8 +343,8 @@ def close_exercise(exercise: Exercise, *, actor: User | None,
     closing date); attempts in progress may still be finished, within their own time."""
     now = now or utcnow()
     if exercise.closes_at is not None and exercise.closes_at <= now:
-        raise AttemptError(f"{exercise.title!r} closed on {exercise.closes_at:%Y-%m-%d %H:%M}"
-                           " UTC already", 409)
+        raise AttemptError(N_("%(title)s closed on %(time)s already"), 409,
+                           title=repr(exercise.title), time=LocalTime(exercise.closes_at))
     if exercise.opens_at is not None and exercise.opens_at > now:
         # A closing date before the opening one would be refused by the form: it never opens.
         exercise.opens_at = now
@@ -349,14 +361,21 @@ def delete_exercise(exercise: Exercise, *, actor: User | None) -> None:
     lock_row(Exercise, exercise.id)
     refusal = delete_refusal(attempt_count(exercise))
     if refusal:
-        raise AttemptError(f"{exercise.title!r} cannot be deleted: {refusal}", 409)
+        raise AttemptError(N_("%(title)s cannot be deleted: %(reason)s"), 409,
+                           title=repr(exercise.title), reason=refusal)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     objections = [reason for _, reason in exercise_deleting.send(app, exercise=exercise)
                   if reason]
     if objections:
-        raise AttemptError(f"{exercise.title!r} cannot be deleted: {objections[0]}", 409)
+        raise AttemptError(N_("%(title)s cannot be deleted: %(reason)s"), 409,
+                           title=repr(exercise.title), reason=objections[0])
     title, exercise_id = exercise.title, exercise.id
     db.session.delete(exercise)
     record("exercise.delete", actor=actor, object_type="exercise", object_id=exercise_id,
            title=title)
     db.session.commit()
+
+
+def _AndMore(count: int) -> Phrase | str:
+    """" (and 3 more)" after a case number in a refusal, in the reader's language."""
+    return Phrase(N_(" (and %(count)s more)"), count=count) if count > 0 else ""

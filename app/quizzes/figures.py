@@ -9,7 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt
+from flask_babel import gettext
 from matplotlib.figure import Figure
+
+from app.quizzes.wording import format_value
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -45,19 +48,20 @@ def roc_plot(truth: Sequence[bool], ratings: Sequence[float], auc: float | None,
     fig, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
     if truth and 0 < sum(truth) < len(truth):
         xs, ys = zip(*roc_points(truth, ratings), strict=True)
-        label = f"your ROC (AUC {auc:.2f})" if auc is not None else "your ROC"
+        label = gettext("your ROC (AUC %(auc)s)", auc=format_value("auc", auc)) \
+            if auc is not None else gettext("your ROC")
         ax.plot(xs, ys, marker="o", markersize=3, color="#1f5f8b", label=label)
     else:
-        ax.text(0.5, 0.5, "not enough positive and\nnegative cases for ROC", ha="center",
+        ax.text(0.5, 0.5, gettext("not enough positive and\nnegative cases for ROC"), ha="center",
                 va="center", color="#5b6675")
     if operating_point is not None:
         ax.plot([operating_point[0]], [operating_point[1]], marker="*", markersize=12,
-                color="#a4262c", linestyle="none", label="your sputum decisions")
+                color="#a4262c", linestyle="none", label=gettext("your sputum decisions"))
     ax.plot([0, 1], [0, 1], linestyle=":", color="#999999", linewidth=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("1 - specificity (false-positive fraction)")
-    ax.set_ylabel("sensitivity (true-positive fraction)")
+    ax.set_xlabel(gettext("1 - specificity (false-positive fraction)"))
+    ax.set_ylabel(gettext("sensitivity (true-positive fraction)"))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -70,7 +74,7 @@ def learning_figure(points: Sequence[tuple[int, float]], label: str) -> bytes:
         ax.plot(xs, [y * 100 for y in ys], marker="o", color="#1f5f8b")
         ax.set_xticks(list(xs))
     ax.set_ylim(0, 100)
-    ax.set_xlabel("attempt")
-    ax.set_ylabel(f"{label} (%)")
+    ax.set_xlabel(gettext("attempt"))
+    ax.set_ylabel(gettext("%(measure)s (%%)", measure=label))
     ax.grid(alpha=0.3)
     return figure_png(fig)

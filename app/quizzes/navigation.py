@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext
+
 from app.auth.models import User
 from app.db_types import utcnow
 from app.extensions import db
+from app.i18n import N_
 from app.quizzes.models import Attempt, AttemptAnswer
 from app.quizzes.results import answered_case_ids
 from app.quizzes.services import AttemptError, _answer, _check_active, _lock
@@ -30,11 +33,11 @@ class Tile:
     @property
     def status(self) -> str:
         """The tile's state in words (screen readers, and the tile's tooltip)."""
-        words = ["answered" if self.answered else "not answered"]
+        words = [gettext("answered") if self.answered else gettext("not answered")]
         if self.flagged:
-            words.append("flagged for review")
+            words.append(gettext("flagged for review"))
         if self.current:
-            words.append("current case")
+            words.append(gettext("current case"))
         return ", ".join(words)
 
 
@@ -52,7 +55,7 @@ class Summary:
 def case_id_at(attempt: Attempt, position: int) -> int:
     """The library case at 1-based ``position`` of the attempt."""
     if not 1 <= position <= len(attempt.case_order):
-        raise AttemptError("there is no such case in this attempt", 404)
+        raise AttemptError(N_("there is no such case in this attempt"), 404)
     return attempt.case_order[position - 1]
 
 

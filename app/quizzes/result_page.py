@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import url_for
+from flask_babel import gettext
 
 from app.auth.models import User
 from app.cases.access import can_view_case
@@ -88,10 +89,10 @@ def roc_refusal(result: AttemptScore, scheme: Scheme,
                 shown: AttemptDisclosure) -> tuple[int, str] | None:
     """Why the ROC figure is not drawn (HTTP status, sentence), or None when it is."""
     if not (shown.score and shown.every_case("correctness")):
-        return 403, "The ROC curve of this attempt is not shown."
+        return 403, gettext("The ROC curve of this attempt is not shown.")
     if not has_likelihood(scheme):
-        return 404, ("This exercise's reading form has no likelihood rating, so there is no "
-                     "ROC curve.")
+        return 404, gettext("This exercise's reading form has no likelihood rating, so there "
+                            "is no ROC curve.")
     if result.metrics.get("auc") is None:
         return 404, wording.not_computed("auc", result.undefined.get("auc"))
     return None
@@ -111,13 +112,13 @@ class CaseRow:
 def _outcome(item: CaseFeedback) -> tuple[str, bool]:
     score = item.score
     if score.blank:
-        return "Not answered (counts as wrong)", False
+        return gettext("Not answered (counts as wrong)"), False
     if score.tb_correct is not None:
-        return ("Correct sputum decision", True) if score.tb_correct else (
-            "Wrong sputum decision", False)
+        return (gettext("Correct sputum decision"), True) if score.tb_correct else (
+            gettext("Wrong sputum decision"), False)
     agrees = score.grade == "1"
-    return ("Agrees with the reference read", True) if agrees else (
-        "Differs from the reference read", False)
+    return (gettext("Agrees with the reference read"), True) if agrees else (
+        gettext("Differs from the reference read"), False)
 
 
 def case_rows(attempt: Attempt, feedback: Sequence[CaseFeedback], shown: AttemptDisclosure,
@@ -148,10 +149,10 @@ def case_rows(attempt: Attempt, feedback: Sequence[CaseFeedback], shown: Attempt
 def _hidden_note(attempt: Attempt) -> str:
     when = review_rules.setting(attempt.exercise, "correctness")
     if when == "never":
-        return "Not shown for this exercise"
+        return gettext("Not shown for this exercise")
     if when == "after_close":
-        return "Shown after the exercise closes"
-    return "Not shown yet"
+        return gettext("Shown after the exercise closes")
+    return gettext("Not shown yet")
 
 
 def context(attempt: Attempt, result: AttemptScore, feedback: Sequence[CaseFeedback],

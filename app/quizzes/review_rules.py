@@ -12,15 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.db_types import utcnow
+from app.i18n import N_
 from app.quizzes.models import ENDED_STATES, Attempt, Exercise, ExerciseKind
 
 ITEMS = ("score", "correctness", "reference", "teaching_notes")
 WHEN = ("immediate", "after_submit", "after_close", "never")
 LABELS = {
-    "immediate": "immediately, case by case (practice sets)",
-    "after_submit": "after the attempt",
-    "after_close": "after the exercise closes",
-    "never": "never",
+    "immediate": N_("immediately, case by case (practice sets)"),
+    "after_submit": N_("after the attempt"),
+    "after_close": N_("after the exercise closes"),
+    "never": N_("never"),
 }
 DEFAULTS = {
     ExerciseKind.PRACTICE.value: {"score": "after_submit", "correctness": "immediate",

@@ -12,6 +12,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
@@ -87,7 +88,7 @@ def index() -> str:
 def _exercise_or_404(exercise_id: int) -> Exercise:
     exercise = db.session.get(Exercise, exercise_id)
     if exercise is None or not exercise.published:
-        abort(404, description="There is no such exercise.")
+        abort(404, description=gettext("There is no such exercise."))
     return exercise
 
 
@@ -95,7 +96,7 @@ def _attempt_or_404(attempt_id: int) -> Attempt:
     # With its exercise in the same statement: every page of an attempt reads its rules.
     attempt = db.session.get(Attempt, attempt_id, options=[joinedload(Attempt.exercise)])
     if attempt is None or attempt.user_id != current_user.id:
-        abort(404, description="There is no such attempt.")
+        abort(404, description=gettext("There is no such attempt."))
     expire_if_overdue(attempt)  # reading an attempt past its time ends it, with its result
     return attempt
 
@@ -163,7 +164,7 @@ def autosave(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     # Locked from the start: the save is a few statements, and one lookup does both.
     attempt = answers.locked_attempt(attempt_id)
     if attempt is None or attempt.user_id != current_user.id:
-        abort(404, description="There is no such attempt.")
+        abort(404, description=gettext("There is no such attempt."))
     expire_if_overdue(attempt)
     body = load_json_body(AnswerIn())
     try:
@@ -207,7 +208,8 @@ def flag(attempt_id: int, position: int) -> Response | tuple[Response, int]:
     _case_id_or_404(attempt, position)
     form = FlagForm()
     if not form.validate_on_submit():
-        abort(400, description=" ".join(form.flagged.errors) or "Send flagged=1 or flagged=0.")
+        abort(400, description=" ".join(map(str, form.flagged.errors))
+              or gettext("Send flagged=1 or flagged=0."))
     try:
         answer = navigation.set_flag(attempt, current_user, position, form.flagged.data == "1")
     except AttemptError as exc:
@@ -217,7 +219,7 @@ def flag(attempt_id: int, position: int) -> Response | tuple[Response, int]:
             return jsonify(error="Not flagged", message=exc.sentence, status=exc.status,
                            ended=ended), exc.status
         if ended:  # a page left open after the attempt ended: its result
-            flash("This attempt has ended: nothing more can be changed.", "info")
+            flash(gettext("This attempt has ended: nothing more can be changed."), "info")
             return redirect(url_for("quizzes.result", attempt_id=attempt.id))
         _refuse(exc)
     if _wants_json():
@@ -249,16 +251,16 @@ def submit(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if attempt.state != AttemptState.IN_PROGRESS.value:
         # Submitted already (a second tab, a double click), or its time ran out.
-        flash("This attempt has already ended.", "info")
+        flash(gettext("This attempt has already ended."), "info")
         return redirect(url_for("quizzes.result", attempt_id=attempt.id))
     if not ConfirmForm().validate_on_submit():
-        abort(400, description="Submit from the summary of the attempt (its \"Submit and "
-                               "finish\" button).")
+        abort(400, description=gettext("Submit from the summary of the attempt (its \"Submit "
+                                       "and finish\" button)."))
     try:
         submit_attempt(attempt, current_user)
     except AttemptError as exc:
         _refuse(exc)
-    flash("Your answers are submitted.", "success")
+    flash(gettext("Your answers are submitted."), "success")
     return redirect(url_for("quizzes.result", attempt_id=attempt.id))
 
 
@@ -271,11 +273,11 @@ def review(attempt_id: int, position: int) -> str:
     the trainee asked for during one."""
     attempt = _attempt_or_404(attempt_id)
     if not 1 <= position <= len(attempt.case_order):
-        abort(404, description="There is no such case in this attempt.")
+        abort(404, description=gettext("There is no such case in this attempt."))
     every = disclosure.of_attempt(attempt)
     shown = every.at(position)
     if not shown.anything:
-        abort(403, description="The reference read of this case is not shown yet.")
+        abort(403, description=gettext("The reference read of this case is not shown yet."))
     item = case_feedback(attempt, position)
     scheme = scheme_of(attempt.exercise)
     previous_url, next_url = result_page.review_neighbours(attempt, every, position)
@@ -298,7 +300,7 @@ def _figure(png: bytes) -> Response:
 def roc_png(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if attempt.state == AttemptState.IN_PROGRESS.value:
-        abort(409, description="The attempt is still in progress.")
+        abort(409, description=gettext("The attempt is still in progress."))
     shown = disclosure.of_attempt(attempt)
     # Each step of the curve tells which ratings were given to TB cases: it shows what was
     # right, case by case, not just a score (roc_refusal: 403 unless every case's
@@ -321,13 +323,14 @@ def roc_png(attempt_id: int) -> Response:
 def learning_png(attempt_id: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if attempt.state == AttemptState.IN_PROGRESS.value:
-        abort(409, description="The attempt is still in progress.")
+        abort(409, description=gettext("The attempt is still in progress."))
     # Every ended attempt at the exercise shares this one's score setting and closing date.
     if not review_rules.visible(attempt, "score"):
-        abort(403, description="Scores of this exercise are not shown yet.")
+        abort(403, description=gettext("Scores of this exercise are not shown yet."))
     from app.quizzes.figures import learning_figure  # matplotlib: only for a figure
 
-    return _figure(learning_figure(learning_curve(attempt), "accuracy of the sputum decision"))
+    return _figure(learning_figure(learning_curve(attempt),
+                                   gettext("accuracy of the sputum decision")))
 
 
 @bp.route("/attempts/<int:attempt_id>/check/<int:position>", methods=["POST"])
@@ -335,11 +338,11 @@ def learning_png(attempt_id: int) -> Response:
 def check(attempt_id: int, position: int) -> Response:
     attempt = _attempt_or_404(attempt_id)
     if not 1 <= position <= len(attempt.case_order):
-        abort(404, description="There is no such case in this attempt.")
+        abort(404, description=gettext("There is no such case in this attempt."))
     case_id = attempt.case_order[position - 1]
     if case_id in disclosure.withheld_cases(attempt):
-        abort(403, description="This case is also in an exam: practice shows no feedback "
-                               "for it.")
+        abort(403, description=gettext("This case is also in an exam: practice shows no "
+                                       "feedback for it."))
     try:
         check_case(attempt, current_user, case_id)
     except AttemptError as exc:
@@ -353,22 +356,22 @@ def abandon(attempt_id: int) -> Response | str:
     """A practice attempt is abandoned from its confirmation page alone."""
     attempt = _attempt_or_404(attempt_id)
     if attempt.exercise.kind == ExerciseKind.EXAM.value:
-        abort(409, description="An exam cannot be abandoned: submit it.")
+        abort(409, description=gettext("An exam cannot be abandoned: submit it."))
     if attempt.state != AttemptState.IN_PROGRESS.value:
-        flash("This attempt has already ended.", "info")
+        flash(gettext("This attempt has already ended."), "info")
         return redirect(url_for("quizzes.index"))
     if request.method == "GET":
         return render_template("quizzes/abandon.html", attempt=attempt,
                                confirm_form=ConfirmForm(confirm="yes"),
                                back=_back_position(attempt))
     if not ConfirmForm().validate_on_submit():
-        abort(400, description="Abandon from the confirmation page (its \"Abandon this "
-                               "attempt\" button).")
+        abort(400, description=gettext("Abandon from the confirmation page (its \"Abandon "
+                                       "this attempt\" button)."))
     try:
         abandon_attempt(attempt, current_user)
     except AttemptError as exc:
         _refuse(exc)
-    flash("The attempt is abandoned.", "info")
+    flash(gettext("The attempt is abandoned."), "info")
     return redirect(url_for("quizzes.index"))
 
 

@@ -11,15 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.cases.models import Case, CaseStatus
+from app.i18n import N_
 from app.quizzes.access import barred_case_ids
 from app.quizzes.models import ExerciseKind
+from app.quizzes.refusal import Refusal
 from app.schemes.definitions import Scheme
 from app.schemes.registry import is_image_quality
 from app.schemes.translations import SCHEME_LANGUAGES
-from app.user_errors import UserError
 
 
-class SelectionError(UserError):
+class SelectionError(Refusal):
     """The library cannot satisfy the rule; the message says what is short."""
 
 
@@ -47,7 +48,7 @@ def parse_pairs(text: str, *, integer: bool) -> dict[str, float]:
         except ValueError:
             number = None
         if not sep or not key.strip() or number is None or number < 0:
-            raise SelectionError(f"write {part!r} as name:number")
+            raise SelectionError(N_("write %(part)s as name:number"), part=repr(part))
         pairs[key.strip()] = number
     return pairs
 
@@ -62,22 +63,23 @@ def findings_by_label(scheme: Scheme, text: str) -> dict[str, int]:
     for line in filter(None, (line.strip() for line in text.splitlines())):
         label, sep, count = line.rpartition(":")
         if not sep or not label.strip() or not count.strip().isdigit():
-            raise SelectionError(f"write {line!r} as a finding and a number of cases, "
-                                 "e.g. \"Cavitary lesion: 5\"")
+            raise SelectionError(N_("write %(line)s as a finding and a number of cases, "
+                                    "e.g. \"Cavitary lesion: 5\""), line=repr(line))
         key = labels.get(" ".join(label.split()).casefold())
         if key is None:
             known = "; ".join(o.label for o in scheme.mark_labels or ()) or "none"
-            raise SelectionError(f"{label.strip()!r} is not a finding of {scheme.name} "
-                                 f"(its findings: {known})")
+            raise SelectionError(N_("%(label)s is not a finding of %(scheme)s (its findings: "
+                                    "%(known)s)"), label=repr(label.strip()),
+                                 scheme=scheme.name, known=known)
         wanted[key] = int(count)
     return wanted
 
 
 def select_cases(rule: CaseRule, candidates: list[Case] | None = None) -> list[int]:
     if rule.total < 1:
-        raise SelectionError("the rule needs at least one case")
+        raise SelectionError(N_("the rule needs at least one case"))
     if rule.tb_share is not None and not 0 <= rule.tb_share <= 1:
-        raise SelectionError("the TB-suggestive share is between 0 and 1")
+        raise SelectionError(N_("the TB-suggestive share is between 0 and 1"))
     barred = barred_case_ids(ExerciseKind(rule.kind))
     pool = [c for c in (candidates if candidates is not None else _library())
             if c.id not in barred and c.status == CaseStatus.PUBLISHED.value]
@@ -97,12 +99,12 @@ def select_cases(rule: CaseRule, candidates: list[Case] | None = None) -> list[i
         extra = [c for c in pool if c not in chosen and finding in findings(c)]
         if have + len(extra) < needed:
             raise SelectionError(
-                f"only {have + len(extra)} published case(s) with {finding!r} "
-                f"({int(needed)} needed)"
-            )
+                N_("only %(count)s published case(s) with %(finding)s (%(needed)s needed)"),
+                count=have + len(extra), finding=repr(finding), needed=int(needed))
         chosen += extra[: max(0, int(needed) - have)]
     if len(chosen) > rule.total:
-        raise SelectionError(f"the finding minimums alone need {len(chosen)} cases")
+        raise SelectionError(N_("the finding minimums alone need %(count)s cases"),
+                             count=len(chosen))
 
     remaining = [c for c in pool if c not in chosen]
     if rule.tb_share is not None:
@@ -110,9 +112,8 @@ def select_cases(rule: CaseRule, candidates: list[Case] | None = None) -> list[i
         have_tb = sum(1 for c in chosen if c.reference_tb_positive)
         if have_tb > want_tb:
             raise SelectionError(
-                f"the finding minimums give {have_tb} TB-suggestive cases, "
-                f"more than the {want_tb} asked for"
-            )
+                N_("the finding minimums give %(count)s TB-suggestive cases, more than the "
+                   "%(wanted)s asked for"), count=have_tb, wanted=want_tb)
         chosen += _fill(
             remaining,
             lambda c: bool(c.reference_tb_positive),
@@ -139,10 +140,13 @@ def _fill(pool: list[Case], wanted, count: int, rule: CaseRule, what: str) -> li
         return []
     candidates = [c for c in pool if wanted(c)]
     if len(candidates) < count:
-        kind = f"{what} " if what else ""
-        raise SelectionError(
-            f"only {len(candidates)} {kind}published case(s) left ({count} needed)"
-        )
+        # "TB-suggestive", "other" or any: one whole sentence each, to translate.
+        message = {"TB-suggestive": N_("only %(count)s TB-suggestive published case(s) left "
+                                       "(%(needed)s needed)"),
+                   "other": N_("only %(count)s other published case(s) left (%(needed)s "
+                               "needed)")}.get(what, N_("only %(count)s published case(s) "
+                                                        "left (%(needed)s needed)"))
+        raise SelectionError(message, count=len(candidates), needed=count)
     picked: list[Case] = []
     for difficulty, share in rule.difficulty_mix.items():
         quota = round(count * share)

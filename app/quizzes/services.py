@@ -21,6 +21,7 @@ from app.auth.roles import Role
 from app.cases.models import Case
 from app.db_types import utcnow
 from app.extensions import commit_keeping_loaded, db
+from app.i18n import ATTEMPT_STATES, N_
 from app.locking import lock_row, retrying
 from app.quizzes.disclosure import seen_keys
 from app.quizzes.models import (
@@ -30,20 +31,20 @@ from app.quizzes.models import (
     Exercise,
     ExerciseKind,
 )
+from app.quizzes.refusal import LocalTime, Refusal
 from app.quizzes.signals import attempt_ended
-from app.user_errors import UserError
 
 # Metrics an exercise may set a pass threshold on (names of scoring.score_attempt's metrics),
 # with the words shown to trainees.
 CRITERIA_METRICS = {
-    "sensitivity": "sensitivity for TB-suggestive reads",
-    "specificity": "specificity",
-    "accuracy": "accuracy of the sputum decision",
-    "kappa": "Cohen's kappa of the sputum decision",
-    "auc": "ROC AUC of the TB likelihood",
-    "lesion_localisation_sensitivity": "share of reference lesions marked",
-    "concordance": "share of concordant reads",
-    "quality_agreement": "image-quality agreement",
+    "sensitivity": N_("sensitivity for TB-suggestive reads"),
+    "specificity": N_("specificity"),
+    "accuracy": N_("accuracy of the sputum decision"),
+    "kappa": N_("Cohen's kappa of the sputum decision"),
+    "auc": N_("ROC AUC of the TB likelihood"),
+    "lesion_localisation_sensitivity": N_("share of reference lesions marked"),
+    "concordance": N_("share of concordant reads"),
+    "quality_agreement": N_("image-quality agreement"),
 }
 
 # Gaps longer than this between two events of an attempt are not counted as reading time:
@@ -51,7 +52,7 @@ CRITERIA_METRICS = {
 MAX_READING_GAP = timedelta(minutes=5)
 
 
-class AttemptError(UserError):
+class AttemptError(Refusal):
     """A refused action on an exercise or attempt; the message is for the trainee."""
 
 
@@ -106,9 +107,9 @@ def _overdue(attempt: Attempt, now: datetime) -> bool:
 
 
 def _busy() -> AttemptError:
-    return AttemptError(
+    return AttemptError(N_(
         "many attempts are ending at this moment: your answers are saved, try again in a "
-        "moment", 409)
+        "moment"), 409)
 
 
 def _lock(attempt: Attempt) -> None:
@@ -219,7 +220,7 @@ def _hold_exercise(exercise: Exercise) -> None:
     held = db.session.execute(select(Exercise.id).where(Exercise.id == exercise.id)
                               .with_for_update(read=True)).first()
     if held is None:
-        raise AttemptError("this exercise has been deleted", 404)
+        raise AttemptError(N_("this exercise has been deleted"), 404)
     db.session.expire(exercise)
 
 
@@ -241,20 +242,21 @@ def _refusal(exercise: Exercise, user: User, now: datetime, previous: Sequence[A
     open), or None. ``previous``: their attempts at it, the latest first; ``seen``: which of
     some case ids have had their key shown to them (seen_keys), asked only for an exam."""
     if not assigned_to(exercise, user):
-        return AttemptError("this exercise is not assigned to you", 403)
+        return AttemptError(N_("this exercise is not assigned to you"), 403)
     if not exercise.published or (exercise.opens_at and now < exercise.opens_at):
-        return AttemptError("this exercise is not open yet", 409)
+        return AttemptError(N_("this exercise is not open yet"), 409)
     if exercise.closes_at and now >= exercise.closes_at:
-        return AttemptError("this exercise has closed", 409)
+        return AttemptError(N_("this exercise has closed"), 409)
     # Every earlier attempt counts, abandoned ones too: abandoning cannot reset an exam.
     if exercise.max_attempts is not None and len(previous) >= exercise.max_attempts:
-        return AttemptError(f"all {exercise.max_attempts} attempts used", 409)
+        return AttemptError(N_("all %(count)s attempts used"), 409,
+                            count=exercise.max_attempts)
     if previous and exercise.cooldown_hours and previous[0].ended_at is not None:
         ready = previous[0].ended_at + timedelta(hours=exercise.cooldown_hours)
         if now < ready:
             return AttemptError(
-                f"available again on {ready:%Y-%m-%d %H:%M} UTC (cool-down after an attempt)",
-                409)
+                N_("available again on %(time)s (cool-down after an attempt)"), 409,
+                time=LocalTime(ready))
     if exercise.kind == ExerciseKind.EXAM.value:
         return _seen_keys_refusal(exercise, [link.case_id for link in exercise.cases], seen)
     return None
@@ -270,13 +272,14 @@ def _seen_keys_refusal(exercise: Exercise, case_ids: list[int],
     if not shown:
         return None
     where = sorted({attempt.exercise.title for attempt in shown.values()})
-    detail = (f"the answer key of {len(shown)} of this exam's cases was shown in "
-              + ", ".join(repr(title) for title in where))
+    titles = ", ".join(repr(title) for title in where)
     if all(attempt.exercise_id == exercise.id for attempt in shown.values()):
-        return AttemptError(f"you have seen this exam's answers: it cannot be retaken ({detail})",
-                            409)
-    return AttemptError(f"you have seen answers to this exam: it cannot be taken ({detail})",
-                        409)
+        return AttemptError(N_("you have seen this exam's answers: it cannot be retaken (the "
+                               "answer key of %(count)s of this exam's cases was shown in "
+                               "%(titles)s)"), 409, count=len(shown), titles=titles)
+    return AttemptError(N_("you have seen answers to this exam: it cannot be taken (the answer "
+                           "key of %(count)s of this exam's cases was shown in %(titles)s)"),
+                        409, count=len(shown), titles=titles)
 
 
 def start_refusals(exercises: Sequence[Exercise], user: User,
@@ -338,10 +341,11 @@ def _answer(attempt: Attempt, case_id: int) -> AttemptAnswer:
 
 def _check_active(attempt: Attempt, user: User, now: datetime) -> None:
     if attempt.user_id != user.id:
-        raise AttemptError("this is not your attempt", 404)
+        raise AttemptError(N_("this is not your attempt"), 404)
     expire_if_overdue(attempt, now)
     if attempt.state != AttemptState.IN_PROGRESS.value:
-        raise AttemptError(f"this attempt has ended ({attempt.state.replace('_', ' ')})", 409)
+        raise AttemptError(N_("this attempt has ended (%(state)s)"), 409,
+                           state=ATTEMPT_STATES.get(attempt.state, attempt.state))
 
 
 def view_case(
@@ -353,7 +357,7 @@ def view_case(
     now = now or utcnow()
     _check_active(attempt, user, now)
     if not 0 <= position < len(attempt.case_order):
-        raise AttemptError("there is no such case in this attempt", 404)
+        raise AttemptError(N_("there is no such case in this attempt"), 404)
     case_id = attempt.case_order[position]
     saved = next((a for a in attempt.answers if a.case_id == case_id), None)
     answer = saved or AttemptAnswer(case_id=case_id, answers={}, marks=[], revision=0,
@@ -367,7 +371,7 @@ def open_case(attempt: Attempt, user: User, case_id: int, now: datetime | None =
     now = now or utcnow()
     _check_active(attempt, user, now)
     if case_id not in attempt.case_order:
-        raise AttemptError("that case is not part of this attempt", 404)
+        raise AttemptError(N_("that case is not part of this attempt"), 404)
     _account_reading(attempt, now)
     attempt.current_case_id = case_id
     attempt.current_since = now
@@ -380,7 +384,7 @@ def submit_attempt(attempt: Attempt, user: User, now: datetime | None = None) ->
     is timed out instead (the answers saved by the deadline count)."""
     now = now or utcnow()
     if attempt.user_id != user.id:
-        raise AttemptError("this is not your attempt", 404)
+        raise AttemptError(N_("this is not your attempt"), 404)
 
     def submit() -> Attempt:
         _lock(attempt)
@@ -407,9 +411,10 @@ def check_case(attempt: Attempt, user: User, case_id: int,
     from app.quizzes.review_rules import immediate_feedback
 
     if not immediate_feedback(attempt.exercise):
-        raise AttemptError("feedback comes after the attempt, as the review settings allow", 403)
+        raise AttemptError(N_("feedback comes after the attempt, as the review settings allow"),
+                           403)
     if case_id not in attempt.case_order:
-        raise AttemptError("that case is not part of this attempt", 404)
+        raise AttemptError(N_("that case is not part of this attempt"), 404)
     answer = _answer(attempt, case_id)
     if answer.checked_at is None:
         if attempt.current_case_id == case_id:
@@ -422,9 +427,9 @@ def check_case(attempt: Attempt, user: User, case_id: int,
 def abandon_attempt(attempt: Attempt, user: User) -> Attempt:
     """Give up a practice attempt (exams are submitted or time out)."""
     if attempt.user_id != user.id:
-        raise AttemptError("this is not your attempt", 404)
+        raise AttemptError(N_("this is not your attempt"), 404)
     if attempt.exercise.kind == ExerciseKind.EXAM.value:
-        raise AttemptError("an exam cannot be abandoned: submit it", 409)
+        raise AttemptError(N_("an exam cannot be abandoned: submit it"), 409)
 
     def abandon() -> Attempt:
         _lock(attempt)  # a submit at the same moment wins or loses whole, never both

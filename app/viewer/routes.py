@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import abort, jsonify, render_template
+from flask_babel import gettext
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -31,7 +32,7 @@ def index() -> str:
 def _viewable_case(case_id: int) -> Case:
     case = db.session.get(Case, case_id)
     if case is None or not can_view_case(current_user, case):
-        abort(404, description="There is no such case.")
+        abort(404, description=gettext("There is no such case."))
     return case
 
 

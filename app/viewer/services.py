@@ -11,11 +11,13 @@ import math
 from typing import Any
 
 from flask import url_for
+from flask_babel import gettext
 
 from app.auth.models import User
 from app.auth.roles import Role
 from app.cases.models import Case, CaseImage
 from app.cases.reads import my_read, reference_for
+from app.i18n import N_
 from app.schemes.definitions import Scheme
 from app.schemes.display import mark_labels_json
 from app.schemes.registry import scheme_of
@@ -72,11 +74,11 @@ def finite_json(value: Any) -> Any:
 #: How the library viewer names a case to someone who does not curate the library: a
 #: trainer's title may name the finding ("right upper lobe cavity"), and the case may be in
 #: the trainee's own open exam.
-UNTITLED = "Library case"
+UNTITLED = N_("Library case")
 
 
 def shown_title(case: Case, user: User) -> str:
-    return case.title if may_curate(user) else UNTITLED
+    return case.title if may_curate(user) else gettext(UNTITLED)
 
 
 def case_payload(case: Case, user: User) -> dict[str, Any]:
@@ -84,7 +86,8 @@ def case_payload(case: Case, user: User) -> dict[str, Any]:
     read (read_payload); here a curator sees their own marks and, on request, the
     reference's, without editing them. Others see the images alone, untitled."""
     images = [image_json(image) for image in case.images]
-    shown = {"id": case.id, "title": case.title} if may_curate(user) else {"title": UNTITLED}
+    shown = ({"id": case.id, "title": case.title} if may_curate(user)
+             else {"title": gettext(UNTITLED)})
     payload: dict[str, Any] = {"case": shown, "images": images,
                                "labels": [], "marks": [], "editable": False}
     if may_curate(user):
@@ -121,7 +124,7 @@ def attempt_payload(attempt: Any, case: Case, answer: Any, next_case: Case | Non
 
     scheme = scheme_of(attempt.exercise)
     payload: dict[str, Any] = {
-        "case": {"position": position, "title": f"Case {position}"},
+        "case": {"position": position, "title": gettext("Case %(number)s", number=position)},
         "images": [image_json(image) for image in case.images],
         "labels": mark_labels_json(scheme),
         "marks": list(answer.marks or []),

@@ -1,4 +1,5 @@
 // Starts the viewer on a page that has <div id="viewer" data-case-url="...">.
+import { _ } from "../../../static/js/i18n.js";
 import { Viewer } from "./viewer.js";
 
 const root = document.getElementById("viewer");
@@ -7,7 +8,7 @@ async function caseData() {
   const embedded = document.getElementById("viewer-data");
   if (embedded) return JSON.parse(embedded.textContent);
   const response = await fetch(root.dataset.caseUrl, { credentials: "same-origin" });
-  if (!response.ok) throw new Error(`The case could not be loaded (${response.status}).`);
+  if (!response.ok) throw new Error(_("The case could not be loaded (%(status)s).", { status: response.status }));
   return response.json();
 }
 

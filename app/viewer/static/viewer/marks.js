@@ -2,6 +2,8 @@
 // Image pixel (0, 0) is the top-left corner of the first pixel; pixel (i, j) covers
 // [i, i+1) x [j, j+1). Nothing here depends on zoom, pan or screen size.
 
+import { _ } from "../../../static/js/i18n.js";
+
 export const SHAPES = ["point", "ellipse", "rectangle", "polygon"];
 // The server's limits per case (app/schemes/definitions.py MAX_MARKS, MAX_MARK_VERTICES):
 // the viewer refuses the mark that would pass them rather than have the save refused.
@@ -12,9 +14,9 @@ const vertices = (m) => (m.shape === "polygon" ? m.geometry.points.length : 0);
 
 // Why `mark` cannot join `marks`, or null when it can.
 export function refusal(marks, mark) {
-  if (marks.length + 1 > MAX_MARKS) return `at most ${MAX_MARKS} marks per case`;
+  if (marks.length + 1 > MAX_MARKS) return _("at most %(count)s marks per case", { count: MAX_MARKS });
   const total = marks.reduce((n, m) => n + vertices(m), vertices(mark));
-  if (total > MAX_MARK_VERTICES) return `at most ${MAX_MARK_VERTICES} polygon points per case`;
+  if (total > MAX_MARK_VERTICES) return _("at most %(count)s polygon points per case", { count: MAX_MARK_VERTICES });
   return null;
 }
 
@@ -140,11 +142,11 @@ export function distance([x0, y0], [x1, y1], spacing) {
 // ---- drawing (screen space; `toScreen` maps image -> CSS pixels) ---------------------------
 
 export const STYLES = {
-  own: { stroke: "#39d0ff", dash: [], label: "your mark" },
-  reference: { stroke: "#ffb000", dash: [8, 5], label: "reference" },
-  hit: { stroke: "#3ddc84", dash: [], label: "hit (found a reference lesion)" },
-  miss: { stroke: "#ff4d4d", dash: [8, 5], label: "missed reference lesion" },
-  false: { stroke: "#ff9de2", dash: [2, 4], label: "false mark" },
+  own: { stroke: "#39d0ff", dash: [], label: _("your mark") },
+  reference: { stroke: "#ffb000", dash: [8, 5], label: _("reference") },
+  hit: { stroke: "#3ddc84", dash: [], label: _("hit (found a reference lesion)") },
+  miss: { stroke: "#ff4d4d", dash: [8, 5], label: _("missed reference lesion") },
+  false: { stroke: "#ff9de2", dash: [2, 4], label: _("false mark") },
 };
 
 export function drawMark(ctx, mark, toScreen, style, { selected = false, label = "" } = {}) {

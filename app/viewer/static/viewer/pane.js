@@ -2,6 +2,7 @@
 // viewer does"): the preview, the full-resolution JPEG, the lossy 16-bit data, the exact
 // 16-bit data; window/level on either 16-bit stage; zoom and pan as a view transform; an
 // overlay canvas for marks and measurements.
+import { _ } from "../../../static/js/i18n.js";
 import { decode16, prepareFor, warmUp } from "./htj2k.js";
 import { createRenderer } from "./render.js";
 import { drawMark, STYLES, distance } from "./marks.js";
@@ -11,18 +12,22 @@ let noticeIds = 0;
 
 // What is on screen, in the order the stages arrive; the label is shown and announced.
 export const STAGES = {
-  none: { rank: 0, label: "Loading", bits: 0 },
-  preview: { rank: 1, label: "Preview", bits: 8 },
-  display: { rank: 2, label: "Full resolution", bits: 8 },
-  approx: { rank: 3, label: "16-bit (progressive)", bits: 16 },
-  exact: { rank: 4, label: "Exact 16-bit", bits: 16 },
+  none: { rank: 0, label: _("Loading"), bits: 0 },
+  preview: { rank: 1, label: _("Preview"), bits: 8 },
+  display: { rank: 2, label: _("Full resolution"), bits: 8 },
+  approx: { rank: 3, label: _("16-bit (progressive)"), bits: 16 },
+  exact: { rank: 4, label: _("Exact 16-bit"), bits: 16 },
 };
 
 // "1.2 of 5.5 MB (22 %)": bytes as well as percent, so a slow link is seen to be moving.
 function megabytes(bytes) { return (bytes / 1e6).toFixed(1); }
 export function progressText(received, total) {
-  if (!total) return received ? `${megabytes(received)} MB received` : "waiting for the first bytes";
-  return `${megabytes(received)} of ${megabytes(total)} MB (${Math.floor((received / total) * 100)} %)`;
+  if (!total) {
+    return received ? _("%(received)s MB received", { received: megabytes(received) }) : _("waiting for the first bytes");
+  }
+  return _("%(received)s of %(total)s MB (%(percent)s)", {
+    received: megabytes(received), total: megabytes(total), percent: `${Math.floor((received / total) * 100)} %`,
+  });
 }
 
 export class Pane {
@@ -58,11 +63,11 @@ export class Pane {
     this.overlay.tabIndex = 0;
     this.caption = document.createElement("div");
     this.caption.className = "pane-caption";
-    this.caption.textContent = `${image.view}${image.prior ? " (prior)" : ""}`;
+    this.caption.textContent = image.prior ? _("%(view)s (prior)", { view: image.view }) : `${image.view}`;
     this.progressEl = document.createElement("div");
     this.progressEl.className = "pane-progress";
     this.progressEl.setAttribute("role", "progressbar");
-    this.progressEl.setAttribute("aria-label", "Image data");
+    this.progressEl.setAttribute("aria-label", _("Image data"));
     this.stageEl = document.createElement("div");
     this.stageEl.className = "pane-stage";
     this.stageEl.setAttribute("role", "status");
@@ -155,8 +160,8 @@ export class Pane {
 
   #failed(error) {
     this.progressEl.textContent = this.renderer
-      ? "The exact data is not available: window/level works on the 16-bit (progressive) data."
-      : "Full resolution not available: showing the preview.";
+      ? _("The exact data is not available: window/level works on the 16-bit (progressive) data.")
+      : _("Full resolution not available: showing the preview.");
     this.loadError = String(error);
   }
 
@@ -199,8 +204,10 @@ export class Pane {
     }
     const c = Math.round(this.window.center * 100) / 100, w = Math.round(this.window.width * 100) / 100;
     this.notice.textContent = this.loadError
-      ? `Window centre ${c}, width ${w} cannot be shown: the full-resolution data is not available, and the 8-bit preview keeps its default window.`
-      : `Showing an 8-bit preview at the default window (${STAGES[this.stage].label}). The exact window (centre ${c}, width ${w}) is applied when the full-resolution 16-bit data has arrived: ${progressText(this.received, this.total)}.`;
+      ? _("Window centre %(centre)s, width %(width)s cannot be shown: the full-resolution data is not available, and the 8-bit preview keeps its default window.", { centre: c, width: w })
+      : _("Showing an 8-bit preview at the default window (%(stage)s). The exact window (centre %(centre)s, width %(width)s) is applied when the full-resolution 16-bit data has arrived: %(progress)s.", {
+        stage: STAGES[this.stage].label, centre: c, width: w, progress: progressText(this.received, this.total),
+      });
     this.notice.hidden = false;
   }
 
@@ -223,7 +230,7 @@ export class Pane {
       received += value.length;
       this.received = received;
       this.progress = total ? received / total : 0;
-      this.progressEl.textContent = `${label}: ${progressText(received, total)}`;
+      this.progressEl.textContent = _("%(stage)s: %(progress)s", { stage: label, progress: progressText(received, total) });
       this.progressEl.style.setProperty("--progress", this.progress);
       if (total) this.progressEl.setAttribute("aria-valuenow", String(Math.floor(this.progress * 100)));
       if (this.windowPending) this.#showNotice();

@@ -1,5 +1,6 @@
 // The viewer: panes in a layout, tools, keyboard shortcuts, marks with undo. The page that
 // embeds it saves the marks (an attempt's autosave, the reference read's form) from state().
+import { _ } from "../../../static/js/i18n.js";
 import { Pane } from "./pane.js";
 import { boxMark, pointMark, polygonMark, hits, handles, moved, resized, clampPoint, refusal, STYLES } from "./marks.js";
 
@@ -134,7 +135,7 @@ export class Viewer {
     if (!mark) return;
     const refused = refusal(this.marks, mark);
     if (refused) {
-      this.#refuse(`Mark not added: ${refused}.`);
+      this.#refuse(_("Mark not added: %(reason)s.", { reason: refused }));
       return;
     }
     this.#clearRefusal();
@@ -142,7 +143,7 @@ export class Viewer {
     this.marks.push(mark);
     this.selected = mark;
     this.dirty = true;
-    this.#setStatus("not saved");
+    this.#setStatus(_("not saved"));
     this.#redraw();
     this.#notify();
   }
@@ -170,7 +171,7 @@ export class Viewer {
     if (i >= 0) this.marks[i] = updated;
     if (this.selected === old) this.selected = updated;
     this.dirty = true;
-    this.#setStatus("not saved");
+    this.#setStatus(_("not saved"));
     this.#notify();
   }
 
@@ -180,7 +181,7 @@ export class Viewer {
     this.marks = this.marks.filter((m) => m !== this.selected);
     this.selected = null;
     this.dirty = true;
-    this.#setStatus("not saved");
+    this.#setStatus(_("not saved"));
     this.#redraw();
     this.#notify();
   }
@@ -498,7 +499,7 @@ export class Viewer {
     legend.replaceChildren(...kinds.map((k) => {
       const item = document.createElement("span");
       item.className = `legend-${k}`;
-      item.textContent = `— ${STYLES[k].label}`;
+      item.textContent = `— ${STYLES[k].label}`; // a line sample, then the label
       return item;
     }));
     legend.hidden = false;
@@ -507,7 +508,7 @@ export class Viewer {
   #setStatus(text) {
     if (this.data.autosave) return; // the attempt page shows its own save state
     // Beside a reference read the form's Save stores the marks.
-    this.el(".vw-status").textContent = this.data.form_save ? "marks changed: Save read stores them" : text;
+    this.el(".vw-status").textContent = this.data.form_save ? _("marks changed: Save read stores them") : text;
   }
 
   #redraw() { for (const p of this.panes) p.drawOverlay(); this.#refreshControls(); }
