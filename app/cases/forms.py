@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
@@ -7,32 +8,36 @@ from wtforms.validators import DataRequired, Length
 
 from app.cases.models import Difficulty
 
+DIFFICULTIES = {"easy": _l("easy"), "moderate": _l("moderate"), "hard": _l("hard")}
+
 
 class UploadForm(FlaskForm):
-    files = FileField("DICOM files or .zip archives", validators=[FileRequired()],
+    files = FileField(_l("DICOM files or .zip archives"),
+                      validators=[FileRequired(_l("Choose at least one file to import."))],
                       render_kw={"multiple": True, "accept": ".dcm,.dicom,.zip,application/dicom"})
-    source = StringField("Source", default="upload", validators=[DataRequired(), Length(max=200)])
-    licence = TextAreaField("Licence / terms of use", validators=[Length(max=5000)])
-    exam_bank = BooleanField("Exam bank (never shown to trainees outside exams)")
+    source = StringField(_l("Source"), default="upload",
+                         validators=[DataRequired(), Length(max=200)])
+    licence = TextAreaField(_l("Licence / terms of use"), validators=[Length(max=5000)])
+    exam_bank = BooleanField(_l("Exam bank (never shown to trainees outside exams)"))
     allow_no_meta = BooleanField(
-        "Also accept DICOM files without a Part 10 header",
-        description="Some older CR systems write the DICOM data set alone, without the "
-        "128-byte preamble, the 'DICM' marker and the file meta. Tick this to import such "
-        "files; pictures and other files are still refused.",
+        _l("Also accept DICOM files without a Part 10 header"),
+        description=_l("Some older CR systems write the DICOM data set alone, without the "
+                       "128-byte preamble, the 'DICM' marker and the file meta. Tick this to "
+                       "import such files; pictures and other files are still refused."),
     )
 
 
 class CaseDetailsForm(FlaskForm):
     difficulty = SelectField(
-        "Difficulty",
-        choices=[SelectChoice("", "— not set —")]
-        + [SelectChoice(d.value, d.value) for d in Difficulty],
+        _l("Difficulty"),
+        choices=[SelectChoice("", _l("— not set —"))]
+        + [SelectChoice(d.value, DIFFICULTIES[d.value]) for d in Difficulty],
     )
-    tags = StringField("Tags (comma-separated)", validators=[Length(max=1000)])
+    tags = StringField(_l("Tags (comma-separated)"), validators=[Length(max=1000)])
     teaching_notes = TextAreaField("Teaching notes", validators=[Length(max=20000)])
-    source = StringField("Source", validators=[DataRequired(), Length(max=200)])
-    licence = TextAreaField("Licence / terms of use", validators=[Length(max=5000)])
-    exam_bank = BooleanField("Exam bank (never shown to trainees outside exams)")
+    source = StringField(_l("Source"), validators=[DataRequired(), Length(max=200)])
+    licence = TextAreaField(_l("Licence / terms of use"), validators=[Length(max=5000)])
+    exam_bank = BooleanField(_l("Exam bank (never shown to trainees outside exams)"))
 
 
 class StatusForm(FlaskForm):
@@ -41,7 +46,7 @@ class StatusForm(FlaskForm):
 
 class RedactionForm(FlaskForm):
     # "x,y,width,height;x,y,width,height" in image pixel coordinates, written by redact.js
-    rectangles = HiddenField(validators=[DataRequired(message="draw at least one rectangle")])
+    rectangles = HiddenField(validators=[DataRequired(message=_l("draw at least one rectangle"))])
     # Sent by the confirmation dialog's button: burning in cannot be undone, so a request
     # without it (a stray or scripted post) changes nothing.
     confirm = HiddenField()
@@ -60,7 +65,7 @@ class ActionForm(FlaskForm):
 
 class SchemeForm(FlaskForm):
     definition = TextAreaField(
-        "Scheme definition (JSON)",
+        _l("Scheme definition (JSON)"),
         validators=[DataRequired(), Length(max=200_000)],
-        description="Same format as the built-in schemes in app/schemes/builtin/.",
+        description=_l("Same format as the built-in schemes in app/schemes/builtin/."),
     )
