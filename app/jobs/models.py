@@ -44,10 +44,13 @@ class JobKind(StrEnum):
 
     @property
     def label(self) -> str:
-        return gettext({"case_import": N_("Case import"), "pacs_import": N_("PACS import"),
-                        "rescoring": N_("Re-scoring"), "library_export": N_("Library export"),
-                        "reminders": N_("Expiry reminders"),
-                        "derivatives_rebuild": N_("Image derivatives rebuild")}[self.value])
+        return gettext(_KIND_LABELS[self.value])
+
+
+_KIND_LABELS = {"case_import": N_("Case import"), "pacs_import": N_("PACS import"),
+                "rescoring": N_("Re-scoring"), "library_export": N_("Library export"),
+                "reminders": N_("Expiry reminders"),
+                "derivatives_rebuild": N_("Image derivatives rebuild")}
 
 
 FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
