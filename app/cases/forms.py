@@ -13,7 +13,7 @@ DIFFICULTIES = {"easy": _l("easy"), "moderate": _l("moderate"), "hard": _l("hard
 
 class UploadForm(FlaskForm):
     files = FileField(_l("DICOM files or .zip archives"),
-                      validators=[FileRequired(_l("Choose at least one file to import."))],
+                      validators=[FileRequired()],
                       render_kw={"multiple": True, "accept": ".dcm,.dicom,.zip,application/dicom"})
     source = StringField(_l("Source"), default="upload",
                          validators=[DataRequired(), Length(max=200)])
