@@ -241,3 +241,19 @@ def test_command_line_speaks_the_environments_language(app):
 ])
 def test_environment_language_follows_gettexts_order(environ, language):
     assert environment_language(environ) == language
+
+
+# ---- the page of an unreachable service ----------------------------------------------------
+
+def test_the_unavailable_page_is_in_the_browsers_language(app):
+    from tests.test_shared_services import _app_on, _closed_redis_url
+
+    client = _app_on(app, RATELIMIT_STORAGE_URI=_closed_redis_url()).test_client()
+    page = client.get("/verify/", headers={"Accept-Language": "es-419,es;q=0.9"})
+    assert page.status_code == 503
+    html = page.get_data(as_text=True)
+    assert '<html lang="es">' in html and "Servicio no disponible" in html
+    assert "El portal no puede acceder en este momento" in html and "Intentar de nuevo" in html
+    as_json = client.get("/verify/ABCD-EFGH.json", headers={
+        "Accept": "application/json", "Accept-Language": "es"}).get_json()
+    assert as_json["message"].startswith("The portal cannot reach a service")
