@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import Flask
 from flask.cli import with_appcontext
+from flask_babel import gettext
 
 from app.audit import security_log
 from app.backup import BackupError, create_backup, restore_backup
@@ -27,15 +27,17 @@ def backup(path: Path) -> None:
         raise click.ClickException(str(exc)) from None
     security_log.emit("export", outcome="success", format="backup", export="backup",
                       file=str(report.path), images=report.images)
-    click.echo(f"backup written to {report.path}: {report.database} database "
-               f"(revision {report.alembic_revision}), {report.images} images, "
-               f"{report.files} files, {report.size / 1e6:.1f} MB")
+    click.echo(gettext("backup written to %(path)s: %(database)s database (revision "
+                       "%(revision)s), %(images)s images, %(files)s files, %(megabytes)s MB",
+                       path=report.path, database=report.database,
+                       revision=report.alembic_revision, images=report.images,
+                       files=report.files, megabytes=f"{report.size / 1e6:.1f}"))
     if report.skipped_newer:
-        click.echo(f"{report.skipped_newer} images stored after the database snapshot were "
-                   "left out (the next backup has them)")
+        click.echo(gettext("%(count)s images stored after the database snapshot were left out "
+                           "(the next backup has them)", count=report.skipped_newer))
     for key in report.missing:
-        click.echo(f"warning: image {key} is in the database but missing from the image store",
-                   err=True)
+        click.echo(gettext("warning: image %(key)s is in the database but missing from the "
+                           "image store", key=key), err=True)
 
 
 @click.command("restore")
@@ -55,26 +57,27 @@ def restore(path: Path, replace_existing: bool) -> None:
         raise click.ClickException(str(exc)) from None
     security_log.emit("backup.restore", outcome="success", file=str(path),
                       replace_existing=replace_existing)
-    click.echo(f"restored {report.files} files from a backup of {report.created_at} "
-               f"(portal {report.portal_version}): {report.database} database, "
-               f"{report.images} images")
+    click.echo(gettext("restored %(files)s files from a backup of %(created)s (portal "
+                       "%(version)s): %(database)s database, %(images)s images",
+                       files=report.files, created=report.created_at,
+                       version=report.portal_version, database=report.database,
+                       images=report.images))
     if not report.same_deid_secret:
-        click.echo("warning: this instance's de-identification secret (DEID_SECRET, "
-                   "instance/deid_secret) is not the backed-up portal's: images imported from "
-                   "now on get other replacement UIDs, pseudonyms and date shifts, so a new "
-                   "image of a stored study or patient is not linked to it. Copy the old "
-                   "secret into place before importing.", err=True)
+        click.echo(gettext(
+            "warning: this instance's de-identification secret (DEID_SECRET, "
+            "instance/deid_secret) is not the backed-up portal's: images imported from now on "
+            "get other replacement UIDs, pseudonyms and date shifts, so a new image of a "
+            "stored study or patient is not linked to it. Copy the old secret into place "
+            "before importing."), err=True)
     if report.unreadable_second_factors:
-        click.echo(f"warning: {report.unreadable_second_factors} second factor(s) cannot be read "
-                   "with this instance's FIELD_ENCRYPTION_KEYS: copy the backed-up portal's "
-                   "instance/field_key (or its FIELD_ENCRYPTION_KEYS) into place, or those "
-                   "users must have their second factor reset "
-                   "('cxr-academy users reset-2fa USERNAME').", err=True)
+        click.echo(gettext(
+            "warning: %(count)s second factor(s) cannot be read with this instance's "
+            "FIELD_ENCRYPTION_KEYS: copy the backed-up portal's instance/field_key (or its "
+            "FIELD_ENCRYPTION_KEYS) into place, or those users must have their second factor "
+            "reset ('cxr-academy users reset-2fa USERNAME').",
+            count=report.unreadable_second_factors), err=True)
     if report.alembic_revision != report.head_revision:
-        click.echo(f"the database is at revision {report.alembic_revision}; run "
-                   "'flask --app app db upgrade' to bring it to this portal's schema")
+        click.echo(gettext("the database is at revision %(revision)s; run 'flask --app app db "
+                           "upgrade' to bring it to this portal's schema",
+                           revision=report.alembic_revision))
 
-
-def register_backup_cli(app: Flask) -> None:
-    app.cli.add_command(backup)
-    app.cli.add_command(restore)

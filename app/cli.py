@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from flask_babel import gettext
 from sqlalchemy import func, select
 from werkzeug.serving import run_simple
 
@@ -26,9 +27,18 @@ from app.auth.services import (
     set_password,
     update_user,
 )
+from app.cases.reasons import translate_reason
+from app.cli_language import localise_commands
 from app.extensions import db
+from app.jobs.models import Job
 
 ROLE_HELP = "one of: " + ", ".join(r.value for r in Role) + " (repeat for several)"
+
+
+def _job_failure(job: Job) -> str:
+    """Why a job the command waited for did not end well, in the environment's language."""
+    return translate_reason(job.error) or gettext("job %(number)s ended %(status)s",
+                                                  number=job.id, status=job.status)
 
 
 def _fail(exc: AccountError) -> click.ClickException:
@@ -89,19 +99,20 @@ def users_create(
         )
     except AccountError as exc:
         raise _fail(exc) from None
-    click.echo(f"created user {user.username} (id {user.id})")
+    click.echo(gettext("created user %(name)s (id %(id)s)", name=user.username, id=user.id))
     if password:
-        click.echo(f"password: {password}")
+        click.echo(gettext("password: %(password)s", password=password))
     else:
         _echo_invitation(issue_invitation(user), user)
 
 
 def _echo_invitation(invitation: Invitation, user: User) -> None:
-    click.echo(f"invitation link: {invitation.link}")
+    click.echo(gettext("invitation link: %(link)s", link=invitation.link))
     if invitation.emailed:
-        click.echo(f"sent by e-mail to {user.email}")
+        click.echo(gettext("sent by e-mail to %(email)s", email=user.email))
     elif invitation.mail_error:
-        click.echo(f"the e-mail could not be sent ({invitation.mail_error}); pass the link on",
+        click.echo(gettext("the e-mail could not be sent (%(error)s); pass the link on",
+                           error=invitation.mail_error),
                    err=True)
 
 
@@ -149,7 +160,7 @@ def users_deactivate(user_ref: str) -> None:
         user = set_active(find_user(user_ref), False)
     except AccountError as exc:
         raise _fail(exc) from None
-    click.echo(f"{user.username} deactivated")
+    click.echo(gettext("%(name)s deactivated", name=user.username))
 
 
 @users.command("activate")
@@ -161,7 +172,7 @@ def users_activate(user_ref: str) -> None:
         user = set_active(find_user(user_ref), True)
     except AccountError as exc:
         raise _fail(exc) from None
-    click.echo(f"{user.username} active")
+    click.echo(gettext("%(name)s active", name=user.username))
 
 
 @users.command("invite")
@@ -174,7 +185,8 @@ def users_invite(user_ref: str) -> None:
     except AccountError as exc:
         raise _fail(exc) from None
     if not user.active:
-        raise click.ClickException(f"{user.username} is deactivated; activate it first")
+        raise click.ClickException(gettext("%(name)s is deactivated; activate it first",
+                                           name=user.username))
     _echo_invitation(issue_invitation(user), user)
 
 
@@ -188,9 +200,10 @@ def users_reset_2fa(user_ref: str) -> None:
     except AccountError as exc:
         raise _fail(exc) from None
     if not reset_second_factor(user):
-        raise click.ClickException(f"{user.username} has no second factor to reset.")
-    click.echo(f"Reset the second factor of {user.username} and ended their sessions; "
-               "they set it up again at their next sign-in.")
+        raise click.ClickException(gettext("%(name)s has no second factor to reset.",
+                                           name=user.username))
+    click.echo(gettext("Reset the second factor of %(name)s and ended their sessions; they set "
+                       "it up again at their next sign-in.", name=user.username))
 
 
 @users.command("encrypt-2fa-keys")
@@ -200,13 +213,15 @@ def users_encrypt_2fa_keys() -> None:
     after a migration run offline, and after putting a new key first (then the old one may
     be dropped from the list)."""
     result = encrypt_all_secrets()
-    click.echo(f"Encrypted {result.rewritten} second factor(s) under the current key; "
-               f"{result.current} already were.")
+    click.echo(gettext("Encrypted %(rewritten)s second factor(s) under the current key; "
+                       "%(current)s already were.", rewritten=result.rewritten,
+                       current=result.current))
     if result.unreadable:
-        raise click.ClickException(
-            f"{len(result.unreadable)} second factor(s) open with none of the configured keys "
-            f"({', '.join(result.unreadable)}): put the old key back in FIELD_ENCRYPTION_KEYS, "
-            "or reset them with 'cxr-academy users reset-2fa USERNAME'.")
+        raise click.ClickException(gettext(
+            "%(count)s second factor(s) open with none of the configured keys (%(names)s): put "
+            "the old key back in FIELD_ENCRYPTION_KEYS, or reset them with 'cxr-academy users "
+            "reset-2fa USERNAME'.", count=len(result.unreadable),
+            names=", ".join(result.unreadable)))
 
 
 @users.command("set-password")
@@ -220,7 +235,7 @@ def users_set_password(user_ref: str, password: str) -> None:
         set_password(find_user(user_ref), password, via="cli")
     except AccountError as exc:
         raise _fail(exc) from None
-    click.echo("password set")
+    click.echo(gettext("password set"))
 
 
 @clinics.command("create")
@@ -234,7 +249,7 @@ def clinics_create(name: str, city: str, country: str) -> None:
         clinic = create_clinic(name, city, country)
     except AccountError as exc:
         raise _fail(exc) from None
-    click.echo(f"created clinic {clinic.name} (id {clinic.id})")
+    click.echo(gettext("created clinic %(name)s (id %(id)s)", name=clinic.name, id=clinic.id))
 
 
 @clinics.command("list")
@@ -262,34 +277,39 @@ def demo(port: int, no_serve: bool) -> None:
         )
     upgrade(directory=str(MIGRATIONS_DIR))
     accounts = seed_demo()
-    click.echo("Loading the demo case library...")
+    click.echo(gettext("Loading the demo case library..."))
     library = seed_demo_library()
     refused = [r for r in library if r.status == "refused"]
     for result in refused:
-        click.echo(f"  demo case {result.case_file} not loaded: {result.reason}", err=True)
+        click.echo("  " + gettext("demo case %(file)s not loaded: %(reason)s",
+                                  file=result.case_file, reason=result.reason), err=True)
     from app.cases.models import Case, CaseStatus
 
     published = db.session.scalar(
         select(func.count(Case.id)).where(Case.status == CaseStatus.PUBLISHED.value)
     )
-    click.echo(f"Case library: {published} published cases")
+    click.echo(gettext("Case library: %(count)s published cases", count=published))
     from app.demo_peers import seed_demo_peers
 
     peers = seed_demo_peers()
     if peers:
-        click.echo(f"Demo peers: {peers} trainees at the demo clinics with ended attempts")
-    click.echo("\nDemo accounts (user name / password):")
+        click.echo(gettext("Demo peers: %(count)s trainees at the demo clinics with ended "
+                           "attempts", count=peers))
+    click.echo("\n" + gettext("Demo accounts (user name / password):"))
     for account in accounts:
-        password = account.password or "(set earlier; see the instance folder)"
+        password = account.password or gettext("(set earlier; see the instance folder)")
         click.echo(f"  {account.role.label:<22} {account.username:<20} {password}")
         if account.totp_secret:
-            click.echo(f"  {'':<22} authenticator key: {account.totp_secret}")
-    click.echo("Trainer, programme-lead and administrator accounts sign in with a second "
-               "factor: add the authenticator key to an authenticator app.")
-    click.echo(f"\nPasswords are also in {Path(current_app.instance_path) / 'demo-accounts.txt'}")
+            click.echo(f"  {'':<22} " + gettext("authenticator key: %(key)s",
+                                                  key=account.totp_secret))
+    click.echo(gettext("Trainer, programme-lead and administrator accounts sign in with a "
+                       "second factor: add the authenticator key to an authenticator app."))
+    click.echo("\n" + gettext("Passwords are also in %(path)s",
+                              path=Path(current_app.instance_path) / "demo-accounts.txt"))
     if no_serve:
         return
-    click.echo(f"\nCXR Academy: http://localhost:{port}/  (Ctrl+C stops)\n")
+    click.echo("\n" + gettext("CXR Academy: %(url)s  (Ctrl+C stops)",
+                              url=f"http://localhost:{port}/") + "\n")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     from app.demo import demo_public_url
 
@@ -339,23 +359,26 @@ def cases_import(paths: tuple[Path, ...], allow_no_meta: bool, source: str, lice
     items = job_items(job.id)
     for item, name in items:
         if item.status == "imported":
-            note = " (pixel review needed)" if item.pixel_review_needed else ""
+            note = " " + gettext("(pixel review needed)") if item.pixel_review_needed else ""
             click.echo(f"imported   {name} -> case {item.case_id}{note}")
         elif item.status == "duplicate":
-            click.echo(f"duplicate  {name}: {item.reason}")
+            click.echo(f"duplicate  {name}: {translate_reason(item.reason)}")
         else:
-            click.echo(f"refused    {name}: {item.reason}", err=True)
+            click.echo(f"refused    {name}: {translate_reason(item.reason)}", err=True)
     counts = {s: sum(1 for i, _ in items if i.status == s)
               for s in ("imported", "duplicate", "rejected")}
-    click.echo(f"{counts['imported']} imported, {counts['duplicate']} duplicate, "
-               f"{counts['rejected']} refused")
+    click.echo(gettext("%(imported)s imported, %(duplicate)s duplicate, %(refused)s refused",
+                       imported=counts["imported"], duplicate=counts["duplicate"],
+                       refused=counts["rejected"]))
     if job.status != "done":
-        click.echo(f"Job {job.id} {job.status}: {job.error}", err=True)
+        click.echo(gettext("Job %(number)s %(status)s: %(error)s", number=job.id,
+                           status=job.status, error=translate_reason(job.error)), err=True)
         raise SystemExit(1)
     stopped = any(i.reason == NOT_TRIED_REASON for i, _ in items)
     if stopped:
-        click.echo("The import stopped: the image storage is full. The files imported above "
-                   "are in the library; import the others again once there is space.", err=True)
+        click.echo(gettext("The import stopped: the image storage is full. The files imported "
+                           "above are in the library; import the others again once there is "
+                           "space."), err=True)
     if counts["rejected"] or not items:
         raise SystemExit(1)
 
@@ -373,11 +396,11 @@ def _set_case_status(case_ref: str, status: str, actor_ref: str | None) -> None:
     try:
         actor = find_user(actor_ref) if actor_ref else None
         if actor is not None and not actor.active:
-            raise click.ClickException(f"{actor.username} is deactivated")
+            raise click.ClickException(gettext("%(name)s is deactivated", name=actor.username))
         if actor is not None and not actor.has_role(*LIBRARY_ROLES):
-            raise click.ClickException(
-                f"{actor.username} may not change case statuses (trainers and administrators "
-                "only)")
+            raise click.ClickException(gettext(
+                "%(name)s may not change case statuses (trainers and administrators only)",
+                name=actor.username))
         case = find_case(case_ref)
         target = parse_status(status)
         before = case.status_enum
@@ -427,17 +450,19 @@ def cases_rebuild_derivatives(every: bool, background: bool) -> None:
         from app.jobs.derivatives_rebuild import start_derivatives_rebuild
 
         job = start_derivatives_rebuild(every=every, actor=None)
-        click.echo(f"Job {job.id} queued: a worker rebuilds the images; the jobs page "
-                   "shows its progress.")
+        click.echo(gettext("Job %(number)s queued: a worker rebuilds the images; the jobs "
+                           "page shows its progress.", number=job.id))
         return
 
     count = db.session.scalar(select(func.count(CaseImage.id))) or 0
-    with click.progressbar(length=count, label="Images") as bar:
+    with click.progressbar(length=count, label=gettext("Images")) as bar:
         summary = rebuild_derivatives(every=every, on_image=lambda _image: bar.update(1))
-    click.echo(f"{summary.rebuilt} image(s) rebuilt, {summary.skipped} already current, "
-               f"{len(summary.failed)} failed.")
+    click.echo(gettext("%(rebuilt)s image(s) rebuilt, %(skipped)s already current, "
+                       "%(failed)s failed.", rebuilt=summary.rebuilt, skipped=summary.skipped,
+                       failed=len(summary.failed)))
     for image_id, reason in summary.failed:
-        click.echo(f"  image {image_id}: {reason}", err=True)
+        click.echo("  " + gettext("image %(number)s: %(reason)s", number=image_id,
+                                  reason=translate_reason(reason)), err=True)
     if summary.failed:
         raise SystemExit(1)
 
@@ -466,11 +491,12 @@ def cases_import_dataset(fmt: str, path: Path) -> None:
         raise click.ClickException(str(exc)) from None
     for result in summary.results:
         if result.status == "rejected":
-            click.echo(f"refused    {result.name}: {result.reason}", err=True)
+            click.echo(f"refused    {result.name}: {translate_reason(result.reason)}", err=True)
         else:
             click.echo(f"{result.status:<10} {result.name} -> case {result.case_id}")
-    click.echo(f"{summary.count('imported')} imported, {summary.count('duplicate')} duplicate, "
-               f"{summary.count('rejected')} refused")
+    click.echo(gettext("%(imported)s imported, %(duplicate)s duplicate, %(refused)s refused",
+                       imported=summary.count("imported"), duplicate=summary.count("duplicate"),
+                       refused=summary.count("rejected")))
     if summary.count("rejected"):
         raise SystemExit(1)
 
@@ -496,7 +522,8 @@ def cases_import_library(folder: Path, draft: bool) -> None:
     loaded = sum(r.status == "loaded" for r in results)
     present = sum(r.status == "present" for r in results)
     refused = sum(r.status == "refused" for r in results)
-    click.echo(f"{loaded} loaded, {present} already present, {refused} refused")
+    click.echo(gettext("%(loaded)s loaded, %(present)s already present, %(refused)s refused",
+                       loaded=loaded, present=present, refused=refused))
     if refused:
         raise SystemExit(1)
 
@@ -516,18 +543,20 @@ def cases_export_library(folder: Path, status: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise click.ClickException(
-            f"cannot write to {folder}: {exc.strerror or type(exc).__name__}") from None
+        raise click.ClickException(gettext(
+            "cannot write to %(folder)s: %(cause)s", folder=folder,
+            cause=exc.strerror or type(exc).__name__)) from None
     # A job like the export page's: a worker writes the export as a zip, this command waits
     # with a progress bar and unpacks it here.
     job = wait_for_job(start_library_export(status, actor=None,
                                             destination=str(folder)).id, unit="case")
     zipped = export_file(job)
     if job.status != "done" or zipped is None:
-        raise click.ClickException(job.error or f"job {job.id} ended {job.status}")
+        raise click.ClickException(_job_failure(job))
     with zipfile.ZipFile(zipped) as archive:
         archive.extractall(folder)  # our own archive: case files and images, nothing else
-    click.echo(f"{(job.summary or {}).get('cases', 0)} case files written to {folder}")
+    click.echo(gettext("%(count)s case files written to %(folder)s",
+                       count=(job.summary or {}).get("cases", 0), folder=folder))
 
 
 @cases.command("write-demo-library")
@@ -537,7 +566,8 @@ def cases_write_demo_library(folder: Path) -> None:
     """Regenerate the demo library's case files (after changing app/cases/demo_library.py)."""
     from app.cases.demo_library import write_demo_library
 
-    click.echo(f"{len(write_demo_library(folder))} case files written to {folder}")
+    click.echo(gettext("%(count)s case files written to %(folder)s",
+                       count=len(write_demo_library(folder)), folder=folder))
 
 
 @cases.command("add-scheme")
@@ -551,11 +581,11 @@ def cases_add_scheme(definition: click.utils.LazyFile) -> None:
     try:
         scheme = add_scheme(definition.read(), actor=None)
     except UnicodeDecodeError:
-        raise click.ClickException("the definition file is not UTF-8 text") from None
+        raise click.ClickException(gettext("the definition file is not UTF-8 text")) from None
     except SchemeError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    click.echo(f"added scheme {scheme.ref}: {scheme.name}")
+    click.echo(gettext("added scheme %(ref)s: %(name)s", ref=scheme.ref, name=scheme.name))
 
 
 @cases.command("schemes")
@@ -597,7 +627,8 @@ def quizzes_create_exercise(title: str, kind: str, scheme_key: str, case_ids: tu
     except AttemptError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created exercise {exercise.id}: {exercise.title} ({len(case_ids)} cases)")
+    click.echo(gettext("created exercise %(id)s: %(title)s (%(count)s cases)", id=exercise.id,
+                       title=exercise.title, count=len(case_ids)))
 
 
 @quizzes.command("rescore")
@@ -611,11 +642,11 @@ def quizzes_rescore(exercise_id: int | None) -> None:
     from app.quizzes.rescoring_job import start_rescoring, summary_lines
 
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
-        raise click.ClickException(f"there is no exercise {exercise_id}")
+        raise click.ClickException(gettext("there is no exercise %(id)s", id=exercise_id))
     # A job like the exercise page's button: a worker re-scores, this command waits.
     job = wait_for_job(start_rescoring(exercise_id, actor=None).id, unit="attempt")
     if job.status != "done" or job.summary is None:
-        raise click.ClickException(job.error or f"job {job.id} ended {job.status}")
+        raise click.ClickException(_job_failure(job))
     for line in summary_lines(job.summary):
         click.echo(line)
 
@@ -627,7 +658,7 @@ def quizzes_expire() -> None:
     show an attempt end it too, and the demo server runs this itself)."""
     from app.quizzes.services import expire_overdue_attempts
 
-    click.echo(f"{expire_overdue_attempts()} attempts timed out")
+    click.echo(gettext("%(count)s attempts timed out", count=expire_overdue_attempts()))
 
 
 certs = click.Group("certs", help="Certification programmes and certificates.")
@@ -663,7 +694,8 @@ def certs_create_programme(title: str, exams: tuple[int, ...], practices: tuple[
     except (CertificationError, ValueError) as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created programme {programme.id}: {programme.title}")
+    click.echo(gettext("created programme %(id)s: %(title)s", id=programme.id,
+                       title=programme.title))
 
 
 @certs.command("remind")
@@ -676,31 +708,28 @@ def certs_remind() -> None:
     from app.mail import mail_configured
 
     if not mail_configured():
-        raise click.ClickException("no SMTP server is configured (MAIL_SERVER)")
+        raise click.ClickException(gettext("no SMTP server is configured (MAIL_SERVER)"))
     job = wait_for_job(start_reminders(actor=None).id, unit="reminder")
     if job.status != "done" or job.summary is None:
-        raise click.ClickException(job.error or f"job {job.id} ended {job.status}")
+        raise click.ClickException(_job_failure(job))
     click.echo(summary_line(job.summary))
     if job.summary["failed"]:
         raise SystemExit(1)
 
 
 def register_cli(app: Flask) -> None:
-    app.cli.add_command(users)
-    app.cli.add_command(clinics)
-    app.cli.add_command(cases)
-    app.cli.add_command(quizzes)
-    app.cli.add_command(certs)
-    app.cli.add_command(demo)
+    from app.backup_cli import backup, restore
     from app.jobs.cli import worker
 
-    app.cli.add_command(worker)
-    from app.backup_cli import register_backup_cli
-
-    register_backup_cli(app)
+    # The portal's own commands speak the environment's language (app.cli_language);
+    # Flask's and Flask-Migrate's (run, shell, db) are left as they are.
     from app.qc.cli import qc
 
-    app.cli.add_command(qc)
+    ours = click.Group(commands=[users, clinics, cases, quizzes, certs, demo, worker, backup,
+                                 restore, qc])
+    localise_commands(ours)
+    for command in ours.commands.values():
+        app.cli.add_command(command)
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ needs no database while the database is out of reach (503 with Retry-After)."""
 from __future__ import annotations
 
 import redis
-from flask import Flask, current_app, jsonify, render_template, request
-from flask_babel import force_locale
+from flask import Flask, current_app, jsonify, render_template, request, session
+from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
@@ -15,13 +15,14 @@ from werkzeug.wrappers import Response
 
 from app.audit import security_log
 from app.extensions import db
+from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, SESSION_KEY
 
 # Errors that mean the database cannot be reached (stopped, restarting, its file gone), as
 # opposed to a refused statement: the request may succeed once it is back.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 RETRY_AFTER_SECONDS = 30
-UNAVAILABLE_TITLE = "Service Unavailable"
-UNAVAILABLE_REASON = (
+UNAVAILABLE_TITLE = N_("Service Unavailable")
+UNAVAILABLE_REASON = N_(
     "The portal cannot reach its database at the moment. Nothing was changed by this request. "
     "Please try again in a minute; answers not yet saved stay on this page and are sent when "
     "it is back."
@@ -32,7 +33,7 @@ UNAVAILABLE_REASON = (
 # raises redis-py's own. A limit that cannot be counted refuses rather than lets through.
 SHARED_STORE_UNAVAILABLE = (StorageError, redis.exceptions.ConnectionError,
                             redis.exceptions.TimeoutError)
-SHARED_STORE_REASON = (
+SHARED_STORE_REASON = N_(
     "The portal cannot reach a service it shares between its servers (the store of sign-in "
     "limits and background jobs) at the moment. Please try again in a minute."
 )
@@ -95,6 +96,15 @@ def _forget_transaction() -> None:
         db.session.close()
 
 
+def _language_without_database() -> str:
+    """The reader's language as far as it is known without the database (whose user row
+    holds the setting): the session's choice, else the browser's."""
+    chosen = session.get(SESSION_KEY)
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE
+
+
 def _unavailable(reason: str = UNAVAILABLE_REASON,
                  code: str = "database_unavailable") -> tuple[Response, int]:
     """The 503 of an unreachable database (or shared store): rendered from a template that
@@ -106,10 +116,14 @@ def _unavailable(reason: str = UNAVAILABLE_REASON,
                            retry_after=RETRY_AFTER_SECONDS)
     else:
         # Straight from the template environment: render_template would run the context
-        # processors, which ask the database who is signed in.
-        page = current_app.jinja_env.get_template("errors/unavailable.html")
-        response = Response(page.render(code=503, title=UNAVAILABLE_TITLE,
-                                        reason=reason), mimetype="text/html")
+        # processors, which ask the database who is signed in; the language is forced, as
+        # the usual selector would read the signed-in user's setting from the database.
+        language = _language_without_database()
+        with force_locale(language):
+            page = current_app.jinja_env.get_template("errors/unavailable.html")
+            response = Response(page.render(code=503, title=gettext(UNAVAILABLE_TITLE),
+                                            reason=gettext(reason), current_language=language),
+                                mimetype="text/html")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     # Set here so that the after-request hook need not ask who is signed in (the database).
     response.headers["Cache-Control"] = "no-store"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask, abort, current_app, request
+from flask_babel import gettext
 from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
@@ -47,7 +48,7 @@ def init_uploads(app: Flask) -> None:
             # The same answer as the view's login_required: a redirect to sign in (401 for JSON).
             return current_app.login_manager.unauthorized()  # type: ignore[attr-defined,no-any-return]
         if roles and not current_user.has_role(*roles):
-            needed = ", ".join(r.label.lower() for r in roles)
-            abort(403, description=f"This page is only for: {needed}.")
+            needed = ", ".join(str(r.label).lower() for r in roles)
+            abort(403, description=gettext("This page is only for: %(roles)s.", roles=needed))
         request.max_content_length = int(current_app.config[setting])
         return None

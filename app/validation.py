@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Flask, abort, request
 from flask.json.provider import DefaultJSONProvider
+from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 from werkzeug.routing import IntegerConverter, Map
 
@@ -74,8 +75,10 @@ def _bounded(value: str | None, name: str, *, default: int | None, minimum: int,
     # isascii: str.isdigit accepts digits such as "²" that int() refuses.
     if not (text.isascii() and text.isdigit()) or len(text) > 20 or not (
             minimum <= int(text) <= top):
-        abort(400, description=f"The parameter '{name}' must be a positive whole number "
-                               f"from {minimum} to {top}.")
+        # Lazy: a page shows it in the reader's language, JSON in English (app.errors).
+        abort(400, description=_l("The parameter '%(name)s' must be a positive whole number "
+                                  "from %(minimum)s to %(top)s.", name=name, minimum=minimum,
+                                  top=top))
     return int(text)
 
 
@@ -87,8 +90,8 @@ def _check_query_integers() -> None:
         for value in request.args.getlist(name):
             digits = value.strip().lstrip("+-")
             if digits.isascii() and digits.isdigit() and (len(digits) > 20 or int(digits) > top):
-                abort(400, description=f"The parameter '{name}' must be a whole number of at "
-                                       f"most {top}.")
+                abort(400, description=_l("The parameter '%(name)s' must be a whole number "
+                                          "of at most %(top)s.", name=name, top=top))
 
 
 def _limit_json_body() -> None:

@@ -115,4 +115,4 @@ def test_pixel_review_page_draws_rectangles_in_image_coordinates(
     page.get_by_role("button", name="Redact…").click()
     page.get_by_role("button", name="Burn in permanently").click()
     page.wait_for_url(f"{portal_url}/cases/{case.id}/review")
-    assert "area(s) redacted in the stored image" in page.content()
+    assert "1 area redacted in the stored image" in page.content()

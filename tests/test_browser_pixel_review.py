@@ -125,7 +125,7 @@ def test_trainer_windows_zooms_draws_removes_and_confirms_a_redaction(
     section.get_by_role("button", name="Redact…").click()
     dialog.get_by_role("button", name="Burn in permanently").click()
     page.wait_for_url(review_url)
-    expect(page.get_by_text("1 area(s) redacted in the stored image.")).to_be_visible()
+    expect(page.get_by_text("1 area redacted in the stored image.")).to_be_visible()
 
     # The stored image differs from the original in exactly that rectangle.
     db.session.expire_all()

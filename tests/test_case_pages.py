@@ -124,7 +124,7 @@ def test_library_filters_and_pagination(app, client, trainer):
         "source": "nlm", "tags": "Cavity, upper zone", "difficulty": "hard"})
     assert saved.status_code == 302
     filtered = client.get("/cases/?tag=cavity&difficulty=hard").get_data(as_text=True)
-    assert "1 cases" in filtered and f"Case {first.id}</a>" in filtered
+    assert "1 case ·" in filtered and f"Case {first.id}</a>" in filtered
     assert "0 cases" in client.get("/cases/?status=published").get_data(as_text=True)
 
 
@@ -320,8 +320,8 @@ def test_library_filters_on_the_reference_read(client, case, trainer):
     _write_read(client, case, classification="abnormal_tb", tb_likelihood="5",
                 findings=["cavitary_lesion", "pleural_effusion"])
     hit = client.get("/cases/?finding=cavitary_lesion").get_data(as_text=True)
-    assert "1 cases" in hit and f"Case {case.id}</a>" in hit
-    assert "1 cases" in client.get("/cases/?tb=yes&classification=abnormal_tb").get_data(
+    assert "1 case ·" in hit and f"Case {case.id}</a>" in hit
+    assert "1 case ·" in client.get("/cases/?tb=yes&classification=abnormal_tb").get_data(
         as_text=True)
     assert "0 cases" in client.get("/cases/?finding=miliary").get_data(as_text=True)
     # A new version of the read moves the case between filters (the form shows the earlier

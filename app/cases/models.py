@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.auth.models import User
 from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
+from app.i18n import N_
 
 
 class CaseStatus(StrEnum):
@@ -34,7 +36,12 @@ class CaseStatus(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ")
+        """In the language of the request, or of the command line's environment."""
+        return gettext(_STATUS_LABELS[self.value])
+
+
+_STATUS_LABELS = {"draft": N_("draft"), "in_review": N_("in review"),
+                  "published": N_("published"), "retired": N_("retired")}
 
 
 class Difficulty(StrEnum):

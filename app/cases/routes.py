@@ -11,6 +11,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
@@ -90,7 +91,7 @@ bp = Blueprint("cases", __name__, url_prefix="/cases")
 def _case_or_404(case_id: int) -> Case:
     case = db.session.get(Case, case_id)
     if case is None:
-        abort(404, description=f"There is no case {case_id}.")
+        abort(404, description=gettext("There is no case %(number)s.", number=case_id))
     return case
 
 
@@ -178,7 +179,7 @@ def detail(case_id: int) -> Response | tuple[str, int]:
                 form.form_errors.append(exc.sentence)
                 status = exc.status
             else:
-                flash("Saved.", "success")
+                flash(gettext("Saved."), "success")
                 return redirect(url_for("cases.detail", case_id=case.id))
         else:
             status = 400
@@ -202,7 +203,8 @@ def set_status(case_id: int) -> Response:
         change_status(case, target, actor=current_user)
     except CaseError as exc:
         abort(409, description=exc.sentence)
-    flash(f"{case.title} is now {target.label}.", "success")
+    flash(gettext("%(title)s is now %(status)s.", title=case.title, status=target.label),
+          "success")
     return redirect(url_for("cases.detail", case_id=case.id))
 
 
@@ -219,18 +221,20 @@ def pixel_review(case_id: int) -> str:
 def redact(image_id: int) -> Response:
     image = db.session.get(CaseImage, image_id)
     if image is None:
-        abort(404, description=f"There is no image {image_id}.")
+        abort(404, description=gettext("There is no image %(number)s.", number=image_id))
     form = RedactionForm()
     if not form.validate_on_submit():
-        abort(400, description="Draw at least one rectangle to redact.")
+        abort(400, description=gettext("Draw at least one rectangle to redact."))
     if form.confirm.data != "yes":
-        abort(400, description="Burning in cannot be undone: confirm it in the dialog first.")
+        abort(400, description=gettext(
+            "Burning in cannot be undone: confirm it in the dialog first."))
     try:
         rects = _parse_rectangles(form.rectangles.data or "")
         redact_image(image, rects, actor=current_user)
     except CaseError as exc:
         abort(400, description=exc.sentence)
-    flash(f"{len(rects)} area(s) redacted in the stored image.", "success")
+    flash(ngettext("%(num)s area redacted in the stored image.",
+                   "%(num)s areas redacted in the stored image.", len(rects)), "success")
     return redirect(url_for("cases.pixel_review", case_id=image.case_id))
 
 
@@ -239,11 +243,12 @@ def _parse_rectangles(text: str) -> list[tuple[int, int, int, int]]:
     for part in filter(None, (p.strip() for p in text.split(";"))):
         numbers = part.split(",")
         if len(numbers) != 4 or not all(n.strip().lstrip("-").isdigit() for n in numbers):
-            raise CaseError("each rectangle needs four whole numbers: x, y, width, height")
+            raise CaseError(gettext(
+                "each rectangle needs four whole numbers: x, y, width, height"))
         x, y, w, h = (int(n) for n in numbers)
         rects.append((x, y, w, h))
     if not rects or len(rects) > 100:
-        raise CaseError("draw between 1 and 100 rectangles")
+        raise CaseError(gettext("draw between 1 and 100 rectangles"))
     return rects
 
 
@@ -252,7 +257,7 @@ def _parse_rectangles(text: str) -> list[tuple[int, int, int, int]]:
 def pixel_review_done(case_id: int) -> Response:
     case = _case_or_404(case_id)
     complete_pixel_review(case, actor=current_user)
-    flash("Pixel review recorded.", "success")
+    flash(gettext("Pixel review recorded."), "success")
     return redirect(url_for("cases.detail", case_id=case.id))
 
 
@@ -261,9 +266,9 @@ def image_file(image_id: int, kind: str) -> Response:
     """Image derivatives: cached for a year per version (the URL carries it), private to
     users allowed to see the case."""
     if kind not in IMAGE_FILES:
-        abort(404, description="Unknown image representation.")
+        abort(404, description=gettext("Unknown image representation."))
     if not current_user.is_authenticated:  # the user loader has checked the session
-        abort(401, description="Sign in first.")
+        abort(401, description=gettext("Sign in first."))
     grant = image_grants.remembered(current_user.id, image_id)
     if grant is None:
         # The image with its case in one statement (the access check reads the case; its
@@ -273,7 +278,7 @@ def image_file(image_id: int, kind: str) -> Response:
             joinedload(CaseImage.case).lazyload(Case.tag_links)])
         if image is None or not can_view_case(current_user, image.case):
             # One answer for "missing" and "not yours": ids reveal nothing.
-            abort(404, description="There is no such image.")
+            abort(404, description=gettext("There is no such image."))
         grant = image_grants.remember(current_user.id, image_id, image.storage_key,
                                       image.etag, image.version,
                                       current_app.config["IMAGE_GRANT_SECONDS"])
@@ -284,7 +289,7 @@ def image_file(image_id: int, kind: str) -> Response:
     if not found:
         # An image stored before HTJ2K has no HTJ2K files until its derivatives are
         # rebuilt, and a rebuilt one no PNG: the viewer asks only for what `sizes` lists.
-        abort(404, description=f"This image has no {kind} data.")
+        abort(404, description=gettext("This image has no %(kind)s data.", kind=kind))
     path, mimetype = found[0]
     response = send_file(path, mimetype=mimetype,
                          etag=grant.etag, conditional=True, max_age=0)
@@ -321,7 +326,7 @@ def read(case_id: int) -> Response | tuple[str, int]:
             status = 400
             marks = marks_to_redisplay(case, scheme, form.marks.data, marks)
         else:
-            flash("Your read and its marks are saved.", "success")
+            flash(gettext("Your read and its marks are saved."), "success")
             return redirect(url_for("cases.detail", case_id=case.id))
     elif request.method == "POST":
         status = 400
@@ -338,14 +343,15 @@ def adjudicate(case_id: int) -> Response:
     scheme_key = request.form.get("scheme") or None
     reference = reference_for(case, scheme_key)
     if reference.scheme is None or not reference.open_ties:
-        abort(409, description="There is nothing to adjudicate on this case.")
+        abort(409, description=gettext("There is nothing to adjudicate on this case."))
     tied_items = {t.partition(":")[0] for t in reference.open_ties}
     answers = answers_from_form(reference.scheme, request.form, only=tied_items)
     missing = tied_items - set(answers) - {
         i.key for i in reference.scheme.items if i.type == "multi"
     }
     if missing:
-        abort(400, description="Decide every tied item: " + ", ".join(sorted(missing)) + ".")
+        abort(400, description=gettext("Decide every tied item: %(items)s.",
+                                       items=", ".join(sorted(missing))))
     for item in tied_items:
         answers.setdefault(item, [])  # a multi item with nothing ticked: the options are absent
     previous = next((r for r in case.current_reads if r.kind == ReadKind.ADJUDICATION.value
@@ -358,7 +364,7 @@ def adjudicate(case_id: int) -> Response:
     except SchemeError as exc:
         db.session.rollback()
         abort(400, description=str(exc))
-    flash("Adjudication saved.", "success")
+    flash(gettext("Adjudication saved."), "success")
     return redirect(url_for("cases.detail", case_id=case.id))
 
 
@@ -376,7 +382,8 @@ def schemes() -> tuple[str, int]:
             form.definition.errors = [exc.sentence]
             status = 400
         else:
-            flash(f"Scheme {scheme.name} ({scheme.ref}) added.", "success")
+            flash(gettext("Scheme %(name)s (%(ref)s) added.", name=scheme.name, ref=scheme.ref),
+                  "success")
             form = SchemeForm(formdata=None)
     elif request.method == "POST":
         status = 400

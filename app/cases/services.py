@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from flask_babel import gettext
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
@@ -95,7 +96,7 @@ def parse_tags(text: str) -> list[str]:
     tags = sorted({t.strip().lower() for t in text.split(",") if t.strip()})
     for tag in tags:
         if len(tag) > 64:
-            raise CaseError("a tag has at most 64 characters")
+            raise CaseError(gettext("a tag has at most 64 characters"))
     return tags
 
 
@@ -111,9 +112,9 @@ def update_details(
     actor: User,
 ) -> Case:
     if difficulty and difficulty not in {d.value for d in Difficulty}:
-        raise CaseError(f"unknown difficulty {difficulty!r}")
+        raise CaseError(gettext("unknown difficulty %(value)s", value=repr(difficulty)))
     if not source.strip():
-        raise CaseError("a case needs a source")
+        raise CaseError(gettext("a case needs a source"))
     if exam_bank and not case.exam_bank:
         _check_exam_bank(case)
     new_tags = sorted(set(tags))
@@ -157,8 +158,8 @@ def _check_exam_bank(case: Case) -> None:
     db.session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
     refusals = exam_bank_refusals(case)
     if refusals:
-        raise CaseError(f"case {case.id} cannot join the exam bank: " + "; ".join(refusals),
-                        409)
+        raise CaseError(gettext("case %(number)s cannot join the exam bank: %(reasons)s",
+                                number=case.id, reasons="; ".join(refusals)), 409)
 
 
 def find_case(ref: str) -> Case:
@@ -166,7 +167,8 @@ def find_case(ref: str) -> Case:
     text = ref.strip()
     case = db.session.get(Case, int(text)) if text.isdigit() else None
     if case is None:
-        raise CaseError(f"there is no case {text if text.isdigit() else repr(text)}", 404)
+        raise CaseError(gettext("there is no case %(ref)s",
+                                ref=text if text.isdigit() else repr(text)), 404)
     return case
 
 
@@ -177,9 +179,9 @@ def parse_status(text: str) -> CaseStatus:
     try:
         return CaseStatus(wanted)
     except ValueError:
-        raise CaseError(
-            f"unknown case status {text!r}: use one of " + ", ".join(s.value for s in CaseStatus)
-        ) from None
+        raise CaseError(gettext("unknown case status %(value)s: use one of %(statuses)s",
+                                value=repr(text),
+                                statuses=", ".join(s.value for s in CaseStatus))) from None
 
 
 def change_status(
@@ -189,14 +191,13 @@ def change_status(
     the same transitions and publication checks for all, audited."""
     current = case.status_enum
     if new is current:
-        raise CaseError(f"case {case.id} is already {current.label}", 409)
+        raise CaseError(gettext("case %(number)s is already %(status)s", number=case.id,
+                                status=current.label), 409)
     allowed = TRANSITIONS[current]
     if new not in allowed:
-        raise CaseError(
-            f"a {current.label} case cannot become {new.label} "
-            f"(it can become: {', '.join(s.label for s in allowed)})",
-            409,
-        )
+        raise CaseError(gettext("a %(status)s case cannot become %(new)s (it can become: "
+                                "%(allowed)s)", status=current.label, new=new.label,
+                                allowed=", ".join(s.label for s in allowed)), 409)
     if new is CaseStatus.PUBLISHED:
         _check_publishable(case)
         case.published_at = utcnow()
@@ -217,20 +218,16 @@ def change_status(
 
 def _check_publishable(case: Case) -> None:
     if not case.images:
-        raise CaseError("a case needs at least one image before it is published")
+        raise CaseError(gettext("a case needs at least one image before it is published"))
     reference = reference_for(case)
     if reference.readers == 0:
-        raise CaseError("a case needs a reference read before it is published")
+        raise CaseError(gettext("a case needs a reference read before it is published"))
     if reference.open_ties:
-        raise CaseError(
-            "the expert reads disagree on "
-            + ", ".join(reference.open_ties)
-            + "; adjudicate before publishing"
-        )
+        raise CaseError(gettext("the expert reads disagree on %(items)s; adjudicate before "
+                                "publishing", items=", ".join(reference.open_ties)))
     if case.pixel_review_needed and case.pixel_reviewed_at is None:
-        raise CaseError(
-            "the images may carry burned-in text: complete the pixel review before publishing"
-        )
+        raise CaseError(gettext(
+            "the images may carry burned-in text: complete the pixel review before publishing"))
 
 
 def redact_image(image: CaseImage, rects: list[tuple[int, int, int, int]], *, actor: User) -> None:
@@ -242,7 +239,7 @@ def redact_image(image: CaseImage, rects: list[tuple[int, int, int, int]], *, ac
     from app.cases import pixels
 
     if not rects:
-        raise CaseError("draw at least one rectangle to redact")
+        raise CaseError(gettext("draw at least one rectangle to redact"))
     store = image_store()
     ds = pydicom.dcmread(io.BytesIO(store.read(image.storage_key, DICOM_FILE)))
     stored = pixels.stored_pixels(ds)

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.auth.models import User
@@ -48,7 +49,7 @@ def start_upload_import(files: list[Any], *, actor: User, options: ImportOptions
     patient data, and are removed whatever the outcome."""
     files = [f for f in files if f and f.filename]
     if not files:
-        raise JobError("Choose at least one file to import.")
+        raise JobError(gettext("Choose at least one file to import."))
     for storage in files:
         _check_upload(storage)
     job = new_job(JobKind.CASE_IMPORT, actor, {"uploads": [], "options": asdict(options)})
@@ -64,8 +65,9 @@ def start_upload_import(files: list[Any], *, actor: User, options: ImportOptions
     except OSError as exc:
         finish(job, JobStatus.FAILED, "The uploaded files could not be kept for the import "
                f"({exc.strerror or type(exc).__name__}); nothing was imported.")
-        raise JobError(f"The upload could not be kept for import "
-                       f"({exc.strerror or type(exc).__name__}); nothing was imported.") from exc
+        raise JobError(gettext(
+            "The upload could not be kept for import (%(cause)s); nothing was imported.",
+            cause=exc.strerror or type(exc).__name__)) from exc
     job.params_encrypted = seal({"uploads": uploads, "options": asdict(options)})
     db.session.commit()
     submit(job)
@@ -80,10 +82,10 @@ def _check_upload(storage: Any) -> None:
     head = stream.read(4)
     stream.seek(0)
     if not head:
-        raise JobError(f"{name} is empty: nothing was imported.")
+        raise JobError(gettext("%(name)s is empty: nothing was imported.", name=name))
     if name.lower().endswith(".zip") and not is_zip(head):
-        raise JobError(f"{name} is not a .zip archive (it does not start as one); "
-                       "nothing was imported.")
+        raise JobError(gettext("%(name)s is not a .zip archive (it does not start as one); "
+                               "nothing was imported.", name=name))
 
 
 def start_path_import(paths: list[Path], *, actor: User | None, options: ImportOptions) -> Job:

@@ -7,6 +7,7 @@ import time
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from flask_babel import gettext, ngettext
 from sqlalchemy import select
 from tqdm import tqdm  # type: ignore[import-untyped]
 
@@ -30,18 +31,21 @@ def worker(workers: int) -> None:
     removes expired library exports by itself."""
     huey = huey_of()
     if huey.immediate:
-        raise click.ClickException("JOB_QUEUE_URL is 'immediate': there is no queue to consume")
+        raise click.ClickException(gettext(
+            "JOB_QUEUE_URL is 'immediate': there is no queue to consume"))
     try:
         check_shared_services(current_app, ("JOB_QUEUE_URL",))
     except SharedServiceUnreachable as exc:
         raise click.ClickException(str(exc)) from None
     taken_up = recover_stalled()
     if taken_up:
-        click.echo(f"Taking up again jobs whose worker stopped: {', '.join(map(str, taken_up))}")
+        click.echo(gettext("Taking up again jobs whose worker stopped: %(jobs)s",
+                           jobs=", ".join(map(str, taken_up))))
     db.session.remove()
     # periodic: every minute, take up the jobs of workers that died meanwhile.
     consumer = huey.create_consumer(workers=workers, periodic=True, worker_type="thread")
-    click.echo(f"Worker started ({workers} thread{'s' if workers > 1 else ''}); Ctrl+C stops.")
+    click.echo(ngettext("Worker started (%(num)s thread); Ctrl+C stops.",
+                        "Worker started (%(num)s threads); Ctrl+C stops.", workers))
     consumer.run()
 
 
@@ -51,7 +55,8 @@ def wait_for_job(job_id: int, *, poll: float = 0.5, unit: str = "file") -> Job:
     started = time.monotonic()
     hinted = False
     # On a terminal only (disable=None): piped output stays the result lines alone.
-    with tqdm(total=None, unit=unit, desc=f"Job {job_id}", leave=True, disable=None) as bar:
+    with tqdm(total=None, unit=unit, desc=gettext("Job %(number)s", number=job_id), leave=True,
+              disable=None) as bar:
         while True:
             db.session.expire_all()
             job = db.session.get(Job, job_id)
@@ -65,8 +70,9 @@ def wait_for_job(job_id: int, *, poll: float = 0.5, unit: str = "file") -> Job:
             if (job.status == JobStatus.QUEUED.value and not hinted
                     and time.monotonic() - started > NO_WORKER_HINT_AFTER):
                 hinted = True
-                bar.write("Waiting for a worker to take the job: is `cxr-academy worker` "
-                          "running? (Ctrl+C stops waiting; the job stays queued.)")
+                bar.write(gettext("Waiting for a worker to take the job: is `cxr-academy "
+                                  "worker` running? (Ctrl+C stops waiting; the job stays "
+                                  "queued.)"))
             time.sleep(poll)
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
+from flask_babel import gettext
 from sqlalchemy import select, update
 
 from app.audit import security_log
@@ -38,8 +39,8 @@ def start_library_export(status: str, *, actor: User | None,
     """Queue an export of the cases of ``status`` ("all": every case). ``destination`` is
     the folder the command line unpacks it into, for the security log."""
     if status not in STATUSES:
-        raise JobError(f"Export cases of one status ({', '.join(STATUSES)}), "
-                       f"not {status[:40]!r}.")
+        raise JobError(gettext("Export cases of one status (%(statuses)s), not %(given)s.",
+                               statuses=", ".join(STATUSES), given=repr(status[:40])))
     job = new_job(JobKind.LIBRARY_EXPORT, actor,
                   {"status": status, "destination": destination})
     enqueue(job.id)

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.auth.models import User
 from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
+from app.i18n import N_
 
 
 class JobStatus(StrEnum):
@@ -42,10 +44,13 @@ class JobKind(StrEnum):
 
     @property
     def label(self) -> str:
-        return {"case_import": "Case import", "pacs_import": "PACS import",
-                "rescoring": "Re-scoring", "library_export": "Library export",
-                "reminders": "Expiry reminders",
-                "derivatives_rebuild": "Image derivatives rebuild"}[self.value]
+        return gettext(_KIND_LABELS[self.value])
+
+
+_KIND_LABELS = {"case_import": N_("Case import"), "pacs_import": N_("PACS import"),
+                "rescoring": N_("Re-scoring"), "library_export": N_("Library export"),
+                "reminders": N_("Expiry reminders"),
+                "derivatives_rebuild": N_("Image derivatives rebuild")}
 
 
 FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -80,14 +81,15 @@ def start_pacs_import(endpoint: PacsEndpoint, study_uids: list[str], *,
     unreachable, credentials refused (PacsError, from a quick echo)."""
     uids = list(dict.fromkeys(u.strip() for u in study_uids if u.strip()))
     if not uids:
-        raise JobError("No study was selected: tick the studies to import.")
+        raise JobError(gettext("No study was selected: tick the studies to import."))
     if len(uids) > MAX_STUDIES_PER_IMPORT:
-        raise JobError(f"At most {MAX_STUDIES_PER_IMPORT} studies can be imported at once "
-                       f"({len(uids)} were selected).")
+        raise JobError(gettext("At most %(most)s studies can be imported at once (%(count)s "
+                               "were selected).", most=MAX_STUDIES_PER_IMPORT, count=len(uids)))
     if not all(study_uid_ok(uid) for uid in uids):
         # Not quoted back: a UID identifies a patient's study.
-        raise JobError("A selected study has no valid Study Instance UID (digits and dots, "
-                       "at most 64 characters): search again and import from the results.")
+        raise JobError(gettext(
+            "A selected study has no valid Study Instance UID (digits and dots, at most 64 "
+            "characters): search again and import from the results."))
     client_of(endpoint).echo()
     job = new_job(JobKind.PACS_IMPORT, actor, {
         "endpoint_id": endpoint.id, "study_uids": uids,

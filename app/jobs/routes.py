@@ -17,6 +17,8 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
@@ -25,8 +27,9 @@ from app.auth.decorators import roles_required
 from app.auth.roles import Role
 from app.cases.forms import ActionForm
 from app.cases.ingest import NOT_TRIED_REASON
-from app.cases.models import CaseImage
+from app.cases.models import CaseImage, CaseStatus
 from app.cases.processed import NO_FILE_META_REASON
+from app.cases.reasons import translate_reason
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp
@@ -44,15 +47,32 @@ from app.jobs.services import JobError, can_see_job, cancel_job, item_name, job_
 from app.validation import load_query
 
 # What a job's progress counts, by kind (files unless said here).
-UNITS = {JobKind.RESCORING.value: "attempts", JobKind.LIBRARY_EXPORT.value: "cases",
-         JobKind.REMINDERS.value: "reminders", JobKind.DERIVATIVES_REBUILD.value: "images"}
+UNITS = {JobKind.RESCORING.value: _l("attempts"), JobKind.LIBRARY_EXPORT.value: _l("cases"),
+         JobKind.REMINDERS.value: _l("reminders"),
+         JobKind.DERIVATIVES_REBUILD.value: _l("images"), "files": _l("files")}
+# A job's stored status as the reader reads it (the page's script keeps the stored value
+# in data-status).
+JOB_STATUSES = {"queued": _l("queued"), "running": _l("running"), "done": _l("done"),
+                "failed": _l("failed"), "cancelled": _l("cancelled")}
+
+
+@bp.app_template_filter("reason")
+def reason_filter(text: str | None) -> str:
+    """A stored reason (a refused file's, a failed job's) in the reader's language."""
+    return translate_reason(text)
+
+
+@bp.context_processor
+def _labels() -> dict[str, object]:
+    return {"job_statuses": JOB_STATUSES,
+            "case_statuses": {s.value: s.label for s in CaseStatus}}
 
 
 def _job_or_404(job_id: int) -> Job:
     """Another person's job answers as a missing one: its existence is not theirs to know."""
     job = db.session.get(Job, job_id)
     if job is None or not can_see_job(current_user, job):
-        abort(404, description=f"There is no job {job_id} of yours.")
+        abort(404, description=gettext("There is no job %(number)s of yours.", number=job_id))
     return job
 
 
@@ -76,7 +96,7 @@ def detail(job_id: int) -> str:
                            not_tried_reason=NOT_TRIED_REASON,
                            cancel_form=ActionForm(),
                            may_cancel=current_user.has_role(Role.ADMIN),
-                           unit=UNITS.get(job.kind, "files"),
+                           unit=UNITS.get(job.kind, UNITS["files"]),
                            export_ready=export_file(job) is not None,
                            kept_until=kept_until(job) if job.kind == JobKind.LIBRARY_EXPORT.value
                            else None)
@@ -87,7 +107,12 @@ def detail(job_id: int) -> str:
 def status(job_id: int) -> Response:
     job = _job_or_404(job_id)
     args = load_query(JobStatusArgs())
-    response = jsonify(JobStatusOut().dump(job_status(job, after=args["after"])))
+    data = JobStatusOut().dump(job_status(job, after=args["after"]))
+    # For the page's script: the reasons in the reader's language (the API keeps English).
+    data["error"] = translate_reason(data["error"]) or None
+    for item in data["items"]:
+        item["reason"] = translate_reason(item["reason"]) or None
+    response = jsonify(data)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -97,12 +122,12 @@ def status(job_id: int) -> Response:
 def cancel(job_id: int) -> Response | tuple[str, int]:
     job = _job_or_404(job_id)
     if not ActionForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+        abort(400, description=gettext("The form expired; reload the page and try again."))
     try:
         cancel_job(job, actor=current_user)
     except JobError as exc:
         abort(409, description=str(exc))
-    flash(f"Job {job.id} was cancelled.", "info")
+    flash(gettext("Job %(number)s was cancelled.", number=job.id), "info")
     return redirect(url_for("jobs.detail", job_id=job.id))
 
 
@@ -112,16 +137,19 @@ def download(job_id: int) -> Response:
     """A library export's zip, for the job's owner and administrators (others: 404)."""
     job = _job_or_404(job_id)
     if job.kind != JobKind.LIBRARY_EXPORT.value:
-        abort(404, description=f"Job {job.id} has no file to download.")
+        abort(404, description=gettext("Job %(number)s has no file to download.", number=job.id))
     path = export_file(job)
     if path is None:
         if not job.finished:
-            abort(409, description=f"Job {job.id} has not finished: its file is not ready.")
+            abort(409, description=gettext(
+                "Job %(number)s has not finished: its file is not ready.", number=job.id))
         if job.status != "done":
-            abort(404, description=f"Job {job.id} {job.status}: it wrote no file.")
-        abort(410, description=f"The export of job {job.id} was removed: exports are kept "
-                               f"{keep_for().total_seconds() / 86400:g} days. Export the library "
-                               "again.")
+            abort(404, description=gettext("Job %(number)s %(status)s: it wrote no file.",
+                                           number=job.id,
+                                           status=JOB_STATUSES.get(job.status, job.status)))
+        abort(410, description=gettext(
+            "The export of job %(number)s was removed: exports are kept %(days)s days. Export "
+            "the library again.", number=job.id, days=f"{keep_for().total_seconds() / 86400:g}"))
     security_log.emit("export", outcome="success", status=200, format="case library zip",
                       export="case library", job=job.id)
     return send_file(path, mimetype="application/zip", as_attachment=True,
@@ -132,7 +160,7 @@ def start_from_page(start: Callable[[], Job]) -> Response:
     """An administrator's button on the jobs page (CSRF-checked): queue the job and show
     it, or refuse with the reason (nothing queued)."""
     if not ActionForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+        abort(400, description=gettext("The form expired; reload the page and try again."))
     try:
         job = start()
     except JobError as exc:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import or_, select, update
 
 from app.audit.services import record
@@ -132,14 +133,15 @@ def cancel_job(job: Job, *, actor: User) -> None:
     """A queued job is cancelled; one already running is not (its files are being
     imported, each whole: let it end)."""
     if job.status != JobStatus.QUEUED.value:
-        raise JobError(f"Only a queued job can be cancelled; this one is {job.status}.")
+        raise JobError(gettext("Only a queued job can be cancelled; this one is %(status)s.",
+                               status=job.status))
     cancelled = rows_changed(db.session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED.value)
         .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(),
                 error=f"Cancelled by {actor.username}.")))
     if not cancelled:
         db.session.rollback()
-        raise JobError("The job started meanwhile; only a queued job can be cancelled.")
+        raise JobError(gettext("The job started meanwhile; only a queued job can be cancelled."))
     record("job.cancel", actor=actor, object_type="job", object_id=job.id)
     db.session.commit()
     db.session.refresh(job)

@@ -7,6 +7,7 @@ and are not kept in the session or anywhere else."""
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response as Redirect
 from wtforms import SelectChoice  # type: ignore[import-untyped]
@@ -39,7 +40,8 @@ PACS_FAILED = 502
 def _endpoint_or_404(endpoint_id: int) -> PacsEndpoint:
     endpoint = db.session.get(PacsEndpoint, endpoint_id)
     if endpoint is None:
-        abort(404, description=f"There is no PACS endpoint {endpoint_id}.")
+        abort(404, description=gettext("There is no PACS endpoint %(number)s.",
+                                       number=endpoint_id))
     return endpoint
 
 
@@ -70,7 +72,7 @@ def endpoint_list() -> Redirect | tuple[str, int]:
             form.form_errors.append(str(exc))
             status = 400
         else:
-            flash(f"PACS endpoint {endpoint.name} added.", "success")
+            flash(gettext("PACS endpoint %(name)s added.", name=endpoint.name), "success")
             return redirect(url_for("pacs.endpoint_detail", endpoint_id=endpoint.id))
     elif request.method == "POST":
         status = 400
@@ -94,7 +96,7 @@ def endpoint_detail(endpoint_id: int) -> Redirect | tuple[str, int]:
             form.form_errors.append(str(exc))
             status = 400
         else:
-            flash("Saved.", "success")
+            flash(gettext("Saved."), "success")
             return redirect(url_for("pacs.endpoint_detail", endpoint_id=endpoint.id))
     elif request.method == "POST":
         status = 400
@@ -109,7 +111,7 @@ def endpoint_test(endpoint_id: int) -> tuple[str, int]:
     endpoint = _endpoint_or_404(endpoint_id)
     action_form = ActionForm()
     if not action_form.validate_on_submit():
-        abort(400, description="The form's security token is missing or has expired.")
+        abort(400, description=gettext("The form's security token is missing or has expired."))
     worked, message = test_connection(endpoint)
     initial = {"name": endpoint.name, "kind": endpoint.kind, "url": endpoint.url,
                "host": endpoint.host, "port": endpoint.port, "called_ae": endpoint.called_ae,
@@ -125,9 +127,9 @@ def endpoint_test(endpoint_id: int) -> tuple[str, int]:
 def endpoint_delete(endpoint_id: int) -> Redirect:
     endpoint = _endpoint_or_404(endpoint_id)
     if not ActionForm().validate_on_submit():
-        abort(400, description="The form's security token is missing or has expired.")
+        abort(400, description=gettext("The form's security token is missing or has expired."))
     delete_endpoint(endpoint, actor=current_user)
-    flash("PACS endpoint removed.", "success")
+    flash(gettext("PACS endpoint removed."), "success")
     return redirect(url_for("pacs.endpoint_list"))
 
 
@@ -144,7 +146,8 @@ def _criteria(form: SearchForm) -> SearchCriteria | str:
     for name, value in values.items():
         # The DICOM value separator would turn one typed value into several.
         if "\\" in value:
-            return f"{getattr(form, name).label.text}: a backslash cannot be searched for."
+            return gettext("%(field)s: a backslash cannot be searched for.",
+                           field=getattr(form, name).label.text)
     return SearchCriteria(date_from=form.date_from.data, date_to=form.date_to.data,
                           modality=form.modality.data or "", **values)
 
@@ -164,14 +167,15 @@ def search_page() -> tuple[str, int]:
             endpoint = db.session.get(PacsEndpoint, form.endpoint.data)
             criteria = _criteria(form)
             if endpoint is None:
-                error, status = "There is no such PACS endpoint.", 400
+                error, status = gettext("There is no such PACS endpoint."), 400
             elif isinstance(criteria, str):
                 error, status = criteria, 400
             else:
                 try:
                     hits = search(endpoint, criteria)
                 except PacsError as exc:
-                    error, status = f"The search failed: {exc}.", PACS_FAILED
+                    error = gettext("The search failed: %(reason)s.", reason=exc)
+                    status = PACS_FAILED
     return render_template("pacs/search.html", form=form, hits=hits, error=error,
                            endpoint=endpoint, import_form=ActionForm()), status
 
@@ -183,21 +187,23 @@ def import_studies() -> Redirect | tuple[str, int]:
     can be refused now is refused here, with nothing queued."""
     form = ActionForm()
     if not form.validate_on_submit():
-        abort(400, description="The form's security token is missing or has expired. "
-                               "Search again and import from the results.")
+        abort(400, description=gettext("The form's security token is missing or has expired. "
+                                       "Search again and import from the results."))
     try:
         endpoint_id = int(request.form.get("endpoint", ""))
     except ValueError:
-        abort(400, description="No PACS endpoint was given.")
+        abort(400, description=gettext("No PACS endpoint was given."))
     endpoint = db.session.get(PacsEndpoint, endpoint_id)
     if endpoint is None:
-        abort(400, description="There is no such PACS endpoint.")
+        abort(400, description=gettext("There is no such PACS endpoint."))
     try:
         job = start_pacs_import(endpoint, request.form.getlist("study"), actor=current_user)
     except JobError as exc:
-        return _import_refused(endpoint, f"{exc} Nothing was imported.", 400)
+        return _import_refused(endpoint, gettext("%(reason)s Nothing was imported.", reason=exc),
+                               400)
     except PacsError as exc:
-        return _import_refused(endpoint, f"Nothing was imported: {exc}.", PACS_FAILED)
+        return _import_refused(endpoint, gettext("Nothing was imported: %(reason)s.", reason=exc),
+                               PACS_FAILED)
     return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
 
@@ -219,7 +225,7 @@ def study_thumbnail(endpoint_id: int, study_uid: str) -> Response:
     except PacsError:
         image = None
     if image is None:
-        abort(404, description="The PACS has no rendered picture of this study.")
+        abort(404, description=gettext("The PACS has no rendered picture of this study."))
     response = Response(image, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -10,12 +10,14 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.audit.services import record
 from app.auth.models import User
 from app.extensions import db
 from app.field_encryption import UndecryptableField, decrypt, encrypt
+from app.i18n import N_
 from app.pacs.clients import (
     PacsClient,
     PacsError,
@@ -54,20 +56,23 @@ def _keys() -> list[str]:
 
 def _check(settings: EndpointSettings) -> None:
     if settings.kind not in {k.value for k in PacsKind}:
-        raise EndpointError("choose DICOMweb or DIMSE")
+        raise EndpointError(gettext("choose DICOMweb or DIMSE"))
     if settings.kind == PacsKind.DICOMWEB:
         if not settings.url.startswith(("http://", "https://")):
-            raise EndpointError("the DICOMweb URL must start with http:// or https://")
+            raise EndpointError(gettext("the DICOMweb URL must start with http:// or https://"))
         if "@" in settings.url.split("//", 1)[1].split("/", 1)[0]:
-            raise EndpointError("put the user name and password in their own fields, not in "
-                                "the URL: the URL is shown on the endpoints page and is not "
-                                "encrypted")
+            raise EndpointError(gettext(
+                "put the user name and password in their own fields, not in the URL: the URL "
+                "is shown on the endpoints page and is not encrypted"))
     else:
         if not settings.host or settings.port is None or not (0 < settings.port < 65536):
-            raise EndpointError("a DIMSE endpoint needs the PACS's host and port (1-65535)")
-        for label, ae in (("called", settings.called_ae), ("calling", settings.calling_ae)):
+            raise EndpointError(gettext(
+                "a DIMSE endpoint needs the PACS's host and port (1-65535)"))
+        for message, ae in (
+                (N_("the called AE title must be 1-16 ASCII characters"), settings.called_ae),
+                (N_("the calling AE title must be 1-16 ASCII characters"), settings.calling_ae)):
             if not ae or len(ae) > 16 or not ae.isascii() or "\\" in ae:
-                raise EndpointError(f"the {label} AE title must be 1-16 ASCII characters")
+                raise EndpointError(gettext(message))
 
 
 def save_endpoint(settings: EndpointSettings, *, actor: User | None,
@@ -75,7 +80,8 @@ def save_endpoint(settings: EndpointSettings, *, actor: User | None,
     _check(settings)
     clash = db.session.scalar(select(PacsEndpoint).where(PacsEndpoint.name == settings.name))
     if clash is not None and clash is not endpoint:
-        raise EndpointError(f"there is already an endpoint called {settings.name!r}")
+        raise EndpointError(gettext("there is already an endpoint called %(name)s",
+                                    name=repr(settings.name)))
     new = endpoint is None
     if endpoint is None:
         endpoint = PacsEndpoint()

@@ -1,6 +1,8 @@
 // A job's page: asks the status endpoint every second for the results not shown yet and
 // adds them to the table, moving the progress bar, until the job ends. Polling, not a
 // socket: one small request a second while the page is open, through any proxy.
+import { _ } from "./i18n.js";
+
 const section = document.getElementById("job");
 const statusUrl = section.dataset.statusUrl;
 const caseUrl = section.dataset.caseUrl.replace(/0$/, "");
@@ -19,6 +21,16 @@ for (const row of rows ? rows.querySelectorAll("tr") : []) {
   if (kind in counts) counts[kind] += 1;
 }
 
+// A job's stored status as the page shows it (the server's words for the same values).
+const STATUSES = { queued: _("queued"), running: _("running"), done: _("done"),
+  failed: _("failed"), cancelled: _("cancelled") };
+
+// A translated sentence with a link in place of its %(link)s placeholder.
+function appendWithLink(parent, sentence, link) {
+  const [before, after = ""] = sentence.split("%(link)s");
+  parent.append(before, link, after);
+}
+
 function cell(row, text) {
   const td = document.createElement("td");
   if (text !== undefined) td.textContent = text;
@@ -29,7 +41,7 @@ function cell(row, text) {
 function caseLink(id) {
   const a = document.createElement("a");
   a.href = caseUrl + id;
-  a.textContent = `Case ${id}`;
+  a.textContent = _("Case %(number)s", { number: id });
   return a;
 }
 
@@ -40,12 +52,13 @@ function addRow(item) {
   cell(row, item.name);
   const result = cell(row);
   if (item.status === "imported") {
-    result.append("imported as ", item.case_id ? caseLink(item.case_id) : "a case since removed");
+    if (item.case_id) appendWithLink(result, _("imported as %(link)s"), caseLink(item.case_id));
+    else result.append(_("imported as a case since removed"));
   } else if (item.status === "duplicate") {
-    result.append("duplicate");
-    if (item.case_id) result.append(" of ", caseLink(item.case_id));
+    if (item.case_id) appendWithLink(result, _("duplicate of %(link)s"), caseLink(item.case_id));
+    else result.append(_("duplicate"));
   } else {
-    result.append("refused");
+    result.append(_("refused"));
   }
   const details = cell(row);
   if (item.reason) {
@@ -57,13 +70,13 @@ function addRow(item) {
   if (item.pixel_review_needed) {
     const badge = document.createElement("span");
     badge.className = "badge warn";
-    badge.textContent = "pixel review needed";
+    badge.textContent = _("pixel review needed");
     details.append(" ", badge);
   }
   rows.append(row);
   counts[item.status] += 1;
-  summary.textContent = `${counts.imported} imported · ${counts.duplicate} already in the ` +
-    `library · ${counts.rejected} refused`;
+  summary.textContent = _("%(imported)s imported · %(duplicate)s already in the library · %(refused)s refused",
+    { imported: counts.imported, duplicate: counts.duplicate, refused: counts.rejected });
 }
 
 async function poll() {
@@ -89,7 +102,8 @@ async function poll() {
     bar.value = data.done;
   }
   count.textContent = `${data.done} / ${data.total ?? "…"}`;
-  status.textContent = data.status;
+  status.dataset.status = data.status;
+  status.textContent = STATUSES[data.status] || data.status;
   if (data.error) {
     error.textContent = data.error;
     error.hidden = false;
@@ -98,4 +112,4 @@ async function poll() {
   else if ("reloadWhenFinished" in section.dataset) window.location.reload();
 }
 
-if (!["done", "failed", "cancelled"].includes(status.textContent)) poll();
+if (!["done", "failed", "cancelled"].includes(status.dataset.status)) poll();

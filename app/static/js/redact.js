@@ -2,6 +2,8 @@
 // over it (outlined live while dragging), remove any before applying, and confirm before the
 // rectangles are burned into the stored image. Rectangles are kept in image pixel
 // coordinates, so zoom and window changes never move them.
+import { _ } from "./i18n.js";
+
 const ZOOMS = [1, 1.5, 2, 3, 4, 6];
 
 function windowLut(level, width) {
@@ -12,8 +14,6 @@ function windowLut(level, width) {
   for (let v = 0; v < 256; v++) lut[v] = ((v - low) / width) * 255;
   return lut;
 }
-
-function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
 
 function setUp(section) {
   const source = section.querySelector("img.redact-source");
@@ -121,12 +121,12 @@ function setUp(section) {
     list.replaceChildren(...rects.map(([x, y, w, h], i) => {
       const item = document.createElement("li");
       if (i === selected) item.setAttribute("aria-current", "true");
-      item.append(`x ${x}, y ${y}: ${w} × ${h} px`);
+      item.append(_("x %(x)s, y %(y)s: %(width)s × %(height)s px", { x, y, width: w, height: h }));
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "secondary";
-      remove.textContent = "Remove";
-      remove.setAttribute("aria-label", `Remove rectangle ${i + 1}`);
+      remove.textContent = _("Remove");
+      remove.setAttribute("aria-label", _("Remove rectangle %(number)s", { number: i + 1 }));
       remove.addEventListener("click", () => removeAt(i));
       item.append(remove);
       return item;
@@ -217,7 +217,8 @@ function setUp(section) {
   section.querySelector(".redact-open").addEventListener("click", () => {
     if (!rects.length) return;
     section.querySelector(".redact-confirm-text").textContent =
-      `${plural(rects.length, "rectangle")} will be burned into the stored image.`;
+      rects.length === 1 ? _("1 rectangle will be burned into the stored image.")
+        : _("%(count)s rectangles will be burned into the stored image.", { count: rects.length });
     dialog.showModal();
   });
   section.querySelector(".redact-cancel").addEventListener("click", () => dialog.close());
