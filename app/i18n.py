@@ -39,6 +39,7 @@ DEFAULT_LANGUAGE = "en"
 # Each language named in itself: a reader who does not read the current one finds theirs.
 LANGUAGES: dict[str, str] = {"en": "English", "fr": "Français", "es": "Español"}
 SESSION_KEY = "language"
+API_PREFIX = "/api/"
 DEFAULT_TIMEZONE = "UTC"
 
 # The language of a clinic's country, for readers whose browser asks for none we have.
@@ -87,6 +88,9 @@ def select_locale() -> str:
     Accept-Language, then the language of the clinic's country, then English."""
     if not has_request_context():
         return DEFAULT_LANGUAGE  # the command line and e-mails set theirs explicitly
+    if request.path.startswith(API_PREFIX):
+        # The JSON API is read by programs: its messages stay English whoever calls it.
+        return DEFAULT_LANGUAGE
     if _signed_in() and current_user.language in LANGUAGES:
         return str(current_user.language)
     chosen = session.get(SESSION_KEY)

@@ -419,3 +419,20 @@ def test_the_openapi_document_is_3_1_and_names_the_bearer_scheme(client):
     assert spec["openapi"] == "3.1.0"
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert spec["paths"]["/api/v1/certificates/{code}"]["get"]["security"] == []
+
+
+def test_the_api_answers_in_english_whatever_the_callers_language(client, trainee, practice):
+    """Programs compare the API's sentences: a caller whose setting is French or Spanish gets
+    the same English message as an English one (the pages are in the reader's language)."""
+    token = make_token(client, trainee)
+    started = client.post(f"/api/v1/exercises/{practice.id}/attempts", headers=bearer(token))
+    base = f"/api/v1/attempts/{started.json['id']}"
+    assert client.post(f"{base}/submit", headers=bearer(token)).status_code == 200
+    messages = {}
+    for language in ("en", "fr", "es"):
+        trainee.language = language
+        db.session.commit()
+        late = client.put(f"{base}/answers/1", headers=bearer(token), json={"answers": ANSWER})
+        assert late.status_code == 409
+        messages[language] = late.json["message"]
+    assert messages["fr"] == messages["es"] == messages["en"], messages

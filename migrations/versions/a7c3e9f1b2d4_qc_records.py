@@ -2,7 +2,7 @@
 reads, the discrepancy grade) and the imports that brought them
 
 Revision ID: a7c3e9f1b2d4
-Revises: f3a9c1e7b5d2
+Revises: b1d4e6f8a2c3
 Create Date: 2026-12-06 03:50:00.000000
 
 """
@@ -14,7 +14,7 @@ import app.db_types
 
 # revision identifiers, used by Alembic.
 revision = 'a7c3e9f1b2d4'
-down_revision = 'f3a9c1e7b5d2'
+down_revision = 'b1d4e6f8a2c3'
 branch_labels = None
 depends_on = None
 
