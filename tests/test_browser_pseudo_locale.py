@@ -1,0 +1,322 @@
+"""Every page each demo role reaches, in the pseudo language (tests/i18n_pseudo.py: the
+English accented and ~35 % longer, in ⟦ ⟧), at 1280x800:
+
+- layout: no sideways scroll of the page, no control whose text is cut or runs out of its
+  box, nothing past the window's edge (texts in French or Spanish are that much longer);
+- English left: every visible text is a pseudo translation or allowed (the seeded world's
+  data, proper names, numbers, dates, codes, the official form's English in lang="en"); the
+  failure lists each English text with the element that shows it.
+
+One test per page and check, so a failure names the page. The same seeded demo as
+test_browser_roles.py (its seeding and page list, reached here by the pseudo menu names).
+Screenshots: ``<role>-<page>-pseudo-1280.png`` in CXR_ACADEMY_SCREENSHOTS (else a
+temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import String, select
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.extensions import db
+from tests.conftest import base_config, migrate_database
+from tests.i18n_pseudo import (
+    PSEUDO_LANGUAGE,
+    english_left,
+    layout_problems,
+    pseudo,
+    pseudo_config,
+    pseudo_language_offered,
+    say,
+    visible_texts,
+    write_pseudo_catalogue,
+)
+from tests.test_browser_roles import USERNAMES, DemoPortal, _seed, _settle
+
+pytestmark = pytest.mark.browser
+
+VIEWPORT = {"viewport": {"width": 1280, "height": 800}}
+
+
+def _user_data(app: Any) -> set[str]:
+    """Every text the seeded world stores (names, titles, codes, e-mails, notes): on a page
+    it is the users' data, shown as they typed it, in no UI language."""
+    values: set[str] = set()
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            columns = [c for c in table.columns
+                       if isinstance(getattr(c.type, "impl", c.type), String)]
+            if not columns:
+                continue
+            for row in db.session.execute(select(*columns)):
+                values.update(str(v).strip() for v in row if v and str(v).strip())
+        db.session.remove()
+    return values
+
+
+class PseudoPortal(DemoPortal):
+    user_data: set[str]
+
+
+@pytest.fixture(scope="module")
+def pseudo_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PseudoPortal]:
+    """The seeded demo served over HTTP with the pseudo language offered by the switcher."""
+    translations = write_pseudo_catalogue(tmp_path_factory.mktemp("pseudo-translations"))
+    offered = pseudo_language_offered()
+    next(offered)
+    instance = tmp_path_factory.mktemp("pseudo-instance")
+    url = f"sqlite:///{tmp_path_factory.mktemp('pseudo-db') / 'demo.sqlite3'}"
+    migrate_database(url, instance)
+    app = create_app({**base_config(url, instance), **pseudo_config(translations)})
+    passwords, ids = _seed(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        portal = PseudoPortal(f"http://127.0.0.1:{server.server_port}", passwords, ids,
+                              totp_keys=ids.pop("totp_keys"))
+        portal.user_data = _user_data(app)
+        yield portal
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        next(offered, None)
+
+
+# ---- how each page is reached, by what the pseudo page says -----------------------------
+
+Go = Callable[[Any, DemoPortal], None]
+
+
+def menu(*names: str | tuple[str, dict[str, Any]]) -> Go:
+    """From the home page, the main menu's link ``names[0]``, then links by name (message
+    ids, or (id, params)), as the pseudo page says them."""
+    def text(name: str | tuple[str, dict[str, Any]]) -> str:
+        return say(name) if isinstance(name, str) else say(name[0], **name[1])
+
+    def go(page: Any, portal: DemoPortal) -> None:
+        page.goto(portal.url + "/")
+        page.get_by_role("navigation", name=say("Main")).get_by_role(
+            "link", name=text(names[0]), exact=True).click()
+        page.wait_for_load_state()
+        for name in names[1:]:
+            page.get_by_role("link", name=text(name), exact=True).first.click()
+            page.wait_for_load_state()
+    return go
+
+
+def url(template: str) -> Go:
+    def go(page: Any, portal: DemoPortal) -> None:
+        page.goto(portal.url + template.format(**portal.ids))
+    return go
+
+
+ANY_CODE = "A code from your authenticator app, or one of your recovery codes"
+
+
+def submit(path: str, button: str, role: str) -> Go:
+    """The answer to the form whose button is ``button`` on ``path``, with ``role``'s
+    authenticator code."""
+    def go(page: Any, portal: DemoPortal) -> None:
+        page.goto(portal.url + path)
+        form = page.locator("form", has=page.get_by_role("button", name=say(button), exact=True))
+        form.get_by_label(say(ANY_CODE)).fill(portal.second_factor_code(USERNAMES[role]))
+        form.get_by_role("button", name=say(button), exact=True).click()
+        page.wait_for_load_state()
+    return go
+
+
+def second_step(role: str) -> Go:
+    def go(page: Any, portal: DemoPortal) -> None:
+        username = USERNAMES[role]
+        page.goto(portal.url + "/auth/login")
+        page.get_by_label(say("User name or e-mail")).fill(username)
+        page.get_by_label(say("Password")).fill(portal.passwords[username])
+        page.get_by_role("button", name=say("Sign in")).click()
+        page.wait_for_load_state()
+        assert "/auth/second-factor" in page.url
+    return go
+
+
+IN_PROGRESS, SUBMITTED = "in progress", "submitted"
+
+
+def trainee_pages(role: str) -> dict[str, Go]:
+    return {
+        "home": url("/"),
+        "training": menu("Training"),
+        "attempt-case": menu("Training", IN_PROGRESS),
+        "summary": url(f"/training/attempts/{{{role}_attempt}}/summary"),
+        "abandon": url(f"/training/attempts/{{{role}_attempt}}/abandon"),
+        "result": menu("Training", SUBMITTED),
+        "review": menu("Training", SUBMITTED, ("Review case %(number)s", {"number": 1})),
+        "certificates": menu("My certificates"),
+        "settings": url("/account/settings"),
+        "password": url("/auth/password"),
+        "account-security": url("/account/security"),
+        "help": menu("Help"),
+        "help-role": url(f"/help/{role}"),
+    }
+
+
+PAGES: dict[str, dict[str, Go]] = {
+    "radiologist": {**trainee_pages("radiologist"),
+                    "exam-case": url("/training/attempts/{exam_attempt}/1"),
+                    "second-factor-set-up": url("/auth/second-factor/set-up")},
+    "radiographer": trainee_pages("radiographer"),
+    "trainer": {
+        "home": url("/"),
+        "training": menu("Training"),
+        "case-library": menu("Case library"),
+        "case": url("/cases/{case}"),
+        "case-read": url("/cases/{case}/read"),
+        "case-quality-read": url("/cases/{case}/read?scheme=image_quality"),
+        "pixel-review": url("/cases/{review_case}/review"),
+        "case-upload": url("/cases/upload"),
+        "schemes": url("/cases/schemes"),
+        "exercises": menu("Exercises"),
+        "exercise-edit": url("/training/manage/{unattempted}/edit"),
+        "statistics": url("/training/manage/{practice}/statistics"),
+        "viewer": menu("Viewer"),
+        "viewer-case": url("/viewer/cases/{case}"),
+        "account-security": url("/account/security"),
+        "help": menu("Help"),
+        "help-role": url("/help/trainer"),
+    },
+    "lead": {
+        "home": url("/"),
+        "dashboard": menu("Certification"),
+        "programmes": url("/certification/programmes"),
+        "programme": url("/certification/programmes/{programme}"),
+        "reader": url("/certification/readers/{radiologist}"),
+        "certificates": menu("Certificates"),
+        "reviews": url("/certification/reviews"),
+        "exception": url("/certification/exceptions/new"),
+        "account-security": url("/account/security"),
+        "replace-authenticator": submit("/account/security", "Replace authenticator", "lead"),
+        "help": menu("Help"),
+        "help-role": url("/help/lead"),
+    },
+    "admin": {
+        "home": url("/"),
+        "administration": menu("Administration"),
+        "users": url("/admin/users"),
+        "user": url("/admin/users/{radiologist}"),
+        "new-user": url("/admin/users/new"),
+        "clinics": url("/admin/clinics"),
+        "audit": url("/admin/audit"),
+        "case-library": menu("Case library"),
+        "exercises": menu("Exercises"),
+        "dashboard": menu("Certification"),
+        "certificates": menu("Certificates"),
+        "programmes": url("/certification/programmes"),
+        "new-programme": url("/certification/programmes/new"),
+        "edit-programme": url("/certification/programmes/{programme}/edit"),
+        "account-security": url("/account/security"),
+        "recovery-codes": submit("/account/security", "Make new recovery codes", "admin"),
+        "help": menu("Help"),
+        "help-role": url("/help/admin"),
+    },
+    "anonymous": {
+        "sign-in": url("/auth/login"),
+        "verify-form": url("/verify/"),
+        "verify": url("/verify/{certificate_code}"),
+        "help": url("/help"),
+        "glossary": url("/help/glossary"),
+        "help-role": url("/help/radiologist"),
+        "second-step": second_step("trainer"),
+    },
+}
+
+CASES = [pytest.param(role, name, id=f"{role}-{name}")
+         for role, pages in PAGES.items() for name in pages]
+
+
+def switch_to_pseudo(page: Any) -> None:
+    """The switcher's pseudo button, as a reader picks a language."""
+    page.get_by_test_id("language-switcher").get_by_role(
+        "button", name=pseudo("Pseudo"), exact=True).click()
+    page.wait_for_load_state()
+    assert page.evaluate("document.documentElement.lang") == PSEUDO_LANGUAGE
+
+
+@pytest.fixture(scope="module")
+def pseudo_page(browser: Any, pseudo_portal: PseudoPortal) -> Iterator[Callable[[str], Any]]:
+    """A page of ``role``'s browser, signed in (in English, the demo accounts' language)
+    then switched to the pseudo language with the switcher; kept for the role's pages."""
+    contexts: dict[str, Any] = {}
+
+    def get(role: str) -> Any:
+        if role not in contexts:
+            context = browser.new_context(**VIEWPORT)
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(pseudo_portal.url + "/auth/login")
+            if role != "anonymous":
+                username = USERNAMES[role]
+                page.get_by_label("User name or e-mail").fill(username)
+                page.get_by_label("Password").fill(pseudo_portal.passwords[username])
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_load_state()
+                if "/auth/second-factor" in page.url:
+                    page.get_by_label("Code").fill(pseudo_portal.second_factor_code(username))
+                    page.get_by_role("button", name="Verify").click()
+                    page.wait_for_load_state()
+                assert "/auth/" not in page.url, f"{role} could not sign in"
+            switch_to_pseudo(page)
+            contexts[role] = context
+        return contexts[role].pages[0]
+
+    yield get
+    for context in contexts.values():
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("CXR_ACADEMY_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# What each page showed, read once for both checks.
+_SEEN: dict[tuple[str, str], tuple[list[dict[str, str]], list[str]]] = {}
+
+
+def _visit(pseudo_page: Callable[[str], Any], portal: PseudoPortal, screenshots: Path,
+           role: str, name: str) -> tuple[list[dict[str, str]], list[str]]:
+    if (role, name) not in _SEEN:
+        page = pseudo_page(role)
+        PAGES[role][name](page, portal)
+        _settle(page)
+        assert "/auth/login" not in page.url or role == "anonymous", f"signed out at {page.url}"
+        assert page.locator(".error-page").count() == 0, (
+            f"{page.url}: {page.locator('.error-page').inner_text()}")
+        assert page.evaluate("document.documentElement.lang") == PSEUDO_LANGUAGE
+        page.screenshot(path=str(screenshots / f"{role}-{name}-pseudo-1280.png"),
+                        full_page=True)
+        _SEEN[(role, name)] = (visible_texts(page), layout_problems(page))
+    return _SEEN[(role, name)]
+
+
+@pytest.mark.parametrize(("role", "name"), CASES)
+def test_no_overflow_or_clipped_control(pseudo_page: Callable[[str], Any],
+                                        pseudo_portal: PseudoPortal, screenshots: Path,
+                                        role: str, name: str) -> None:
+    _texts, problems = _visit(pseudo_page, pseudo_portal, screenshots, role, name)
+    assert not problems, f"{role} / {name} at 1280x800 in longer texts:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(("role", "name"), CASES)
+def test_no_english_left(pseudo_page: Callable[[str], Any], pseudo_portal: PseudoPortal,
+                         screenshots: Path, role: str, name: str) -> None:
+    texts, _problems = _visit(pseudo_page, pseudo_portal, screenshots, role, name)
+    left = english_left(texts, pseudo_portal.user_data)
+    assert not left, f"{role} / {name}: English not from the catalogue:\n" + "\n".join(left)
