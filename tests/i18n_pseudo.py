@@ -122,49 +122,7 @@ def pseudo_language_offered() -> Iterator[None]:
 # Visible text nodes, each with the element that holds it (a short CSS-like path). Text in
 # a part marked lang="en" (the official form's wording, the English beside a certificate's
 # words) or translate="no", and code/keyboard samples, are not the page's UI language.
-VISIBLE_TEXTS_JS = r"""
-() => {
-  const skip = 'script,style,noscript,template,code,pre,kbd,samp,[translate="no"],[lang="en"],[hidden]';
-  const out = [];
-  const path = (el) => {
-    const bits = [];
-    for (let e = el; e && e !== document.body && bits.length < 4; e = e.parentElement) {
-      let s = e.tagName.toLowerCase();
-      if (e.id) { s += '#' + e.id; bits.unshift(s); break; }
-      const cls = [...e.classList].slice(0, 2).join('.');
-      if (cls) s += '.' + cls;
-      bits.unshift(s);
-    }
-    return bits.join(' > ');
-  };
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const text = n.textContent.replace(/\s+/g, ' ').trim();
-    const el = n.parentElement;
-    if (!text || !el || el.closest(skip)) continue;
-    const box = el.getBoundingClientRect();
-    const style = getComputedStyle(el);
-    if (box.width === 0 || box.height === 0 || style.visibility === 'hidden') continue;
-    if (el.closest('.visually-hidden, .sr-only')) {
-      out.push({text, where: path(el)});  // read aloud: still UI
-      continue;
-    }
-    out.push({text, where: path(el)});
-  }
-  // What controls say without a text node: placeholders, values of buttons, labels.
-  for (const el of document.querySelectorAll('input[placeholder], textarea[placeholder],'
-      + ' input[type=submit], input[type=button], [aria-label], [title]')) {
-    if (el.closest(skip)) continue;
-    for (const attr of ['placeholder', 'aria-label', 'title']) {
-      const v = el.getAttribute(attr);
-      if (v && v.trim()) out.push({text: v.trim(), where: path(el) + '@' + attr});
-    }
-    if ((el.type === 'submit' || el.type === 'button') && el.tagName === 'INPUT' && el.value)
-      out.push({text: el.value.trim(), where: path(el) + '@value'});
-  }
-  return out;
-}
-"""
+VISIBLE_TEXTS_JS = (Path(__file__).parent / "i18n_visible_texts.js").read_text()
 
 
 def visible_texts(page: Any) -> list[dict[str, str]]:
@@ -221,76 +179,109 @@ def english_left(texts: Iterable[dict[str, str]], user_data: Iterable[str]) -> l
 
 # Horizontal scroll of the document, controls whose text is cut (overflow hidden/clip with
 # more content than room, or text running out of its box), elements past the window's edge.
-LAYOUT_PROBLEMS_JS = r"""
-() => {
-  const problems = [];
-  const doc = document.documentElement;
-  const width = doc.clientWidth;
-  if (doc.scrollWidth > width + 1)
-    problems.push(`the page scrolls sideways (${doc.scrollWidth}px wide in ${width}px)`);
-  const name = (el) => {
-    let s = el.tagName.toLowerCase();
-    if (el.id) s += '#' + el.id;
-    else if (el.classList.length) s += '.' + [...el.classList].slice(0, 2).join('.');
-    const text = (el.innerText || el.value || el.getAttribute('aria-label') || '')
-      .replace(/\s+/g, ' ').trim().slice(0, 60);
-    return `${s} "${text}"`;
-  };
-  const visible = (el) => {
-    const r = el.getBoundingClientRect();
-    const st = getComputedStyle(el);
-    return r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && st.display !== 'none'
-      && !el.closest('.visually-hidden, .sr-only, [hidden]');
-  };
-  // Inside a box that scrolls on purpose (a wide table's wrapper, the viewer's canvas)
-  // content may pass the window's edge: the reader scrolls that box.
-  const inScroller = (el) => {
-    for (let e = el.parentElement; e && e !== document.body; e = e.parentElement) {
-      const st = getComputedStyle(e);
-      if (['auto', 'scroll'].includes(st.overflowX)) return true;
-    }
-    return false;
-  };
-  const controls = 'button, a, input, select, label, th, nav li, summary, .button, textarea';
-  for (const el of document.querySelectorAll(controls)) {
-    if (!visible(el)) continue;
-    const st = getComputedStyle(el);
-    const clips = ['hidden', 'clip'].includes(st.overflowX) || ['hidden', 'clip'].includes(st.overflowY)
-      || st.textOverflow === 'ellipsis';
-    if (clips && (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1)
-        && el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.tagName !== 'SELECT')
-      problems.push(`clipped text: ${name(el)} (${el.scrollWidth}x${el.scrollHeight} in ${el.clientWidth}x${el.clientHeight})`);
-    if (el.tagName === 'SELECT') {
-      // A closed list shows its chosen option: cut when the option is wider than the box.
-      const option = el.options[el.selectedIndex];
-      if (option) {
-        const probe = document.createElement('span');
-        probe.style.cssText = `font:${st.font};white-space:pre;position:absolute;visibility:hidden`;
-        probe.textContent = option.text;
-        document.body.appendChild(probe);
-        const room = el.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight) - 16;
-        if (probe.offsetWidth > room + 1)
-          problems.push(`clipped choice: ${name(el)} shows "${option.text.slice(0, 50)}" (${probe.offsetWidth}px in ${Math.round(room)}px)`);
-        probe.remove();
-      }
-    }
-    if (['BUTTON', 'A', 'LABEL', 'TH', 'SUMMARY'].includes(el.tagName) || el.classList.contains('button')) {
-      // Text running out of a box that does not grow with it (fixed width or height).
-      const r = el.getBoundingClientRect();
-      const range = document.createRange();
-      range.selectNodeContents(el);
-      const t = range.getBoundingClientRect();
-      if (t.width > 0 && (t.right > r.right + 2 || t.left < r.left - 2) && st.display !== 'inline')
-        problems.push(`text overflows its box: ${name(el)} (text ${Math.round(t.width)}px, box ${Math.round(r.width)}px)`);
-    }
-    const r = el.getBoundingClientRect();
-    if ((r.right > width + 1 || r.left < -1) && !inScroller(el))
-      problems.push(`past the window's edge: ${name(el)} (${Math.round(r.left)}..${Math.round(r.right)} of ${width})`);
-  }
-  return [...new Set(problems)];
-}
-"""
+LAYOUT_PROBLEMS_JS = (Path(__file__).parent / "i18n_layout_problems.js").read_text()
 
 
 def layout_problems(page: Any) -> list[str]:
     return list(page.evaluate(LAYOUT_PROBLEMS_JS))
+
+
+# ---- the real languages: English left on a French or Spanish page -----------------------
+
+def stored_texts(app: Any) -> set[str]:
+    """Every text the seeded world stores (names, titles, codes, e-mails, notes): on a page
+    it is the users' data, shown as they typed it, in no UI language."""
+    from sqlalchemy import String, select
+
+    from app.extensions import db
+
+    values: set[str] = set()
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            columns = [c for c in table.columns
+                       if isinstance(getattr(c.type, "impl", c.type), String)]
+            if columns:
+                for row in db.session.execute(select(*columns)):
+                    values.update(str(v).strip() for v in row if v and str(v).strip())
+        db.session.remove()
+    return values
+
+
+@cache
+def translations_of(language: str) -> Any:
+    from babel.support import Translations
+
+    return Translations.load(str(TRANSLATIONS), [language])
+
+
+def _shown(message: str) -> str:
+    """A message as a page shows it: markup gone, white space as the browser collapses it."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", message)).strip()
+
+
+@cache
+def _english_patterns(language: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """The English messages whose translation in ``language`` differs, each as a pattern of
+    the text a page shows (placeholders filled with anything)."""
+    t = translations_of(language)
+    patterns = []
+    for ids in english_messages():
+        english = ids[0]
+        translated = t.gettext(english) if len(ids) == 1 else t.ngettext(ids[0], ids[1], 2)
+        shown = _shown(english)
+        if translated == english or not re.search(r"[A-Za-z]{2,}", KEEP.sub("", shown)):
+            continue
+        parts = KEEP.split(shown)
+        regex = "".join(".+?" if KEEP.fullmatch(p) else re.escape(p) for p in parts)
+        patterns.append((shown, re.compile(regex.replace("%%", "%"))))
+        if len(ids) > 1:
+            plural = _shown(ids[1])
+            parts = KEEP.split(plural)
+            patterns.append((plural, re.compile(
+                "".join(".+?" if KEEP.fullmatch(p) else re.escape(p) for p in parts))))
+    return tuple(patterns)
+
+
+@cache
+def _english_only_words(language: str) -> frozenset[str]:
+    """Words of the English messages that no translation in ``language`` uses (``total``,
+    ``programme``, ``date`` are French too: they prove nothing)."""
+    t = translations_of(language)
+    theirs: set[str] = set()
+    for ids in english_messages():
+        translated = t.gettext(ids[0]) if len(ids) == 1 else t.ngettext(ids[0], ids[1], 2)
+        theirs.update(w.lower() for w in re.findall(r"[^\W\d_]{3,}", KEEP.sub(" ", translated)))
+    return english_vocabulary() - theirs
+
+
+def english_shown(texts: Iterable[dict[str, str]], language: str,
+                  user_data: Iterable[str]) -> list[str]:
+    """The visible texts of a page in ``language`` that are English: an English message of
+    the catalogue shown verbatim, or a text most of whose words are English-only words
+    (a text typed into a template or a script, never wrapped), once user data and proper
+    names are taken out."""
+    patterns = _english_patterns(language)
+    english_words = _english_only_words(language)
+    data = sorted({d for d in user_data if len(d) >= 3}, key=len, reverse=True)
+    found: list[str] = []
+    for item in texts:
+        text = item["text"]
+        rest = text
+        for value in data:
+            if value in rest:
+                rest = rest.replace(value, " ")
+        for name in PROPER_NAMES:
+            rest = rest.replace(name, " ")
+        rest = DATA_PATTERNS.sub(" ", rest)
+        words = re.findall(r"[^\W\d_]{3,}", rest)
+        message = next((m for m, p in patterns if p.fullmatch(text) and words), None)
+        english = [w for w in words if w.lower() in english_words]
+        if message is not None:
+            entry = f"{item['where']}: {text[:120]!r} (the message {message[:60]!r})"
+        elif english and len(english) * 2 >= len(words):
+            entry = f"{item['where']}: {text[:120]!r} (English words: {', '.join(english[:6])})"
+        else:
+            continue
+        if entry not in found:
+            found.append(entry)
+    return found

@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import String, select
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.extensions import db
 from tests.conftest import base_config, migrate_database
 from tests.i18n_pseudo import (
     PSEUDO_LANGUAGE,
@@ -35,6 +33,7 @@ from tests.i18n_pseudo import (
     pseudo_config,
     pseudo_language_offered,
     say,
+    stored_texts,
     visible_texts,
     write_pseudo_catalogue,
 )
@@ -43,22 +42,6 @@ from tests.test_browser_roles import USERNAMES, DemoPortal, _seed, _settle
 pytestmark = pytest.mark.browser
 
 VIEWPORT = {"viewport": {"width": 1280, "height": 800}}
-
-
-def _user_data(app: Any) -> set[str]:
-    """Every text the seeded world stores (names, titles, codes, e-mails, notes): on a page
-    it is the users' data, shown as they typed it, in no UI language."""
-    values: set[str] = set()
-    with app.app_context():
-        for table in db.metadata.sorted_tables:
-            columns = [c for c in table.columns
-                       if isinstance(getattr(c.type, "impl", c.type), String)]
-            if not columns:
-                continue
-            for row in db.session.execute(select(*columns)):
-                values.update(str(v).strip() for v in row if v and str(v).strip())
-        db.session.remove()
-    return values
 
 
 class PseudoPortal(DemoPortal):
@@ -82,7 +65,7 @@ def pseudo_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PseudoPo
     try:
         portal = PseudoPortal(f"http://127.0.0.1:{server.server_port}", passwords, ids,
                               totp_keys=ids.pop("totp_keys"))
-        portal.user_data = _user_data(app)
+        portal.user_data = stored_texts(app)
         yield portal
     finally:
         server.shutdown()
