@@ -28,6 +28,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
+from app import i18n
 from app.audit.services import record
 from app.auth.models import User, UserSession
 from app.auth.roles import TRAINEE_ROLES
@@ -80,8 +81,10 @@ def start_session(user: User, *, remember: bool = False) -> None:
             remembered=remember,
         )
     )
+    language = session.get(i18n.SESSION_KEY)
     session.clear()  # no state carried over from before login (session fixation)
     session[SESSION_KEY] = token
+    _keep_language(language)
     # Only a remembered device gets a cookie that outlives the browser.
     session.permanent = remember
     login_user(user)
@@ -184,6 +187,13 @@ def _end_for_time(row: UserSession, reason: str, now: datetime) -> None:
     db.session.commit()
 
 
+def _keep_language(language: object) -> None:
+    """The language picked with the switcher (on the sign-in page, say) outlives signing in
+    and out: it is the reader's, one of ours, and grants nothing."""
+    if isinstance(language, str) and language in i18n.LANGUAGES:
+        session[i18n.SESSION_KEY] = language
+
+
 def end_current_session() -> None:
     token = session.get(SESSION_KEY)
     if token:
@@ -193,7 +203,9 @@ def end_current_session() -> None:
             .values(ended_at=utcnow())
         )
     logout_user()
+    language = session.get(i18n.SESSION_KEY)
     session.clear()
+    _keep_language(language)
 
 
 def end_all_sessions(user: User, *, keep_current: bool = False) -> None:
