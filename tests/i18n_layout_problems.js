@@ -53,9 +53,17 @@
     if (['BUTTON', 'A', 'LABEL', 'TH', 'SUMMARY'].includes(el.tagName) || el.classList.contains('button')) {
       // Text running out of a box that does not grow with it (fixed width or height).
       const r = el.getBoundingClientRect();
-      const range = document.createRange();
-      range.selectNodeContents(el);
-      const t = range.getBoundingClientRect();
+      // The visible text's extent (a visually hidden name is positioned off on purpose).
+      let left = Infinity, right = -Infinity;
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (!n.textContent.trim() || n.parentElement.closest('.visually-hidden, .sr-only, [hidden]')) continue;
+        const range = document.createRange();
+        range.selectNodeContents(n);
+        const t = range.getBoundingClientRect();
+        if (t.width > 0) { left = Math.min(left, t.left); right = Math.max(right, t.right); }
+      }
+      const t = {width: right - left, left, right};
       if (t.width > 0 && (t.right > r.right + 2 || t.left < r.left - 2) && st.display !== 'inline')
         problems.push(`text overflows its box: ${name(el)} (text ${Math.round(t.width)}px, box ${Math.round(r.width)}px)`);
     }

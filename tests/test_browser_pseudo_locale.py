@@ -15,6 +15,7 @@ temporary folder)."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,19 +79,26 @@ def pseudo_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PseudoPo
 Go = Callable[[Any, DemoPortal], None]
 
 
+def either(message: str, **params: Any) -> re.Pattern[str]:
+    """A locator name: the pseudo text, or the English where a page is not translated yet
+    (the walk reaches the page; its English is reported by the checks)."""
+    english = message % params if params else message
+    return re.compile(f"^({re.escape(say(message, **params))}|{re.escape(english)})$")
+
+
 def menu(*names: str | tuple[str, dict[str, Any]]) -> Go:
     """From the home page, the main menu's link ``names[0]``, then links by name (message
     ids, or (id, params)), as the pseudo page says them."""
-    def text(name: str | tuple[str, dict[str, Any]]) -> str:
-        return say(name) if isinstance(name, str) else say(name[0], **name[1])
+    def text(name: str | tuple[str, dict[str, Any]]) -> re.Pattern[str]:
+        return either(name) if isinstance(name, str) else either(name[0], **name[1])
 
     def go(page: Any, portal: DemoPortal) -> None:
         page.goto(portal.url + "/")
-        page.get_by_role("navigation", name=say("Main")).get_by_role(
-            "link", name=text(names[0]), exact=True).click()
+        page.get_by_role("navigation", name=either("Main")).get_by_role(
+            "link", name=text(names[0])).click()
         page.wait_for_load_state()
         for name in names[1:]:
-            page.get_by_role("link", name=text(name), exact=True).first.click()
+            page.get_by_role("link", name=text(name)).first.click()
             page.wait_for_load_state()
     return go
 
@@ -109,9 +117,9 @@ def submit(path: str, button: str, role: str) -> Go:
     authenticator code."""
     def go(page: Any, portal: DemoPortal) -> None:
         page.goto(portal.url + path)
-        form = page.locator("form", has=page.get_by_role("button", name=say(button), exact=True))
-        form.get_by_label(say(ANY_CODE)).fill(portal.second_factor_code(USERNAMES[role]))
-        form.get_by_role("button", name=say(button), exact=True).click()
+        form = page.locator("form", has=page.get_by_role("button", name=either(button)))
+        form.get_by_label(either(ANY_CODE)).fill(portal.second_factor_code(USERNAMES[role]))
+        form.get_by_role("button", name=either(button)).click()
         page.wait_for_load_state()
     return go
 
@@ -120,9 +128,9 @@ def second_step(role: str) -> Go:
     def go(page: Any, portal: DemoPortal) -> None:
         username = USERNAMES[role]
         page.goto(portal.url + "/auth/login")
-        page.get_by_label(say("User name or e-mail")).fill(username)
-        page.get_by_label(say("Password")).fill(portal.passwords[username])
-        page.get_by_role("button", name=say("Sign in")).click()
+        page.get_by_label(either("User name or e-mail")).fill(username)
+        page.get_by_label(either("Password")).fill(portal.passwords[username])
+        page.get_by_role("button", name=either("Sign in")).click()
         page.wait_for_load_state()
         assert "/auth/second-factor" in page.url
     return go
@@ -230,6 +238,28 @@ def switch_to_pseudo(page: Any) -> None:
     assert page.evaluate("document.documentElement.lang") == PSEUDO_LANGUAGE
 
 
+def open_as(browser: Any, portal: PseudoPortal, role: str, **options: Any) -> Any:
+    """A browser context of ``role``, signed in (in English, the demo accounts' language)
+    and switched to the pseudo language with the switcher."""
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(portal.url + "/auth/login")
+    if role != "anonymous":
+        username = USERNAMES[role]
+        page.get_by_label("User name or e-mail").fill(username)
+        page.get_by_label("Password").fill(portal.passwords[username])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        if "/auth/second-factor" in page.url:
+            page.get_by_label("Code").fill(portal.second_factor_code(username))
+            page.get_by_role("button", name="Verify").click()
+            page.wait_for_load_state()
+        assert "/auth/" not in page.url, f"{role} could not sign in"
+    switch_to_pseudo(page)
+    return context
+
+
 @pytest.fixture(scope="module")
 def pseudo_page(browser: Any, pseudo_portal: PseudoPortal) -> Iterator[Callable[[str], Any]]:
     """A page of ``role``'s browser, signed in (in English, the demo accounts' language)
@@ -238,23 +268,7 @@ def pseudo_page(browser: Any, pseudo_portal: PseudoPortal) -> Iterator[Callable[
 
     def get(role: str) -> Any:
         if role not in contexts:
-            context = browser.new_context(**VIEWPORT)
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(pseudo_portal.url + "/auth/login")
-            if role != "anonymous":
-                username = USERNAMES[role]
-                page.get_by_label("User name or e-mail").fill(username)
-                page.get_by_label("Password").fill(pseudo_portal.passwords[username])
-                page.get_by_role("button", name="Sign in").click()
-                page.wait_for_load_state()
-                if "/auth/second-factor" in page.url:
-                    page.get_by_label("Code").fill(pseudo_portal.second_factor_code(username))
-                    page.get_by_role("button", name="Verify").click()
-                    page.wait_for_load_state()
-                assert "/auth/" not in page.url, f"{role} could not sign in"
-            switch_to_pseudo(page)
-            contexts[role] = context
+            contexts[role] = open_as(browser, pseudo_portal, role, **VIEWPORT)
         return contexts[role].pages[0]
 
     yield get
@@ -303,3 +317,21 @@ def test_no_english_left(pseudo_page: Callable[[str], Any], pseudo_portal: Pseud
     texts, _problems = _visit(pseudo_page, pseudo_portal, screenshots, role, name)
     left = english_left(texts, pseudo_portal.user_data)
     assert not left, f"{role} / {name}: English not from the catalogue:\n" + "\n".join(left)
+
+
+@pytest.mark.parametrize("role", list(PAGES))
+def test_top_bar_holds_longer_texts_on_a_tablet(browser: Any, pseudo_portal: PseudoPortal,
+                                                screenshots: Path, role: str) -> None:
+    """The shared top bar (menu, account links, language switcher) of every role, on the
+    1024x768 tablet test_browser_roles.py also checks: longer texts wrap onto more lines,
+    nothing runs past the window's edge."""
+    context = open_as(browser, pseudo_portal, role, has_touch=True,
+                      viewport={"width": 1024, "height": 768})
+    try:
+        page = context.pages[0]
+        page.goto(pseudo_portal.url + "/")
+        page.screenshot(path=str(screenshots / f"{role}-home-pseudo-1024.png"))
+        problems = layout_problems(page)
+        assert not problems, f"{role}: home at 1024x768:\n" + "\n".join(problems)
+    finally:
+        context.close()

@@ -31,3 +31,21 @@ def test_the_sign_in_pages_choice_holds_once_signed_in_and_out(client, make_user
     assert html_lang(client, "/auth/login") == "fr"
     # Still signed out: the session was renewed, only the language came along.
     assert "/auth/login" in client.get("/training/").headers["Location"]
+
+
+def test_the_choice_holds_through_the_second_step(client, make_user):
+    """A trainer (second factor): the password step renews the session too."""
+    from tests.conftest import current_totp
+
+    user = make_user(Role.TRAINER)
+    submit_form(client, "/auth/login", button="Español")
+    response = submit_form(client, "/auth/login", button="Iniciar sesión",
+                           fields={"username": user.username, "password": PASSWORD})
+    assert response.headers["Location"].endswith("/auth/second-factor")
+    assert html_lang(client, "/auth/second-factor") == "es"
+    html = client.get("/auth/second-factor").get_data(as_text=True)
+    button = "Verificar" if ">Verificar<" in html else "Verify"  # the page is being translated
+    response = submit_form(client, "/auth/second-factor", button=button,
+                           fields={"code": current_totp(user.username)})
+    assert response.status_code == 302 and "/auth/" not in response.headers["Location"]
+    assert html_lang(client, "/training/") == "es"

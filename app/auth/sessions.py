@@ -28,12 +28,12 @@ from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from app import i18n
 from app.audit.services import record
 from app.auth.models import User, UserSession
 from app.auth.roles import TRAINEE_ROLES
 from app.db_types import utcnow
 from app.extensions import commit_keeping_loaded, db
+from app.i18n import clear_session_keeping_language
 
 SESSION_KEY = "sid"
 # Set on ``g`` when this request's session just ended for want of activity, so that the
@@ -81,10 +81,8 @@ def start_session(user: User, *, remember: bool = False) -> None:
             remembered=remember,
         )
     )
-    language = session.get(i18n.SESSION_KEY)
-    session.clear()  # no state carried over from before login (session fixation)
+    clear_session_keeping_language()  # nothing else carried over (session fixation)
     session[SESSION_KEY] = token
-    _keep_language(language)
     # Only a remembered device gets a cookie that outlives the browser.
     session.permanent = remember
     login_user(user)
@@ -187,13 +185,6 @@ def _end_for_time(row: UserSession, reason: str, now: datetime) -> None:
     db.session.commit()
 
 
-def _keep_language(language: object) -> None:
-    """The language picked with the switcher (on the sign-in page, say) outlives signing in
-    and out: it is the reader's, one of ours, and grants nothing."""
-    if isinstance(language, str) and language in i18n.LANGUAGES:
-        session[i18n.SESSION_KEY] = language
-
-
 def end_current_session() -> None:
     token = session.get(SESSION_KEY)
     if token:
@@ -203,9 +194,7 @@ def end_current_session() -> None:
             .values(ended_at=utcnow())
         )
     logout_user()
-    language = session.get(i18n.SESSION_KEY)
-    session.clear()
-    _keep_language(language)
+    clear_session_keeping_language()
 
 
 def end_all_sessions(user: User, *, keep_current: bool = False) -> None:
