@@ -120,3 +120,34 @@ def test_english_shown_on_a_french_page() -> None:
              {"text": "Dr Amina Otieno", "where": "span"}]
     found = english_shown(texts, "fr", {"Dr Amina Otieno"})
     assert [f.split(":")[0] for f in found] == ["button", "a", "h1"], found
+
+
+BROKEN_LAYOUT = """<!doctype html><html lang="en"><body style="margin:0;width:1280px">
+<button id="cut" style="width:60px;overflow:hidden;white-space:nowrap">A very long name</button>
+<select id="choice" style="width:70px"><option>A very long choice name</option></select>
+<table style="table-layout:fixed;width:120px"><tr>
+  <th id="head" style="width:60px;white-space:nowrap">Averyverylongheading</th><th>b</th>
+</tr></table>
+<a id="far" href="#" style="position:absolute;left:1300px;top:0">Far</a>
+<div style="width:1500px">wide</div></body></html>"""
+
+SOUND_LAYOUT = """<!doctype html><html lang="en"><body style="margin:0">
+<button>A very long name</button><select><option>A very long choice name</option></select>
+<table><tr><th>Averyverylongheading</th><th>b<span class="visually-hidden"
+  style="position:absolute;left:-10000px">read aloud only</span></th></tr></table>
+<a href="#">Near</a></body></html>"""
+
+
+@pytest.mark.browser
+def test_layout_check_finds_each_kind_of_overflow(page) -> None:
+    from tests.i18n_pseudo import layout_problems
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.set_content(BROKEN_LAYOUT)
+    problems = "\n".join(layout_problems(page))
+    for expected in ("the page scrolls sideways", 'clipped text: button#cut "A very long name"',
+                     'clipped choice: select#choice', 'text overflows its box: th#head',
+                     "past the window's edge: a#far"):
+        assert expected in problems, problems
+    page.set_content(SOUND_LAYOUT)
+    assert layout_problems(page) == []
