@@ -148,6 +148,7 @@ PROPER_NAMES = ("CXR Academy", "DS-3030", "RADPEER", "WCAG", "DICOM", "PACS", "O
 DATA_PATTERNS = re.compile(
     r"[\w.+-]+@[\w-]+(\.[\w-]+)+"          # e-mail addresses
     r"|https?://\S+|/[\w./{}<>-]*"          # addresses and paths
+    r"|\b[A-Z][A-Za-z_]+/[A-Za-z_/+-]+"      # time-zone names (Africa/Nairobi)
     r"|\b[\w-]+\.(dcm|zip|csv|xlsx|pdf|png|json)\b"  # file names
     r"|\b[A-Z0-9]+(-[A-Z0-9]+)+\b"         # codes (certificate, case, accession)
     r"|GMT[+-]\d\d:\d\d|UTC")

@@ -151,3 +151,9 @@ def test_layout_check_finds_each_kind_of_overflow(page) -> None:
         assert expected in problems, problems
     page.set_content(SOUND_LAYOUT)
     assert layout_problems(page) == []
+
+
+def test_time_zone_names_are_data() -> None:
+    texts = [{"text": "Africa/Nairobi", "where": "input@placeholder"},
+             {"text": "America/Port-au-Prince", "where": "td"}]
+    assert english_left(texts, set()) == []
