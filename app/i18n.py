@@ -185,6 +185,16 @@ def forget_session_language() -> None:
     session.pop(SESSION_KEY, None)
 
 
+def clear_session_keeping_language() -> None:
+    """Empties the session (signing in and out renew it, against fixation) but for the
+    language picked with the switcher: the reader's own choice, one of ours, granting
+    nothing, which the sign-in page's switcher offers precisely to be kept."""
+    language = session.get(SESSION_KEY)
+    session.clear()
+    if isinstance(language, str) and language in LANGUAGES:
+        session[SESSION_KEY] = language
+
+
 @bp.post("/language")
 def switch_language() -> Response:
     """The switcher on every page: remembers the choice (the account's setting for a

@@ -38,7 +38,7 @@ from app.auth.sessions import end_all_sessions, start_session
 from app.db_types import utcnow
 from app.extensions import db
 from app.field_encryption import UndecryptableField, decrypt, encrypt, is_first_key, reencrypt
-from app.i18n import N_
+from app.i18n import N_, clear_session_keeping_language
 
 PRIVILEGED_ROLES = (Role.TRAINER, Role.PROGRAMME_LEAD, Role.ADMIN)
 ISSUER = "CXR Academy"
@@ -170,7 +170,7 @@ def hold_for_second_step(user: User, next_url: str | None, *, remember: bool = F
     # Only the first step: "login" is recorded when the second step passes, so the log never
     # says "signed in" of someone who only knew the password.
     record("login.password", actor=user, object_type="user", object_id=user.id)
-    session.clear()  # nothing from before the password step carries over
+    clear_session_keeping_language()  # nothing else from before the password step carries over
     session[_PENDING_USER] = user.id
     session[_PENDING_NEXT] = next_url or ""
     session[_PENDING_SINCE] = int(time.time())

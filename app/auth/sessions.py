@@ -33,7 +33,7 @@ from app.auth.models import User, UserSession
 from app.auth.roles import TRAINEE_ROLES
 from app.db_types import utcnow
 from app.extensions import commit_keeping_loaded, db
-from app.i18n import N_
+from app.i18n import N_, clear_session_keeping_language
 
 SESSION_KEY = "sid"
 # Set on ``g`` when this request's session just ended for want of activity, so that the
@@ -82,7 +82,7 @@ def start_session(user: User, *, remember: bool = False) -> None:
             remembered=remember,
         )
     )
-    session.clear()  # no state carried over from before login (session fixation)
+    clear_session_keeping_language()  # nothing else carried over (session fixation)
     session[SESSION_KEY] = token
     # Only a remembered device gets a cookie that outlives the browser.
     session.permanent = remember
@@ -195,7 +195,7 @@ def end_current_session() -> None:
             .values(ended_at=utcnow())
         )
     logout_user()
-    session.clear()
+    clear_session_keeping_language()
 
 
 def end_all_sessions(user: User, *, keep_current: bool = False) -> None:
