@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
@@ -252,6 +253,13 @@ def _english_only_words(language: str) -> frozenset[str]:
     for ids in english_messages():
         translated = t.gettext(ids[0]) if len(ids) == 1 else t.ngettext(ids[0], ids[1], 2)
         theirs.update(w.lower() for w in re.findall(r"[^\W\d_]{3,}", KEEP.sub(" ", translated)))
+    # Dates are written by Babel in the language: its month and day names ("may" is May in
+    # Spanish) are the language's words, not English left.
+    locale = Locale.parse(language)
+    for names in (locale.months, locale.days):
+        for context in names.values():
+            for width in context.values():
+                theirs.update(str(name).lower().strip(".") for name in width.values())
     return english_vocabulary() - theirs
 
 

@@ -200,3 +200,26 @@ def test_figures_in_the_result_are_written_as_the_language_writes_numbers(app):
                 assert wording.format_value("kappa", 0.61) == kappa
                 assert wording.format_value("sensitivity", 0.9) == "90 %"
                 assert wording.interval_text("sensitivity", (0.4, 0.8)) == interval
+
+
+@pytest.mark.parametrize(("english", "language", "shown"), [
+    ("abnormal image read as normal", "en", "abnormal image read as normal"),
+    ("abnormal image read as normal", "fr", "image anormale lue comme normale"),
+    ("finding(s) missed: fibrosis, cavitary_lesion", "es",
+     "hallazgo(s) omitido(s): Fibrosis, Lesión cavitada"),
+    ("finding(s) missed: fibrosis, cavitary_lesion", "en",
+     "finding(s) missed: Fibrosis, Cavitary lesion"),
+    ("criterion 'collimation': pass, reference fail", "fr",
+     "critère «\u00a0Collimation\u00a0»\u00a0: conforme, référence non conforme"),
+    ("something the scoring says one day", "fr", "something the scoring says one day"),
+])
+def test_grade_reasons_are_said_in_the_readers_language_with_the_schemes_labels(
+        app, english, language, shown):
+    """The grade reasons stored with each attempt's scores (English) are shown in the
+    reader's language, finding and criterion keys named by the labels the page uses."""
+    labels = {"en": {"fibrosis": "Fibrosis", "cavitary_lesion": "Cavitary lesion",
+                     "collimation": "Collimation"},
+              "es": {"fibrosis": "Fibrosis", "cavitary_lesion": "Lesión cavitada"},
+              "fr": {"collimation": "Collimation"}}[language]
+    with app.test_request_context(), force_locale(language):
+        assert wording.grade_reason(english, labels) == shown

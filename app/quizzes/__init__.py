@@ -54,6 +54,14 @@ def reader_words(text: str, labels: dict[str, str] | None = None) -> str:
     return plain(text, labels)
 
 
+@bp.app_template_filter("grade_reason")
+def grade_reason(text: str, labels: dict[str, str] | None = None) -> str:
+    """A discrepancy grade's reason in the reader's language, with the scheme's labels."""
+    from app.quizzes.wording import grade_reason as in_words
+
+    return in_words(text, labels)
+
+
 @bp.app_template_filter("statistics_note")
 def statistics_note(note: str | None) -> str:
     """An item-analysis note (why a figure is missing) in the reader's language."""

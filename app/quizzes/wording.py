@@ -17,6 +17,7 @@ from flask_babel import get_locale, gettext
 
 from app.i18n import N_
 from app.quizzes.scoring.criteria import CriterionResult
+from app.quizzes.scoring.grades import NOT_ANSWERED
 
 #: How each metric is named on the result page, and its unit: "percent" (a share shown
 #: as a whole percentage), "ratio" (kappa, AUC: two decimals), "seconds" or "count".
@@ -352,3 +353,60 @@ STATISTICS_NOTES = (
 
 def statistics_note(note: str | None) -> str:
     return translated(note, STATISTICS_NOTES) if note else ""
+
+
+#: The grade reasons of app.quizzes.scoring.grades (stored English, with each attempt's
+#: scores) as a reader reads them: the fixed ones by their message, the ones that name
+#: options or findings by a pattern whose keys become the scheme's labels.
+_GRADE_REASONS: dict[str, str] = {
+    NOT_ANSWERED: N_("not answered: an unanswered case counts as a wrong answer in every "
+                     "measure (its sputum decision is taken as wrong)"),
+    "abnormal image read as normal": N_("abnormal image read as normal"),
+    "normal image read as abnormal": N_("normal image read as abnormal"),
+    "sputum decision differs: reference needs smears and cultures":
+        N_("sputum decision differs: reference needs smears and cultures"),
+    "sputum decision differs: reference does not need smears and cultures":
+        N_("sputum decision differs: reference does not need smears and cultures"),
+    "classification not answered": N_("classification not answered"),
+}
+_GRADE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"classification '(?P<yours>[^']*)', reference '(?P<reference>[^']*)'"),
+     N_("classification '%(yours)s', reference '%(reference)s'")),
+    (re.compile(r"finding\(s\) missed: (?P<findings>.+)"),
+     N_("finding(s) missed: %(findings)s")),
+    (re.compile(r"finding\(s\) not in the reference: (?P<findings>.+)"),
+     N_("finding(s) not in the reference: %(findings)s")),
+    (re.compile(r"criterion '(?P<criterion>[^']*)': not answered"),
+     N_("criterion '%(criterion)s': not answered")),
+    (re.compile(r"criterion '(?P<criterion>[^']*)': (?P<yours>pass|fail), "
+                r"reference (?P<reference>pass|fail)"),
+     N_("criterion '%(criterion)s': %(yours)s, reference %(reference)s")),
+)
+_PASS_FAIL = {"pass": N_("pass"), "fail": N_("fail")}
+
+
+def grade_reason(english: str, labels: Mapping[str, str] | None = None) -> str:
+    """A discrepancy grade's reason in the reader's language, option and finding keys named
+    by the scheme's labels (in the reader's language); an unknown one in plain words. The
+    English is the scoring module's, with keys named, as the page has always shown it."""
+    names = labels or {}
+    if english in _GRADE_REASONS:
+        return gettext(_GRADE_REASONS[english])
+    for regex, message in _GRADE_PATTERNS:
+        found = regex.fullmatch(english)
+        if found is None:
+            continue
+        values = dict(found.groupdict())
+        for key in ("yours", "reference"):
+            if key in values:
+                word = values[key]
+                values[key] = (gettext(_PASS_FAIL[word]) if word in _PASS_FAIL
+                               else names.get(word, word.replace("_", " ")))
+        if "criterion" in values:
+            values["criterion"] = names.get(values["criterion"],
+                                            values["criterion"].replace("_", " "))
+        if "findings" in values:
+            values["findings"] = ", ".join(names.get(key, key.replace("_", " "))
+                                           for key in values["findings"].split(", "))
+        return gettext(message, **values)
+    return plain(english, labels)
