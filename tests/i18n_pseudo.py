@@ -17,6 +17,7 @@ test_browser_pseudo_locale.py and test_browser_i18n_walks.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from functools import cache
@@ -143,7 +144,9 @@ def english_vocabulary() -> frozenset[str]:
 
 # Names that are never translated, wherever they show.
 PROPER_NAMES = ("CXR Academy", "DS-3030", "RADPEER", "WCAG", "DICOM", "PACS", "Orthanc",
-                "WebAuthn", "OpenAPI", "JSON", "CSV", "XLSX", "PDF", "PNG", "JPEG", "QR")
+                "WebAuthn", "OpenAPI", "JSON", "CSV", "XLSX", "PDF", "PNG", "JPEG", "QR",
+                # the measures' names, as the literature writes them in every language
+                "ROC AUC", "AFROC / wAFROC", "AFROC", "wAFROC", "PABAK", "AUC")
 # User data: what a role's pages show of the seeded world (names, titles, codes, e-mails),
 # numbers, dates and times, file names and paths.
 DATA_PATTERNS = re.compile(
@@ -152,17 +155,23 @@ DATA_PATTERNS = re.compile(
     r"|\b[A-Z][A-Za-z_]+/[A-Za-z_/+-]+"      # time-zone names (Africa/Nairobi)
     r"|\b[\w-]+\.(dcm|zip|csv|xlsx|pdf|png|json)\b"  # file names
     r"|\b[A-Z0-9]+(-[A-Z0-9]+)+\b"         # codes (certificate, case, accession)
-    r"|GMT[+-]\d\d:\d\d|UTC")
+    r"|GMT[+-]\d\d:\d\d|UTC"
+    r"|\b(?:[A-Z][a-z0-9]+){2,}(?:, (?:[A-Z][a-z0-9]+){2,})*\b")  # DICOM keywords (StudyDate)
+
+
+TIME_ZONE = re.compile(r"\b[A-Z][A-Za-z_]+/[A-Za-z_/+-]+")
 
 
 def english_left(texts: Iterable[dict[str, str]], user_data: Iterable[str]) -> list[str]:
     """The texts of a pseudo page that hold English UI words outside the pseudo brackets,
     once the allowed parts (user data, proper names, data patterns) are taken out."""
     vocabulary = english_vocabulary()
-    data = sorted({d for d in user_data if len(d) >= 3}, key=len, reverse=True)
+    data = sorted({_collapsed(d) for d in user_data if len(d) >= 3}, key=len, reverse=True)
     left: list[str] = []
     for item in texts:
-        rest = re.sub(re.escape(OPEN) + r".*?" + re.escape(CLOSE), " ", item["text"])
+        rest = re.sub(re.escape(OPEN) + r".*?" + re.escape(CLOSE), " ",
+                      _collapsed(item["text"]))
+        rest = TIME_ZONE.sub(" ", rest)  # first: a clinic's city is part of its zone's name
         for value in data:
             if value in rest:
                 rest = rest.replace(value, " ")
@@ -190,11 +199,40 @@ def layout_problems(page: Any) -> list[str]:
 
 # ---- the real languages: English left on a French or Spanish page -----------------------
 
+def _collapsed(text: str) -> str:
+    """White space as the browser shows it (a note's line breaks are spaces on the page)."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _strings_in(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings_in(item)
+
+
+def scheme_texts() -> set[str]:
+    """Every text of the built-in reporting schemes (labels, help, anchors, in each language):
+    they are translated in the scheme's JSON, not the catalogue (tests/test_i18n_schemes.py
+    checks them), so a pseudo page shows them as the scheme has them."""
+    folder = ROOT / "app" / "schemes" / "builtin"
+    values: set[str] = set()
+    for path in folder.glob("*.json"):
+        values.update(_strings_in(json.loads(path.read_text(encoding="utf-8"))))
+    return values
+
+
 def stored_texts(app: Any) -> set[str]:
-    """Every text the seeded world stores (names, titles, codes, e-mails, notes): on a page
-    it is the users' data, shown as they typed it, in no UI language."""
+    """Every text the seeded world stores (names, titles, codes, e-mails, notes, the schemes'
+    texts), and the names of countries in the pseudo language: on a page it is the users'
+    data, shown as they typed it, in no UI language."""
     from sqlalchemy import String, select
 
+    from app.cases.models import ReferenceRead
     from app.extensions import db
 
     values: set[str] = set()
@@ -205,7 +243,12 @@ def stored_texts(app: Any) -> set[str]:
             if columns:
                 for row in db.session.execute(select(*columns)):
                     values.update(str(v).strip() for v in row if v and str(v).strip())
+        # What the trainers typed into their reads (a criterion's reason, "other" findings).
+        for (answers,) in db.session.execute(select(ReferenceRead.answers)):
+            values.update(s.strip() for s in _strings_in(answers) if s.strip())
         db.session.remove()
+    values |= scheme_texts()
+    values.update(str(name) for name in Locale.parse(PSEUDO_LANGUAGE).territories.values())
     return values
 
 
@@ -276,6 +319,7 @@ def english_shown(texts: Iterable[dict[str, str]], language: str,
     for item in texts:
         text = item["text"]
         rest = text
+        rest = TIME_ZONE.sub(" ", rest)  # first: a clinic's city is part of its zone's name
         for value in data:
             if value in rest:
                 rest = rest.replace(value, " ")

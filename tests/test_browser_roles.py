@@ -78,8 +78,9 @@ class DemoPortal:
     def second_factor_code(self, username: str) -> str:
         totp = pyotp.TOTP(self.totp_keys[username])
         now_step = int(time.time()) // totp.interval
-        step = max(now_step - 1,  # the oldest step still accepted
-                   self.used_steps.get(username, now_step - 2) + 1)
+        # The current step first (it stays accepted for a step after it ends, so a slow
+        # browser still arrives in time), then the next one, which the drift rule accepts.
+        step = max(now_step, self.used_steps.get(username, now_step - 1) + 1)
         if step > now_step + 1:  # every step in the drift window is spent: wait for one
             time.sleep((step - 1) * totp.interval - time.time() + 0.5)
         self.used_steps[username] = step

@@ -168,7 +168,8 @@ class Case(db.Model):
 
     @property
     def title(self) -> str:
-        return f"Case {self.id}"
+        # In the reader's language on a page; English outside a request (logs, the API).
+        return str(gettext("Case %(number)s", number=self.id))
 
     @property
     def tags(self) -> list[str]:

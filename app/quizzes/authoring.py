@@ -20,7 +20,7 @@ from app.admin.forms import country_choices
 from app.auth.decorators import roles_required
 from app.auth.models import Clinic
 from app.auth.roles import Role
-from app.cases.forms import ActionForm
+from app.cases.forms import DIFFICULTIES, ActionForm
 from app.cases.models import Case, CaseStatus
 from app.db_types import utcnow
 from app.extensions import db
@@ -300,17 +300,20 @@ def _classification_labels() -> dict[str, str]:
 
 def _case_label(case: Case, kinds: set[str], labels: dict[str, str]) -> str:
     classification = case.reference_classification
-    reference = labels.get(classification, classification) if classification else \
-        "no reference"
-    tb = " · TB-suggestive" if case.reference_tb_positive else ""
-    bank = " · exam bank" if case.exam_bank else ""
+    parts = [labels.get(classification, classification) if classification
+             else gettext("no reference")]
+    if case.reference_tb_positive:
+        parts.append(gettext("TB-suggestive"))
+    if case.exam_bank:
+        parts.append(gettext("exam bank"))
     if any(r.current and is_image_quality(r.scheme_key) for r in case.reads):
-        bank += " · image-quality read"
+        parts.append(gettext("image-quality read"))
     # Practice sets and exams never share a case: say where each one already is.
-    used = "".join(f" · in {'an exam' if kind == 'exam' else 'a practice set'}"
-                   for kind in sorted(kinds))
-    return (f"{case.title}: {reference}{tb}{bank}{used} · "
-            f"{case.difficulty or 'difficulty not set'}")
+    parts.extend(gettext("in an exam") if kind == "exam" else gettext("in a practice set")
+                 for kind in sorted(kinds))
+    parts.append(str(DIFFICULTIES[case.difficulty]) if case.difficulty in DIFFICULTIES
+                 else case.difficulty or gettext("difficulty not set"))
+    return f"{case.title}: {' · '.join(parts)}"
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -107,6 +107,7 @@ SCORING_SENTENCES = (
     N_("No marks at all: every lesion counts as unmarked (below any mark), so AFROC/wAFROC "
        "are 0.5."),
     N_("The attempt has no cases: every metric is not computed."),
+    N_("%(count)s quality criterion answer(s) missing: each counts as a disagreement."),
 )
 
 
