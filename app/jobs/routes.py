@@ -17,7 +17,7 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import LazyString, gettext, pgettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
@@ -53,7 +53,7 @@ UNITS = {JobKind.RESCORING.value: _l("attempts"), JobKind.LIBRARY_EXPORT.value: 
 # A job's stored status as the reader reads it (the page's script keeps the stored value
 # in data-status).
 JOB_STATUSES = {"queued": _l("queued"), "running": _l("running"), "done": _l("done"),
-                "failed": _l("failed"), "cancelled": _l("cancelled")}
+                "failed": LazyString(lambda: pgettext("job status", "failed")), "cancelled": _l("cancelled")}
 
 
 @bp.app_template_filter("reason")
