@@ -86,6 +86,15 @@ def english_messages() -> tuple[tuple[str, ...], ...]:
     return tuple(sorted(found))
 
 
+@cache
+def contextual_messages() -> tuple[tuple[str, str], ...]:
+    """The (context, message id) of the messages that carry a context (pgettext: the same
+    English said differently in two places), from the catalogue."""
+    with (TRANSLATIONS / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        return tuple(sorted((m.context, m.id) for m in read_po(fh)
+                            if m.id and m.context and isinstance(m.id, str)))
+
+
 def write_pseudo_catalogue(folder: Path) -> Path:
     """Compiles the pseudo catalogue into ``folder``/eo/LC_MESSAGES/messages.mo; returns
     ``folder`` (a translations directory for BABEL_TRANSLATION_DIRECTORIES)."""
@@ -96,6 +105,8 @@ def write_pseudo_catalogue(folder: Path) -> Path:
         else:
             catalogue.add(ids, tuple(pseudo(ids[min(n, len(ids) - 1)])
                                      for n in range(catalogue.num_plurals)))
+    for context, message in contextual_messages():
+        catalogue.add(message, pseudo(message), context=context)
     target = folder / PSEUDO_LANGUAGE / "LC_MESSAGES"
     target.mkdir(parents=True, exist_ok=True)
     with (target / "messages.mo").open("wb") as fh:
