@@ -3,6 +3,7 @@ text, never runs as a formula (OWASP "CSV injection")."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 # A spreadsheet starts a formula at any of these (tab and carriage return too, since
@@ -21,7 +22,7 @@ def csv_cell(value: object) -> object:
     return "'" + value if needs_escape(value) and isinstance(value, str) else value
 
 
-def xlsx_row(sheet: Any, values: list[object]) -> None:
+def xlsx_row(sheet: Any, values: Sequence[object]) -> None:
     """Append a row to an openpyxl worksheet; openpyxl takes every string beginning with
     "=" as a formula, so such cells are stored as plain strings explicitly."""
     sheet.append(values)

@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from flask_babel import ngettext
-from flask_babel.speaklater import LazyString
+from flask_babel import LazyString, ngettext
 from sqlalchemy import func, select
 
 from app.audit.services import record
