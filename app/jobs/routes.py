@@ -53,7 +53,9 @@ UNITS = {JobKind.RESCORING.value: _l("attempts"), JobKind.LIBRARY_EXPORT.value: 
 # A job's stored status as the reader reads it (the page's script keeps the stored value
 # in data-status).
 JOB_STATUSES = {"queued": _l("queued"), "running": _l("running"), "done": _l("done"),
-                "failed": LazyString(lambda: pgettext("job status", "failed")), "cancelled": _l("cancelled")}
+                # "failed" is also a certificate's exam verdict, said otherwise.
+                "failed": LazyString(lambda: pgettext("job status", "failed")),
+                "cancelled": _l("cancelled")}
 
 
 @bp.app_template_filter("reason")
