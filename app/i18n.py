@@ -40,6 +40,8 @@ DEFAULT_LANGUAGE = "en"
 LANGUAGES: dict[str, str] = {"en": "English", "fr": "Français", "es": "Español"}
 SESSION_KEY = "language"
 API_PREFIX = "/api/"
+# The API's pages read by people (its documentation) are in the reader's language.
+API_PAGES = frozenset({"api_docs.index"})
 DEFAULT_TIMEZONE = "UTC"
 
 # The language of a clinic's country, for readers whose browser asks for none we have.
@@ -88,7 +90,7 @@ def select_locale() -> str:
     Accept-Language, then the language of the clinic's country, then English."""
     if not has_request_context():
         return DEFAULT_LANGUAGE  # the command line and e-mails set theirs explicitly
-    if request.path.startswith(API_PREFIX):
+    if request.path.startswith(API_PREFIX) and request.endpoint not in API_PAGES:
         # The JSON API is read by programs: its messages stay English whoever calls it.
         return DEFAULT_LANGUAGE
     if _signed_in() and current_user.language in LANGUAGES:

@@ -51,7 +51,6 @@ the dataset: reports and errors name attributes only.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import math
 import re
@@ -80,6 +79,7 @@ from pydicom.valuerep import is_valid_ds
 
 from app.cases.deid_allowlist import ALLOWED, ALLOWED_IN_ITEMS, KEPT_EMPTY
 from app.cases.deid_values import InvalidValue, vet_element, vet_sequence, vet_window
+from app.keyed_hash import keyed_hash as _hmac
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",
@@ -236,12 +236,6 @@ _KEPT_PSEUDONYM = "pseudonym="
 def _check_secret(secret: bytes) -> None:
     if not isinstance(secret, bytes | bytearray) or not secret:
         raise ValueError("the de-identification secret must be non-empty bytes")
-
-
-def _hmac(secret: bytes, purpose: str, value: str) -> bytes:
-    # The purpose prefix separates the uses of one secret: a UID hash is never a shift.
-    message = f"cxr-academy/{purpose}\x00{value}".encode("utf-8", "surrogatepass")
-    return hmac.new(secret, message, hashlib.sha256).digest()
 
 
 def new_uid(original: str, secret: bytes) -> str:

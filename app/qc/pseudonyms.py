@@ -2,7 +2,7 @@
 
 The QC centre identifies a live study by its accession number or Study Instance UID, which
 a PACS, a RIS or a lab slip ties to the patient. We keep only HMAC-SHA256 of it under
-DEID_SECRET (the key of the case library's de-identification, ``app.cases.deidentify``,
+DEID_SECRET (the key of the case library's de-identification, ``app.keyed_hash``,
 with its own purpose label so a study pseudonym never equals a UID or patient pseudonym
 made from the same text). The same reference always gives the same pseudonym on this
 install, which is what makes re-imports idempotent; without the secret nothing leads back
@@ -16,7 +16,7 @@ import hmac
 
 from flask import current_app
 
-from app.cases.deidentify import _hmac
+from app.keyed_hash import keyed_hash as _hmac
 
 PREFIX = "QC-"
 MAX_REFERENCE_LENGTH = 128
