@@ -9,6 +9,7 @@ import random
 import re
 from datetime import timedelta
 
+from babel.dates import format_date
 from sqlalchemy import func, select
 
 from app.auth.models import User
@@ -176,8 +177,16 @@ def test_the_demo_shows_every_roles_job_and_seeding_again_changes_nothing(app, c
     steps = re.findall(r'<li data-testid="reader-step">(.*?)</li>', history, re.S)
     renewal = " ".join(next(s for s in steps if "To renew" in s).split())
     window = (earned.expires_at - timedelta(days=programme.renewal_window_days))
-    assert renewal.endswith(f"between {window:%Y-%m-%d} and {earned.expires_at:%Y-%m-%d}, "
-                            "when the certificate expires")
+    # Days as the lead's language writes them, in the lead's time zone (a day either side
+    # of the UTC date).
+    found = re.search(r"between (.+) and (.+), when the certificate expires$", renewal)
+    assert found, renewal
+
+    def days_around(moment):
+        return {format_date(moment.date() + timedelta(days=d), "medium", locale="en")
+                for d in (-1, 0, 1)}
+    assert found.group(1) in days_around(window), renewal
+    assert found.group(2) in days_around(earned.expires_at), renewal
     assert "done" not in renewal and "due by" not in renewal
     # Figures in the units of the results page: percentages.
     attempts = history.split('data-testid="reader-attempts"')[1]

@@ -188,13 +188,17 @@ def reference_key(exercise: Exercise) -> str | None:
     return exercise.scheme_key if is_image_quality(exercise.scheme_key) else None
 
 
-def _cases_with_references(case_ids: list[int], scheme_key: str | None
+def _cases_with_references(case_ids: list[int], scheme_key: str | None, *,
+                           with_notes: bool = False
                            ) -> tuple[dict[int, Case], dict[int, Reference]]:
-    """The attempt's cases with their images and reference reads, and each case's reference:
-    a constant number of statements however many cases (one per table, and one lookup per
-    scheme version), instead of a few per case."""
-    query = select(Case).where(Case.id.in_(case_ids)).options(
-        selectinload(Case.images), selectinload(Case.reads), selectinload(Case.notes))
+    """The attempt's cases with their images and reference reads (and their teaching notes
+    for the pages that show them), and each case's reference: a constant number of
+    statements however many cases (one per table, and one lookup per scheme version),
+    instead of a few per case."""
+    loaders = [selectinload(Case.images), selectinload(Case.reads)]
+    if with_notes:
+        loaders.append(selectinload(Case.notes))
+    query = select(Case).where(Case.id.in_(case_ids)).options(*loaders)
     cases = {case.id: case for case in db.session.scalars(query)}
     return cases, references_for(cases.values(), scheme_key)
 
@@ -203,7 +207,8 @@ def score(attempt: Attempt) -> tuple[AttemptScore, list[CaseFeedback]]:
     scheme = scheme_of(attempt.exercise)
     answers = {a.case_id: a for a in attempt.answers}
     cases, references = _cases_with_references(attempt.case_order,
-                                               reference_key(attempt.exercise))
+                                               reference_key(attempt.exercise),
+                                               with_notes=True)
     pairs, feedback = [], []
     for position, case_id in enumerate(attempt.case_order, 1):
         case, reference = cases[case_id], references[case_id]
