@@ -9,6 +9,7 @@ import csv
 import html as html_module
 import io
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pypdfium2
@@ -346,7 +347,9 @@ def test_the_figure_is_drawn_per_language_and_kept_per_language(app, monkeypatch
         return fig
 
     monkeypatch.setattr(figures, "clinic_distribution", counting)
-    title = "Language cache test"
+    # The figure cache lives as long as the process: a title of its own for each run (the
+    # test runs once per database in one process).
+    title = f"Language cache test {uuid.uuid4()}"
     with app.test_request_context("/"):
         with force_locale("fr"):
             french = figures.clinic_distribution_figure(CLINICS, title)
