@@ -689,3 +689,17 @@ def test_migration_takes_exam_cases_out_of_practice_sets(app, library, make_user
     assert db.session.get(Exercise, ids["waiting"]).review == {
         "score": "never", "correctness": "never", "reference": "never",
         "teaching_notes": "never"}
+
+
+def test_the_exam_bank_refusal_is_in_the_trainers_language(client, library, login_as):
+    cases, _ = library
+    create_exercise(title="Drill", kind="practice", scheme_key="ds3030",
+                    case_ids=[cases[0].id], actor=None)
+    trainer = login_as(Role.TRAINER)
+    trainer.language = "fr"
+    db.session.commit()
+    response = submit_form(client, f"/cases/{cases[0].id}", button="Enregistrer",
+                           fields={"exam_bank": True})
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "il est dans la série d&#39;entraînement &#39;Drill&#39;" in page

@@ -38,4 +38,6 @@ def can_view_case(user: User, case: Case) -> bool:
 
 def exam_bank_refusals(case: Case) -> list[str]:
     """Why ``case`` cannot join the exam bank (empty: it can)."""
-    return [reason for _, reason in exam_bank_requested.send(case) if reason]
+    # Each reason written out in the reader's language (a receiver may answer a phrase that
+    # translates itself when shown).
+    return [str(reason) for _, reason in exam_bank_requested.send(case) if reason]

@@ -121,11 +121,12 @@ def _grant(sender: User, *, case: Case, **_: object) -> bool:
     return open_attempt_grants(sender, case)
 
 
-def _exam_bank_objection(sender: Case, **_: object) -> str | None:
+def _exam_bank_objection(sender: Case, **_: object) -> Phrase | None:
     titles = _exercises_holding([sender.id], ExerciseKind.PRACTICE).get(sender.id)
     if not titles:
         return None
-    return "it is in the practice set " + ", ".join(repr(t) for t in titles)
+    return Phrase(N_("it is in the practice set %(titles)s"),
+                  titles=", ".join(repr(t) for t in titles))
 
 
 def connect(_state: object = None) -> None:
