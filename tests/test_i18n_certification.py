@@ -373,3 +373,18 @@ def test_the_figure_url_gives_the_leads_language(client, scene):
     _speaking(lead, "en")
     english = client.get(f"/certification/programmes/{programme.id}/scores.png").data
     assert spanish[:8] == english[:8] == b"\x89PNG\r\n\x1a\n" and spanish != english
+
+
+def test_a_reminder_gives_the_day_in_the_holders_time_zone(app, scene, outbox):
+    """The job that sends reminders runs in UTC; the holder reads the expiry day of their
+    own zone (late evening UTC is already the next day in Manila)."""
+    _, holder, certificate, _ = scene
+    _speaking(holder, "en")
+    holder.timezone = "Asia/Manila"
+    certificate.expires_at = certificate.expires_at.replace(hour=20, minute=0)
+    db.session.commit()
+    with app.app_context():
+        assert send_reminders(certificate.expires_at - timedelta(days=20)) == (1, 0)
+    [(_, _, text)] = outbox
+    next_day = certificate.expires_at.date() + timedelta(days=1)
+    assert format_date(next_day, "long", locale="en") in text

@@ -4,17 +4,18 @@ it, so a failed send is retried the next day)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from flask import render_template
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale, format_date, gettext
 from sqlalchemy import select
 
 from app.certification.models import Certificate, CertificateReminder
 from app.db_types import utcnow
 from app.extensions import db
 from app.i18n import language_of
-from app.mail import MailError, send_mail
+from app.mail import MailError, send_mail, timezone_of
 from app.urls import external_url
 
 THRESHOLDS = (7, 30, 90)  # days before expiry
@@ -34,9 +35,14 @@ def due_kind(certificate: Certificate, now: datetime) -> str | None:
 def _reminder(certificate: Certificate, kind: str) -> tuple[str, str]:
     """(subject, body) in the holder's language."""
     with force_locale(language_of(certificate.user)):
+        # The day in the holder's time zone: the job that sends reminders has none of its own.
+        expires = certificate.expires_at
+        aware = expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
+        local = aware.astimezone(ZoneInfo(timezone_of(certificate.user)))
         body = render_template(
             "mail/certificate_reminder.txt",
             certificate=certificate,
+            expires_on=format_date(local.date(), "long"),
             kind=kind,
             verify_url=external_url("verify.show", code=certificate.code),
         )
