@@ -361,3 +361,20 @@ def test_the_viewers_finding_labels_are_in_the_readers_language(client, login_as
     labels = {label["value"]: label["label"] for label in payload["labels"]}
     assert labels["cavitary_lesion"] == "Lesión cavitada"
     assert labels["pleural_effusion"] == "Derrame pleural"
+
+
+def test_an_answer_that_does_not_fit_is_refused_in_the_readers_language(app):
+    """The read form's refusals name the item as the reader's form does; outside a request
+    (the command line) and in the API they stay the English they always were."""
+    from flask_babel import force_locale
+
+    from app.schemes.definitions import SchemeError, validate_answers
+    from app.schemes.registry import get_scheme
+    scheme = get_scheme("ds3030")
+    with pytest.raises(SchemeError) as english:
+        validate_answers(scheme, {})
+    assert str(english.value) == "'Overall' needs an answer"
+    with app.test_request_context("/"), force_locale("fr"), pytest.raises(SchemeError) as fr:
+        validate_answers(scheme, {"overall": "perhaps"})
+    assert "ne fait pas partie des options" in str(fr.value)
+    assert "'perhaps'" in str(fr.value) and "Impression générale" in str(fr.value)

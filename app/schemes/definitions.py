@@ -21,6 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
 
+from flask import has_request_context
+from flask_babel import gettext
+
 # The parts of a scheme are defined in parts.py; importers name them from here.
 from app.schemes.parts import Group, Item, Option, Scheme, SchemeError
 from app.schemes.translations import (
@@ -287,43 +290,56 @@ def validate_answers(scheme: Scheme, answers: Any, *, partial: bool = False) -> 
         value = answers.get(item.key)
         if value in (None, "", []):
             if item.required and not partial:
-                raise SchemeError(f"'{item.label}' needs an answer")
+                raise SchemeError(gettext("'%(item)s' needs an answer", item=_shown(item)))
             continue
         clean[item.key] = _validate_value(item, value)
     return clean
 
 
+def _shown(item: Item) -> str:
+    """An item as the reader's form names it (English outside a request and in the API)."""
+    from app.i18n import current_language
+
+    return item.label_in(current_language()) if has_request_context() else item.label
+
+
 def _validate_value(item: Item, value: Any) -> Any:
     if item.type == "choice":
         if value not in item.option_values():
-            raise SchemeError(f"'{item.label}': {value!r} is not one of the options")
+            raise SchemeError(gettext("'%(item)s': %(value)s is not one of the options",
+                                      item=_shown(item), value=repr(value)))
         return value
     if item.type == "multi":
         values = value if isinstance(value, list) else [value]
         if len(values) > len(item.options):
-            raise SchemeError(f"'{item.label}' has {len(item.options)} options at most")
+            raise SchemeError(gettext("'%(item)s' has %(count)s options at most",
+                                      item=_shown(item), count=len(item.options)))
         bad = [v for v in values if v not in item.option_values()]
         if bad:
-            raise SchemeError(f"'{item.label}': {bad[0]!r} is not one of the options")
+            raise SchemeError(gettext("'%(item)s': %(value)s is not one of the options",
+                                      item=_shown(item), value=repr(bad[0])))
         return sorted(set(values), key=item.option_values().index)
     if item.type == "scale":
         number = _whole_number(value)
         if number is None:
-            raise SchemeError(f"'{item.label}' needs a whole number")
+            raise SchemeError(gettext("'%(item)s' needs a whole number", item=_shown(item)))
         if not item.minimum <= number <= item.maximum:  # type: ignore[operator]
-            raise SchemeError(f"'{item.label}' must be between {item.minimum} and {item.maximum}")
+            raise SchemeError(gettext("'%(item)s' must be between %(minimum)s and %(maximum)s",
+                                      item=_shown(item), minimum=item.minimum,
+                                      maximum=item.maximum))
         return number
     if item.type == "text":
         text = str(value).strip()
         if len(text) > item.max_length:
-            raise SchemeError(f"'{item.label}' has at most {item.max_length} characters")
+            raise SchemeError(gettext("'%(item)s' has at most %(count)s characters",
+                                      item=_shown(item), count=item.max_length))
         return text
     # criterion
     if not isinstance(value, dict) or not isinstance(value.get("pass"), bool):
-        raise SchemeError(f"'{item.label}' needs pass or fail")
+        raise SchemeError(gettext("'%(item)s' needs pass or fail", item=_shown(item)))
     reason = str(value.get("reason") or "").strip()[:500]
     if not value["pass"] and not reason:
-        raise SchemeError(f"'{item.label}': give the reason it fails")
+        raise SchemeError(gettext("'%(item)s': give the reason it fails", item=_shown(item)))
     return {"pass": value["pass"], "reason": reason}
 
 
