@@ -281,7 +281,8 @@ def test_the_case_page_says_what_was_cut_from_the_pixel_data(app, client, make_u
     result = _import(to_bytes(ds))
     login(client, "curator")
     page = client.get(f"/cases/{result.case_id}").get_data(as_text=True)
-    assert ('Cut from the pixel data</dt><dd translate="no">APP0, APP1, APP13, COM, bytes after the end' in page)
+    assert ('Cut from the pixel data</dt><dd translate="no">APP0, APP1, APP13, COM, '
+            'bytes after the end' in page)
 
 
 def test_text_after_the_rle_segments_is_not_stored(app):
