@@ -173,6 +173,18 @@ DATA_PATTERNS = re.compile(
 TIME_ZONE = re.compile(r"\b[A-Z][A-Za-z_]+/[A-Za-z_/+-]+")
 
 
+def _without_allowed(text: str, data: list[str]) -> str:
+    """``text`` with what may stay untranslated taken out: time zones (first: a clinic's city
+    is part of its zone's name), user data, proper names and data patterns."""
+    rest = TIME_ZONE.sub(" ", text)
+    for value in data:
+        if value in rest:
+            rest = rest.replace(value, " ")
+    for name in PROPER_NAMES:
+        rest = rest.replace(name, " ")
+    return DATA_PATTERNS.sub(" ", rest)
+
+
 def english_left(texts: Iterable[dict[str, str]], user_data: Iterable[str]) -> list[str]:
     """The texts of a pseudo page that hold English UI words outside the pseudo brackets,
     once the allowed parts (user data, proper names, data patterns) are taken out."""
@@ -182,13 +194,7 @@ def english_left(texts: Iterable[dict[str, str]], user_data: Iterable[str]) -> l
     for item in texts:
         rest = re.sub(re.escape(OPEN) + r".*?" + re.escape(CLOSE), " ",
                       _collapsed(item["text"]))
-        rest = TIME_ZONE.sub(" ", rest)  # first: a clinic's city is part of its zone's name
-        for value in data:
-            if value in rest:
-                rest = rest.replace(value, " ")
-        for name in PROPER_NAMES:
-            rest = rest.replace(name, " ")
-        rest = DATA_PATTERNS.sub(" ", rest)
+        rest = _without_allowed(rest, data)
         words = [w for w in re.findall(r"[A-Za-z]{3,}", rest) if w.lower() in vocabulary]
         if words:
             entry = f"{item['where']}: {item['text'][:120]!r}"
@@ -329,14 +335,7 @@ def english_shown(texts: Iterable[dict[str, str]], language: str,
     found: list[str] = []
     for item in texts:
         text = item["text"]
-        rest = text
-        rest = TIME_ZONE.sub(" ", rest)  # first: a clinic's city is part of its zone's name
-        for value in data:
-            if value in rest:
-                rest = rest.replace(value, " ")
-        for name in PROPER_NAMES:
-            rest = rest.replace(name, " ")
-        rest = DATA_PATTERNS.sub(" ", rest)
+        rest = _without_allowed(text, data)
         words = re.findall(r"[^\W\d_]{3,}", rest)
         message = next((m for m, p in patterns if p.fullmatch(text) and words), None)
         english = [w for w in words if w.lower() in english_words]

@@ -77,9 +77,10 @@ def test_kappa_and_its_interval_match_the_definition_and_statsmodels(seed: int) 
     n = rng.randrange(5, 400)
     pairs = [(rng.random() < 0.4, rng.random() < 0.4) for _ in range(n)]
     pairs = [(p, p if rng.random() < 0.6 else q) for p, q in pairs]
+    # Both decisions occur on both sides, so chance agreement is below 1 and kappa defined.
+    pairs += [(True, True), (False, False)]
+    n = len(pairs)
     a, b = [p for p, _ in pairs], [q for _, q in pairs]
-    if len(set(a)) == 1 and len(set(b)) == 1:
-        pytest.skip("pe = 1")
     result = decision_agreement(pairs)
     assert result.kappa == pytest.approx(kappa_by_loop(a, b), abs=1e-12)
     assert result.kappa == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
