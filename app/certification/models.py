@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -37,6 +38,15 @@ class Programme(db.Model):
     cme_hours: Mapped[float] = mapped_column(default=0.0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Real-world QC concordance (app.qc). The target major-discrepancy rate the readers'
+    # CUSUM charts and the funnel plot are drawn against (None: app.qc.scope's default).
+    qc_target_rate: Mapped[float | None] = mapped_column(Float)
+    # The ongoing criterion, all three or none: "major-discrepancy rate <= qc_max_rate over
+    # the last qc_last_n QC reads, at least qc_min_reads of them". A reader outside it is
+    # flagged to the lead (never revoked automatically).
+    qc_max_rate: Mapped[float | None] = mapped_column(Float)
+    qc_last_n: Mapped[int | None] = mapped_column(Integer)
+    qc_min_reads: Mapped[int | None] = mapped_column(Integer)
 
     requirements: Mapped[list[Requirement]] = relationship(
         back_populates="programme", cascade="all, delete-orphan", order_by="Requirement.id"

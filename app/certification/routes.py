@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from app.audit import security_log
 from app.auth.decorators import roles_required
+from app.auth.lead_scope import countries_in_scope
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
 from app.auth.services import country_name
@@ -65,9 +66,7 @@ DECIDED_SHOWN = 50  # decided reviews listed below the open ones, newest first
 
 
 def lead_scope() -> list[str] | None:
-    if current_user.has_role(Role.ADMIN) or current_user.lead_all_countries:
-        return None
-    return current_user.lead_countries
+    return countries_in_scope(current_user)
 
 
 def _programme_or_404(programme_id: int) -> Programme:
