@@ -18,8 +18,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
-from flask_babel import format_date, get_locale, gettext, ngettext
+from flask_babel import get_locale, gettext, ngettext
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -249,8 +250,8 @@ def cusum_series(reads: Sequence[QcRead], target: float, title: str, *,
         arl1=_number(design.out_of_control_arl, "#,##0"))
     if ordered:
         caption = gettext("QC reads from %(first)s to %(last)s.",
-                          first=format_date(ordered[0].read_date),
-                          last=format_date(ordered[-1].read_date)) + " " + caption
+                          first=format_date(ordered[0].read_date, locale=_locale()),
+                          last=format_date(ordered[-1].read_date, locale=_locale())) + " " + caption
     return CusumSeries(
         title=title,
         x_label=gettext("QC reads, oldest first"),
