@@ -159,14 +159,14 @@ def test_figure_words_in_french(app) -> None:  # type: ignore[no-untyped-def]
         funnel_words = funnel_series(reads, "clinic", 0.05, {}, "t")
         cusum_words = cusum_series(reads[:30], 0.05, "t")
         empty = cusum_series([], 0.05, "t")
-    assert funnel_words.x_label == "nombre de relectures QC"
+    assert funnel_words.x_label == "nombre de relectures CQ"
     assert funnel_words.y_label == "taux de discordances majeures (%)"
     assert funnel_words.limit998_label == "limites de contrôle à 99,8\xa0%"
     assert funnel_words.target_label == "cible 5\xa0%"
-    assert cusum_words.x_label == "relectures QC, de la plus ancienne à la plus récente"
+    assert cusum_words.x_label == "relectures CQ, de la plus ancienne à la plus récente"
     assert cusum_words.h_label == "intervalle de décision h = 2,64"
     assert "Taux cible 5\xa0%" in cusum_words.caption
-    assert empty.empty_text == "Aucune relecture QC sur cette période"
+    assert empty.empty_text == "Aucune relecture CQ sur cette période"
 
 
 # ---- the routes, on both databases --------------------------------------------------------
