@@ -114,6 +114,23 @@ def test_funnel_series_points_are_the_measures_funnel(by: str, seed: int) -> Non
     assert series.empty_text is None
 
 
+def test_the_limit_curves_of_a_large_unit_keep_every_small_n() -> None:
+    reads = [QcRead(reader=1, clinic=1, country="KE", read_date=START, primary_tb=True,
+                    qc_tb=True, grade="3b" if i % 12 == 0 else "1", order=i)
+             for i in range(4321)]
+    reads += [QcRead(reader=2, clinic=2, country="KE", read_date=START, primary_tb=True,
+                     qc_tb=True, grade="3b", order=5000 + i) for i in range(3)]
+    series = funnel_series(reads, "clinic", 0.05, {}, "t")
+    ns = series.curves.ns
+    assert ns[:1000] == tuple(range(1, 1001)) and ns[-1] == 4321 and len(ns) < 2001
+    assert list(ns) == sorted(set(ns))
+    at = dict(zip(ns, series.curves.upper998, strict=True))
+    assert at[4321] == pytest.approx(funnel_limits(0.05, 4321).upper998, abs=1e-12)
+    _, expected = funnel(reads, "clinic", 0.05)
+    assert {p.key: p.outside998 for p in series.points} == {
+        p.key: p.outside998 for p in expected} == {1: "above", 2: "above"}
+
+
 def test_funnel_series_counts_each_units_last_reads_and_names_them() -> None:
     day = START
     reads = [QcRead(reader=1, clinic=9, country="KE", read_date=day + timedelta(days=i),

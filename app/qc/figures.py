@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import textwrap
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,7 +35,14 @@ from app.qc.control import (
     bernoulli_cusum,
     design_cusum,
 )
-from app.qc.measures import MAJOR_GRADES, QcRead, chronological, group_reads, select_reads
+from app.qc.measures import (
+    KEYS,
+    MAJOR_GRADES,
+    QcRead,
+    chronological,
+    group_reads,
+    select_reads,
+)
 
 # Okabe & Ito (2008), "Color universal design".
 BLUE, VERMILION, ORANGE, GREEN, BLACK = "#0072B2", "#D55E00", "#E69F00", "#009E73", "#000000"
@@ -44,6 +52,12 @@ CUSUM_INCHES = (10.0, 5.0)
 #: Units outside the 99.8 % limits named on the plot; more would cover it.
 MAX_NAMED = 40
 _LABEL_CHARS = 32
+# Characters of a caption line: DejaVu Sans at 8 pt fills ~0.062 in a character, and the
+# caption has ~9 in. Wrapped here: matplotlib's own wrapping measures it word by word
+# (a sixth of a second).
+_CAPTION_CHARS = 140
+#: The limit curves are computed at every n up to this, then at as many n again.
+EVERY_N_UPTO = 1000
 
 
 # ---- numbers and words --------------------------------------------------------------------
@@ -73,7 +87,8 @@ def _fit(label: str) -> str:
 
 @dataclass(frozen=True)
 class LimitCurves:
-    """The funnel's limits at every number of reads ``ns`` (1, 2, ... the largest unit's)."""
+    """The funnel's limits at each number of reads of ``ns`` (``curve_ns``: 1, 2, ... up
+    to the largest unit's)."""
 
     ns: tuple[int, ...]
     lower95: tuple[float, ...]
@@ -142,6 +157,16 @@ def limit_curves(target: float, ns: Sequence[int]) -> LimitCurves:
                        limit(0.001), limit(0.999))
 
 
+def curve_ns(largest: int) -> list[int]:
+    """Where the limit curves are computed: every n up to ``EVERY_N_UPTO`` (the limits
+    step there, read by read), then ``EVERY_N_UPTO`` evenly spaced n up to ``largest``
+    (beyond, they change by less than a pixel from one to the next)."""
+    if largest <= EVERY_N_UPTO:
+        return list(range(1, largest + 1))
+    spaced = np.linspace(EVERY_N_UPTO, largest, EVERY_N_UPTO).round().astype(int)
+    return sorted(set(range(1, EVERY_N_UPTO + 1)) | {int(n) for n in spaced})
+
+
 def _side(rate: float, lower: float, upper: float) -> str | None:
     if rate > upper:
         return "above"
@@ -159,19 +184,28 @@ def funnel_series(reads: Sequence[QcRead], by: str, target: float,
     unit it does not name is shown by its key)."""
     if by not in ("clinic", "reader"):
         raise ValueError("the funnel plot is drawn per clinic or per reader")
-    groups = {key: select_reads(group, last=last) if last else group
-              for key, group in group_reads(reads, by).items()}
-    counts = {key: (sum(1 for r in group if r.grade in major_grades), len(group))
-              for key, group in groups.items() if group}
+    counts: dict[Hashable, list[int]] = {}  # key: [events, n]
+    if last:  # each unit's last N reads: ordered per unit
+        for key, group in group_reads(reads, by).items():
+            chosen = select_reads(group, last=last)
+            counts[key] = [sum(1 for r in chosen if r.grade in major_grades), len(chosen)]
+    else:
+        unit = KEYS[by]
+        for read in reads:
+            tally = counts.setdefault(unit(read), [0, 0])
+            tally[0] += read.grade in major_grades
+            tally[1] += 1
     largest = max((n for _, n in counts.values()), default=0)
-    curves = limit_curves(target, range(1, largest + 1))
+    curves = limit_curves(target, curve_ns(largest))
+    at = limit_curves(target, sorted({n for _, n in counts.values()}))
+    index = {n: i for i, n in enumerate(at.ns)}
     points = []
     for key, (events, n) in counts.items():
-        rate = events / n
+        rate, i = events / n, index[n]
         points.append(FunnelMarker(
             key, labels.get(key, str(key)), n, events, rate,
-            _side(rate, curves.lower95[n - 1], curves.upper95[n - 1]),
-            _side(rate, curves.lower998[n - 1], curves.upper998[n - 1])))
+            _side(rate, at.lower95[i], at.upper95[i]),
+            _side(rate, at.lower998[i], at.upper998[i])))
     points.sort(key=lambda p: (p.label.casefold(), str(p.key)))
     units = (ngettext("%(num)d clinic", "%(num)d clinics", len(points)) if by == "clinic"
              else ngettext("%(num)d reader", "%(num)d readers", len(points)))
@@ -320,7 +354,8 @@ def funnel_figure(series: FunnelSeries) -> Figure:
                label=series.outlier_label),
     ]
     ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
-    fig.text(0.08, 0.2 / height, series.caption, fontsize=8, color="#333333", wrap=True)
+    fig.text(0.08, 0.2 / height, textwrap.fill(series.caption, _CAPTION_CHARS), fontsize=8,
+             color="#333333")
     if series.empty_text:
         _empty(fig, series.empty_text)
     return fig
@@ -353,7 +388,8 @@ def cusum_figure(series: CusumSeries) -> Figure:
     ax.set_xlim(0, max(len(xs), 10) + 1)
     ax.set_ylim(0, max([series.h * 1.25, *series.values]) * 1.05)
     ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
-    fig.text(0.08, 0.15 / height, series.caption, fontsize=8, color="#333333", wrap=True)
+    fig.text(0.08, 0.15 / height, textwrap.fill(series.caption, _CAPTION_CHARS), fontsize=8,
+             color="#333333")
     if series.empty_text:
         _empty(fig, series.empty_text)
     return fig
