@@ -304,7 +304,8 @@ def cusum_series(reads: Sequence[QcRead], target: float, title: str, *,
 
 
 def _empty(fig: Figure, text: str) -> None:
-    fig.text(0.5, 0.55, text, ha="center", va="center", fontsize=13, color="#333333")
+    fig.text(0.5, 0.55, text, ha="center", va="center", fontsize=13, color="#333333",
+             bbox={"facecolor": "white", "edgecolor": "#999999", "boxstyle": "round,pad=0.6"})
 
 
 def funnel_figure(series: FunnelSeries) -> Figure:
