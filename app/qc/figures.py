@@ -337,12 +337,17 @@ def funnel_figure(series: FunnelSeries) -> Figure:
                    marker="D", color=VERMILION, edgecolors=BLACK, linewidths=0.6, zorder=4)
         named = sorted(outside, key=lambda p: -abs(p.rate - series.target))[:MAX_NAMED]
         for p in named:
-            ax.annotate(_fit(p.label), (p.n, p.rate * 100), xytext=(5, 4),
-                        textcoords="offset points", fontsize=8, color=BLACK, zorder=5)
+            right = p.n > 0.7 * largest  # named on its left near the right edge
+            ax.annotate(_fit(p.label), (p.n, p.rate * 100), xytext=(-6 if right else 6, 4),
+                        textcoords="offset points", ha="right" if right else "left",
+                        fontsize=8, color=BLACK, zorder=5)
     top = max([series.target * 2] + [p.rate for p in series.points]
               + ([max(series.curves.upper998[min(4, len(ns) - 1):] or (0.0,))]
                  if ns.size else []))
-    ax.set_ylim(0, min(100.0, top * 100 * 1.08 + 0.5))
+    # A little below 0 and beyond the largest n: a unit with no discrepancy (rate 0) is
+    # drawn above the axis line, not hidden under it.
+    ceiling = min(100.0, top * 100 * 1.08 + 0.5)
+    ax.set_ylim(-0.025 * ceiling, ceiling)
     ax.set_xlim(0, largest * 1.04 + 1)
     handles = [
         Line2D([], [], color=BLACK, linewidth=1.2, label=series.target_label),
