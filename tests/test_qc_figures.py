@@ -339,3 +339,16 @@ def test_the_png_is_drawn_once_per_language(app, qc) -> None:  # type: ignore[no
         with force_locale("es"):
             spanish = cusum_png(cusum_series(reads, 0.05, "t"))
     assert english is again and spanish != english
+
+
+def test_a_server_designs_the_default_cusum_at_start(app) -> None:  # type: ignore[no-untyped-def]
+    from app.qc.figures import cusum_design
+    from app.qc.scope import DEFAULT_TARGET_RATE
+    from app.wsgi import start_warm_up
+
+    cusum_design.cache_clear()
+    start_warm_up(app).join(120)
+    assert cusum_design.cache_info().currsize == 1
+    before = cusum_design.cache_info().hits
+    assert cusum_design(DEFAULT_TARGET_RATE) == design_cusum(DEFAULT_TARGET_RATE)
+    assert cusum_design.cache_info().hits == before + 1  # no request designs it again

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import io
 import textwrap
+import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -262,6 +263,15 @@ def cusum_design(target: float, odds_ratio: float = DEFAULT_ODDS_RATIO,
     """``design_cusum``, kept: choosing h solves Markov chains (most of a second), and a
     programme's readers share one target."""
     return design_cusum(target, odds_ratio, in_control_arl)
+
+
+def warm_up(target: float = 0.05) -> float:
+    """Design the CUSUM chart of ``target`` (by default that of a programme which sets
+    none, ``app.qc.scope.DEFAULT_TARGET_RATE``) once, untimed by any request: a server
+    calls it in a thread at start (app.wsgi). Returns the seconds it took."""
+    started = time.perf_counter()
+    cusum_design(target)
+    return time.perf_counter() - started
 
 
 def cusum_series(reads: Sequence[QcRead], target: float, title: str, *,
