@@ -43,15 +43,17 @@ def create_server_app() -> Flask:
 def start_warm_up(app: Flask) -> threading.Thread:
     """Load what the first request of a kind would otherwise wait for, in a thread, so that
     the server answers at once meanwhile: the programme dashboard's figure (matplotlib and
-    its fonts: ~0.5 s the first time in a process). Here, not in create_app: the commands
+    its fonts: ~0.5 s the first time in a process) and the QC CUSUM chart at the default
+    target rate (choosing its decision interval: ~0.7 s). Here, not in create_app: the commands
     draw no figure and must start fast. Each gunicorn worker calls this as it boots (the
     portal is not preloaded in the master: a thread does not survive a fork)."""
 
     def warm() -> None:
         from app.certification.figures import warm_up
+        from app.qc.figures import warm_up as warm_up_qc
 
         try:
-            app.logger.debug("figures warmed up in %.2f s", warm_up())
+            app.logger.debug("figures warmed up in %.2f s", warm_up() + warm_up_qc())
         except Exception:  # a warm-up that fails costs the first figure its time, no more
             app.logger.warning("warming up the figures failed", exc_info=True)
 

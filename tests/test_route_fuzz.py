@@ -40,7 +40,7 @@ KNOWN_ARGS = ("page", "per_page", "programme", "clinic", "from", "status", "find
               "classification", "tb", "difficulty", "tag", "source", "review", "format",
               "table", "user", "attempts", "q", "country", "code", "next", "v", "scheme",
               "allow_no_meta", "actor", "action", "object_type", "object_id", "since",
-              "until", "junk")
+              "until", "start", "end", "last", "by", "junk")
 # Field names the portal's forms and JSON bodies use.
 KNOWN_FIELDS = ("answers", "marks", "revision", "definition", "title", "name", "email",
                 "username", "password", "new_password", "confirm", "reason", "flagged",
