@@ -9,7 +9,7 @@ pseudonymised on entry as real ones are. The QC radiologist is the demo trainer.
 
 What the demo shows:
 
-* most readers at 2–4 % major discrepancies (grade 3b), a few minor ones (2a, 2b, 3a);
+* most readers at 2-4 % major discrepancies (grade 3b), a few minor ones (2a, 2b, 3a);
 * readers work in their own clinic and some of them in a second one; one clinic
   (``WORSE_CLINIC``) is noticeably worse, whoever reads there, so it lies above the funnel
   plot's 95 % limit;
@@ -48,7 +48,7 @@ QC_CLINICS = (
     ("Sylhet Migration Health Clinic", "Sylhet", "BD"),
 )
 WORSE_CLINIC = "Cebu Health Assessment Centre"
-WORSE_CLINIC_RATE = 0.14  # major discrepancies there, against 2–4 % elsewhere
+WORSE_CLINIC_RATE = 0.14  # major discrepancies there, against 2-4 % elsewhere
 DRIFTING_READER = "peer-ph-villanueva"
 DRIFT_READS = 30  # the drifting reader's last reads ...
 DRIFT_MAJOR = 6  # ... of which this many are major discrepancies (20 %)
