@@ -14,7 +14,7 @@ What the demo shows:
   (``WORSE_CLINIC``) is noticeably worse, whoever reads there, so it lies above the funnel
   plot's 95 % limit;
 * one reader (``DRIFTING_READER``) drifts: 6 of their last 30 reads are major
-  discrepancies, nearly all of them a missed infiltrate/consolidation, so their CUSUM
+  discrepancies, each a missed infiltrate or consolidation, so their CUSUM
   signals, they fall outside the programme's ongoing criterion and a practice set on
   infiltrates is what their error profile suggests.
 
