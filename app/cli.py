@@ -295,6 +295,12 @@ def demo(port: int, no_serve: bool) -> None:
     if peers:
         click.echo(gettext("Demo peers: %(count)s trainees at the demo clinics with ended "
                            "attempts", count=peers))
+    from app.qc.demo_records import seed_demo_qc
+
+    qc_records = seed_demo_qc()
+    if qc_records:
+        click.echo(gettext("Demo QC records: %(count)s live reads of the demo readers "
+                           "re-read by the QC centre", count=qc_records))
     click.echo("\n" + gettext("Demo accounts (user name / password):"))
     for account in accounts:
         password = account.password or gettext("(set earlier; see the instance folder)")

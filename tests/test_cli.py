@@ -136,6 +136,9 @@ def test_demo_seeds_once_and_never_resets(app, client):
         ("practice", "ds3030"), ("exam", "ds3030"), ("practice", "image_quality")]
     exercises = every_exercise[:2]
     assert "Demo peers: 13 trainees" in first.output and "Demo peers" not in second.output
+    # A year of QC records for the programme's nine readers, imported once.
+    assert "Demo QC records: 768 live reads" in first.output
+    assert "Demo QC records" not in second.output
     from app.certification.models import Programme
 
     [programme] = db.session.scalars(select(Programme)).all()  # nor is the programme
