@@ -53,7 +53,7 @@ BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 
 def init_api(app: Flask) -> None:
-    from app.api import auth, docs, job_routes, routes  # noqa: F401  (views on bp)
+    from app.api import auth, docs, job_routes, qc_routes, routes  # noqa: F401  (views on bp)
 
     app.config.setdefault("API_TITLE", "CXR Academy API")
     app.config.setdefault("API_VERSION", "v1")
