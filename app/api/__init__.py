@@ -46,8 +46,8 @@ class PortalBlueprint(ApiBlueprint):  # type: ignore[misc]
 
 api = PortalApi()
 bp = PortalBlueprint("api", __name__, url_prefix=API_PREFIX,
-                  description="Cases, exercises and attempts, certificates, jobs, users "
-                              "and clinics of the portal.")
+                  description="Cases, exercises and attempts, certificates, jobs, QC "
+                              "records, users and clinics of the portal.")
 
 BEARER: dict[str, list[str]] = {"bearerAuth": []}
 

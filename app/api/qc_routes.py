@@ -58,7 +58,10 @@ class QcProblem(Schema):
 
 
 class QcBatchRefused(ApiError):
-    problems = fields.List(fields.Nested(QcProblem), required=True)
+    """Records refused (``problems``), or a body its schema refuses (``errors``)."""
+
+    problems = fields.List(fields.Nested(QcProblem), metadata={
+        "description": "Each problem of the records: nothing was imported."})
 
 
 def _index(row: int | None) -> int | None:
@@ -87,9 +90,13 @@ def _refused(report: ImportReport) -> Any:
 @bp.alt_response(413, schema=ApiError, description=f"More than {MAX_BATCH} records.")
 @roles_required(*ENTRY_ROLES)
 def import_qc_records(body: dict[str, Any]) -> Any:
-    """Import QC re-read results, all or none. Importing the same study and reader again
-    updates that record (or leaves it unchanged); study references are pseudonymised on
-    entry and never stored."""
+    """Import QC re-read results, all or none.
+
+    Every record is checked first, as a row of an import file (docs/qc-import.md): if any
+    is refused, nothing is imported and the answer lists each problem (the record's index,
+    the field, the reason). Importing the same study and reader again updates that record,
+    or leaves it unchanged; the same record twice in one batch is imported once. Study
+    references are pseudonymised on entry and never stored; ``comment`` is never stored."""
     records = body["records"]
     if len(records) > MAX_BATCH:
         abort(413, description=f"A batch holds at most {MAX_BATCH} records; this one has "
