@@ -31,6 +31,14 @@ class QcBatchIn(StrictSchema):
                                  "or ';'-separated), comment (never stored)."})
 
 
+#: The document's example: the template's first example row (user names to replace).
+EXAMPLE = {"scheme": DEFAULT_SCHEME, "records": [{
+    "study_reference": "ACC-2026-000123", "reader": "reader.username",
+    "read_date": "2026-03-02", "qc_date": "2026-03-09", "qc_radiologist": "qc.radiologist",
+    "grade": "3b", "primary_classification": "normal", "qc_classification": "abnormal_tb",
+    "qc_findings": ["infiltrate", "cavitary_lesion"], "qc_tb_likelihood": 5}]}
+
+
 class QcRecordOutcome(Schema):
     index = fields.Integer(required=True, metadata={"description": "The record's position "
                                                                    "in ``records`` (from 0)."})
@@ -79,7 +87,7 @@ def _refused(report: ImportReport) -> Any:
 
 
 @bp.route("/qc/records", methods=["POST"])
-@bp.arguments(QcBatchIn)
+@bp.arguments(QcBatchIn, example=EXAMPLE)
 @bp.response(201, QcBatchOut, description="Imported; 201 when a record was created, 200 "
                                          "when every record was already there (updated or "
                                          "unchanged).")
