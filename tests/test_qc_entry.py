@@ -381,3 +381,8 @@ def test_the_audit_page_says_what_an_import_did_in_french(
     assert "Résultats de contrôle qualité importés" in text
     assert ("A importé des résultats de contrôle qualité depuis le formulaire de saisie "
             "(créés\u00a0: 1, mis à jour\u00a0: 0, inchangés\u00a0: 0).") in text
+
+
+def test_the_trainers_guide_explains_qc_records(client: FlaskClient) -> None:
+    text = text_of(client.get("/help/trainer"))
+    assert "import the QC centre's re-reads" in text and "Or enter one record by hand" in text
