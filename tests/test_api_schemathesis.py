@@ -96,7 +96,7 @@ def _job(user, tmp_path) -> int:
 # node attribute pytest 9 removed): each operation's hypothesis strategy is driven here.
 @pytest.mark.parametrize(("method", "path"), _operations())
 def test_generated_requests_get_documented_answers_and_never_a_5xx(
-        app, make_user, cases, practice, tmp_path, method, path):
+        app, make_user, make_clinic, cases, practice, tmp_path, method, path):
     limiter.enabled = False  # the verify operation's guessing limit would answer 429s only
     try:
         user = make_user(Role.TRAINER, Role.TRAINEE_RADIOLOGIST, Role.ADMIN, username="omni")
@@ -107,6 +107,9 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
             submit_attempt(attempt, user)
         code = _certificate(user, practice, cases[2]) if "{code}" in path else None
         job_id = _job(user, tmp_path) if "/jobs" in path else None
+        if "/qc/" in path:  # the people the document's example names
+            make_user(username="reader.username", clinic=make_clinic())
+            make_user(Role.TRAINER, username="qc.radiologist")
         served = _own_context_per_request(app, token)
         operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", served)[path][method]
         # Random ids mostly name nothing (a 404 at once): half the requests name the rows
@@ -115,6 +118,9 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
                 "attempt_id": attempt.id, "position": 1, "code": code, "job_id": job_id}
         fixed = {name: value for name, value in real.items() if "{" + name + "}" in path}
         strategies = [operation.as_strategy(mode) for mode in GenerationMode]
+        # The document's own examples too (a batch of QC records names real accounts, which
+        # random bodies never do).
+        strategies += operation.get_strategies_from_examples()
         if fixed:
             strategies += [operation.as_strategy(mode, path_parameters=fixed)
                            for mode in GenerationMode]

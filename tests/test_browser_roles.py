@@ -266,6 +266,8 @@ PAGES: dict[str, dict[str, Go]] = {
         "statistics": url("/training/manage/{practice}/statistics"),
         "viewer": menu("Viewer"),
         "viewer-case": url("/viewer/cases/{case}"),
+        "qc-import": menu("QC records"),
+        "qc-new-record": url("/qc/records/new"),
         "account-security": url("/account/security"),
         "help": menu("Help"),
         "help-role": url("/help/trainer"),

@@ -70,6 +70,7 @@ ACTION_LABELS: dict[str, Any] = {
     "certificate.revoke": _l("Certificate revoked"),
     "certificate.reinstate": _l("Certificate reinstated"),
     "scheme.add": _l("Reporting scheme added"),
+    "qc.import": _l("QC records imported"),
 }
 
 OBJECT_LABELS: dict[str, Any] = {
@@ -82,6 +83,7 @@ OBJECT_LABELS: dict[str, Any] = {
     "attempt": _l("Attempt"),
     "scheme": _l("Reporting scheme"),
     "import": _l("Import"),
+    "qc_import_batch": _l("QC import"),
 }
 
 
@@ -293,6 +295,24 @@ def _cases_import(d: Mapping[str, Any], names: Names) -> str:
         duplicates=d.get("duplicates", 0), rejected=d.get("rejected", 0))
 
 
+# Where QC records came from (QcImportBatch.source).
+_QC_SOURCES = {
+    "csv": N_("a CSV file"),
+    "xlsx": N_("an Excel file"),
+    "api": N_("the API"),
+    "manual": N_("the entry form"),
+}
+
+
+def _qc_import(d: Mapping[str, Any], names: Names) -> str:
+    source = _QC_SOURCES.get(str(d["source"]))
+    return gettext("Imported QC records from %(source)s: %(created)s created, %(updated)s "
+                   "updated, %(unchanged)s unchanged.",
+                   source=gettext(source) if source else d["source"],
+                   created=int(d["created"]), updated=int(d["updated"]),
+                   unchanged=int(d["unchanged"]))
+
+
 _SESSION_ENDED = {
     "idle": N_("Signed out by the portal after a time without activity."),
     "expired": N_("Signed out by the portal: the session reached its longest lifetime."),
@@ -367,6 +387,7 @@ _SENTENCES: dict[str, _Sentence] = {
         "Added the clinic %(name)s (%(country)s).", name=d["name"],
         country=n.country(d["country"])),
     "cases.import": _cases_import,
+    "qc.import": _qc_import,
     "case.create": lambda d, n: gettext("Added the case from %(source)s.", source=d["source"]),
     "job.create": lambda d, n: gettext(
         "Queued a job: %(kind)s.", kind=humanise(d["kind"]).lower()),

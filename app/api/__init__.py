@@ -46,14 +46,14 @@ class PortalBlueprint(ApiBlueprint):  # type: ignore[misc]
 
 api = PortalApi()
 bp = PortalBlueprint("api", __name__, url_prefix=API_PREFIX,
-                  description="Cases, exercises and attempts, certificates, jobs, users "
-                              "and clinics of the portal.")
+                  description="Cases, exercises and attempts, certificates, jobs, QC "
+                              "records, users and clinics of the portal.")
 
 BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 
 def init_api(app: Flask) -> None:
-    from app.api import auth, docs, job_routes, routes  # noqa: F401  (views on bp)
+    from app.api import auth, docs, job_routes, qc_routes, routes  # noqa: F401  (views on bp)
 
     app.config.setdefault("API_TITLE", "CXR Academy API")
     app.config.setdefault("API_VERSION", "v1")
