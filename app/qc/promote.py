@@ -98,15 +98,21 @@ def find_study(endpoint: PacsEndpoint, reference: str) -> StudyHit:
     """The one study the PACS holds under ``reference``: a Study Instance UID (digits and
     dots) or else an accession number. Raises PromoteError (PACS failures with 502)."""
     by_uid = study_uid_ok(reference)
-    criteria = (SearchCriteria(study_uid=reference, modality="any") if by_uid
-                else SearchCriteria(accession=reference, modality="any"))
-    try:
-        hits = search(endpoint, criteria)
-    except PacsError as exc:
-        raise PromoteError(gettext("the PACS could not be searched: %(reason)s",
-                                   reason=exc), PACS_FAILED) from None
-    if by_uid:
-        hits = [h for h in hits if h.study_uid == reference]
+    hits: list[StudyHit] = []
+    # The pseudonym ignores letter case ("acc-001" is "ACC-001"); a PACS may not: as typed,
+    # then in capitals.
+    for text in dict.fromkeys([reference] if by_uid else [reference, reference.upper()]):
+        criteria = (SearchCriteria(study_uid=text, modality="any") if by_uid
+                    else SearchCriteria(accession=text, modality="any"))
+        try:
+            hits = search(endpoint, criteria)
+        except PacsError as exc:
+            raise PromoteError(gettext("the PACS could not be searched: %(reason)s",
+                                       reason=exc), PACS_FAILED) from None
+        if by_uid:
+            hits = [h for h in hits if h.study_uid == reference]
+        if hits:
+            break
     if not hits:
         raise PromoteError(gettext(
             "the PACS %(endpoint)s holds no study with this reference", endpoint=endpoint.name))
