@@ -13,9 +13,11 @@ import pytest
 from bs4 import BeautifulSoup
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_babel import force_locale
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
+from app.admin.audit_sentences import Names, action_label, describe
 from app.audit.models import AuditEvent
 from app.auth.models import Clinic, User
 from app.auth.roles import Role
@@ -143,6 +145,14 @@ def test_trainer_promotes_a_discordant_study_by_accession(app: Flask, client: Fl
     assert (event.actor_id, event.object_type, event.object_id) == (
         people["trainer"].id, "qc_record", str(record_id))
     assert event.detail == {"job": job.id, "endpoint": endpoint.name}
+    assert action_label("qc.promote") == "QC study promoted to the library"
+    assert describe(event, Names()) == (
+        f"Started the import of the QC study from the PACS {endpoint.name} as a draft teaching "
+        f"case (job {job.id}), its primary and QC reads to be attached as candidate reference "
+        "reads.")
+    with force_locale("fr"):
+        assert describe(event, Names()).startswith(
+            "A lancé l'import de l'examen du contrôle qualité depuis le PACS")
     # What was typed is kept nowhere.
     assert PHI_ACCESSION.lower() not in every_stored_text()
 
