@@ -150,7 +150,7 @@ def promote(qc: QcRecord, reference: str, endpoint: PacsEndpoint, *, actor: User
         job = start_pacs_import(endpoint, [hit.study_uid], actor=actor,
                                 then={"name": FOLLOW_UP, "record_id": record_id})
     except JobError as exc:
-        raise PromoteError(str(exc)) from None
+        raise PromoteError(str(exc).rstrip(".")) from None
     except PacsError as exc:
         raise PromoteError(gettext("nothing was imported: %(reason)s", reason=exc),
                            PACS_FAILED) from None
