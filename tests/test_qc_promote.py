@@ -25,6 +25,7 @@ from app.cases.models import Case, ReadKind, ReferenceRead
 from app.cases.reads import reference_for
 from app.extensions import db
 from app.jobs.models import Job
+from app.jobs.pacs_import import start_pacs_import
 from app.pacs.models import PacsEndpoint
 from app.qc.importing import add_record
 from app.qc.models import QcRecord
@@ -206,6 +207,22 @@ def test_promoted_by_accession_over_dimse(app: Flask, people, orthanc) -> None:
     assert_deidentified(app)
     assert sorted(r.answers["classification"] for r in case.current_reads) == [
         "abnormal_not_tb", "normal"]
+
+
+def test_a_study_already_in_the_library_gets_the_reads_on_its_case(app: Flask, people,
+                                                                   orthanc) -> None:
+    """Not imported twice (the ingest's duplicate check): the reads go on the case that holds
+    the study, and the record links to it."""
+    endpoint = dicomweb(orthanc)
+    earlier = start_pacs_import(endpoint, [SHARED_DX_STUDY], actor=None).id
+    [existing] = db.session.scalars(select(Case)).all()
+    qc = qc_record(SHARED_DX_STUDY)
+    job = promote(qc, SHARED_DX_STUDY, endpoint, actor=people["trainer"])
+    assert job.id != earlier
+    qc = db.session.get(QcRecord, qc.id, populate_existing=True)
+    assert qc.case_id == existing.id and count(Case) == 1
+    assert {(r.kind, r.author_id) for r in existing.current_reads} == {
+        ("candidate", people["amina"].id), ("candidate", people["qc"].id)}
 
 
 # ---- refusals -------------------------------------------------------------------------------

@@ -171,13 +171,17 @@ def run_pacs_import(job: Job) -> None:
 
 
 def cases_made(job_id: int) -> list[int]:
-    """The cases this job made (its images imported into a new case), in the order of its
-    results; a study already in the library comes back as duplicates and makes none."""
-    rows = db.session.scalars(
-        select(JobItem.case_id).where(JobItem.job_id == job_id, JobItem.status == "imported",
-                                      JobItem.case_id.is_not(None))
-        .order_by(JobItem.position))
-    return list(dict.fromkeys(case_id for case_id in rows if case_id is not None))
+    """The cases holding this job's images, in the order of its results: the cases it made
+    first, then those a study already in the library was found in (its images came back as
+    duplicates of theirs)."""
+    rows = db.session.execute(
+        select(JobItem.case_id, JobItem.status).where(
+            JobItem.job_id == job_id, JobItem.status.in_(("imported", "duplicate")),
+            JobItem.case_id.is_not(None))
+        .order_by(JobItem.position)).all()
+    made = [case_id for case_id, status in rows if status == "imported"]
+    found = [case_id for case_id, status in rows if status == "duplicate"]
+    return list(dict.fromkeys(made + found))
 
 
 def _plan(client: PacsClient, number: int, uid: str, limits: StudyLimits) -> _Study:

@@ -166,9 +166,11 @@ def promote(qc: QcRecord, reference: str, endpoint: PacsEndpoint, *, actor: User
 
 def attach_reads(job: Job, case_ids: list[int], params: dict[str, Any]) -> None:
     """The follow-up the import runs once its study is in: the record's primary and QC reads
-    on the new case as candidate reference reads, and the record linked to the case. Does
-    nothing when the job made no case (the study was refused; the job's page says why), or
-    when the record already has its case (a job taken up again)."""
+    on the new case as candidate reference reads, and the record linked to the case. A
+    study that was already in the library is not imported again (its images come back as
+    duplicates): the reads go on the case that holds it. Does nothing when the job found no
+    case (the study was refused; the job's page says why), or when the record already has
+    its case (a job taken up again)."""
     qc = db.session.get(QcRecord, int(params["record_id"]))
     if qc is None or qc.case_id is not None or not case_ids:
         return
