@@ -6,6 +6,7 @@ their reasons and nothing written; audit; roles; forms submitted as the pages re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from app.cases.reads import reference_for
 from app.extensions import db
 from app.jobs.models import Job
 from app.jobs.pacs_import import start_pacs_import
+from app.jobs.queue import BackgroundWorker
 from app.pacs.models import PacsEndpoint
 from app.qc.importing import add_record
 from app.qc.models import QcRecord
@@ -35,6 +37,7 @@ from tests.dicom_factory import PHI, cr_dataset, to_bytes
 from tests.forms import submit_form, submit_html
 from tests.orthanc import SHARED_DICOM, Orthanc, orthanc_server
 from tests.test_ingest import assert_no_residue
+from tests.test_jobs import queue  # noqa: F401  (fixture: the app on a real SQLite queue)
 from tests.test_pacs import assert_deidentified, dicomweb, dimse
 from tests.test_qc_import import every_stored_text
 
@@ -223,6 +226,39 @@ def test_a_study_already_in_the_library_gets_the_reads_on_its_case(app: Flask, p
     assert qc.case_id == existing.id and count(Case) == 1
     assert {(r.kind, r.author_id) for r in existing.current_reads} == {
         ("candidate", people["amina"].id), ("candidate", people["qc"].id)}
+
+
+def test_while_the_import_waits_for_a_worker_it_is_not_started_again(
+        app: Flask, client: FlaskClient, people, orthanc, queue) -> None:  # noqa: F811
+    """On a real queue: the page shows the queued job, a second submission is refused, and
+    the worker that takes the job up attaches the reads."""
+    endpoint = dicomweb(orthanc)
+    qc = qc_record(SHARED_DX_STUDY)
+    login(client, "trainer")
+    html = client.get(page_of(qc)).get_data(as_text=True)
+    fields = {"reference": SHARED_DX_STUDY, "endpoint": str(endpoint.id)}
+    assert submit_html(client, html, page_of(qc), button=BUTTON, fields=fields).status_code \
+        == 303
+    qc = db.session.get(QcRecord, qc.id, populate_existing=True)
+    job_id = qc.promote_job_id
+    assert db.session.get(Job, job_id).status == "queued" and qc.case_id is None
+    waiting = BeautifulSoup(client.get(page_of(qc)).get_data(as_text=True), "html.parser")
+    assert waiting.select_one('[data-testid="promoting"] a')["href"] == f"/jobs/{job_id}"
+    again = submit_html(client, html, page_of(qc), button=BUTTON, fields=fields)
+    assert again.status_code == 409
+    assert f"This QC study is being imported from the PACS (job {job_id})." in text_of(again)
+    assert count(Job) == 1 and len(promote_events()) == 1
+
+    worker = BackgroundWorker(app).start()
+    try:
+        deadline = time.monotonic() + 60
+        while db.session.get(Job, job_id, populate_existing=True).status != "done":
+            assert time.monotonic() < deadline, "the worker did not finish the import"
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    qc = db.session.get(QcRecord, qc.id, populate_existing=True)
+    assert qc.case_id is not None and count(ReferenceRead) == 2
 
 
 # ---- refusals -------------------------------------------------------------------------------
