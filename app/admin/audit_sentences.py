@@ -71,6 +71,7 @@ ACTION_LABELS: dict[str, Any] = {
     "certificate.reinstate": _l("Certificate reinstated"),
     "scheme.add": _l("Reporting scheme added"),
     "qc.import": _l("QC records imported"),
+    "qc.promote": _l("QC study promoted to the library"),
 }
 
 OBJECT_LABELS: dict[str, Any] = {
@@ -84,6 +85,7 @@ OBJECT_LABELS: dict[str, Any] = {
     "scheme": _l("Reporting scheme"),
     "import": _l("Import"),
     "qc_import_batch": _l("QC import"),
+    "qc_record": _l("QC record"),
 }
 
 
@@ -423,6 +425,10 @@ _SENTENCES: dict[str, _Sentence] = {
     "certificate.reinstate": lambda d, n: gettext(
         "Reinstated the certificate. Reason: %(reason)s", reason=d["reason"]),
     "scheme.add": lambda d, n: gettext("Added the reporting scheme."),
+    "qc.promote": lambda d, n: gettext(
+        "Started the import of the QC study from the PACS %(endpoint)s as a draft teaching "
+        "case (job %(job)s), its primary and QC reads to be attached as candidate reference "
+        "reads.", endpoint=d["endpoint"], job=d["job"]),
 }
 
 

@@ -286,6 +286,10 @@ class CaseImage(db.Model):
 class ReadKind(StrEnum):
     EXPERT = "expert"  # one expert's read; the reference is their consensus
     ADJUDICATION = "adjudication"  # a trainer's decision on the items the experts tied on
+    # A read proposed for the reference (a promoted QC study's primary and QC reads): shown
+    # on the case with its author, never part of the consensus until a trainer accepts it
+    # as their own expert read.
+    CANDIDATE = "candidate"
 
 
 class ReferenceRead(db.Model):

@@ -30,7 +30,7 @@ from app.cases.forms import (
     UploadForm,
 )
 from app.cases.ingest import ImportOptions
-from app.cases.models import Case, CaseImage, CaseStatus, ReadKind
+from app.cases.models import Case, CaseImage, CaseStatus, ReadKind, ReferenceRead
 from app.cases.reads import (
     marks_to_redisplay,
     my_read,
@@ -66,6 +66,7 @@ from app.extensions import db
 from app.i18n import current_language
 from app.jobs.case_import import start_upload_import
 from app.jobs.lifecycle import JobError
+from app.qc.promote import candidate_reads
 from app.schemes.definitions import SchemeError
 from app.schemes.readform import answers_from_form
 from app.schemes.registry import IMAGE_QUALITY, add_scheme, all_schemes
@@ -187,6 +188,7 @@ def detail(case_id: int) -> Response | tuple[str, int]:
         "cases/detail.html", case=case, form=form, status_form=StatusForm(),
         action_form=ActionForm(), transitions=TRANSITIONS[case.status_enum],
         reference=reference_for(case), quality=reference_for(case, IMAGE_QUALITY),
+        candidates=candidate_reads(case),
     ), status
 
 
@@ -313,6 +315,10 @@ def read(case_id: int) -> Response | tuple[str, int]:
     form = ReferenceReadForm()
     mine = my_read(case, current_user, scheme.key)
     answers = mine.answers if mine else {}
+    accepting = _candidate(case, scheme.key, request.args.get("candidate"))
+    if accepting is not None and request.method == "GET":
+        # Accepting a candidate read: the trainer's read starts from its answers.
+        answers = dict(accepting.answers)
     marks = list(mine.marks) if mine else []
     status = 200
     if request.method == "POST" and form.validate_on_submit():
@@ -332,7 +338,16 @@ def read(case_id: int) -> Response | tuple[str, int]:
         status = 400
     return render_template("cases/read.html", case=case, scheme=scheme, answers=answers,
                            form=form, schemes=all_schemes(), fixed=fixed, mine=mine,
+                           accepting=accepting,
                            payload=read_payload(case, scheme, marks)), status
+
+
+def _candidate(case: Case, scheme_key: str, requested: str | None) -> ReferenceRead | None:
+    """The case's current candidate read ``requested`` (an id) in the scheme, if any."""
+    if not requested or not requested.isdigit():
+        return None
+    return next((r for r in case.current_reads if r.id == int(requested)
+                 and r.kind == ReadKind.CANDIDATE.value and r.scheme_key == scheme_key), None)
 
 
 @bp.route("/<int:case_id>/adjudicate", methods=["POST"])

@@ -10,6 +10,12 @@ job's folder before any of its results is recorded.
 
 The study UIDs are kept only in the job's sealed parameters; what was typed into the search
 never reaches the job.
+
+An import may carry a follow-up (``then``): named work that another area registered
+(``register_follow_up``) and that the job does once its studies are in, with the ids of the
+cases it made (a QC study promoted to the library attaches its reads to its new case,
+app.qc.promote). The job layer imports nothing of that area; a follow-up taken up again
+after a lost worker must find its work done and do nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import os
 import shutil
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
@@ -73,12 +80,23 @@ STUDY_FOLDER = "study"
 AFTER_FAILURE = ("the studies listed as imported are in the library; import the others "
                  "again from the PACS search.")
 
+#: (the job, the ids of the cases it made, the follow-up's own parameters)
+FollowUp = Callable[[Job, list[int], dict[str, Any]], None]
+FOLLOW_UPS: dict[str, FollowUp] = {}
+
+
+def register_follow_up(name: str, run: FollowUp) -> None:
+    FOLLOW_UPS[name] = run
+
 
 def start_pacs_import(endpoint: PacsEndpoint, study_uids: list[str], *,
-                      actor: User | None) -> Job:
+                      actor: User | None, then: dict[str, Any] | None = None) -> Job:
     """Queue the import of the ticked studies. Refused at once, with nothing queued: no
     study, too many, a malformed UID (JobError), or a PACS that cannot be used at all —
-    unreachable, credentials refused (PacsError, from a quick echo)."""
+    unreachable, credentials refused (PacsError, from a quick echo). ``then`` names a
+    registered follow-up and its parameters: ``{"name": ..., **parameters}``."""
+    if then is not None and then.get("name") not in FOLLOW_UPS:
+        raise ValueError(f"no follow-up {then.get('name')!r} is registered")
     uids = list(dict.fromkeys(u.strip() for u in study_uids if u.strip()))
     if not uids:
         raise JobError(gettext("No study was selected: tick the studies to import."))
@@ -93,7 +111,7 @@ def start_pacs_import(endpoint: PacsEndpoint, study_uids: list[str], *,
     client_of(endpoint).echo()
     job = new_job(JobKind.PACS_IMPORT, actor, {
         "endpoint_id": endpoint.id, "study_uids": uids,
-        "source": f"PACS {endpoint.name}"[:200]})
+        "source": f"PACS {endpoint.name}"[:200], **({"then": then} if then else {})})
     submit(job)
     return job
 
@@ -142,11 +160,28 @@ def run_pacs_import(job: Job) -> None:
     db.session.execute(update(Job).where(Job.id == job_id)
                        .values(progress_total=Job.progress_done))
     db.session.commit()
+    if params.get("then"):
+        then = dict(params["then"])
+        FOLLOW_UPS[then.pop("name")](job, cases_made(job_id), then)
     if unwritable:
         error = unwritable[0]
         finish(job, JobStatus.FAILED, "The job's folder on the worker could not be written "
                f"({error.strerror or type(error).__name__}): check JOB_SPOOL_PATH; "
                f"{AFTER_FAILURE}")
+
+
+def cases_made(job_id: int) -> list[int]:
+    """The cases holding this job's images, in the order of its results: the cases it made
+    first, then those a study already in the library was found in (its images came back as
+    duplicates of theirs)."""
+    rows = db.session.execute(
+        select(JobItem.case_id, JobItem.status).where(
+            JobItem.job_id == job_id, JobItem.status.in_(("imported", "duplicate")),
+            JobItem.case_id.is_not(None))
+        .order_by(JobItem.position)).all()
+    made = [case_id for case_id, status in rows if status == "imported"]
+    found = [case_id for case_id, status in rows if status == "duplicate"]
+    return list(dict.fromkeys(made + found))
 
 
 def _plan(client: PacsClient, number: int, uid: str, limits: StudyLimits) -> _Study:

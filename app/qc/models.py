@@ -30,6 +30,8 @@ from app.extensions import db
 
 if TYPE_CHECKING:
     from app.auth.models import Clinic, User
+    from app.cases.models import Case
+    from app.jobs.models import Job
 
 #: Where a batch came from.
 BATCH_SOURCES = ("csv", "xlsx", "api", "manual")
@@ -93,8 +95,16 @@ class QcRecord(db.Model):  # type: ignore[name-defined]
     batch_id: Mapped[int] = mapped_column(ForeignKey("qc_import_batch.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The teaching case made from the study when it was promoted to the library
+    # (app.qc.promote), and the PACS import that makes it while it runs.
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teaching_case.id", ondelete="SET NULL"), index=True)
+    promote_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("job.id", ondelete="SET NULL"), index=True)
 
     reader: Mapped[User] = relationship(foreign_keys=[reader_id])
     qc_radiologist: Mapped[User] = relationship(foreign_keys=[qc_radiologist_id])
     clinic: Mapped[Clinic] = relationship()
     batch: Mapped[QcImportBatch] = relationship()
+    case: Mapped[Case | None] = relationship()
+    promote_job: Mapped[Job | None] = relationship()
