@@ -91,7 +91,8 @@ def _refusal(html: str) -> list[str]:
 
 
 @pytest.mark.parametrize("language", ["fr", "es", "en"])
-@pytest.mark.parametrize(("definition", "en", "fr", "es"), MALFORMED)
+@pytest.mark.parametrize(("definition", "en", "fr", "es"), MALFORMED, ids=[
+    "not-an-object", "not-json", "nan", "version", "item-type", "option-language", "built-in"])
 def test_a_malformed_scheme_is_refused_in_the_trainers_language(
         client, login_as, language, definition, en, fr, es):
     trainer = login_as(Role.TRAINER)
