@@ -23,12 +23,15 @@ from sqlalchemy import func, select
 
 from app.auth.roles import Role
 from app.extensions import db
+from app.quizzes.exercises import create_exercise
+from app.quizzes.services import AttemptError
 from app.schemes.answers import validate_marks
 from app.schemes.definitions import parse_scheme
 from app.schemes.errors import SchemeError
 from app.schemes.models import ReportingScheme
 from app.schemes.registry import builtin_schemes
 from tests.forms import submit_form
+from tests.test_attempts import cases  # noqa: F401 (fixture)
 from tests.test_i18n_library import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +133,17 @@ def test_a_marks_refusal_stays_english_and_says_it_in_the_readers_language(app):
     assert str(refused.value) == "mark 1: 'unknown' is not a finding of this scheme"
     with app.test_request_context("/"), force_locale("es"):
         assert refused.value.text() == "marca 1: 'unknown' no es un hallazgo de este esquema"
+
+
+def test_a_quiz_passes_a_scheme_refusal_on_in_english_and_the_readers_language(
+        app, cases):  # noqa: F811 (the fixture)
+    with (app.test_request_context("/"), force_locale("fr"),
+          pytest.raises(AttemptError) as refused):
+        create_exercise(title="T", kind="practice", scheme_key="nope",
+                        case_ids=[cases[0].id], actor=None)
+    assert str(refused.value) == "no reporting scheme 'nope'"
+    with app.test_request_context("/"), force_locale("fr"):
+        assert refused.value.sentence == "Aucun schéma de compte rendu 'nope'."
 
 
 def test_the_command_line_refuses_a_scheme_in_its_environments_language(app, tmp_path):

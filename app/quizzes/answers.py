@@ -126,7 +126,7 @@ def _save_locked(attempt: Attempt, user: User, case_id: int, answers: Any, marks
     except SchemeError as exc:
         # A final or stale answer is the first thing to tell, as for a valid save.
         _refuse_write(attempt, case_id, expected_revision)
-        raise AttemptError(exc.text()) from None
+        raise AttemptError(exc.message, **exc.params) from None
     seconds = 0.0
     if attempt.current_case_id == case_id and attempt.current_since is not None:
         # The case on screen: its reading time up to now (as _account_reading does).

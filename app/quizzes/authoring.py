@@ -285,7 +285,7 @@ def _form_scheme(form: ExerciseForm) -> Scheme:
     try:
         return get_scheme(form.scheme.data or "")
     except SchemeError as exc:
-        raise SelectionError(exc.text()) from None
+        raise SelectionError(exc.message, **exc.params) from None
 
 
 def _classification_labels() -> dict[str, str]:

@@ -97,7 +97,7 @@ def _check(
     try:
         review_settings = clean_review(exercise_kind.value, review)
     except ValueError as exc:
-        raise AttemptError(exc.text()) from None
+        raise AttemptError(str(exc)) from None
     if closes_at is None and "after_close" in review_settings.values():
         raise AttemptError(N_("what is shown after the exercise closes needs a closing date"))
     clean_criteria = []
@@ -164,7 +164,7 @@ def _scheme(scheme_key: str) -> Scheme:
     try:
         return get_scheme(scheme_key)
     except SchemeError as exc:
-        raise AttemptError(exc.text()) from None
+        raise AttemptError(exc.message, **exc.params) from None
 
 
 def create_exercise(

@@ -5,7 +5,8 @@ placeholders, and the values apart. ``str(exc)`` is the English sentence: the co
 logs, the JSON API and code that compares messages read it. ``text()`` (and ``sentence``, for
 a page) is the same message in the reader's language, where a page or the command line shows
 it. A value may itself be a ``Phrase`` (the part of a scheme a message is about: "item 'x',
-option 'y'"), translated in turn.
+option 'y'"), translated in turn. Another refusal may take ``message`` and ``params`` as its
+own (app.quizzes.refusal.Refusal: English in ``str``, translated in ``sentence``).
 
 Answer refusals name an item as the reader's form does, so they are raised already in the
 reader's language (``gettext`` at the raise, a message without values).
@@ -33,7 +34,10 @@ def _translate(message: str, params: dict[str, Any]) -> str:
 
 
 def _english(message: str, params: dict[str, Any]) -> str:
-    return message % {k: str(v) for k, v in params.items()} if params else message
+    if not params:
+        return message
+    return message % {k: v.english() if isinstance(v, Phrase) else str(v)
+                      for k, v in params.items()}
 
 
 def _text(value: Any) -> Any:
@@ -47,11 +51,15 @@ class Phrase:
     message: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    def __str__(self) -> str:
+    def english(self) -> str:
         return _english(self.message, self.params)
 
     def text(self) -> str:
         return _translate(self.message, self.params)
+
+    def __str__(self) -> str:
+        """In the language of the moment, as a value in another refusal is written out."""
+        return self.text()
 
 
 def phrase(message: str, **params: Any) -> Phrase:
