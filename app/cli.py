@@ -581,7 +581,7 @@ def cases_write_demo_library(folder: Path) -> None:
 @with_appcontext
 def cases_add_scheme(definition: click.utils.LazyFile) -> None:
     """Add a reporting scheme from its JSON definition file."""
-    from app.schemes.definitions import SchemeError
+    from app.schemes.errors import SchemeError
     from app.schemes.registry import add_scheme
 
     try:
@@ -590,7 +590,7 @@ def cases_add_scheme(definition: click.utils.LazyFile) -> None:
         raise click.ClickException(gettext("the definition file is not UTF-8 text")) from None
     except SchemeError as exc:
         db.session.rollback()
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(exc.text()) from None
     click.echo(gettext("added scheme %(ref)s: %(name)s", ref=scheme.ref, name=scheme.name))
 
 

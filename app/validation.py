@@ -26,6 +26,8 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 from werkzeug.routing import IntegerConverter, Map
 
+from app.i18n import N_
+
 # The largest row id: the models' ids are Integer columns, 32-bit on PostgreSQL, where a
 # larger number is refused by the database ("integer out of range", a 500) rather than
 # matching nothing; SQLite's 64-bit ids get no larger in practice.
@@ -47,6 +49,7 @@ MAX_JSON_BYTES = 2 * 1024 * 1024
 # Answers nest three levels (answers -> criterion -> reason; marks -> geometry -> points ->
 # [x, y]); 32 is far above that and far below Python's recursion limit.
 MAX_JSON_DEPTH = 32
+_TOO_DEEP = N_("the JSON is nested deeper than %(depth)s levels")
 JSON_TOO_LARGE = f"A JSON body is at most {MAX_JSON_BYTES // 1024**2} MB."
 
 
@@ -102,17 +105,23 @@ def _limit_json_body() -> None:
 
 
 class JSONRefused(ValueError):
-    """A JSON body that parses in Python but is refused: the sentence says why."""
+    """A JSON body that parses in Python but is refused: the sentence says why (English;
+    ``message``, marked for translation, and ``params`` give it in another language)."""
+
+    def __init__(self, message: str, **params: Any) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 def _refuse_constant(name: str) -> float:
-    raise JSONRefused(f"{name} is not a number JSON allows")
+    raise JSONRefused(N_("%(name)s is not a number JSON allows"), name=name)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise JSONRefused(f"the number {text[:20]} is too large")
+        raise JSONRefused(N_("the number %(number)s is too large"), number=text[:20])
     return value
 
 
@@ -136,9 +145,9 @@ def loads_strict(text: str | bytes) -> Any:
     try:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
-        raise JSONRefused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise JSONRefused(_TOO_DEEP, depth=MAX_JSON_DEPTH) from None
     if _depth(value) > MAX_JSON_DEPTH:
-        raise JSONRefused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+        raise JSONRefused(_TOO_DEEP, depth=MAX_JSON_DEPTH)
     return value
 
 

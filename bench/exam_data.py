@@ -26,7 +26,7 @@ from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
 from app.quizzes.services import start_attempt
-from app.schemes.definitions import Scheme
+from app.schemes.parts import Scheme
 
 SIZE = 2048  # image pixels, square
 FINDINGS = ("infiltrate", "cavitary_lesion", "nodule", "pleural_effusion", "fibrosis")

@@ -13,7 +13,7 @@ from app.auth.roles import Role
 from app.cases.models import CaseImage
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptAnswer
-from app.schemes.definitions import MAX_MARKS
+from app.schemes.answers import MAX_MARKS
 from tests.conftest import csrf_token, login
 from tests.test_api import bearer, make_token
 from tests.test_attempts import cases, post_start, practice, save_url  # noqa: F401 (fixtures)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from app.schemes.definitions import MAX_MARKS
+from app.schemes.answers import MAX_MARKS
 from tests.test_browser_viewer_limits import (  # noqa: F401 (practice, trainee: fixtures)
     LOADED,
     MARKS,

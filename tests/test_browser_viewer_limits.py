@@ -19,7 +19,7 @@ from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import AttemptAnswer
 from app.quizzes.services import start_attempt
-from app.schemes.definitions import MAX_MARK_VERTICES, MAX_MARKS
+from app.schemes.answers import MAX_MARK_VERTICES, MAX_MARKS
 from app.schemes.registry import get_scheme
 from tests.conftest import sign_in
 from tests.test_library_files import LIBRARY

@@ -21,7 +21,8 @@ from app.extensions import db
 from app.i18n import LANGUAGES
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Attempt
-from app.schemes.definitions import SchemeError, parse_scheme
+from app.schemes.definitions import parse_scheme
+from app.schemes.errors import SchemeError
 from app.schemes.models import ReportingScheme
 from app.schemes.readform import answers_from_form
 from app.schemes.registry import add_scheme, builtin_schemes, get_scheme
@@ -368,7 +369,8 @@ def test_an_answer_that_does_not_fit_is_refused_in_the_readers_language(app):
     (the command line) and in the API they stay the English they always were."""
     from flask_babel import force_locale
 
-    from app.schemes.definitions import SchemeError, validate_answers
+    from app.schemes.answers import validate_answers
+    from app.schemes.errors import SchemeError
     from app.schemes.registry import get_scheme
     scheme = get_scheme("ds3030")
     with pytest.raises(SchemeError) as english:

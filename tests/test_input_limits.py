@@ -14,14 +14,14 @@ from app.auth.roles import Role
 from app.cases.models import CaseImage
 from app.extensions import db
 from app.quizzes.models import Attempt, AttemptAnswer
-from app.schemes.definitions import (
+from app.schemes.answers import (
     MAX_MARK_VERTICES,
     MAX_MARKS,
     MAX_POLYGON_POINTS,
-    SchemeError,
     validate_answers,
     validate_marks,
 )
+from app.schemes.errors import SchemeError
 from app.schemes.models import ReportingScheme
 from app.schemes.registry import get_scheme
 from app.validation import MAX_JSON_DEPTH, JSONRefused, loads_strict

@@ -14,7 +14,7 @@ from app.cases.ingest import ImportOptions, Source, import_files
 from app.cases.models import Case, ReferenceRead
 from app.cases.reads import reference_for, save_read, save_reference_read
 from app.extensions import db
-from app.schemes.definitions import SchemeError
+from app.schemes.errors import SchemeError
 from app.schemes.registry import get_scheme
 from tests.conftest import login
 from tests.dicom_factory import cr_dataset, to_bytes

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.services import start_attempt, submit_attempt
-from app.schemes.definitions import SchemeError
+from app.schemes.errors import SchemeError
 from app.schemes.registry import get_scheme
 from tests.keycases import make_key_case
 

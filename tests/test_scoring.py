@@ -46,7 +46,7 @@ from app.quizzes.scoring import (
     weighted_kappa,
     wilson_interval,
 )
-from app.schemes.definitions import validate_marks
+from app.schemes.answers import validate_marks
 from app.schemes.registry import builtin_schemes
 from tests.realservers import missing
 
@@ -1010,7 +1010,7 @@ def test_pabak_and_kappa_small_cases() -> None:
 PURE_IMPORTS = {
     "__future__", "math", "json", "hashlib", "collections", "dataclasses", "typing", "numpy",
     "scipy",
-    "app.schemes.definitions",
+    "app.schemes.answers",
 }
 
 

@@ -24,7 +24,7 @@ from app.quizzes.models import Attempt, AttemptState
 from app.quizzes.rescoring import rescore
 from app.quizzes.results import score
 from app.quizzes.services import submit_attempt
-from app.schemes.definitions import Scheme
+from app.schemes.parts import Scheme
 from app.schemes.registry import add_scheme, builtin_schemes, get_scheme
 from bench.exam_data import add_cases, add_exam, finished_read
 from tests.conftest import csrf_token, login, postgresql_only

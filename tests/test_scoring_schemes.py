@@ -9,7 +9,8 @@ from importlib import resources
 
 import pytest
 
-from app.schemes.definitions import SchemeError, parse_scheme
+from app.schemes.definitions import parse_scheme
+from app.schemes.errors import SchemeError
 from app.schemes.registry import builtin_schemes
 
 

@@ -21,7 +21,7 @@ from app.cases.models import Case
 from app.cases.reads import save_read
 from app.cases.sandbox import Rejected, run_limited
 from app.extensions import db
-from app.schemes.definitions import Scheme
+from app.schemes.parts import Scheme
 from app.schemes.registry import get_scheme
 
 SCHEME = "tb_screening"

@@ -50,7 +50,7 @@ from app.cases.services import (
 )
 from app.cases.storage import DICOM_FILE, image_store
 from app.extensions import db
-from app.schemes.definitions import SchemeError
+from app.schemes.errors import SchemeError
 from app.schemes.registry import get_scheme, is_image_quality
 
 FORMAT = "cxr-academy-case/1"

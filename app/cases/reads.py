@@ -14,15 +14,15 @@ from app.audit.services import record
 from app.auth.models import User
 from app.cases.models import Case, CaseFinding, CaseImage, ReadKind, ReferenceRead
 from app.extensions import db
-from app.schemes.definitions import (
-    Scheme,
-    SchemeError,
+from app.schemes.answers import (
     check_mark_count,
     consensus,
     tb_positive,
     validate_answers,
     validate_marks,
 )
+from app.schemes.errors import N_, SchemeError, phrase
+from app.schemes.parts import Scheme
 from app.schemes.registry import classification_item, get_scheme, is_image_quality
 from app.validation import JSONRefused, loads_strict
 
@@ -44,8 +44,9 @@ def save_read(
     diagnostic = {r.scheme_key for r in case.current_reads if not is_image_quality(r.scheme_key)}
     if not is_image_quality(scheme.key) and diagnostic - {scheme.key}:
         raise SchemeError(
-            "every diagnostic reference read of a case uses the same reporting scheme "
-            f"(this case's is {sorted(diagnostic)[0]}); an image-quality read may sit beside it")
+            N_("every diagnostic reference read of a case uses the same reporting scheme (this "
+               "case's is %(scheme)s); an image-quality read may sit beside it"),
+            scheme=sorted(diagnostic)[0])
     clean_answers = validate_answers(scheme, answers, partial=kind is ReadKind.ADJUDICATION)
     previous = next(
         (
@@ -126,17 +127,18 @@ def parse_marks(text: object) -> list[Any] | None:
         return None
     if not isinstance(text, str):
         # Flask-WTF takes a JSON body as form data, so the field may hold any JSON value.
-        raise SchemeError("the marks field must be text (the viewer's marks as JSON)")
+        raise SchemeError(N_("the marks field must be text (the viewer's marks as JSON)"))
     if not text.strip():
         return None
     try:
         marks = loads_strict(text)
     except JSONRefused as exc:
-        raise SchemeError(f"the marks sent are refused: {exc}") from None
+        raise SchemeError(N_("the marks sent are refused: %(reason)s"),
+                          reason=phrase(exc.message, **exc.params)) from None
     except ValueError:
-        raise SchemeError("the marks sent are not valid JSON") from None
+        raise SchemeError(N_("the marks sent are not valid JSON")) from None
     if not isinstance(marks, list):
-        raise SchemeError("marks must be a list")
+        raise SchemeError(N_("marks must be a list"))
     return marks
 
 
@@ -194,7 +196,7 @@ def validate_marks_on_images(scheme: Scheme, marks: Any,
         image = (images.get(image_id)
                  if isinstance(image_id, int) and not isinstance(image_id, bool) else None)
         if image is None:
-            raise SchemeError(f"mark {n} must name one of this case's images")
+            raise SchemeError(N_("mark %(number)s must name one of this case's images"), number=n)
         [checked] = validate_marks(scheme, [mark], columns=image.columns, rows=image.rows)
         clean.append({"image_id": image.id, **checked})
     return clean

@@ -67,7 +67,7 @@ from app.i18n import current_language
 from app.jobs.case_import import start_upload_import
 from app.jobs.lifecycle import JobError
 from app.qc.promote import candidate_reads
-from app.schemes.definitions import SchemeError
+from app.schemes.errors import SchemeError
 from app.schemes.readform import answers_from_form
 from app.schemes.registry import IMAGE_QUALITY, add_scheme, all_schemes
 from app.uploads import large_upload
@@ -311,7 +311,7 @@ def read(case_id: int) -> Response | tuple[str, int]:
     try:
         scheme, fixed = read_scheme(case, request.values.get("scheme"))
     except SchemeError as exc:
-        abort(400, description=str(exc))
+        abort(400, description=exc.text())
     form = ReferenceReadForm()
     mine = my_read(case, current_user, scheme.key)
     answers = mine.answers if mine else {}
@@ -378,7 +378,7 @@ def adjudicate(case_id: int) -> Response:
                   kind=ReadKind.ADJUDICATION)
     except SchemeError as exc:
         db.session.rollback()
-        abort(400, description=str(exc))
+        abort(400, description=exc.text())
     flash(gettext("Adjudication saved."), "success")
     return redirect(url_for("cases.detail", case_id=case.id))
 

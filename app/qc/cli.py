@@ -81,13 +81,13 @@ def qc_template(path: Path, scheme: str) -> None:
     """Write the import template (.csv or .xlsx, by the name's extension) with two example
     rows."""
     from app.qc.files import template_csv, template_xlsx
-    from app.schemes.definitions import SchemeError
+    from app.schemes.errors import SchemeError
     from app.schemes.registry import get_scheme
 
     try:
         chosen = get_scheme(scheme)
     except SchemeError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(exc.text()) from None
     if path.suffix.lower() == ".xlsx":
         path.write_bytes(template_xlsx(chosen))
     else:

@@ -17,8 +17,8 @@ from app.qc.forms import GRADE_LABELS, ImportForm, RecordForm
 from app.qc.importing import DEFAULT_SCHEME, ImportReport, import_file
 from app.qc.models import GRADE_VALUES
 from app.qc.routes import bp
-from app.schemes.definitions import Scheme
 from app.schemes.display import scheme_plain
+from app.schemes.parts import Scheme
 
 TEMPLATE_TYPES = {
     "csv": "text/csv; charset=utf-8",

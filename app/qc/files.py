@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from app.i18n import N_
-from app.schemes.definitions import Scheme
+from app.schemes.parts import Scheme
 from app.schemes.registry import classification_item
 
 #: A QC centre's monthly export is a few thousand rows; far more is a wrong file.

@@ -45,7 +45,8 @@ from app.pacs.models import PacsEndpoint
 from app.pacs.services import search
 from app.qc.models import QcRecord
 from app.qc.pseudonyms import MAX_REFERENCE_LENGTH, install_secret, matches
-from app.schemes.definitions import Scheme, validate_answers
+from app.schemes.answers import validate_answers
+from app.schemes.parts import Scheme
 from app.schemes.registry import get_scheme
 from app.user_errors import UserError
 

@@ -35,7 +35,9 @@ from app.quizzes.models import Attempt, AttemptAnswer
 from app.quizzes.results import read_for, reference_key, truth_for
 from app.quizzes.scoring.inputs import unanswered
 from app.quizzes.services import MAX_READING_GAP, AttemptError, _check_active, _lock
-from app.schemes.definitions import Scheme, SchemeError, validate_answers
+from app.schemes.answers import validate_answers
+from app.schemes.errors import SchemeError
+from app.schemes.parts import Scheme
 from app.schemes.registry import scheme_of
 
 
@@ -124,7 +126,7 @@ def _save_locked(attempt: Attempt, user: User, case_id: int, answers: Any, marks
     except SchemeError as exc:
         # A final or stale answer is the first thing to tell, as for a valid save.
         _refuse_write(attempt, case_id, expected_revision)
-        raise AttemptError(str(exc)) from None
+        raise AttemptError(exc.message, **exc.params) from None
     seconds = 0.0
     if attempt.current_case_id == case_id and attempt.current_since is not None:
         # The case on screen: its reading time up to now (as _account_reading does).

@@ -50,7 +50,8 @@ from app.quizzes.selection import (
     select_cases,
 )
 from app.quizzes.services import CRITERIA_METRICS, AttemptError
-from app.schemes.definitions import Scheme, SchemeError
+from app.schemes.errors import SchemeError
+from app.schemes.parts import Scheme
 from app.schemes.registry import (
     all_schemes,
     classification_item,
@@ -284,7 +285,7 @@ def _form_scheme(form: ExerciseForm) -> Scheme:
     try:
         return get_scheme(form.scheme.data or "")
     except SchemeError as exc:
-        raise SelectionError(str(exc)) from None
+        raise SelectionError(exc.message, **exc.params) from None
 
 
 def _classification_labels() -> dict[str, str]:

@@ -31,7 +31,8 @@ from app.quizzes.models import Attempt, Exercise, ExerciseCase, ExerciseKind
 from app.quizzes.refusal import LocalTime, Phrase
 from app.quizzes.services import CRITERIA_METRICS, AttemptError
 from app.quizzes.signals import exercise_deleting
-from app.schemes.definitions import Scheme, SchemeError
+from app.schemes.errors import SchemeError
+from app.schemes.parts import Scheme
 from app.schemes.registry import get_scheme, is_image_quality
 
 COPY_SUFFIX = " (copy)"
@@ -163,7 +164,7 @@ def _scheme(scheme_key: str) -> Scheme:
     try:
         return get_scheme(scheme_key)
     except SchemeError as exc:
-        raise AttemptError(str(exc)) from None
+        raise AttemptError(exc.message, **exc.params) from None
 
 
 def create_exercise(

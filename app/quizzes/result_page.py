@@ -20,7 +20,7 @@ from app.quizzes.models import Attempt
 from app.quizzes.peers import PeerCalls, peer_calls
 from app.quizzes.results import CaseFeedback
 from app.quizzes.scoring import AttemptScore
-from app.schemes.definitions import Scheme
+from app.schemes.parts import Scheme
 
 #: The score table's rows, in order; a row whose metric the scheme never computes (None,
 #: with a reason saying there is nothing of its kind) is left out rather than explained.

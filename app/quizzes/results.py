@@ -45,7 +45,8 @@ from app.quizzes.scoring.items import (
     compact_scores,
     score_matrix,
 )
-from app.schemes.definitions import Scheme, tb_positive
+from app.schemes.answers import tb_positive
+from app.schemes.parts import Scheme
 from app.schemes.registry import classification_item, is_image_quality, scheme_of
 
 

@@ -1,14 +1,14 @@
 """What an answer save sends and gets back: one definition for the case page's autosave
 (POST /training/attempts/<id>/<position>/answer) and the API's
 PUT /api/v1/attempts/<id>/answers/<position>. The schema checks the shape (types, counts,
-ranges); the reporting scheme checks the content (app.schemes.definitions: options, marks
+ranges); the reporting scheme checks the content (app.schemes.answers: options, marks
 inside the case's images)."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemes.definitions import MAX_MARKS
+from app.schemes.answers import MAX_MARKS
 from app.validation import MAX_DB_INTEGER, StrictSchema
 
 REVISION_REASON = ("must be the whole number of the answer's last saved revision "

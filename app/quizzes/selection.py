@@ -15,7 +15,7 @@ from app.i18n import N_
 from app.quizzes.access import barred_case_ids
 from app.quizzes.models import ExerciseKind
 from app.quizzes.refusal import Refusal
-from app.schemes.definitions import Scheme
+from app.schemes.parts import Scheme
 from app.schemes.registry import is_image_quality
 from app.schemes.translations import SCHEME_LANGUAGES
 

@@ -8,7 +8,7 @@ from flask import Flask
 from markupsafe import Markup
 
 from app.i18n import current_language
-from app.schemes.definitions import Item, Scheme
+from app.schemes.parts import Item, Scheme
 from app.schemes.translations import BASE_LANGUAGE, Translatable
 
 

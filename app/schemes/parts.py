@@ -1,5 +1,6 @@
 """The parts of a reporting scheme as parsed from its JSON (definitions.py parses and
-validates them). Pure module: no Flask or database imports."""
+validates them; errors.py says why one is refused). Pure module: no Flask or database
+imports."""
 
 from __future__ import annotations
 
@@ -7,11 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.schemes.translations import Translatable
-from app.user_errors import UserError
-
-
-class SchemeError(UserError):
-    """A scheme definition, an answer set or a mark that does not fit; message for people."""
 
 
 # Texts in other languages are not part of what a scheme part is (compare=False): answers

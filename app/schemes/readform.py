@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.schemes.definitions import Scheme
+from app.schemes.parts import Scheme
 
 
 class FormData(Protocol):

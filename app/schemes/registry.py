@@ -14,8 +14,10 @@ from sqlalchemy import select
 from app.audit.services import record
 from app.auth.models import User
 from app.extensions import db
-from app.schemes.definitions import Scheme, SchemeError, parse_scheme
+from app.schemes.definitions import parse_scheme
+from app.schemes.errors import N_, SchemeError, phrase
 from app.schemes.models import ReportingScheme
+from app.schemes.parts import Scheme
 from app.validation import JSONRefused, loads_strict
 
 # The radiographers' image-quality scheme: a case may carry a reference read in it beside its
@@ -78,9 +80,10 @@ def get_scheme(key: str, version: int | None = None) -> Scheme:
         query = query.where(ReportingScheme.version == version)
     row = db.session.scalars(query.order_by(ReportingScheme.version.desc())).first()
     if row is None:
-        raise SchemeError(
-            f"no reporting scheme {key!r}" + (f" version {version}" if version else "")
-        )
+        if version:
+            raise SchemeError(N_("no reporting scheme %(key)s version %(version)s"),
+                              key=repr(key), version=version)
+        raise SchemeError(N_("no reporting scheme %(key)s"), key=repr(key))
     return _parsed(row.definition)
 
 
@@ -94,21 +97,25 @@ def add_scheme(text: str, *, actor: User | None) -> Scheme:
     try:
         data = loads_strict(text)
     except JSONRefused as exc:
-        raise SchemeError(f"the definition is refused: {exc}") from None
+        raise SchemeError(N_("the definition is refused: %(reason)s"),
+                          reason=phrase(exc.message, **exc.params)) from None
     except json.JSONDecodeError as exc:
-        raise SchemeError(f"the definition is not valid JSON (line {exc.lineno})") from None
+        raise SchemeError(N_("the definition is not valid JSON (line %(line)s)"),
+                          line=exc.lineno) from None
     except ValueError:
-        raise SchemeError("the definition is not valid JSON") from None
+        raise SchemeError(N_("the definition is not valid JSON")) from None
     scheme = parse_scheme(data)
     if scheme.key in builtin_schemes():
-        raise SchemeError(f"{scheme.key!r} is a built-in scheme; choose another key")
+        raise SchemeError(N_("%(key)s is a built-in scheme; choose another key"),
+                          key=repr(scheme.key))
     exists = db.session.scalar(
         select(ReportingScheme.id).where(
             ReportingScheme.key == scheme.key, ReportingScheme.version == scheme.version
         )
     )
     if exists:
-        raise SchemeError(f"{scheme.ref} exists already; raise the version to change it")
+        raise SchemeError(N_("%(scheme)s exists already; raise the version to change it"),
+                          scheme=scheme.ref)
     db.session.add(
         ReportingScheme(
             key=scheme.key,

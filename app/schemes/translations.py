@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from app.user_errors import UserError
+from app.schemes.errors import N_, Phrase, SchemeError, phrase
 
 # The portal's working languages besides English (app.i18n.LANGUAGES; this module imports no
 # Flask, a test keeps the two in step).
@@ -37,8 +37,8 @@ GROUP_FIELDS = {"label": MAX_TRANSLATED_LABEL}
 OPTION_FIELDS = {"label": MAX_TRANSLATED_LABEL, "help": MAX_HELP}
 
 
-class TranslationError(UserError):
-    """A scheme's translations that do not fit (SchemeError's message style)."""
+class TranslationError(SchemeError):
+    """A scheme's translations or help texts that do not fit."""
 
 
 class Translatable:
@@ -65,12 +65,13 @@ class Translatable:
                     and self.translations.get(language, {}).get(name))
 
 
-def parse_help(raw: Any, where: str) -> str:
+def parse_help(raw: Any, where: Phrase) -> str:
     """The optional English ``help`` of a scheme part."""
     if raw is None:
         return ""
     if not isinstance(raw, str) or len(raw) > MAX_HELP:
-        raise TranslationError(f"{where}: 'help' must be text of at most {MAX_HELP} characters")
+        raise TranslationError(N_("%(where)s: 'help' must be text of at most %(count)s "
+                                  "characters"), where=where, count=MAX_HELP)
     return raw.strip()
 
 
@@ -79,12 +80,12 @@ def parse_official_language(raw: Any) -> str | None:
         return None
     if raw != BASE_LANGUAGE:
         raise TranslationError(
-            f"'official_language' may only be {BASE_LANGUAGE!r}: the language the scheme's "
-            "own labels are written in")
+            N_("'official_language' may only be %(language)s: the language the scheme's own "
+               "labels are written in"), language=repr(BASE_LANGUAGE))
     return BASE_LANGUAGE
 
 
-def parse_translations(raw: Any, where: str, fields: Mapping[str, int],
+def parse_translations(raw: Any, where: Phrase, fields: Mapping[str, int],
                        anchors: Collection[str] = ()) -> dict[str, dict[str, Any]]:
     """Validated ``translations`` of one scheme part: ``{language: {field: text}}``.
     ``where`` names the part in messages ("item 'findings'"); ``anchors`` are the anchor
@@ -92,46 +93,62 @@ def parse_translations(raw: Any, where: str, fields: Mapping[str, int],
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise TranslationError(f"{where}: 'translations' must be an object of language: texts")
+        raise TranslationError(N_("%(where)s: 'translations' must be an object of language: "
+                                  "texts"), where=where)
     languages = ", ".join(SCHEME_LANGUAGES)
     clean: dict[str, dict[str, Any]] = {}
     for language, texts in raw.items():
         if language == BASE_LANGUAGE:
-            raise TranslationError(f"{where}: the English text is the part's own; "
-                                   f"'translations' are for {languages}")
+            raise TranslationError(N_("%(where)s: the English text is the part's own; "
+                                      "'translations' are for %(languages)s"),
+                                   where=where, languages=languages)
         if language not in SCHEME_LANGUAGES:
-            raise TranslationError(f"{where}: {str(language)[:20]!r} is not a language of the "
-                                   f"portal ({languages})")
+            raise TranslationError(N_("%(where)s: %(language)s is not a language of the portal "
+                                      "(%(languages)s)"),
+                                   where=where, language=repr(str(language)[:20]),
+                                   languages=languages)
         if not isinstance(texts, dict):
-            raise TranslationError(f"{where}: the {language!r} translation must be an object")
-        clean[language] = _texts(texts, f"{where}, {language!r}", fields, anchors)
+            raise TranslationError(N_("%(where)s: the %(language)s translation must be an "
+                                      "object"), where=where, language=repr(language))
+        clean[language] = _texts(texts, _within(where, repr(language)), fields, anchors)
     return clean
 
 
-def _texts(texts: dict[str, Any], where: str, fields: Mapping[str, int],
+def _texts(texts: dict[str, Any], where: Phrase, fields: Mapping[str, int],
            anchors: Collection[str]) -> dict[str, Any]:
     unknown = sorted(set(texts) - set(fields))
     if unknown:
-        raise TranslationError(f"{where}: {str(unknown[0])[:40]!r} cannot be translated here "
-                               f"(only {', '.join(fields)})")
+        raise TranslationError(N_("%(where)s: %(field)s cannot be translated here (only "
+                                  "%(fields)s)"),
+                               where=where, field=repr(str(unknown[0])[:40]),
+                               fields=", ".join(fields))
     clean: dict[str, Any] = {}
     for name, value in texts.items():
         limit = fields[name]
         if name == "anchors":
             if not isinstance(value, dict):
-                raise TranslationError(f"{where}: 'anchors' must be an object of value: text")
+                raise TranslationError(N_("%(where)s: 'anchors' must be an object of value: "
+                                          "text"), where=where)
             for key, text in value.items():
                 if key not in anchors:
-                    raise TranslationError(f"{where}: the scale has no anchor "
-                                           f"{str(key)[:20]!r} to translate")
-                _text(text, f"{where}, anchor {key!r}", limit)
+                    raise TranslationError(N_("%(where)s: the scale has no anchor %(anchor)s "
+                                              "to translate"),
+                                           where=where, anchor=repr(str(key)[:20]))
+                _text(text, phrase(N_("%(where)s, anchor %(anchor)s"), where=where,
+                                   anchor=repr(key)), limit)
             clean[name] = {str(k): v.strip() for k, v in value.items()}
             continue
-        _text(value, f"{where}, {name!r}", limit)
+        _text(value, _within(where, repr(name)), limit)
         clean[name] = value.strip()
     return clean
 
 
-def _text(value: Any, where: str, limit: int) -> None:
+def _within(where: Phrase, part: str) -> Phrase:
+    """A part within ``where`` ("item 'x', 'fr'")."""
+    return phrase(N_("%(where)s, %(part)s"), where=where, part=part)
+
+
+def _text(value: Any, where: Phrase, limit: int) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise TranslationError(f"{where}: must be text of 1 to {limit} characters")
+        raise TranslationError(N_("%(where)s: must be text of 1 to %(limit)s characters"),
+                               where=where, limit=limit)

@@ -18,8 +18,8 @@ from app.auth.roles import Role
 from app.cases.models import Case, CaseImage
 from app.cases.reads import my_read, reference_for
 from app.i18n import N_
-from app.schemes.definitions import Scheme
 from app.schemes.display import mark_labels_json
+from app.schemes.parts import Scheme
 from app.schemes.registry import scheme_of
 
 

@@ -1,6 +1,6 @@
 """Plane geometry of marks and reference regions, in image pixel coordinates.
 
-Shapes (app/schemes/definitions.py, ``MARK_SHAPES``): point {x, y}; ellipse {cx, cy, rx,
+Shapes (app/schemes/answers.py, ``MARK_SHAPES``): point {x, y}; ellipse {cx, cy, rx,
 ry}; rectangle {x, y, width, height}; polygon {points: [[x, y], ...]}.
 
 A reference **point** is not a region: it counts as found within a tolerance of

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.schemes.definitions import MARK_SHAPES
+from app.schemes.answers import MARK_SHAPES
 
 #: Classification values that mean "normal" (both built-in radiologist schemes use it).
 NORMAL_CLASSES: frozenset[str] = frozenset({"normal"})

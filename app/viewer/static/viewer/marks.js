@@ -5,7 +5,7 @@
 import { _ } from "../../../static/js/i18n.js";
 
 export const SHAPES = ["point", "ellipse", "rectangle", "polygon"];
-// The server's limits per case (app/schemes/definitions.py MAX_MARKS, MAX_MARK_VERTICES):
+// The server's limits per case (app/schemes/answers.py MAX_MARKS, MAX_MARK_VERTICES):
 // the viewer refuses the mark that would pass them rather than have the save refused.
 export const MAX_MARKS = 300;
 export const MAX_MARK_VERTICES = 20000;
