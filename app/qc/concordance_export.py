@@ -28,7 +28,8 @@ QC_COLUMNS = (
     "qc_sensitivity", "qc_sensitivity_ci_low", "qc_sensitivity_ci_high",
     "qc_specificity", "qc_specificity_ci_low", "qc_specificity_ci_high",
 )
-EXAM_COLUMNS = ("latest_exam", "latest_exam_passed", "sensitivity", "specificity")
+EXAM_COLUMNS = ("latest_exam", "latest_exam_passed", "latest_exam_sensitivity",
+                "latest_exam_specificity")
 
 
 def headers() -> dict[str, str]:
@@ -57,8 +58,8 @@ def headers() -> dict[str, str]:
         "qc_specificity_ci_high": pgettext("export column", "qc_specificity_ci_high"),
         "latest_exam": pgettext("export column", "latest_exam"),
         "latest_exam_passed": pgettext("export column", "latest_exam_passed"),
-        "sensitivity": pgettext("export column", "sensitivity"),
-        "specificity": pgettext("export column", "specificity"),
+        "latest_exam_sensitivity": pgettext("export column", "latest_exam_sensitivity"),
+        "latest_exam_specificity": pgettext("export column", "latest_exam_specificity"),
     }
 
 
@@ -120,7 +121,7 @@ def table_xlsx(table: ConcordanceTable, title: str) -> bytes:
         xlsx_row(sheet, values(row, table.by))
     rates = [i for i, key in enumerate(keys, start=1)
              if key.startswith(("major_rate", "major_discrepancy_rate", "qc_sens", "qc_spec"))
-             or key in ("sensitivity", "specificity")]
+             or key in ("latest_exam_sensitivity", "latest_exam_specificity")]
     for column in rates:
         for (cell,) in sheet.iter_rows(min_row=3, min_col=column, max_col=column):
             cell.number_format = "0.0%"

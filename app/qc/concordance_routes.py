@@ -31,6 +31,8 @@ from app.qc.routes import bp
 from app.qc.scope import QcPeriod, QcRequestError
 from app.validation import bounded_int
 
+RECORDS_PER_PAGE = 50
+
 
 def _programme_or_404(programme_id: int) -> Programme:
     programme = db.session.get(Programme, programme_id)
@@ -89,7 +91,7 @@ def reader(programme_id: int, user_id: int) -> str:
         abort(404, description=_("There is no such reader of this programme in your "
                                  "countries."))
     concordance = reader_concordance(chosen, countries, person, period)
-    records = reader_records(countries, person, period, page)
+    records = reader_records(countries, person, period, page, RECORDS_PER_PAGE)
     return render_template("qc/reader.html", reader=person, concordance=concordance,
                            records=records, **_page_common(chosen, period))
 
