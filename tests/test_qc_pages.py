@@ -176,7 +176,7 @@ def test_exports_translate_headers_and_escape_formula_text(client, world: QcWorl
     lead.language = "fr"
     db.session.commit()
     french = client.get(f"{base}&format=csv").get_data(as_text=True).splitlines()[0]
-    assert french.startswith("pays,") and "lectures CQ" in french
+    assert french.startswith("pays,") and "lectures contrôlées" in french
     with force_locale("fr"):
         assert format_decimal(0.5, "0.00") == "0,50"
 
