@@ -62,7 +62,8 @@ class ExamScores:
 class ConcordanceRow:
     """One reader, clinic or country. ``key`` is the user id, clinic id or country code;
     ``name`` the reader's or clinic's name (the code for a country); ``clinic_name`` and
-    ``country_code`` place a reader (their clinic now) or a clinic."""
+    ``country_code`` place a reader (their clinic now; None when it is outside the lead's
+    countries) or a clinic."""
 
     key: int | str
     name: str
@@ -103,9 +104,14 @@ def programme_table(programme: Programme, countries: Collection[str] | None,
             .join(Clinic, Clinic.id == User.clinic_id).where(User.id.in_(list(ids))))
         exams = _exams(programme, ids)
         empty = summarise([])
-        rows = [ConcordanceRow(uid, name, country, clinic, summaries.get(uid, empty),
-                               exams.get(uid))
-                for uid, name, clinic, country in people]
+        rows = []
+        for uid, name, clinic, country in people:
+            if countries is not None and country not in countries:
+                # A reader who moved out of the lead's countries: only the country of
+                # their records here shows, not where they read now.
+                clinic, country = None, groups[uid][-1].country
+            rows.append(ConcordanceRow(uid, name, country, clinic,
+                                       summaries.get(uid, empty), exams.get(uid)))
         rows.sort(key=lambda r: (r.country_code, r.clinic_name or "", r.name, r.key))
     elif by == "clinic":
         clinics = db.session.execute(select(Clinic.id, Clinic.name, Clinic.country_code)

@@ -93,7 +93,8 @@ def reader(programme_id: int, user_id: int) -> str:
     concordance = reader_concordance(chosen, countries, person, period)
     records = reader_records(countries, person, period, page, RECORDS_PER_PAGE)
     return render_template("qc/reader.html", reader=person, concordance=concordance,
-                           records=records, **_page_common(chosen, period))
+                           records=records, countries=countries,
+                           **_page_common(chosen, period))
 
 
 def _download(body: str | bytes, kind: str, name: str) -> Response:
