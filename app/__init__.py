@@ -149,9 +149,12 @@ def _register_blueprints(app: Flask) -> None:
     from app.help import routes as help_routes
     from app.jobs import routes as jobs_routes
     from app.pacs import routes as pacs_routes
+    from app.qc import (
+        concordance_routes,  # noqa: F401  (on the QC blueprint)
+        promote_routes,  # noqa: F401  (on the QC blueprint)
+    )
     from app.qc import entry_routes as qc_entry_routes  # noqa: F401  (views on qc_routes.bp)
     from app.qc import figure_routes as qc_figure_routes  # noqa: F401  (on qc_routes.bp)
-    from app.qc import promote_routes  # noqa: F401  (on the QC blueprint)
     from app.qc import routes as qc_routes
     from app.quizzes import authoring as quizzes_authoring  # noqa: F401
     from app.quizzes import routes as quizzes_routes

@@ -189,6 +189,8 @@ PAGES: dict[str, dict[str, Go]] = {
         "programmes": url("/certification/programmes"),
         "programme": url("/certification/programmes/{programme}"),
         "reader": url("/certification/readers/{radiologist}"),
+        "qc-programme": url("/qc/programmes/{programme}"),
+        "qc-reader": url("/qc/programmes/{programme}/readers/{radiologist}"),
         "certificates": menu("Certificates"),
         "reviews": url("/certification/reviews"),
         "exception": url("/certification/exceptions/new"),

@@ -291,6 +291,15 @@ def _users(ids: list[int]) -> Subquery:
     return select(User.id.label("user_id")).where(User.id.in_(ids)).subquery("listed")
 
 
+def latest_exam_scores(programme: Programme, user_ids: list[int]
+                       ) -> dict[int, tuple[datetime | None, bool | None, float | None,
+                                            float | None]]:
+    """(ended at, passed, sensitivity, specificity) of each user's latest ended exam in the
+    programme, for the users who have one: the readers' table and the QC pages. One query."""
+    latest = _latest_exams(programme, _users(list(user_ids)))
+    return {row[0]: tuple(row[1:]) for row in db.session.execute(select(latest))}
+
+
 def clinic_rows(
     programme: Programme,
     scope: list[str] | None,
@@ -393,8 +402,7 @@ def reader_page(
         return ReaderPage(rows, len(rows), 1, max(len(rows), 1))
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     listed = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
-    latest = _latest_exams(programme, _users([r[0] for r in listed]))
-    exams = {row[0]: row[1:] for row in db.session.execute(select(latest))}
+    exams = latest_exam_scores(programme, [r[0] for r in listed])
     rows = [ReaderRow(*r, *exams.get(r[0], (None, None, None, None))) for r in listed]
     return ReaderPage(rows, total, page, per_page)
 

@@ -58,6 +58,8 @@ from app.certification.wording import status_word
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.routes import start_from_page
+from app.qc.concordance import summaries_of_readers
+from app.qc.scope import target_rate
 from app.quizzes.services import CRITERIA_METRICS, expire_overdue_attempts
 from app.urls import external_url
 from app.validation import bounded_int
@@ -119,6 +121,7 @@ def programme_dashboard(programme_id: int) -> Response | str:
         body = rows_csv(rows) if export == "csv" else rows_xlsx(rows, programme.title)
         return _download(body, export, f"programme-{programme.id}-clinics")
     readers = reader_page(programme, scope, filters, _page_number())
+    qc = summaries_of_readers(scope, [r.user_id for r in readers.rows])
     clinic_query = select(Clinic).order_by(Clinic.country_code, Clinic.name)
     if scope is not None:
         clinic_query = clinic_query.where(Clinic.country_code.in_(scope))
@@ -128,7 +131,7 @@ def programme_dashboard(programme_id: int) -> Response | str:
         countries_summary=country_rows(rows),
         filters=filters, clinics=clinics, countries=sorted({c.country_code for c in clinics}),
         programmes=programmes(), country_name=country_name, state_labels=STATE_LABELS,
-        status_filters=STATUS_FILTERS,
+        status_filters=STATUS_FILTERS, qc=qc,
     )
 
 
@@ -160,8 +163,10 @@ def reader(user_id: int) -> str:
         abort(404, description=_("There is no such reader in your countries."))
     expire_overdue_attempts(user=user)  # an exam past its time shows with its result
     history = reader_history(user, page=_page_number())
+    qc = summaries_of_readers(lead_scope(), [user.id]).get(user.id)
     return render_template("certification/reader.html", reader=user, history=history,
-                           status=status, country_name=country_name, now=utcnow())
+                           status=status, country_name=country_name, now=utcnow(), qc=qc,
+                           qc_target=target_rate)
 
 
 @bp.route("/")
