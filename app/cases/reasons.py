@@ -1,23 +1,46 @@
 """Stored reasons (why a file was refused, why a job failed) in the reader's language.
 
-Per-file import results, job errors and rebuild failures are stored as English sentences:
-the import runs in a sandbox and a worker without a reader, the JSON API and the command
-line's logs read them as English, and rows stored before translations keep working. They are
-translated when shown: each sentence the import writes is listed here as a gettext template
-(its message id), and a stored text that matches one is given in the reader's language, its
-parameters (case numbers, nested reasons) filled in, nested reasons translated in turn. A text
-matching none (a DICOM attribute's own refusal, built from attribute names) is shown as
-stored.
+Per-file import results, job errors, job summary lines and PACS failures are stored or
+passed on as English sentences: the import runs in a sandbox and a worker without a reader,
+the JSON API and the command line's logs read them as English, and rows stored before
+translations keep working. They are translated when shown: each sentence the code writes is
+a gettext template (its message id, written with app.sentences.say), and a stored text that
+matches one is given in the reader's language, its parameters (case numbers, attribute
+names, nested reasons) filled in, nested reasons translated in turn. A text matching none
+is shown as stored.
+
+The templates are the ``N_("...")`` messages of the modules that write such sentences
+(WRITERS), read from their source once, plus TEMPLATES below (sentences stored by earlier
+versions, kept so that old rows are still translated). tests/test_i18n_job_lines.py checks
+that every sentence those modules can write is a template, never an English literal.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from functools import cache
+from pathlib import Path
 
 from flask_babel import gettext
+from markupsafe import Markup, escape
 
 from app.i18n import N_
+
+APP = Path(__file__).resolve().parent.parent
+
+# The modules that write stored or passed-on sentences (paths under app/).
+WRITERS: tuple[str, ...] = (
+    "cases/archive.py", "cases/child_entry.py", "cases/codestream.py",
+    "cases/dataset_import.py", "cases/deid_allowlist.py", "cases/deid_values.py",
+    "cases/deidentify.py", "cases/ingest.py", "cases/library_files.py", "cases/pixels.py",
+    "cases/processed.py", "cases/processing.py", "cases/sandbox.py",
+    "pacs/clients.py", "pacs/retrieval.py", "pacs/services.py",
+    "jobs/case_import.py", "jobs/derivatives_rebuild.py", "jobs/library_export.py",
+    "jobs/lifecycle.py", "jobs/pacs_import.py", "jobs/services.py",
+    "quizzes/rescoring.py", "quizzes/rescoring_job.py", "certification/reviews.py",
+    "certification/reminder_jobs.py",
+)
 
 # The English sentences as the import and the jobs store them (app.cases.ingest,
 # processing, processed, sandbox; app.jobs.*; app.pacs.retrieval). Keep each identical to
@@ -57,14 +80,31 @@ TEMPLATES: tuple[str, ...] = (
     N_("Nothing was exported: %(reason)s."),
 )
 
-# Parameters that are themselves stored reasons, translated in turn.
-_NESTED = ("reason", "cause")
+# Parameters that are themselves stored reasons or phrases, translated in turn.
+_NESTED = ("reason", "cause", "expected", "vr_name")
+
+
+def marked_messages(source: str) -> list[str]:
+    """The literal messages of the ``N_("...")`` calls in a module's source."""
+    return [node.args[0].value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "N_" and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)]
+
+
+@cache
+def templates() -> tuple[str, ...]:
+    """Every sentence template, the most specific (most fixed text) first."""
+    found = dict.fromkeys(TEMPLATES)
+    for module in WRITERS:
+        found.update(dict.fromkeys(marked_messages((APP / module).read_text(encoding="utf-8"))))
+    return tuple(sorted(found, key=lambda t: -len(re.sub(r"%\(\w+\)s", "", t))))
 
 
 @cache
 def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
     found = []
-    for template in TEMPLATES:
+    for template in templates():
         parts = re.split(r"%\((\w+)\)s", template)
         regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)"
                         for i, part in enumerate(parts))
@@ -72,16 +112,40 @@ def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple(found)
 
 
+def _match(text: str) -> tuple[str, dict[str, str]] | None:
+    for pattern, template in _patterns():
+        match = pattern.fullmatch(text)
+        if match is not None:
+            return template, match.groupdict()
+    return None
+
+
 def translate_reason(text: str | None) -> str:
     """``text`` (a stored English reason) in the reader's language; as stored when it is
     none of the known sentences. Empty for None."""
     if not text:
         return ""
-    for pattern, template in _patterns():
-        match = pattern.fullmatch(text)
-        if match is None:
-            continue
-        values = {name: translate_reason(value) if name in _NESTED else value
-                  for name, value in match.groupdict().items()}
-        return gettext(template, **values) if values else gettext(template)
-    return text
+    found = _match(text)
+    if found is None:
+        return text
+    template, params = found
+    values = {name: translate_reason(value) if name in _NESTED else value
+              for name, value in params.items()}
+    return gettext(template, **values) if values else gettext(template)
+
+
+def reason_markup(text: str | None) -> Markup:
+    """translate_reason for a page: the parameters that are names or technical details
+    (attribute keywords and tags, numbers, a library's own words) marked translate="no"."""
+    if not text:
+        return Markup("")
+    found = _match(text)
+    if found is None:
+        return escape(text)
+    template, params = found
+    values = {name: reason_markup(value)
+              if name in _NESTED and (name != "cause" or _match(value) is not None)
+              else Markup('<span translate="no">%s</span>') % value
+              for name, value in params.items()}
+    translated = gettext(template)
+    return escape(translated) % values if values else escape(translated)

@@ -20,6 +20,7 @@ from flask import (
 from flask_babel import LazyString, gettext, pgettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.audit import security_log
@@ -29,7 +30,7 @@ from app.cases.forms import ActionForm
 from app.cases.ingest import NOT_TRIED_REASON
 from app.cases.models import CaseImage, CaseStatus
 from app.cases.processed import NO_FILE_META_REASON
-from app.cases.reasons import translate_reason
+from app.cases.reasons import reason_markup, translate_reason
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp
@@ -59,9 +60,10 @@ JOB_STATUSES = {"queued": _l("queued"), "running": _l("running"), "done": _l("do
 
 
 @bp.app_template_filter("reason")
-def reason_filter(text: str | None) -> str:
-    """A stored reason (a refused file's, a failed job's) in the reader's language."""
-    return translate_reason(text)
+def reason_filter(text: str | None) -> Markup:
+    """A stored reason (a refused file's, a failed job's) in the reader's language, its
+    names and technical details marked translate="no"."""
+    return reason_markup(text)
 
 
 @bp.context_processor
