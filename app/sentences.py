@@ -12,6 +12,9 @@ A pure module: no Flask, so the sandboxed import can use it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 def N_(message: str) -> str:  # gettext's conventional name for a marker
     """Marks ``message`` for the catalogue; it stays English here."""
@@ -21,3 +24,34 @@ def N_(message: str) -> str:  # gettext's conventional name for a marker
 def say(template: str, /, **params: object) -> str:
     """``template`` with ``params`` filled in, in English (as stored)."""
     return template % params if params else template
+
+
+# A stored message: a template and its parameters, each a plain value, a message of its own,
+# or a phrase: {"phrase": name, "value": data} worded again by PHRASES[name](data) in the
+# reader's language (a certificate review's figures, say).
+Message = dict[str, Any]
+
+# name -> a function wording its data in the current language; registered by the area
+# that owns the data (app.certification.reviews registers "shortfalls").
+PHRASES: dict[str, Callable[[Any], str]] = {}
+
+
+def message(template: str, /, **params: object) -> Message:
+    """``template`` (a message id) and ``params``, kept as they are for later wording."""
+    return {"msg": template, "params": params}
+
+
+def phrase(name: str, value: object) -> Message:
+    return {"phrase": name, "value": value}
+
+
+def english(stored: Message | str) -> str:
+    """A stored message in English, as the API and the logs read it. A phrase is worded by
+    its function in the current language: call under force_locale("en")."""
+    if isinstance(stored, str):
+        return stored
+    if "phrase" in stored:
+        return PHRASES[stored["phrase"]](stored["value"])
+    params = {name: english(value) if isinstance(value, dict) else value
+              for name, value in stored["params"].items()}
+    return say(stored["msg"], **params)

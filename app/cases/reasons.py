@@ -26,6 +26,7 @@ from flask_babel import gettext
 from markupsafe import Markup, escape
 
 from app.i18n import N_
+from app.sentences import PHRASES, Message
 
 APP = Path(__file__).resolve().parent.parent
 
@@ -120,11 +121,17 @@ def _match(text: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-def translate_reason(text: str | None) -> str:
-    """``text`` (a stored English reason) in the reader's language; as stored when it is
-    none of the known sentences. Empty for None."""
+def translate_reason(text: str | Message | None) -> str:
+    """``text`` (a stored English reason, or a stored message: app.sentences.message) in the
+    reader's language; as stored when it is none of the known sentences. Empty for None."""
     if not text:
         return ""
+    if isinstance(text, dict):
+        if "phrase" in text:
+            return PHRASES[text["phrase"]](text["value"])
+        return gettext(text["msg"], **{name: translate_reason(value)
+                                       if isinstance(value, dict) else value
+                                       for name, value in text["params"].items()})
     found = _match(text)
     if found is None:
         return text
@@ -134,18 +141,27 @@ def translate_reason(text: str | None) -> str:
     return gettext(template, **values) if values else gettext(template)
 
 
-def reason_markup(text: str | None) -> Markup:
+def _untranslated(value: object) -> Markup:
+    return Markup('<span translate="no">%s</span>') % value
+
+
+def reason_markup(text: str | Message | None) -> Markup:
     """translate_reason for a page: the parameters that are names or technical details
     (attribute keywords and tags, numbers, a library's own words) marked translate="no"."""
     if not text:
         return Markup("")
+    if isinstance(text, dict):
+        if "phrase" in text:
+            return escape(PHRASES[text["phrase"]](text["value"]))
+        params = {name: reason_markup(value) if isinstance(value, dict)
+                  else _untranslated(value) for name, value in text["params"].items()}
+        return escape(gettext(text["msg"])) % params
     found = _match(text)
     if found is None:
         return escape(text)
     template, params = found
     values = {name: reason_markup(value)
               if name in _NESTED and (name != "cause" or _match(value) is not None)
-              else Markup('<span translate="no">%s</span>') % value
-              for name, value in params.items()}
+              else _untranslated(value) for name, value in params.items()}
     translated = gettext(template)
     return escape(translated) % values if values else escape(translated)

@@ -89,5 +89,5 @@ def daily_reminders(app: Flask) -> Periodic:
 
 
 def register_reminders() -> None:
-    register_kind(JobKind.REMINDERS, run_reminders, "the reminders sent are recorded; the "
-                  "others go out on the next run.", schedule=daily_reminders)
+    register_kind(JobKind.REMINDERS, run_reminders, N_("the reminders sent are recorded; the "
+                  "others go out on the next run."), schedule=daily_reminders)

@@ -20,9 +20,10 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import new_job, submit, unseal
 from app.jobs.models import Job, JobKind
+from app.sentences import N_
 
-AFTER_FAILURE = ("the images counted as done keep their new derivatives; start the rebuild "
-                 "again for the others.")
+AFTER_FAILURE = N_("the images counted as done keep their new derivatives; start the "
+                   "rebuild again for the others.")
 # The images whose failure the job's summary names; the count says how many more failed.
 FAILURES_SHOWN = 50
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 
 from app.auth.models import User
@@ -36,6 +37,7 @@ from app.jobs.services import register_kind
 from app.quizzes.models import Attempt, Exercise
 from app.quizzes.rescoring import rescore
 from app.quizzes.results import VerdictChange
+from app.sentences import N_, english, say
 from app.user_errors import UserError
 
 
@@ -43,7 +45,7 @@ def start_rescoring(exercise_id: int | None, *, actor: User | None) -> Job:
     """Queue the re-scoring of the ended attempts of ``exercise_id`` (None: every
     exercise's)."""
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
-        raise JobError(f"There is no exercise {exercise_id}.")
+        raise JobError(gettext("There is no exercise %(number)s.", number=exercise_id))
     job = new_job(JobKind.RESCORING, actor, {"exercise_id": exercise_id})
     submit(job)
     return job
@@ -53,7 +55,8 @@ def run_rescoring(job: Job) -> None:
     exercise_id = unseal(job.params_encrypted)["exercise_id"]
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
         finish(job, JobStatus.FAILED,
-               f"Exercise {exercise_id} was deleted before its attempts were re-scored.")
+               say(N_("Exercise %(number)s was deleted before its attempts were re-scored."),
+                   number=exercise_id))
         return
     job_id = job.id
     earlier = [VerdictChange(row.attempt_id, user_id, exercise, row.passed_before,
@@ -92,8 +95,8 @@ def run_rescoring(job: Job) -> None:
     except UserError as exc:
         db.session.rollback()
         finish(db.session.get_one(Job, job_id), JobStatus.FAILED,
-               f"{exc.sentence} The attempts counted as done are re-scored; run the "
-               "re-scoring again for the others.")
+               say(N_("%(reason)s The attempts counted as done are re-scored; run the "
+                      "re-scoring again for the others."), reason=exc.sentence))
         return
     job = db.session.get_one(Job, job_id)
     db.session.refresh(job)
@@ -103,9 +106,17 @@ def run_rescoring(job: Job) -> None:
         "exercise_id": exercise_id,
         "attempts": report.attempts,
         "changed": len(report.changes),
-        "consequences": list(report.consequences),
+        # In English for the API and the command line; as messages for the job's page,
+        # worded in its reader's language (a summary without them shows the English).
+        "consequences": english_lines(report.consequences),
+        "consequence_messages": list(report.consequences),
     }
     db.session.commit()
+
+
+def english_lines(messages: list[dict[str, Any]]) -> list[str]:
+    with force_locale("en"):
+        return [english(line) for line in messages]
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -116,5 +127,5 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def register_rescoring() -> None:
-    register_kind(JobKind.RESCORING, run_rescoring, "the attempts counted as done are "
-                  "re-scored; run the re-scoring again for the others.")
+    register_kind(JobKind.RESCORING, run_rescoring, N_("the attempts counted as done are "
+                  "re-scored; run the re-scoring again for the others."))
