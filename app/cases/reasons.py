@@ -107,8 +107,15 @@ def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
     found = []
     for template in templates():
         parts = re.split(r"%\((\w+)\)s", template)
-        regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)"
-                        for i, part in enumerate(parts))
+        seen: set[str] = set()
+        pieces = []
+        for i, part in enumerate(parts):
+            if i % 2 == 0:
+                pieces.append(re.escape(part))
+            else:  # a parameter named twice holds the same value twice
+                pieces.append(f"(?P={part})" if part in seen else f"(?P<{part}>.+?)")
+                seen.add(part)
+        regex = "".join(pieces)
         found.append((re.compile(regex, re.DOTALL), template))
     return tuple(found)
 
