@@ -145,10 +145,10 @@ def test_a_rescoring_jobs_lines_are_in_french_on_its_page(
     for line in lines:
         for kept in line.select('[translate="no"]'):
             kept.replace_with("«»")
-    texts = [line.get_text(" ", strip=True) for line in lines]
-    listed = [t for t in texts if t.startswith("certificat «» («», «»)\u00a0: soumis")]
+    texts = [" ".join(line.get_text().split()) for line in lines]
+    listed = [t for t in texts if t.startswith("certificat «» («», «») : soumis au réexamen")]
     assert len(listed) == 3, texts
-    assert all("ne réussit plus après la nouvelle correction" in t for t in listed), texts
-    assert any(t.startswith("«» stagiaires informés") for t in texts), texts
+    assert all("n'est plus réussie après le recalcul des scores" in t for t in listed), texts
+    assert any(t.startswith("«» apprenants informés") for t in texts), texts
     english = ("certificate", "listed for", "review", "trainees told", "no longer passes")
     assert not [t for t in texts if any(word in t for word in english)], texts

@@ -137,7 +137,7 @@ def translate_reason(text: str | Message | None) -> str:
         if "phrase" in text:
             return PHRASES[text["phrase"]](text["value"])
         return gettext(text["msg"], **{name: translate_reason(value)
-                                       if isinstance(value, dict) else value
+                                       if isinstance(value, dict) or name in _NESTED else value
                                        for name, value in text["params"].items()})
     found = _match(text)
     if found is None:
@@ -152,6 +152,17 @@ def _untranslated(value: object) -> Markup:
     return Markup('<span translate="no">%s</span>') % value
 
 
+def _param_markup(name: str, value: object) -> Markup:
+    """A parameter on a page: a nested message or reason in the reader's language, anything
+    else (a name, a number, a library's own words quoted as a cause) marked translate="no"."""
+    if isinstance(value, dict):
+        return reason_markup(value)
+    if name in _NESTED and isinstance(value, str) and (
+            name != "cause" or _match(value) is not None):
+        return reason_markup(value)
+    return _untranslated(value)
+
+
 def reason_markup(text: str | Message | None) -> Markup:
     """translate_reason for a page: the parameters that are names or technical details
     (attribute keywords and tags, numbers, a library's own words) marked translate="no"."""
@@ -160,15 +171,13 @@ def reason_markup(text: str | Message | None) -> Markup:
     if isinstance(text, dict):
         if "phrase" in text:
             return escape(PHRASES[text["phrase"]](text["value"]))
-        params = {name: reason_markup(value) if isinstance(value, dict)
-                  else _untranslated(value) for name, value in text["params"].items()}
-        return escape(gettext(text["msg"])) % params
-    found = _match(text)
-    if found is None:
-        return escape(text)
-    template, params = found
-    values = {name: reason_markup(value)
-              if name in _NESTED and (name != "cause" or _match(value) is not None)
-              else _untranslated(value) for name, value in params.items()}
-    translated = gettext(template)
-    return escape(translated) % values if values else escape(translated)
+        template, params = text["msg"], text["params"]
+    else:
+        found = _match(text)
+        if found is None:
+            return escape(text)
+        template, params = found
+    translated = escape(gettext(template))
+    if not params:
+        return translated
+    return translated % {name: _param_markup(name, value) for name, value in params.items()}

@@ -261,7 +261,8 @@ def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_byt
         children.add(process)
     try:
         if not parent_conn.poll(timeout):
-            raise LimitExceeded(f"reading the file took longer than the {timeout:g} s limit")
+            raise LimitExceeded(say(N_("reading the file took longer than the %(seconds)s s "
+                                       "limit"), seconds=f"{timeout:g}"))
         try:
             status, payload = _receive(parent_conn)
         except EOFError:
