@@ -127,6 +127,18 @@ def test_a_stored_message_and_an_old_english_line_are_both_shown_translated(app)
                                 "was imported") == translate_reason(stored)
 
 
+def test_the_names_the_portal_gives_results_and_job_errors_are_translated(app):
+    with app.test_request_context(), force_locale("fr"):
+        assert translate_reason("PACS study 2 of 3, image 1 of 4") == (
+            "Étude PACS 2 sur 3, image 1 sur 4")
+        # A nested after-failure sentence is translated too; a library's words stay.
+        assert translate_reason(
+            "The job stopped on an unexpected error (KeyError); nothing was exported; start "
+            "the export again.") == (
+            "La tâche s'est arrêtée sur une erreur inattendue (KeyError)\u00a0; rien n'a été "
+            "exporté\u00a0; relancez l'export.")
+
+
 def test_a_rescoring_jobs_lines_are_in_french_on_its_page(
         app, client, login_as, three_certified):  # noqa: F811
     trainer = speaks(login_as(Role.TRAINER), "fr")

@@ -387,7 +387,7 @@ def _listed(items: Iterable[Item]) -> Iterator[Item]:
             return
         except Exception as exc:
             logger.warning("import: listing the files failed (%s)", type(exc).__name__)
-            yield FileResult("the remaining files", "rejected",
+            yield FileResult(N_("the remaining files"), "rejected",
                              reason=say(N_("could not be listed (%(cause)s)"),
                                         cause=type(exc).__name__))
             return

@@ -35,7 +35,7 @@ WRITERS: tuple[str, ...] = (
     "cases/archive.py", "cases/child_entry.py", "cases/codestream.py",
     "cases/dataset_import.py", "cases/deid_allowlist.py", "cases/deid_values.py",
     "cases/deidentify.py", "cases/ingest.py", "cases/library_files.py", "cases/pixels.py",
-    "cases/processed.py", "cases/processing.py", "cases/sandbox.py",
+    "cases/processed.py", "cases/processing.py", "cases/rebuild.py", "cases/sandbox.py",
     "pacs/clients.py", "pacs/retrieval.py", "pacs/services.py",
     "jobs/case_import.py", "jobs/derivatives_rebuild.py", "jobs/library_export.py",
     "jobs/lifecycle.py", "jobs/pacs_import.py", "jobs/services.py",
@@ -82,7 +82,7 @@ TEMPLATES: tuple[str, ...] = (
 )
 
 # Parameters that are themselves stored reasons or phrases, translated in turn.
-_NESTED = ("reason", "cause", "expected", "vr_name")
+_NESTED = ("reason", "cause", "expected", "vr_name", "label", "after")
 
 
 def marked_messages(source: str) -> list[str]:

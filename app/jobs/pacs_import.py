@@ -215,7 +215,7 @@ def _study_items(job_id: int, client: PacsClient, study: _Study, total: int, fol
     """The study retrieved whole into ``folder``, as ingest items; or its one refusal, with
     nothing of it imported."""
     # Named by position only: descriptions and identifiers may carry patient data.
-    label = f"PACS study {study.number} of {total}"
+    label = say(N_("PACS study %(study)s of %(total)s"), study=study.number, total=total)
     if study.refusal:
         return [FileResult(label, "rejected", reason=study.refusal)]
     try:
@@ -237,13 +237,15 @@ def _study_items(job_id: int, client: PacsClient, study: _Study, total: int, fol
     found: list[Source | FileResult] = []
     if retrieved.failed:
         found.append(FileResult(
-            f"{label}, {retrieved.failed} image(s)", "rejected",
+            say(N_("%(label)s, %(count)s image(s)"), label=label, count=retrieved.failed),
+            "rejected",
             reason=N_("the PACS did not send these images (not CR or DX images, or a transfer "
                       "the PACS refused)")))
     file_limit = int(current_app.config["INGEST_FILE_MAX_BYTES"])
     count = len(retrieved.files)
     for number, path in enumerate(retrieved.files, start=1):
-        found.append(Source(f"{label}, image {number} of {count}",
+        found.append(Source(say(N_("%(label)s, image %(number)s of %(count)s"), label=label,
+                                number=number, count=count),
                             bounded_reader(path, file_limit)))
     return found
 

@@ -42,7 +42,7 @@ from app.jobs.library_export import (
     kept_until,
     start_library_export,
 )
-from app.jobs.models import Job, JobKind
+from app.jobs.models import Job, JobItem, JobKind
 from app.jobs.schemas import JobStatusArgs, JobStatusOut
 from app.jobs.services import JobError, can_see_job, cancel_job, item_name, job_status, jobs_for
 from app.validation import load_query
@@ -64,6 +64,12 @@ def reason_filter(text: str | None) -> Markup:
     """A stored reason (a refused file's, a failed job's) in the reader's language, its
     names and technical details marked translate="no"."""
     return reason_markup(text)
+
+
+def shown_name(item: JobItem) -> str:
+    """A result's name as the reader reads it: a file's own name as it is, the names the
+    portal gives ("PACS study 1 of 2, image 3 of 5") in the reader's language."""
+    return translate_reason(item_name(item))
 
 
 @bp.context_processor
@@ -95,7 +101,7 @@ def detail(job_id: int) -> str:
     reports = {image.id: image.deid_report for image in db.session.scalars(
         db.select(CaseImage).where(CaseImage.id.in_(
             [i.image_id for i in job.items if i.image_id])))}
-    return render_template("jobs/detail.html", job=job, items=job.items, name_of=item_name,
+    return render_template("jobs/detail.html", job=job, items=job.items, name_of=shown_name,
                            reports=reports, no_meta_reason=NO_FILE_META_REASON,
                            not_tried_reason=NOT_TRIED_REASON,
                            cancel_form=ActionForm(),
@@ -116,6 +122,7 @@ def status(job_id: int) -> Response:
     data["error"] = translate_reason(data["error"]) or None
     for item in data["items"]:
         item["reason"] = translate_reason(item["reason"]) or None
+        item["name"] = translate_reason(item["name"])
     response = jsonify(data)
     response.headers["Cache-Control"] = "no-store"
     return response
