@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from flask_babel import gettext
@@ -121,11 +121,29 @@ def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
 
 
 def _match(text: str) -> tuple[str, dict[str, str]] | None:
+    best = _best(text)
+    return None if best is None else (best[1], best[2])
+
+
+@lru_cache(maxsize=4096)
+def _best(text: str) -> tuple[int, str, dict[str, str]] | None:
+    """The reading of ``text`` that recognises most of it: the template whose fixed words,
+    with those of its nested reasons read in turn, cover the most characters ("PACS study 2
+    of 3, image 1 of 4" is an image of a study, not a study "of 3, image 1 of 4")."""
+    best = None
     for pattern, template in _patterns():
         match = pattern.fullmatch(text)
-        if match is not None:
-            return template, match.groupdict()
-    return None
+        if match is None:
+            continue
+        params = match.groupdict()
+        score = len(text) - sum(len(value) for value in params.values())
+        for name, value in params.items():
+            nested = _best(value) if name in _NESTED else None
+            if nested is not None:
+                score += nested[0]
+        if best is None or score > best[0]:
+            best = (score, template, params)
+    return best
 
 
 def translate_reason(text: str | Message | None) -> str:
@@ -148,24 +166,35 @@ def translate_reason(text: str | Message | None) -> str:
     return gettext(template, **values) if values else gettext(template)
 
 
+# Parameters that hold DICOM names (keywords and tags, value representations, transfer
+# syntaxes, modalities), addresses or a library's own words: kept as they are, and marked
+# so that no translation tool touches them. Case numbers, people's and programmes' names
+# are the reader's own data, shown as they are.
+_TECHNICAL = frozenset({"attribute", "vr", "syntax", "host", "modality", "modalities",
+                        "photometric", "format", "signal", "description", "status", "shape",
+                        "type", "file", "cause"})
+
+
 def _untranslated(value: object) -> Markup:
     return Markup('<span translate="no">%s</span>') % value
 
 
-def _param_markup(name: str, value: object) -> Markup:
-    """A parameter on a page: a nested message or reason in the reader's language, anything
-    else (a name, a number, a library's own words quoted as a cause) marked translate="no"."""
+def _param_markup(name: str, value: object) -> Markup | str:
+    """A parameter on a page: a nested message or reason in the reader's language, a
+    technical one marked translate="no", anything else as it is (escaped by the caller)."""
     if isinstance(value, dict):
         return reason_markup(value)
     if name in _NESTED and isinstance(value, str) and (
             name != "cause" or _match(value) is not None):
         return reason_markup(value)
-    return _untranslated(value)
+    if name in _TECHNICAL and not (isinstance(value, str) and value.isdigit()):
+        return _untranslated(value)
+    return str(value)
 
 
 def reason_markup(text: str | Message | None) -> Markup:
-    """translate_reason for a page: the parameters that are names or technical details
-    (attribute keywords and tags, numbers, a library's own words) marked translate="no"."""
+    """translate_reason for a page: the parameters that are DICOM names or technical details
+    (attribute keywords and tags, a library's own words) marked translate="no"."""
     if not text:
         return Markup("")
     if isinstance(text, dict):
