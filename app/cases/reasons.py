@@ -43,9 +43,9 @@ WRITERS: tuple[str, ...] = (
     "certification/reminder_jobs.py",
 )
 
-# The English sentences as the import and the jobs store them (app.cases.ingest,
-# processing, processed, sandbox; app.jobs.*; app.pacs.retrieval). Keep each identical to
-# the code that writes it: tests/test_i18n_library.py checks the shared constants.
+# Sentences as rows stored by earlier versions hold them (most are also marked where they
+# are written now; templates() adds every N_ message of the WRITERS modules).
+# tests/test_i18n_library.py checks that the shared constants are among them.
 TEMPLATES: tuple[str, ...] = (
     N_("not a DICOM file"),
     N_("not a DICOM file (a %(format)s image: import the original DICOM file from the X-ray "
