@@ -58,7 +58,9 @@ def run_reminders(job: Job) -> None:
 
 
 def summary_line(summary: dict[str, int]) -> str:
-    return f"{summary['sent']} reminders sent, {summary['failed']} failed (retried next run)"
+    """The outcome for the command line, in its language."""
+    return gettext("%(sent)s reminders sent, %(failed)s failed (retried next run)",
+                   sent=summary["sent"], failed=summary["failed"])
 
 
 def start_daily_reminders() -> Job | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 
 from app.auth.models import User
@@ -73,5 +74,7 @@ def run_derivatives_rebuild(job: Job) -> None:
 
 
 def summary_line(summary: dict[str, Any]) -> str:
-    return (f"{summary['rebuilt']} image(s) rebuilt, {summary['skipped']} already current, "
-            f"{summary['failed']} failed.")
+    """The outcome for the command line, in its language."""
+    return gettext("%(rebuilt)s image(s) rebuilt, %(skipped)s already current, %(failed)s "
+                   "failed.", rebuilt=summary["rebuilt"], skipped=summary["skipped"],
+                   failed=summary["failed"])

@@ -29,6 +29,7 @@ from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 
 from app.auth.models import User
+from app.cases.reasons import translate_reason
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import JobError, finish, new_job, submit, unseal
@@ -120,10 +121,12 @@ def english_lines(messages: list[dict[str, Any]]) -> list[str]:
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The outcome as the command line has always printed it."""
-    return [f"{summary['attempts']} attempts re-scored, "
-            f"{summary['changed']} with a changed pass/fail verdict",
-            *(f"  {line}" for line in summary.get("consequences", []))]
+    """The outcome for the command line, in its language (a summary stored before the
+    lines were kept as messages: those lines as stored, read as reasons)."""
+    lines = summary.get("consequence_messages") or summary.get("consequences", [])
+    return [gettext("%(attempts)s attempts re-scored, %(changed)s with a changed pass/fail "
+                    "verdict", attempts=summary["attempts"], changed=summary["changed"]),
+            *(f"  {translate_reason(line)}" for line in lines)]
 
 
 def register_rescoring() -> None:
