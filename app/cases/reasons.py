@@ -167,12 +167,12 @@ def translate_reason(text: str | Message | None) -> str:
 
 
 # Parameters that hold DICOM names (keywords and tags, value representations, transfer
-# syntaxes, modalities), addresses or a library's own words: kept as they are, and marked
-# so that no translation tool touches them. Case numbers, people's and programmes' names
-# are the reader's own data, shown as they are.
+# syntaxes, modalities) or addresses: kept as they are, and marked so that no translation
+# tool touches them. A cause (an error's type, the system's words) is quoted as it is, as
+# are case numbers and people's and programmes' names (the reader's own data).
 _TECHNICAL = frozenset({"attribute", "vr", "syntax", "host", "modality", "modalities",
                         "photometric", "format", "signal", "description", "status", "shape",
-                        "type", "file", "cause"})
+                        "type", "file"})
 
 
 def _untranslated(value: object) -> Markup:
