@@ -8,7 +8,8 @@ English accented and ~35 % longer, in ⟦ ⟧), at 1280x800:
   failure lists each English text with the element that shows it.
 
 One test per page and check, so a failure names the page. The same seeded demo as
-test_browser_roles.py (its seeding and page list, reached here by the pseudo menu names).
+test_browser_roles.py (its seeding; the page list of tests/demo_pages.py, reached here by
+the pseudo names).
 Screenshots: ``<role>-<page>-pseudo-1280.png`` in CXR_ACADEMY_SCREENSHOTS (else a
 temporary folder)."""
 
@@ -26,6 +27,17 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from tests.conftest import base_config, migrate_database
+from tests.demo_pages import (
+    ANY_CODE,
+    PAGES,
+    USERNAMES,
+    Menu,
+    Name,
+    Step,
+    Submit,
+    Url,
+    message_and_params,
+)
 from tests.i18n_pseudo import (
     PSEUDO_LANGUAGE,
     english_left,
@@ -38,7 +50,7 @@ from tests.i18n_pseudo import (
     visible_texts,
     write_pseudo_catalogue,
 )
-from tests.test_browser_roles import USERNAMES, DemoPortal, _seed, _settle
+from tests.test_browser_roles import DemoPortal, _seed, _settle
 
 pytestmark = pytest.mark.browser
 
@@ -74,9 +86,7 @@ def pseudo_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PseudoPo
         next(offered, None)
 
 
-# ---- how each page is reached, by what the pseudo page says -----------------------------
-
-Go = Callable[[Any, DemoPortal], None]
+# ---- how each page is reached, by what the pseudo page says (tests/demo_pages.py) -------
 
 
 def either(message: str, **params: Any) -> re.Pattern[str]:
@@ -86,149 +96,39 @@ def either(message: str, **params: Any) -> re.Pattern[str]:
     return re.compile(f"^({re.escape(say(message, **params))}|{re.escape(english)})$")
 
 
-def menu(*names: str | tuple[str, dict[str, Any]]) -> Go:
-    """From the home page, the main menu's link ``names[0]``, then links by name (message
-    ids, or (id, params)), as the pseudo page says them."""
-    def text(name: str | tuple[str, dict[str, Any]]) -> re.Pattern[str]:
-        return either(name) if isinstance(name, str) else either(name[0], **name[1])
+def named(name: Name) -> re.Pattern[str]:
+    message, params = message_and_params(name)
+    return either(message, **params)
 
-    def go(page: Any, portal: DemoPortal) -> None:
+
+def reach(step: Step, page: Any, portal: DemoPortal) -> None:
+    """Take ``page`` to a page the way ``step`` says, by the names the pseudo page shows."""
+    if isinstance(step, Url):
+        page.goto(portal.url + step.template.format(**portal.ids))
+    elif isinstance(step, Menu):
         page.goto(portal.url + "/")
         page.get_by_role("navigation", name=either("Main")).get_by_role(
-            "link", name=text(names[0])).click()
+            "link", name=named(step.names[0])).click()
         page.wait_for_load_state()
-        for name in names[1:]:
-            page.get_by_role("link", name=text(name)).first.click()
+        for name in step.names[1:]:
+            page.get_by_role("link", name=named(name)).first.click()
             page.wait_for_load_state()
-    return go
-
-
-def url(template: str) -> Go:
-    def go(page: Any, portal: DemoPortal) -> None:
-        page.goto(portal.url + template.format(**portal.ids))
-    return go
-
-
-ANY_CODE = "A code from your authenticator app, or one of your recovery codes"
-
-
-def submit(path: str, button: str, role: str) -> Go:
-    """The answer to the form whose button is ``button`` on ``path``, with ``role``'s
-    authenticator code."""
-    def go(page: Any, portal: DemoPortal) -> None:
-        page.goto(portal.url + path)
-        form = page.locator("form", has=page.get_by_role("button", name=either(button)))
-        form.get_by_label(either(ANY_CODE)).fill(portal.second_factor_code(USERNAMES[role]))
-        form.get_by_role("button", name=either(button)).click()
+    elif isinstance(step, Submit):
+        page.goto(portal.url + step.path)
+        form = page.locator("form", has=page.get_by_role("button", name=either(step.button)))
+        form.get_by_label(either(ANY_CODE)).fill(
+            portal.second_factor_code(USERNAMES[step.role]))
+        form.get_by_role("button", name=either(step.button)).click()
         page.wait_for_load_state()
-    return go
-
-
-def second_step(role: str) -> Go:
-    def go(page: Any, portal: DemoPortal) -> None:
-        username = USERNAMES[role]
+    else:
+        username = USERNAMES[step.role]
         page.goto(portal.url + "/auth/login")
         page.get_by_label(either("User name or e-mail")).fill(username)
         page.get_by_label(either("Password")).fill(portal.passwords[username])
         page.get_by_role("button", name=either("Sign in")).click()
         page.wait_for_load_state()
         assert "/auth/second-factor" in page.url
-    return go
 
-
-IN_PROGRESS, SUBMITTED = "in progress", "submitted"
-
-
-def trainee_pages(role: str) -> dict[str, Go]:
-    return {
-        "home": url("/"),
-        "training": menu("Training"),
-        "attempt-case": menu("Training", IN_PROGRESS),
-        "summary": url(f"/training/attempts/{{{role}_attempt}}/summary"),
-        "abandon": url(f"/training/attempts/{{{role}_attempt}}/abandon"),
-        "result": menu("Training", SUBMITTED),
-        "review": menu("Training", SUBMITTED, ("Review case %(number)s", {"number": 1})),
-        "certificates": menu("My certificates"),
-        "settings": url("/account/settings"),
-        "password": url("/auth/password"),
-        "account-security": url("/account/security"),
-        "help": menu("Help"),
-        "help-role": url(f"/help/{role}"),
-    }
-
-
-PAGES: dict[str, dict[str, Go]] = {
-    "radiologist": {**trainee_pages("radiologist"),
-                    "exam-case": url("/training/attempts/{exam_attempt}/1"),
-                    "second-factor-set-up": url("/auth/second-factor/set-up")},
-    "radiographer": trainee_pages("radiographer"),
-    "trainer": {
-        "home": url("/"),
-        "training": menu("Training"),
-        "case-library": menu("Case library"),
-        "case": url("/cases/{case}"),
-        "case-read": url("/cases/{case}/read"),
-        "case-quality-read": url("/cases/{case}/read?scheme=image_quality"),
-        "pixel-review": url("/cases/{review_case}/review"),
-        "case-upload": url("/cases/upload"),
-        "schemes": url("/cases/schemes"),
-        "exercises": menu("Exercises"),
-        "exercise-edit": url("/training/manage/{unattempted}/edit"),
-        "statistics": url("/training/manage/{practice}/statistics"),
-        "viewer": menu("Viewer"),
-        "viewer-case": url("/viewer/cases/{case}"),
-        "qc-import": menu("QC records"),
-        "qc-new-record": url("/qc/records/new"),
-        "account-security": url("/account/security"),
-        "help": menu("Help"),
-        "help-role": url("/help/trainer"),
-    },
-    "lead": {
-        "home": url("/"),
-        "dashboard": menu("Certification"),
-        "programmes": url("/certification/programmes"),
-        "programme": url("/certification/programmes/{programme}"),
-        "reader": url("/certification/readers/{radiologist}"),
-        "qc-programme": url("/qc/programmes/{programme}"),
-        "qc-reader": url("/qc/programmes/{programme}/readers/{radiologist}"),
-        "certificates": menu("Certificates"),
-        "reviews": url("/certification/reviews"),
-        "exception": url("/certification/exceptions/new"),
-        "account-security": url("/account/security"),
-        "replace-authenticator": submit("/account/security", "Replace authenticator", "lead"),
-        "help": menu("Help"),
-        "help-role": url("/help/lead"),
-    },
-    "admin": {
-        "home": url("/"),
-        "administration": menu("Administration"),
-        "users": url("/admin/users"),
-        "user": url("/admin/users/{radiologist}"),
-        "new-user": url("/admin/users/new"),
-        "clinics": url("/admin/clinics"),
-        "audit": url("/admin/audit"),
-        "case-library": menu("Case library"),
-        "exercises": menu("Exercises"),
-        "dashboard": menu("Certification"),
-        "certificates": menu("Certificates"),
-        "programmes": url("/certification/programmes"),
-        "new-programme": url("/certification/programmes/new"),
-        "edit-programme": url("/certification/programmes/{programme}/edit"),
-        "account-security": url("/account/security"),
-        "recovery-codes": submit("/account/security", "Make new recovery codes", "admin"),
-        "help": menu("Help"),
-        "help-role": url("/help/admin"),
-    },
-    "anonymous": {
-        "sign-in": url("/auth/login"),
-        "verify-form": url("/verify/"),
-        "verify": url("/verify/{certificate_code}"),
-        "help": url("/help"),
-        "glossary": url("/help/glossary"),
-        "help-role": url("/help/radiologist"),
-        "second-step": second_step("trainer"),
-    },
-}
 
 CASES = [pytest.param(role, name, id=f"{role}-{name}")
          for role, pages in PAGES.items() for name in pages]
@@ -319,7 +219,7 @@ def _visit(pseudo_page: Callable[[str], Any], portal: PseudoPortal, screenshots:
            role: str, name: str) -> tuple[list[dict[str, str]], list[str]]:
     if (role, name) not in _SEEN:
         page = pseudo_page(role)
-        PAGES[role][name](page, portal)
+        reach(PAGES[role][name], page, portal)
         _settle(page)
         assert "/auth/login" not in page.url or role == "anonymous", f"signed out at {page.url}"
         assert page.locator(".error-page").count() == 0, (

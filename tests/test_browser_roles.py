@@ -47,6 +47,7 @@ from app.quizzes.models import Exercise
 from app.quizzes.services import start_attempt, submit_attempt
 from tests.axe import assert_no_axe_violations
 from tests.conftest import base_config, migrate_database
+from tests.demo_pages import ANY_CODE, PAGES, USERNAMES, Menu, Step, Submit, Url, english
 
 pytestmark = pytest.mark.browser
 
@@ -56,13 +57,6 @@ VIEWPORTS: dict[str, dict[str, Any]] = {
                "is_mobile": False},
 }
 
-USERNAMES = {
-    "radiologist": "demo-radiologist",
-    "radiographer": "demo-radiographer",
-    "trainer": "demo-trainer",
-    "lead": "demo-lead",
-    "admin": "demo-admin",
-}
 
 
 @dataclass
@@ -171,154 +165,37 @@ def demo_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPortal
         thread.join(timeout=10)
 
 
-# ---- how each page is reached ----------------------------------------------------------
-
-Go = Callable[[Any, DemoPortal], None]
+# ---- how each page is reached (the pages: tests/demo_pages.py) ---------------------------
 
 
-def menu(*names: str) -> Go:
-    """From the home page, follow the main menu's link ``names[0]``, then links by name."""
-    def go(page: Any, portal: DemoPortal) -> None:
+def reach(step: Step, page: Any, portal: DemoPortal) -> None:
+    """Take ``page`` to a page the way ``step`` says, by the English names."""
+    if isinstance(step, Url):
+        page.goto(portal.url + step.template.format(**portal.ids))
+    elif isinstance(step, Menu):
         page.goto(portal.url + "/")
         page.get_by_role("navigation", name="Main").get_by_role(
-            "link", name=names[0], exact=True).click()
+            "link", name=english(step.names[0]), exact=True).click()
         page.wait_for_load_state()
-        for name in names[1:]:
-            page.get_by_role("link", name=name, exact=True).first.click()
+        for name in step.names[1:]:
+            page.get_by_role("link", name=english(name), exact=True).first.click()
             page.wait_for_load_state()
-    return go
-
-
-def url(template: str) -> Go:
-    """A deep page by its address; ``{key}`` is filled from the seeded ids."""
-    def go(page: Any, portal: DemoPortal) -> None:
-        page.goto(portal.url + template.format(**portal.ids))
-    return go
-
-
-def submit(path: str, button: str, fields: dict[str, Callable[[DemoPortal], str]]) -> Go:
-    """The page a form's answer shows (e.g. new recovery codes): from ``path``, fill the
-    form whose button is ``button`` (values computed when the page is visited) and send it."""
-    def go(page: Any, portal: DemoPortal) -> None:
-        page.goto(portal.url + path)
-        form = page.locator("form", has=page.get_by_role("button", name=button, exact=True))
-        for label, value in fields.items():
-            form.get_by_label(label).fill(value(portal))
-        form.get_by_role("button", name=button, exact=True).click()
+    elif isinstance(step, Submit):
+        page.goto(portal.url + step.path)
+        form = page.locator("form", has=page.get_by_role("button", name=step.button,
+                                                         exact=True))
+        form.get_by_label(ANY_CODE).fill(portal.second_factor_code(USERNAMES[step.role]))
+        form.get_by_role("button", name=step.button, exact=True).click()
         page.wait_for_load_state()
-    return go
-
-
-def code_of(role: str) -> Callable[[DemoPortal], str]:
-    return lambda portal: portal.second_factor_code(USERNAMES[role])
-
-
-def second_step(role: str) -> Go:
-    """The sign-in's second step, after the password of ``role`` (not signed in)."""
-    def go(page: Any, portal: DemoPortal) -> None:
-        username = USERNAMES[role]
+    else:
+        username = USERNAMES[step.role]
         page.goto(portal.url + "/auth/login")
         page.get_by_label("User name or e-mail").fill(username)
         page.get_by_label("Password").fill(portal.passwords[username])
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
         assert "/auth/second-factor" in page.url
-    return go
 
-
-ANY_CODE = "A code from your authenticator app, or one of your recovery codes"
-
-
-def trainee_pages(role: str) -> dict[str, Go]:
-    return {
-        "home": url("/"),
-        "training": menu("Training"),
-        "attempt-case": menu("Training", "in progress"),
-        "summary": url(f"/training/attempts/{{{role}_attempt}}/summary"),
-        "abandon": url(f"/training/attempts/{{{role}_attempt}}/abandon"),
-        "result": menu("Training", "submitted"),
-        "review": menu("Training", "submitted", "Review case 1"),
-        "certificates": menu("My certificates"),
-        "password": url("/auth/password"),
-        "account-security": url("/account/security"),
-        "help": menu("Help"),
-        "help-role": url(f"/help/{role}"),
-    }
-
-PAGES: dict[str, dict[str, Go]] = {
-    "radiologist": {**trainee_pages("radiologist"),
-                    "exam-case": url("/training/attempts/{exam_attempt}/1"),
-                    # Setting up a second factor (the key waits unconfirmed: nothing changes).
-                    "second-factor-set-up": url("/auth/second-factor/set-up")},
-    "radiographer": trainee_pages("radiographer"),
-    "trainer": {
-        "home": url("/"),
-        "training": menu("Training"),
-        "case-library": menu("Case library"),
-        "case": url("/cases/{case}"),
-        "case-read": url("/cases/{case}/read"),
-        "case-quality-read": url("/cases/{case}/read?scheme=image_quality"),
-        "pixel-review": url("/cases/{review_case}/review"),
-        "case-upload": url("/cases/upload"),
-        "schemes": url("/cases/schemes"),
-        "exercises": menu("Exercises"),
-        "exercise-edit": url("/training/manage/{unattempted}/edit"),
-        "statistics": url("/training/manage/{practice}/statistics"),
-        "viewer": menu("Viewer"),
-        "viewer-case": url("/viewer/cases/{case}"),
-        "qc-import": menu("QC records"),
-        "qc-new-record": url("/qc/records/new"),
-        "account-security": url("/account/security"),
-        "help": menu("Help"),
-        "help-role": url("/help/trainer"),
-    },
-    "lead": {
-        "home": url("/"),
-        "dashboard": menu("Certification"),
-        "programmes": url("/certification/programmes"),
-        "programme": url("/certification/programmes/{programme}"),
-        "reader": url("/certification/readers/{radiologist}"),
-        "certificates": menu("Certificates"),
-        "reviews": url("/certification/reviews"),
-        "exception": url("/certification/exceptions/new"),
-        "account-security": url("/account/security"),
-        # A new authenticator's key, waiting for its first code (the old one stays).
-        "replace-authenticator": submit("/account/security", "Replace authenticator",
-                                        {ANY_CODE: code_of("lead")}),
-        "help": menu("Help"),
-        "help-role": url("/help/lead"),
-    },
-    "admin": {
-        "home": url("/"),
-        "administration": menu("Administration"),
-        "users": url("/admin/users"),
-        "user": url("/admin/users/{radiologist}"),
-        "new-user": url("/admin/users/new"),
-        "clinics": url("/admin/clinics"),
-        "audit": url("/admin/audit"),
-        "case-library": menu("Case library"),
-        "exercises": menu("Exercises"),
-        "dashboard": menu("Certification"),
-        "certificates": menu("Certificates"),
-        "programmes": url("/certification/programmes"),
-        "new-programme": url("/certification/programmes/new"),
-        "edit-programme": url("/certification/programmes/{programme}/edit"),
-        "account-security": url("/account/security"),
-        "recovery-codes": submit("/account/security", "Make new recovery codes",
-                                 {ANY_CODE: code_of("admin")}),
-        "help": menu("Help"),
-        "help-role": url("/help/admin"),
-    },
-    "anonymous": {
-        "sign-in": url("/auth/login"),
-        "verify-form": url("/verify/"),
-        "verify": url("/verify/{certificate_code}"),
-        "help": url("/help"),
-        "glossary": url("/help/glossary"),
-        "help-role": url("/help/radiologist"),
-        "second-step": second_step("trainer"),
-    },
-}
 
 CASES = [pytest.param(role, name, viewport, id=f"{role}-{name}-{viewport}")
          for role, pages in PAGES.items() for name in pages for viewport in VIEWPORTS]
@@ -374,7 +251,7 @@ def test_page_has_no_axe_violations(signed_in: Callable[[str, str], Any],
                                     demo_portal: DemoPortal,
                                     role: str, name: str, viewport: str) -> None:
     page = signed_in(role, viewport)
-    PAGES[role][name](page, demo_portal)
+    reach(PAGES[role][name], page, demo_portal)
     _settle(page)
     assert page.url.startswith(demo_portal.url)
     assert "/auth/login" not in page.url or role == "anonymous", f"signed out at {page.url}"

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from app.cases.sandbox import Rejected
+from app.cases.sandbox import Rejected, too_large
+from app.sentences import N_, say
 
 # What reading a damaged archive raises, from zipfile itself and from the codecs behind it:
 # BadZipFile (bad CRC, mangled headers), zlib.error (deflate), lzma.LZMAError, OSError (bz2's
@@ -60,16 +61,16 @@ def _member_problem(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
     name = info.filename
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "absolute path in the archive: not read"
+        return N_("absolute path in the archive: not read")
     if ".." in parts:
-        return "path with '..' in the archive: not read"
+        return N_("path with '..' in the archive: not read")
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        return "symbolic link in the archive: not read"
+        return N_("symbolic link in the archive: not read")
     if info.flag_bits & 0x1:
-        return "encrypted archive member: not read"
+        return N_("encrypted archive member: not read")
     if info.file_size > limits.max_member_bytes:
-        return f"larger than the {limits.max_member_bytes // 1024**2} MB per-file limit"
+        return too_large(limits.max_member_bytes)
     return None
 
 
@@ -78,26 +79,26 @@ def open_archive(fileobj: BinaryIO, limits: ArchiveLimits) -> tuple[zipfile.ZipF
     try:
         archive = zipfile.ZipFile(fileobj)
     except DAMAGED as exc:
-        raise Rejected(f"the .zip archive is damaged or not a zip file ({_cause(exc)})") from None
+        raise Rejected(say(N_("the .zip archive is damaged or not a zip file (%(cause)s)"),
+                           cause=_cause(exc))) from None
     infos = [i for i in archive.infolist() if not i.is_dir()]
     if not infos:
         archive.close()
-        raise Rejected("the .zip archive holds no files: nothing was imported")
+        raise Rejected(N_("the .zip archive holds no files: nothing was imported"))
     if len(infos) > limits.max_entries:
-        raise Rejected(f"the archive has {len(infos)} files; the limit is {limits.max_entries}")
+        raise Rejected(say(N_("the archive has %(count)s files; the limit is %(limit)s"),
+                           count=len(infos), limit=limits.max_entries))
     total = sum(i.file_size for i in infos)
     if total > limits.max_total_bytes:
-        raise Rejected(
-            f"the archive would unpack to {total // 1024**2} MB; the limit is "
-            f"{limits.max_total_bytes // 1024**2} MB"
-        )
+        raise Rejected(say(N_("the archive would unpack to %(megabytes)s MB; the limit is "
+                              "%(limit)s MB"), megabytes=total // 1024**2,
+                           limit=limits.max_total_bytes // 1024**2))
     for info in infos:
         ratio = info.file_size / max(info.compress_size, 1)
         if ratio > limits.max_ratio and info.file_size > 1024 * 1024:
-            raise Rejected(
-                f"the archive is compressed {ratio:.0f}:1, above the {limits.max_ratio:.0f}:1 "
-                "limit (a possible zip bomb); it was not unpacked"
-            )
+            raise Rejected(say(N_("the archive is compressed %(ratio)s:1, above the %(limit)s:1 "
+                                  "limit (a possible zip bomb); it was not unpacked"),
+                               ratio=f"{ratio:.0f}", limit=f"{limits.max_ratio:.0f}"))
     return archive, [Member(i.filename, _member_problem(i, limits), i) for i in infos]
 
 
@@ -108,11 +109,10 @@ def read_member(archive: zipfile.ZipFile, member: Member, limits: ArchiveLimits)
         with archive.open(member.info) as fh:
             data = fh.read(cap + 1)
     except DAMAGED as exc:
-        raise Rejected(
-            f"this archive member is damaged and could not be read ({_cause(exc)})"
-        ) from None
+        raise Rejected(say(N_("this archive member is damaged and could not be read (%(cause)s)"),
+                           cause=_cause(exc))) from None
     if len(data) > cap:
-        raise Rejected("this archive member is larger than it declares: not read")
+        raise Rejected(N_("this archive member is larger than it declares: not read"))
     return data
 
 

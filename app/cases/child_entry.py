@@ -19,6 +19,7 @@ from app.cases.processed import (
     ProcessOptions,
 )
 from app.cases.sandbox import Rejected
+from app.sentences import N_, say
 
 
 def process_dicom(data: bytes, options: ProcessOptions) -> ProcessedImage:
@@ -50,7 +51,8 @@ def process_into(data: bytes, options: ProcessOptions, folder: str,
     except OSError as exc:
         if exc.errno in STORAGE_FULL_ERRNOS:
             raise Rejected(STORAGE_FULL_REASON) from None
-        raise Rejected(f"could not be stored ({exc.strerror or type(exc).__name__})") from None
+        raise Rejected(say(N_("could not be stored (%(cause)s)"),
+                           cause=exc.strerror or type(exc).__name__)) from None
     written = {"dicom": len(processed.dicom), **storage.derivative_sizes(processed)}
     return replace(processed, dicom=b"", thumbnail_jpeg=b"", preview_jpeg=b"",
                    display_jpeg=b"", approx_htj2k=b"", exact16=b"", written=written)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from app.sentences import N_
+
 AFTER_THE_END = "bytes after the end of the image"
 IGNORED_BY_DECODERS = frozenset({"COM", AFTER_THE_END, "TLM"})
 
@@ -65,7 +67,7 @@ def clean_jpeg(stream: bytes) -> Cleaned:
     """A T.81 (baseline, extended, lossless) or T.87 (JPEG-LS) stream with only the
     segments decoding needs, up to and including its end-of-image marker."""
     if stream[:2] != b"\xff\xd8":
-        raise CodestreamError("the JPEG stream does not start with a start-of-image marker")
+        raise CodestreamError(N_("the JPEG stream does not start with a start-of-image marker"))
     out = [stream[:2]]
     removed: list[str] = []
     precision = 0
@@ -82,11 +84,11 @@ def clean_jpeg(stream: bytes) -> Cleaned:
             pos += 2
             continue
         if pos + 4 > size:
-            raise CodestreamError("the JPEG stream ends inside a marker segment")
+            raise CodestreamError(N_("the JPEG stream ends inside a marker segment"))
         (length,) = struct.unpack_from(">H", stream, pos + 2)
         end = pos + 2 + length
         if length < 2 or end > size:
-            raise CodestreamError("a JPEG marker segment runs past the end of the stream")
+            raise CodestreamError(N_("a JPEG marker segment runs past the end of the stream"))
         if marker in JPEG_KEEP:
             out.append(stream[pos:end])
             if marker in JPEG_SOF and length >= 3:
@@ -99,7 +101,7 @@ def clean_jpeg(stream: bytes) -> Cleaned:
             out.append(stream[pos:scan_end])
             pos = scan_end
     if not precision:
-        raise CodestreamError("the JPEG stream has no frame header")
+        raise CodestreamError(N_("the JPEG stream has no frame header"))
     if stream[pos:].strip(b"\x00\xff"):  # more than padding to even length
         removed.append(AFTER_THE_END)
     return Cleaned(b"".join(out), precision, tuple(removed))
@@ -108,13 +110,13 @@ def clean_jpeg(stream: bytes) -> Cleaned:
 def _next_jpeg_marker(stream: bytes, pos: int) -> int:
     """The position of the marker at pos, skipping fill bytes (FF FF ...) before it."""
     if pos + 1 >= len(stream):
-        raise CodestreamError("the JPEG stream ends before its end-of-image marker")
+        raise CodestreamError(N_("the JPEG stream ends before its end-of-image marker"))
     if stream[pos] != 0xFF:
-        raise CodestreamError("the JPEG stream has data where a marker was expected")
+        raise CodestreamError(N_("the JPEG stream has data where a marker was expected"))
     while pos + 1 < len(stream) and stream[pos + 1] == 0xFF:
         pos += 1
     if pos + 1 >= len(stream) or stream[pos + 1] == 0x00:
-        raise CodestreamError("the JPEG stream has data where a marker was expected")
+        raise CodestreamError(N_("the JPEG stream has data where a marker was expected"))
     return pos
 
 
@@ -127,7 +129,7 @@ def _jpeg_scan_end(stream: bytes, pos: int) -> int:
     while True:
         found = stream.find(b"\xff", pos)
         if found < 0 or found + 1 >= len(stream):
-            raise CodestreamError("the JPEG stream ends inside its image data")
+            raise CodestreamError(N_("the JPEG stream ends inside its image data"))
         following = stream[found + 1]
         if following < 0x80 or following in RST:
             pos = found + 2
@@ -163,7 +165,7 @@ def clean_j2k(stream: bytes) -> Cleaned:
         stream = _jp2_codestream(stream)
         removed.append("JP2 boxes")
     if stream[:4] != b"\xff\x4f\xff\x51":
-        raise CodestreamError("the JPEG 2000 stream does not start with SOC and SIZ markers")
+        raise CodestreamError(N_("the JPEG 2000 stream does not start with SOC and SIZ markers"))
     out = [stream[:2]]
     precision = 0
     tlm: list[tuple[int, bytes]] = []
@@ -189,7 +191,7 @@ def clean_j2k(stream: bytes) -> Cleaned:
         lengths_changed |= bool(dropped)
         marker = _j2k_marker(stream, pos)
     if marker != J2K_EOC:
-        raise CodestreamError("the JPEG 2000 stream has data where a tile-part was expected")
+        raise CodestreamError(N_("the JPEG 2000 stream has data where a tile-part was expected"))
     out.append(stream[pos : pos + 2])
     if stream[pos + 2 :].strip(b"\x00\xff"):  # more than padding to even length
         removed.append(AFTER_THE_END)
@@ -204,7 +206,7 @@ def clean_j2k(stream: bytes) -> Cleaned:
 
 def _j2k_marker(stream: bytes, pos: int) -> int:
     if pos + 2 > len(stream):
-        raise CodestreamError("the JPEG 2000 stream ends before its end-of-codestream marker")
+        raise CodestreamError(N_("the JPEG 2000 stream ends before its end-of-codestream marker"))
     (marker,) = struct.unpack_from(">H", stream, pos)
     return int(marker)
 
@@ -213,12 +215,12 @@ def _j2k_segment(stream: bytes, pos: int) -> tuple[int, bytes]:
     """The marker at pos and its whole segment (marker, length and parameters)."""
     marker = _j2k_marker(stream, pos)
     if marker < 0xFF30:
-        raise CodestreamError("the JPEG 2000 stream has data where a marker was expected")
+        raise CodestreamError(N_("the JPEG 2000 stream has data where a marker was expected"))
     if pos + 4 > len(stream):
-        raise CodestreamError("the JPEG 2000 stream ends inside a marker segment")
+        raise CodestreamError(N_("the JPEG 2000 stream ends inside a marker segment"))
     (length,) = struct.unpack_from(">H", stream, pos + 2)
     if length < 2 or pos + 2 + length > len(stream):
-        raise CodestreamError("a JPEG 2000 marker segment runs past the end of the stream")
+        raise CodestreamError(N_("a JPEG 2000 marker segment runs past the end of the stream"))
     return marker, stream[pos : pos + 2 + length]
 
 
@@ -226,11 +228,11 @@ def _siz_precision(siz: bytes) -> int:
     """The largest component bit depth in SIZ (T.800 A.5.1: Ssiz is depth - 1, top bit
     the sign)."""
     if len(siz) < 40:
-        raise CodestreamError("the JPEG 2000 SIZ segment is too short")
+        raise CodestreamError(N_("the JPEG 2000 SIZ segment is too short"))
     (components,) = struct.unpack_from(">H", siz, 38)
     depths = siz[40 : 40 + 3 * components : 3]
     if not components or len(depths) != components:
-        raise CodestreamError("the JPEG 2000 SIZ segment is too short")
+        raise CodestreamError(N_("the JPEG 2000 SIZ segment is too short"))
     return max((d & 0x7F) + 1 for d in depths)
 
 
@@ -238,22 +240,22 @@ def _j2k_tile_part(stream: bytes, pos: int) -> tuple[bytes, int, list[str]]:
     """One tile-part rewritten without its comments: (bytes, position after it, dropped)."""
     _, sot = _j2k_segment(stream, pos)
     if len(sot) != 12:
-        raise CodestreamError("the JPEG 2000 SOT segment has the wrong length")
+        raise CodestreamError(N_("the JPEG 2000 SOT segment has the wrong length"))
     tile, length, part, parts = struct.unpack_from(">HIBB", sot, 4)
     if length == 0:  # the last tile-part runs to the end-of-codestream marker
         end = stream.rfind(b"\xff\xd9")
         if end <= pos:
-            raise CodestreamError("the JPEG 2000 stream has no end-of-codestream marker")
+            raise CodestreamError(N_("the JPEG 2000 stream has no end-of-codestream marker"))
     else:
         end = pos + length
         if length < 14 or end > len(stream):
-            raise CodestreamError("a JPEG 2000 tile-part runs past the end of the stream")
+            raise CodestreamError(N_("a JPEG 2000 tile-part runs past the end of the stream"))
     kept, dropped = [], []
     cursor = pos + len(sot)
     while (marker := _j2k_marker(stream, cursor)) != J2K_SOD:
         marker, segment = _j2k_segment(stream, cursor)
         if cursor + len(segment) > end:
-            raise CodestreamError("a JPEG 2000 tile-part header runs past its tile-part")
+            raise CodestreamError(N_("a JPEG 2000 tile-part header runs past its tile-part"))
         if marker in J2K_TILE_KEEP:
             kept.append(segment)
         else:
@@ -288,7 +290,7 @@ def _jp2_codestream(stream: bytes) -> bytes:
         if kind == b"jp2c":
             return stream[pos + header : pos + length]
         pos += length
-    raise CodestreamError("the JP2 file has no codestream box")
+    raise CodestreamError(N_("the JP2 file has no codestream box"))
 
 
 # ------------------------------------------------------------------------- dispatch

@@ -19,7 +19,7 @@ from app.cases.dicom_build import dataset_bytes, dx_dataset, png_to_pixels
 from app.cases.ingest import FileResult, ImportOptions, ImportSummary, Source, import_files
 from app.cases.models import Case
 from app.cases.reads import save_read
-from app.cases.sandbox import Rejected, run_limited
+from app.cases.sandbox import Rejected, run_limited, too_large
 from app.extensions import db
 from app.schemes.parts import Scheme
 from app.schemes.registry import get_scheme
@@ -62,7 +62,7 @@ def _source(entry: DatasetEntry) -> Source:
     def read() -> bytes:
         data = entry.image.read_bytes() if entry.image.stat().st_size <= limit else None
         if data is None:
-            raise Rejected(f"larger than the {limit // 1024**2} MB per-file limit")
+            raise Rejected(too_large(limit))
         age = entry.age_years if entry.age_years is not None and entry.age_years < 150 else None
         return run_limited(png_to_dicom, (data, PngMeta(entry.sex, age)),
                            timeout=float(cfg["INGEST_TIME_LIMIT"]),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from app.sentences import N_
+
 __all__ = [
     "ALLOWED",
     "ALLOWED_IN_ITEMS",
@@ -221,23 +223,23 @@ def nonzero(x: float) -> bool:
 
 # Numbers: (lowest VM, highest VM or 0 for "n", rule on each value, the rule in words).
 NUMBERS: dict[str, tuple[int, int, Callable[[float], bool], str]] = {
-    "KVP": (1, 1, positive, "a positive number"),
-    "ExposureTime": (1, 1, not_negative, "a number of milliseconds, not negative"),
-    "XRayTubeCurrent": (1, 1, not_negative, "a current, not negative"),
-    "Exposure": (1, 1, not_negative, "an exposure, not negative"),
-    "ExposureInuAs": (1, 1, not_negative, "an exposure, not negative"),
-    "DistanceSourceToDetector": (1, 1, positive, "a positive distance"),
-    "DistanceSourceToPatient": (1, 1, positive, "a positive distance"),
-    "EstimatedRadiographicMagnificationFactor": (1, 1, positive, "a positive factor"),
-    "ImagerPixelSpacing": (2, 2, positive, "two positive spacings"),
-    "PixelSpacing": (2, 2, positive, "two positive spacings"),
-    "PixelAspectRatio": (2, 2, positive, "two positive integers"),
-    "RescaleIntercept": (1, 1, any_number, "one number"),
-    "RescaleSlope": (1, 1, nonzero, "one number other than zero"),
-    "SeriesNumber": (1, 1, any_number, "one integer"),
-    "InstanceNumber": (1, 1, any_number, "one integer"),
-    "LossyImageCompressionRatio": (1, 0, positive, "positive ratios"),
-    "PixelIntensityRelationshipSign": (1, 1, lambda x: x in (1, -1), "1 or -1"),
+    "KVP": (1, 1, positive, N_("a positive number")),
+    "ExposureTime": (1, 1, not_negative, N_("a number of milliseconds, not negative")),
+    "XRayTubeCurrent": (1, 1, not_negative, N_("a current, not negative")),
+    "Exposure": (1, 1, not_negative, N_("an exposure, not negative")),
+    "ExposureInuAs": (1, 1, not_negative, N_("an exposure, not negative")),
+    "DistanceSourceToDetector": (1, 1, positive, N_("a positive distance")),
+    "DistanceSourceToPatient": (1, 1, positive, N_("a positive distance")),
+    "EstimatedRadiographicMagnificationFactor": (1, 1, positive, N_("a positive factor")),
+    "ImagerPixelSpacing": (2, 2, positive, N_("two positive spacings")),
+    "PixelSpacing": (2, 2, positive, N_("two positive spacings")),
+    "PixelAspectRatio": (2, 2, positive, N_("two positive integers")),
+    "RescaleIntercept": (1, 1, any_number, N_("one number")),
+    "RescaleSlope": (1, 1, nonzero, N_("one number other than zero")),
+    "SeriesNumber": (1, 1, any_number, N_("one integer")),
+    "InstanceNumber": (1, 1, any_number, N_("one integer")),
+    "LossyImageCompressionRatio": (1, 0, positive, N_("positive ratios")),
+    "PixelIntensityRelationshipSign": (1, 1, lambda x: x in (1, -1), N_("1 or -1")),
 }
 
 # Type 1 in the DX IOD (PS3.3 A.26): an invalid value there cannot simply be dropped.

@@ -53,6 +53,7 @@ from app.cases.deid_allowlist import (
     TYPE_2,
     VALUE_SETS,
 )
+from app.sentences import N_, say
 
 __all__ = [
     "InvalidValue",
@@ -151,21 +152,32 @@ def _number(value: Any, vr: str) -> float | None:
 
 def label(tag: BaseTag) -> str:
     """Keyword and tag, as refusals name an attribute: "RescaleSlope (0028,1053)"."""
-    keyword = keyword_for_tag(tag) or "private or unknown attribute"
-    return f"{keyword} ({tag.group:04X},{tag.element:04X})"
+    keyword = keyword_for_tag(tag)
+    tag_text = f"({tag.group:04X},{tag.element:04X})"
+    return f"{keyword} {tag_text}" if keyword else tag_text
+
+
+# A refusal names the attribute (%(attribute)s: keyword and tag) and what it must hold.
+MUST_HOLD = N_("%(attribute)s must hold %(expected)s")
+
+
+def _details(elem: DataElement, keyword: str) -> dict[str, str]:
+    """The parameters of a refusal beside the attribute: what a number must be (a phrase of
+    deid_allowlist.NUMBERS, itself a message id) and the value representation."""
+    return {"expected": NUMBERS[keyword][3] if keyword in NUMBERS else "", "vr": str(elem.VR)}
 
 
 def _numbers_ok(elem: DataElement, keyword: str) -> tuple[bool, str]:
-    low, high, rule, words = NUMBERS[keyword]
+    low, high, rule, _words = NUMBERS[keyword]
     values = _values(elem)
     if not values:
         return True, ""
     if len(values) < low or (high and len(values) > high):
-        return False, f"must hold {words}"
+        return False, MUST_HOLD
     for value in values:
         number = _number(value, elem.VR)
         if number is None or not rule(number):
-            return False, f"must hold {words}"
+            return False, MUST_HOLD
     return True, ""
 
 
@@ -178,7 +190,7 @@ def _codes_ok(elem: DataElement, keyword: str) -> tuple[bool, str]:
         ok = all(v in terms or (i == 0 and not v) for i, v in enumerate(values))
     else:
         ok = len(values) == 1 and values[0] in terms
-    return ok, "is not one of the defined terms"
+    return ok, N_("%(attribute)s is not one of the defined terms")
 
 
 def _vr_ok(elem: DataElement) -> bool:
@@ -208,7 +220,7 @@ def _invalid(
     if keyword in type_1:
         fallback = type_1[keyword]
         if fallback is None:
-            raise InvalidValue(f"{label(elem.tag)} {why}")
+            raise InvalidValue(say(why, attribute=label(elem.tag), **_details(elem, keyword)))
         elem.value = fallback
         note("replaced", name)
     elif keyword in TYPE_2:
@@ -243,11 +255,11 @@ def vet_element(ds: Dataset, elem: DataElement, name: str, iod: str, note: Note)
     elif keyword == "PatientOrientation":
         values = [_text(v) for v in _values(elem)]
         ok = not values or (len(values) == 2 and all(ORIENTATION_RE.match(v) for v in values))
-        why = "must be two directions made of A, P, R, L, H and F"
+        why = N_("%(attribute)s must be two directions made of A, P, R, L, H and F")
     elif elem.VR in ("UI", "DA", "DT", "TM"):
-        ok, why = len(_values(elem)) <= 1, "must hold one value"
+        ok, why = len(_values(elem)) <= 1, N_("%(attribute)s must hold one value")
     if ok and not _vr_ok(elem):
-        ok, why = False, f"is not a valid {elem.VR} value"
+        ok, why = False, N_("%(attribute)s is not a valid %(vr)s value")
     if not ok:
         _invalid(ds, elem, keyword, why, name, iod, note)
 
@@ -296,7 +308,8 @@ def _vet_sop_class(
     its files must hold: such a file is refused rather than relabelled as CR or DX.
     """
     if not _is_sop_class(elem.value):
-        raise InvalidValue(f"{label(elem.tag)} is not a registered DICOM SOP Class")
+        raise InvalidValue(say(N_("%(attribute)s is not a registered DICOM SOP Class"),
+                               attribute=label(elem.tag)))
 
 
 def _vet_image_type(
@@ -310,8 +323,8 @@ def _vet_image_type(
             elem.value = values[:2]
             note("replaced", name)
         return
-    _invalid(ds, elem, "ImageType", "must start with ORIGINAL or DERIVED, then PRIMARY or "
-             "SECONDARY", name, iod, note)
+    _invalid(ds, elem, "ImageType", N_("%(attribute)s must start with ORIGINAL or DERIVED, "
+                                       "then PRIMARY or SECONDARY"), name, iod, note)
 
 
 def vet_code_item(item: Dataset, cids: frozenset[int], path: str, note: Note) -> bool:

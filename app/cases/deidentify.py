@@ -80,6 +80,7 @@ from pydicom.valuerep import is_valid_ds
 from app.cases.deid_allowlist import ALLOWED, ALLOWED_IN_ITEMS, KEPT_EMPTY
 from app.cases.deid_values import InvalidValue, vet_element, vet_sequence, vet_window
 from app.keyed_hash import keyed_hash as _hmac
+from app.sentences import N_, say
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",
@@ -841,9 +842,12 @@ def deidentify(ds: Dataset, options: DeidOptions) -> DeidReport:
         except InvalidValue as exc:  # names the attribute and the rule, never the value
             failure = str(exc)
         except Exception as exc:  # re-raised below, outside this block, without context
-            where = ctx.current if ctx is not None else "(start)"
+            cause = type(exc).__name__
             failure = (
-                f"{where}: the value could not be de-identified ({type(exc).__name__})"
+                say(N_("%(attribute)s: the value could not be de-identified (%(cause)s)"),
+                    attribute=ctx.current, cause=cause)
+                if ctx is not None and ctx.current != "(start)"
+                else say(N_("the file could not be de-identified (%(cause)s)"), cause=cause)
             )
     if failure is not None:
         # Raised outside the except block so the original exception (whose message may

@@ -37,16 +37,17 @@ from app.cases.processed import (
     ProcessedImage,
     ProcessOptions,
 )
-from app.cases.sandbox import Rejected, SandboxPool, run_limited
+from app.cases.sandbox import Rejected, SandboxPool, run_limited, too_large
 from app.cases.storage import StagedImage, image_store
 from app.extensions import db
+from app.sentences import N_, say
 
 Status = Literal["imported", "duplicate", "rejected"]
 
 logger = logging.getLogger(__name__)
 
-EMPTY_FOLDER_REASON = "the folder holds no files: nothing was imported"
-NOT_TRIED_REASON = "not tried: the import stopped because the image storage is full"
+EMPTY_FOLDER_REASON = N_("the folder holds no files: nothing was imported")
+NOT_TRIED_REASON = N_("not tried: the import stopped because the image storage is full")
 
 
 @dataclass
@@ -122,7 +123,7 @@ def bounded_reader(path: Path, limit: int) -> Callable[[], bytes]:
         with path.open("rb") as fh:
             data = fh.read(limit + 1)
         if len(data) > limit:
-            raise Rejected(f"larger than the {limit // 1024**2} MB per-file limit")
+            raise Rejected(too_large(limit))
         return data
 
     return read
@@ -142,7 +143,8 @@ def _expand(
     except Rejected as exc:
         yield FileResult(name, "rejected", reason=str(exc))
     except OSError as exc:
-        yield FileResult(name, "rejected", reason=f"could not be read ({_os_cause(exc)})")
+        yield FileResult(name, "rejected", reason=say(N_("could not be read (%(cause)s)"),
+                                                       cause=_os_cause(exc)))
 
 
 def _member_source(
@@ -160,7 +162,8 @@ def _member_source(
         except Rejected:
             raise
         except Exception as exc:  # whatever a codec raises, it is this member's refusal alone
-            raise Rejected(f"could not be read ({type(exc).__name__})") from None
+            raise Rejected(say(N_("could not be read (%(cause)s)"),
+                               cause=type(exc).__name__)) from None
 
     return Source(shown, read)
 
@@ -174,7 +177,7 @@ def sources_from_paths(paths: Iterable[Path]) -> Iterator[Source | FileResult]:
     limits = archive_limits()
     for path in paths:
         if path.is_symlink():
-            yield FileResult(str(path), "rejected", reason="symbolic links are not followed")
+            yield FileResult(str(path), "rejected", reason=N_("symbolic links are not followed"))
         elif path.is_dir():
             found = False
             for root, dirs, files in os.walk(path, followlinks=False):
@@ -189,7 +192,7 @@ def sources_from_paths(paths: Iterable[Path]) -> Iterator[Source | FileResult]:
         elif path.is_file():
             yield from _file_sources(path, limits)
         else:
-            yield FileResult(str(path), "rejected", reason="no such file or folder")
+            yield FileResult(str(path), "rejected", reason=N_("no such file or folder"))
 
 
 def _file_sources(
@@ -200,7 +203,8 @@ def _file_sources(
         with path.open("rb") as fh:
             head = fh.read(4)
     except OSError as exc:
-        yield FileResult(shown, "rejected", reason=f"could not be read ({_os_cause(exc)})")
+        yield FileResult(shown, "rejected", reason=say(N_("could not be read (%(cause)s)"),
+                                                       cause=_os_cause(exc)))
         return
     if is_zip(head):
         yield from _expand(shown, lambda: path.open("rb"), limits)
@@ -233,9 +237,7 @@ def sources_from_uploads(files: Iterable[Any]) -> Iterator[Source | FileResult]:
                 stream.seek(0)
                 data = stream.read(limits.max_member_bytes + 1)
                 if len(data) > limits.max_member_bytes:
-                    raise Rejected(
-                        f"larger than the {limits.max_member_bytes // 1024**2} MB per-file limit"
-                    )
+                    raise Rejected(too_large(limits.max_member_bytes))
                 return data
 
             yield Source(name, read)
@@ -385,8 +387,9 @@ def _listed(items: Iterable[Item]) -> Iterator[Item]:
             return
         except Exception as exc:
             logger.warning("import: listing the files failed (%s)", type(exc).__name__)
-            yield FileResult("the remaining files", "rejected",
-                             reason=f"could not be listed ({type(exc).__name__})")
+            yield FileResult(N_("the remaining files"), "rejected",
+                             reason=say(N_("could not be listed (%(cause)s)"),
+                                        cause=type(exc).__name__))
             return
         yield item
 
@@ -432,7 +435,8 @@ def _refusal(name: str, exc: Exception) -> FileResult:
     if isinstance(exc, Rejected):
         return FileResult(name, "rejected", reason=str(exc))
     if isinstance(exc, OSError):
-        return FileResult(name, "rejected", reason=f"could not be read ({_os_cause(exc)})")
+        return FileResult(name, "rejected", reason=say(N_("could not be read (%(cause)s)"),
+                                                       cause=_os_cause(exc)))
     return _unexpected(name, exc)
 
 
@@ -463,7 +467,8 @@ def _not_stored(name: str, exc: Exception) -> FileResult:
     if _is_storage_full(exc):
         return FileResult(name, "rejected", reason=STORAGE_FULL_REASON)
     if isinstance(exc, OSError):
-        return FileResult(name, "rejected", reason=f"could not be stored ({_os_cause(exc)})")
+        return FileResult(name, "rejected", reason=say(N_("could not be stored (%(cause)s)"),
+                                                       cause=_os_cause(exc)))
     return _unexpected(name, exc)
 
 
@@ -486,7 +491,8 @@ def _unexpected(name: str, exc: Exception) -> FileResult:
     if orig is not None:
         cause = f"{cause}: {type(orig).__name__}"
     logger.warning("import: a file could not be processed (%s)", cause)
-    return FileResult(name, "rejected", reason=f"could not be processed: {cause}")
+    return FileResult(name, "rejected", reason=say(N_("could not be processed: %(cause)s"),
+                                                   cause=cause))
 
 
 def _duplicate_of(pixel_hash: str) -> CaseImage | None:
@@ -509,7 +515,8 @@ def _store(
             "duplicate",
             case_id=existing.case_id,
             image_id=existing.id,
-            reason=f"the same image is already in case {existing.case_id}; not stored again",
+            reason=say(N_("the same image is already in case %(case)s; not stored again"),
+                       case=existing.case_id),
         )
     store = image_store()
     # Images of one (de-identified) study of one patient uploaded together become one case.
@@ -564,7 +571,7 @@ def _store(
             name,
             "duplicate",
             case_id=existing.case_id if existing else None,
-            reason="the same image was imported at the same moment; not stored again",
+            reason=N_("the same image was imported at the same moment; not stored again"),
         )
     staged.commit()
     result = FileResult(

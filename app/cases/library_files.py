@@ -52,6 +52,7 @@ from app.cases.storage import DICOM_FILE, image_store
 from app.extensions import db
 from app.schemes.errors import SchemeError
 from app.schemes.registry import get_scheme, is_image_quality
+from app.sentences import N_, say
 
 FORMAT = "cxr-academy-case/1"
 CASES_DIR = "cases"
@@ -111,19 +112,20 @@ def _image_bytes(origin: dict[str, Any], folder: Path) -> bytes:
 
         sample = get_testdata_file(str(origin["pydicom_data"]), download=False)
         if not isinstance(sample, str):
-            raise Rejected(f"{origin['pydicom_data']} is not available (install pydicom-data)")
+            raise Rejected(say(N_("%(file)s is not available (install pydicom-data)"),
+                               file=origin["pydicom_data"]))
         return Path(sample).read_bytes()
     if "file" in origin:
         path = (folder / str(origin["file"])).resolve()
         if folder.resolve() not in path.parents:
-            raise Rejected("an image path leaves the library folder")
+            raise Rejected(N_("an image path leaves the library folder"))
         if not path.is_file():
-            raise Rejected(f"missing image file {origin['file']}")
+            raise Rejected(say(N_("missing image file %(file)s"), file=origin["file"]))
         data = path.read_bytes()
         if origin.get("sha256") and hashlib.sha256(data).hexdigest() != origin["sha256"]:
-            raise Rejected(f"{origin['file']} does not match its sha256")
+            raise Rejected(say(N_("%(file)s does not match its sha256"), file=origin["file"]))
         return data
-    raise Rejected("an image has no known origin (phantom, pydicom_data or file)")
+    raise Rejected(N_("an image has no known origin (phantom, pydicom_data or file)"))
 
 
 # ---- loading -----------------------------------------------------------------------------

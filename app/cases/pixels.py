@@ -32,6 +32,7 @@ from pydicom.encaps import generate_frames
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 
 from app.cases import htj2k, jpegls
+from app.sentences import N_, say
 
 THUMBNAIL_MAX = 256  # px, longest side
 PREVIEW_MAX = 1024  # px, longest side
@@ -100,10 +101,10 @@ class DisplayParams:
                 value = list(value)
             out[name] = value
         if not all_finite(out):
-            raise UnsupportedImage(
+            raise UnsupportedImage(N_(
                 "The image's display parameters are not finite numbers: its Rescale Slope, "
                 "Rescale Intercept, Window Center/Width or Pixel Spacing are damaged."
-            )
+            ))
         return out
 
 
@@ -160,14 +161,12 @@ def decoded_pixels(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as exc:  # decoders raise anything from KeyError to RuntimeError
         name = getattr(_transfer_syntax(ds), "name", "unknown transfer syntax")
-        raise UnsupportedImage(
-            f"The pixel data could not be decoded ({name}): {_short(exc)}"
-        ) from exc
+        raise UnsupportedImage(say(N_("The pixel data could not be decoded (%(syntax)s): "
+                                      "%(cause)s"), syntax=name, cause=_short(exc))) from exc
     if decoded.ndim != 2 or not np.issubdtype(decoded.dtype, np.integer):
-        raise UnsupportedImage(
-            f"Expected one greyscale frame of integers, got an array of shape "
-            f"{decoded.shape} and type {decoded.dtype}."
-        )
+        raise UnsupportedImage(say(N_("Expected one greyscale frame of integers, got an array of "
+                                      "shape %(shape)s and type %(type)s."),
+                                   shape=decoded.shape, type=decoded.dtype))
     return decoded, _stored_values(decoded, int(ds.BitsStored), _signed(ds))
 
 
@@ -194,32 +193,30 @@ def _stored_values(decoded: np.ndarray, bits_stored: int, signed: bool) -> np.nd
 def _check_supported(ds: Dataset) -> None:
     """Reject, from the header alone, what the pipeline cannot show (cheaper than decoding)."""
     if "PixelData" not in ds:
-        raise UnsupportedImage("The file has no (integer) Pixel Data: it is not an image.")
+        raise UnsupportedImage(N_("The file has no (integer) Pixel Data: it is not an image."))
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     if not photometric:
-        raise UnsupportedImage("The file has no Photometric Interpretation.")
+        raise UnsupportedImage(N_("The file has no Photometric Interpretation."))
     samples = _int_or_none(ds.get("SamplesPerPixel")) or 1
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise UnsupportedImage(
-            f"Colour images are not supported (Photometric Interpretation "
-            f"'{photometric}', {samples} samples per pixel); only greyscale "
-            "MONOCHROME1/MONOCHROME2 radiographs can be shown."
-        )
+        raise UnsupportedImage(say(N_(
+            "Colour images are not supported (Photometric Interpretation '%(photometric)s', "
+            "%(samples)s samples per pixel); only greyscale MONOCHROME1/MONOCHROME2 "
+            "radiographs can be shown."), photometric=photometric, samples=samples))
     frames = _int_or_none(ds.get("NumberOfFrames")) or 1
     if frames != 1:
-        raise UnsupportedImage(
-            f"Multi-frame images are not supported ({frames} frames); "
-            "export the chest radiograph as a single-frame image."
-        )
+        raise UnsupportedImage(say(N_("Multi-frame images are not supported (%(frames)s frames); "
+                                      "export the chest radiograph as a single-frame image."),
+                                   frames=frames))
     allocated = _int_or_none(ds.get("BitsAllocated"))
     stored = _int_or_none(ds.get("BitsStored"))
     if allocated not in (8, 16) or stored is None or not 1 <= stored <= allocated:
-        raise UnsupportedImage(
-            f"Unsupported bit depth (Bits Allocated {allocated}, Bits Stored {stored}); "
-            "only 8- or 16-bit greyscale with at most 16 stored bits is supported."
-        )
+        raise UnsupportedImage(say(N_(
+            "Unsupported bit depth (Bits Allocated %(allocated)s, Bits Stored %(stored)s); only "
+            "8- or 16-bit greyscale with at most 16 stored bits is supported."),
+            allocated=allocated, stored=stored))
     if _int_or_none(ds.get("PixelRepresentation")) not in (None, 0, 1):
-        raise UnsupportedImage("Pixel Representation must be 0 (unsigned) or 1 (signed).")
+        raise UnsupportedImage(N_("Pixel Representation must be 0 (unsigned) or 1 (signed)."))
 
 
 def _transfer_syntax(ds: Dataset) -> uid.UID | None:
@@ -269,10 +266,10 @@ def _decode(ds: Dataset) -> np.ndarray:
     decoders get their turn: a file one of them reads is not refused."""
     tsyntax = _transfer_syntax(ds)
     if tsyntax is None:
-        raise UnsupportedImage(
+        raise UnsupportedImage(N_(
             "The file has no Transfer Syntax UID and its pixel data is compressed, "
             "so it cannot be decoded."
-        )
+        ))
     with warnings.catch_warnings():
         # Excess bytes are expected here (they are dropped from the stored file).
         warnings.simplefilter("ignore", UserWarning)
@@ -335,23 +332,24 @@ def _pipeline(ds: Dataset, stored: np.ndarray) -> _Pipeline:
     try:
         modality = np.asarray(apply_modality_lut(values, _core_dataset(ds)), dtype=np.float64)
     except Exception as exc:  # malformed Modality LUT Sequence
-        raise UnsupportedImage(f"The Modality LUT could not be applied: {_short(exc)}") from exc
+        raise UnsupportedImage(say(N_("The Modality LUT could not be applied: %(cause)s"),
+                                   cause=_short(exc))) from exc
     if not np.isfinite(modality).all():
         # e.g. a slope of 1e308: windows computed from it would be NaN, which neither JSON
         # nor PostgreSQL's JSON column can hold.
-        raise UnsupportedImage(
+        raise UnsupportedImage(N_(
             "The Rescale Slope (0028,1053) and Rescale Intercept (0028,1052) take the pixel "
             "values beyond the range of numbers: the file's rescale is damaged."
-        )
+        ))
     return _Pipeline(offset, values, modality, _inverted(ds))
 
 
 def _check_pixels(ds: Dataset, stored: np.ndarray) -> None:
     _check_supported(ds)
     if stored.ndim != 2 or not np.issubdtype(stored.dtype, np.integer) or stored.itemsize > 2:
-        raise UnsupportedImage("Expected a 2-D array of 8- or 16-bit integer stored values.")
+        raise UnsupportedImage(N_("Expected a 2-D array of 8- or 16-bit integer stored values."))
     if (stored.dtype.kind == "i") != _signed(ds):
-        raise UnsupportedImage("The stored values' signedness disagrees with the header.")
+        raise UnsupportedImage(N_("The stored values' signedness disagrees with the header."))
 
 
 def _core_dataset(ds: Dataset) -> Dataset:
@@ -442,7 +440,7 @@ def _apply_voi_lut_sequence(ds: Dataset, values: np.ndarray) -> tuple[np.ndarray
 def _to_uint8(voi_output: np.ndarray, low: float, high: float, invert: bool) -> np.ndarray:
     """Scale the VOI output range to 0..255 (rounded), then invert for MONOCHROME1."""
     if high == low:
-        raise UnsupportedImage("The VOI output range is empty; the image cannot be shown.")
+        raise UnsupportedImage(N_("The VOI output range is empty; the image cannot be shown."))
     scaled = (np.asarray(voi_output, dtype=np.float64) - low) * (255.0 / (high - low))
     grey = np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
     return 255 - grey if invert else grey
@@ -468,7 +466,8 @@ def _build_lut(
     except UnsupportedImage:
         raise
     except Exception as exc:  # malformed LUT or window
-        raise UnsupportedImage(f"The VOI LUT could not be applied: {_short(exc)}") from exc
+        raise UnsupportedImage(say(N_("The VOI LUT could not be applied: %(cause)s"),
+                                   cause=_short(exc))) from exc
     low, high = _window_output_range(voi)
     return _to_uint8(output, low, high, pipe.invert)
 
@@ -570,7 +569,7 @@ def _params(ds: Dataset, stored: np.ndarray, pipe: _Pipeline) -> DisplayParams:
     counts = _histogram(stored, pipe, padding, limit)
     present = np.flatnonzero(counts)
     if present.size == 0:
-        raise UnsupportedImage("The image has no pixels.")
+        raise UnsupportedImage(N_("The image has no pixels."))
     function = _voi_function(ds)
     file_windows = _file_windows(ds, function)
     default = file_windows[0] if file_windows else _auto_window(pipe, counts)

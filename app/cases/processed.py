@@ -13,12 +13,14 @@ import errno
 from dataclasses import dataclass, field
 from typing import Any
 
-STORAGE_FULL_REASON = (
+from app.sentences import N_
+
+STORAGE_FULL_REASON = N_(
     "storage full: there is no space left for the images, so this file was not stored "
     "(nothing of it was kept)"
 )
 STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-NO_FILE_META_REASON = (
+NO_FILE_META_REASON = N_(
     "DICOM without a Part 10 header (no preamble or file meta), as older systems write it: "
     "import it with \"Also accept DICOM files without a Part 10 header\" ticked "
     "(--allow-no-meta on the command line)"

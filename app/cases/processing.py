@@ -42,6 +42,7 @@ from app.cases.processed import (
     ProcessOptions,
 )
 from app.cases.sandbox import Rejected
+from app.sentences import N_, say
 
 ACCEPTED_MODALITIES = ("CR", "DX")
 MAX_DIMENSION = 6000
@@ -79,7 +80,8 @@ def _named_failure(exc: Exception) -> str | None:
     if match is None:
         return None
     tag = Tag(int(match.group(1), 16), int(match.group(2), 16))
-    return f"{label(tag)}: the value could not be read ({type(exc).__name__})"
+    return say(N_("%(attribute)s: the value could not be read (%(cause)s)"),
+               attribute=label(tag), cause=type(exc).__name__)
 
 
 def _refusal(exc: ValueError) -> str:
@@ -99,7 +101,8 @@ def _process(data: bytes, options: ProcessOptions) -> ProcessedImage:
     except ValueError as exc:
         raise Rejected(_refusal(exc)) from None
     except Exception as exc:
-        raise Rejected(f"the pixel data could not be decoded ({type(exc).__name__})") from None
+        raise Rejected(say(N_("the pixel data could not be decoded (%(cause)s)"),
+                           cause=type(exc).__name__)) from None
     pixel_hash = pixels.pixel_hash(stored)
     transfer_syntax = UID(ds.file_meta.TransferSyntaxUID).name
 
@@ -168,7 +171,8 @@ def _read(data: bytes, allow_no_meta: bool) -> Dataset:
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
             raise Rejected(
                 _named_failure(exc)
-                or f"the file could not be read as DICOM ({type(exc).__name__})"
+                or say(N_("the file could not be read as DICOM (%(cause)s)"),
+                       cause=type(exc).__name__)
             ) from None
     else:
         # Pictures, text and documents get the plain answer; only a file that really is a
@@ -177,7 +181,7 @@ def _read(data: bytes, allow_no_meta: bool) -> Dataset:
         if not allow_no_meta:
             raise Rejected(NO_FILE_META_REASON)
     if "TransferSyntaxUID" not in ds.file_meta:
-        raise Rejected("the file meta has no transfer syntax")
+        raise Rejected(N_("the file meta has no transfer syntax"))
     return ds
 
 
@@ -197,7 +201,7 @@ def _read_without_header(data: bytes) -> Dataset:
         implicit, little = ds.original_encoding
         syntax = BARE_ENCODINGS.get((bool(implicit), bool(little)))
         if syntax is None:
-            raise Rejected("implicit VR big endian is not a DICOM transfer syntax")
+            raise Rejected(N_("implicit VR big endian is not a DICOM transfer syntax"))
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax
     if "SOPClassUID" in ds:
@@ -213,17 +217,17 @@ def _not_dicom(data: bytes) -> str:
         with Image.open(io.BytesIO(data), formats=list(PICTURE_FORMATS)) as picture:
             shown = PICTURE_FORMATS[str(picture.format)]
     except Exception:  # not a picture either (or a damaged one): nothing more to say
-        return "not a DICOM file"
-    return (
-        f"not a DICOM file (a {shown} image: import the original DICOM file from the X-ray "
-        "system or the PACS; a picture lacks the pixel values and header the portal needs)"
-    )
+        return N_("not a DICOM file")
+    return say(N_("not a DICOM file (a %(format)s image: import the original DICOM file from "
+                  "the X-ray system or the PACS; a picture lacks the pixel values and header "
+                  "the portal needs)"), format=shown)
 
 
 # Read by value below: each must hold exactly one value (PS3.3 C.12.1, C.7.2.1, C.7.3.1).
 SINGLE_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-VR_NAMES = {"IS": "integer string", "DS": "decimal string", "DA": "date", "TM": "time",
-            "DT": "date-time", "AS": "age string", "UI": "UID", "CS": "code string"}
+VR_NAMES = {"IS": N_("integer string"), "DS": N_("decimal string"), "DA": N_("date"),
+            "TM": N_("time"), "DT": N_("date-time"), "AS": N_("age string"), "UI": N_("UID"),
+            "CS": N_("code string")}
 
 
 def _decode_elements(ds: Dataset) -> None:
@@ -253,11 +257,13 @@ def _decode_elements(ds: Dataset) -> None:
                     continue
                 vr = getattr(raw, "VR", None) or "?"
                 if vr not in VR.__members__:  # damaged bytes: never echo them into a reason
-                    raise Rejected(f"{label(tag)}: its value representation is not one "
-                                   "DICOM defines") from None
+                    raise Rejected(say(N_("%(attribute)s: its value representation is not one "
+                                          "DICOM defines"), attribute=label(tag))) from None
                 raise Rejected(
-                    f"{label(tag)}: the value is not a valid {vr}"
-                    f"{f' ({VR_NAMES[vr]})' if vr in VR_NAMES else ''}"
+                    say(N_("%(attribute)s: the value is not a valid %(vr)s (%(vr_name)s)"),
+                        attribute=label(tag), vr=vr, vr_name=VR_NAMES[vr]) if vr in VR_NAMES
+                    else say(N_("%(attribute)s: the value is not a valid %(vr)s"),
+                             attribute=label(tag), vr=vr)
                 ) from None
 
 
@@ -265,62 +271,60 @@ def _check_header(ds: Dataset) -> None:
     """Refuse what we cannot show, before any pixel array is allocated."""
     for keyword in SINGLE_UIDS:
         if keyword in ds and isinstance(ds[keyword].value, MultiValue | list):
-            raise Rejected(
-                f"{label(ds[keyword].tag)} holds {len(ds[keyword].value)} UIDs; "
-                "DICOM allows exactly one"
-            )
+            raise Rejected(say(N_("%(attribute)s holds %(count)s UIDs; DICOM allows exactly one"),
+                               attribute=label(ds[keyword].tag), count=len(ds[keyword].value)))
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in ACCEPTED_MODALITIES:
-        shown = modality if modality.isalnum() and len(modality) <= 4 else "missing"
-        raise Rejected(
-            f"modality {shown} is not a chest radiograph: only CR and DX images are accepted "
-            "(Modality (0008,0060))"
-        )
+        if modality.isalnum() and len(modality) <= 4:
+            raise Rejected(say(N_("modality %(modality)s is not a chest radiograph: only CR and "
+                                  "DX images are accepted (Modality (0008,0060))"),
+                               modality=modality))
+        raise Rejected(N_("modality missing is not a chest radiograph: only CR and DX images "
+                          "are accepted (Modality (0008,0060))"))
     if "PixelData" not in ds:
-        raise Rejected("the file has no pixel data")
+        raise Rejected(N_("the file has no pixel data"))
     if _int(ds, "NumberOfFrames", 1) != 1:
-        raise Rejected("multi-frame images are not accepted: one radiograph per file "
-                       "(NumberOfFrames (0028,0008))")
+        raise Rejected(N_("multi-frame images are not accepted: one radiograph per file "
+                          "(NumberOfFrames (0028,0008))"))
     if _int(ds, "SamplesPerPixel", 1) != 1 or str(
         ds.get("PhotometricInterpretation", "")
     ) not in ("MONOCHROME1", "MONOCHROME2"):
-        raise Rejected("only greyscale (MONOCHROME1/MONOCHROME2) images are accepted")
+        raise Rejected(N_("only greyscale (MONOCHROME1/MONOCHROME2) images are accepted"))
     rows, columns = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
     if not rows or not columns:
-        raise Rejected("the image size (Rows/Columns) is missing")
+        raise Rejected(N_("the image size (Rows/Columns) is missing"))
     if rows > MAX_DIMENSION or columns > MAX_DIMENSION:
-        raise Rejected(
-            f"the image is {columns} x {rows} pixels (Columns (0028,0011) x Rows (0028,0010)); "
-            f"the limit is {MAX_DIMENSION} x {MAX_DIMENSION}"
-        )
+        raise Rejected(say(N_("the image is %(columns)s x %(rows)s pixels (Columns (0028,0011) x "
+                              "Rows (0028,0010)); the limit is %(limit)s x %(limit)s"),
+                           columns=columns, rows=rows, limit=MAX_DIMENSION))
     bits_allocated = _int(ds, "BitsAllocated", 0)
     bits_stored = _int(ds, "BitsStored", bits_allocated)
     if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
-        raise Rejected(
-            f"only 8- or 16-bit images with up to 16 stored bits are accepted (BitsAllocated "
-            f"(0028,0100) is {bits_allocated}, BitsStored (0028,0101) is {bits_stored})"
-        )
+        raise Rejected(say(N_("only 8- or 16-bit images with up to 16 stored bits are accepted "
+                              "(BitsAllocated (0028,0100) is %(allocated)s, BitsStored "
+                              "(0028,0101) is %(stored)s)"),
+                           allocated=bits_allocated, stored=bits_stored))
     syntax = UID(ds.file_meta.TransferSyntaxUID)
     if not syntax.is_transfer_syntax:
-        raise Rejected("the transfer syntax is not a known DICOM transfer syntax")
+        raise Rejected(N_("the transfer syntax is not a known DICOM transfer syntax"))
     if syntax == JPEGExtended12Bit and bits_stored > 8:
         # No well-kept, non-GPL decoder handles 12-bit lossy JPEG (libjpeg's is GPL; GDCM's
         # Python build lacks it), so such files are refused rather than shown wrongly.
-        raise Rejected(
-            "12-bit lossy JPEG (JPEG Extended, process 4) is not supported: export the image "
-            "uncompressed, as JPEG 2000 or as JPEG lossless"
-        )
+        raise Rejected(N_("12-bit lossy JPEG (JPEG Extended, process 4) is not supported: export "
+                          "the image uncompressed, as JPEG 2000 or as JPEG lossless"))
     if syntax.is_compressed:
         try:
             decoder = get_decoder(syntax)
         except NotImplementedError:
             decoder = None
         if decoder is None or not decoder.is_available:
-            raise Rejected(f"no decoder is installed for the transfer syntax {syntax.name}")
+            raise Rejected(say(N_("no decoder is installed for the transfer syntax %(syntax)s"),
+                               syntax=syntax.name))
     else:
         expected = rows * columns * (bits_allocated // 8)
         if len(ds.PixelData) < expected:
-            raise Rejected(f"the pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)")
+            raise Rejected(say(N_("the pixel data is truncated (%(size)s of %(expected)s bytes)"),
+                               size=len(ds.PixelData), expected=expected))
 
 
 def _keep_declared_image(ds: Dataset, decoded: np.ndarray, stored: np.ndarray) -> list[str]:
@@ -328,12 +332,11 @@ def _keep_declared_image(ds: Dataset, decoded: np.ndarray, stored: np.ndarray) -
     try:
         return list(pixel_data.keep_declared_image(ds, decoded, stored))
     except CodestreamError as exc:
-        raise Rejected(f"the compressed pixel data is damaged: {exc}") from None
+        raise Rejected(say(N_("the compressed pixel data is damaged: %(cause)s"),
+                           cause=str(exc))) from None
     except Exception as exc:  # an encoder or decoder failing on what it was given
-        raise Rejected(
-            f"the pixel data could not be stored without what lies beside the image "
-            f"({type(exc).__name__})"
-        ) from None
+        raise Rejected(say(N_("the pixel data could not be stored without what lies beside the "
+                              "image (%(cause)s)"), cause=type(exc).__name__)) from None
 
 
 def _with_pixel_data(report: dict[str, Any], removed: list[str]) -> dict[str, Any]:
@@ -370,7 +373,8 @@ def _int(ds: Dataset, keyword: str, default: int) -> int:
             raise TypeError
         return int(value)
     except (TypeError, ValueError):
-        raise Rejected(f"{label(ds[keyword].tag)} must hold one integer") from None
+        raise Rejected(say(N_("%(attribute)s must hold one integer"),
+                           attribute=label(ds[keyword].tag))) from None
 
 
 def _ensure_instance_uids(ds: Dataset) -> None:

@@ -29,6 +29,7 @@ from app.cases.storage import (
     image_store,
 )
 from app.extensions import db
+from app.sentences import N_, say
 
 
 @dataclass
@@ -91,5 +92,6 @@ def rebuild_image(image: CaseImage) -> None:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, OSError):
-        return f"a stored file could not be read or written ({exc.strerror or type(exc).__name__})"
+        return say(N_("a stored file could not be read or written (%(cause)s)"),
+                   cause=exc.strerror or type(exc).__name__)
     return str(exc)[:300]

@@ -26,6 +26,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from app.sentences import N_, say
+
 T = TypeVar("T")
 
 
@@ -35,6 +37,11 @@ class Rejected(Exception):
 
 class LimitExceeded(Rejected):
     pass
+
+
+def too_large(limit: int) -> str:
+    """The refusal of a file over the per-file limit of ``limit`` bytes."""
+    return say(N_("larger than the %(megabytes)s MB per-file limit"), megabytes=limit // 1024**2)
 
 
 def _child(conn: Connection, memory_bytes: int, fn: Callable[..., Any], args: tuple) -> None:
@@ -91,7 +98,7 @@ def _receive(conn: Connection) -> tuple[str, Any]:
     return status, payload
 
 
-MEMORY_REASON = "the image needs more memory than the import limit allows"
+MEMORY_REASON = N_("the image needs more memory than the import limit allows")
 
 
 def _outcome(fn: Callable[..., Any], args: tuple) -> tuple[str, Any]:
@@ -124,7 +131,7 @@ def _result(status: str, payload: Any) -> Any:
         return payload
     if status == "rejected":
         raise Rejected(payload)
-    raise Rejected(f"could not be processed: {payload}")
+    raise Rejected(say(N_("could not be processed: %(cause)s"), cause=payload))
 
 
 def _death_reason(exitcode: int | None) -> str:
@@ -139,12 +146,13 @@ def _death_reason(exitcode: int | None) -> str:
         if number == signal.SIGKILL:
             # Nothing here sends SIGKILL before an answer: the system's out-of-memory killer
             # is the usual sender.
-            return (f"the process reading the file was killed ({name}: {description}) while "
-                    "decoding it, possibly by the system for lack of memory")
-        return (f"the decoder crashed: the process reading the file died with {name} "
-                f"({description}) while decoding it")
-    return (f"the process reading the file stopped without an answer (exit status "
-            f"{exitcode}) while decoding it")
+            return say(N_("the process reading the file was killed (%(signal)s: "
+                          "%(description)s) while decoding it, possibly by the system for lack "
+                          "of memory"), signal=name, description=description)
+        return say(N_("the decoder crashed: the process reading the file died with %(signal)s "
+                      "(%(description)s) while decoding it"), signal=name, description=description)
+    return say(N_("the process reading the file stopped without an answer (exit status "
+                  "%(status)s) while decoding it"), status=exitcode)
 
 
 # What the server preloads, so that each child starts parsing at once. Lean: importing the
@@ -253,7 +261,8 @@ def run_limited(fn: Callable[..., T], args: tuple, *, timeout: float, memory_byt
         children.add(process)
     try:
         if not parent_conn.poll(timeout):
-            raise LimitExceeded(f"reading the file took longer than the {timeout:g} s limit")
+            raise LimitExceeded(say(N_("reading the file took longer than the %(seconds)s s "
+                                       "limit"), seconds=f"{timeout:g}"))
         try:
             status, payload = _receive(parent_conn)
         except EOFError:

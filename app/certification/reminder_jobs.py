@@ -58,7 +58,9 @@ def run_reminders(job: Job) -> None:
 
 
 def summary_line(summary: dict[str, int]) -> str:
-    return f"{summary['sent']} reminders sent, {summary['failed']} failed (retried next run)"
+    """The outcome for the command line, in its language."""
+    return gettext("%(sent)s reminders sent, %(failed)s failed (retried next run)",
+                   sent=summary["sent"], failed=summary["failed"])
 
 
 def start_daily_reminders() -> Job | None:
@@ -89,5 +91,5 @@ def daily_reminders(app: Flask) -> Periodic:
 
 
 def register_reminders() -> None:
-    register_kind(JobKind.REMINDERS, run_reminders, "the reminders sent are recorded; the "
-                  "others go out on the next run.", schedule=daily_reminders)
+    register_kind(JobKind.REMINDERS, run_reminders, N_("the reminders sent are recorded; the "
+                  "others go out on the next run."), schedule=daily_reminders)

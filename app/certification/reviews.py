@@ -35,6 +35,7 @@ from app.locking import lock_key, lock_row, retrying
 from app.quizzes.models import ENDED_STATES, Attempt, AttemptState
 from app.quizzes.results import VerdictChange
 from app.quizzes.services import CRITERIA_METRICS
+from app.sentences import PHRASES, Message, message, phrase
 
 OPEN, REVOKED, KEPT, WITHDRAWN = "open", "revoked", "kept", "withdrawn"
 # The figures a review shows: those kept in a certificate's evidence, and any a pass
@@ -146,9 +147,13 @@ def shortfall_reason(shortfalls: Sequence[dict[str, Any]]) -> str:
     return " ".join(sentences)
 
 
+# A re-scoring job's summary words the figures again in its reader's language.
+PHRASES["shortfalls"] = shortfall_reason
+
+
 @dataclass
 class Outcome:
-    lines: list[str]
+    lines: list[Message]
     notice_ids: list[int]
 
 
@@ -175,7 +180,7 @@ def reevaluate(user: User, programme: Programme) -> Outcome:
     re-scoring and the notices to e-mail after the commit."""
     lock_key("certificate", programme.id, user.id)
     now = utcnow()
-    lines: list[str] = []
+    lines: list[Message] = []
     notices = []
     for certificate in _valid_certificates(user, programme):
         shortfalls = evidence_shortfalls(certificate)
@@ -194,8 +199,10 @@ def reevaluate(user: User, programme: Programme) -> Outcome:
                                 "(%(programme)s) meets the programme's rule again and stays "
                                 "valid.", code=certificate.code, programme=programme.title),
                         programme=programme, certificate=certificate))
-                lines.append(f"certificate {certificate.code} ({user.full_name}, "
-                             f"{programme.title}): review withdrawn, the evidence holds again")
+                lines.append(message(N_("certificate %(code)s (%(name)s, %(programme)s): "
+                                        "review withdrawn, the evidence holds again"),
+                                     code=certificate.code, name=user.full_name,
+                                     programme=programme.title))
             continue
         if latest is not None and latest.figures == shortfalls and latest.state in (OPEN, KEPT):
             continue  # already listed, or a lead kept it on these very figures
@@ -205,8 +212,10 @@ def reevaluate(user: User, programme: Programme) -> Outcome:
             latest.figures, latest.reason = shortfalls, reason
             record("certificate.review.update", actor=None, object_type="certificate",
                    object_id=certificate.id, review=latest.id)
-            lines.append(f"certificate {certificate.code} ({user.full_name}, "
-                         f"{programme.title}): review updated: {reason}")
+            lines.append(message(N_("certificate %(code)s (%(name)s, %(programme)s): review "
+                                    "updated: %(reason)s"), code=certificate.code,
+                                 name=user.full_name, programme=programme.title,
+                                 reason=phrase("shortfalls", shortfalls)))
             continue
         review = CertificateReview(certificate=certificate, state=OPEN, reason=reason,
                                    figures=shortfalls, opened_at=now)
@@ -223,8 +232,10 @@ def reevaluate(user: User, programme: Programme) -> Outcome:
                           "lead reviews it; you will be told the decision.",
                           code=certificate.code, programme=programme.title),
                 programme=programme, certificate=certificate))
-        lines.append(f"certificate {certificate.code} ({user.full_name}, {programme.title}): "
-                     f"listed for the programme lead's review: {reason}")
+        lines.append(message(N_("certificate %(code)s (%(name)s, %(programme)s): listed for "
+                                "the programme lead's review: %(reason)s"),
+                             code=certificate.code, name=user.full_name,
+                             programme=programme.title, reason=phrase("shortfalls", shortfalls)))
     issued = issue_if_met(user, programme, now)
     if issued is not None:
         with force_locale(language_of(user)):
@@ -235,14 +246,15 @@ def reevaluate(user: User, programme: Programme) -> Outcome:
                         "%(code)s is valid until %(date)s.", programme=programme.title,
                         code=issued.code, date=format_date(issued.expires_at.date(), "long")),
                 programme=programme, certificate=issued))
-        lines.append(f"certificate {issued.code} ({user.full_name}, {programme.title}): "
-                     "issued after re-scoring")
+        lines.append(message(N_("certificate %(code)s (%(name)s, %(programme)s): issued after "
+                                "re-scoring"), code=issued.code, name=user.full_name,
+                             programme=programme.title))
     db.session.flush()
     return Outcome(lines, [n.id for n in notices])
 
 
 def after_rescore(sender: object, *, exercise_ids: Sequence[int],
-                  changes: Sequence[VerdictChange], **_: object) -> list[str]:
+                  changes: Sequence[VerdictChange], **_: object) -> list[Message]:
     """Receiver of quizzes.signals.attempts_rescored: every trainee with an ended attempt
     at a re-scored exercise is re-evaluated for each programme that uses it, one
     transaction each (so a re-run after an interruption finishes the job); trainees whose
@@ -251,7 +263,7 @@ def after_rescore(sender: object, *, exercise_ids: Sequence[int],
         select(Programme).join(Requirement).where(Requirement.exercise_id.in_(exercise_ids))
         .order_by(Programme.id)
     ).unique().all()
-    lines: list[str] = []
+    lines: list[Message] = []
     notice_ids: list[int] = []
     concerned: set[int] = set()
     for programme_id, required in [(p.id, [r.exercise_id for r in p.requirements])
@@ -298,8 +310,13 @@ def after_rescore(sender: object, *, exercise_ids: Sequence[int],
         notice_ids.append(notice.id)
     sent, failed = deliver(notice_ids)
     if notice_ids:
-        lines.append(f"{len(notice_ids)} trainees told on their certification page"
-                     + (f"; {sent} e-mailed, {failed} e-mails failed" if sent or failed else ""))
+        if sent or failed:
+            lines.append(message(N_("%(count)s trainees told on their certification page; "
+                                    "%(sent)s e-mailed, %(failed)s e-mails failed"),
+                                 count=len(notice_ids), sent=sent, failed=failed))
+        else:
+            lines.append(message(N_("%(count)s trainees told on their certification page"),
+                                 count=len(notice_ids)))
     return lines
 
 

@@ -39,6 +39,7 @@ from app.jobs.lifecycle import (
     unseal,
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
+from app.sentences import N_, say
 
 HEARTBEAT_EVERY = 5.0  # seconds, while a job lists its files
 
@@ -63,8 +64,9 @@ def start_upload_import(files: list[Any], *, actor: User, options: ImportOptions
             uploads.append({"file": path.name,
                             "name": Path(storage.filename or "").name or "unnamed file"})
     except OSError as exc:
-        finish(job, JobStatus.FAILED, "The uploaded files could not be kept for the import "
-               f"({exc.strerror or type(exc).__name__}); nothing was imported.")
+        finish(job, JobStatus.FAILED,
+               say(N_("The uploaded files could not be kept for the import (%(cause)s); nothing "
+                      "was imported."), cause=exc.strerror or type(exc).__name__))
         raise JobError(gettext(
             "The upload could not be kept for import (%(cause)s); nothing was imported.",
             cause=exc.strerror or type(exc).__name__)) from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 
 from app.auth.models import User
@@ -20,9 +21,10 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import new_job, submit, unseal
 from app.jobs.models import Job, JobKind
+from app.sentences import N_
 
-AFTER_FAILURE = ("the images counted as done keep their new derivatives; start the rebuild "
-                 "again for the others.")
+AFTER_FAILURE = N_("the images counted as done keep their new derivatives; start the "
+                   "rebuild again for the others.")
 # The images whose failure the job's summary names; the count says how many more failed.
 FAILURES_SHOWN = 50
 
@@ -72,5 +74,7 @@ def run_derivatives_rebuild(job: Job) -> None:
 
 
 def summary_line(summary: dict[str, Any]) -> str:
-    return (f"{summary['rebuilt']} image(s) rebuilt, {summary['skipped']} already current, "
-            f"{summary['failed']} failed.")
+    """The outcome for the command line, in its language."""
+    return gettext("%(rebuilt)s image(s) rebuilt, %(skipped)s already current, %(failed)s "
+                   "failed.", rebuilt=summary["rebuilt"], skipped=summary["skipped"],
+                   failed=summary["failed"])

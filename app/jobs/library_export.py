@@ -28,6 +28,7 @@ from app.extensions import db
 from app.jobs.lifecycle import JobError, finish, new_job, spool_dir, unseal
 from app.jobs.models import Job, JobKind, JobStatus
 from app.jobs.queue import Periodic, enqueue
+from app.sentences import N_, say
 
 ALL = "all"
 STATUSES = (*(s.value for s in CaseStatus), ALL)
@@ -74,10 +75,12 @@ def run_library_export(job: Job) -> None:
     except (LibraryError, OSError) as exc:
         db.session.rollback()
         reason = str(exc) if isinstance(exc, LibraryError) else (
-            f"the export could not be written ({exc.strerror or type(exc).__name__})")
+            say(N_("the export could not be written (%(cause)s)"),
+                cause=exc.strerror or type(exc).__name__))
         security_log.emit("export", outcome="failure", user=job.created_by, reason=reason,
                           **log)
-        finish(job, JobStatus.FAILED, f"Nothing was exported: {reason}.")  # files removed
+        finish(job, JobStatus.FAILED,  # files removed
+               say(N_("Nothing was exported: %(reason)s."), reason=reason))
         return
     job = db.session.get_one(Job, job_id)
     job.summary = {"status": params["status"], "cases": len(cases), "file": ZIP_NAME,

@@ -20,6 +20,7 @@ from app.extensions import db
 from app.field_encryption import decrypt, encrypt
 from app.jobs.models import Job, JobKind, JobStatus
 from app.jobs.queue import enqueue
+from app.sentences import N_
 
 
 class JobError(Exception):
@@ -122,6 +123,6 @@ def submit(job: Job) -> None:
     except Exception:
         db.session.rollback()
         finish(job, JobStatus.FAILED,
-               "The job could not be handed to the job queue (it did not answer); nothing "
-               "was done. Start it again.")
+               N_("The job could not be handed to the job queue (it did not answer); nothing "
+                  "was done. Start it again."))
         raise

@@ -61,7 +61,6 @@ from app.jobs.lifecycle import (
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
 from app.pacs.clients import (
-    ACCEPTED_MODALITIES,
     PacsClient,
     PacsError,
     SearchCriteria,
@@ -70,6 +69,7 @@ from app.pacs.clients import (
 from app.pacs.models import PacsEndpoint
 from app.pacs.retrieval import StudyLimits, StudyRefused, too_many_images
 from app.pacs.services import client_of, study_limits
+from app.sentences import N_, say
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ MAX_STUDIES_PER_IMPORT = 50
 HEARTBEAT_EVERY = 5.0  # seconds, while the PACS answers (no file is done meanwhile)
 IN_HAND = "in-hand.json"
 STUDY_FOLDER = "study"
-AFTER_FAILURE = ("the studies listed as imported are in the library; import the others "
-                 "again from the PACS search.")
+AFTER_FAILURE = N_("the studies listed as imported are in the library; import the others "
+                   "again from the PACS search.")
 
 #: (the job, the ids of the cases it made, the follow-up's own parameters)
 FollowUp = Callable[[Job, list[int], dict[str, Any]], None]
@@ -132,8 +132,8 @@ def run_pacs_import(job: Job) -> None:
     job_id = job.id
     endpoint = db.session.get(PacsEndpoint, params["endpoint_id"])
     if endpoint is None:
-        finish(job, JobStatus.FAILED, "The PACS endpoint was removed before the import "
-               f"could run; {AFTER_FAILURE}")
+        finish(job, JobStatus.FAILED, say(N_("The PACS endpoint was removed before the import "
+                                             "could run; %(after)s"), after=AFTER_FAILURE))
         return
     folder = spool_dir(job_id)
     # Trusted only when taking the job up again: a first run starts from the first study.
@@ -148,7 +148,8 @@ def run_pacs_import(job: Job) -> None:
             studies = [_plan(client, number, uid, limits)
                        for number, uid in enumerate(uids, start=1) if number > first_study]
     except PacsError as exc:
-        finish(job, JobStatus.FAILED, f"The PACS could not be used: {exc}; {AFTER_FAILURE}")
+        finish(job, JobStatus.FAILED, say(N_("The PACS could not be used: %(reason)s; %(after)s"),
+                                          reason=str(exc), after=AFTER_FAILURE))
         return
     options = ImportOptions(source=params["source"])
     recorder = _Recorder(job_id)
@@ -165,9 +166,11 @@ def run_pacs_import(job: Job) -> None:
         FOLLOW_UPS[then.pop("name")](job, cases_made(job_id), then)
     if unwritable:
         error = unwritable[0]
-        finish(job, JobStatus.FAILED, "The job's folder on the worker could not be written "
-               f"({error.strerror or type(error).__name__}): check JOB_SPOOL_PATH; "
-               f"{AFTER_FAILURE}")
+        finish(job, JobStatus.FAILED, say(N_("The job's folder on the worker could not be "
+                                             "written (%(cause)s): check JOB_SPOOL_PATH; "
+                                             "%(after)s"),
+                                          cause=error.strerror or type(error).__name__,
+                                          after=AFTER_FAILURE))
 
 
 def cases_made(job_id: int) -> list[int]:
@@ -188,24 +191,28 @@ def _plan(client: PacsClient, number: int, uid: str, limits: StudyLimits) -> _St
     """What the PACS lists for the study: refused here when it is not there, holds no chest
     radiograph or more images than the limit, so nothing of it is retrieved."""
     if not study_uid_ok(uid):
-        return _Study(number, uid, refusal="not a valid Study Instance UID")
+        return _Study(number, uid, refusal=N_("not a valid Study Instance UID"))
     try:
         found = client.search(SearchCriteria(study_uid=uid, modality="any"))
     except PacsError as exc:
-        return _Study(number, uid, refusal=f"{exc}; nothing of this study was imported")
+        return _Study(number, uid, refusal=say(N_("%(reason)s; nothing of this study was "
+                                                  "imported"), reason=str(exc)))
     hit = next((h for h in found if h.study_uid == uid), None)
     if hit is None:
-        return _Study(number, uid, refusal="the PACS does not hold this study")
+        return _Study(number, uid, refusal=N_("the PACS does not hold this study"))
     if hit.modalities and not hit.importable:
         shown = ", ".join(m for m in hit.modalities if m.isalnum() and len(m) <= 4)
-        return _Study(number, uid, refusal=(
-            f"the study holds {shown or 'other'} images, not chest radiographs: only "
-            f"{' and '.join(ACCEPTED_MODALITIES)} studies are imported; nothing of it "
-            "was retrieved"))
+        if not shown:
+            return _Study(number, uid, refusal=N_(
+                "the study holds other images, not chest radiographs: only CR and DX studies "
+                "are imported; nothing of it was retrieved"))
+        return _Study(number, uid, refusal=say(N_(
+            "the study holds %(modalities)s images, not chest radiographs: only CR and DX "
+            "studies are imported; nothing of it was retrieved"), modalities=shown))
     if hit.instances is not None and hit.instances > limits.max_images:
-        return _Study(number, uid, refusal=(
-            f"{too_many_images(limits.max_images)}: the PACS lists {hit.instances}; "
-            "nothing of it was retrieved"))
+        return _Study(number, uid, refusal=say(N_(
+            "%(reason)s: the PACS lists %(count)s; nothing of it was retrieved"),
+            reason=too_many_images(limits.max_images), count=hit.instances))
     return _Study(number, uid, expected=max(hit.instances or 1, 1))
 
 
@@ -243,7 +250,7 @@ def _study_items(job_id: int, client: PacsClient, study: _Study, total: int, fol
     """The study retrieved whole into ``folder``, as ingest items; or its one refusal, with
     nothing of it imported."""
     # Named by position only: descriptions and identifiers may carry patient data.
-    label = f"PACS study {study.number} of {total}"
+    label = say(N_("PACS study %(study)s of %(total)s"), study=study.number, total=total)
     if study.refusal:
         return [FileResult(label, "rejected", reason=study.refusal)]
     try:
@@ -253,25 +260,27 @@ def _study_items(job_id: int, client: PacsClient, study: _Study, total: int, fol
             retrieved = client.retrieve(study.uid, folder, limits)
     except (PacsError, StudyRefused) as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        return [FileResult(label, "rejected", reason=f"{exc}; nothing of this study was "
-                                                     "imported")]
+        return [FileResult(label, "rejected", reason=say(
+            N_("%(reason)s; nothing of this study was imported"), reason=str(exc)))]
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        return [FileResult(label, "rejected", reason=(
-            "the study could not be kept on the worker's disk for its import "
-            f"({exc.strerror or type(exc).__name__}); nothing of this study was imported"))]
+        return [FileResult(label, "rejected", reason=say(N_(
+            "the study could not be kept on the worker's disk for its import (%(cause)s); "
+            "nothing of this study was imported"), cause=exc.strerror or type(exc).__name__))]
     if not retrieved.files:
-        return [FileResult(label, "rejected", reason="the PACS sent no CR or DX images for it")]
+        return [FileResult(label, "rejected", reason=N_("the PACS sent no CR or DX images for it"))]
     found: list[Source | FileResult] = []
     if retrieved.failed:
         found.append(FileResult(
-            f"{label}, {retrieved.failed} image(s)", "rejected",
-            reason="the PACS did not send these images (not CR or DX images, or a transfer "
-                   "the PACS refused)"))
+            say(N_("%(label)s, %(count)s image(s)"), label=label, count=retrieved.failed),
+            "rejected",
+            reason=N_("the PACS did not send these images (not CR or DX images, or a transfer "
+                      "the PACS refused)")))
     file_limit = int(current_app.config["INGEST_FILE_MAX_BYTES"])
     count = len(retrieved.files)
     for number, path in enumerate(retrieved.files, start=1):
-        found.append(Source(f"{label}, image {number} of {count}",
+        found.append(Source(say(N_("%(label)s, image %(number)s of %(count)s"), label=label,
+                                number=number, count=count),
                             bounded_reader(path, file_limit)))
     return found
 

@@ -20,6 +20,7 @@ from flask import (
 from flask_babel import LazyString, gettext, pgettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user  # type: ignore[import-untyped]
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.audit import security_log
@@ -29,7 +30,7 @@ from app.cases.forms import ActionForm
 from app.cases.ingest import NOT_TRIED_REASON
 from app.cases.models import CaseImage, CaseStatus
 from app.cases.processed import NO_FILE_META_REASON
-from app.cases.reasons import translate_reason
+from app.cases.reasons import reason_markup, translate_reason
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs import bp
@@ -41,7 +42,7 @@ from app.jobs.library_export import (
     kept_until,
     start_library_export,
 )
-from app.jobs.models import Job, JobKind
+from app.jobs.models import Job, JobItem, JobKind
 from app.jobs.schemas import JobStatusArgs, JobStatusOut
 from app.jobs.services import JobError, can_see_job, cancel_job, item_name, job_status, jobs_for
 from app.validation import load_query
@@ -59,9 +60,16 @@ JOB_STATUSES = {"queued": _l("queued"), "running": _l("running"), "done": _l("do
 
 
 @bp.app_template_filter("reason")
-def reason_filter(text: str | None) -> str:
-    """A stored reason (a refused file's, a failed job's) in the reader's language."""
-    return translate_reason(text)
+def reason_filter(text: str | None) -> Markup:
+    """A stored reason (a refused file's, a failed job's) in the reader's language, its
+    names and technical details marked translate="no"."""
+    return reason_markup(text)
+
+
+def shown_name(item: JobItem) -> str:
+    """A result's name as the reader reads it: a file's own name as it is, the names the
+    portal gives ("PACS study 1 of 2, image 3 of 5") in the reader's language."""
+    return translate_reason(item_name(item))
 
 
 @bp.context_processor
@@ -93,7 +101,7 @@ def detail(job_id: int) -> str:
     reports = {image.id: image.deid_report for image in db.session.scalars(
         db.select(CaseImage).where(CaseImage.id.in_(
             [i.image_id for i in job.items if i.image_id])))}
-    return render_template("jobs/detail.html", job=job, items=job.items, name_of=item_name,
+    return render_template("jobs/detail.html", job=job, items=job.items, name_of=shown_name,
                            reports=reports, no_meta_reason=NO_FILE_META_REASON,
                            not_tried_reason=NOT_TRIED_REASON,
                            cancel_form=ActionForm(),
@@ -114,6 +122,7 @@ def status(job_id: int) -> Response:
     data["error"] = translate_reason(data["error"]) or None
     for item in data["items"]:
         item["reason"] = translate_reason(item["reason"]) or None
+        item["name"] = translate_reason(item["name"])
     response = jsonify(data)
     response.headers["Cache-Control"] = "no-store"
     return response

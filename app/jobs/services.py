@@ -32,6 +32,7 @@ from app.jobs.lifecycle import (
 )
 from app.jobs.models import Job, JobItem, JobKind, JobStatus
 from app.jobs.queue import JobRunners, Periodic, enqueue, init_queue
+from app.sentences import N_, say
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,10 @@ class Kind(NamedTuple):
 KINDS: dict[str, Kind] = {
     JobKind.CASE_IMPORT.value: Kind(
         run_case_import,
-        "the files listed as imported are in the library, import the others again."),
+        N_("the files listed as imported are in the library, import the others again.")),
     JobKind.PACS_IMPORT.value: Kind(pacs_import.run_pacs_import, pacs_import.AFTER_FAILURE),
     JobKind.LIBRARY_EXPORT.value: Kind(
-        run_library_export, "nothing was exported; start the export again."),
+        run_library_export, N_("nothing was exported; start the export again.")),
     JobKind.DERIVATIVES_REBUILD.value: Kind(
         derivatives_rebuild.run_derivatives_rebuild, derivatives_rebuild.AFTER_FAILURE),
 }
@@ -105,8 +106,8 @@ def run_job(job_id: int) -> None:
         job = db.session.get(Job, job_id)
         assert job is not None
         finish(job, JobStatus.FAILED,
-               f"The job stopped on an unexpected error ({type(exc).__name__}); "
-               f"{kind.after_failure}")
+               say(N_("The job stopped on an unexpected error (%(cause)s); %(after)s"),
+                   cause=type(exc).__name__, after=kind.after_failure))
         return
     db.session.refresh(job)
     if not job.finished:  # a kind may end its job itself (e.g. failed with its reason)

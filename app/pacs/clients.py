@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 
 from app.pacs.retrieval import BrokenAnswer, StudyFolder, StudyLimits, StudyRefused, spool_answer
+from app.sentences import N_, say
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -202,29 +203,32 @@ class DicomWebPacs:
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status in (401, 403):
-                raise PacsError("the PACS refused the user name or password (HTTP "
-                                f"{status}): check the endpoint's credentials") from None
+                raise PacsError(say(N_("the PACS refused the user name or password (HTTP "
+                                       "%(status)s): check the endpoint's credentials"),
+                                    status=status)) from None
             if status == 404:
-                raise PacsError("the PACS has no DICOMweb service at this URL (HTTP 404): "
-                                "check the endpoint's URL") from None
-            raise PacsError(f"the PACS answered with an error (HTTP {status})") from None
+                raise PacsError(N_("the PACS has no DICOMweb service at this URL (HTTP 404): "
+                                   "check the endpoint's URL")) from None
+            raise PacsError(say(N_("the PACS answered with an error (HTTP %(status)s)"),
+                                status=status)) from None
         except requests.Timeout:
-            raise PacsError(f"the PACS did not answer within {TIMEOUT_SECONDS:.0f} seconds") \
-                from None
+            raise PacsError(say(N_("the PACS did not answer within %(seconds)s seconds"),
+                                seconds=f"{TIMEOUT_SECONDS:.0f}")) from None
         except requests.ConnectionError:
-            raise PacsError("the PACS could not be reached (connection refused or no route): "
-                            "check the URL and that the PACS is running") from None
+            raise PacsError(N_("the PACS could not be reached (connection refused or no route): "
+                               "check the URL and that the PACS is running")) from None
         except requests.RequestException as exc:
-            raise PacsError(f"the PACS could not be used ({type(exc).__name__})") from None
+            raise PacsError(say(N_("the PACS could not be used (%(cause)s)"),
+                                cause=type(exc).__name__)) from None
         except BrokenAnswer as exc:
             raise PacsError(str(exc)) from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise PacsError(f"the PACS's answer could not be read ({type(exc).__name__})") \
-                from None
+            raise PacsError(say(N_("the PACS's answer could not be read (%(cause)s)"),
+                                cause=type(exc).__name__)) from None
 
     def echo(self) -> str:
         self._call(lambda: self._client.search_for_studies(limit=1))
-        return "connected: the PACS answered a QIDO-RS study search"
+        return N_("connected: the PACS answered a QIDO-RS study search")
 
     def search(self, criteria: SearchCriteria) -> list[StudyHit]:
         filters = _query_filters(criteria)
@@ -322,14 +326,17 @@ class DimsePacs:
         try:
             assoc = ae.associate(self._host, self._port, ae_title=self._called, **kwargs)
         except (OSError, ValueError) as exc:
-            raise PacsError(f"the PACS could not be reached ({type(exc).__name__})") from None
+            raise PacsError(say(N_("the PACS could not be reached (%(cause)s)"),
+                                cause=type(exc).__name__)) from None
         if assoc.is_established:
             return assoc
         if assoc.is_rejected:
-            raise PacsError("the PACS rejected the association: check the called and calling "
-                            "AE titles, and that the PACS knows the portal's AE title")
-        raise PacsError(f"the PACS could not be reached at {self._host}:{self._port} "
-                        "(connection refused, no answer, or association aborted)")
+            raise PacsError(N_("the PACS rejected the association: check the called and "
+                               "calling AE titles, and that the PACS knows the portal's AE "
+                               "title"))
+        raise PacsError(say(N_("the PACS could not be reached at %(host)s:%(port)s (connection "
+                               "refused, no answer, or association aborted)"),
+                            host=self._host, port=self._port))
 
     def echo(self) -> str:
         from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -342,8 +349,8 @@ class DimsePacs:
         finally:
             assoc.release()
         if not status or status.Status != 0:
-            raise PacsError("the PACS did not confirm the C-ECHO")
-        return "connected: the PACS answered a C-ECHO"
+            raise PacsError(N_("the PACS did not confirm the C-ECHO"))
+        return N_("connected: the PACS answered a C-ECHO")
 
     def search(self, criteria: SearchCriteria) -> list[StudyHit]:
         from pynetdicom.sop_class import (  # type: ignore[attr-defined]
@@ -365,13 +372,14 @@ class DimsePacs:
             for status, identifier in assoc.send_c_find(
                     query, StudyRootQueryRetrieveInformationModelFind):
                 if not status:
-                    raise PacsError("the PACS stopped answering the C-FIND")
+                    raise PacsError(N_("the PACS stopped answering the C-FIND"))
                 if status.Status in (0xFF00, 0xFF01) and identifier is not None:
                     hit = _hit(identifier)
                     if hit is not None and _keep(hit, criteria) and len(hits) < MAX_RESULTS:
                         hits.append(hit)
                 elif status.Status not in (0x0000, 0xFF00, 0xFF01):
-                    raise PacsError(f"the PACS refused the C-FIND (status 0x{status.Status:04X})")
+                    raise PacsError(say(N_("the PACS refused the C-FIND (status %(status)s)"),
+                                        status=f"0x{status.Status:04X}"))
         finally:
             assoc.release()
         return hits
@@ -438,7 +446,7 @@ class DimsePacs:
                 if refused:
                     raise refused[0]
                 if not status:
-                    raise PacsError("the PACS stopped answering the C-GET")
+                    raise PacsError(N_("the PACS stopped answering the C-GET"))
                 final = status
         finally:
             if assoc.is_established:
@@ -449,7 +457,8 @@ class DimsePacs:
         if final is not None:
             out.failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
             if final.Status not in (0x0000, 0xB000, 0xFF00) and not out.files:
-                raise PacsError(f"the PACS refused the C-GET (status 0x{final.Status:04X})")
+                raise PacsError(say(N_("the PACS refused the C-GET (status %(status)s)"),
+                                    status=f"0x{final.Status:04X}"))
         return out
 
     def thumbnail(self, study_uid: str) -> bytes | None:

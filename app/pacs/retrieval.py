@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.sentences import N_, say
+
 CHUNK_BYTES = 256 * 1024
 
 
@@ -44,8 +46,8 @@ def shown_size(size: int) -> str:
 
 
 def too_many_images(limit: int) -> str:
-    return (f"the study holds more than {limit} images, the per-study limit "
-            "(PACS_STUDY_MAX_IMAGES)")
+    return say(N_("the study holds more than %(limit)s images, the per-study limit "
+                  "(PACS_STUDY_MAX_IMAGES)"), limit=limit)
 
 
 class StudyFolder:
@@ -73,8 +75,9 @@ class StudyFolder:
         assert self._current is not None, "write() before start_file()"
         self.size += len(data)
         if self.size > self.limits.max_bytes:
-            raise StudyRefused(f"the study is larger than the {shown_size(self.limits.max_bytes)} "
-                               "per-study limit (PACS_STUDY_MAX_BYTES)")
+            raise StudyRefused(say(N_("the study is larger than the %(size)s per-study limit "
+                                      "(PACS_STUDY_MAX_BYTES)"),
+                                   size=shown_size(self.limits.max_bytes)))
         try:
             self._current.write(data)
         except OSError as exc:
@@ -96,8 +99,8 @@ class StudyFolder:
 
 
 def _disk_refusal(exc: OSError) -> StudyRefused:
-    return StudyRefused("the study could not be kept on the worker's disk for its import "
-                        f"({exc.strerror or type(exc).__name__})")
+    return StudyRefused(say(N_("the study could not be kept on the worker's disk for its "
+                               "import (%(cause)s)"), cause=exc.strerror or type(exc).__name__))
 
 
 def spool_answer(response: Any, study: StudyFolder) -> None:
@@ -116,8 +119,8 @@ def spool_answer(response: Any, study: StudyFolder) -> None:
             return
         boundary = options.get(b"boundary")
         if media_type != b"multipart/related" or not boundary:
-            raise BrokenAnswer("the PACS answered the retrieve with something other than "
-                               "DICOM files")
+            raise BrokenAnswer(N_("the PACS answered the retrieve with something other than "
+                                  "DICOM files"))
         ended = []
         parser = MultipartParser(boundary, callbacks={
             "on_part_begin": study.start_file,
@@ -131,6 +134,6 @@ def spool_answer(response: Any, study: StudyFolder) -> None:
         if not ended:
             # The connection closed cleanly but the closing boundary never came: the last
             # file may be cut short.
-            raise BrokenAnswer("the PACS's answer broke off before its end")
+            raise BrokenAnswer(N_("the PACS's answer broke off before its end"))
     finally:
         study.close_quietly()

@@ -14,6 +14,7 @@ from wtforms import SelectChoice  # type: ignore[import-untyped]
 
 from app.auth.decorators import roles_required
 from app.auth.roles import Role
+from app.cases.reasons import translate_reason
 from app.cases.services import LIBRARY_ROLES
 from app.extensions import db
 from app.jobs.lifecycle import JobError
@@ -174,7 +175,8 @@ def search_page() -> tuple[str, int]:
                 try:
                     hits = search(endpoint, criteria)
                 except PacsError as exc:
-                    error = gettext("The search failed: %(reason)s.", reason=exc)
+                    error = gettext("The search failed: %(reason)s.",
+                                    reason=translate_reason(str(exc)))
                     status = PACS_FAILED
     return render_template("pacs/search.html", form=form, hits=hits, error=error,
                            endpoint=endpoint, import_form=ActionForm()), status
@@ -202,8 +204,8 @@ def import_studies() -> Redirect | tuple[str, int]:
         return _import_refused(endpoint, gettext("%(reason)s Nothing was imported.", reason=exc),
                                400)
     except PacsError as exc:
-        return _import_refused(endpoint, gettext("Nothing was imported: %(reason)s.", reason=exc),
-                               PACS_FAILED)
+        return _import_refused(endpoint, gettext("Nothing was imported: %(reason)s.",
+                                                 reason=translate_reason(str(exc))), PACS_FAILED)
     return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
 

@@ -123,8 +123,9 @@ def _credentials(endpoint: PacsEndpoint) -> tuple[str, str]:
     try:
         stored = json.loads(decrypt(_keys(), endpoint.credentials_encrypted))
     except UndecryptableField:
-        raise PacsError("the endpoint's stored credentials open with none of the configured "
-                        "FIELD_ENCRYPTION_KEYS: an administrator must enter them again") from None
+        raise PacsError(N_("the endpoint's stored credentials open with none of the configured "
+                           "FIELD_ENCRYPTION_KEYS: an administrator must enter them again")) \
+            from None
     return str(stored.get("username", "")), str(stored.get("password", ""))
 
 

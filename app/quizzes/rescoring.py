@@ -35,6 +35,7 @@ from app.quizzes.results import (
     merge_changes,
 )
 from app.quizzes.signals import attempts_rescored
+from app.sentences import N_
 from app.user_errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ class _Share:
     attempts: int = 0
     exercise_ids: set[int] = field(default_factory=set)
     changes: list[VerdictChange] = field(default_factory=list)
+
+
+# _busy's refusal as a sentence (UserError.sentence), as a failed job's error quotes it.
+BUSY_SENTENCE = N_("The database stayed busy: run the re-scoring again.")
 
 
 def _busy() -> UserError:

@@ -25,9 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 
 from app.auth.models import User
+from app.cases.reasons import translate_reason
 from app.db_types import utcnow
 from app.extensions import db
 from app.jobs.lifecycle import JobError, finish, new_job, submit, unseal
@@ -36,6 +38,7 @@ from app.jobs.services import register_kind
 from app.quizzes.models import Attempt, Exercise
 from app.quizzes.rescoring import rescore
 from app.quizzes.results import VerdictChange
+from app.sentences import N_, english, say
 from app.user_errors import UserError
 
 
@@ -43,7 +46,7 @@ def start_rescoring(exercise_id: int | None, *, actor: User | None) -> Job:
     """Queue the re-scoring of the ended attempts of ``exercise_id`` (None: every
     exercise's)."""
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
-        raise JobError(f"There is no exercise {exercise_id}.")
+        raise JobError(gettext("There is no exercise %(number)s.", number=exercise_id))
     job = new_job(JobKind.RESCORING, actor, {"exercise_id": exercise_id})
     submit(job)
     return job
@@ -53,7 +56,8 @@ def run_rescoring(job: Job) -> None:
     exercise_id = unseal(job.params_encrypted)["exercise_id"]
     if exercise_id is not None and db.session.get(Exercise, exercise_id) is None:
         finish(job, JobStatus.FAILED,
-               f"Exercise {exercise_id} was deleted before its attempts were re-scored.")
+               say(N_("Exercise %(number)s was deleted before its attempts were re-scored."),
+                   number=exercise_id))
         return
     job_id = job.id
     earlier = [VerdictChange(row.attempt_id, user_id, exercise, row.passed_before,
@@ -92,8 +96,8 @@ def run_rescoring(job: Job) -> None:
     except UserError as exc:
         db.session.rollback()
         finish(db.session.get_one(Job, job_id), JobStatus.FAILED,
-               f"{exc.sentence} The attempts counted as done are re-scored; run the "
-               "re-scoring again for the others.")
+               say(N_("%(reason)s The attempts counted as done are re-scored; run the "
+                      "re-scoring again for the others."), reason=exc.sentence))
         return
     job = db.session.get_one(Job, job_id)
     db.session.refresh(job)
@@ -103,18 +107,28 @@ def run_rescoring(job: Job) -> None:
         "exercise_id": exercise_id,
         "attempts": report.attempts,
         "changed": len(report.changes),
-        "consequences": list(report.consequences),
+        # In English for the API and the command line; as messages for the job's page,
+        # worded in its reader's language (a summary without them shows the English).
+        "consequences": english_lines(report.consequences),
+        "consequence_messages": list(report.consequences),
     }
     db.session.commit()
 
 
+def english_lines(messages: list[dict[str, Any]]) -> list[str]:
+    with force_locale("en"):
+        return [english(line) for line in messages]
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The outcome as the command line has always printed it."""
-    return [f"{summary['attempts']} attempts re-scored, "
-            f"{summary['changed']} with a changed pass/fail verdict",
-            *(f"  {line}" for line in summary.get("consequences", []))]
+    """The outcome for the command line, in its language (a summary stored before the
+    lines were kept as messages: those lines as stored, read as reasons)."""
+    lines = summary.get("consequence_messages") or summary.get("consequences", [])
+    return [gettext("%(attempts)s attempts re-scored, %(changed)s with a changed pass/fail "
+                    "verdict", attempts=summary["attempts"], changed=summary["changed"]),
+            *(f"  {translate_reason(line)}" for line in lines)]
 
 
 def register_rescoring() -> None:
-    register_kind(JobKind.RESCORING, run_rescoring, "the attempts counted as done are "
-                  "re-scored; run the re-scoring again for the others.")
+    register_kind(JobKind.RESCORING, run_rescoring, N_("the attempts counted as done are "
+                  "re-scored; run the re-scoring again for the others."))

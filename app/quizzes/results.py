@@ -360,7 +360,8 @@ class RescoreReport:
     changes: list[VerdictChange] = field(default_factory=list)
     # What followed from the new scores, in words, from whoever listens to
     # signals.attempts_rescored (certificates issued, listed for review, ...).
-    consequences: list[str] = field(default_factory=list)
+    # What followed (app.sentences.message), for the summary: worded when shown.
+    consequences: list[dict[str, Any]] = field(default_factory=list)
 
 
 def merge_changes(earlier: Sequence[VerdictChange],
