@@ -149,6 +149,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.help import routes as help_routes
     from app.jobs import routes as jobs_routes
     from app.pacs import routes as pacs_routes
+    from app.qc import flag_pages as qc_flag_pages  # noqa: F401
     from app.qc import routes as qc_routes
     from app.quizzes import authoring as quizzes_authoring  # noqa: F401
     from app.quizzes import routes as quizzes_routes

@@ -70,6 +70,8 @@ ACTION_LABELS: dict[str, Any] = {
     "certificate.revoke": _l("Certificate revoked"),
     "certificate.reinstate": _l("Certificate reinstated"),
     "scheme.add": _l("Reporting scheme added"),
+    "qc.flag.open": _l("Reader flagged by quality control"),
+    "qc.flag.decide": _l("Quality-control flag decided"),
 }
 
 OBJECT_LABELS: dict[str, Any] = {
@@ -82,6 +84,7 @@ OBJECT_LABELS: dict[str, Any] = {
     "attempt": _l("Attempt"),
     "scheme": _l("Reporting scheme"),
     "import": _l("Import"),
+    "qc_flag": _l("Quality-control flag"),
 }
 
 
@@ -293,6 +296,21 @@ def _cases_import(d: Mapping[str, Any], names: Names) -> str:
         duplicates=d.get("duplicates", 0), rejected=d.get("rejected", 0))
 
 
+_QC_FLAG_DECISIONS = {
+    "assign_practice": N_("Assigned the suggested practice set (exercise %(exercise)s) to user "
+                          "%(reader)s for %(programme)s. Reason: %(reason)s"),
+    "keep_watching": N_("Kept watching user %(reader)s for %(programme)s. Reason: %(reason)s"),
+    "dismiss": N_("Dismissed the QC flag of user %(reader)s for %(programme)s. Reason: "
+                  "%(reason)s"),
+}
+
+
+def _qc_flag_decide(d: Mapping[str, Any], names: Names) -> str:
+    template = _QC_FLAG_DECISIONS.get(d["decision"], _QC_FLAG_DECISIONS["dismiss"])
+    return gettext(template, exercise=d.get("exercise"), reader=d["reader"],
+                   programme=names.programme(d["programme"]), reason=d["reason"])
+
+
 _SESSION_ENDED = {
     "idle": N_("Signed out by the portal after a time without activity."),
     "expired": N_("Signed out by the portal: the session reached its longest lifetime."),
@@ -402,6 +420,11 @@ _SENTENCES: dict[str, _Sentence] = {
     "certificate.reinstate": lambda d, n: gettext(
         "Reinstated the certificate. Reason: %(reason)s", reason=d["reason"]),
     "scheme.add": lambda d, n: gettext("Added the reporting scheme."),
+    "qc.flag.open": lambda d, n: gettext(
+        "Flagged user %(reader)s for %(programme)s: major-discrepancy rate outside the "
+        "ongoing criterion over %(n)s QC reads.", reader=d["reader"],
+        programme=n.programme(d["programme"]), n=d["n"]),
+    "qc.flag.decide": _qc_flag_decide,
 }
 
 
