@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import RadioField, TextAreaField
+from wtforms import RadioField, SelectChoice, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from app.auth.decorators import roles_required
@@ -34,7 +34,8 @@ DECISIONS = {
 
 
 class FlagDecisionForm(FlaskForm):
-    decision = RadioField(_l("Decision"), choices=list(DECISIONS.items()),
+    decision = RadioField(_l("Decision"),
+                          choices=[SelectChoice(k, v) for k, v in DECISIONS.items()],
                           validators=[InputRequired(message=_l("choose a decision"))])
     reason = TextAreaField(
         _l("Your reason (recorded in the audit log)"),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from app.audit.services import record
 from app.auth.models import Clinic, User
 from app.cases.models import Case, CaseStatus
+from app.cases.reads import reference_scheme_keys
 from app.certification.models import Programme
 from app.db_types import utcnow
 from app.extensions import db
@@ -222,6 +223,15 @@ def _practice_title(flag: QcFlag) -> str:
                    reader=flag.reader.full_name, programme=flag.programme.title, id=flag.id)
 
 
+def _exercise_scheme(flag: QcFlag, case_ids: list[int]) -> str:
+    """The scheme most of the cases' reference reads follow (the practice set is scored
+    against them), else the QC records' scheme."""
+    keys = Counter(key for case in db.session.scalars(select(Case).where(Case.id.in_(case_ids)))
+                   for key in reference_scheme_keys(case)[:1])
+    common = keys.most_common(1)
+    return common[0][0] if common else str(flag.figures.get("scheme_key") or DEFAULT_SCHEME)
+
+
 def decide(flag_id: int, *, decision: str, reason: str, actor: User,
            countries: Collection[str] | None) -> QcFlag:
     """Take a lead's decision on an open flag. "assign_practice" creates the suggested
@@ -250,7 +260,7 @@ def decide(flag_id: int, *, decision: str, reason: str, actor: User,
         try:
             exercise = create_exercise(
                 title=_practice_title(flag), kind=ExerciseKind.PRACTICE.value,
-                scheme_key=str(flag.figures.get("scheme_key") or DEFAULT_SCHEME),
+                scheme_key=_exercise_scheme(flag, case_ids),
                 case_ids=case_ids, actor=actor, published=False,
                 audience={"user_ids": [flag.reader_id]})
         except AttemptError as exc:
