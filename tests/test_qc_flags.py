@@ -184,6 +184,7 @@ def test_the_editor_sets_the_criterion_and_judges_the_readers_at_once(
     admin = login_as(Role.ADMIN)
     page = client.get(f"/certification/programmes/{programme.id}/edit").get_data(as_text=True)
     assert 'name="qc_max_rate"' in page
+    assert "at most x % over the last n QC reads" in page
     response = _edit(client, programme, {"qc_target_rate": "4", "qc_max_rate": "7.5",
                                          "qc_last_n": "20", "qc_min_reads": "10",
                                          "active": "y"})
@@ -244,6 +245,7 @@ def test_a_lead_sees_only_their_countries_flags_and_the_count_on_the_index(
     login_as(Role.PROGRAMME_LEAD, countries=("KE",))
     page = client.get(FLAGS).get_data(as_text=True)
     assert "Amina Otieno" in page and "Jose Cruz" not in page
+    assert "(5 of the last 20 QC reads; 95 % CI" in page
     assert f'data-flag="{jose_flag.id}"' not in page
     suggested = find_form(page, selector=f'form[data-flag="{amina_flag.id}"]')[0]
     assert suggested is not None
