@@ -339,3 +339,28 @@ def test_a_flag_revokes_nothing_and_tells_no_one(world: dict[str, Any]) -> None:
     kept = db.session.get(Certificate, held.id)
     assert (kept.revoked_at, kept.revoke_reason) == (None, None)
     assert db.session.scalar(select(func.count()).select_from(CertificationNotice)) == 0
+
+
+def test_a_decision_taken_meanwhile_by_another_lead_undoes_the_practice_set(
+        world: dict[str, Any], library: dict[str, list[Case]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    imported(qc_rows("amina", majors=5))
+    [flag] = flags()
+    real = flag_service.create_exercise
+
+    def and_another_lead_decides(**kwargs: Any) -> Exercise:
+        made = real(**kwargs)
+        db.session.execute(QcFlag.__table__.update().where(QcFlag.id == flag.id).values(
+            state="decided", decision="dismiss", decision_reason="Other lead"))
+        db.session.commit()
+        return made
+
+    monkeypatch.setattr(flag_service, "create_exercise", and_another_lead_decides)
+    with pytest.raises(flag_service.FlagError) as refused:
+        flag_service.decide(flag.id, decision="assign_practice", reason="Practise",
+                            actor=world["qc"], countries=None)
+    assert refused.value.status == 409
+    assert db.session.scalars(select(Exercise).where(Exercise.kind == "practice")).all() == []
+    [kept] = flags()
+    assert (kept.decision_reason, kept.exercise_id) == ("Other lead", None)
+    assert events("qc.flag.decide") == []
