@@ -29,6 +29,7 @@ from app.extensions import db
 from app.qc import flags as flag_service
 from app.qc.importing import import_rows
 from app.qc.models import QcFlag
+from app.quizzes.exercises import edit_exercise
 from app.quizzes.models import Exercise
 from app.quizzes.services import open_exercises
 from app.schemes.registry import get_scheme
@@ -364,3 +365,20 @@ def test_a_decision_taken_meanwhile_by_another_lead_undoes_the_practice_set(
     [kept] = flags()
     assert (kept.decision_reason, kept.exercise_id) == ("Other lead", None)
     assert events("qc.flag.decide") == []
+
+
+def test_a_trainer_editing_the_assigned_set_keeps_it_for_that_reader(
+        world: dict[str, Any], library: dict[str, list[Case]]) -> None:
+    imported(qc_rows("amina", majors=5))
+    [flag] = flags()
+    decided = flag_service.decide(flag.id, decision="assign_practice", reason="Practise",
+                                  actor=world["qc"], countries=None)
+    exercise = decided.exercise
+    # The trainers' form sends roles, clinics and countries only.
+    edit_exercise(exercise, title="Infiltrates", kind="practice",
+                  scheme_key=exercise.scheme_key, case_ids=[c.case_id for c in exercise.cases],
+                  actor=world["qc"], audience={"roles": [], "clinic_ids": [], "countries": []})
+    db.session.expire_all()
+    kept = db.session.get(Exercise, exercise.id)
+    assert (kept.title, kept.audience["user_ids"]) == ("Infiltrates", [world["amina"].id])
+    assert kept in open_exercises(world["amina"]) and kept not in open_exercises(world["jose"])
