@@ -155,6 +155,7 @@ def _register_blueprints(app: Flask) -> None:
     )
     from app.qc import entry_routes as qc_entry_routes  # noqa: F401  (views on qc_routes.bp)
     from app.qc import figure_routes as qc_figure_routes  # noqa: F401  (on qc_routes.bp)
+    from app.qc import flag_pages as qc_flag_pages  # noqa: F401
     from app.qc import routes as qc_routes
     from app.quizzes import authoring as quizzes_authoring  # noqa: F401
     from app.quizzes import routes as quizzes_routes

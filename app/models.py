@@ -17,7 +17,7 @@ from app.certification.models import (
 )
 from app.jobs.models import Job, JobItem
 from app.pacs.models import PacsEndpoint
-from app.qc.models import QcImportBatch, QcRecord
+from app.qc.models import QcFlag, QcImportBatch, QcRecord
 from app.quizzes.models import (
     Attempt,
     AttemptAnswer,
@@ -47,6 +47,7 @@ __all__ = [
     "LeadCountry",
     "PacsEndpoint",
     "Programme",
+    "QcFlag",
     "QcImportBatch",
     "QcRecord",
     "RecoveryCode",

@@ -72,6 +72,8 @@ ACTION_LABELS: dict[str, Any] = {
     "scheme.add": _l("Reporting scheme added"),
     "qc.import": _l("QC records imported"),
     "qc.promote": _l("QC study promoted to the library"),
+    "qc.flag.open": _l("Reader flagged by quality control"),
+    "qc.flag.decide": _l("Quality-control flag decided"),
 }
 
 OBJECT_LABELS: dict[str, Any] = {
@@ -86,6 +88,7 @@ OBJECT_LABELS: dict[str, Any] = {
     "import": _l("Import"),
     "qc_import_batch": _l("QC import"),
     "qc_record": _l("QC record"),
+    "qc_flag": _l("Quality-control flag"),
 }
 
 
@@ -313,6 +316,19 @@ def _qc_import(d: Mapping[str, Any], names: Names) -> str:
                    source=gettext(source) if source else d["source"],
                    created=int(d["created"]), updated=int(d["updated"]),
                    unchanged=int(d["unchanged"]))
+_QC_FLAG_DECISIONS = {
+    "assign_practice": N_("Assigned the suggested practice set (exercise %(exercise)s) to user "
+                          "%(reader)s for %(programme)s. Reason: %(reason)s"),
+    "keep_watching": N_("Kept watching user %(reader)s for %(programme)s. Reason: %(reason)s"),
+    "dismiss": N_("Dismissed the QC flag of user %(reader)s for %(programme)s. Reason: "
+                  "%(reason)s"),
+}
+
+
+def _qc_flag_decide(d: Mapping[str, Any], names: Names) -> str:
+    template = _QC_FLAG_DECISIONS.get(d["decision"], _QC_FLAG_DECISIONS["dismiss"])
+    return gettext(template, exercise=d.get("exercise"), reader=d["reader"],
+                   programme=names.programme(d["programme"]), reason=d["reason"])
 
 
 _SESSION_ENDED = {
@@ -429,6 +445,11 @@ _SENTENCES: dict[str, _Sentence] = {
         "Started the import of the QC study from the PACS %(endpoint)s as a draft teaching "
         "case (job %(job)s), its primary and QC reads to be attached as candidate reference "
         "reads.", endpoint=d["endpoint"], job=d["job"]),
+    "qc.flag.open": lambda d, n: gettext(
+        "Flagged user %(reader)s for %(programme)s: major-discrepancy rate outside the "
+        "ongoing criterion over %(n)s QC reads.", reader=d["reader"],
+        programme=n.programme(d["programme"]), n=d["n"]),
+    "qc.flag.decide": _qc_flag_decide,
 }
 
 

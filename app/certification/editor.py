@@ -34,6 +34,8 @@ from app.certification.services import (
 )
 from app.extensions import db
 from app.i18n import local_date
+from app.qc.settings import check as check_qc
+from app.qc.settings import set_qc_settings
 from app.quizzes.models import Exercise
 
 EDITORS_ONLY = _l(
@@ -89,7 +91,9 @@ def new_programme() -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _render_programme_form(form, None, 400 if request.method == "POST" else 200)
     try:
+        check_qc(form.qc_settings())
         programme = create_programme(**form.values(), actor=current_user)
+        set_qc_settings(programme, form.qc_settings(), actor=current_user)
     except CertificationError as exc:
         db.session.rollback()
         form.form_errors.append(exc.sentence)
@@ -112,7 +116,9 @@ def edit_programme(programme_id: int) -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _render_programme_form(form, programme, 400)
     try:
+        check_qc(form.qc_settings())
         update_programme(programme, **form.values(), actor=current_user)
+        set_qc_settings(programme, form.qc_settings(), actor=current_user)
     except CertificationError as exc:
         db.session.rollback()
         form.form_errors.append(exc.sentence)

@@ -25,6 +25,7 @@ from wtforms.validators import (
     InputRequired,
     Length,
     NumberRange,
+    Optional,
     ValidationError,
 )
 
@@ -33,6 +34,8 @@ from app.auth.roles import TRAINEE_ROLES, Role
 from app.certification.models import Programme
 from app.certification.services import MAX_VALIDITY_DAYS
 from app.i18n import EXERCISE_KINDS
+from app.qc.scope import MAX_LAST
+from app.qc.settings import QcSettings
 from app.quizzes.models import Exercise
 
 REQUIREMENT_ROWS = 8  # rows shown on a new programme; blank rows are ignored
@@ -99,6 +102,21 @@ def _exercise_label(exercise: Exercise) -> str:
              id=exercise.id)
 
 
+def _percent(form: Any, field: FloatField) -> None:
+    """A rate in %: more than 0 and less than 100 (blank: not set)."""
+    if field.data is not None and not 0 < field.data < 100:
+        raise ValidationError(_("give a percentage more than %(low)s and less than %(high)s",
+                                low=0, high=100))
+
+
+def _fraction(percent: float | None) -> float | None:
+    return None if percent is None else round(percent / 100, 10)
+
+
+def _percent_of(fraction: float | None) -> float | None:
+    return None if fraction is None else round(fraction * 100, 6)
+
+
 class ProgrammeForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
     description = TextAreaField(_l("Description"), validators=[Length(max=5000)])
@@ -123,6 +141,26 @@ class ProgrammeForm(FlaskForm):
             NumberRange(min=0, message=_l("CME/CPD hours must be a number of 0 or more")),
         ],
     )
+    qc_target_rate = FloatField(
+        _l("QC target major-discrepancy rate (%)"),
+        description=_l("The rate each reader's CUSUM chart and the funnel plot are drawn "
+                       "against; blank: 5 %."),
+        validators=[Optional(), _percent],
+    )
+    qc_max_rate = FloatField(_l("Ongoing criterion: major-discrepancy rate at most (%)"),
+                             validators=[Optional(), _percent])
+    qc_last_n = IntegerField(
+        _l("over the last QC reads (n)"),
+        validators=[Optional(), NumberRange(1, MAX_LAST, message=_l(
+            "give a whole number from %(min)s to %(max)s"))],
+    )
+    qc_min_reads = IntegerField(
+        _l("with at least this many QC reads (m)"),
+        description=_l("All three or none. A reader outside the criterion is flagged to the "
+                       "programme's leads; nothing is revoked."),
+        validators=[Optional(), NumberRange(1, MAX_LAST, message=_l(
+            "give a whole number from %(min)s to %(max)s"))],
+    )
     requirements = RowList(
         FormField(RequirementRow),
         min_entries=REQUIREMENT_ROWS,
@@ -144,6 +182,29 @@ class ProgrammeForm(FlaskForm):
         ]
         for row in self.requirements:
             row.form.exercise.choices = self._exercise_choices
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        fields = (self.qc_max_rate, self.qc_last_n, self.qc_min_reads)
+        if any(f.errors for f in fields):
+            return False
+        given = [f.data is not None for f in fields]
+        if any(given) and not all(given):
+            for f, present in zip(fields, given, strict=True):
+                if not present:
+                    f.errors = [*f.errors, _("the ongoing criterion needs all three numbers "
+                                             "or none")]
+            return False
+        if all(given) and self.qc_min_reads.data > self.qc_last_n.data:
+            self.qc_min_reads.errors = [*self.qc_min_reads.errors, _(
+                "at most the number of last QC reads (%(n)s)", n=self.qc_last_n.data)]
+            return False
+        return valid
+
+    def qc_settings(self) -> QcSettings:
+        """The QC settings as the service takes them (rates as fractions)."""
+        return QcSettings(_fraction(self.qc_target_rate.data), _fraction(self.qc_max_rate.data),
+                          self.qc_last_n.data, self.qc_min_reads.data)
 
     def add_spare_rows(self, spare: int = SPARE_ROWS) -> None:
         """Blank rows below the filled ones, at least ``REQUIREMENT_ROWS`` rows in all."""
@@ -191,6 +252,10 @@ def programme_data(programme: Programme) -> dict[str, Any]:
         "renewal_window_days": programme.renewal_window_days,
         "cme_hours": programme.cme_hours,
         "active": programme.active,
+        "qc_target_rate": _percent_of(programme.qc_target_rate),
+        "qc_max_rate": _percent_of(programme.qc_max_rate),
+        "qc_last_n": programme.qc_last_n,
+        "qc_min_reads": programme.qc_min_reads,
         "requirements": [
             {"exercise": str(r.exercise_id), "kind": r.kind} for r in programme.requirements
         ],

@@ -185,10 +185,13 @@ def index() -> str:
     rows = db.session.execute(query).all()
     to_review = db.session.scalar(
         select(func.count()).select_from(reviews_query(lead_scope(), [OPEN]).subquery()))
+    from app.qc.flags import open_count
+
     return render_template(
         "certification/index.html",
         rows=rows,
         to_review=to_review,
+        qc_flags=open_count(lead_scope()),
         all_countries=all_countries,
         countries=[(c, country_name(c)) for c in current_user.lead_countries],
         country_name=country_name,

@@ -93,3 +93,16 @@ def qc_template(path: Path, scheme: str) -> None:
     else:
         path.write_text(template_csv(chosen), encoding="utf-8", newline="")
     click.echo(gettext("template written to %(path)s", path=str(path)))
+
+
+@qc.command("flags")
+@with_appcontext
+def qc_flags() -> None:
+    """Judge every reader against the ongoing QC criterion of each active programme now,
+    flag those outside it (never twice while a flag is open), and print the counts."""
+    from app.qc.flags import evaluate
+
+    result = evaluate()
+    click.echo(gettext("%(checked)s readers judged, %(opened)s flags opened, %(open)s already "
+                       "open", checked=result.checked, opened=result.opened,
+                       open=result.already_open))

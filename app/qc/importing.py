@@ -475,6 +475,9 @@ def _write(report: ImportReport, entries: list[_Entry], actor: User | None,
     report.outcomes = sorted(
         [RowOutcome(e.row, s, r.id) for e, s, r in outcomes] + report.outcomes,
         key=lambda o: o.row)
+    from app.qc.flags import evaluate  # flags build on this module
+
+    evaluate({e.reader.id for e in entries})  # readers now outside a criterion are flagged
 
 
 def _existing(keys: set[tuple[str, int]]) -> dict[tuple[str, int], QcRecord]:

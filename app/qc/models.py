@@ -21,7 +21,9 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,7 +33,9 @@ from app.extensions import db
 if TYPE_CHECKING:
     from app.auth.models import Clinic, User
     from app.cases.models import Case
+    from app.certification.models import Programme
     from app.jobs.models import Job
+    from app.quizzes.models import Exercise
 
 #: Where a batch came from.
 BATCH_SOURCES = ("csv", "xlsx", "api", "manual")
@@ -108,3 +112,48 @@ class QcRecord(db.Model):  # type: ignore[name-defined]
     batch: Mapped[QcImportBatch] = relationship()
     case: Mapped[Case | None] = relationship()
     promote_job: Mapped[Job | None] = relationship()
+
+
+FLAG_STATES = ("open", "decided")
+#: What a lead may decide on a flag.
+FLAG_DECISIONS = ("assign_practice", "keep_watching", "dismiss")
+
+
+class QcFlag(db.Model):  # type: ignore[name-defined]
+    """A reader outside a programme's ongoing QC criterion, flagged to the programme's
+    leads. Nothing is revoked: a lead decides (assign the suggested practice set, keep
+    watching, or dismiss), always with a reason. One open flag per reader and programme."""
+
+    __tablename__ = "qc_flag"
+    __table_args__ = (
+        CheckConstraint(_in("state", FLAG_STATES), name="known_state"),
+        CheckConstraint("decision IS NULL OR " + _in("decision", FLAG_DECISIONS),
+                        name="known_decision"),
+        Index("uq_qc_flag_open", "reader_id", "programme_id", unique=True,
+              sqlite_where=text("state = 'open'"), postgresql_where=text("state = 'open'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reader_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    programme_id: Mapped[int] = mapped_column(
+        ForeignKey("programme.id", ondelete="CASCADE"), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The criterion's figures when the flag was opened (criteria.CriterionResult.to_json).
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The reader's QC error profile then (criteria.profile_to_json), most frequent first.
+    error_profile: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(8), default="open")
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The practice set assigned to the reader (decision "assign_practice").
+    exercise_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exercise.id", ondelete="SET NULL"))
+
+    reader: Mapped[User] = relationship(foreign_keys=[reader_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    programme: Mapped[Programme] = relationship()
+    exercise: Mapped[Exercise | None] = relationship()

@@ -153,11 +153,16 @@ def _clean_audience(audience: dict[str, list[Any]]) -> dict[str, list[Any]]:
             Role(role)
         except ValueError:
             raise AttemptError(N_("unknown role %(role)s"), role=repr(role)) from None
-    return {
+    cleaned: dict[str, list[Any]] = {
         "roles": roles,
         "clinic_ids": sorted({int(c) for c in audience.get("clinic_ids") or []}),
         "countries": sorted({str(c).upper() for c in audience.get("countries") or []}),
     }
+    # A practice set assigned to named readers (a QC flag's targeted practice set).
+    user_ids = sorted({int(u) for u in audience.get("user_ids") or []})
+    if user_ids:
+        cleaned["user_ids"] = user_ids
+    return cleaned
 
 
 def _scheme(scheme_key: str) -> Scheme:
@@ -272,6 +277,10 @@ def edit_exercise(
                            title=repr(exercise.title), reason=refusal)
     # The exercise's own cases do not count against it in the separation rules: a practice
     # set keeps its cases when it is edited (only other exercises may conflict).
+    if audience is not None and "user_ids" not in audience and (exercise.audience or {}).get(
+            "user_ids"):
+        # The trainers' form does not show the named readers: they stay as they are.
+        audience = {**audience, "user_ids": exercise.audience["user_ids"]}
     before = [link.case_id for link in exercise.cases]
     exercise.cases = []
     db.session.flush()

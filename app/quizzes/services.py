@@ -60,12 +60,15 @@ class AttemptError(Refusal):
 
 
 def assigned_to(exercise: Exercise, user: User) -> bool:
-    """An exercise's audience: roles, clinics and countries; each one given must match
-    (any of its values), and an empty audience means every trainee."""
+    """An exercise's audience: named readers, roles, clinics and countries; each one given
+    must match (any of its values), and an empty audience means every trainee."""
     audience = exercise.audience or {}
     roles = set(audience.get("roles") or [])
     clinics = set(audience.get("clinic_ids") or [])
     countries = set(audience.get("countries") or [])
+    users = set(audience.get("user_ids") or [])
+    if users and user.id not in users:
+        return False
     if roles and not user.has_role(*(Role(r) for r in roles)):
         return False
     if clinics and user.clinic_id not in clinics:
