@@ -176,6 +176,7 @@ class RecordRow:
     qc_tb: bool | None
     grade: str
     qc_radiologist: str
+    case_id: int | None  # the teaching case the study was promoted to
 
 
 @dataclass
@@ -197,7 +198,7 @@ def reader_records(countries: Collection[str] | None, reader: User, period: QcPe
     radiologist = aliased(User)
     query = (select(QcRecord.id, QcRecord.study_pseudonym, QcRecord.read_date,
                     QcRecord.qc_date, Clinic.name, Clinic.country_code, QcRecord.primary_tb,
-                    QcRecord.qc_tb, QcRecord.grade, radiologist.full_name)
+                    QcRecord.qc_tb, QcRecord.grade, radiologist.full_name, QcRecord.case_id)
              .join(Clinic, Clinic.id == QcRecord.clinic_id)
              .join(radiologist, radiologist.id == QcRecord.qc_radiologist_id)
              .where(QcRecord.reader_id == reader.id))

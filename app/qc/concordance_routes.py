@@ -27,6 +27,8 @@ from app.qc.concordance import (
     reader_records,
 )
 from app.qc.concordance_export import table_csv, table_xlsx
+from app.qc.flags import open_flag
+from app.qc.promote import is_discordant
 from app.qc.routes import bp
 from app.qc.scope import QcPeriod, QcRequestError
 from app.validation import bounded_int
@@ -93,7 +95,9 @@ def reader(programme_id: int, user_id: int) -> str:
     concordance = reader_concordance(chosen, countries, person, period)
     records = reader_records(countries, person, period, page, RECORDS_PER_PAGE)
     return render_template("qc/reader.html", reader=person, concordance=concordance,
-                           records=records, countries=countries,
+                           records=records, countries=countries, is_discordant=is_discordant,
+                           can_promote=current_user.has_role(Role.TRAINER, Role.ADMIN),
+                           open_flag=open_flag(person.id, chosen),
                            **_page_common(chosen, period))
 
 

@@ -16,6 +16,7 @@ from app.qc.files import MAX_FILE_BYTES, READS, template_csv, template_xlsx
 from app.qc.forms import GRADE_LABELS, ImportForm, RecordForm
 from app.qc.importing import DEFAULT_SCHEME, ImportReport, import_file
 from app.qc.models import GRADE_VALUES
+from app.qc.promote import promotable_records
 from app.qc.routes import bp
 from app.schemes.display import scheme_plain
 from app.schemes.parts import Scheme
@@ -78,7 +79,8 @@ def import_file_page() -> tuple[str, int]:
 
 def _import_page(form: ImportForm, report: ImportReport | None) -> str:
     return render_template("qc/import.html", form=form, report=report,
-                           max_megabytes=MAX_FILE_BYTES // 1024**2)
+                           max_megabytes=MAX_FILE_BYTES // 1024**2,
+                           promotable=promotable_records())
 
 
 # ---- one record by hand -------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _profile(record_ids: Collection[int]) -> tuple[list[criteria.FindingErrors],
             common[0][0] if common else DEFAULT_SCHEME)
 
 
-def _open_flag(reader_id: int, programme: Programme) -> QcFlag | None:
+def open_flag(reader_id: int, programme: Programme) -> QcFlag | None:
     return db.session.scalar(select(QcFlag).where(
         QcFlag.reader_id == reader_id, QcFlag.programme_id == programme.id,
         QcFlag.state == "open"))
@@ -116,7 +116,7 @@ def evaluate(reader_ids: Collection[int] | None = None) -> Evaluation:
             outcome = criteria.evaluate(reads[reader_id], criterion)
             if outcome.outcome != criteria.OUTSIDE:
                 continue
-            if _open_flag(reader_id, programme) is not None:
+            if open_flag(reader_id, programme) is not None:
                 result.already_open += 1
                 continue
             window = reads[reader_id][-criterion.last_n:]

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.audit.services import record
 from app.auth.models import User
@@ -62,10 +62,32 @@ class PromoteError(UserError):
     """A refused promotion; the message says why (``status``: 400, 409, 502)."""
 
 
-def is_discordant(qc: QcRecord) -> bool:
+class _Graded(Protocol):
+    primary_tb: bool | None
+    qc_tb: bool | None
+    grade: str
+
+
+def is_discordant(qc: _Graded) -> bool:
+    """A record (or a row of one) that may be promoted: see the module's docstring."""
     decisions_differ = (qc.primary_tb is not None and qc.qc_tb is not None
                         and qc.primary_tb != qc.qc_tb)
     return decisions_differ or qc.grade in DISCORDANT_GRADES
+
+
+#: Discordant records offered for promotion on the QC records page, newest QC date first.
+PROMOTABLE_SHOWN = 50
+
+
+def promotable_records(limit: int = PROMOTABLE_SHOWN) -> list[QcRecord]:
+    """Discordant records not yet in the library, newest QC date first: where
+    the QC centre's trainers find the studies worth teaching from."""
+    discordant = or_(QcRecord.grade.in_(sorted(DISCORDANT_GRADES)),
+                     QcRecord.primary_tb.is_not(None) & QcRecord.qc_tb.is_not(None)
+                     & (QcRecord.primary_tb != QcRecord.qc_tb))
+    return list(db.session.scalars(
+        select(QcRecord).where(discordant, QcRecord.case_id.is_(None))
+        .order_by(QcRecord.qc_date.desc().nulls_last(), QcRecord.id.desc()).limit(limit)))
 
 
 def import_in_progress(qc: QcRecord) -> Job | None:
