@@ -120,6 +120,7 @@ PAGES: dict[str, dict[str, Step]] = {
         "reader": Url("/certification/readers/{radiologist}"),
         "qc-programme": Url("/qc/programmes/{programme}"),
         "qc-reader": Url("/qc/programmes/{programme}/readers/{radiologist}"),
+        "qc-flags": Url("/qc/flags"),
         "certificates": menu("Certificates"),
         "reviews": Url("/certification/reviews"),
         "exception": Url("/certification/exceptions/new"),

@@ -41,6 +41,7 @@ from app.demo import (
 )
 from app.demo_peers import seed_demo_peers
 from app.extensions import db
+from app.qc.demo_records import seed_demo_qc
 from app.quizzes.answers import save_answer
 from app.quizzes.exercises import create_exercise
 from app.quizzes.models import Exercise
@@ -88,6 +89,7 @@ def _seed(app: Flask) -> tuple[dict[str, str], dict[str, Any]]:
         accounts = seed_demo()
         seed_demo_library()
         seed_demo_peers()  # as `cxr-academy demo` does: dashboards and statistics have data
+        seed_demo_qc()  # and the QC concordance pages, the funnel and the flagged reader
         users = {role: db.session.scalar(select(User).where(User.username == name))
                  for role, name in USERNAMES.items()}
         practice = db.session.scalar(select(Exercise).where(Exercise.title == DEMO_PRACTICE))
@@ -263,3 +265,53 @@ def test_page_has_no_axe_violations(signed_in: Callable[[str, str], Any],
         page.screenshot(path=str(Path(folder) / f"{role}-{name}-{viewport}.png"),
                         full_page=True)
     assert_no_axe_violations(page, f"{role} / {name} / {viewport}")
+
+
+# ---- the QC concordance as the programme lead reads it -----------------------------------
+
+
+def _image_drawn(page: Any, testid: str) -> bool:
+    image = page.get_by_test_id(testid)
+    image.scroll_into_view_if_needed()
+    page.wait_for_function("el => el.complete", arg=image.element_handle())
+    return bool(image.evaluate("el => el.naturalWidth > 0"))
+
+
+def test_the_lead_sees_exam_scores_beside_qc_concordance_the_funnel_and_a_flagged_reader(
+        signed_in: Callable[[str, str], Any], demo_portal: DemoPortal,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The demo programme's lead: each reader's latest exam beside their QC concordance,
+    the funnel plot, the reader the ongoing criterion flagged with a suggested practice set
+    built from their misses, and that reader's CUSUM chart. Screenshots at each step."""
+    shots = tmp_path_factory.mktemp("qc-walk")
+    page = signed_in("lead", "desktop")
+    page.goto(demo_portal.url + "/")
+    page.get_by_role("link", name="Certification", exact=True).first.click()
+    page.get_by_role("link", name=DEMO_PROGRAMME).first.click()
+    readers = page.get_by_test_id("readers-table")
+    rows = readers.locator("tbody tr")
+    assert rows.count() >= 5
+    with_both = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    # Reader, clinic, status, until, latest exam, sensitivity, specificity, QC reads, rate, kappa
+    both = [cells for cells in with_both if cells[5] != "—" and int(cells[7]) > 0]
+    assert both, "no reader shows exam scores and QC concordance side by side"
+    page.screenshot(path=str(shots / "1-dashboard.png"), full_page=True)
+
+    page.get_by_test_id("qc-link").click()
+    assert "/qc/programmes/" in page.url
+    assert _image_drawn(page, "qc-funnel"), "the funnel plot did not load"
+    page.screenshot(path=str(shots / "2-qc-concordance.png"), full_page=True)
+
+    page.goto(demo_portal.url + "/certification/")
+    page.get_by_test_id("qc-flags-waiting").get_by_role("link").click()
+    flag = page.get_by_test_id("qc-flag")
+    assert flag.count() == 1
+    assert "Villanueva" in flag.locator("h2").inner_text()
+    assert "Infiltrate" in flag.get_by_test_id("error-profile").inner_text()
+    assert flag.get_by_test_id("suggested-cases").locator("li").count() >= 1
+    page.screenshot(path=str(shots / "3-flagged-reader.png"), full_page=True)
+
+    flag.locator("h2 a").click()
+    assert _image_drawn(page, "qc-cusum"), "the CUSUM chart did not load"
+    assert page.get_by_test_id("reader-flagged").is_visible()
+    page.screenshot(path=str(shots / "4-reader-cusum.png"), full_page=True)
