@@ -403,7 +403,7 @@ def reader_page(
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     listed = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
     exams = latest_exam_scores(programme, [r[0] for r in listed])
-    rows = [ReaderRow(*r, *exams.get(r[0], (None, None, None, None))) for r in listed]
+    rows = [ReaderRow(*(tuple(r) + exams.get(r[0], (None, None, None, None)))) for r in listed]
     return ReaderPage(rows, total, page, per_page)
 
 

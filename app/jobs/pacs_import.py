@@ -182,8 +182,9 @@ def cases_made(job_id: int) -> list[int]:
             JobItem.job_id == job_id, JobItem.status.in_(("imported", "duplicate")),
             JobItem.case_id.is_not(None))
         .order_by(JobItem.position)).all()
-    made = [case_id for case_id, status in rows if status == "imported"]
-    found = [case_id for case_id, status in rows if status == "duplicate"]
+    made = [case_id for case_id, status in rows if status == "imported" and case_id is not None]
+    found = [case_id for case_id, status in rows
+             if status == "duplicate" and case_id is not None]
     return list(dict.fromkeys(made + found))
 
 

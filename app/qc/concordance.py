@@ -105,7 +105,9 @@ def programme_table(programme: Programme, countries: Collection[str] | None,
         exams = _exams(programme, ids)
         empty = summarise([])
         rows = []
-        for uid, name, clinic, country in people:
+        for uid, name, clinic_now, country_now in people:
+            clinic: str | None = clinic_now
+            country: str = country_now
             if countries is not None and country not in countries:
                 # A reader who moved out of the lead's countries: only the country of
                 # their records here shows, not where they read now.
@@ -120,7 +122,7 @@ def programme_table(programme: Programme, countries: Collection[str] | None,
                 for cid, name, country in clinics]
         rows.sort(key=lambda r: (r.country_code, r.name, r.key))
     else:
-        rows = [ConcordanceRow(code, str(code), str(code), None, summaries[code])
+        rows = [ConcordanceRow(str(code), str(code), str(code), None, summaries[code])
                 for code in sorted(groups, key=str)]
     return ConcordanceTable(by, period, target_rate(programme), rows)
 

@@ -76,11 +76,12 @@ def values(row: ConcordanceRow, by: str) -> list[object]:
     """One row's cells, in ``columns(by)`` order (None: nothing to show)."""
     s = row.summary
     a = s.agreement
-    keys: list[object] = {
+    unit_cells: dict[str, list[object]] = {
         "reader": [row.country_code, row.clinic_name, row.name],
         "clinic": [row.country_code, row.name],
         "country": [row.country_code],
-    }[by]
+    }
+    keys = unit_cells[by]
     kappa_ci = a.kappa_ci or (None, None)
     pabak_ci = a.pabak_ci or (None, None)
     cells = [
@@ -108,7 +109,7 @@ def table_csv(table: ConcordanceTable) -> str:
 
 
 def table_xlsx(table: ConcordanceTable, title: str) -> bytes:
-    from openpyxl import Workbook
+    from openpyxl import Workbook  # type: ignore[import-untyped]
 
     book = Workbook()
     sheet = book.active

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, abort, current_app, render_template, request
 from flask_babel import format_decimal, format_percent
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user  # type: ignore[import-untyped]
 
 from app.audit import security_log
 from app.auth.decorators import roles_required

@@ -8,9 +8,10 @@ pseudonymisation); this module only gathers what the page or the API sends.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from app.auth.models import Clinic, User, UserRole
 from app.auth.roles import Role
@@ -29,11 +30,6 @@ MAX_BATCH = 1000
 ENTRY_ROLES = (Role.TRAINER, Role.ADMIN)
 #: The readers a record may name: clinic readers (the trainee roles).
 READER_ROLES = (Role.TRAINEE_RADIOLOGIST, Role.TRAINEE_RADIOGRAPHER)
-
-
-class FormData(Protocol):
-    def get(self, key: str, default: Any = None) -> Any: ...
-    def getlist(self, key: str) -> list[Any]: ...
 
 
 def usable_schemes() -> list[Scheme]:
@@ -75,7 +71,7 @@ def answer_fields(scheme: Scheme) -> list[str]:
             if item.type in ANSWER_TYPES]
 
 
-def reads_from_form(scheme: Scheme, form: FormData) -> dict[str, Any]:
+def reads_from_form(scheme: Scheme, form: MultiDict[str, str]) -> dict[str, Any]:
     """The two reads' answers the page posted, keyed by the template's columns (a multiple
     choice as a list, as the API may send it)."""
     values: dict[str, Any] = {}

@@ -3,7 +3,8 @@ of the clinics and readers behind them (``app.qc.figures`` turns them into serie
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
+from typing import cast
 
 from flask_babel import gettext
 from sqlalchemy import select
@@ -40,13 +41,15 @@ def programme_funnel(programme: Programme, countries: Collection[str] | None,
     if by not in FUNNEL_UNITS:
         raise ValueError(by)
     reads = programme_reads(programme, countries, period)
-    keys = {r.clinic if by == "clinic" else r.reader for r in reads}
+    # The reads carry ids here (programme_reads): the measures take any hashable key.
+    keys = {cast(int, r.clinic if by == "clinic" else r.reader) for r in reads}
+    labels: dict[Hashable, str]
     if by == "clinic":
-        labels = clinic_labels(keys)
+        labels = {key: label for key, label in clinic_labels(keys).items()}
         title = gettext("Major-discrepancy rate per clinic: %(programme)s",
                         programme=programme.title)
     else:
-        labels = reader_labels(keys)
+        labels = {key: label for key, label in reader_labels(keys).items()}
         title = gettext("Major-discrepancy rate per reader: %(programme)s",
                         programme=programme.title)
     return funnel_series(reads, by, target_rate(programme), labels, title, last=period.last)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, abort, request
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user  # type: ignore[import-untyped]
 
 from app.auth.decorators import roles_required
 from app.auth.lead_scope import countries_in_scope

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
-from flask_wtf import FlaskForm
+from flask_login import current_user  # type: ignore[import-untyped]
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
-from wtforms import RadioField, SelectChoice, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms import RadioField, SelectChoice, TextAreaField  # type: ignore[import-untyped]
+from wtforms.validators import DataRequired, InputRequired, Length  # type: ignore[import-untyped]
 
 from app.auth.decorators import roles_required
 from app.auth.lead_scope import countries_in_scope

@@ -4,10 +4,10 @@ scheme's own fields, rendered from the scheme and read by ``app.qc.entry``)."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
-from wtforms import HiddenField, SelectField, StringField
-from wtforms.validators import Length
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
+from flask_wtf.file import FileField, FileRequired  # type: ignore[import-untyped]
+from wtforms import HiddenField, SelectField, StringField  # type: ignore[import-untyped]
+from wtforms.validators import Length  # type: ignore[import-untyped]
 
 from app.qc.pseudonyms import MAX_REFERENCE_LENGTH
 

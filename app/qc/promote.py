@@ -178,9 +178,9 @@ def promote(qc: QcRecord, reference: str, endpoint: PacsEndpoint, *, actor: User
         raise PromoteError(gettext("nothing was imported: %(reason)s", reason=exc),
                            PACS_FAILED) from None
     # The queue may have run the job already (its follow-up committed): read the row anew.
-    qc = db.session.get(QcRecord, record_id, populate_existing=True)
-    assert qc is not None
-    qc.promote_job_id = job.id
+    fresh = db.session.get(QcRecord, record_id, populate_existing=True)
+    assert fresh is not None
+    fresh.promote_job_id = job.id
     record("qc.promote", actor=db.session.get(User, actor_id), object_type="qc_record",
            object_id=record_id, job=job.id, endpoint=endpoint.name)
     db.session.commit()
