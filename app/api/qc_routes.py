@@ -14,7 +14,8 @@ from app.api import bp
 from app.api.schemas import ApiError
 from app.auth.decorators import roles_required
 from app.qc.entry import ENTRY_ROLES, MAX_BATCH, import_batch
-from app.qc.importing import DEFAULT_SCHEME, ImportReport
+from app.qc.importing import ImportReport
+from app.qc.models import DEFAULT_SCHEME
 from app.validation import StrictSchema
 
 

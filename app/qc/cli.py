@@ -8,7 +8,8 @@ import click
 from flask.cli import with_appcontext
 from flask_babel import gettext, ngettext
 
-from app.qc.importing import DEFAULT_SCHEME, ImportReport
+from app.qc.importing import ImportReport
+from app.qc.models import DEFAULT_SCHEME
 
 qc = click.Group("qc", help="QC re-read concordance: import the QC centre's results.")
 

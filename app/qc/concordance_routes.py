@@ -17,7 +17,6 @@ from app.auth.roles import Role
 from app.auth.services import country_name
 from app.certification.dashboard import programmes
 from app.certification.models import Programme
-from app.extensions import db
 from app.qc.concordance import (
     GROUPINGS,
     grouping_from_args,
@@ -29,25 +28,11 @@ from app.qc.concordance import (
 from app.qc.concordance_export import table_csv, table_xlsx
 from app.qc.flags import open_flag
 from app.qc.promote import is_discordant
-from app.qc.routes import bp
+from app.qc.routes import bp, programme_or_404, requested_period
 from app.qc.scope import QcPeriod, QcRequestError
 from app.validation import bounded_int
 
 RECORDS_PER_PAGE = 50
-
-
-def _programme_or_404(programme_id: int) -> Programme:
-    programme = db.session.get(Programme, programme_id)
-    if programme is None:
-        abort(404, description=_("There is no such programme."))
-    return programme
-
-
-def _period() -> QcPeriod:
-    try:
-        return QcPeriod.from_args(request.args)
-    except QcRequestError as exc:
-        abort(exc.status, description=exc.sentence)
 
 
 def _page_common(programme: Programme, period: QcPeriod) -> dict[str, Any]:
@@ -62,8 +47,8 @@ def _page_common(programme: Programme, period: QcPeriod) -> dict[str, Any]:
 def programme(programme_id: int) -> Response | str:
     """The programme's QC concordance by reader, clinic or country over a period, each
     reader's latest exam beside; ``format=csv|xlsx`` downloads the table."""
-    chosen = _programme_or_404(programme_id)
-    period = _period()
+    chosen = programme_or_404(programme_id)
+    period = requested_period()
     try:
         by = grouping_from_args(request.args)
     except QcRequestError as exc:
@@ -84,8 +69,8 @@ def programme(programme_id: int) -> Response | str:
 def reader(programme_id: int, user_id: int) -> str:
     """One reader's QC summary beside their latest exam, their CUSUM against the
     programme's target and their QC records (no images)."""
-    chosen = _programme_or_404(programme_id)
-    period = _period()
+    chosen = programme_or_404(programme_id)
+    period = requested_period()
     page = bounded_int(request.args, "page", default=1) or 1
     countries = countries_in_scope(current_user)
     person = reader_in_scope(chosen, countries, user_id)

@@ -222,14 +222,15 @@ class FunnelPoint:
     @property
     def outside95(self) -> str | None:
         """"above", "below" or None (inside the 95 % limits)."""
-        return _side(self.rate, self.limits.lower95, self.limits.upper95)
+        return side_of_limits(self.rate, self.limits.lower95, self.limits.upper95)
 
     @property
     def outside998(self) -> str | None:
-        return _side(self.rate, self.limits.lower998, self.limits.upper998)
+        return side_of_limits(self.rate, self.limits.lower998, self.limits.upper998)
 
 
-def _side(rate: float, lower: float, upper: float) -> str | None:
+def side_of_limits(rate: float, lower: float, upper: float) -> str | None:
+    """'above' or 'below' the limits, or None inside them."""
     if rate > upper:
         return "above"
     if rate < lower:

@@ -18,7 +18,8 @@ from app.auth.roles import Role
 from app.extensions import db
 from app.i18n import N_
 from app.qc.files import ANSWER_TYPES, READS, template_columns
-from app.qc.importing import DEFAULT_SCHEME, ImportReport, RowProblem, add_record, import_rows
+from app.qc.importing import ImportReport, RowProblem, add_record, import_rows
+from app.qc.models import DEFAULT_SCHEME
 from app.schemes.errors import SchemeError
 from app.schemes.parts import Scheme
 from app.schemes.registry import all_schemes, classification_item, get_scheme, is_image_quality

@@ -14,8 +14,8 @@ from app.i18n import N_
 from app.qc import entry
 from app.qc.files import MAX_FILE_BYTES, READS, template_csv, template_xlsx
 from app.qc.forms import GRADE_LABELS, ImportForm, RecordForm
-from app.qc.importing import DEFAULT_SCHEME, ImportReport, import_file
-from app.qc.models import GRADE_VALUES
+from app.qc.importing import ImportReport, import_file
+from app.qc.models import DEFAULT_SCHEME, GRADE_VALUES
 from app.qc.promote import promotable_records
 from app.qc.routes import bp
 from app.schemes.display import scheme_plain

@@ -9,24 +9,7 @@ from flask_login import current_user  # type: ignore[import-untyped]
 from app.auth.decorators import roles_required
 from app.auth.lead_scope import countries_in_scope
 from app.auth.roles import Role
-from app.certification.models import Programme
-from app.extensions import db
-from app.qc.routes import bp
-from app.qc.scope import QcPeriod, QcRequestError
-
-
-def _programme_or_404(programme_id: int) -> Programme:
-    programme = db.session.get(Programme, programme_id)
-    if programme is None:
-        abort(404, description=_("There is no such programme."))
-    return programme
-
-
-def _period() -> QcPeriod:
-    try:
-        return QcPeriod.from_args(request.args)
-    except QcRequestError as exc:
-        abort(exc.status, description=exc.sentence)
+from app.qc.routes import bp, programme_or_404, requested_period
 
 
 def _png(body: bytes) -> Response:
@@ -39,8 +22,8 @@ def _png(body: bytes) -> Response:
 @roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
 def funnel_png(programme_id: int) -> Response:
     """Each clinic's or reader's major-discrepancy rate against its number of QC reads."""
-    programme = _programme_or_404(programme_id)
-    period = _period()
+    programme = programme_or_404(programme_id)
+    period = requested_period()
     by = request.args.get("by") or "clinic"
     # Imported here: matplotlib costs every process start a third of a second otherwise.
     from app.qc.figure_data import FUNNEL_UNITS, programme_funnel
@@ -55,8 +38,8 @@ def funnel_png(programme_id: int) -> Response:
 @roles_required(Role.PROGRAMME_LEAD, Role.ADMIN)
 def cusum_png(programme_id: int, user_id: int) -> Response:
     """One reader's CUSUM chart of major discrepancies against the programme's target."""
-    programme = _programme_or_404(programme_id)
-    period = _period()
+    programme = programme_or_404(programme_id)
+    period = requested_period()
     from app.qc.figure_data import reader_cusum, reader_in_view
     from app.qc.figures import cusum_png as draw
 

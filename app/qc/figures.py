@@ -35,6 +35,7 @@ from app.qc.control import (
     CusumDesign,
     bernoulli_cusum,
     design_cusum,
+    side_of_limits,
 )
 from app.qc.measures import (
     KEYS,
@@ -168,14 +169,6 @@ def curve_ns(largest: int) -> list[int]:
     return sorted(set(range(1, EVERY_N_UPTO + 1)) | {int(n) for n in spaced})
 
 
-def _side(rate: float, lower: float, upper: float) -> str | None:
-    if rate > upper:
-        return "above"
-    if rate < lower:
-        return "below"
-    return None
-
-
 def funnel_series(reads: Sequence[QcRead], by: str, target: float,
                   labels: Mapping[Hashable, str], title: str, *, last: int | None = None,
                   major_grades: frozenset[str] = MAJOR_GRADES) -> FunnelSeries:
@@ -205,8 +198,8 @@ def funnel_series(reads: Sequence[QcRead], by: str, target: float,
         rate, i = events / n, index[n]
         points.append(FunnelMarker(
             key, labels.get(key, str(key)), n, events, rate,
-            _side(rate, at.lower95[i], at.upper95[i]),
-            _side(rate, at.lower998[i], at.upper998[i])))
+            side_of_limits(rate, at.lower95[i], at.upper95[i]),
+            side_of_limits(rate, at.lower998[i], at.upper998[i])))
     points.sort(key=lambda p: (p.label.casefold(), str(p.key)))
     units = (ngettext("%(num)d clinic", "%(num)d clinics", len(points)) if by == "clinic"
              else ngettext("%(num)d reader", "%(num)d readers", len(points)))

@@ -26,8 +26,7 @@ from app.extensions import db
 from app.i18n import N_
 from app.locking import lock_row
 from app.qc import criteria
-from app.qc.importing import DEFAULT_SCHEME
-from app.qc.models import FLAG_DECISIONS, QcFlag, QcRecord
+from app.qc.models import DEFAULT_SCHEME, FLAG_DECISIONS, QcFlag, QcRecord
 from app.qc.scope import has_ongoing_criterion, programme_readers, programme_reads
 from app.quizzes.access import barred_case_ids
 from app.quizzes.exercises import create_exercise, delete_exercise

@@ -46,14 +46,13 @@ from app.qc.files import (
     read_table,
     required_answer_columns,
 )
-from app.qc.models import GRADE_VALUES, QcImportBatch, QcRecord
+from app.qc.models import DEFAULT_SCHEME, GRADE_VALUES, QcImportBatch, QcRecord
 from app.qc.pseudonyms import MAX_REFERENCE_LENGTH, install_secret, study_pseudonym
 from app.schemes.answers import tb_positive, validate_answers
 from app.schemes.errors import SchemeError
 from app.schemes.parts import Scheme
 from app.schemes.registry import classification_item, get_scheme, is_image_quality
 
-DEFAULT_SCHEME = "tb_screening"
 EARLIEST_READ = date(2000, 1, 1)
 
 

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 #: Where a batch came from.
 BATCH_SOURCES = ("csv", "xlsx", "api", "manual")
+#: The reporting scheme of a QC record whose import names none.
+DEFAULT_SCHEME = "tb_screening"
 GRADE_VALUES = ("1", "2a", "2b", "3a", "3b")
 
 
