@@ -91,3 +91,20 @@ def test_a_readers_qc_page_shows_the_flag_and_who_may_promote(
         "[data-testid=qc-records]")
     links = [a["href"] for a in table.select("tbody a[href]")]
     assert f"/cases/{case.id}" in links and f"/qc/records/{case_of.id}/promote" not in links
+
+
+def test_a_reader_sees_their_own_qc_concordance_on_their_certification_page(
+        client: FlaskClient, world: dict[str, Any]) -> None:  # noqa: F811
+    imported(qc_rows("amina", majors=2, total=10))
+    imported(qc_rows("jose", majors=0, total=4, prefix="j-"))
+    login(client, "amina")
+    mine = BeautifulSoup(client.get("/certification/mine").text, "html.parser")
+    section = mine.select_one("[data-testid=my-qc]")
+    assert section is not None
+    first_row = [td.get_text(" ", strip=True) for td in section.select("tbody td")]
+    assert first_row[0] == "10"  # her reads only, not Jose's
+    assert first_row[1].startswith("20") and "2 of 10" in first_row[1]
+    sign_out(client, "/certification/mine")
+
+    login(client, "dr.qc")  # no live read of their own: no section
+    assert "my-qc" not in client.get("/certification/mine").text

@@ -245,9 +245,12 @@ def mine() -> str:
     under_review = set(db.session.scalars(
         select(CertificateReview.certificate_id).join(CertificateReview.certificate).where(
             Certificate.user_id == current_user.id, CertificateReview.state == OPEN)))
+    # The reader's own QC concordance, every country: their live reads as the QC centre
+    # re-read them, beside their test-set progress.
+    qc = summaries_of_readers(None, [current_user.id]).get(current_user.id)
     return render_template("certification/mine.html", rows=rows, certificates=certificates,
                            status=status, now=utcnow(), notices=notices_for(current_user),
-                           under_review=under_review)
+                           under_review=under_review, qc=qc)
 
 
 @bp.route("/certificates")
