@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from app.auth.decorators import roles_required
 from app.cases import image_grants
 from app.cases.access import can_view_case
+from app.cases.candidates import candidate_reads
 from app.cases.forms import (
     NOTE_FIELDS,
     ActionForm,
@@ -66,7 +67,6 @@ from app.extensions import db
 from app.i18n import current_language
 from app.jobs.case_import import start_upload_import
 from app.jobs.lifecycle import JobError
-from app.qc.promote import candidate_reads
 from app.schemes.errors import SchemeError
 from app.schemes.readform import answers_from_form
 from app.schemes.registry import IMAGE_QUALITY, add_scheme, all_schemes

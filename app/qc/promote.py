@@ -35,6 +35,7 @@ from sqlalchemy import or_, select
 
 from app.audit.services import record
 from app.auth.models import User
+from app.cases.candidates import register_candidate_describer
 from app.cases.models import Case, ReadKind, ReferenceRead
 from app.extensions import db
 from app.jobs.lifecycle import JobError
@@ -248,3 +249,4 @@ def candidate_reads(case: Case) -> list[CandidateRead]:
 
 
 register_follow_up(FOLLOW_UP, attach_reads)
+register_candidate_describer(candidate_reads)

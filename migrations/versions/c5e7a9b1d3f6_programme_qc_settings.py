@@ -17,16 +17,16 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('programme', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('qc_target_rate', sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column('qc_max_rate', sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column('qc_last_n', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('qc_min_reads', sa.Integer(), nullable=True))
+    # Plain ALTER TABLE (SQLite >= 3.35 drops columns too): a batch copy of ``programme``
+    # would drop a table that certificates and requirements point at.
+    op.add_column('programme', sa.Column('qc_target_rate', sa.Float(), nullable=True))
+    op.add_column('programme', sa.Column('qc_max_rate', sa.Float(), nullable=True))
+    op.add_column('programme', sa.Column('qc_last_n', sa.Integer(), nullable=True))
+    op.add_column('programme', sa.Column('qc_min_reads', sa.Integer(), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table('programme', schema=None) as batch_op:
-        batch_op.drop_column('qc_min_reads')
-        batch_op.drop_column('qc_last_n')
-        batch_op.drop_column('qc_max_rate')
-        batch_op.drop_column('qc_target_rate')
+    op.drop_column('programme', 'qc_min_reads')
+    op.drop_column('programme', 'qc_last_n')
+    op.drop_column('programme', 'qc_max_rate')
+    op.drop_column('programme', 'qc_target_rate')
