@@ -36,6 +36,7 @@ from tests.conftest import login, post_hand_built
 from tests.dicom_factory import PHI, cr_dataset, to_bytes
 from tests.forms import submit_form, submit_html
 from tests.orthanc import SHARED_DICOM, Orthanc, orthanc_server
+from tests.realservers import missing
 from tests.test_ingest import assert_no_residue
 from tests.test_jobs import queue  # noqa: F401  (fixture: the app on a real SQLite queue)
 from tests.test_pacs import assert_deidentified, dicomweb, dimse
@@ -53,7 +54,7 @@ def orthanc() -> Iterator[Orthanc]:
     """A real CXR of the shared set (found by its UID), a CR study with planted identifiers
     (found by its accession number) and two studies sharing one accession number."""
     if not SHARED_DX.is_file():
-        pytest.skip(f"real CXR DICOM file not found at {SHARED_DX}")
+        missing(f"real CXR DICOM file not found at {SHARED_DX}")
     with orthanc_server() as server:
         server.upload(SHARED_DX.read_bytes())
         phi = cr_dataset(seed=41, phi=True)

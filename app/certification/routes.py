@@ -89,7 +89,8 @@ def _page_number() -> int:
     return bounded_int(request.args, "page", default=1) or 1
 
 
-def _download(body: str | bytes, kind: str, name: str) -> Response:
+def spreadsheet_download(body: str | bytes, kind: str, name: str) -> Response:
+    """A CSV or XLSX export as an attachment, written to the security log."""
     mimetype = ("text/csv" if kind == "csv" else
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response = Response(body, mimetype=mimetype)
@@ -115,11 +116,11 @@ def programme_dashboard(programme_id: int) -> Response | str:
     if export and table == "readers":
         listed = reader_rows(programme, scope, filters)
         body = readers_csv(listed) if export == "csv" else readers_xlsx(listed, programme.title)
-        return _download(body, export, f"programme-{programme.id}-readers")
+        return spreadsheet_download(body, export, f"programme-{programme.id}-readers")
     rows = clinic_rows(programme, scope, filters)
     if export:
         body = rows_csv(rows) if export == "csv" else rows_xlsx(rows, programme.title)
-        return _download(body, export, f"programme-{programme.id}-clinics")
+        return spreadsheet_download(body, export, f"programme-{programme.id}-clinics")
     readers = reader_page(programme, scope, filters, _page_number())
     qc = summaries_of_readers(scope, [r.user_id for r in readers.rows])
     clinic_query = select(Clinic).order_by(Clinic.country_code, Clinic.name)

@@ -10,13 +10,13 @@ from flask_babel import format_decimal, format_percent
 from flask_babel import gettext as _
 from flask_login import current_user  # type: ignore[import-untyped]
 
-from app.audit import security_log
 from app.auth.decorators import roles_required
 from app.auth.lead_scope import countries_in_scope
 from app.auth.roles import Role
 from app.auth.services import country_name
 from app.certification.dashboard import programmes
 from app.certification.models import Programme
+from app.certification.routes import spreadsheet_download
 from app.qc.concordance import (
     GROUPINGS,
     grouping_from_args,
@@ -59,7 +59,7 @@ def programme(programme_id: int) -> Response | str:
     table = programme_table(chosen, countries_in_scope(current_user), period, by)
     if export:
         body = table_csv(table) if export == "csv" else table_xlsx(table, chosen.title)
-        return _download(body, export, f"programme-{chosen.id}-qc-by-{by}")
+        return spreadsheet_download(body, export, f"programme-{chosen.id}-qc-by-{by}")
     return render_template("qc/programme.html", table=table, by=by, groupings=GROUPINGS,
                            programmes=programmes(), **_page_common(chosen, period))
 
@@ -85,11 +85,3 @@ def reader(programme_id: int, user_id: int) -> str:
                            open_flag=open_flag(person.id, chosen),
                            **_page_common(chosen, period))
 
-
-def _download(body: str | bytes, kind: str, name: str) -> Response:
-    mimetype = ("text/csv" if kind == "csv" else
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
-    security_log.emit("export", outcome="success", format=kind, export=name)
-    return response
